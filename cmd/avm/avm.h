@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The avm command line: one file per subcommand over lib/. */
+#pragma once
+
+#include "plan/plan.h"
+#include "profile/profile.h"
+#include "util/error.h"
+#include "util/strv.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Options shared by the commands that resolve a profile.  */
+struct avm_profile_opts
+{
+  const char *profile;
+  struct avm_argv options; /* --option NAME=CHOICE */
+  struct avm_argv sets;    /* --set PATH=VALUE */
+  int instance;
+  const char *images;
+  const char *caps_file;
+  bool allow_unapproved;
+};
+
+enum
+{
+  OPT_PROFILE = 0x100,
+  OPT_SET,
+  OPT_OPTION,
+  OPT_INSTANCE,
+  OPT_IMAGES,
+  OPT_CAPS,
+  OPT_ALLOW_UNAPPROVED,
+  OPT_DRY_RUN,
+  OPT_JSON,
+  OPT_HELP,
+};
+
+#define AVM_PROFILE_LONGOPTS                                                                                           \
+  { "profile", required_argument, NULL, 'p' }, { "set", required_argument, NULL, OPT_SET },                            \
+      { "option", required_argument, NULL, 'O' }, { "instance", required_argument, NULL, 'i' },                        \
+      { "images", required_argument, NULL, OPT_IMAGES }, { "caps", required_argument, NULL, OPT_CAPS },                \
+      { "allow-unapproved", no_argument, NULL, OPT_ALLOW_UNAPPROVED }
+
+/* Handle one of the shared options; returns 1 if handled, 0 if not, or a
+   negative error (usage).  */
+int avm_profile_opts_parse (struct avm_profile_opts *o, int c, const char *arg, avm_error_t *err);
+void avm_profile_opts_clear (struct avm_profile_opts *o);
+/* Default profile: $AVM_PROFILE, else aaos-<host architecture>.  */
+const char *avm_default_profile (void);
+int avm_profile_opts_load (struct avm_profile_opts *o, struct avm_profile **out, avm_error_t *err);
+
+/* A usage error: prints "avm CMD: MSG" and a pointer to --help; exit code 2.  */
+int avm_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+int avm_json_print (json_t *j, FILE *out);
+
+int avm_cmd_start (int argc, char **argv);
+int avm_cmd_profiles (int argc, char **argv);
+int avm_cmd_check (int argc, char **argv);
+
+void avm_help_start (FILE *out);
+void avm_help_profiles (FILE *out);
+void avm_help_check (FILE *out);

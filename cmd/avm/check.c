@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* avm check: can this host run a profile? */
+#include "avm.h"
+#include "host/hostcheck.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+
+#include <string.h>
+
+void
+avm_help_check (FILE *out)
+{
+  fputs ("Usage: avm check [-p NAME|FILE] [-O NAME=CHOICE]... [--set PATH=VALUE]... [--caps FILE] [--json]\n"
+         "\n"
+         "Check that this host can run a profile: /dev/kvm, DRM render nodes and their\n"
+         "drivers, /dev/vhost-vsock and /dev/vhost-net, the QEMU binary, its version and\n"
+         "every device the profile needs, every helper program, and the image files.\n"
+         "\n"
+         "Exit status: 0 when the profile can run here, 1 when it cannot, 2 on bad usage.\n"
+         "See avm-check(1).\n",
+         out);
+}
+
+static bool
+accel_allows_tcg (json_t *p)
+{
+  size_t i;
+  json_t *a;
+  json_array_foreach (json_object_get (json_object_get (p, "machine"), "accel"), i, a)
+    if (streq (json_string_value (a), "tcg"))
+      return true;
+  return false;
+}
+
+static const char *
+get (json_t *p, const char *a, const char *b)
+{
+  return json_string_value (json_object_get (json_object_get (p, a), b));
+}
+
+int
+avm_cmd_check (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    AVM_PROFILE_LONGOPTS,
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct avm_profile_opts o = { .instance = 1 };
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_profile_ struct avm_profile *p = NULL;
+  _cleanup_plan_ struct avm_plan *plan = NULL;
+  struct avm_host_report rep = { 0 };
+  bool json = false;
+  int c, r, ret = AVM_EXIT_USAGE;
+
+  optind = 1;
+  while ((c = getopt_long (argc, argv, "p:O:i:h", longopts, NULL)) != -1)
+    {
+      r = avm_profile_opts_parse (&o, c, optarg, &err);
+      if (r < 0)
+        {
+          ret = avm_error_report (&err);
+          goto out;
+        }
+      if (r > 0)
+        continue;
+      if (c == OPT_JSON)
+        json = true;
+      else if (c == 'h')
+        {
+          avm_help_check (stdout);
+          ret = 0;
+          goto out;
+        }
+      else
+        {
+          ret = avm_usage_error ("check", "invalid option");
+          goto out;
+        }
+    }
+  if (optind < argc)
+    {
+      ret = avm_usage_error ("check", "unexpected argument \"%s\"", argv[optind]);
+      goto out;
+    }
+  /* A profile that does not load is bad input, not a host problem.  */
+  if (avm_profile_opts_load (&o, &p, &err) < 0)
+    {
+      ret = avm_error_report (&err);
+      goto out;
+    }
+  json_t *pj = p->json;
+
+  avm_host_check_kvm (&rep, !accel_allows_tcg (pj), &err);
+  avm_error_freep (&err);
+  bool gl = json_is_true (json_object_get (json_object_get (pj, "display"), "gl"));
+  avm_host_check_render_nodes (&rep, gl, &err);
+  avm_error_freep (&err);
+  avm_host_check_char_device (&rep, "vhost-vsock", "/dev/vhost-vsock", streq (get (pj, "vsock", "mode"), "kernel"),
+                              NULL, &err);
+  avm_error_freep (&err);
+  bool vhost_net = json_is_true (json_object_get (json_object_get (pj, "network"), "vhost"));
+  avm_host_check_char_device (&rep, "vhost-net", "/dev/vhost-net", vhost_net, NULL, &err);
+  avm_error_freep (&err);
+
+  /* QEMU, its devices, the helpers and images: through the plan (the same
+     code that builds the command line), with missing files as warnings.  */
+  struct avm_plan_request req = {
+    .profile = p,
+    .instance = o.instance,
+    .images = o.images,
+    .caps_file = o.caps_file,
+    .allow_unapproved = o.allow_unapproved,
+    .dry_run = true,
+  };
+  if (avm_plan_build (&req, &plan, &err) < 0)
+    {
+      avm_host_report_add (&rep, AVM_CHECK_FAIL, "profile", err->msg, NULL);
+      avm_error_freep (&err);
+    }
+  else
+    {
+      json_t *q = json_object_get (plan->json, "qemu");
+      _cleanup_free_ char *detail = NULL;
+      if (asprintf (&detail, "%s %s (%s capabilities), accelerator %s, all %zu devices present",
+                    json_string_value (json_object_get (q, "binary")), json_string_value (json_object_get (q, "version")),
+                    json_string_value (json_object_get (q, "capabilities")),
+                    json_string_value (json_object_get (q, "accel")), json_array_size (json_object_get (plan->json, "pci")))
+          < 0)
+        detail = NULL;
+      avm_host_report_add (&rep, AVM_CHECK_OK, "qemu", detail ? detail : "", NULL);
+      size_t i;
+      json_t *s;
+      json_array_foreach (json_object_get (plan->json, "services"), i, s)
+        {
+          _cleanup_free_ char *name = NULL;
+          json_t *prog = json_object_get (s, "program");
+          if (asprintf (&name, "helper:%s", json_string_value (json_object_get (s, "name"))) < 0)
+            continue;
+          if (json_is_string (prog))
+            avm_host_report_add (&rep, AVM_CHECK_OK, name, json_string_value (prog), NULL);
+          else
+            {
+              _cleanup_free_ char *d = NULL;
+              asprintf (&d, "%s not found", json_string_value (json_array_get (json_object_get (s, "argv"), 0)));
+              avm_host_report_add (&rep, AVM_CHECK_FAIL, name, d ? d : "not found",
+                                   "install it or add its directory to paths.helpers");
+            }
+        }
+      json_t *w;
+      json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
+        {
+          const char *msg = json_string_value (w);
+          if (strncmp (msg, "service ", 8) == 0)
+            continue; /* reported as helper:NAME above */
+          bool file = strstr (msg, "disks[") || strstr (msg, "firmware.");
+          avm_host_report_add (&rep, file ? AVM_CHECK_FAIL : AVM_CHECK_WARN, file ? "images" : "plan", msg,
+                               file ? "convert the images with avm cvd2img or pass --images DIR" : NULL);
+        }
+    }
+
+  if (json)
+    {
+      _cleanup_json_ json_t *j = avm_host_report_to_json (&rep);
+      json_object_set_new (j, "profile", json_string (p->name));
+      avm_json_print (j, stdout);
+    }
+  else
+    {
+      printf ("avm check: profile %s (%s)\n", p->name, p->path);
+      avm_host_report_print (&rep, stdout);
+      printf ("%s\n", avm_host_report_ok (&rep) ? "=> this host can run the profile"
+                                                  : "=> this host cannot run the profile as it is (see FAIL above)");
+    }
+  ret = avm_host_report_ok (&rep) ? AVM_EXIT_OK : AVM_EXIT_FAILURE;
+out:
+  avm_host_report_clear (&rep);
+  avm_profile_opts_clear (&o);
+  return ret;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Option handling shared by the subcommands. */
+#include "avm.h"
+#include "util/cleanup.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+int
+avm_profile_opts_parse (struct avm_profile_opts *o, int c, const char *arg, avm_error_t *err)
+{
+  char *end;
+  switch (c)
+    {
+    case 'p':
+      o->profile = arg;
+      return 1;
+    case OPT_SET:
+      if (!strchr (arg, '='))
+        return avm_error_input (err, "--set %s: expected PATH=VALUE (e.g. --set machine.accel=tcg)", arg);
+      avm_argv_push (&o->sets, arg);
+      return 1;
+    case 'O':
+      if (!strchr (arg, '='))
+        return avm_error_input (err, "--option %s: expected NAME=CHOICE (e.g. --option gpu=virgl)", arg);
+      avm_argv_push (&o->options, arg);
+      return 1;
+    case 'i':
+      errno = 0;
+      long v = strtol (arg, &end, 10);
+      if (errno || *end || end == arg || v < 1 || v > 64)
+        return avm_error_input (err, "--instance %s: expected an integer 1..64", arg);
+      o->instance = (int) v;
+      return 1;
+    case OPT_IMAGES:
+      o->images = arg;
+      return 1;
+    case OPT_CAPS:
+      o->caps_file = arg;
+      return 1;
+    case OPT_ALLOW_UNAPPROVED:
+      o->allow_unapproved = true;
+      return 1;
+    }
+  return 0;
+}
+
+void
+avm_profile_opts_clear (struct avm_profile_opts *o)
+{
+  avm_argv_clear (&o->options);
+  avm_argv_clear (&o->sets);
+}
+
+const char *
+avm_default_profile (void)
+{
+  static char buf[64];
+  const char *env = getenv ("AVM_PROFILE");
+  struct utsname u;
+  if (env && *env)
+    return env;
+  if (uname (&u) == 0 && (streq (u.machine, "aarch64") || streq (u.machine, "arm64")))
+    return "aaos-arm64";
+  snprintf (buf, sizeof buf, "aaos-x86_64");
+  return buf;
+}
+
+int
+avm_profile_opts_load (struct avm_profile_opts *o, struct avm_profile **out, avm_error_t *err)
+{
+  struct avm_profile_request req = {
+    .name = o->profile ? o->profile : avm_default_profile (),
+    .options = o->options.v,
+    .sets = o->sets.v,
+  };
+  return avm_profile_load (&req, out, err);
+}
+
+int
+avm_usage_error (const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  fprintf (stderr, "avm%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, " (see 'avm %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+  return AVM_EXIT_USAGE;
+}
+
+int
+avm_json_print (json_t *j, FILE *out)
+{
+  if (json_dumpf (j, out, JSON_INDENT (2) | JSON_PRESERVE_ORDER) < 0)
+    return -EIO;
+  fputc ('\n', out);
+  return 0;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* avm: Android Automotive virtual platforms under QEMU. */
+#include "avm.h"
+#include "util/cleanup.h"
+
+#include <string.h>
+
+static const struct
+{
+  const char *name;
+  int (*run) (int argc, char **argv);
+  void (*help) (FILE *out);
+  const char *summary;
+} commands[] = {
+  { "start", avm_cmd_start, avm_help_start, "start a virtual platform (--dry-run: print its QEMU command line)" },
+  { "profiles", avm_cmd_profiles, avm_help_profiles, "list, show and document device profiles" },
+  { "check", avm_cmd_check, avm_help_check, "check that this host can run a profile" },
+};
+
+static void
+usage (FILE *out)
+{
+  fputs ("Usage: avm [--version] [--help] COMMAND [ARGS]\n"
+         "\n"
+         "avm runs Android Automotive OS virtual platforms under QEMU: it starts the\n"
+         "helper services, builds the approved QEMU command line from a device profile\n"
+         "and supervises the whole process tree.\n"
+         "\n"
+         "Commands:\n",
+         out);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fputs ("  help CMD   show the help of CMD\n"
+         "\n"
+         "See avm(1), avm-start(1) and avm-profile(5).\n",
+         out);
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2)
+    {
+      usage (stderr);
+      return AVM_EXIT_USAGE;
+    }
+  const char *cmd = argv[1];
+  if (streq (cmd, "--help") || streq (cmd, "-h"))
+    {
+      usage (stdout);
+      return 0;
+    }
+  if (streq (cmd, "--version") || streq (cmd, "-V"))
+    {
+      printf ("avm %s\n", AVM_VERSION);
+      return 0;
+    }
+  if (streq (cmd, "help"))
+    {
+      if (argc < 3)
+        {
+          usage (stdout);
+          return 0;
+        }
+      for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (streq (argv[2], commands[i].name))
+          {
+            commands[i].help (stdout);
+            return 0;
+          }
+      return avm_usage_error (NULL, "help: unknown command \"%s\"", argv[2]);
+    }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (streq (cmd, commands[i].name))
+      return commands[i].run (argc - 1, argv + 1);
+  return avm_usage_error (NULL, "unknown command \"%s\"", cmd);
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* avm start: resolve a profile into a plan; --dry-run prints it. */
+#include "avm.h"
+#include "util/cleanup.h"
+
+#include <string.h>
+
+void
+avm_help_start (FILE *out)
+{
+  fputs ("Usage: avm start [OPTIONS]\n"
+         "\n"
+         "Start the virtual platform described by a device profile: helper services,\n"
+         "then QEMU with the approved command line.\n"
+         "\n"
+         "  -p, --profile NAME|FILE   device profile (default: $AVM_PROFILE or aaos-<host arch>)\n"
+         "  -O, --option NAME=CHOICE  select a profile option (variant); repeatable\n"
+         "      --set PATH=VALUE      override a profile key, e.g. --set machine.accel=tcg; repeatable\n"
+         "  -i, --instance N          instance number 1..64 (runtime directory, guest CID, ports)\n"
+         "      --images DIR          directory with the disk images (${images})\n"
+         "      --caps FILE           check against recorded QEMU capabilities instead of the binary\n"
+         "      --allow-unapproved    accept the profile's extra_qemu_args (flagged in every output)\n"
+         "  -n, --dry-run             print the QEMU command line and exit; nothing is started\n"
+         "      --json                with --dry-run: print the whole plan as JSON\n"
+         "  -h, --help                show this help\n"
+         "\n"
+         "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad profile.\n"
+         "See avm-start(1) and avm-profile(5).\n",
+         out);
+}
+
+int
+avm_cmd_start (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    AVM_PROFILE_LONGOPTS,
+    { "dry-run", no_argument, NULL, 'n' },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct avm_profile_opts o = { .instance = 1 };
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_profile_ struct avm_profile *profile = NULL;
+  _cleanup_plan_ struct avm_plan *plan = NULL;
+  bool dry_run = false, json = false;
+  int c, r, ret = AVM_EXIT_USAGE;
+
+  optind = 1;
+  while ((c = getopt_long (argc, argv, "+p:O:i:nh", longopts, NULL)) != -1)
+    {
+      r = avm_profile_opts_parse (&o, c, optarg, &err);
+      if (r < 0)
+        {
+          ret = avm_error_report (&err);
+          goto out;
+        }
+      if (r > 0)
+        continue;
+      switch (c)
+        {
+        case 'n':
+          dry_run = true;
+          break;
+        case OPT_JSON:
+          json = true;
+          break;
+        case 'h':
+          avm_help_start (stdout);
+          ret = 0;
+          goto out;
+        default:
+          ret = avm_usage_error ("start", "invalid option");
+          goto out;
+        }
+    }
+  if (optind < argc)
+    {
+      ret = avm_usage_error ("start", "unexpected argument \"%s\"", argv[optind]);
+      goto out;
+    }
+  if (json && !dry_run)
+    {
+      ret = avm_usage_error ("start", "--json goes with --dry-run");
+      goto out;
+    }
+
+  r = avm_profile_opts_load (&o, &profile, &err);
+  if (r < 0)
+    {
+      ret = avm_error_report (&err);
+      goto out;
+    }
+  struct avm_plan_request req = {
+    .profile = profile,
+    .instance = o.instance,
+    .images = o.images,
+    .caps_file = o.caps_file,
+    .allow_unapproved = o.allow_unapproved,
+    .dry_run = dry_run,
+  };
+  r = avm_plan_build (&req, &plan, &err);
+  if (r < 0)
+    {
+      ret = avm_error_report (&err);
+      goto out;
+    }
+  size_t i;
+  json_t *w;
+  json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
+    fprintf (stderr, "avm: warning: %s\n", json_string_value (w));
+
+  if (!dry_run)
+    {
+      fprintf (stderr, "avm: start: only --dry-run is available in this build; supervised start "
+                       "(helpers, QMP, boot detection) is not implemented yet\n");
+      ret = AVM_EXIT_FAILURE;
+      goto out;
+    }
+  r = json ? avm_json_print (plan->json, stdout) : avm_plan_print_cmdline (plan, stdout);
+  if (fflush (stdout) != 0 || r < 0)
+    {
+      fprintf (stderr, "avm: start: cannot write to standard output: %s\n", strerror (errno));
+      ret = AVM_EXIT_FAILURE;
+      goto out;
+    }
+  ret = AVM_EXIT_OK;
+out:
+  avm_profile_opts_clear (&o);
+  return ret;
+}

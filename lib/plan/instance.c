@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "plan/plan.h"
+#include "util/fs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+char *
+avm_instance_run_dir (int instance)
+{
+  char *out = NULL;
+  const char *xdg = getenv ("XDG_RUNTIME_DIR");
+  int r;
+  if (geteuid () == 0)
+    r = asprintf (&out, "/run/avm/%d", instance);
+  else if (xdg && xdg[0] == '/')
+    r = asprintf (&out, "%s/avm/%d", xdg, instance);
+  else
+    r = asprintf (&out, "/tmp/avm-%u/%d", (unsigned) geteuid (), instance);
+  return r < 0 ? NULL : out;
+}
+
+char *
+avm_instance_state_dir (int instance)
+{
+  char *out = NULL;
+  int r;
+  if (geteuid () == 0)
+    r = asprintf (&out, "/var/lib/avm/%d", instance);
+  else
+    {
+      char *base = avm_xdg_dir ("XDG_STATE_HOME", ".local/state");
+      r = base ? asprintf (&out, "%s/avm/%d", base, instance) : -1;
+      free (base);
+    }
+  return r < 0 ? NULL : out;
+}

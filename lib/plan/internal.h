@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared state of the plan builder (the files of lib/plan only). */
+#pragma once
+
+#include "plan/plan.h"
+#include "profile/vars.h"
+#include "util/strv.h"
+
+struct plan_ctx
+{
+  const struct avm_plan_request *req;
+  json_t *p;          /* resolved profile */
+  const char *file;   /* profile path, for messages */
+  const char *arch;   /* "x86_64", "aarch64" */
+  int instance;
+  long long cid;
+  char *run_dir, *state_dir, *images, *data_dir;
+  char instance_str[16], cid_str[24], guest_name[128];
+  struct avm_var vars[8];
+  struct avm_vars scope;
+  struct avm_qemu_caps *caps;
+  const char *accel;
+  const char *qemu_binary; /* resolved path (argv[0]) */
+  bool shared_memory;      /* a vhost-user device needs share=on RAM */
+  const char *boot_console; /* console port watched for boot patterns */
+
+  struct avm_argv argv;
+  size_t *lines;
+  size_t n_lines, lines_alloc;
+
+  json_t *pci;        /* [{"slot","device","id"}] */
+  json_t *services;   /* {name: service} as expanded */
+  json_t *resources;  /* {name: resource} */
+  json_t *warnings;   /* ["..."] */
+  json_t *bootprops;  /* {"androidboot.x": "v"} */
+  int next_slot;
+  avm_error_t *err;
+};
+
+/* Expand profile variables in S; WHERE is the JSON path (file is added).  */
+int plan_expand (struct plan_ctx *c, const char *s, const char *where, char **out);
+int plan_warn (struct plan_ctx *c, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* Profile value at PATH (validated, defaults present).  */
+const char *pstr (struct plan_ctx *c, const char *path);
+long long pint (struct plan_ctx *c, const char *path);
+bool pbool (struct plan_ctx *c, const char *path);
+
+/* Services and resources (services.c): expand, add implied services, check
+   references, order by `after`.  The socket a vhost-user device uses is
+   the one its service declares.  */
+int plan_services (struct plan_ctx *c);
+int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket);
+
+/* QEMU argv (qemu_argv.c).  */
+int plan_qemu_argv (struct plan_ctx *c);
+/* Android boot properties (bootprops.c).  */
+int plan_boot_properties (struct plan_ctx *c);

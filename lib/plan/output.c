@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "plan/plan.h"
+#include "util/cleanup.h"
+#include "util/quote.h"
+#include "util/strv.h"
+
+#include <string.h>
+
+int
+avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
+{
+  json_t *j = plan->json;
+  json_t *q = json_object_get (j, "qemu");
+  fprintf (out, "# avm %s dry run: profile %s, instance %lld\n", AVM_VERSION,
+           json_string_value (json_object_get (j, "profile")), json_integer_value (json_object_get (j, "instance")));
+  fprintf (out, "# QEMU %s (%s capabilities), accelerator %s\n", json_string_value (json_object_get (q, "version")),
+           json_string_value (json_object_get (q, "capabilities")), json_string_value (json_object_get (q, "accel")));
+  json_t *svcs = json_object_get (j, "services");
+  if (json_array_size (svcs))
+    {
+      size_t i;
+      json_t *s;
+      fprintf (out, "# started first, in this order:");
+      json_array_foreach (svcs, i, s)
+        fprintf (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
+      fputc ('\n', out);
+    }
+  if (!plan->approved)
+    fprintf (out, "# WARNING: UNAPPROVED command line: extra_qemu_args accepted with --allow-unapproved\n");
+
+  for (size_t l = 0; l < plan->n_lines; l++)
+    {
+      size_t start = plan->qemu_lines[l];
+      size_t end = l + 1 < plan->n_lines ? plan->qemu_lines[l + 1] : avm_strv_length (plan->qemu_argv);
+      fputs (l ? "  " : "", out);
+      for (size_t i = start; i < end; i++)
+        {
+          _cleanup_free_ char *qs = avm_shell_quote (plan->qemu_argv[i]);
+          fprintf (out, "%s%s", i > start ? " " : "", qs ? qs : "''");
+        }
+      fputs (l + 1 < plan->n_lines ? " \\\n" : "\n", out);
+    }
+  return ferror (out) ? -EIO : 0;
+}

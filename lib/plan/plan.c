@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "plan/internal.h"
+#include "host/hostcheck.h"
+#include "qemu/catalog.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+const char *
+pstr (struct plan_ctx *c, const char *path)
+{
+  return json_string_value (avm_json_path (c->p, path));
+}
+
+long long
+pint (struct plan_ctx *c, const char *path)
+{
+  return json_integer_value (avm_json_path (c->p, path));
+}
+
+bool
+pbool (struct plan_ctx *c, const char *path)
+{
+  return json_is_true (avm_json_path (c->p, path));
+}
+
+int
+plan_warn (struct plan_ctx *c, const char *fmt, ...)
+{
+  va_list ap;
+  char *msg = NULL;
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end (ap);
+  if (msg)
+    json_array_append_new (c->warnings, json_string (msg));
+  free (msg);
+  return 0;
+}
+
+int
+plan_expand (struct plan_ctx *c, const char *s, const char *where, char **out)
+{
+  _cleanup_free_ char *label = NULL;
+  if (asprintf (&label, "%s: %s", c->file, where) < 0)
+    return avm_error_sys (c->err, ENOMEM, "expanding %s", where);
+  return avm_vars_expand (&c->scope, s, label, out, c->err);
+}
+
+/* ${fd:NAME} and ${port:NAME} refer to resources.  */
+static int
+lookup_resource (void *data, const char *ns, const char *arg, const char *where, char **repl, avm_error_t *err)
+{
+  struct plan_ctx *c = data;
+  if (streq (ns, "fd"))
+    {
+      /* NAME, or NAME.read/NAME.write of a pipe, NAME.in/NAME.out of a FIFO pair.  */
+      const char *dot = strrchr (arg, '.');
+      if (dot && !json_object_get (c->resources, arg))
+        {
+          _cleanup_free_ char *base = strndup (arg, dot - arg);
+          const char *type = json_string_value (json_object_get (json_object_get (c->resources, base), "type"));
+          if (type && ((streq (type, "pipe") && (streq (dot, ".read") || streq (dot, ".write")))
+                       || (streq (type, "fifo-pair") && (streq (dot, ".in") || streq (dot, ".out")))))
+            return 0;
+        }
+      if (!json_object_get (c->resources, arg))
+        {
+          char list[512] = "";
+          size_t o = 0;
+          const char *k;
+          json_t *v;
+          json_object_foreach (c->resources, k, v)
+            o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", k);
+          return avm_error_input (err, "%s: ${fd:%s}: no such resource%s%s", where, arg, o ? " (resources: " : "",
+                                  o ? list : "");
+        }
+      return 0; /* the supervisor substitutes the descriptor number */
+    }
+  if (streq (ns, "port"))
+    {
+      json_t *r = json_object_get (c->resources, arg);
+      json_t *port = json_object_get (r, "port");
+      if (!port)
+        return avm_error_input (err, "%s: ${port:%s}: no listening resource with a port of that name", where, arg);
+      return asprintf (repl, "%lld", (long long) json_integer_value (port)) < 0 ? -ENOMEM : 0;
+    }
+  return avm_error_input (err, "%s: unknown variable namespace ${%s:...} (known: fd, port)", where, ns);
+}
+
+static int
+resolve_qemu (struct plan_ctx *c, char **binary)
+{
+  _cleanup_free_ char *name = NULL, *dirs = NULL;
+  int r = plan_expand (c, pstr (c, "qemu.binary"), "qemu.binary", &name);
+  if (r < 0)
+    return r;
+  r = plan_expand (c, pstr (c, "qemu.search_path"), "qemu.search_path", &dirs);
+  if (r < 0)
+    return r;
+  *binary = avm_find_program (name, *dirs ? dirs : NULL);
+  if (*binary)
+    return 0;
+  if (c->req->caps_file)
+    {
+      *binary = strdup (name);
+      return plan_warn (c, "QEMU binary %s not found on this host; using the recorded capabilities of %s", name,
+                        c->req->caps_file);
+    }
+  return avm_error_fail (c->err, ENOENT,
+                         "%s: qemu.binary: %s not found%s%s (install Debian's qemu-system-%s package or set qemu.binary)",
+                         c->file, name, *dirs ? " in " : " in $PATH", *dirs ? dirs : "",
+                         streq (c->arch, "x86_64") ? "x86" : "arm");
+}
+
+static const char *
+host_arch (void)
+{
+  static struct utsname u;
+  if (uname (&u) < 0)
+    return "";
+  return streq (u.machine, "arm64") ? "aarch64" : u.machine;
+}
+
+static int
+resolve_accel (struct plan_ctx *c)
+{
+  json_t *list = avm_json_path (c->p, "machine.accel");
+  size_t i;
+  json_t *a;
+  char tried[512] = "";
+  size_t o = 0;
+
+  json_array_foreach (list, i, a)
+    {
+      const char *name = json_string_value (a);
+      _cleanup_free_ char *why = NULL;
+      if (!avm_qemu_caps_has_accel (c->caps, name))
+        why = strdup ("not built into this QEMU");
+      else if (streq (name, "kvm") && !streq (c->arch, host_arch ()))
+        asprintf (&why, "guest %s on a %s host", c->arch, host_arch ());
+      else if (streq (name, "kvm") && !avm_kvm_usable (&why) && !why)
+        why = strdup ("unusable");
+      if (!why)
+        {
+          c->accel = name;
+          if (i > 0)
+            plan_warn (c, "using accelerator %s: %s", name, tried);
+          return 0;
+        }
+      o += snprintf (tried + o, o < sizeof tried ? sizeof tried - o : 0, "%s%s %s", o ? "; " : "", name, why);
+    }
+  return avm_error_fail (c->err, ENODEV, "%s: machine.accel: no usable accelerator (%s)", c->file, tried);
+}
+
+static int
+check_file (struct plan_ctx *c, const char *path, const char *what)
+{
+  if (access (path, R_OK) == 0)
+    return 0;
+  int e = errno;
+  if (c->req->dry_run)
+    return plan_warn (c, "%s %s: %s", what, path, strerror (e));
+  return avm_error_sys (c->err, e, "%s %s", what, path);
+}
+
+static int
+check_files (struct plan_ctx *c)
+{
+  size_t i;
+  json_t *d;
+  static const char *const fw[] = { "bios", "kernel", "initrd" };
+  for (size_t k = 0; k < ARRAY_SIZE (fw); k++)
+    {
+      char path[32];
+      snprintf (path, sizeof path, "firmware.%s", fw[k]);
+      const char *v = pstr (c, path);
+      if (v)
+        {
+          _cleanup_free_ char *e = NULL;
+          int r = plan_expand (c, v, path, &e);
+          if (r < 0 || (r = check_file (c, e, path)) < 0)
+            return r;
+        }
+    }
+  json_array_foreach (avm_json_path (c->p, "disks"), i, d)
+    {
+      _cleanup_free_ char *where = NULL, *e = NULL;
+      if (asprintf (&where, "disks[%zu].path", i) < 0)
+        return -ENOMEM;
+      int r = plan_expand (c, json_string_value (json_object_get (d, "path")), where, &e);
+      if (r < 0 || (r = check_file (c, e, where)) < 0)
+        return r;
+    }
+  return 0;
+}
+
+static int
+check_unapproved (struct plan_ctx *c, bool *approved)
+{
+  json_t *extra = avm_json_path (c->p, "extra_qemu_args");
+  *approved = true;
+  if (!extra || json_array_size (extra) == 0)
+    return 0;
+  if (!c->req->allow_unapproved)
+    return avm_error_input (c->err,
+                            "%s: extra_qemu_args: free-form QEMU arguments are not part of the approved command line; "
+                            "refusing them (pass --allow-unapproved to accept an unapproved configuration)",
+                            c->file);
+  *approved = false;
+  return plan_warn (c, "UNAPPROVED configuration: extra_qemu_args adds %zu free-form argument(s) to the QEMU command line",
+                    json_array_size (extra));
+}
+
+static json_t *
+argv_json (char *const *v)
+{
+  json_t *a = json_array ();
+  for (size_t i = 0; v && v[i]; i++)
+    json_array_append_new (a, json_string (v[i]));
+  return a;
+}
+
+static const char *
+caps_source_name (enum avm_caps_source s)
+{
+  switch (s)
+    {
+    case AVM_CAPS_PROBED:
+      return "probed";
+    case AVM_CAPS_CACHED:
+      return "cached";
+    case AVM_CAPS_RECORDED:
+      return "recorded";
+    }
+  return "?";
+}
+
+int
+avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_error_t *err)
+{
+  struct plan_ctx c = { 0 };
+  _cleanup_free_ char *qemu = NULL;
+  struct avm_plan *plan = NULL;
+  bool approved;
+  int r;
+
+  c.req = req;
+  c.err = err;
+  c.p = req->profile->json;
+  c.file = req->profile->path;
+  c.arch = pstr (&c, "machine.arch");
+  c.instance = req->instance > 0 ? req->instance : 1;
+  c.cid = pint (&c, "vsock.guest_cid") + c.instance - 1;
+  c.pci = json_array ();
+  c.services = json_object ();
+  c.resources = json_object ();
+  c.warnings = json_array ();
+  c.bootprops = json_object ();
+  c.run_dir = avm_instance_run_dir (c.instance);
+  c.state_dir = avm_instance_state_dir (c.instance);
+  c.data_dir = avm_data_dir ();
+  snprintf (c.instance_str, sizeof c.instance_str, "%d", c.instance);
+  snprintf (c.cid_str, sizeof c.cid_str, "%lld", c.cid);
+  snprintf (c.guest_name, sizeof c.guest_name, "%s-%d", req->profile->name, c.instance);
+
+  /* ${images} may itself use the other variables.  */
+  size_t nv = 0;
+  c.vars[nv++] = (struct avm_var){ "arch", c.arch };
+  c.vars[nv++] = (struct avm_var){ "name", req->profile->name };
+  c.vars[nv++] = (struct avm_var){ "instance", c.instance_str };
+  c.vars[nv++] = (struct avm_var){ "cid", c.cid_str };
+  c.vars[nv++] = (struct avm_var){ "run_dir", c.run_dir };
+  c.vars[nv++] = (struct avm_var){ "state_dir", c.state_dir };
+  c.vars[nv++] = (struct avm_var){ "data_dir", c.data_dir };
+  c.scope = (struct avm_vars){ .vars = c.vars, .n = nv, .lookup_ns = lookup_resource, .data = &c };
+  if (req->images)
+    c.images = realpath (req->images, NULL) ?: strdup (req->images);
+  else if ((r = plan_expand (&c, pstr (&c, "paths.images"), "paths.images", &c.images)) < 0)
+    goto out;
+  c.vars[nv++] = (struct avm_var){ "images", c.images };
+  c.scope.n = nv;
+
+  if ((r = check_unapproved (&c, &approved)) < 0)
+    goto out;
+  if ((r = resolve_qemu (&c, &qemu)) < 0)
+    goto out;
+  if (req->caps_file)
+    r = avm_qemu_caps_load_file (req->caps_file, &c.caps, err);
+  else
+    r = avm_qemu_caps_get (qemu, &c.caps, err);
+  if (r < 0)
+    goto out;
+  if ((r = resolve_accel (&c)) < 0)
+    goto out;
+  c.qemu_binary = qemu;
+  if ((r = plan_services (&c)) < 0)
+    goto out;
+  if ((r = plan_qemu_argv (&c)) < 0)
+    goto out;
+  if ((r = plan_boot_properties (&c)) < 0)
+    goto out;
+  if ((r = check_files (&c)) < 0)
+    goto out;
+
+  plan = calloc (1, sizeof *plan);
+  if (!plan)
+    {
+      r = avm_error_sys (err, ENOMEM, "plan");
+      goto out;
+    }
+  plan->approved = approved;
+  plan->qemu_argv = avm_argv_steal (&c.argv);
+  plan->qemu_lines = steal_pointer (&c.lines);
+  plan->n_lines = c.n_lines;
+  plan->caps = steal_pointer (&c.caps);
+
+  json_t *j = json_object ();
+  json_object_set_new (j, "avm_version", json_string (AVM_VERSION));
+  json_object_set_new (j, "profile", json_string (req->profile->name));
+  json_object_set_new (j, "profile_path", json_string (req->profile->path));
+  json_object_set (j, "options", req->profile->options);
+  json_object_set_new (j, "instance", json_integer (c.instance));
+  json_object_set_new (j, "approved", json_boolean (approved));
+  json_t *vars = json_object ();
+  for (size_t i = 0; i < c.scope.n; i++)
+    json_object_set_new (vars, c.vars[i].name, json_string (c.vars[i].value));
+  json_object_set_new (j, "variables", vars);
+  json_t *q = json_object ();
+  json_object_set_new (q, "binary", json_string (plan->qemu_argv[0]));
+  json_object_set_new (q, "version", json_string (plan->caps->version));
+  json_object_set_new (q, "capabilities", json_string (caps_source_name (plan->caps->source)));
+  if (plan->caps->source_path)
+    json_object_set_new (q, "capabilities_file", json_string (plan->caps->source_path));
+  json_object_set_new (q, "accel", json_string (c.accel));
+  json_object_set_new (q, "argv", argv_json (plan->qemu_argv));
+  json_object_set_new (j, "qemu", q);
+  json_object_set (j, "pci", c.pci);
+  /* Services in start order.  */
+  json_t *svcs = json_array ();
+  const char *k;
+  json_t *v;
+  json_object_foreach (c.services, k, v)
+    json_array_append (svcs, v);
+  json_object_set_new (j, "services", svcs);
+  json_t *res = json_array ();
+  json_object_foreach (c.resources, k, v)
+    {
+      json_t *e = json_deep_copy (v);
+      json_object_set_new (e, "name", json_string (k));
+      json_array_append_new (res, e);
+    }
+  json_object_set_new (j, "resources", res);
+  json_t *boot = json_deep_copy (avm_json_path (c.p, "boot"));
+  if (c.boot_console)
+    json_object_set_new (boot, "console", json_string (c.boot_console));
+  json_object_set_new (j, "boot", boot);
+  json_object_set_new (j, "stop_timeout", json_integer (pint (&c, "stop.timeout")));
+  if (json_object_get (c.p, "boot_properties"))
+    json_object_set (j, "boot_properties", c.bootprops);
+  json_object_set (j, "warnings", c.warnings);
+  plan->json = j;
+  *out = plan;
+  r = 0;
+
+out:
+  avm_argv_clear (&c.argv);
+  free (c.lines);
+  json_decref (c.pci);
+  json_decref (c.services);
+  json_decref (c.resources);
+  json_decref (c.warnings);
+  json_decref (c.bootprops);
+  free (c.run_dir);
+  free (c.state_dir);
+  free (c.data_dir);
+  free (c.images);
+  avm_qemu_caps_free (c.caps);
+  return r;
+}
+
+void
+avm_plan_free (struct avm_plan *plan)
+{
+  if (!plan)
+    return;
+  json_decref (plan->json);
+  avm_strv_free (plan->qemu_argv);
+  free (plan->qemu_lines);
+  avm_qemu_caps_free (plan->caps);
+  free (plan);
+}
+
+void
+avm_plan_freep (struct avm_plan **plan)
+{
+  avm_plan_free (*plan);
+  *plan = NULL;
+}

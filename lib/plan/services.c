@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "plan/internal.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#include <string.h>
+
+static int
+add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where)
+{
+  if (json_object_get (c->resources, name))
+    {
+      json_decref (res);
+      return avm_error_input (c->err, "%s: %s: resource name \"%s\" is used twice", c->file, where, name);
+    }
+  json_object_set_new (c->resources, name, res);
+  return 0;
+}
+
+static int
+plan_resources (struct plan_ctx *c)
+{
+  const char *name;
+  json_t *def;
+  int r;
+
+  json_object_foreach (avm_json_path (c->p, "resources"), name, def)
+    {
+      _cleanup_free_ char *where = NULL;
+      const char *type = json_string_value (json_object_get (def, "type"));
+      json_t *path = json_object_get (def, "path"), *port = json_object_get (def, "port");
+      if (asprintf (&where, "resources.%s", name) < 0)
+        return -ENOMEM;
+      if (!type)
+        return avm_error_input (c->err, "%s: %s.type: required key is missing", c->file, where);
+      bool wants_path = streq (type, "fifo") || streq (type, "unix-listen");
+      bool wants_port = streq (type, "vsock-listen") || streq (type, "tcp-listen");
+      if (wants_path && !path)
+        return avm_error_input (c->err, "%s: %s.path: required for type %s", c->file, where, type);
+      if (wants_port && !port)
+        return avm_error_input (c->err, "%s: %s.port: required for type %s", c->file, where, type);
+      json_t *res = json_object ();
+      json_object_set_new (res, "type", json_string (type));
+      if (wants_path)
+        {
+          _cleanup_free_ char *p = NULL, *w = NULL;
+          if (asprintf (&w, "%s.path", where) < 0 || (r = plan_expand (c, json_string_value (path), w, &p)) < 0)
+            {
+              json_decref (res);
+              return w ? r : -ENOMEM;
+            }
+          json_object_set_new (res, "path", json_string (p));
+        }
+      if (wants_port)
+        {
+          long long pt = json_integer_value (port) + c->instance - 1;
+          if (pt > 65535)
+            {
+              json_decref (res);
+              return avm_error_input (c->err, "%s: %s.port: %lld for instance %d is above 65535", c->file, where, pt,
+                                      c->instance);
+            }
+          json_object_set_new (res, "port", json_integer (pt));
+          if (streq (type, "tcp-listen"))
+            json_object_set (res, "address", json_object_get (def, "address"));
+        }
+      if ((r = add_resource (c, name, res, where)) < 0)
+        return r;
+    }
+
+  /* Console ports that need host-side FIFOs.  */
+  size_t i;
+  json_t *port;
+  json_array_foreach (avm_json_path (c->p, "consoles.ports"), i, port)
+    {
+      const char *pname = json_string_value (json_object_get (port, "name"));
+      const char *kind = json_string_value (json_object_get (port, "kind"));
+      const char *path = json_string_value (json_object_get (port, "path"));
+      _cleanup_free_ char *where = NULL, *expanded = NULL, *deflt = NULL;
+      if (asprintf (&where, "consoles.ports[%zu]", i) < 0)
+        return -ENOMEM;
+      if (!streq (kind, "log") && !streq (kind, "pipe"))
+        continue;
+      if (!path && streq (kind, "pipe"))
+        return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file,
+                                where);
+      if (!path && asprintf (&deflt, "${run_dir}/%s.fifo", pname) < 0)
+        return -ENOMEM;
+      if ((r = plan_expand (c, path ? path : deflt, where, &expanded)) < 0)
+        return r;
+      json_t *res = json_object ();
+      json_object_set_new (res, "type", json_string (streq (kind, "log") ? "fifo" : "fifo-pair"));
+      json_object_set_new (res, "path", json_string (expanded));
+      json_object_set_new (res, "console", json_string (pname));
+      if (streq (kind, "log"))
+        json_object_set_new (res, "log", json_true ());
+      json_t *tee = json_object_get (port, "tee");
+      if (tee && !streq (kind, "log"))
+        {
+          json_decref (res);
+          return avm_error_input (c->err, "%s: %s.tee: only ports of kind log can tee", c->file, where);
+        }
+      if (tee)
+        {
+          json_t *pipe = json_object_get (c->resources, json_string_value (tee));
+          if (!pipe || !streq (json_string_value (json_object_get (pipe, "type")), "pipe"))
+            {
+              json_decref (res);
+              return avm_error_input (c->err, "%s: %s.tee: \"%s\" is not a pipe resource", c->file, where,
+                                      json_string_value (tee));
+            }
+          json_object_set (res, "tee", tee);
+        }
+      if ((r = add_resource (c, pname, res, where)) < 0)
+        return r;
+    }
+  return 0;
+}
+
+/* A private dbus-daemon for `-display dbus`, unless the profile declares
+   its own "dbus" service.  */
+static json_t *
+implied_dbus (void)
+{
+  json_t *s = json_pack ("{s:[s,s,s,s,s,s], s:s, s:s, s:s, s:b, s:s}", "exec", "dbus-daemon", "--session", "--nofork",
+                         "--nopidfile", "--nosyslog", "--address=unix:path=${socket}", "socket", "${run_dir}/dbus.sock",
+                         "ready", "socket", "restart", "on-failure", "critical", 1, "description",
+                         "private D-Bus for -display dbus (an external display program attaches here)");
+  return s;
+}
+
+static int
+expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
+{
+  _cleanup_free_ char *socket = NULL, *base = NULL, *dirs = NULL, *found = NULL;
+  _cleanup_json_ json_t *allenv = NULL;
+  int r;
+  if (asprintf (&base, "services.%s", name) < 0)
+    return -ENOMEM;
+
+  json_t *sock = json_object_get (def, "socket");
+  if (sock)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.socket", base) < 0 || (r = plan_expand (c, json_string_value (sock), w, &socket)) < 0)
+        return w ? r : -ENOMEM;
+    }
+  struct avm_var svars[1] = { { "socket", socket } };
+  struct avm_vars scope = { .vars = svars, .n = socket ? 1 : 0, .parent = &c->scope };
+
+  json_t *s = json_object ();
+  json_object_set_new (s, "name", json_string (name));
+  if (implied)
+    json_object_set_new (s, "implied", json_true ());
+  json_t *argv = json_array ();
+  json_object_set_new (s, "argv", argv);
+  size_t i;
+  json_t *a;
+  json_array_foreach (json_object_get (def, "exec"), i, a)
+    {
+      _cleanup_free_ char *w = NULL, *e = NULL, *label = NULL;
+      if (asprintf (&label, "%s: %s.exec[%zu]", c->file, base, i) < 0)
+        goto nomem;
+      r = avm_vars_expand (&scope, json_string_value (a), label, &e, c->err);
+      if (r < 0)
+        {
+          json_decref (s);
+          return r;
+        }
+      json_array_append_new (argv, json_string (e));
+    }
+  json_t *env = json_object ();
+  json_object_set_new (s, "env", env);
+  const char *k;
+  json_t *v;
+  allenv = json_deep_copy (avm_json_path (c->p, "service_env"));
+  if (!allenv)
+    allenv = json_object ();
+  json_object_update (allenv, json_object_get (def, "env"));
+  json_object_foreach (allenv, k, v)
+    {
+      _cleanup_free_ char *e = NULL, *label = NULL;
+      if (asprintf (&label, "%s: %s.env.%s", c->file, base, k) < 0)
+        goto nomem;
+      r = avm_vars_expand (&scope, json_string_value (v), label, &e, c->err);
+      if (r < 0)
+        {
+          json_decref (s);
+          return r;
+        }
+      json_object_set_new (env, k, json_string (e));
+    }
+  if (socket)
+    json_object_set_new (s, "socket", json_string (socket));
+
+  /* The program: a path, or searched in paths.helpers then $PATH.  */
+  const char *prog = json_string_value (json_array_get (argv, 0));
+  if ((r = plan_expand (c, pstr (c, "paths.helpers"), "paths.helpers", &dirs)) < 0)
+    {
+      json_decref (s);
+      return r;
+    }
+  found = prog ? avm_find_program (prog, *dirs ? dirs : NULL) : NULL;
+  if (found)
+    json_object_set_new (s, "program", json_string (found));
+  else
+    {
+      json_object_set_new (s, "program", json_null ());
+      if (c->req->dry_run)
+        plan_warn (c, "service %s: program %s not found%s%s", name, prog, *dirs ? " in " : " in $PATH",
+                   *dirs ? dirs : "");
+      else
+        {
+          json_decref (s);
+          return avm_error_fail (c->err, ENOENT, "%s: %s.exec[0]: %s not found%s%s (install it or set paths.helpers)",
+                                 c->file, base, prog, *dirs ? " in " : " in $PATH", *dirs ? dirs : "");
+        }
+    }
+
+  const char *ready = json_string_value (json_object_get (def, "ready"));
+  if (!ready)
+    ready = "none";
+  json_t *rd = json_object ();
+  json_object_set_new (s, "ready", rd);
+  json_object_set_new (rd, "type", json_string (ready));
+  json_t *rt = json_object_get (def, "ready_timeout");
+  json_object_set_new (rd, "timeout", json_integer (rt ? json_integer_value (rt) : 10));
+  if (streq (ready, "socket"))
+    {
+      if (!socket)
+        {
+          json_decref (s);
+          return avm_error_input (c->err, "%s: %s.ready: \"socket\" needs %s.socket", c->file, base, base);
+        }
+      json_object_set_new (rd, "path", json_string (socket));
+    }
+  else if (streq (ready, "file"))
+    {
+      json_t *rp = json_object_get (def, "ready_path");
+      _cleanup_free_ char *e = NULL, *w = NULL;
+      if (!rp)
+        {
+          json_decref (s);
+          return avm_error_input (c->err, "%s: %s.ready: \"file\" needs %s.ready_path", c->file, base, base);
+        }
+      if (asprintf (&w, "%s.ready_path", base) < 0)
+        goto nomem;
+      if ((r = plan_expand (c, json_string_value (rp), w, &e)) < 0)
+        {
+          json_decref (s);
+          return r;
+        }
+      json_object_set_new (rd, "path", json_string (e));
+    }
+  static const char *const copy[] = { "after", "restart", "critical", "stop_timeout", "description" };
+  for (size_t j = 0; j < ARRAY_SIZE (copy); j++)
+    {
+      json_t *x = json_object_get (def, copy[j]);
+      if (x)
+        json_object_set (s, copy[j], x);
+    }
+  if (!json_object_get (s, "after"))
+    json_object_set_new (s, "after", json_array ());
+  if (!json_object_get (s, "restart"))
+    json_object_set_new (s, "restart", json_string ("on-failure"));
+  if (!json_object_get (s, "critical"))
+    json_object_set_new (s, "critical", json_false ());
+  if (!json_object_get (s, "stop_timeout"))
+    json_object_set_new (s, "stop_timeout", json_integer (5));
+  *out = s;
+  return 0;
+
+nomem:
+  json_decref (s);
+  return avm_error_sys (c->err, ENOMEM, "%s", base);
+}
+
+/* Order by `after` (Kahn; ties keep declaration order).  */
+static int
+order_services (struct plan_ctx *c, json_t *unordered)
+{
+  size_t n = json_object_size (unordered), done = 0;
+  while (done < n)
+    {
+      bool progress = false;
+      const char *name;
+      json_t *s;
+      json_object_foreach (unordered, name, s)
+        {
+          if (json_object_get (c->services, name))
+            continue;
+          bool ready = true;
+          size_t i;
+          json_t *a;
+          json_array_foreach (json_object_get (s, "after"), i, a)
+            if (!json_object_get (c->services, json_string_value (a)))
+              ready = false;
+          if (!ready)
+            continue;
+          json_object_set (c->services, name, s);
+          done++;
+          progress = true;
+        }
+      if (!progress)
+        {
+          char list[512] = "";
+          size_t o = 0;
+          json_object_foreach (unordered, name, s)
+            if (!json_object_get (c->services, name))
+              o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", name);
+          return avm_error_input (c->err, "%s: services: the `after` dependencies of %s form a cycle", c->file, list);
+        }
+    }
+  return 0;
+}
+
+int
+plan_services (struct plan_ctx *c)
+{
+  _cleanup_json_ json_t *unordered = json_object ();
+  json_t *defs = avm_json_path (c->p, "services");
+  const char *name;
+  json_t *def;
+  int r;
+
+  if ((r = plan_resources (c)) < 0)
+    return r;
+
+  if (streq (pstr (c, "display.backend"), "dbus") && !json_object_get (defs, "dbus"))
+    {
+      _cleanup_json_ json_t *d = implied_dbus ();
+      json_t *s = NULL;
+      if ((r = expand_service (c, "dbus", d, true, &s)) < 0)
+        return r;
+      json_object_set_new (unordered, "dbus", s);
+    }
+  json_object_foreach (defs, name, def)
+    {
+      if (json_is_false (json_object_get (def, "enabled")))
+        continue;
+      json_t *s = NULL;
+      if ((r = expand_service (c, name, def, false, &s)) < 0)
+        return r;
+      json_object_set_new (unordered, name, s);
+    }
+  /* `after` must name enabled services.  */
+  json_object_foreach (unordered, name, def)
+    {
+      size_t i;
+      json_t *a;
+      json_array_foreach (json_object_get (def, "after"), i, a)
+        {
+          const char *dep = json_string_value (a);
+          if (json_object_get (unordered, dep))
+            continue;
+          if (json_object_get (defs, dep))
+            return avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file, name, i,
+                                    dep);
+          return avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, name, i, dep);
+        }
+    }
+  return order_services (c, unordered);
+}
+
+int
+plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket)
+{
+  json_t *s = json_object_get (c->services, service);
+  if (!s)
+    {
+      if (json_object_get (avm_json_path (c->p, "services"), service))
+        return avm_error_input (c->err, "%s: %s: service \"%s\" is disabled (services.%s.enabled)", c->file, key_path,
+                                service, service);
+      return avm_error_input (c->err, "%s: %s: no service \"%s\" in services (declare the vhost-user backend there)",
+                              c->file, key_path, service);
+    }
+  json_t *sock = json_object_get (s, "socket");
+  if (!sock)
+    return avm_error_input (c->err, "%s: %s: service \"%s\" declares no socket (services.%s.socket)", c->file,
+                            key_path, service, service);
+  json_t *serves = json_object_get (s, "serves");
+  if (!serves)
+    json_object_set_new (s, "serves", serves = json_array ());
+  json_array_append_new (serves, json_string (key_path));
+  *socket = strdup (json_string_value (sock));
+  return *socket ? 0 : -ENOMEM;
+}

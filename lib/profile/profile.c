@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "profile/profile.h"
+#include "profile/schema.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/strv.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_EXTENDS_DEPTH 16
+
+
+int
+avm_json_load_file (const char *path, json_t **out, avm_error_t *err)
+{
+  json_error_t je;
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  int r = avm_read_file (path, &text, &len, err);
+  if (r < 0)
+    return r;
+  json_t *j = json_loadb (text, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    return avm_error_input (err, "%s:%d:%d: malformed JSON: %s", path, je.line, je.column, je.text);
+  *out = j;
+  return 0;
+}
+
+static bool
+is_dir (const char *p)
+{
+  struct stat st;
+  return stat (p, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+char *
+avm_data_dir (void)
+{
+  const char *env = getenv ("AVM_DATA_DIR");
+  if (env && *env)
+    return strdup (env);
+  _cleanup_free_ char *self = avm_self_dir ();
+  if (self)
+    {
+      /* Installed: PREFIX/bin/avm next to PREFIX/share/avm (relocatable).  */
+      _cleanup_free_ char *rel = avm_path_join (self, "../share/avm");
+      if (rel && is_dir (rel))
+        return realpath (rel, NULL);
+      /* Running from the source tree (./avm, build-asan/avm).  */
+      if (is_dir (self) )
+        {
+          _cleanup_free_ char *p = avm_path_join (self, "profiles");
+          if (p && is_dir (p))
+            return strdup (self);
+          _cleanup_free_ char *up = avm_path_join (self, "..");
+          _cleanup_free_ char *pp = up ? avm_path_join (up, "profiles") : NULL;
+          _cleanup_free_ char *mk = up ? avm_path_join (up, "Makefile") : NULL;
+          if (pp && is_dir (pp) && mk && access (mk, F_OK) == 0)
+            return realpath (up, NULL);
+        }
+    }
+  return strdup (AVM_PREFIX_DATADIR);
+}
+
+char **
+avm_profile_dirs (void)
+{
+  struct avm_argv a = { 0 };
+  _cleanup_free_ char *data = avm_data_dir ();
+  _cleanup_free_ char *conf = avm_xdg_dir ("XDG_CONFIG_HOME", ".config");
+  if (data)
+    avm_argv_push_take (&a, avm_path_join (data, "profiles"));
+  avm_argv_push (&a, "/etc/avm/profiles");
+  if (conf)
+    avm_argv_push_take (&a, avm_path_join (conf, "avm/profiles"));
+  return avm_argv_steal (&a);
+}
+
+static bool
+is_path_like (const char *name)
+{
+  size_t l = strlen (name);
+  return strchr (name, '/') || (l > 5 && streq (name + l - 5, ".json"));
+}
+
+int
+avm_profile_find (const char *name, char **path, avm_error_t *err)
+{
+  if (!*name)
+    return avm_error_input (err, "empty profile name");
+  if (is_path_like (name))
+    {
+      if (access (name, R_OK) < 0)
+        return avm_error_input (err, "profile %s: %s", name, strerror (errno));
+      *path = strdup (name);
+      return 0;
+    }
+  for (const char *p = name; *p; p++)
+    if (!isalnum ((unsigned char) *p) && *p != '-' && *p != '_' && *p != '.')
+      return avm_error_input (err, "invalid profile name \"%s\"", name);
+  _cleanup_strv_ char **dirs = avm_profile_dirs ();
+  _cleanup_free_ char *file = NULL;
+  if (asprintf (&file, "%s.json", name) < 0)
+    return avm_error_sys (err, ENOMEM, "profile %s", name);
+  for (size_t i = 0; dirs[i]; i++)
+    {
+      char *cand = avm_path_join (dirs[i], file);
+      if (cand && access (cand, R_OK) == 0)
+        {
+          *path = cand;
+          return 0;
+        }
+      free (cand);
+    }
+  char searched[1024];
+  size_t o = 0;
+  searched[0] = '\0';
+  for (size_t i = 0; dirs[i] && o < sizeof searched; i++)
+    o += snprintf (searched + o, sizeof searched - o, "%s%s", i ? ", " : "", dirs[i]);
+  return avm_error_input (err, "profile \"%s\" not found (searched %s); `avm profiles list` shows the available ones",
+                          name, searched);
+}
+
+json_t *
+avm_json_merge_patch (json_t *target, json_t *patch)
+{
+  if (!json_is_object (patch))
+    {
+      json_decref (target);
+      return json_deep_copy (patch);
+    }
+  if (!json_is_object (target))
+    {
+      json_decref (target);
+      target = json_object ();
+    }
+  const char *k;
+  json_t *v;
+  json_object_foreach (patch, k, v)
+    {
+      if (json_is_null (v))
+        {
+          json_object_del (target, k);
+          continue;
+        }
+      json_t *cur = json_object_get (target, k);
+      json_incref (cur);
+      json_object_set_new (target, k, avm_json_merge_patch (cur, v));
+    }
+  return target;
+}
+
+/* ----------------------------------------------------------------------- */
+
+static int
+profile_name_from_path (const char *path, char **name)
+{
+  _cleanup_free_ char *copy = strdup (path);
+  if (!copy)
+    return -ENOMEM;
+  char *b = basename (copy);
+  size_t l = strlen (b);
+  if (l > 5 && streq (b + l - 5, ".json"))
+    b[l - 5] = '\0';
+  *name = strdup (b);
+  return *name ? 0 : -ENOMEM;
+}
+
+static int
+resolve_file (const char *path, struct avm_argv *chain, json_t **out, avm_error_t *err)
+{
+  _cleanup_json_ json_t *j = NULL;
+  int r;
+
+  for (size_t i = 0; i < chain->n; i++)
+    if (streq (chain->v[i], path))
+      return avm_error_input (err, "%s: extends: inheritance cycle through %s", chain->v[0], path);
+  if (chain->n >= MAX_EXTENDS_DEPTH)
+    return avm_error_input (err, "%s: extends: more than %d levels of inheritance", chain->v[0], MAX_EXTENDS_DEPTH);
+  avm_argv_push (chain, path);
+
+  r = avm_json_load_file (path, &j, err);
+  if (r < 0)
+    return r;
+  if (!json_is_object (j))
+    return avm_error_input (err, "%s: expected a JSON object at the top level", path);
+  r = avm_schema_validate_fragment (j, avm_profile_schema (), path, "", err);
+  if (r < 0)
+    return r;
+
+  json_t *ext = json_object_get (j, "extends");
+  if (!ext || json_is_null (ext))
+    {
+      json_object_del (j, "extends");
+      *out = steal_pointer (&j);
+      return 0;
+    }
+
+  _cleanup_free_ char *parent_path = NULL;
+  const char *pname = json_string_value (ext);
+  if (is_path_like (pname) && pname[0] != '/')
+    {
+      _cleanup_free_ char *copy = strdup (path);
+      parent_path = avm_path_join (dirname (copy), pname);
+      if (access (parent_path, R_OK) < 0)
+        return avm_error_input (err, "%s: extends: %s: %s", path, parent_path, strerror (errno));
+    }
+  else
+    {
+      r = avm_profile_find (pname, &parent_path, err);
+      if (r < 0)
+        {
+          avm_error_prefix (err, "%s: extends", path);
+          return r;
+        }
+    }
+
+  json_t *parent = NULL;
+  r = resolve_file (parent_path, chain, &parent, err);
+  if (r < 0)
+    return r;
+  json_object_del (j, "extends");
+  *out = avm_json_merge_patch (parent, j);
+  return 0;
+}
+
+static int
+apply_options (json_t *root, const char *file, char *const *requested, json_t *selected, avm_error_t *err)
+{
+  json_t *opts = json_object_get (root, "options");
+
+  /* Every --option must name an existing option and choice.  */
+  for (size_t i = 0; requested && requested[i]; i++)
+    {
+      const char *eq = strchr (requested[i], '=');
+      if (!eq || eq == requested[i] || !eq[1])
+        return avm_error_input (err, "--option %s: expected NAME=CHOICE", requested[i]);
+      _cleanup_free_ char *name = strndup (requested[i], eq - requested[i]);
+      json_t *opt = json_object_get (opts, name);
+      if (!opt)
+        {
+          char list[512] = "";
+          size_t o = 0;
+          const char *k;
+          json_t *v;
+          json_object_foreach (opts, k, v)
+            o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", k);
+          return avm_error_input (err, "--option %s: %s has no option \"%s\"%s%s", requested[i], file, name,
+                                  o ? "; options: " : " (it has no options)", list);
+        }
+      json_t *choices = json_object_get (opt, "choices");
+      if (!json_object_get (choices, eq + 1))
+        {
+          char list[512] = "";
+          size_t o = 0;
+          const char *k;
+          json_t *v;
+          json_object_foreach (choices, k, v)
+            o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", k);
+          return avm_error_input (err, "--option %s: option %s has no choice \"%s\"; choices: %s", requested[i], name,
+                                  eq + 1, list);
+        }
+      json_object_set_new (selected, name, json_string (eq + 1));
+    }
+
+  const char *name;
+  json_t *opt;
+  json_object_foreach (opts, name, opt)
+    {
+      json_t *sel = json_object_get (selected, name);
+      const char *choice = sel ? json_string_value (sel) : json_string_value (json_object_get (opt, "default"));
+      json_t *ch = json_object_get (json_object_get (opt, "choices"), choice);
+      if (!ch)
+        return avm_error_input (err, "%s: options.%s.default: \"%s\" is not one of its choices", file, name, choice);
+      if (!sel)
+        json_object_set_new (selected, name, json_string (choice));
+      json_t *patch = json_object_get (ch, "set");
+      if (!patch)
+        continue;
+      if (json_object_get (patch, "options") || json_object_get (patch, "extends"))
+        return avm_error_input (err, "%s: options.%s.choices.%s.set: may not change options or extends", file, name,
+                                choice);
+      _cleanup_free_ char *label = NULL;
+      if (asprintf (&label, "%s (option %s=%s)", file, name, choice) < 0)
+        return avm_error_sys (err, ENOMEM, "options");
+      int r = avm_schema_validate_fragment (patch, avm_profile_schema (), label, "", err);
+      if (r < 0)
+        return r;
+    }
+  /* Apply after checking all: patches see the profile as written.  */
+  json_object_foreach (opts, name, opt)
+    {
+      const char *choice = json_string_value (json_object_get (selected, name));
+      json_t *patch = json_object_get (json_object_get (json_object_get (opt, "choices"), choice), "set");
+      if (patch)
+        {
+          json_incref (root);
+          json_t *r = avm_json_merge_patch (root, patch);
+          json_decref (r); /* same object as root */
+        }
+    }
+  return 0;
+}
+
+/* --set ---------------------------------------------------------------- */
+
+/* Split the next segment off *P: a key (letters, digits, '_', '-') or
+   [N] / ["key"].  Returns 1 for a key, 2 for an index, 0 at the end.  */
+static int
+next_segment (const char **p, char *key, size_t keylen, long *index)
+{
+  const char *s = *p;
+  if (*s == '.')
+    s++;
+  if (!*s)
+    return 0;
+  if (*s == '[')
+    {
+      if (s[1] == '"')
+        {
+          const char *e = strstr (s + 2, "\"]");
+          if (!e || (size_t) (e - s - 2) >= keylen)
+            return -1;
+          memcpy (key, s + 2, e - s - 2);
+          key[e - s - 2] = '\0';
+          *p = e + 2;
+          return 1;
+        }
+      char *end;
+      *index = strtol (s + 1, &end, 10);
+      if (end == s + 1 || *end != ']' || *index < 0)
+        return -1;
+      *p = end + 1;
+      return 2;
+    }
+  size_t n = strcspn (s, ".[");
+  if (n == 0 || n >= keylen)
+    return -1;
+  memcpy (key, s, n);
+  key[n] = '\0';
+  *p = s + n;
+  return 1;
+}
+
+static json_t *
+parse_set_value (const char *text, const struct avm_skey *s)
+{
+  if (streq (text, "null"))
+    return json_null ();
+  if (s->type == AVM_ST_STRING || s->type == AVM_ST_ENUM)
+    return json_string (text);
+  json_t *v = json_loads (text, JSON_DECODE_ANY, NULL);
+  if (v && s->type == AVM_ST_ENUM_LIST && json_is_string (v))
+    return v;
+  return v ? v : json_string (text);
+}
+
+int
+avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *err)
+{
+  const char *eq = strchr (assignment, '=');
+  if (!eq || eq == assignment)
+    return avm_error_input (err, "--set %s: expected PATH=VALUE (e.g. --set machine.accel=tcg)", assignment);
+  _cleanup_free_ char *path = strndup (assignment, eq - assignment);
+  const char *value = eq + 1;
+  const struct avm_skey *s = avm_profile_schema ();
+  json_t *node = root_json, *parent = NULL;
+  char key[256], last_key[256] = "";
+  long index = -1, last_index = -1;
+  const char *p = path;
+  _cleanup_free_ char *walked = strdup ("");
+
+  for (;;)
+    {
+      int kind;
+      /* Flat-key maps (boot properties): the rest of the path is one key.  */
+      if (s->type == AVM_ST_MAP && (s->flags & AVM_SF_FLATKEYS) && *p == '.' && p[1])
+        {
+          snprintf (key, sizeof key, "%s", p + 1);
+          p += strlen (p);
+          kind = 1;
+        }
+      else
+        kind = next_segment (&p, key, sizeof key, &index);
+      if (kind < 0)
+        return avm_error_input (err, "--set %s: malformed path near \"%s\"", assignment, p);
+      if (kind == 0)
+        break;
+      const struct avm_skey *child = NULL;
+      if (kind == 1)
+        {
+          if (s->type != AVM_ST_OBJECT && s->type != AVM_ST_MAP)
+            return avm_error_input (err, "--set %s: %s is not an object", assignment, *walked ? walked : "(top)");
+          child = avm_skey_child (s, key);
+          if (!child)
+            {
+              const char *names[64];
+              size_t n = 0;
+              for (const struct avm_skey *i = s->sub; i && i->name && n < 64; i++)
+                names[n++] = i->name;
+              const char *hint = avm_closest (key, names, n);
+              return avm_error_input (err, "--set %s: %s%s%s: unknown key%s%s%s", assignment, walked, *walked ? "." : "",
+                                      key, hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
+            }
+        }
+      else
+        {
+          if (s->type != AVM_ST_ARRAY)
+            return avm_error_input (err, "--set %s: %s is not an array", assignment, *walked ? walked : "(top)");
+          child = &s->sub[0];
+        }
+      /* Descend, creating objects as needed (except for the last step).  */
+      json_t *next = NULL;
+      if (kind == 1)
+        {
+          if (!json_is_object (node))
+            return avm_error_input (err, "--set %s: %s is not an object in this profile", assignment, walked);
+          next = json_object_get (node, key);
+          if (!next && *p && (child->type == AVM_ST_OBJECT || child->type == AVM_ST_MAP))
+            {
+              next = json_object ();
+              json_object_set_new (node, key, next);
+            }
+        }
+      else
+        {
+          if (!json_is_array (node) || (size_t) index >= json_array_size (node))
+            return avm_error_input (err, "--set %s: %s has no element [%ld] (it has %zu)", assignment, walked, index,
+                                    json_array_size (node));
+          next = json_array_get (node, index);
+        }
+      char *nw = NULL;
+      if (kind == 1 ? asprintf (&nw, "%s%s%s", walked, *walked ? "." : "", key) < 0
+                    : asprintf (&nw, "%s[%ld]", walked, index) < 0)
+        return avm_error_sys (err, ENOMEM, "--set");
+      free (walked);
+      walked = nw;
+      parent = node;
+      node = next;
+      s = child;
+      if (kind == 1)
+        {
+          snprintf (last_key, sizeof last_key, "%s", key);
+          last_index = -1;
+        }
+      else
+        {
+          last_key[0] = '\0';
+          last_index = index;
+        }
+      if (!node && *p)
+        return avm_error_input (err, "--set %s: %s does not exist in this profile", assignment, walked);
+    }
+  if (!parent)
+    return avm_error_input (err, "--set %s: empty path", assignment);
+
+  json_t *v = parse_set_value (value, s);
+  if (!v)
+    return avm_error_sys (err, ENOMEM, "--set");
+  _cleanup_free_ char *label = NULL;
+  if (asprintf (&label, "--set %s", assignment) < 0)
+    {
+      json_decref (v);
+      return avm_error_sys (err, ENOMEM, "--set");
+    }
+  int r = avm_schema_validate_fragment (v, s, label, walked, err);
+  if (r < 0)
+    {
+      json_decref (v);
+      return r;
+    }
+  if (json_is_null (v))
+    {
+      json_decref (v);
+      if (last_index >= 0)
+        return avm_error_input (err, "--set %s: array elements cannot be deleted", assignment);
+      json_object_del (parent, last_key);
+      return 0;
+    }
+  if (last_index >= 0)
+    json_array_set_new (parent, last_index, v);
+  else
+    json_object_set_new (parent, last_key, v);
+  return 0;
+}
+
+json_t *
+avm_json_path (json_t *node, const char *path)
+{
+  char key[256];
+  long index;
+  const char *p = path;
+  for (;;)
+    {
+      int kind = next_segment (&p, key, sizeof key, &index);
+      if (kind <= 0)
+        return kind == 0 ? node : NULL;
+      node = kind == 1 ? json_object_get (node, key) : json_array_get (node, index);
+      if (!node)
+        return NULL;
+    }
+}
+
+/* ----------------------------------------------------------------------- */
+
+int
+avm_profile_load (const struct avm_profile_request *req, struct avm_profile **out, avm_error_t *err)
+{
+  _cleanup_profile_ struct avm_profile *p = calloc (1, sizeof *p);
+  struct avm_argv chain = { 0 };
+  int r;
+
+  if (!p)
+    return avm_error_sys (err, ENOMEM, "loading profile");
+  r = avm_profile_find (req->name, &p->path, err);
+  if (r < 0)
+    return r;
+  if (profile_name_from_path (p->path, &p->name) < 0)
+    return avm_error_sys (err, ENOMEM, "loading profile");
+
+  r = resolve_file (p->path, &chain, &p->json, err);
+  p->chain = avm_argv_steal (&chain);
+  if (r < 0)
+    return r;
+
+  p->options = json_object ();
+  r = apply_options (p->json, p->path, req->options, p->options, err);
+  if (r < 0)
+    return r;
+
+  for (size_t i = 0; req->sets && req->sets[i]; i++)
+    {
+      r = avm_profile_apply_set (p->json, req->sets[i], err);
+      if (r < 0)
+        return r;
+    }
+
+  r = avm_schema_validate (p->json, p->path, err);
+  if (r < 0)
+    return r;
+  *out = steal_pointer (&p);
+  return 0;
+}
+
+void
+avm_profile_free (struct avm_profile *p)
+{
+  if (!p)
+    return;
+  free (p->name);
+  free (p->path);
+  avm_strv_free (p->chain);
+  json_decref (p->json);
+  json_decref (p->options);
+  free (p);
+}
+
+void
+avm_profile_freep (struct avm_profile **p)
+{
+  avm_profile_free (*p);
+  *p = NULL;
+}
+
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+int
+avm_profile_list (json_t **out, avm_error_t *err)
+{
+  _cleanup_strv_ char **dirs = avm_profile_dirs ();
+  json_t *list = json_array ();
+  json_t *seen = json_object ();
+
+  for (size_t i = 0; dirs[i]; i++)
+    {
+      _cleanup_closedir_ DIR *d = opendir (dirs[i]);
+      struct avm_argv names = { 0 };
+      struct dirent *de;
+      if (!d)
+        continue;
+      while ((de = readdir (d)))
+        {
+          size_t l = strlen (de->d_name);
+          if (l > 5 && streq (de->d_name + l - 5, ".json") && de->d_name[0] != '.')
+            avm_argv_push_take (&names, strndup (de->d_name, l - 5));
+        }
+      if (names.n)
+        qsort (names.v, names.n, sizeof *names.v, cmp_str);
+      for (size_t k = 0; k < names.n; k++)
+        {
+          _cleanup_free_ char *file = NULL;
+          if (asprintf (&file, "%s/%s.json", dirs[i], names.v[k]) < 0)
+            continue;
+          json_t *e = json_object ();
+          json_object_set_new (e, "name", json_string (names.v[k]));
+          json_object_set_new (e, "path", json_string (file));
+          json_t *first = json_object_get (seen, names.v[k]);
+          if (first)
+            json_object_set (e, "shadowed_by", first);
+          else
+            json_object_set_new (seen, names.v[k], json_string (file));
+          /* Description: read from the file itself, errors shown as such.  */
+          json_error_t je;
+          json_t *j = json_load_file (file, 0, &je);
+          json_t *desc = j ? json_object_get (j, "description") : NULL;
+          if (!j)
+            json_object_set_new (e, "error", json_string (je.text));
+          else if (json_is_string (desc))
+            json_object_set (e, "description", desc);
+          json_decref (j);
+          json_array_append_new (list, e);
+        }
+      avm_argv_clear (&names);
+    }
+  json_decref (seen);
+  (void) err;
+  *out = list;
+  return 0;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Device profiles: lookup, inheritance, variants and overrides.
+ *
+ * A profile NAME is looked up as NAME.json in, in this order: the installed
+ * profile directory, /etc/avm/profiles, $XDG_CONFIG_HOME/avm/profiles (the
+ * first match wins); an argument containing '/' or ending in ".json" is a
+ * path.  Resolution:
+ *   1. each file is parsed (errors give line and column) and checked on its
+ *      own (unknown keys, types), so a problem names the file that has it;
+ *   2. `extends`: the child is a JSON merge patch (RFC 7386) over its parent;
+ *   3. `options`: for every option the selected choice's `set` patch is
+ *      merged (--option NAME=CHOICE, else the option's default);
+ *   4. `--set PATH=VALUE` overrides, checked against the schema;
+ *   5. the result is validated in full and defaults are filled in.
+ */
+#pragma once
+
+#include "util/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct avm_profile
+{
+  char *name;      /* "aaos-x86_64" */
+  char *path;      /* file of the profile itself */
+  char **chain;    /* files from the profile up to its root ancestor */
+  json_t *json;    /* resolved and validated, defaults filled in */
+  json_t *options; /* {"option": "choice"} as selected */
+};
+
+struct avm_profile_request
+{
+  const char *name;     /* name or path */
+  char *const *options; /* "NAME=CHOICE" */
+  char *const *sets;    /* "PATH=VALUE" */
+};
+
+int avm_profile_load (const struct avm_profile_request *req, struct avm_profile **out, avm_error_t *err);
+void avm_profile_free (struct avm_profile *p);
+void avm_profile_freep (struct avm_profile **p);
+#define _cleanup_profile_ __attribute__ ((cleanup (avm_profile_freep)))
+
+/* The profile search directories in lookup order (NULL-terminated, malloc'd).  */
+char **avm_profile_dirs (void);
+/* The installed data directory (profiles/ lives below it), malloc'd.  */
+char *avm_data_dir (void);
+
+/* Locate NAME (see above).  */
+int avm_profile_find (const char *name, char **path, avm_error_t *err);
+
+/* Every profile found: [{"name","path","description","shadowed_by"?}]  */
+int avm_profile_list (json_t **out, avm_error_t *err);
+
+/* JSON merge patch (RFC 7386): returns the new target (TARGET is consumed).  */
+json_t *avm_json_merge_patch (json_t *target, json_t *patch);
+
+/* Apply one "PATH=VALUE" override to ROOT, checking PATH and VALUE against
+   the schema.  Exposed for tests.  */
+int avm_profile_apply_set (json_t *root, const char *assignment, avm_error_t *err);
+
+/* Read a JSON file; syntax errors name FILE:LINE:COLUMN (exit code 2).  */
+int avm_json_load_file (const char *path, json_t **out, avm_error_t *err);
+
+/* Look up "a.b[2].c" in ROOT (no schema involved).  */
+json_t *avm_json_path (json_t *root, const char *path);

@@ -1,0 +1,791 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "profile/schema.h"
+#include "util/cleanup.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+avm_strv_has (const char *const *v, const char *s)
+{
+  for (; v && *v; v++)
+    if (streq (*v, s))
+      return true;
+  return false;
+}
+
+static size_t
+avm_strv_count (const char *const *v)
+{
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  return n;
+}
+
+#define END { NULL, 0, NULL, 0, 0, NULL, NULL, 0, NULL }
+#define V(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* -------- leaf helpers -------- */
+#define STR(n, d, f, doc) { n, AVM_ST_STRING, NULL, 0, 0, NULL, d, f, doc }
+#define INT(n, lo, hi, d, doc) { n, AVM_ST_INT, NULL, lo, hi, NULL, d, 0, doc }
+#define BOOL(n, d, doc) { n, AVM_ST_BOOL, NULL, 0, 0, NULL, d, 0, doc }
+#define ENUM(n, vals, d, doc) { n, AVM_ST_ENUM, NULL, 0, 0, vals, d, 0, doc }
+#define OBJ(n, sub, f, doc) { n, AVM_ST_OBJECT, sub, 0, 0, NULL, NULL, f, doc }
+#define ARR(n, f, doc, ...) { n, AVM_ST_ARRAY, (const struct avm_skey[]){ __VA_ARGS__, END }, 0, 0, NULL, NULL, f, doc }
+#define MAP(n, f, doc, ...) { n, AVM_ST_MAP, (const struct avm_skey[]){ __VA_ARGS__, END }, 0, 0, NULL, NULL, f, doc }
+
+static const struct avm_skey machine_keys[] = {
+  ENUM ("arch", V ("x86_64", "aarch64"), "\"x86_64\"", "Guest architecture; selects qemu-system-ARCH."),
+  ENUM ("type", V ("pc", "q35", "virt"), NULL,
+        "QEMU machine type (default: pc for x86_64, virt for aarch64)."),
+  { "accel", AVM_ST_ENUM_LIST, NULL, 0, 0, V ("kvm", "tcg"), "[\"kvm\", \"tcg\"]", 0,
+    "Accelerators in order of preference; the first one usable on this host is used (a string is a list of one)." },
+  INT ("cpus", 1, 256, "2", "Number of vCPUs."),
+  { "memory", AVM_ST_SIZE_MIB, NULL, 128, 1048576, NULL, "4096", 0,
+    "Guest RAM: integer MiB or a string with a unit (\"4G\", \"512M\")." },
+  STR ("cpu", "\"auto\"", AVM_SF_TEXT,
+       "CPU model: auto (host with KVM, max with TCG), host, max, or a QEMU CPU model name."),
+  ENUM ("memory_backend", V ("auto", "default", "memfd", "file"), "\"auto\"",
+        "Guest RAM backend: auto (shared memfd when a vhost-user device needs it), default, memfd or file (share=on)."),
+  STR ("memory_path", "\"/dev/shm\"", AVM_SF_TEXT, "Directory for the file memory backend."),
+  END,
+};
+
+static const struct avm_skey qemu_keys[] = {
+  STR ("binary", "\"qemu-system-${arch}\"", AVM_SF_TEXT | AVM_SF_NOTEMPTY,
+       "QEMU binary: a path, or a name searched in qemu.search_path then $PATH."),
+  STR ("search_path", "\"\"", AVM_SF_TEXT, "Colon-separated directories searched for the QEMU binary first."),
+  END,
+};
+
+static const struct avm_skey paths_keys[] = {
+  STR ("images", "\"/images\"", AVM_SF_TEXT, "Directory holding the disk images and bootloader (${images}; --images overrides)."),
+  STR ("helpers", "\"\"", AVM_SF_TEXT, "Colon-separated directories searched for helper programs before $PATH."),
+  END,
+};
+
+static const struct avm_skey firmware_keys[] = {
+  STR ("bios", NULL, AVM_SF_TEXT, "Bootloader image passed with -bios (U-Boot for Cuttlefish images)."),
+  STR ("kernel", NULL, AVM_SF_TEXT, "Kernel for direct boot (-kernel)."),
+  STR ("initrd", NULL, AVM_SF_TEXT, "Initial ramdisk for direct boot (-initrd)."),
+  STR ("cmdline", NULL, AVM_SF_TEXT, "Kernel command line for direct boot (-append)."),
+  END,
+};
+
+static const struct avm_skey disk_keys[] = {
+  STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Disk name (unique)."),
+  STR ("path", NULL, AVM_SF_REQUIRED | AVM_SF_TEXT | AVM_SF_NOTEMPTY, "Image file."),
+  ENUM ("format", V ("raw", "qcow2"), "\"raw\"", "Image format."),
+  BOOL ("snapshot", "false", "Discard guest writes when QEMU exits (snapshot=on)."),
+  BOOL ("readonly", "false", "Attach read-only."),
+  ENUM ("aio", V ("threads", "native", "io_uring"), "\"threads\"", "QEMU AIO mode."),
+  BOOL ("boot_device", "true", "List this disk in androidboot.boot_devices (Android profiles)."),
+  END,
+};
+
+static const struct avm_skey output_keys[] = {
+  { "xres", AVM_ST_INT, NULL, 64, 8192, NULL, NULL, AVM_SF_REQUIRED, "Horizontal resolution in pixels." },
+  { "yres", AVM_ST_INT, NULL, 64, 8192, NULL, NULL, AVM_SF_REQUIRED, "Vertical resolution in pixels." },
+  INT ("dpi", 60, 1000, "160", "Pixel density (androidboot.lcd_density from the first output)."),
+  END,
+};
+
+static const struct avm_skey vnc_keys[] = {
+  STR ("listen", "\"127.0.0.1\"", AVM_SF_TEXT, "Address the VNC server listens on (loopback unless said otherwise)."),
+  INT ("display", 0, 99, "0", "VNC display number (port 5900 + display + instance - 1)."),
+  END,
+};
+
+static const struct avm_skey display_keys[] = {
+  ENUM ("backend", V ("none", "dbus", "egl-headless", "vnc", "gtk"), "\"none\"",
+        "QEMU display backend; dbus starts a private dbus-daemon for an external display program."),
+  ENUM ("gpu", V ("none", "virtio-gpu", "virtio-gpu-gl", "vhost-user-gpu"), "\"virtio-gpu\"",
+        "GPU device: virtio-gpu (guest rendering), virtio-gpu-gl (virgl in QEMU), vhost-user-gpu (virgl in a backend service)."),
+  STR ("gpu_service", "\"vhost-user-gpu\"", AVM_SF_NAME, "Service providing the vhost-user-gpu backend socket."),
+  BOOL ("gl", "false", "Enable OpenGL in the display backend (gl=on)."),
+  ARR ("outputs", 0, "Display outputs; the first sets xres/yres, their count sets max_outputs.",
+       OBJ (NULL, output_keys, 0, "A display output.")),
+  OBJ ("vnc", vnc_keys, 0, "VNC server (backend vnc)."),
+  END,
+};
+
+static const struct avm_skey vhost_input_keys[] = {
+  STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Input device name."),
+  STR ("service", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Service providing the vhost-user-input socket."),
+  END,
+};
+
+static const struct avm_skey input_keys[] = {
+  BOOL ("keyboard", "true", "virtio keyboard."),
+  ENUM ("touch", V ("none", "mouse", "tablet", "multitouch"), "\"mouse\"",
+        "Pointing device the touchscreen is driven with: virtio mouse, tablet or multitouch (QEMU 8.1+)."),
+  BOOL ("rotary", "false", "virtio rotary encoder (virtio-rotary-pci, only in patched QEMU builds)."),
+  ARR ("vhost_user", 0, "vhost-user-input devices served by backend services.",
+       OBJ (NULL, vhost_input_keys, 0, "A vhost-user input device.")),
+  END,
+};
+
+static const struct avm_skey audio_keys[] = {
+  ENUM ("model", V ("none", "ac97", "intel-hda", "virtio-sound", "vhost-user-snd"), "\"none\"",
+        "Sound device (virtio-sound needs QEMU 8.2, vhost-user-snd QEMU 9.0)."),
+  ENUM ("backend", V ("none", "pipewire", "pa", "alsa", "dbus"), "\"none\"", "Host audio driver (-audiodev)."),
+  STR ("service", "\"vhost-user-snd\"", AVM_SF_NAME, "Service providing the vhost-user-snd socket."),
+  END,
+};
+
+static const struct avm_skey vsock_keys[] = {
+  ENUM ("mode", V ("none", "kernel", "vhost-user"), "\"none\"",
+        "kernel: vhost-vsock (/dev/vhost-vsock); vhost-user: a vhost-user-vsock backend service."),
+  INT ("guest_cid", 3, 4294967294LL, "3", "Guest CID of instance 1; instance N uses guest_cid + N - 1 (${cid})."),
+  STR ("service", "\"vhost-user-vsock\"", AVM_SF_NAME, "Service providing the vhost-user-vsock socket."),
+  END,
+};
+
+static const struct avm_skey port_keys[] = {
+  STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Port name (unique)."),
+  ENUM ("kind", V ("null", "log", "file", "pipe", "socket"), "\"null\"",
+        "null: discarded; log: read by avm into a size-capped log and matched for boot patterns; "
+        "file: written by QEMU to path; pipe: FIFO pair path.in/path.out for a helper; socket: unix socket QEMU listens on."),
+  STR ("path", NULL, AVM_SF_TEXT, "Path (file, pipe base name, socket); log ports default to ${run_dir}/NAME.fifo."),
+  STR ("tee", NULL, AVM_SF_NAME,
+       "Log ports: a pipe resource that also receives everything read (for a helper such as kernel_log_monitor)."),
+  END,
+};
+
+static const struct avm_skey consoles_keys[] = {
+  ENUM ("transport", V ("per-port", "multiport"), "\"per-port\"",
+        "per-port: one virtio-serial PCI device per port (start-avm, Android 14 images); multiport: one device."),
+  ARR ("ports", 0, "virtio-console ports in hvc order.",
+       OBJ (NULL, port_keys, 0, "A virtio console port (hvcN = index).")),
+  END,
+};
+
+static const struct avm_skey serial_keys[] = {
+  ENUM ("kind", V ("none", "null", "log", "file", "pipe", "socket"), "\"none\"", "Legacy serial port (ttyS0/ttyAMA0)."),
+  STR ("path", NULL, AVM_SF_TEXT, "Path for file, pipe or socket."),
+  STR ("port", NULL, AVM_SF_NAME, "Share the log FIFO of this console port (kind log)."),
+  END,
+};
+
+static const struct avm_skey forward_keys[] = {
+  ENUM ("proto", V ("tcp", "udp"), "\"tcp\"", "Protocol."),
+  STR ("host_addr", "\"127.0.0.1\"", AVM_SF_TEXT, "Host address (loopback unless said otherwise)."),
+  { "host_port", AVM_ST_INT, NULL, 1, 65535, NULL, NULL, AVM_SF_REQUIRED, "Host port of instance 1 (instance N adds N - 1)." },
+  { "guest_port", AVM_ST_INT, NULL, 1, 65535, NULL, NULL, AVM_SF_REQUIRED, "Guest port." },
+  END,
+};
+
+static const struct avm_skey network_keys[] = {
+  ENUM ("mode", V ("none", "user", "tap"), "\"user\"", "user: QEMU user networking; tap: an existing tap interface."),
+  STR ("tap", "\"cvd-mtap-01\"", AVM_SF_TEXT, "Tap interface name (mode tap)."),
+  STR ("mac", "\"00:1a:11:e0:cf:00\"", AVM_SF_TEXT, "MAC address of the NIC."),
+  BOOL ("vhost", "false", "vhost-net acceleration for tap (/dev/vhost-net)."),
+  ARR ("forwards", 0, "Host-to-guest port forwards (mode user).",
+       OBJ (NULL, forward_keys, 0, "A host port forward.")),
+  END,
+};
+
+static const struct avm_skey share_keys[] = {
+  STR ("tag", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Mount tag seen by the guest."),
+  STR ("service", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "virtiofsd service serving the share."),
+  END,
+};
+
+static const struct avm_skey service_keys[] = {
+  { "exec", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT, "An argument."), END }, 0, 0,
+    NULL, NULL, AVM_SF_REQUIRED | AVM_SF_NOTEMPTY,
+    "Program and arguments (argv; never a shell). ${socket}, ${fd:RESOURCE} and profile variables are expanded." },
+  MAP ("env", 0, "Environment variables added for the service.",
+       STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
+  BOOL ("enabled", "true", "Start this service."),
+  STR ("socket", NULL, AVM_SF_TEXT, "Unix socket the service listens on (vhost-user backends; ${socket})."),
+  ENUM ("ready", V ("none", "socket", "file", "notify"), "\"none\"",
+        "Readiness: socket (listening, checked without connecting), file (appears), notify (sd_notify READY=1), none."),
+  STR ("ready_path", NULL, AVM_SF_TEXT, "File that signals readiness (ready: file)."),
+  INT ("ready_timeout", 1, 3600, "10", "Seconds to wait for readiness."),
+  { "after", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_NAME, "A service name."), END }, 0, 0,
+    NULL, "[]", 0, "Services that must be ready before this one starts." },
+  ENUM ("restart", V ("no", "on-failure", "always"), "\"on-failure\"", "Restart policy."),
+  BOOL ("critical", "false", "Tear the platform down when this service fails for good."),
+  INT ("stop_timeout", 1, 600, "5", "Seconds between SIGTERM and SIGKILL at stop."),
+  STR ("description", NULL, AVM_SF_TEXT, "What the service is for."),
+  END,
+};
+
+static const struct avm_skey resource_keys[] = {
+  { "type", AVM_ST_ENUM, NULL, 0, 0, V ("fifo", "unix-listen", "vsock-listen", "tcp-listen", "pipe"), NULL, AVM_SF_REQUIRED,
+        "fifo: a FIFO held open read-write; unix-listen/vsock-listen/tcp-listen: listening sockets; pipe: a pipe (NAME.read, NAME.write)." },
+  STR ("path", NULL, AVM_SF_TEXT, "Path (fifo, unix-listen)."),
+  INT ("port", 1, 65535, NULL, "Port of instance 1 (vsock-listen, tcp-listen); instance N adds N - 1."),
+  STR ("address", "\"127.0.0.1\"", AVM_SF_TEXT, "Listen address (tcp-listen)."),
+  END,
+};
+
+static const struct avm_skey boot_keys[] = {
+  STR ("console", NULL, AVM_SF_NAME, "Console port (kind log) watched for the boot patterns."),
+  { "completed", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END },
+    0, 0, NULL, "[]", 0, "Substrings that mean the guest has booted." },
+  { "failed", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END },
+    0, 0, NULL, "[]", 0, "Substrings that mean the boot failed." },
+  INT ("timeout", 0, 86400, "0", "Seconds to wait for boot before failing (0: no limit)."),
+  END,
+};
+
+static const struct avm_skey stop_keys[] = {
+  INT ("timeout", 1, 3600, "30", "Seconds to wait for the guest after system_powerdown before quitting QEMU."),
+  END,
+};
+
+static const struct avm_skey choice_keys[] = {
+  STR ("description", NULL, AVM_SF_TEXT, "What this choice selects."),
+  { "set", AVM_ST_OBJECT, NULL, 0, 0, NULL, "{}", 0,
+    "JSON merge patch (RFC 7386) applied to the profile when this choice is selected." },
+  END,
+};
+
+static const struct avm_skey option_keys[] = {
+  STR ("description", NULL, AVM_SF_TEXT, "What the option selects."),
+  STR ("default", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Choice used unless --option NAME=CHOICE says otherwise."),
+  MAP ("choices", AVM_SF_REQUIRED, "The choices.",
+       OBJ (NULL, choice_keys, 0, "A choice.")),
+  END,
+};
+
+static const struct avm_skey root_keys[] = {
+  STR ("description", NULL, AVM_SF_TEXT, "One line describing the platform."),
+  STR ("extends", NULL, AVM_SF_TEXT, "Parent profile (name or path); this profile is a merge patch over it."),
+  MAP ("options", 0, "Named variants selected with --option NAME=CHOICE.",
+       OBJ (NULL, option_keys, 0, "An option.")),
+  OBJ ("machine", machine_keys, 0, "Machine, CPU and memory."),
+  OBJ ("qemu", qemu_keys, 0, "The QEMU binary."),
+  OBJ ("paths", paths_keys, 0, "Directories."),
+  OBJ ("firmware", firmware_keys, 0, "Bootloader or direct kernel boot."),
+  ARR ("disks", 0, "virtio-blk disks in PCI order; the first is the boot disk.",
+       OBJ (NULL, disk_keys, 0, "A disk.")),
+  OBJ ("display", display_keys, 0, "Display backend, GPU and outputs."),
+  OBJ ("input", input_keys, 0, "Input devices."),
+  OBJ ("audio", audio_keys, 0, "Sound."),
+  OBJ ("vsock", vsock_keys, 0, "virtio-vsock."),
+  OBJ ("consoles", consoles_keys, 0, "virtio-console ports."),
+  OBJ ("serial", serial_keys, 0, "Legacy serial port."),
+  OBJ ("network", network_keys, 0, "Network interface."),
+  BOOL ("rng", "true", "virtio-rng fed from /dev/urandom."),
+  BOOL ("balloon", "true", "virtio-balloon."),
+  BOOL ("xhci", "false", "USB xHCI controller."),
+  ARR ("shares", 0, "virtiofs shares (vhost-user-fs), each served by a virtiofsd service.",
+       OBJ (NULL, share_keys, 0, "A virtiofs share.")),
+  MAP ("service_env", 0, "Environment variables given to every service (a service's env adds to it).",
+       STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
+  MAP ("services", 0, "Helper services started before QEMU, keyed by name.",
+       OBJ (NULL, service_keys, 0, "A helper service.")),
+  MAP ("resources", 0, "FIFOs, listening sockets and pipes created by avm before any process starts; services get them as ${fd:NAME}.",
+       OBJ (NULL, resource_keys, 0, "A resource.")),
+  OBJ ("boot", boot_keys, 0, "Boot detection."),
+  OBJ ("stop", stop_keys, 0, "Shutdown."),
+  MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY, "androidboot.* boot properties written to the bootconfig partition; derived keys are added by avm.",
+       STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A value.")),
+  { "extra_qemu_args", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, 0, "An argument."), END }, 0, 0, NULL,
+    NULL, 0, "Unapproved free-form QEMU arguments; refused unless --allow-unapproved, flagged in every output." },
+  END,
+};
+
+static const struct avm_skey root = { "", AVM_ST_OBJECT, root_keys, 0, 0, NULL, NULL, 0, "A device profile." };
+
+const struct avm_skey *
+avm_profile_schema (void)
+{
+  return &root;
+}
+
+const struct avm_skey *
+avm_skey_child (const struct avm_skey *s, const char *key)
+{
+  if (!s || !s->sub)
+    return NULL;
+  if (s->type == AVM_ST_MAP || s->type == AVM_ST_ARRAY)
+    return &s->sub[0];
+  if (s->type != AVM_ST_OBJECT)
+    return NULL;
+  for (const struct avm_skey *k = s->sub; k->name; k++)
+    if (streq (k->name, key))
+      return k;
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+
+char *
+avm_json_brief (const json_t *v)
+{
+  char *s = json_dumps (v, JSON_ENCODE_ANY | JSON_COMPACT);
+  if (s && strlen (s) > 60)
+    strcpy (s + 56, "...");
+  return s ? s : strdup ("?");
+}
+
+static size_t
+edit_distance (const char *a, const char *b)
+{
+  size_t la = strlen (a), lb = strlen (b);
+  if (la > 64 || lb > 64)
+    return 99;
+  size_t d[65];
+  for (size_t j = 0; j <= lb; j++)
+    d[j] = j;
+  for (size_t i = 1; i <= la; i++)
+    {
+      size_t prev = d[0];
+      d[0] = i;
+      for (size_t j = 1; j <= lb; j++)
+        {
+          size_t cur = d[j];
+          size_t best = prev + (tolower ((unsigned char) a[i - 1]) != tolower ((unsigned char) b[j - 1]));
+          if (d[j] + 1 < best)
+            best = d[j] + 1;
+          if (d[j - 1] + 1 < best)
+            best = d[j - 1] + 1;
+          d[j] = best;
+          prev = cur;
+        }
+    }
+  return d[lb];
+}
+
+const char *
+avm_closest (const char *word, const char *const *cands, size_t n)
+{
+  const char *best = NULL;
+  size_t bestd = (size_t) -1, limit = strlen (word) / 3 + 1;
+  for (size_t i = 0; i < n; i++)
+    {
+      size_t d = edit_distance (word, cands[i]);
+      if (d < bestd)
+        {
+          bestd = d;
+          best = cands[i];
+        }
+    }
+  return bestd <= limit ? best : NULL;
+}
+
+struct vctx
+{
+  const char *file;
+  avm_error_t *err;
+  int nerr;
+  bool partial; /* a fragment (file with extends, patch, --set): no required keys, no defaults, null deletes */
+};
+
+static void __attribute__ ((format (printf, 3, 4)))
+verror (struct vctx *c, const char *path, const char *fmt, ...)
+{
+  va_list ap;
+  _cleanup_free_ char *msg = NULL;
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end (ap);
+  c->nerr++;
+  if (c->nerr <= 20)
+    avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: %s: %s", c->file, *path ? path : "(top level)",
+                      msg ? msg : "invalid");
+  else if (c->nerr == 21)
+    avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: more problems not shown", c->file);
+}
+
+static bool
+valid_name (const char *s, bool dots)
+{
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!isalnum ((unsigned char) s[n]) && s[n] != '_' && s[n] != '-' && !(dots && s[n] == '.'))
+      return false;
+  return n > 0 && n <= (dots ? 128 : 63);
+}
+
+static bool
+has_control (const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char) *s < 0x20 || *s == 0x7f)
+      return true;
+  return false;
+}
+
+static char *
+join_path (const char *base, const char *key)
+{
+  char *p = NULL;
+  if (!*base)
+    return strdup (key);
+  bool plain = valid_name (key, false);
+  if (asprintf (&p, plain ? "%s.%s" : "%s[\"%s\"]", base, key) < 0)
+    return NULL;
+  return p;
+}
+
+static const char *
+type_name (const struct avm_skey *s)
+{
+  switch (s->type)
+    {
+    case AVM_ST_OBJECT:
+    case AVM_ST_MAP:
+      return "object";
+    case AVM_ST_ARRAY:
+      return "array";
+    case AVM_ST_STRING:
+      return "string";
+    case AVM_ST_INT:
+      return "integer";
+    case AVM_ST_BOOL:
+      return "boolean";
+    case AVM_ST_ENUM:
+      return "string";
+    case AVM_ST_ENUM_LIST:
+      return "string or array of strings";
+    case AVM_ST_SIZE_MIB:
+      return "size";
+    }
+  return "?";
+}
+
+static void enum_expected (const struct avm_skey *s, char *buf, size_t len)
+{
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; s->values[i] && o < len; i++)
+    o += snprintf (buf + o, len - o, "%s%s", i ? ", " : "", s->values[i]);
+}
+
+/* Parse "4G", "512M", "4096MiB", "1T" into MiB.  */
+static bool
+parse_size_mib (const char *s, long long *out)
+{
+  char *end;
+  errno = 0;
+  long long v = strtoll (s, &end, 10);
+  if (errno || end == s || v < 0)
+    return false;
+  long long mul;
+  if (!*end || !strcasecmp (end, "M") || !strcasecmp (end, "MiB") || !strcasecmp (end, "MB"))
+    mul = 1;
+  else if (!strcasecmp (end, "G") || !strcasecmp (end, "GiB") || !strcasecmp (end, "GB"))
+    mul = 1024;
+  else if (!strcasecmp (end, "T") || !strcasecmp (end, "TiB") || !strcasecmp (end, "TB"))
+    mul = 1024 * 1024;
+  else
+    return false;
+  if (v > (1LL << 40) / mul)
+    return false;
+  *out = v * mul;
+  return true;
+}
+
+static void validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json_t *v,
+                           const struct avm_skey *s, const char *path);
+
+static void
+validate_string (struct vctx *c, const struct avm_skey *s, json_t *v, const char *path)
+{
+  const char *str = json_string_value (v);
+  if ((s->flags & AVM_SF_NOTEMPTY) && !*str)
+    verror (c, path, "must not be empty");
+  else if ((s->flags & AVM_SF_NAME) && !valid_name (str, false))
+    verror (c, path, "expected a name of letters, digits, '_' and '-' (at most 63), got \"%s\"", str);
+  else if (has_control (str))
+    verror (c, path, "control characters are not allowed");
+}
+
+static void
+validate_object (struct vctx *c, json_t *v, const struct avm_skey *s, const char *path)
+{
+  const char *key;
+  json_t *val;
+  void *tmp;
+
+  if (!s->sub) /* free-form object (merge patches): checked when applied */
+    return;
+  json_object_foreach_safe (v, tmp, key, val)
+    {
+      const struct avm_skey *k = avm_skey_child (s, key);
+      _cleanup_free_ char *p = join_path (path, key);
+      if (!k)
+        {
+          const char *names[64];
+          size_t n = 0;
+          for (const struct avm_skey *i = s->sub; i->name && n < 64; i++)
+            names[n++] = i->name;
+          const char *hint = avm_closest (key, names, n);
+          if (hint)
+            verror (c, p, "unknown key; did you mean \"%s\"?", hint);
+          else
+            verror (c, p, "unknown key (see avm-profile(5) or `avm profiles keys`)");
+          continue;
+        }
+      if (!(c->partial && json_is_null (val)))
+        validate_node (c, v, key, 0, val, k, p);
+    }
+  if (c->partial)
+    return;
+  /* Required keys and defaults.  */
+  for (const struct avm_skey *k = s->sub; k->name; k++)
+    {
+      if (json_object_get (v, k->name))
+        continue;
+      if (k->flags & AVM_SF_REQUIRED)
+        {
+          _cleanup_free_ char *p = join_path (path, k->name);
+          verror (c, p, "required key is missing");
+          continue;
+        }
+      if (k->def)
+        {
+          json_t *d = json_loads (k->def, JSON_DECODE_ANY, NULL);
+          if (d)
+            json_object_set_new (v, k->name, d);
+        }
+      else if (k->type == AVM_ST_OBJECT && k->sub)
+        {
+          /* Materialise nested objects so that their defaults appear.  */
+          json_t *o = json_object ();
+          json_object_set_new (v, k->name, o);
+          _cleanup_free_ char *p = join_path (path, k->name);
+          validate_object (c, o, k, p);
+        }
+    }
+}
+
+static void
+validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json_t *v, const struct avm_skey *s,
+               const char *path)
+{
+  _cleanup_free_ char *got = NULL;
+  char buf[256];
+
+  switch (s->type)
+    {
+    case AVM_ST_OBJECT:
+      if (!json_is_object (v))
+        goto type_error;
+      validate_object (c, v, s, path);
+      return;
+
+    case AVM_ST_MAP:
+      {
+        const char *k;
+        json_t *val;
+        if (!json_is_object (v))
+          goto type_error;
+        json_object_foreach (v, k, val)
+          {
+            _cleanup_free_ char *p = join_path (path, k);
+            if (!valid_name (k, (s->flags & AVM_SF_PROPKEY) != 0))
+              {
+                verror (c, p, "invalid key name \"%s\" (letters, digits, '_', '-'%s)", k,
+                        (s->flags & AVM_SF_PROPKEY) ? ", '.'" : "");
+                continue;
+              }
+            if (!(c->partial && json_is_null (val)))
+              validate_node (c, v, k, 0, val, &s->sub[0], p);
+          }
+        return;
+      }
+
+    case AVM_ST_ARRAY:
+      {
+        size_t i;
+        json_t *el;
+        if (!json_is_array (v))
+          goto type_error;
+        if ((s->flags & AVM_SF_NOTEMPTY) && json_array_size (v) == 0)
+          verror (c, path, "must not be empty");
+        json_array_foreach (v, i, el)
+          {
+            _cleanup_free_ char *p = NULL;
+            if (asprintf (&p, "%s[%zu]", path, i) < 0)
+              return;
+            validate_node (c, v, NULL, i, el, &s->sub[0], p);
+          }
+        return;
+      }
+
+    case AVM_ST_STRING:
+      if (!json_is_string (v))
+        goto type_error;
+      validate_string (c, s, v, path);
+      return;
+
+    case AVM_ST_INT:
+      if (!json_is_integer (v) || json_integer_value (v) < s->min || json_integer_value (v) > s->max)
+        {
+          got = avm_json_brief (v);
+          verror (c, path, "expected integer %lld..%lld, got %s", s->min, s->max, got);
+        }
+      return;
+
+    case AVM_ST_BOOL:
+      if (!json_is_boolean (v))
+        goto type_error;
+      return;
+
+    case AVM_ST_ENUM:
+      if (!json_is_string (v) || !avm_strv_has (s->values, json_string_value (v)))
+        {
+          enum_expected (s, buf, sizeof buf);
+          got = avm_json_brief (v);
+          const char *hint = json_is_string (v)
+                                 ? avm_closest (json_string_value (v), s->values, avm_strv_count (s->values))
+                                 : NULL;
+          if (hint)
+            verror (c, path, "expected one of %s, got %s; did you mean \"%s\"?", buf, got, hint);
+          else
+            verror (c, path, "expected one of %s, got %s", buf, got);
+        }
+      return;
+
+    case AVM_ST_ENUM_LIST:
+      {
+        if (json_is_string (v))
+          {
+            json_t *arr = json_array ();
+            json_array_append (arr, v);
+            if (key)
+              json_object_set_new (parent, key, arr);
+            else
+              json_array_set_new (parent, idx, arr);
+            v = arr;
+          }
+        if (!json_is_array (v) || json_array_size (v) == 0)
+          goto type_error;
+        size_t i;
+        json_t *el;
+        json_array_foreach (v, i, el)
+          if (!json_is_string (el) || !avm_strv_has (s->values, json_string_value (el)))
+            {
+              enum_expected (s, buf, sizeof buf);
+              got = avm_json_brief (el);
+              verror (c, path, "expected one or more of %s, got %s", buf, got);
+              return;
+            }
+        return;
+      }
+
+    case AVM_ST_SIZE_MIB:
+      {
+        long long mib = -1;
+        if (json_is_integer (v))
+          mib = json_integer_value (v);
+        else if (!json_is_string (v) || !parse_size_mib (json_string_value (v), &mib))
+          mib = -1;
+        if (mib < s->min || mib > s->max)
+          {
+            got = avm_json_brief (v);
+            verror (c, path, "expected a size of %lldM..%lldM (integer MiB or \"4G\"), got %s", s->min, s->max, got);
+            return;
+          }
+        json_t *n = json_integer (mib);
+        if (key)
+          json_object_set_new (parent, key, n);
+        else
+          json_array_set_new (parent, idx, n);
+        return;
+      }
+    }
+  return;
+
+type_error:
+  got = avm_json_brief (v);
+  verror (c, path, "expected %s, got %s", type_name (s), got);
+}
+
+int
+avm_schema_validate (json_t *root_json, const char *file, avm_error_t *err)
+{
+  struct vctx c = { .file = file, .err = err };
+  if (!json_is_object (root_json))
+    {
+      _cleanup_free_ char *got = avm_json_brief (root_json);
+      return avm_error_input (err, "%s: expected a JSON object at the top level, got %s", file, got);
+    }
+  validate_object (&c, root_json, &root, "");
+  return c.nerr ? -EINVAL : 0;
+}
+
+int
+avm_schema_validate_fragment (json_t *v, const struct avm_skey *s, const char *file, const char *path,
+                              avm_error_t *err)
+{
+  struct vctx c = { .file = file, .err = err, .partial = true };
+  if (json_is_null (v))
+    return 0;
+  if (s->type == AVM_ST_OBJECT && !json_is_object (v))
+    {
+      _cleanup_free_ char *got = avm_json_brief (v);
+      verror (&c, path, "expected object, got %s", got);
+      return -EINVAL;
+    }
+  if (s->type == AVM_ST_OBJECT)
+    validate_object (&c, v, s, path);
+  else
+    {
+      /* Leaves may be normalised in place: wrap in a holder.  */
+      json_t *holder = json_array ();
+      json_array_append (holder, v);
+      validate_node (&c, holder, NULL, 0, v, s, path);
+      json_decref (holder);
+    }
+  return c.nerr ? -EINVAL : 0;
+}
+
+/* ---------------------------------------------------------------- */
+
+static void
+print_keys (FILE *out, const struct avm_skey *s, const char *path, bool docs)
+{
+  for (const struct avm_skey *k = s->sub; k && k->name; k++)
+    {
+      _cleanup_free_ char *p = join_path (path, k->name);
+      char typebuf[256];
+      const char *t = type_name (k);
+      if (k->type == AVM_ST_ENUM || k->type == AVM_ST_ENUM_LIST)
+        {
+          char vals[200];
+          enum_expected (k, vals, sizeof vals);
+          snprintf (typebuf, sizeof typebuf, "%s (%s)", k->type == AVM_ST_ENUM ? "enum" : "enum list", vals);
+          t = typebuf;
+        }
+      else if (k->type == AVM_ST_INT)
+        {
+          snprintf (typebuf, sizeof typebuf, "integer %lld..%lld", k->min, k->max);
+          t = typebuf;
+        }
+      if (docs)
+        fprintf (out, "%s\n    %s%s%s%s\n    %s\n", p, t, k->def ? ", default " : "", k->def ? k->def : "",
+                 (k->flags & AVM_SF_REQUIRED) ? ", required" : "", k->doc);
+      else
+        fprintf (out, "%s\n", p);
+      const struct avm_skey *sub = k;
+      _cleanup_free_ char *subpath = NULL;
+      while (sub->type == AVM_ST_ARRAY || sub->type == AVM_ST_MAP)
+        {
+          char *np = NULL;
+          if (asprintf (&np, "%s%s", subpath ? subpath : p, sub->type == AVM_ST_ARRAY ? "[]" : ".*") < 0)
+            return;
+          free (subpath);
+          subpath = np;
+          sub = &sub->sub[0];
+        }
+      if (sub->type == AVM_ST_OBJECT && sub->sub)
+        print_keys (out, sub, subpath ? subpath : p, docs);
+    }
+}
+
+void
+avm_schema_print_keys (FILE *out, bool with_docs)
+{
+  print_keys (out, &root, "", with_docs);
+}

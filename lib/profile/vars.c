@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "profile/vars.h"
+#include "util/cleanup.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *
+find_var (const struct avm_vars *vars, const char *name, size_t len)
+{
+  for (const struct avm_vars *s = vars; s; s = s->parent)
+    for (size_t i = 0; i < s->n; i++)
+      if (strlen (s->vars[i].name) == len && memcmp (s->vars[i].name, name, len) == 0)
+        return s->vars[i].value;
+  return NULL;
+}
+
+static void
+known_list (const struct avm_vars *vars, char *buf, size_t size)
+{
+  size_t o = 0;
+  buf[0] = '\0';
+  for (const struct avm_vars *s = vars; s; s = s->parent)
+    for (size_t i = 0; i < s->n && o < size; i++)
+      o += snprintf (buf + o, size - o, "%s%s", o ? ", " : "", s->vars[i].name);
+}
+
+int
+avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where, char **out, avm_error_t *err)
+{
+  _cleanup_free_ char *buf = NULL;
+  size_t size = 0;
+  _cleanup_fclose_ FILE *f = open_memstream (&buf, &size);
+  if (!f)
+    return avm_error_sys (err, errno, "expanding %s", where);
+
+  for (const char *p = in; *p;)
+    {
+      if (p[0] != '$')
+        {
+          const char *d = strchr (p, '$');
+          size_t n = d ? (size_t) (d - p) : strlen (p);
+          fwrite (p, 1, n, f);
+          p += n;
+          continue;
+        }
+      if (p[1] == '$')
+        {
+          fputc ('$', f);
+          p += 2;
+          continue;
+        }
+      if (p[1] != '{')
+        {
+          fputc ('$', f);
+          p++;
+          continue;
+        }
+      const char *end = strchr (p + 2, '}');
+      if (!end)
+        return avm_error_input (err, "%s: unterminated variable reference in \"%s\" (write $$ for a literal $)", where, in);
+      const char *name = p + 2;
+      size_t len = end - name;
+      const char *colon = memchr (name, ':', len);
+      if (len == 0)
+        return avm_error_input (err, "%s: empty variable reference ${} in \"%s\"", where, in);
+      if (colon)
+        {
+          _cleanup_free_ char *ns = strndup (name, colon - name);
+          _cleanup_free_ char *arg = strndup (colon + 1, end - colon - 1);
+          const struct avm_vars *s = vars;
+          while (s && !s->lookup_ns)
+            s = s->parent;
+          if (!s)
+            return avm_error_input (err, "%s: ${%s:...} is not allowed here", where, ns);
+          _cleanup_free_ char *repl = NULL;
+          int r = s->lookup_ns (s->data, ns, arg, where, &repl, err);
+          if (r < 0)
+            return r;
+          if (repl)
+            fputs (repl, f);
+          else
+            fwrite (p, 1, end + 1 - p, f);
+        }
+      else
+        {
+          const char *v = find_var (vars, name, len);
+          if (!v)
+            {
+              char known[512];
+              known_list (vars, known, sizeof known);
+              return avm_error_input (err, "%s: unknown variable ${%.*s} (known: %s)", where, (int) len, name, known);
+            }
+          fputs (v, f);
+        }
+      p = end + 1;
+    }
+  if (fclose (f) != 0)
+    {
+      f = NULL;
+      return avm_error_sys (err, ENOMEM, "expanding %s", where);
+    }
+  f = NULL;
+  *out = steal_pointer (&buf);
+  return 0;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Error model: every fallible function returns 0 or -errno and, on failure,
+ * fills an avm_error_t with a message that names the file, key or device at
+ * fault.  The error also carries the process exit code the CLI should use:
+ * AVM_EXIT_USAGE (2) for bad input (usage, profile, --set), AVM_EXIT_FAILURE
+ * (1) for runtime failures.  A message may hold several lines, one problem
+ * per line (profile validation reports every problem it finds).
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+enum
+{
+  AVM_EXIT_OK = 0,
+  AVM_EXIT_FAILURE = 1,
+  AVM_EXIT_USAGE = 2,
+};
+
+struct avm_error
+{
+  int code;      /* positive errno */
+  int exit_code; /* AVM_EXIT_* */
+  char *msg;     /* one or more lines, no trailing newline */
+};
+typedef struct avm_error *avm_error_t;
+
+/* Runtime failure caused by errno value ERRNUM; ": strerror" is appended
+   when ERRNUM is not 0.  Returns -ERRNUM (or -EIO when ERRNUM is 0).  */
+int avm_error_sys (avm_error_t *err, int errnum, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* Bad input (exit code 2).  Returns -EINVAL.  */
+int avm_error_input (avm_error_t *err, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* Runtime failure with a given errno but no strerror suffix.  */
+int avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* Add "PREFIX: " in front of the message (each line).  */
+void avm_error_prefix (avm_error_t *err, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* Append one more line to an existing (or new) error.  */
+int avm_error_append (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
+  __attribute__ ((format (printf, 4, 5)));
+
+void avm_error_free (avm_error_t err);
+void avm_error_freep (avm_error_t *err);
+#define _cleanup_error_ __attribute__ ((cleanup (avm_error_freep)))
+
+/* Print "avm: MSG" (each line prefixed) to stderr, free it, return its exit code. */
+int avm_error_report (avm_error_t *err);
