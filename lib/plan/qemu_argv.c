@@ -92,10 +92,12 @@ device (struct plan_ctx *c, const char *type, const char *key, int slot, const c
     }
   if (slot >= 0)
     {
-      json_t *e = json_pack ("{s:s%, s:s, s:s}", "slot", NULL, 0, "device", type, "for", key);
+      json_t *e = json_object ();
       char sl[16];
       snprintf (sl, sizeof sl, "0x%02x", slot);
       json_object_set_new (e, "slot", json_string (sl));
+      json_object_set_new (e, "device", json_string (type));
+      json_object_set_new (e, "for", json_string (key));
       json_array_append_new (c->pci, e);
       return opt (c, "-device", "%s%s%s,addr=0x%x", type, props ? "," : "", props ? props : "", slot);
     }
@@ -337,7 +339,7 @@ emit_serial (struct plan_ctx *c)
   else if (streq (kind, "log") && !pstr (c, "serial.path"))
     {
       /* Its own FIFO, read by avm like a console.  */
-      json_t *res = json_pack ("{s:s, s:s%, s:s, s:b}", "type", "fifo", "path", NULL, 0, "console", "serial", "log", 1);
+      json_t *res = json_pack ("{s:s, s:s, s:b}", "type", "fifo", "console", "serial", "log", 1);
       _cleanup_free_ char *p = NULL;
       if (asprintf (&p, "%s/serial.fifo", c->run_dir) < 0)
         return -ENOMEM;

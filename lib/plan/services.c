@@ -52,7 +52,7 @@ plan_resources (struct plan_ctx *c)
             }
           json_object_set_new (res, "path", json_string (p));
         }
-      if (wants_port)
+      if (wants_port || port)
         {
           long long pt = json_integer_value (port) + c->instance - 1;
           if (pt > 65535)
