@@ -43,7 +43,7 @@ CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
 
-.PHONY: all check check-asan bench clean install uninstall lint
+.PHONY: all check check-asan bench clean install uninstall lint golden
 
 all: $(AVM)
 
@@ -74,3 +74,18 @@ clean:
 	rm -rf build build-asan avm
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+# Benchmarks (bench/README.md): BENCH_RUNS=N (default 50), BENCH_SLOW_RUNS=N (20).
+BENCH_BIN := $(BUILD)/bench/avm-bench
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+
+$(BENCH_BIN): $(BENCH_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARNFLAGS) -O2 $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_SRCS)
+
+bench: $(AVM) $(BENCH_BIN)
+	$(BENCH_BIN) $(abspath $(AVM))
+
+# Rewrite tests/golden/ from the current output (review the diff!).
+golden: $(AVM) $(TEST_BIN)
+	AVM_UPDATE_GOLDEN=1 AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) $(TEST_BIN) --filter 'plan/golden*'

@@ -53,6 +53,8 @@ int avm_profile_opts_load (struct avm_profile_opts *o, struct avm_profile **out,
 
 /* A usage error: prints "avm CMD: MSG" and a pointer to --help; exit code 2.  */
 int avm_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* Report an option getopt_long rejected (C is '?' or ':'); exit code 2.  */
+int avm_bad_option (const char *cmd, int c, char **argv);
 int avm_json_print (json_t *j, FILE *out);
 
 int avm_cmd_start (int argc, char **argv);

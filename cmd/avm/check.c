@@ -56,7 +56,8 @@ avm_cmd_check (int argc, char **argv)
   int c, r, ret = AVM_EXIT_USAGE;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "p:O:i:h", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":p:O:i:h", longopts, NULL)) != -1)
     {
       r = avm_profile_opts_parse (&o, c, optarg, &err);
       if (r < 0)
@@ -76,7 +77,7 @@ avm_cmd_check (int argc, char **argv)
         }
       else
         {
-          ret = avm_usage_error ("check", "invalid option");
+          ret = avm_bad_option ("check", c, argv);
           goto out;
         }
     }

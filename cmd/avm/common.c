@@ -100,3 +100,14 @@ avm_json_print (json_t *j, FILE *out)
   fputc ('\n', out);
   return 0;
 }
+
+int
+avm_bad_option (const char *cmd, int c, char **argv)
+{
+  const char *arg = argv[optind - 1];
+  if (c == ':')
+    return avm_usage_error (cmd, "option %s needs an argument", arg);
+  if (optopt && optopt < 0x100)
+    return avm_usage_error (cmd, "unknown option '-%c'", optopt);
+  return avm_usage_error (cmd, "unknown option '%s'", arg);
+}

@@ -40,10 +40,7 @@ int
 main (int argc, char **argv)
 {
   if (argc < 2)
-    {
-      usage (stderr);
-      return AVM_EXIT_USAGE;
-    }
+    return avm_usage_error (NULL, "missing command (start, profiles, check)");
   const char *cmd = argv[1];
   if (streq (cmd, "--help") || streq (cmd, "-h"))
     {

@@ -73,7 +73,8 @@ cmd_show (int argc, char **argv)
   int c, r, ret;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "p:O:i:h", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":p:O:i:h", longopts, NULL)) != -1)
     {
       r = avm_profile_opts_parse (&o, c, optarg, &err);
       if (r < 0)
@@ -89,7 +90,7 @@ cmd_show (int argc, char **argv)
               ret = 0;
             }
           else
-            ret = avm_usage_error ("profiles", "show: invalid option");
+            ret = avm_bad_option ("profiles show", c, argv);
           goto out;
         }
     }

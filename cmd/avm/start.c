@@ -47,7 +47,8 @@ avm_cmd_start (int argc, char **argv)
   int c, r, ret = AVM_EXIT_USAGE;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "+p:O:i:nh", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+:p:O:i:nh", longopts, NULL)) != -1)
     {
       r = avm_profile_opts_parse (&o, c, optarg, &err);
       if (r < 0)
@@ -70,7 +71,7 @@ avm_cmd_start (int argc, char **argv)
           ret = 0;
           goto out;
         default:
-          ret = avm_usage_error ("start", "invalid option");
+          ret = avm_bad_option ("start", c, argv);
           goto out;
         }
     }

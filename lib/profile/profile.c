@@ -453,7 +453,7 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
           last_key[0] = '\0';
           last_index = index;
         }
-      if (!node && *p)
+      if (!node && *p && (s->type == AVM_ST_OBJECT || s->type == AVM_ST_MAP || s->type == AVM_ST_ARRAY))
         return avm_error_input (err, "--set %s: %s does not exist in this profile", assignment, walked);
     }
   if (!parent)

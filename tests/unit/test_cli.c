@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The command line: exit codes, one-line errors, help, profiles commands. */
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
+
+static int
+avm (char **out, char **err, const char *a, const char *b, const char *c, const char *d)
+{
+  char *args[] = { (char *) a, (char *) b, (char *) c, (char *) d, NULL };
+  return tu_avmv (args, out, err);
+}
+
+static void
+expect (int code, const char *needle, const char *a, const char *b, const char *c, const char *d)
+{
+  char *out = NULL, *err = NULL;
+  int r = avm (&out, &err, a, b, c, d);
+  cr_assert_eq (r, code, "avm %s %s: exit %d, want %d\n%s", a ?: "", b ?: "", r, code, err);
+  if (needle)
+    {
+      char *hay = code == 0 ? out : err;
+      assert_contains (hay, needle);
+    }
+  if (code == 2 && err)
+    {
+      /* Usage errors are one line.  */
+      size_t lines = 0;
+      for (char *p = err; *p; p++)
+        lines += *p == '\n';
+      cr_assert_eq (lines, 1, "usage error should be one line:\n%s", err);
+    }
+  free (out);
+  free (err);
+}
+
+Test (cli, exit_codes_and_messages)
+{
+  expect (2, "avm: missing command", NULL, NULL, NULL, NULL);
+  expect (2, "avm: unknown command \"frobnicate\"", "frobnicate", NULL, NULL, NULL);
+  expect (2, "avm start: unknown option '--bogus'", "start", "--bogus", NULL, NULL);
+  expect (2, "avm start: option --profile needs an argument", "start", "-n", "--profile", NULL);
+  expect (2, "avm check: unknown option '-z'", "check", "-z", NULL, NULL);
+  expect (2, "avm start: unexpected argument \"extra\"", "start", "-n", "extra", NULL);
+  expect (2, "--json goes with --dry-run", "start", "--json", NULL, NULL);
+  expect (2, "--instance 0: expected an integer 1..64", "start", "-n", "--instance", "0");
+  expect (2, "--set x: expected PATH=VALUE", "start", "-n", "--set", "x");
+  expect (2, "profile \"nope\" not found", "start", "-n", "-p", "nope");
+  expect (2, "profile /nonexistent.json: No such file", "start", "-n", "-p", "/nonexistent.json");
+  expect (0, "avm 0.", "--version", NULL, NULL, NULL);
+  expect (0, "Usage: avm start", "start", "--help", NULL, NULL);
+  expect (0, "Usage: avm check", "help", "check", NULL, NULL);
+  expect (2, "help: unknown command", "help", "nope", NULL, NULL);
+  expect (2, "unknown subcommand \"lst\"", "profiles", "lst", NULL, NULL);
+}
+
+Test (cli, help_command_equals_option)
+{
+  char *a = NULL, *b = NULL;
+  cr_assert_eq (avm (&a, NULL, "help", "start", NULL, NULL), 0);
+  cr_assert_eq (avm (&b, NULL, "start", "--help", NULL, NULL), 0);
+  cr_assert_str_eq (a, b);
+  free (a);
+  free (b);
+}
+
+Test (cli, real_start_is_refused_clearly)
+{
+  /* Missing files are errors in a real start (warnings in a dry run).  */
+  char *out = NULL, *err = NULL;
+  char *args[] = { "start", "-p", "demo", "--set", "machine.accel=tcg", "--images", "/nonexistent", NULL };
+  int r = tu_avmv (args, &out, &err);
+  cr_assert_eq (r, 1, "%s", err);
+  assert_contains (err, "avm: firmware.kernel /nonexistent/vmlinuz: No such file or directory");
+  free (out);
+  free (err);
+  char *dry[] = { "start", "-n", "-p", "demo", "--set", "machine.accel=tcg", "--images", "/nonexistent", NULL };
+  r = tu_avmv (dry, &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (err, "avm: warning: firmware.kernel /nonexistent/vmlinuz: No such file or directory");
+  free (out);
+  free (err);
+  /* Supervised start is not part of this build: said plainly.  */
+  char *dir = tu_tmpdir ();
+  char *path = tu_write (dir, "min.json", "{\"display\": {\"gpu\": \"none\"}}");
+  char *args2[] = { "start", "-p", path, "--set", "machine.accel=tcg", NULL };
+  r = tu_avmv (args2, &out, &err);
+  cr_assert_eq (r, 1, "%s", err);
+  assert_contains (err, "only --dry-run is available");
+  free (out);
+  free (err);
+  free (path);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+Test (cli, bad_profile_exits_2_with_file_and_path)
+{
+  char *dir = tu_tmpdir ();
+  char *path = tu_write (dir, "bad.json", "{\"machine\": {\"cpus\": \"lots\"}}");
+  char *out = NULL, *err = NULL;
+  int r = avm (&out, &err, "start", "-n", "-p", path);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "bad.json: machine.cpus: expected integer 1..256, got \"lots\"");
+  cr_assert_str_eq (out, "");
+  free (out);
+  free (err);
+  free (tu_write (dir, "broken.json", "{\n\"a\": }"));
+  free (path);
+  cr_assert (asprintf (&path, "%s/broken.json", dir) > 0);
+  r = avm (&out, &err, "profiles", "show", path, NULL);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "broken.json:2:");
+  free (out);
+  free (err);
+  free (path);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+Test (cli, profiles_list_show_keys)
+{
+  char *out = NULL, *err = NULL;
+  cr_assert_eq (avm (&out, &err, "profiles", "list", "--json", NULL), 0, "%s", err);
+  json_t *list = json_loads (out, 0, NULL);
+  cr_assert_not_null (list);
+  const char *want[] = { "aaos-x86_64", "aaos-arm64", "phone-x86_64", "demo" };
+  for (size_t k = 0; k < 4; k++)
+    {
+      size_t i;
+      json_t *e;
+      int found = 0;
+      json_array_foreach (list, i, e)
+        found += !strcmp (json_string_value (json_object_get (e, "name")), want[k]);
+      cr_assert_eq (found, 1, "%s not listed", want[k]);
+    }
+  json_decref (list);
+  free (out);
+  free (err);
+
+  char *args[] = { "profiles", "show", "aaos-x86_64", "-O", "mode=phone", "--set", "machine.cpus=4", NULL };
+  cr_assert_eq (tu_avmv (args, &out, &err), 0, "%s", err);
+  json_t *p = json_loads (out, 0, NULL);
+  cr_assert_not_null (p);
+  json_t *outputs = json_object_get (json_object_get (p, "display"), "outputs");
+  cr_assert_eq (json_array_size (outputs), 1);
+  cr_assert_eq (json_integer_value (json_object_get (json_array_get (outputs, 0), "xres")), 720);
+  cr_assert_eq (json_integer_value (json_object_get (json_object_get (p, "machine"), "cpus")), 4);
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (p, "machine"), "arch")), "x86_64");
+  json_decref (p);
+  free (out);
+  free (err);
+
+  cr_assert_eq (avm (&out, &err, "profiles", "keys", "--brief", NULL), 0);
+  assert_contains (out, "display.outputs[].xres\n");
+  assert_contains (out, "services.*.exec\n");
+  assert_contains (out, "boot_properties\n");
+  free (out);
+  free (err);
+}

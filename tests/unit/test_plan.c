@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The plan and the approved command line, through the CLI: golden command
+ * lines for every shipped profile variant (against recorded QEMU 10.0 and
+ * 7.2 capabilities, so they do not depend on this host), and the semantic
+ * checks (references, conflicts, capabilities, unapproved arguments).
+ * AVM_UPDATE_GOLDEN=1 rewrites the golden files.
+ */
+#include "plan/plan.h"
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
+
+static char *
+caps (const char *name)
+{
+  static char buf[4096];
+  snprintf (buf, sizeof buf, "%s/tests/data/caps-qemu-%s.json", tu_srcdir (), name);
+  return buf;
+}
+
+/* Replace host-specific paths so golden files are stable.  */
+static char *
+normalise (char *s)
+{
+  for (int i = 1; i <= 3; i++)
+    {
+      char *rd = avm_instance_run_dir (i), *sd = avm_instance_state_dir (i), tag[32], stag[32];
+      snprintf (tag, sizeof tag, "@RUN_DIR%d@", i);
+      snprintf (stag, sizeof stag, "@STATE_DIR%d@", i);
+      s = tu_replace (s, rd, tag);
+      s = tu_replace (s, sd, stag);
+      free (rd);
+      free (sd);
+    }
+  return tu_replace (s, tu_srcdir (), "@SRCDIR@");
+}
+
+struct golden
+{
+  const char *name;
+  const char *caps;
+  const char *args[16];
+};
+
+static const struct golden goldens[] = {
+  { "aaos-x86_64", "10.0-x86_64", { "-p", "aaos-x86_64", NULL } },
+  { "aaos-x86_64-virgl", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "gpu=virgl", NULL } },
+  { "aaos-x86_64-vhost-user-vsock", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "vsock=vhost-user", NULL } },
+  { "aaos-x86_64-multitouch", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "touch=multitouch", NULL } },
+  { "aaos-x86_64-phone", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "mode=phone", NULL } },
+  { "aaos-x86_64-tap", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "network=tap", NULL } },
+  { "aaos-x86_64-instance2", "10.0-x86_64", { "-p", "aaos-x86_64", "--instance", "2", NULL } },
+  { "aaos-x86_64-all", "10.0-x86_64",
+    { "-p", "aaos-x86_64", "-O", "gpu=virgl", "-O", "vsock=vhost-user", "-O", "touch=multitouch", "-O", "network=tap",
+      NULL } },
+  { "aaos-x86_64-qemu7.2", "7.2-x86_64", { "-p", "aaos-x86_64", NULL } },
+  { "aaos-arm64", "10.0-aarch64", { "-p", "aaos-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", NULL } },
+  { "aaos-arm64-virgl-vhost-user", "10.0-aarch64",
+    { "-p", "aaos-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", "-O", "gpu=virgl", "-O", "vsock=vhost-user",
+      NULL } },
+  { "phone-x86_64", "10.0-x86_64", { "-p", "phone-x86_64", NULL } },
+  { "demo", "10.0-x86_64", { "-p", "demo", NULL } },
+};
+
+static void
+check_golden (const char *name, char *actual)
+{
+  char *path = NULL;
+  cr_assert (asprintf (&path, "%s/tests/golden/%s", tu_srcdir (), name) > 0);
+  if (getenv ("AVM_UPDATE_GOLDEN"))
+    {
+      FILE *f = fopen (path, "w");
+      cr_assert_not_null (f, "cannot write %s", path);
+      fputs (actual, f);
+      fclose (f);
+    }
+  char *want = tu_read (path);
+  cr_assert_not_null (want, "missing golden file %s (make golden)", path);
+  cr_assert_str_eq (actual, want, "%s differs from the golden file (run `make golden` if the change is intended)", name);
+  free (want);
+  free (actual);
+  free (path);
+}
+
+static int
+run_variant (const struct golden *g, const char *extra, char **out, char **err)
+{
+  char *args[40];
+  size_t n = 0;
+  args[n++] = "start";
+  args[n++] = "--dry-run";
+  if (extra)
+    args[n++] = (char *) extra;
+  args[n++] = "--caps";
+  args[n++] = caps (g->caps);
+  args[n++] = "--images";
+  args[n++] = "/images";
+  args[n++] = "--set";
+  args[n++] = "machine.accel=tcg";
+  if (!strstr (g->name, "arm64"))
+    {
+      args[n++] = "--set";
+      args[n++] = "qemu.binary=/usr/bin/qemu-system-x86_64";
+    }
+  for (size_t i = 0; g->args[i]; i++)
+    args[n++] = (char *) g->args[i];
+  args[n] = NULL;
+  return tu_avmv (args, out, err);
+}
+
+Test (plan, golden_command_lines)
+{
+  for (size_t i = 0; i < sizeof goldens / sizeof goldens[0]; i++)
+    {
+      char *out = NULL, *err = NULL;
+      int r = run_variant (&goldens[i], NULL, &out, &err);
+      cr_assert_eq (r, 0, "%s: exit %d: %s", goldens[i].name, r, err);
+      char name[128];
+      snprintf (name, sizeof name, "%s.txt", goldens[i].name);
+      check_golden (name, normalise (out));
+      free (err);
+    }
+}
+
+Test (plan, golden_json_plan)
+{
+  char *out = NULL, *err = NULL;
+  int r = run_variant (&goldens[0], "--json", &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  json_error_t je;
+  json_t *j = json_loads (out, 0, &je);
+  cr_assert_not_null (j, "plan is not JSON: %s", je.text);
+  cr_assert (json_is_true (json_object_get (j, "approved")));
+  /* The JSON argv and the text command line are the same list.  */
+  json_t *argv = json_object_get (json_object_get (j, "qemu"), "argv");
+  cr_assert_gt (json_array_size (argv), 100);
+  cr_assert_str_eq (json_string_value (json_array_get (argv, 0)), "/usr/bin/qemu-system-x86_64");
+  json_decref (j);
+  check_golden ("aaos-x86_64-plan.json", normalise (out));
+  free (err);
+}
+
+static json_t *
+plan_json (const char *profile, const char *caps_name, char *const extra[], char **err)
+{
+  char *args[40] = { "start", "-n", "--json", "--caps", caps (caps_name), "--images", "/images", "--set",
+                     "machine.accel=tcg", "-p", (char *) profile };
+  size_t n = 11;
+  for (size_t i = 0; extra && extra[i]; i++)
+    args[n++] = extra[i];
+  args[n] = NULL;
+  char *out = NULL;
+  free (*err);
+  *err = NULL;
+  int r = tu_avmv (args, &out, err);
+  cr_assert_eq (r, 0, "exit %d: %s", r, *err);
+  json_t *j = json_loads (out, 0, NULL);
+  cr_assert_not_null (j);
+  free (out);
+  return j;
+}
+
+static const char *
+prop (json_t *plan, const char *key)
+{
+  return json_string_value (json_object_get (json_object_get (plan, "boot_properties"), key));
+}
+
+Test (plan, boot_properties_derived_from_the_same_layout)
+{
+  char *err = NULL;
+  json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", NULL, &err);
+  cr_assert_str_eq (prop (j, "androidboot.boot_devices"), "pci0000:00/0000:00:0f.0,pci0000:00/0000:00:10.0");
+  cr_assert_str_eq (prop (j, "androidboot.ddr_size"), "4915MB");
+  cr_assert_str_eq (prop (j, "androidboot.lcd_density"), "320");
+  cr_assert_str_eq (prop (j, "androidboot.hardware.egl"), "angle");
+  cr_assert_str_eq (prop (j, "androidboot.vendor.audiocontrol.server.cid"), "3");
+  cr_assert_str_eq (prop (j, "androidboot.modem_simulator_ports"), "9600");
+  cr_assert_str_eq (prop (j, "androidboot.serialno"), "CUTTLEFISHCVD011");
+  /* The disks are at those slots in the PCI table and on the command line.  */
+  json_t *pci = json_object_get (j, "pci");
+  size_t i;
+  json_t *e;
+  int found = 0;
+  json_array_foreach (pci, i, e)
+    {
+      const char *f = json_string_value (json_object_get (e, "for"));
+      const char *slot = json_string_value (json_object_get (e, "slot"));
+      if (!strcmp (f, "disks[0]"))
+        found += !strcmp (slot, "0x0f");
+      if (!strcmp (f, "disks[1]"))
+        found += !strcmp (slot, "0x10");
+      if (!strcmp (f, "display.gpu"))
+        found += !strcmp (slot, "0x02");
+    }
+  cr_assert_eq (found, 3);
+  json_decref (j);
+
+  /* virgl, multiport consoles, more memory, instance 2.  */
+  char *extra[] = { "-O", "gpu=virgl", "--set", "consoles.transport=multiport", "--set", "machine.memory=8G", "-i", "2",
+                    NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", extra, &err);
+  cr_assert_str_eq (prop (j, "androidboot.boot_devices"), "pci0000:00/0000:00:04.0,pci0000:00/0000:00:05.0");
+  cr_assert_str_eq (prop (j, "androidboot.ddr_size"), "9830MB");
+  cr_assert_str_eq (prop (j, "androidboot.hardware.egl"), "mesa");
+  cr_assert_str_eq (prop (j, "androidboot.hardware.hwcomposer.mode"), "client");
+  cr_assert_str_eq (prop (j, "androidboot.vendor.audiocontrol.server.cid"), "4");
+  cr_assert_str_eq (prop (j, "androidboot.modem_simulator_ports"), "9601");
+  cr_assert_str_eq (prop (j, "androidboot.serialno"), "CUTTLEFISHCVD012");
+  json_decref (j);
+
+  j = plan_json ("aaos-arm64", "10.0-aarch64", NULL, &err);
+  cr_assert_str_eq (prop (j, "androidboot.boot_devices"), "4010000000.pcie");
+  json_decref (j);
+  free (err);
+}
+
+Test (plan, derived_keys_cannot_be_set_by_hand)
+{
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set",
+                  "machine.accel=tcg", "--set", "boot_properties.androidboot.boot_devices=pci0000:00/0000:00:01.0", NULL);
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "boot_properties[\"androidboot.boot_devices\"]: avm derives this key");
+  free (out);
+  free (err);
+}
+
+Test (plan, services_in_dependency_order_with_fds_and_sockets)
+{
+  char *err = NULL;
+  char *extra[] = { "-O", "vsock=vhost-user", "-O", "gpu=virgl", NULL };
+  json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", extra, &err);
+  json_t *svcs = json_object_get (j, "services");
+  size_t i;
+  json_t *s;
+  int pos_vsock = -1, pos_proxy = -1, pos_kmon = -1;
+  json_array_foreach (svcs, i, s)
+    {
+      const char *n = json_string_value (json_object_get (s, "name"));
+      if (!strcmp (n, "vhost-user-vsock"))
+        pos_vsock = i;
+      if (!strcmp (n, "socket_vsock_proxy"))
+        pos_proxy = i;
+      if (!strcmp (n, "kernel_log_monitor"))
+        pos_kmon = i;
+      if (!strcmp (n, "vhost-user-gpu"))
+        {
+          json_t *rd = json_object_get (s, "ready");
+          cr_assert_str_eq (json_string_value (json_object_get (rd, "type")), "socket");
+          assert_contains (json_string_value (json_array_get (json_object_get (s, "argv"), 1)), "--socket-path=/");
+          cr_assert_str_eq (json_string_value (json_array_get (json_object_get (s, "serves"), 0)), "display.gpu");
+        }
+      if (!strcmp (n, "secure_env"))
+        {
+          cr_assert_str_eq (json_string_value (json_array_get (json_object_get (s, "argv"), 1)),
+                            "-keymaster_fd_in=${fd:keymaster.out}");
+          cr_assert_str_eq (json_string_value (json_object_get (json_object_get (s, "env"), "HOME")), "/images");
+        }
+    }
+  cr_assert (pos_vsock >= 0 && pos_proxy > pos_vsock && pos_proxy > pos_kmon);
+  /* vhost-user needs shared RAM.  */
+  json_t *argv = json_object_get (json_object_get (j, "qemu"), "argv");
+  int memfd = 0;
+  json_array_foreach (argv, i, s)
+    memfd += strstr (json_string_value (s), "memory-backend-memfd,id=vm_ram,size=4096M,share=on") != NULL;
+  cr_assert_eq (memfd, 1);
+  json_decref (j);
+  free (err);
+}
+
+static void
+expect_error (const char *json, const char *needle, int code, const char *const more[])
+{
+  char *dir = tu_tmpdir ();
+  char *path = tu_write (dir, "bad.json", json);
+  char *args[32] = { "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set", "machine.accel=tcg",
+                     "-p", path };
+  size_t n = 10;
+  for (size_t i = 0; more && more[i]; i++)
+    args[n++] = (char *) more[i];
+  args[n] = NULL;
+  char *out = NULL, *err = NULL;
+  int r = tu_avmv (args, &out, &err);
+  cr_assert_eq (r, code, "exit %d (want %d) for %s:\n%s", r, code, json, err);
+  assert_contains (err, needle);
+  if (code)
+    cr_assert_str_eq (out, "", "nothing on stdout on failure");
+  free (out);
+  free (err);
+  free (path);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+Test (plan, reference_and_conflict_errors)
+{
+  expect_error ("{\"display\": {\"gpu\": \"vhost-user-gpu\", \"gpu_service\": \"gpu\"}}",
+                "display.gpu: no service \"gpu\" in services", 2, NULL);
+  expect_error ("{\"display\": {\"gpu\": \"vhost-user-gpu\", \"gpu_service\": \"gpu\"},"
+                " \"services\": {\"gpu\": {\"exec\": [\"/bin/true\"], \"enabled\": false}}}",
+                "service \"gpu\" is disabled", 2, NULL);
+  expect_error ("{\"display\": {\"gpu\": \"vhost-user-gpu\", \"gpu_service\": \"gpu\"},"
+                " \"services\": {\"gpu\": {\"exec\": [\"/bin/true\"]}}}",
+                "service \"gpu\" declares no socket", 2, NULL);
+  expect_error ("{\"services\": {\"a\": {\"exec\": [\"/bin/true\"], \"after\": [\"b\"]},"
+                " \"b\": {\"exec\": [\"/bin/true\"], \"after\": [\"a\"]}}}",
+                "the `after` dependencies of a, b form a cycle", 2, NULL);
+  expect_error ("{\"services\": {\"a\": {\"exec\": [\"/bin/true\"], \"after\": [\"zz\"]}}}",
+                "services.a.after[0]: no service \"zz\"", 2, NULL);
+  expect_error ("{\"services\": {\"a\": {\"exec\": [\"/bin/true\", \"--fd=${fd:nothing}\"]}}}",
+                "services.a.exec[1]: ${fd:nothing}: no such resource", 2, NULL);
+  expect_error ("{\"services\": {\"a\": {\"exec\": [\"/bin/true\", \"${imgs}\"]}}}",
+                "services.a.exec[1]: unknown variable ${imgs}", 2, NULL);
+  expect_error ("{\"display\": {\"gl\": true, \"backend\": \"vnc\"}}", "display.gl: OpenGL needs display.backend", 2, NULL);
+  expect_error ("{\"shares\": [{\"tag\": \"t\", \"service\": \"fs\"}], \"machine\": {\"memory_backend\": \"default\"},"
+                " \"services\": {\"fs\": {\"exec\": [\"/bin/true\"], \"socket\": \"/tmp/x.sock\"}}}",
+                "vhost-user devices need shared guest RAM", 2, NULL);
+  expect_error ("{\"machine\": {\"arch\": \"x86_64\", \"type\": \"virt\"}}", "virt is an aarch64 machine", 2, NULL);
+  expect_error ("{\"machine\": {\"cpu\": \"host\"}}", "\"host\" needs KVM", 2, NULL);
+  expect_error ("{\"firmware\": {\"bios\": \"/a\", \"kernel\": \"/b\"}}", "bios and kernel exclude each other", 2, NULL);
+  expect_error ("{\"consoles\": {\"ports\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}}", "\"a\" is used twice", 2, NULL);
+  expect_error ("{\"consoles\": {\"ports\": [{\"name\": \"a\", \"kind\": \"pipe\"}]}}",
+                "consoles.ports[0].path: required for kind pipe", 2, NULL);
+  expect_error ("{\"boot\": {\"completed\": [\"DONE\"]}}", "boot patterns need a console port of kind log", 2, NULL);
+  expect_error ("{\"boot\": {\"console\": \"k\"}, \"consoles\": {\"ports\": [{\"name\": \"k\", \"kind\": \"null\"}]}}",
+                "boot.console: \"k\" is not a console port of kind log", 2, NULL);
+  expect_error ("{\"network\": {\"mac\": \"01:00:00:00:00:01\"}}", "is a multicast address", 2, NULL);
+  expect_error ("{\"network\": {\"mode\": \"tap\", \"tap\": \"x,y\"}}", "is not an interface name", 2, NULL);
+  expect_error ("{\"network\": {\"mode\": \"tap\", \"forwards\": [{\"host_port\": 1, \"guest_port\": 2}]}}",
+                "port forwards need network.mode user", 2, NULL);
+  expect_error ("{\"resources\": {\"r\": {\"type\": \"fifo\"}}}", "resources.r.path: required for type fifo", 2, NULL);
+}
+
+Test (plan, capability_errors_say_what_and_how)
+{
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("7.2-x86_64"), "--images", "/images", "--set",
+                  "machine.accel=tcg", "-O", "touch=multitouch", NULL);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "profile aaos-x86_64 needs virtio-multitouch-pci");
+  assert_contains (err, "7.2.22 lacks (added in QEMU 8.1); use --set input.touch=mouse or a newer QEMU");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set",
+              "machine.accel=tcg", "-O", "rotary=on", NULL);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "needs virtio-rotary-pci");
+  assert_contains (err, "not in upstream QEMU); use --set input.rotary=false");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("7.2-x86_64"), "--images", "/images", "--set",
+              "machine.accel=tcg", "--set", "audio.model=virtio-sound", NULL);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "virtio-sound-pci");
+  assert_contains (err, "added in QEMU 8.2");
+  free (out);
+  free (err);
+}
+
+Test (plan, accelerator_fallback)
+{
+  /* The recorded aarch64 build has no KVM: kvm is skipped for tcg, with a warning.  */
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-aarch64"), "--images", "/images", "-p", "aaos-arm64",
+                  NULL);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, "-accel tcg");
+  assert_contains (err, "using accelerator tcg: kvm");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-aarch64"), "--images", "/images", "-p", "aaos-arm64",
+              "--set", "machine.accel=kvm", NULL);
+  cr_assert_eq (r, 1);
+  assert_contains (err, "machine.accel: no usable accelerator (kvm ");
+  free (out);
+  free (err);
+}
+
+Test (plan, unapproved_arguments_need_the_flag_and_are_flagged)
+{
+  const char *json = "{\"extra_qemu_args\": [\"-device\", \"virtio-balloon-pci\"]}";
+  expect_error (json, "extra_qemu_args: free-form QEMU arguments are not part of the approved command line", 2, NULL);
+  const char *allow[] = { "--allow-unapproved", NULL };
+  expect_error (json, "UNAPPROVED configuration", 0, allow);
+  char *dir = tu_tmpdir ();
+  char *path = tu_write (dir, "u.json", json);
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "-p", path,
+                  "--allow-unapproved", NULL);
+  cr_assert_eq (r, 0);
+  assert_contains (out, "# WARNING: UNAPPROVED command line");
+  assert_contains (out, "  -device virtio-balloon-pci\n");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--json", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "-p",
+              path, "--allow-unapproved", NULL);
+  cr_assert_eq (r, 0);
+  json_t *j = json_loads (out, 0, NULL);
+  cr_assert (json_is_false (json_object_get (j, "approved")));
+  json_decref (j);
+  free (out);
+  free (err);
+  free (path);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+Test (plan, paths_with_commas_and_quotes_are_escaped)
+{
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "--images",
+                  "/my,images/it's", NULL);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, "'file=/my,,images/it'\\''s/system.img,if=none");
+  assert_contains (out, "-bios '/my,images/it'\\''s/bootloader'");
+  free (out);
+  free (err);
+}
+
+Test (plan, real_qemu_probe_and_cache)
+{
+  /* This host's QEMU, probed and cached in a private cache directory.  */
+  char *dir = tu_tmpdir ();
+  char *cache = NULL;
+  cr_assert (asprintf (&cache, "XDG_CACHE_HOME=%s", dir) > 0);
+  char *argv[] = { (char *) tu_avm_bin (), "start", "-n", "-p", "demo", "--set", "machine.accel=tcg", NULL };
+  char *env[] = { cache, NULL };
+  char *out = NULL, *err = NULL;
+  int r = tu_run (argv, env, &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, "(probed capabilities)");
+  free (out);
+  free (err);
+  r = tu_run (argv, env, &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, "(cached capabilities)");
+  assert_contains (out, "-device vhost-user-gpu-pci,chardev=vgpu");
+  free (out);
+  free (err);
+  tu_rmtree (dir);
+  free (dir);
+  free (cache);
+}

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Profile parsing, validation, inheritance, options, --set, variables, lookup. */
+#include "profile/profile.h"
+#include "profile/schema.h"
+#include "profile/vars.h"
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char *dir;
+
+static void
+setup (void)
+{
+  dir = tu_tmpdir ();
+  /* Keep lookups away from the installed and user profiles.  */
+  setenv ("AVM_DATA_DIR", dir, 1);
+  setenv ("XDG_CONFIG_HOME", dir, 1);
+}
+
+static void
+teardown (void)
+{
+  tu_rmtree (dir);
+  free (dir);
+}
+
+TestSuite (profile, .init = setup, .fini = teardown);
+
+/* Load PATH with options and sets; returns 0 or the error (message in *msg).  */
+static int
+load (const char *path, char *const *options, char *const *sets, struct avm_profile **out, char **msg)
+{
+  avm_error_t err = NULL;
+  struct avm_profile_request req = { .name = path, .options = options, .sets = sets };
+  struct avm_profile *p = NULL;
+  int r = avm_profile_load (&req, &p, &err);
+  if (msg)
+    *msg = err ? strdup (err->msg) : NULL;
+  if (r < 0)
+    cr_assert_not_null (err, "failure without a message");
+  if (err && r < 0)
+    cr_assert_eq (err->exit_code, 2, "bad input must exit with 2, got %d for: %s", err->exit_code, err->msg);
+  avm_error_free (err);
+  if (out)
+    *out = p;
+  else
+    avm_profile_free (p);
+  return r;
+}
+
+static char *
+load_error (const char *json)
+{
+  char *path = tu_write (dir, "p.json", json);
+  char *msg = NULL;
+  int r = load (path, NULL, NULL, NULL, &msg);
+  cr_assert_lt (r, 0, "profile unexpectedly valid: %s", json);
+  free (path);
+  return msg;
+}
+
+#define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
+
+static const char *minimal = "{ \"machine\": { \"arch\": \"x86_64\" } }";
+
+Test (profile, minimal_profile_gets_defaults)
+{
+  char *path = tu_write (dir, "m.json", minimal);
+  struct avm_profile *p = NULL;
+  cr_assert_eq (load (path, NULL, NULL, &p, NULL), 0);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.cpus")), 2);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.memory")), 4096);
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "machine.accel[0]")), "kvm");
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "machine.accel[1]")), "tcg");
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "display.backend")), "none");
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "vnc.listen")) ?: "absent", "absent");
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "display.vnc.listen")), "127.0.0.1");
+  cr_assert_str_eq (p->name, "m");
+  avm_profile_free (p);
+  free (path);
+}
+
+Test (profile, out_of_range_names_file_path_and_value)
+{
+  char *msg = load_error ("{\"display\": {\"outputs\": [{\"xres\": 1024, \"yres\": 768},"
+                          " {\"xres\": \"2560px\", \"yres\": 1440}]}}");
+  assert_contains (msg, "p.json: display.outputs[1].xres: expected integer 64..8192, got \"2560px\"");
+  free (msg);
+  msg = load_error ("{\"machine\": {\"cpus\": 0}}");
+  assert_contains (msg, "machine.cpus: expected integer 1..256, got 0");
+  free (msg);
+}
+
+Test (profile, unknown_key_suggests_the_closest)
+{
+  char *msg = load_error ("{\"display\": {\"outptus\": []}}");
+  assert_contains (msg, "display.outptus: unknown key; did you mean \"outputs\"?");
+  free (msg);
+  msg = load_error ("{\"zzzzzzzz\": 1}");
+  assert_contains (msg, "zzzzzzzz: unknown key (see avm-profile(5)");
+  free (msg);
+}
+
+Test (profile, wrong_types_and_enums)
+{
+  char *msg = load_error ("{\"rng\": \"yes\"}");
+  assert_contains (msg, "rng: expected boolean, got \"yes\"");
+  free (msg);
+  msg = load_error ("{\"display\": {\"backend\": \"dbsu\"}}");
+  assert_contains (msg, "display.backend: expected one of none, dbus, egl-headless, vnc, gtk, got \"dbsu\"; did you mean \"dbus\"?");
+  free (msg);
+  msg = load_error ("{\"machine\": {\"accel\": [\"kvm\", \"hvf\"]}}");
+  assert_contains (msg, "machine.accel: expected one or more of kvm, tcg, got \"hvf\"");
+  free (msg);
+  msg = load_error ("[1, 2]");
+  assert_contains (msg, "expected a JSON object at the top level");
+  free (msg);
+  msg = load_error ("{\"services\": {\"bad name\": {\"exec\": [\"x\"]}}}");
+  assert_contains (msg, "services[\"bad name\"]: invalid key name");
+  free (msg);
+}
+
+Test (profile, every_problem_is_reported_one_per_line)
+{
+  char *msg = load_error ("{\"rng\": 1, \"balloon\": 2, \"xhci\": 3}");
+  size_t lines = 1;
+  for (char *p = msg; *p; p++)
+    lines += *p == '\n';
+  cr_assert_eq (lines, 3, "expected 3 lines:\n%s", msg);
+  free (msg);
+}
+
+Test (profile, malformed_json_reports_line_and_column)
+{
+  char *msg = load_error ("{\n  \"machine\": {\n    \"cpus\": 2,,\n  }\n}\n");
+  assert_contains (msg, "p.json:3:");
+  assert_contains (msg, "malformed JSON");
+  free (msg);
+  msg = load_error ("{\"rng\": true, \"rng\": false}");
+  assert_contains (msg, "duplicate object key");
+  free (msg);
+}
+
+Test (profile, sizes_are_normalised)
+{
+  char *path = tu_write (dir, "s.json", "{\"machine\": {\"memory\": \"2G\"}}");
+  struct avm_profile *p = NULL;
+  cr_assert_eq (load (path, NULL, NULL, &p, NULL), 0);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.memory")), 2048);
+  avm_profile_free (p);
+  char *msg = load_error ("{\"machine\": {\"memory\": \"4X\"}}");
+  assert_contains (msg, "machine.memory: expected a size of 128M..1048576M");
+  free (msg);
+  msg = load_error ("{\"machine\": {\"memory\": 64}}");
+  assert_contains (msg, "got 64");
+  free (msg);
+  free (path);
+}
+
+Test (profile, required_keys)
+{
+  char *msg = load_error ("{\"disks\": [{\"name\": \"a\"}]}");
+  assert_contains (msg, "disks[0].path: required key is missing");
+  free (msg);
+  msg = load_error ("{\"services\": {\"x\": {\"exec\": []}}}");
+  assert_contains (msg, "services.x.exec: must not be empty");
+  free (msg);
+}
+
+Test (profile, extends_merges_deletes_and_replaces_arrays)
+{
+  free (tu_write (dir, "base.json",
+            "{\"description\": \"base\", \"machine\": {\"cpus\": 4, \"memory\": 1024},"
+            " \"disks\": [{\"name\": \"a\", \"path\": \"/a\"}, {\"name\": \"b\", \"path\": \"/b\"}],"
+            " \"boot_properties\": {\"androidboot.x\": \"1\", \"androidboot.y\": \"2\"}}"));
+  char *child = tu_write (dir, "child.json",
+                          "{\"extends\": \"base.json\", \"machine\": {\"cpus\": 8},"
+                          " \"disks\": [{\"name\": \"c\", \"path\": \"/c\"}],"
+                          " \"boot_properties\": {\"androidboot.x\": null}}");
+  struct avm_profile *p = NULL;
+  cr_assert_eq (load (child, NULL, NULL, &p, NULL), 0);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.cpus")), 8);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.memory")), 1024);
+  cr_assert_eq (json_array_size (avm_json_path (p->json, "disks")), 1);
+  cr_assert_null (json_object_get (avm_json_path (p->json, "boot_properties"), "androidboot.x"));
+  cr_assert_str_eq (json_string_value (json_object_get (avm_json_path (p->json, "boot_properties"), "androidboot.y")), "2");
+  cr_assert_null (json_object_get (p->json, "extends"));
+  cr_assert_str_eq (p->chain[1] + strlen (p->chain[1]) - 9, "base.json");
+  avm_profile_free (p);
+  free (child);
+}
+
+Test (profile, extends_by_name_uses_the_search_path)
+{
+  char *pdir = NULL;
+  cr_assert (asprintf (&pdir, "%s/profiles", dir) > 0);
+  free (tu_write (pdir, "parent.json", "{\"machine\": {\"cpus\": 3}}"));
+  char *child = tu_write (dir, "kid.json", "{\"extends\": \"parent\"}");
+  struct avm_profile *p = NULL;
+  cr_assert_eq (load (child, NULL, NULL, &p, NULL), 0);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.cpus")), 3);
+  avm_profile_free (p);
+  free (child);
+  free (pdir);
+}
+
+Test (profile, extends_errors)
+{
+  free (tu_write (dir, "a.json", "{\"extends\": \"b.json\"}"));
+  free (tu_write (dir, "b.json", "{\"extends\": \"a.json\"}"));
+  char *a = NULL, *msg = NULL;
+  cr_assert (asprintf (&a, "%s/a.json", dir) > 0);
+  cr_assert_lt (load (a, NULL, NULL, NULL, &msg), 0);
+  assert_contains (msg, "inheritance cycle");
+  free (msg);
+  msg = load_error ("{\"extends\": \"no-such-profile\"}");
+  assert_contains (msg, "extends: profile \"no-such-profile\" not found");
+  free (msg);
+  /* A problem in the parent names the parent file.  */
+  free (tu_write (dir, "badparent.json", "{\"machine\": {\"cpus\": \"many\"}}"));
+  msg = load_error ("{\"extends\": \"badparent.json\"}");
+  assert_contains (msg, "badparent.json: machine.cpus: expected integer");
+  free (msg);
+  free (a);
+}
+
+static const char *with_options =
+  "{\"display\": {\"outputs\": [{\"xres\": 800, \"yres\": 600}]},"
+  " \"options\": {\"mode\": {\"default\": \"small\", \"choices\": {"
+  "   \"small\": {},"
+  "   \"big\": {\"description\": \"big\", \"set\": {\"display\": {\"outputs\": [{\"xres\": 1920, \"yres\": 1080}]}}},"
+  "   \"broken\": {\"set\": {\"display\": {\"outputs\": [{\"xres\": \"wide\", \"yres\": 1}]}}}}},"
+  "  \"cpu\": {\"default\": \"many\", \"choices\": {\"few\": {\"set\": {\"machine\": {\"cpus\": 1}}},"
+  "   \"many\": {\"set\": {\"machine\": {\"cpus\": 8}}}}}}}";
+
+Test (profile, options_defaults_and_selection)
+{
+  char *path = tu_write (dir, "o.json", with_options);
+  struct avm_profile *p = NULL;
+  cr_assert_eq (load (path, NULL, NULL, &p, NULL), 0);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "display.outputs[0].xres")), 800);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.cpus")), 8);
+  cr_assert_str_eq (json_string_value (json_object_get (p->options, "mode")), "small");
+  avm_profile_free (p);
+
+  char *opts[] = { "mode=big", "cpu=few", NULL };
+  cr_assert_eq (load (path, opts, NULL, &p, NULL), 0);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "display.outputs[0].xres")), 1920);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.cpus")), 1);
+  cr_assert_str_eq (json_string_value (json_object_get (p->options, "mode")), "big");
+  avm_profile_free (p);
+  free (path);
+}
+
+Test (profile, options_errors)
+{
+  char *path = tu_write (dir, "o.json", with_options);
+  char *msg = NULL;
+  char *o1[] = { "colour=red", NULL };
+  cr_assert_lt (load (path, o1, NULL, NULL, &msg), 0);
+  assert_contains (msg, "--option colour=red:");
+  assert_contains (msg, "has no option \"colour\"; options: mode, cpu");
+  free (msg);
+  char *o2[] = { "mode=huge", NULL };
+  cr_assert_lt (load (path, o2, NULL, NULL, &msg), 0);
+  assert_contains (msg, "option mode has no choice \"huge\"; choices: small, big, broken");
+  free (msg);
+  char *o3[] = { "mode=broken", NULL };
+  cr_assert_lt (load (path, o3, NULL, NULL, &msg), 0);
+  assert_contains (msg, "(option mode=broken): display.outputs[0].xres: expected integer 64..8192, got \"wide\"");
+  free (msg);
+  char *o4[] = { "mode", NULL };
+  cr_assert_lt (load (path, o4, NULL, NULL, &msg), 0);
+  assert_contains (msg, "expected NAME=CHOICE");
+  free (msg);
+  free (path);
+}
+
+Test (profile, set_overrides)
+{
+  char *path = tu_write (dir, "s.json",
+                         "{\"disks\": [{\"name\": \"a\", \"path\": \"/a\"}],"
+                         " \"boot_properties\": {\"androidboot.serialno\": \"X\"}}");
+  char *sets[] = { "machine.accel=tcg", "machine.cpus=6", "machine.memory=1G", "disks[0].path=/b",
+                   "boot_properties.androidboot.serialno=Y", "boot_properties.androidboot.new.key=320",
+                   "display.outputs=[{\"xres\": 640, \"yres\": 480}]", "services.svc.exec=[\"/bin/true\"]", NULL };
+  struct avm_profile *p = NULL;
+  char *msg = NULL;
+  cr_assert_eq (load (path, NULL, sets, &p, &msg), 0, "%s", msg ?: "");
+  cr_assert_eq (json_array_size (avm_json_path (p->json, "machine.accel")), 1);
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "machine.accel[0]")), "tcg");
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.cpus")), 6);
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.memory")), 1024);
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "disks[0].path")), "/b");
+  json_t *bp = avm_json_path (p->json, "boot_properties");
+  cr_assert_str_eq (json_string_value (json_object_get (bp, "androidboot.serialno")), "Y");
+  cr_assert_str_eq (json_string_value (json_object_get (bp, "androidboot.new.key")), "320");
+  cr_assert_eq (json_integer_value (avm_json_path (p->json, "display.outputs[0].yres")), 480);
+  cr_assert_str_eq (json_string_value (avm_json_path (p->json, "services.svc.exec[0]")), "/bin/true");
+  avm_profile_free (p);
+
+  char *del[] = { "boot_properties[\"androidboot.serialno\"]=null", NULL };
+  cr_assert_eq (load (path, NULL, del, &p, NULL), 0);
+  cr_assert_null (json_object_get (avm_json_path (p->json, "boot_properties"), "androidboot.serialno"));
+  avm_profile_free (p);
+  free (path);
+}
+
+Test (profile, set_errors_name_the_assignment)
+{
+  char *path = tu_write (dir, "s.json", "{\"disks\": [{\"name\": \"a\", \"path\": \"/a\"}]}");
+  static const struct
+  {
+    const char *set, *expect;
+  } cases[] = {
+    { "machine.cpuss=2", "--set machine.cpuss=2: machine.cpuss: unknown key; did you mean \"cpus\"?" },
+    { "machine.cpus=abc", "--set machine.cpus=abc: machine.cpus: expected integer 1..256, got \"abc\"" },
+    { "machine.accel=hvf", "expected one or more of kvm, tcg, got \"hvf\"" },
+    { "disks[3].path=/x", "disks has no element [3] (it has 1)" },
+    { "machine", "expected PATH=VALUE" },
+    { "machine.cpus.x=1", "machine.cpus is not an object" },
+    { "disks.x=1", "disks is not an object" },
+    { "machine[0]=1", "machine is not an array" },
+    { "display.backend=dbsu", "did you mean \"dbus\"?" },
+    { "=3", "expected PATH=VALUE" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *sets[] = { (char *) cases[i].set, NULL };
+      char *msg = NULL;
+      cr_assert_lt (load (path, NULL, sets, NULL, &msg), 0, "--set %s accepted", cases[i].set);
+      assert_contains (msg, cases[i].expect);
+      free (msg);
+    }
+  free (path);
+}
+
+static char *
+expand (const char *in, int *ret)
+{
+  static const struct avm_var v[] = { { "images", "/img" }, { "instance", "2" } };
+  struct avm_vars vars = { .vars = v, .n = 2 };
+  avm_error_t err = NULL;
+  char *out = NULL;
+  *ret = avm_vars_expand (&vars, in, "f.json: k", &out, &err);
+  if (*ret < 0)
+    {
+      out = strdup (err->msg);
+      avm_error_free (err);
+    }
+  return out;
+}
+
+Test (profile, variables)
+{
+  int r;
+  char *s = expand ("${images}/system-${instance}.img", &r);
+  cr_assert_eq (r, 0);
+  cr_assert_str_eq (s, "/img/system-2.img");
+  free (s);
+  s = expand ("cost $$5 and $x", &r);
+  cr_assert_eq (r, 0);
+  cr_assert_str_eq (s, "cost $5 and $x");
+  free (s);
+  s = expand ("${image}", &r);
+  cr_assert_lt (r, 0);
+  assert_contains (s, "f.json: k: unknown variable ${image} (known: images, instance)");
+  free (s);
+  s = expand ("${images", &r);
+  cr_assert_lt (r, 0);
+  assert_contains (s, "unterminated variable reference");
+  free (s);
+  s = expand ("${fd:x}", &r);
+  cr_assert_lt (r, 0);
+  assert_contains (s, "${fd:...} is not allowed here");
+  free (s);
+}
+
+Test (profile, lookup_order_and_not_found)
+{
+  char *inst = NULL, *user = NULL;
+  cr_assert (asprintf (&inst, "%s/profiles", dir) > 0);
+  cr_assert (asprintf (&user, "%s/avm/profiles", dir) > 0);
+  free (tu_write (inst, "both.json", "{\"description\": \"installed\"}"));
+  char *up = NULL;
+  cr_assert (asprintf (&up, "%s/avm", dir) > 0);
+  mkdir (up, 0755);
+  free (tu_write (user, "both.json", "{\"description\": \"user\"}"));
+  free (tu_write (user, "mine.json", "{\"description\": \"user only\"}"));
+  avm_error_t err = NULL;
+  char *path = NULL;
+  cr_assert_eq (avm_profile_find ("both", &path, &err), 0);
+  cr_assert (strstr (path, "/profiles/both.json") && !strstr (path, "/avm/profiles"), "%s", path);
+  free (path);
+  cr_assert_eq (avm_profile_find ("mine", &path, &err), 0);
+  cr_assert (strstr (path, "/avm/profiles/mine.json"), "%s", path);
+  free (path);
+  cr_assert_lt (avm_profile_find ("nope", &path, &err), 0);
+  assert_contains (err->msg, "profile \"nope\" not found (searched ");
+  assert_contains (err->msg, "/etc/avm/profiles");
+  cr_assert_eq (err->exit_code, 2);
+  avm_error_freep (&err);
+  cr_assert_lt (avm_profile_find ("../etc/passwd", &path, &err), 0);
+  avm_error_freep (&err);
+
+  json_t *list = NULL;
+  cr_assert_eq (avm_profile_list (&list, &err), 0);
+  size_t i;
+  json_t *e;
+  int shadowed = 0, seen_mine = 0;
+  json_array_foreach (list, i, e)
+    {
+      if (json_object_get (e, "shadowed_by"))
+        shadowed++;
+      if (!strcmp (json_string_value (json_object_get (e, "name")), "mine"))
+        seen_mine++;
+    }
+  cr_assert_eq (shadowed, 1);
+  cr_assert_eq (seen_mine, 1);
+  json_decref (list);
+  free (inst);
+  free (user);
+  free (up);
+}
+
+Test (profile, merge_patch_rfc7386)
+{
+  json_t *t = json_loads ("{\"a\": \"b\", \"c\": {\"d\": \"e\", \"f\": \"g\"}}", 0, NULL);
+  json_t *p = json_loads ("{\"a\": \"z\", \"c\": {\"f\": null}}", 0, NULL);
+  t = avm_json_merge_patch (t, p);
+  json_t *want = json_loads ("{\"a\": \"z\", \"c\": {\"d\": \"e\"}}", 0, NULL);
+  cr_assert (json_equal (t, want));
+  json_decref (t);
+  json_decref (p);
+  json_decref (want);
+}
+
+Test (profile, shipped_profiles_all_validate)
+{
+  setenv ("AVM_DATA_DIR", tu_srcdir (), 1);
+  static const char *names[] = { "aaos-base", "aaos-x86_64", "aaos-arm64", "phone-x86_64", "demo" };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    {
+      char *path = NULL, *msg = NULL;
+      cr_assert (asprintf (&path, "%s/profiles/%s.json", tu_srcdir (), names[i]) > 0);
+      cr_assert_eq (load (path, NULL, NULL, NULL, &msg), 0, "%s: %s", names[i], msg ?: "");
+      free (path);
+    }
+}

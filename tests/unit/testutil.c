@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *
+tu_srcdir (void)
+{
+  const char *s = getenv ("AVM_SRCDIR");
+  return s ? s : ".";
+}
+
+const char *
+tu_avm_bin (void)
+{
+  const char *s = getenv ("AVM_BIN");
+  return s ? s : "./avm";
+}
+
+char *
+tu_tmpdir (void)
+{
+  char *t = strdup ("/tmp/avm-test-XXXXXX");
+  if (!mkdtemp (t))
+    abort ();
+  return t;
+}
+
+static int
+rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) flag;
+  (void) ftw;
+  return remove (path);
+}
+
+void
+tu_rmtree (const char *dir)
+{
+  if (dir)
+    nftw (dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *
+tu_write (const char *dir, const char *name, const char *content)
+{
+  char *path = NULL;
+  if (asprintf (&path, "%s/%s", dir, name) < 0)
+    abort ();
+  mkdir (dir, 0755);
+  FILE *f = fopen (path, "w");
+  if (!f)
+    abort ();
+  fputs (content, f);
+  fclose (f);
+  return path;
+}
+
+char *
+tu_read (const char *path)
+{
+  FILE *f = fopen (path, "r");
+  if (!f)
+    return NULL;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&buf, &len);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread (chunk, 1, sizeof chunk, f)) > 0)
+    fwrite (chunk, 1, n, m);
+  fclose (m);
+  fclose (f);
+  return buf;
+}
+
+int
+tu_run (char *const argv[], char *const env[], char **out, char **err)
+{
+  int po[2], pe[2];
+  pid_t pid;
+  posix_spawn_file_actions_t fa;
+  size_t nenv = 0, nextra = 0;
+  while (environ[nenv])
+    nenv++;
+  while (env && env[nextra])
+    nextra++;
+  char **envp = calloc (nenv + nextra + 1, sizeof *envp);
+  size_t k = 0;
+  for (size_t i = 0; i < nenv; i++)
+    {
+      /* drop variables that ENV overrides */
+      const char *eq = strchr (environ[i], '=');
+      size_t klen = eq ? (size_t) (eq - environ[i]) : strlen (environ[i]);
+      int overridden = 0;
+      for (size_t j = 0; j < nextra; j++)
+        if (strncmp (env[j], environ[i], klen) == 0 && env[j][klen] == '=')
+          overridden = 1;
+      if (!overridden)
+        envp[k++] = environ[i];
+    }
+  for (size_t j = 0; j < nextra; j++)
+    envp[k++] = env[j];
+  envp[k] = NULL;
+
+  if (pipe2 (po, O_CLOEXEC) < 0 || pipe2 (pe, O_CLOEXEC) < 0)
+    abort ();
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2 (&fa, po[1], 1);
+  posix_spawn_file_actions_adddup2 (&fa, pe[1], 2);
+  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, envp);
+  posix_spawn_file_actions_destroy (&fa);
+  free (envp);
+  close (po[1]);
+  close (pe[1]);
+  if (r != 0)
+    {
+      close (po[0]);
+      close (pe[0]);
+      if (out)
+        *out = strdup ("");
+      if (err)
+        *err = strdup (strerror (r));
+      return 127;
+    }
+  char *bufs[2] = { NULL, NULL };
+  size_t lens[2] = { 0, 0 };
+  FILE *ms[2] = { open_memstream (&bufs[0], &lens[0]), open_memstream (&bufs[1], &lens[1]) };
+  struct pollfd pfd[2] = { { po[0], POLLIN, 0 }, { pe[0], POLLIN, 0 } };
+  int open_fds = 2;
+  while (open_fds > 0)
+    {
+      if (poll (pfd, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          break;
+        }
+      for (int i = 0; i < 2; i++)
+        {
+          if (pfd[i].fd < 0 || !pfd[i].revents)
+            continue;
+          char chunk[8192];
+          ssize_t n = read (pfd[i].fd, chunk, sizeof chunk);
+          if (n <= 0)
+            {
+              close (pfd[i].fd);
+              pfd[i].fd = -1;
+              open_fds--;
+            }
+          else
+            fwrite (chunk, 1, n, ms[i]);
+        }
+    }
+  fclose (ms[0]);
+  fclose (ms[1]);
+  int status;
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (out)
+    *out = bufs[0];
+  else
+    free (bufs[0]);
+  if (err)
+    *err = bufs[1];
+  else
+    free (bufs[1]);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+tu_avmv (char *const args[], char **out, char **err)
+{
+  char *argv[64];
+  size_t n = 0;
+  argv[n++] = (char *) tu_avm_bin ();
+  for (size_t i = 0; args[i] && n < 63; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  char cache[128], config[128];
+  snprintf (cache, sizeof cache, "XDG_CACHE_HOME=/tmp/avm-test-cache-%u", (unsigned) getuid ());
+  snprintf (config, sizeof config, "XDG_CONFIG_HOME=/tmp/avm-test-config-%u", (unsigned) getuid ());
+  char *env[] = { cache, config, NULL };
+  return tu_run (argv, env, out, err);
+}
+
+int
+tu_avm (char **out, char **err, ...)
+{
+  char *args[64];
+  size_t n = 0;
+  va_list ap;
+  va_start (ap, err);
+  char *a;
+  while ((a = va_arg (ap, char *)) && n < 63)
+    args[n++] = a;
+  va_end (ap);
+  args[n] = NULL;
+  return tu_avmv (args, out, err);
+}
+
+char *
+tu_replace (char *s, const char *from, const char *to)
+{
+  if (!s || !*from)
+    return s;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&buf, &len);
+  size_t fl = strlen (from);
+  for (const char *p = s;;)
+    {
+      const char *hit = strstr (p, from);
+      if (!hit)
+        {
+          fputs (p, m);
+          break;
+        }
+      fwrite (p, 1, hit - p, m);
+      fputs (to, m);
+      p = hit + fl;
+    }
+  fclose (m);
+  free (s);
+  return buf;
+}

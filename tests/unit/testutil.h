@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers for the Criterion suite: temporary trees and running the CLI. */
+#pragma once
+
+#include <stddef.h>
+
+/* A fresh temporary directory (malloc'd); removed by tu_rmtree.  */
+char *tu_tmpdir (void);
+void tu_rmtree (const char *dir);
+/* Write CONTENT to DIR/NAME (creating DIR); returns the path (malloc'd).  */
+char *tu_write (const char *dir, const char *name, const char *content);
+/* Read a whole file (malloc'd, NUL-terminated) or NULL.  */
+char *tu_read (const char *path);
+
+/* Run ARGV (argv[0] an absolute path) with extra environment entries ENV
+   ("K=V", NULL-terminated, may be NULL); capture stdout and stderr.
+   Returns the exit status (128+signal when killed).  */
+int tu_run (char *const argv[], char *const env[], char **out, char **err);
+
+/* Run $AVM_BIN with the given arguments (NULL-terminated) in a hermetic
+   environment: private capability cache and config directory.  */
+int tu_avm (char **out, char **err, ...) __attribute__ ((sentinel));
+int tu_avmv (char *const args[], char **out, char **err);
+
+const char *tu_srcdir (void);
+const char *tu_avm_bin (void);
+/* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
+char *tu_replace (char *s, const char *from, const char *to);
