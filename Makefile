@@ -43,7 +43,7 @@ CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
 
-.PHONY: all check check-asan bench clean install uninstall lint golden
+.PHONY: all check check-asan bench clean install uninstall lint golden demo
 
 all: $(AVM)
 
@@ -85,6 +85,12 @@ $(BENCH_BIN): $(BENCH_SRCS)
 
 bench: $(AVM) $(BENCH_BIN)
 	$(BENCH_BIN) $(abspath $(AVM))
+
+# The bundled demo.  These machines have no working KVM (a KVM guest hangs),
+# so the demo runs under TCG unless DEMO_ACCEL says otherwise.
+DEMO_ACCEL ?= tcg
+demo: $(AVM)
+	./$(AVM) start --profile demo --set machine.accel=$(DEMO_ACCEL) --dry-run
 
 # Rewrite tests/golden/ from the current output (review the diff!).
 golden: $(AVM) $(TEST_BIN)

@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -40,11 +40,18 @@ extern char **environ;
 #define TARGET_MEDIAN_MS 5.0
 #define TARGET_RSS_MIB 8.0
 #define MAX_STEPS 8
-#define MAX_ARGS 16
 
 static char **child_env;
 static bool failed;
 static bool progress_open; /* the progress line on stderr is unfinished */
+static volatile sig_atomic_t interrupted;
+static posix_spawnattr_t spawn_attr; /* children: default SIGPIPE */
+
+static void
+on_signal (int sig)
+{
+  interrupted = sig;
+}
 
 static void
 end_progress_line (void)
@@ -172,7 +179,7 @@ run (char *const *argv, bool show_stderr, int *status, long *maxrss_kib)
   posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
   if (!show_stderr)
     posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, child_env);
+  int r = posix_spawn (&pid, argv[0], &fa, &spawn_attr, argv, child_env);
   posix_spawn_file_actions_destroy (&fa);
   if (r != 0)
     {
@@ -206,7 +213,7 @@ first_line (char *const *argv)
   posix_spawn_file_actions_adddup2 (&fa, p[1], 1);
   posix_spawn_file_actions_addclose (&fa, p[0]);
   posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, child_env);
+  int r = posix_spawn (&pid, argv[0], &fa, &spawn_attr, argv, child_env);
   posix_spawn_file_actions_destroy (&fa);
   close (p[1]);
   if (r != 0)
@@ -482,6 +489,21 @@ main (int argc, char **argv)
   mkdir (images, 0700);
   child_env = make_env (cache, config);
 
+  /* Remove the temporary directory on ^C, TERM, HUP and a closed output
+     pipe too: stop after the current command, report, clean up.  */
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  sigset_t dfl;
+  sigemptyset (&dfl);
+  sigaddset (&dfl, SIGPIPE);
+  posix_spawnattr_init (&spawn_attr);
+  posix_spawnattr_setsigdefault (&spawn_attr, &dfl);
+  posix_spawnattr_setflags (&spawn_attr, POSIX_SPAWN_SETSIGDEF);
+
   char *dry[] = { avm, "start", "--dry-run", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
                   "--images", images, NULL };
   char *dry_json[] = { avm, "start", "--dry-run", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
@@ -534,9 +556,9 @@ main (int argc, char **argv)
     all[k].t = xmalloc (all[k].runs * sizeof *all[k].t);
   fprintf (stderr, "avm-bench: %d rounds (%d for the cold cache and QEMU series) ", runs, slow_runs);
   progress_open = true;
-  for (int i = -1; i < runs; i++)
+  for (int i = -1; i < runs && !interrupted; i++)
     {
-      for (size_t k = 0; k < N_SERIES; k++)
+      for (size_t k = 0; k < N_SERIES && !interrupted; k++)
         {
           if (i >= all[k].runs)
             continue;
@@ -557,6 +579,12 @@ main (int argc, char **argv)
         }
     }
   end_progress_line ();
+  if (interrupted)
+    {
+      fprintf (stderr, "avm-bench: interrupted (signal %d)\n", (int) interrupted);
+      rm_rf (dir);
+      return 128 + interrupted;
+    }
   for (size_t k = 0; k < N_SERIES; k++)
     series_finish (&all[k]);
 

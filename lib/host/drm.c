@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* DRM render nodes (/dev/dri/renderD*), needed by virgl and vhost-user-gpu.  */
 #include "host/hostcheck.h"
+#include "util/strfmt.h"
 #include "util/cleanup.h"
 
 #include <stdarg.h>
@@ -10,17 +11,7 @@
   "virgl and vhost-user-gpu need a render node: load the host GPU driver, or pass the node to the "        \
   "container (podman --device /dev/dri/renderD128)"
 
-static char * __attribute__ ((format (printf, 1, 2)))
-fmt (const char *fmt, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  return s;
-}
+#define fmt avm_strdupf
 
 static int
 add_node (struct avm_host_report *r, const struct avm_dev_node *node, enum avm_check_status status)

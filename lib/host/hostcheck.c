@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Character devices (/dev/vhost-vsock, /dev/vhost-net, ...) and programs.  */
 #include "host/hostcheck.h"
+#include "util/strfmt.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -12,17 +13,7 @@
 
 #define PROGRAM_HINT "install it or set its path in the profile"
 
-static char * __attribute__ ((format (printf, 1, 2)))
-fmt (const char *fmt, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  return s;
-}
+#define fmt avm_strdupf
 
 /* "modprobe vhost_vsock" for /dev/vhost-vsock: module names use '_'.  */
 static char *

@@ -5,6 +5,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strfmt.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -32,10 +33,8 @@ int
 plan_warn (struct plan_ctx *c, const char *fmt, ...)
 {
   va_list ap;
-  char *msg = NULL;
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  char *msg = avm_vstrdupf (fmt, ap);
   va_end (ap);
   if (msg)
     json_array_append_new (c->warnings, json_string (msg));
@@ -113,8 +112,8 @@ resolve_qemu (struct plan_ctx *c, char **binary)
                         c->req->caps_file);
     }
   return avm_error_fail (c->err, ENOENT,
-                         "%s: qemu.binary: %s not found%s%s (install Debian's qemu-system-%s package or set qemu.binary)",
-                         c->file, name, *dirs ? " in " : " in $PATH", *dirs ? dirs : "",
+                         "%s: qemu.binary: %s not found in %s%s$PATH (install Debian's qemu-system-%s package or set qemu.binary)",
+                         c->file, name, dirs, *dirs ? " or " : "",
                          streq (c->arch, "x86_64") ? "x86" : "arm");
 }
 

@@ -11,6 +11,7 @@
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
 #include "util/quote.h"
+#include "util/strfmt.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -44,10 +45,8 @@ opt (struct plan_ctx *c, const char *option, const char *fmt, ...)
   if (!fmt)
     return 0;
   va_list ap;
-  char *v = NULL;
   va_start (ap, fmt);
-  if (vasprintf (&v, fmt, ap) < 0)
-    v = NULL;
+  char *v = avm_vstrdupf (fmt, ap);
   va_end (ap);
   if (avm_argv_push_take (&c->argv, v) < 0)
     return avm_error_sys (c->err, ENOMEM, "building the QEMU command line");
@@ -84,8 +83,7 @@ device (struct plan_ctx *c, const char *type, const char *key, int slot, const c
     {
       va_list ap;
       va_start (ap, fmt);
-      if (vasprintf (&props, fmt, ap) < 0)
-        props = NULL;
+      props = avm_vstrdupf (fmt, ap);
       va_end (ap);
       if (!props)
         return avm_error_sys (c->err, ENOMEM, "building the QEMU command line");

@@ -208,13 +208,12 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
     {
       json_object_set_new (s, "program", json_null ());
       if (c->req->dry_run)
-        plan_warn (c, "service %s: program %s not found%s%s", name, prog, *dirs ? " in " : " in $PATH",
-                   *dirs ? dirs : "");
+        plan_warn (c, "service %s: program %s not found in %s%s$PATH", name, prog, dirs, *dirs ? " or " : "");
       else
         {
           json_decref (s);
-          return avm_error_fail (c->err, ENOENT, "%s: %s.exec[0]: %s not found%s%s (install it or set paths.helpers)",
-                                 c->file, base, prog, *dirs ? " in " : " in $PATH", *dirs ? dirs : "");
+          return avm_error_fail (c->err, ENOENT, "%s: %s.exec[0]: %s not found in %s%s$PATH (install it or set paths.helpers)",
+                                 c->file, base, prog, dirs, *dirs ? " or " : "");
         }
     }
 

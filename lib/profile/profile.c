@@ -38,12 +38,9 @@ is_dir (const char *p)
   return stat (p, &st) == 0 && S_ISDIR (st.st_mode);
 }
 
-char *
-avm_data_dir (void)
+static char *
+find_data_dir (void)
 {
-  const char *env = getenv ("AVM_DATA_DIR");
-  if (env && *env)
-    return strdup (env);
   _cleanup_free_ char *self = avm_self_dir ();
   if (self)
     {
@@ -65,6 +62,20 @@ avm_data_dir (void)
         }
     }
   return strdup (AVM_PREFIX_DATADIR);
+}
+
+char *
+avm_data_dir (void)
+{
+  /* $AVM_DATA_DIR is read every time (tests change it); the lookup next
+     to the executable is done once.  */
+  static char *found;
+  const char *env = getenv ("AVM_DATA_DIR");
+  if (env && *env)
+    return strdup (env);
+  if (!found)
+    found = find_data_dir ();
+  return found ? strdup (found) : NULL;
 }
 
 char **

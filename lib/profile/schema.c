@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "profile/schema.h"
 #include "util/cleanup.h"
+#include "util/strfmt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -383,10 +384,8 @@ static void __attribute__ ((format (printf, 3, 4)))
 verror (struct vctx *c, const char *path, const char *fmt, ...)
 {
   va_list ap;
-  _cleanup_free_ char *msg = NULL;
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  _cleanup_free_ char *msg = avm_vstrdupf (fmt, ap);
   va_end (ap);
   c->nerr++;
   if (c->nerr <= 20)

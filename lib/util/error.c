@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/error.h"
 #include "util/cleanup.h"
+#include "util/strfmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,9 +11,7 @@
 static int
 set_error (avm_error_t *err, int exit_code, int errnum, bool with_strerror, const char *fmt, va_list ap)
 {
-  char *msg = NULL;
-  if (vasprintf (&msg, fmt, ap) < 0)
-    msg = NULL;
+  char *msg = avm_vstrdupf (fmt, ap);
   if (msg && with_strerror && errnum)
     {
       char *full = NULL;
@@ -85,8 +84,7 @@ avm_error_append (avm_error_t *err, int exit_code, int errnum, const char *fmt, 
       va_end (ap);
       return r;
     }
-  if (vasprintf (&line, fmt, ap) < 0)
-    line = NULL;
+  line = avm_vstrdupf (fmt, ap);
   va_end (ap);
   if (line)
     {
@@ -109,8 +107,7 @@ avm_error_prefix (avm_error_t *err, const char *fmt, ...)
   if (!err || !*err)
     return;
   va_start (ap, fmt);
-  if (vasprintf (&prefix, fmt, ap) < 0)
-    prefix = NULL;
+  prefix = avm_vstrdupf (fmt, ap);
   va_end (ap);
   if (!prefix)
     return;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/strv.h"
 #include "util/cleanup.h"
+#include "util/strfmt.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,10 +39,8 @@ int
 avm_argv_pushf (struct avm_argv *a, const char *fmt, ...)
 {
   va_list ap;
-  char *s = NULL;
   va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
+  char *s = avm_vstrdupf (fmt, ap);
   va_end (ap);
   return avm_argv_push_take (a, s);
 }

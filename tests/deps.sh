@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Install the Debian 12 packages avm needs to build, test and run its demo,
+# only those that are missing.  Uses sudo when not root.
+set -eu
+
+PACKAGES="
+make gcc pkg-config
+libjansson-dev libsystemd-dev libudev-dev
+libcriterion-dev
+qemu-system-x86 qemu-system-arm qemu-system-gui
+dbus-daemon
+mandoc
+"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -z "$missing" ]; then
+  echo "deps: all packages present"
+  exit 0
+fi
+
+echo "deps: installing$missing"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "deps: need root (or sudo) to install:$missing" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
