@@ -70,6 +70,20 @@ check-asan:
 	$(MAKE) BUILD=build-asan OPTFLAGS="-O1 -g -fno-omit-frame-pointer" \
 		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" check
 
+install: $(AVM)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(AVM) $(DESTDIR)$(BINDIR)/avm
+	install -m 0644 profiles/*.json $(DESTDIR)$(DATADIR)/avm/profiles/
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/avm
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/profiles/,$(notdir $(wildcard profiles/*.json)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5)))
+	-rmdir $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm 2>/dev/null
+
 clean:
 	rm -rf build build-asan avm
 

@@ -10,11 +10,21 @@
 void
 avm_help_check (FILE *out)
 {
-  fputs ("Usage: avm check [-p NAME|FILE] [-O NAME=CHOICE]... [--set PATH=VALUE]... [--caps FILE] [--json]\n"
+  fputs ("Usage: avm check [OPTIONS]\n"
          "\n"
          "Check that this host can run a profile: /dev/kvm, DRM render nodes and their\n"
          "drivers, /dev/vhost-vsock and /dev/vhost-net, the QEMU binary, its version and\n"
          "every device the profile needs, every helper program, and the image files.\n"
+         "\n"
+         "  -p, --profile NAME|FILE   device profile (default: $AVM_PROFILE or aaos-<host arch>)\n"
+         "  -O, --option NAME=CHOICE  select a profile option (variant); repeatable\n"
+         "      --set PATH=VALUE      override a profile key; repeatable\n"
+         "  -i, --instance N          instance number 1..64\n"
+         "      --images DIR          directory with the disk images (${images})\n"
+         "      --caps FILE           check against recorded QEMU capabilities instead of the binary\n"
+         "      --allow-unapproved    accept the profile's extra_qemu_args\n"
+         "      --json                print the report as JSON\n"
+         "  -h, --help                show this help\n"
          "\n"
          "Exit status: 0 when the profile can run here, 1 when it cannot, 2 on bad usage.\n"
          "See avm-check(1).\n",
@@ -125,7 +135,7 @@ avm_cmd_check (int argc, char **argv)
     {
       json_t *q = json_object_get (plan->json, "qemu");
       _cleanup_free_ char *detail = NULL;
-      if (asprintf (&detail, "%s %s (%s capabilities), accelerator %s, all %zu devices present",
+      if (asprintf (&detail, "%s %s (%s capabilities), accelerator %s, has every device the profile needs (%zu PCI)",
                     json_string_value (json_object_get (q, "binary")), json_string_value (json_object_get (q, "version")),
                     json_string_value (json_object_get (q, "capabilities")),
                     json_string_value (json_object_get (q, "accel")), json_array_size (json_object_get (plan->json, "pci")))
@@ -158,7 +168,8 @@ avm_cmd_check (int argc, char **argv)
             continue; /* reported as helper:NAME above */
           bool file = strstr (msg, "disks[") || strstr (msg, "firmware.");
           avm_host_report_add (&rep, file ? AVM_CHECK_FAIL : AVM_CHECK_WARN, file ? "images" : "plan", msg,
-                               file ? "convert the images with avm cvd2img or pass --images DIR" : NULL);
+                               file ? "pass --images DIR (the directory holding the platform's images) or fix the path in the profile"
+                                    : NULL);
         }
     }
 

@@ -51,10 +51,8 @@ cmd_list (int argc, char **argv)
       json_t *error = json_object_get (e, "error");
       printf ("%-*s  %s\n", (int) w, json_string_value (json_object_get (e, "name")),
               error ? "(malformed JSON)" : desc ? json_string_value (desc) : "");
-      printf ("%-*s  %s%s%s\n", (int) w, "", json_string_value (json_object_get (e, "path")),
-              shadow ? "  (shadowed by " : "", shadow ? json_string_value (shadow) : "");
-      if (shadow)
-        printf ("%-*s  )\n", (int) w, "");
+      printf ("%-*s  %s%s%s%s\n", (int) w, "", json_string_value (json_object_get (e, "path")),
+              shadow ? "  (shadowed by " : "", shadow ? json_string_value (shadow) : "", shadow ? ")" : "");
     }
   return 0;
 }

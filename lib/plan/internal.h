@@ -28,7 +28,7 @@ struct plan_ctx
   size_t *lines;
   size_t n_lines, lines_alloc;
 
-  json_t *pci;        /* [{"slot","device","id"}] */
+  json_t *pci;        /* [{"slot","device","for"}] */
   json_t *services;   /* {name: service} as expanded */
   json_t *resources;  /* {name: resource} */
   json_t *warnings;   /* ["..."] */

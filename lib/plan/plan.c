@@ -105,6 +105,8 @@ resolve_qemu (struct plan_ctx *c, char **binary)
   *binary = avm_find_program (name, *dirs ? dirs : NULL);
   if (*binary)
     return 0;
+  if (strchr (name, '/') && !c->req->caps_file)
+    return avm_error_sys (c->err, errno, "%s: qemu.binary: %s", c->file, name);
   if (c->req->caps_file)
     {
       *binary = strdup (name);

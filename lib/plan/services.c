@@ -54,7 +54,10 @@ plan_resources (struct plan_ctx *c)
         }
       if (wants_port || port)
         {
-          long long pt = json_integer_value (port) + c->instance - 1;
+          /* Host listeners shared by all instances (vsock on any CID, TCP)
+             move with the instance; a unix socket standing for a vsock port
+             lives in the instance's own run directory and keeps it.  */
+          long long pt = json_integer_value (port) + (wants_port ? c->instance - 1 : 0);
           if (pt > 65535)
             {
               json_decref (res);
@@ -211,9 +214,11 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
         plan_warn (c, "service %s: program %s not found in %s%s$PATH", name, prog, dirs, *dirs ? " or " : "");
       else
         {
+          /* PROG lives in S: report before freeing it.  */
+          r = avm_error_fail (c->err, ENOENT, "%s: %s.exec[0]: %s not found in %s%s$PATH (install it or set paths.helpers)",
+                              c->file, base, prog, dirs, *dirs ? " or " : "");
           json_decref (s);
-          return avm_error_fail (c->err, ENOENT, "%s: %s.exec[0]: %s not found in %s%s$PATH (install it or set paths.helpers)",
-                                 c->file, base, prog, dirs, *dirs ? " or " : "");
+          return r;
         }
     }
 

@@ -220,7 +220,9 @@ static const struct avm_skey resource_keys[] = {
   { "type", AVM_ST_ENUM, NULL, 0, 0, V ("fifo", "unix-listen", "vsock-listen", "tcp-listen", "pipe"), NULL, AVM_SF_REQUIRED,
         "fifo: a FIFO held open read-write; unix-listen/vsock-listen/tcp-listen: listening sockets; pipe: a pipe (NAME.read, NAME.write)." },
   STR ("path", NULL, AVM_SF_TEXT, "Path (fifo, unix-listen)."),
-  INT ("port", 1, 65535, NULL, "Port of instance 1 (vsock-listen, tcp-listen); instance N adds N - 1."),
+  INT ("port", 1, 65535, NULL,
+       "Port of instance 1 (vsock-listen, tcp-listen; instance N adds N - 1), or the vsock port a unix-listen socket "
+       "stands for (vhost-user-vsock, unchanged per instance)."),
   STR ("address", "\"127.0.0.1\"", AVM_SF_TEXT, "Listen address (tcp-listen)."),
   END,
 };

@@ -85,6 +85,13 @@ Test (cli, real_start_is_refused_clearly)
   assert_contains (err, "avm: warning: firmware.kernel /nonexistent/vmlinuz: No such file or directory");
   free (out);
   free (err);
+  /* A missing helper program is named (this message once used freed memory).  */
+  char *helpers[] = { "start", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", "--images", "/nonexistent", NULL };
+  r = tu_avmv (helpers, &out, &err);
+  cr_assert_eq (r, 1, "%s", err);
+  assert_contains (err, "services.kernel_log_monitor.exec[0]: kernel_log_monitor not found in /nonexistent/bin:");
+  free (out);
+  free (err);
   /* Supervised start is not part of this build: said plainly.  */
   char *dir = tu_tmpdir ();
   char *path = tu_write (dir, "min.json", "{\"display\": {\"gpu\": \"none\"}}");
@@ -162,4 +169,33 @@ Test (cli, profiles_list_show_keys)
   assert_contains (out, "boot_properties\n");
   free (out);
   free (err);
+}
+
+Test (cli, installed_tree_finds_its_profiles)
+{
+  /* PREFIX/bin/avm finds PREFIX/share/avm/profiles wherever PREFIX is.  */
+  char *dir = tu_tmpdir ();
+  char *bin = NULL, *share = NULL, *exe = NULL, *src = NULL;
+  cr_assert (asprintf (&bin, "%s/usr/bin", dir) > 0 && asprintf (&share, "%s/usr/share/avm/profiles", dir) > 0);
+  cr_assert (asprintf (&exe, "%s/avm", bin) > 0 && asprintf (&src, "%s/profiles/demo.json", tu_srcdir ()) > 0);
+  char *mk[] = { "/bin/mkdir", "-p", bin, share, NULL };
+  cr_assert_eq (tu_run (mk, NULL, NULL, NULL), 0);
+  char *cp1[] = { "/bin/cp", (char *) tu_avm_bin (), exe, NULL };
+  char *cp2[] = { "/bin/cp", src, share, NULL };
+  cr_assert_eq (tu_run (cp1, NULL, NULL, NULL), 0);
+  cr_assert_eq (tu_run (cp2, NULL, NULL, NULL), 0);
+  char *argv[] = { exe, "profiles", "list", NULL };
+  char *env[] = { "XDG_CONFIG_HOME=/nonexistent", "AVM_DATA_DIR=", NULL };
+  char *out = NULL, *err = NULL;
+  cr_assert_eq (tu_run (argv, env, &out, &err), 0, "%s", err);
+  assert_contains (out, "/usr/share/avm/profiles/demo.json");
+  cr_assert_null (strstr (out, "aaos-x86_64"), "source-tree profiles leaked into an installed tree:\n%s", out);
+  free (out);
+  free (err);
+  free (bin);
+  free (share);
+  free (exe);
+  free (src);
+  tu_rmtree (dir);
+  free (dir);
 }

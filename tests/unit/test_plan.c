@@ -215,6 +215,20 @@ Test (plan, boot_properties_derived_from_the_same_layout)
   cr_assert_str_eq (prop (j, "androidboot.serialno"), "CUTTLEFISHCVD012");
   json_decref (j);
 
+  /* vhost-user-vsock: the <uds>_<port> sockets live in the instance's run
+     directory, so the guest-side ports do not move with the instance.  */
+  char *vu[] = { "-O", "vsock=vhost-user", "-i", "2", NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", vu, &err);
+  cr_assert_str_eq (prop (j, "androidboot.modem_simulator_ports"), "9600");
+  size_t k;
+  json_t *res;
+  int uds = 0;
+  json_array_foreach (json_object_get (j, "resources"), k, res)
+    if (!strcmp (json_string_value (json_object_get (res, "name")), "modem_vsock"))
+      uds += strstr (json_string_value (json_object_get (res, "path")), "/2/vm.vsock_9600") != NULL;
+  cr_assert_eq (uds, 1);
+  json_decref (j);
+
   j = plan_json ("aaos-arm64", "10.0-aarch64", NULL, &err);
   cr_assert_str_eq (prop (j, "androidboot.boot_devices"), "4010000000.pcie");
   json_decref (j);
