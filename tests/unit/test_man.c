@@ -11,6 +11,8 @@
  * text (alternating-font macros join their arguments), and the escapes
  * \- \. \& \e \~ \fX \(dq \(aq \(lq \(rq become plain characters.
  */
+#include "testutil.h"
+
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <errno.h>
@@ -197,90 +199,14 @@ read_page (const char *page)
 static int
 run (char *const argv[], char *const set[], char *const unset[], char **out, char **err)
 {
-  size_t n = 0, k = 0, ns = 0;
-  while (environ[n])
-    n++;
-  while (set && set[ns])
-    ns++;
-  char **envp = calloc (n + ns + 1, sizeof *envp);
-  cr_assert_not_null (envp);
-  for (size_t i = 0; i < n; i++)
-    {
-      size_t klen = strcspn (environ[i], "=");
-      bool drop = false;
-      for (size_t j = 0; set && set[j]; j++)
-        drop |= strncmp (set[j], environ[i], klen) == 0 && set[j][klen] == '=';
-      for (size_t j = 0; unset && unset[j]; j++)
-        drop |= strlen (unset[j]) == klen && strncmp (unset[j], environ[i], klen) == 0;
-      if (!drop)
-        envp[k++] = environ[i];
-    }
-  for (size_t j = 0; j < ns; j++)
-    envp[k++] = set[j];
-  envp[k] = NULL;
-
-  int po[2], pe[2];
-  cr_assert_eq (pipe2 (po, O_CLOEXEC), 0);
-  cr_assert_eq (pipe2 (pe, O_CLOEXEC), 0);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2 (&fa, po[1], 1);
-  posix_spawn_file_actions_adddup2 (&fa, pe[1], 2);
-  pid_t pid;
-  int r = posix_spawnp (&pid, argv[0], &fa, NULL, argv, envp);
-  posix_spawn_file_actions_destroy (&fa);
-  free (envp);
-  close (po[1]);
-  close (pe[1]);
-  if (r != 0)
-    {
-      close (po[0]);
-      close (pe[0]);
-      *out = strdup ("");
-      if (asprintf (err, "cannot run %s: %s", argv[0], strerror (r)) < 0)
-        *err = NULL;
-      return 127;
-    }
-
-  char *bufs[2] = { NULL, NULL };
-  size_t lens[2] = { 0, 0 };
-  FILE *ms[2] = { open_memstream (&bufs[0], &lens[0]), open_memstream (&bufs[1], &lens[1]) };
-  struct pollfd pfd[2] = { { po[0], POLLIN, 0 }, { pe[0], POLLIN, 0 } };
-  int open_fds = 2;
-  while (open_fds > 0)
-    {
-      if (poll (pfd, 2, -1) < 0)
-        {
-          cr_assert_eq (errno, EINTR, "poll: %s", strerror (errno));
-          continue;
-        }
-      for (int i = 0; i < 2; i++)
-        {
-          if (pfd[i].fd < 0 || !pfd[i].revents)
-            continue;
-          char chunk[8192];
-          ssize_t got = read (pfd[i].fd, chunk, sizeof chunk);
-          if (got < 0 && errno == EINTR)
-            continue;
-          if (got <= 0)
-            {
-              close (pfd[i].fd);
-              pfd[i].fd = -1;
-              open_fds--;
-            }
-          else
-            fwrite (chunk, 1, got, ms[i]);
-        }
-    }
-  fclose (ms[0]);
-  fclose (ms[1]);
-  int status;
-  while (waitpid (pid, &status, 0) < 0)
-    cr_assert_eq (errno, EINTR, "waitpid: %s", strerror (errno));
-  *out = bufs[0];
-  *err = bufs[1];
-  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+  char *env[64];
+  size_t n = 0;
+  for (size_t i = 0; set && set[i] && n < 63; i++)
+    env[n++] = set[i];
+  for (size_t i = 0; unset && unset[i] && n < 63; i++)
+    env[n++] = unset[i];
+  env[n] = NULL;
+  return tu_run (argv, env, out, err);
 }
 
 /* A private directory for the capability cache and the images.  */
@@ -299,20 +225,11 @@ scratch_dir (void)
   return scratch;
 }
 
-static int
-rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void) st;
-  (void) flag;
-  (void) ftw;
-  return remove (path);
-}
-
 static void
 scratch_cleanup (void)
 {
   if (scratch_made)
-    nftw (scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmtree (scratch);
   scratch_made = false;
 }
 

@@ -108,13 +108,14 @@ tu_run (char *const argv[], char *const env[], char **out, char **err)
       size_t klen = eq ? (size_t) (eq - environ[i]) : strlen (environ[i]);
       int overridden = 0;
       for (size_t j = 0; j < nextra; j++)
-        if (strncmp (env[j], environ[i], klen) == 0 && env[j][klen] == '=')
+        if (strncmp (env[j], environ[i], klen) == 0 && (env[j][klen] == '=' || env[j][klen] == '\0'))
           overridden = 1;
       if (!overridden)
         envp[k++] = environ[i];
     }
   for (size_t j = 0; j < nextra; j++)
-    envp[k++] = env[j];
+    if (strchr (env[j], '='))
+      envp[k++] = env[j];
   envp[k] = NULL;
 
   if (pipe2 (po, O_CLOEXEC) < 0 || pipe2 (pe, O_CLOEXEC) < 0)
@@ -123,7 +124,7 @@ tu_run (char *const argv[], char *const env[], char **out, char **err)
   posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2 (&fa, po[1], 1);
   posix_spawn_file_actions_adddup2 (&fa, pe[1], 2);
-  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, envp);
+  int r = posix_spawnp (&pid, argv[0], &fa, NULL, argv, envp);
   posix_spawn_file_actions_destroy (&fa);
   free (envp);
   close (po[1]);

@@ -12,8 +12,9 @@ char *tu_write (const char *dir, const char *name, const char *content);
 /* Read a whole file (malloc'd, NUL-terminated) or NULL.  */
 char *tu_read (const char *path);
 
-/* Run ARGV (argv[0] an absolute path) with extra environment entries ENV
-   ("K=V", NULL-terminated, may be NULL); capture stdout and stderr.
+/* Run ARGV (argv[0] a path, or a name searched in $PATH) with environment
+   changes ENV ("K=V" sets, "K" unsets; NULL-terminated, may be NULL);
+   capture stdout and stderr.
    Returns the exit status (128+signal when killed).  */
 int tu_run (char *const argv[], char *const env[], char **out, char **err);
 
