@@ -15,7 +15,7 @@ MANDIR ?= $(DATADIR)/man
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := jansson libsystemd libudev
+PKGS := jansson libsystemd libudev libarchive libcrypto zlib
 
 BUILD ?= build
 ifeq ($(BUILD),build)

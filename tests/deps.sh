@@ -6,8 +6,9 @@ set -eu
 
 PACKAGES="
 make gcc pkg-config
-libjansson-dev libsystemd-dev libudev-dev
+libjansson-dev libsystemd-dev libudev-dev libarchive-dev libssl-dev zlib1g-dev
 libcriterion-dev
+android-sdk-libsparse-utils gdisk fdisk mkbootimg openssl zip unzip
 qemu-system-x86 qemu-system-arm qemu-system-gui
 dbus-daemon
 mandoc

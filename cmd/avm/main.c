@@ -15,6 +15,7 @@ static const struct
   { "start", avm_cmd_start, avm_help_start, "start a virtual platform (--dry-run: print its QEMU command line)" },
   { "profiles", avm_cmd_profiles, avm_help_profiles, "list, show and document device profiles" },
   { "check", avm_cmd_check, avm_help_check, "check that this host can run a profile" },
+  { "cvd2img", avm_cmd_cvd2img, avm_help_cvd2img, "convert a Cuttlefish image set into raw GPT disks" },
 };
 
 static void
@@ -39,6 +40,11 @@ usage (FILE *out)
 int
 main (int argc, char **argv)
 {
+  /* Personalities: installed as a symlink named after the tool it replaces.  */
+  const char *self = strrchr (argv[0], '/') ? strrchr (argv[0], '/') + 1 : argv[0];
+  if (streq (self, "cvd2img"))
+    return avm_cmd_cvd2img_compat (argc, argv);
+
   if (argc < 2)
     return avm_usage_error (NULL, "missing command (start, profiles, check)");
   const char *cmd = argv[1];

@@ -23,6 +23,7 @@ struct plan_ctx
   const char *qemu_binary; /* resolved path (argv[0]) */
   bool shared_memory;      /* a vhost-user device needs share=on RAM */
   const char *boot_console; /* console port watched for boot patterns */
+  bool any_caps;            /* layout only: every device counts as present */
 
   struct avm_argv argv;
   size_t *lines;

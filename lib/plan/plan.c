@@ -289,16 +289,31 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
 
   if ((r = check_unapproved (&c, &approved)) < 0)
     goto out;
-  if ((r = resolve_qemu (&c, &qemu)) < 0)
-    goto out;
-  if (req->caps_file)
-    r = avm_qemu_caps_load_file (req->caps_file, &c.caps, err);
+  if (req->layout_only)
+    {
+      qemu = strdup (pstr (&c, "qemu.binary"));
+      c.caps = calloc (1, sizeof *c.caps);
+      if (!qemu || !c.caps || !(c.caps->version = strdup ("any")) || !(c.caps->binary = strdup (qemu)))
+        {
+          r = avm_error_sys (err, ENOMEM, "plan");
+          goto out;
+        }
+      c.any_caps = true;
+      c.accel = json_string_value (avm_json_path (c.p, "machine.accel[0]"));
+    }
   else
-    r = avm_qemu_caps_get (qemu, &c.caps, err);
-  if (r < 0)
-    goto out;
-  if ((r = resolve_accel (&c)) < 0)
-    goto out;
+    {
+      if ((r = resolve_qemu (&c, &qemu)) < 0)
+        goto out;
+      if (req->caps_file)
+        r = avm_qemu_caps_load_file (req->caps_file, &c.caps, err);
+      else
+        r = avm_qemu_caps_get (qemu, &c.caps, err);
+      if (r < 0)
+        goto out;
+      if ((r = resolve_accel (&c)) < 0)
+        goto out;
+    }
   c.qemu_binary = qemu;
   if ((r = plan_services (&c)) < 0)
     goto out;
@@ -306,7 +321,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     goto out;
   if ((r = plan_boot_properties (&c)) < 0)
     goto out;
-  if ((r = check_files (&c)) < 0)
+  if (!req->layout_only && (r = check_files (&c)) < 0)
     goto out;
 
   plan = calloc (1, sizeof *plan);

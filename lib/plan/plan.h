@@ -23,6 +23,10 @@ struct avm_plan_request
   const char *caps_file;     /* --caps FILE, or NULL to probe/cache the binary */
   bool allow_unapproved;     /* --allow-unapproved */
   bool dry_run;              /* missing files are warnings, not errors */
+  bool layout_only;          /* no QEMU needed: devices, displays and the first
+                                accelerator are assumed available, files and
+                                programs are not checked (cvd2img uses this to
+                                derive boot properties from a profile) */
 };
 
 struct avm_plan

@@ -60,7 +60,7 @@ need_device (struct plan_ctx *c, const char *type, const char *key)
   const struct avm_qdev *d = avm_qdev_lookup (type);
   if (!d)
     return avm_error_fail (c->err, EINVAL, "internal error: device %s is not in the approved catalog", type);
-  if (avm_qemu_caps_has_device (c->caps, type))
+  if (c->any_caps || avm_qemu_caps_has_device (c->caps, type))
     return 0;
   char added[64];
   if (d->since_major)
@@ -148,7 +148,7 @@ emit_machine (struct plan_ctx *c)
     return avm_error_input (c->err, "%s: machine.type: virt is an aarch64 machine; use pc or q35 for x86_64", c->file);
   if (!x86 && !streq (type, "virt"))
     return avm_error_input (c->err, "%s: machine.type: %s is an x86 machine; use virt for aarch64", c->file, type);
-  if (!avm_qemu_caps_has_machine (c->caps, type))
+  if (!c->any_caps && !avm_qemu_caps_has_machine (c->caps, type))
     return avm_error_input (c->err, "%s: machine.type: %s %s has no machine type %s", c->file, c->caps->binary,
                             c->caps->version, type);
   if (c->shared_memory && streq (backend, "default"))
@@ -223,7 +223,7 @@ emit_display (struct plan_ctx *c)
     return avm_error_input (c->err, "%s: display.gl: OpenGL needs display.backend dbus, gtk or egl-headless, not %s",
                             c->file, backend);
   const char *qbackend = streq (backend, "vnc") ? "none" : backend;
-  if (!avm_qemu_caps_has_display (c->caps, qbackend))
+  if (!c->any_caps && !avm_qemu_caps_has_display (c->caps, qbackend))
     return avm_error_input (c->err,
                             "profile %s needs display backend %s, which %s %s lacks (Debian: install qemu-system-gui); "
                             "use --set display.backend=none",
@@ -612,7 +612,7 @@ emit_devices (struct plan_ctx *c)
   else if (!streq (model, "none"))
     {
       const char *backend = pstr (c, "audio.backend");
-      if (!avm_qemu_caps_has_audiodev (c->caps, backend))
+      if (!c->any_caps && !avm_qemu_caps_has_audiodev (c->caps, backend))
         return avm_error_input (c->err, "%s: audio.backend: %s %s has no audio driver %s; use --set audio.backend=none",
                                 c->file, c->caps->binary, c->caps->version, backend);
       if ((r = opt (c, "-audiodev", "%s,id=audio0", backend)) < 0 || (r = alloc_slot (c, "audio", &slot)) < 0)

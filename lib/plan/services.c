@@ -210,7 +210,9 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
   else
     {
       json_object_set_new (s, "program", json_null ());
-      if (c->req->dry_run)
+      if (c->req->layout_only)
+        ;
+      else if (c->req->dry_run)
         plan_warn (c, "service %s: program %s not found in %s%s$PATH", name, prog, dirs, *dirs ? " or " : "");
       else
         {

@@ -27,14 +27,37 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 extern char **environ;
 
-static const char *const man_pages[] = {
-  "avm.1", "avm-start.1", "avm-profile.5", "avm-check.1", "avm-profiles.1",
-};
-#define N_PAGES (sizeof man_pages / sizeof man_pages[0])
+/* Every page in man/ (avm*.1 and avm*.5), found once.  */
+static const char *man_pages[32];
+static size_t n_pages_found;
+static size_t
+n_pages (void)
+{
+  if (!n_pages_found)
+    {
+      char *dir = NULL;
+      cr_assert_geq (asprintf (&dir, "%s/man", getenv ("AVM_SRCDIR") ? getenv ("AVM_SRCDIR") : "."), 0);
+      DIR *d = opendir (dir);
+      cr_assert_not_null (d, "cannot list %s", dir);
+      struct dirent *de;
+      while ((de = readdir (d)) && n_pages_found < 32)
+        {
+          size_t l = strlen (de->d_name);
+          if (strncmp (de->d_name, "avm", 3) == 0 && l > 2 && de->d_name[l - 2] == '.'
+              && (de->d_name[l - 1] == '1' || de->d_name[l - 1] == '5'))
+            man_pages[n_pages_found++] = strdup (de->d_name);
+        }
+      closedir (d);
+      free (dir);
+    }
+  return n_pages_found;
+}
+#define N_PAGES n_pages ()
 
 /* ------------------------------------------------------------------ */
 /* Small string helpers.  */

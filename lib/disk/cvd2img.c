@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "disk/cvd2img.h"
+#include "disk/avb.h"
+#include "disk/gpt.h"
+#include "disk/imgset.h"
+#include "disk/output.h"
+#include "disk/progress.h"
+#include "disk/props.h"
+#include "plan/plan.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/strv.h"
+
+#include <string.h>
+#include <sys/utsname.h>
+
+#define MIB (1024ULL * 1024)
+
+const struct avm_cvd_part avm_cvd_parts[] = {
+  { NULL, "misc", 1 * MIB, false, false },
+  { "boot.img", "boot_a", 0, false, false },
+  { "boot.img", "boot_b", 0, false, false },
+  { "init_boot.img", "init_boot_a", 0, true, false },
+  { "init_boot.img", "init_boot_b", 0, true, false },
+  { "vendor_boot.img", "vendor_boot_a", 0, false, false },
+  { "vendor_boot.img", "vendor_boot_b", 0, false, false },
+  { "vbmeta.img", "vbmeta_a", 0, false, true },
+  { "vbmeta.img", "vbmeta_b", 0, false, true },
+  { "vbmeta_system.img", "vbmeta_system_a", 0, false, true },
+  { "vbmeta_system.img", "vbmeta_system_b", 0, false, true },
+  { "vbmeta_vendor_dlkm.img", "vbmeta_vendor_dlkm_a", 0, true, true },
+  { "vbmeta_vendor_dlkm.img", "vbmeta_vendor_dlkm_b", 0, true, true },
+  { "vbmeta_system_dlkm.img", "vbmeta_system_dlkm_a", 0, true, true },
+  { "vbmeta_system_dlkm.img", "vbmeta_system_dlkm_b", 0, true, true },
+  { "super.img", "super", 0, false, false },
+  { "userdata.img", "userdata", 0, false, false },
+  { NULL, "metadata", 64 * MIB, false, false },
+};
+const size_t avm_cvd_nparts = ARRAY_SIZE (avm_cvd_parts);
+
+/* Host package file names, newest first (cuttlefish.md 2.2).  */
+static const char *const key_files[] = { "etc/cvd_avb_testkey_rsa4096.pem", "etc/cvd_avb_testkey.pem" };
+static const char *const pubkey_files[] = { "etc/cvd_rsa4096.avbpubkey", "etc/cvd.avbpubkey" };
+
+struct outputs
+{
+  struct avm_out *o[5];
+  const char *label[5];
+};
+
+static void
+abort_all (struct outputs *outs)
+{
+  for (size_t i = 0; i < ARRAY_SIZE (outs->o); i++)
+    if (outs->o[i])
+      avm_out_abort (outs->o[i]);
+  memset (outs, 0, sizeof *outs);
+}
+
+static const char *
+host_arch (void)
+{
+  static struct utsname u;
+  if (uname (&u) == 0 && (streq (u.machine, "aarch64") || streq (u.machine, "arm64")))
+    return "aarch64";
+  return "x86_64";
+}
+
+static int
+load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct avm_avb_key **key, json_t *manifest,
+          avm_error_t *err)
+{
+  int r;
+  const char *source = req->key;
+  if (req->key)
+    r = avm_avb_key_load (req->key, key, err);
+  else
+    {
+      _cleanup_free_ uint8_t *pem = NULL;
+      size_t len = 0;
+      r = -ENOENT;
+      for (size_t i = 0; i < ARRAY_SIZE (key_files) && r == -ENOENT; i++)
+        {
+          r = avm_imgset_host_file (set, key_files[i], &pem, &len, err);
+          source = key_files[i];
+        }
+      if (r == -ENOENT)
+        return avm_error_input (err, "%s: no signing key (%s or %s); pass --key KEY.pem", avm_imgset_label (set),
+                                key_files[0], key_files[1]);
+      if (r < 0)
+        return r;
+      _cleanup_free_ char *label = NULL;
+      if (asprintf (&label, "%s:%s", avm_imgset_label (set), source) < 0)
+        return avm_error_sys (err, ENOMEM, "key");
+      r = avm_avb_key_load_pem (pem, len, label, key, err);
+    }
+  if (r < 0)
+    return r;
+
+  uint8_t blob[AVM_AVB_PUBKEY_SIZE];
+  char sha1[41];
+  if ((r = avm_avb_key_blob (*key, blob, err)) < 0)
+    return r;
+  avm_avb_sha1_hex (blob, sizeof blob, sha1);
+  json_object_set_new (manifest, "key", json_pack ("{s:s, s:s}", "source", source, "sha1", sha1));
+
+  /* The public key users will put in their trust chain must be this key's.  */
+  _cleanup_free_ uint8_t *pub = NULL;
+  size_t publen = 0;
+  const char *pubsrc = req->pubkey;
+  if (req->pubkey)
+    r = avm_read_file (req->pubkey, (char **) &pub, &publen, err);
+  else if (!req->key)
+    {
+      r = -ENOENT;
+      for (size_t i = 0; i < ARRAY_SIZE (pubkey_files) && r == -ENOENT; i++)
+        {
+          r = avm_imgset_host_file (set, pubkey_files[i], &pub, &publen, err);
+          pubsrc = pubkey_files[i];
+        }
+      if (r == -ENOENT)
+        return 0;
+    }
+  else
+    return 0;
+  if (r < 0)
+    return r;
+  if (publen != sizeof blob || memcmp (pub, blob, sizeof blob) != 0)
+    return avm_error_input (err, "%s: public key does not match the signing key %s (key SHA-1 %s)", pubsrc,
+                            source, sha1);
+  return 0;
+}
+
+static int
+boot_properties (struct avm_profile *profile, json_t **props, avm_error_t *err)
+{
+  _cleanup_plan_ struct avm_plan *plan = NULL;
+  struct avm_plan_request preq = { .profile = profile, .instance = 1, .layout_only = true, .dry_run = true };
+  int r = avm_plan_build (&preq, &plan, err);
+  if (r < 0)
+    return r;
+  json_t *bp = json_object_get (plan->json, "boot_properties");
+  if (!bp)
+    return avm_error_input (err, "%s: profile has no boot_properties (not an Android profile)", profile->path);
+  *props = json_incref (bp);
+  return 0;
+}
+
+static json_t *
+parts_json (const struct avm_gpt *g)
+{
+  json_t *a = json_array ();
+  for (size_t i = 0; i < g->n; i++)
+    json_array_append_new (a, json_pack ("{s:s, s:I, s:I, s:I, s:I}", "name", g->parts[i].name, "offset",
+                                         (json_int_t) g->parts[i].offset, "size", (json_int_t) g->parts[i].size,
+                                         "first_lba", (json_int_t) g->parts[i].first_lba, "last_lba",
+                                         (json_int_t) g->parts[i].last_lba));
+  return a;
+}
+
+static char *
+out_path (const struct avm_cvd2img_request *req, const char *given, const char *name)
+{
+  if (given)
+    return strdup (given);
+  return avm_path_join (req->out_dir ? req->out_dir : ".", name);
+}
+
+static int
+write_props (const struct avm_cvd2img_request *req, struct avm_profile *profile, const char *arch,
+             struct avm_avb_key *key, const char *path, struct avm_out **o, json_t **info, avm_error_t *err)
+{
+  _cleanup_json_ json_t *props = NULL;
+  struct avm_gpt *gpt = malloc (sizeof *gpt);
+  int r;
+  if (!gpt)
+    return avm_error_sys (err, ENOMEM, "%s", path);
+  struct avm_props_spec spec = { .arch = arch, .key = key, .salt = req->salt };
+  if ((r = boot_properties (profile, &props, err)) < 0)
+    goto out;
+  spec.boot_properties = props;
+  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0
+      || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
+    goto out;
+  *info = json_pack ("{s:s, s:I, s:s, s:O, s:O, s:o}", "file", path, "size", (json_int_t) gpt->disk_size, "profile",
+                     profile->name, "options", profile->options, "boot_properties", props, "partitions",
+                     parts_json (gpt));
+out:
+  free (gpt);
+  return r;
+}
+
+int
+avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
+{
+  struct avm_argv wanted = { 0 }, virgl_opts = { 0 };
+  struct avm_profile *profile = NULL, *profile_virgl = NULL;
+  struct avm_imgset *set = NULL;
+  struct avm_avb_key *key = NULL;
+  struct avm_gpt *gpt = calloc (1, sizeof *gpt);
+  struct outputs outs = { 0 };
+  struct avm_progress prog;
+  _cleanup_json_ json_t *manifest = json_object ();
+  _cleanup_free_ char *sys_path = NULL, *props_path = NULL, *virgl_path = NULL, *boot_path = NULL, *man_path = NULL;
+  _cleanup_free_ uint8_t *head = malloc (AVM_GPT_HEAD_SIZE), *tail = malloc (AVM_GPT_TAIL_SIZE);
+  _cleanup_free_ uint8_t *bootloader = NULL;
+  _cleanup_free_ char *manifest_text = NULL;
+  size_t bootloader_len = 0;
+  int r;
+
+  if (!gpt || !head || !tail)
+    {
+      r = avm_error_sys (err, ENOMEM, "cvd2img");
+      goto out;
+    }
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    if (avm_cvd_parts[i].image && !avm_strv_contains (wanted.v, avm_cvd_parts[i].image))
+      avm_argv_push (&wanted, avm_cvd_parts[i].image);
+  if ((r = avm_imgset_open (req->dir, req->zip, req->hostpkg, wanted.v, &set, err)) < 0)
+    goto out;
+
+  /* Required images first, so a missing one is reported before any work.  */
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const struct avm_cvd_part *p = &avm_cvd_parts[i];
+      const struct avm_img *img = p->image ? avm_imgset_get (set, p->image) : NULL;
+      if (p->image && !p->optional && !img->present)
+        {
+          r = avm_error_input (err, "%s: %s is missing (needed for partition %s)", avm_imgset_label (set), p->image,
+                               p->name);
+          goto out;
+        }
+    }
+
+  const char *arch = req->arch ? req->arch : avm_imgset_bootloader_arch (set);
+  if (!arch)
+    arch = host_arch ();
+  json_object_set_new (manifest, "avm_version", json_string (AVM_VERSION));
+  json_object_set_new (manifest, "arch", json_string (arch));
+  json_object_set_new (manifest, "input", req->dir ? json_pack ("{s:s}", "dir", req->dir)
+                                                   : json_pack ("{s:s, s:s}", "zip", req->zip, "host_package", req->hostpkg));
+  if ((r = load_key (req, set, &key, manifest, err)) < 0)
+    goto out;
+
+  /* Profiles for the boot properties: as asked, and its virgl variant.  */
+  struct avm_profile_request preq = {
+    .name = req->profile ? req->profile : streq (arch, "aarch64") ? "aaos-arm64" : "aaos-x86_64",
+    .options = req->options,
+    .sets = req->sets,
+  };
+  if ((r = avm_profile_load (&preq, &profile, err)) < 0)
+    goto out;
+  json_t *gpu_choices = json_object_get (json_object_get (json_object_get (profile->json, "options"), "gpu"), "choices");
+  if (!req->no_virgl && json_object_get (gpu_choices, "virgl"))
+    {
+      for (size_t i = 0; req->options && req->options[i]; i++)
+        avm_argv_push (&virgl_opts, req->options[i]);
+      avm_argv_push (&virgl_opts, "gpu=virgl");
+      preq.options = virgl_opts.v;
+      if ((r = avm_profile_load (&preq, &profile_virgl, err)) < 0)
+        goto out;
+    }
+
+  /* The system disk layout.  */
+  avm_gpt_init (gpt);
+  json_t *sources = json_array ();
+  uint64_t total = 0;
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const struct avm_cvd_part *p = &avm_cvd_parts[i];
+      const struct avm_img *img = p->image ? avm_imgset_get (set, p->image) : NULL;
+      uint64_t size = p->blank_size;
+      if (img && !img->present)
+        continue; /* optional and absent: no partition */
+      if (img)
+        {
+          size = img->size;
+          if (p->vbmeta && size > AVM_AVB_VBMETA_PARTITION)
+            {
+              json_decref (sources);
+              r = avm_error_input (err, "%s: %s is %llu bytes, larger than a vbmeta partition (65536 bytes)",
+                                   avm_imgset_label (set), p->image, (unsigned long long) size);
+              goto out;
+            }
+          if (p->vbmeta)
+            size = AVM_AVB_VBMETA_PARTITION; /* zero-extended, as libavb reads 64 KiB */
+          total += img->size;
+        }
+      if ((r = avm_gpt_add (gpt, p->name, size, err)) < 0)
+        {
+          json_decref (sources);
+          goto out;
+        }
+      json_array_append_new (sources, img ? json_pack ("{s:s, s:b}", "source", p->image, "sparse", img->sparse)
+                                          : json_pack ("{s:s, s:b}", "source", "blank", "sparse", false));
+    }
+  if ((r = avm_gpt_finish (gpt, err)) < 0 || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
+    {
+      json_decref (sources);
+      goto out;
+    }
+  json_t *sysparts = parts_json (gpt);
+  size_t k;
+  json_t *e;
+  json_array_foreach (sysparts, k, e)
+    json_object_update (e, json_array_get (sources, k));
+  json_decref (sources);
+
+  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
+    {
+      json_decref (sysparts);
+      goto out;
+    }
+  sys_path = out_path (req, req->system_path, "system.img");
+  props_path = out_path (req, req->props_path, "properties.img");
+  virgl_path = out_path (req, req->props_virgl_path, "properties_virgl.img");
+  boot_path = out_path (req, NULL, "bootloader");
+  man_path = out_path (req, NULL, "manifest.json");
+  json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:o}", "file", sys_path, "size",
+                                                      (json_int_t) gpt->disk_size, "partitions", sysparts));
+
+  /* Write everything to temporaries.  */
+  if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[0], err)) < 0)
+    goto out;
+  avm_progress_init (&prog, total, req->quiet);
+  avm_out_set_progress (outs.o[0], avm_progress_add, &prog);
+  if ((r = avm_out_write (outs.o[0], 0, head, AVM_GPT_HEAD_SIZE, err)) < 0
+      || (r = avm_out_write (outs.o[0], gpt->disk_size - AVM_GPT_TAIL_SIZE, tail, AVM_GPT_TAIL_SIZE, err)) < 0)
+    goto out;
+  prog.done = 0;
+  size_t pi = 0;
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const struct avm_cvd_part *p = &avm_cvd_parts[i];
+      const struct avm_img *img = p->image ? avm_imgset_get (set, p->image) : NULL;
+      if (img && !img->present)
+        continue;
+      const struct avm_gpt_part *gp = &gpt->parts[pi++];
+      if (!img)
+        continue; /* blank: a hole */
+      avm_progress_item (&prog, gp->name);
+      uint64_t room = (gp->last_lba - gp->first_lba + 1) * 512;
+      if ((r = avm_imgset_copy (set, p->image, outs.o[0], gp->offset, room, err)) < 0)
+        goto out;
+    }
+  avm_progress_done (&prog);
+
+  json_t *info = NULL;
+  if ((r = write_props (req, profile, arch, key, props_path, &outs.o[1], &info, err)) < 0)
+    goto out;
+  json_object_set_new (manifest, "properties", info);
+  if (profile_virgl)
+    {
+      if ((r = write_props (req, profile_virgl, arch, key, virgl_path, &outs.o[2], &info, err)) < 0)
+        goto out;
+      json_object_set_new (manifest, "properties_virgl", info);
+    }
+
+  char blpath[64];
+  snprintf (blpath, sizeof blpath, "etc/bootloader_%s/bootloader.qemu", arch);
+  r = avm_imgset_host_file (set, blpath, &bootloader, &bootloader_len, err);
+  if (r == -ENOENT)
+    {
+      r = avm_error_input (err, "%s: %s is missing (the U-Boot bootloader QEMU boots with -bios)",
+                           avm_imgset_label (set), blpath);
+      goto out;
+    }
+  if (r < 0 || (r = avm_out_open (boot_path, bootloader_len, &outs.o[3], err)) < 0
+      || (r = avm_out_write (outs.o[3], 0, bootloader, bootloader_len, err)) < 0)
+    goto out;
+  json_object_set_new (manifest, "bootloader", json_pack ("{s:s, s:s, s:I}", "file", boot_path, "source", blpath,
+                                                          "size", (json_int_t) bootloader_len));
+
+  manifest_text = json_dumps (manifest, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+  if (!manifest_text)
+    {
+      r = avm_error_sys (err, ENOMEM, "manifest");
+      goto out;
+    }
+  size_t mlen = strlen (manifest_text);
+  if ((r = avm_out_open (man_path, mlen + 1, &outs.o[4], err)) < 0
+      || (r = avm_out_write (outs.o[4], 0, manifest_text, mlen, err)) < 0
+      || (r = avm_out_write (outs.o[4], mlen, "\n", 1, err)) < 0)
+    goto out;
+
+  /* All complete: rename them into place.  */
+  for (size_t i = 0; i < ARRAY_SIZE (outs.o); i++)
+    {
+      if (!outs.o[i])
+        continue;
+      struct avm_out *o = outs.o[i];
+      outs.o[i] = NULL;
+      if ((r = avm_out_commit (o, err)) < 0)
+        goto out;
+    }
+  r = 0;
+
+out:
+  abort_all (&outs);
+  avm_argv_clear (&wanted);
+  avm_argv_clear (&virgl_opts);
+  avm_profile_free (profile);
+  avm_profile_free (profile_virgl);
+  avm_imgset_free (set);
+  avm_avb_key_free (key);
+  free (gpt);
+  return r;
+}

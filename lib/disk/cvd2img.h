@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cvd2img: a Cuttlefish image set to system.img (raw GPT disk with the OS
+ * partitions in Cuttlefish's order), properties.img (and
+ * properties_virgl.img) with boot properties derived from a profile and
+ * AVB-signed, the bootloader, and manifest.json.  Every output is written to
+ * a temporary file and only renamed into place when all of them are
+ * complete; on any failure none of the existing outputs changes.
+ */
+#pragma once
+
+#include "profile/profile.h"
+#include "util/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct avm_cvd2img_request
+{
+  const char *dir;      /* unpacked image directory, or */
+  const char *zip;      /* image zip ... */
+  const char *hostpkg;  /* ... and host package tarball */
+  const char *out_dir;  /* default "." */
+  const char *system_path, *props_path, *props_virgl_path; /* NULL: OUT_DIR/default names */
+  const char *arch;     /* "x86_64", "aarch64", or NULL: from the bootloader, else the host */
+  const char *key;      /* PEM private key, NULL: the host package's test key */
+  const char *pubkey;   /* .avbpubkey to check against the key, or NULL */
+  const char *profile;    /* boot properties from this profile; NULL: aaos-<arch> */
+  char *const *options;   /* --option NAME=CHOICE */
+  char *const *sets;      /* --set PATH=VALUE */
+  bool no_virgl;          /* skip properties_virgl.img (else written when the
+                             profile has the option gpu=virgl) */
+  const uint8_t *salt;  /* 32 bytes for reproducible output (tests), or NULL */
+  bool quiet;
+};
+
+int avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err);
+
+/* The Cuttlefish OS partitions: image file and partition name, in disk order.  */
+struct avm_cvd_part
+{
+  const char *image;   /* "boot.img", or NULL for a blank partition */
+  const char *name;    /* "boot_a" */
+  uint64_t blank_size; /* for blank partitions */
+  bool optional;
+  bool vbmeta;         /* padded to 65536 */
+};
+extern const struct avm_cvd_part avm_cvd_parts[];
+extern const size_t avm_cvd_nparts;

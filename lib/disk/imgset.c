@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "disk/imgset.h"
+#include "disk/sparse.h"
+#include "disk/stream.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_IMAGES 32
+#define MAX_HOST_FILE (64u << 20)
+
+/* Host package files avm may need, kept in memory when read from the tarball.  */
+static const char *const host_files[] = {
+  "etc/cvd_avb_testkey_rsa4096.pem",
+  "etc/cvd_avb_testkey.pem",
+  "etc/cvd_rsa4096.avbpubkey",
+  "etc/cvd.avbpubkey",
+  "etc/bootloader_x86_64/bootloader.qemu",
+  "etc/bootloader_aarch64/bootloader.qemu",
+};
+
+struct host_blob
+{
+  uint8_t *data;
+  size_t len;
+  bool present;
+};
+
+struct avm_imgset
+{
+  char *dir, *zip, *hostpkg;
+  struct avm_img imgs[MAX_IMAGES];
+  char *names[MAX_IMAGES];
+  size_t n;
+  struct host_blob host[ARRAY_SIZE (host_files)];
+};
+
+const char *
+avm_imgset_label (const struct avm_imgset *s)
+{
+  return s->zip ? s->zip : s->dir;
+}
+
+/* ---------------------------------------------------------------- */
+
+static ssize_t
+archive_stream_read (void *ctx, void *buf, size_t len)
+{
+  la_ssize_t r = archive_read_data (ctx, buf, len);
+  return r < 0 ? -EIO : r;
+}
+
+/* Entry names as users see them: "./etc/x" is "etc/x".  */
+static const char *
+clean_name (const char *p)
+{
+  while (p[0] == '.' && p[1] == '/')
+    p += 2;
+  return p;
+}
+
+static int
+check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
+{
+  const char *raw = archive_entry_pathname (e);
+  if (!raw || !*raw)
+    return avm_error_input (err, "%s: an entry has no name; refusing the archive", archive);
+  if (raw[0] == '/')
+    return avm_error_input (err, "%s: entry %s: absolute path; refusing the archive", archive, raw);
+  for (const char *p = raw; *p;)
+    {
+      size_t n = strcspn (p, "/");
+      if (n == 2 && p[0] == '.' && p[1] == '.')
+        return avm_error_input (err, "%s: entry %s: path traversal (.. component); refusing the archive", archive, raw);
+      p += n;
+      while (*p == '/')
+        p++;
+    }
+  if (archive_entry_filetype (e) == AE_IFLNK)
+    return avm_error_input (err, "%s: entry %s: symbolic link (to %s); refusing the archive", archive, raw,
+                            archive_entry_symlink (e) ? archive_entry_symlink (e) : "?");
+  if (archive_entry_hardlink (e))
+    return avm_error_input (err, "%s: entry %s: hard link; refusing the archive", archive, raw);
+  return 0;
+}
+
+static int
+open_archive (const char *path, bool zip, struct archive **out, avm_error_t *err)
+{
+  struct archive *a = archive_read_new ();
+  if (!a)
+    return avm_error_sys (err, ENOMEM, "%s", path);
+  if (zip)
+    archive_read_support_format_zip_seekable (a);
+  else
+    {
+      archive_read_support_filter_all (a);
+      archive_read_support_format_tar (a);
+      archive_read_support_format_gnutar (a);
+    }
+  if (archive_read_open_filename (a, path, 1 << 16) != ARCHIVE_OK)
+    {
+      int e = archive_errno (a);
+      int r = avm_error_input (err, "%s: %s", path, archive_error_string (a) ?: strerror (e ? e : EIO));
+      archive_read_free (a);
+      return r;
+    }
+  *out = a;
+  return 0;
+}
+
+static struct avm_img *
+find_img (struct avm_imgset *s, const char *name)
+{
+  for (size_t i = 0; i < s->n; i++)
+    if (streq (s->names[i], name))
+      return &s->imgs[i];
+  return NULL;
+}
+
+const struct avm_img *
+avm_imgset_get (const struct avm_imgset *s, const char *name)
+{
+  return find_img ((struct avm_imgset *) s, name);
+}
+
+/* A stream that first replays bytes already read from INNER.  */
+struct prefixed
+{
+  const uint8_t *buf;
+  size_t len, pos;
+  struct avm_stream *inner;
+};
+
+static ssize_t
+prefixed_read (void *ctx, void *buf, size_t len)
+{
+  struct prefixed *p = ctx;
+  if (p->pos < p->len)
+    {
+      size_t n = p->len - p->pos < len ? p->len - p->pos : len;
+      memcpy (buf, p->buf + p->pos, n);
+      p->pos += n;
+      return n;
+    }
+  return avm_stream_read (p->inner, buf, len);
+}
+
+/* Fill present/sparse/size of IMG from stream S at its start.  */
+static int
+probe_stream (struct avm_img *img, struct avm_stream *s, avm_error_t *err)
+{
+  uint8_t head[4];
+  ssize_t got = avm_stream_read (s, head, sizeof head);
+  if (got < 0)
+    return avm_error_sys (err, (int) -got, "cannot read %s", s->name);
+  img->present = true;
+  img->stored_size = s->size;
+  img->sparse = got == 4 && avm_sparse_magic (head);
+  if (!img->sparse)
+    {
+      img->size = s->size;
+      return 0;
+    }
+  struct prefixed px = { head, 4, 0, s };
+  struct avm_stream ps = { .read = prefixed_read, .ctx = &px, .name = s->name, .size = s->size };
+  struct avm_sparse_header h;
+  int r = avm_sparse_read_header (&ps, &h, err);
+  if (r < 0)
+    return r;
+  img->size = avm_sparse_size (&h);
+  return 0;
+}
+
+static int
+scan_zip (struct avm_imgset *s, avm_error_t *err)
+{
+  struct archive *a = NULL;
+  struct archive_entry *e;
+  int r = open_archive (s->zip, true, &a, err);
+  if (r < 0)
+    return r;
+  for (;;)
+    {
+      int ar = archive_read_next_header (a, &e);
+      if (ar == ARCHIVE_EOF)
+        break;
+      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
+        {
+          r = avm_error_input (err, "%s: %s", s->zip, archive_error_string (a) ?: "unreadable archive");
+          goto out;
+        }
+      if ((r = check_entry (s->zip, e, err)) < 0)
+        goto out;
+      const char *name = clean_name (archive_entry_pathname (e));
+      struct avm_img *img = find_img (s, name);
+      if (!img || archive_entry_filetype (e) != AE_IFREG)
+        continue;
+      if (img->present)
+        {
+          r = avm_error_input (err, "%s: entry %s appears twice; refusing the archive", s->zip, name);
+          goto out;
+        }
+      _cleanup_free_ char *label = NULL;
+      if (asprintf (&label, "%s:%s", s->zip, name) < 0)
+        {
+          r = avm_error_sys (err, ENOMEM, "%s", s->zip);
+          goto out;
+        }
+      struct avm_stream st = { .read = archive_stream_read, .ctx = a, .name = label,
+                               .size = archive_entry_size_is_set (e) ? (uint64_t) archive_entry_size (e) : UINT64_MAX };
+      if ((r = probe_stream (img, &st, err)) < 0)
+        goto out;
+      if (!img->sparse && img->size == UINT64_MAX)
+        {
+          r = avm_error_input (err, "%s: entry %s has no recorded size", s->zip, name);
+          goto out;
+        }
+    }
+  r = 0;
+out:
+  archive_read_free (a);
+  return r;
+}
+
+static int
+scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
+{
+  struct archive *a = NULL;
+  struct archive_entry *e;
+  int r = open_archive (s->hostpkg, false, &a, err);
+  if (r < 0)
+    return r;
+  for (;;)
+    {
+      int ar = archive_read_next_header (a, &e);
+      if (ar == ARCHIVE_EOF)
+        break;
+      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
+        {
+          r = avm_error_input (err, "%s: %s", s->hostpkg, archive_error_string (a) ?: "unreadable archive");
+          goto out;
+        }
+      if ((r = check_entry (s->hostpkg, e, err)) < 0)
+        goto out;
+      const char *name = clean_name (archive_entry_pathname (e));
+      for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
+        {
+          if (!streq (name, host_files[i]) || archive_entry_filetype (e) != AE_IFREG)
+            continue;
+          int64_t size = archive_entry_size (e);
+          if (size < 0 || (uint64_t) size > MAX_HOST_FILE)
+            {
+              r = avm_error_input (err, "%s: entry %s: unexpected size %lld", s->hostpkg, name, (long long) size);
+              goto out;
+            }
+          struct host_blob *b = &s->host[i];
+          free (b->data);
+          b->data = malloc (size ? size : 1);
+          if (!b->data)
+            {
+              r = avm_error_sys (err, ENOMEM, "%s: %s", s->hostpkg, name);
+              goto out;
+            }
+          la_ssize_t got = 0;
+          for (b->len = 0; b->len < (size_t) size; b->len += got)
+            {
+              got = archive_read_data (a, b->data + b->len, size - b->len);
+              if (got <= 0)
+                {
+                  r = avm_error_input (err, "%s: entry %s: %s", s->hostpkg, name,
+                                       got < 0 ? archive_error_string (a) : "truncated");
+                  goto out;
+                }
+            }
+          b->present = true;
+        }
+    }
+  r = 0;
+out:
+  archive_read_free (a);
+  return r;
+}
+
+static int
+scan_dir (struct avm_imgset *s, avm_error_t *err)
+{
+  struct stat st;
+  if (stat (s->dir, &st) < 0)
+    return avm_error_input (err, "%s: %s", s->dir, strerror (errno));
+  if (!S_ISDIR (st.st_mode))
+    return avm_error_input (err, "%s: not a directory (pass the Cuttlefish image directory, or --images-zip and --host-package)",
+                            s->dir);
+  for (size_t i = 0; i < s->n; i++)
+    {
+      _cleanup_free_ char *path = avm_path_join (s->dir, s->names[i]);
+      _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 && errno == ENOENT)
+        continue;
+      if (fd < 0 || fstat (fd, &st) < 0)
+        return avm_error_sys (err, errno, "cannot open %s", path);
+      if (!S_ISREG (st.st_mode))
+        return avm_error_input (err, "%s: not a regular file", path);
+      struct avm_stream stream;
+      avm_stream_from_fd (&stream, &fd, path, st.st_size);
+      int r = probe_stream (&s->imgs[i], &stream, err);
+      if (r < 0)
+        return r;
+    }
+  return 0;
+}
+
+int
+avm_imgset_open (const char *dir, const char *zip, const char *hostpkg, char *const *wanted, struct avm_imgset **out,
+                 avm_error_t *err)
+{
+  struct avm_imgset *s = calloc (1, sizeof *s);
+  int r;
+  if (!s)
+    return avm_error_sys (err, ENOMEM, "image set");
+  if ((dir != NULL) == (zip != NULL) || (zip != NULL) != (hostpkg != NULL))
+    {
+      free (s);
+      return avm_error_input (err, "give either an image directory, or both the image zip and the host package");
+    }
+  s->dir = dir ? strdup (dir) : NULL;
+  s->zip = zip ? strdup (zip) : NULL;
+  s->hostpkg = hostpkg ? strdup (hostpkg) : NULL;
+  for (size_t i = 0; wanted && wanted[i]; i++)
+    {
+      if (s->n == MAX_IMAGES)
+        {
+          avm_imgset_free (s);
+          return avm_error_fail (err, E2BIG, "too many images");
+        }
+      s->names[s->n] = strdup (wanted[i]);
+      s->imgs[s->n].name = s->names[s->n];
+      s->n++;
+    }
+  r = s->zip ? scan_zip (s, err) : scan_dir (s, err);
+  if (r >= 0 && s->hostpkg)
+    r = scan_hostpkg (s, err);
+  if (r < 0)
+    {
+      avm_imgset_free (s);
+      return r;
+    }
+  *out = s;
+  return 0;
+}
+
+void
+avm_imgset_free (struct avm_imgset *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->n; i++)
+    free (s->names[i]);
+  for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
+    free (s->host[i].data);
+  free (s->dir);
+  free (s->zip);
+  free (s->hostpkg);
+  free (s);
+}
+
+int
+avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data, size_t *len, avm_error_t *err)
+{
+  if (s->hostpkg)
+    {
+      for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
+        if (streq (host_files[i], path))
+          {
+            if (!s->host[i].present)
+              return -ENOENT;
+            *data = malloc (s->host[i].len ? s->host[i].len : 1);
+            if (!*data)
+              return avm_error_sys (err, ENOMEM, "%s", path);
+            memcpy (*data, s->host[i].data, s->host[i].len);
+            *len = s->host[i].len;
+            return 0;
+          }
+      return -ENOENT;
+    }
+  _cleanup_free_ char *full = avm_path_join (s->dir, path);
+  _cleanup_free_ char *buf = NULL;
+  struct stat st;
+  if (stat (full, &st) < 0)
+    return errno == ENOENT ? -ENOENT : avm_error_sys (err, errno, "%s", full);
+  if ((uint64_t) st.st_size > MAX_HOST_FILE)
+    return avm_error_input (err, "%s: larger than %u MiB", full, MAX_HOST_FILE >> 20);
+  int r = avm_read_file (full, &buf, len, err);
+  if (r < 0)
+    return r;
+  *data = (uint8_t *) steal_pointer (&buf);
+  return 0;
+}
+
+const char *
+avm_imgset_bootloader_arch (const struct avm_imgset *s)
+{
+  static const char *const arches[] = { "x86_64", "aarch64" };
+  for (size_t k = 0; k < 2; k++)
+    {
+      char path[64];
+      snprintf (path, sizeof path, "etc/bootloader_%s/bootloader.qemu", arches[k]);
+      if (s->hostpkg)
+        {
+          for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
+            if (streq (host_files[i], path) && s->host[i].present)
+              return arches[k];
+        }
+      else
+        {
+          _cleanup_free_ char *full = avm_path_join (s->dir, path);
+          if (full && access (full, R_OK) == 0)
+            return arches[k];
+        }
+    }
+  return NULL;
+}
+
+/* Copy from a stream positioned at the start of the image.  */
+static int
+copy_stream (const struct avm_img *img, struct avm_stream *st, struct avm_out *o, uint64_t off, uint64_t limit,
+             avm_error_t *err)
+{
+  if (img->sparse)
+    {
+      struct avm_sparse_header h;
+      int r = avm_sparse_read_header (st, &h, err);
+      if (r < 0)
+        return r;
+      return avm_sparse_expand (st, &h, o, off, limit, err);
+    }
+  if (img->size > limit)
+    return avm_error_input (err, "%s: %llu bytes, larger than its partition (%llu bytes)", st->name,
+                            (unsigned long long) img->size, (unsigned long long) limit);
+  _cleanup_free_ uint8_t *buf = malloc (AVM_OUT_BUFSIZE);
+  if (!buf)
+    return avm_error_sys (err, ENOMEM, "%s", st->name);
+  uint64_t done = 0;
+  while (done < img->size)
+    {
+      size_t want = img->size - done < AVM_OUT_BUFSIZE ? img->size - done : AVM_OUT_BUFSIZE;
+      ssize_t got = avm_stream_read (st, buf, want);
+      if (got < 0)
+        return avm_error_sys (err, (int) -got, "cannot read %s", st->name);
+      if ((size_t) got < want)
+        return avm_error_input (err, "%s: unexpected end of data at offset %llu", st->name,
+                                (unsigned long long) (done + got));
+      int r = avm_out_write (o, off + done, buf, got, err);
+      if (r < 0)
+        return r;
+      done += got;
+    }
+  return 0;
+}
+
+int
+avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint64_t off, uint64_t limit,
+                 avm_error_t *err)
+{
+  const struct avm_img *img = avm_imgset_get (s, name);
+  int r;
+  if (!img || !img->present)
+    return avm_error_input (err, "%s: %s is missing", avm_imgset_label (s), name);
+
+  if (s->dir)
+    {
+      _cleanup_free_ char *path = avm_path_join (s->dir, name);
+      _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return avm_error_sys (err, errno, "cannot open %s", path);
+      if (!img->sparse)
+        {
+          if (img->size > limit)
+            return avm_error_input (err, "%s: %llu bytes, larger than its partition (%llu bytes)", path,
+                                    (unsigned long long) img->size, (unsigned long long) limit);
+          return avm_out_copy_fd (o, off, fd, 0, img->size, path, err);
+        }
+      struct avm_stream st;
+      avm_stream_from_fd (&st, &fd, path, img->stored_size);
+      return copy_stream (img, &st, o, off, limit, err);
+    }
+
+  struct archive *a = NULL;
+  struct archive_entry *e;
+  if ((r = open_archive (s->zip, true, &a, err)) < 0)
+    return r;
+  for (;;)
+    {
+      int ar = archive_read_next_header (a, &e);
+      if (ar == ARCHIVE_EOF)
+        {
+          r = avm_error_input (err, "%s: %s vanished from the archive", s->zip, name);
+          break;
+        }
+      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
+        {
+          r = avm_error_input (err, "%s: %s", s->zip, archive_error_string (a) ?: "unreadable archive");
+          break;
+        }
+      if (!streq (clean_name (archive_entry_pathname (e)), name))
+        continue;
+      _cleanup_free_ char *label = NULL;
+      if (asprintf (&label, "%s:%s", s->zip, name) < 0)
+        {
+          r = avm_error_sys (err, ENOMEM, "%s", s->zip);
+          break;
+        }
+      struct avm_stream st = { .read = archive_stream_read, .ctx = a, .name = label, .size = img->stored_size };
+      r = copy_stream (img, &st, o, off, limit, err);
+      break;
+    }
+  archive_read_free (a);
+  return r;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A Cuttlefish image set: an unpacked directory (images at the top, the host
+ * package's etc/ beside them, as start-avm expects), or the two files users
+ * download -- the image zip (aosp_cf_<arch>_*-img-<build>.zip) and the host
+ * package tarball (cvd-host_package.tar.gz) -- read with libarchive without
+ * unpacking them.  Nothing of the input is ever modified.
+ *
+ * Archives are checked for hostile entries before anything is used: an
+ * absolute path, a ".." component or a symbolic/hard link is an error that
+ * names the archive and the entry.
+ */
+#pragma once
+
+#include "disk/output.h"
+#include "util/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct avm_img
+{
+  const char *name; /* "super.img" */
+  bool present;
+  bool sparse;
+  uint64_t size;        /* expanded size in bytes */
+  uint64_t stored_size; /* bytes in the file or archive entry */
+};
+
+struct avm_imgset;
+
+/* Open a directory (ZIP and HOSTPKG NULL) or an image zip plus a host
+   package.  WANTED lists the image names whose size must be known
+   ("boot.img", ...), NULL-terminated.  */
+int avm_imgset_open (const char *dir, const char *zip, const char *hostpkg, char *const *wanted,
+                     struct avm_imgset **out, avm_error_t *err);
+void avm_imgset_free (struct avm_imgset *s);
+
+/* Information about image NAME (NULL if not among WANTED).  */
+const struct avm_img *avm_imgset_get (const struct avm_imgset *s, const char *name);
+
+/* Write image NAME (expanded if sparse) into O at OFF; LIMIT is the room
+   (partition size).  */
+int avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint64_t off, uint64_t limit,
+                     avm_error_t *err);
+
+/* A small file of the host package ("etc/cvd_avb_testkey_rsa4096.pem"), read
+   whole (at most 64 MiB).  -ENOENT when absent (no message).  */
+int avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data, size_t *len, avm_error_t *err);
+
+/* "DIR" or "IMG.zip" for messages.  */
+const char *avm_imgset_label (const struct avm_imgset *s);
+/* The architecture the host package's bootloader is for (x86_64/aarch64), or NULL.  */
+const char *avm_imgset_bootloader_arch (const struct avm_imgset *s);

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Output files written safely and sparsely.  An output is a temporary file
+ * created with O_EXCL next to its final path, sized up front; blocks of
+ * zeros are never written (they stay holes); on commit it is fsynced and
+ * renamed over the final path (and the directory fsynced); on abort, on any
+ * error, or when the process gets SIGINT/SIGTERM/SIGHUP, the temporary is
+ * removed and an existing output is left untouched.
+ */
+#pragma once
+
+#include "util/error.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct avm_out;
+
+/* Progress callback: called with the number of bytes just processed by
+   avm_out_write, avm_out_fill and avm_out_copy_fd (holes included), so the
+   calls add up to the bytes of the output covered.  */
+typedef void (*avm_progress_fn) (void *data, uint64_t bytes);
+
+/* Create the temporary "DIR/.BASENAME.tmp.XXXXXX" (mode 0644) next to PATH
+   and size it to SIZE (a hole).  After a failed write the output is still
+   open: the caller aborts it (or lets _cleanup_out_ do so).  */
+int avm_out_open (const char *path, uint64_t size, struct avm_out **out, avm_error_t *err);
+/* Write BUF at OFF; 4 KiB-aligned all-zero blocks are skipped (holes).
+   Writing past the size given to avm_out_open is an error.  Errors name the
+   final path.  */
+int avm_out_write (struct avm_out *o, uint64_t off, const void *buf, size_t len, avm_error_t *err);
+/* LEN bytes of a repeated 32-bit little-endian PATTERN at OFF (0: a hole).
+   The pattern starts at OFF (its first byte is PATTERN's low byte).  A zero
+   fill writes nothing: it relies on the range not having been written yet
+   (the file starts as one hole).  */
+int avm_out_fill (struct avm_out *o, uint64_t off, uint32_t pattern, uint64_t len, avm_error_t *err);
+/* Copy LEN bytes of IN_FD from IN_OFF to OFF with copy_file_range, keeping
+   holes (SEEK_DATA/SEEK_HOLE) and reflinking where the filesystem can
+   (falling back to read + avm_out_write where copy_file_range cannot).
+   An input shorter than IN_OFF + LEN is an error naming IN_NAME
+   ("IN_NAME: unexpected end of file at offset N").  IN_FD must support
+   pread; its file offset is moved (lseek SEEK_DATA/SEEK_HOLE).  */
+int avm_out_copy_fd (struct avm_out *o, uint64_t off, int in_fd, uint64_t in_off, uint64_t len, const char *in_name,
+                     avm_error_t *err);
+/* fsync, rename over the final path, fsync the directory.  Frees O, also
+   on failure (the temporary is then removed).  */
+int avm_out_commit (struct avm_out *o, avm_error_t *err); /* frees O */
+void avm_out_abort (struct avm_out *o);                   /* frees O */
+void avm_out_set_progress (struct avm_out *o, avm_progress_fn fn, void *data);
+const char *avm_out_path (const struct avm_out *o);
+/* Largest write size, for callers choosing buffers.  */
+#define AVM_OUT_BUFSIZE (1024 * 1024)
+
+/* Size given to avm_out_open.  */
+uint64_t avm_out_size (const struct avm_out *o);
+
+/* At most this many outputs may be open at once (the signal-cleanup
+   registry is a fixed array): avm_out_open fails with -EMFILE beyond.  */
+#define AVM_OUT_MAX_OPEN 16
+
+/* Signals: the first avm_out_open installs handlers for SIGINT, SIGTERM and
+   SIGHUP that unlink every live temporary of this process, restore the
+   default action and re-raise the signal.  A signal whose disposition is not
+   the default at that moment (ignored, as under nohup, or caught by the
+   program) is left alone; a program with its own handlers calls
+   avm_out_signal_cleanup from them (async-signal-safe: only unlink).  */
+void avm_out_signal_cleanup (void);
+
+/* For _cleanup_: abort an output still open at scope exit
+   ("_cleanup_out_ struct avm_out *o = NULL; ... avm_out_commit (steal_pointer (&o), err)").  */
+static inline void
+avm_out_abortp (struct avm_out **o)
+{
+  if (*o)
+    avm_out_abort (*o);
+}
+#define _cleanup_out_ __attribute__ ((cleanup (avm_out_abortp)))
