@@ -29,9 +29,9 @@ SANFLAGS ?=
 WARNFLAGS := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-format-nonliteral
 CPPFLAGS_AVM := -Ilib -D_GNU_SOURCE -DAVM_VERSION=\"$(VERSION)\" -DAVM_PREFIX_DATADIR=\"$(DATADIR)/avm\"
 CFLAGS_AVM := -std=gnu11 $(WARNFLAGS) $(OPTFLAGS) $(SANFLAGS) -fPIC -MMD -MP \
-	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) libguestfs)
 LDFLAGS_AVM := $(SANFLAGS) -Wl,--as-needed -Wl,-O1
-LIBS_AVM := $(shell $(PKG_CONFIG) --libs $(PKGS))
+LIBS_AVM := $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldl
 CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
 
 
@@ -66,19 +66,24 @@ $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libavm.a
 check: $(AVM) $(TEST_BIN)
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) $(TEST_BIN) $(TESTFLAGS)
 
+# libtirpc is linked into the sanitizer build only: ASan intercepts the XDR
+# functions and resolves the real ones at startup, so libguestfs (dlopen'ed
+# by inspect --verify, and using libtirpc) would call a NULL pointer.
 check-asan:
 	$(MAKE) BUILD=build-asan OPTFLAGS="-O1 -g -fno-omit-frame-pointer" \
-		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+		LDFLAGS="-Wl,--no-as-needed -ltirpc -Wl,--as-needed" check
 
 install: $(AVM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 0755 $(AVM) $(DESTDIR)$(BINDIR)/avm
+	ln -sf avm $(DESTDIR)$(BINDIR)/cvd2img
 	install -m 0644 profiles/*.json $(DESTDIR)$(DATADIR)/avm/profiles/
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/avm
+	rm -f $(DESTDIR)$(BINDIR)/avm $(DESTDIR)$(BINDIR)/cvd2img
 	rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/profiles/,$(notdir $(wildcard profiles/*.json)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard man/*.1)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5)))
@@ -89,11 +94,12 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
 
-# Benchmarks (bench/README.md): BENCH_RUNS=N (default 50), BENCH_SLOW_RUNS=N (20).
+# Benchmarks (bench/README.md): BENCH_RUNS=N (default 50), BENCH_SLOW_RUNS=N (20),
+# BENCH_SKIP_C2I=1, BENCH_C2I_RUNS=N (3), BENCH_DIR=DIR (/var/tmp).
 BENCH_BIN := $(BUILD)/bench/avm-bench
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
-$(BENCH_BIN): $(BENCH_SRCS)
+$(BENCH_BIN): $(BENCH_SRCS) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARNFLAGS) -O2 $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_SRCS)
 

@@ -62,8 +62,10 @@ int avm_cmd_profiles (int argc, char **argv);
 int avm_cmd_check (int argc, char **argv);
 int avm_cmd_cvd2img (int argc, char **argv);
 int avm_cmd_cvd2img_compat (int argc, char **argv);
+int avm_cmd_inspect (int argc, char **argv);
 
 void avm_help_start (FILE *out);
 void avm_help_profiles (FILE *out);
 void avm_help_check (FILE *out);
 void avm_help_cvd2img (FILE *out);
+void avm_help_inspect (FILE *out);

@@ -4,6 +4,7 @@
 #include "disk/cvd2img.h"
 #include "util/cleanup.h"
 
+#include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -66,6 +67,9 @@ static int
 run (struct avm_cvd2img_request *req, const char *cmd, int nargs, char **args)
 {
   _cleanup_error_ avm_error_t err = NULL;
+  struct stat st;
+  if (req->out_dir && stat (req->out_dir, &st) == 0 && !S_ISDIR (st.st_mode))
+    return avm_usage_error (cmd, "--output %s is not a directory", req->out_dir);
   if (nargs == 1)
     {
       if (!is_dir (args[0]))
@@ -131,6 +135,13 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
       default:
         return avm_bad_option ("cvd2img", c, argv);
       }
+  /* bootloader and manifest.json go next to the system disk.  */
+  _cleanup_free_ char *sysdir = NULL;
+  if (req.system_path && strchr (req.system_path, '/'))
+    {
+      sysdir = strdup (req.system_path);
+      req.out_dir = dirname (sysdir);
+    }
   return run (&req, "cvd2img", argc - optind, argv + optind);
 }
 

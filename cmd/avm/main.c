@@ -16,6 +16,7 @@ static const struct
   { "profiles", avm_cmd_profiles, avm_help_profiles, "list, show and document device profiles" },
   { "check", avm_cmd_check, avm_help_check, "check that this host can run a profile" },
   { "cvd2img", avm_cmd_cvd2img, avm_help_cvd2img, "convert a Cuttlefish image set into raw GPT disks" },
+  { "inspect", avm_cmd_inspect, avm_help_inspect, "show (and verify) a disk: partitions, boot properties, AVB" },
 };
 
 static void

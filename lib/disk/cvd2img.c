@@ -273,6 +273,12 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
       uint64_t size = p->blank_size;
       if (img && !img->present)
         continue; /* optional and absent: no partition */
+      if (img && img->size == 0)
+        {
+          json_decref (sources);
+          r = avm_error_input (err, "%s: %s is empty", avm_imgset_label (set), p->image);
+          goto out;
+        }
       if (img)
         {
           size = img->size;

@@ -1,0 +1,2406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * avm cvd2img end to end, on image sets made by the real tools: boot images
+ * by mkbootimg, sparse super/userdata by img2simg, keys by openssl, the
+ * image zip by zip and the host package by tar; hostile archives by
+ * libarchive's writer.  The outputs are checked with independent tools
+ * (simg2img, sgdisk --verify, sfdisk --json, the OpenSSL command line, zlib)
+ * and with the library's readers (GPT, AVB verifier, U-Boot env).
+ *
+ * The fixture is generated once per run, on first use, in
+ * /tmp/avm-test-cvd2img-<pid of the Criterion runner> (under a lock, since
+ * tests run in parallel worker processes), and removed when the runner
+ * exits.  Tests never modify it: image sets with a broken file are hard-link
+ * clones in which that one file is replaced.  The signing key comes from
+ * `openssl genrsa 4096` (started first, in parallel with the rest: it is
+ * most of the fixture's time); the exponent-3 key is embedded below.
+ */
+#include "disk/avb.h"
+#include "disk/gpt.h"
+#include "disk/ubootenv.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "util/strv.h"
+#include "testutil.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <pty.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+extern char **environ;
+
+#define BLK 4096
+#define MIB (1024 * 1024)
+#define KEY_PEM "etc/cvd_avb_testkey_rsa4096.pem"
+#define KEY_PUB "etc/cvd_rsa4096.avbpubkey"
+#define BL_X86 "etc/bootloader_x86_64/bootloader.qemu"
+#define BL_ARM "etc/bootloader_aarch64/bootloader.qemu"
+#define OLD_MTIME 1600000000
+
+/* The Cuttlefish images of the fixture's image zip.  */
+static const char *const zip_images[] = { "boot.img", "vendor_boot.img", "vbmeta.img", "vbmeta_system.img",
+                                          "super.img", "userdata.img", "android-info.txt" };
+static const char *const opt_images[] = { "init_boot.img", "vbmeta_vendor_dlkm.img", "vbmeta_system_dlkm.img" };
+
+/* An RSA-4096 key with public exponent 3, made once with `openssl genpkey
+   -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -pkeyopt rsa_keygen_pubexp:3`
+   (generating one takes 1 to 5 seconds here, more than the rest of the
+   fixture): refused as a signing key, and its public key blob is the
+   well-formed 4096-bit .avbpubkey that does not match.  */
+static const char key_e3_pem[] =
+  "-----BEGIN PRIVATE KEY-----\n"
+  "MIIJQwIBADANBgkqhkiG9w0BAQEFAASCCS0wggkpAgEAAoICAQDM7zD067mAVXhc\n"
+  "oa4cJeSj5BLYP4E2031yprD4wic7D0+p7NXJA4e+QNWH8qETQkgN36KH0t2bd6Ef\n"
+  "Kylf+wSw2Bk0ysvPRf6/3ak3XW48y+cpT7Ao+4wRXOaHOAzk7X/UkjKuQXJryjNq\n"
+  "NQnvc+MPJFvbeKUNJmcLpIJWyMI+MR6JXsGvt7CRPyxxsgQEwQTMFd0D/WlAMPD1\n"
+  "9bVA8rs6v83gB8p0tjq2WNjVj2M1y+n89guDhqIBfU0sFpSGCEwXKK2F5UeiE84y\n"
+  "LZAS7VHanadzOZ11bb1HPM8dpQdYj9eQs9lJun0u8Ctp26k4GIQfzv49YkDYmP3i\n"
+  "D+cHR2EKShawB8p/RQ4gtQ44Gof8cjhpneeKkxKVfkyXFwL4JGFsRx3kWe1VGHH3\n"
+  "td448/leaB56t9hpDsjcGV8NpsuZhC38pdXLZ7Z/1IY20RGmyxUrBTiCckAo3cZq\n"
+  "vDA9shR50WXDduTu3pF5/ljIVnO0HqiwzdvzIDNBTCupi/ULu0gXSd2F/nV+P+ro\n"
+  "Pi5WSgM+QlkfS8V1CqyFWxIyUcIrGcfhz6X453Xx8HGRveGw5nqN1rksnd+fjtIe\n"
+  "hwV/8Q0YP405aUV42gZGmuB3jlyyhpGdjt4zlPfBtYyASXzK2GBbTIAiFgxGRhJT\n"
+  "FoJpGmx0iC/hr4eN76MLXFaUqIuEXQIBAwKCAgEAiJ91+J0mVY5QPcEevW6YbUK3\n"
+  "OtUAzzeo9xnLUIFvfLTfxp3j21ev1Cs5BUxrYiwwCT/Br+HpEk/Av3IblVIDIJAQ\n"
+  "zdyH34P/KpPGJOj0KIfvcN/Kxf0IC5NEWiVd7fOqjbbMdCuhnTF3nCNb9PfstMLn\n"
+  "56XDXhmaB8MBjzCBfstpsOnWdSUgYNTIS8wCrdYDMrk+Aqjw1XX1+U541fcnfH/e\n"
+  "lVqG+Hl8eZCQjl+XeTKb/fldAlnBVlOIyA8NrrAyuhseWUOFFrfezB5gDJ42kb5v\n"
+  "oiZo+PPThNM0vm4E5bU6YHfmMSb+H0rHm+fGJWWtaon+05bV5btT7AqaBNpAsFRm\n"
+  "IEDpNFUHqrLsiWJZNwzt7kIplPeRhNt5UJC2TsZbqSKmD7f9nnvLVXiInH2+9WIg\n"
+  "SbcR+GFX/Ecx5Yl3dZPogvSCZW5NyN2aDnQAmKY8oKRz3i+NoaLkRdWxjEYpkOTD\n"
+  "j29CqqdP420wy87OvY7OVIHPjrE89kLvzeu/qWTHr52YLPX2XvlLepCZe1NcHPaf\n"
+  "1ycSP4fOtRid9HYDvbbHDG1Oib0LSM3u1CW+SkgXedjhjwgCsYz5tjFpJG77WvFB\n"
+  "3mBWvOU/sgOKZZOudHotyXeZJiAovipxpgRTMx6qWI4IHN3xNEoK8HbEnRqW2J78\n"
+  "L+wX5ylJD0dTn3zAoxMCggEBAPefiuQ12MsBGrQui+6TtMtGJwyNkLjIRD+JfG8v\n"
+  "Sac6iFlffkUx1bLhxJw0Lo81gYkGO93rq5ub/Q7qWfrSwV9Kk9jqCUylcIuk/B8+\n"
+  "7q3pz9/n6BtFLXDT5JGc/ZNtVAfM3Z0LCfAOAEZH7V4KgU7RQr+Zo4etSxB2u4AZ\n"
+  "WnInkfBqvjs15CEgpDFNHeCH2vvOT1eOeaPRc/Ws70o/1ZhKuQgS7oQraVXgtn3B\n"
+  "e9f76nYrFgil4zpTevW0Rl+gS7H22S/wEGAaqSzWdBgOECY+T7CuaXTuTiM2ZsfO\n"
+  "vM4SApwKIXR2+gVxBnpNqLPLnYD8C8VSljMLEioipxoANKsCggEBANPd9MI21/qB\n"
+  "hfR83hhudRONXS4bmmbwCfWNIc7COFOdZjnFToC/EavfMuTdH6glbMvn0EdRyOEo\n"
+  "5J+p213Fp8cGpF4oKfWcYfx6JQPR0yPQai6izQ+miPicHWoI7bVozHJzjrL15POL\n"
+  "pJRHqUIzFnmh70uK+Y6qhNdNOSo8MzH0/e0OhFJOC6jZDDP6/2xxN9SbDTmbnBsl\n"
+  "AcB4VFZ8uO9SliOdO8e5m2WqnQeCxaJbbJs7wAk1sgEIEkczgurzxCOzkqjTTSIM\n"
+  "Emi6axjI86kOn6rKEO/MVlKroHsxQVxO09tp1VSrfdGQ4+oN1L6+khi5jggRHP6q\n"
+  "Ykc2flNqWxcCggEBAKUVB0LOkIdWEc10XUm3zdzZb12ztdCFgtUGUvTKMRonBZDq\n"
+  "VC4hOSHr2GgiybTOVltZfT6dHRJn/gnxkVHh1j+HDTtGsN3DoF0YqBTUnx6b3+qa\n"
+  "mrzYyPXimGETU7eeOAUzPmiyBqAJVYQv85QHAN82LH+7wlpzh2BPJ6q7kaFvtqBH\n"
+  "KXzOmBYVwsuIvpWv51KJijpe+8KLoqPIn4bVORAx0LAMnwLHm46Vzv6A/Tqn8aQc\n"
+  "uVsZQibiUfki2ZUVh8v55h/1YEARxh3kTWVetW7UNSB0Rk30NBd5mdqJ0zQMAb1c\n"
+  "Fk2kpq5LWabecHfdE6tSsoOMZCIHYXFsb2aqzccCggEBAI0+oywkj/xWWU2olBBJ\n"
+  "o2JePh69EZn1W/kIwTSBeuJo7tEuNFXUtnKUzJiTanAY8zKaito2hetwmGpxPOku\n"
+  "b9oEbZQaxqO9lqhRbgKL4hfgRsnB3gpvBfsSvkawnnjwiExNCcyj7feybbgvxiwi\n"
+  "DvvBSjJcpl8cWI+I0MbSzMv4qUi0WDbesnCQss1R/52gz+MSCNESaBIYq9WljY79\n"
+  "0J+MZBe+J9p7vO5xvgUB2RbnnbzSgAYjzACwDC93rJyigsJ3txs3iMFdYZsm8hCF\n"
+  "98YJv8cxYJ/djuHHwFIg1j2J4pJGjjhyU+ELQpwJOH8ptrsmXrALaKnG7C95qYzx\n"
+  "kg8CggEBAPH+cctZGnbj7YrI6N2QHT9S8sIBLfAwB3tZJ6/OgJ5JnXWHKRyn0xf8\n"
+  "OvVJSs+T9ER56syQ39ywty83r95FdML2yNVu8N5RzJ5jgTmwEbRS6ttpJJLF3JPq\n"
+  "pXuGteomLGtxBP33C9pzpPbPwInLf0fhotaQYbRXnLAIt2YbTnfJlB9PrDFOkpzP\n"
+  "whmCYnAPWXen/DuSiYPCP2YHvjAHvu8V/HXDCnddPNr57aaWbJOIVMxhLDPvRUiL\n"
+  "dB/+yJe8u6Q/7WoqQd7VgNrYEQUST4fsK0/T8elcsmMNXG67dETn7Exx8c7AcLqB\n"
+  "MEKMwf6cUXZFrpIOrITOM5tVACUAif8=\n"
+  "-----END PRIVATE KEY-----\n";
+
+/* ------------------------------------------------------------------ */
+/* Per-test scratch directory (and a tmpfs some tests mount).  */
+
+static char *tmp;
+static char *mnt;
+
+static void
+setup (void)
+{
+  tmp = tu_tmpdir ();
+  mnt = NULL;
+}
+
+static char *last_error; /* message of the last expect_failure */
+
+static void
+teardown (void)
+{
+  free (last_error);
+  last_error = NULL;
+  if (mnt)
+    {
+      umount2 (mnt, MNT_DETACH);
+      rmdir (mnt);
+      free (mnt);
+      mnt = NULL;
+    }
+  tu_rmtree (tmp);
+  free (tmp);
+}
+
+TestSuite (cvd2img, .init = setup, .fini = teardown);
+
+/* ------------------------------------------------------------------ */
+/* Small helpers.  */
+
+static char *
+pj (const char *a, const char *b)
+{
+  char *p = NULL;
+  cr_assert (asprintf (&p, "%s/%s", a, b) >= 0);
+  return p;
+}
+
+static char *
+tpath (const char *name)
+{
+  return pj (tmp, name);
+}
+
+static void
+mkdirs (const char *path)
+{
+  char buf[PATH_MAX];
+  snprintf (buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/')
+      {
+        *p = '\0';
+        mkdir (buf, 0755);
+        *p = '/';
+      }
+  cr_assert (mkdir (buf, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", buf, strerror (errno));
+}
+
+static void
+fill_random (uint8_t *buf, size_t len, uint64_t seed)
+{
+  uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL;
+  for (size_t i = 0; i < len; i++)
+    {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      buf[i] = (uint8_t) (x >> 29);
+    }
+}
+
+static void
+write_bin (const char *path, const void *data, size_t len)
+{
+  unlink (path); /* never write through a hard link into the fixture */
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  cr_assert (fd >= 0, "%s: %s", path, strerror (errno));
+  cr_assert_eq (write (fd, data, len), (ssize_t) len, "%s: short write", path);
+  cr_assert_eq (close (fd), 0);
+}
+
+static uint8_t *
+read_bin (const char *path, size_t *len)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  cr_assert (fd >= 0, "open %s: %s", path, strerror (errno));
+  cr_assert_eq (fstat (fd, &st), 0);
+  uint8_t *buf = malloc (st.st_size + 1);
+  cr_assert_not_null (buf);
+  size_t done = 0;
+  while (done < (size_t) st.st_size)
+    {
+      ssize_t n = pread (fd, buf + done, st.st_size - done, done);
+      cr_assert (n > 0, "read %s: %s", path, n < 0 ? strerror (errno) : "short");
+      done += n;
+    }
+  buf[done] = 0;
+  close (fd);
+  *len = done;
+  return buf;
+}
+
+static void
+write_random (const char *path, size_t len, uint64_t seed)
+{
+  uint8_t *b = malloc (len);
+  fill_random (b, len, seed);
+  write_bin (path, b, len);
+  free (b);
+}
+
+static uint64_t
+file_size (const char *path)
+{
+  struct stat st;
+  cr_assert_eq (stat (path, &st), 0, "stat %s: %s", path, strerror (errno));
+  return st.st_size;
+}
+
+static bool
+exists (const char *path)
+{
+  struct stat st;
+  return lstat (path, &st) == 0;
+}
+
+static uint32_t
+be32 (const uint8_t *p)
+{
+  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static uint64_t
+be64 (const uint8_t *p)
+{
+  return (uint64_t) be32 (p) << 32 | be32 (p + 4);
+}
+
+static uint32_t
+le32 (const uint8_t *p)
+{
+  return (uint32_t) p[3] << 24 | (uint32_t) p[2] << 16 | (uint32_t) p[1] << 8 | p[0];
+}
+
+static void
+put_le16 (uint8_t *p, uint16_t v)
+{
+  p[0] = v & 0xff;
+  p[1] = v >> 8;
+}
+
+static void
+put_le32 (uint8_t *p, uint32_t v)
+{
+  for (int i = 0; i < 4; i++, v >>= 8)
+    p[i] = v & 0xff;
+}
+
+static uint64_t
+round4k (uint64_t v)
+{
+  return (v + 4095) / 4096 * 4096;
+}
+
+static bool
+all_zero (const uint8_t *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
+}
+
+static void
+digest_hex (const EVP_MD *md, const void *d, size_t n, char *out)
+{
+  uint8_t buf[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  cr_assert (EVP_Digest (d, n, buf, &len, md, NULL));
+  for (unsigned i = 0; i < len; i++)
+    sprintf (out + 2 * i, "%02x", buf[i]);
+}
+
+static bool
+starts_with (const char *s, const char *prefix)
+{
+  return strncmp (s, prefix, strlen (prefix)) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running tools (argv arrays, no shell).  */
+
+/* NAME in $PATH, /usr/sbin or /sbin (sgdisk and sfdisk live in sbin).  */
+static char *
+tool (const char *name)
+{
+  const char *path = getenv ("PATH");
+  _cleanup_free_ char *dirs = NULL;
+  char *save = NULL;
+  cr_assert (asprintf (&dirs, "%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin") >= 0);
+  for (char *d = strtok_r (dirs, ":", &save); d; d = strtok_r (NULL, ":", &save))
+    {
+      char *p = pj (*d ? d : ".", name);
+      if (access (p, X_OK) == 0)
+        return p;
+      free (p);
+    }
+  cr_assert_fail ("%s not found: install it (tests/deps.sh)", name);
+  return NULL;
+}
+
+/* Run ARGV (argv[0] a tool name): it must exit 0.  Returns stdout; *ERR
+   gets stderr when ERR is given.  */
+static char *
+run_ok (char *const argv[], char **err)
+{
+  char *av[32];
+  size_t n = 0;
+  _cleanup_free_ char *bin = tool (argv[0]);
+  av[n++] = bin;
+  for (size_t i = 1; argv[i] && n < 31; i++)
+    av[n++] = argv[i];
+  av[n] = NULL;
+  char *env[] = { "LC_ALL=C", NULL };
+  char *out = NULL, *e = NULL;
+  int rc = tu_run (av, env, &out, &e);
+  cr_assert_eq (rc, 0, "%s %s %s: exit %d\n%s%s", argv[0], argv[1] ? argv[1] : "", argv[1] && argv[2] ? argv[2] : "",
+                rc, out, e);
+  if (err)
+    *err = e;
+  else
+    free (e);
+  return out;
+}
+
+/* A child with stdio on /dev/null, for work done in parallel.  */
+static pid_t
+spawn_quiet (char *const argv[])
+{
+  posix_spawn_file_actions_t fa;
+  pid_t pid;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
+  int r = posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
+  return pid;
+}
+
+static void
+wait_ok (pid_t pid, const char *what)
+{
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    cr_assert_eq (errno, EINTR);
+  cr_assert (WIFEXITED (st) && WEXITSTATUS (st) == 0, "%s failed (status 0x%x)", what, st);
+}
+
+/* The variables tu_avmv sets for a hermetic avm (NULL-terminated).  */
+static char **
+hermetic_vars (void)
+{
+  static char cache[128], config[128];
+  static char *vars[] = { cache, config, NULL };
+  snprintf (cache, sizeof cache, "XDG_CACHE_HOME=/tmp/avm-test-cache-%u", (unsigned) getuid ());
+  snprintf (config, sizeof config, "XDG_CONFIG_HOME=/tmp/avm-test-config-%u", (unsigned) getuid ());
+  return vars;
+}
+
+/* This environment with hermetic_vars (malloc'd vector), for posix_spawn.  */
+static char **
+avm_env (void)
+{
+  char **vars = hermetic_vars ();
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **env = calloc (n + 3, sizeof *env);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!starts_with (environ[i], "XDG_CACHE_HOME=") && !starts_with (environ[i], "XDG_CONFIG_HOME="))
+      env[k++] = environ[i];
+  env[k++] = vars[0];
+  env[k++] = vars[1];
+  env[k] = NULL;
+  return env;
+}
+
+/* ------------------------------------------------------------------ */
+/* The fixture, generated once per run.  */
+
+static pid_t runner_pid;
+
+static bool
+same_exe (pid_t a, pid_t b)
+{
+  char pa[64], pb[64], ta[PATH_MAX], tb[PATH_MAX];
+  snprintf (pa, sizeof pa, "/proc/%d/exe", (int) a);
+  snprintf (pb, sizeof pb, "/proc/%d/exe", (int) b);
+  ssize_t na = readlink (pa, ta, sizeof ta - 1), nb = readlink (pb, tb, sizeof tb - 1);
+  return na > 0 && na == nb && memcmp (ta, tb, na) == 0;
+}
+
+/* Criterion runs each test in a worker whose parent is the runner, running
+   the same executable.  */
+__attribute__ ((constructor)) static void
+c2i_find_runner (void)
+{
+  runner_pid = same_exe (getpid (), getppid ()) ? getppid () : getpid ();
+}
+
+static char *
+fixture_path (void)
+{
+  char *d = NULL;
+  if (asprintf (&d, "/tmp/avm-test-cvd2img-%d", (int) runner_pid) < 0)
+    abort ();
+  return d;
+}
+
+__attribute__ ((destructor)) static void
+c2i_remove_fixture (void)
+{
+  if (getpid () != runner_pid)
+    return;
+  char *d = fixture_path ();
+  struct stat st;
+  if (lstat (d, &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid ())
+    tu_rmtree (d);
+  free (d);
+}
+
+/* AvbRSAPublicKeyHeader blob of the RSA key in PEM file PATH, computed here
+   with OpenSSL's BN (independently of lib/disk/avb.c): key_num_bits, n0inv =
+   -1/n mod 2^32, n, rr = 2^(2*4096) mod n, all big-endian.  */
+static void
+pubkey_blob (const char *path, uint8_t blob[AVM_AVB_PUBKEY_SIZE])
+{
+  FILE *f = fopen (path, "r");
+  cr_assert_not_null (f, "%s: %s", path, strerror (errno));
+  EVP_PKEY *pk = PEM_read_PrivateKey (f, NULL, NULL, NULL);
+  fclose (f);
+  cr_assert_not_null (pk, "%s: not a PEM private key", path);
+  BIGNUM *n = NULL;
+  cr_assert (EVP_PKEY_get_bn_param (pk, OSSL_PKEY_PARAM_RSA_N, &n));
+  cr_assert_eq (BN_num_bits (n), 4096, "%s: not RSA-4096", path);
+  BN_CTX *ctx = BN_CTX_new ();
+  BIGNUM *b32 = BN_new (), *n0 = BN_new (), *inv = BN_new (), *r = BN_new (), *rr = BN_new ();
+  cr_assert (BN_lshift (b32, BN_value_one (), 32));
+  cr_assert (BN_nnmod (n0, n, b32, ctx));
+  cr_assert (BN_mod_inverse (inv, n0, b32, ctx));
+  cr_assert (BN_sub (inv, b32, inv));
+  cr_assert (BN_lshift (r, BN_value_one (), 8192));
+  cr_assert (BN_mod (rr, r, n, ctx));
+  uint32_t n0inv = (uint32_t) BN_get_word (inv);
+  uint8_t *p = blob;
+  p[0] = 0, p[1] = 0, p[2] = 0x10, p[3] = 0; /* 4096 */
+  p[4] = n0inv >> 24, p[5] = n0inv >> 16, p[6] = n0inv >> 8, p[7] = n0inv;
+  cr_assert_eq (BN_bn2binpad (n, p + 8, 512), 512);
+  cr_assert_eq (BN_bn2binpad (rr, p + 520, 512), 512);
+  BN_free (b32), BN_free (n0), BN_free (inv), BN_free (r), BN_free (rr), BN_free (n);
+  BN_CTX_free (ctx);
+  EVP_PKEY_free (pk);
+}
+
+/* Hard-link the tree SRC to DST (directories are created).  */
+static void
+link_tree (const char *src, const char *dst)
+{
+  DIR *d = opendir (src);
+  struct dirent *e;
+  cr_assert_not_null (d, "%s: %s", src, strerror (errno));
+  mkdirs (dst);
+  while ((e = readdir (d)))
+    {
+      if (streq (e->d_name, ".") || streq (e->d_name, ".."))
+        continue;
+      _cleanup_free_ char *s = pj (src, e->d_name), *t = pj (dst, e->d_name);
+      struct stat st;
+      cr_assert_eq (lstat (s, &st), 0);
+      if (S_ISDIR (st.st_mode))
+        link_tree (s, t);
+      else
+        {
+          unlink (t);
+          cr_assert_eq (link (s, t), 0, "link %s %s: %s", s, t, strerror (errno));
+        }
+    }
+  closedir (d);
+}
+
+static void
+make_fixture (const char *F)
+{
+  static const char *const subdirs[] = { "src", "keys", "cvd", "cvd-opt", "cvd-arm" };
+  for (size_t i = 0; i < ARRAY_SIZE (subdirs); i++)
+    {
+      _cleanup_free_ char *d = pj (F, subdirs[i]);
+      tu_rmtree (d);
+    }
+  _cleanup_free_ char *src = pj (F, "src"), *keys = pj (F, "keys"), *cvd = pj (F, "cvd");
+  _cleanup_free_ char *cvd_opt = pj (F, "cvd-opt"), *cvd_arm = pj (F, "cvd-arm");
+  _cleanup_free_ char *etc_x86 = pj (cvd, "etc/bootloader_x86_64");
+  mkdirs (src);
+  mkdirs (keys);
+  mkdirs (etc_x86);
+
+  /* The RSA-4096 key takes a second or two: make it meanwhile.  */
+  _cleanup_free_ char *key = pj (cvd, KEY_PEM), *ke3 = pj (keys, "ke3.pem"), *k2048 = pj (keys, "k2048.pem");
+  _cleanup_free_ char *openssl = tool ("openssl");
+  pid_t gen1 = spawn_quiet ((char *[]) { openssl, "genrsa", "-out", key, "4096", NULL });
+  pid_t gen2 = spawn_quiet ((char *[]) { openssl, "genrsa", "-out", k2048, "2048", NULL });
+  write_bin (ke3, key_e3_pem, strlen (key_e3_pem));
+
+  /* Boot images by mkbootimg (header v3; v4 init_boot is beyond Debian's).  */
+  _cleanup_free_ char *K = pj (src, "kernel"), *R = pj (src, "ramdisk"), *D = pj (src, "dtb");
+  _cleanup_free_ char *K2 = pj (src, "kernel2"), *R2 = pj (src, "ramdisk2");
+  write_random (K, 40000, 1);
+  write_random (R, 21000, 2);
+  write_random (D, 1500, 3);
+  write_random (K2, 5000, 4);
+  write_random (R2, 9000, 5);
+  _cleanup_free_ char *boot = pj (cvd, "boot.img"), *vboot = pj (cvd, "vendor_boot.img");
+  _cleanup_free_ char *iboot = pj (src, "init_boot.img");
+  _cleanup_free_ char *mkbootimg = tool ("mkbootimg");
+  pid_t mk[3];
+  mk[0] = spawn_quiet (
+    (char *[]) { mkbootimg, "--kernel", K, "--ramdisk", R, "--header_version", "3", "-o", boot, NULL });
+  mk[1] = spawn_quiet ((char *[]) { mkbootimg, "--vendor_boot", vboot, "--vendor_ramdisk", R, "--dtb", D,
+                                    "--header_version", "3", NULL });
+  mk[2] = spawn_quiet (
+    (char *[]) { mkbootimg, "--kernel", K2, "--ramdisk", R2, "--header_version", "3", "-o", iboot, NULL });
+
+  /* super and userdata: random data, zero runs, 4-byte patterns, a
+     compressible run (so zip deflates them) and a block that is zero but
+     for one byte; img2simg turns them into RAW and FILL chunks.  */
+  uint8_t *raw = calloc (16, BLK);
+  fill_random (raw, 3 * BLK, 10);
+  for (size_t i = 7 * BLK; i < 10 * BLK; i += 4)
+    memcpy (raw + i, "\xde\xad\xbe\xef", 4);
+  for (size_t i = 10 * BLK; i < 12 * BLK; i++)
+    raw[i] = "Cuttlefish super partition, compressible text. "[i % 48];
+  fill_random (raw + 12 * BLK, BLK, 11);
+  raw[14 * BLK - 1] = 0x01;
+  _cleanup_free_ char *super_raw = pj (src, "super.raw"), *super = pj (cvd, "super.img");
+  write_bin (super_raw, raw, 16 * BLK);
+  memset (raw, 0, 16 * BLK);
+  fill_random (raw + BLK, 2 * BLK, 12);
+  for (size_t i = 3 * BLK; i < 5 * BLK; i += 4)
+    memcpy (raw + i, "\x01\x02\x03\x04", 4);
+  fill_random (raw + 5 * BLK, BLK, 13);
+  _cleanup_free_ char *ud_raw = pj (src, "userdata.raw"), *ud = pj (cvd, "userdata.img");
+  write_bin (ud_raw, raw, 8 * BLK);
+  free (raw);
+  free (run_ok ((char *[]) { "img2simg", super_raw, super, "4096", NULL }, NULL));
+  free (run_ok ((char *[]) { "img2simg", ud_raw, ud, "4096", NULL }, NULL));
+
+  for (int i = 0; i < 3; i++)
+    wait_ok (mk[i], "mkbootimg");
+
+  _cleanup_free_ char *info = pj (cvd, "android-info.txt"), *vbs = pj (cvd, "vbmeta_system.img");
+  write_bin (info, "require board=cutf\n", 19);
+  write_random (vbs, 3000, 20);
+  _cleanup_free_ char *bl = pj (cvd, BL_X86);
+  write_random (bl, MIB, 30);
+
+  wait_ok (gen2, "openssl genrsa 2048");
+  wait_ok (gen1, "openssl genrsa 4096");
+
+  /* The public key blob, written with the library and checked against
+     the one computed here.  */
+  struct avm_avb_key *k = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  cr_assert_eq (avm_avb_key_load (key, &k, &err), 0, "%s", err ? err->msg : "");
+  uint8_t blob[AVM_AVB_PUBKEY_SIZE], mine[AVM_AVB_PUBKEY_SIZE];
+  cr_assert_eq (avm_avb_key_blob (k, blob, &err), 0);
+  pubkey_blob (key, mine);
+  cr_assert (memcmp (blob, mine, sizeof blob) == 0, "avm_avb_key_blob differs from the blob computed with BN");
+  _cleanup_free_ char *pub = pj (cvd, KEY_PUB);
+  write_bin (pub, blob, sizeof blob);
+
+  /* vbmeta.img: a real vbmeta image (chain to boot), not a 4 KiB multiple.  */
+  const struct avm_avb_chain chain = { "boot", 1, blob };
+  uint8_t *vb = NULL;
+  size_t vblen = 0;
+  cr_assert_eq (avm_avb_make_vbmeta (&chain, 1, k, &vb, &vblen, &err), 0);
+  cr_assert (vblen % 4096 != 0 && vblen < 65536);
+  _cleanup_free_ char *vbpath = pj (cvd, "vbmeta.img");
+  write_bin (vbpath, vb, vblen);
+  free (vb);
+  avm_avb_key_free (k);
+
+  /* A well-formed RSA-4096 public key blob of another key.  */
+  pubkey_blob (ke3, mine);
+  _cleanup_free_ char *mismatch = pj (keys, "other.avbpubkey");
+  write_bin (mismatch, mine, sizeof mine);
+
+  /* With the optional images.  */
+  link_tree (cvd, cvd_opt);
+  _cleanup_free_ char *ib = pj (cvd_opt, "init_boot.img"), *vd = pj (cvd_opt, "vbmeta_vendor_dlkm.img");
+  _cleanup_free_ char *sd = pj (cvd_opt, "vbmeta_system_dlkm.img");
+  cr_assert_eq (link (iboot, ib), 0);
+  write_random (vd, 2000, 21);
+  write_random (sd, 1500, 22);
+
+  /* For aarch64: only the arm bootloader.  */
+  link_tree (cvd, cvd_arm);
+  _cleanup_free_ char *x86dir = pj (cvd_arm, "etc/bootloader_x86_64"), *armbl = pj (cvd_arm, BL_ARM);
+  tu_rmtree (x86dir);
+  _cleanup_free_ char *armdir = pj (cvd_arm, "etc/bootloader_aarch64");
+  mkdirs (armdir);
+  write_random (armbl, MIB, 31);
+
+  /* The image zips (deflated and stored) and the host packages.  */
+  char *zargs[32];
+  const char *zips[] = { "img.zip", "img-stored.zip", "img-opt.zip" };
+  for (size_t z = 0; z < ARRAY_SIZE (zips); z++)
+    {
+      size_t n = 0;
+      zargs[n++] = "zip";
+      zargs[n++] = "-q";
+      if (z == 1)
+        zargs[n++] = "-0";
+      zargs[n++] = "-j";
+      zargs[n++] = pj (F, zips[z]);
+      unlink (zargs[n - 1]);
+      size_t first = n;
+      for (size_t i = 0; i < ARRAY_SIZE (zip_images); i++)
+        zargs[n++] = pj (z == 2 ? cvd_opt : cvd, zip_images[i]);
+      if (z == 2)
+        for (size_t i = 0; i < ARRAY_SIZE (opt_images); i++)
+          zargs[n++] = pj (cvd_opt, opt_images[i]);
+      zargs[n] = NULL;
+      free (run_ok (zargs, NULL));
+      for (size_t i = first - 1; i < n; i++)
+        free (zargs[i]);
+    }
+  _cleanup_free_ char *host = pj (F, "host.tar.gz"), *host_arm = pj (F, "host-arm.tar.gz");
+  free (run_ok ((char *[]) { "tar", "czf", host, "-C", cvd, "etc", NULL }, NULL));
+  free (run_ok ((char *[]) { "tar", "czf", host_arm, "-C", cvd_arm, "etc", NULL }, NULL));
+  /* Made here: tests hard-link fixture files, which changes their ctime and
+     makes a concurrent tar complain.  */
+  _cleanup_free_ char *host_dot = pj (F, "host-dot.tar.gz");
+  free (run_ok ((char *[]) { "tar", "czf", host_dot, "-C", cvd, ".", NULL }, NULL));
+}
+
+/* The fixture directory, generated on first use.  */
+static const char *
+fixture (void)
+{
+  static char *dir;
+  if (dir)
+    return dir;
+  char *d = fixture_path ();
+  struct stat st;
+  if (mkdir (d, 0700) < 0 && errno != EEXIST)
+    cr_assert_fail ("mkdir %s: %s", d, strerror (errno));
+  cr_assert (lstat (d, &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid (), "%s is not ours", d);
+  _cleanup_free_ char *lock = pj (d, ".lock"), *ready = pj (d, ".ready");
+  int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  cr_assert (fd >= 0);
+  cr_assert_eq (flock (fd, LOCK_EX), 0);
+  if (access (ready, F_OK) != 0)
+    {
+      make_fixture (d);
+      write_bin (ready, "", 0);
+    }
+  flock (fd, LOCK_UN);
+  close (fd);
+  dir = d;
+  return dir;
+}
+
+static char *
+fx (const char *name)
+{
+  return pj (fixture (), name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Inputs must not change: contents (SHA-256), size and mtime.  */
+
+struct snap
+{
+  size_t n;
+  struct
+  {
+    char path[512];
+    char sha[65];
+    struct timespec mtime;
+    off_t size;
+  } f[64];
+};
+
+static struct snap *snap_cur;
+
+static int
+snap_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) ftw;
+  if (flag != FTW_F)
+    return 0;
+  cr_assert (snap_cur->n < ARRAY_SIZE (snap_cur->f));
+  size_t len;
+  _cleanup_free_ uint8_t *d = read_bin (path, &len);
+  snprintf (snap_cur->f[snap_cur->n].path, sizeof snap_cur->f[snap_cur->n].path, "%s", path);
+  digest_hex (EVP_sha256 (), d, len, snap_cur->f[snap_cur->n].sha);
+  snap_cur->f[snap_cur->n].mtime = st->st_mtim;
+  snap_cur->f[snap_cur->n].size = st->st_size;
+  snap_cur->n++;
+  return 0;
+}
+
+static void
+snap_take (struct snap *s, const char *const *paths)
+{
+  memset (s, 0, sizeof *s);
+  snap_cur = s;
+  for (size_t i = 0; paths[i]; i++)
+    cr_assert_eq (nftw (paths[i], snap_one, 16, FTW_PHYS), 0, "%s", paths[i]);
+  cr_assert (s->n > 0);
+}
+
+static void
+snap_check (struct snap *s)
+{
+  for (size_t i = 0; i < s->n; i++)
+    {
+      struct stat st;
+      size_t len;
+      char sha[65];
+      cr_assert_eq (stat (s->f[i].path, &st), 0, "input %s vanished", s->f[i].path);
+      _cleanup_free_ uint8_t *d = read_bin (s->f[i].path, &len);
+      digest_hex (EVP_sha256 (), d, len, sha);
+      cr_assert_str_eq (sha, s->f[i].sha, "input %s was modified", s->f[i].path);
+      cr_assert_eq (st.st_size, s->f[i].size, "input %s changed size", s->f[i].path);
+      cr_assert (st.st_mtim.tv_sec == s->f[i].mtime.tv_sec && st.st_mtim.tv_nsec == s->f[i].mtime.tv_nsec,
+                 "input %s: mtime changed", s->f[i].path);
+    }
+  s->n = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* GPT disks through sgdisk and sfdisk.  */
+
+struct pinfo
+{
+  char name[64];
+  uint64_t start, size; /* sectors */
+};
+
+struct disk
+{
+  size_t n;
+  struct pinfo p[32];
+  uint64_t firstlba, lastlba, bytes;
+};
+
+/* sgdisk --verify: "No problems found", apart from the notice every disk
+   with the first usable LBA at 40 earns.  */
+static void
+sgdisk_verify (const char *path)
+{
+  _cleanup_free_ char *err = NULL;
+  _cleanup_free_ char *out = run_ok ((char *[]) { "sgdisk", "--verify", (char *) path, NULL }, &err);
+  static const char notice[]
+    = "Warning: There is a gap between the main partition table (ending sector 33)\n"
+      "and the first usable sector (40). This is helpful in some exotic configurations,\n"
+      "but is unusual. The util-linux fdisk program often creates disks like this.\n"
+      "Using 'j' on the experts' menu can adjust this gap.\n";
+  const char *rest = out;
+  while (*rest == '\n')
+    rest++;
+  if (starts_with (rest, notice))
+    rest += strlen (notice);
+  while (*rest == '\n')
+    rest++;
+  cr_assert (starts_with (rest, "No problems found."), "sgdisk --verify %s:\n%s%s", path, out, err);
+  cr_assert_null (strstr (rest, "Warning"), "sgdisk --verify %s:\n%s", path, out);
+  cr_assert_null (strstr (rest, "Problem"), "sgdisk --verify %s:\n%s", path, out);
+  cr_assert_null (strstr (rest, "Caution"), "sgdisk --verify %s:\n%s", path, out);
+}
+
+static void
+sfdisk_read (const char *path, struct disk *d)
+{
+  _cleanup_free_ char *err = NULL;
+  _cleanup_free_ char *out = run_ok ((char *[]) { "sfdisk", "--json", (char *) path, NULL }, &err);
+  cr_assert_str_empty (err, "sfdisk --json %s warns: %s", path, err);
+  json_error_t jerr;
+  json_t *root = json_loads (out, 0, &jerr);
+  cr_assert_not_null (root, "sfdisk --json %s: %s\n%s", path, jerr.text, out);
+  json_t *t = json_object_get (root, "partitiontable");
+  cr_assert_str_eq (json_string_value (json_object_get (t, "label")), "gpt");
+  cr_assert_eq (json_integer_value (json_object_get (t, "sectorsize")), 512);
+  memset (d, 0, sizeof *d);
+  d->firstlba = json_integer_value (json_object_get (t, "firstlba"));
+  d->lastlba = json_integer_value (json_object_get (t, "lastlba"));
+  d->bytes = file_size (path);
+  json_t *parts = json_object_get (t, "partitions"), *e;
+  size_t i;
+  cr_assert (json_array_size (parts) <= ARRAY_SIZE (d->p));
+  json_array_foreach (parts, i, e)
+    {
+      snprintf (d->p[i].name, sizeof d->p[i].name, "%s", json_string_value (json_object_get (e, "name")));
+      d->p[i].start = json_integer_value (json_object_get (e, "start"));
+      d->p[i].size = json_integer_value (json_object_get (e, "size"));
+      cr_assert_str_eq (json_string_value (json_object_get (e, "type")), "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+                        "%s: %s: not Linux filesystem", path, d->p[i].name);
+    }
+  d->n = i;
+  json_decref (root);
+}
+
+/* Check a disk against the layout rules: NAMES in this order with the
+   given (padded) byte sizes, first LBA 40, 4 KiB-aligned back-to-back
+   partitions, disk size a multiple of 64 KiB, backup GPT at the end; the
+   library's reader must agree with sfdisk.  */
+static void
+check_disk (const char *path, const char *const *names, const uint64_t *sizes, size_t n, struct disk *d)
+{
+  sgdisk_verify (path);
+  sfdisk_read (path, d);
+  cr_assert_eq (d->bytes % 65536, 0, "%s: size %" PRIu64 " is not a multiple of 64 KiB", path, d->bytes);
+  cr_assert_eq (d->firstlba, 40, "%s: first usable LBA %" PRIu64, path, d->firstlba);
+  cr_assert_eq (d->lastlba, d->bytes / 512 - 34, "%s: last usable LBA %" PRIu64, path, d->lastlba);
+  cr_assert_eq (d->n, n, "%s: %zu partitions, expected %zu", path, d->n, n);
+  uint64_t next = 40;
+  for (size_t i = 0; i < n; i++)
+    {
+      const struct pinfo *p = &d->p[i];
+      cr_assert_str_eq (p->name, names[i], "%s: partition %zu is %s, expected %s", path, i + 1, p->name, names[i]);
+      cr_assert_eq (p->start % 8, 0, "%s: %s starts at sector %" PRIu64 ", not 4 KiB-aligned", path, p->name,
+                    p->start);
+      cr_assert_eq (p->start, next, "%s: %s starts at %" PRIu64 ", expected %" PRIu64, path, p->name, p->start, next);
+      cr_assert_eq (p->size * 512, sizes[i], "%s: %s is %" PRIu64 " bytes, expected %" PRIu64, path, p->name,
+                    p->size * 512, sizes[i]);
+      next = p->start + p->size;
+    }
+  cr_assert_leq (next, d->lastlba + 1, "%s: partitions overlap the backup GPT", path);
+
+  struct avm_gpt *g = malloc (sizeof *g);
+  _cleanup_error_ avm_error_t err = NULL;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert (fd >= 0);
+  cr_assert_eq (avm_gpt_read (fd, d->bytes, path, g, &err), 0, "avm_gpt_read: %s", err ? err->msg : "");
+  close (fd);
+  cr_assert_eq (g->n, n);
+  for (size_t i = 0; i < n; i++)
+    {
+      cr_assert_str_eq (g->parts[i].name, d->p[i].name);
+      cr_assert_eq (g->parts[i].offset, d->p[i].start * 512, "%s", d->p[i].name);
+      cr_assert_eq (g->parts[i].first_lba, d->p[i].start, "%s", d->p[i].name);
+      cr_assert_eq (g->parts[i].last_lba, d->p[i].start + d->p[i].size - 1, "%s", d->p[i].name);
+    }
+  free (g);
+}
+
+static const struct pinfo *
+dpart (const struct disk *d, const char *name)
+{
+  for (size_t i = 0; i < d->n; i++)
+    if (streq (d->p[i].name, name))
+      return &d->p[i];
+  return NULL;
+}
+
+/* The output uses at most 2% more blocks than its non-zero 4 KiB blocks,
+   plus 256 KiB: zeros (blank partitions, padding, zero fills) are holes.  */
+static void
+check_sparse_file (const char *path)
+{
+  struct stat st;
+  cr_assert_eq (stat (path, &st), 0);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert (fd >= 0);
+  uint8_t *buf = malloc (MIB);
+  uint64_t nonzero = 0;
+  /* Holes read as zeros: only the data segments need reading.  */
+  for (off_t data = lseek (fd, 0, SEEK_DATA); data >= 0 && data < st.st_size; data = lseek (fd, data, SEEK_DATA))
+    {
+      off_t hole = lseek (fd, data, SEEK_HOLE);
+      cr_assert (hole > data);
+      data = data / BLK * BLK;
+      for (off_t off = data; off < hole; off += MIB)
+        {
+          ssize_t n = pread (fd, buf, hole - off < MIB ? hole - off : MIB, off);
+          cr_assert (n > 0);
+          for (ssize_t b = 0; b < n; b += BLK)
+            if (!all_zero (buf + b, n - b < BLK ? (size_t) (n - b) : BLK))
+              nonzero += BLK;
+        }
+      data = (hole + BLK - 1) / BLK * BLK;
+    }
+  free (buf);
+  close (fd);
+  uint64_t alloc = (uint64_t) st.st_blocks * 512;
+  cr_assert_leq (alloc, nonzero * 102 / 100 + 256 * 1024,
+                 "%s is not sparse: %" PRIu64 " bytes allocated for %" PRIu64 " bytes of non-zero blocks", path, alloc,
+                 nonzero);
+}
+
+/* Bytes [OFF, OFF + ROOM) of FD are EXPECT (LEN bytes) followed by zeros.  */
+static void
+check_region (int fd, uint64_t off, uint64_t room, const uint8_t *expect, size_t len, const char *what)
+{
+  cr_assert_leq (len, room, "%s: image of %zu bytes in %" PRIu64 " bytes", what, len, room);
+  uint8_t *buf = malloc (MIB);
+  for (uint64_t done = 0; done < room;)
+    {
+      size_t want = room - done < MIB ? room - done : MIB;
+      if (done >= len)
+        {
+          /* Past the image: a hole needs no reading.  */
+          off_t data = lseek (fd, off + done, SEEK_DATA);
+          if (data < 0 || (uint64_t) data >= off + room)
+            break;
+          if ((uint64_t) data >= off + done + want)
+            {
+              done = (data - off) / BLK * BLK;
+              continue;
+            }
+        }
+      cr_assert_eq (pread (fd, buf, want, off + done), (ssize_t) want, "%s: short read", what);
+      size_t img = done < len ? (len - done < want ? len - done : want) : 0;
+      if (img && memcmp (buf, expect + done, img) != 0)
+        for (size_t i = 0; i < img; i++)
+          if (buf[i] != expect[done + i])
+            cr_assert_fail ("%s: byte %" PRIu64 " of the partition is 0x%02x, expected 0x%02x (image data)", what,
+                            done + i, buf[i], expect[done + i]);
+      if (!all_zero (buf + img, want - img))
+        for (size_t i = img; i < want; i++)
+          if (buf[i])
+            cr_assert_fail ("%s: byte %" PRIu64 " of the partition is 0x%02x, expected 0 (%s)", what, done + i,
+                            buf[i], len ? "padding after the image" : "blank partition");
+      done += want;
+    }
+  free (buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* What a conversion must produce.  */
+
+struct ctx
+{
+  const char *images;     /* directory with the input images (compared against) */
+  const char *arch;       /* "x86_64" or "aarch64" */
+  const char *bootloader; /* file the bootloader output must equal */
+  bool optional;          /* init_boot and the dlkm vbmetas present */
+  bool virgl;             /* properties_virgl.img expected */
+  char *pubpem;           /* `openssl rsa -pubout` of the signing key */
+  uint8_t pubkey[AVM_AVB_PUBKEY_SIZE];
+  char key_sha1[41];
+  char *expanded[2]; /* simg2img of super.img and userdata.img */
+};
+
+static void
+ctx_init (struct ctx *c, const char *images, const char *arch, const char *bootloader)
+{
+  memset (c, 0, sizeof *c);
+  c->images = images;
+  c->arch = arch;
+  c->bootloader = bootloader;
+  c->virgl = true;
+  _cleanup_free_ char *key = fx ("cvd/" KEY_PEM), *pub = fx ("cvd/" KEY_PUB);
+  c->pubpem = tpath ("pub.pem");
+  if (!exists (c->pubpem))
+    free (run_ok ((char *[]) { "openssl", "rsa", "-in", key, "-pubout", "-out", c->pubpem, NULL }, NULL));
+  size_t len;
+  _cleanup_free_ uint8_t *blob = read_bin (pub, &len);
+  cr_assert_eq (len, AVM_AVB_PUBKEY_SIZE);
+  memcpy (c->pubkey, blob, len);
+  digest_hex (EVP_sha1 (), blob, len, c->key_sha1);
+}
+
+static void
+ctx_free (struct ctx *c)
+{
+  free (c->pubpem);
+  free (c->expanded[0]);
+  free (c->expanded[1]);
+}
+
+struct want_part
+{
+  const char *name;
+  const char *image; /* NULL: blank */
+  uint64_t blank;
+  bool vbmeta, optional;
+};
+
+/* Cuttlefish's OS disk (cuttlefish.md 2.1), written down here rather than
+   taken from lib/disk/cvd2img.c.  */
+static const struct want_part sys_parts[] = {
+  { "misc", NULL, MIB, false, false },
+  { "boot_a", "boot.img", 0, false, false },
+  { "boot_b", "boot.img", 0, false, false },
+  { "init_boot_a", "init_boot.img", 0, false, true },
+  { "init_boot_b", "init_boot.img", 0, false, true },
+  { "vendor_boot_a", "vendor_boot.img", 0, false, false },
+  { "vendor_boot_b", "vendor_boot.img", 0, false, false },
+  { "vbmeta_a", "vbmeta.img", 0, true, false },
+  { "vbmeta_b", "vbmeta.img", 0, true, false },
+  { "vbmeta_system_a", "vbmeta_system.img", 0, true, false },
+  { "vbmeta_system_b", "vbmeta_system.img", 0, true, false },
+  { "vbmeta_vendor_dlkm_a", "vbmeta_vendor_dlkm.img", 0, true, true },
+  { "vbmeta_vendor_dlkm_b", "vbmeta_vendor_dlkm.img", 0, true, true },
+  { "vbmeta_system_dlkm_a", "vbmeta_system_dlkm.img", 0, true, true },
+  { "vbmeta_system_dlkm_b", "vbmeta_system_dlkm.img", 0, true, true },
+  { "super", "super.img", 0, false, false },
+  { "userdata", "userdata.img", 0, false, false },
+  { "metadata", NULL, 64 * MIB, false, false },
+};
+
+static bool
+is_sparse (const char *path)
+{
+  size_t len;
+  _cleanup_free_ uint8_t *d = read_bin (path, &len);
+  return len >= 4 && le32 (d) == 0xed26ff3a;
+}
+
+/* The raw bytes an image stands for: the file itself, or simg2img's
+   expansion of it (checked against the raw file the fixture started from).  */
+static char *
+image_bytes_path (struct ctx *c, const char *image, bool *sparse)
+{
+  _cleanup_free_ char *path = pj (c->images, image);
+  *sparse = is_sparse (path);
+  if (!*sparse)
+    return steal_pointer (&path);
+  int k = streq (image, "super.img") ? 0 : 1;
+  cr_assert (streq (image, "super.img") || streq (image, "userdata.img"), "unexpected sparse %s", image);
+  if (!c->expanded[k])
+    {
+      char name[64];
+      snprintf (name, sizeof name, "simg2img-%s.raw", image);
+      c->expanded[k] = tpath (name);
+      free (run_ok ((char *[]) { "simg2img", path, c->expanded[k], NULL }, NULL));
+      char src[64];
+      snprintf (src, sizeof src, "src/%.*s.raw", (int) (strlen (image) - 4), image);
+      _cleanup_free_ char *orig = fx (src);
+      size_t a, b;
+      _cleanup_free_ uint8_t *x = read_bin (c->expanded[k], &a), *y = read_bin (orig, &b);
+      cr_assert (a == b && memcmp (x, y, a) == 0, "fixture: simg2img %s does not give back %s", path, orig);
+    }
+  return strdup (c->expanded[k]);
+}
+
+/* system.img: layout (a, b), contents (a), sparseness (c).  */
+static void
+check_system (struct ctx *c, const char *path, struct disk *d)
+{
+  const char *names[ARRAY_SIZE (sys_parts)];
+  uint64_t sizes[ARRAY_SIZE (sys_parts)];
+  char *bytes[ARRAY_SIZE (sys_parts)];
+  size_t n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (sys_parts); i++)
+    {
+      const struct want_part *w = &sys_parts[i];
+      if (w->optional && !c->optional)
+        continue;
+      names[n] = w->name;
+      bytes[n] = NULL;
+      if (!w->image)
+        sizes[n] = w->blank;
+      else
+        {
+          bool sparse;
+          bytes[n] = image_bytes_path (c, w->image, &sparse);
+          sizes[n] = w->vbmeta ? 65536 : round4k (file_size (bytes[n]));
+        }
+      n++;
+    }
+  check_disk (path, names, sizes, n, d);
+
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert (fd >= 0);
+  for (size_t i = 0; i < n; i++)
+    {
+      size_t len = 0;
+      _cleanup_free_ uint8_t *exp = bytes[i] ? read_bin (bytes[i], &len) : NULL;
+      char what[128];
+      snprintf (what, sizeof what, "%s: partition %s (%s)", path, names[i], bytes[i] ? bytes[i] : "blank");
+      check_region (fd, d->p[i].start * 512, d->p[i].size * 512, exp, len, what);
+      free (bytes[i]);
+    }
+  /* The gaps: after the primary GPT up to LBA 40 there are only zeros.  */
+  uint8_t gap[40 * 512 - 34 * 512];
+  cr_assert_eq (pread (fd, gap, sizeof gap, 34 * 512), (ssize_t) sizeof gap);
+  cr_assert (all_zero (gap, sizeof gap), "%s: bytes between the GPT entries and LBA 40 are not zero", path);
+  close (fd);
+  check_sparse_file (path);
+}
+
+/* --- AVB, checked with the OpenSSL command line.  --- */
+
+struct avb_desc
+{
+  bool has_hash;
+  char hash_part[64], hash_alg[33];
+  uint64_t image_size;
+  uint8_t salt[64], digest[64];
+  uint32_t salt_len, digest_len;
+  size_t nchains;
+  struct
+  {
+    char name[64];
+    uint32_t loc;
+    const uint8_t *key;
+    uint32_t key_len;
+  } chains[4];
+};
+
+/* Verify the vbmeta image at P (AVAIL bytes there): magic, SHA256_RSA4096,
+   the hash in the authentication block, the RSA signature over
+   header || auxiliary block with `openssl dgst -sha256 -verify`, the
+   embedded public key; parse the descriptors.  Returns the blob's size.  */
+static size_t
+verify_vbmeta_openssl (struct ctx *c, const uint8_t *p, size_t avail, const char *what, struct avb_desc *dd)
+{
+  cr_assert (avail >= 256 && memcmp (p, "AVB0", 4) == 0, "%s: no vbmeta image (AVB0)", what);
+  uint64_t auth = be64 (p + 12), aux = be64 (p + 20);
+  cr_assert_eq (be32 (p + 28), 2, "%s: algorithm %u, expected SHA256_RSA4096 (2)", what, be32 (p + 28));
+  cr_assert (auth < avail && aux < avail && 256 + auth + aux <= avail, "%s: blocks overrun", what);
+  uint64_t hoff = be64 (p + 32), hsz = be64 (p + 40), soff = be64 (p + 48), ssz = be64 (p + 56);
+  uint64_t pkoff = be64 (p + 64), pksz = be64 (p + 72), doff = be64 (p + 96), dsz = be64 (p + 104);
+  cr_assert (hsz == 32 && hoff + hsz <= auth, "%s: hash", what);
+  cr_assert (ssz == 512 && soff + ssz <= auth, "%s: signature", what);
+  cr_assert (pkoff + pksz <= aux && doff + dsz <= aux, "%s: aux", what);
+  const uint8_t *A = p + 256, *X = p + 256 + auth;
+
+  size_t dlen = 256 + aux;
+  uint8_t *data = malloc (dlen);
+  memcpy (data, p, 256);
+  memcpy (data + 256, X, aux);
+  char hex[65], want[65];
+  digest_hex (EVP_sha256 (), data, dlen, hex);
+  for (int i = 0; i < 32; i++)
+    sprintf (want + 2 * i, "%02x", A[hoff + i]);
+  cr_assert_str_eq (hex, want, "%s: the authentication block's hash is not SHA-256 of header || aux", what);
+
+  char dname[96], sname[96];
+  snprintf (dname, sizeof dname, "avb-%s.data", what);
+  snprintf (sname, sizeof sname, "avb-%s.sig", what);
+  for (char *q = dname; *q; q++)
+    if (*q == '/')
+      *q = '_';
+  for (char *q = sname; *q; q++)
+    if (*q == '/')
+      *q = '_';
+  _cleanup_free_ char *df = tpath (dname), *sf = tpath (sname);
+  write_bin (df, data, dlen);
+  write_bin (sf, A + soff, ssz);
+  free (data);
+  _cleanup_free_ char *openssl = tool ("openssl"), *out = NULL, *oerr = NULL;
+  int rc = tu_run ((char *[]) { openssl, "dgst", "-sha256", "-verify", c->pubpem, "-signature", sf, df, NULL }, NULL,
+                   &out, &oerr);
+  cr_assert (rc == 0 && streq (out, "Verified OK\n"),
+             "%s: the RSA signature does not verify: openssl dgst -sha256 -verify exit %d: %s%s", what, rc, out, oerr);
+
+  cr_assert_eq (pksz, AVM_AVB_PUBKEY_SIZE, "%s: public key size", what);
+  cr_assert (memcmp (X + pkoff, c->pubkey, pksz) == 0, "%s: embedded public key is not %s", what, KEY_PUB);
+
+  memset (dd, 0, sizeof *dd);
+  for (uint64_t at = doff; at + 16 <= doff + dsz;)
+    {
+      const uint8_t *e = X + at;
+      uint64_t tag = be64 (e), nbf = be64 (e + 8);
+      cr_assert (nbf % 8 == 0 && at + 16 + nbf <= doff + dsz, "%s: descriptor at %" PRIu64 " overruns", what, at);
+      if (tag == 2)
+        {
+          cr_assert (nbf + 16 >= 132);
+          dd->has_hash = true;
+          dd->image_size = be64 (e + 16);
+          memcpy (dd->hash_alg, e + 24, 32);
+          uint32_t nl = be32 (e + 56);
+          dd->salt_len = be32 (e + 60);
+          dd->digest_len = be32 (e + 64);
+          cr_assert (nl < 64 && dd->salt_len <= 64 && dd->digest_len <= 64
+                     && 132 + nl + dd->salt_len + dd->digest_len <= nbf + 16);
+          memcpy (dd->hash_part, e + 132, nl);
+          memcpy (dd->salt, e + 132 + nl, dd->salt_len);
+          memcpy (dd->digest, e + 132 + nl + dd->salt_len, dd->digest_len);
+        }
+      else if (tag == 4)
+        {
+          cr_assert (dd->nchains < 4 && nbf + 16 >= 92);
+          uint32_t loc = be32 (e + 16), nl = be32 (e + 20), kl = be32 (e + 24);
+          cr_assert (nl < 64 && 92 + nl + kl <= nbf + 16);
+          dd->chains[dd->nchains].loc = loc;
+          memcpy (dd->chains[dd->nchains].name, e + 92, nl);
+          dd->chains[dd->nchains].key = e + 92 + nl;
+          dd->chains[dd->nchains].key_len = kl;
+          dd->nchains++;
+        }
+      at += 16 + nbf;
+    }
+  return 256 + auth + aux;
+}
+
+/* A partition with a hash footer: the footer, the vbmeta image at its
+   vbmeta_offset verified with openssl, the hash descriptor's digest of
+   salt || image recomputed, and the library's verifier.  Returns the
+   original image (malloc'd copy) and its size.  */
+static uint8_t *
+check_footer_partition (struct ctx *c, const uint8_t *part, size_t psize, const char *name, const char *what,
+                        size_t *image_len)
+{
+  cr_assert (psize >= 64 + 4096);
+  const uint8_t *f = part + psize - 64;
+  cr_assert (memcmp (f, "AVBf", 4) == 0, "%s: no AVB footer", what);
+  uint64_t orig = be64 (f + 12), vboff = be64 (f + 20), vbsize = be64 (f + 28);
+  cr_assert (orig <= vboff && vboff + vbsize <= psize - 64, "%s: footer offsets", what);
+  cr_assert_eq (vboff % 4096, 0, "%s: vbmeta_offset %" PRIu64 " not 4 KiB-aligned", what, vboff);
+  struct avb_desc dd;
+  size_t blob = verify_vbmeta_openssl (c, part + vboff, psize - 64 - vboff, what, &dd);
+  cr_assert_eq (blob, vbsize, "%s: footer vbmeta_size", what);
+  cr_assert (dd.has_hash, "%s: no hash descriptor", what);
+  cr_assert_str_eq (dd.hash_part, name, "%s: hash descriptor names %s", what, dd.hash_part);
+  cr_assert_str_eq (dd.hash_alg, "sha256");
+  cr_assert_eq (dd.image_size, orig);
+  cr_assert_eq (dd.digest_len, 32);
+  uint8_t *sd = malloc (dd.salt_len + orig);
+  memcpy (sd, dd.salt, dd.salt_len);
+  memcpy (sd + dd.salt_len, part, orig);
+  char hex[65], want[65];
+  digest_hex (EVP_sha256 (), sd, dd.salt_len + orig, hex);
+  free (sd);
+  for (int i = 0; i < 32; i++)
+    sprintf (want + 2 * i, "%02x", dd.digest[i]);
+  cr_assert_str_eq (hex, want, "%s: hash descriptor digest is not SHA-256(salt || image)", what);
+
+  struct avm_avb_info info;
+  _cleanup_error_ avm_error_t err = NULL;
+  cr_assert_eq (avm_avb_verify_footer (part, psize, what, &info, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (info.has_footer && info.signature_ok && info.hash_ok && info.digest_ok,
+             "%s: library verifier: signature_ok %d hash_ok %d digest_ok %d", what, info.signature_ok, info.hash_ok,
+             info.digest_ok);
+  cr_assert_str_eq (info.partition, name);
+  cr_assert_eq (info.original_size, orig);
+  cr_assert_str_eq (info.key_sha1, c->key_sha1);
+
+  uint8_t *img = malloc (orig + 1);
+  memcpy (img, part, orig);
+  img[orig] = 0;
+  *image_len = orig;
+  return img;
+}
+
+/* properties(.virgl).img: layout, U-Boot env, vbmeta, frp, bootconfig.
+   Returns the bootconfig text (malloc'd).  */
+static char *
+check_props (struct ctx *c, const char *path, struct disk *d)
+{
+  size_t len;
+  _cleanup_free_ uint8_t *disk = read_bin (path, &len);
+  /* bootconfig's size depends on its text: read it from the footer first.  */
+  sfdisk_read (path, d);
+  const struct pinfo *bcp = dpart (d, "bootconfig");
+  cr_assert_not_null (bcp, "%s: no bootconfig partition", path);
+  const uint8_t *bcpart = disk + bcp->start * 512;
+  uint64_t bclen = be64 (bcpart + bcp->size * 512 - 64 + 12);
+  const char *names[] = { "uboot_env", "vbmeta", "frp", "bootconfig" };
+  const uint64_t sizes[] = { 73728, 65536, MIB, round4k (69632 + bclen) };
+  check_disk (path, names, sizes, 4, d);
+
+  /* uboot_env: 4096-byte environment (CRC32, entries, 0xFF) + footer.  */
+  char what[160];
+  snprintf (what, sizeof what, "%s:uboot_env", path);
+  size_t envlen;
+  _cleanup_free_ uint8_t *env = check_footer_partition (c, disk + d->p[0].start * 512, 73728, "uboot_env", what,
+                                                        &envlen);
+  cr_assert_eq (envlen, 4096, "%s: environment of %zu bytes", what, envlen);
+  cr_assert_eq (le32 (env), (uint32_t) crc32 (0, env + 4, 4092), "%s: CRC32 mismatch", what);
+  size_t at = 4;
+  while (at < 4096 && env[at])
+    at += strlen ((char *) env + at) + 1;
+  cr_assert (at < 4096 && env[at] == 0, "%s: no terminating empty entry", what);
+  for (size_t i = at + 1; i < 4096; i++)
+    cr_assert_eq (env[i], 0xff, "%s: byte %zu after the entries is 0x%02x, expected 0xff", what, i, env[i]);
+  _cleanup_strv_ char **entries = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  cr_assert_eq (avm_uboot_env_parse (env, 4096, &entries, &err), 0, "%s: %s", what, err ? err->msg : "");
+  cr_assert_eq (avm_strv_length (entries), 2, "%s: %zu entries", what, avm_strv_length (entries));
+  cr_assert_str_eq (entries[0], "ethprime=eth1");
+  char want[1024];
+  snprintf (want, sizeof want,
+            "uenvcmd=setenv bootargs \"$cbootargs console=hvc0 %s\" && bcb load virtio 0 misc; if bcb test command "
+            "= boot-quiescent; then setenv bootargs \"$bootargs androidboot.quiescent=1\"; bcb clear command; bcb "
+            "store; fi; run bootcmd_android",
+            streq (c->arch, "aarch64") ? "earlycon=pl011,mmio32,0x9000000" : "earlycon=uart8250,io,0x3f8");
+  cr_assert_str_eq (entries[1], want, "%s: uenvcmd", what);
+
+  /* vbmeta: chains uboot_env:1 and bootconfig:2 with the key, zero-padded.  */
+  snprintf (what, sizeof what, "%s:vbmeta", path);
+  const uint8_t *vb = disk + d->p[1].start * 512;
+  struct avb_desc dd;
+  size_t blob = verify_vbmeta_openssl (c, vb, 65536, what, &dd);
+  cr_assert (all_zero (vb + blob, 65536 - blob), "%s: not zero after the vbmeta image", what);
+  cr_assert (!dd.has_hash);
+  cr_assert_eq (dd.nchains, 2, "%s: %zu chain descriptors", what, dd.nchains);
+  static const char *const cn[] = { "uboot_env", "bootconfig" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      cr_assert_str_eq (dd.chains[i].name, cn[i]);
+      cr_assert_eq (dd.chains[i].loc, i + 1);
+      cr_assert (dd.chains[i].key_len == AVM_AVB_PUBKEY_SIZE && memcmp (dd.chains[i].key, c->pubkey, 1032) == 0,
+                 "%s: chain %s: not the host package's public key", what, cn[i]);
+    }
+  struct avm_avb_info info;
+  cr_assert_eq (avm_avb_verify_vbmeta (vb, 65536, what, &info, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (info.signature_ok && info.hash_ok, "%s: library verifier: signature_ok %d hash_ok %d", what,
+             info.signature_ok, info.hash_ok);
+  cr_assert_str_eq (info.key_sha1, c->key_sha1);
+  cr_assert_eq (info.n_chains, 2);
+  for (size_t i = 0; i < 2; i++)
+    {
+      cr_assert_str_eq (info.chains[i].partition, cn[i]);
+      cr_assert_eq (info.chains[i].location, i + 1);
+      cr_assert_str_eq (info.chains[i].key_sha1, c->key_sha1);
+    }
+
+  /* frp: blank.  */
+  cr_assert (all_zero (disk + d->p[2].start * 512, MIB), "%s: frp is not blank", path);
+
+  /* bootconfig: "key=value\n" lines + footer.  */
+  snprintf (what, sizeof what, "%s:bootconfig", path);
+  size_t tlen;
+  char *text = (char *) check_footer_partition (c, disk + d->p[3].start * 512, d->p[3].size * 512, "bootconfig",
+                                                what, &tlen);
+  cr_assert_eq (strlen (text), tlen, "%s: NUL in the text", what);
+  cr_assert (tlen > 0 && text[tlen - 1] == '\n', "%s: text does not end with a newline", what);
+  for (const char *l = text; *l;)
+    {
+      const char *nl = strchr (l, '\n');
+      const char *eq = memchr (l, '=', nl - l);
+      cr_assert (eq && eq > l && eq + 1 < nl, "%s: malformed line \"%.*s\"", what, (int) (nl - l), l);
+      l = nl + 1;
+    }
+  check_sparse_file (path);
+  return text;
+}
+
+static bool
+has_line (const char *text, const char *line)
+{
+  size_t n = strlen (line);
+  for (const char *l = text; *l;)
+    {
+      const char *nl = strchr (l, '\n');
+      size_t ll = nl ? (size_t) (nl - l) : strlen (l);
+      if (ll == n && memcmp (l, line, n) == 0)
+        return true;
+      if (!nl)
+        break;
+      l = nl + 1;
+    }
+  return false;
+}
+
+#define assert_line(text, line, what)                                                                              \
+  cr_assert (has_line ((text), (line)), "%s: bootconfig lacks \"%s\":\n%s", (what), (line), (text))
+
+/* manifest.json against sfdisk (h).  */
+static void
+check_manifest_parts (json_t *sec, const struct disk *d, const char *what)
+{
+  cr_assert_not_null (sec, "manifest.json: no %s", what);
+  json_t *parts = json_object_get (sec, "partitions"), *e;
+  size_t i;
+  cr_assert_eq (json_array_size (parts), d->n, "manifest.json: %s: %zu partitions, sfdisk lists %zu", what,
+                json_array_size (parts), d->n);
+  json_array_foreach (parts, i, e)
+    {
+      const struct pinfo *p = &d->p[i];
+      uint64_t off = json_integer_value (json_object_get (e, "offset"));
+      uint64_t size = json_integer_value (json_object_get (e, "size"));
+      cr_assert_str_eq (json_string_value (json_object_get (e, "name")), p->name, "manifest.json: %s[%zu]", what, i);
+      cr_assert_eq (off, p->start * 512, "manifest.json: %s: %s offset %" PRIu64, what, p->name, off);
+      cr_assert_eq (round4k (size), p->size * 512, "manifest.json: %s: %s size %" PRIu64, what, p->name, size);
+      cr_assert_eq ((uint64_t) json_integer_value (json_object_get (e, "first_lba")), p->start);
+      cr_assert_eq ((uint64_t) json_integer_value (json_object_get (e, "last_lba")), p->start + p->size - 1);
+    }
+  cr_assert_eq ((uint64_t) json_integer_value (json_object_get (sec, "size")), d->bytes, "manifest.json: %s size",
+                what);
+}
+
+/* The output directory holds exactly NAMES: no temporaries.  */
+static void
+check_dir_entries (const char *dir, const char *const *names, size_t n)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  size_t seen = 0;
+  cr_assert_not_null (d, "%s: %s", dir, strerror (errno));
+  while ((e = readdir (d)))
+    {
+      if (streq (e->d_name, ".") || streq (e->d_name, ".."))
+        continue;
+      cr_assert (e->d_name[0] != '.', "%s: temporary %s left behind", dir, e->d_name);
+      bool known = false;
+      for (size_t i = 0; i < n; i++)
+        known |= streq (e->d_name, names[i]);
+      cr_assert (known, "%s: unexpected file %s", dir, e->d_name);
+      seen++;
+    }
+  closedir (d);
+  cr_assert_eq (seen, n, "%s: %zu files, expected %zu", dir, seen, n);
+}
+
+struct result
+{
+  char *bc, *bc_virgl;
+  json_t *manifest;
+  struct disk sys, props, virgl;
+};
+
+static void
+result_free (struct result *r)
+{
+  free (r->bc);
+  free (r->bc_virgl);
+  json_decref (r->manifest);
+}
+
+/* Everything about the outputs of a conversion in OUT.  */
+static void
+check_all (struct ctx *c, const char *out, struct result *r)
+{
+  memset (r, 0, sizeof *r);
+  const char *names[] = { "system.img", "properties.img", "bootloader", "manifest.json", "properties_virgl.img" };
+  check_dir_entries (out, names, c->virgl ? 5 : 4);
+
+  _cleanup_free_ char *sys = pj (out, "system.img"), *props = pj (out, "properties.img");
+  _cleanup_free_ char *virgl = pj (out, "properties_virgl.img"), *bl = pj (out, "bootloader");
+  _cleanup_free_ char *man = pj (out, "manifest.json");
+  check_system (c, sys, &r->sys);
+  r->bc = check_props (c, props, &r->props);
+  if (c->virgl)
+    r->bc_virgl = check_props (c, virgl, &r->virgl);
+
+  size_t a, b;
+  _cleanup_free_ uint8_t *x = read_bin (bl, &a), *y = read_bin (c->bootloader, &b);
+  cr_assert (a == b && memcmp (x, y, a) == 0, "%s is not a copy of %s", bl, c->bootloader);
+
+  json_error_t jerr;
+  r->manifest = json_load_file (man, 0, &jerr);
+  cr_assert_not_null (r->manifest, "%s: %s", man, jerr.text);
+  cr_assert_str_eq (json_string_value (json_object_get (r->manifest, "arch")), c->arch);
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r->manifest, "key"), "sha1")), c->key_sha1);
+  check_manifest_parts (json_object_get (r->manifest, "system"), &r->sys, "system");
+  check_manifest_parts (json_object_get (r->manifest, "properties"), &r->props, "properties");
+  if (c->virgl)
+    check_manifest_parts (json_object_get (r->manifest, "properties_virgl"), &r->virgl, "properties_virgl");
+  else
+    cr_assert_null (json_object_get (r->manifest, "properties_virgl"));
+  json_t *sp = json_object_get (json_object_get (r->manifest, "system"), "partitions"), *e;
+  size_t i;
+  json_array_foreach (sp, i, e)
+    {
+      const char *name = json_string_value (json_object_get (e, "name"));
+      bool want = streq (name, "super") || streq (name, "userdata");
+      cr_assert_eq (json_is_true (json_object_get (e, "sparse")), want, "manifest.json: %s sparse", name);
+    }
+  cr_assert_eq ((uint64_t) json_integer_value (json_object_get (json_object_get (r->manifest, "bootloader"), "size")),
+                b);
+
+  /* The boot properties every profile of ours derives.  */
+  const char *bd = streq (c->arch, "aarch64") ? "androidboot.boot_devices=4010000000.pcie"
+                                              : "androidboot.boot_devices=pci0000:00/0000:00:0f.0,pci0000:00/0000:00:10.0";
+  assert_line (r->bc, bd, props);
+  assert_line (r->bc, "androidboot.hardware.egl=angle", props);
+  if (c->virgl)
+    {
+      assert_line (r->bc_virgl, bd, virgl);
+      assert_line (r->bc_virgl, "androidboot.hardware.egl=mesa", virgl);
+      cr_assert (!has_line (r->bc_virgl, "androidboot.hardware.egl=angle"));
+    }
+}
+
+/* Both conversions wrote the same partition contents (j): the system disk's
+   partitions byte for byte, and the properties' environment and bootconfig
+   text (signatures differ: AVB salts are random).  */
+static void
+check_same_contents (const struct result *a, const char *da, const struct result *b, const char *db)
+{
+  _cleanup_free_ char *sa = pj (da, "system.img"), *sb = pj (db, "system.img");
+  cr_assert_eq (a->sys.n, b->sys.n);
+  cr_assert_eq (a->sys.bytes, b->sys.bytes);
+  int fa = open (sa, O_RDONLY | O_CLOEXEC), fb = open (sb, O_RDONLY | O_CLOEXEC);
+  cr_assert (fa >= 0 && fb >= 0);
+  uint8_t *x = malloc (MIB), *y = malloc (MIB);
+  for (size_t i = 0; i < a->sys.n; i++)
+    {
+      cr_assert_str_eq (a->sys.p[i].name, b->sys.p[i].name);
+      cr_assert_eq (a->sys.p[i].start, b->sys.p[i].start);
+      cr_assert_eq (a->sys.p[i].size, b->sys.p[i].size);
+      uint64_t off = a->sys.p[i].start * 512, len = a->sys.p[i].size * 512;
+      for (uint64_t done = 0; done < len; done += MIB)
+        {
+          size_t n = len - done < MIB ? len - done : MIB;
+          cr_assert_eq (pread (fa, x, n, off + done), (ssize_t) n);
+          cr_assert_eq (pread (fb, y, n, off + done), (ssize_t) n);
+          cr_assert (memcmp (x, y, n) == 0, "partition %s differs between %s and %s", a->sys.p[i].name, sa, sb);
+        }
+    }
+  free (x);
+  free (y);
+  close (fa);
+  close (fb);
+  cr_assert_str_eq (a->bc, b->bc);
+  if (a->bc_virgl || b->bc_virgl)
+    cr_assert_str_eq (a->bc_virgl, b->bc_virgl);
+  _cleanup_free_ char *pa = pj (da, "properties.img"), *pb = pj (db, "properties.img");
+  size_t la, lb;
+  _cleanup_free_ uint8_t *ia = read_bin (pa, &la), *ib = read_bin (pb, &lb);
+  cr_assert (memcmp (ia + a->props.p[0].start * 512, ib + b->props.p[0].start * 512, 4096) == 0,
+             "uboot_env differs between %s and %s", pa, pb);
+}
+
+/* Run avm with ARGS; it must succeed silently (stderr is not a terminal:
+   no progress bar).  */
+static void
+avm_ok (char *const args[])
+{
+  char *out = NULL, *err = NULL;
+  int rc = tu_avmv (args, &out, &err);
+  cr_assert_eq (rc, 0, "avm %s %s ... exited %d: %s%s", args[0], args[1], rc, out, err);
+  cr_assert_str_empty (out, "stdout: %s", out);
+  cr_assert_str_empty (err, "stderr is not a terminal, yet: %s", err);
+  free (out);
+  free (err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Successful conversions.  */
+
+static void seed_outputs (const char *out);
+
+Test (cvd2img, directory)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *bl = fx ("cvd/" BL_X86);
+  struct ctx c;
+  struct snap s;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  snap_take (&s, (const char *[]) { cvd, NULL });
+  seed_outputs (out); /* an earlier run's outputs are replaced */
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  snap_check (&s);
+  check_all (&c, out, &r);
+  assert_line (r.bc, "androidboot.ddr_size=4915MB", "properties.img");
+  assert_line (r.bc, "androidboot.lcd_density=320", "properties.img");
+  assert_line (r.bc_virgl, "androidboot.ddr_size=4915MB", "properties_virgl.img");
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "input"), "dir")), cvd);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+static void
+zip_case (const char *zipname, bool deflated, bool reversed)
+{
+  _cleanup_free_ char *zip = fx (zipname), *host = fx ("host.tar.gz"), *cvd = fx ("cvd");
+  _cleanup_free_ char *out = tpath ("out"), *outd = tpath ("out-dir"), *bl = fx ("cvd/" BL_X86);
+  /* The fixture has the kind of zip the test is about.  */
+  _cleanup_free_ char *listing = run_ok ((char *[]) { "unzip", "-v", zip, NULL }, NULL);
+  if (deflated)
+    {
+      /* the sparse images are read through inflate */
+      for (const char *l = listing; (l = strstr (l, "Defl:")); l++)
+        {
+          const char *eol = strchr (l, '\n');
+          if (eol && eol - l > 10 && (!strncmp (eol - 9, "super.img", 9) || !strncmp (eol - 12, "userdata.img", 12)))
+            deflated = false; /* found one */
+        }
+      cr_assert (!deflated, "fixture: no sparse image deflated in %s\n%s", zip, listing);
+    }
+  else
+    cr_assert_null (strstr (listing, "Defl:"), "fixture: %s is not stored\n%s", zip, listing);
+
+  struct ctx c;
+  struct snap s;
+  struct result r, rd;
+  ctx_init (&c, cvd, "x86_64", bl);
+  snap_take (&s, (const char *[]) { zip, host, NULL });
+  if (reversed)
+    avm_ok ((char *[]) { "cvd2img", "-o", out, host, zip, NULL });
+  else
+    avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  snap_check (&s);
+  check_all (&c, out, &r);
+  json_t *in = json_object_get (r.manifest, "input");
+  cr_assert_str_eq (json_string_value (json_object_get (in, "zip")), zip);
+  cr_assert_str_eq (json_string_value (json_object_get (in, "host_package")), host);
+
+  /* The same set as a directory gives the same contents.  */
+  avm_ok ((char *[]) { "cvd2img", "-o", outd, cvd, NULL });
+  check_all (&c, outd, &rd);
+  check_same_contents (&r, out, &rd, outd);
+  result_free (&r);
+  result_free (&rd);
+  ctx_free (&c);
+}
+
+Test (cvd2img, zip_deflated)
+{
+  zip_case ("img.zip", true, false);
+}
+
+/* zip -0, and the tarball given first.  */
+Test (cvd2img, zip_stored)
+{
+  zip_case ("img-stored.zip", false, true);
+}
+
+Test (cvd2img, optional_absent)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *man = tpath ("out/manifest.json");
+  _cleanup_free_ char *sys = tpath ("out/system.img");
+  avm_ok ((char *[]) { "cvd2img", "-q", "-o", out, cvd, NULL });
+  struct disk d;
+  sfdisk_read (sys, &d);
+  cr_assert_eq (d.n, 12, "%zu partitions", d.n);
+  for (size_t i = 0; i < d.n; i++)
+    cr_assert (!strstr (d.p[i].name, "init_boot") && !strstr (d.p[i].name, "dlkm"), "%s: unexpected partition %s",
+               sys, d.p[i].name);
+  _cleanup_free_ char *text = tu_read (man);
+  cr_assert_null (strstr (text, "init_boot"));
+  cr_assert_null (strstr (text, "dlkm"));
+}
+
+Test (cvd2img, optional_present)
+{
+  _cleanup_free_ char *cvd = fx ("cvd-opt"), *zip = fx ("img-opt.zip"), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out"), *outz = tpath ("outz"), *bl = fx ("cvd/" BL_X86);
+  struct ctx c;
+  struct result r, rz;
+  ctx_init (&c, cvd, "x86_64", bl);
+  c.optional = true;
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  check_all (&c, out, &r);
+  cr_assert_eq (r.sys.n, 18);
+  avm_ok ((char *[]) { "cvd2img", "-o", outz, zip, host, NULL });
+  check_all (&c, outz, &rz);
+  check_same_contents (&r, out, &rz, outz);
+  result_free (&r);
+  result_free (&rz);
+  ctx_free (&c);
+}
+
+/* Profile options and --set reach the bootconfig of both disks.  */
+Test (cvd2img, profile_options)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *bl = fx ("cvd/" BL_X86);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, "-O", "mode=phone", "--set", "machine.memory=8G", "--set",
+                       "display.outputs[0].dpi=213", cvd, NULL });
+  check_all (&c, out, &r);
+  for (int v = 0; v < 2; v++)
+    {
+      const char *bc = v ? r.bc_virgl : r.bc, *what = v ? "properties_virgl.img" : "properties.img";
+      assert_line (bc, "androidboot.ddr_size=9830MB", what);
+      assert_line (bc, "androidboot.lcd_density=213", what);
+      cr_assert (!has_line (bc, "androidboot.ddr_size=4915MB"));
+    }
+  json_t *opts = json_object_get (json_object_get (r.manifest, "properties"), "options");
+  cr_assert_str_eq (json_string_value (json_object_get (opts, "mode")), "phone", "manifest options: mode");
+  opts = json_object_get (json_object_get (r.manifest, "properties_virgl"), "options");
+  cr_assert_str_eq (json_string_value (json_object_get (opts, "mode")), "phone");
+  cr_assert_str_eq (json_string_value (json_object_get (opts, "gpu")), "virgl");
+  result_free (&r);
+  ctx_free (&c);
+}
+
+Test (cvd2img, no_virgl)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *bl = fx ("cvd/" BL_X86);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  c.virgl = false;
+  avm_ok ((char *[]) { "cvd2img", "--no-virgl", "-o", out, cvd, NULL });
+  check_all (&c, out, &r);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* -a aarch64 with the zip and an arm host package: aaos-arm64's boot
+   devices, pl011 earlycon, the arm bootloader.  */
+Test (cvd2img, aarch64_zip)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *zip = fx ("img.zip"), *host = fx ("host-arm.tar.gz");
+  _cleanup_free_ char *out = tpath ("out"), *bl = fx ("cvd-arm/" BL_ARM);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "aarch64", bl);
+  avm_ok ((char *[]) { "cvd2img", "-a", "aarch64", "-o", out, zip, host, NULL });
+  check_all (&c, out, &r);
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "properties"), "profile")),
+                    "aaos-arm64");
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* Without -a the architecture is the bootloader's.  */
+Test (cvd2img, aarch64_from_bootloader)
+{
+  _cleanup_free_ char *cvd = fx ("cvd-arm"), *out = tpath ("out"), *bl = fx ("cvd-arm/" BL_ARM);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "aarch64", bl);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  check_all (&c, out, &r);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures: exit status, one line naming the culprit, old outputs kept.  */
+
+static const char *const out_names[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
+                                         "manifest.json" };
+
+static void
+seed_outputs (const char *out)
+{
+  mkdirs (out);
+  for (size_t i = 0; i < ARRAY_SIZE (out_names); i++)
+    {
+      _cleanup_free_ char *p = pj (out, out_names[i]);
+      char content[64];
+      snprintf (content, sizeof content, "previous %s\n", out_names[i]);
+      write_bin (p, content, strlen (content));
+      struct timespec ts[2] = { { OLD_MTIME, 0 }, { OLD_MTIME, 0 } };
+      cr_assert_eq (utimensat (AT_FDCWD, p, ts, 0), 0);
+    }
+}
+
+static void
+check_outputs_untouched (const char *out)
+{
+  check_dir_entries (out, out_names, ARRAY_SIZE (out_names));
+  for (size_t i = 0; i < ARRAY_SIZE (out_names); i++)
+    {
+      _cleanup_free_ char *p = pj (out, out_names[i]);
+      char content[64];
+      snprintf (content, sizeof content, "previous %s\n", out_names[i]);
+      _cleanup_free_ char *got = tu_read (p);
+      cr_assert_str_eq (got, content, "%s was replaced", p);
+      struct stat st;
+      cr_assert_eq (stat (p, &st), 0);
+      cr_assert_eq (st.st_mtim.tv_sec, OLD_MTIME, "%s was touched", p);
+    }
+}
+
+/* Run `avm cvd2img -o OUT ARGS...` over pre-existing outputs: exit WANT_RC,
+   nothing on stdout, one line on stderr holding every NEEDLE, outputs and
+   INPUTS unchanged, no temporaries.  */
+static void
+expect_failure (const char *out, int want_rc, char *const args[], const char *const needles[],
+                const char *const inputs[])
+{
+  char *argv[32];
+  size_t n = 0;
+  argv[n++] = "cvd2img";
+  argv[n++] = "-o";
+  argv[n++] = (char *) out;
+  for (size_t i = 0; args[i]; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  seed_outputs (out);
+  struct snap s;
+  snap_take (&s, inputs);
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv (argv, &o, &e);
+  cr_assert_eq (rc, want_rc, "exit %d, expected %d; stderr: %s", rc, want_rc, e);
+  cr_assert_str_empty (o, "stdout: %s", o);
+  size_t len = strlen (e);
+  cr_assert (len > 0 && e[len - 1] == '\n' && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  cr_assert (starts_with (e, "avm: "), "%s", e);
+  for (size_t i = 0; needles[i]; i++)
+    cr_assert_not_null (strstr (e, needles[i]), "the error does not mention \"%s\": %s", needles[i], e);
+  check_outputs_untouched (out);
+  snap_check (&s);
+  free (o);
+  free (last_error);
+  last_error = e;
+}
+
+/* A hard-link clone of the fixture's image directory in the test's scratch
+   space, without SKIP (may be NULL).  */
+static char *
+clone_cvd (const char *name, const char *skip)
+{
+  _cleanup_free_ char *cvd = fx ("cvd");
+  char *dst = tpath (name);
+  link_tree (cvd, dst);
+  if (skip)
+    {
+      _cleanup_free_ char *p = pj (dst, skip);
+      cr_assert_eq (unlink (p), 0);
+    }
+  return dst;
+}
+
+Test (cvd2img, missing_boot_dir)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", "boot.img"), *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { cvd, "boot.img", "missing", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* An image zip written with libarchive: ENTRIES name files of the fixture's
+   cvd/ (regular entries) or are links.  */
+struct aentry
+{
+  const char *name;
+  const char *file;     /* content: this file of the fixture (relative to cvd/) */
+  const char *symlink;  /* or a symbolic link to this */
+  const char *hardlink; /* or a hard link to this entry */
+};
+
+static void
+write_archive (const char *path, bool zip, const struct aentry *ents, size_t n)
+{
+  struct archive *a = archive_write_new ();
+  cr_assert_not_null (a);
+  if (zip)
+    cr_assert_eq (archive_write_set_format_zip (a), ARCHIVE_OK);
+  else
+    {
+      cr_assert_eq (archive_write_set_format_pax_restricted (a), ARCHIVE_OK);
+      cr_assert_eq (archive_write_add_filter_gzip (a), ARCHIVE_OK);
+    }
+  cr_assert_eq (archive_write_open_filename (a, path), ARCHIVE_OK, "%s: %s", path, archive_error_string (a));
+  for (size_t i = 0; i < n; i++)
+    {
+      struct archive_entry *ae = archive_entry_new ();
+      _cleanup_free_ uint8_t *data = NULL;
+      size_t len = 0;
+      archive_entry_set_pathname (ae, ents[i].name);
+      archive_entry_set_mtime (ae, OLD_MTIME, 0);
+      if (ents[i].symlink)
+        {
+          archive_entry_set_filetype (ae, AE_IFLNK);
+          archive_entry_set_perm (ae, 0777);
+          archive_entry_set_symlink (ae, ents[i].symlink);
+        }
+      else if (ents[i].hardlink)
+        {
+          archive_entry_set_filetype (ae, AE_IFREG);
+          archive_entry_set_perm (ae, 0644);
+          archive_entry_set_hardlink (ae, ents[i].hardlink);
+        }
+      else
+        {
+          char rel[256];
+          snprintf (rel, sizeof rel, "cvd/%s", ents[i].file);
+          _cleanup_free_ char *p = fx (rel);
+          data = read_bin (p, &len);
+          archive_entry_set_filetype (ae, AE_IFREG);
+          archive_entry_set_perm (ae, 0644);
+          archive_entry_set_size (ae, len);
+        }
+      cr_assert_eq (archive_write_header (a, ae), ARCHIVE_OK, "%s: %s: %s", path, ents[i].name,
+                    archive_error_string (a));
+      if (len)
+        cr_assert_eq (archive_write_data (a, data, len), (la_ssize_t) len, "%s: %s", path, archive_error_string (a));
+      archive_entry_free (ae);
+    }
+  cr_assert_eq (archive_write_close (a), ARCHIVE_OK, "%s: %s", path, archive_error_string (a));
+  archive_write_free (a);
+}
+
+/* The fixture's image zip entries (but SKIP) followed by EXTRA.  */
+static char *
+hostile_zip (const char *name, const char *skip, const struct aentry *extra)
+{
+  struct aentry e[16];
+  size_t n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (zip_images); i++)
+    if (!skip || !streq (zip_images[i], skip))
+      e[n++] = (struct aentry) { zip_images[i], zip_images[i], NULL, NULL };
+  if (extra)
+    e[n++] = *extra;
+  char *path = tpath (name);
+  write_archive (path, true, e, n);
+  return path;
+}
+
+/* The fixture's host package entries followed by EXTRA, as .tar.gz.  */
+static char *
+hostile_tar (const char *name, const char *skip, const struct aentry *extra)
+{
+  static const char *const files[] = { KEY_PEM, KEY_PUB, BL_X86 };
+  struct aentry e[8];
+  size_t n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (files); i++)
+    if (!skip || !streq (files[i], skip))
+      e[n++] = (struct aentry) { files[i], files[i], NULL, NULL };
+  if (extra)
+    e[n++] = *extra;
+  char *path = tpath (name);
+  write_archive (path, false, e, n);
+  return path;
+}
+
+Test (cvd2img, missing_boot_zip)
+{
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", "boot.img", NULL), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "boot.img", "missing", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+/* The fixture's super.img, to corrupt.  */
+static uint8_t *
+super_bytes (size_t *len)
+{
+  _cleanup_free_ char *p = fx ("cvd/super.img");
+  uint8_t *d = read_bin (p, len);
+  cr_assert (*len > 28 + 12 && le32 (d) == 0xed26ff3a);
+  cr_assert_eq (d[28] | d[29] << 8, 0xcac1, "fixture: super.img does not start with a RAW chunk");
+  return d;
+}
+
+Test (cvd2img, sparse_bad_version)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le16 (d + 4, 2); /* major version 2 */
+  write_bin (sp, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 4", "version 2", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* The same in the zip: the message names the zip and the entry.  */
+Test (cvd2img, sparse_bad_version_zip)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le16 (d + 4, 2);
+  write_bin (sp, d, len);
+  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx ("host.tar.gz");
+  char *zargs[16];
+  size_t n = 0;
+  zargs[n++] = "zip";
+  zargs[n++] = "-q";
+  zargs[n++] = "-j";
+  zargs[n++] = zip;
+  for (size_t i = 0; i < ARRAY_SIZE (zip_images); i++)
+    zargs[n++] = pj (cvd, zip_images[i]);
+  zargs[n] = NULL;
+  free (run_ok (zargs, NULL));
+  for (size_t i = 4; i < n; i++)
+    free (zargs[i]);
+  char entry[PATH_MAX];
+  snprintf (entry, sizeof entry, "%s:super.img", zip);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { entry, "offset 4", "version 2", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+/* The first chunk (RAW) claims 1000 more blocks than the file holds (its
+   total_sz and the header's total_blks agree with that).  */
+Test (cvd2img, sparse_raw_overrun)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le32 (d + 16, le32 (d + 16) + 1000);               /* total_blks */
+  put_le32 (d + 28 + 4, le32 (d + 28 + 4) + 1000);       /* chunk_sz */
+  put_le32 (d + 28 + 8, le32 (d + 28 + 8) + 1000 * BLK); /* total_sz */
+  write_bin (sp, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 28", "chunk 1", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* Cut in the middle of the first RAW chunk's data.  */
+Test (cvd2img, sparse_truncated)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  write_bin (sp, d, 28 + 12 + 5000);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset", "chunk 1", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+Test (cvd2img, zip_dotdot)
+{
+  const struct aentry evil = { "../evil.img", "vbmeta.img", NULL, NULL };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &evil), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "../evil.img", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, zip_absolute)
+{
+  const struct aentry evil = { "/etc/passwd", "android-info.txt", NULL, NULL };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &evil), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "/etc/passwd", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, zip_symlink)
+{
+  const struct aentry evil = { "userdata.img", NULL, "/dev/zero", NULL };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", "userdata.img", &evil), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "userdata.img", "link", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, tar_symlink)
+{
+  const struct aentry evil = { KEY_PUB, NULL, "/etc/passwd", NULL };
+  _cleanup_free_ char *zip = fx ("img.zip"), *host = hostile_tar ("host.tar.gz", KEY_PUB, &evil);
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { host, KEY_PUB, "link", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, tar_hardlink)
+{
+  const struct aentry evil = { "etc/cvd_avb_testkey.pem", NULL, NULL, KEY_PEM };
+  _cleanup_free_ char *zip = fx ("img.zip"), *host = hostile_tar ("host.tar.gz", NULL, &evil);
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL },
+                  (const char *[]) { host, "etc/cvd_avb_testkey.pem", "link", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, key_2048)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("keys/k2048.pem"), *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { "--key", key, cvd, NULL }, (const char *[]) { key, "2048", NULL },
+                  (const char *[]) { cvd, key, NULL });
+}
+
+Test (cvd2img, key_exponent_3)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("keys/ke3.pem"), *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { "--key", key, cvd, NULL }, (const char *[]) { key, "exponent", NULL },
+                  (const char *[]) { cvd, key, NULL });
+}
+
+Test (cvd2img, pubkey_mismatch)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("cvd/" KEY_PEM), *pub = fx ("keys/other.avbpubkey");
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { "--key", key, "--pubkey", pub, cvd, NULL },
+                  (const char *[]) { pub, "does not match", NULL }, (const char *[]) { cvd, key, pub, NULL });
+}
+
+/* The host package's own .avbpubkey is checked too.  */
+Test (cvd2img, hostpkg_pubkey_mismatch)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *pub = pj (cvd, KEY_PUB), *other = fx ("keys/other.avbpubkey");
+  _cleanup_free_ char *out = tpath ("out");
+  size_t len;
+  _cleanup_free_ uint8_t *d = read_bin (other, &len);
+  write_bin (pub, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { KEY_PUB, "does not match", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+Test (cvd2img, vbmeta_too_big)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = pj (cvd, "vbmeta.img"), *out = tpath ("out");
+  write_random (vb, 65537, 40);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { "vbmeta.img", "65537", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* A vbmeta of exactly 65536 bytes fills its partition.  */
+Test (cvd2img, vbmeta_max)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = pj (cvd, "vbmeta.img"), *out = tpath ("out");
+  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
+  write_random (vb, 65536, 41);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  check_all (&c, out, &r);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* A raw image whose size is not a multiple of 4 KiB (nor of 512): its
+   partition is padded with zeros and the next one starts 4 KiB-aligned.  */
+Test (cvd2img, unaligned_image)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img"), *out = tpath ("out");
+  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
+  size_t len;
+  _cleanup_free_ uint8_t *d = read_bin (boot, &len);
+  d = realloc (d, len + 1);
+  d[len] = 0x5a;
+  write_bin (boot, d, len + 1);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  check_all (&c, out, &r);
+  const struct pinfo *p = dpart (&r.sys, "boot_a");
+  cr_assert_eq (p->size * 512, round4k (len + 1));
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* A host package made with `tar -C DIR .`: entries are "./etc/...".  */
+Test (cvd2img, hostpkg_dot_entries)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *zip = fx ("img.zip"), *host = fx ("host-dot.tar.gz"), *out = tpath ("out");
+  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *list = run_ok ((char *[]) { "tar", "tzf", host, NULL }, NULL);
+  cr_assert_not_null (strstr (list, "./" KEY_PEM "\n"), "%s", list);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  check_all (&c, out, &r);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* An empty image cannot make a partition; the message must say which file
+   (avm-cvd2img(1) ERRORS: "reported on one line naming the file").  */
+Test (cvd2img, empty_image)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img"), *out = tpath ("out");
+  write_bin (boot, "", 0);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { NULL }, (const char *[]) { cvd, NULL });
+  cr_expect (strstr (last_error, "boot.img") && strstr (last_error, cvd),
+             "an empty %s/boot.img must be reported naming the file and the input: %s",
+             cvd, last_error);
+}
+
+/* An archive with two entries of the same name is ambiguous.  */
+Test (cvd2img, zip_duplicate_entry)
+{
+  const struct aentry twice = { "boot.img", "vendor_boot.img", NULL, NULL };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &twice), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "boot.img", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, aarch64_without_bootloader)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  expect_failure (out, 2, (char *[]) { "-a", "aarch64", cvd, NULL }, (const char *[]) { BL_ARM, NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* The output directory fills up: exit 1, "No space left", the old outputs
+   stay, no temporaries.  */
+Test (cvd2img, no_space_left)
+{
+  mnt = tpath ("mnt");
+  mkdirs (mnt);
+  if (mount ("tmpfs", mnt, "tmpfs", 0, "size=4m") < 0)
+    {
+      int e = errno;
+      rmdir (mnt);
+      free (mnt);
+      mnt = NULL;
+      cr_skip_test ("cannot mount a 4 MiB tmpfs to simulate ENOSPC: %s", strerror (e));
+    }
+  _cleanup_free_ char *out = pj (mnt, "out"), *filler = pj (mnt, "filler"), *cvd = fx ("cvd");
+  seed_outputs (out);
+  /* Leave 512 KiB: less than the bootloader alone.  */
+  struct statvfs vfs;
+  cr_assert_eq (statvfs (mnt, &vfs), 0);
+  uint64_t avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+  cr_assert_gt (avail, 1 * MIB);
+  uint8_t *junk = malloc (avail - 512 * 1024);
+  fill_random (junk, avail - 512 * 1024, 50);
+  write_bin (filler, junk, avail - 512 * 1024);
+  free (junk);
+  expect_failure (out, 1, (char *[]) { cvd, NULL }, (const char *[]) { "No space left", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* ------------------------------------------------------------------ */
+/* slp/cvd2img compatibility: avm invoked through a link named cvd2img.  */
+
+static char *
+compat_link (void)
+{
+  _cleanup_free_ char *bin = tpath ("bin");
+  mkdirs (bin);
+  char *link = pj (bin, "cvd2img");
+  char abs[PATH_MAX];
+  cr_assert_not_null (realpath (tu_avm_bin (), abs), "%s: %s", tu_avm_bin (), strerror (errno));
+  cr_assert_eq (symlink (abs, link), 0);
+  return link;
+}
+
+/* Run the compat personality with ARGS in directory CWD (chdir in this
+   worker process; restored afterwards).  */
+static int
+compat_run (const char *link, const char *cwd, char *const args[], char **out, char **err)
+{
+  char *argv[16];
+  size_t n = 0;
+  argv[n++] = (char *) link;
+  for (size_t i = 0; args[i]; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  char saved[PATH_MAX];
+  cr_assert_not_null (getcwd (saved, sizeof saved));
+  cr_assert_eq (chdir (cwd), 0);
+  int rc = tu_run (argv, hermetic_vars (), out, err);
+  cr_assert_eq (chdir (saved), 0);
+  return rc;
+}
+
+/* -s/-p/-v name the three disks, wherever the command runs.  */
+Test (cvd2img, compat_paths)
+{
+  _cleanup_free_ char *link = compat_link (), *cvd = fx ("cvd"), *cwd = tpath ("cwd"), *dst = tpath ("dst");
+  _cleanup_free_ char *S = pj (dst, "S.img"), *P = pj (dst, "P.img"), *V = pj (dst, "V.img");
+  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
+  mkdirs (cwd);
+  mkdirs (dst);
+  char *o = NULL, *e = NULL;
+  int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", "-s", S, "-p", P, "-v", V, cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
+  cr_assert_str_empty (e);
+  free (o);
+  free (e);
+  struct ctx c;
+  struct disk ds, dp, dv;
+  ctx_init (&c, cvd, "x86_64", bl);
+  check_system (&c, S, &ds);
+  char *bc = check_props (&c, P, &dp), *bcv = check_props (&c, V, &dv);
+  assert_line (bc, "androidboot.hardware.egl=angle", P);
+  assert_line (bcv, "androidboot.hardware.egl=mesa", V);
+  free (bc);
+  free (bcv);
+  ctx_free (&c);
+  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json" };
+  check_dir_entries (dst, names, 5);
+  /* bootloader and manifest.json go next to the system disk, never into
+     the current directory.  */
+  DIR *d = opendir (cwd);
+  struct dirent *ent;
+  char found[1024] = "";
+  while ((ent = readdir (d)))
+    if (!streq (ent->d_name, ".") && !streq (ent->d_name, "..") && strlen (found) < 512)
+      snprintf (found + strlen (found), sizeof found - strlen (found), " %.255s", ent->d_name);
+  closedir (d);
+  cr_expect_str_empty (found,
+                       "`cvd2img -s DIR/S.img -p DIR/P.img -v DIR/V.img CVD` wrote%s into the current directory "
+                       "instead of next to the disks",
+                       found);
+}
+
+/* Without -s/-p/-v the disks are named as slp/cvd2img names them, in the
+   current directory.  */
+Test (cvd2img, compat_defaults)
+{
+  _cleanup_free_ char *link = compat_link (), *cvd = fx ("cvd"), *cwd = tpath ("cwd");
+  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
+  mkdirs (cwd);
+  char *o = NULL, *e = NULL;
+  int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
+  cr_assert_str_empty (e);
+  free (o);
+  free (e);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  check_all (&c, cwd, &r);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+Test (cvd2img, compat_help)
+{
+  _cleanup_free_ char *link = compat_link (), *cwd = tpath ("cwd");
+  mkdirs (cwd);
+  char *o = NULL, *e = NULL;
+  int rc = compat_run (link, cwd, (char *[]) { "--help", NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "%s", e);
+  cr_assert (starts_with (o, "Usage: cvd2img "), "%s", o);
+  const char *const opts[] = { "-a, --arch", "-s, --system", "-p, --props", "-v, --virgl-props" };
+  for (size_t i = 0; i < ARRAY_SIZE (opts); i++)
+    cr_assert_not_null (strstr (o, opts[i]), "cvd2img --help lacks %s:\n%s", opts[i], o);
+  free (o);
+  free (e);
+  /* and an unknown option is a usage error */
+  rc = compat_run (link, cwd, (char *[]) { "-o", "x", "y", NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "cvd2img -o: exit %d", rc);
+  free (o);
+  free (e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Progress: a bar on a terminal, nothing with -q.  */
+
+static char *
+run_on_pty (char *const args[], int *rc)
+{
+  int master, slave;
+  if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
+    cr_skip_test ("openpty: %s", strerror (errno));
+  fcntl (master, F_SETFD, FD_CLOEXEC);
+  fcntl (slave, F_SETFD, FD_CLOEXEC);
+  char *argv[16];
+  size_t n = 0;
+  argv[n++] = (char *) tu_avm_bin ();
+  for (size_t i = 0; args[i]; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2 (&fa, slave, 2);
+  char **env = avm_env ();
+  pid_t pid;
+  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, env);
+  posix_spawn_file_actions_destroy (&fa);
+  free (env);
+  close (slave);
+  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&buf, &len);
+  char chunk[4096];
+  for (;;)
+    {
+      ssize_t k = read (master, chunk, sizeof chunk);
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k <= 0)
+        break; /* EIO once the child closed the slave */
+      fwrite (chunk, 1, k, m);
+    }
+  fclose (m);
+  close (master);
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    cr_assert_eq (errno, EINTR);
+  *rc = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+  return buf;
+}
+
+Test (cvd2img, progress_on_terminal)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *outq = tpath ("outq");
+  int rc;
+  _cleanup_free_ char *bar = run_on_pty ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &rc);
+  cr_assert_eq (rc, 0, "%s", bar);
+  cr_assert_not_null (strstr (bar, "100%"), "no progress bar on a terminal: \"%s\"", bar);
+  cr_assert_not_null (strstr (bar, "\r["), "\"%s\"", bar);
+  _cleanup_free_ char *quiet = run_on_pty ((char *[]) { "cvd2img", "-q", "-o", outq, cvd, NULL }, &rc);
+  cr_assert_eq (rc, 0, "%s", quiet);
+  cr_assert_str_empty (quiet, "-q still draws: \"%s\"", quiet);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* avm inspect: reading properties disks back, AVB status, corruption, and
+   --verify through libguestfs (a real kernel parses the GPT). */
+#include "disk/avb.h"
+#include "disk/gpt.h"
+#include "disk/props.h"
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
+
+static char *dir, *disk, *manifest;
+
+/* A properties disk signed with a fresh key, and its manifest.  */
+static void
+setup (void)
+{
+  dir = tu_tmpdir ();
+  char *key = NULL;
+  cr_assert (asprintf (&key, "%s/key.pem", dir) > 0 && asprintf (&disk, "%s/properties.img", dir) > 0
+             && asprintf (&manifest, "%s/manifest.json", dir) > 0);
+  char *gen[] = { "openssl", "genrsa", "-out", key, "4096", NULL };
+  cr_assert_eq (tu_run (gen, NULL, NULL, NULL), 0);
+  avm_error_t err = NULL;
+  struct avm_avb_key *k = NULL;
+  cr_assert_eq (avm_avb_key_load (key, &k, &err), 0);
+  json_t *props = json_pack ("{s:s, s:s}", "androidboot.serialno", "CAR42", "androidboot.boot_devices", "4010000000.pcie");
+  struct avm_props_spec spec = { .boot_properties = props, .arch = "aarch64", .key = k };
+  cr_assert_eq (avm_props_disk_create (&spec, disk, &err), 0, "%s", err ? err->msg : "");
+  struct avm_gpt *g = malloc (sizeof *g);
+  cr_assert_eq (avm_props_disk_layout (&spec, g, &err), 0);
+  json_t *parts = json_array ();
+  for (size_t i = 0; i < g->n; i++)
+    json_array_append_new (parts, json_pack ("{s:s, s:I, s:I}", "name", g->parts[i].name, "offset",
+                                             (json_int_t) g->parts[i].offset, "size", (json_int_t) g->parts[i].size));
+  json_t *m = json_pack ("{s:{s:s, s:o}}", "properties", "file", disk, "partitions", parts);
+  cr_assert_eq (json_dump_file (m, manifest, 0), 0);
+  json_decref (m);
+  json_decref (props);
+  free (g);
+  avm_avb_key_free (k);
+  free (key);
+}
+
+static void
+teardown (void)
+{
+  tu_rmtree (dir);
+  free (dir);
+  free (disk);
+  free (manifest);
+}
+
+TestSuite (inspect, .init = setup, .fini = teardown);
+
+static void
+flip (const char *path, off_t off)
+{
+  int fd = open (path, O_RDWR);
+  cr_assert_geq (fd, 0);
+  unsigned char b;
+  cr_assert_eq (pread (fd, &b, 1, off), 1);
+  b ^= 0x20;
+  cr_assert_eq (pwrite (fd, &b, 1, off), 1);
+  close (fd);
+}
+
+Test (inspect, sound_properties_disk)
+{
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "inspect", disk, NULL);
+  cr_assert_eq (r, 0, "%s%s", out, err);
+  assert_contains (out, "properties disk");
+  assert_contains (out, "    androidboot.serialno=CAR42\n");
+  assert_contains (out, "earlycon=pl011,mmio32,0x9000000");
+  assert_contains (out, "chain bootconfig:2 key SHA-1");
+  assert_contains (out, "=> sound");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "inspect", "--json", disk, NULL);
+  cr_assert_eq (r, 0);
+  json_t *j = json_loads (out, 0, NULL);
+  cr_assert_not_null (j);
+  cr_assert (json_is_true (json_object_get (j, "ok")));
+  json_t *bc = json_object_get (j, "bootconfig");
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (bc, "properties"), "androidboot.serialno")), "CAR42");
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (bc, "avb"), "signature")), "verified");
+  cr_assert_str_eq (json_string_value (json_array_get (json_object_get (j, "partitions"), 0) ? json_object_get (json_array_get (json_object_get (j, "partitions"), 0), "name") : NULL), "uboot_env");
+  json_decref (j);
+  free (out);
+  free (err);
+}
+
+Test (inspect, tampered_bootconfig_is_not_sound)
+{
+  /* bootconfig is the 4th partition; its text starts the partition.  */
+  avm_error_t e = NULL;
+  struct avm_gpt *g = malloc (sizeof *g);
+  int fd = open (disk, O_RDONLY);
+  cr_assert_eq (avm_gpt_read (fd, lseek (fd, 0, SEEK_END), disk, g, &e), 0);
+  close (fd);
+  flip (disk, avm_gpt_find (g, "bootconfig")->offset + 5);
+  free (g);
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "inspect", disk, NULL);
+  cr_assert_eq (r, 1, "%s%s", out, err);
+  assert_contains (out, "digest MISMATCH");
+  assert_contains (out, "=> NOT SOUND");
+  free (out);
+  free (err);
+}
+
+Test (inspect, malformed_disks_exit_2)
+{
+  char *out = NULL, *err = NULL;
+  flip (disk, 512 + 20); /* primary GPT header CRC field area */
+  int r = tu_avm (&out, &err, "inspect", disk, NULL);
+  cr_assert_eq (r, 2, "%s%s", out, err);
+  assert_contains (err, "properties.img: primary GPT header");
+  free (out);
+  free (err);
+  char *junk = tu_write (dir, "junk.img", "not a disk");
+  r = tu_avm (&out, &err, "inspect", junk, NULL);
+  cr_assert_eq (r, 2);
+  free (out);
+  free (err);
+  free (junk);
+  r = tu_avm (&out, &err, "inspect", NULL);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "missing the disk image");
+  free (out);
+  free (err);
+}
+
+/* One libguestfs launch per test: ~1 minute under TCG.  */
+static char *genv[] = { "LIBGUESTFS_BACKEND=direct", "LIBGUESTFS_BACKEND_SETTINGS=force_tcg", NULL };
+
+Test (inspect, verify_with_libguestfs)
+{
+  char *argv[] = { (char *) tu_avm_bin (), "inspect", "--verify", disk, NULL };
+  char *out = NULL, *err = NULL;
+  int r = tu_run (argv, genv, &out, &err);
+  cr_assert_eq (r, 0, "%s%s", out, err);
+  assert_contains (out, "matches against");
+  free (out);
+  free (err);
+
+  /* A manifest that disagrees with the disk is caught by the kernel's view.  */
+  json_t *m = json_load_file (manifest, 0, NULL);
+  json_t *p = json_array_get (json_object_get (json_object_get (m, "properties"), "partitions"), 2);
+  json_object_set_new (p, "offset", json_integer (json_integer_value (json_object_get (p, "offset")) + 4096));
+  json_object_set_new (p, "name", json_string ("frq"));
+  cr_assert_eq (json_dump_file (m, manifest, 0), 0);
+  json_decref (m);
+  r = tu_run (argv, genv, &out, &err);
+  cr_assert_eq (r, 1, "%s%s", out, err);
+  assert_contains (out, "the kernel sees name \"frp\", the manifest says \"frq\"");
+  assert_contains (out, "partition frq: starts at");
+  assert_contains (out, "DOES NOT MATCH");
+  free (out);
+  free (err);
+}
