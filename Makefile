@@ -15,7 +15,10 @@ MANDIR ?= $(DATADIR)/man
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := jansson libsystemd libudev libarchive libcrypto zlib
+PKGS := jansson libsystemd libudev zlib
+# Bound on first use by cvd2img and inspect (lib/disk/lazy.c), not linked into
+# avm; the test binary links them for its own fixtures.
+LAZY_PKGS := libarchive libcrypto
 
 BUILD ?= build
 ifeq ($(BUILD),build)
@@ -29,7 +32,7 @@ SANFLAGS ?=
 WARNFLAGS := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-format-nonliteral
 CPPFLAGS_AVM := -Ilib -D_GNU_SOURCE -DAVM_VERSION=\"$(VERSION)\" -DAVM_PREFIX_DATADIR=\"$(DATADIR)/avm\"
 CFLAGS_AVM := -std=gnu11 $(WARNFLAGS) $(OPTFLAGS) $(SANFLAGS) -fPIC -MMD -MP \
-	$(shell $(PKG_CONFIG) --cflags $(PKGS) libguestfs)
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) $(LAZY_PKGS) libguestfs)
 LDFLAGS_AVM := $(SANFLAGS) -Wl,--as-needed -Wl,-O1
 LIBS_AVM := $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldl
 CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
@@ -60,7 +63,8 @@ $(AVM): $(CMD_OBJS) $(BUILD)/libavm.a
 
 $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libavm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_AVM) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libavm.a $(LIBS_AVM) $(CRITERION_LIBS)
+	$(CC) $(LDFLAGS_AVM) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libavm.a $(LIBS_AVM) \
+		$(shell $(PKG_CONFIG) --libs $(LAZY_PKGS)) $(CRITERION_LIBS)
 
 # The suite runs the CLI too: AVM_BIN points it at the binary of this build.
 check: $(AVM) $(TEST_BIN)

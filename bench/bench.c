@@ -2,14 +2,17 @@
 /*
  * avm-bench: latency and peak RSS of `avm start --dry-run` against the QEMU
  * probes a script launcher (start-avm) runs on every start, measured in the
- * same run on the same machine.  See bench/README.md.
+ * same run on the same machine; then `avm cvd2img` against the naive
+ * simg2img + dd + sgdisk pipeline and a plain copy (bench/cvd2img.c).  See
+ * bench/README.md.
  *
  *   avm-bench PATH-TO-AVM
  *
  * Environment: BENCH_RUNS (runs of each avm series, default 50),
  * BENCH_SLOW_RUNS (runs of the cold-cache and QEMU probe series, default 20,
  * never more than BENCH_RUNS), BENCH_QEMU (default: qemu-system-x86_64 on
- * PATH).
+ * PATH); BENCH_SKIP_C2I, BENCH_C2I_RUNS, BENCH_C2I_MIB, BENCH_DIR for the
+ * cvd2img part (bench/cvd2img.c).
  *
  * Each run is one posix_spawn + wait4 (a sequence: several, one after the
  * other), timed with CLOCK_MONOTONIC; the peak RSS is ru_maxrss of wait4
@@ -35,25 +38,34 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 extern char **environ;
 
 #define TARGET_MEDIAN_MS 5.0
 #define TARGET_RSS_MIB 8.0
 #define MAX_STEPS 8
 
-static char **child_env;
-static bool failed;
-static bool progress_open; /* the progress line on stderr is unfinished */
-static volatile sig_atomic_t interrupted;
-static posix_spawnattr_t spawn_attr; /* children: default SIGPIPE */
+char **child_env;
+bool failed;
+bool progress_open; /* the progress line on stderr is unfinished */
+volatile sig_atomic_t interrupted;
+static posix_spawnattr_t spawn_attr; /* children: default SIGPIPE, no signal blocked */
+static sigset_t stop_signals;        /* SIGINT, SIGTERM, SIGHUP */
+static volatile pid_t running_child; /* the child run_io waits for, or 0 */
 
 static void
 on_signal (int sig)
 {
   interrupted = sig;
+  /* A long child (avm cvd2img, dd) stops too, so the harness can clean up
+     at once.  run_io blocks these signals until running_child is set.  */
+  pid_t pid = running_child;
+  if (pid > 0)
+    kill (pid, sig);
 }
 
-static void
+void
 end_progress_line (void)
 {
   if (progress_open)
@@ -64,7 +76,7 @@ end_progress_line (void)
 /* ------------------------------------------------------------------ */
 /* Helpers.  */
 
-static void *
+void *
 xmalloc (size_t n)
 {
   void *p = malloc (n ? n : 1);
@@ -76,7 +88,7 @@ xmalloc (size_t n)
   return p;
 }
 
-static char *
+char *
 xasprintf (const char *fmt, ...)
 {
   va_list ap;
@@ -92,7 +104,7 @@ xasprintf (const char *fmt, ...)
   return s;
 }
 
-static double
+double
 now_ms (void)
 {
   struct timespec ts;
@@ -111,7 +123,7 @@ rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
   return 0;
 }
 
-static void
+void
 rm_rf (const char *path)
 {
   struct stat st;
@@ -121,7 +133,7 @@ rm_rf (const char *path)
 }
 
 /* PROG if it contains a slash, else its first executable match on PATH.  */
-static char *
+char *
 find_program (const char *prog)
 {
   if (strchr (prog, '/'))
@@ -160,26 +172,34 @@ make_env (const char *cache, const char *config)
   return env;
 }
 
-static void
+void
 print_argv (FILE *f, char *const *argv)
 {
   for (size_t i = 0; argv[i]; i++)
     fprintf (f, "%s%s", i ? " " : "", argv[i]);
 }
 
-/* Run ARGV to completion, stdin/stdout (and stderr unless SHOW_STDERR) on
-   /dev/null.  *STATUS is the wait status, *MAXRSS_KIB ru_maxrss.  */
-static int
-run (char *const *argv, bool show_stderr, int *status, long *maxrss_kib)
+/* bench.h */
+int
+run_io (char *const *argv, const char *err_path, bool show_stderr, int *status, long *maxrss_kib)
 {
   posix_spawn_file_actions_t fa;
   pid_t pid;
+  sigset_t old;
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  if (!show_stderr)
+  if (err_path)
+    posix_spawn_file_actions_addopen (&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  else if (!show_stderr)
     posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
+  /* No stop signal between the spawn and running_child being set (the
+     child gets an empty mask from spawn_attr).  */
+  sigprocmask (SIG_BLOCK, &stop_signals, &old);
   int r = posix_spawn (&pid, argv[0], &fa, &spawn_attr, argv, child_env);
+  if (r == 0)
+    running_child = pid;
+  sigprocmask (SIG_SETMASK, &old, NULL);
   posix_spawn_file_actions_destroy (&fa);
   if (r != 0)
     {
@@ -191,12 +211,22 @@ run (char *const *argv, bool show_stderr, int *status, long *maxrss_kib)
   while (wait4 (pid, status, 0, &ru) < 0)
     if (errno != EINTR)
       {
+        running_child = 0;
         end_progress_line ();
         perror ("avm-bench: wait4");
         return -1;
       }
+  running_child = 0;
   *maxrss_kib = ru.ru_maxrss;
   return 0;
+}
+
+/* Run ARGV to completion, stdin/stdout (and stderr unless SHOW_STDERR) on
+   /dev/null.  *STATUS is the wait status, *MAXRSS_KIB ru_maxrss.  */
+int
+run (char *const *argv, bool show_stderr, int *status, long *maxrss_kib)
+{
+  return run_io (argv, NULL, show_stderr, status, maxrss_kib);
 }
 
 /* First line of ARGV's standard output ("" when it has none).  */
@@ -258,7 +288,7 @@ struct series
   double rss_mib;          /* max ru_maxrss over runs */
 };
 
-static int
+int
 cmp_double (const void *a, const void *b)
 {
   double x = *(const double *) a, y = *(const double *) b;
@@ -277,6 +307,8 @@ run_sequence (struct series *s, double *ms, long *rss_kib)
       long kib;
       if (run (s->steps[i], false, &status, &kib) < 0)
         return -1;
+      if (interrupted)
+        return -1; /* the child got the signal too: no report */
       if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
         {
           end_progress_line ();
@@ -309,6 +341,8 @@ series_run (struct series *s, int i)
     rm_rf (s->clear_before_each);
   if (run_sequence (s, &ms, &kib) < 0)
     {
+      if (interrupted)
+        return;
       fprintf (stderr, "avm-bench: %s: FAILED\n", s->name);
       s->failed = failed = true;
       return;
@@ -338,7 +372,7 @@ series_finish (struct series *s)
 
 /* This process's own RSS high-water mark (VmHWM).  Not getrusage: its
    ru_maxrss also counts the mm of make's forked child before our exec.  */
-static long
+long
 self_hwm_kib (void)
 {
   long kib = 0;
@@ -354,7 +388,7 @@ self_hwm_kib (void)
 }
 
 /* Other work on the machine shows in the numbers: print the load.  */
-static void
+void
 print_load (const char *when)
 {
   char buf[128] = "";
@@ -406,7 +440,7 @@ print_machine (const char *avm, const char *qemu)
   free (av);
 }
 
-static const char *
+const char *
 verdict (bool met)
 {
   return met ? "met" : "MISSED";
@@ -442,7 +476,8 @@ main (int argc, char **argv)
   if (argc != 2 || argv[1][0] == '-')
     {
       fprintf (stderr, "Usage: %s PATH-TO-AVM\n"
-                       "Environment: BENCH_RUNS (default 50), BENCH_SLOW_RUNS (default 20), BENCH_QEMU\n",
+                       "Environment: BENCH_RUNS (default 50), BENCH_SLOW_RUNS (default 20), BENCH_QEMU,\n"
+                       "  BENCH_SKIP_C2I=1, BENCH_C2I_RUNS (default 3), BENCH_C2I_MIB (default 4096), BENCH_DIR\n",
                argv[0]);
       return 2;
     }
@@ -459,6 +494,8 @@ main (int argc, char **argv)
     }
   if (slow_runs > runs)
     slow_runs = runs;
+  if (bench_cvd2img_config () < 0)
+    return 2;
 
   char *avm = find_program (argv[1]);
   if (!avm)
@@ -500,9 +537,16 @@ main (int argc, char **argv)
   sigset_t dfl;
   sigemptyset (&dfl);
   sigaddset (&dfl, SIGPIPE);
+  sigemptyset (&stop_signals);
+  sigaddset (&stop_signals, SIGINT);
+  sigaddset (&stop_signals, SIGTERM);
+  sigaddset (&stop_signals, SIGHUP);
+  sigset_t none;
+  sigemptyset (&none);
   posix_spawnattr_init (&spawn_attr);
   posix_spawnattr_setsigdefault (&spawn_attr, &dfl);
-  posix_spawnattr_setflags (&spawn_attr, POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask (&spawn_attr, &none);
+  posix_spawnattr_setflags (&spawn_attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   char *dry[] = { avm, "start", "--dry-run", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
                   "--images", images, NULL };
@@ -624,6 +668,14 @@ main (int argc, char **argv)
 
   print_load ("\nload at end");
   rm_rf (dir);
+  fflush (stdout);
+
+  /* cvd2img: minutes of disk I/O, after the latency series are done.  */
+  if (bench_cvd2img (avm) < 0 && interrupted)
+    {
+      fprintf (stderr, "avm-bench: interrupted (signal %d)\n", (int) interrupted);
+      return 128 + interrupted;
+    }
   if (failed)
     {
       printf ("\navm-bench: a command failed (see above)\n");

@@ -14,16 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/param_build.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/rsa.h>
+#include "disk/lazy_crypto.h"
 
 #define HEADER_SIZE 256
 #define KEY_BITS 4096

@@ -6,8 +6,7 @@
 #include "util/fs.h"
 #include "util/strv.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "disk/lazy_archive.h"
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>

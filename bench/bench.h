@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What bench.c (the harness: process runner, helpers, the dry-run series)
+ * shares with bench/cvd2img.c (the cvd2img series).  See bench/README.md.
+ */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+extern char **child_env;                 /* the environment of every child */
+extern bool failed;                      /* a command failed: exit status 1 */
+extern bool progress_open;               /* the progress line on stderr is unfinished */
+extern volatile sig_atomic_t interrupted; /* SIGINT/SIGTERM/SIGHUP seen (its number) */
+
+void *xmalloc (size_t n);
+char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+double now_ms (void);
+void rm_rf (const char *path);
+char *find_program (const char *prog);
+void print_argv (FILE *f, char *const *argv);
+void end_progress_line (void);
+const char *verdict (bool met);
+int cmp_double (const void *a, const void *b);
+long self_hwm_kib (void);
+void print_load (const char *when);
+
+/* Run ARGV to completion with stdin and stdout on /dev/null and stderr on
+   ERR_PATH (created/truncated), or shown when SHOW_STDERR, else on
+   /dev/null.  A SIGINT/SIGTERM/SIGHUP that reaches the harness meanwhile is
+   passed on to the child.  *STATUS is the wait status, *MAXRSS_KIB
+   ru_maxrss.  0, or -1 when it could not be run (reported).  */
+int run_io (char *const *argv, const char *err_path, bool show_stderr, int *status, long *maxrss_kib);
+int run (char *const *argv, bool show_stderr, int *status, long *maxrss_kib);
+
+/* bench/cvd2img.c: the cvd2img series (BENCH_SKIP_C2I=1 skips them).
+   bench_cvd2img_config reads their environment variables before anything
+   runs (-1: bad value, reported).  bench_cvd2img returns 0 when done or
+   skipped, -1 when a command failed (reported, `failed` set) or the run was
+   interrupted.  */
+int bench_cvd2img_config (void);
+int bench_cvd2img (const char *avm);
