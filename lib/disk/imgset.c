@@ -426,9 +426,10 @@ avm_imgset_bootloader_arch (const struct avm_imgset *s)
   return NULL;
 }
 
-/* Copy from a stream positioned at the start of the image.  */
+/* Copy from a stream positioned at the start of the image.  FD is the file
+   behind it when it is one (lets a sparse image be scanned first), or -1.  */
 static int
-copy_stream (const struct avm_img *img, struct avm_stream *st, struct avm_out *o, uint64_t off, uint64_t limit,
+copy_stream (const struct avm_img *img, struct avm_stream *st, int fd, struct avm_out *o, uint64_t off, uint64_t limit,
              avm_error_t *err)
 {
   if (img->sparse)
@@ -437,6 +438,7 @@ copy_stream (const struct avm_img *img, struct avm_stream *st, struct avm_out *o
       int r = avm_sparse_read_header (st, &h, err);
       if (r < 0)
         return r;
+      h.crc_unneeded = fd >= 0 && !avm_sparse_needs_crc (fd, &h);
       return avm_sparse_expand (st, &h, o, off, limit, err);
     }
   if (img->size > limit)
@@ -487,7 +489,7 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
         }
       struct avm_stream st;
       avm_stream_from_fd (&st, &fd, path, img->stored_size);
-      return copy_stream (img, &st, o, off, limit, err);
+      return copy_stream (img, &st, fd, o, off, limit, err);
     }
 
   struct archive *a = NULL;
@@ -516,7 +518,7 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
           break;
         }
       struct avm_stream st = { .read = archive_stream_read, .ctx = a, .name = label, .size = img->stored_size };
-      r = copy_stream (img, &st, o, off, limit, err);
+      r = copy_stream (img, &st, -1, o, off, limit, err);
       break;
     }
   archive_read_free (a);

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define SPARSE_HEADER_SIZE 28
@@ -61,6 +62,7 @@ parse_header (const uint8_t *b, const char *name, uint64_t at, struct avm_sparse
 {
   uint32_t magic = le32 (b);
 
+  memset (h, 0, sizeof *h);
   if (magic != AVM_SPARSE_MAGIC)
     return avm_error_input (err, "%s: offset %" PRIu64 ": not an Android sparse image (magic 0x%08x, expected 0x%08x)",
                             name, at, magic, AVM_SPARSE_MAGIC);
@@ -318,7 +320,8 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
               size_t piece = len - done < AVM_OUT_BUFSIZE ? (size_t) (len - done) : AVM_OUT_BUFSIZE;
               if ((r = read_data (&x, buf, piece, "RAW chunk data", len)) < 0)
                 return r;
-              crc = (uint32_t) crc32_z (crc, buf, piece);
+              if (!h->crc_unneeded)
+                crc = (uint32_t) crc32_z (crc, buf, piece);
               if ((r = avm_out_write (o, off + done, buf, piece, err)) < 0)
                 return r;
               done += piece;
@@ -327,18 +330,22 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
         case CHUNK_FILL:
           if ((r = read_data (&x, v, 4, "FILL chunk pattern", 4)) < 0)
             return r;
-          crc = crc_append_repeat (crc, v, len);
+          if (!h->crc_unneeded)
+            crc = crc_append_repeat (crc, v, len);
           if ((r = avm_out_fill (o, off, le32 (v), len, err)) < 0)
             return r;
           break;
         case CHUNK_DONT_CARE:
-          crc = crc_append_repeat (crc, zero4, len);
+          if (!h->crc_unneeded)
+            crc = crc_append_repeat (crc, zero4, len);
           if ((r = avm_out_fill (o, off, 0, len, err)) < 0)
             return r;
           break;
         case CHUNK_CRC32:
           if ((r = read_data (&x, v, 4, "CRC32 chunk value", 4)) < 0)
             return r;
+          if (h->crc_unneeded)
+            return chunk_error (&x, "CRC32 chunk in an image scanned as having none (file changed while read?)");
           if (le32 (v) != crc)
             return chunk_error (&x, "CRC32 mismatch: the chunk says 0x%08" PRIx32 ", the %" PRIu64
                                     " blocks before it have 0x%08" PRIx32,
@@ -368,10 +375,31 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
   if (more)
     return avm_error_input (err, "%s: offset %" PRIu64 ": data after the last of the %" PRIu32 " chunks", s->name,
                             x.at, h->total_chunks);
-  if (h->image_checksum && h->image_checksum != crc)
+  if (h->image_checksum && !h->crc_unneeded && h->image_checksum != crc)
     return avm_error_input (err,
                             "%s: offset 24: image checksum 0x%08" PRIx32 " does not match the expanded data "
                             "(0x%08" PRIx32 ")",
                             s->name, h->image_checksum, crc);
   return 0;
+}
+
+bool
+avm_sparse_needs_crc (int fd, const struct avm_sparse_header *h)
+{
+  uint64_t at = h->file_hdr_sz;
+  if (h->image_checksum)
+    return true;
+  for (uint32_t i = 0; i < h->total_chunks; i++)
+    {
+      uint8_t ch[12];
+      if (pread (fd, ch, sizeof ch, (off_t) at) != (ssize_t) sizeof ch)
+        return true;
+      uint16_t type = (uint16_t) (ch[0] | ch[1] << 8);
+      uint32_t total_sz = (uint32_t) ch[8] | (uint32_t) ch[9] << 8 | (uint32_t) ch[10] << 16 | (uint32_t) ch[11] << 24;
+      if (type == CHUNK_CRC32 || total_sz < h->chunk_hdr_sz)
+        return true;
+      at += total_sz;
+    }
+  struct stat st;
+  return fstat (fd, &st) < 0 || (uint64_t) st.st_size != at;
 }

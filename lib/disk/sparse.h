@@ -20,6 +20,10 @@ struct avm_sparse_header
 {
   uint16_t major, minor, file_hdr_sz, chunk_hdr_sz;
   uint32_t blk_sz, total_blks, total_chunks, image_checksum;
+  /* Set by a caller that knows the image has no CRC32 chunk (and the header
+     no checksum): the running CRC is then not computed (it is a third of
+     the CPU time of an expansion).  avm_sparse_scan_crc tells.  */
+  bool crc_unneeded;
 };
 
 /* Does BUF (at least 4 bytes) start with the sparse magic?  */
@@ -35,6 +39,11 @@ int avm_sparse_read_header (struct avm_stream *s, struct avm_sparse_header *h, a
    it then skips the FILE_HDR_SZ - 28 extra bytes itself.  Same checks and
    messages as avm_sparse_read_header.  */
 int avm_sparse_parse_header (const void *buf, const char *name, struct avm_sparse_header *h, avm_error_t *err);
+
+/* Walk the chunk headers of a sparse file FD (header H already read) and
+   say whether a CRC32 chunk or a header checksum needs the running CRC.
+   Anything odd answers true: the expansion then reports it.  */
+bool avm_sparse_needs_crc (int fd, const struct avm_sparse_header *h);
 
 /* Expanded size in bytes.  */
 uint64_t avm_sparse_size (const struct avm_sparse_header *h);

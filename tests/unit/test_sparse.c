@@ -1129,3 +1129,73 @@ Test (sparse, image_checksum_mismatch)
   sb_chunk (&b, DONT_CARE, 1, 12);
   expect_error (&b, "super.img: offset 24: image checksum 0x12345678 does not match the expanded data (0x");
 }
+
+/* The pre-scan that lets a seekable expansion skip the running CRC: it must
+   see CRC32 chunks and header checksums, and answer "needed" on anything odd.  */
+static void
+put_le (uint8_t *p, uint64_t v, int n)
+{
+  for (int i = 0; i < n; i++)
+    p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static int
+scan_file (bool with_crc_chunk, uint32_t checksum, uint32_t bad_total_sz, bool *needs)
+{
+  uint8_t buf[28 + 12 + 4096 + 12 + 4];
+  size_t n = 0;
+  memset (buf, 0, sizeof buf);
+  put_le (buf, 0xed26ff3a, 4);
+  put_le (buf + 4, 1, 2);
+  put_le (buf + 8, 28, 2);
+  put_le (buf + 10, 12, 2);
+  put_le (buf + 12, 4096, 4);
+  put_le (buf + 16, 1, 4);
+  put_le (buf + 20, with_crc_chunk ? 2 : 1, 4);
+  put_le (buf + 24, checksum, 4);
+  n = 28;
+  put_le (buf + n, 0xcac1, 2);
+  put_le (buf + n + 4, 1, 4);
+  put_le (buf + n + 8, bad_total_sz ? bad_total_sz : 12 + 4096, 4);
+  n += 12;
+  memset (buf + n, 0x5a, 4096);
+  n += 4096;
+  if (with_crc_chunk)
+    {
+      put_le (buf + n, 0xcac4, 2);
+      put_le (buf + n + 8, 16, 4);
+      n += 16;
+    }
+  char *dir = tu_tmpdir (), *path = NULL;
+  cr_assert (asprintf (&path, "%s/s.img", dir) > 0);
+  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  cr_assert_eq (write (fd, buf, n), (ssize_t) n);
+  uint8_t head[28];
+  cr_assert_eq (pread (fd, head, 28, 0), 28);
+  avm_error_t err = NULL;
+  struct avm_sparse_header h;
+  int r = avm_sparse_parse_header (head, path, &h, &err);
+  cr_assert_eq (r, 0, "%s", err ? err->msg : "");
+  cr_assert (!h.crc_unneeded, "parsing never claims the CRC is unneeded");
+  *needs = avm_sparse_needs_crc (fd, &h);
+  close (fd);
+  tu_rmtree (dir);
+  free (dir);
+  free (path);
+  return 0;
+}
+
+Test (sparse, crc_prescan)
+{
+  bool needs;
+  scan_file (false, 0, 0, &needs);
+  cr_assert (!needs, "no CRC32 chunk, no checksum: the CRC is not needed");
+  scan_file (true, 0, 0, &needs);
+  cr_assert (needs, "a CRC32 chunk needs the running CRC");
+  scan_file (false, 0x12345678, 0, &needs);
+  cr_assert (needs, "a header checksum needs the running CRC");
+  scan_file (false, 0, 4, &needs);
+  cr_assert (needs, "a chunk size below the header size is odd: answer needed");
+  scan_file (false, 0, 1u << 30, &needs);
+  cr_assert (needs, "a chunk that runs past the end is odd: answer needed");
+}
