@@ -177,6 +177,20 @@ probe_stream (struct avm_img *img, struct avm_stream *s, avm_error_t *err)
   return 0;
 }
 
+/* The next entry of an archive, checked (check_entry): 1, 0 at the end, or
+   an error.  */
+static int
+next_entry (struct archive *a, const char *archive, struct archive_entry **e, avm_error_t *err)
+{
+  int ar = archive_read_next_header (a, e);
+  if (ar == ARCHIVE_EOF)
+    return 0;
+  if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
+    return avm_error_input (err, "%s: %s", archive, archive_error_string (a) ?: "unreadable archive");
+  int r = check_entry (archive, *e, err);
+  return r < 0 ? r : 1;
+}
+
 static int
 scan_zip (struct avm_imgset *s, avm_error_t *err)
 {
@@ -185,18 +199,8 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
   int r = open_archive (s->zip, true, &a, err);
   if (r < 0)
     return r;
-  for (;;)
+  while ((r = next_entry (a, s->zip, &e, err)) > 0)
     {
-      int ar = archive_read_next_header (a, &e);
-      if (ar == ARCHIVE_EOF)
-        break;
-      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
-        {
-          r = avm_error_input (err, "%s: %s", s->zip, archive_error_string (a) ?: "unreadable archive");
-          goto out;
-        }
-      if ((r = check_entry (s->zip, e, err)) < 0)
-        goto out;
       const char *name = clean_name (archive_entry_pathname (e));
       struct avm_img *img = find_img (s, name);
       if (!img || archive_entry_filetype (e) != AE_IFREG)
@@ -222,7 +226,6 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
           goto out;
         }
     }
-  r = 0;
 out:
   archive_read_free (a);
   return r;
@@ -236,18 +239,8 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
   int r = open_archive (s->hostpkg, false, &a, err);
   if (r < 0)
     return r;
-  for (;;)
+  while ((r = next_entry (a, s->hostpkg, &e, err)) > 0)
     {
-      int ar = archive_read_next_header (a, &e);
-      if (ar == ARCHIVE_EOF)
-        break;
-      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
-        {
-          r = avm_error_input (err, "%s: %s", s->hostpkg, archive_error_string (a) ?: "unreadable archive");
-          goto out;
-        }
-      if ((r = check_entry (s->hostpkg, e, err)) < 0)
-        goto out;
       const char *name = clean_name (archive_entry_pathname (e));
       for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
         {
@@ -281,7 +274,6 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
           b->present = true;
         }
     }
-  r = 0;
 out:
   archive_read_free (a);
   return r;
@@ -498,15 +490,10 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
     return r;
   for (;;)
     {
-      int ar = archive_read_next_header (a, &e);
-      if (ar == ARCHIVE_EOF)
+      if ((r = next_entry (a, s->zip, &e, err)) <= 0)
         {
-          r = avm_error_input (err, "%s: %s vanished from the archive", s->zip, name);
-          break;
-        }
-      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
-        {
-          r = avm_error_input (err, "%s: %s", s->zip, archive_error_string (a) ?: "unreadable archive");
+          if (r == 0)
+            r = avm_error_input (err, "%s: %s vanished from the archive", s->zip, name);
           break;
         }
       if (!streq (clean_name (archive_entry_pathname (e)), name))
