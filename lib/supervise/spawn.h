@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Starting a helper service or QEMU from the plan: an argv array (never a
+ * shell), ${fd:NAME} references replaced by descriptors passed to the child
+ * as 3, 4, ... in order of first use, every other descriptor closed, stdin
+ * on /dev/null, stdout and stderr on OUT_FD (the supervisor's log pipe), its
+ * own process group, SIGTERM when the supervisor dies (PR_SET_PDEATHSIG),
+ * default signal dispositions and an empty signal mask.  The caller gets a
+ * pidfd to watch the child with.
+ */
+#pragma once
+
+#include "util/error.h"
+
+#include <jansson.h>
+#include <sys/types.h>
+
+/* Descriptor of resource NAME ("kernel_log_tee.read", "keymaster.in", ...)
+   or -1.  */
+typedef int (*avm_fd_lookup_fn) (void *data, const char *name);
+
+struct avm_spawn_request
+{
+  const char *program;     /* absolute path */
+  json_t *argv;            /* array of strings; argv[0] is kept as the process name */
+  json_t *env;             /* object of additions, or NULL */
+  avm_fd_lookup_fn lookup; /* for ${fd:NAME} */
+  void *lookup_data;
+  int out_fd;              /* stdout and stderr, or -1 for /dev/null */
+  const char *what;        /* "service kernel_log_monitor", for messages */
+};
+
+struct avm_child
+{
+  pid_t pid;
+  int pidfd;
+};
+
+int avm_spawn (const struct avm_spawn_request *req, struct avm_child *child, avm_error_t *err);
+
+/* Expand ${fd:NAME} in ARG given the mapping decided by avm_spawn (exposed
+   for tests): MAP[i] names the resource passed as descriptor 3 + i.  */
+char *avm_spawn_expand_arg (const char *arg, char *const *map, size_t n);
