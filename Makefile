@@ -113,9 +113,76 @@ bench: $(AVM) $(BENCH_BIN)
 # The bundled demo.  These machines have no working KVM (a KVM guest hangs),
 # so the demo runs under TCG unless DEMO_ACCEL says otherwise.
 DEMO_ACCEL ?= tcg
-demo: $(AVM)
-	./$(AVM) start --profile demo --set machine.accel=$(DEMO_ACCEL) --dry-run
+demo: $(AVM) demo-image
+	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --dry-run
 
 # Rewrite tests/golden/ from the current output (review the diff!).
 golden: $(AVM) $(TEST_BIN)
 	AVM_UPDATE_GOLDEN=1 AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) $(TEST_BIN) --filter 'plan/golden*'
+
+# The demo guest's images (tests/demo/README.md), from this machine's Debian
+# packages: linux-image-amd64 (newest /boot/vmlinuz-*, and its modules),
+# busybox-static, cpio, kmod.  Builds $(DEMO_DIR)/vmlinuz, initramfs.cpio.gz
+# and share/hello.txt; `avm start -p demo --images $(DEMO_DIR)` boots them.
+DEMO_DIR := $(BUILD)/demo
+ifndef DEMO_KERNEL
+DEMO_KERNEL := $(shell ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n 1)
+endif
+DEMO_KVER := $(patsubst /boot/vmlinuz-%,%,$(DEMO_KERNEL))
+DEMO_BUSYBOX ?= /bin/busybox
+# Loaded in this order, each after its dependencies (modprobe --show-depends).
+DEMO_MODULES := evdev button virtio_pci virtio_console virtio_rng virtio_input virtiofs virtio_gpu
+DEMO_HELLO := hello from the avm demo share
+DEMO_NOKERNEL := echo "demo-image: no kernel in /boot (vmlinuz-*): install linux-image-amd64" >&2; exit 1
+
+.PHONY: demo-image
+demo-image: $(DEMO_DIR)/vmlinuz $(DEMO_DIR)/initramfs.cpio.gz $(DEMO_DIR)/share/hello.txt
+
+$(DEMO_DIR)/vmlinuz: $(DEMO_KERNEL)
+	@test -n "$(DEMO_KERNEL)" || { $(DEMO_NOKERNEL); }
+	@test -r "$(DEMO_KERNEL)" || { echo "demo-image: cannot read $(DEMO_KERNEL)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	cp $(DEMO_KERNEL) $@.tmp && mv $@.tmp $@
+
+$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init $(DEMO_KERNEL) $(DEMO_BUSYBOX)
+	@test -n "$(DEMO_KERNEL)" || { $(DEMO_NOKERNEL); }
+	@test -d /lib/modules/$(DEMO_KVER) || { echo "demo-image: no /lib/modules/$(DEMO_KVER): install linux-image-amd64" >&2; exit 1; }
+	@test -x $(DEMO_BUSYBOX) || { echo "demo-image: no $(DEMO_BUSYBOX): install busybox-static" >&2; exit 1; }
+	@! ldd $(DEMO_BUSYBOX) >/dev/null 2>&1 || { echo "demo-image: $(DEMO_BUSYBOX) is not static: install busybox-static" >&2; exit 1; }
+	@command -v cpio >/dev/null || { echo "demo-image: no cpio: install cpio" >&2; exit 1; }
+	@PATH="$$PATH:/sbin:/usr/sbin" command -v modprobe >/dev/null || { echo "demo-image: no modprobe: install kmod" >&2; exit 1; }
+	@echo "demo-image: initramfs for $(DEMO_KVER): busybox, modules $(DEMO_MODULES)"
+	@set -e; root=$(DEMO_DIR)/root; rm -rf $$root; \
+	mkdir -p $$root/bin $$root/sbin $$root/usr/bin $$root/usr/sbin $$root/dev $$root/proc \
+		$$root/sys $$root/mnt $$root/tmp $$root/run $$root/etc $$root/var/log $$root/lib/modules; \
+	cp $(DEMO_BUSYBOX) $$root/bin/busybox; \
+	for a in $$($$root/bin/busybox --list-full); do \
+		[ -e $$root/$$a ] || ln -s /bin/busybox $$root/$$a; done; \
+	install -m 0755 tests/demo/init $$root/init; \
+	: >$(DEMO_DIR)/modules.deps; \
+	for m in $(DEMO_MODULES); do \
+		PATH="$$PATH:/sbin:/usr/sbin" modprobe -S $(DEMO_KVER) --show-depends $$m >>$(DEMO_DIR)/modules.deps \
+			|| { echo "demo-image: no module $$m in /lib/modules/$(DEMO_KVER)" >&2; exit 1; }; \
+	done; \
+	awk '$$1 == "insmod" && !seen[$$2]++ { print $$2 }' $(DEMO_DIR)/modules.deps >$(DEMO_DIR)/modules.list; \
+	: >$$root/lib/modules/demo.order; \
+	while read -r ko; do \
+		case $$ko in \
+		*.ko) dst=$$ko ;; *.ko.xz) dst=$${ko%.xz} ;; *.ko.zst) dst=$${ko%.zst} ;; \
+		*) echo "demo-image: unknown module format $$ko" >&2; exit 1 ;; \
+		esac; \
+		mkdir -p $$root$$(dirname $$dst); \
+		case $$ko in \
+		*.ko) cp $$ko $$root$$dst ;; *.ko.xz) xz -dc $$ko >$$root$$dst ;; *.ko.zst) zstd -qdc $$ko >$$root$$dst ;; \
+		esac; \
+		echo $$dst >>$$root/lib/modules/demo.order; \
+	done <$(DEMO_DIR)/modules.list; \
+	find $$root -exec touch -h -d @0 {} +; \
+	(cd $$root && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
+		| gzip -9n >$@.tmp; \
+	mv $@.tmp $@; rm -rf $$root $(DEMO_DIR)/modules.deps $(DEMO_DIR)/modules.list
+	@ls -l $@
+
+$(DEMO_DIR)/share/hello.txt:
+	@mkdir -p $(@D)
+	echo "$(DEMO_HELLO)" >$@

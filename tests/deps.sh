@@ -9,6 +9,7 @@ make gcc pkg-config
 libjansson-dev libsystemd-dev libudev-dev libarchive-dev libssl-dev zlib1g-dev
 libcriterion-dev
 android-sdk-libsparse-utils gdisk fdisk mkbootimg openssl zip unzip
+busybox-static cpio kmod
 libguestfs-dev libguestfs0 supermin linux-image-amd64
 qemu-system-x86 qemu-system-arm qemu-system-gui
 dbus-daemon

@@ -280,6 +280,13 @@ emit_gpu (struct plan_ctx *c)
         return avm_error_input (c->err, "%s: display.gpu: virtio-gpu-gl needs display.gl=true", c->file);
       return device (c, "virtio-gpu-gl-pci", "display.gpu", GPU_SLOT, "id=gpu0%s", res);
     }
+  /* QEMU before 8.0 refuses vhost-user-gpu without KVM ("vhost
+     initialization failed: requires kvm").  */
+  if (!c->any_caps && streq (c->accel, "tcg") && !avm_qemu_caps_at_least (c->caps, 8, 0))
+    return avm_error_input (c->err,
+                            "profile %s needs vhost-user-gpu-pci, which %s %s supports only with KVM (the accelerator "
+                            "here is tcg; QEMU 8.0 lifted that); use --set display.gpu=virtio-gpu, KVM, or a newer QEMU",
+                            c->req->profile->name, c->caps->binary, c->caps->version);
   _cleanup_free_ char *sock = NULL;
   if ((r = plan_service_socket (c, "display.gpu", pstr (c, "display.gpu_service"), &sock)) < 0)
     return r;

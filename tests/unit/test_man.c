@@ -956,6 +956,10 @@ Test (man, shipped_profiles_and_options)
       cr_expect_geq (entry_find (&shipped, name, false), 0,
                      "profile %s is shipped but SHIPPED PROFILES of man/avm-profile.5 does not describe it", name);
 
+      /* OPTIONS OF THE AAOS PROFILES covers the AAOS family; other
+         profiles describe their options in their own entry.  */
+      if (strncmp (name, "aaos-", 5) != 0 && strncmp (name, "phone-", 6) != 0)
+        continue;
       const char *show_args[] = { "profiles", "show", name, NULL };
       char *shown = avm_ok (show_args);
       json_t *p = json_loads (shown, 0, &je);

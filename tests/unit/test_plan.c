@@ -378,6 +378,23 @@ Test (plan, capability_errors_say_what_and_how)
   free (err);
 }
 
+Test (plan, vhost_user_gpu_needs_kvm_before_qemu_8)
+{
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("7.2-x86_64"), "-p", "demo", "-O", "gpu=vhost-user",
+                  "--set", "machine.accel=tcg", NULL);
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "needs vhost-user-gpu-pci, which /usr/bin/qemu-system-x86_64 7.2.22 supports only with KVM");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "-p", "demo", "-O", "gpu=vhost-user", "--set",
+              "machine.accel=tcg", NULL);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, "-device vhost-user-gpu-pci,chardev=vgpu");
+  free (out);
+  free (err);
+}
+
 Test (plan, accelerator_fallback)
 {
   /* The recorded aarch64 build has no KVM: kvm is skipped for tcg, with a warning.  */
@@ -455,7 +472,7 @@ Test (plan, real_qemu_probe_and_cache)
   r = tu_run (argv, env, &out, &err);
   cr_assert_eq (r, 0, "%s", err);
   assert_contains (out, "(cached capabilities)");
-  assert_contains (out, "-device vhost-user-gpu-pci,chardev=vgpu");
+  assert_contains (out, "-device virtio-gpu-pci,id=gpu0");
   free (out);
   free (err);
   tu_rmtree (dir);

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Readiness of helper services, checked without disturbing them: a unix
+ * socket is ready when a socket bound to its path is listening, seen in
+ * /proc/net/unix (connecting would use up the single connection QEMU's
+ * vhost-user-gpu accepts); a file is ready when it exists.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+/* Is a socket listening on PATH?  Paths are compared after resolving the
+   directory part (the kernel shows the path as bound).  */
+bool avm_unix_listening (const char *path);
+
+/* Parse /proc/net/unix text (exposed for tests).  */
+bool avm_unix_listening_in (const char *proc_net_unix, const char *path);
+
+bool avm_file_ready (const char *path);

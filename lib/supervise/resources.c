@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "supervise/resources.h"
+#include "util/cleanup.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#define VSOCK_UNAVAILABLE                                                                                              \
+  "AF_VSOCK is not available (load vhost_vsock, pass /dev/vhost-vsock to the container, or use the vhost-user vsock " \
+  "option)"
+
+struct entry
+{
+  struct avm_resource_fd pub;
+  char *name;
+  char *resource;
+  char *path;
+  bool remove; /* unlink PATH on free while it is still DEV/INO */
+  dev_t dev;
+  ino_t ino;
+};
+
+struct avm_resources
+{
+  struct entry *v;
+  size_t n, alloc;
+};
+
+/* What one resource definition says.  */
+struct def
+{
+  const char *name;
+  const char *type;
+  const char *path;
+  long long port;
+  json_t *json;
+};
+
+void
+avm_resources_free (struct avm_resources *r)
+{
+  if (!r)
+    return;
+  /* Reverse creation order.  */
+  for (size_t i = r->n; i-- > 0;)
+    {
+      struct entry *e = &r->v[i];
+      if (e->pub.fd >= 0)
+        close (e->pub.fd);
+      if (e->remove && e->path)
+        {
+          struct stat st;
+          if (lstat (e->path, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
+            unlink (e->path);
+        }
+      free (e->name);
+      free (e->resource);
+      free (e->path);
+      json_decref (e->pub.def);
+    }
+  free (r->v);
+  free (r);
+}
+
+void
+avm_resources_freep (struct avm_resources **r)
+{
+  avm_resources_free (*r);
+  *r = NULL;
+}
+
+size_t
+avm_resources_count (const struct avm_resources *r)
+{
+  return r ? r->n : 0;
+}
+
+const struct avm_resource_fd *
+avm_resources_at (const struct avm_resources *r, size_t i)
+{
+  return r && i < r->n ? &r->v[i].pub : NULL;
+}
+
+const struct avm_resource_fd *
+avm_resources_find (const struct avm_resources *r, const char *name)
+{
+  if (!r || !name)
+    return NULL;
+  for (size_t i = 0; i < r->n; i++)
+    if (streq (r->v[i].name, name))
+      return &r->v[i].pub;
+  return NULL;
+}
+
+int
+avm_resources_fd (const struct avm_resources *r, const char *name)
+{
+  const struct avm_resource_fd *f = avm_resources_find (r, name);
+  return f ? f->fd : -1;
+}
+
+int
+avm_resources_lookup (void *data, const char *name)
+{
+  return avm_resources_fd (data, name);
+}
+
+/* Record descriptor FD (owned from now on, closed on failure) of resource D
+   under NAME = D->name + SUFFIX.  PATH is copied.  CREATED, when not NULL,
+   is PATH's inode, created here and to be unlinked on free; on failure the
+   caller removes it.  */
+static int
+add_fd (struct avm_resources *r, const struct def *d, const char *suffix, const char *path, int port, int fd,
+        const struct stat *created, avm_error_t *err)
+{
+  _cleanup_close_ int owned = fd;
+
+  if (r->n == r->alloc)
+    {
+      size_t alloc = r->alloc ? r->alloc * 2 : 16;
+      struct entry *v = realloc (r->v, alloc * sizeof *v);
+      if (!v)
+        return avm_error_sys (err, ENOMEM, "resource %s", d->name);
+      r->v = v;
+      r->alloc = alloc;
+    }
+  struct entry *e = &r->v[r->n];
+  memset (e, 0, sizeof *e);
+  if (asprintf (&e->name, "%s%s", d->name, suffix) < 0)
+    e->name = NULL;
+  e->resource = strdup (d->name);
+  e->path = path ? strdup (path) : NULL;
+  if (!e->name || !e->resource || (path && !e->path))
+    {
+      free (e->name);
+      free (e->resource);
+      free (e->path);
+      return avm_error_sys (err, ENOMEM, "resource %s", d->name);
+    }
+  e->pub.name = e->name;
+  e->pub.resource = e->resource;
+  e->pub.type = d->type;
+  e->pub.path = e->path;
+  e->pub.port = port;
+  e->pub.def = json_incref (d->json);
+  e->pub.fd = steal_fd (&owned);
+  if (created && path)
+    {
+      e->remove = true;
+      e->dev = created->st_dev;
+      e->ino = created->st_ino;
+    }
+  r->n++;
+  return 0;
+}
+
+/* Create or reuse the FIFO PATH and open it read-write.  */
+static int
+make_fifo (struct avm_resources *r, const struct def *d, const char *path, const char *suffix, bool nonblock,
+           avm_error_t *err)
+{
+  _cleanup_close_ int fd = -1;
+  struct stat st;
+  bool made = false;
+
+  if (mkfifo (path, 0600) == 0)
+    made = true;
+  else if (errno != EEXIST)
+    return avm_error_sys (err, errno, "resource %s: cannot create FIFO %s", d->name, path);
+  else if (lstat (path, &st) < 0)
+    return avm_error_sys (err, errno, "resource %s: cannot stat %s", d->name, path);
+  else if (!S_ISFIFO (st.st_mode))
+    return avm_error_fail (err, EEXIST, "resource %s: %s exists and is not a FIFO", d->name, path);
+
+  /* O_RDWR never blocks on a FIFO (Linux), and keeps both a reader and a
+     writer: QEMU's open for writing does not block, its writes do not
+     SIGPIPE, and whatever it writes stays readable here.  */
+  fd = open (path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int e = errno;
+      if (made)
+        unlink (path);
+      return avm_error_sys (err, e, "resource %s: cannot open FIFO %s", d->name, path);
+    }
+  if (fstat (fd, &st) < 0 || !S_ISFIFO (st.st_mode))
+    {
+      if (made)
+        unlink (path);
+      return avm_error_fail (err, EEXIST, "resource %s: %s is not a FIFO", d->name, path);
+    }
+  if (made && fchmod (fd, 0600) < 0)
+    {
+      int e = errno;
+      unlink (path);
+      return avm_error_sys (err, e, "resource %s: cannot chmod %s", d->name, path);
+    }
+  if (!made)
+    {
+      /* Drain what a previous run left in a FIFO someone still holds.  */
+      char buf[4096];
+      while (read (fd, buf, sizeof buf) > 0)
+        ;
+    }
+  if (!nonblock && fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK) < 0)
+    {
+      int e = errno;
+      if (made)
+        unlink (path);
+      return avm_error_sys (err, e, "resource %s: %s", d->name, path);
+    }
+  int rr = add_fd (r, d, suffix, path, -1, steal_fd (&fd), made ? &st : NULL, err);
+  if (rr < 0 && made)
+    unlink (path);
+  return rr;
+}
+
+static int
+create_fifo (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  return make_fifo (r, d, d->path, "", json_is_true (json_object_get (d->json, "log")), err);
+}
+
+static int
+create_fifo_pair (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  static const char *const ends[] = { ".in", ".out" };
+  for (size_t i = 0; i < ARRAY_SIZE (ends); i++)
+    {
+      _cleanup_free_ char *p = NULL;
+      int rr;
+      if (asprintf (&p, "%s%s", d->path, ends[i]) < 0)
+        return avm_error_sys (err, ENOMEM, "resource %s", d->name);
+      if ((rr = make_fifo (r, d, p, ends[i], false, err)) < 0)
+        return rr;
+    }
+  return 0;
+}
+
+static int
+create_pipe (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  int fds[2], rr;
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    return avm_error_sys (err, errno, "resource %s: cannot create a pipe", d->name);
+  if ((rr = add_fd (r, d, ".read", NULL, -1, fds[0], NULL, err)) < 0)
+    {
+      close (fds[1]);
+      return rr;
+    }
+  return add_fd (r, d, ".write", NULL, -1, fds[1], NULL, err);
+}
+
+static int
+create_unix (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  _cleanup_close_ int fd = -1;
+  struct stat st;
+  int rr;
+
+  if (strlen (d->path) >= sizeof sa.sun_path)
+    return avm_error_input (err, "resource %s: socket path %s is longer than %zu bytes", d->name, d->path,
+                            sizeof sa.sun_path - 1);
+  strcpy (sa.sun_path, d->path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return avm_error_sys (err, errno, "resource %s: cannot create a unix socket", d->name);
+
+  if (lstat (d->path, &st) == 0)
+    {
+      if (!S_ISSOCK (st.st_mode))
+        return avm_error_fail (err, EEXIST, "resource %s: %s exists and is not a socket", d->name, d->path);
+      /* A socket someone still accepts on is not stale.  */
+      _cleanup_close_ int probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (probe >= 0 && (connect (probe, (struct sockaddr *) &sa, sizeof sa) == 0 || errno == EAGAIN))
+        return avm_error_fail (err, EADDRINUSE, "resource %s: %s is in use by another process", d->name, d->path);
+      if (unlink (d->path) < 0 && errno != ENOENT)
+        return avm_error_sys (err, errno, "resource %s: cannot remove the stale socket %s", d->name, d->path);
+    }
+  else if (errno != ENOENT)
+    return avm_error_sys (err, errno, "resource %s: cannot stat %s", d->name, d->path);
+
+  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    return avm_error_sys (err, errno, "resource %s: cannot bind %s", d->name, d->path);
+  if (chmod (d->path, 0600) < 0)
+    {
+      rr = avm_error_sys (err, errno, "resource %s: cannot chmod %s", d->name, d->path);
+      unlink (d->path);
+      return rr;
+    }
+  if (listen (fd, SOMAXCONN) < 0 || lstat (d->path, &st) < 0)
+    {
+      rr = avm_error_sys (err, errno, "resource %s: cannot listen on %s", d->name, d->path);
+      unlink (d->path);
+      return rr;
+    }
+  rr = add_fd (r, d, "", d->path, -1, steal_fd (&fd), &st, err);
+  if (rr < 0)
+    unlink (d->path);
+  return rr;
+}
+
+static int
+create_vsock (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = (unsigned) d->port };
+  _cleanup_close_ int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    {
+      if (errno == EAFNOSUPPORT || errno == ENODEV)
+        return avm_error_fail (err, errno, "resource %s: " VSOCK_UNAVAILABLE, d->name);
+      return avm_error_sys (err, errno, "resource %s: cannot create a vsock socket", d->name);
+    }
+  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    {
+      if (errno == EADDRINUSE)
+        return avm_error_fail (err, EADDRINUSE, "resource %s: vsock port %lld is already in use", d->name, d->port);
+      if (errno == ENODEV || errno == EAFNOSUPPORT)
+        return avm_error_fail (err, errno, "resource %s: " VSOCK_UNAVAILABLE, d->name);
+      return avm_error_sys (err, errno, "resource %s: cannot bind vsock port %lld", d->name, d->port);
+    }
+  if (listen (fd, SOMAXCONN) < 0)
+    return avm_error_sys (err, errno, "resource %s: cannot listen on vsock port %lld", d->name, d->port);
+  return add_fd (r, d, "", NULL, (int) d->port, steal_fd (&fd), NULL, err);
+}
+
+static int
+create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  json_t *a = json_object_get (d->json, "address");
+  const char *address = json_is_string (a) ? json_string_value (a) : "127.0.0.1";
+  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE, .ai_family = AF_UNSPEC,
+                            .ai_socktype = SOCK_STREAM };
+  struct addrinfo *ai = NULL;
+  char portstr[16], shown[INET6_ADDRSTRLEN + 16];
+  _cleanup_close_ int fd = -1;
+  int one = 1, g;
+
+  if (a && !json_is_string (a) && !json_is_null (a))
+    return avm_error_input (err, "resource %s: address must be a string", d->name);
+  snprintf (portstr, sizeof portstr, "%lld", d->port);
+  snprintf (shown, sizeof shown, strchr (address, ':') ? "[%s]:%lld" : "%s:%lld", address, d->port);
+  g = getaddrinfo (address, portstr, &hints, &ai);
+  if (g == EAI_NONAME || (g == 0 && !ai))
+    return avm_error_input (err, "resource %s: address \"%s\" is not a literal IPv4 or IPv6 address", d->name,
+                            address);
+  if (g != 0)
+    return avm_error_fail (err, EINVAL, "resource %s: address \"%s\": %s", d->name, address, gai_strerror (g));
+
+  fd = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0)
+    {
+      freeaddrinfo (ai);
+      return avm_error_sys (err, errno, "resource %s: cannot create a TCP socket for %s", d->name, shown);
+    }
+  if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+    {
+      freeaddrinfo (ai);
+      return avm_error_sys (err, errno, "resource %s: SO_REUSEADDR on %s", d->name, shown);
+    }
+  int br = bind (fd, ai->ai_addr, ai->ai_addrlen);
+  int be = errno;
+  freeaddrinfo (ai);
+  if (br < 0 || listen (fd, SOMAXCONN) < 0)
+    {
+      if (br == 0)
+        be = errno;
+      if (be == EADDRINUSE)
+        return avm_error_fail (err, EADDRINUSE,
+                               "resource %s: %s is already in use (another instance or program listens there)",
+                               d->name, shown);
+      return avm_error_sys (err, be, "resource %s: cannot listen on %s", d->name, shown);
+    }
+
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  int port = (int) d->port;
+  if (getsockname (fd, (struct sockaddr *) &ss, &sl) == 0)
+    port = ntohs (ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                           : ((struct sockaddr_in *) &ss)->sin_port);
+  return add_fd (r, d, "", NULL, port, steal_fd (&fd), NULL, err);
+}
+
+static const struct
+{
+  const char *type;
+  bool path;
+  bool port;
+  int (*create) (struct avm_resources *r, const struct def *d, avm_error_t *err);
+} types[] = {
+  { "fifo", true, false, create_fifo },
+  { "fifo-pair", true, false, create_fifo_pair },
+  { "pipe", false, false, create_pipe },
+  { "unix-listen", true, false, create_unix },
+  { "vsock-listen", false, true, create_vsock },
+  { "tcp-listen", false, true, create_tcp },
+};
+
+static int
+create_one (struct avm_resources *r, size_t i, json_t *res, avm_error_t *err)
+{
+  struct def d = { .json = res, .port = -1 };
+  const char *n = json_string_value (json_object_get (res, "name"));
+  size_t t;
+
+  if (!json_is_object (res))
+    return avm_error_input (err, "resources[%zu]: not an object", i);
+  if (!n || !*n)
+    return avm_error_input (err, "resources[%zu]: name is missing", i);
+  d.name = n;
+  d.type = json_string_value (json_object_get (res, "type"));
+  if (!d.type)
+    return avm_error_input (err, "resource %s: type is missing", n);
+  for (t = 0; t < ARRAY_SIZE (types); t++)
+    if (streq (types[t].type, d.type))
+      break;
+  if (t == ARRAY_SIZE (types))
+    return avm_error_input (err, "resource %s: unknown type \"%s\"", n, d.type);
+  d.type = types[t].type; /* static: outlives the JSON */
+  if (types[t].path)
+    {
+      d.path = json_string_value (json_object_get (res, "path"));
+      if (!d.path || !*d.path)
+        return avm_error_input (err, "resource %s: path is required for type %s", n, d.type);
+    }
+  if (types[t].port)
+    {
+      json_t *p = json_object_get (res, "port");
+      if (!json_is_integer (p))
+        return avm_error_input (err, "resource %s: port is required for type %s", n, d.type);
+      d.port = json_integer_value (p);
+      if (d.port < 0 || d.port > 65535)
+        return avm_error_input (err, "resource %s: port %lld is out of range", n, d.port);
+    }
+  for (size_t k = 0; k < r->n; k++)
+    if (streq (r->v[k].resource, n))
+      return avm_error_input (err, "resource %s: defined twice", n);
+  return types[t].create (r, &d, err);
+}
+
+int
+avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err)
+{
+  _cleanup_resources_ struct avm_resources *r = calloc (1, sizeof *r);
+  size_t i;
+  json_t *res;
+  int rr;
+
+  *out = NULL;
+  if (!r)
+    return avm_error_sys (err, ENOMEM, "resources");
+  if (resources && !json_is_array (resources))
+    return avm_error_input (err, "resources: not an array");
+  json_array_foreach (resources, i, res)
+    if ((rr = create_one (r, i, res, err)) < 0)
+      return rr;
+  *out = steal_pointer (&r);
+  return 0;
+}

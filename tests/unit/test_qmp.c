@@ -1,0 +1,1598 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * QMP client: the framing parser and message validation (bytes fed
+ * directly, and a fake server forked per test on a socketpair or a listening
+ * socket, writing crafted bytes), the synchronous and asynchronous APIs, and
+ * the real QEMU of this machine (-machine none and -machine pc), also driven
+ * from an sd-event loop as the supervisor does.
+ */
+#include "qemu/qmp.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#define QEMU_X86 "/usr/bin/qemu-system-x86_64"
+
+#define GREETING                                                                                                       \
+  "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, \"package\": \"Debian "             \
+  "1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n"
+#define CAPS_OK "{\"return\": {}, \"id\": 1}\r\n"
+#define TS "\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 5}"
+
+static pid_t server_pid = -1;
+static pid_t qemu_pid = -1;
+static char *tmp;
+
+static void
+setup (void)
+{
+  tmp = tu_tmpdir ();
+}
+
+static void
+teardown (void)
+{
+  if (server_pid > 0)
+    {
+      kill (server_pid, SIGKILL);
+      waitpid (server_pid, NULL, 0);
+      server_pid = -1;
+    }
+  if (qemu_pid > 0)
+    {
+      kill (qemu_pid, SIGKILL);
+      waitpid (qemu_pid, NULL, 0);
+      qemu_pid = -1;
+    }
+  tu_rmtree (tmp);
+  free (tmp);
+  tmp = NULL;
+}
+
+static long long
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms (int ms)
+{
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+  nanosleep (&ts, NULL);
+}
+
+static void
+assert_msg_has (avm_error_t err, const char *needle)
+{
+  cr_assert_not_null (err);
+  cr_assert (strstr (err->msg, needle), "\"%s\" not in error message: %s", needle, err->msg);
+}
+
+/* Wait up to TIMEOUT_MS for PID; its wait status, or -1 when still running.  */
+static int
+wait_exit (pid_t pid, int timeout_ms)
+{
+  long long end = now_ms () + timeout_ms;
+  int status;
+
+  for (;;)
+    {
+      pid_t r = waitpid (pid, &status, WNOHANG);
+      if (r == pid)
+        return status;
+      if (r < 0 || now_ms () >= end)
+        return -1;
+      sleep_ms (10);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Event recording.  */
+
+struct rec
+{
+  int n;
+  char names[32][32];
+  json_t *data[32];
+};
+
+static void
+rec_event (void *data, const char *event, json_t *data_obj, json_t *timestamp)
+{
+  struct rec *r = data;
+  cr_assert_not_null (event);
+  if (r->n < 32)
+    {
+      snprintf (r->names[r->n], sizeof r->names[r->n], "%s", event);
+      r->data[r->n] = json_incref (data_obj);
+      r->n++;
+    }
+}
+
+static void
+rec_clear (struct rec *r)
+{
+  for (int i = 0; i < r->n; i++)
+    json_decref (r->data[i]);
+  r->n = 0;
+}
+
+static int
+rec_find (const struct rec *r, const char *name)
+{
+  for (int i = 0; i < r->n; i++)
+    if (streq (r->names[i], name))
+      return i;
+  return -1;
+}
+
+struct reply
+{
+  int calls;
+  json_t *ret;
+  json_t *error;
+  int order;
+};
+
+static int reply_seq;
+
+static void
+rec_reply (void *data, json_t *ret, json_t *error)
+{
+  struct reply *r = data;
+  r->calls++;
+  r->ret = json_incref (ret);
+  r->error = json_incref (error);
+  r->order = ++reply_seq;
+}
+
+static void
+reply_clear (struct reply *r)
+{
+  json_decref (r->ret);
+  json_decref (r->error);
+  memset (r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fake server: a child process running a script on one end of a stream
+   socket.  "@IDn@" in written text stands for the "id" of the n-th request
+   read (0 is qmp_capabilities).  */
+
+enum step_kind
+{
+  S_END,   /* close and exit 0 */
+  S_WRITE, /* write text */
+  S_READ,  /* read one request line; text: expected command, or NULL */
+  S_SLEEP, /* n milliseconds */
+  S_BIG,   /* write n bytes of 'x' */
+  S_HOLD,  /* keep the socket open until killed */
+};
+
+struct step
+{
+  enum step_kind kind;
+  const char *text;
+  int n;
+};
+
+#define W(t) { S_WRITE, (t), 0 }
+#define R(c) { S_READ, (c), 0 }
+#define SLEEP(ms) { S_SLEEP, NULL, (ms) }
+#define BIG(n) { S_BIG, NULL, (n) }
+#define HOLD { S_HOLD, NULL, 0 }
+#define END { S_END, NULL, 0 }
+#define HANDSHAKE W (GREETING), R ("qmp_capabilities"), W ("{\"return\": {}, \"id\": @ID0@}\r\n")
+
+static void
+child_write (int fd, const char *p, size_t len)
+{
+  while (len > 0)
+    {
+      ssize_t w = send (fd, p, len, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        _exit (4);
+      p += w;
+      len -= w;
+    }
+}
+
+static void
+run_script (int fd, const struct step *script)
+{
+  char ids[16][64] = { { 0 } };
+  int nids = 0;
+  static char line[1 << 20];
+
+  for (const struct step *s = script;; s++)
+    switch (s->kind)
+      {
+      case S_END:
+        close (fd);
+        _exit (0);
+      case S_HOLD:
+        for (;;)
+          pause ();
+      case S_SLEEP:
+        sleep_ms (s->n);
+        break;
+      case S_BIG:
+        {
+          static char chunk[65536];
+          memset (chunk, 'x', sizeof chunk);
+          for (int left = s->n; left > 0; left -= (int) sizeof chunk)
+            child_write (fd, chunk, left < (int) sizeof chunk ? (size_t) left : sizeof chunk);
+          break;
+        }
+      case S_WRITE:
+        {
+          const char *p = s->text;
+          while (*p)
+            {
+              const char *at = strstr (p, "@ID");
+              if (!at)
+                {
+                  child_write (fd, p, strlen (p));
+                  break;
+                }
+              child_write (fd, p, at - p);
+              int k = at[3] - '0';
+              if (k < 0 || k >= 16 || at[4] != '@')
+                _exit (5);
+              child_write (fd, ids[k], strlen (ids[k]));
+              p = at + 5;
+            }
+          break;
+        }
+      case S_READ:
+        {
+          size_t len = 0;
+          for (;;)
+            {
+              ssize_t r = read (fd, line + len, 1);
+              if (r < 0 && errno == EINTR)
+                continue;
+              if (r <= 0)
+                _exit (6);
+              if (line[len] == '\n')
+                break;
+              if (++len >= sizeof line - 1)
+                _exit (7);
+            }
+          line[len] = '\0';
+          json_t *req = json_loads (line, 0, NULL);
+          if (!req || nids >= 16)
+            _exit (8);
+          if (s->text && !streq (json_string_value (json_object_get (req, "execute")) ?: "", s->text))
+            _exit (9);
+          char *id = json_dumps (json_object_get (req, "id"), JSON_ENCODE_ANY | JSON_COMPACT);
+          if (!id)
+            _exit (10);
+          snprintf (ids[nids++], sizeof ids[0], "%s", id);
+          free (id);
+          json_decref (req);
+          break;
+        }
+      }
+}
+
+static void
+child_setup (void)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  signal (SIGPIPE, SIG_IGN);
+}
+
+/* The client's end of a socketpair whose other end runs SCRIPT.  */
+static int
+start_fake (const struct step *script)
+{
+  int sv[2];
+
+  cr_assert_eq (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  server_pid = fork ();
+  cr_assert_geq (server_pid, 0);
+  if (server_pid == 0)
+    {
+      child_setup ();
+      close (sv[0]);
+      run_script (sv[1], script);
+      _exit (0);
+    }
+  close (sv[1]);
+  return sv[0];
+}
+
+/* A fake server listening on PATH after DELAY_MS, serving one client.  */
+static void
+start_fake_listener (const char *path, int delay_ms, const struct step *script)
+{
+  server_pid = fork ();
+  cr_assert_geq (server_pid, 0);
+  if (server_pid == 0)
+    {
+      child_setup ();
+      sleep_ms (delay_ms);
+      struct sockaddr_un sa = { .sun_family = AF_UNIX };
+      snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
+      int l = socket (AF_UNIX, SOCK_STREAM, 0);
+      if (l < 0 || bind (l, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (l, 1) < 0)
+        _exit (11);
+      int fd = accept (l, NULL, NULL);
+      if (fd < 0)
+        _exit (12);
+      run_script (fd, script);
+      _exit (0);
+    }
+}
+
+/* Exit status of the fake server (it must have ended within 5 s).  */
+static int
+fake_finish (void)
+{
+  int st = wait_exit (server_pid, 5000);
+  cr_assert_neq (st, -1, "fake server still running");
+  server_pid = -1;
+  return WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+}
+
+static struct avm_qmp *
+fake_connect (const struct step *script)
+{
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  int fd = start_fake (script);
+
+  cr_assert_eq (avm_qmp_connect_fd (fd, "fake.sock", 2000, &q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (avm_qmp_is_ready (q));
+  return q;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parser, fed directly (no socket).  */
+
+static struct avm_qmp *
+fed_client (void)
+{
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_new (-1, "fuzz.sock", &q, &err), 0);
+  cr_assert_not (avm_qmp_is_ready (q));
+  cr_assert_eq (avm_qmp_feed (q, GREETING, strlen (GREETING), &err), 0, "%s", err ? err->msg : "");
+  cr_assert_not (avm_qmp_is_ready (q));
+  cr_assert_eq (avm_qmp_feed (q, CAPS_OK, strlen (CAPS_OK), &err), 0, "%s", err ? err->msg : "");
+  cr_assert (avm_qmp_is_ready (q));
+  return q;
+}
+
+static int
+feed_str (struct avm_qmp *q, const char *s, avm_error_t *err)
+{
+  return avm_qmp_feed (q, s, strlen (s), err);
+}
+
+Test (qmp, feed_greeting_and_framing)
+{
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  const char *all = GREETING "\r\n\n  \r\n" CAPS_OK
+                    "{\"event\": \"STOP\", " TS "}\n"
+                    "{\"event\": \"RESUME\", " TS "}\r\n"
+                    "{\"event\": \"RESET\", \"data\": {\"guest\": true}, " TS "}\r\n";
+  struct rec rec = { 0 };
+  int major, minor, micro;
+
+  cr_assert_eq (avm_qmp_new (-1, "fuzz.sock", &q, &err), 0);
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  /* One byte at a time: every split point of every line.  */
+  for (const char *p = all; *p; p++)
+    cr_assert_eq (avm_qmp_feed (q, p, 1, &err), 0, "at byte %zu: %s", (size_t) (p - all), err ? err->msg : "");
+  cr_assert (avm_qmp_is_ready (q));
+  cr_assert_str_eq (avm_qmp_qemu_version (q), "7.2.22");
+  avm_qmp_qemu_version_numbers (q, &major, &minor, &micro);
+  cr_assert_eq (major, 7);
+  cr_assert_eq (minor, 2);
+  cr_assert_eq (micro, 22);
+  cr_assert_str_eq (avm_qmp_qemu_package (q), "Debian 1:7.2+dfsg-7+deb12u18+b3");
+  cr_assert (json_is_object (json_object_get (avm_qmp_greeting (q), "QMP")));
+  cr_assert_str_eq (avm_qmp_name (q), "fuzz.sock");
+  cr_assert_eq (rec.n, 3);
+  cr_assert_str_eq (rec.names[0], "STOP");
+  cr_assert_null (rec.data[0]);
+  cr_assert_str_eq (rec.names[1], "RESUME");
+  cr_assert_str_eq (rec.names[2], "RESET");
+  cr_assert (json_is_true (json_object_get (rec.data[2], "guest")));
+  rec_clear (&rec);
+
+  /* Several messages and a partial one in one chunk.  */
+  const char *chunk = "{\"event\": \"A\", " TS "}\r\n{\"event\": \"B\", " TS "}\r\n{\"event\": \"C\", ";
+  cr_assert_eq (feed_str (q, chunk, &err), 0);
+  cr_assert_eq (rec.n, 2);
+  cr_assert_eq (feed_str (q, TS "}\r\n", &err), 0);
+  cr_assert_eq (rec.n, 3);
+  cr_assert_str_eq (rec.names[2], "C");
+  rec_clear (&rec);
+}
+
+Test (qmp, feed_old_package_format)
+{
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_new (-1, "old", &q, &err), 0);
+  cr_assert_eq (feed_str (q, "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 1, \"minor\": 8, \"major\": 2}, "
+                             "\"package\": \" (Debian 1:2.8+dfsg-6)\"}, \"capabilities\": []}}\n",
+                          &err),
+                0);
+  cr_assert_str_eq (avm_qmp_qemu_version (q), "2.8.1");
+  cr_assert_str_eq (avm_qmp_qemu_package (q), "Debian 1:2.8+dfsg-6");
+
+  _cleanup_qmp_ struct avm_qmp *q2 = NULL;
+  cr_assert_eq (avm_qmp_new (-1, "nopkg", &q2, &err), 0);
+  cr_assert_eq (feed_str (q2, "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0, \"major\": 10}, "
+                              "\"package\": \"\"}, \"capabilities\": []}}\n",
+                          &err),
+                0);
+  cr_assert_null (avm_qmp_qemu_package (q2));
+  cr_assert_str_eq (avm_qmp_qemu_version (q2), "10.0.0");
+}
+
+static void
+expect_greeting_error (const char *input, const char *needle)
+{
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_new (-1, "fuzz.sock", &q, &err), 0);
+  cr_assert_eq (feed_str (q, input, &err), -EPROTO, "accepted: %s", input);
+  assert_msg_has (err, "QMP socket fuzz.sock: protocol error: ");
+  assert_msg_has (err, needle);
+  cr_assert_not (avm_qmp_is_ready (q));
+}
+
+Test (qmp, feed_bad_greetings)
+{
+  expect_greeting_error ("{\"event\": \"STOP\", " TS "}\n", "expected the QMP greeting: {\"event\": \"STOP\"");
+  expect_greeting_error ("{\"return\": {}}\n", "expected the QMP greeting");
+  expect_greeting_error ("{\"QMP\": 1}\n", "expected the QMP greeting");
+  expect_greeting_error ("{\"QMP\": {}}\n", "greeting without a valid QEMU version");
+  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2}}}}\n",
+                         "greeting without a valid QEMU version");
+  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": -7, \"minor\": 2, \"micro\": 0}}}}\n",
+                         "greeting without a valid QEMU version");
+  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": \"7\", \"minor\": 2, \"micro\": 0}}}}\n",
+                         "greeting without a valid QEMU version");
+  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2, \"micro\": 0}, "
+                         "\"package\": 5}}}\n",
+                         "package that is not a string");
+  expect_greeting_error ("QMP ready\n", "malformed JSON at byte");
+  expect_greeting_error ("[]\n", "message is not a JSON object: []");
+}
+
+static void
+expect_protocol_error (const char *input, const char *needle)
+{
+  _cleanup_qmp_ struct avm_qmp *q = fed_client ();
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply rep = { 0 };
+
+  /* A request waiting for its reply: it must be failed with (NULL, NULL).  */
+  cr_assert_eq (avm_qmp_send_async (q, "query-status", NULL, rec_reply, &rep, &err), 0);
+  cr_assert_eq (feed_str (q, input, &err), -EPROTO, "accepted: %s", input);
+  assert_msg_has (err, "QMP socket fuzz.sock: protocol error: ");
+  assert_msg_has (err, needle);
+  cr_assert_null (strchr (err->msg, '\n'), "multi-line message: %s", err->msg);
+  cr_assert_eq (rep.calls, 1);
+  cr_assert_null (rep.ret);
+  cr_assert_null (rep.error);
+  cr_assert_not (avm_qmp_is_ready (q));
+  cr_assert_eq (avm_qmp_io_events (q), 0);
+
+  /* Sticky: every later call reports the same error.  */
+  _cleanup_free_ char *first = strdup (err->msg);
+  avm_error_freep (&err);
+  cr_assert_eq (feed_str (q, CAPS_OK, &err), -EPROTO);
+  cr_assert_str_eq (err->msg, first);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_send_async (q, "query-status", NULL, rec_reply, &rep, &err), -EPROTO);
+  cr_assert_str_eq (err->msg, first);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_execute (q, "query-status", json_object (), 100, NULL, &err), -EPROTO);
+  cr_assert_str_eq (err->msg, first);
+  cr_assert_eq (rep.calls, 1);
+  reply_clear (&rep);
+}
+
+Test (qmp, feed_protocol_errors)
+{
+  expect_protocol_error ("{\"return\": {}, \"id\": \r\n", "malformed JSON at byte");
+  expect_protocol_error ("{\"return\": {}}garbage\n", "malformed JSON");
+  expect_protocol_error ("{\"return\": {}} {\"return\": {}}\n", "malformed JSON");
+  expect_protocol_error ("\"just a string\"\n", "malformed JSON");
+  expect_protocol_error ("42\n", "malformed JSON");
+  expect_protocol_error ("{\"a\": 1, \"a\": 2}\n", "malformed JSON");
+  expect_protocol_error ("\xff\xfe{}\n", "malformed JSON");
+  expect_protocol_error ("{\"return\": \"a\\u0000b\"}\n", "malformed JSON");
+  expect_protocol_error ("{\"return\": 1e999999}\n", "malformed JSON");
+  expect_protocol_error ("{\"return\": 123456789012345678901234567890}\n", "malformed JSON");
+  expect_protocol_error ("[1, 2]\n", "message is not a JSON object: [1, 2]");
+  expect_protocol_error ("{}\n", "message is neither a reply nor an event: {}");
+  expect_protocol_error ("{\"foo\": 1}\n", "message is neither a reply nor an event");
+  expect_protocol_error ("{\"event\": 5}\n", "event name is not a non-empty string");
+  expect_protocol_error ("{\"event\": \"\"}\n", "event name is not a non-empty string");
+  expect_protocol_error ("{\"event\": \"X\", \"data\": []}\n", "event data is not an object");
+  expect_protocol_error ("{\"event\": \"X\", \"data\": null}\n", "event data is not an object");
+  expect_protocol_error ("{\"event\": \"X\", \"timestamp\": 1}\n", "event timestamp is not an object");
+  expect_protocol_error ("{\"event\": \"X\", \"return\": {}}\n", "both an event and a reply");
+  expect_protocol_error ("{\"return\": {}, \"error\": {\"class\": \"A\", \"desc\": \"b\"}, \"id\": 2}\n",
+                         "reply with both");
+  expect_protocol_error ("{\"error\": \"bad\", \"id\": 2}\n", "error reply without a class and a description");
+  expect_protocol_error ("{\"error\": {\"class\": \"A\"}, \"id\": 2}\n", "error reply without a class");
+  expect_protocol_error ("{\"error\": {\"desc\": \"d\"}, \"id\": 2}\n", "error reply without a class");
+  expect_protocol_error (GREETING, "second greeting");
+  /* Control characters are escaped in the quoted message.  */
+  expect_protocol_error ("{\"foo\": \"\x1b[31m\"}\n", "{\"foo\": \"\\x1b[31m\"}");
+}
+
+Test (qmp, feed_nul_byte)
+{
+  static const char line[] = "{\"return\": {}\0, \"id\": 2}\n";
+  _cleanup_qmp_ struct avm_qmp *q = fed_client ();
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_feed (q, line, sizeof line - 1, &err), -EPROTO);
+  assert_msg_has (err, "malformed JSON");
+  assert_msg_has (err, "{\"return\": {}\\x00, ");
+}
+
+Test (qmp, feed_deep_nesting)
+{
+  /* jansson's depth limit, not the stack, ends this.  */
+  size_t depth = 100000;
+  _cleanup_free_ char *s = malloc (2 * depth + 2);
+  memset (s, '[', depth);
+  memset (s + depth, ']', depth);
+  s[2 * depth] = '\n';
+  s[2 * depth + 1] = '\0';
+  expect_protocol_error (s, "malformed JSON");
+  memset (s, '{', 1);
+  expect_protocol_error (s, "malformed JSON");
+}
+
+/* A reply line of exactly LEN bytes (terminator excluded) to request 2.  */
+static char *
+reply_of_length (size_t len)
+{
+  const char *head = "{\"return\": \"", *tail = "\", \"id\": 2}";
+  size_t pad = len - strlen (head) - strlen (tail);
+  char *s = malloc (len + 3), *p = s;
+  p = stpcpy (p, head);
+  memset (p, 'y', pad);
+  p += pad;
+  p = stpcpy (p, tail);
+  strcpy (p, "\r\n");
+  return s;
+}
+
+Test (qmp, feed_line_limit)
+{
+  _cleanup_qmp_ struct avm_qmp *q = fed_client ();
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_free_ char *max = reply_of_length (AVM_QMP_MAX_LINE);
+  _cleanup_free_ char *over = reply_of_length (AVM_QMP_MAX_LINE + 1);
+  struct reply rep = { 0 };
+
+  /* Exactly the limit: accepted.  */
+  cr_assert_eq (avm_qmp_send_async (q, "query-x", NULL, rec_reply, &rep, &err), 0);
+  cr_assert_eq (feed_str (q, max, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (rep.calls, 1);
+  cr_assert_eq (json_string_length (rep.ret), AVM_QMP_MAX_LINE - strlen ("{\"return\": \"\", \"id\": 2}"));
+  reply_clear (&rep);
+
+  /* One byte more: rejected, also when it arrives as one chunk.  */
+  cr_assert_eq (avm_qmp_send_async (q, "query-x", NULL, rec_reply, &rep, &err), 0);
+  cr_assert_eq (feed_str (q, over, &err), -EPROTO);
+  assert_msg_has (err, "QMP socket fuzz.sock: protocol error: message longer than 1048576 bytes");
+  cr_assert_eq (rep.calls, 1);
+  cr_assert_null (rep.ret);
+  reply_clear (&rep);
+}
+
+Test (qmp, feed_endless_line)
+{
+  /* No newline ever: rejected once the limit is passed, without buffering
+     more than the limit plus one chunk.  */
+  _cleanup_qmp_ struct avm_qmp *q = fed_client ();
+  _cleanup_error_ avm_error_t err = NULL;
+  char chunk[4096];
+  size_t fed = 0;
+  int r = 0;
+
+  memset (chunk, 'z', sizeof chunk);
+  while (fed < 4 * AVM_QMP_MAX_LINE && (r = avm_qmp_feed (q, chunk, sizeof chunk, &err)) == 0)
+    fed += sizeof chunk;
+  cr_assert_eq (r, -EPROTO);
+  cr_assert_leq (fed, AVM_QMP_MAX_LINE + 1);
+  assert_msg_has (err, "message longer than");
+}
+
+Test (qmp, feed_reply_matching)
+{
+  _cleanup_qmp_ struct avm_qmp *q = fed_client ();
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply a = { 0 }, b = { 0 }, c = { 0 };
+
+  reply_seq = 0;
+  cr_assert_eq (avm_qmp_send_async (q, "a", NULL, rec_reply, &a, &err), 0); /* id 2 */
+  cr_assert_eq (avm_qmp_send_async (q, "b", json_pack ("{s:i}", "x", 1), rec_reply, &b, &err), 0); /* id 3 */
+  cr_assert_eq (avm_qmp_send_async (q, "c", NULL, rec_reply, &c, &err), 0); /* id 4 */
+  /* Unknown ids (number, string, object) are ignored.  */
+  cr_assert_eq (feed_str (q, "{\"return\": {\"wrong\": 1}, \"id\": 99}\r\n"
+                             "{\"return\": {\"wrong\": 2}, \"id\": \"3\"}\r\n"
+                             "{\"return\": {\"wrong\": 3}, \"id\": {\"n\": 3}}\r\n"
+                             "{\"return\": {\"wrong\": 4}, \"id\": 3.0}\r\n",
+                          &err),
+                0);
+  cr_assert_eq (a.calls + b.calls + c.calls, 0);
+  /* Out of order.  */
+  cr_assert_eq (feed_str (q, "{\"return\": {\"r\": \"b\"}, \"id\": 3}\r\n", &err), 0);
+  cr_assert_eq (b.calls, 1);
+  cr_assert_str_eq (json_string_value (json_object_get (b.ret, "r")), "b");
+  /* Without an id: the oldest pending request's (QEMU could not parse it).  */
+  cr_assert_eq (feed_str (q, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\r\n", &err), 0);
+  cr_assert_eq (a.calls, 1);
+  cr_assert_null (a.ret);
+  cr_assert_str_eq (json_string_value (json_object_get (a.error, "desc")), "JSON parse error");
+  /* Replayed id: ignored.  */
+  cr_assert_eq (feed_str (q, "{\"return\": {\"r\": \"again\"}, \"id\": 3}\r\n", &err), 0);
+  cr_assert_eq (b.calls, 1);
+  cr_assert_eq (c.calls, 0);
+  cr_assert_eq (feed_str (q, "{\"return\": [1, 2], \"id\": 4}\r\n", &err), 0);
+  cr_assert_eq (c.calls, 1);
+  cr_assert_eq (json_array_size (c.ret), 2);
+  cr_assert_lt (b.order, a.order);
+  cr_assert_lt (a.order, c.order);
+  reply_clear (&a);
+  reply_clear (&b);
+  reply_clear (&c);
+}
+
+Test (qmp, feed_request_validation)
+{
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply rep = { 0 };
+
+  cr_assert_eq (avm_qmp_new (-1, "fuzz.sock", &q, &err), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "query-status", NULL, rec_reply, &rep, &err), -ENOTCONN);
+  assert_msg_has (err, "QMP socket fuzz.sock: cannot send query-status before the handshake completed");
+  avm_qmp_closep (&q);
+
+  q = fed_client ();
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_send_async (q, "", NULL, rec_reply, &rep, &err), -EINVAL);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_send_async (q, "x", json_array (), rec_reply, &rep, &err), -EINVAL);
+  assert_msg_has (err, "QMP x: the arguments must be a JSON object");
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_send_async (q, "\xff", NULL, rec_reply, &rep, &err), -EINVAL);
+  cr_assert_eq (rep.calls, 0);
+  /* Still usable.  */
+  cr_assert (avm_qmp_is_ready (q));
+}
+
+Test (qmp, feed_event_queue)
+{
+  _cleanup_qmp_ struct avm_qmp *q = fed_client ();
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ev = NULL;
+  struct rec rec = { 0 };
+
+  cr_assert_eq (feed_str (q, "{\"event\": \"STOP\", " TS "}\r\n"
+                             "{\"event\": \"POWERDOWN\", " TS "}\r\n"
+                             "{\"event\": \"RESUME\", " TS "}\r\n",
+                          &err),
+                0);
+  /* Found in the queue, the others stay.  */
+  cr_assert_eq (avm_qmp_wait_event (q, "POWERDOWN", 0, &ev, &err), 0);
+  cr_assert_str_eq (json_string_value (json_object_get (ev, "event")), "POWERDOWN");
+  json_decref (steal_pointer (&ev));
+  cr_assert_eq (avm_qmp_wait_event (q, "POWERDOWN", 0, NULL, &err), -ETIMEDOUT);
+  assert_msg_has (err, "QMP socket fuzz.sock: no POWERDOWN event within 0 ms");
+  cr_assert_eq (avm_qmp_wait_event (q, NULL, 0, &ev, &err), 0);
+  cr_assert_str_eq (json_string_value (json_object_get (ev, "event")), "STOP");
+  /* Setting a handler hands it the rest.  */
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  cr_assert_eq (rec.n, 1);
+  cr_assert_str_eq (rec.names[0], "RESUME");
+  cr_assert_eq (avm_qmp_wait_event (q, NULL, 0, NULL, &err), -ETIMEDOUT);
+  rec_clear (&rec);
+
+  /* The queue is bounded: the oldest go.  */
+  avm_qmp_set_event_handler (q, NULL, NULL);
+  for (int i = 0; i < AVM_QMP_MAX_QUEUED_EVENTS + 10; i++)
+    {
+      char line[128];
+      snprintf (line, sizeof line, "{\"event\": \"E%d\", " TS "}\n", i);
+      cr_assert_eq (feed_str (q, line, &err), 0);
+    }
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  cr_assert_eq (rec.n, 32); /* rec keeps 32 */
+  cr_assert_str_eq (rec.names[0], "E10");
+  rec_clear (&rec);
+}
+
+/* Tiny deterministic fuzzer: JSON-ish token soup, with requests pending and
+   from every state; ASan/UBSan builds make this meaningful.  */
+Test (qmp, feed_token_soup)
+{
+  static const char *tokens[] = {
+    "{", "}", "[", "]", ":", ",", "\n", "\r\n", "\"event\"", "\"return\"", "\"error\"", "\"id\"", "\"data\"",
+    "\"timestamp\"", "\"QMP\"", "\"class\"", "\"desc\"", "1", "2", "3", "-1", "1e400", "null", "true", "\"x\"",
+    "{\"class\": \"A\", \"desc\": \"d\"}", "\"\\u0000\"", "\xc3\x28", "\x00", " ", GREETING, CAPS_OK,
+    "{\"return\": {}, \"id\": 2}\n", "{\"event\": \"E\", " TS "}\n",
+  };
+  unsigned long long seed = 0x2545F4914F6CDD1DULL;
+  char buf[512];
+  int outcomes[3] = { 0 };
+
+  for (int iter = 0; iter < 3000; iter++)
+    {
+      _cleanup_qmp_ struct avm_qmp *q = NULL;
+      _cleanup_error_ avm_error_t err = NULL;
+      struct reply rep = { 0 };
+      struct rec rec = { 0 };
+      int r = 0;
+
+      if (iter % 2)
+        q = fed_client ();
+      else
+        cr_assert_eq (avm_qmp_new (-1, "soup", &q, &err), 0);
+      if (iter % 3 == 0)
+        avm_qmp_set_event_handler (q, rec_event, &rec);
+      if (avm_qmp_is_ready (q))
+        cr_assert_eq (avm_qmp_send_async (q, "q", NULL, rec_reply, &rep, &err), 0);
+      for (int round = 0; round < 4 && r == 0; round++)
+        {
+          size_t len = 0;
+          int ntok = 1 + (int) ((seed >> 33) % 24);
+          for (int t = 0; t < ntok; t++)
+            {
+              seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+              size_t k = (seed >> 33) % ARRAY_SIZE (tokens);
+              size_t tl = k == 28 ? 1 : strlen (tokens[k]); /* "\x00" is one NUL byte */
+              if (len + tl > sizeof buf)
+                break;
+              memcpy (buf + len, tokens[k], tl);
+              len += tl;
+            }
+          r = avm_qmp_feed (q, buf, len, &err);
+          cr_assert (r == 0 || r == -EPROTO, "feed returned %d", r);
+          if (r < 0)
+            cr_assert_not_null (err);
+        }
+      outcomes[r == 0 ? 0 : 1]++;
+      outcomes[2] += rec.n + (rep.ret != NULL);
+      avm_qmp_closep (&q);
+      /* Every request got exactly one answer, at the latest on close.  */
+      cr_assert_leq (rep.calls, 1);
+      reply_clear (&rep);
+      rec_clear (&rec);
+    }
+  cr_assert_gt (outcomes[0], 0);
+  cr_assert_gt (outcomes[1], 0);
+  cr_assert_gt (outcomes[2], 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fake server over a socket.  */
+
+Test (qmp, fake_handshake_and_execute, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("query-status"),
+    /* Events before the reply, all in one write, and the reply in pieces.  */
+    W ("{\"event\": \"STOP\", " TS "}\r\n{\"event\": \"RESUME\", " TS "}\r\n{\"ret"),
+    SLEEP (50),
+    W ("urn\": {\"status\": \"run"),
+    SLEEP (50),
+    W ("ning\", \"running\": true}, \"id\": @ID1@}\r"),
+    SLEEP (50),
+    W ("\n"),
+    R ("query-version"),
+    W ("{\"return\": {\"qemu\": {\"major\": 7}}, \"id\": @ID2@}\r\n"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+  struct rec rec = { 0 };
+
+  cr_assert_str_eq (avm_qmp_qemu_version (q), "7.2.22");
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (json_string_value (json_object_get (ret, "status")), "running");
+  cr_assert_eq (rec.n, 2);
+  cr_assert_str_eq (rec.names[0], "STOP");
+  cr_assert_str_eq (rec.names[1], "RESUME");
+  json_decref (steal_pointer (&ret));
+  cr_assert_eq (avm_qmp_execute (q, "query-version", NULL, 2000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (json_integer_value (json_object_get (json_object_get (ret, "qemu"), "major")), 7);
+  cr_assert_eq (fake_finish (), 0);
+  rec_clear (&rec);
+}
+
+Test (qmp, fake_wrong_id_ignored, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("query-status"),
+    W ("{\"return\": {\"status\": \"wrong\"}, \"id\": 12345}\r\n"),
+    W ("{\"return\": {\"status\": \"wrong too\"}, \"id\": \"@ID1@\"}\r\n"),
+    W ("{\"return\": {\"status\": \"paused\"}, \"id\": @ID1@}\r\n"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (json_string_value (json_object_get (ret, "status")), "paused");
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_error_reply, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("system_powerdown"),
+    W ("{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command system_powerdown has not been "
+       "found\"}, \"id\": @ID1@}\r\n"),
+    R ("device_add"),
+    W ("{\"error\": {\"class\": \"GenericError\", \"desc\": \"two\\nlines\"}, \"id\": @ID2@}\r\n"),
+    R ("query-status"),
+    W ("{\"return\": {\"status\": \"running\"}, \"id\": @ID3@}\r\n"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+
+  cr_assert_eq (avm_qmp_execute (q, "system_powerdown", NULL, 2000, &ret, &err), -EOPNOTSUPP);
+  cr_assert_null (ret);
+  cr_assert_str_eq (err->msg, "QMP system_powerdown: CommandNotFound: The command system_powerdown has not been found");
+  cr_assert_eq (err->exit_code, AVM_EXIT_FAILURE);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_execute (q, "device_add", json_pack ("{s:s}", "driver", "x"), 2000, &ret, &err),
+                -EREMOTEIO);
+  cr_assert_str_eq (err->msg, "QMP device_add: GenericError: two\\x0alines");
+  avm_error_freep (&err);
+  /* An error reply leaves the connection usable.  */
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), 0);
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step silent[] = { HOLD };
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  long long t0 = now_ms ();
+
+  cr_assert_eq (avm_qmp_connect_fd (start_fake (silent), "silent.sock", 300, &q, &err), -ETIMEDOUT);
+  cr_assert_null (q);
+  long long took = now_ms () - t0;
+  cr_assert_geq (took, 290);
+  cr_assert_lt (took, 2000);
+  cr_assert_str_eq (err->msg, "QMP socket silent.sock: no greeting from QEMU within 300 ms (is another client connected?)");
+}
+
+Test (qmp, fake_closed_before_greeting, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { END };
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "gone.sock", 2000, &q, &err), -ECONNRESET);
+  cr_assert_null (q);
+  cr_assert_str_eq (err->msg, "QMP socket gone.sock: QEMU closed the monitor before the greeting");
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_bad_greeting, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { W ("{\"event\": \"RESUME\", " TS "}\r\n"), HOLD };
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "odd.sock", 2000, &q, &err), -EPROTO);
+  cr_assert_null (q);
+  assert_msg_has (err, "QMP socket odd.sock: protocol error: expected the QMP greeting: {\"event\": \"RESUME\"");
+}
+
+Test (qmp, fake_capabilities_refused, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    W (GREETING),
+    R ("qmp_capabilities"),
+    W ("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": @ID0@}\r\n"),
+    HOLD,
+  };
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "caps.sock", 2000, &q, &err), -EREMOTEIO);
+  cr_assert_str_eq (err->msg, "QMP socket caps.sock: QMP qmp_capabilities: GenericError: no");
+}
+
+Test (qmp, fake_malformed_reply, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("query-status"),
+    W ("{\"return\": {\"status\": running}, \"id\": @ID1@}\r\n"),
+    HOLD,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  json_t *ret = NULL;
+
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), -EPROTO);
+  cr_assert_null (ret);
+  assert_msg_has (err, "QMP socket fake.sock: protocol error: malformed JSON at byte ");
+  assert_msg_has (err, "{\"return\": {\"status\": running}");
+}
+
+Test (qmp, fake_overlong_line, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, R ("query-qmp-schema"), W ("{\"return\": \""), BIG (3 << 20), HOLD };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  json_t *ret = NULL;
+
+  cr_assert_eq (avm_qmp_execute (q, "query-qmp-schema", NULL, 5000, &ret, &err), -EPROTO);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: protocol error: message longer than 1048576 bytes");
+  cr_assert_eq (avm_qmp_process (q, NULL), -EPROTO);
+}
+
+Test (qmp, fake_close_mid_reply, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, R ("query-status"), W ("{\"return\": {\"sta"), END };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  json_t *ret = NULL;
+
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), -ECONNRESET);
+  cr_assert_null (ret);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: QEMU closed the monitor while waiting for the reply to "
+                              "query-status (16 bytes of an incomplete message discarded)");
+  cr_assert (avm_qmp_is_closed (q));
+  cr_assert_eq (avm_qmp_io_events (q), 0);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), -ECONNRESET);
+  assert_msg_has (err, "QMP socket fake.sock: QEMU closed the monitor");
+  cr_assert_eq (avm_qmp_process (q, NULL), 1);
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_execute_timeout_then_late_reply, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("query-status"),
+    SLEEP (400),
+    W ("{\"return\": {\"status\": \"late\"}, \"id\": @ID1@}\r\n"),
+    R ("query-version"),
+    W ("{\"return\": {\"status\": \"current\"}, \"id\": @ID2@}\r\n"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+  long long t0 = now_ms ();
+
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 150, &ret, &err), -ETIMEDOUT);
+  cr_assert_geq (now_ms () - t0, 145);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: no reply to query-status within 150 ms");
+  avm_error_freep (&err);
+  sleep_ms (400);
+  /* The late reply to the forgotten request is skipped.  */
+  cr_assert_eq (avm_qmp_execute (q, "query-version", NULL, 2000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (json_string_value (json_object_get (ret, "status")), "current");
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_async_event_loop, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("first"),
+    R ("second"),
+    /* Second answered first, an event in between, then a close with a
+       request still pending.  */
+    W ("{\"return\": 2, \"id\": @ID2@}\r\n{\"event\": \"X\", " TS "}\r\n"),
+    SLEEP (50),
+    W ("{\"return\": 1, \"id\": @ID1@}\r\n"),
+    R ("third"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+  struct rec rec = { 0 };
+  int r = 0;
+
+  reply_seq = 0;
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  cr_assert_eq (avm_qmp_send_async (q, "first", NULL, rec_reply, &r1, &err), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "second", NULL, rec_reply, &r2, &err), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "third", NULL, rec_reply, &r3, &err), 0);
+  long long end = now_ms () + 5000;
+  while (r == 0 && now_ms () < end)
+    {
+      struct pollfd pfd = { .fd = avm_qmp_fd (q), .events = avm_qmp_io_events (q) };
+      cr_assert_neq (pfd.events, 0);
+      poll (&pfd, 1, 100);
+      r = avm_qmp_process (q, &err);
+    }
+  cr_assert_eq (r, 1, "%s", err ? err->msg : "");
+  cr_assert (avm_qmp_is_closed (q));
+  cr_assert_eq (json_integer_value (r1.ret), 1);
+  cr_assert_eq (json_integer_value (r2.ret), 2);
+  cr_assert_eq (r2.order, 1);
+  cr_assert_eq (r1.order, 2);
+  cr_assert_eq (rec.n, 1);
+  /* The close answered the third with (NULL, NULL).  */
+  cr_assert_eq (r3.calls, 1);
+  cr_assert_null (r3.ret);
+  cr_assert_null (r3.error);
+  cr_assert_eq (avm_qmp_io_events (q), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "fourth", NULL, rec_reply, &r3, &err), -ECONNRESET);
+  cr_assert_eq (r3.calls, 1);
+  reply_clear (&r1);
+  reply_clear (&r2);
+  reply_clear (&r3);
+  rec_clear (&rec);
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_close_calls_pending_callbacks, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, HOLD };
+  struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply rep = { 0 };
+
+  cr_assert_eq (avm_qmp_send_async (q, "query-status", NULL, rec_reply, &rep, &err), 0);
+  cr_assert_eq (avm_qmp_process (q, &err), 0);
+  cr_assert_eq (rep.calls, 0);
+  avm_qmp_close (q);
+  cr_assert_eq (rep.calls, 1);
+  cr_assert_null (rep.ret);
+  cr_assert_null (rep.error);
+}
+
+/* A reply callback sending a synchronous request: nested reads.  */
+struct nested
+{
+  struct avm_qmp *q;
+  int rc;
+  json_t *inner;
+};
+
+static void
+nested_reply (void *data, json_t *ret, json_t *error)
+{
+  struct nested *n = data;
+  avm_error_t err = NULL;
+  if (!ret)
+    return;
+  n->rc = avm_qmp_execute (n->q, "inner", NULL, 2000, &n->inner, &err);
+  avm_error_free (err);
+}
+
+Test (qmp, fake_nested_execute, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("outer"),
+    R ("other"),
+    /* The outer reply and the other one in one write: the nested execute
+       runs between the two.  */
+    W ("{\"return\": {}, \"id\": @ID1@}\r\n{\"return\": \"other\", \"id\": @ID2@}\r\n"),
+    R ("inner"),
+    W ("{\"event\": \"E\", " TS "}\r\n{\"return\": \"inner\", \"id\": @ID3@}\r\n"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  struct nested n = { .q = q, .rc = -1 };
+  struct reply other = { 0 };
+  _cleanup_json_ json_t *ev = NULL;
+
+  cr_assert_eq (avm_qmp_send_async (q, "outer", NULL, nested_reply, &n, &err), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "other", NULL, rec_reply, &other, &err), 0);
+  cr_assert_eq (avm_qmp_wait_event (q, "E", 3000, &ev, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (n.rc, 0);
+  cr_assert_str_eq (json_string_value (n.inner), "inner");
+  cr_assert_str_eq (json_string_value (other.ret), "other");
+  json_decref (n.inner);
+  reply_clear (&other);
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_quit, .init = setup, .fini = teardown, .timeout = 20)
+{
+  /* As QEMU does: SHUTDOWN, the reply, then the close.  */
+  static const struct step normal[] = {
+    HANDSHAKE,
+    R ("quit"),
+    W ("{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"SHUTDOWN\", \"data\": {\"guest\": "
+       "false, \"reason\": \"host-qmp-quit\"}}\r\n{\"return\": {}, \"id\": @ID1@}\r\n"),
+    END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (normal);
+  _cleanup_error_ avm_error_t err = NULL;
+  struct rec rec = { 0 };
+
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  cr_assert_eq (avm_qmp_quit (q, 2000, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (avm_qmp_is_closed (q));
+  cr_assert_eq (rec.n, 1);
+  cr_assert_str_eq (rec.names[0], "SHUTDOWN");
+  cr_assert_str_eq (json_string_value (json_object_get (rec.data[0], "reason")), "host-qmp-quit");
+  /* Again: already closed is fine.  */
+  cr_assert_eq (avm_qmp_quit (q, 2000, &err), 0);
+  rec_clear (&rec);
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_quit_close_without_reply, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, R ("quit"), END };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_quit (q, 2000, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_quit_without_close, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, R ("quit"), W ("{\"return\": {}, \"id\": @ID1@}\r\n"), HOLD };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_quit (q, 300, &err), -ETIMEDOUT);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: QEMU acknowledged quit but did not close the monitor within 300 ms");
+}
+
+Test (qmp, fake_quit_after_close, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, END };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (fake_finish (), 0);
+  /* QEMU is gone before quit is even written (EPIPE): still success.  */
+  cr_assert_eq (avm_qmp_quit (q, 2000, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (avm_qmp_is_closed (q));
+}
+
+/* Requests larger than the socket buffer wait in the output buffer:
+   io_events asks for EPOLLOUT until they are written.  */
+Test (qmp, fake_output_backpressure, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE, SLEEP (300), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"),
+    R ("ping"), W ("{\"return\": \"pong\", \"id\": @ID9@}\r\n"), END,
+  };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+  _cleanup_free_ char *big = malloc (256 * 1024 + 1);
+
+  memset (big, 'a', 256 * 1024);
+  big[256 * 1024] = '\0';
+  for (int i = 0; i < 8; i++)
+    cr_assert_eq (avm_qmp_send_async (q, "big", json_pack ("{s:s}", "s", big), NULL, NULL, &err), 0);
+  cr_assert (avm_qmp_io_events (q) & EPOLLOUT);
+  cr_assert (avm_qmp_io_events (q) & EPOLLIN);
+  cr_assert_eq (avm_qmp_execute (q, "ping", NULL, 5000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (json_string_value (ret), "pong");
+  cr_assert_eq (avm_qmp_io_events (q), EPOLLIN);
+  cr_assert_eq (fake_finish (), 0);
+}
+
+Test (qmp, fake_output_bounded, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, HOLD };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_free_ char *big = malloc (1024 * 1024 + 1);
+  int r = 0, i;
+
+  memset (big, 'b', 1024 * 1024);
+  big[1024 * 1024] = '\0';
+  for (i = 0; i < 40 && r == 0; i++)
+    r = avm_qmp_send_async (q, "big", json_pack ("{s:s}", "s", big), NULL, NULL, &err);
+  cr_assert_eq (r, -ENOBUFS);
+  cr_assert_gt (i, 10);
+  assert_msg_has (err, "QMP socket fake.sock: QEMU does not read its requests");
+  /* Refusing a request does not break the connection.  */
+  cr_assert (avm_qmp_is_ready (q));
+}
+
+Test (qmp, fake_wait_event_close, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = { HANDSHAKE, SLEEP (100), END };
+  _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_wait_event (q, "SHUTDOWN", 2000, NULL, &err), -ECONNRESET);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: QEMU closed the monitor while waiting for the SHUTDOWN event");
+  cr_assert_eq (fake_finish (), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connecting to a path.  */
+
+Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .timeout = 20)
+{
+  _cleanup_free_ char *path = avm_path_join (tmp, "absent.sock");
+  _cleanup_free_ char *want = NULL, *want2 = NULL;
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  long long t0 = now_ms ();
+
+  cr_assert_eq (avm_qmp_connect (path, 300, &q, &err), -ETIMEDOUT);
+  long long took = now_ms () - t0;
+  cr_assert_null (q);
+  cr_assert_geq (took, 290);
+  cr_assert_lt (took, 1500);
+  cr_assert_geq (asprintf (&want, "cannot connect to QMP socket %s within 300 ms: No such file or directory", path), 0);
+  cr_assert_str_eq (err->msg, want);
+  avm_error_freep (&err);
+
+  /* A stale socket file (bound, not listening): refused until the timeout.  */
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
+  _cleanup_close_ int s = socket (AF_UNIX, SOCK_STREAM, 0);
+  cr_assert_eq (bind (s, (struct sockaddr *) &sa, sizeof sa), 0);
+  cr_assert_eq (avm_qmp_connect (path, 200, &q, &err), -ETIMEDOUT);
+  assert_msg_has (err, path);
+  assert_msg_has (err, "Connection refused");
+  avm_error_freep (&err);
+
+  /* Not a socket: no retry.  */
+  _cleanup_free_ char *file = tu_write (tmp, "plain", "x");
+  t0 = now_ms ();
+  cr_assert_eq (avm_qmp_connect (file, 5000, &q, &err), -ENOTSOCK);
+  cr_assert_lt (now_ms () - t0, 1000);
+  cr_assert_geq (asprintf (&want2, "QMP socket %s is not a socket", file), 0);
+  cr_assert_str_eq (err->msg, want2);
+  avm_error_freep (&err);
+
+  /* Path too long for sun_path.  */
+  char longpath[200];
+  memset (longpath, 'a', sizeof longpath - 1);
+  longpath[0] = '/';
+  longpath[sizeof longpath - 1] = '\0';
+  cr_assert_eq (avm_qmp_connect (longpath, 100, &q, &err), -ENAMETOOLONG);
+  assert_msg_has (err, "is too long");
+}
+
+Test (qmp, connect_retries_until_listening, .init = setup, .fini = teardown, .timeout = 20)
+{
+  static const struct step script[] = {
+    HANDSHAKE,
+    R ("query-status"),
+    W ("{\"return\": {\"status\": \"prelaunch\"}, \"id\": @ID1@}\r\n"),
+    END,
+  };
+  _cleanup_free_ char *path = avm_path_join (tmp, "late.sock");
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+
+  start_fake_listener (path, 300, script);
+  cr_assert_eq (avm_qmp_connect (path, 5000, &q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (avm_qmp_name (q), path);
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), 0);
+  cr_assert_str_eq (json_string_value (json_object_get (ret, "status")), "prelaunch");
+  cr_assert_eq (fake_finish (), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The real QEMU.  */
+
+static char *
+start_qemu (const char *machine, bool paused)
+{
+  char *sock = avm_path_join (tmp, "qmp.sock");
+  _cleanup_free_ char *qmp = NULL;
+
+  if (access (QEMU_X86, X_OK) != 0)
+    cr_skip_test ("%s not installed", QEMU_X86);
+  cr_assert_geq (asprintf (&qmp, "unix:%s,server=on,wait=off", sock), 0);
+  char *argv[16];
+  int n = 0;
+  argv[n++] = QEMU_X86;
+  argv[n++] = "-machine";
+  argv[n++] = (char *) machine;
+  argv[n++] = "-accel";
+  argv[n++] = "tcg";
+  if (!streq (machine, "none"))
+    {
+      argv[n++] = "-m";
+      argv[n++] = "64";
+    }
+  argv[n++] = "-nodefaults";
+  argv[n++] = "-nographic";
+  if (paused)
+    argv[n++] = "-S";
+  argv[n++] = "-qmp";
+  argv[n++] = qmp;
+  argv[n] = NULL;
+  qemu_pid = fork ();
+  cr_assert_geq (qemu_pid, 0);
+  if (qemu_pid == 0)
+    {
+      prctl (PR_SET_PDEATHSIG, SIGKILL);
+      int null = open ("/dev/null", O_RDWR);
+      dup2 (null, 0);
+      dup2 (null, 1);
+      execv (argv[0], argv);
+      _exit (127);
+    }
+  return sock;
+}
+
+static char *
+qemu_version_line (void)
+{
+  char *argv[] = { QEMU_X86, "-version", NULL };
+  char *out = NULL, *errout = NULL;
+  cr_assert_eq (tu_run (argv, NULL, &out, &errout), 0);
+  free (errout);
+  return out;
+}
+
+static const char *
+status_of (struct avm_qmp *q)
+{
+  static char buf[64];
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+
+  cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 5000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (json_is_boolean (json_object_get (ret, "running")));
+  snprintf (buf, sizeof buf, "%s", json_string_value (json_object_get (ret, "status")) ?: "?");
+  return buf;
+}
+
+Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = 60)
+{
+  _cleanup_free_ char *sock = start_qemu ("none", true);
+  _cleanup_free_ char *vline = qemu_version_line ();
+  _cleanup_free_ char *want = NULL;
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+  struct rec rec = { 0 };
+  int major = -1, minor = -1;
+
+  cr_assert_eq (avm_qmp_connect (sock, 10000, &q, &err), 0, "%s", err ? err->msg : "");
+  /* The greeting's version is the binary's (7.2.x on Debian 12).  */
+  cr_assert_geq (asprintf (&want, "QEMU emulator version %s", avm_qmp_qemu_version (q)), 0);
+  cr_assert (strstr (vline, want), "greeting says %s, -version says %s", avm_qmp_qemu_version (q), vline);
+  avm_qmp_qemu_version_numbers (q, &major, &minor, NULL);
+  cr_assert_geq (major, 7);
+  if (avm_qmp_qemu_package (q))
+    cr_assert (strstr (vline, avm_qmp_qemu_package (q)));
+
+  cr_assert_str_eq (status_of (q), "prelaunch");
+
+  avm_qmp_set_event_handler (q, rec_event, &rec);
+  cr_assert_eq (avm_qmp_execute (q, "cont", NULL, 5000, NULL, &err), 0, "%s", err ? err->msg : "");
+  /* RESUME comes before cont's reply on 7.2; allow it to trail anyway.  */
+  for (long long end = now_ms () + 3000; rec_find (&rec, "RESUME") < 0 && now_ms () < end;)
+    {
+      struct pollfd pfd = { .fd = avm_qmp_fd (q), .events = avm_qmp_io_events (q) };
+      poll (&pfd, 1, 50);
+      cr_assert_eq (avm_qmp_process (q, &err), 0);
+    }
+  cr_assert_geq (rec_find (&rec, "RESUME"), 0);
+  cr_assert_str_eq (status_of (q), "running");
+
+  cr_assert_eq (avm_qmp_execute (q, "no-such-command", NULL, 5000, &ret, &err), -EOPNOTSUPP);
+  cr_assert_str_eq (err->msg, "QMP no-such-command: CommandNotFound: The command no-such-command has not been found");
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_execute (q, "query-status", json_pack ("{s:i}", "bogus", 1), 5000, &ret, &err),
+                -EREMOTEIO);
+  assert_msg_has (err, "QMP query-status: GenericError: ");
+  avm_error_freep (&err);
+
+  cr_assert_eq (avm_qmp_execute (q, "query-version", NULL, 5000, &ret, &err), 0);
+  cr_assert_eq (json_integer_value (json_object_get (json_object_get (ret, "qemu"), "major")), major);
+  cr_assert_eq (json_integer_value (json_object_get (json_object_get (ret, "qemu"), "minor")), minor);
+  json_decref (steal_pointer (&ret));
+
+  /* The largest reply QEMU gives (about 200 KiB on 7.2) fits.  */
+  cr_assert_eq (avm_qmp_execute (q, "query-qmp-schema", NULL, 10000, &ret, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_gt (json_array_size (ret), 100);
+
+  cr_assert_eq (avm_qmp_quit (q, 10000, &err), 0, "%s", err ? err->msg : "");
+  int i = rec_find (&rec, "SHUTDOWN");
+  cr_assert_geq (i, 0);
+  cr_assert_str_eq (json_string_value (json_object_get (rec.data[i], "reason")), "host-qmp-quit");
+  cr_assert (json_is_false (json_object_get (rec.data[i], "guest")));
+  int st = wait_exit (qemu_pid, 10000);
+  cr_assert_neq (st, -1, "QEMU still running after quit");
+  qemu_pid = -1;
+  cr_assert (WIFEXITED (st) && WEXITSTATUS (st) == 0, "QEMU wait status %d", st);
+  rec_clear (&rec);
+}
+
+Test (qmp, qemu_powerdown, .init = setup, .fini = teardown, .timeout = 60)
+{
+  _cleanup_free_ char *sock = start_qemu ("pc", false);
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ev = NULL;
+
+  cr_assert_eq (avm_qmp_connect (sock, 10000, &q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (status_of (q), "running");
+  /* No guest OS: the ACPI button press is just the event.  */
+  cr_assert_eq (avm_qmp_execute (q, "system_powerdown", NULL, 5000, NULL, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_qmp_wait_event (q, "POWERDOWN", 5000, &ev, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (json_is_object (json_object_get (ev, "timestamp")));
+  cr_assert_str_eq (status_of (q), "running");
+  /* Nothing shuts the guest down.  */
+  cr_assert_eq (avm_qmp_wait_event (q, "SHUTDOWN", 300, NULL, &err), -ETIMEDOUT);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_quit (q, 10000, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_qmp_wait_event (q, "SHUTDOWN", 0, NULL, &err), 0);
+  cr_assert_neq (wait_exit (qemu_pid, 10000), -1);
+  qemu_pid = -1;
+}
+
+Test (qmp, qemu_second_client, .init = setup, .fini = teardown, .timeout = 60)
+{
+  _cleanup_free_ char *sock = start_qemu ("none", true);
+  _cleanup_qmp_ struct avm_qmp *q = NULL, *q2 = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  cr_assert_eq (avm_qmp_connect (sock, 10000, &q, &err), 0, "%s", err ? err->msg : "");
+  /* QEMU serves one monitor client at a time; the kernel still accepts.  */
+  cr_assert_eq (avm_qmp_connect (sock, 500, &q2, &err), -ETIMEDOUT);
+  assert_msg_has (err, sock);
+  assert_msg_has (err, "no greeting from QEMU within 500 ms (is another client connected?)");
+  avm_error_freep (&err);
+  avm_qmp_closep (&q);
+  /* Once the first is gone, a new client gets in.  */
+  cr_assert_eq (avm_qmp_connect (sock, 10000, &q2, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (status_of (q2), "prelaunch");
+  cr_assert_eq (avm_qmp_quit (q2, 10000, &err), 0);
+  cr_assert_neq (wait_exit (qemu_pid, 10000), -1);
+  qemu_pid = -1;
+}
+
+/* The supervisor's way: sd-event drives the client.  */
+struct loop
+{
+  struct avm_qmp *q;
+  struct rec rec;
+  struct reply cont, status, quit;
+  int result;
+  bool timed_out;
+};
+
+static void
+loop_quit_reply (void *data, json_t *ret, json_t *error)
+{
+  rec_reply (&((struct loop *) data)->quit, ret, error);
+}
+
+static void
+loop_status_reply (void *data, json_t *ret, json_t *error)
+{
+  struct loop *l = data;
+  rec_reply (&l->status, ret, error);
+  if (ret)
+    cr_assert_eq (avm_qmp_send_async (l->q, "quit", NULL, loop_quit_reply, l, NULL), 0);
+}
+
+static void
+loop_cont_reply (void *data, json_t *ret, json_t *error)
+{
+  struct loop *l = data;
+  rec_reply (&l->cont, ret, error);
+  if (ret)
+    cr_assert_eq (avm_qmp_send_async (l->q, "query-status", NULL, loop_status_reply, l, NULL), 0);
+}
+
+static int
+loop_io (sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+  struct loop *l = userdata;
+  _cleanup_error_ avm_error_t err = NULL;
+
+  l->result = avm_qmp_process (l->q, &err);
+  if (l->result != 0)
+    {
+      sd_event_source_set_enabled (s, SD_EVENT_OFF);
+      return sd_event_exit (sd_event_source_get_event (s), 0);
+    }
+  return sd_event_source_set_io_events (s, avm_qmp_io_events (l->q));
+}
+
+static int
+loop_timeout (sd_event_source *s, uint64_t usec, void *userdata)
+{
+  ((struct loop *) userdata)->timed_out = true;
+  return sd_event_exit (sd_event_source_get_event (s), 0);
+}
+
+Test (qmp, qemu_sd_event, .init = setup, .fini = teardown, .timeout = 60)
+{
+  _cleanup_free_ char *sock = start_qemu ("none", true);
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  sd_event *ev = NULL;
+  sd_event_source *io = NULL, *timer = NULL;
+  struct loop l = { .result = -1 };
+  uint64_t now;
+
+  cr_assert_eq (avm_qmp_connect (sock, 10000, &q, &err), 0, "%s", err ? err->msg : "");
+  l.q = q;
+  avm_qmp_set_event_handler (q, rec_event, &l.rec);
+  cr_assert_eq (avm_qmp_send_async (q, "cont", NULL, loop_cont_reply, &l, &err), 0);
+
+  cr_assert_geq (sd_event_new (&ev), 0);
+  cr_assert_geq (sd_event_add_io (ev, &io, avm_qmp_fd (q), avm_qmp_io_events (q), loop_io, &l), 0);
+  cr_assert_geq (sd_event_now (ev, CLOCK_MONOTONIC, &now), 0);
+  cr_assert_geq (sd_event_add_time (ev, &timer, CLOCK_MONOTONIC, now + 20 * 1000000ULL, 0, loop_timeout, &l), 0);
+  cr_assert_geq (sd_event_loop (ev), 0);
+  sd_event_source_unref (io);
+  sd_event_source_unref (timer);
+  sd_event_unref (ev);
+
+  cr_assert_not (l.timed_out);
+  cr_assert_eq (l.result, 1, "process returned %d", l.result);
+  cr_assert_eq (l.cont.calls, 1);
+  cr_assert_not_null (l.cont.ret);
+  cr_assert_str_eq (json_string_value (json_object_get (l.status.ret, "status")), "running");
+  cr_assert_eq (l.quit.calls, 1);
+  cr_assert_geq (rec_find (&l.rec, "RESUME"), 0);
+  cr_assert_geq (rec_find (&l.rec, "SHUTDOWN"), 0);
+  cr_assert_gt (rec_find (&l.rec, "SHUTDOWN"), rec_find (&l.rec, "RESUME"));
+  cr_assert_neq (wait_exit (qemu_pid, 10000), -1);
+  qemu_pid = -1;
+  reply_clear (&l.cont);
+  reply_clear (&l.status);
+  reply_clear (&l.quit);
+  rec_clear (&l.rec);
+}
