@@ -7,6 +7,7 @@
  */
 #include "disk/avb.h"
 #include "util/cleanup.h"
+#include "util/bytes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,34 +57,6 @@ static void params_freep (OSSL_PARAM **p) { OSSL_PARAM_free (*p); }
 
 /* ------------------------------------------------------------------ */
 /* Byte order and small helpers.  */
-
-static void
-put_be32 (uint8_t *p, uint32_t v)
-{
-  p[0] = v >> 24;
-  p[1] = v >> 16;
-  p[2] = v >> 8;
-  p[3] = v;
-}
-
-static void
-put_be64 (uint8_t *p, uint64_t v)
-{
-  put_be32 (p, v >> 32);
-  put_be32 (p + 4, (uint32_t) v);
-}
-
-static uint32_t
-get_be32 (const uint8_t *p)
-{
-  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
-static uint64_t
-get_be64 (const uint8_t *p)
-{
-  return (uint64_t) get_be32 (p) << 32 | get_be32 (p + 4);
-}
 
 static uint64_t
 round_up (uint64_t v, uint64_t a)

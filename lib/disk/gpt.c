@@ -14,6 +14,7 @@
  */
 #include "disk/gpt.h"
 #include "util/cleanup.h"
+#include "util/bytes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,46 +46,6 @@ static const char gpt_signature[8] = { 'E', 'F', 'I', ' ', 'P', 'A', 'R', 'T' };
 static const uint8_t linux_fs_guid[16] = {
   0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4,
 };
-
-/* Little-endian accessors.  */
-static void
-put_le16 (uint8_t *p, uint16_t v)
-{
-  p[0] = v;
-  p[1] = v >> 8;
-}
-
-static void
-put_le32 (uint8_t *p, uint32_t v)
-{
-  for (int i = 0; i < 4; i++)
-    p[i] = v >> (8 * i);
-}
-
-static void
-put_le64 (uint8_t *p, uint64_t v)
-{
-  for (int i = 0; i < 8; i++)
-    p[i] = v >> (8 * i);
-}
-
-static uint16_t
-get_le16 (const uint8_t *p)
-{
-  return (uint16_t) (p[0] | p[1] << 8);
-}
-
-static uint32_t
-get_le32 (const uint8_t *p)
-{
-  return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
-}
-
-static uint64_t
-get_le64 (const uint8_t *p)
-{
-  return (uint64_t) get_le32 (p) | (uint64_t) get_le32 (p + 4) << 32;
-}
 
 static uint32_t
 crc (const void *buf, size_t len)

@@ -10,6 +10,7 @@
  * multi-GiB hole costs nothing.
  */
 #include "disk/sparse.h"
+#include "util/bytes.h"
 #include "util/cleanup.h"
 
 #include <errno.h>
@@ -32,22 +33,11 @@ enum
   CHUNK_CRC32 = 0xcac4,
 };
 
-static uint16_t
-le16 (const uint8_t *p)
-{
-  return (uint16_t) (p[0] | p[1] << 8);
-}
-
-static uint32_t
-le32 (const uint8_t *p)
-{
-  return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
-}
 
 bool
 avm_sparse_magic (const void *buf)
 {
-  return le32 (buf) == AVM_SPARSE_MAGIC;
+  return get_le32 (buf) == AVM_SPARSE_MAGIC;
 }
 
 uint64_t
@@ -60,20 +50,20 @@ avm_sparse_size (const struct avm_sparse_header *h)
 static int
 parse_header (const uint8_t *b, const char *name, uint64_t at, struct avm_sparse_header *h, avm_error_t *err)
 {
-  uint32_t magic = le32 (b);
+  uint32_t magic = get_le32 (b);
 
   memset (h, 0, sizeof *h);
   if (magic != AVM_SPARSE_MAGIC)
     return avm_error_input (err, "%s: offset %" PRIu64 ": not an Android sparse image (magic 0x%08x, expected 0x%08x)",
                             name, at, magic, AVM_SPARSE_MAGIC);
-  h->major = le16 (b + 4);
-  h->minor = le16 (b + 6);
-  h->file_hdr_sz = le16 (b + 8);
-  h->chunk_hdr_sz = le16 (b + 10);
-  h->blk_sz = le32 (b + 12);
-  h->total_blks = le32 (b + 16);
-  h->total_chunks = le32 (b + 20);
-  h->image_checksum = le32 (b + 24);
+  h->major = get_le16 (b + 4);
+  h->minor = get_le16 (b + 6);
+  h->file_hdr_sz = get_le16 (b + 8);
+  h->chunk_hdr_sz = get_le16 (b + 10);
+  h->blk_sz = get_le32 (b + 12);
+  h->total_blks = get_le32 (b + 16);
+  h->total_chunks = get_le32 (b + 20);
+  h->image_checksum = get_le32 (b + 24);
   if (h->major != 1)
     return avm_error_input (err, "%s: offset %" PRIu64 ": unsupported sparse major version %u", name, at + 4,
                             h->major);
@@ -269,8 +259,8 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
       if (r < 0)
         return read_error (err, s, r);
 
-      uint16_t type = le16 (ch);
-      uint32_t csz = le32 (ch + 4), tsz = le32 (ch + 8);
+      uint16_t type = get_le16 (ch);
+      uint32_t csz = get_le32 (ch + 4), tsz = get_le32 (ch + 8);
       const char *name = chunk_name (type);
       if (!name)
         return chunk_error (&x, "unknown chunk type 0x%04x", type);
@@ -332,7 +322,7 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
             return r;
           if (!h->crc_unneeded)
             crc = crc_append_repeat (crc, v, len);
-          if ((r = avm_out_fill (o, off, le32 (v), len, err)) < 0)
+          if ((r = avm_out_fill (o, off, get_le32 (v), len, err)) < 0)
             return r;
           break;
         case CHUNK_DONT_CARE:
@@ -346,10 +336,10 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
             return r;
           if (h->crc_unneeded)
             return chunk_error (&x, "CRC32 chunk in an image scanned as having none (file changed while read?)");
-          if (le32 (v) != crc)
+          if (get_le32 (v) != crc)
             return chunk_error (&x, "CRC32 mismatch: the chunk says 0x%08" PRIx32 ", the %" PRIu64
                                     " blocks before it have 0x%08" PRIx32,
-                                le32 (v), blk, crc);
+                                get_le32 (v), blk, crc);
           break;
         }
       blk += csz;
@@ -394,8 +384,8 @@ avm_sparse_needs_crc (int fd, const struct avm_sparse_header *h)
       uint8_t ch[12];
       if (pread (fd, ch, sizeof ch, (off_t) at) != (ssize_t) sizeof ch)
         return true;
-      uint16_t type = (uint16_t) (ch[0] | ch[1] << 8);
-      uint32_t total_sz = (uint32_t) ch[8] | (uint32_t) ch[9] << 8 | (uint32_t) ch[10] << 16 | (uint32_t) ch[11] << 24;
+      uint16_t type = get_le16 (ch);
+      uint32_t total_sz = get_le32 (ch + 8);
       if (type == CHUNK_CRC32 || total_sz < h->chunk_hdr_sz)
         return true;
       at += total_sz;

@@ -368,6 +368,18 @@ enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn 
   return 0;
 }
 
+/* Take P (whose predecessor is PREV, or NULL) out of the pending list.  */
+static void
+unlink_pending (struct avm_qmp *q, struct pending *prev, struct pending *p)
+{
+  if (prev)
+    prev->next = p->next;
+  else
+    q->head = p->next;
+  if (q->tail == p)
+    q->tail = prev;
+}
+
 /* Forget a pending request (timeout): a late reply is then ignored.  */
 static void
 cancel_pending (struct avm_qmp *q, json_int_t id)
@@ -376,12 +388,7 @@ cancel_pending (struct avm_qmp *q, json_int_t id)
   for (struct pending *p = q->head; p; prev = p, p = p->next)
     if (p->id == id)
       {
-        if (prev)
-          prev->next = p->next;
-        else
-          q->head = p->next;
-        if (q->tail == p)
-          q->tail = prev;
+        unlink_pending (q, prev, p);
         free (p);
         return;
       }
@@ -530,12 +537,7 @@ handle_reply (struct avm_qmp *q, json_t *msg, json_t *ret, json_t *error, const 
       break;
   if (!p)
     return 0; /* not ours (any more): ignored */
-  if (prev)
-    prev->next = p->next;
-  else
-    q->head = p->next;
-  if (q->tail == p)
-    q->tail = prev;
+  unlink_pending (q, prev, p);
   if (p->cb)
     p->cb (p->data, ret, error);
   free (p);
