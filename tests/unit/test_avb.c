@@ -229,45 +229,10 @@ footer_of (const struct avm_avb_key *k, const uint8_t *img, size_t len, const ch
 
 /* --- Generated keys, shared by the worker processes of one run.  --- */
 
-static pid_t runner_pid;
-
-static bool
-same_exe (pid_t a, pid_t b)
-{
-  char pa[64], pb[64], ta[PATH_MAX], tb[PATH_MAX];
-  snprintf (pa, sizeof pa, "/proc/%d/exe", (int) a);
-  snprintf (pb, sizeof pb, "/proc/%d/exe", (int) b);
-  ssize_t na = readlink (pa, ta, sizeof ta - 1), nb = readlink (pb, tb, sizeof tb - 1);
-  return na > 0 && na == nb && memcmp (ta, tb, na) == 0;
-}
-
-/* Criterion re-executes the test binary for each test: a worker's parent
-   is the runner, running the same executable.  */
-__attribute__ ((constructor)) static void
-find_runner (void)
-{
-  runner_pid = same_exe (getpid (), getppid ()) ? getppid () : getpid ();
-}
-
 static char *
 keydir (void)
 {
-  char *d = NULL;
-  if (asprintf (&d, "/tmp/avm-test-avbkeys-%d", (int) runner_pid) < 0)
-    abort ();
-  return d;
-}
-
-__attribute__ ((destructor)) static void
-remove_keys (void)
-{
-  if (getpid () != runner_pid)
-    return;
-  char *d = keydir ();
-  struct stat st;
-  if (lstat (d, &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid ())
-    tu_rmtree (d);
-  free (d);
+  return tu_run_shared_dir ("avbkeys");
 }
 
 /* Path of generated key NAME, made on first use.  */

@@ -424,45 +424,10 @@ avm_env (void)
 /* ------------------------------------------------------------------ */
 /* The fixture, generated once per run.  */
 
-static pid_t runner_pid;
-
-static bool
-same_exe (pid_t a, pid_t b)
-{
-  char pa[64], pb[64], ta[PATH_MAX], tb[PATH_MAX];
-  snprintf (pa, sizeof pa, "/proc/%d/exe", (int) a);
-  snprintf (pb, sizeof pb, "/proc/%d/exe", (int) b);
-  ssize_t na = readlink (pa, ta, sizeof ta - 1), nb = readlink (pb, tb, sizeof tb - 1);
-  return na > 0 && na == nb && memcmp (ta, tb, na) == 0;
-}
-
-/* Criterion runs each test in a worker whose parent is the runner, running
-   the same executable.  */
-__attribute__ ((constructor)) static void
-c2i_find_runner (void)
-{
-  runner_pid = same_exe (getpid (), getppid ()) ? getppid () : getpid ();
-}
-
 static char *
 fixture_path (void)
 {
-  char *d = NULL;
-  if (asprintf (&d, "/tmp/avm-test-cvd2img-%d", (int) runner_pid) < 0)
-    abort ();
-  return d;
-}
-
-__attribute__ ((destructor)) static void
-c2i_remove_fixture (void)
-{
-  if (getpid () != runner_pid)
-    return;
-  char *d = fixture_path ();
-  struct stat st;
-  if (lstat (d, &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid ())
-    tu_rmtree (d);
-  free (d);
+  return tu_run_shared_dir ("cvd2img");
 }
 
 /* AvbRSAPublicKeyHeader blob of the RSA key in PEM file PATH, computed here

@@ -117,32 +117,6 @@ allocated (const char *path)
   return (uint64_t) st.st_blocks * 512;
 }
 
-/* Offset of the first data at or after OFF, or the size when none.  */
-static off_t
-next_data (const char *path, off_t off)
-{
-  int fd = open (path, O_RDONLY);
-  cr_assert (fd >= 0);
-  off_t d = lseek (fd, off, SEEK_DATA);
-  if (d < 0)
-    {
-      cr_assert_eq (errno, ENXIO);
-      d = lseek (fd, 0, SEEK_END);
-    }
-  close (fd);
-  return d;
-}
-
-static off_t
-next_hole (const char *path, off_t off)
-{
-  int fd = open (path, O_RDONLY);
-  cr_assert (fd >= 0);
-  off_t h = lseek (fd, off, SEEK_HOLE);
-  close (fd);
-  return h;
-}
-
 struct progress
 {
   uint64_t total;
@@ -509,13 +483,13 @@ Test (output, zero_blocks_become_holes)
   cr_assert_eq (memcmp (got, buf, size), 0);
   free (got);
   cr_assert_leq (allocated (path), 8 * 4096 + 4096, "%llu bytes allocated", (unsigned long long) allocated (path));
-  cr_assert_eq (next_data (path, 0), 3 * 4096);
-  cr_assert_eq (next_hole (path, 3 * 4096), 6 * 4096);
-  cr_assert_eq (next_data (path, 6 * 4096), 9 * 4096);
-  cr_assert_eq (next_data (path, 10 * 4096), 20 * 4096);
-  cr_assert_eq (next_data (path, 21 * 4096), 40 * 4096);
-  cr_assert_eq (next_hole (path, 40 * 4096), 42 * 4096);
-  cr_assert_eq (next_data (path, 42 * 4096), 63 * 4096);
+  cr_assert_eq (tu_next_data (path, 0), 3 * 4096);
+  cr_assert_eq (tu_next_hole (path, 3 * 4096), 6 * 4096);
+  cr_assert_eq (tu_next_data (path, 6 * 4096), 9 * 4096);
+  cr_assert_eq (tu_next_data (path, 10 * 4096), 20 * 4096);
+  cr_assert_eq (tu_next_data (path, 21 * 4096), 40 * 4096);
+  cr_assert_eq (tu_next_hole (path, 40 * 4096), 42 * 4096);
+  cr_assert_eq (tu_next_data (path, 42 * 4096), 63 * 4096);
   free (buf);
   free (path);
 }
@@ -546,7 +520,7 @@ Test (output, unaligned_writes)
   cr_assert_eq (len, size);
   cr_assert_eq (memcmp (got, want, size), 0);
   /* block 2 (8192-12287) is buf[8092, 12188): zeros, skipped */
-  cr_assert_eq (next_data (path, 8192), 3 * 4096, "the zero block at 8192 was written");
+  cr_assert_eq (tu_next_data (path, 8192), 3 * 4096, "the zero block at 8192 was written");
   free (got);
   free (want);
   free (buf);
@@ -581,8 +555,8 @@ Test (output, fill_patterns)
   size_t got_len;
   uint8_t *got = read_all (path, &got_len);
   cr_assert_eq (memcmp (got, want, size), 0);
-  cr_assert_eq (next_data (path, 0), 4096, "the zero fill was written");
-  cr_assert_eq (next_data (path, size - 4096), (off_t) size, "the end was written");
+  cr_assert_eq (tu_next_data (path, 0), 4096, "the zero fill was written");
+  cr_assert_eq (tu_next_data (path, size - 4096), (off_t) size, "the end was written");
   free (got);
   free (want);
   free (path);
@@ -643,10 +617,10 @@ copy_and_check (const char *d)
   free (got);
   cr_assert_leq (allocated (path), 64 * 1024 + 4 * 8192, "%llu bytes allocated",
                  (unsigned long long) allocated (path));
-  cr_assert_eq (next_data (path, 0), (off_t) base);
-  cr_assert_eq (next_hole (path, base), (off_t) (base + 8192));
-  cr_assert_eq (next_data (path, base + 8192), (off_t) (base + (1 << 20)));
-  cr_assert_eq (next_data (path, base + (1 << 20) + 8192), (off_t) (base + (5 << 20) + 4096));
+  cr_assert_eq (tu_next_data (path, 0), (off_t) base);
+  cr_assert_eq (tu_next_hole (path, base), (off_t) (base + 8192));
+  cr_assert_eq (tu_next_data (path, base + 8192), (off_t) (base + (1 << 20)));
+  cr_assert_eq (tu_next_data (path, base + (1 << 20) + 8192), (off_t) (base + (5 << 20) + 4096));
   free (content);
   free (in);
   free (path);

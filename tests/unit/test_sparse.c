@@ -88,21 +88,6 @@ read_all (const char *path, size_t *len)
   return buf;
 }
 
-static off_t
-next_data (const char *path, off_t off)
-{
-  int fd = open (path, O_RDONLY);
-  cr_assert (fd >= 0);
-  off_t d = lseek (fd, off, SEEK_DATA);
-  if (d < 0)
-    {
-      cr_assert_eq (errno, ENXIO);
-      d = lseek (fd, 0, SEEK_END);
-    }
-  close (fd);
-  return d;
-}
-
 static void
 run_ok (char *const argv[])
 {
@@ -323,10 +308,10 @@ assert_sparse_output (const char *out, uint64_t nonzero)
   cr_assert_leq (alloc, nonzero * 102 / 100 + 65536, "%s: %llu bytes allocated for %llu bytes of data", out,
                  (unsigned long long) alloc, (unsigned long long) nonzero);
   /* the zero runs are holes */
-  cr_assert_geq (next_data (out, 256 * BS), 768 * BS);
-  cr_assert_eq (next_data (out, 1536 * BS), (off_t) (IMG_BLOCKS - 1) * BS);
+  cr_assert_geq (tu_next_data (out, 256 * BS), 768 * BS);
+  cr_assert_eq (tu_next_data (out, 1536 * BS), (off_t) (IMG_BLOCKS - 1) * BS);
   /* zero blocks among random ones too */
-  cr_assert_eq (next_data (out, 912 * BS), 928 * BS);
+  cr_assert_eq (tu_next_data (out, 912 * BS), 928 * BS);
 }
 
 Test (sparse, img2simg_round_trip)
@@ -472,9 +457,9 @@ at_base (uint64_t base)
   cr_assert_leq ((uint64_t) st.st_blocks * 512, nonzero * 102 / 100 + 65536 + (base % BS ? nonzero / 8 : 0));
   if (base % BS == 0)
     {
-      cr_assert_eq (next_data (out, 0), (off_t) base);
-      cr_assert_geq (next_data (out, base + 256 * BS), (off_t) (base + 768 * BS));
-      cr_assert_eq (next_data (out, base + size), (off_t) out_size);
+      cr_assert_eq (tu_next_data (out, 0), (off_t) base);
+      cr_assert_geq (tu_next_data (out, base + 256 * BS), (off_t) (base + 768 * BS));
+      cr_assert_eq (tu_next_data (out, base + size), (off_t) out_size);
     }
   free (got);
   free (img);

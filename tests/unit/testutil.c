@@ -2,6 +2,9 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -239,4 +242,79 @@ tu_replace (char *s, const char *from, const char *to)
   fclose (m);
   free (s);
   return buf;
+}
+
+/* Criterion re-executes the test binary for each test: a worker's parent is
+   the runner, running the same executable.  */
+static pid_t runner_pid;
+
+static bool
+same_exe (pid_t a, pid_t b)
+{
+  char pa[64], pb[64], ta[PATH_MAX], tb[PATH_MAX];
+  snprintf (pa, sizeof pa, "/proc/%d/exe", (int) a);
+  snprintf (pb, sizeof pb, "/proc/%d/exe", (int) b);
+  ssize_t na = readlink (pa, ta, sizeof ta - 1), nb = readlink (pb, tb, sizeof tb - 1);
+  return na > 0 && na == nb && memcmp (ta, tb, na) == 0;
+}
+
+__attribute__ ((constructor)) static void
+find_runner (void)
+{
+  runner_pid = same_exe (getpid (), getppid ()) ? getppid () : getpid ();
+}
+
+char *
+tu_run_shared_dir (const char *tag)
+{
+  char *d = NULL;
+  if (asprintf (&d, "/tmp/avm-test-%s-%d", tag, (int) runner_pid) < 0)
+    abort ();
+  return d;
+}
+
+__attribute__ ((destructor)) static void
+remove_shared_dirs (void)
+{
+  if (getpid () != runner_pid)
+    return;
+  char *pattern = NULL;
+  glob_t g;
+  if (asprintf (&pattern, "/tmp/avm-test-*-%d", (int) runner_pid) < 0)
+    return;
+  if (glob (pattern, GLOB_NOSORT, NULL, &g) == 0)
+    {
+      for (size_t i = 0; i < g.gl_pathc; i++)
+        {
+          struct stat st;
+          if (lstat (g.gl_pathv[i], &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid ())
+            tu_rmtree (g.gl_pathv[i]);
+        }
+      globfree (&g);
+    }
+  free (pattern);
+}
+
+long long
+tu_next_data (const char *path, long long off)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  off_t d = lseek (fd, off, SEEK_DATA);
+  if (d < 0 && errno == ENXIO)
+    d = lseek (fd, 0, SEEK_END);
+  close (fd);
+  return d;
+}
+
+long long
+tu_next_hole (const char *path, long long off)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  off_t h = lseek (fd, off, SEEK_HOLE);
+  close (fd);
+  return h;
 }

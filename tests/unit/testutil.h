@@ -23,6 +23,16 @@ int tu_run (char *const argv[], char *const env[], char **out, char **err);
 int tu_avm (char **out, char **err, ...) __attribute__ ((sentinel));
 int tu_avmv (char *const args[], char **out, char **err);
 
+/* A directory shared by all the worker processes of one test run (fixtures
+   built once, e.g. RSA keys): /tmp/avm-test-TAG-<runner pid> (malloc'd).  The
+   runner removes every such directory when it exits.  */
+char *tu_run_shared_dir (const char *tag);
+
+/* First data (SEEK_DATA; the file size when none) and first hole (SEEK_HOLE)
+   at or after OFF in PATH.  */
+long long tu_next_data (const char *path, long long off);
+long long tu_next_hole (const char *path, long long off);
+
 const char *tu_srcdir (void);
 const char *tu_avm_bin (void);
 /* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
