@@ -117,7 +117,7 @@ avm_cmd_check (int argc, char **argv)
   avm_error_freep (&err);
 
   /* QEMU, its devices, the helpers and images: through the plan (the same
-     code that builds the command line), with missing files as warnings.  */
+     code that builds the command line), with missing files reported, not fatal.  */
   struct avm_plan_request req = {
     .profile = p,
     .instance = o.instance,
@@ -160,16 +160,19 @@ avm_cmd_check (int argc, char **argv)
                                    "install it or add its directory to paths.helpers");
             }
         }
-      json_t *w;
-      json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
+      if (!plan->approved)
+        avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", "extra_qemu_args add free-form QEMU arguments",
+                             "remove extra_qemu_args to run the approved command line");
+      json_t *m;
+      json_array_foreach (json_object_get (plan->json, "missing_files"), i, m)
         {
-          const char *msg = json_string_value (w);
-          if (strncmp (msg, "service ", 8) == 0)
-            continue; /* reported as helper:NAME above */
-          bool file = strstr (msg, "disks[") || strstr (msg, "firmware.");
-          avm_host_report_add (&rep, file ? AVM_CHECK_FAIL : AVM_CHECK_WARN, file ? "images" : "plan", msg,
-                               file ? "pass --images DIR (the directory holding the platform's images) or fix the path in the profile"
-                                    : NULL);
+          _cleanup_free_ char *d = NULL;
+          if (asprintf (&d, "%s %s: %s", json_string_value (json_object_get (m, "key")),
+                        json_string_value (json_object_get (m, "path")),
+                        json_string_value (json_object_get (m, "error"))) < 0)
+            continue;
+          avm_host_report_add (&rep, AVM_CHECK_FAIL, "images", d,
+                               "pass --images DIR (the directory holding the platform's images) or fix the path in the profile");
         }
     }
 

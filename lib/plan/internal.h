@@ -33,6 +33,7 @@ struct plan_ctx
   json_t *services;   /* {name: service} as expanded */
   json_t *resources;  /* {name: resource} */
   json_t *warnings;   /* ["..."] */
+  json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
   int next_slot;
   avm_error_t *err;

@@ -166,7 +166,10 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
     return 0;
   int e = errno;
   if (c->req->dry_run)
-    return plan_warn (c, "%s %s: %s", what, path, strerror (e));
+    {
+      json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s}", "key", what, "path", path, "error", strerror (e)));
+      return plan_warn (c, "%s %s: %s", what, path, strerror (e));
+    }
   return avm_error_sys (c->err, e, "%s %s", what, path);
 }
 
@@ -262,6 +265,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.services = json_object ();
   c.resources = json_object ();
   c.warnings = json_array ();
+  c.missing = json_array ();
   c.bootprops = json_object ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
@@ -380,6 +384,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   if (json_object_get (c.p, "boot_properties"))
     json_object_set (j, "boot_properties", c.bootprops);
   json_object_set (j, "warnings", c.warnings);
+  json_object_set (j, "missing_files", c.missing);
   plan->json = j;
   *out = plan;
   r = 0;
@@ -391,6 +396,7 @@ out:
   json_decref (c.services);
   json_decref (c.resources);
   json_decref (c.warnings);
+  json_decref (c.missing);
   json_decref (c.bootprops);
   free (c.run_dir);
   free (c.state_dir);
