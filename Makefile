@@ -45,6 +45,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
+FAKEHELPER := $(BUILD)/tests/avm-fakehelper
 
 .PHONY: all check check-asan bench clean install uninstall lint golden demo
 
@@ -66,9 +67,15 @@ $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libavm.a
 	$(CC) $(LDFLAGS_AVM) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libavm.a $(LIBS_AVM) \
 		$(shell $(PKG_CONFIG) --libs $(LAZY_PKGS)) $(CRITERION_LIBS)
 
+# Fault-injection service for the supervisor tests: standalone, libc only.
+$(FAKEHELPER): tests/helpers/fakehelper.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARNFLAGS) $(OPTFLAGS) $(CFLAGS) -o $@ $<
+
 # The suite runs the CLI too: AVM_BIN points it at the binary of this build.
-check: $(AVM) $(TEST_BIN)
-	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) $(TEST_BIN) $(TESTFLAGS)
+check: $(AVM) $(TEST_BIN) $(FAKEHELPER)
+	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
+		$(TEST_BIN) $(TESTFLAGS)
 
 # libtirpc is linked into the sanitizer build only: ASan intercepts the XDR
 # functions and resolves the real ones at startup, so libguestfs (dlopen'ed
@@ -103,18 +110,29 @@ clean:
 BENCH_BIN := $(BUILD)/bench/avm-bench
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
+BENCH_SRCS := $(filter-out bench/qemu-stamp.c,$(BENCH_SRCS))
+BENCH_STAMP := $(BUILD)/bench/qemu-stamp
+
 $(BENCH_BIN): $(BENCH_SRCS) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(WARNFLAGS) -O2 $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_SRCS)
+	$(CC) -std=gnu11 $(WARNFLAGS) -O2 $(CFLAGS) $(shell $(PKG_CONFIG) --cflags jansson) $(LDFLAGS) -o $@ \
+		$(BENCH_SRCS) $(shell $(PKG_CONFIG) --libs jansson)
 
-bench: $(AVM) $(BENCH_BIN)
-	$(BENCH_BIN) $(abspath $(AVM))
+$(BENCH_STAMP): bench/qemu-stamp.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARNFLAGS) -O2 $(CFLAGS) -o $@ $<
 
-# The bundled demo.  These machines have no working KVM (a KVM guest hangs),
-# so the demo runs under TCG unless DEMO_ACCEL says otherwise.
+bench: $(AVM) $(BENCH_BIN) $(BENCH_STAMP) $(FAKEHELPER) demo-image
+	AVM_SRCDIR=$(CURDIR) BENCH_FAKEHELPER=$(abspath $(FAKEHELPER)) BENCH_STAMP=$(abspath $(BENCH_STAMP)) \
+		BENCH_DEMO_IMAGES=$(abspath $(BUILD)/demo) $(BENCH_BIN) $(abspath $(AVM))
+
+# The bundled demo: the approved command line, then the guest booted with its
+# helpers, READY, and a clean stop.  These machines have no working KVM (a
+# KVM guest hangs), so the demo runs under TCG unless DEMO_ACCEL says otherwise.
 DEMO_ACCEL ?= tcg
 demo: $(AVM) demo-image
 	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --dry-run
+	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --verbose --stop-after-boot
 
 # Rewrite tests/golden/ from the current output (review the diff!).
 golden: $(AVM) $(TEST_BIN)

@@ -670,6 +670,14 @@ main (int argc, char **argv)
   rm_rf (dir);
   fflush (stdout);
 
+  /* avm start: supervision overhead and the demo's time to READY.  */
+  const char *srcdir = getenv ("AVM_SRCDIR");
+  if (bench_start (avm, qemu, srcdir && *srcdir ? srcdir : ".") < 0 && interrupted)
+    {
+      fprintf (stderr, "avm-bench: interrupted (signal %d)\n", (int) interrupted);
+      return 128 + interrupted;
+    }
+
   /* cvd2img: minutes of disk I/O, after the latency series are done.  */
   if (bench_cvd2img (avm) < 0 && interrupted)
     {

@@ -41,3 +41,9 @@ int run (char *const *argv, bool show_stderr, int *status, long *maxrss_kib);
    interrupted.  */
 int bench_cvd2img_config (void);
 int bench_cvd2img (const char *avm);
+
+/* bench/start.c: `avm start` to QEMU's exec with nine helpers against the
+   start-avm way, and the demo's time to READY against a bare QEMU
+   (BENCH_START_RUNS, BENCH_DEMO_RUNS; 0 skips).  0 when done or skipped,
+   -1 when a command failed (reported, `failed` set).  */
+int bench_start (const char *avm, const char *qemu, const char *srcdir);

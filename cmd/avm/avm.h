@@ -35,6 +35,11 @@ enum
   OPT_DRY_RUN,
   OPT_JSON,
   OPT_HELP,
+  OPT_STOP_AFTER_BOOT,
+  OPT_LOG_TARGET,
+  OPT_NO_WAIT,
+  OPT_TIMEOUT,
+  OPT_KILL,
 };
 
 #define AVM_PROFILE_LONGOPTS                                                                                           \
@@ -63,9 +68,16 @@ int avm_cmd_check (int argc, char **argv);
 int avm_cmd_cvd2img (int argc, char **argv);
 int avm_cmd_cvd2img_compat (int argc, char **argv);
 int avm_cmd_inspect (int argc, char **argv);
+int avm_cmd_status (int argc, char **argv);
+int avm_cmd_stop (int argc, char **argv);
 
 void avm_help_start (FILE *out);
 void avm_help_profiles (FILE *out);
 void avm_help_check (FILE *out);
 void avm_help_cvd2img (FILE *out);
 void avm_help_inspect (FILE *out);
+void avm_help_status (FILE *out);
+void avm_help_stop (FILE *out);
+
+/* --instance N: 1..64, or a usage error.  */
+int avm_parse_instance (const char *cmd, const char *arg, int *out);

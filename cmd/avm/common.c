@@ -95,7 +95,7 @@ avm_usage_error (const char *cmd, const char *fmt, ...)
 int
 avm_json_print (json_t *j, FILE *out)
 {
-  if (json_dumpf (j, out, JSON_INDENT (2) | JSON_PRESERVE_ORDER) < 0)
+  if (json_dumpf (j, out, JSON_INDENT (2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (9)) < 0)
     return -EIO;
   fputc ('\n', out);
   return 0;

@@ -17,6 +17,8 @@ static const struct
   { "check", avm_cmd_check, avm_help_check, "check that this host can run a profile" },
   { "cvd2img", avm_cmd_cvd2img, avm_help_cvd2img, "convert a Cuttlefish image set into raw GPT disks" },
   { "inspect", avm_cmd_inspect, avm_help_inspect, "show (and verify) a disk: partitions, boot properties, AVB" },
+  { "status", avm_cmd_status, avm_help_status, "show a running instance: state, processes, boot time, restarts" },
+  { "stop", avm_cmd_stop, avm_help_stop, "stop a running instance (guest power-down, then helpers)" },
 };
 
 static void

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* avm start: resolve a profile into a plan; --dry-run prints it. */
+/* avm start: resolve a profile into a plan; --dry-run prints it, otherwise
+   lib/supervise runs it. */
 #include "avm.h"
+#include "supervise/supervisor.h"
 #include "util/cleanup.h"
 
 #include <string.h>
@@ -22,9 +24,15 @@ avm_help_start (FILE *out)
          "      --allow-unapproved    accept the profile's extra_qemu_args (flagged in every output)\n"
          "  -n, --dry-run             print the QEMU command line and exit; nothing is started\n"
          "      --json                with --dry-run: print the whole plan as JSON\n"
+         "      --stop-after-boot     power the guest down once it has booted and exit 0\n"
+         "      --log-target TARGET   auto (default: files, and the journal when stderr is the journal),\n"
+         "                            file, or journal (files and the journal)\n"
+         "  -v, --verbose             also echo console and helper output to stderr\n"
+         "  -q, --quiet               no progress messages (errors only)\n"
          "  -h, --help                show this help\n"
          "\n"
-         "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad profile.\n"
+         "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad profile, 3 boot failed,\n"
+         "4 boot timeout, 5 QEMU exited or failed, 6 a critical helper failed, 7 killed at once.\n"
          "See avm-start(1) and avm-profile(5).\n",
          out);
 }
@@ -36,6 +44,10 @@ avm_cmd_start (int argc, char **argv)
     AVM_PROFILE_LONGOPTS,
     { "dry-run", no_argument, NULL, 'n' },
     { "json", no_argument, NULL, OPT_JSON },
+    { "stop-after-boot", no_argument, NULL, OPT_STOP_AFTER_BOOT },
+    { "log-target", required_argument, NULL, OPT_LOG_TARGET },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -44,11 +56,12 @@ avm_cmd_start (int argc, char **argv)
   _cleanup_profile_ struct avm_profile *profile = NULL;
   _cleanup_plan_ struct avm_plan *plan = NULL;
   bool dry_run = false, json = false;
+  struct avm_supervise_options so = { .log_target = AVM_LOG_AUTO };
   int c, r, ret = AVM_EXIT_USAGE;
 
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "+:p:O:i:nh", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "+:p:O:i:nvqh", longopts, NULL)) != -1)
     {
       r = avm_profile_opts_parse (&o, c, optarg, &err);
       if (r < 0)
@@ -65,6 +78,28 @@ avm_cmd_start (int argc, char **argv)
           break;
         case OPT_JSON:
           json = true;
+          break;
+        case OPT_STOP_AFTER_BOOT:
+          so.stop_after_boot = true;
+          break;
+        case OPT_LOG_TARGET:
+          if (streq (optarg, "auto"))
+            so.log_target = AVM_LOG_AUTO;
+          else if (streq (optarg, "file"))
+            so.log_target = AVM_LOG_FILE;
+          else if (streq (optarg, "journal"))
+            so.log_target = AVM_LOG_JOURNAL;
+          else
+            {
+              ret = avm_usage_error ("start", "--log-target %s: expected auto, file or journal", optarg);
+              goto out;
+            }
+          break;
+        case 'v':
+          so.verbose = true;
+          break;
+        case 'q':
+          so.quiet = true;
           break;
         case 'h':
           avm_help_start (stdout);
@@ -113,9 +148,15 @@ avm_cmd_start (int argc, char **argv)
 
   if (!dry_run)
     {
-      fprintf (stderr, "avm: start: only --dry-run is available in this build; supervised start "
-                       "(helpers, QMP, boot detection) is not implemented yet\n");
-      ret = AVM_EXIT_FAILURE;
+      so.plan = plan;
+      fflush (stdout);
+      ret = avm_supervise (&so, &err);
+      if (ret != 0 && err)
+        {
+          int code = ret;
+          avm_error_report (&err);
+          ret = code;
+        }
       goto out;
     }
   r = json ? avm_json_print (plan->json, stdout) : avm_plan_print_cmdline (plan, stdout);

@@ -12,7 +12,9 @@
 #include "util/json.h"
 #include "util/strv.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #define MIB (1024ULL * 1024)
@@ -43,10 +45,21 @@ const size_t avm_cvd_nparts = ARRAY_SIZE (avm_cvd_parts);
 static const char *const key_files[] = { "etc/cvd_avb_testkey_rsa4096.pem", "etc/cvd_avb_testkey.pem" };
 static const char *const pubkey_files[] = { "etc/cvd_rsa4096.avbpubkey", "etc/cvd.avbpubkey" };
 
+/* The outputs, renamed into place in this order once all are written.  */
+enum
+{
+  OUT_SYSTEM,
+  OUT_PROPS,
+  OUT_PROPS_VIRGL,
+  OUT_BOOTLOADER,
+  OUT_KEY,
+  OUT_MANIFEST,
+  N_OUTPUTS
+};
+
 struct outputs
 {
-  struct avm_out *o[5];
-  const char *label[5];
+  struct avm_out *o[N_OUTPUTS];
 };
 
 static void
@@ -67,9 +80,11 @@ host_arch (void)
   return "x86_64";
 }
 
+/* The signing key, and its PEM text when it is the host package's test key
+   (*PEM stays NULL with --key: a user's key is never copied).  */
 static int
-load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct avm_avb_key **key, json_t *manifest,
-          avm_error_t *err)
+load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct avm_avb_key **key, uint8_t **pem,
+          size_t *pem_len, json_t *manifest, avm_error_t *err)
 {
   int r;
   const char *source = req->key;
@@ -77,12 +92,11 @@ load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct 
     r = avm_avb_key_load (req->key, key, err);
   else
     {
-      _cleanup_free_ uint8_t *pem = NULL;
       size_t len = 0;
       r = -ENOENT;
       for (size_t i = 0; i < ARRAY_SIZE (key_files) && r == -ENOENT; i++)
         {
-          r = avm_imgset_host_file (set, key_files[i], &pem, &len, err);
+          r = avm_imgset_host_file (set, key_files[i], pem, &len, err);
           source = key_files[i];
         }
       if (r == -ENOENT)
@@ -93,7 +107,8 @@ load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct 
       _cleanup_free_ char *label = NULL;
       if (asprintf (&label, "%s:%s", avm_imgset_label (set), source) < 0)
         return avm_error_sys (err, ENOMEM, "key");
-      r = avm_avb_key_load_pem (pem, len, label, key, err);
+      r = avm_avb_key_load_pem (*pem, len, label, key, err);
+      *pem_len = len;
     }
   if (r < 0)
     return r;
@@ -159,6 +174,16 @@ parts_json (const struct avm_gpt *g)
   return a;
 }
 
+/* A private key is for its owner's eyes only (output.c creates 0644).  */
+static int
+private_mode (const char *path, avm_error_t *err)
+{
+  _cleanup_close_ int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fchmod (fd, 0600) < 0)
+    return avm_error_sys (err, errno, "%s: cannot make the key private (mode 0600)", path);
+  return 0;
+}
+
 static char *
 out_path (const struct avm_cvd2img_request *req, const char *given, const char *name)
 {
@@ -203,6 +228,9 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   struct avm_progress prog;
   _cleanup_json_ json_t *manifest = json_object ();
   _cleanup_free_ char *sys_path = NULL, *props_path = NULL, *virgl_path = NULL, *boot_path = NULL, *man_path = NULL;
+  _cleanup_free_ char *key_path = NULL;
+  _cleanup_free_ uint8_t *key_pem = NULL;
+  size_t key_pem_len = 0;
   _cleanup_free_ uint8_t *head = malloc (AVM_GPT_HEAD_SIZE), *tail = malloc (AVM_GPT_TAIL_SIZE);
   _cleanup_free_ uint8_t *bootloader = NULL;
   _cleanup_free_ char *manifest_text = NULL;
@@ -240,7 +268,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   json_object_set_new (manifest, "arch", json_string (arch));
   json_object_set_new (manifest, "input", req->dir ? json_pack ("{s:s}", "dir", req->dir)
                                                    : json_pack ("{s:s, s:s}", "zip", req->zip, "host_package", req->hostpkg));
-  if ((r = load_key (req, set, &key, manifest, err)) < 0)
+  if ((r = load_key (req, set, &key, &key_pem, &key_pem_len, manifest, err)) < 0)
     goto out;
 
   /* Profiles for the boot properties: as asked, and its virgl variant.  */
@@ -323,16 +351,17 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   virgl_path = out_path (req, req->props_virgl_path, "properties_virgl.img");
   boot_path = out_path (req, NULL, "bootloader");
   man_path = out_path (req, NULL, "manifest.json");
+  key_path = out_path (req, NULL, "avb_key.pem");
   json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:o}", "file", sys_path, "size",
                                                       (json_int_t) gpt->disk_size, "partitions", sysparts));
 
   /* Write everything to temporaries.  */
-  if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[0], err)) < 0)
+  if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[OUT_SYSTEM], err)) < 0)
     goto out;
   avm_progress_init (&prog, total, req->quiet);
-  avm_out_set_progress (outs.o[0], avm_progress_add, &prog);
-  if ((r = avm_out_write (outs.o[0], 0, head, AVM_GPT_HEAD_SIZE, err)) < 0
-      || (r = avm_out_write (outs.o[0], gpt->disk_size - AVM_GPT_TAIL_SIZE, tail, AVM_GPT_TAIL_SIZE, err)) < 0)
+  avm_out_set_progress (outs.o[OUT_SYSTEM], avm_progress_add, &prog);
+  if ((r = avm_out_write (outs.o[OUT_SYSTEM], 0, head, AVM_GPT_HEAD_SIZE, err)) < 0
+      || (r = avm_out_write (outs.o[OUT_SYSTEM], gpt->disk_size - AVM_GPT_TAIL_SIZE, tail, AVM_GPT_TAIL_SIZE, err)) < 0)
     goto out;
   prog.done = 0;
   size_t pi = 0;
@@ -347,18 +376,18 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
         continue; /* blank: a hole */
       avm_progress_item (&prog, gp->name);
       uint64_t room = (gp->last_lba - gp->first_lba + 1) * 512;
-      if ((r = avm_imgset_copy (set, p->image, outs.o[0], gp->offset, room, err)) < 0)
+      if ((r = avm_imgset_copy (set, p->image, outs.o[OUT_SYSTEM], gp->offset, room, err)) < 0)
         goto out;
     }
   avm_progress_done (&prog);
 
   json_t *info = NULL;
-  if ((r = write_props (req, profile, arch, key, props_path, &outs.o[1], &info, err)) < 0)
+  if ((r = write_props (req, profile, arch, key, props_path, &outs.o[OUT_PROPS], &info, err)) < 0)
     goto out;
   json_object_set_new (manifest, "properties", info);
   if (profile_virgl)
     {
-      if ((r = write_props (req, profile_virgl, arch, key, virgl_path, &outs.o[2], &info, err)) < 0)
+      if ((r = write_props (req, profile_virgl, arch, key, virgl_path, &outs.o[OUT_PROPS_VIRGL], &info, err)) < 0)
         goto out;
       json_object_set_new (manifest, "properties_virgl", info);
     }
@@ -372,11 +401,22 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
                            avm_imgset_label (set), blpath);
       goto out;
     }
-  if (r < 0 || (r = avm_out_open (boot_path, bootloader_len, &outs.o[3], err)) < 0
-      || (r = avm_out_write (outs.o[3], 0, bootloader, bootloader_len, err)) < 0)
+  if (r < 0 || (r = avm_out_open (boot_path, bootloader_len, &outs.o[OUT_BOOTLOADER], err)) < 0
+      || (r = avm_out_write (outs.o[OUT_BOOTLOADER], 0, bootloader, bootloader_len, err)) < 0)
     goto out;
   json_object_set_new (manifest, "bootloader", json_pack ("{s:s, s:s, s:I}", "file", boot_path, "source", blpath,
                                                           "size", (json_int_t) bootloader_len));
+
+  /* The host package's test key, so that `avm start` can rebuild the
+     properties disk when the profile's boot properties change (the
+     profiles' disks[].key is ${images}/avb_key.pem).  */
+  if (key_pem)
+    {
+      if ((r = avm_out_open (key_path, key_pem_len, &outs.o[OUT_KEY], err)) < 0
+          || (r = avm_out_write (outs.o[OUT_KEY], 0, key_pem, key_pem_len, err)) < 0)
+        goto out;
+      json_object_set_new (json_object_get (manifest, "key"), "file", json_string (key_path));
+    }
 
   manifest_text = json_dumps (manifest, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
   if (!manifest_text)
@@ -385,9 +425,9 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
       goto out;
     }
   size_t mlen = strlen (manifest_text);
-  if ((r = avm_out_open (man_path, mlen + 1, &outs.o[4], err)) < 0
-      || (r = avm_out_write (outs.o[4], 0, manifest_text, mlen, err)) < 0
-      || (r = avm_out_write (outs.o[4], mlen, "\n", 1, err)) < 0)
+  if ((r = avm_out_open (man_path, mlen + 1, &outs.o[OUT_MANIFEST], err)) < 0
+      || (r = avm_out_write (outs.o[OUT_MANIFEST], 0, manifest_text, mlen, err)) < 0
+      || (r = avm_out_write (outs.o[OUT_MANIFEST], mlen, "\n", 1, err)) < 0)
     goto out;
 
   /* All complete: rename them into place.  */
@@ -397,7 +437,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
         continue;
       struct avm_out *o = outs.o[i];
       outs.o[i] = NULL;
-      if ((r = avm_out_commit (o, err)) < 0)
+      if ((r = avm_out_commit (o, err)) < 0 || (i == OUT_KEY && (r = private_mode (key_path, err)) < 0))
         goto out;
     }
   r = 0;

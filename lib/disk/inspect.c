@@ -45,8 +45,9 @@ avb_json (const struct avm_avb_info *i, bool footer)
   return j;
 }
 
-static int
-read_part (int fd, const struct avm_gpt_part *p, const char *file, uint8_t **out, size_t *len, avm_error_t *err)
+int
+avm_inspect_read_partition (int fd, const struct avm_gpt_part *p, const char *file, uint8_t **out, size_t *len,
+                            avm_error_t *err)
 {
   uint64_t size = (p->last_lba - p->first_lba + 1) * 512;
   if (size > MAX_SIGNED_PARTITION)
@@ -73,7 +74,7 @@ inspect_footer (int fd, const struct avm_gpt_part *p, const char *file, json_t *
 {
   size_t len;
   _cleanup_free_ char *what = NULL;
-  int r = read_part (fd, p, file, data, &len, err);
+  int r = avm_inspect_read_partition (fd, p, file, data, &len, err);
   if (r < 0)
     return r;
   if (asprintf (&what, "%s: %s", file, p->name) < 0)
@@ -147,7 +148,7 @@ inspect_properties (int fd, const struct avm_gpt *g, const char *file, json_t *r
     {
       size_t len;
       _cleanup_free_ char *what = NULL;
-      if ((r = read_part (fd, vbm, file, &dvb, &len, err)) < 0)
+      if ((r = avm_inspect_read_partition (fd, vbm, file, &dvb, &len, err)) < 0)
         return r;
       if (asprintf (&what, "%s: vbmeta", file) < 0)
         return avm_error_sys (err, ENOMEM, "%s", file);

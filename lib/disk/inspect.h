@@ -9,10 +9,13 @@
  */
 #pragma once
 
+#include "disk/gpt.h"
 #include "util/error.h"
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* REPORT: {"file","size","disk_guid","kind","partitions":[...],
    "uboot_env":{...}, "vbmeta":{...}, "bootconfig":{...}, "ok": bool}.
@@ -23,3 +26,10 @@ int avm_inspect (const char *path, json_t **report, avm_error_t *err);
 /* Check the disk through libguestfs against MANIFEST (manifest.json as
    written by cvd2img).  PROBLEMS gets one string per mismatch.  */
 int avm_inspect_verify (const char *path, const char *manifest, json_t **problems, avm_error_t *err);
+
+/* The bytes of partition P of the disk open as FD (FILE names it in
+   messages): all the LBAs it covers, into *DATA (malloc'd, *LEN bytes).
+   Partitions above 4 MiB are refused: only the small signed partitions of
+   a properties disk are read this way (also by propsync.c).  */
+int avm_inspect_read_partition (int fd, const struct avm_gpt_part *p, const char *file, uint8_t **data, size_t *len,
+                                avm_error_t *err);

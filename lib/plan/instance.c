@@ -10,9 +10,11 @@ char *
 avm_instance_run_dir (int instance)
 {
   char *out = NULL;
-  const char *xdg = getenv ("XDG_RUNTIME_DIR");
+  const char *xdg = getenv ("XDG_RUNTIME_DIR"), *base = getenv ("AVM_RUNTIME_DIR");
   int r;
-  if (geteuid () == 0)
+  if (base && base[0] == '/')
+    r = asprintf (&out, "%s/%d", base, instance);
+  else if (geteuid () == 0)
     r = asprintf (&out, "/run/avm/%d", instance);
   else if (xdg && xdg[0] == '/')
     r = asprintf (&out, "%s/avm/%d", xdg, instance);
@@ -25,8 +27,11 @@ char *
 avm_instance_state_dir (int instance)
 {
   char *out = NULL;
+  const char *base = getenv ("AVM_STATE_DIR");
   int r;
-  if (geteuid () == 0)
+  if (base && base[0] == '/')
+    r = asprintf (&out, "%s/%d", base, instance);
+  else if (geteuid () == 0)
     r = asprintf (&out, "/var/lib/avm/%d", instance);
   else
     {

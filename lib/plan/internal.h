@@ -35,6 +35,7 @@ struct plan_ctx
   json_t *warnings;   /* ["..."] */
   json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
+  json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops */
   int next_slot;
   avm_error_t *err;
 };

@@ -198,8 +198,60 @@ check_files (struct plan_ctx *c)
       if (asprintf (&where, "disks[%zu].path", i) < 0)
         return -ENOMEM;
       int r = plan_expand (c, json_string_value (json_object_get (d, "path")), where, &e);
-      if (r < 0 || (r = check_file (c, e, where)) < 0)
+      if (r < 0)
         return r;
+      if (!json_is_true (json_object_get (d, "boot_properties")))
+        r = check_file (c, e, where);
+      else if (access (e, F_OK) < 0)
+        {
+          /* Generated at start: what must be there is the key to build it
+             with (a disk that exists is checked, and kept or rebuilt, by
+             avm_props_sync).  */
+          _cleanup_free_ char *kwhere = NULL, *key = NULL;
+          if (asprintf (&kwhere, "disks[%zu].key", i) < 0)
+            return -ENOMEM;
+          if ((r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
+            return r;
+          r = check_file (c, key, kwhere);
+        }
+      if (r < 0)
+        return r;
+    }
+  return 0;
+}
+
+/* Disks with boot_properties: avm builds them from the plan's boot
+   properties before QEMU starts (disk/propsync.h).  */
+static int
+generated_disks (struct plan_ctx *c)
+{
+  size_t i;
+  json_t *d;
+  json_array_foreach (avm_json_path (c->p, "disks"), i, d)
+    {
+      _cleanup_free_ char *pwhere = NULL, *kwhere = NULL, *path = NULL, *key = NULL;
+      const char *format = json_string_value (json_object_get (d, "format"));
+      int r;
+      if (!json_is_true (json_object_get (d, "boot_properties")))
+        continue;
+      if (!json_object_get (c->p, "boot_properties"))
+        return avm_error_input (c->err,
+                                "%s: disks[%zu].boot_properties: the profile has no boot_properties to generate the "
+                                "disk from (add a boot_properties object, or set disks[%zu].boot_properties to false)",
+                                c->file, i, i);
+      if (!streq (format, "raw"))
+        return avm_error_input (c->err,
+                                "%s: disks[%zu].format: a generated properties disk (boot_properties true) is raw, "
+                                "not %s",
+                                c->file, i, format);
+      if (asprintf (&pwhere, "disks[%zu].path", i) < 0 || asprintf (&kwhere, "disks[%zu].key", i) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_expand (c, json_string_value (json_object_get (d, "path")), pwhere, &path)) < 0
+          || (r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
+        return r;
+      json_array_append_new (c->generated, json_pack ("{s:s, s:s, s:s}", "name",
+                                                      json_string_value (json_object_get (d, "name")), "path", path,
+                                                      "key", key));
     }
   return 0;
 }
@@ -267,6 +319,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.warnings = json_array ();
   c.missing = json_array ();
   c.bootprops = json_object ();
+  c.generated = json_array ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
   c.data_dir = avm_data_dir ();
@@ -324,6 +377,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   if ((r = plan_qemu_argv (&c)) < 0)
     goto out;
   if ((r = plan_boot_properties (&c)) < 0)
+    goto out;
+  if ((r = generated_disks (&c)) < 0)
     goto out;
   if (!req->layout_only && (r = check_files (&c)) < 0)
     goto out;
@@ -383,6 +438,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   json_object_set_new (j, "stop_timeout", json_integer (pint (&c, "stop.timeout")));
   if (json_object_get (c.p, "boot_properties"))
     json_object_set (j, "boot_properties", c.bootprops);
+  json_object_set (j, "generated_disks", c.generated);
   json_object_set (j, "warnings", c.warnings);
   json_object_set (j, "missing_files", c.missing);
   plan->json = j;
@@ -398,6 +454,7 @@ out:
   json_decref (c.warnings);
   json_decref (c.missing);
   json_decref (c.bootprops);
+  json_decref (c.generated);
   free (c.run_dir);
   free (c.state_dir);
   free (c.data_dir);

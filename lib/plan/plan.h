@@ -49,7 +49,7 @@ void avm_plan_freep (struct avm_plan **plan);
 int avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out);
 
 /* Runtime and state directories of an instance (malloc'd):
-   $XDG_RUNTIME_DIR/avm/N or /run/avm/N as root; $XDG_STATE_HOME/avm/N or
-   /var/lib/avm/N as root.  */
+   $AVM_RUNTIME_DIR/N, else $XDG_RUNTIME_DIR/avm/N, or /run/avm/N as root;
+   $AVM_STATE_DIR/N, else $XDG_STATE_HOME/avm/N, or /var/lib/avm/N as root.  */
 char *avm_instance_run_dir (int instance);
 char *avm_instance_state_dir (int instance);

@@ -84,6 +84,10 @@ static const struct avm_skey disk_keys[] = {
   BOOL ("readonly", "false", "Attach read-only."),
   ENUM ("aio", V ("threads", "native", "io_uring"), "\"threads\"", "QEMU AIO mode."),
   BOOL ("boot_device", "true", "List this disk in androidboot.boot_devices (Android profiles)."),
+  BOOL ("boot_properties", "false",
+        "avm generates this disk from the plan's boot properties before QEMU starts, and rebuilds it when they change."),
+  STR ("key", "\"${images}/avb_key.pem\"", AVM_SF_TEXT | AVM_SF_NOTEMPTY,
+       "AVB signing key (PEM, RSA-4096) of a generated disk; only used with boot_properties."),
   END,
 };
 
@@ -238,7 +242,8 @@ static const struct avm_skey boot_keys[] = {
 };
 
 static const struct avm_skey stop_keys[] = {
-  INT ("timeout", 1, 3600, "30", "Seconds to wait for the guest after system_powerdown before quitting QEMU."),
+  INT ("timeout", 0, 3600, "30",
+       "Seconds to wait for the guest after system_powerdown before quitting QEMU (0: no power-down, QMP quit at once)."),
   END,
 };
 

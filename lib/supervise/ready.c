@@ -47,6 +47,12 @@ avm_unix_listening (const char *path)
       avm_error_free (err);
       return false;
     }
+  return avm_unix_listening_text (text, path);
+}
+
+bool
+avm_unix_listening_text (const char *text, const char *path)
+{
   if (avm_unix_listening_in (text, path))
     return true;
   /* The kernel shows the path as given to bind(): try the canonical one.  */

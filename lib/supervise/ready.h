@@ -16,4 +16,8 @@ bool avm_unix_listening (const char *path);
 /* Parse /proc/net/unix text (exposed for tests).  */
 bool avm_unix_listening_in (const char *proc_net_unix, const char *path);
 
+/* avm_unix_listening over /proc/net/unix text already read (one read serves
+   many checks).  */
+bool avm_unix_listening_text (const char *proc_net_unix, const char *path);
+
 bool avm_file_ready (const char *path);

@@ -97,7 +97,7 @@ child (const char *program, char *const *argv, char *const *envp, const int *src
   if (setpgid (0, 0) < 0)
     goto fail;
   step = 2;
-  if (prctl (PR_SET_PDEATHSIG, SIGTERM) < 0)
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0)
     goto fail;
   if (getppid () != parent) /* the supervisor died before the prctl */
     _exit (127);

@@ -4,7 +4,9 @@
  * shell), ${fd:NAME} references replaced by descriptors passed to the child
  * as 3, 4, ... in order of first use, every other descriptor closed, stdin
  * on /dev/null, stdout and stderr on OUT_FD (the supervisor's log pipe), its
- * own process group, SIGTERM when the supervisor dies (PR_SET_PDEATHSIG),
+ * own process group, SIGKILL when the supervisor dies (PR_SET_PDEATHSIG: a
+ * supervisor that dies without stopping its children was killed or crashed,
+ * and nothing may outlive it, not even a helper ignoring SIGTERM),
  * default signal dispositions and an empty signal mask.  The caller gets a
  * pidfd to watch the child with.
  */

@@ -92,18 +92,19 @@ Test (cli, real_start_is_refused_clearly)
   assert_contains (err, "services.kernel_log_monitor.exec[0]: kernel_log_monitor not found in /nonexistent/bin:");
   free (out);
   free (err);
-  /* Supervised start is not part of this build: said plainly.  */
-  char *dir = tu_tmpdir ();
-  char *path = tu_write (dir, "min.json", "{\"display\": {\"gpu\": \"none\"}}");
-  char *args2[] = { "start", "-p", path, "--set", "machine.accel=tcg", NULL };
+  /* Start options are checked before anything starts.  */
+  char *args2[] = { "start", "-p", "demo", "--log-target", "syslog", NULL };
   r = tu_avmv (args2, &out, &err);
-  cr_assert_eq (r, 1, "%s", err);
-  assert_contains (err, "only --dry-run is available");
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "--log-target syslog: expected auto, file or journal");
   free (out);
   free (err);
-  free (path);
-  tu_rmtree (dir);
-  free (dir);
+  char *args3[] = { "start", "-p", "demo", "--json", NULL };
+  r = tu_avmv (args3, &out, &err);
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "--json goes with --dry-run");
+  free (out);
+  free (err);
 }
 
 Test (cli, bad_profile_exits_2_with_file_and_path)

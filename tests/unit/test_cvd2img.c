@@ -17,6 +17,7 @@
  */
 #include "disk/avb.h"
 #include "disk/gpt.h"
+#include "disk/propsync.h"
 #include "disk/ubootenv.h"
 #include "util/cleanup.h"
 #include "util/error.h"
@@ -948,6 +949,8 @@ struct ctx
   const char *bootloader; /* file the bootloader output must equal */
   bool optional;          /* init_boot and the dlkm vbmetas present */
   bool virgl;             /* properties_virgl.img expected */
+  bool key_copied;        /* avb_key.pem expected (the host package's key) */
+  char *keyfile;          /* the host package's signing key in the fixture */
   char *pubpem;           /* `openssl rsa -pubout` of the signing key */
   uint8_t pubkey[AVM_AVB_PUBKEY_SIZE];
   char key_sha1[41];
@@ -962,7 +965,10 @@ ctx_init (struct ctx *c, const char *images, const char *arch, const char *bootl
   c->arch = arch;
   c->bootloader = bootloader;
   c->virgl = true;
-  _cleanup_free_ char *key = fx ("cvd/" KEY_PEM), *pub = fx ("cvd/" KEY_PUB);
+  c->key_copied = true;
+  c->keyfile = fx ("cvd/" KEY_PEM);
+  char *key = c->keyfile;
+  _cleanup_free_ char *pub = fx ("cvd/" KEY_PUB);
   c->pubpem = tpath ("pub.pem");
   if (!exists (c->pubpem))
     free (run_ok ((char *[]) { "openssl", "rsa", "-in", key, "-pubout", "-out", c->pubpem, NULL }, NULL));
@@ -976,6 +982,7 @@ ctx_init (struct ctx *c, const char *images, const char *arch, const char *bootl
 static void
 ctx_free (struct ctx *c)
 {
+  free (c->keyfile);
   free (c->pubpem);
   free (c->expanded[0]);
   free (c->expanded[1]);
@@ -1429,8 +1436,13 @@ static void
 check_all (struct ctx *c, const char *out, struct result *r)
 {
   memset (r, 0, sizeof *r);
-  const char *names[] = { "system.img", "properties.img", "bootloader", "manifest.json", "properties_virgl.img" };
-  check_dir_entries (out, names, c->virgl ? 5 : 4);
+  const char *names[6] = { "system.img", "properties.img", "bootloader", "manifest.json" };
+  size_t n = 4;
+  if (c->virgl)
+    names[n++] = "properties_virgl.img";
+  if (c->key_copied)
+    names[n++] = "avb_key.pem";
+  check_dir_entries (out, names, n);
 
   _cleanup_free_ char *sys = pj (out, "system.img"), *props = pj (out, "properties.img");
   _cleanup_free_ char *virgl = pj (out, "properties_virgl.img"), *bl = pj (out, "bootloader");
@@ -1465,6 +1477,29 @@ check_all (struct ctx *c, const char *out, struct result *r)
     }
   cr_assert_eq ((uint64_t) json_integer_value (json_object_get (json_object_get (r->manifest, "bootloader"), "size")),
                 b);
+
+  /* The host package's key, for avm start to rebuild the properties disk
+     with: a private copy, recorded in the manifest.  */
+  _cleanup_free_ char *keycopy = pj (out, "avb_key.pem");
+  json_t *mkey = json_object_get (r->manifest, "key");
+  if (c->key_copied)
+    {
+      struct stat st;
+      cr_assert_eq (lstat (keycopy, &st), 0);
+      cr_assert (S_ISREG (st.st_mode));
+      cr_assert_eq (st.st_mode & 07777, 0600, "%s: mode %o", keycopy, st.st_mode & 07777);
+      _cleanup_free_ uint8_t *k1 = read_bin (keycopy, &a), *k2 = read_bin (c->keyfile, &b);
+      cr_assert (a == b && memcmp (k1, k2, a) == 0, "%s is not a copy of %s", keycopy, c->keyfile);
+      /* Named as the other outputs are (relative in the compat mode's
+         current directory): next to the bootloader.  */
+      const char *blfile = json_string_value (json_object_get (json_object_get (r->manifest, "bootloader"), "file"));
+      cr_assert (blfile && strlen (blfile) >= 10 && streq (blfile + strlen (blfile) - 10, "bootloader"));
+      _cleanup_free_ char *want = NULL;
+      cr_assert (asprintf (&want, "%.*savb_key.pem", (int) strlen (blfile) - 10, blfile) > 0);
+      cr_assert_str_eq (json_string_value (json_object_get (mkey, "file")), want);
+    }
+  else
+    cr_assert_null (json_object_get (mkey, "file"), "manifest.json names a key copy, yet none was made");
 
   /* The boot properties every profile of ours derives.  */
   const char *bd = streq (c->arch, "aarch64") ? "androidboot.boot_devices=4010000000.pcie"
@@ -1718,11 +1753,87 @@ Test (cvd2img, aarch64_from_bootloader)
   ctx_free (&c);
 }
 
+/* --key: the user's key is not copied (nor an avb_key.pem there replaced).  */
+Test (cvd2img, user_key_not_copied)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *out2 = tpath ("out2"), *bl = fx ("cvd/" BL_X86);
+  struct ctx c;
+  struct result r;
+  ctx_init (&c, cvd, "x86_64", bl);
+  c.key_copied = false;
+  avm_ok ((char *[]) { "cvd2img", "--key", c.keyfile, "-o", out, cvd, NULL });
+  check_all (&c, out, &r);
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "key"), "source")), c.keyfile);
+  result_free (&r);
+
+  mkdirs (out2);
+  _cleanup_free_ char *mine = pj (out2, "avb_key.pem");
+  write_bin (mine, "mine\n", 5);
+  avm_ok ((char *[]) { "cvd2img", "--key", c.keyfile, "-o", out2, cvd, NULL });
+  _cleanup_free_ char *got = tu_read (mine);
+  cr_assert_str_eq (got, "mine\n", "%s was replaced", mine);
+  ctx_free (&c);
+}
+
+/* The boot properties of `avm start`'s plan and avb_key.pem: the disks
+   cvd2img wrote are the ones avm_props_sync keeps (same properties, same
+   environment, same key), for both GPU choices.  */
+static json_t *
+start_boot_properties (const char *images, const char *option)
+{
+  _cleanup_free_ char *caps = NULL;
+  cr_assert (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ()) > 0);
+  char *args[] = { "start", "-n", "--json", "-p", "aaos-x86_64", "--caps", caps, "--images", (char *) images,
+                   "--set", "machine.accel=tcg", "-O", (char *) option, NULL };
+  char *out = NULL, *err = NULL;
+  int rc = tu_avmv (args, &out, &err);
+  cr_assert_eq (rc, 0, "avm start -n: %s", err);
+  json_t *plan = json_loads (out, 0, NULL);
+  cr_assert_not_null (plan);
+  /* avb_key.pem is there: no missing key reported for the generated disk.  */
+  cr_assert_null (strstr (err, "disks[1].key"), "%s", err);
+  json_t *bp = json_incref (json_object_get (plan, "boot_properties"));
+  cr_assert_not_null (bp);
+  json_decref (plan);
+  free (out);
+  free (err);
+  return bp;
+}
+
+Test (cvd2img, start_keeps_converted_properties)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  _cleanup_free_ char *key = pj (out, "avb_key.pem");
+  const char *const disks[] = { "properties.img", "properties_virgl.img" };
+  const char *const options[] = { "gpu=virtio-gpu", "gpu=virgl" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      _cleanup_free_ char *disk = pj (out, disks[i]);
+      json_t *bp = start_boot_properties (out, options[i]);
+      struct timespec ts[2] = { { OLD_MTIME, 0 }, { OLD_MTIME, 0 } };
+      cr_assert_eq (utimensat (AT_FDCWD, disk, ts, 0), 0);
+      struct stat before, after;
+      cr_assert_eq (stat (disk, &before), 0);
+      _cleanup_error_ avm_error_t err = NULL;
+      bool rebuilt = true;
+      cr_assert_eq (avm_props_sync (disk, bp, "x86_64", key, &rebuilt, &err), 0, "%s", err ? err->msg : "");
+      cr_assert (!rebuilt, "%s: avm start would rebuild what cvd2img wrote for %s", disk, options[i]);
+      cr_assert_eq (stat (disk, &after), 0);
+      cr_assert (before.st_ino == after.st_ino && after.st_mtim.tv_sec == OLD_MTIME);
+      /* The other GPU's properties differ: the disk would be rebuilt.  */
+      json_t *other = start_boot_properties (out, options[1 - i]);
+      cr_assert (!json_equal (bp, other));
+      json_decref (other);
+      json_decref (bp);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Failures: exit status, one line naming the culprit, old outputs kept.  */
 
 static const char *const out_names[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
-                                         "manifest.json" };
+                                         "manifest.json", "avb_key.pem" };
 
 static void
 seed_outputs (const char *out)
@@ -2248,8 +2359,8 @@ Test (cvd2img, compat_paths)
   free (bc);
   free (bcv);
   ctx_free (&c);
-  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json" };
-  check_dir_entries (dst, names, 5);
+  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json", "avb_key.pem" };
+  check_dir_entries (dst, names, 6);
   /* bootloader and manifest.json go next to the system disk, never into
      the current directory.  */
   DIR *d = opendir (cwd);

@@ -184,34 +184,7 @@ wait_socket (const char *path, pid_t owner, const char *log)
 static char *
 demo_image (void)
 {
-  glob_t g;
-  bool kernel = glob ("/boot/vmlinuz-*", 0, NULL, &g) == 0;
-  globfree (&g);
-  if (!kernel)
-    cr_skip_test ("no /boot/vmlinuz-*: install linux-image-amd64 to boot the demo guest");
-  if (access ("/bin/busybox", X_OK) != 0)
-    cr_skip_test ("no /bin/busybox: install busybox-static to build the demo guest");
-
-  const char *src = tu_srcdir ();
-  char *dir = pj (src, "build/demo");
-  char *lock = pj (src, "build/.demo-image.lock");
-  char *build = pj (src, "build");
-  mkdir (build, 0755);
-  int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  cr_assert_geq (fd, 0, "%s: %s", lock, strerror (errno));
-  cr_assert_eq (flock (fd, LOCK_EX), 0);
-  /* Not the BUILD=... of a `make check` this runs under: the image is
-     always build/demo.  */
-  char *argv[] = { "make", "-s", "-C", (char *) src, "BUILD=build", "demo-image", NULL };
-  char *env[] = { "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", NULL };
-  char *out = NULL, *err = NULL;
-  int r = tu_run (argv, env, &out, &err);
-  flock (fd, LOCK_UN);
-  close (fd);
-  cr_assert_eq (r, 0, "make demo-image failed (%d): %s%s", r, out, err);
-  free (out);
-  free (err);
-  return dir;
+  return tu_demo_image ();
 }
 
 /* Wait for a boot marker on the console file; returns the console text.

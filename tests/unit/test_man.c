@@ -791,6 +791,8 @@ Test (man, start_options)
 Test (man, check_options)
 {
   check_options ("check", "avm-check.1");
+  check_options ("status", "avm-status.1");
+  check_options ("stop", "avm-stop.1");
 }
 
 Test (man, profiles_subcommands)

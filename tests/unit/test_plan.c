@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
 
@@ -130,6 +131,16 @@ Test (plan, golden_command_lines)
 
 Test (plan, golden_json_plan)
 {
+  /* The generated properties disk's key is a missing file only while the
+     disk itself is missing: the golden plan assumes a host where instance 1
+     has not generated it.  */
+  char *state = avm_instance_state_dir (1), *generated = NULL;
+  cr_assert (asprintf (&generated, "%s/properties.img", state) > 0);
+  cr_assert_neq (access (generated, F_OK), 0,
+                 "%s exists (left by an `avm start` of instance 1?): the golden plan expects it missing; remove it",
+                 generated);
+  free (generated);
+  free (state);
   char *out = NULL, *err = NULL;
   int r = run_variant (&goldens[0], "--json", &out, &err);
   cr_assert_eq (r, 0, "%s", err);
@@ -164,6 +175,18 @@ plan_json (const char *profile, const char *caps_name, char *const extra[], char
   cr_assert_not_null (j);
   free (out);
   return j;
+}
+
+/* missing_files entry for profile key KEY, or NULL.  */
+static json_t *
+missing (json_t *plan, const char *key)
+{
+  size_t i;
+  json_t *m;
+  json_array_foreach (json_object_get (plan, "missing_files"), i, m)
+    if (!strcmp (json_string_value (json_object_get (m, "key")), key))
+      return m;
+  return NULL;
 }
 
 static const char *
@@ -478,4 +501,113 @@ Test (plan, real_qemu_probe_and_cache)
   tu_rmtree (dir);
   free (dir);
   free (cache);
+}
+
+/* The AAOS properties disk is generated in the state directory: listed in
+   generated_disks, never a missing file itself; its key is one while
+   neither exists.  */
+Test (plan, generated_properties_disk)
+{
+  char *err = NULL, *state = avm_instance_state_dir (2), *want = NULL;
+  char *i2[] = { "-i", "2", NULL };
+  json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", i2, &err);
+  cr_assert (asprintf (&want, "%s/properties.img", state) > 0);
+  json_t *g = json_object_get (j, "generated_disks");
+  cr_assert_eq (json_array_size (g), 1);
+  json_t *d = json_array_get (g, 0);
+  cr_assert_str_eq (json_string_value (json_object_get (d, "name")), "properties");
+  cr_assert_str_eq (json_string_value (json_object_get (d, "path")), want);
+  cr_assert_str_eq (json_string_value (json_object_get (d, "key")), "/images/avb_key.pem");
+  cr_assert_null (missing (j, "disks[1].path"));
+  cr_assert_not_null (missing (j, "disks[0].path"));
+  if (access (want, F_OK) != 0)
+    {
+      json_t *m = missing (j, "disks[1].key");
+      cr_assert_not_null (m, "the key of a disk to generate is missing, yet not reported");
+      cr_assert_str_eq (json_string_value (json_object_get (m, "path")), "/images/avb_key.pem");
+      assert_contains (err, "disks[1].key /images/avb_key.pem: No such file or directory");
+    }
+  /* The same drive on the command line, whatever the GPU: the generated
+     disk follows the boot properties (no properties_virgl.img).  */
+  json_t *argv = json_object_get (json_object_get (j, "qemu"), "argv");
+  char *drive = NULL;
+  cr_assert (asprintf (&drive, "file=%s,if=none,id=drive-virtio-disk1,format=raw", want) > 0);
+  size_t i;
+  json_t *a;
+  int found = 0;
+  json_array_foreach (argv, i, a)
+    found += strstr (json_string_value (a), drive) != NULL;
+  cr_assert_eq (found, 1, "no -drive %s", drive);
+  json_decref (j);
+  char *virgl[] = { "-i", "2", "-O", "gpu=virgl", NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", virgl, &err);
+  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (json_object_get (j, "generated_disks"), 0),
+                                                        "path")),
+                    want);
+  found = 0;
+  json_array_foreach (json_object_get (json_object_get (j, "qemu"), "argv"), i, a)
+    found += strstr (json_string_value (a), drive) != NULL;
+  cr_assert_eq (found, 1, "gpu=virgl: no -drive %s", drive);
+  cr_assert_str_eq (prop (j, "androidboot.hardware.egl"), "mesa");
+  json_decref (j);
+  free (drive);
+
+  /* The key there, the disk not: nothing missing about the disk.  */
+  char *dir = tu_tmpdir ();
+  free (tu_write (dir, "avb_key.pem", "key\n"));
+  char *images[] = { "-i", "2", "--images", dir, NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", images, &err);
+  cr_assert_null (missing (j, "disks[1].key"));
+  cr_assert_null (missing (j, "disks[1].path"));
+  json_decref (j);
+
+  /* The disk there, the key not: nothing missing either (the key is only
+     needed to rebuild it, which start finds out).  */
+  char *disk = tu_write (dir, "props.img", "disk\n"), *set = NULL, *key = NULL;
+  cr_assert (asprintf (&set, "disks[1].path=%s", disk) > 0 && asprintf (&key, "disks[1].key=%s/nokey.pem", dir) > 0);
+  char *present[] = { "--set", set, "--set", key, NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", present, &err);
+  cr_assert_null (missing (j, "disks[1].key"));
+  cr_assert_null (missing (j, "disks[1].path"));
+  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (json_object_get (j, "generated_disks"), 0),
+                                                        "key")) + strlen (dir),
+                    "/nokey.pem");
+  json_decref (j);
+
+  /* Without the flag a disk is a plain file again.  */
+  char *plain[] = { "--set", "disks[1].boot_properties=false", NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", plain, &err);
+  cr_assert_eq (json_array_size (json_object_get (j, "generated_disks")), 0);
+  cr_assert_not_null (missing (j, "disks[1].path"));
+  cr_assert_null (missing (j, "disks[1].key"));
+  json_decref (j);
+
+  /* A profile without any: an empty array.  */
+  j = plan_json ("demo", "10.0-x86_64", NULL, &err);
+  cr_assert (json_is_array (json_object_get (j, "generated_disks")));
+  cr_assert_eq (json_array_size (json_object_get (j, "generated_disks")), 0);
+  json_decref (j);
+
+  tu_rmtree (dir);
+  free (dir);
+  free (disk);
+  free (set);
+  free (key);
+  free (want);
+  free (state);
+  free (err);
+}
+
+Test (plan, generated_disk_errors)
+{
+  expect_error ("{\"disks\": [{\"name\": \"p\", \"path\": \"/x.img\", \"boot_properties\": true}]}",
+                "disks[0].boot_properties: the profile has no boot_properties to generate the disk from", 2, NULL);
+  expect_error ("{\"boot_properties\": {}, \"disks\": [{\"name\": \"p\", \"path\": \"/x.img\", "
+                "\"boot_properties\": true, \"format\": \"qcow2\"}]}",
+                "disks[0].format: a generated properties disk (boot_properties true) is raw, not qcow2", 2, NULL);
+  expect_error ("{\"boot_properties\": {}, \"disks\": [{\"name\": \"p\", \"path\": \"/x.img\", "
+                "\"boot_properties\": true, \"key\": \"${imgs}/k.pem\"}]}",
+                "disks[0].key: unknown variable ${imgs}", 2, NULL);
+  expect_error ("{\"disks\": [{\"name\": \"p\", \"path\": \"/x.img\", \"key\": \"\"}]}",
+                "disks[0].key: must not be empty", 2, NULL);
 }

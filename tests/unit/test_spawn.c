@@ -137,7 +137,7 @@ Test (spawn, exec_failure_and_missing_resource_are_reported)
 
 Test (spawn, children_die_with_the_supervisor)
 {
-  /* An intermediate "supervisor" spawns sleep and dies: sleep gets SIGTERM.  */
+  /* An intermediate "supervisor" spawns sleep and dies: sleep gets SIGKILL.  */
   int p[2];
   cr_assert_eq (pipe (p), 0);
   pid_t sup = fork ();
@@ -157,7 +157,7 @@ Test (spawn, children_die_with_the_supervisor)
   pid_t child;
   cr_assert_eq (read (p[0], &child, sizeof child), (ssize_t) sizeof child);
   waitpid (sup, NULL, 0);
-  /* The orphan is re-parented; wait until it is gone (SIGTERM).  */
+  /* The orphan is re-parented; wait until it is gone (SIGKILL).  */
   int gone = 0;
   for (int i = 0; i < 200 && !gone; i++)
     {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "testutil.h"
 
+#include <criterion/criterion.h>
+#include <sys/file.h>
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
@@ -318,3 +320,51 @@ tu_next_hole (const char *path, long long off)
   close (fd);
   return h;
 }
+
+static char *
+tu_join (const char *a, const char *b)
+{
+  char *s = NULL;
+  if (asprintf (&s, "%s/%s", a, b) < 0)
+    abort ();
+  return s;
+}
+
+/* The demo guest's images in $AVM_SRCDIR/build/demo, built first (make
+   demo-image, under a lock shared by parallel tests) when missing or out of
+   date; skips the test when the kernel or busybox is not installed.  */
+char *
+tu_demo_image (void)
+{
+  glob_t g;
+  bool kernel = glob ("/boot/vmlinuz-*", 0, NULL, &g) == 0;
+  globfree (&g);
+  if (!kernel)
+    cr_skip_test ("no /boot/vmlinuz-*: install linux-image-amd64 to boot the demo guest");
+  if (access ("/bin/busybox", X_OK) != 0)
+    cr_skip_test ("no /bin/busybox: install busybox-static to build the demo guest");
+
+  const char *src = tu_srcdir ();
+  char *dir = tu_join (src, "build/demo");
+  char *lock = tu_join (src, "build/.demo-image.lock");
+  char *build = tu_join (src, "build");
+  mkdir (build, 0755);
+  int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  cr_assert_geq (fd, 0, "%s: %s", lock, strerror (errno));
+  cr_assert_eq (flock (fd, LOCK_EX), 0);
+  /* Not the BUILD=... of a `make check` this runs under: the image is
+     always build/demo.  */
+  char *argv[] = { "make", "-s", "-C", (char *) src, "BUILD=build", "demo-image", NULL };
+  char *env[] = { "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", NULL };
+  char *out = NULL, *err = NULL;
+  int r = tu_run (argv, env, &out, &err);
+  flock (fd, LOCK_UN);
+  close (fd);
+  free (lock);
+  free (build);
+  cr_assert_eq (r, 0, "make demo-image failed (%d): %s%s", r, out, err);
+  free (out);
+  free (err);
+  return dir;
+}
+

@@ -37,3 +37,8 @@ const char *tu_srcdir (void);
 const char *tu_avm_bin (void);
 /* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
 char *tu_replace (char *s, const char *from, const char *to);
+
+/* $AVM_SRCDIR/build/demo (malloc'd), built by `make demo-image` first when
+   missing or out of date (under a lock); skips the test when the kernel or
+   busybox-static is not installed.  */
+char *tu_demo_image (void);

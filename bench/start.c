@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `avm start` series (bench/README.md):
+ *
+ *   start to QEMU exec, 9 helpers ready at once: avm with a profile of nine
+ *     fake helpers that listen on their sockets at once (readiness "socket",
+ *     checked through /proc/net/unix), QEMU replaced by bench/qemu-stamp,
+ *     which records the moment of its exec; against the same start done the
+ *     start-avm way: a shell script that probes QEMU three times (-version,
+ *     -machine help, -device help) and backgrounds the nine helpers without
+ *     waiting for them, then execs the stamp.  Targets: avm's median <= 10 ms
+ *     and the script >= 10x slower.
+ *
+ *   demo time to READY: `avm start -p demo` under TCG until READY=1 reaches
+ *     a NOTIFY_SOCKET, against the same guest booted by a bare QEMU command
+ *     (the argv of avm's plan, its virtiofsd and dbus-daemon started the way
+ *     a script would, the boot marker read from the console FIFO).  Target:
+ *     avm / bare <= 1.05.
+ *
+ * Environment: BENCH_FAKEHELPER, BENCH_STAMP (set by make bench),
+ * BENCH_START_RUNS (default 20), BENCH_DEMO_RUNS (default 3; 0 skips),
+ * BENCH_DEMO_IMAGES (default build/demo).
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HELPERS 9
+
+extern char **environ;
+
+static double
+mono_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+static void
+nap_ms (double ms)
+{
+  struct timespec ts = { (time_t) (ms / 1000), (long) ((ms - (double) (time_t) (ms / 1000) * 1000) * 1e6) };
+  nanosleep (&ts, NULL);
+}
+
+/* Spawn ARGV in its own process group with ENV added, stdout/stderr to
+   /dev/null.  */
+static pid_t
+spawn_env (char *const *argv, char *const *extra)
+{
+  size_t n = 0, k = 0;
+  while (child_env[n])
+    n++;
+  while (extra && extra[k])
+    k++;
+  char **envp = xmalloc ((n + k + 1) * sizeof *envp);
+  memcpy (envp, child_env, n * sizeof *envp);
+  memcpy (envp + n, extra, k * sizeof *envp);
+  envp[n + k] = NULL;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_t at;
+  posix_spawnattr_init (&at);
+  sigset_t none;
+  sigemptyset (&none);
+  posix_spawnattr_setsigmask (&at, &none);
+  posix_spawnattr_setpgroup (&at, 0);
+  posix_spawnattr_setflags (&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid;
+  int r = posix_spawn (&pid, argv[0], &fa, &at, argv, envp);
+  posix_spawn_file_actions_destroy (&fa);
+  posix_spawnattr_destroy (&at);
+  free (envp);
+  if (r != 0)
+    {
+      fprintf (stderr, "avm-bench: cannot run %s: %s\n", argv[0], strerror (r));
+      return -1;
+    }
+  return pid;
+}
+
+static int
+wait_exit (pid_t pid, double timeout_ms)
+{
+  double end = mono_ms () + timeout_ms;
+  int st;
+  for (;;)
+    {
+      pid_t r = waitpid (pid, &st, WNOHANG);
+      if (r == pid)
+        return WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+      if (mono_ms () > end)
+        {
+          kill (-pid, SIGKILL);
+          kill (pid, SIGKILL);
+          waitpid (pid, &st, 0);
+          return -1;
+        }
+      nap_ms (1);
+    }
+}
+
+/* Poll for the stamp file: the monotonic time of QEMU's exec in ms.  */
+static double
+wait_stamp (const char *path, double timeout_ms)
+{
+  double end = mono_ms () + timeout_ms;
+  while (mono_ms () < end)
+    {
+      FILE *f = fopen (path, "r");
+      long long ns;
+      if (f)
+        {
+          int ok = fscanf (f, "%lld", &ns) == 1;
+          fclose (f);
+          if (ok)
+            return (double) ns / 1e6;
+        }
+      nap_ms (0.2);
+    }
+  return -1;
+}
+
+static void
+write_text (const char *path, const char *text)
+{
+  FILE *f = fopen (path, "w");
+  if (!f || fputs (text, f) < 0 || fclose (f) != 0)
+    {
+      fprintf (stderr, "avm-bench: cannot write %s\n", path);
+      exit (1);
+    }
+}
+
+static void
+stats (double *v, int n, double *min, double *med, double *max)
+{
+  qsort (v, n, sizeof *v, cmp_double);
+  *min = v[0];
+  *max = v[n - 1];
+  *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int
+start_series (const char *avm, const char *qemu, const char *fake, const char *stamp, const char *caps,
+              const char *dir, int runs)
+{
+  char *profile = xasprintf ("%s/nine.json", dir), *script = xasprintf ("%s/start-avm.sh", dir);
+  char *stamp_file = xasprintf ("%s/stamp", dir);
+  /* The profile: nine helpers ready at once, no guest devices.  */
+  size_t cap = 8192, len = 0;
+  char *svc = xmalloc (cap);
+  len += snprintf (svc + len, cap - len, "{");
+  for (int i = 1; i <= HELPERS; i++)
+    len += snprintf (svc + len, cap - len,
+                     "%s\"h%d\": {\"exec\": [\"%s\", \"listen=${socket}\", \"hang\"], \"socket\": "
+                     "\"${run_dir}/h%d.sock\", \"ready\": \"socket\"}",
+                     i > 1 ? ", " : "", i, fake, i);
+  snprintf (svc + len, cap - len, "}");
+  char *text = xasprintf ("{\"description\": \"bench: nine helpers ready at once\",\n"
+                          " \"machine\": {\"arch\": \"x86_64\", \"type\": \"pc\", \"accel\": \"tcg\", \"memory\": "
+                          "\"128M\"},\n"
+                          " \"qemu\": {\"binary\": \"%s\"},\n"
+                          " \"display\": {\"backend\": \"none\", \"gpu\": \"none\"},\n"
+                          " \"input\": {\"keyboard\": false, \"touch\": \"none\"}, \"network\": {\"mode\": \"none\"},\n"
+                          " \"rng\": false, \"balloon\": false, \"stop\": {\"timeout\": 0},\n"
+                          " \"services\": %s}\n",
+                          stamp, svc);
+  write_text (profile, text);
+  free (text);
+  /* The start-avm way.  */
+  len = 0;
+  len += snprintf (svc + len, cap - len,
+                   "#!/bin/sh\n# start-avm's way: probe QEMU, background the helpers, exec QEMU\n"
+                   "%s -version >/dev/null\n%s -machine help >/dev/null\n%s -device help >/dev/null\n"
+                   "mkdir -p %s/sh\n",
+                   qemu, qemu, qemu, dir);
+  for (int i = 1; i <= HELPERS; i++)
+    len += snprintf (svc + len, cap - len, "%s listen=%s/sh/h%d.sock hang &\n", fake, dir, i);
+  snprintf (svc + len, cap - len, "exec %s\n", stamp);
+  write_text (script, svc);
+  free (svc);
+
+  double *a = xmalloc (runs * sizeof *a), *b = xmalloc (runs * sizeof *b);
+  char *env_stamp = xasprintf ("AVM_BENCH_STAMP=%s", stamp_file);
+  char *env_run = xasprintf ("AVM_RUNTIME_DIR=%s/run", dir), *env_state = xasprintf ("AVM_STATE_DIR=%s/state", dir);
+  char *extra[] = { env_stamp, env_run, env_state, NULL };
+  char *avm_argv[] = { (char *) avm, "start", "-q", "-p", profile, "--caps", (char *) caps, NULL };
+  char *sh_argv[] = { "/bin/sh", script, NULL };
+  int ok = 0;
+  for (int i = 0; i < runs && !interrupted; i++)
+    {
+      for (int which = 0; which < 2; which++)
+        {
+          unlink (stamp_file);
+          double t0 = mono_ms ();
+          pid_t pid = spawn_env (which == 0 ? avm_argv : sh_argv, extra);
+          if (pid < 0)
+            return -1;
+          double t1 = wait_stamp (stamp_file, 30000);
+          if (which == 0)
+            {
+              kill (pid, SIGTERM);
+              int st = wait_exit (pid, 30000);
+              if (t1 < 0 || st != 0)
+                {
+                  fprintf (stderr, "avm-bench: avm start (nine helpers) failed (exit %d, stamp %s)\n", st,
+                           t1 < 0 ? "missing" : "seen");
+                  failed = true;
+                  return -1;
+                }
+              a[i] = t1 - t0;
+            }
+          else
+            {
+              kill (-pid, SIGKILL);
+              wait_exit (pid, 5000);
+              if (t1 < 0)
+                {
+                  fprintf (stderr, "avm-bench: the start-avm script failed\n");
+                  failed = true;
+                  return -1;
+                }
+              b[i] = t1 - t0;
+            }
+        }
+      ok = i + 1;
+      fprintf (stderr, "\rstart to QEMU exec: %d/%d", ok, runs);
+      progress_open = true;
+    }
+  end_progress_line ();
+  if (ok == 0)
+    return -1;
+  double amin, amed, amax, bmin, bmed, bmax;
+  stats (a, ok, &amin, &amed, &amax);
+  stats (b, ok, &bmin, &bmed, &bmax);
+  printf ("\n== avm start: time from start to QEMU's exec, %d helpers ready at once ==\n", HELPERS);
+  printf ("%-46s %5s %9s %9s %9s\n", "series (ms)", "runs", "min", "median", "max");
+  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "avm start (readiness checked)", ok, amin, amed, amax);
+  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "start-avm way (3 QEMU probes, helpers &)", ok, bmin, bmed, bmax);
+  printf ("  avm median <= 10 ms:        %.2f ms  %s\n", amed, verdict (amed <= 10.0));
+  printf ("  script / avm >= 10x:        %.1fx  %s\n", bmed / amed, verdict (bmed / amed >= 10.0));
+  free (a);
+  free (b);
+  return 0;
+}
+
+/* ---- demo time to READY -------------------------------------------------- */
+
+static int
+notify_socket (const char *path)
+{
+  int fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
+  unlink (path);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    return -1;
+  return fd;
+}
+
+static bool
+wait_ready (int fd, double timeout_ms)
+{
+  double end = mono_ms () + timeout_ms;
+  while (mono_ms () < end)
+    {
+      struct pollfd p = { fd, POLLIN, 0 };
+      if (poll (&p, 1, 100) == 1)
+        {
+          char buf[4096];
+          ssize_t n = recv (fd, buf, sizeof buf - 1, 0);
+          if (n > 0 && (buf[n] = '\0', strstr (buf, "READY=1")))
+            return true;
+        }
+    }
+  return false;
+}
+
+static bool
+wait_marker (int fd, const char *marker, double timeout_ms)
+{
+  double end = mono_ms () + timeout_ms;
+  char buf[8192];
+  size_t len = 0;
+  while (mono_ms () < end)
+    {
+      struct pollfd p = { fd, POLLIN, 0 };
+      if (poll (&p, 1, 100) != 1)
+        continue;
+      ssize_t n = read (fd, buf + len, sizeof buf - 1 - len);
+      if (n <= 0)
+        continue;
+      len += n;
+      buf[len] = '\0';
+      if (strstr (buf, marker))
+        return true;
+      if (len > sizeof buf / 2)
+        {
+          memmove (buf, buf + len - 256, 256);
+          len = 256;
+        }
+    }
+  return false;
+}
+
+static bool
+wait_socket_file (const char *path, double timeout_ms)
+{
+  double end = mono_ms () + timeout_ms;
+  struct stat st;
+  while (mono_ms () < end)
+    {
+      if (stat (path, &st) == 0 && S_ISSOCK (st.st_mode))
+        return true;
+      nap_ms (1);
+    }
+  return false;
+}
+
+static int
+demo_series (const char *avm, const char *images, const char *dir, int runs)
+{
+  char *run = xasprintf ("%s/demo-run", dir), *state = xasprintf ("%s/demo-state", dir);
+  char *env_run = xasprintf ("AVM_RUNTIME_DIR=%s", run), *env_state = xasprintf ("AVM_STATE_DIR=%s", state);
+  char *npath = xasprintf ("%s/notify.sock", dir), *env_notify = xasprintf ("NOTIFY_SOCKET=%s", npath);
+  char *plan_path = xasprintf ("%s/demo-plan.json", dir);
+  /* The plan: its QEMU argv and helper argvs are what the bare run uses.  */
+  char *plan_argv[] = { (char *) avm, "start", "-p", "demo", "--images", (char *) images, "--set",
+                        "machine.accel=tcg", "--dry-run", "--json", NULL };
+  {
+    size_t n = 0;
+    while (child_env[n])
+      n++;
+    char **saved = child_env;
+    char **envp = xmalloc ((n + 3) * sizeof *envp);
+    memcpy (envp, saved, n * sizeof *envp);
+    envp[n] = env_run;
+    envp[n + 1] = env_state;
+    envp[n + 2] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init (&fa);
+    posix_spawn_file_actions_addopen (&fa, 1, plan_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int st = -1;
+    if (posix_spawn (&pid, avm, &fa, NULL, plan_argv, envp) == 0)
+      waitpid (pid, &st, 0);
+    posix_spawn_file_actions_destroy (&fa);
+    free (envp);
+    if (st != 0)
+      {
+        fprintf (stderr, "avm-bench: demo: avm start --dry-run --json failed (make demo-image first?)\n");
+        failed = true;
+        return -1;
+      }
+  }
+  json_error_t je;
+  json_t *plan = json_load_file (plan_path, 0, &je);
+  json_t *qargv = json_object_get (json_object_get (plan, "qemu"), "argv");
+  if (!plan || !json_is_array (qargv))
+    {
+      fprintf (stderr, "avm-bench: demo: unreadable plan %s\n", plan_path);
+      failed = true;
+      return -1;
+    }
+
+  double *a = xmalloc (runs * sizeof *a), *b = xmalloc (runs * sizeof *b);
+  int ok = 0;
+  for (int i = 0; i < runs && !interrupted; i++)
+    {
+      /* avm */
+      int nfd = notify_socket (npath);
+      char *extra[] = { env_run, env_state, env_notify, NULL };
+      char *argv[] = { (char *) avm, "start", "-q", "-p", "demo", "--images", (char *) images, "--set",
+                       "machine.accel=tcg", NULL };
+      double t0 = mono_ms ();
+      pid_t pid = spawn_env (argv, extra);
+      bool ready = pid > 0 && wait_ready (nfd, 300000);
+      a[i] = mono_ms () - t0;
+      if (pid > 0)
+        {
+          kill (pid, SIGTERM);
+          wait_exit (pid, 60000);
+        }
+      close (nfd);
+      if (!ready)
+        {
+          fprintf (stderr, "avm-bench: demo: no READY=1 from avm start\n");
+          failed = true;
+          return -1;
+        }
+
+      /* bare: the same helpers and QEMU argv, started like a script would.  */
+      char *rd = xasprintf ("%s/1", run);
+      rm_rf (run);
+      mkdir (run, 0700);
+      mkdir (rd, 0700);
+      pid_t helpers[4];
+      int nh = 0;
+      t0 = mono_ms ();
+      json_t *res;
+      size_t k;
+      int console = -1;
+      json_array_foreach (json_object_get (plan, "resources"), k, res)
+        {
+          const char *type = json_string_value (json_object_get (res, "type"));
+          const char *path = json_string_value (json_object_get (res, "path"));
+          if (type && path && strcmp (type, "fifo") == 0)
+            {
+              mkfifo (path, 0600);
+              int fd = open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+              if (json_is_true (json_object_get (res, "log")) && console < 0)
+                console = fd;
+            }
+          else if (type && path && strcmp (type, "fifo-pair") == 0)
+            {
+              char *in = xasprintf ("%s.in", path), *out = xasprintf ("%s.out", path);
+              mkfifo (in, 0600);
+              mkfifo (out, 0600);
+              open (in, O_RDWR | O_CLOEXEC);
+              open (out, O_RDWR | O_CLOEXEC);
+              free (in);
+              free (out);
+            }
+        }
+      json_t *svc;
+      json_array_foreach (json_object_get (plan, "services"), k, svc)
+        {
+          json_t *sa = json_object_get (svc, "argv");
+          char **av = xmalloc ((json_array_size (sa) + 1) * sizeof *av);
+          size_t m;
+          json_t *x;
+          json_array_foreach (sa, m, x)
+            av[m] = (char *) json_string_value (x);
+          av[json_array_size (sa)] = NULL;
+          av[0] = (char *) json_string_value (json_object_get (svc, "program"));
+          if (nh < 4)
+            helpers[nh++] = spawn_env (av, NULL);
+          free (av);
+        }
+      json_array_foreach (json_object_get (plan, "services"), k, svc)
+        wait_socket_file (json_string_value (json_object_get (svc, "socket")), 10000);
+      char **qv = xmalloc ((json_array_size (qargv) + 1) * sizeof *qv);
+      json_t *x;
+      json_array_foreach (qargv, k, x)
+        qv[k] = (char *) json_string_value (x);
+      qv[json_array_size (qargv)] = NULL;
+      pid_t q = spawn_env (qv, NULL);
+      free (qv);
+      bool booted = q > 0 && console >= 0 && wait_marker (console, "VIRTUAL_DEVICE_BOOT_COMPLETED", 300000);
+      b[i] = mono_ms () - t0;
+      if (q > 0)
+        {
+          kill (q, SIGKILL);
+          wait_exit (q, 10000);
+        }
+      for (int h = 0; h < nh; h++)
+        if (helpers[h] > 0)
+          {
+            kill (-helpers[h], SIGKILL);
+            wait_exit (helpers[h], 10000);
+          }
+      /* Close the FIFOs opened above (descriptors above stderr that are ours).  */
+      for (int fd = 3; fd < 1024; fd++)
+        if (fcntl (fd, F_GETFD) >= 0 && (fcntl (fd, F_GETFD) & FD_CLOEXEC))
+          {
+            char link[64], target[4096];
+            snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+            ssize_t n = readlink (link, target, sizeof target - 1);
+            if (n > 0 && (target[n] = '\0', strncmp (target, run, strlen (run)) == 0))
+              close (fd);
+          }
+      free (rd);
+      if (!booted)
+        {
+          fprintf (stderr, "avm-bench: demo: the bare QEMU run did not boot\n");
+          failed = true;
+          return -1;
+        }
+      ok = i + 1;
+      fprintf (stderr, "\rdemo time to READY: %d/%d", ok, runs);
+      progress_open = true;
+    }
+  end_progress_line ();
+  json_decref (plan);
+  if (ok == 0)
+    return -1;
+  double amin, amed, amax, bmin, bmed, bmax;
+  stats (a, ok, &amin, &amed, &amax);
+  stats (b, ok, &bmin, &bmed, &bmax);
+  printf ("\n== avm start: demo guest, time to READY (TCG) ==\n");
+  printf ("%-46s %5s %9s %9s %9s\n", "series (s)", "runs", "min", "median", "max");
+  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "avm start -p demo (READY=1)", ok, amin / 1e3, amed / 1e3, amax / 1e3);
+  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "bare QEMU, same argv and helpers (marker)", ok, bmin / 1e3, bmed / 1e3,
+          bmax / 1e3);
+  printf ("  avm / bare <= 1.05:         %.3f  %s\n", amed / bmed, verdict (amed / bmed <= 1.05));
+  free (a);
+  free (b);
+  return 0;
+}
+
+int
+bench_start (const char *avm, const char *qemu, const char *srcdir)
+{
+  const char *fake = getenv ("BENCH_FAKEHELPER"), *stamp = getenv ("BENCH_STAMP");
+  const char *e;
+  int runs = (e = getenv ("BENCH_START_RUNS")) && *e ? atoi (e) : 20;
+  int demo_runs = (e = getenv ("BENCH_DEMO_RUNS")) && *e ? atoi (e) : 3;
+  if (!fake || !stamp)
+    {
+      printf ("\n(avm start series skipped: BENCH_FAKEHELPER and BENCH_STAMP are set by make bench)\n");
+      return 0;
+    }
+  const char *tmp = getenv ("TMPDIR");
+  char *dir = xasprintf ("%s/avm-bench-start.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp (dir))
+    return -1;
+  char *caps = xasprintf ("%s/tests/data/caps-qemu-7.2-x86_64.json", srcdir);
+  int r = runs > 0 ? start_series (avm, qemu, fake, stamp, caps, dir, runs) : 0;
+  if (r == 0 && demo_runs > 0 && !interrupted)
+    {
+      const char *images = getenv ("BENCH_DEMO_IMAGES");
+      char *img = images && *images ? xasprintf ("%s", images) : xasprintf ("%s/build/demo", srcdir);
+      r = demo_series (avm, img, dir, demo_runs);
+      free (img);
+    }
+  rm_rf (dir);
+  free (caps);
+  free (dir);
+  fflush (stdout);
+  return r;
+}

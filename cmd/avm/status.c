@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* avm status: ask a running instance over its control socket. */
+#include "avm.h"
+#include "supervise/control.h"
+#include "supervise/rundir.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Not running: like systemctl status (LSB "program is not running").  */
+#define EXIT_NOT_RUNNING 3
+
+void
+avm_help_status (FILE *out)
+{
+  fputs ("Usage: avm status [OPTIONS]\n"
+         "\n"
+         "Show the state of a running instance: phase, QEMU and helper processes,\n"
+         "uptime, boot time and restarts, asked over its control socket.\n"
+         "\n"
+         "  -i, --instance N   instance number 1..64 (default 1)\n"
+         "  -a, --all          every running instance\n"
+         "      --json         print the state as JSON\n"
+         "  -h, --help         show this help\n"
+         "\n"
+         "Exit status: 0 running, 3 not running, 1 failure, 2 bad usage.\n"
+         "See avm-status(1).\n",
+         out);
+}
+
+int
+avm_parse_instance (const char *cmd, const char *arg, int *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol (arg, &end, 10);
+  if (errno || *end || end == arg || v < 1 || v > 64)
+    return avm_usage_error (cmd, "--instance %s: expected an integer 1..64", arg);
+  *out = (int) v;
+  return 0;
+}
+
+static void
+format_duration (double s, char *buf, size_t len)
+{
+  if (s < 60)
+    snprintf (buf, len, "%.1f s", s);
+  else if (s < 3600)
+    snprintf (buf, len, "%dm%02ds", (int) s / 60, (int) s % 60);
+  else
+    snprintf (buf, len, "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
+}
+
+static void
+print_process (FILE *out, json_t *p)
+{
+  char up[32] = "-", pidbuf[24] = "-";
+  json_t *pid = json_object_get (p, "pid");
+  if (json_is_integer (pid))
+    snprintf (pidbuf, sizeof pidbuf, "%lld", (long long) json_integer_value (pid));
+  if (json_is_number (json_object_get (p, "uptime")))
+    format_duration (json_number_value (json_object_get (p, "uptime")), up, sizeof up);
+  fprintf (out, "  %-22s %-10s pid %-8s up %-9s", json_string_value (json_object_get (p, "name")),
+           json_string_value (json_object_get (p, "state")),
+           pidbuf, up);
+  json_t *restarts = json_object_get (p, "restarts");
+  if (json_is_integer (restarts))
+    fprintf (out, " restarts %lld", (long long) json_integer_value (restarts));
+  const char *last = json_string_value (json_object_get (p, "last_exit"));
+  if (last)
+    fprintf (out, " (last: %s)", last);
+  fputc ('\n', out);
+}
+
+static const char *
+field (json_t *j, const char *key)
+{
+  const char *s = json_string_value (json_object_get (j, key));
+  return s ? s : "-";
+}
+
+static void
+print_status (FILE *out, json_t *st)
+{
+  if (!json_object_get (st, "qemu"))
+    {
+      /* Locked, control socket not up yet (or no longer).  */
+      fprintf (out, "instance %lld: %s (avm pid %lld, runtime directory %s)\n",
+               (long long) json_integer_value (json_object_get (st, "instance")), field (st, "state"),
+               (long long) json_integer_value (json_object_get (st, "pid")), field (st, "run_dir"));
+      return;
+    }
+  char up[32], boot[32] = "";
+  format_duration (json_number_value (json_object_get (st, "uptime")), up, sizeof up);
+  json_t *bt = json_object_get (st, "boot_time");
+  if (json_is_number (bt))
+    format_duration (json_number_value (bt), boot, sizeof boot);
+  fprintf (out, "instance %lld: %s (profile %s, avm pid %lld, up %s)\n",
+           (long long) json_integer_value (json_object_get (st, "instance")),
+           field (st, "state"), field (st, "profile"),
+           (long long) json_integer_value (json_object_get (st, "pid")), up);
+  if (*boot)
+    fprintf (out, "  booted in %s%s\n", boot,
+             json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");
+  else
+    fprintf (out, "  not booted yet\n");
+  json_t *q = json_object_get (st, "qemu");
+  json_object_set_new (q, "name", json_string ("qemu"));
+  print_process (out, q);
+  size_t i;
+  json_t *s;
+  json_array_foreach (json_object_get (st, "services"), i, s)
+    print_process (out, s);
+  fprintf (out, "  runtime directory %s\n  logs %s\n", field (st, "run_dir"), field (st, "log_dir"));
+}
+
+/* Ask instance N for its status: 0 and *ST, or 1 when it is not running.  */
+static int
+query (int instance, json_t **st, avm_error_t *err)
+{
+  _cleanup_free_ char *dir = avm_instance_run_dir (instance);
+  _cleanup_free_ char *sock = dir ? avm_path_join (dir, "control.sock") : NULL;
+  pid_t pid = 0;
+  if (!sock)
+    return avm_error_sys (err, ENOMEM, "status");
+  int r = avm_rundir_holder (dir, &pid, err);
+  if (r < 0)
+    return r;
+  if (r == 0)
+    return 1;
+  _cleanup_json_ json_t *req = json_pack ("{s:s}", "command", "status");
+  r = avm_control_call (sock, req, st, 5000, err);
+  if (r == 0 && !json_is_true (json_object_get (*st, "ok")))
+    {
+      r = avm_error_fail (err, EPERM, "instance %d: %s", instance,
+                          json_string_value (json_object_get (*st, "error")) ?: "request refused");
+      json_decref (*st);
+      *st = NULL;
+      return r;
+    }
+  if (r == -ENOENT || r == -ECONNREFUSED)
+    {
+      /* Locked but no control socket: still setting up, or stopping.  */
+      avm_error_free (*err);
+      *err = NULL;
+      *st = json_pack ("{s:b, s:i, s:s, s:i, s:s}", "ok", 1, "instance", instance, "state", "preparing", "pid",
+                       (int) pid, "run_dir", dir);
+      return *st ? 0 : avm_error_sys (err, ENOMEM, "status");
+    }
+  return r;
+}
+
+int
+avm_cmd_status (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "instance", required_argument, NULL, 'i' },
+    { "all", no_argument, NULL, 'a' },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  _cleanup_error_ avm_error_t err = NULL;
+  int instance = 1, c;
+  bool json = false, all = false;
+
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+:i:ah", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'i':
+        if (avm_parse_instance ("status", optarg, &instance) < 0)
+          return AVM_EXIT_USAGE;
+        break;
+      case 'a':
+        all = true;
+        break;
+      case OPT_JSON:
+        json = true;
+        break;
+      case 'h':
+        avm_help_status (stdout);
+        return 0;
+      default:
+        return avm_bad_option ("status", c, argv);
+      }
+  if (optind < argc)
+    return avm_usage_error ("status", "unexpected argument \"%s\"", argv[optind]);
+
+  _cleanup_json_ json_t *list = json_array ();
+  int first = all ? 1 : instance, last = all ? 64 : instance;
+  for (int i = first; i <= last; i++)
+    {
+      json_t *st = NULL;
+      int r = query (i, &st, &err);
+      if (r < 0)
+        return avm_error_report (&err);
+      if (r == 0)
+        json_array_append_new (list, st);
+    }
+  if (json)
+    {
+      if (all)
+        avm_json_print (list, stdout);
+      else if (json_array_size (list))
+        avm_json_print (json_array_get (list, 0), stdout);
+      else
+        {
+          _cleanup_json_ json_t *none = json_pack ("{s:b, s:i, s:s}", "ok", 1, "instance", instance, "state",
+                                                   "stopped");
+          avm_json_print (none, stdout);
+        }
+    }
+  else
+    {
+      size_t i;
+      json_t *st;
+      json_array_foreach (list, i, st)
+        print_status (stdout, st);
+      if (json_array_size (list) == 0)
+        {
+          if (all)
+            printf ("no instance is running\n");
+          else
+            printf ("instance %d is not running\n", instance);
+        }
+    }
+  if (fflush (stdout) != 0)
+    return AVM_EXIT_FAILURE;
+  return json_array_size (list) ? AVM_EXIT_OK : EXIT_NOT_RUNNING;
+}

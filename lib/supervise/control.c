@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Control socket: server inside the sd-event loop, and the blocking client.
+ * The protocol and the limits are described in control.h.
+ *
+ * Server structure: one listening socket (an io source) and a list of
+ * clients, each with a non-blocking socket (an io source watching EPOLLIN,
+ * plus EPOLLOUT while replies wait to be written), an idle timer, an input
+ * buffer holding the lines not yet handled (at most one incomplete line of
+ * AVM_CONTROL_MAX_LINE bytes plus one read) and an output buffer.  Lines are
+ * handled as soon as they are complete, in order, and each reply is written
+ * at once as far as the socket takes it.  A client is "closing" once no
+ * more input is wanted from it (end of input, over-long line): it is freed
+ * when its output is written.  Handlers always return 0 (sd-event disables
+ * a source whose handler fails); failures drop the client concerned.
+ *
+ * The socket file is created through its full path (bind() takes a path),
+ * everything else goes through the directory descriptor and the entry name,
+ * without following symbolic links: the stale-file check, the mode, the
+ * device and inode recorded after bind(), and the removal at the end, which
+ * only happens when the entry is still that inode.
+ */
+#include "supervise/control.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+#include "util/strfmt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKLOG 16
+#define READ_CHUNK 16384
+/* Reads per dispatch, so that one client cannot starve the loop.  */
+#define MAX_READS_PER_CALL 8
+#define MAX_ACCEPTS_PER_CALL 32
+/* Accepting pauses this long when out of descriptors (EMFILE).  */
+#define ACCEPT_RETRY_USEC (100 * 1000ULL)
+#define TIMER_ACCURACY_USEC 1000ULL
+/* Longest reply the client accepts.  */
+#define MAX_REPLY (16 * 1024 * 1024)
+
+struct client
+{
+  struct avm_control *ctl;
+  struct client *prev, *next;
+  int fd;
+  sd_event_source *io;
+  sd_event_source *timer;
+  char *rbuf;
+  size_t rpos, rlen, ralloc; /* unhandled input is rbuf[rpos, rlen) */
+  size_t scanned;            /* rbuf[rpos, scanned) holds no newline */
+  char *wbuf;
+  size_t wpos, wlen, walloc; /* unwritten output is wbuf[wpos, wlen) */
+  bool closing;
+};
+
+struct avm_control
+{
+  sd_event *event;
+  sd_event_source *listen_io;
+  sd_event_source *retry_timer;
+  int fd;
+  int dirfd;
+  char *name;
+  char *path;
+  bool bound;
+  dev_t dev;
+  ino_t ino;
+  avm_control_fn fn;
+  void *data;
+  uint64_t idle_usec;
+  struct client *clients;
+  unsigned nclients;
+};
+
+/* ------------------------------------------------------------------ */
+/* Replies.  */
+
+static json_t *error_reply (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+static json_t *
+error_reply (const char *fmt, ...)
+{
+  va_list ap;
+  _cleanup_free_ char *msg = NULL;
+
+  va_start (ap, fmt);
+  msg = avm_vstrdupf (fmt, ap);
+  va_end (ap);
+  if (!msg)
+    return NULL;
+  /* json_string rejects invalid UTF-8; the message then loses its details.  */
+  json_t *m = json_string (msg);
+  if (!m)
+    m = json_string ("invalid request");
+  return json_pack ("{s:b, s:o*}", "ok", 0, "error", m);
+}
+
+/* The serialized reply line (malloc'd, "\n" included), or NULL.  Falls back
+   to a fixed text when REPLY is NULL (out of memory) or cannot be dumped.  */
+static char *
+reply_line (json_t *reply, size_t *len)
+{
+  _cleanup_free_ char *text = reply ? json_dumps (reply, JSON_COMPACT) : NULL;
+  char *line = avm_strdupf ("%s\n", text ? text : "{\"ok\":false,\"error\":\"internal error\"}");
+  if (line)
+    *len = strlen (line);
+  return line;
+}
+
+/* Best-effort reply on a connection that is about to be closed (rejected
+   connections: the socket buffer is empty, so a short line fits).  */
+static void
+send_and_forget (int fd, json_t *reply)
+{
+  size_t len = 0;
+  _cleanup_free_ char *line = reply_line (reply, &len);
+  if (line)
+    (void) !send (fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* ------------------------------------------------------------------ */
+/* Clients.  */
+
+static void
+client_free (struct client *cl)
+{
+  struct avm_control *c = cl->ctl;
+
+  sd_event_source_disable_unref (cl->io);
+  sd_event_source_disable_unref (cl->timer);
+  if (cl->fd >= 0)
+    close (cl->fd);
+  if (cl->prev)
+    cl->prev->next = cl->next;
+  else
+    c->clients = cl->next;
+  if (cl->next)
+    cl->next->prev = cl->prev;
+  c->nclients--;
+  free (cl->rbuf);
+  free (cl->wbuf);
+  free (cl);
+}
+
+/* Write as much output as the socket takes.  0, or -errno when the
+   connection is unusable.  */
+static int
+client_flush (struct client *cl)
+{
+  while (cl->wpos < cl->wlen)
+    {
+      ssize_t n = send (cl->fd, cl->wbuf + cl->wpos, cl->wlen - cl->wpos, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+          return -errno;
+        }
+      cl->wpos += n;
+    }
+  if (cl->wpos == cl->wlen)
+    cl->wpos = cl->wlen = 0;
+  return 0;
+}
+
+/* Queue REPLY (the reference is stolen) and write what can be written.
+   -errno when the client must be dropped (out of memory, write error, more
+   than AVM_CONTROL_MAX_OUTPUT bytes unread).  */
+static int
+client_reply (struct client *cl, json_t *reply)
+{
+  size_t len = 0;
+  _cleanup_free_ char *line = reply_line (reply, &len);
+
+  json_decref (reply);
+  if (!line)
+    return -ENOMEM;
+  if (cl->wpos > 0 && cl->wlen + len > cl->walloc)
+    {
+      memmove (cl->wbuf, cl->wbuf + cl->wpos, cl->wlen - cl->wpos);
+      cl->wlen -= cl->wpos;
+      cl->wpos = 0;
+    }
+  if (cl->wlen + len > cl->walloc)
+    {
+      size_t want = cl->walloc ? cl->walloc : 4096;
+      while (want < cl->wlen + len)
+        want *= 2;
+      char *p = realloc (cl->wbuf, want);
+      if (!p)
+        return -ENOMEM;
+      cl->wbuf = p;
+      cl->walloc = want;
+    }
+  memcpy (cl->wbuf + cl->wlen, line, len);
+  cl->wlen += len;
+  int r = client_flush (cl);
+  if (r < 0)
+    return r;
+  if (cl->wlen - cl->wpos > AVM_CONTROL_MAX_OUTPUT)
+    return -ENOBUFS;
+  return 0;
+}
+
+static void
+client_rearm (struct client *cl)
+{
+  if (sd_event_source_set_time_relative (cl->timer, cl->ctl->idle_usec) >= 0)
+    sd_event_source_set_enabled (cl->timer, SD_EVENT_ONESHOT);
+}
+
+/* Handle one request line (LEN bytes, terminator removed).  */
+static int
+client_handle_line (struct client *cl, const char *line, size_t len)
+{
+  struct avm_control *c = cl->ctl;
+  json_error_t jerr;
+  json_t *reply;
+
+  if (len == 0)
+    return 0;
+  client_rearm (cl);
+  _cleanup_json_ json_t *req = json_loadb (line, len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *cmd = json_object_get (req, "command");
+  if (!req)
+    reply = error_reply ("malformed request: %s (column %d)", jerr.text, jerr.column);
+  else if (!json_is_object (req))
+    reply = error_reply ("malformed request: not a JSON object");
+  else if (!json_is_string (cmd))
+    reply = error_reply ("malformed request: no \"command\" string");
+  else if (strlen (json_string_value (cmd)) != json_string_length (cmd))
+    reply = error_reply ("malformed request: NUL byte in \"command\"");
+  else
+    {
+      const char *name = json_string_value (cmd);
+      reply = c->fn ? c->fn (c->data, name, req) : NULL;
+      if (!reply)
+        reply = error_reply ("unknown command: %s", name);
+      else if (!json_is_object (reply))
+        {
+          json_decref (reply);
+          reply = error_reply ("internal error: the reply to %s is not a JSON object", name);
+        }
+    }
+  return client_reply (cl, reply);
+}
+
+/* Handle the complete lines in the input buffer.  */
+static int
+client_handle_input (struct client *cl)
+{
+  while (!cl->closing)
+    {
+      char *start = cl->rbuf + cl->rpos;
+      char *nl = memchr (cl->rbuf + cl->scanned, '\n', cl->rlen - cl->scanned);
+      if (!nl)
+        {
+          cl->scanned = cl->rlen;
+          /* + 1: the line may still turn out to end with "\r\n".  */
+          if (cl->rlen - cl->rpos > AVM_CONTROL_MAX_LINE + 1)
+            {
+              cl->closing = true;
+              return client_reply (cl, error_reply ("request line longer than %d bytes", AVM_CONTROL_MAX_LINE));
+            }
+          break;
+        }
+      size_t len = nl - start;
+      cl->rpos += len + 1;
+      cl->scanned = cl->rpos;
+      if (len > 0 && start[len - 1] == '\r')
+        len--;
+      if (len > AVM_CONTROL_MAX_LINE)
+        {
+          cl->closing = true;
+          return client_reply (cl, error_reply ("request line longer than %d bytes", AVM_CONTROL_MAX_LINE));
+        }
+      int r = client_handle_line (cl, start, len);
+      if (r < 0)
+        return r;
+    }
+  /* Move the incomplete line to the front.  */
+  if (cl->rpos > 0)
+    {
+      memmove (cl->rbuf, cl->rbuf + cl->rpos, cl->rlen - cl->rpos);
+      cl->rlen -= cl->rpos;
+      cl->scanned -= cl->rpos;
+      cl->rpos = 0;
+    }
+  return 0;
+}
+
+static int
+client_read (struct client *cl)
+{
+  for (int i = 0; i < MAX_READS_PER_CALL && !cl->closing; i++)
+    {
+      if (cl->ralloc - cl->rlen < READ_CHUNK)
+        {
+          size_t want = cl->rlen + READ_CHUNK;
+          char *p = realloc (cl->rbuf, want);
+          if (!p)
+            return -ENOMEM;
+          cl->rbuf = p;
+          cl->ralloc = want;
+        }
+      ssize_t n = read (cl->fd, cl->rbuf + cl->rlen, READ_CHUNK);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+          return -errno;
+        }
+      if (n == 0)
+        {
+          /* End of input: an incomplete last line is dropped.  */
+          cl->closing = true;
+          return 0;
+        }
+      cl->rlen += n;
+      int r = client_handle_input (cl);
+      if (r < 0)
+        return r;
+    }
+  return 0;
+}
+
+/* Free a closing client whose output is written; otherwise watch for what
+   it needs next.  */
+static void
+client_update (struct client *cl)
+{
+  bool pending = cl->wpos < cl->wlen;
+
+  if (cl->closing && !pending)
+    {
+      client_free (cl);
+      return;
+    }
+  if (sd_event_source_set_io_events (cl->io, (cl->closing ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0)) < 0)
+    client_free (cl);
+}
+
+static int
+on_client_io (sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+  struct client *cl = userdata;
+
+  if (cl->wpos < cl->wlen && (revents & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+    if (client_flush (cl) < 0)
+      {
+        client_free (cl);
+        return 0;
+      }
+  if (!cl->closing && (revents & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+    if (client_read (cl) < 0)
+      {
+        client_free (cl);
+        return 0;
+      }
+  client_update (cl);
+  return 0;
+}
+
+static int
+on_client_idle (sd_event_source *s, uint64_t usec, void *userdata)
+{
+  struct client *cl = userdata;
+
+  if (cl->wpos == cl->wlen)
+    {
+      _cleanup_json_ json_t *reply
+        = error_reply ("no complete request within %llu ms", (unsigned long long) (cl->ctl->idle_usec / 1000));
+      send_and_forget (cl->fd, reply);
+    }
+  client_free (cl);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accepting.  */
+
+static void
+reject (int fd, const char *why)
+{
+  _cleanup_json_ json_t *reply = error_reply ("%s", why);
+  send_and_forget (fd, reply);
+  close (fd);
+}
+
+static void
+accept_client (struct avm_control *c, int fd)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof cred
+      || (cred.uid != geteuid () && cred.uid != 0))
+    {
+      reject (fd, "permission denied");
+      return;
+    }
+  if (c->nclients >= AVM_CONTROL_MAX_CLIENTS)
+    {
+      reject (fd, "too many clients");
+      return;
+    }
+  struct client *cl = calloc (1, sizeof *cl);
+  if (!cl)
+    {
+      reject (fd, "out of memory");
+      return;
+    }
+  cl->ctl = c;
+  cl->fd = fd;
+  cl->next = c->clients;
+  if (c->clients)
+    c->clients->prev = cl;
+  c->clients = cl;
+  c->nclients++;
+  if (sd_event_add_io (c->event, &cl->io, fd, EPOLLIN, on_client_io, cl) < 0
+      || sd_event_add_time_relative (c->event, &cl->timer, CLOCK_MONOTONIC, c->idle_usec, TIMER_ACCURACY_USEC,
+                                     on_client_idle, cl)
+           < 0)
+    {
+      cl->fd = -1;
+      client_free (cl);
+      reject (fd, "internal error");
+    }
+}
+
+static int
+on_accept_retry (sd_event_source *s, uint64_t usec, void *userdata)
+{
+  struct avm_control *c = userdata;
+  sd_event_source_set_enabled (c->listen_io, SD_EVENT_ON);
+  return 0;
+}
+
+/* Out of descriptors: the pending connection would keep the socket
+   readable, so stop watching it for a while instead of spinning.  */
+static void
+pause_accepting (struct avm_control *c)
+{
+  int r;
+
+  if (c->retry_timer)
+    {
+      r = sd_event_source_set_time_relative (c->retry_timer, ACCEPT_RETRY_USEC);
+      if (r >= 0)
+        r = sd_event_source_set_enabled (c->retry_timer, SD_EVENT_ONESHOT);
+    }
+  else
+    r = sd_event_add_time_relative (c->event, &c->retry_timer, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC,
+                                    TIMER_ACCURACY_USEC, on_accept_retry, c);
+  if (r >= 0)
+    sd_event_source_set_enabled (c->listen_io, SD_EVENT_OFF);
+}
+
+static int
+on_accept (sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+  struct avm_control *c = userdata;
+
+  for (int i = 0; i < MAX_ACCEPTS_PER_CALL; i++)
+    {
+      int cfd = accept4 (c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (cfd < 0)
+        {
+          if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_accepting (c);
+          return 0;
+        }
+      accept_client (c, cfd);
+    }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listening.  */
+
+/* Check that PATH names the entry NAME of the directory DIRFD.  */
+static int
+check_path (int dirfd, const char *name, const char *path, avm_error_t *err)
+{
+  struct sockaddr_un sa;
+  size_t plen = strlen (path), nlen = strlen (name);
+  struct stat dst, pst;
+
+  if (plen >= sizeof sa.sun_path)
+    return avm_error_fail (err, ENAMETOOLONG, "%s: path too long for a unix socket (%zu bytes, at most %zu)", path,
+                           plen, sizeof sa.sun_path - 1);
+  if (nlen == 0 || strchr (name, '/') || streq (name, ".") || streq (name, ".."))
+    return avm_error_fail (err, EINVAL, "%s: invalid socket name \"%s\"", path, name);
+  if (plen < nlen || !streq (path + plen - nlen, name) || (plen > nlen && path[plen - nlen - 1] != '/'))
+    return avm_error_fail (err, EINVAL, "%s: path does not end with the socket name \"%s\"", path, name);
+  _cleanup_free_ char *dir = plen == nlen ? strdup (".") : strndup (path, plen - nlen);
+  if (!dir)
+    return avm_error_sys (err, ENOMEM, "%s", path);
+  if (fstat (dirfd, &dst) < 0)
+    return avm_error_sys (err, errno, "%s: directory descriptor", path);
+  if (stat (dir, &pst) < 0)
+    return avm_error_sys (err, errno, "%s", dir);
+  if (dst.st_dev != pst.st_dev || dst.st_ino != pst.st_ino)
+    return avm_error_fail (err, EINVAL, "%s: %s is not the directory given", path, dir);
+  return 0;
+}
+
+/* Remove a stale socket file at NAME; refuse anything else.  */
+static int
+remove_stale (int dirfd, const char *name, const char *path, avm_error_t *err)
+{
+  struct stat st;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+  if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return avm_error_sys (err, errno, "%s", path);
+    }
+  if (S_ISLNK (st.st_mode))
+    return avm_error_fail (err, EEXIST, "%s: exists and is a symbolic link, not a socket; refusing to replace it",
+                           path);
+  if (!S_ISSOCK (st.st_mode))
+    return avm_error_fail (err, EEXIST, "%s: exists and is not a socket; refusing to replace it", path);
+
+  /* A socket: stale unless somebody listens on it.  */
+  _cleanup_close_ int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return avm_error_sys (err, errno, "%s: socket", path);
+  memcpy (sa.sun_path, path, strlen (path) + 1);
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0 || errno == EAGAIN || errno == EINPROGRESS)
+    return avm_error_fail (err, EADDRINUSE, "%s: another process is listening on this socket", path);
+  if (unlinkat (dirfd, name, 0) < 0 && errno != ENOENT)
+    return avm_error_sys (err, errno, "%s: cannot remove the stale socket", path);
+  return 0;
+}
+
+int
+avm_control_listen (sd_event *e, int dirfd, const char *name, const char *path, avm_control_fn fn, void *data,
+                    struct avm_control **out, avm_error_t *err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  struct stat st;
+  int r;
+
+  r = check_path (dirfd, name, path, err);
+  if (r < 0)
+    return r;
+  r = remove_stale (dirfd, name, path, err);
+  if (r < 0)
+    return r;
+
+  struct avm_control *c = calloc (1, sizeof *c);
+  if (!c)
+    return avm_error_sys (err, ENOMEM, "%s", path);
+  c->fd = -1;
+  c->dirfd = -1;
+  c->fn = fn;
+  c->data = data;
+  c->idle_usec = AVM_CONTROL_IDLE_TIMEOUT_USEC;
+  c->event = sd_event_ref (e);
+  _cleanup_control_ struct avm_control *guard = c;
+
+  c->name = strdup (name);
+  c->path = strdup (path);
+  if (!c->name || !c->path)
+    return avm_error_sys (err, ENOMEM, "%s", path);
+  c->dirfd = fcntl (dirfd, F_DUPFD_CLOEXEC, 3);
+  if (c->dirfd < 0)
+    return avm_error_sys (err, errno, "%s: directory descriptor", path);
+  c->fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (c->fd < 0)
+    return avm_error_sys (err, errno, "%s: socket", path);
+
+  /* Linux derives the file's mode from the socket inode's (less the umask),
+     so this keeps the file private from the start; the fchmodat below makes
+     sure of it anyway, without touching the process-wide umask.  */
+  (void) fchmod (c->fd, 0600);
+  memcpy (sa.sun_path, path, strlen (path) + 1);
+  if (bind (c->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    return avm_error_sys (err, errno, "%s: bind", path);
+  if (fstatat (c->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return avm_error_sys (err, errno, "%s", path);
+  if (!S_ISSOCK (st.st_mode))
+    return avm_error_fail (err, EEXIST, "%s: replaced by something else than the socket bound", path);
+  c->bound = true;
+  c->dev = st.st_dev;
+  c->ino = st.st_ino;
+  if ((st.st_mode & 07777) != 0600 && fchmodat (c->dirfd, name, 0600, 0) < 0)
+    return avm_error_sys (err, errno, "%s: chmod", path);
+  if (listen (c->fd, BACKLOG) < 0)
+    return avm_error_sys (err, errno, "%s: listen", path);
+  r = sd_event_add_io (e, &c->listen_io, c->fd, EPOLLIN, on_accept, c);
+  if (r < 0)
+    return avm_error_sys (err, -r, "%s: event source", path);
+  *out = steal_pointer (&guard);
+  return 0;
+}
+
+void
+avm_control_set_idle_timeout (struct avm_control *c, uint64_t usec)
+{
+  c->idle_usec = usec ? usec : AVM_CONTROL_IDLE_TIMEOUT_USEC;
+}
+
+void
+avm_control_free (struct avm_control *c)
+{
+  struct stat st;
+
+  if (!c)
+    return;
+  while (c->clients)
+    client_free (c->clients);
+  sd_event_source_disable_unref (c->listen_io);
+  sd_event_source_disable_unref (c->retry_timer);
+  if (c->bound && fstatat (c->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK (st.st_mode)
+      && st.st_dev == c->dev && st.st_ino == c->ino)
+    unlinkat (c->dirfd, c->name, 0);
+  if (c->fd >= 0)
+    close (c->fd);
+  if (c->dirfd >= 0)
+    close (c->dirfd);
+  sd_event_unref (c->event);
+  free (c->name);
+  free (c->path);
+  free (c);
+}
+
+void
+avm_control_freep (struct avm_control **c)
+{
+  avm_control_free (*c);
+  *c = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Client.  */
+
+static long long
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left for poll(): -1 without deadline, 0 when passed.  */
+static int
+time_left (long long deadline)
+{
+  if (deadline < 0)
+    return -1;
+  long long left = deadline - now_ms ();
+  if (left <= 0)
+    return 0;
+  return left > INT_MAX ? INT_MAX : (int) left;
+}
+
+static int
+timed_out (const char *path, int timeout_ms, avm_error_t *err)
+{
+  return avm_error_fail (err, ETIMEDOUT, "%s: no reply within %d ms", path, timeout_ms);
+}
+
+int
+avm_control_call (const char *path, json_t *request, json_t **reply, int timeout_ms, avm_error_t *err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  size_t plen = strlen (path);
+  long long deadline = timeout_ms < 0 ? -1 : now_ms () + timeout_ms;
+  json_error_t jerr;
+
+  *reply = NULL;
+  if (plen == 0 || plen >= sizeof sa.sun_path)
+    return avm_error_fail (err, ENAMETOOLONG, "%s: path too long for a unix socket (%zu bytes, at most %zu)", path,
+                           plen, sizeof sa.sun_path - 1);
+  if (!json_is_object (request))
+    return avm_error_fail (err, EINVAL, "%s: the control request is not a JSON object", path);
+  _cleanup_free_ char *text = json_dumps (request, JSON_COMPACT);
+  _cleanup_free_ char *line = text ? avm_strdupf ("%s\n", text) : NULL;
+  if (!line)
+    return avm_error_sys (err, ENOMEM, "%s", path);
+  size_t len = strlen (line);
+
+  _cleanup_close_ int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return avm_error_sys (err, errno, "%s: socket", path);
+  /* connect() waits while the listen backlog is full: bound that wait.  */
+  if (timeout_ms >= 0)
+    {
+      struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+      if (timeout_ms == 0)
+        tv.tv_usec = 1000;
+      setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+  memcpy (sa.sun_path, path, plen + 1);
+  while (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    {
+      int e = errno;
+      if (e == EINTR)
+        continue;
+      if (e == ENOENT || e == ECONNREFUSED)
+        return avm_error_fail (err, e, "no avm instance is running here (%s: %s)", path, strerror (e));
+      if (e == EAGAIN || e == EINPROGRESS)
+        return timed_out (path, timeout_ms, err);
+      return avm_error_sys (err, e, "%s: connect", path);
+    }
+  int fl = fcntl (fd, F_GETFL);
+  if (fl < 0 || fcntl (fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return avm_error_sys (err, errno, "%s: fcntl", path);
+
+  /* Send.  When the server closes the connection early (it refused it),
+     its reply may already be waiting: read it.  */
+  for (size_t off = 0; off < len;)
+    {
+      ssize_t n = send (fd, line + off, len - off, MSG_NOSIGNAL);
+      if (n >= 0)
+        {
+          off += n;
+          continue;
+        }
+      if (errno == EINTR)
+        continue;
+      if (errno == EPIPE || errno == ECONNRESET)
+        break;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return avm_error_sys (err, errno, "%s: send", path);
+      struct pollfd p = { fd, POLLOUT, 0 };
+      int pr = poll (&p, 1, time_left (deadline));
+      if (pr < 0 && errno != EINTR)
+        return avm_error_sys (err, errno, "%s: poll", path);
+      if (pr == 0)
+        return timed_out (path, timeout_ms, err);
+    }
+
+  /* Receive one line.  */
+  _cleanup_free_ char *buf = NULL;
+  size_t blen = 0, balloc = 0;
+  char *nl = NULL;
+  while (!nl)
+    {
+      if (balloc - blen < READ_CHUNK)
+        {
+          if (balloc >= MAX_REPLY)
+            return avm_error_fail (err, EPROTO, "%s: reply longer than %d bytes", path, MAX_REPLY);
+          size_t want = balloc ? balloc * 2 : 2 * READ_CHUNK;
+          char *p = realloc (buf, want);
+          if (!p)
+            return avm_error_sys (err, ENOMEM, "%s", path);
+          buf = p;
+          balloc = want;
+        }
+      ssize_t n = read (fd, buf + blen, balloc - blen);
+      if (n > 0)
+        {
+          nl = memchr (buf + blen, '\n', n);
+          blen += n;
+          continue;
+        }
+      if (n == 0 || errno == ECONNRESET || errno == EPIPE)
+        return avm_error_fail (err, ECONNRESET, "%s: the avm instance closed the connection without a reply", path);
+      if (errno == EINTR)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return avm_error_sys (err, errno, "%s: read", path);
+      struct pollfd p = { fd, POLLIN, 0 };
+      int pr = poll (&p, 1, time_left (deadline));
+      if (pr < 0 && errno != EINTR)
+        return avm_error_sys (err, errno, "%s: poll", path);
+      if (pr == 0)
+        return timed_out (path, timeout_ms, err);
+    }
+
+  size_t llen = nl - buf;
+  if (llen > 0 && buf[llen - 1] == '\r')
+    llen--;
+  json_t *j = json_loadb (buf, llen, 0, &jerr);
+  if (!j)
+    return avm_error_fail (err, EPROTO, "%s: malformed reply: %s", path, jerr.text);
+  if (!json_is_object (j))
+    {
+      json_decref (j);
+      return avm_error_fail (err, EPROTO, "%s: malformed reply: not a JSON object", path);
+    }
+  *reply = j;
+  return 0;
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The control socket of a running avm instance (RUNDIR/control.sock), used
+ * by "avm status" and "avm stop".
+ *
+ * Protocol: a unix stream socket carrying one JSON object per line ("\n";
+ * a "\r" before it is accepted) in both directions.  A request is
+ * {"command": NAME, ...}; the reply is one object, with "ok" true or false,
+ * and "error" (a message) when false.  A connection may carry several
+ * requests; they are answered in order.
+ *
+ * Server (avm_control_listen): runs inside the supervisor's sd-event loop,
+ * single-threaded, never blocking it.  The socket is created with mode 0600
+ * in the instance's runtime directory.  Connections are served when the
+ * peer (SO_PEERCRED) runs as the same user as this process (its effective
+ * uid) or as root; others get {"ok":false,"error":"permission denied"} and
+ * are closed.  At most AVM_CONTROL_MAX_CLIENTS are served at a time; further
+ * ones get "too many clients" and are closed.  What the server replies by
+ * itself:
+ *   - bytes that are not JSON, JSON that is not an object, or an object
+ *     without a string "command": an error reply; the connection stays open
+ *     (lines are framed by "\n", so the next line is unaffected);
+ *   - a line longer than AVM_CONTROL_MAX_LINE bytes: an error reply, then
+ *     the connection is closed (the rest of that line cannot be framed);
+ *   - no complete request line for the idle timeout (5 s by default,
+ *     counted from the connection or from the last request): an error
+ *     reply when nothing else is waiting to be written, then the connection
+ *     is closed;
+ *   - a command the callback does not know (it returned NULL):
+ *     {"ok":false,"error":"unknown command: NAME"}.
+ * Blank lines are ignored.  Replies that cannot be written at once are
+ * buffered (the loop watches for EPOLLOUT); a client that leaves more than
+ * AVM_CONTROL_MAX_OUTPUT bytes unread is dropped without further notice.
+ * At end of input (the peer shut down writing) the replies already due are
+ * still written, then the connection is closed.
+ *
+ * Client (avm_control_call): blocking, one request and one reply.
+ */
+#pragma once
+
+#include "util/error.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+/* Name of the socket inside the instance's runtime directory.  */
+#define AVM_CONTROL_SOCKET "control.sock"
+/* Longest request line, terminator excluded.  */
+#define AVM_CONTROL_MAX_LINE (64 * 1024)
+/* Connections served at a time.  */
+#define AVM_CONTROL_MAX_CLIENTS 16
+/* Reply bytes a client may leave unread before it is dropped.  */
+#define AVM_CONTROL_MAX_OUTPUT (1024 * 1024)
+/* Default idle timeout, microseconds.  */
+#define AVM_CONTROL_IDLE_TIMEOUT_USEC (5 * 1000000ULL)
+
+struct avm_control;
+
+/* Handle one request.  COMMAND is the request's "command" string; REQUEST
+   the whole request object (borrowed).  Returns the reply object (a new
+   reference, which the server releases), including its "ok" member, or NULL
+   for an unknown command.  A reply that is not an object is replaced by an
+   "internal error" reply.  The callback may call sd_event_exit() (the reply
+   is still sent if the socket takes it at once, which it normally does) but
+   must not call avm_control_free().  */
+typedef json_t *(*avm_control_fn) (void *data, const char *command, json_t *request);
+
+/* Listen on the unix socket NAME inside the directory DIRFD, whose full
+   path is PATH (used for bind(), which needs a path, and in messages; it
+   must name the entry NAME of the directory DIRFD, and fit in sun_path:
+   at most 107 bytes).  DIRFD is duplicated: the caller keeps its own.
+   An existing socket file at PATH is replaced when nobody listens on it;
+   a live socket fails with -EADDRINUSE, and anything else that is not a
+   socket (a symbolic link, whatever it points to; a regular file) with
+   -EEXIST, left untouched.  The socket file gets mode 0600 whatever the
+   umask is (the umask is not changed).  Requests go to FN with DATA.  */
+int avm_control_listen (sd_event *e, int dirfd, const char *name, const char *path, avm_control_fn fn, void *data,
+                        struct avm_control **out, avm_error_t *err);
+
+/* Idle timeout for clients, in microseconds (0: the default).  Applies from
+   the next request or connection on.  */
+void avm_control_set_idle_timeout (struct avm_control *c, uint64_t usec);
+
+/* Close the connections and the socket, remove the socket file if it is
+   still the one bound (same device and inode; a file that replaced it is
+   left alone), release the event loop reference and free.  NULL is
+   accepted.  */
+void avm_control_free (struct avm_control *c);
+void avm_control_freep (struct avm_control **c);
+#define _cleanup_control_ __attribute__ ((cleanup (avm_control_freep)))
+
+/* Connect to the control socket PATH, send REQUEST (an object, not
+   consumed) as one line and wait for one reply line, all within TIMEOUT_MS
+   (below 0: no limit).  On success *REPLY holds the reply object (new
+   reference), whether its "ok" is true or not.  Errors:
+     -ENOENT, -ECONNREFUSED  nothing listens at PATH: "no avm instance is
+                             running here (PATH: ...)"
+     -ETIMEDOUT              "PATH: no reply within N ms"
+     -EPROTO                 the reply is not a JSON object, or too long
+     -ECONNRESET             the server closed the connection without a reply
+     -ENAMETOOLONG           PATH does not fit in sun_path
+     other errno             connect() or I/O failures, naming PATH  */
+int avm_control_call (const char *path, json_t *request, json_t **reply, int timeout_ms, avm_error_t *err);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared between the supervisor's files: supervisor.c (setup, phases,
+   signals, stop sequence), service.c (helper life cycle), guest.c (QEMU,
+   QMP, consoles, boot detection), status.c (`avm status`).  */
+#pragma once
+
+#include "plan/plan.h"
+#include "qemu/qmp.h"
+#include "supervise/control.h"
+#include "supervise/logsink.h"
+#include "supervise/notify.h"
+#include "supervise/resources.h"
+#include "supervise/rundir.h"
+#include "supervise/supervisor.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+#include <sys/types.h>
+
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
+
+/* Restart policy limits (avm-profile(5), services.NAME.restart).  */
+#define RESTART_BURST 5                       /* starts ... */
+#define RESTART_INTERVAL (30 * USEC_PER_SEC)  /* ... within this window: crash loop */
+#define RESTART_DELAY_MIN (100 * USEC_PER_MSEC)
+#define RESTART_DELAY_MAX (5 * USEC_PER_SEC)
+#define RESTART_STABLE (10 * USEC_PER_SEC)    /* up this long: the backoff starts over */
+#define QMP_TIMEOUT (30 * USEC_PER_SEC)       /* QEMU start to QMP handshake */
+#define QMP_QUIT_TIMEOUT (5 * USEC_PER_SEC)
+#define QEMU_TERM_TIMEOUT (5 * USEC_PER_SEC)
+#define EXTEND_INTERVAL (10 * USEC_PER_SEC)
+#define EXTEND_BY (30 * USEC_PER_SEC)
+#define TAIL_LINES 4
+
+enum svc_state
+{
+  SVC_WAITING,  /* not started yet (after-dependencies, or QEMU waiting for helpers) */
+  SVC_STARTING, /* running, not ready yet */
+  SVC_READY,
+  SVC_BACKOFF,  /* exited, restart scheduled */
+  SVC_STOPPING, /* being stopped */
+  SVC_EXITED,   /* exited, not to be restarted */
+  SVC_FAILED,   /* gave up (policy, crash loop, readiness timeout) */
+};
+
+enum ready_type
+{
+  READY_NONE,
+  READY_SOCKET,
+  READY_FILE,
+  READY_NOTIFY,
+  READY_QMP, /* QEMU */
+};
+
+enum restart_policy
+{
+  RESTART_NO,
+  RESTART_ON_FAILURE,
+  RESTART_ALWAYS,
+};
+
+struct sv;
+
+struct svc
+{
+  struct sv *sv;
+  size_t index;
+  const char *name;
+  json_t *def;         /* the plan's service object (borrowed) */
+  bool qemu;
+  const char *program;
+  json_t *argv;        /* borrowed */
+  json_t *env;         /* owned: the plan's env plus NOTIFY_SOCKET */
+  enum ready_type ready;
+  const char *ready_path;
+  uint64_t ready_timeout;
+  enum restart_policy restart;
+  bool critical;
+  uint64_t stop_timeout;
+  size_t *after;
+  size_t nafter;
+
+  enum svc_state state;
+  pid_t pid;           /* also the process group */
+  int exit_code;       /* last exit: code, or -1 */
+  int exit_signal;     /* ... or signal, else 0 */
+  uint64_t t_spawn, t_ready, t_first;
+  unsigned starts, restarts, failures;
+  uint64_t burst[RESTART_BURST];
+  bool killed;         /* SIGKILL sent during stop */
+  sd_event_source *timer; /* readiness deadline, backoff, stop escalation */
+
+  struct avm_logsink *log;
+  int out_fd;          /* read end of the stdout/stderr pipe */
+  sd_event_source *out_src;
+  char *tail[TAIL_LINES];
+  size_t tail_next;
+
+  int notify_fd;
+  char *notify_path;
+  char *notify_status;
+  sd_event_source *notify_src;
+};
+
+struct console
+{
+  struct sv *sv;
+  const char *name;     /* the console port */
+  const struct avm_resource_fd *res;
+  struct avm_logsink *log;
+  sd_event_source *src;
+  bool boot;            /* matched against the boot patterns */
+};
+
+enum phase
+{
+  PHASE_HELPERS,
+  PHASE_QEMU,    /* QEMU started, QMP not up yet */
+  PHASE_BOOTING,
+  PHASE_RUNNING,
+  PHASE_STOPPING,
+};
+
+enum qemu_stop_stage
+{
+  QSTOP_NONE,
+  QSTOP_POWERDOWN,
+  QSTOP_QUIT,
+  QSTOP_TERM,
+  QSTOP_KILL,
+};
+
+struct sv
+{
+  const struct avm_supervise_options *o;
+  struct avm_plan *plan;
+  json_t *pj;
+  sd_event *e;
+  int instance;
+  const char *profile;
+  const char *run_dir, *state_dir;
+  char *log_dir;
+  struct avm_logsink_config logcfg;
+  struct avm_rundir *rundir;
+  struct avm_resources *res;
+  struct avm_notifier notifier;
+  struct avm_control *control;
+
+  struct svc *svcs;    /* helpers in plan order, then QEMU */
+  size_t n;            /* including QEMU */
+  struct svc *qemu;
+  struct console *cons;
+  size_t ncons;
+
+  enum phase phase;
+  uint64_t t_start, t_qemu, t_booted;
+  unsigned boots;
+  json_t *boot_completed, *boot_failed; /* borrowed arrays of strings */
+  const char *boot_console;
+  uint64_t boot_timeout;
+  sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
+  uint64_t ready_poll_since;
+
+  struct avm_qmp *qmp;
+  char *qmp_path;
+  sd_event_source *qmp_src, *qmp_timer;
+  bool qmp_ready;
+  uint64_t t_qmp;
+  char *qemu_status;   /* last query-status answer */
+  bool guest_shutdown; /* SHUTDOWN event with guest=true */
+  char *shutdown_reason;
+
+  /* Stopping.  */
+  enum qemu_stop_stage qstop;
+  bool kill_now;
+  char *stop_reason;
+  sd_event_source *stop_timer;
+  unsigned interrupts;
+
+  int exit_status;
+  avm_error_t error;   /* the first failure */
+};
+
+/* supervisor.c */
+void sv_info (struct sv *sv, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void sv_fail (struct sv *sv, int status, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+void sv_status (struct sv *sv);
+void sv_request_stop (struct sv *sv, const char *reason);
+void sv_kill_now (struct sv *sv, const char *reason);
+void sv_schedule (struct sv *sv);
+void sv_stop_continue (struct sv *sv);
+uint64_t sv_now (struct sv *sv);
+int sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data);
+void sv_timer_cancel (sd_event_source **src);
+char *sv_describe_exit (int code, int sig);
+
+/* service.c */
+int svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err);
+void svc_clear (struct svc *s);
+int svc_start (struct svc *s, avm_error_t *err);
+void svc_exited (struct svc *s, int code, int sig);
+void svc_set_ready (struct svc *s);
+void svc_check_ready (struct sv *sv);
+void svc_stop (struct svc *s);
+void svc_kill (struct svc *s);
+const char *svc_state_name (enum svc_state st);
+char *svc_tail (const struct svc *s);
+
+/* guest.c */
+int guest_setup (struct sv *sv, avm_error_t *err);
+int guest_start (struct sv *sv);
+void guest_exited (struct sv *sv);
+void guest_stop (struct sv *sv);
+void guest_clear (struct sv *sv);
+void guest_watchdog (struct sv *sv);
+void guest_extend (struct sv *sv);
+void guest_watchdog_refresh (struct sv *sv);
+
+/* status.c */
+json_t *sv_status_json (struct sv *sv);
+json_t *sv_control (void *data, const char *command, json_t *request);

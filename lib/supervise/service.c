@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One helper service's life: spawned from its argv with its resources, its
+ * stdout and stderr read into its log, ready by its readiness rule within
+ * its timeout, restarted by its policy (exponential backoff from 100 ms to
+ * 5 s, at most RESTART_BURST starts in RESTART_INTERVAL), stopped with
+ * SIGTERM to its process group and SIGKILL after its stop timeout.
+ */
+#include "supervise/internal.h"
+#include "supervise/ready.h"
+#include "supervise/spawn.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/strfmt.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+const char *
+svc_state_name (enum svc_state st)
+{
+  static const char *const names[] = { "waiting", "starting", "ready", "restarting", "stopping", "exited", "failed" };
+  return st < ARRAY_SIZE (names) ? names[st] : "?";
+}
+
+static void
+tail_line (void *data, const char *line, size_t len)
+{
+  struct svc *s = data;
+  free (s->tail[s->tail_next]);
+  s->tail[s->tail_next] = strndup (line, len > 300 ? 300 : len);
+  s->tail_next = (s->tail_next + 1) % TAIL_LINES;
+}
+
+/* The last lines the service printed, "; "-separated (malloc'd), or NULL.  */
+char *
+svc_tail (const struct svc *s)
+{
+  char *out = NULL;
+  for (size_t i = 0; i < TAIL_LINES; i++)
+    {
+      const char *l = s->tail[(s->tail_next + i) % TAIL_LINES];
+      if (!l || !*l)
+        continue;
+      char *n = out ? avm_strdupf ("%s | %s", out, l) : strdup (l);
+      free (out);
+      out = n;
+    }
+  return out;
+}
+
+static int
+parse_ready (struct svc *s, avm_error_t *err)
+{
+  json_t *r = json_object_get (s->def, "ready");
+  const char *type = json_string_value (json_object_get (r, "type"));
+  s->ready_path = json_string_value (json_object_get (r, "path"));
+  json_t *t = json_object_get (r, "timeout");
+  s->ready_timeout = (uint64_t) ((json_is_number (t) ? json_number_value (t) : 10.0) * USEC_PER_SEC);
+  if (!type || streq (type, "none"))
+    s->ready = READY_NONE;
+  else if (streq (type, "socket"))
+    s->ready = READY_SOCKET;
+  else if (streq (type, "file"))
+    s->ready = READY_FILE;
+  else if (streq (type, "notify"))
+    s->ready = READY_NOTIFY;
+  else
+    return avm_error_input (err, "service %s: unknown readiness \"%s\"", s->name, type);
+  if ((s->ready == READY_SOCKET || s->ready == READY_FILE) && !s->ready_path)
+    return avm_error_input (err, "service %s: readiness %s without a path", s->name, type);
+  return 0;
+}
+
+int
+svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err)
+{
+  int r;
+  s->sv = sv;
+  s->def = def;
+  s->name = json_string_value (json_object_get (def, "name"));
+  s->program = json_string_value (json_object_get (def, "program"));
+  s->argv = json_object_get (def, "argv");
+  s->pid = 0;
+  s->out_fd = -1;
+  s->notify_fd = -1;
+  s->exit_code = -1;
+  if (!s->name || !json_is_array (s->argv) || json_array_size (s->argv) == 0)
+    return avm_error_input (err, "plan: service %zu has no name or argv", s->index);
+  if (!s->program)
+    return avm_error_fail (err, ENOENT, "service %s: program \"%s\" not found (install it, or set paths.helpers)",
+                           s->name, json_string_value (json_array_get (s->argv, 0)));
+  json_t *env = json_object_get (def, "env");
+  s->env = json_is_object (env) ? json_deep_copy (env) : json_object ();
+  if ((r = parse_ready (s, err)) < 0)
+    return r;
+  const char *restart = json_string_value (json_object_get (def, "restart"));
+  s->restart = !restart || streq (restart, "on-failure") ? RESTART_ON_FAILURE
+               : streq (restart, "always")              ? RESTART_ALWAYS
+                                                        : RESTART_NO;
+  s->critical = json_is_true (json_object_get (def, "critical"));
+  json_t *st = json_object_get (def, "stop_timeout");
+  s->stop_timeout = (uint64_t) ((json_is_number (st) ? json_number_value (st) : 5.0) * USEC_PER_SEC);
+
+  struct avm_logsink_config cfg = sv->logcfg;
+  if ((r = avm_logsink_open (&cfg, s->name, s->name, 6, &s->log, err)) < 0)
+    return r;
+  avm_logsink_set_line_cb (s->log, tail_line, s);
+
+  if (s->ready == READY_NOTIFY)
+    {
+      s->notify_path = avm_strdupf ("%s/notify-%s.sock", sv->run_dir, s->name);
+      if ((r = avm_notify_listen (s->notify_path, &s->notify_fd, err)) < 0)
+        return r;
+      json_object_set_new (s->env, "NOTIFY_SOCKET", json_string (s->notify_path));
+    }
+  return 0;
+}
+
+void
+svc_clear (struct svc *s)
+{
+  sv_timer_cancel (&s->timer);
+  s->out_src = sd_event_source_disable_unref (s->out_src);
+  s->notify_src = sd_event_source_disable_unref (s->notify_src);
+  if (s->out_fd >= 0)
+    close (s->out_fd);
+  if (s->notify_fd >= 0)
+    close (s->notify_fd);
+  if (s->notify_path)
+    unlink (s->notify_path);
+  s->out_fd = s->notify_fd = -1;
+  avm_logsink_free (s->log);
+  s->log = NULL;
+  json_decref (s->env);
+  s->env = NULL;
+  free (s->after);
+  free (s->notify_path);
+  free (s->notify_status);
+  for (size_t i = 0; i < TAIL_LINES; i++)
+    free (s->tail[i]);
+}
+
+static int
+on_output (sd_event_source *src, int fd, uint32_t revents, void *data)
+{
+  struct svc *s = data;
+  int r = avm_logsink_drain (s->log, fd);
+  if (r == 1 || r == 0)
+    return 0;
+  /* EOF (every writer gone) or a read error: this pipe is done.  */
+  s->out_src = sd_event_source_disable_unref (s->out_src);
+  close (s->out_fd);
+  s->out_fd = -1;
+  return 0;
+}
+
+static int
+on_notify (sd_event_source *src, int fd, uint32_t revents, void *data)
+{
+  struct svc *s = data;
+  bool ready = false;
+  avm_notify_receive (fd, &ready, &s->notify_status);
+  if (ready && s->state == SVC_STARTING)
+    svc_set_ready (s);
+  return 0;
+}
+
+static int
+on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct svc *s = data;
+  s->timer = sd_event_source_unref (s->timer);
+  if (s->state != SVC_STARTING)
+    return 0;
+  const char *what = s->ready == READY_SOCKET   ? "its socket is not listening"
+                     : s->ready == READY_FILE   ? "its ready file does not exist"
+                     : s->ready == READY_NOTIFY ? "it did not send READY=1"
+                                                : "not ready";
+  _cleanup_free_ char *tail = svc_tail (s);
+  sv_fail (s->sv, AVM_EXIT_SERVICE, "service %s (pid %d) not ready within %.1f s: %s%s%s%s; log: %s", s->name,
+           (int) s->pid, (double) s->ready_timeout / USEC_PER_SEC, what, s->ready_path ? " (" : "",
+           s->ready_path ? s->ready_path : "", s->ready_path ? ")" : "", avm_logsink_path (s->log));
+  (void) tail;
+  return 0;
+}
+
+int
+svc_start (struct svc *s, avm_error_t *err)
+{
+  struct sv *sv = s->sv;
+  int p[2], r;
+
+  if (s->out_fd < 0)
+    {
+      if (pipe2 (p, O_CLOEXEC) < 0)
+        return avm_error_sys (err, errno, "service %s: pipe", s->name);
+      fcntl (p[0], F_SETFL, O_NONBLOCK);
+      s->out_fd = p[0];
+      if ((r = sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
+        {
+          close (p[1]);
+          return avm_error_sys (err, -r, "service %s: event source", s->name);
+        }
+      sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
+    }
+  else
+    {
+      /* The previous run's pipe may still have writers (its orphans);
+         a fresh pipe keeps this run's output apart and its EOF meaningful.  */
+      s->out_src = sd_event_source_disable_unref (s->out_src);
+      avm_logsink_drain (s->log, s->out_fd);
+      close (s->out_fd);
+      s->out_fd = -1;
+      return svc_start (s, err);
+    }
+  if (s->notify_fd >= 0 && !s->notify_src
+      && (r = sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
+    {
+      close (p[1]);
+      return avm_error_sys (err, -r, "service %s: event source", s->name);
+    }
+
+  _cleanup_free_ char *what = avm_strdupf ("service %s", s->name);
+  struct avm_spawn_request req = {
+    .program = s->program,
+    .argv = s->argv,
+    .env = s->env,
+    .lookup = avm_resources_lookup,
+    .lookup_data = sv->res,
+    .out_fd = p[1],
+    .what = s->qemu ? "QEMU" : what,
+  };
+  struct avm_child child;
+  r = avm_spawn (&req, &child, err);
+  close (p[1]);
+  if (r < 0)
+    return r;
+  close (child.pidfd); /* the supervisor reaps with waitpid: the pid stays valid until then */
+  s->pid = child.pid;
+  s->t_spawn = sv_now (sv);
+  if (s->starts == 0)
+    s->t_first = s->t_spawn;
+  memmove (s->burst + 1, s->burst, sizeof s->burst - sizeof s->burst[0]);
+  s->burst[0] = s->t_spawn;
+  s->starts++;
+  s->state = SVC_STARTING;
+  s->killed = false;
+  if (s->qemu)
+    return 0;
+  sv_info (sv, "%s: started (pid %d)", s->name, (int) s->pid);
+  if (s->ready == READY_NONE)
+    svc_set_ready (s);
+  else
+    {
+      if ((r = sv_timer (sv, &s->timer, s->ready_timeout, on_ready_timeout, s)) < 0)
+        return avm_error_sys (err, -r, "service %s: timer", s->name);
+      svc_check_ready (sv);
+    }
+  return 0;
+}
+
+void
+svc_set_ready (struct svc *s)
+{
+  struct sv *sv = s->sv;
+  sv_timer_cancel (&s->timer);
+  s->state = SVC_READY;
+  s->t_ready = sv_now (sv);
+  if (!s->qemu)
+    sv_info (sv, "%s: ready in %.0f ms", s->name, (double) (s->t_ready - s->t_spawn) / USEC_PER_MSEC);
+  sv_status (sv);
+  sv_schedule (sv);
+}
+
+/* The shared readiness poll: one read of /proc/net/unix per tick serves
+   every service waiting for a socket.  Ticks every millisecond for the
+   first 50 ms after a start, then every 10 ms, then every 50 ms after 1 s
+   (helpers that are ready at once are seen at once; slow ones cost
+   little).  */
+static int
+on_ready_poll (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct sv *sv = data;
+  sv->ready_poll = sd_event_source_unref (sv->ready_poll);
+  svc_check_ready (sv);
+  return 0;
+}
+
+void
+svc_check_ready (struct sv *sv)
+{
+  _cleanup_free_ char *unix_text = NULL;
+  bool waiting = false;
+  for (size_t i = 0; i < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (s->state != SVC_STARTING || (s->ready != READY_SOCKET && s->ready != READY_FILE))
+        continue;
+      bool ok;
+      if (s->ready == READY_FILE)
+        ok = avm_file_ready (s->ready_path);
+      else
+        {
+          if (!unix_text)
+            {
+              avm_error_t e = NULL;
+              if (avm_read_file ("/proc/net/unix", &unix_text, NULL, &e) < 0)
+                {
+                  avm_error_free (e);
+                  unix_text = strdup ("");
+                }
+            }
+          ok = avm_unix_listening_text (unix_text, s->ready_path);
+        }
+      if (ok)
+        svc_set_ready (s); /* may start more services (and recurse here): re-check the rest next tick */
+      else
+        waiting = true;
+    }
+  if (!waiting || sv->ready_poll || sv->phase == PHASE_STOPPING)
+    return;
+  uint64_t since = sv_now (sv) - sv->ready_poll_since;
+  uint64_t delay = since < 50 * USEC_PER_MSEC ? USEC_PER_MSEC : since < USEC_PER_SEC ? 10 * USEC_PER_MSEC
+                                                                                      : 50 * USEC_PER_MSEC;
+  sv_timer (sv, &sv->ready_poll, delay, on_ready_poll, sv);
+}
+
+static int
+on_restart (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct svc *s = data;
+  s->timer = sd_event_source_unref (s->timer);
+  if (s->state != SVC_BACKOFF || s->sv->phase == PHASE_STOPPING)
+    return 0;
+  _cleanup_error_ avm_error_t err = NULL;
+  s->restarts++;
+  s->sv->ready_poll_since = sv_now (s->sv);
+  if (svc_start (s, &err) < 0)
+    {
+      sv_info (s->sv, "%s: restart failed: %s", s->name, err->msg);
+      s->state = SVC_STARTING;
+      svc_exited (s, 127, 0);
+    }
+  return 0;
+}
+
+void
+svc_exited (struct svc *s, int code, int sig)
+{
+  struct sv *sv = s->sv;
+  _cleanup_free_ char *how = sv_describe_exit (code, sig);
+  enum svc_state was = s->state;
+  uint64_t now = sv_now (sv);
+
+  s->pid = 0;
+  s->exit_code = code;
+  s->exit_signal = sig;
+  sv_timer_cancel (&s->timer);
+  /* Whatever it printed last is in the pipe: read it before judging.  */
+  if (s->out_fd >= 0)
+    avm_logsink_drain (s->log, s->out_fd);
+
+  if (sv->phase == PHASE_STOPPING)
+    {
+      s->state = SVC_EXITED;
+      sv_info (sv, "%s: %s%s", s->name, how, s->killed ? " (SIGKILL)" : "");
+      sv_stop_continue (sv);
+      return;
+    }
+
+  _cleanup_free_ char *tail = svc_tail (s);
+  if (was == SVC_STARTING && s->starts == 1 && sv->phase == PHASE_HELPERS)
+    {
+      /* Start-up fails fast: a helper that dies before it is ready the
+         first time is a configuration problem, not a glitch.  */
+      s->state = SVC_FAILED;
+      sv_fail (sv, AVM_EXIT_SERVICE, "service %s %s before it was ready%s%s; log: %s", s->name, how,
+               tail ? "; last output: " : "", tail ? tail : "", avm_logsink_path (s->log));
+      return;
+    }
+
+  bool failed = sig != 0 || code != 0;
+  if (now - s->t_spawn >= RESTART_STABLE)
+    s->failures = 0;
+  if (failed)
+    s->failures++;
+  bool want = s->restart == RESTART_ALWAYS || (s->restart == RESTART_ON_FAILURE && failed);
+  if (want && s->starts >= RESTART_BURST && now - s->burst[RESTART_BURST - 1] < RESTART_INTERVAL)
+    {
+      s->state = SVC_FAILED;
+      if (s->critical)
+        sv_fail (sv, AVM_EXIT_SERVICE,
+                 "service %s %s; crash loop: %d starts within %llu s, not restarting it again%s%s; log: %s", s->name,
+                 how, RESTART_BURST, (unsigned long long) (RESTART_INTERVAL / USEC_PER_SEC),
+                 tail ? "; last output: " : "", tail ? tail : "", avm_logsink_path (s->log));
+      else
+        sv_info (sv, "%s: %s; crash loop (%d starts within %llu s): giving up on this non-critical service", s->name,
+                 how, RESTART_BURST, (unsigned long long) (RESTART_INTERVAL / USEC_PER_SEC));
+      sv_status (sv);
+      return;
+    }
+  if (want)
+    {
+      unsigned shift = s->failures > 1 ? s->failures - 1 : 0;
+      uint64_t delay = shift >= 6 ? RESTART_DELAY_MAX : RESTART_DELAY_MIN << shift;
+      if (delay > RESTART_DELAY_MAX)
+        delay = RESTART_DELAY_MAX;
+      s->state = SVC_BACKOFF;
+      sv_info (sv, "%s: %s; restarting in %.1f s", s->name, how, (double) delay / USEC_PER_SEC);
+      sv_timer (sv, &s->timer, delay, on_restart, s);
+      sv_status (sv);
+      return;
+    }
+  s->state = failed ? SVC_FAILED : SVC_EXITED;
+  if (s->critical)
+    sv_fail (sv, AVM_EXIT_SERVICE, "critical service %s %s (restart policy: %s)%s%s; log: %s", s->name, how,
+             s->restart == RESTART_NO ? "no" : "on-failure", tail ? "; last output: " : "", tail ? tail : "",
+             avm_logsink_path (s->log));
+  else
+    sv_info (sv, "%s: %s; not restarted (restart policy), the platform keeps running", s->name, how);
+  sv_status (sv);
+}
+
+static int
+on_stop_timeout (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct svc *s = data;
+  s->timer = sd_event_source_unref (s->timer);
+  if (s->pid > 0)
+    {
+      sv_info (s->sv, "%s: still running %.1f s after SIGTERM: SIGKILL", s->name,
+               (double) s->stop_timeout / USEC_PER_SEC);
+      svc_kill (s);
+    }
+  return 0;
+}
+
+void
+svc_kill (struct svc *s)
+{
+  if (s->pid <= 0)
+    return;
+  s->killed = true;
+  if (kill (-s->pid, SIGKILL) < 0)
+    kill (s->pid, SIGKILL);
+}
+
+/* SIGTERM to the process group, SIGKILL after the stop timeout.  */
+void
+svc_stop (struct svc *s)
+{
+  if (s->pid <= 0)
+    return;
+  s->state = SVC_STOPPING;
+  if (s->sv->kill_now)
+    {
+      svc_kill (s);
+      return;
+    }
+  if (kill (-s->pid, SIGTERM) < 0)
+    kill (s->pid, SIGTERM);
+  sv_timer (s->sv, &s->timer, s->stop_timeout, on_stop_timeout, s);
+}

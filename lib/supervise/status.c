@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the control socket serves (avm-status(1), avm-stop(1)):
+ *   {"command":"status"}             the instance's state as JSON
+ *   {"command":"stop"}               the graceful stop sequence
+ *   {"command":"stop","kill":true}   everything killed at once
+ */
+#include "supervise/internal.h"
+#include "util/cleanup.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static const char *
+phase_name (enum phase p)
+{
+  static const char *const names[] = { "starting", "starting", "booting", "running", "stopping" };
+  return p < ARRAY_SIZE (names) ? names[p] : "?";
+}
+
+static json_t *
+seconds (uint64_t usec)
+{
+  return json_real ((double) (usec / 1000) / 1000.0);
+}
+
+static json_t *
+service_json (struct sv *sv, struct svc *s, uint64_t now)
+{
+  json_t *j = json_pack ("{s:s, s:s, s:b, s:i, s:i}", "name", s->name, "state", svc_state_name (s->state),
+                         "critical", s->critical, "starts", (int) s->starts, "restarts", (int) s->restarts);
+  if (!j)
+    return NULL;
+  json_object_set_new (j, "pid", s->pid > 0 ? json_integer (s->pid) : json_null ());
+  json_object_set_new (j, "uptime", s->pid > 0 ? seconds (now - s->t_spawn) : json_null ());
+  json_object_set_new (j, "ready_after",
+                       s->t_ready >= s->t_spawn && s->t_ready ? seconds (s->t_ready - s->t_spawn) : json_null ());
+  if (s->exit_code >= 0 || s->exit_signal)
+    {
+      _cleanup_free_ char *how = sv_describe_exit (s->exit_code, s->exit_signal);
+      json_object_set_new (j, "last_exit", json_string (how));
+    }
+  if (s->notify_status)
+    json_object_set_new (j, "notify_status", json_string (s->notify_status));
+  if (s->log)
+    json_object_set_new (j, "log", json_string (avm_logsink_path (s->log)));
+  return j;
+}
+
+json_t *
+sv_status_json (struct sv *sv)
+{
+  uint64_t now = sv_now (sv);
+  json_t *j = json_pack ("{s:b, s:i, s:s?, s:i, s:s, s:o, s:s, s:s, s:s}", "ok", 1, "instance", sv->instance,
+                         "profile", sv->profile, "pid", (int) getpid (), "state", phase_name (sv->phase), "uptime",
+                         seconds (now - sv->t_start), "run_dir", sv->run_dir, "state_dir", sv->state_dir, "log_dir",
+                         sv->log_dir);
+  if (!j)
+    return NULL;
+  json_object_set_new (j, "booted", json_boolean (sv->boots > 0));
+  json_object_set_new (j, "boot_time", sv->boots > 0 ? seconds (sv->t_booted - sv->t_qemu) : json_null ());
+  json_object_set_new (j, "boots", json_integer (sv->boots));
+  if (sv->stop_reason)
+    json_object_set_new (j, "stop_reason", json_string (sv->stop_reason));
+  struct svc *q = sv->qemu;
+  json_t *qj = service_json (sv, q, now);
+  json_object_del (qj, "critical");
+  json_object_del (qj, "restarts");
+  json_object_del (qj, "starts");
+  json_object_set_new (qj, "monitor", json_boolean (sv->qmp_ready));
+  json_object_set_new (qj, "status", sv->qemu_status ? json_string (sv->qemu_status) : json_null ());
+  json_object_set_new (j, "qemu", qj);
+  json_t *arr = json_array ();
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    json_array_append_new (arr, service_json (sv, &sv->svcs[i], now));
+  json_object_set_new (j, "services", arr);
+  arr = json_array ();
+  for (size_t i = 0; i < sv->ncons; i++)
+    json_array_append_new (arr, json_pack ("{s:s, s:s, s:I, s:b}", "name", sv->cons[i].name, "log",
+                                           avm_logsink_path (sv->cons[i].log), "bytes",
+                                           (json_int_t) avm_logsink_bytes (sv->cons[i].log), "boot",
+                                           sv->cons[i].boot));
+  json_object_set_new (j, "consoles", arr);
+  return j;
+}
+
+json_t *
+sv_control (void *data, const char *command, json_t *request)
+{
+  struct sv *sv = data;
+  if (streq (command, "status"))
+    {
+      /* Keep the cached QEMU status fresh for the next caller.  */
+      if (sv->qmp_ready)
+        guest_watchdog_refresh (sv);
+      return sv_status_json (sv);
+    }
+  if (streq (command, "stop"))
+    {
+      bool now = json_is_true (json_object_get (request, "kill"));
+      bool already = sv->phase == PHASE_STOPPING;
+      if (now)
+        sv_kill_now (sv, "avm stop --kill");
+      else if (!already)
+        sv_request_stop (sv, "avm stop");
+      return json_pack ("{s:b, s:b, s:i}", "ok", 1, "already_stopping", already, "pid", (int) getpid ());
+    }
+  return NULL;
+}

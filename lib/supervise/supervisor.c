@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * avm_supervise (supervisor.h): setup, the event loop, phases, signals and
+ * child reaping, and the stop sequence.  Services are in service.c, QEMU and
+ * the consoles in guest.c, `avm status` in status.c.
+ */
+#include "supervise/internal.h"
+#include "disk/propsync.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/strfmt.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- small helpers ------------------------------------------------------ */
+
+uint64_t
+sv_now (struct sv *sv)
+{
+  uint64_t t = 0;
+  if (sd_event_now (sv->e, CLOCK_MONOTONIC, &t) < 0)
+    {
+      struct timespec ts;
+      clock_gettime (CLOCK_MONOTONIC, &ts);
+      t = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+    }
+  return t;
+}
+
+int
+sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data)
+{
+  sv_timer_cancel (src);
+  uint64_t now;
+  sd_event_now (sv->e, CLOCK_MONOTONIC, &now);
+  /* Accuracy 1 us: 0 would mean sd-event's default of 250 ms.  */
+  return sd_event_add_time (sv->e, src, CLOCK_MONOTONIC, now + delay, 1, cb, data);
+}
+
+void
+sv_timer_cancel (sd_event_source **src)
+{
+  *src = sd_event_source_disable_unref (*src);
+}
+
+char *
+sv_describe_exit (int code, int sig)
+{
+  if (sig)
+    return avm_strdupf ("was killed by signal %d (SIG%s)", sig, sigabbrev_np (sig) ?: "?");
+  return avm_strdupf ("exited with status %d", code);
+}
+
+void
+sv_info (struct sv *sv, const char *fmt, ...)
+{
+  if (sv->o->quiet)
+    return;
+  va_list ap;
+  va_start (ap, fmt);
+  fputs ("avm: ", stderr);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+  va_end (ap);
+}
+
+/* The first failure decides the exit status and the message; everything
+   is then stopped.  */
+void
+sv_fail (struct sv *sv, int status, const char *fmt, ...)
+{
+  va_list ap;
+  _cleanup_free_ char *msg = NULL;
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end (ap);
+  if (sv->exit_status == 0)
+    {
+      sv->exit_status = status;
+      avm_error_fail (&sv->error, EIO, "%s", msg ? msg : "failure");
+      sv->error->exit_code = status;
+    }
+  else
+    sv_info (sv, "also: %s", msg ? msg : "failure");
+  sv_request_stop (sv, "failure");
+}
+
+void
+sv_status (struct sv *sv)
+{
+  size_t helpers = sv->n - 1, ready = 0;
+  for (size_t i = 0; i < helpers; i++)
+    ready += sv->svcs[i].state == SVC_READY;
+  switch (sv->phase)
+    {
+    case PHASE_HELPERS:
+      avm_notify (&sv->notifier, "STATUS=starting helpers %zu/%zu", ready, helpers);
+      break;
+    case PHASE_QEMU:
+      avm_notify (&sv->notifier, "STATUS=starting QEMU");
+      break;
+    case PHASE_BOOTING:
+      avm_notify (&sv->notifier, "STATUS=booting");
+      break;
+    case PHASE_RUNNING:
+      if (ready < helpers)
+        avm_notify (&sv->notifier, "STATUS=running, %zu/%zu helpers ready", ready, helpers);
+      else
+        avm_notify (&sv->notifier, "STATUS=running, booted in %.1f s",
+                    (double) (sv->t_booted - sv->t_qemu) / USEC_PER_SEC);
+      break;
+    case PHASE_STOPPING:
+      avm_notify (&sv->notifier, "STATUS=stopping");
+      break;
+    }
+}
+
+/* ---- starting ----------------------------------------------------------- */
+
+/* Start whatever can start: helpers whose `after` services are ready, QEMU
+   once every helper is.  */
+void
+sv_schedule (struct sv *sv)
+{
+  if (sv->phase == PHASE_STOPPING)
+    return;
+  bool all_ready = true;
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (s->state == SVC_WAITING)
+        {
+          bool go = true;
+          for (size_t k = 0; k < s->nafter; k++)
+            go &= sv->svcs[s->after[k]].state == SVC_READY;
+          if (go)
+            {
+              _cleanup_error_ avm_error_t err = NULL;
+              sv->ready_poll_since = sv_now (sv);
+              if (svc_start (s, &err) < 0)
+                {
+                  s->state = SVC_FAILED;
+                  sv_fail (sv, AVM_EXIT_SERVICE, "%s", err->msg);
+                  return;
+                }
+              if (sv->phase == PHASE_STOPPING)
+                return;
+            }
+        }
+      all_ready &= s->state == SVC_READY;
+    }
+  if (sv->phase == PHASE_HELPERS)
+    sv_status (sv);
+  if (all_ready && sv->qemu->state == SVC_WAITING && sv->phase == PHASE_HELPERS)
+    guest_start (sv);
+}
+
+/* ---- stopping ----------------------------------------------------------- */
+
+/* Next step of the stop sequence: QEMU first, then the helpers in reverse
+   start order, one at a time; the loop ends when nothing runs.  */
+void
+sv_stop_continue (struct sv *sv)
+{
+  if (sv->phase != PHASE_STOPPING)
+    return;
+  if (sv->qemu->pid > 0)
+    {
+      guest_stop (sv);
+      return;
+    }
+  for (size_t i = sv->n - 1; i-- > 0;)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (s->state == SVC_BACKOFF)
+        {
+          sv_timer_cancel (&s->timer);
+          s->state = SVC_EXITED;
+        }
+      if (s->pid <= 0)
+        continue;
+      if (s->state != SVC_STOPPING)
+        {
+          sv_info (sv, "%s: stopping (SIGTERM, SIGKILL after %.0f s)", s->name,
+                   (double) s->stop_timeout / USEC_PER_SEC);
+          svc_stop (s);
+        }
+      else if (sv->kill_now)
+        svc_kill (s);
+      return;
+    }
+  sd_event_exit (sv->e, sv->exit_status);
+}
+
+void
+sv_request_stop (struct sv *sv, const char *reason)
+{
+  if (sv->phase == PHASE_STOPPING)
+    return;
+  sv->phase = PHASE_STOPPING;
+  free (sv->stop_reason);
+  sv->stop_reason = strdup (reason);
+  sv_timer_cancel (&sv->boot_timer);
+  sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->ready_poll);
+  /* Tell the manager how long the whole sequence may take.  */
+  uint64_t budget = sv->qemu->stop_timeout + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC;
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    budget += sv->svcs[i].stop_timeout;
+  avm_notify (&sv->notifier, "STOPPING=1\nSTATUS=stopping (%s)\nEXTEND_TIMEOUT_USEC=%llu", reason,
+              (unsigned long long) budget);
+  if (!streq (reason, "failure"))
+    sv_info (sv, "stopping: %s", reason);
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    if (sv->svcs[i].state == SVC_STARTING || sv->svcs[i].state == SVC_WAITING)
+      sv_timer_cancel (&sv->svcs[i].timer);
+  sv_stop_continue (sv);
+}
+
+void
+sv_kill_now (struct sv *sv, const char *reason)
+{
+  sv_info (sv, "%s: killing everything now", reason);
+  sv->kill_now = true;
+  if (sv->exit_status == 0)
+    {
+      sv->exit_status = AVM_EXIT_KILLED;
+      avm_error_fail (&sv->error, EINTR, "stopped at once (%s): the guest was not shut down cleanly", reason);
+      sv->error->exit_code = AVM_EXIT_KILLED;
+    }
+  if (sv->phase != PHASE_STOPPING)
+    sv_request_stop (sv, reason);
+  for (size_t i = 0; i < sv->n; i++)
+    if (sv->svcs[i].pid > 0)
+      {
+        sv->svcs[i].state = SVC_STOPPING;
+        svc_kill (&sv->svcs[i]);
+      }
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+static int
+on_signal (sd_event_source *src, const struct signalfd_siginfo *si, void *data)
+{
+  struct sv *sv = data;
+  int sig = (int) si->ssi_signo;
+  _cleanup_free_ char *why = avm_strdupf ("SIG%s", sigabbrev_np (sig) ?: "?");
+  if (sig == SIGINT && sv->interrupts++ > 0)
+    sv_kill_now (sv, "second SIGINT");
+  else if (sv->phase == PHASE_STOPPING)
+    sv_info (sv, "%s: already stopping (a second SIGINT stops at once)", why);
+  else
+    sv_request_stop (sv, why);
+  return 0;
+}
+
+static struct svc *
+find_pid (struct sv *sv, pid_t pid)
+{
+  for (size_t i = 0; i < sv->n; i++)
+    if (sv->svcs[i].pid == pid)
+      return &sv->svcs[i];
+  return NULL;
+}
+
+/* Reap every child that has exited: our services and QEMU, and, as a
+   subreaper (or PID 1), whatever orphans were re-parented to avm.  */
+static int
+on_sigchld (sd_event_source *src, const struct signalfd_siginfo *si, void *data)
+{
+  struct sv *sv = data;
+  for (;;)
+    {
+      int st;
+      pid_t pid = waitpid (-1, &st, WNOHANG);
+      if (pid <= 0)
+        break;
+      struct svc *s = find_pid (sv, pid);
+      if (!s)
+        continue; /* an orphan: reaped, nothing else to do */
+      int code = WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+      int sig = WIFSIGNALED (st) ? WTERMSIG (st) : 0;
+      if (s->qemu)
+        {
+          s->pid = 0;
+          s->exit_code = code;
+          s->exit_signal = sig;
+          if (s->out_fd >= 0)
+            avm_logsink_drain (s->log, s->out_fd);
+          guest_exited (sv);
+        }
+      else
+        svc_exited (s, code, sig);
+    }
+  return 0;
+}
+
+static int
+on_watchdog (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct sv *sv = data;
+  guest_watchdog (sv);
+  sv_timer (sv, &sv->watchdog_timer, sv->notifier.watchdog_usec / 2, on_watchdog, sv);
+  return 0;
+}
+
+static int
+on_extend (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct sv *sv = data;
+  if (sv->phase == PHASE_STOPPING || sv->phase == PHASE_RUNNING)
+    {
+      sv->extend_timer = sd_event_source_disable_unref (sv->extend_timer);
+      return 0;
+    }
+  guest_extend (sv);
+  sv_timer (sv, &sv->extend_timer, EXTEND_INTERVAL, on_extend, sv);
+  return 0;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static int
+resolve_after (struct sv *sv, avm_error_t *err)
+{
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      json_t *after = json_object_get (s->def, "after");
+      size_t k;
+      json_t *a;
+      s->after = calloc (json_array_size (after) + 1, sizeof *s->after);
+      if (!s->after)
+        return avm_error_sys (err, ENOMEM, "services");
+      json_array_foreach (after, k, a)
+        {
+          const char *name = json_string_value (a);
+          size_t j = 0;
+          while (j + 1 < sv->n && !(sv->svcs[j].name && name && streq (sv->svcs[j].name, name)))
+            j++;
+          if (j + 1 >= sv->n || j >= i)
+            return avm_error_input (err, "service %s: after \"%s\": no such service started before it", s->name,
+                                    name ? name : "?");
+          s->after[s->nafter++] = j;
+        }
+    }
+  return 0;
+}
+
+static int
+setup_services (struct sv *sv, avm_error_t *err)
+{
+  json_t *services = json_object_get (sv->pj, "services");
+  json_t *qemu = json_object_get (sv->pj, "qemu");
+  size_t n = json_array_size (services);
+  int r;
+  sv->svcs = calloc (n + 1, sizeof *sv->svcs);
+  if (!sv->svcs)
+    return avm_error_sys (err, ENOMEM, "services");
+  for (size_t i = 0; i < n; i++)
+    {
+      sv->svcs[i].index = i;
+      sv->n = i + 1;
+      if ((r = svc_init (sv, &sv->svcs[i], json_array_get (services, i), err)) < 0)
+        return r;
+    }
+  /* QEMU: a service without readiness rule of its own (QMP decides).  */
+  struct svc *q = &sv->svcs[n];
+  sv->n = n + 1;
+  sv->qemu = q;
+  json_t *stop = json_object_get (sv->pj, "stop_timeout");
+  _cleanup_json_ json_t *def = json_pack ("{s:s, s:O, s:s?, s:{s:s}, s:s, s:b, s:f}", "name", "qemu", "argv",
+                                           json_object_get (qemu, "argv"), "program",
+                                           json_string_value (json_object_get (qemu, "binary")), "ready", "type",
+                                           "none", "restart", "no", "critical", 1, "stop_timeout",
+                                           json_is_number (stop) ? json_number_value (stop) : 30.0);
+  if (!def)
+    return avm_error_input (err, "plan: no qemu.argv or qemu.binary");
+  json_object_set (qemu, "_service", def); /* keeps DEF alive with the plan */
+  q->index = n;
+  q->qemu = true;
+  if ((r = svc_init (sv, q, def, err)) < 0)
+    return r;
+  q->ready = READY_QMP;
+  return resolve_after (sv, err);
+}
+
+static int
+setup_dirs (struct sv *sv, avm_error_t *err)
+{
+  int r;
+  json_t *vars = json_object_get (sv->pj, "variables");
+  sv->run_dir = json_string_value (json_object_get (vars, "run_dir"));
+  sv->state_dir = json_string_value (json_object_get (vars, "state_dir"));
+  if (!sv->run_dir || !sv->state_dir)
+    return avm_error_input (err, "plan: no run_dir or state_dir");
+  if ((r = avm_rundir_acquire (sv->run_dir, &sv->rundir, err)) < 0)
+    return r;
+  if ((r = avm_mkdir_p (sv->state_dir, 0750, err)) < 0)
+    return r;
+  json_t *logs = json_object_get (sv->pj, "logs");
+  const char *dir = json_string_value (json_object_get (logs, "dir"));
+  sv->log_dir = dir ? strdup (dir) : avm_path_join (sv->state_dir, "logs");
+  if ((r = avm_mkdir_p (sv->log_dir, 0750, err)) < 0)
+    return r;
+  json_t *max = json_object_get (logs, "max_size"), *files = json_object_get (logs, "files");
+  bool journal = sv->o->log_target == AVM_LOG_JOURNAL;
+  if (sv->o->log_target == AVM_LOG_AUTO)
+    {
+      /* $JOURNAL_STREAM is DEV:INODE of the journal stream stderr was
+         connected to (systemd.exec(5)).  */
+      const char *js = getenv ("JOURNAL_STREAM");
+      struct stat st;
+      unsigned long long dev, ino;
+      if (js && sscanf (js, "%llu:%llu", &dev, &ino) == 2 && fstat (STDERR_FILENO, &st) == 0
+          && (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino)
+        journal = true;
+    }
+  sv->logcfg = (struct avm_logsink_config) {
+    .dir = sv->log_dir,
+    .max_size = json_is_integer (max) ? (uint64_t) json_integer_value (max) : 8ULL << 20,
+    .keep = json_is_integer (files) ? (unsigned) json_integer_value (files) - 1 : 2,
+    .journal = journal,
+    .instance = sv->instance,
+    .echo_fd = sv->o->verbose ? STDERR_FILENO : -1,
+  };
+  return 0;
+}
+
+/* Generated disks (the properties disk) must hold the plan's boot
+   properties before QEMU opens them: rebuilt with the cvd2img library when
+   they do not.  */
+static int
+sync_generated_disks (struct sv *sv, avm_error_t *err)
+{
+  json_t *props = json_object_get (sv->pj, "boot_properties");
+  const char *arch = json_string_value (json_object_get (json_object_get (sv->pj, "variables"), "arch"));
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (sv->pj, "generated_disks"), i, d)
+    {
+      const char *path = json_string_value (json_object_get (d, "path"));
+      const char *key = json_string_value (json_object_get (d, "key"));
+      bool rebuilt = false;
+      _cleanup_json_ json_t *empty = json_object ();
+      int r = avm_props_sync (path, props ? props : empty, arch ? arch : "x86_64", key, &rebuilt, err);
+      if (r < 0)
+        return r;
+      if (rebuilt)
+        sv_info (sv, "%s: (re)built with the profile's boot properties",
+                 json_string_value (json_object_get (d, "name")) ?: path);
+    }
+  return 0;
+}
+
+static int
+setup_loop (struct sv *sv, avm_error_t *err)
+{
+  int r;
+  sigset_t mask;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGHUP);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  /* Orphans of helpers come to avm, which reaps them (and as PID 1 of a
+     container avm is the reaper of everything anyway).  */
+  if (getpid () != 1 && prctl (PR_SET_CHILD_SUBREAPER, 1) < 0)
+    return avm_error_sys (err, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+  if ((r = sd_event_new (&sv->e)) < 0)
+    return avm_error_sys (err, -r, "sd_event_new");
+  if ((r = sd_event_add_signal (sv->e, NULL, SIGCHLD, on_sigchld, sv)) < 0
+      || (r = sd_event_add_signal (sv->e, NULL, SIGTERM, on_signal, sv)) < 0
+      || (r = sd_event_add_signal (sv->e, NULL, SIGINT, on_signal, sv)) < 0
+      || (r = sd_event_add_signal (sv->e, NULL, SIGHUP, on_signal, sv)) < 0)
+    return avm_error_sys (err, -r, "signal handlers");
+  if (sv->notifier.watchdog_usec > 0)
+    sv_timer (sv, &sv->watchdog_timer, sv->notifier.watchdog_usec / 2, on_watchdog, sv);
+  sv_timer (sv, &sv->extend_timer, EXTEND_INTERVAL, on_extend, sv);
+  return 0;
+}
+
+static void
+teardown (struct sv *sv)
+{
+  /* Anything still alive (a failed setup, or a group member that outlived
+     its leader) goes now; then every remaining child is reaped.  */
+  for (size_t i = 0; i < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (s->pid > 0)
+        {
+          kill (-s->pid, SIGKILL);
+          kill (s->pid, SIGKILL);
+          waitpid (s->pid, NULL, 0);
+          s->pid = 0;
+        }
+    }
+  while (waitpid (-1, NULL, WNOHANG) > 0)
+    ;
+  avm_control_free (sv->control);
+  sv->control = NULL;
+  guest_clear (sv);
+  for (size_t i = 0; i < sv->n; i++)
+    svc_clear (&sv->svcs[i]);
+  free (sv->svcs);
+  sv_timer_cancel (&sv->ready_poll);
+  sv_timer_cancel (&sv->watchdog_timer);
+  sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->stop_timer);
+  avm_resources_free (sv->res);
+  sv->res = NULL;
+  if (sv->rundir)
+    {
+      avm_error_t e = NULL;
+      if (avm_rundir_release (sv->rundir, &e) < 0)
+        {
+          sv_info (sv, "warning: %s", e->msg);
+          avm_error_free (e);
+        }
+    }
+  sd_event_unref (sv->e);
+  avm_notifier_close (&sv->notifier);
+  free (sv->log_dir);
+  free (sv->stop_reason);
+}
+
+int
+avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
+{
+  struct sv sv = { .o = o, .plan = o->plan, .pj = o->plan->json };
+  _cleanup_free_ char *control = NULL;
+  int r;
+
+  sv.instance = (int) json_integer_value (json_object_get (sv.pj, "instance"));
+  sv.profile = json_string_value (json_object_get (sv.pj, "profile"));
+  if ((r = avm_notifier_open (&sv.notifier, err)) < 0)
+    return (*err)->exit_code;
+  if ((r = setup_loop (&sv, err)) < 0 || (r = setup_dirs (&sv, err)) < 0)
+    goto fail;
+  sv.t_start = sv_now (&sv);
+  sv_info (&sv, "instance %d: profile %s, runtime directory %s, logs in %s", sv.instance, sv.profile, sv.run_dir,
+           sv.log_dir);
+  avm_notify (&sv.notifier, "STATUS=preparing");
+  if ((r = sync_generated_disks (&sv, err)) < 0)
+    goto fail;
+  if ((r = avm_resources_create (json_object_get (sv.pj, "resources"), &sv.res, err)) < 0
+      || (r = setup_services (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
+    goto fail;
+  control = avm_path_join (sv.run_dir, "control.sock");
+  if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), "control.sock", control, sv_control, &sv,
+                               &sv.control, err))
+      < 0)
+    goto fail;
+
+  sv.phase = PHASE_HELPERS;
+  sv_schedule (&sv);
+  r = sd_event_loop (sv.e);
+  if (r < 0 && sv.exit_status == 0)
+    {
+      avm_error_sys (err, -r, "event loop");
+      teardown (&sv);
+      return AVM_EXIT_FAILURE;
+    }
+  if (sv.exit_status == 0)
+    sv_info (&sv, "stopped");
+  teardown (&sv);
+  if (sv.error)
+    *err = steal_pointer (&sv.error);
+  return sv.exit_status;
+
+fail:
+  teardown (&sv);
+  return AVM_EXIT_FAILURE;
+}

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `avm start` supervising for real: real QEMU (TCG, no guest: SeaBIOS finds
+ * nothing to boot, which is all these tests need), the fault-injection
+ * helper (tests/helpers/fakehelper.c) as the services, a real unix datagram
+ * socket as NOTIFY_SOCKET, and `avm status` / `avm stop` over the control
+ * socket.  The guest's boot console is written by a helper through the
+ * console FIFO (${fd:console}) where a test needs boot patterns.  The demo
+ * guest booted end to end is in test_start_demo.c.
+ *
+ * Each test has its own AVM_RUNTIME_DIR and AVM_STATE_DIR.
+ */
+#include "test_start.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct ts_env env;
+
+static void
+setup (void)
+{
+  ts_env_init (&env);
+}
+
+static void
+teardown (void)
+{
+  ts_env_fini (&env);
+}
+
+TestSuite (start, .init = setup, .fini = teardown);
+
+/* ---- readiness and order ---------------------------------------------- */
+
+Test (start, helpers_ready_before_qemu_and_ready_notification)
+{
+  /* a: a socket that listens after 0.3 s; b: after a, READY=1 by notify;
+     c: a file.  QEMU must start after all three are ready.  */
+  char *svc = ts_fmt ("{"
+                      "\"a\": {\"exec\": [\"%s\", \"sleep=0.3\", \"listen=${socket}\", \"hang\"],"
+                      "        \"socket\": \"${run_dir}/a.sock\", \"ready\": \"socket\"},"
+                      "\"b\": {\"exec\": [\"%s\", \"sleep=0.1\", \"notify=STATUS=almost\\\\nREADY=1\", \"hang\"],"
+                      "        \"ready\": \"notify\", \"after\": [\"a\"]},"
+                      "\"c\": {\"exec\": [\"%s\", \"sleep=0.2\", \"touch=${run_dir}/c.ready\", \"hang\"],"
+                      "        \"ready\": \"file\", \"ready_path\": \"${run_dir}/c.ready\"}"
+                      "}",
+                      env.fake, env.fake, env.fake);
+  char *profile = ts_profile (&env, "order", svc, NULL, NULL);
+  struct ts_avm a;
+  ts_start (&env, &a, profile, NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 30);
+  cr_assert (strstr (msgs, "STATUS=starting helpers 0/3"), "%s", msgs);
+  cr_assert (strstr (msgs, "STATUS=starting QEMU"), "%s", msgs);
+  cr_assert (strstr (msgs, "READY=1"), "%s", msgs);
+  cr_assert_lt (strstr (msgs, "STATUS=starting QEMU") - msgs, strstr (msgs, "READY=1") - msgs);
+
+  char *err = ts_stderr (&a);
+  const char *ra = strstr (err, "a: ready"), *sb = strstr (err, "b: started"), *rb = strstr (err, "b: ready"),
+             *rc = strstr (err, "c: ready"), *q = strstr (err, "qemu: started");
+  cr_assert (ra && sb && rb && rc && q, "%s", err);
+  cr_assert (ra < sb, "b started before a was ready:\n%s", err);
+  cr_assert (rb < q && rc < q && ra < q, "QEMU started before every helper was ready:\n%s", err);
+
+  /* Status over the control socket.  */
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+  json_t *st = ts_json (out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "state")), "running");
+  cr_assert_eq (json_array_size (json_object_get (st, "services")), 3);
+  json_t *b = json_array_get (json_object_get (st, "services"), 1);
+  cr_assert_str_eq (json_string_value (json_object_get (b, "name")), "b");
+  cr_assert_str_eq (json_string_value (json_object_get (b, "state")), "ready");
+  cr_assert_str_eq (json_string_value (json_object_get (b, "notify_status")), "almost");
+  cr_assert (json_integer_value (json_object_get (json_object_get (st, "qemu"), "pid")) > 0);
+  json_decref (st);
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
+  cr_assert (strstr (out, "instance 1: running"), "%s", out);
+
+  /* avm stop: exit 0, everything gone.  */
+  pid_t pids[8];
+  size_t n = ts_pids (&env, pids, 8);
+  cr_assert_eq (n, 4);
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+  ts_assert_gone (pids, n);
+  msgs = ts_notify_all (&a);
+  cr_assert (strstr (msgs, "STOPPING=1"), "%s", msgs);
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 3);
+  cr_assert (strstr (out, "not running"), "%s", out);
+  cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
+}
+
+Test (start, readiness_timeout_fails_the_start)
+{
+  char *svc = ts_fmt ("{\"slow\": {\"exec\": [\"%s\", \"print=never listening\", \"hang\"],"
+                      " \"socket\": \"${run_dir}/slow.sock\", \"ready\": \"socket\", \"ready_timeout\": 1,"
+                      " \"critical\": true}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "slow", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 6);
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "service slow (pid"), "%s", err);
+  cr_assert (strstr (err, "not ready within 1.0 s: its socket is not listening"), "%s", err);
+  cr_assert (!strstr (err, "qemu: started"), "%s", err);
+}
+
+Test (start, helper_dying_before_ready_fails_with_its_output)
+{
+  char *svc = ts_fmt ("{\"bad\": {\"exec\": [\"%s\", \"stderr=cannot open /dev/vhost-vsock\", \"exit=1\"],"
+                      " \"socket\": \"${run_dir}/bad.sock\", \"ready\": \"socket\"}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "bad", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 6);
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "service bad exited with status 1 before it was ready; last output: cannot open "
+                          "/dev/vhost-vsock; log: "),
+             "%s", err);
+}
+
+/* ---- boot detection ----------------------------------------------------- */
+
+Test (start, boot_pattern_ready_and_stop_after_boot)
+{
+  char *svc = ts_fmt ("{\"guestish\": {\"exec\": [\"%s\", \"write-fd=${fd:console}:kernel: hello\", %s]}}",
+                      env.fake, ts_console_writes ("VIRTUAL_DEVICE_BOOT_COMPLETED"));
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "boot", svc, ts_boot (0), NULL), "--stop-after-boot", NULL);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+  char *msgs = ts_notify_all (&a);
+  char *ready = strstr (msgs, "READY=1\nSTATUS=running, booted in ");
+  cr_assert (ready, "%s", msgs);
+  cr_assert (strstr (msgs, "STATUS=booting"), "%s", msgs);
+  cr_assert (strstr (ready, "STOPPING=1"), "%s", msgs);
+  char *log = ts_read_log (&env, "console-console.log");
+  cr_assert (strstr (log, "kernel: hello\n"), "%s", log);
+  cr_assert (strstr (log, "VIRTUAL_DEVICE_BOOT_COMPLETED\n"), "%s", log);
+}
+
+Test (start, boot_failure_pattern)
+{
+  char *svc = ts_fmt ("{\"guestish\": {\"exec\": [\"%s\", %s]}}", env.fake,
+                      ts_console_writes ("VIRTUAL_DEVICE_BOOT_FAILED no system partition"));
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "bootfail", svc, ts_boot (0), NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 3, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "the guest reported a boot failure on console console: VIRTUAL_DEVICE_BOOT_FAILED no "
+                          "system partition"),
+             "%s", err);
+  cr_assert (!strstr (ts_notify_all (&a), "READY=1"));
+}
+
+Test (start, boot_timeout)
+{
+  char *svc = ts_fmt ("{\"quiet\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "boottimeout", svc, ts_boot (1), NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 4, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "the guest did not boot within 1 s (no \"VIRTUAL_DEVICE_BOOT_COMPLETED\" on console "
+                          "console)"),
+             "%s", err);
+}
+
+/* ---- faults ------------------------------------------------------------- */
+
+Test (start, helper_crash_restarted_with_backoff)
+{
+  char *count = ts_path (&env, "starts");
+  char *svc = ts_fmt ("{\"flaky\": {\"exec\": [\"%s\", \"count=%s\", \"fail-first=%s:3\", \"hang\"],"
+                      " \"restart\": \"on-failure\", \"critical\": true}}",
+                      env.fake, count, count);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "flaky", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  /* Starts 1 and 2 fail (1 is ready at once: readiness none), restarts
+     after 0.1 s and 0.2 s; the third start stays up.  */
+  double t0 = ts_now ();
+  while (ts_count_lines (count) < 3 && ts_now () - t0 < 10)
+    usleep (20000);
+  cr_assert_eq (ts_count_lines (count), 3);
+  char *out = NULL;
+  usleep (100000);
+  cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+  json_t *st = ts_json (out);
+  json_t *f = json_array_get (json_object_get (st, "services"), 0);
+  cr_assert_eq (json_integer_value (json_object_get (f, "restarts")), 2, "%s", out);
+  cr_assert_str_eq (json_string_value (json_object_get (f, "state")), "ready");
+  cr_assert_str_eq (json_string_value (json_object_get (f, "last_exit")), "exited with status 3");
+  json_decref (st);
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "flaky: exited with status 3; restarting in 0.1 s"), "%s", err);
+  cr_assert (strstr (err, "flaky: exited with status 3; restarting in 0.2 s"), "%s", err);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
+Test (start, crash_loop_tears_down_naming_the_service)
+{
+  char *svc = ts_fmt ("{\"looping\": {\"exec\": [\"%s\", \"stderr=segfault in libfoo\", \"crash\"],"
+                      " \"restart\": \"always\", \"critical\": true}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "loop", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 60), 6, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "service looping was killed by signal 11 (SIGSEGV); crash loop: 5 starts within 30 s"),
+             "%s", err);
+  cr_assert (strstr (err, "last output: segfault in libfoo"), "%s", err);
+}
+
+Test (start, helper_ignoring_sigterm_is_killed_after_its_timeout)
+{
+  char *svc = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 1}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "stubborn", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  pid_t pids[4];
+  size_t n = ts_pids (&env, pids, 4);
+  double t0 = ts_now ();
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+  cr_assert_geq (ts_now () - t0, 0.9);
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "stubborn: still running 1.0 s after SIGTERM: SIGKILL"), "%s", err);
+  cr_assert (strstr (err, "stubborn: was killed by signal 9 (SIGKILL) (SIGKILL)"), "%s", err);
+  ts_assert_gone (pids, n);
+}
+
+Test (start, qemu_killed_tears_everything_down)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "qkill", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  pid_t pids[4];
+  size_t n = ts_pids (&env, pids, 4);
+  pid_t qemu = ts_qemu_pid (&env);
+  cr_assert_gt (qemu, 0);
+  kill (qemu, SIGKILL);
+  cr_assert_eq (ts_wait (&a, 30), 5, "%s", ts_stderr (&a));
+  cr_assert (strstr (ts_stderr (&a), "qemu was killed by signal 9 (SIGKILL)"), "%s", ts_stderr (&a));
+  ts_assert_gone (pids, n);
+}
+
+Test (start, avm_sigkilled_leaves_no_orphans)
+{
+  char *svc = ts_fmt ("{\"h1\": {\"exec\": [\"%s\", \"hang\"]}, \"h2\": {\"exec\": [\"%s\", \"ignore-term\", "
+                      "\"hang\"], \"restart\": \"no\"}}",
+                      env.fake, env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "sigkill", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  pid_t pids[4];
+  size_t n = ts_pids (&env, pids, 4);
+  cr_assert_eq (n, 3);
+  kill (a.pid, SIGKILL);
+  cr_assert_eq (ts_wait (&a, 10), 128 + SIGKILL);
+  /* The parent-death signal is SIGKILL: h2, which ignores SIGTERM, goes too.  */
+  ts_assert_gone (pids, n);
+}
+
+Test (start, second_sigint_stops_at_once)
+{
+  char *svc = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 60}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "twice", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  pid_t pids[4];
+  size_t n = ts_pids (&env, pids, 4);
+  kill (a.pid, SIGINT);
+  usleep (300000);
+  double t0 = ts_now ();
+  kill (a.pid, SIGINT);
+  cr_assert_eq (ts_wait (&a, 10), 7, "%s", ts_stderr (&a));
+  cr_assert_lt (ts_now () - t0, 5);
+  cr_assert (strstr (ts_stderr (&a), "second SIGINT: killing everything now"), "%s", ts_stderr (&a));
+  ts_assert_gone (pids, n);
+}
+
+Test (start, second_instance_refused_and_two_side_by_side)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"listen=${socket}\", \"hang\"], \"socket\": "
+                      "\"${run_dir}/h.sock\", \"ready\": \"socket\"}}",
+                      env.fake);
+  char *profile = ts_profile (&env, "pair", svc, NULL, NULL);
+  struct ts_avm a, b, c;
+  ts_start (&env, &a, profile, NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  ts_start (&env, &b, profile, NULL);
+  cr_assert_eq (ts_wait (&b, 30), 1);
+  cr_assert (strstr (ts_stderr (&b), "already running"), "%s", ts_stderr (&b));
+  ts_start (&env, &c, profile, "--instance", "2", NULL);
+  ts_wait_notify (&c, "READY=1", 30);
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "status", "--all", "--json", NULL), 0);
+  json_t *all = ts_json (out);
+  cr_assert_eq (json_array_size (all), 2, "%s", out);
+  json_decref (all);
+  cr_assert_eq (ts_avm (&env, &out, "stop", "-i", "2", NULL), 0);
+  cr_assert_eq (ts_wait (&c, 30), 0, "%s", ts_stderr (&c));
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
+  cr_assert_eq (ts_avm (&env, &out, "stop", "--kill", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 7, "%s", ts_stderr (&a));
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0); /* not running: nothing to do */
+}
+
+Test (start, pid1_in_a_pid_namespace_reaps_orphans)
+{
+  if (access ("/usr/bin/unshare", X_OK) != 0)
+    cr_skip_test ("no unshare (util-linux)");
+  /* The helper leaves an orphan that outlives it by 0.5 s: re-parented to
+     avm (PID 1 of the namespace), which must reap it.  */
+  char *svc = ts_fmt ("{\"parent\": {\"exec\": [\"%s\", \"fork-orphan=0.5\", \"exit=0\"], \"restart\": \"no\"},"
+                      " \"h\": {\"exec\": [\"%s\", \"hang\"]}}",
+                      env.fake, env.fake);
+  struct ts_avm a;
+  ts_start_wrapped (&env, &a, ts_profile (&env, "pid1", svc, NULL, NULL), "/usr/bin/unshare", NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  usleep (1500000);
+  pid_t avm = ts_child_of (a.pid);
+  cr_assert_gt (avm, 0, "no avm process under unshare");
+  cr_assert_eq (ts_zombies_of (avm), 0, "avm as PID 1 left a zombie");
+  kill (avm, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+  cr_assert (strstr (ts_stderr (&a), "parent: exited with status 0; not restarted"), "%s", ts_stderr (&a));
+}
+
+Test (start, fifty_start_stop_cycles_leak_nothing)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"listen=${socket}\", \"hang\"], \"socket\": "
+                      "\"${run_dir}/h.sock\", \"ready\": \"socket\"},"
+                      " \"g\": {\"exec\": [\"%s\", %s]}}",
+                      env.fake, env.fake, ts_console_writes ("VIRTUAL_DEVICE_BOOT_COMPLETED"));
+  char *profile = ts_profile (&env, "cycles", svc, ts_boot (0), "\"stop\": {\"timeout\": 0}");
+  int fds_before = ts_count_fds ();
+  for (int i = 0; i < 50; i++)
+    {
+      struct ts_avm a;
+      ts_start (&env, &a, profile, NULL);
+      ts_wait_notify (&a, "READY=1", 30);
+      pid_t pids[4];
+      size_t n = ts_pids (&env, pids, 4);
+      cr_assert_eq (n, 3, "cycle %d", i);
+      kill (a.pid, SIGTERM);
+      cr_assert_eq (ts_wait (&a, 30), 0, "cycle %d: %s", i, ts_stderr (&a));
+      ts_assert_gone (pids, n);
+      ts_avm_done (&a);
+    }
+  cr_assert_eq (ts_count_fds (), fds_before);
+  cr_assert_eq (ts_count_procs_under (env.dir), 0, "processes left running");
+  cr_assert_eq (ts_count_unix_sockets_under (env.dir), 0, "sockets left listening");
+  cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
+}
+
+/* Contains the bytes of S?  */
+static bool
+file_contains (const char *path, const char *s)
+{
+  FILE *f = fopen (path, "rb");
+  if (!f)
+    return false;
+  size_t cap = 16 << 20;
+  char *buf = malloc (cap);
+  size_t n = buf ? fread (buf, 1, cap, f) : 0;
+  fclose (f);
+  bool found = buf && memmem (buf, n, s, strlen (s)) != NULL;
+  free (buf);
+  return found;
+}
+
+Test (start, properties_disk_built_and_rebuilt_when_boot_properties_change)
+{
+  if (access ("/usr/bin/openssl", X_OK) != 0)
+    cr_skip_test ("no openssl");
+  char *key = ts_path (&env, "avb.pem");
+  char *gen[] = { "openssl", "genrsa", "-out", key, "4096", NULL };
+  char *o = NULL, *e = NULL;
+  cr_assert_eq (tu_run (gen, NULL, &o, &e), 0, "%s", e);
+  free (o);
+  free (e);
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  const char *values[] = { "one", "one", "two" };
+  const char *expect_rebuilt[] = { "yes", "no", "yes" };
+  char *disk = ts_fmt ("%s/1/properties.img", env.state);
+  for (int i = 0; i < 3; i++)
+    {
+      char *extra = ts_fmt ("\"stop\": {\"timeout\": 0},"
+                            " \"disks\": [{\"name\": \"properties\", \"path\": \"${state_dir}/properties.img\","
+                            " \"boot_properties\": true, \"key\": \"%s\", \"snapshot\": true}],"
+                            " \"boot_properties\": {\"androidboot.avm_test\": \"%s\"}",
+                            key, values[i]);
+      struct ts_avm a;
+      ts_start (&env, &a, ts_profile (&env, ts_fmt ("props%d", i), svc, NULL, extra), NULL);
+      ts_wait_notify (&a, "READY=1", 60);
+      kill (a.pid, SIGTERM);
+      cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+      bool rebuilt = strstr (ts_stderr (&a), "properties: (re)built with the profile's boot properties") != NULL;
+      cr_assert_eq (rebuilt, strcmp (expect_rebuilt[i], "yes") == 0, "start %d:\n%s", i, ts_stderr (&a));
+      cr_assert (file_contains (disk, ts_fmt ("androidboot.avm_test=%s\n", values[i])), "start %d", i);
+      ts_avm_done (&a);
+    }
+}
