@@ -20,6 +20,8 @@
 static char *garbage[512];
 static size_t ngarbage;
 static unsigned nstarts;
+/* Notification buffers of every start, freed by ts_env_fini.  */
+static char *msgbufs[256];
 
 static char *
 keep (char *s)
@@ -89,6 +91,11 @@ ts_env_fini (struct ts_env *env)
     }
   while (ngarbage > 0)
     free (garbage[--ngarbage]);
+  for (size_t i = 0; i < sizeof msgbufs / sizeof msgbufs[0]; i++)
+    {
+      free (msgbufs[i]);
+      msgbufs[i] = NULL;
+    }
   memset (env, 0, sizeof *env);
 }
 
@@ -145,6 +152,8 @@ start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wr
   memset (a, 0, sizeof *a);
   a->status = -1;
   unsigned k = nstarts++;
+  cr_assert_lt (k, sizeof msgbufs / sizeof msgbufs[0]);
+  a->slot = k;
   a->notify_path = ts_fmt ("%s/notify-%u.sock", env->dir, k);
   a->stderr_path = ts_fmt ("%s/stderr-%u.txt", env->dir, k);
   a->notify_fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -237,6 +246,7 @@ take (struct ts_avm *a, int timeout_ms)
     }
   if (!a->msgs)
     a->msgs = calloc (1, 1);
+  msgbufs[a->slot] = a->msgs;
 }
 
 char *
@@ -310,6 +320,7 @@ ts_avm_done (struct ts_avm *a)
     close (a->notify_fd);
   unlink (a->notify_path);
   free (a->msgs);
+  msgbufs[a->slot] = NULL;
   a->msgs = NULL;
   a->notify_fd = -1;
 }

@@ -184,7 +184,10 @@ wait_socket (const char *path, pid_t owner, const char *log)
 static char *
 demo_image (void)
 {
-  return tu_demo_image ();
+  char *dir = tu_demo_image ();
+  char *kept = fmt ("%s", dir);
+  free (dir);
+  return kept;
 }
 
 /* Wait for a boot marker on the console file; returns the console text.

@@ -27,6 +27,7 @@ struct ts_avm
   char *msgs;  /* every notification so far, "\n"-separated */
   size_t len;
   int status;  /* exit status once reaped, else -1 */
+  unsigned slot; /* MSGS is also registered here, freed at the end of the test */
 };
 
 void ts_env_init (struct ts_env *env);

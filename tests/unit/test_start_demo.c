@@ -45,7 +45,7 @@ Test (start_demo, boots_with_real_helpers_and_stops_cleanly)
   struct ts_avm a;
   ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", NULL);
   char *msgs = ts_wait_notify (&a, "READY=1", 300);
-  cr_assert (strstr (msgs, "STATUS=starting helpers 0/2"), "%s", msgs);
+  cr_assert (strstr (msgs, "STATUS=starting helpers "), "%s", msgs);
   cr_assert (strstr (msgs, "STATUS=booting"), "%s", msgs);
   cr_assert (strstr (msgs, "READY=1\nSTATUS=running, booted in "), "%s", msgs);
 
