@@ -25,6 +25,7 @@
  * every pending request: its callback gets (NULL, NULL).
  */
 #include "qemu/qmp.h"
+#include "util/deadline.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/strfmt.h"
@@ -104,36 +105,6 @@ struct avm_qmp
   json_t *queue; /* events kept while no handler is set */
   struct event_waiter *waiter;
 };
-
-/* ------------------------------------------------------------------ */
-/* Time.  */
-
-static long long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* -1: no deadline.  */
-static long long
-deadline_after (int timeout_ms)
-{
-  return timeout_ms < 0 ? -1 : now_ms () + timeout_ms;
-}
-
-/* Milliseconds left for poll(): -1 without deadline, 0 when passed.  */
-static int
-time_left (long long deadline)
-{
-  if (deadline < 0)
-    return -1;
-  long long left = deadline - now_ms ();
-  if (left <= 0)
-    return 0;
-  return left > INT_MAX ? INT_MAX : (int) left;
-}
 
 /* ------------------------------------------------------------------ */
 /* Messages.  */
@@ -712,7 +683,7 @@ wait_for (struct avm_qmp *q, bool (*done) (struct avm_qmp *, void *), void *arg,
         return r;
       if (r > 0)
         return -ECONNRESET;
-      int left = time_left (deadline);
+      int left = avm_time_left (deadline);
       if (left == 0 || q->fd < 0) /* no socket: nothing more can arrive */
         return -ETIMEDOUT;
       struct pollfd pfd = { .fd = q->fd, .events = POLLIN | (q->wpos < q->wlen && !q->write_dead ? POLLOUT : 0) };
@@ -801,7 +772,7 @@ int
 avm_qmp_connect_fd (int fd, const char *name, int timeout_ms, struct avm_qmp **out, avm_error_t *err)
 {
   *out = NULL;
-  return connect_fd_until (fd, name, deadline_after (timeout_ms), timeout_ms, out, err);
+  return connect_fd_until (fd, name, avm_deadline_after (timeout_ms), timeout_ms, out, err);
 }
 
 /* Wait for a non-blocking connect that returned EINPROGRESS.  0 or errno.  */
@@ -814,7 +785,7 @@ finish_connect (int fd, long long deadline)
 
   for (;;)
     {
-      int r = poll (&pfd, 1, time_left (deadline));
+      int r = poll (&pfd, 1, avm_time_left (deadline));
       if (r < 0 && errno == EINTR)
         continue;
       if (r < 0)
@@ -832,7 +803,7 @@ int
 avm_qmp_connect (const char *socket_path, int timeout_ms, struct avm_qmp **out, avm_error_t *err)
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  long long deadline = deadline_after (timeout_ms);
+  long long deadline = avm_deadline_after (timeout_ms);
   int delay = 5;
 
   *out = NULL;
@@ -860,7 +831,7 @@ avm_qmp_connect (const char *socket_path, int timeout_ms, struct avm_qmp **out, 
          backlog is full: retry.  */
       if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR && e != ETIMEDOUT)
         return avm_error_sys (err, e, "cannot connect to QMP socket %s", socket_path);
-      int left = time_left (deadline);
+      int left = avm_time_left (deadline);
       if (left == 0)
         return avm_error_fail (err, ETIMEDOUT, "cannot connect to QMP socket %s within %d ms: %s", socket_path,
                                timeout_ms, strerror (e));
@@ -965,7 +936,7 @@ avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int 
                  avm_error_t *err)
 {
   _cleanup_json_ json_t *args = arguments;
-  long long deadline = deadline_after (timeout_ms);
+  long long deadline = avm_deadline_after (timeout_ms);
   struct sync_reply s = { 0 };
   json_int_t id;
   int r;
@@ -1015,7 +986,7 @@ quit_done (struct avm_qmp *q, void *arg)
 int
 avm_qmp_quit (struct avm_qmp *q, int timeout_ms, avm_error_t *err)
 {
-  long long deadline = deadline_after (timeout_ms);
+  long long deadline = avm_deadline_after (timeout_ms);
   struct sync_reply s = { 0 };
   json_int_t id;
   int r;
@@ -1086,7 +1057,7 @@ event_done (struct avm_qmp *q, void *arg)
 int
 avm_qmp_wait_event (struct avm_qmp *q, const char *name, int timeout_ms, json_t **event, avm_error_t *err)
 {
-  long long deadline = deadline_after (timeout_ms);
+  long long deadline = avm_deadline_after (timeout_ms);
   struct event_waiter w = { .name = name };
   struct event_waiter *outer = q->waiter;
   const char *what = name ? name : "QMP";

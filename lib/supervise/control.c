@@ -21,6 +21,7 @@
  * only happens when the entry is still that inode.
  */
 #include "supervise/control.h"
+#include "util/deadline.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/strfmt.h"
@@ -658,26 +659,6 @@ avm_control_freep (struct avm_control **c)
 /* ------------------------------------------------------------------ */
 /* Client.  */
 
-static long long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Milliseconds left for poll(): -1 without deadline, 0 when passed.  */
-static int
-time_left (long long deadline)
-{
-  if (deadline < 0)
-    return -1;
-  long long left = deadline - now_ms ();
-  if (left <= 0)
-    return 0;
-  return left > INT_MAX ? INT_MAX : (int) left;
-}
-
 static int
 timed_out (const char *path, int timeout_ms, avm_error_t *err)
 {
@@ -689,7 +670,7 @@ avm_control_call (const char *path, json_t *request, json_t **reply, int timeout
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   size_t plen = strlen (path);
-  long long deadline = timeout_ms < 0 ? -1 : now_ms () + timeout_ms;
+  long long deadline = avm_deadline_after (timeout_ms);
   json_error_t jerr;
 
   *reply = NULL;
@@ -748,7 +729,7 @@ avm_control_call (const char *path, json_t *request, json_t **reply, int timeout
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         return avm_error_sys (err, errno, "%s: send", path);
       struct pollfd p = { fd, POLLOUT, 0 };
-      int pr = poll (&p, 1, time_left (deadline));
+      int pr = poll (&p, 1, avm_time_left (deadline));
       if (pr < 0 && errno != EINTR)
         return avm_error_sys (err, errno, "%s: poll", path);
       if (pr == 0)
@@ -786,7 +767,7 @@ avm_control_call (const char *path, json_t *request, json_t **reply, int timeout
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         return avm_error_sys (err, errno, "%s: read", path);
       struct pollfd p = { fd, POLLIN, 0 };
-      int pr = poll (&p, 1, time_left (deadline));
+      int pr = poll (&p, 1, avm_time_left (deadline));
       if (pr < 0 && errno != EINTR)
         return avm_error_sys (err, errno, "%s: poll", path);
       if (pr == 0)

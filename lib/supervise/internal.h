@@ -153,6 +153,7 @@ struct sv
   struct svc *svcs;    /* helpers in plan order, then QEMU */
   size_t n;            /* including QEMU */
   struct svc *qemu;
+  json_t *qemu_def;    /* QEMU's service object (the plan has none) */
   struct console *cons;
   size_t ncons;
 
@@ -181,6 +182,7 @@ struct sv
   sd_event_source *stop_timer;
   unsigned interrupts;
 
+  char *last_status;  /* the last STATUS= sent */
   int exit_status;
   avm_error_t error;   /* the first failure */
 };

@@ -182,10 +182,10 @@ on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
                      : s->ready == READY_NOTIFY ? "it did not send READY=1"
                                                 : "not ready";
   _cleanup_free_ char *tail = svc_tail (s);
-  sv_fail (s->sv, AVM_EXIT_SERVICE, "service %s (pid %d) not ready within %.1f s: %s%s%s%s; log: %s", s->name,
+  sv_fail (s->sv, AVM_EXIT_SERVICE, "service %s (pid %d) not ready within %.1f s: %s%s%s%s%s%s; log: %s", s->name,
            (int) s->pid, (double) s->ready_timeout / USEC_PER_SEC, what, s->ready_path ? " (" : "",
-           s->ready_path ? s->ready_path : "", s->ready_path ? ")" : "", avm_logsink_path (s->log));
-  (void) tail;
+           s->ready_path ? s->ready_path : "", s->ready_path ? ")" : "", tail ? "; last output: " : "",
+           tail ? tail : "", avm_logsink_path (s->log));
   return 0;
 }
 
@@ -195,29 +195,25 @@ svc_start (struct svc *s, avm_error_t *err)
   struct sv *sv = s->sv;
   int p[2], r;
 
-  if (s->out_fd < 0)
+  if (s->out_fd >= 0)
     {
-      if (pipe2 (p, O_CLOEXEC) < 0)
-        return avm_error_sys (err, errno, "service %s: pipe", s->name);
-      fcntl (p[0], F_SETFL, O_NONBLOCK);
-      s->out_fd = p[0];
-      if ((r = sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
-        {
-          close (p[1]);
-          return avm_error_sys (err, -r, "service %s: event source", s->name);
-        }
-      sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
-    }
-  else
-    {
-      /* The previous run's pipe may still have writers (its orphans);
-         a fresh pipe keeps this run's output apart and its EOF meaningful.  */
+      /* The previous run's pipe may still have writers (its orphans): a
+         fresh pipe keeps this run's output apart and its EOF meaningful.  */
       s->out_src = sd_event_source_disable_unref (s->out_src);
       avm_logsink_drain (s->log, s->out_fd);
       close (s->out_fd);
       s->out_fd = -1;
-      return svc_start (s, err);
     }
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return avm_error_sys (err, errno, "service %s: pipe", s->name);
+  fcntl (p[0], F_SETFL, O_NONBLOCK);
+  s->out_fd = p[0];
+  if ((r = sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
+    {
+      close (p[1]);
+      return avm_error_sys (err, -r, "service %s: event source", s->name);
+    }
+  sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
   if (s->notify_fd >= 0 && !s->notify_src
       && (r = sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
     {
@@ -365,6 +361,11 @@ svc_exited (struct svc *s, int code, int sig)
   if (s->out_fd >= 0)
     avm_logsink_drain (s->log, s->out_fd);
 
+  if (s->qemu)
+    {
+      guest_exited (sv);
+      return;
+    }
   if (sv->phase == PHASE_STOPPING)
     {
       s->state = SVC_EXITED;

@@ -95,34 +95,40 @@ sv_fail (struct sv *sv, int status, const char *fmt, ...)
   sv_request_stop (sv, "failure");
 }
 
+/* STATUS= for the phase, sent when it changed.  */
 void
 sv_status (struct sv *sv)
 {
   size_t helpers = sv->n - 1, ready = 0;
+  _cleanup_free_ char *text = NULL;
   for (size_t i = 0; i < helpers; i++)
     ready += sv->svcs[i].state == SVC_READY;
   switch (sv->phase)
     {
     case PHASE_HELPERS:
-      avm_notify (&sv->notifier, "STATUS=starting helpers %zu/%zu", ready, helpers);
+      text = avm_strdupf ("starting helpers %zu/%zu", ready, helpers);
       break;
     case PHASE_QEMU:
-      avm_notify (&sv->notifier, "STATUS=starting QEMU");
+      text = avm_strdupf ("starting QEMU");
       break;
     case PHASE_BOOTING:
-      avm_notify (&sv->notifier, "STATUS=booting");
+      text = avm_strdupf ("booting");
       break;
     case PHASE_RUNNING:
       if (ready < helpers)
-        avm_notify (&sv->notifier, "STATUS=running, %zu/%zu helpers ready", ready, helpers);
+        text = avm_strdupf ("running, %zu/%zu helpers ready", ready, helpers);
       else
-        avm_notify (&sv->notifier, "STATUS=running, booted in %.1f s",
-                    (double) (sv->t_booted - sv->t_qemu) / USEC_PER_SEC);
+        text = avm_strdupf ("running, booted in %.1f s", (double) (sv->t_booted - sv->t_qemu) / USEC_PER_SEC);
       break;
     case PHASE_STOPPING:
-      avm_notify (&sv->notifier, "STATUS=stopping");
+      text = avm_strdupf ("stopping");
       break;
     }
+  if (!text || (sv->last_status && streq (sv->last_status, text)))
+    return;
+  avm_notify (&sv->notifier, "STATUS=%s", text);
+  free (sv->last_status);
+  sv->last_status = steal_pointer (&text);
 }
 
 /* ---- starting ----------------------------------------------------------- */
@@ -291,17 +297,7 @@ on_sigchld (sd_event_source *src, const struct signalfd_siginfo *si, void *data)
         continue; /* an orphan: reaped, nothing else to do */
       int code = WIFEXITED (st) ? WEXITSTATUS (st) : -1;
       int sig = WIFSIGNALED (st) ? WTERMSIG (st) : 0;
-      if (s->qemu)
-        {
-          s->pid = 0;
-          s->exit_code = code;
-          s->exit_signal = sig;
-          if (s->out_fd >= 0)
-            avm_logsink_drain (s->log, s->out_fd);
-          guest_exited (sv);
-        }
-      else
-        svc_exited (s, code, sig);
+      svc_exited (s, code, sig);
     }
   return 0;
 }
@@ -380,14 +376,13 @@ setup_services (struct sv *sv, avm_error_t *err)
   sv->n = n + 1;
   sv->qemu = q;
   json_t *stop = json_object_get (sv->pj, "stop_timeout");
-  _cleanup_json_ json_t *def = json_pack ("{s:s, s:O, s:s?, s:{s:s}, s:s, s:b, s:f}", "name", "qemu", "argv",
+  json_t *def = sv->qemu_def = json_pack ("{s:s, s:O, s:s?, s:{s:s}, s:s, s:b, s:f}", "name", "qemu", "argv",
                                            json_object_get (qemu, "argv"), "program",
                                            json_string_value (json_object_get (qemu, "binary")), "ready", "type",
                                            "none", "restart", "no", "critical", 1, "stop_timeout",
                                            json_is_number (stop) ? json_number_value (stop) : 30.0);
   if (!def)
     return avm_error_input (err, "plan: no qemu.argv or qemu.binary");
-  json_object_set (qemu, "_service", def); /* keeps DEF alive with the plan */
   q->index = n;
   q->qemu = true;
   if ((r = svc_init (sv, q, def, err)) < 0)
@@ -533,6 +528,8 @@ teardown (struct sv *sv)
         }
     }
   sd_event_unref (sv->e);
+  json_decref (sv->qemu_def);
+  free (sv->last_status);
   avm_notifier_close (&sv->notifier);
   free (sv->log_dir);
   free (sv->stop_reason);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/capture.h"
+#include "util/deadline.h"
 #include "util/cleanup.h"
 
 #include <fcntl.h>
@@ -11,14 +12,6 @@
 #include <time.h>
 
 extern char **environ;
-
-static long long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static int
 spawn_one (struct avm_capture *job, pid_t *pid, int *rfd, avm_error_t *err)
@@ -71,10 +64,10 @@ avm_capture_run (struct avm_capture *jobs, size_t n, int timeout_ms, avm_error_t
       open_fds++;
     }
 
-  long long deadline = now_ms () + timeout_ms;
+  long long deadline = avm_now_ms () + timeout_ms;
   while (open_fds > 0)
     {
-      long long left = deadline - now_ms ();
+      long long left = deadline - avm_now_ms ();
       if (left <= 0)
         {
           ret = avm_error_fail (err, ETIMEDOUT, "%s did not finish within %d ms", jobs[0].argv[0], timeout_ms);

@@ -32,6 +32,42 @@ keep (char *s)
   return s;
 }
 
+static char proc_state (pid_t pid, pid_t *ppid);
+
+/* Processes other than this one whose command line mentions DIR, zombies
+   left out; with KILL they get SIGKILL.  */
+static int
+procs_under (const char *dir, bool kill_them)
+{
+  DIR *d = opendir ("/proc");
+  struct dirent *e;
+  int n = 0;
+  while (d && (e = readdir (d)))
+    {
+      pid_t pid = (pid_t) atoi (e->d_name);
+      char path[64], buf[4096];
+      if (pid <= 0 || pid == getpid ())
+        continue;
+      snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
+      int fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        continue;
+      ssize_t len = read (fd, buf, sizeof buf - 1);
+      close (fd);
+      for (ssize_t i = 0; i < len; i++)
+        if (buf[i] == '\0')
+          buf[i] = ' ';
+      if (len <= 0 || (buf[len] = '\0', !strstr (buf, dir)) || proc_state (pid, NULL) == 'Z')
+        continue;
+      if (kill_them)
+        kill (pid, SIGKILL);
+      n++;
+    }
+  if (d)
+    closedir (d);
+  return n;
+}
+
 char *
 ts_fmt (const char *fmt, ...)
 {
@@ -65,28 +101,7 @@ ts_env_fini (struct ts_env *env)
   /* Nothing this test started may survive it.  */
   if (env->dir)
     {
-      DIR *d = opendir ("/proc");
-      struct dirent *e;
-      while (d && (e = readdir (d)))
-        {
-          pid_t pid = (pid_t) atoi (e->d_name);
-          char path[64], buf[4096];
-          if (pid <= 0 || pid == getpid ())
-            continue;
-          snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
-          int fd = open (path, O_RDONLY | O_CLOEXEC);
-          if (fd < 0)
-            continue;
-          ssize_t n = read (fd, buf, sizeof buf - 1);
-          close (fd);
-          for (ssize_t i = 0; i < n; i++)
-            if (buf[i] == '\0')
-              buf[i] = ' ';
-          if (n > 0 && (buf[n] = '\0', strstr (buf, env->dir)))
-            kill (pid, SIGKILL);
-        }
-      if (d)
-        closedir (d);
+      procs_under (env->dir, true);
       tu_rmtree (env->dir);
     }
   while (ngarbage > 0)
@@ -503,30 +518,7 @@ ts_zombies_of (pid_t parent)
 int
 ts_count_procs_under (const char *dir)
 {
-  DIR *d = opendir ("/proc");
-  struct dirent *e;
-  int n = 0;
-  while (d && (e = readdir (d)))
-    {
-      pid_t pid = (pid_t) atoi (e->d_name);
-      char path[64], buf[4096];
-      if (pid <= 0 || pid == getpid ())
-        continue;
-      snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
-      int fd = open (path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0)
-        continue;
-      ssize_t len = read (fd, buf, sizeof buf - 1);
-      close (fd);
-      for (ssize_t i = 0; i < len; i++)
-        if (buf[i] == '\0')
-          buf[i] = ' ';
-      if (len > 0 && (buf[len] = '\0', strstr (buf, dir)) && proc_state (pid, NULL) != 'Z')
-        n++;
-    }
-  if (d)
-    closedir (d);
-  return n;
+  return procs_under (dir, false);
 }
 
 int

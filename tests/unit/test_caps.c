@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "qemu/caps.h"
+#include "testutil.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -33,13 +34,6 @@ count (char **v)
   while (v && v[n])
     n++;
   return n;
-}
-
-static void
-assert_msg_has (avm_error_t err, const char *needle)
-{
-  cr_assert_not_null (err);
-  cr_assert (strstr (err->msg, needle), "\"%s\" not in error message: %s", needle, err->msg);
 }
 
 static char *
@@ -112,10 +106,10 @@ Test (caps, version_errors)
   _cleanup_error_ avm_error_t err = NULL;
 
   cr_assert_lt (avm_qemu_caps_parse_version (&c, "", &err), 0);
-  assert_msg_has (err, "-version");
+  tu_assert_err_has (err, "-version");
   cr_assert_lt (avm_qemu_caps_parse_version (&c, "qemu-system-x86_64: unknown option\n", &err), 0);
   cr_assert_lt (avm_qemu_caps_parse_version (&c, "QEMU emulator version seven\n", &err), 0);
-  assert_msg_has (err, "\"seven\"");
+  tu_assert_err_has (err, "\"seven\"");
   cr_assert_lt (avm_qemu_caps_parse_version (&c, "QEMU emulator version 7.\n", &err), 0);
   cr_assert_lt (avm_qemu_caps_parse_version (&c, "QEMU emulator version 7.2.1.4\n", &err), 0);
   cr_assert_null (c.version);
@@ -162,7 +156,7 @@ Test (caps, devices)
 
   /* No device at all is an error and keeps the previous list.  */
   cr_assert_lt (avm_qemu_caps_parse_devices (&c, "Display devices:\n\n", &err), 0);
-  assert_msg_has (err, "-device help");
+  tu_assert_err_has (err, "-device help");
   cr_assert_eq (count (c.devices), ARRAY_SIZE (expect));
   caps_clear (&c);
 }
@@ -445,7 +439,7 @@ expect_load_error (const char *content, const char *needle)
   cr_assert_lt (avm_qemu_caps_load_file (path, &c, &err), 0, "accepted: %s", content);
   cr_assert_null (c);
   cr_assert_geq (asprintf (&full, "%s: %s", path, needle), 0);
-  assert_msg_has (err, full);
+  tu_assert_err_has (err, full);
   cr_assert_eq (err->exit_code, AVM_EXIT_USAGE);
 }
 
@@ -482,8 +476,8 @@ Test (caps, load_file_missing, .init = tmp_setup, .fini = tmp_teardown)
   _cleanup_error_ avm_error_t err = NULL;
 
   cr_assert_eq (avm_qemu_caps_load_file (path, &c, &err), -ENOENT);
-  assert_msg_has (err, path);
-  assert_msg_has (err, "No such file");
+  tu_assert_err_has (err, path);
+  tu_assert_err_has (err, "No such file");
 }
 
 Test (caps, load_file_malformed, .init = tmp_setup, .fini = tmp_teardown)
@@ -494,8 +488,8 @@ Test (caps, load_file_malformed, .init = tmp_setup, .fini = tmp_teardown)
   _cleanup_error_ avm_error_t err = NULL;
   cr_assert_lt (avm_qemu_caps_load_file (path, &c, &err), 0);
   cr_assert_geq (asprintf (&where, "%s:3:", path), 0);
-  assert_msg_has (err, where);
-  assert_msg_has (err, "malformed JSON");
+  tu_assert_err_has (err, where);
+  tu_assert_err_has (err, "malformed JSON");
 }
 
 Test (caps, load_file_types, .init = tmp_setup, .fini = tmp_teardown)
@@ -560,29 +554,29 @@ Test (caps, probe_errors, .init = tmp_setup, .fini = tmp_teardown)
   _cleanup_free_ char *noexec = tmp_file ("qemu-noexec", "#!/bin/sh\n");
 
   cr_assert_eq (avm_qemu_caps_probe (missing, &c, &err), -ENOENT);
-  assert_msg_has (err, missing);
+  tu_assert_err_has (err, missing);
   cr_assert_eq (avm_qemu_caps_get (missing, &c, &err), -ENOENT);
-  assert_msg_has (err, missing);
+  tu_assert_err_has (err, missing);
 
   /* No execute bit at all (even root needs one).  */
   cr_assert_eq (chmod (noexec, 0644), 0);
   cr_assert_lt (avm_qemu_caps_get (noexec, &c, &err), 0);
-  assert_msg_has (err, noexec);
-  assert_msg_has (err, "not executable");
+  tu_assert_err_has (err, noexec);
+  tu_assert_err_has (err, "not executable");
 
   cr_assert_lt (avm_qemu_caps_probe (tmpdir, &c, &err), 0);
-  assert_msg_has (err, "not a regular file");
+  tu_assert_err_has (err, "not a regular file");
 
   cr_assert_eq (avm_qemu_caps_probe ("qemu-system-x86_64", &c, &err), -EINVAL);
-  assert_msg_has (err, "not an absolute path");
+  tu_assert_err_has (err, "not an absolute path");
 
   /* -version fails.  */
   cr_assert_lt (avm_qemu_caps_probe ("/bin/false", &c, &err), 0);
-  assert_msg_has (err, "/bin/false -version exited with status 1");
+  tu_assert_err_has (err, "/bin/false -version exited with status 1");
 
   /* Succeeds but says nothing useful.  */
   cr_assert_lt (avm_qemu_caps_probe ("/bin/true", &c, &err), 0);
-  assert_msg_has (err, "/bin/true: unexpected -version output");
+  tu_assert_err_has (err, "/bin/true: unexpected -version output");
   cr_assert_null (c);
 }
 

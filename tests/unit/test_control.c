@@ -11,6 +11,7 @@
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "testutil.h"
+#include "util/deadline.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -36,27 +37,6 @@
 static char *tmp;
 static pid_t child_pid = -1;
 
-static long long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms (int ms)
-{
-  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-  nanosleep (&ts, NULL);
-}
-
-static void
-assert_msg_has (avm_error_t err, const char *needle)
-{
-  cr_assert_not_null (err);
-  cr_assert (strstr (err->msg, needle), "\"%s\" not in error message: %s", needle, err->msg);
-}
 
 static char *
 sock_path (void)
@@ -322,7 +302,7 @@ conn_fill (struct conn *c, int timeout_ms)
 static char *
 conn_line (struct conn *c, int timeout_ms)
 {
-  long long end = now_ms () + timeout_ms;
+  long long end = avm_now_ms () + timeout_ms;
 
   for (;;)
     {
@@ -336,7 +316,7 @@ conn_line (struct conn *c, int timeout_ms)
         }
       if (c->eof)
         return NULL;
-      long long left = end - now_ms ();
+      long long left = end - avm_now_ms ();
       if (left <= 0 || !conn_fill (c, (int) left))
         return NULL;
     }
@@ -347,11 +327,11 @@ conn_line (struct conn *c, int timeout_ms)
 static bool
 conn_wait_eof (struct conn *c, int timeout_ms)
 {
-  long long end = now_ms () + timeout_ms;
+  long long end = avm_now_ms () + timeout_ms;
 
   while (!c->eof)
     {
-      long long left = end - now_ms ();
+      long long left = end - avm_now_ms ();
       if (left <= 0 || !conn_fill (c, (int) left))
         return false;
     }
@@ -525,7 +505,7 @@ Test (control, requests_answered_in_order, .init = setup, .fini = teardown, .tim
   /* Two requests in one write, then two more split across writes.  */
   conn_send (&c, "{\"command\":\"seq\"}\n{\"command\":\"echo\",\"id\":\"b\"}\r\n");
   conn_send (&c, "{\"command\":\"se");
-  sleep_ms (20);
+  tu_sleep_ms (20);
   conn_send (&c, "q\"}\n{\"command\":\"nope\"}\n");
   j = conn_reply (&c);
   assert_ok (j);
@@ -635,22 +615,22 @@ Test (control, idle_client_dropped, .init = setup, .fini = teardown, .timeout = 
   server_start (100);
 
   /* Nothing sent.  */
-  long long t0 = now_ms ();
+  long long t0 = avm_now_ms ();
   conn_open (&c, srv.path);
   _cleanup_free_ char *line = conn_line (&c, 2000);
   cr_assert_not_null (line, "no farewell line");
   cr_assert (strstr (line, "no complete request within 100 ms"), "%s", line);
   cr_assert (conn_wait_eof (&c, 2000), "idle client not dropped");
-  long long took = now_ms () - t0;
+  long long took = avm_now_ms () - t0;
   cr_assert (took >= 90 && took < 900, "dropped after %lld ms", took);
   conn_close (&c);
 
   /* Half a request is not a request.  */
-  t0 = now_ms ();
+  t0 = avm_now_ms ();
   conn_open (&c, srv.path);
   conn_send (&c, "{\"command\":");
   cr_assert (conn_wait_eof (&c, 2000), "idle client not dropped");
-  took = now_ms () - t0;
+  took = avm_now_ms () - t0;
   cr_assert (took >= 90 && took < 900, "dropped after %lld ms", took);
   conn_close (&c);
 }
@@ -661,11 +641,11 @@ Test (control, idle_timeout_restarts, .init = setup, .fini = teardown, .timeout 
   struct conn c;
 
   server_start (250);
-  long long t0 = now_ms ();
+  long long t0 = avm_now_ms ();
   conn_open (&c, srv.path);
   for (int i = 0; i < 2; i++)
     {
-      sleep_ms (150);
+      tu_sleep_ms (150);
       conn_send (&c, "{\"command\":\"status\"}\n");
       json_t *j = conn_reply (&c);
       assert_ok (j);
@@ -674,7 +654,7 @@ Test (control, idle_timeout_restarts, .init = setup, .fini = teardown, .timeout 
   /* 300 ms after the connection: still served; dropped 250 ms after the
      last request.  */
   cr_assert (conn_wait_eof (&c, 2000));
-  long long took = now_ms () - t0;
+  long long took = avm_now_ms () - t0;
   cr_assert (took >= 500 && took < 950, "dropped after %lld ms", took);
   conn_close (&c);
 }
@@ -718,14 +698,14 @@ Test (control, too_many_clients, .init = setup, .fini = teardown, .timeout = 10)
   /* One leaves: there is room again (once the server noticed).  */
   conn_close (&cs[0]);
   bool served = false;
-  for (long long end = now_ms () + 2000; !served && now_ms () < end;)
+  for (long long end = avm_now_ms () + 2000; !served && avm_now_ms () < end;)
     {
       reply = call (srv.path, json_pack ("{s:s}", "command", "status"), 2000, &r, &err);
       cr_assert_eq (r, 0, "%s", err ? err->msg : "");
       served = json_is_true (json_object_get (reply, "ok"));
       json_decref (reply);
       if (!served)
-        sleep_ms (10);
+        tu_sleep_ms (10);
     }
   cr_assert (served, "a slot did not free up");
   for (int i = 1; i < AVM_CONTROL_MAX_CLIENTS; i++)
@@ -740,7 +720,7 @@ Test (control, large_reply_buffered, .init = setup, .fini = teardown, .timeout =
   server_start (0);
   conn_open (&c, srv.path);
   conn_send (&c, "{\"command\":\"big\",\"size\":600000}\n{\"command\":\"seq\"}\n");
-  sleep_ms (100);
+  tu_sleep_ms (100);
   json_t *j = conn_reply (&c);
   assert_ok (j);
   cr_assert_eq (strlen (json_string_value (json_object_get (j, "data"))), 600000);
@@ -767,7 +747,7 @@ Test (control, output_limit, .init = setup, .fini = teardown, .timeout = 10)
   server_start (0);
   conn_open (&c, srv.path);
   conn_send (&c, "{\"command\":\"big\",\"size\":3000000}\n");
-  sleep_ms (200);
+  tu_sleep_ms (200);
   cr_assert (conn_wait_eof (&c, 2000), "client not dropped");
   cr_assert_lt (c.len, 3000000);
   cr_assert_null (memchr (c.buf, '\n', c.len), "a complete reply came through");
@@ -827,9 +807,9 @@ Test (control, other_user_refused, .init = setup, .fini = teardown, .timeout = 1
       _exit (0);
     }
   int st;
-  long long end = now_ms () + 3000;
-  while (waitpid (child_pid, &st, WNOHANG) == 0 && now_ms () < end)
-    sleep_ms (10);
+  long long end = avm_now_ms () + 3000;
+  while (waitpid (child_pid, &st, WNOHANG) == 0 && avm_now_ms () < end)
+    tu_sleep_ms (10);
   cr_assert (WIFEXITED (st), "child did not finish");
   child_pid = -1;
   cr_assert_eq (WEXITSTATUS (st), 0, "child failed at step %d", WEXITSTATUS (st));
@@ -905,8 +885,8 @@ Test (control, live_socket_kept, .init = setup, .fini = teardown, .timeout = 10)
   cr_assert_geq (sd_event_new (&e), 0);
   cr_assert_eq (try_listen (e, path, &c, &err), -EADDRINUSE);
   cr_assert_null (c);
-  assert_msg_has (err, path);
-  assert_msg_has (err, "another process is listening");
+  tu_assert_err_has (err, path);
+  tu_assert_err_has (err, "another process is listening");
   cr_assert_eq (lstat (path, &after), 0);
   cr_assert_eq (before.st_ino, after.st_ino);
   sd_event_unref (e);
@@ -929,8 +909,8 @@ Test (control, symlink_not_followed, .init = setup, .fini = teardown, .timeout =
   {
     _cleanup_error_ avm_error_t err = NULL;
     cr_assert_eq (try_listen (e, path, &c, &err), -EEXIST);
-    assert_msg_has (err, path);
-    assert_msg_has (err, "symbolic link");
+    tu_assert_err_has (err, path);
+    tu_assert_err_has (err, "symbolic link");
   }
   cr_assert_eq (lstat (path, &st), 0);
   cr_assert (S_ISLNK (st.st_mode));
@@ -946,7 +926,7 @@ Test (control, symlink_not_followed, .init = setup, .fini = teardown, .timeout =
   {
     _cleanup_error_ avm_error_t err = NULL;
     cr_assert_eq (try_listen (e, path, &c, &err), -EEXIST);
-    assert_msg_has (err, "symbolic link");
+    tu_assert_err_has (err, "symbolic link");
   }
   cr_assert_eq (lstat (path, &st), 0);
   cr_assert (S_ISLNK (st.st_mode));
@@ -975,7 +955,7 @@ Test (control, regular_file_kept, .init = setup, .fini = teardown, .timeout = 10
 
   cr_assert_geq (sd_event_new (&e), 0);
   cr_assert_eq (try_listen (e, path, &c, &err), -EEXIST);
-  assert_msg_has (err, "not a socket");
+  tu_assert_err_has (err, "not a socket");
   _cleanup_free_ char *content = tu_read (path);
   cr_assert_str_eq (content, "not a socket");
   sd_event_unref (e);
@@ -994,19 +974,19 @@ Test (control, bad_paths, .init = setup, .fini = teardown, .timeout = 10)
   {
     _cleanup_error_ avm_error_t err = NULL;
     cr_assert_eq (avm_control_listen (e, dirfd, SOCK, longpath, test_cb, NULL, &c, &err), -ENAMETOOLONG);
-    assert_msg_has (err, "too long for a unix socket");
+    tu_assert_err_has (err, "too long for a unix socket");
   }
   /* PATH not naming NAME inside DIRFD.  */
   {
     _cleanup_error_ avm_error_t err = NULL;
     cr_assert_eq (avm_control_listen (e, dirfd, SOCK, "/tmp/" SOCK, test_cb, NULL, &c, &err), -EINVAL);
-    assert_msg_has (err, "not the directory given");
+    tu_assert_err_has (err, "not the directory given");
   }
   {
     _cleanup_free_ char *path = sock_path ();
     _cleanup_error_ avm_error_t err = NULL;
     cr_assert_eq (avm_control_listen (e, dirfd, "other.sock", path, test_cb, NULL, &c, &err), -EINVAL);
-    assert_msg_has (err, "does not end with");
+    tu_assert_err_has (err, "does not end with");
   }
   cr_assert_null (c);
   /* The client refuses it too.  */
@@ -1073,8 +1053,8 @@ Test (control, call_not_running, .init = setup, .fini = teardown, .timeout = 10)
     json_t *reply = call (path, json_pack ("{s:s}", "command", "status"), 1000, &r, &err);
     cr_assert_eq (r, -ENOENT);
     cr_assert_null (reply);
-    assert_msg_has (err, "no avm instance is running here");
-    assert_msg_has (err, path);
+    tu_assert_err_has (err, "no avm instance is running here");
+    tu_assert_err_has (err, path);
     cr_assert_eq (err->code, ENOENT);
   }
   /* A stale socket file.  */
@@ -1084,8 +1064,8 @@ Test (control, call_not_running, .init = setup, .fini = teardown, .timeout = 10)
     json_t *reply = call (path, json_pack ("{s:s}", "command", "status"), 1000, &r, &err);
     cr_assert_eq (r, -ECONNREFUSED);
     cr_assert_null (reply);
-    assert_msg_has (err, "no avm instance is running here");
-    assert_msg_has (err, path);
+    tu_assert_err_has (err, "no avm instance is running here");
+    tu_assert_err_has (err, path);
   }
 }
 
@@ -1098,13 +1078,13 @@ Test (control, call_timeout, .init = setup, .fini = teardown, .timeout = 10)
   _cleanup_error_ avm_error_t err = NULL;
   int r;
 
-  long long t0 = now_ms ();
+  long long t0 = avm_now_ms ();
   json_t *reply = call (path, json_pack ("{s:s}", "command", "status"), 200, &r, &err);
-  long long took = now_ms () - t0;
+  long long took = avm_now_ms () - t0;
   cr_assert_eq (r, -ETIMEDOUT, "%d %s", r, err ? err->msg : "");
   cr_assert_null (reply);
-  assert_msg_has (err, path);
-  assert_msg_has (err, "no reply within 200 ms");
+  tu_assert_err_has (err, path);
+  tu_assert_err_has (err, "no reply within 200 ms");
   cr_assert (took >= 190 && took < 900, "took %lld ms", took);
 }
 
@@ -1144,8 +1124,8 @@ Test (control, call_malformed_reply, .init = setup, .fini = teardown, .timeout =
   json_t *reply = call (path, json_pack ("{s:s}", "command", "status"), 2000, &r, &err);
   cr_assert_eq (r, -EPROTO, "%d %s", r, err ? err->msg : "");
   cr_assert_null (reply);
-  assert_msg_has (err, path);
-  assert_msg_has (err, "malformed reply");
+  tu_assert_err_has (err, path);
+  tu_assert_err_has (err, "malformed reply");
 }
 
 Test (control, call_reply_not_object, .init = setup, .fini = teardown, .timeout = 10)
@@ -1158,7 +1138,7 @@ Test (control, call_reply_not_object, .init = setup, .fini = teardown, .timeout 
   json_t *reply = call (path, json_pack ("{s:s}", "command", "status"), 2000, &r, &err);
   cr_assert_eq (r, -EPROTO);
   cr_assert_null (reply);
-  assert_msg_has (err, "not a JSON object");
+  tu_assert_err_has (err, "not a JSON object");
 }
 
 Test (control, call_closed_without_reply, .init = setup, .fini = teardown, .timeout = 10)
@@ -1171,6 +1151,6 @@ Test (control, call_closed_without_reply, .init = setup, .fini = teardown, .time
   json_t *reply = call (path, json_pack ("{s:s}", "command", "status"), 2000, &r, &err);
   cr_assert_eq (r, -ECONNRESET, "%d %s", r, err ? err->msg : "");
   cr_assert_null (reply);
-  assert_msg_has (err, path);
-  assert_msg_has (err, "closed the connection without a reply");
+  tu_assert_err_has (err, path);
+  tu_assert_err_has (err, "closed the connection without a reply");
 }

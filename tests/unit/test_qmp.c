@@ -11,6 +11,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "testutil.h"
+#include "util/deadline.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -64,33 +65,12 @@ teardown (void)
   tmp = NULL;
 }
 
-static long long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms (int ms)
-{
-  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-  nanosleep (&ts, NULL);
-}
-
-static void
-assert_msg_has (avm_error_t err, const char *needle)
-{
-  cr_assert_not_null (err);
-  cr_assert (strstr (err->msg, needle), "\"%s\" not in error message: %s", needle, err->msg);
-}
 
 /* Wait up to TIMEOUT_MS for PID; its wait status, or -1 when still running.  */
 static int
 wait_exit (pid_t pid, int timeout_ms)
 {
-  long long end = now_ms () + timeout_ms;
+  long long end = avm_now_ms () + timeout_ms;
   int status;
 
   for (;;)
@@ -98,9 +78,9 @@ wait_exit (pid_t pid, int timeout_ms)
       pid_t r = waitpid (pid, &status, WNOHANG);
       if (r == pid)
         return status;
-      if (r < 0 || now_ms () >= end)
+      if (r < 0 || avm_now_ms () >= end)
         return -1;
-      sleep_ms (10);
+      tu_sleep_ms (10);
     }
 }
 
@@ -234,7 +214,7 @@ run_script (int fd, const struct step *script)
         for (;;)
           pause ();
       case S_SLEEP:
-        sleep_ms (s->n);
+        tu_sleep_ms (s->n);
         break;
       case S_BIG:
         {
@@ -332,7 +312,7 @@ start_fake_listener (const char *path, int delay_ms, const struct step *script)
   if (server_pid == 0)
     {
       child_setup ();
-      sleep_ms (delay_ms);
+      tu_sleep_ms (delay_ms);
       struct sockaddr_un sa = { .sun_family = AF_UNIX };
       snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
       int l = socket (AF_UNIX, SOCK_STREAM, 0);
@@ -466,8 +446,8 @@ expect_greeting_error (const char *input, const char *needle)
 
   cr_assert_eq (avm_qmp_new (-1, "fuzz.sock", &q, &err), 0);
   cr_assert_eq (feed_str (q, input, &err), -EPROTO, "accepted: %s", input);
-  assert_msg_has (err, "QMP socket fuzz.sock: protocol error: ");
-  assert_msg_has (err, needle);
+  tu_assert_err_has (err, "QMP socket fuzz.sock: protocol error: ");
+  tu_assert_err_has (err, needle);
   cr_assert_not (avm_qmp_is_ready (q));
 }
 
@@ -500,8 +480,8 @@ expect_protocol_error (const char *input, const char *needle)
   /* A request waiting for its reply: it must be failed with (NULL, NULL).  */
   cr_assert_eq (avm_qmp_send_async (q, "query-status", NULL, rec_reply, &rep, &err), 0);
   cr_assert_eq (feed_str (q, input, &err), -EPROTO, "accepted: %s", input);
-  assert_msg_has (err, "QMP socket fuzz.sock: protocol error: ");
-  assert_msg_has (err, needle);
+  tu_assert_err_has (err, "QMP socket fuzz.sock: protocol error: ");
+  tu_assert_err_has (err, needle);
   cr_assert_null (strchr (err->msg, '\n'), "multi-line message: %s", err->msg);
   cr_assert_eq (rep.calls, 1);
   cr_assert_null (rep.ret);
@@ -562,8 +542,8 @@ Test (qmp, feed_nul_byte)
   _cleanup_error_ avm_error_t err = NULL;
 
   cr_assert_eq (avm_qmp_feed (q, line, sizeof line - 1, &err), -EPROTO);
-  assert_msg_has (err, "malformed JSON");
-  assert_msg_has (err, "{\"return\": {}\\x00, ");
+  tu_assert_err_has (err, "malformed JSON");
+  tu_assert_err_has (err, "{\"return\": {}\\x00, ");
 }
 
 Test (qmp, feed_deep_nesting)
@@ -613,7 +593,7 @@ Test (qmp, feed_line_limit)
   /* One byte more: rejected, also when it arrives as one chunk.  */
   cr_assert_eq (avm_qmp_send_async (q, "query-x", NULL, rec_reply, &rep, &err), 0);
   cr_assert_eq (feed_str (q, over, &err), -EPROTO);
-  assert_msg_has (err, "QMP socket fuzz.sock: protocol error: message longer than 1048576 bytes");
+  tu_assert_err_has (err, "QMP socket fuzz.sock: protocol error: message longer than 1048576 bytes");
   cr_assert_eq (rep.calls, 1);
   cr_assert_null (rep.ret);
   reply_clear (&rep);
@@ -634,7 +614,7 @@ Test (qmp, feed_endless_line)
     fed += sizeof chunk;
   cr_assert_eq (r, -EPROTO);
   cr_assert_leq (fed, AVM_QMP_MAX_LINE + 1);
-  assert_msg_has (err, "message longer than");
+  tu_assert_err_has (err, "message longer than");
 }
 
 Test (qmp, feed_reply_matching)
@@ -686,7 +666,7 @@ Test (qmp, feed_request_validation)
 
   cr_assert_eq (avm_qmp_new (-1, "fuzz.sock", &q, &err), 0);
   cr_assert_eq (avm_qmp_send_async (q, "query-status", NULL, rec_reply, &rep, &err), -ENOTCONN);
-  assert_msg_has (err, "QMP socket fuzz.sock: cannot send query-status before the handshake completed");
+  tu_assert_err_has (err, "QMP socket fuzz.sock: cannot send query-status before the handshake completed");
   avm_qmp_closep (&q);
 
   q = fed_client ();
@@ -694,7 +674,7 @@ Test (qmp, feed_request_validation)
   cr_assert_eq (avm_qmp_send_async (q, "", NULL, rec_reply, &rep, &err), -EINVAL);
   avm_error_freep (&err);
   cr_assert_eq (avm_qmp_send_async (q, "x", json_array (), rec_reply, &rep, &err), -EINVAL);
-  assert_msg_has (err, "QMP x: the arguments must be a JSON object");
+  tu_assert_err_has (err, "QMP x: the arguments must be a JSON object");
   avm_error_freep (&err);
   cr_assert_eq (avm_qmp_send_async (q, "\xff", NULL, rec_reply, &rep, &err), -EINVAL);
   cr_assert_eq (rep.calls, 0);
@@ -719,7 +699,7 @@ Test (qmp, feed_event_queue)
   cr_assert_str_eq (json_string_value (json_object_get (ev, "event")), "POWERDOWN");
   json_decref (steal_pointer (&ev));
   cr_assert_eq (avm_qmp_wait_event (q, "POWERDOWN", 0, NULL, &err), -ETIMEDOUT);
-  assert_msg_has (err, "QMP socket fuzz.sock: no POWERDOWN event within 0 ms");
+  tu_assert_err_has (err, "QMP socket fuzz.sock: no POWERDOWN event within 0 ms");
   cr_assert_eq (avm_qmp_wait_event (q, NULL, 0, &ev, &err), 0);
   cr_assert_str_eq (json_string_value (json_object_get (ev, "event")), "STOP");
   /* Setting a handler hands it the rest.  */
@@ -899,11 +879,11 @@ Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = 20
   static const struct step silent[] = { HOLD };
   struct avm_qmp *q = NULL;
   _cleanup_error_ avm_error_t err = NULL;
-  long long t0 = now_ms ();
+  long long t0 = avm_now_ms ();
 
   cr_assert_eq (avm_qmp_connect_fd (start_fake (silent), "silent.sock", 300, &q, &err), -ETIMEDOUT);
   cr_assert_null (q);
-  long long took = now_ms () - t0;
+  long long took = avm_now_ms () - t0;
   cr_assert_geq (took, 290);
   cr_assert_lt (took, 2000);
   cr_assert_str_eq (err->msg, "QMP socket silent.sock: no greeting from QEMU within 300 ms (is another client connected?)");
@@ -929,7 +909,7 @@ Test (qmp, fake_bad_greeting, .init = setup, .fini = teardown, .timeout = 20)
 
   cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "odd.sock", 2000, &q, &err), -EPROTO);
   cr_assert_null (q);
-  assert_msg_has (err, "QMP socket odd.sock: protocol error: expected the QMP greeting: {\"event\": \"RESUME\"");
+  tu_assert_err_has (err, "QMP socket odd.sock: protocol error: expected the QMP greeting: {\"event\": \"RESUME\"");
 }
 
 Test (qmp, fake_capabilities_refused, .init = setup, .fini = teardown, .timeout = 20)
@@ -961,8 +941,8 @@ Test (qmp, fake_malformed_reply, .init = setup, .fini = teardown, .timeout = 20)
 
   cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), -EPROTO);
   cr_assert_null (ret);
-  assert_msg_has (err, "QMP socket fake.sock: protocol error: malformed JSON at byte ");
-  assert_msg_has (err, "{\"return\": {\"status\": running}");
+  tu_assert_err_has (err, "QMP socket fake.sock: protocol error: malformed JSON at byte ");
+  tu_assert_err_has (err, "{\"return\": {\"status\": running}");
 }
 
 Test (qmp, fake_overlong_line, .init = setup, .fini = teardown, .timeout = 20)
@@ -992,7 +972,7 @@ Test (qmp, fake_close_mid_reply, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert_eq (avm_qmp_io_events (q), 0);
   avm_error_freep (&err);
   cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 2000, &ret, &err), -ECONNRESET);
-  assert_msg_has (err, "QMP socket fake.sock: QEMU closed the monitor");
+  tu_assert_err_has (err, "QMP socket fake.sock: QEMU closed the monitor");
   cr_assert_eq (avm_qmp_process (q, NULL), 1);
   cr_assert_eq (fake_finish (), 0);
 }
@@ -1011,13 +991,13 @@ Test (qmp, fake_execute_timeout_then_late_reply, .init = setup, .fini = teardown
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
   _cleanup_error_ avm_error_t err = NULL;
   _cleanup_json_ json_t *ret = NULL;
-  long long t0 = now_ms ();
+  long long t0 = avm_now_ms ();
 
   cr_assert_eq (avm_qmp_execute (q, "query-status", NULL, 150, &ret, &err), -ETIMEDOUT);
-  cr_assert_geq (now_ms () - t0, 145);
+  cr_assert_geq (avm_now_ms () - t0, 145);
   cr_assert_str_eq (err->msg, "QMP socket fake.sock: no reply to query-status within 150 ms");
   avm_error_freep (&err);
-  sleep_ms (400);
+  tu_sleep_ms (400);
   /* The late reply to the forgotten request is skipped.  */
   cr_assert_eq (avm_qmp_execute (q, "query-version", NULL, 2000, &ret, &err), 0, "%s", err ? err->msg : "");
   cr_assert_str_eq (json_string_value (json_object_get (ret, "status")), "current");
@@ -1049,8 +1029,8 @@ Test (qmp, fake_async_event_loop, .init = setup, .fini = teardown, .timeout = 20
   cr_assert_eq (avm_qmp_send_async (q, "first", NULL, rec_reply, &r1, &err), 0);
   cr_assert_eq (avm_qmp_send_async (q, "second", NULL, rec_reply, &r2, &err), 0);
   cr_assert_eq (avm_qmp_send_async (q, "third", NULL, rec_reply, &r3, &err), 0);
-  long long end = now_ms () + 5000;
-  while (r == 0 && now_ms () < end)
+  long long end = avm_now_ms () + 5000;
+  while (r == 0 && avm_now_ms () < end)
     {
       struct pollfd pfd = { .fd = avm_qmp_fd (q), .events = avm_qmp_io_events (q) };
       cr_assert_neq (pfd.events, 0);
@@ -1240,7 +1220,7 @@ Test (qmp, fake_output_bounded, .init = setup, .fini = teardown, .timeout = 20)
     r = avm_qmp_send_async (q, "big", json_pack ("{s:s}", "s", big), NULL, NULL, &err);
   cr_assert_eq (r, -ENOBUFS);
   cr_assert_gt (i, 10);
-  assert_msg_has (err, "QMP socket fake.sock: QEMU does not read its requests");
+  tu_assert_err_has (err, "QMP socket fake.sock: QEMU does not read its requests");
   /* Refusing a request does not break the connection.  */
   cr_assert (avm_qmp_is_ready (q));
 }
@@ -1265,10 +1245,10 @@ Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .tim
   _cleanup_free_ char *want = NULL, *want2 = NULL;
   struct avm_qmp *q = NULL;
   _cleanup_error_ avm_error_t err = NULL;
-  long long t0 = now_ms ();
+  long long t0 = avm_now_ms ();
 
   cr_assert_eq (avm_qmp_connect (path, 300, &q, &err), -ETIMEDOUT);
-  long long took = now_ms () - t0;
+  long long took = avm_now_ms () - t0;
   cr_assert_null (q);
   cr_assert_geq (took, 290);
   cr_assert_lt (took, 1500);
@@ -1282,15 +1262,15 @@ Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .tim
   _cleanup_close_ int s = socket (AF_UNIX, SOCK_STREAM, 0);
   cr_assert_eq (bind (s, (struct sockaddr *) &sa, sizeof sa), 0);
   cr_assert_eq (avm_qmp_connect (path, 200, &q, &err), -ETIMEDOUT);
-  assert_msg_has (err, path);
-  assert_msg_has (err, "Connection refused");
+  tu_assert_err_has (err, path);
+  tu_assert_err_has (err, "Connection refused");
   avm_error_freep (&err);
 
   /* Not a socket: no retry.  */
   _cleanup_free_ char *file = tu_write (tmp, "plain", "x");
-  t0 = now_ms ();
+  t0 = avm_now_ms ();
   cr_assert_eq (avm_qmp_connect (file, 5000, &q, &err), -ENOTSOCK);
-  cr_assert_lt (now_ms () - t0, 1000);
+  cr_assert_lt (avm_now_ms () - t0, 1000);
   cr_assert_geq (asprintf (&want2, "QMP socket %s is not a socket", file), 0);
   cr_assert_str_eq (err->msg, want2);
   avm_error_freep (&err);
@@ -1301,7 +1281,7 @@ Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .tim
   longpath[0] = '/';
   longpath[sizeof longpath - 1] = '\0';
   cr_assert_eq (avm_qmp_connect (longpath, 100, &q, &err), -ENAMETOOLONG);
-  assert_msg_has (err, "is too long");
+  tu_assert_err_has (err, "is too long");
 }
 
 Test (qmp, connect_retries_until_listening, .init = setup, .fini = teardown, .timeout = 20)
@@ -1418,7 +1398,7 @@ Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = 60)
   avm_qmp_set_event_handler (q, rec_event, &rec);
   cr_assert_eq (avm_qmp_execute (q, "cont", NULL, 5000, NULL, &err), 0, "%s", err ? err->msg : "");
   /* RESUME comes before cont's reply on 7.2; allow it to trail anyway.  */
-  for (long long end = now_ms () + 3000; rec_find (&rec, "RESUME") < 0 && now_ms () < end;)
+  for (long long end = avm_now_ms () + 3000; rec_find (&rec, "RESUME") < 0 && avm_now_ms () < end;)
     {
       struct pollfd pfd = { .fd = avm_qmp_fd (q), .events = avm_qmp_io_events (q) };
       poll (&pfd, 1, 50);
@@ -1432,7 +1412,7 @@ Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = 60)
   avm_error_freep (&err);
   cr_assert_eq (avm_qmp_execute (q, "query-status", json_pack ("{s:i}", "bogus", 1), 5000, &ret, &err),
                 -EREMOTEIO);
-  assert_msg_has (err, "QMP query-status: GenericError: ");
+  tu_assert_err_has (err, "QMP query-status: GenericError: ");
   avm_error_freep (&err);
 
   cr_assert_eq (avm_qmp_execute (q, "query-version", NULL, 5000, &ret, &err), 0);
@@ -1488,8 +1468,8 @@ Test (qmp, qemu_second_client, .init = setup, .fini = teardown, .timeout = 60)
   cr_assert_eq (avm_qmp_connect (sock, 10000, &q, &err), 0, "%s", err ? err->msg : "");
   /* QEMU serves one monitor client at a time; the kernel still accepts.  */
   cr_assert_eq (avm_qmp_connect (sock, 500, &q2, &err), -ETIMEDOUT);
-  assert_msg_has (err, sock);
-  assert_msg_has (err, "no greeting from QEMU within 500 ms (is another client connected?)");
+  tu_assert_err_has (err, sock);
+  tu_assert_err_has (err, "no greeting from QEMU within 500 ms (is another client connected?)");
   avm_error_freep (&err);
   avm_qmp_closep (&q);
   /* Once the first is gone, a new client gets in.  */

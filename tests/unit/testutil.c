@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <sys/file.h>
 #include <errno.h>
+#include <time.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -368,3 +369,17 @@ tu_demo_image (void)
   return dir;
 }
 
+
+void
+tu_sleep_ms (int ms)
+{
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+  nanosleep (&ts, NULL);
+}
+
+void
+tu_assert_err_has (avm_error_t err, const char *needle)
+{
+  cr_assert_not_null (err);
+  cr_assert (strstr (err->msg, needle), "\"%s\" not in error message: %s", needle, err->msg);
+}

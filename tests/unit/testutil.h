@@ -42,3 +42,9 @@ char *tu_replace (char *s, const char *from, const char *to);
    missing or out of date (under a lock); skips the test when the kernel or
    busybox-static is not installed.  */
 char *tu_demo_image (void);
+
+void tu_sleep_ms (int ms);
+
+/* Fail the test unless ERR is set and its message contains NEEDLE.  */
+#include "util/error.h"
+void tu_assert_err_has (avm_error_t err, const char *needle);
