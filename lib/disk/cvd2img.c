@@ -174,16 +174,6 @@ parts_json (const struct avm_gpt *g)
   return a;
 }
 
-/* A private key is for its owner's eyes only (output.c creates 0644).  */
-static int
-private_mode (const char *path, avm_error_t *err)
-{
-  _cleanup_close_ int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 || fchmod (fd, 0600) < 0)
-    return avm_error_sys (err, errno, "%s: cannot make the key private (mode 0600)", path);
-  return 0;
-}
-
 static char *
 out_path (const struct avm_cvd2img_request *req, const char *given, const char *name)
 {
@@ -412,7 +402,9 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
      profiles' disks[].key is ${images}/avb_key.pem).  */
   if (key_pem)
     {
+      /* A private key is for its owner's eyes only, from the first byte.  */
       if ((r = avm_out_open (key_path, key_pem_len, &outs.o[OUT_KEY], err)) < 0
+          || (r = avm_out_set_mode (outs.o[OUT_KEY], 0600, err)) < 0
           || (r = avm_out_write (outs.o[OUT_KEY], 0, key_pem, key_pem_len, err)) < 0)
         goto out;
       json_object_set_new (json_object_get (manifest, "key"), "file", json_string (key_path));
@@ -437,7 +429,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
         continue;
       struct avm_out *o = outs.o[i];
       outs.o[i] = NULL;
-      if ((r = avm_out_commit (o, err)) < 0 || (i == OUT_KEY && (r = private_mode (key_path, err)) < 0))
+      if ((r = avm_out_commit (o, err)) < 0)
         goto out;
     }
   r = 0;

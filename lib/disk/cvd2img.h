@@ -3,7 +3,9 @@
  * cvd2img: a Cuttlefish image set to system.img (raw GPT disk with the OS
  * partitions in Cuttlefish's order), properties.img (and
  * properties_virgl.img) with boot properties derived from a profile and
- * AVB-signed, the bootloader, and manifest.json.  Every output is written to
+ * AVB-signed, the bootloader, manifest.json and, when signing with the host
+ * package's test key, that key as avb_key.pem (for avm start's properties
+ * disk rebuild; a user's --key is never copied).  Every output is written to
  * a temporary file and only renamed into place when all of them are
  * complete; on any failure none of the existing outputs changes.
  */

@@ -349,6 +349,15 @@ write_sparse (struct avm_out *o, uint64_t off, const uint8_t *p, size_t len, avm
 }
 
 int
+avm_out_set_mode (struct avm_out *o, mode_t mode, avm_error_t *err)
+{
+  if (fchmod (o->fd, mode) < 0)
+    return avm_error_sys (err, errno, "%s: cannot set mode %04o on its temporary %s", o->path, (unsigned) mode,
+                          o->tmp);
+  return 0;
+}
+
+int
 avm_out_write (struct avm_out *o, uint64_t off, const void *buf, size_t len, avm_error_t *err)
 {
   int r = check_range (o, off, len, err);

@@ -25,6 +25,9 @@ typedef void (*avm_progress_fn) (void *data, uint64_t bytes);
    and size it to SIZE (a hole).  After a failed write the output is still
    open: the caller aborts it (or lets _cleanup_out_ do so).  */
 int avm_out_open (const char *path, uint64_t size, struct avm_out **out, avm_error_t *err);
+/* Change the temporary's mode (kept by the rename), e.g. 0600 for a private
+   key, before anything is written to it.  */
+int avm_out_set_mode (struct avm_out *o, mode_t mode, avm_error_t *err);
 /* Write BUF at OFF; 4 KiB-aligned all-zero blocks are skipped (holes).
    Writing past the size given to avm_out_open is an error.  Errors name the
    final path.  */
