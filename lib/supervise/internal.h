@@ -204,6 +204,7 @@ char *sv_describe_exit (int code, int sig);
 int svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err);
 void svc_clear (struct svc *s);
 int svc_start (struct svc *s, avm_error_t *err);
+void svc_kick_ready (struct svc *s);
 void svc_exited (struct svc *s, int code, int sig);
 void svc_set_ready (struct svc *s);
 void svc_check_ready (struct sv *sv);

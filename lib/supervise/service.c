@@ -189,6 +189,9 @@ on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
   return 0;
 }
 
+/* Start the service; svc_kick_ready then looks at its readiness (kept
+   apart so that a batch of services is started before anything one of
+   them makes ready starts more).  */
 int
 svc_start (struct svc *s, avm_error_t *err)
 {
@@ -249,16 +252,24 @@ svc_start (struct svc *s, avm_error_t *err)
   if (s->qemu)
     return 0;
   sv_info (sv, "%s: started (pid %d)", s->name, (int) s->pid);
+  if (s->ready != READY_NONE && (r = sv_timer (sv, &s->timer, s->ready_timeout, on_ready_timeout, s)) < 0)
+    return avm_error_sys (err, -r, "service %s: timer", s->name);
+  return 0;
+}
+
+/* After svc_start: a service without a readiness check is ready
+   now; the others are looked at once (this may start more services).  */
+void
+svc_kick_ready (struct svc *s)
+{
+  if (s->state != SVC_STARTING || s->qemu)
+    return;
   if (s->ready == READY_NONE)
     svc_set_ready (s);
   else
-    {
-      if ((r = sv_timer (sv, &s->timer, s->ready_timeout, on_ready_timeout, s)) < 0)
-        return avm_error_sys (err, -r, "service %s: timer", s->name);
-      svc_check_ready (sv);
-    }
-  return 0;
+    svc_check_ready (s->sv);
 }
+
 
 void
 svc_set_ready (struct svc *s)
@@ -342,6 +353,8 @@ on_restart (sd_event_source *src, uint64_t usec, void *data)
       s->state = SVC_STARTING;
       svc_exited (s, 127, 0);
     }
+  else
+    svc_kick_ready (s);
   return 0;
 }
 

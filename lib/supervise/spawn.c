@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -80,55 +82,65 @@ avm_spawn_expand_arg (const char *arg, char *const *map, size_t n)
   return buf;
 }
 
-/* In the child: only async-signal-safe calls until exec.  Failures are
-   reported to the parent through ERRPIPE as an errno value and a step.  */
-static void __attribute__ ((noreturn))
-child (const char *program, char *const *argv, char *const *envp, const int *src, size_t n, int out_fd, int errpipe,
-       pid_t parent)
+/* In the child, which shares the parent's memory (CLONE_VM | CLONE_VFORK):
+   only system calls until exec, nothing that allocates or takes a lock.
+   A failure is left in the shared arguments as an errno value and a step
+   for the parent, which resumes when the child has exec'd or exited.  */
+struct child_args
 {
+  const char *program;
+  char *const *argv, *const *envp;
+  const int *src;
+  size_t n;
+  int out_fd;
+  pid_t parent;
+  int err, step; /* written by a child that fails, read once it has exited */
+};
+
+static int
+child_main (void *data)
+{
+  struct child_args *a = data;
   int step = 0;
-  sigset_t none;
-  sigemptyset (&none);
-  sigprocmask (SIG_SETMASK, &none, NULL);
   for (int s = 1; s < NSIG; s++)
     if (s != SIGKILL && s != SIGSTOP)
       signal (s, SIG_DFL);
+  sigset_t none;
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
   step = 1;
   if (setpgid (0, 0) < 0)
     goto fail;
   step = 2;
   if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0)
     goto fail;
-  if (getppid () != parent) /* the supervisor died before the prctl */
+  if (getppid () != a->parent) /* the supervisor died before the prctl */
     _exit (127);
   /* Move every passed descriptor out of the way, then into 3, 4, ...  */
   int tmp[MAX_PASSED];
   step = 3;
-  for (size_t i = 0; i < n; i++)
-    if ((tmp[i] = fcntl (src[i], F_DUPFD_CLOEXEC, 3 + MAX_PASSED)) < 0)
+  for (size_t i = 0; i < a->n; i++)
+    if ((tmp[i] = fcntl (a->src[i], F_DUPFD_CLOEXEC, 3 + MAX_PASSED)) < 0)
       goto fail;
   step = 4;
   int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (out_fd >= 0 ? out_fd : devnull, 1) < 0
-      || dup2 (out_fd >= 0 ? out_fd : devnull, 2) < 0)
+  if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (a->out_fd >= 0 ? a->out_fd : devnull, 1) < 0
+      || dup2 (a->out_fd >= 0 ? a->out_fd : devnull, 2) < 0)
     goto fail;
   step = 5;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < a->n; i++)
     if (dup2 (tmp[i], 3 + (int) i) < 0) /* dup2 clears close-on-exec */
       goto fail;
-  /* Everything else is closed at exec, whatever its flags; ERRPIPE stays
-     open until then to report a failed exec.  */
+  /* Everything else is closed at exec, whatever its flags.  */
   step = 6;
-  if (syscall (SYS_close_range, 3 + n, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0)
-    for (int fd = 3 + (int) n; fd < 65536; fd++)
-      if (fd != errpipe)
-        close (fd);
+  if (syscall (SYS_close_range, 3 + a->n, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0)
+    for (int fd = 3 + (int) a->n; fd < 65536; fd++)
+      close (fd);
   step = 7;
-  execve (program, argv, envp);
-fail:;
-  int msg[2] = { errno, step };
-  ssize_t w = write (errpipe, msg, sizeof msg);
-  (void) w;
+  execve (a->program, a->argv, a->envp);
+fail:
+  a->err = errno;
+  a->step = step;
   _exit (127);
 }
 
@@ -140,7 +152,7 @@ int
 avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error_t *err)
 {
   struct avm_argv names = { 0 }, argv = { 0 }, env = { 0 };
-  int src[MAX_PASSED], ep[2] = { -1, -1 }, r;
+  int src[MAX_PASSED], r;
   pid_t pid;
 
   if ((r = collect_fds (req->argv, &names, req->what, err)) < 0)
@@ -178,37 +190,40 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
       goto out;
     }
 
-  if (pipe2 (ep, O_CLOEXEC) < 0)
+  /* vfork semantics, as posix_spawn (which has no parent-death signal)
+     does it: the child runs on its own stack in our memory and we resume
+     once it has exec'd, so no page tables are copied, the exec's result is
+     known at once, and the new program's start-up runs while we go on.
+     Every signal is blocked until the child has reset their dispositions.  */
+  struct child_args ca = { req->program, argv.v, env.v, src, names.n, req->out_fd, getpid (), 0, -1 };
+  size_t stack_size = 64 * 1024;
+  void *stack = mmap (NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
     {
-      r = avm_error_sys (err, errno, "%s: pipe", req->what);
+      r = avm_error_sys (err, errno, "%s: stack for the child", req->what);
       goto out;
     }
-  pid_t parent = getpid ();
-  pid = fork ();
+  sigset_t all, old;
+  sigfillset (&all);
+  sigprocmask (SIG_SETMASK, &all, &old);
+  pid = clone (child_main, (char *) stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
+  int saved = errno;
+  sigprocmask (SIG_SETMASK, &old, NULL);
+  munmap (stack, stack_size);
   if (pid < 0)
     {
-      r = avm_error_sys (err, errno, "%s: fork", req->what);
+      r = avm_error_sys (err, saved, "%s: clone", req->what);
       goto out;
     }
-  if (pid == 0)
-    child (req->program, argv.v, env.v, src, names.n, req->out_fd, ep[1], parent);
-  close (ep[1]);
-  ep[1] = -1;
-  /* The exec closes the pipe; an error arrives as errno + step.  */
-  int msg[2];
-  ssize_t got;
-  do
-    got = read (ep[0], msg, sizeof msg);
-  while (got < 0 && errno == EINTR);
-  if (got == sizeof msg)
+  if (ca.step >= 0)
     {
       waitpid (pid, NULL, 0);
-      r = avm_error_sys (err, msg[0], "%s: cannot %s %s", req->what,
-                         msg[1] >= 0 && msg[1] < (int) ARRAY_SIZE (steps) ? steps[msg[1]] : "start", req->program);
+      r = avm_error_sys (err, ca.err, "%s: cannot %s %s", req->what,
+                         ca.step < (int) ARRAY_SIZE (steps) ? steps[ca.step] : "start", req->program);
       goto out;
     }
   out->pid = pid;
-  out->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+  out->pidfd = (int) syscall (SYS_pidfd_open, pid, 0); /* close-on-exec */
   if (out->pidfd < 0)
     {
       r = avm_error_sys (err, errno, "%s: pidfd_open", req->what);
@@ -216,13 +231,8 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
       waitpid (pid, NULL, 0);
       goto out;
     }
-  fcntl (out->pidfd, F_SETFD, FD_CLOEXEC);
   r = 0;
 out:
-  if (ep[0] >= 0)
-    close (ep[0]);
-  if (ep[1] >= 0)
-    close (ep[1]);
   avm_argv_clear (&names);
   avm_argv_clear (&argv);
   avm_argv_clear (&env);

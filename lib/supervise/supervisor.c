@@ -134,40 +134,46 @@ sv_status (struct sv *sv)
 /* ---- starting ----------------------------------------------------------- */
 
 /* Start whatever can start: helpers whose `after` services are ready, QEMU
-   once every helper is.  */
+   once every helper is.  The whole batch of startable helpers is started
+   before the readiness of any is looked at (which may start more: this
+   function runs again from svc_set_ready), so their start-ups overlap.  */
 void
 sv_schedule (struct sv *sv)
 {
   if (sv->phase == PHASE_STOPPING)
     return;
-  bool all_ready = true;
+  bool started[sv->n];
+  memset (started, 0, sizeof started);
   for (size_t i = 0; i + 1 < sv->n; i++)
     {
       struct svc *s = &sv->svcs[i];
-      if (s->state == SVC_WAITING)
+      if (s->state != SVC_WAITING)
+        continue;
+      bool go = true;
+      for (size_t k = 0; k < s->nafter; k++)
+        go &= sv->svcs[s->after[k]].state == SVC_READY;
+      if (!go)
+        continue;
+      _cleanup_error_ avm_error_t err = NULL;
+      sv->ready_poll_since = sv_now (sv);
+      if (svc_start (s, &err) < 0)
         {
-          bool go = true;
-          for (size_t k = 0; k < s->nafter; k++)
-            go &= sv->svcs[s->after[k]].state == SVC_READY;
-          if (go)
-            {
-              _cleanup_error_ avm_error_t err = NULL;
-              sv->ready_poll_since = sv_now (sv);
-              if (svc_start (s, &err) < 0)
-                {
-                  s->state = SVC_FAILED;
-                  sv_fail (sv, AVM_EXIT_SERVICE, "%s", err->msg);
-                  return;
-                }
-              if (sv->phase == PHASE_STOPPING)
-                return;
-            }
+          s->state = SVC_FAILED;
+          sv_fail (sv, AVM_EXIT_SERVICE, "%s", err->msg);
+          return;
         }
-      all_ready &= s->state == SVC_READY;
+      started[i] = true;
     }
-  if (sv->phase == PHASE_HELPERS)
-    sv_status (sv);
-  if (all_ready && sv->qemu->state == SVC_WAITING && sv->phase == PHASE_HELPERS)
+  for (size_t i = 0; i + 1 < sv->n && sv->phase == PHASE_HELPERS; i++)
+    if (started[i])
+      svc_kick_ready (&sv->svcs[i]);
+  if (sv->phase != PHASE_HELPERS)
+    return;
+  bool all_ready = true;
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    all_ready &= sv->svcs[i].state == SVC_READY;
+  sv_status (sv);
+  if (all_ready && sv->qemu->state == SVC_WAITING)
     guest_start (sv);
 }
 
