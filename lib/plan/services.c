@@ -4,6 +4,8 @@
 #include "util/fs.h"
 #include "util/json.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 static int
@@ -122,15 +124,56 @@ plan_resources (struct plan_ctx *c)
 }
 
 /* A private dbus-daemon for `-display dbus`, unless the profile declares
-   its own "dbus" service.  */
+   its own "dbus" service.  Its configuration is avm's own (a "file"
+   resource): a session-type bus with EXTERNAL authentication (only the
+   user avm runs as) and no service directories, so nothing can be
+   activated on it and only QEMU and the display program meet there.  */
+static const char dbus_config[]
+    = "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+      " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+      "<!-- written by avm: the private bus of -display dbus -->\n"
+      "<busconfig>\n"
+      "  <type>session</type>\n"
+      "  <listen>unix:path=%s</listen>\n"
+      "  <auth>EXTERNAL</auth>\n"
+      "  <policy context=\"default\">\n"
+      "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+      "    <allow eavesdrop=\"true\"/>\n"
+      "    <allow own=\"*\"/>\n"
+      "  </policy>\n"
+      "</busconfig>\n";
+
 static json_t *
 implied_dbus (void)
 {
-  json_t *s = json_pack ("{s:[s,s,s,s,s,s], s:s, s:s, s:s, s:b, s:s}", "exec", "dbus-daemon", "--session", "--nofork",
-                         "--nopidfile", "--nosyslog", "--address=unix:path=${socket}", "socket", "${run_dir}/dbus.sock",
-                         "ready", "socket", "restart", "on-failure", "critical", 1, "description",
+  json_t *s = json_pack ("{s:[s,s,s,s,s,s], s:s, s:s, s:s, s:b, s:s}", "exec", "dbus-daemon",
+                         "--config-file=${run_dir}/dbus.conf", "--nofork", "--nopidfile", "--nosyslog",
+                         "--address=unix:path=${socket}", "socket", "${run_dir}/dbus.sock", "ready", "socket",
+                         "restart", "on-failure", "critical", 1, "description",
                          "private D-Bus for -display dbus (an external display program attaches here)");
   return s;
+}
+
+/* The configuration: its <listen> (required by dbus-daemon, and the same
+   as the --address that overrides it) is the service's socket, XML-escaped.  */
+static int
+implied_dbus_config (struct plan_ctx *c)
+{
+  _cleanup_free_ char *path = NULL, *sock = NULL, *content = NULL;
+  int r;
+  if ((r = plan_expand (c, "${run_dir}/dbus.conf", "services.dbus", &path)) < 0
+      || (r = plan_expand (c, "${run_dir}/dbus.sock", "services.dbus", &sock)) < 0)
+    return r;
+  char esc[3 * PATH_MAX], *o = esc;
+  for (const char *p = sock; *p && o < esc + sizeof esc - 8; p++)
+    o = *p == '&' ? stpcpy (o, "&amp;") : *p == '<' ? stpcpy (o, "&lt;") : *p == '>' ? stpcpy (o, "&gt;")
+                                                                           : (*o = *p, o + 1);
+  *o = '\0';
+  if (asprintf (&content, dbus_config, esc) < 0)
+    return -ENOMEM;
+  return add_resource (c, "dbus_config",
+                       json_pack ("{s:s, s:s, s:s}", "type", "file", "path", path, "content", content),
+                       "services.dbus");
 }
 
 static int
@@ -337,7 +380,7 @@ plan_services (struct plan_ctx *c)
     {
       _cleanup_json_ json_t *d = implied_dbus ();
       json_t *s = NULL;
-      if ((r = expand_service (c, "dbus", d, true, &s)) < 0)
+      if ((r = implied_dbus_config (c)) < 0 || (r = expand_service (c, "dbus", d, true, &s)) < 0)
         return r;
       json_object_set_new (unordered, "dbus", s);
     }

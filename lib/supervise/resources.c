@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise/resources.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -392,6 +393,33 @@ create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
   return add_fd (r, d, "", NULL, port, steal_fd (&fd), NULL, err);
 }
 
+/* A file written by avm with the plan's CONTENT (the private D-Bus's
+   configuration), mode 0600, replacing a stale one atomically; removed on
+   free.  Nothing for children to inherit: its descriptor is /dev/null.  */
+static int
+create_file (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  const char *content = json_string_value (json_object_get (d->json, "content"));
+  struct stat st;
+  int rr;
+  if (!content)
+    return avm_error_input (err, "resource %s: content is required for type file", d->name);
+  if ((rr = avm_write_file_atomic (d->path, content, strlen (content), 0600, err)) < 0)
+    return rr;
+  int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (lstat (d->path, &st) < 0 || devnull < 0)
+    {
+      rr = avm_error_sys (err, errno, "resource %s: %s", d->name, d->path);
+      if (devnull >= 0)
+        close (devnull);
+      unlink (d->path);
+      return rr;
+    }
+  if ((rr = add_fd (r, d, "", d->path, -1, devnull, &st, err)) < 0)
+    unlink (d->path);
+  return rr;
+}
+
 static const struct
 {
   const char *type;
@@ -405,6 +433,7 @@ static const struct
   { "unix-listen", true, false, create_unix },
   { "vsock-listen", false, true, create_vsock },
   { "tcp-listen", false, true, create_tcp },
+  { "file", true, false, create_file },
 };
 
 static int

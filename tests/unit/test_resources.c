@@ -883,3 +883,32 @@ Test (resources, no_fd_leaks)
       cr_assert_eq (count_fds (), before);
     }
 }
+
+Test (resources, file_written_private_replacing_symlink_and_removed)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_free_ char *conf = path_in (dir, "bus.conf"), *victim = path_in (dir, "victim");
+  _cleanup_json_ json_t *res
+      = parsef ("[{\"name\": \"c\", \"type\": \"file\", \"path\": \"%s\", \"content\": \"<busconfig/>\\n\"}]", conf);
+  _cleanup_json_ json_t *bad = parsef ("[{\"name\": \"c\", \"type\": \"file\", \"path\": \"%s\"}]", conf);
+  struct avm_resources *r = NULL;
+  struct stat st;
+
+  /* A stale symlink at the path is replaced, its target left alone.  */
+  free (tu_write (dir, "victim", "precious"));
+  cr_assert_eq (symlink (victim, conf), 0);
+  cr_assert_eq (avm_resources_create (res, &r, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (lstat (conf, &st), 0);
+  cr_assert (S_ISREG (st.st_mode));
+  cr_assert_eq (st.st_mode & 07777, 0600);
+  _cleanup_free_ char *got = tu_read (conf), *kept = tu_read (victim);
+  cr_assert_str_eq (got, "<busconfig/>\n");
+  cr_assert_str_eq (kept, "precious");
+  assert_cloexec_all (r);
+  avm_resources_free (r);
+  cr_assert_not (exists (conf));
+
+  cr_assert_lt (avm_resources_create (bad, &r, &err), 0);
+  cr_assert_null (r);
+  cr_assert_str_eq (err->msg, "resource c: content is required for type file");
+}

@@ -73,6 +73,17 @@ Test (start_demo, boots_with_real_helpers_and_stops_cleanly)
       cr_assert (strstr (out, "/org/qemu/Display1/VM"), "%s", out);
       free (out);
       free (e);
+      /* avm's own bus configuration: QEMU and the caller only, nothing
+         activatable (a stock session bus lists the desktop's services).  */
+      char *list[] = { "busctl", addr, "list", NULL };
+      cr_assert_eq (tu_run (list, NULL, &out, &e), 0, "%s%s", out, e);
+      cr_assert (strstr (out, "org.qemu"), "%s", out);
+      cr_assert_null (strstr (out, "activatable"), "%s", out);
+      free (out);
+      free (e);
+      char *conf = tu_read (ts_fmt ("%s/dbus.conf", env.run1));
+      cr_assert (conf && strstr (conf, "<auth>EXTERNAL</auth>"), "%s", conf);
+      free (conf);
     }
 
   char *out = NULL;
