@@ -72,6 +72,9 @@ print_process (FILE *out, json_t *p)
   const char *last = json_string_value (json_object_get (p, "last_exit"));
   if (last)
     fprintf (out, " (last: %s)", last);
+  json_t *in = json_object_get (p, "restart_in");
+  if (json_is_number (in))
+    fprintf (out, ", next start in %.1f s", json_number_value (in));
   fputc ('\n', out);
 }
 

@@ -89,6 +89,7 @@ struct svc
   int exit_code;       /* last exit: code, or -1 */
   int exit_signal;     /* ... or signal, else 0 */
   uint64_t t_spawn, t_ready, t_first;
+  uint64_t t_restart;  /* when SVC_BACKOFF ends */
   unsigned starts, restarts, failures;
   uint64_t burst[RESTART_BURST];
   bool killed;         /* SIGKILL sent during stop */

@@ -425,6 +425,7 @@ svc_exited (struct svc *s, int code, int sig)
       if (delay > RESTART_DELAY_MAX)
         delay = RESTART_DELAY_MAX;
       s->state = SVC_BACKOFF;
+      s->t_restart = sv_now (sv) + delay;
       sv_info (sv, "%s: %s; restarting in %.1f s", s->name, how, (double) delay / USEC_PER_SEC);
       sv_timer (sv, &s->timer, delay, on_restart, s);
       sv_status (sv);

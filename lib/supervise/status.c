@@ -40,6 +40,8 @@ service_json (struct sv *sv, struct svc *s, uint64_t now)
       _cleanup_free_ char *how = sv_describe_exit (s->exit_code, s->exit_signal);
       json_object_set_new (j, "last_exit", json_string (how));
     }
+  if (s->state == SVC_BACKOFF)
+    json_object_set_new (j, "restart_in", seconds (s->t_restart > now ? s->t_restart - now : 0));
   if (s->notify_status)
     json_object_set_new (j, "notify_status", json_string (s->notify_status));
   if (s->log)

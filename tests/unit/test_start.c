@@ -206,6 +206,56 @@ Test (start, helper_crash_restarted_with_backoff)
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
+/* `avm status` while a service waits out its restart delay: the state,
+   the restart count and when it starts next (the delays grow 0.1, 0.2,
+   0.4, 0.8 s, so the later ones are long enough to be seen).  */
+Test (start, status_shows_restart_delay)
+{
+  char *count = ts_path (&env, "starts");
+  char *svc = ts_fmt ("{\"flaky\": {\"exec\": [\"%s\", \"count=%s\", \"fail-first=%s:5\", \"hang\"],"
+                      " \"restart\": \"on-failure\"}}",
+                      env.fake, count, count);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "flaky", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  bool seen_json = false, seen_text = false;
+  double t0 = ts_now ();
+  while (!(seen_json && seen_text) && ts_now () - t0 < 20)
+    {
+      char *out = NULL;
+      cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+      json_t *st = ts_json (out);
+      json_t *f = json_array_get (json_object_get (st, "services"), 0);
+      const char *state = json_string_value (json_object_get (f, "state"));
+      if (state && strcmp (state, "restarting") == 0)
+        {
+          double in = json_number_value (json_object_get (f, "restart_in"));
+          cr_assert (json_is_number (json_object_get (f, "restart_in")), "%s", out);
+          cr_assert (in >= 0 && in <= 0.8, "%s", out);
+          cr_assert_str_eq (json_string_value (json_object_get (f, "last_exit")), "exited with status 3");
+          seen_json = true;
+        }
+      else
+        cr_assert_null (json_object_get (f, "restart_in"), "%s", out);
+      json_decref (st);
+      cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
+      const char *line = strstr (out, "  flaky ");
+      cr_assert_not_null (line, "%s", out);
+      if (strncmp (line + 2 + 23, "restarting", 10) == 0)
+        {
+          cr_assert (strstr (line, "(last: exited with status 3), next start in "), "%s", out);
+          seen_text = true;
+        }
+    }
+  cr_assert (seen_json && seen_text, "a restart delay was never seen by avm status");
+  /* The fifth start stays up.  */
+  while (ts_count_lines (count) < 5 && ts_now () - t0 < 20)
+    tu_sleep_ms (20);
+  cr_assert_eq (ts_count_lines (count), 5);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
 Test (start, crash_loop_tears_down_naming_the_service)
 {
   char *svc = ts_fmt ("{\"looping\": {\"exec\": [\"%s\", \"stderr=segfault in libfoo\", \"crash\"],"
