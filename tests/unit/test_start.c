@@ -14,10 +14,14 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -463,4 +467,109 @@ Test (start, properties_disk_built_and_rebuilt_when_boot_properties_change)
       cr_assert (file_contains (disk, ts_fmt ("androidboot.avm_test=%s\n", values[i])), "start %d", i);
       ts_avm_done (&a);
     }
+}
+
+/* ---- journal ------------------------------------------------------------ */
+
+/* --log-target=journal end to end, with the real systemd-journald: in a
+   private mount namespace of this test process, /run is a fresh tmpfs
+   where journald binds its sockets and keeps its files, so the host's
+   journal (if any) is untouched.  Helper output and the guest console
+   reach the journal with avm's fields; journalctl reads them back.  */
+static pid_t journald = -1;
+
+static void
+stop_journald (void)
+{
+  if (journald > 0)
+    {
+      kill (journald, SIGTERM);
+      waitpid (journald, NULL, 0);
+      journald = -1;
+    }
+}
+
+Test (start, journal_log_target_end_to_end, .fini = teardown)
+{
+  const char *jd = "/lib/systemd/systemd-journald";
+  if (access (jd, X_OK) < 0 || access ("/usr/bin/journalctl", X_OK) < 0)
+    cr_skip_test ("systemd-journald or journalctl is not installed");
+  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
+      || mount ("tmpfs", "/run", "tmpfs", 0, "size=64m,mode=0755") < 0)
+    cr_skip_test ("cannot make a private /run for journald: %s", strerror (errno));
+  journald = fork ();
+  cr_assert_geq (journald, 0);
+  if (journald == 0)
+    {
+      int null = open ("/dev/null", O_RDWR);
+      dup2 (null, 0);
+      dup2 (null, 1);
+      dup2 (null, 2);
+      execl (jd, jd, (char *) NULL);
+      _exit (127);
+    }
+  atexit (stop_journald);
+  for (int i = 0; i < 500 && access ("/run/systemd/journal/socket", F_OK) < 0; i++)
+    tu_sleep_ms (10);
+  cr_assert_eq (access ("/run/systemd/journal/socket", F_OK), 0, "journald did not create its socket");
+
+  char *svc = ts_fmt ("{\"talker\": {\"exec\": [\"%s\", \"print=talker says hello\", \"stderr=talker warns\", "
+                      "\"hang\"]}, \"writer\": {\"exec\": [\"%s\", %s]}}",
+                      env.fake, env.fake, ts_console_writes ("guest line for the journal"));
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "journaled", svc, NULL, NULL), "--log-target=journal", "-i", "4", NULL);
+  ts_wait_notify (&a, "READY=1", 60);
+  char *log = NULL;
+  double t0 = ts_now ();
+  while ((!log || !strstr (log, "guest line for the journal")) && ts_now () - t0 < 30)
+    {
+      free (log);
+      tu_sleep_ms (100);
+      log = tu_read (ts_fmt ("%s/4/logs/console-console.log", env.state));
+    }
+  cr_assert (log && strstr (log, "guest line for the journal"), "%s", log);
+  free (log);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+
+  /* journald writes asynchronously: ask until the last line is there.  */
+  char *argv[] = { "journalctl", "-D", "/run/log/journal", "--no-pager", "-o", "json", "AVM_INSTANCE=4", NULL };
+  char *out = NULL, *e = NULL;
+  t0 = ts_now ();
+  for (;;)
+    {
+      free (out);
+      free (e);
+      cr_assert_eq (tu_run (argv, NULL, &out, &e), 0, "%s", e);
+      if ((strstr (out, "guest line for the journal") && strstr (out, "talker warns")) || ts_now () - t0 > 20)
+        break;
+      tu_sleep_ms (200);
+    }
+  bool talker_out = false, talker_err = false, console = false;
+  for (char *line = strtok (out, "\n"); line; line = strtok (NULL, "\n"))
+    {
+      json_t *j = ts_json (line);
+      const char *msg = json_string_value (json_object_get (j, "MESSAGE"));
+      const char *service = json_string_value (json_object_get (j, "AVM_SERVICE"));
+      const char *stream = json_string_value (json_object_get (j, "AVM_STREAM"));
+      cr_assert_str_eq (json_string_value (json_object_get (j, "SYSLOG_IDENTIFIER")), "avm", "%s", line);
+      if (msg && strcmp (msg, "talker says hello") == 0)
+        {
+          cr_assert_str_eq (service, "talker", "%s", line);
+          talker_out = true;
+        }
+      if (msg && strcmp (msg, "talker warns") == 0)
+        talker_err = true;
+      if (msg && strcmp (msg, "guest line for the journal") == 0)
+        {
+          cr_assert (stream && strstr (stream, "console"), "%s", line);
+          console = true;
+        }
+      json_decref (j);
+    }
+  cr_assert (talker_out && talker_err && console, "journal entries missing (stdout %d, stderr %d, console %d)",
+             talker_out, talker_err, console);
+  free (out);
+  free (e);
+  stop_journald ();
 }
