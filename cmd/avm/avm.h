@@ -4,6 +4,7 @@
 
 #include "plan/plan.h"
 #include "profile/profile.h"
+#include "supervise/supervisor.h"
 #include "util/error.h"
 #include "util/strv.h"
 
@@ -62,7 +63,20 @@ int avm_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((form
 int avm_bad_option (const char *cmd, int c, char **argv);
 int avm_json_print (json_t *j, FILE *out);
 
+/* `avm start` once its options are parsed; start-avm runs it too.  */
+struct avm_start_run
+{
+  bool dry_run;                   /* print the plan, start nothing */
+  bool json;                      /* with dry_run: the whole plan as JSON */
+  bool show_cmdline;              /* print the QEMU command line on stderr before starting */
+  bool stop_after_boot;
+  enum avm_log_target log_target;
+  bool verbose, quiet;
+};
+int avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr);
+
 int avm_cmd_start (int argc, char **argv);
+int avm_cmd_start_avm (int argc, char **argv);
 int avm_cmd_profiles (int argc, char **argv);
 int avm_cmd_check (int argc, char **argv);
 int avm_cmd_cvd2img (int argc, char **argv);

@@ -47,6 +47,8 @@ main (int argc, char **argv)
   const char *self = strrchr (argv[0], '/') ? strrchr (argv[0], '/') + 1 : argv[0];
   if (streq (self, "cvd2img"))
     return avm_cmd_cvd2img_compat (argc, argv);
+  if (streq (self, "start-avm"))
+    return avm_cmd_start_avm (argc, argv);
 
   if (argc < 2)
     return avm_usage_error (NULL, "missing command (start, profiles, check)");

@@ -37,6 +37,60 @@ avm_help_start (FILE *out)
          out);
 }
 
+/* Everything after option parsing, shared with the start-avm personality.  */
+int
+avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_profile_ struct avm_profile *profile = NULL;
+  _cleanup_plan_ struct avm_plan *plan = NULL;
+  int r;
+
+  r = avm_profile_opts_load (o, &profile, &err);
+  if (r < 0)
+    return avm_error_report (&err);
+  struct avm_plan_request req = {
+    .profile = profile,
+    .instance = o->instance,
+    .images = o->images,
+    .caps_file = o->caps_file,
+    .allow_unapproved = o->allow_unapproved,
+    .dry_run = sr->dry_run,
+  };
+  r = avm_plan_build (&req, &plan, &err);
+  if (r < 0)
+    return avm_error_report (&err);
+  size_t i;
+  json_t *w;
+  json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
+    fprintf (stderr, "avm: warning: %s\n", json_string_value (w));
+
+  if (!sr->dry_run)
+    {
+      struct avm_supervise_options so = {
+        .plan = plan,
+        .stop_after_boot = sr->stop_after_boot,
+        .log_target = sr->log_target,
+        .verbose = sr->verbose,
+        .quiet = sr->quiet,
+      };
+      if (sr->show_cmdline)
+        avm_plan_print_cmdline (plan, stderr);
+      fflush (stdout);
+      int ret = avm_supervise (&so, &err);
+      if (ret != 0 && err)
+        avm_error_report (&err);
+      return ret;
+    }
+  r = sr->json ? avm_json_print (plan->json, stdout) : avm_plan_print_cmdline (plan, stdout);
+  if (fflush (stdout) != 0 || r < 0)
+    {
+      fprintf (stderr, "avm: start: cannot write to standard output: %s\n", strerror (errno));
+      return AVM_EXIT_FAILURE;
+    }
+  return AVM_EXIT_OK;
+}
+
 int
 avm_cmd_start (int argc, char **argv)
 {
@@ -53,10 +107,7 @@ avm_cmd_start (int argc, char **argv)
   };
   struct avm_profile_opts o = { .instance = 1 };
   _cleanup_error_ avm_error_t err = NULL;
-  _cleanup_profile_ struct avm_profile *profile = NULL;
-  _cleanup_plan_ struct avm_plan *plan = NULL;
-  bool dry_run = false, json = false;
-  struct avm_supervise_options so = { .log_target = AVM_LOG_AUTO };
+  struct avm_start_run sr = { .log_target = AVM_LOG_AUTO };
   int c, r, ret = AVM_EXIT_USAGE;
 
   optind = 1;
@@ -74,21 +125,21 @@ avm_cmd_start (int argc, char **argv)
       switch (c)
         {
         case 'n':
-          dry_run = true;
+          sr.dry_run = true;
           break;
         case OPT_JSON:
-          json = true;
+          sr.json = true;
           break;
         case OPT_STOP_AFTER_BOOT:
-          so.stop_after_boot = true;
+          sr.stop_after_boot = true;
           break;
         case OPT_LOG_TARGET:
           if (streq (optarg, "auto"))
-            so.log_target = AVM_LOG_AUTO;
+            sr.log_target = AVM_LOG_AUTO;
           else if (streq (optarg, "file"))
-            so.log_target = AVM_LOG_FILE;
+            sr.log_target = AVM_LOG_FILE;
           else if (streq (optarg, "journal"))
-            so.log_target = AVM_LOG_JOURNAL;
+            sr.log_target = AVM_LOG_JOURNAL;
           else
             {
               ret = avm_usage_error ("start", "--log-target %s: expected auto, file or journal", optarg);
@@ -96,10 +147,10 @@ avm_cmd_start (int argc, char **argv)
             }
           break;
         case 'v':
-          so.verbose = true;
+          sr.verbose = true;
           break;
         case 'q':
-          so.quiet = true;
+          sr.quiet = true;
           break;
         case 'h':
           avm_help_start (stdout);
@@ -115,58 +166,13 @@ avm_cmd_start (int argc, char **argv)
       ret = avm_usage_error ("start", "unexpected argument \"%s\"", argv[optind]);
       goto out;
     }
-  if (json && !dry_run)
+  if (sr.json && !sr.dry_run)
     {
       ret = avm_usage_error ("start", "--json goes with --dry-run");
       goto out;
     }
 
-  r = avm_profile_opts_load (&o, &profile, &err);
-  if (r < 0)
-    {
-      ret = avm_error_report (&err);
-      goto out;
-    }
-  struct avm_plan_request req = {
-    .profile = profile,
-    .instance = o.instance,
-    .images = o.images,
-    .caps_file = o.caps_file,
-    .allow_unapproved = o.allow_unapproved,
-    .dry_run = dry_run,
-  };
-  r = avm_plan_build (&req, &plan, &err);
-  if (r < 0)
-    {
-      ret = avm_error_report (&err);
-      goto out;
-    }
-  size_t i;
-  json_t *w;
-  json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
-    fprintf (stderr, "avm: warning: %s\n", json_string_value (w));
-
-  if (!dry_run)
-    {
-      so.plan = plan;
-      fflush (stdout);
-      ret = avm_supervise (&so, &err);
-      if (ret != 0 && err)
-        {
-          int code = ret;
-          avm_error_report (&err);
-          ret = code;
-        }
-      goto out;
-    }
-  r = json ? avm_json_print (plan->json, stdout) : avm_plan_print_cmdline (plan, stdout);
-  if (fflush (stdout) != 0 || r < 0)
-    {
-      fprintf (stderr, "avm: start: cannot write to standard output: %s\n", strerror (errno));
-      ret = AVM_EXIT_FAILURE;
-      goto out;
-    }
-  ret = AVM_EXIT_OK;
+  ret = avm_start_run (&o, &sr);
 out:
   avm_profile_opts_clear (&o);
   return ret;

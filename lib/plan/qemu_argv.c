@@ -634,6 +634,12 @@ emit_devices (struct plan_ctx *c)
         return r;
     }
 
+  /* Video, after the sound card as in start-avm.  */
+  if (streq (pstr (c, "video.model"), "vhost-user-video")
+      && (r = emit_vhost_user_device (c, "vhost-user-video-pci", "video.model", pstr (c, "video.service"), "video0", NULL))
+             < 0)
+    return r;
+
   if (pbool (c, "xhci"))
     {
       if ((r = alloc_slot (c, "xhci", &slot)) < 0 || (r = device (c, "qemu-xhci", "xhci", slot, "id=xhci")) < 0)
@@ -690,7 +696,8 @@ static bool
 needs_shared_memory (struct plan_ctx *c)
 {
   return streq (pstr (c, "display.gpu"), "vhost-user-gpu") || streq (pstr (c, "vsock.mode"), "vhost-user")
-         || streq (pstr (c, "audio.model"), "vhost-user-snd") || json_array_size (avm_json_path (c->p, "shares")) > 0
+         || streq (pstr (c, "audio.model"), "vhost-user-snd") || streq (pstr (c, "video.model"), "vhost-user-video")
+         || json_array_size (avm_json_path (c->p, "shares")) > 0
          || json_array_size (avm_json_path (c->p, "input.vhost_user")) > 0;
 }
 

@@ -149,6 +149,14 @@ static const struct avm_skey vsock_keys[] = {
   END,
 };
 
+static const struct avm_skey video_keys[] = {
+  ENUM ("model", V ("none", "vhost-user-video"), "\"none\"",
+        "Video decoder: vhost-user-video (virtio-video served by a backend service; the QEMU device exists only in "
+        "out-of-tree builds)."),
+  STR ("service", "\"vhost-user-video\"", AVM_SF_NAME, "Service providing the vhost-user-video socket."),
+  END,
+};
+
 static const struct avm_skey port_keys[] = {
   STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Port name (unique)."),
   ENUM ("kind", V ("null", "log", "file", "pipe", "socket"), "\"null\"",
@@ -277,6 +285,7 @@ static const struct avm_skey root_keys[] = {
   OBJ ("input", input_keys, 0, "Input devices."),
   OBJ ("audio", audio_keys, 0, "Sound."),
   OBJ ("vsock", vsock_keys, 0, "virtio-vsock."),
+  OBJ ("video", video_keys, 0, "virtio-video (cameras, Extended View System)."),
   OBJ ("consoles", consoles_keys, 0, "virtio-console ports."),
   OBJ ("serial", serial_keys, 0, "Legacy serial port."),
   OBJ ("network", network_keys, 0, "Network interface."),

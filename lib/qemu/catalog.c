@@ -15,6 +15,7 @@ static const struct avm_qdev catalog[] = {
   { "vhost-user-input-pci", 4, 1, "vhost-user input device", NULL },
   { "vhost-user-scmi-pci", 8, 1, "vhost-user SCMI (sensors)", NULL },
   { "vhost-user-snd-pci", 9, 0, "vhost-user sound", "--set audio.model=ac97 or a newer QEMU" },
+  { "vhost-user-video-pci", 0, 0, "vhost-user video decoder", "--set video.model=none" },
   { "vhost-user-vsock-pci", 5, 1, "vhost-user vsock", "--set vsock.mode=kernel" },
   { "vhost-vsock-pci-non-transitional", 4, 0, "kernel vhost-vsock", "--set vsock.mode=vhost-user" },
   { "virtconsole", 0, 13, "virtio console port", NULL },

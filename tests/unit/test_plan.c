@@ -396,6 +396,14 @@ Test (plan, capability_errors_say_what_and_how)
   assert_contains (err, "not in upstream QEMU); use --set input.rotary=false");
   free (out);
   free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set",
+              "machine.accel=tcg", "-O", "video=on", NULL);
+  cr_assert_eq (r, 2);
+  assert_contains (err, "needs vhost-user-video-pci (vhost-user video decoder, for video.model)");
+  assert_contains (err, "not in upstream QEMU); use --set video.model=none");
+  cr_assert_str_eq (out, "");
+  free (out);
+  free (err);
   r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("7.2-x86_64"), "--images", "/images", "--set",
               "machine.accel=tcg", "--set", "audio.model=virtio-sound", NULL);
   cr_assert_eq (r, 2);
