@@ -133,7 +133,8 @@ ifneq ($(INSTALL_UNITS),)
 	install -m 0644 $(addprefix quadlets/,$(INSTALL_UNITS)) $(DESTDIR)$(SYSTEMDUNITDIR)/
 endif
 
-# Exactly what install put there; of the directories, only avm's own.
+# Exactly what install put there; of the directories, only avm's own, and
+# only when empty (files added there by hand stay, with their directory).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/avm $(addprefix $(DESTDIR)$(BINDIR)/,$(PERSONALITIES))
 	rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/profiles/,$(INSTALL_PROFILES))
@@ -143,7 +144,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(QUADLETDIR)/,$(INSTALL_QUADLETS))
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(INSTALL_UNITS))
 	for d in $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm; do \
-		if [ -d $$d ]; then rmdir $$d || exit 1; fi; done
+		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d || exit 1; fi; done
 
 clean:
 	rm -rf build build-asan avm
