@@ -5,13 +5,16 @@
 #   make check         build and run the Criterion suite
 #   make check-asan    the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench         benchmarks (ratios against baselines measured in the same run)
-#   make install       PREFIX=/usr/local DESTDIR=
+#   make install       PREFIX=/usr/local DESTDIR=   (make uninstall: the same)
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
+QUADLETDIR ?= $(DATADIR)/containers/systemd
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -55,6 +58,20 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_AVM) $(CPPFLAGS) $(CFLAGS_AVM) $(CFLAGS) -c -o $@ $<
 
+# The data directory compiled in (AVM_PREFIX_DATADIR, following PREFIX) is
+# recorded in a stamp rewritten only when it changes, so `make install
+# PREFIX=/usr` after `make` rebuilds the object that uses it and relinks,
+# and a second `make install` with the same PREFIX only copies.
+CONFIG_STAMP := $(BUILD)/config.stamp
+CONFIG_VALUES := DATADIR=$(DATADIR)
+ifneq ($(CONFIG_VALUES),$(shell cat $(CONFIG_STAMP) 2>/dev/null))
+.PHONY: $(CONFIG_STAMP)
+endif
+$(CONFIG_STAMP):
+	@mkdir -p $(dir $@)
+	@echo '$(CONFIG_VALUES)' >$@
+$(BUILD)/lib/profile/profile.o: $(CONFIG_STAMP)
+
 $(BUILD)/libavm.a: $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -85,20 +102,49 @@ check-asan:
 		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 		LDFLAGS="-Wl,--no-as-needed -ltirpc -Wl,--as-needed" check
 
-install: $(AVM)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
-	install -m 0755 $(AVM) $(DESTDIR)$(BINDIR)/avm
-	ln -sf avm $(DESTDIR)$(BINDIR)/cvd2img
-	install -m 0644 profiles/*.json $(DESTDIR)$(DATADIR)/avm/profiles/
-	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+# The binary with its personalities (start-avm, cvd2img), profiles, manual
+# pages, quadlets, the systemd unit and bash completion.  Copies the build
+# only (rebuilt first when the configured PREFIX changed, see CONFIG_STAMP).
+# Quadlets and units are taken by wildcard: whatever quadlets/ holds.
+PERSONALITIES := start-avm cvd2img
+INSTALL_PROFILES := $(notdir $(wildcard profiles/*.json))
+INSTALL_MAN1 := $(notdir $(wildcard man/*.1))
+INSTALL_MAN5 := $(notdir $(wildcard man/*.5))
+INSTALL_QUADLETS := $(notdir $(wildcard quadlets/*.container quadlets/*.volume quadlets/*.network quadlets/*.kube))
+INSTALL_UNITS := $(notdir $(wildcard quadlets/*.service))
+COMPLETION := cmd/avm/avm.bash
 
+install: $(AVM)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0755 $(AVM) $(DESTDIR)$(BINDIR)/avm
+	for p in $(PERSONALITIES); do ln -sf avm $(DESTDIR)$(BINDIR)/$$p || exit 1; done
+	install -m 0644 $(addprefix profiles/,$(INSTALL_PROFILES)) $(DESTDIR)$(DATADIR)/avm/profiles/
+	install -m 0644 $(addprefix man/,$(INSTALL_MAN1)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(addprefix man/,$(INSTALL_MAN5)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(COMPLETION) $(DESTDIR)$(BASHCOMPDIR)/avm
+	for p in $(PERSONALITIES); do ln -sf avm $(DESTDIR)$(BASHCOMPDIR)/$$p || exit 1; done
+ifneq ($(INSTALL_QUADLETS),)
+	install -d $(DESTDIR)$(QUADLETDIR)
+	install -m 0644 $(addprefix quadlets/,$(INSTALL_QUADLETS)) $(DESTDIR)$(QUADLETDIR)/
+endif
+ifneq ($(INSTALL_UNITS),)
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 0644 $(addprefix quadlets/,$(INSTALL_UNITS)) $(DESTDIR)$(SYSTEMDUNITDIR)/
+endif
+
+# Exactly what install put there; of the directories, only avm's own, and
+# only when empty (files added there by hand stay, with their directory).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/avm $(DESTDIR)$(BINDIR)/cvd2img
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/profiles/,$(notdir $(wildcard profiles/*.json)))
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard man/*.1)))
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5)))
-	-rmdir $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm 2>/dev/null
+	rm -f $(DESTDIR)$(BINDIR)/avm $(addprefix $(DESTDIR)$(BINDIR)/,$(PERSONALITIES))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/profiles/,$(INSTALL_PROFILES))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(INSTALL_MAN1))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(INSTALL_MAN5))
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/avm $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PERSONALITIES))
+	rm -f $(addprefix $(DESTDIR)$(QUADLETDIR)/,$(INSTALL_QUADLETS))
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(INSTALL_UNITS))
+	for d in $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm; do \
+		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d || exit 1; fi; done
 
 clean:
 	rm -rf build build-asan avm

@@ -13,7 +13,7 @@ busybox-static cpio kmod
 libguestfs-dev libguestfs0 supermin linux-image-amd64
 qemu-system-x86 qemu-system-arm qemu-system-gui
 dbus-daemon
-mandoc
+mandoc man-db shellcheck bash
 "
 
 missing=""

@@ -130,6 +130,7 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
                "  -s, --system FILE        system disk image (default: system.img)\n"
                "  -p, --props FILE         properties disk image (default: properties.img)\n"
                "  -v, --virgl-props FILE   virgl properties disk image (default: properties_virgl.img)\n"
+               "  -h, --help               show this help\n"
                "\n"
                "This is avm's slp/cvd2img-compatible interface; see avm-cvd2img(1).\n",
                stdout);

@@ -10,12 +10,13 @@
 void
 avm_help_profiles (FILE *out)
 {
-  fputs ("Usage: avm profiles list [--json]\n"
+  fputs ("Usage: avm profiles list [--json|--names]\n"
          "       avm profiles show [NAME|FILE] [-O NAME=CHOICE]... [--set PATH=VALUE]...\n"
          "       avm profiles keys [--brief]\n"
          "\n"
          "list   every profile found, in lookup order: the installed profile directory,\n"
          "       /etc/avm/profiles, $XDG_CONFIG_HOME/avm/profiles (the first match wins)\n"
+         "       --json: as JSON; --names: the names -p accepts, one a line\n"
          "show   the resolved profile after inheritance, options and overrides, as JSON\n"
          "keys   every profile key with its type, default and meaning\n"
          "\n"
@@ -26,14 +27,18 @@ avm_help_profiles (FILE *out)
 static int
 cmd_list (int argc, char **argv)
 {
-  bool json = false;
+  bool json = false, names = false;
   for (int i = 1; i < argc; i++)
     {
       if (streq (argv[i], "--json"))
         json = true;
+      else if (streq (argv[i], "--names"))
+        names = true;
       else
         return avm_usage_error ("profiles", "list: unexpected argument \"%s\"", argv[i]);
     }
+  if (json && names)
+    return avm_usage_error ("profiles", "list: --json and --names exclude each other");
   _cleanup_error_ avm_error_t err = NULL;
   _cleanup_json_ json_t *list = NULL;
   if (avm_profile_list (&list, &err) < 0)
@@ -42,6 +47,15 @@ cmd_list (int argc, char **argv)
     return avm_json_print (list, stdout) < 0 ? AVM_EXIT_FAILURE : 0;
   size_t i, w = 4;
   json_t *e;
+  if (names)
+    {
+      /* For shell completion: each name once (a shadowed file is the same
+         name), in lookup order.  */
+      json_array_foreach (list, i, e)
+        if (!json_object_get (e, "shadowed_by"))
+          printf ("%s\n", json_string_value (json_object_get (e, "name")));
+      return fflush (stdout) == 0 && !ferror (stdout) ? 0 : AVM_EXIT_FAILURE;
+    }
   json_array_foreach (list, i, e)
     if (strlen (json_string_value (json_object_get (e, "name"))) > w)
       w = strlen (json_string_value (json_object_get (e, "name")));

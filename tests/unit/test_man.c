@@ -32,7 +32,7 @@
 
 extern char **environ;
 
-/* Every page in man/ (avm*.1 and avm*.5), found once.  */
+/* Every page in man/ (NAME.N, N a digit), found once.  */
 static const char *man_pages[32];
 static size_t n_pages_found;
 static size_t
@@ -48,8 +48,7 @@ n_pages (void)
       while ((de = readdir (d)) && n_pages_found < 32)
         {
           size_t l = strlen (de->d_name);
-          if (strncmp (de->d_name, "avm", 3) == 0 && l > 2 && de->d_name[l - 2] == '.'
-              && (de->d_name[l - 1] == '1' || de->d_name[l - 1] == '5'))
+          if (de->d_name[0] != '.' && l > 2 && de->d_name[l - 2] == '.' && isdigit ((unsigned char) de->d_name[l - 1]))
             man_pages[n_pages_found++] = strdup (de->d_name);
         }
       closedir (d);
@@ -595,38 +594,136 @@ page_options (const char *page, char **tags)
   return l;
 }
 
+/* The option words of TEXT: on every line that starts (after white space)
+   with '-', the words "-x", "--long" before the first other word
+   ("-p, --profile NAME", "-m/--mode MODE", "--set=PATH").  */
+static struct strlist
+option_words (const char *text)
+{
+  struct strlist l = { 0 };
+  for (const char *line = text; *line; line += strcspn (line, "\n"), line += *line == '\n')
+    {
+      const char *p = line + strspn (line, " \t");
+      const char *end = line + strcspn (line, "\n");
+      while (p < end && *p == '-' && p[1] && p[1] != ' ')
+        {
+          size_t n = strcspn (p, " \t\n,=/[");
+          sl_add_unique (&l, p, n);
+          p += n;
+          if (p < end && (*p == ',' || *p == '/'))
+            p += 1 + strspn (p + 1, " ");
+          else if (p + 1 < end && *p == ' ' && p[1] == '-')
+            p++;
+          else
+            break;
+        }
+    }
+  return l;
+}
+
+/* Compare the options of a help text with the OPTIONS of PAGE: the same
+   option words (short and long), and the same pairs.  WHO names the
+   command in messages.  */
+static void
+check_help_page (const char *who, const char *help, const char *page)
+{
+  char *tags = NULL;
+  struct strlist in_page_long = page_options (page, &tags);
+  struct strlist in_help = option_words (help), in_page = option_words (tags);
+
+  cr_assert_gt (in_help.n, 0, "%s --help lists no option", who);
+  for (size_t i = 0; i < in_help.n; i++)
+    cr_expect (sl_has (&in_page, in_help.v[i]), "%s --help has %s, which the OPTIONS of man/%s do not document", who,
+               in_help.v[i], page);
+  for (size_t i = 0; i < in_page.n; i++)
+    cr_expect (sl_has (&in_help, in_page.v[i]), "man/%s documents %s in OPTIONS, which %s --help does not list", page,
+               in_page.v[i], who);
+  /* A long option named anywhere in an OPTIONS tag is one of the help.  */
+  for (size_t i = 0; i < in_page_long.n; i++)
+    cr_expect (sl_has (&in_help, in_page_long.v[i]), "man/%s: OPTIONS name %s, which %s --help does not list", page,
+               in_page_long.v[i], who);
+
+  /* Where the help pairs a short option with a long one, so must the page. */
+  for (size_t i = 0; i < in_help.n; i++)
+    {
+      char hs[3], ps[3];
+      if (strncmp (in_help.v[i], "--", 2) != 0)
+        continue;
+      short_for (help, in_help.v[i], hs);
+      if (!hs[0] || !sl_has (&in_page, in_help.v[i]))
+        continue;
+      short_for (tags, in_help.v[i], ps);
+      cr_expect_str_eq (ps, hs, "%s: %s --help says \"%s, %s\", man/%s says \"%s\"", in_help.v[i], who, hs,
+                        in_help.v[i], page, ps[0] ? ps : "(no short option)");
+    }
+  sl_free (&in_help);
+  sl_free (&in_page);
+  sl_free (&in_page_long);
+  free (tags);
+}
+
 /* Compare the options of `avm CMD --help` with the OPTIONS of PAGE.  */
 static void
 check_options (const char *cmd, const char *page)
 {
   const char *args[] = { cmd, "--help", NULL };
   char *help = avm_ok (args);
-  char *tags = NULL;
-  struct strlist in_help = long_options (help), in_page = page_options (page, &tags);
-
-  cr_assert_gt (in_help.n, 0, "avm %s --help lists no long option", cmd);
-  for (size_t i = 0; i < in_help.n; i++)
-    cr_expect (sl_has (&in_page, in_help.v[i]), "avm %s --help has %s, which the OPTIONS of man/%s do not document",
-               cmd, in_help.v[i], page);
-  for (size_t i = 0; i < in_page.n; i++)
-    cr_expect (sl_has (&in_help, in_page.v[i]), "man/%s documents %s in OPTIONS, which avm %s --help does not list",
-               page, in_page.v[i], cmd);
-
-  /* Where the help pairs a short option with a long one, so must the page. */
-  for (size_t i = 0; i < in_help.n; i++)
-    {
-      char hs[3], ps[3];
-      short_for (help, in_help.v[i], hs);
-      if (!hs[0] || !sl_has (&in_page, in_help.v[i]))
-        continue;
-      short_for (tags, in_help.v[i], ps);
-      cr_expect_str_eq (ps, hs, "%s: avm %s --help says \"%s, %s\", man/%s says \"%s\"", in_help.v[i], cmd, hs,
-                        in_help.v[i], page, ps[0] ? ps : "(no short option)");
-    }
-  sl_free (&in_help);
-  sl_free (&in_page);
-  free (tags);
+  char who[64];
+  snprintf (who, sizeof who, "avm %s", cmd);
+  check_help_page (who, help, page);
   free (help);
+}
+
+/* The commands under "Commands:" in `avm --help`.  */
+static struct strlist
+avm_commands (void)
+{
+  const char *args[] = { "--help", NULL };
+  char *help = avm_ok (args);
+  struct strlist lines = split_lines (help), names = { 0 };
+  bool in = false;
+  for (size_t i = 0; i < lines.n; i++)
+    {
+      const char *l = lines.v[i];
+      if (strcmp (l, "Commands:") == 0)
+        {
+          in = true;
+          continue;
+        }
+      if (!in)
+        continue;
+      if (!*l)
+        break;
+      const char *w = l + strspn (l, " ");
+      sl_add (&names, w, strcspn (w, " "));
+    }
+  sl_free (&lines);
+  free (help);
+  cr_assert_geq (names.n, 3, "avm --help: no \"Commands:\" list");
+  return names;
+}
+
+/* Run a personality of $AVM_BIN (a symbolic link named NAME to it) with
+   --help; returns its standard output, or NULL when it exits non-zero.  */
+static char *
+personality_help (const char *name)
+{
+  char abs[4096], *link = NULL;
+  cr_assert_not_null (realpath (avm_bin (), abs), "%s: %s", avm_bin (), strerror (errno));
+  cr_assert_geq (asprintf (&link, "%s/%s", scratch_dir (), name), 0);
+  unlink (link);
+  cr_assert_eq (symlink (abs, link), 0, "symlink %s: %s", link, strerror (errno));
+  char *argv[] = { link, "--help", NULL };
+  char *out = NULL, *err = NULL;
+  int rc = run (argv, NULL, NULL, &out, &err);
+  free (err);
+  free (link);
+  if (rc != 0)
+    {
+      free (out);
+      return NULL;
+    }
+  return out;
 }
 
 /* ------------------------------------------------------------------ */
@@ -783,16 +880,75 @@ Test (man, commands_have_pages)
   free (help);
 }
 
-Test (man, start_options)
+Test (man, options_of_every_command)
 {
-  check_options ("start", "avm-start.1");
+  /* Every command of `avm --help` but help and profiles (whose
+     subcommands are checked below) has its page, with the options of its
+     --help in OPTIONS, and no other.  */
+  struct strlist cmds = avm_commands ();
+  size_t checked = 0;
+  for (size_t i = 0; i < cmds.n; i++)
+    {
+      if (strcmp (cmds.v[i], "help") == 0 || strcmp (cmds.v[i], "profiles") == 0)
+        continue;
+      char page[64];
+      snprintf (page, sizeof page, "avm-%s.1", cmds.v[i]);
+      check_options (cmds.v[i], page);
+      checked++;
+    }
+  cr_expect_geq (checked, 6);
+  sl_free (&cmds);
 }
 
-Test (man, check_options)
+Test (man, cvd2img_personality)
 {
-  check_options ("check", "avm-check.1");
-  check_options ("status", "avm-status.1");
-  check_options ("stop", "avm-stop.1");
+  /* Invoked as cvd2img: its help and the COMPATIBILITY section of
+     avm-cvd2img(1) name the same options.  */
+  char *help = personality_help ("cvd2img");
+  cr_assert_not_null (help, "cvd2img --help failed");
+  cr_assert (strncmp (help, "Usage: cvd2img ", 15) == 0, "cvd2img --help:\n%s", help);
+  char *page = read_page ("avm-cvd2img.1");
+  char *compat = section_text (page, "COMPATIBILITY");
+  struct strlist in_help = option_words (help), in_page = { 0 };
+  cr_assert_geq (in_help.n, 8, "cvd2img --help: only %zu options", in_help.n);
+  for (size_t i = 0; i < in_help.n; i++)
+    cr_expect (has_word (compat, in_help.v[i]) || strstr (compat, in_help.v[i]),
+               "cvd2img --help has %s, which COMPATIBILITY of man/avm-cvd2img.1 does not name", in_help.v[i]);
+  /* And the other way: the options COMPATIBILITY names (-x, --long).  */
+  for (const char *p = compat; (p = strchr (p, '-')); p++)
+    {
+      if (p > compat && p[-1] != ' ' && p[-1] != '(')
+        continue;
+      size_t n = 1 + (p[1] == '-');
+      if (!isalpha ((unsigned char) p[n]))
+        continue;
+      while (opt_char (p[n]) || isalpha ((unsigned char) p[n]))
+        n++;
+      sl_add_unique (&in_page, p, n);
+    }
+  cr_assert_gt (in_page.n, 0);
+  for (size_t i = 0; i < in_page.n; i++)
+    cr_expect (sl_has (&in_help, in_page.v[i]), "COMPATIBILITY of man/avm-cvd2img.1 names %s, which cvd2img --help "
+                                                "does not list", in_page.v[i]);
+  sl_free (&in_help);
+  sl_free (&in_page);
+  free (compat);
+  free (page);
+  free (help);
+}
+
+Test (man, start_avm_personality)
+{
+  /* man/start-avm.1 documents the options of `start-avm --help`.  */
+  char *path = page_path ("start-avm.1");
+  bool have_page = access (path, F_OK) == 0;
+  free (path);
+  if (!have_page)
+    cr_skip_test ("man/start-avm.1 is not in this tree yet (the start-avm personality)");
+  char *help = personality_help ("start-avm");
+  cr_assert_not_null (help, "man/start-avm.1 exists but start-avm --help fails");
+  check_help_page ("start-avm", help, "start-avm.1");
+  free (help);
 }
 
 Test (man, profiles_subcommands)
