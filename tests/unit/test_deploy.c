@@ -583,7 +583,7 @@ Test (deploy, avm_service_unit_verifies)
   char *envv[] = { m, NULL };
   char *argv[] = { "systemd-analyze", "verify", (char *) files[0], NULL };
   run (argv, envv, &out, &err);
-  cr_assert (strstr (err, "KillMode"), "the verifier did not notice a bad KillMode: %s", err);
+  cr_assert (strstr (err, "mixd"), "the verifier did not notice a bad KillMode: %s", err);
 }
 
 Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
