@@ -89,10 +89,25 @@ $(FAKEHELPER): tests/helpers/fakehelper.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARNFLAGS) $(OPTFLAGS) $(CFLAGS) -o $@ $<
 
+# Podman's quadlet generator from Debian 13, for the deploy tests (Debian 12's
+# podman has none): downloaded once with a private apt configuration.  When it
+# cannot be fetched the quadlet tests skip and say why.
+QUADLET := build/tools/quadlet
+.PHONY: quadlet
+quadlet:
+	@tests/tools/fetch-quadlet.sh $(QUADLET) || echo "quadlet: not fetched; the quadlet tests will be skipped" >&2
+
+# The Containerfile's base images, debootstrapped from Debian's mirror and
+# imported into podman's storage, for machines that reach no container
+# registry; the deploy suite builds the image when they are there.
+.PHONY: container-base
+container-base:
+	tests/tools/container-base.sh
+
 # The suite runs the CLI too: AVM_BIN points it at the binary of this build.
-check: $(AVM) $(TEST_BIN) $(FAKEHELPER)
+check: $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
-		$(TEST_BIN) $(TESTFLAGS)
+		AVM_QUADLET=$(abspath $(QUADLET)) $(TEST_BIN) $(TESTFLAGS)
 
 # libtirpc is linked into the sanitizer build only: ASan intercepts the XDR
 # functions and resolves the real ones at startup, so libguestfs (dlopen'ed

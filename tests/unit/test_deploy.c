@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Deployment files: containers/Containerfile, quadlets/aaos.container,
+   avm-images.volume, avm-display.container and avm@.service.
+
+   - The stop budget (avm's own, the EXTEND_TIMEOUT_USEC it sends when it
+     stops: the profile's stop.timeout, QMP quit, QEMU SIGTERM, a spare
+     5 s, every helper's stop_timeout) computed from the aaos-x86_64 plan
+     must be what the Containerfile label, the quadlet's StopTimeout= and
+     avm@.service's TimeoutStopSec= say; the formula itself is checked
+     against what avm sends when it stops.
+   - The quadlets go through the real generator of Debian 13's podman
+     (fetched by tests/tools/fetch-quadlet.sh, $AVM_QUADLET), then
+     `systemd-analyze verify`; avm@.service through `systemd-analyze
+     verify` with the binary of an install into a temporary DESTDIR.
+   - The image's entrypoint runs as PID 1 of a new pid namespace, from the
+     installed tree, with the Containerfile's ENTRYPOINT and CMD.
+   - The image is built with podman when it can build here.  */
+#include "supervise/internal.h"
+#include "util/cleanup.h"
+#include "test_start.h"
+
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct ts_env env;
+
+static void
+setup (void)
+{
+  ts_env_init (&env);
+}
+
+static void
+teardown (void)
+{
+  ts_env_fini (&env);
+}
+
+TestSuite (deploy, .init = setup, .fini = teardown);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *
+src (const char *rel)
+{
+  return ts_fmt ("%s/%s", tu_srcdir (), rel);
+}
+
+static char *
+slurp (const char *path)
+{
+  char *s = tu_read (path);
+  cr_assert (s, "cannot read %s", path);
+  char *kept = ts_fmt ("%s", s);
+  free (s);
+  return kept;
+}
+
+/* Run ARGV; returns the status, *OUT and *ERR kept until the test ends.  */
+static int
+run (char *const argv[], char *const envv[], char **out, char **err)
+{
+  char *o = NULL, *e = NULL;
+  int r = tu_run (argv, envv, &o, &e);
+  *out = ts_fmt ("%s", o ? o : "");
+  *err = ts_fmt ("%s", e ? e : "");
+  free (o);
+  free (e);
+  return r;
+}
+
+/* "KEY=" lines of a unit file (all of them, "\n"-joined), or NULL.  */
+static char *
+unit_values (const char *text, const char *key)
+{
+  size_t kl = strlen (key);
+  char *acc = NULL;
+  for (const char *l = text; l && *l; l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
+    if (strncmp (l, key, kl) == 0 && l[kl] == '=')
+      {
+        const char *v = l + kl + 1, *end = strchrnul (v, '\n');
+        acc = acc ? ts_fmt ("%s\n%.*s", acc, (int) (end - v), v) : ts_fmt ("%.*s", (int) (end - v), v);
+      }
+  return acc;
+}
+
+static char *
+unit_value (const char *text, const char *key)
+{
+  char *v = unit_values (text, key);
+  cr_assert (v, "no %s= in\n%s", key, text);
+  char *nl = strrchr (v, '\n');
+  return nl ? nl + 1 : v;
+}
+
+/* ---- the Containerfile -------------------------------------------------- */
+
+struct instr
+{
+  char *op;   /* upper case */
+  char *args; /* continuation lines joined, comment lines dropped */
+};
+
+/* Parse the Containerfile into instructions.  */
+static size_t
+containerfile (struct instr *in, size_t max)
+{
+  char *text = slurp (src ("containers/Containerfile"));
+  size_t n = 0;
+  char *cur = NULL;
+  for (char *line = strtok (text, "\n"); line; line = strtok (NULL, "\n"))
+    {
+      while (isspace ((unsigned char) *line))
+        line++;
+      if (*line == '#' || !*line)
+        continue;
+      size_t l = strlen (line);
+      bool cont = l > 0 && line[l - 1] == '\\';
+      if (cont)
+        line[l - 1] = ' ';
+      cur = cur ? ts_fmt ("%s %s", cur, line) : ts_fmt ("%s", line);
+      if (cont)
+        continue;
+      cr_assert_lt (n, max);
+      char *sp = strpbrk (cur, " \t");
+      cr_assert (sp, "instruction without arguments: %s", cur);
+      in[n].op = ts_fmt ("%.*s", (int) (sp - cur), cur);
+      for (char *p = in[n].op; *p; p++)
+        *p = (char) toupper ((unsigned char) *p);
+      in[n].args = sp + strspn (sp, " \t");
+      n++;
+      cur = NULL;
+    }
+  cr_assert_null (cur, "Containerfile ends in a continuation line");
+  return n;
+}
+
+/* The JSON array of the last OP (ENTRYPOINT, CMD).  */
+static json_t *
+exec_form (const struct instr *in, size_t n, const char *op)
+{
+  const char *args = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (streq (in[i].op, op))
+      args = in[i].args;
+  cr_assert (args, "no %s in the Containerfile", op);
+  json_t *j = ts_json (args);
+  cr_assert (json_is_array (j), "%s is not in exec form: %s", op, args);
+  return j;
+}
+
+/* The value of a LABEL key.  */
+static char *
+label (const struct instr *in, size_t n, const char *key)
+{
+  char *pat = ts_fmt ("%s=\"", key);
+  for (size_t i = 0; i < n; i++)
+    if (streq (in[i].op, "LABEL"))
+      {
+        char *p = strstr (in[i].args, pat);
+        if (p)
+          {
+            p += strlen (pat);
+            return ts_fmt ("%.*s", (int) strcspn (p, "\""), p);
+          }
+      }
+  cr_assert_fail ("no LABEL %s in the Containerfile", key);
+  return NULL;
+}
+
+/* ---- the stop budget ---------------------------------------------------- */
+
+/* avm's stop budget for a plan, in seconds: what sv_request_stop sends as
+   EXTEND_TIMEOUT_USEC (QEMU's stop timeout is the profile's stop.timeout;
+   the 5 s spare is the constant there).  */
+static long long
+plan_budget (json_t *plan)
+{
+  json_t *st = json_object_get (plan, "stop_timeout");
+  cr_assert (json_is_number (st), "the plan has no stop_timeout");
+  double b = json_number_value (st) + (double) (QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT) / USEC_PER_SEC + 5;
+  size_t i;
+  json_t *s;
+  json_array_foreach (json_object_get (plan, "services"), i, s)
+  {
+    json_t *t = json_object_get (s, "stop_timeout");
+    cr_assert (json_is_number (t), "service %s has no stop_timeout", json_string_value (json_object_get (s, "name")));
+    b += json_number_value (t);
+  }
+  return (long long) b;
+}
+
+/* The dry-run plan of PROFILE (more avm arguments after it).  */
+static json_t *
+dry_plan (const char *profile, const char *extra_env)
+{
+  char *images = ts_path (&env, "images");
+  mkdir (images, 0755);
+  char *argv[] = { (char *) tu_avm_bin (), "start", "--profile", (char *) profile, "--images", images,
+                   "--dry-run", "--json", NULL };
+  char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
+  char *envv[] = { extra_env ? (char *) extra_env : e1, e2, NULL };
+  char *out, *err;
+  cr_assert_eq (run (argv, envv, &out, &err), 0, "%s", err);
+  return ts_json (out);
+}
+
+static long long
+aaos_budget (void)
+{
+  json_t *plan = dry_plan ("aaos-x86_64", NULL);
+  long long b = plan_budget (plan);
+  json_decref (plan);
+  return b;
+}
+
+/* ---- installing into a temporary DESTDIR -------------------------------- */
+
+/* `make install DESTDIR=... PREFIX=/usr` with the current Makefile rule and
+   the binary under test (not rebuilt).  Returns DESTDIR.  */
+static char *
+install_tree (void)
+{
+  char *dest = ts_path (&env, "destdir");
+  char *avm = ts_fmt ("%s", tu_avm_bin ());
+  char *a1 = ts_fmt ("DESTDIR=%s", dest), *a2 = ts_fmt ("AVM=%s", avm);
+  char *argv[] = { "make", "-s", "-C", (char *) tu_srcdir (), "install", a1, "PREFIX=/usr", a2, "-o", avm, NULL };
+  char *out, *err;
+  cr_assert_eq (run (argv, NULL, &out, &err), 0, "make install: %s%s", out, err);
+  cr_assert_eq (access (ts_fmt ("%s/usr/bin/avm", dest), X_OK), 0, "no usr/bin/avm in the install");
+  return dest;
+}
+
+/* ---- the quadlet generator ---------------------------------------------- */
+
+static const char *
+quadlet_bin (void)
+{
+  const char *q = getenv ("AVM_QUADLET");
+  if (!q || !*q)
+    q = src ("build/tools/quadlet");
+  if (access (q, X_OK) != 0)
+    {
+      char *why = tu_read (ts_fmt ("%s.failed", q));
+      char *reason = ts_fmt ("no quadlet generator at %s (tests/tools/fetch-quadlet.sh, run by make check%s%s)", q,
+                             why ? ": " : "", why ? why : "");
+      free (why);
+      cr_skip_test ("%s", reason);
+    }
+  return q;
+}
+
+/* Generate the quadlets into a unit directory; returns it.  */
+static char *
+generate (void)
+{
+  const char *q = quadlet_bin ();
+  char *in = ts_path (&env, "quadlets"), *outdir = ts_path (&env, "units");
+  mkdir (in, 0755);
+  mkdir (outdir, 0755);
+  const char *files[] = { "aaos.container", "avm-images.volume", "avm-display.container" };
+  for (size_t i = 0; i < 3; i++)
+    free (tu_write (in, files[i], slurp (src (ts_fmt ("quadlets/%s", files[i])))));
+  char *e = ts_fmt ("QUADLET_UNIT_DIRS=%s", in);
+  char *envv[] = { e, NULL };
+  char *out, *err;
+  /* -dryrun: the generator's own check, everything printed.  */
+  char *dry[] = { (char *) q, "-dryrun", "-no-kmsg-log", NULL };
+  cr_assert_eq (run (dry, envv, &out, &err), 0, "quadlet -dryrun failed:\n%s", err);
+  for (char *l = strtok (err, "\n"); l; l = strtok (NULL, "\n"))
+    cr_assert (strstr (l, "Loading source unit file"), "quadlet complained: %s", l);
+  cr_assert (strstr (out, "---aaos.service---") && strstr (out, "---avm-display.service---")
+                 && strstr (out, "---avm-images-volume.service---"),
+             "%s", out);
+  /* Generator mode: the units written as systemd would get them.  */
+  char *gen[] = { (char *) q, "-no-kmsg-log", outdir, outdir, outdir, NULL };
+  cr_assert_eq (run (gen, envv, &out, &err), 0, "quadlet failed:\n%s", err);
+  return outdir;
+}
+
+/* `systemd-analyze verify` of UNITS (NULL-terminated), man pages from the
+   installed tree DEST; everything it prints is a finding.  A generated
+   unit's ExecStart is /usr/bin/podman: where podman is not installed the
+   verifier says so, and that one message (and only it) is accepted.  */
+static void
+verify (const char *dest, const char *const *units)
+{
+  char *argv[16] = { "systemd-analyze", "verify" };
+  size_t n = 2;
+  for (size_t i = 0; units[i] && n < 15; i++)
+    argv[n++] = (char *) units[i];
+  argv[n] = NULL;
+  char *m = ts_fmt ("MANPATH=%s/usr/share/man", dest);
+  char *envv[] = { m, "SYSTEMD_LOG_COLOR=0", NULL };
+  char *out, *err;
+  int r = run (argv, envv, &out, &err);
+  bool podman = access ("/usr/bin/podman", X_OK) == 0;
+  for (char *l = strtok (err, "\n"); l; l = strtok (NULL, "\n"))
+    cr_assert (!podman && strstr (l, "/usr/bin/podman") && strstr (l, "is not executable"),
+               "systemd-analyze verify: %s", l);
+  if (podman)
+    cr_assert_eq (r, 0, "systemd-analyze verify exited %d: %s", r, out);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+Test (deploy, stop_budget_agrees_everywhere)
+{
+  long long b = aaos_budget ();
+  cr_assert_gt (b, 30);
+  struct instr in[64];
+  size_t n = containerfile (in, 64);
+  cr_assert_eq (atoll (label (in, n, "io.avm.stop-timeout")), b, "Containerfile label io.avm.stop-timeout %s, avm's budget %lld s",
+                label (in, n, "io.avm.stop-timeout"), b);
+  char *c = slurp (src ("quadlets/aaos.container"));
+  cr_assert_eq (atoll (unit_value (c, "StopTimeout")), b, "aaos.container StopTimeout=%s, avm's budget %lld s",
+                unit_value (c, "StopTimeout"), b);
+  /* systemd's own limit must leave podman the time to stop and remove.  */
+  cr_assert_gt (atoll (unit_value (c, "TimeoutStopSec")), b);
+  char *s = slurp (src ("quadlets/avm@.service"));
+  cr_assert_eq (atoll (unit_value (s, "TimeoutStopSec")), b, "avm@.service TimeoutStopSec=%s, avm's budget %lld s",
+                unit_value (s, "TimeoutStopSec"), b);
+  /* The comments say the same number.  */
+  char *say = ts_fmt ("= %lld s", b);
+  cr_assert (strstr (c, say) && strstr (s, say) && strstr (slurp (src ("containers/Containerfile")), ts_fmt ("is %lld s", b)),
+             "a comment still names another budget than %lld s", b);
+}
+
+Test (deploy, containerfile_static_checks)
+{
+  struct instr in[64];
+  size_t n = containerfile (in, 64);
+  size_t froms = 0;
+  bool stopsig = false, volume = false;
+  const char *user = NULL;
+  /* ARG defaults, for ${NAME} in package lists.  */
+  const char *argn[16], *argv_[16];
+  size_t nargs = 0;
+  char *packages = ts_fmt ("%s", "");
+  for (size_t i = 0; i < n; i++)
+    {
+      cr_assert (!strstr (in[i].args, "--privileged"), "--privileged in %s %s", in[i].op, in[i].args);
+      if (streq (in[i].op, "FROM"))
+        {
+          froms++;
+          cr_assert (strstr (in[i].args, "debian:${DEBIAN}"), "FROM %s: not Debian", in[i].args);
+        }
+      else if (streq (in[i].op, "ARG") && strchr (in[i].args, '=') && nargs < 16)
+        {
+          char *eq = strchr (in[i].args, '=');
+          argn[nargs] = ts_fmt ("%.*s", (int) (eq - in[i].args), in[i].args);
+          argv_[nargs++] = eq + 1;
+        }
+      else if (streq (in[i].op, "USER"))
+        user = in[i].args;
+      else if (streq (in[i].op, "STOPSIGNAL"))
+        stopsig = streq (in[i].args, "SIGTERM");
+      else if (streq (in[i].op, "VOLUME"))
+        volume = streq (in[i].args, "/images");
+      else if (streq (in[i].op, "RUN"))
+        {
+          char *p = strstr (in[i].args, "apt-get install");
+          if (!p)
+            continue;
+          p += strlen ("apt-get install");
+          size_t len = strcspn (p, "&;|");
+          char *words = ts_fmt ("%.*s", (int) len, p);
+          for (char *w = strtok (words, " \t"); w; w = strtok (NULL, " \t"))
+            {
+              if (*w == '-')
+                continue;
+              if (strncmp (w, "${", 2) == 0)
+                {
+                  char *name = ts_fmt ("%.*s", (int) strcspn (w + 2, "}"), w + 2);
+                  const char *val = NULL;
+                  for (size_t k = 0; k < nargs; k++)
+                    if (streq (argn[k], name))
+                      val = argv_[k];
+                  cr_assert (val, "%s: no ARG default", w);
+                  w = (char *) val;
+                }
+              packages = ts_fmt ("%s %s", packages, w);
+            }
+        }
+    }
+  cr_assert_eq (froms, 2, "not a two-stage build");
+  cr_assert (stopsig, "no STOPSIGNAL SIGTERM");
+  cr_assert (volume, "no VOLUME /images");
+  cr_assert (user && !streq (user, "root") && !streq (user, "0"), "the image runs as root");
+  cr_assert (strstr (packages, " qemu-system-x86") && strstr (packages, " dbus-daemon")
+                 && strstr (packages, " qemu-system-gui"),
+             "packages: %s", packages);
+
+  /* Every package exists in Debian 12 (this machine's apt lists).  */
+  if (access ("/usr/bin/apt-cache", X_OK) == 0)
+    {
+      char *list = ts_fmt ("%s", packages);
+      for (char *w = strtok (list, " "); w; w = strtok (NULL, " "))
+        {
+          char *argv[] = { "apt-cache", "show", "--no-all-versions", w, NULL };
+          char *out, *err;
+          int r = run (argv, NULL, &out, &err);
+          cr_assert (r == 0 && strstr (out, ts_fmt ("Package: %s\n", w)), "package %s not in Debian's lists: %s", w,
+                     err);
+        }
+    }
+
+  /* The entrypoint is the installed binary (make install PREFIX=/usr).  */
+  json_t *ep = exec_form (in, n, "ENTRYPOINT");
+  cr_assert_eq (json_array_size (ep), 2);
+  cr_assert_str_eq (json_string_value (json_array_get (ep, 0)), "/usr/bin/avm");
+  cr_assert_str_eq (json_string_value (json_array_get (ep, 1)), "start");
+  bool prefix = false;
+  for (size_t i = 0; i < n; i++)
+    prefix |= streq (in[i].op, "RUN") && strstr (in[i].args, "make install PREFIX=/usr");
+  cr_assert (prefix, "the build stage does not install with PREFIX=/usr");
+  json_decref (ep);
+
+  /* CMD options are `avm start` options.  */
+  json_t *cmd = exec_form (in, n, "CMD");
+  char *out, *err;
+  char *help[] = { (char *) tu_avm_bin (), "start", "--help", NULL };
+  cr_assert_eq (run (help, NULL, &out, &err), 0);
+  size_t i;
+  json_t *a;
+  json_array_foreach (cmd, i, a)
+  {
+    const char *s = json_string_value (a);
+    if (s[0] == '-')
+      cr_assert (strstr (out, ts_fmt ("%s ", s)), "CMD option %s is not in avm start --help", s);
+  }
+  json_decref (cmd);
+
+  /* What `make install` installs is in the build context the stage copies.  */
+  char *mk = slurp (src ("Makefile"));
+  char *rule = strstr (mk, "\ninstall:");
+  cr_assert (rule);
+  char *end = strstr (rule, "\n\n");
+  char *recipe = ts_fmt ("%.*s", (int) (end ? end - rule : (long) strlen (rule)), rule);
+  char *cf = slurp (src ("containers/Containerfile"));
+  const char *dirs[] = { "profiles/", "man/", "quadlets/", "completion/", "completions/", "contrib/" };
+  for (size_t k = 0; k < sizeof dirs / sizeof dirs[0]; k++)
+    if (strstr (recipe, ts_fmt (" %s", dirs[k])))
+      cr_assert (strstr (cf, ts_fmt ("COPY %.*s ", (int) strlen (dirs[k]) - 1, dirs[k])),
+                 "make install reads %s, the Containerfile does not copy it", dirs[k]);
+}
+
+Test (deploy, quadlets_generate_and_verify)
+{
+  long long b = aaos_budget ();
+  char *units = generate ();
+  char *svc = slurp (ts_fmt ("%s/aaos.service", units));
+  cr_assert_str_eq (unit_value (svc, "Type"), "notify");
+  cr_assert_str_eq (unit_value (svc, "NotifyAccess"), "all");
+  cr_assert_str_eq (unit_value (svc, "KillMode"), "mixed");
+  cr_assert_str_eq (unit_value (svc, "Restart"), "on-failure");
+  cr_assert_geq (atoll (unit_value (svc, "TimeoutStartSec")), 600, "too short for a cold boot");
+  char *exec = unit_value (svc, "ExecStart");
+  cr_assert (strstr (exec, " --sdnotify=container "), "%s", exec);
+  cr_assert (strstr (exec, " --device /dev/kvm "), "%s", exec);
+  cr_assert (strstr (exec, " -v avm-images:/images:ro "), "%s", exec);
+  cr_assert (strstr (exec, " -v avm-run:/run/avm "), "%s", exec);
+  cr_assert (strstr (exec, ts_fmt (" --stop-timeout %lld ", b)), "%s", exec);
+  cr_assert (strstr (exec, " --stop-signal SIGTERM "), "%s", exec);
+  cr_assert (!strstr (exec, "--privileged"), "%s", exec);
+  /* The optional devices: passed when the host has them, and never fatal.  */
+  const char *optional[] = { "/dev/dri/renderD128", "/dev/vhost-vsock" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      bool has = access (optional[i], F_OK) == 0;
+      cr_assert_eq (strstr (exec, ts_fmt (" --device %s ", optional[i])) != NULL, has, "%s (host has it: %d): %s",
+                    optional[i], has, exec);
+    }
+  cr_assert (strstr (slurp (src ("quadlets/aaos.container")), "AddDevice=-/dev/vhost-vsock\n"));
+  cr_assert (strstr (slurp (src ("quadlets/aaos.container")), "AddDevice=-/dev/dri/renderD128\n"));
+  /* The images volume: its unit before the container.  */
+  cr_assert (strstr (unit_values (svc, "Requires"), "avm-images-volume.service"), "%s", svc);
+  char *vol = slurp (ts_fmt ("%s/avm-images-volume.service", units));
+  cr_assert (strstr (unit_value (vol, "ExecStart"), "volume create") && strstr (unit_value (vol, "ExecStart"), " avm-images"),
+             "%s", vol);
+  /* Enabled for the default target.  */
+  struct stat st;
+  cr_assert_eq (lstat (ts_fmt ("%s/default.target.wants/aaos.service", units), &st), 0);
+
+  /* The display container reaches the platform's private bus: same runtime
+     volume, same user, and the bus address of instance 1 in the image
+     (AVM_RUNTIME_DIR=/run/avm, the Containerfile's ENV).  */
+  char *disp = slurp (ts_fmt ("%s/avm-display.service", units));
+  char *dexec = unit_value (disp, "ExecStart");
+  cr_assert (strstr (dexec, " -v avm-run:/run/avm "), "%s", dexec);
+  cr_assert (strstr (dexec, " --user 1000:36 "), "%s", dexec);
+  cr_assert (strstr (unit_values (disp, "Requires"), "aaos.service") && strstr (unit_values (disp, "After"), "aaos.service"),
+             "%s", disp);
+  cr_assert (strstr (slurp (src ("containers/Containerfile")), "AVM_RUNTIME_DIR=/run/avm"));
+  cr_assert (strstr (slurp (src ("containers/Containerfile")), "--gid 36 kvm")
+                 && strstr (slurp (src ("containers/Containerfile")), "--uid 1000 --gid kvm"),
+             "the image's user is not 1000:36");
+  json_t *plan = dry_plan ("aaos-x86_64", "AVM_RUNTIME_DIR=/run/avm");
+  const char *bus = NULL;
+  size_t i;
+  json_t *s;
+  json_array_foreach (json_object_get (plan, "services"), i, s)
+  if (streq (json_string_value (json_object_get (s, "name")), "dbus"))
+    bus = json_string_value (json_object_get (s, "socket"));
+  cr_assert (bus, "aaos-x86_64 has no private dbus service");
+  cr_assert (strstr (dexec, ts_fmt (" --env DBUS_SESSION_BUS_ADDRESS=unix:path=%s ", bus)), "bus %s: %s", bus, dexec);
+  json_decref (plan);
+
+  char *dest = install_tree ();
+  const char *files[] = { ts_fmt ("%s/aaos.service", units), ts_fmt ("%s/avm-images-volume.service", units),
+                          ts_fmt ("%s/avm-display.service", units), NULL };
+  verify (dest, files);
+}
+
+Test (deploy, quadlet_generator_rejects_a_bad_key)
+{
+  /* The generator check above can fail: an unknown key is an error.  */
+  const char *q = quadlet_bin ();
+  char *in = ts_path (&env, "bad");
+  char *c = ts_fmt ("%s", slurp (src ("quadlets/aaos.container")));
+  c = tu_replace (strdup (c), "AddDevice=/dev/kvm", "Device=/dev/kvm");
+  free (tu_write (in, "aaos.container", c));
+  free (c);
+  char *e = ts_fmt ("QUADLET_UNIT_DIRS=%s", in);
+  char *envv[] = { e, NULL };
+  char *dry[] = { (char *) q, "-dryrun", "-no-kmsg-log", NULL };
+  char *out, *err;
+  cr_assert_neq (run (dry, envv, &out, &err), 0);
+  cr_assert (strstr (err, "unsupported key 'Device'"), "%s", err);
+}
+
+Test (deploy, avm_service_unit_verifies)
+{
+  long long b = aaos_budget ();
+  char *unit = slurp (src ("quadlets/avm@.service"));
+  cr_assert_str_eq (unit_value (unit, "Type"), "notify");
+  cr_assert_str_eq (unit_value (unit, "NotifyAccess"), "main");
+  cr_assert_str_eq (unit_value (unit, "KillMode"), "mixed");
+  cr_assert_str_eq (unit_value (unit, "KillSignal"), "SIGTERM");
+  cr_assert_str_eq (unit_value (unit, "Restart"), "on-failure");
+  cr_assert_null (unit_values (unit, "ExecStop"), "SIGTERM is the stop request");
+  cr_assert_null (unit_values (unit, "MemoryDenyWriteExecute"), "TCG needs W+X memory");
+  cr_assert_eq (atoll (unit_value (unit, "TimeoutStopSec")), b);
+  cr_assert_gt (atoll (unit_value (unit, "WatchdogSec")), 0);
+  cr_assert (strstr (unit_values (unit, "DeviceAllow"), "/dev/kvm rw"));
+  cr_assert (strstr (unit_value (unit, "SupplementaryGroups"), "kvm"));
+  char *exec = unit_value (unit, "ExecStart");
+  const char *want = "/usr/bin/avm start --instance %i ";
+  cr_assert (strncmp (exec, want, strlen (want)) == 0, "%s", exec);
+  /* The directories avm uses are the ones systemd makes for it.  */
+  cr_assert_str_eq (unit_value (unit, "RuntimeDirectory"), "avm/%i");
+  cr_assert_str_eq (unit_value (unit, "StateDirectory"), "avm/%i");
+  cr_assert (strstr (unit_values (unit, "Environment"), "AVM_RUNTIME_DIR=%t/avm AVM_STATE_DIR=%S/avm"));
+  /* Its options are avm start's.  */
+  char *help[] = { (char *) tu_avm_bin (), "start", "--help", NULL };
+  char *out, *err;
+  cr_assert_eq (run (help, NULL, &out, &err), 0);
+  cr_assert (strstr (out, "--instance N") && strstr (out, "--images DIR"));
+
+  /* systemd-analyze verify, instantiated, with the installed binary.  */
+  char *dest = install_tree ();
+  char *dir = ts_path (&env, "system");
+  mkdir (dir, 0755);
+  char *copy = tu_replace (strdup (unit), "/usr/bin/avm ", ts_fmt ("%s/usr/bin/avm ", dest));
+  free (tu_write (dir, "avm@.service", copy));
+  free (copy);
+  const char *files[] = { ts_fmt ("%s/avm@1.service", dir), NULL };
+  verify (dest, files);
+
+  /* ... which can fail.  */
+  copy = tu_replace (strdup (unit), "KillMode=mixed", "KillMode=mixd");
+  copy = tu_replace (copy, "/usr/bin/avm ", ts_fmt ("%s/usr/bin/avm ", dest));
+  free (tu_write (dir, "avm@.service", copy));
+  free (copy);
+  char *m = ts_fmt ("MANPATH=%s/usr/share/man", dest);
+  char *envv[] = { m, NULL };
+  char *argv[] = { "systemd-analyze", "verify", (char *) files[0], NULL };
+  run (argv, envv, &out, &err);
+  cr_assert (strstr (err, "mixd"), "the verifier did not notice a bad KillMode: %s", err);
+}
+
+Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
+{
+  if (access ("/usr/bin/unshare", X_OK) != 0)
+    cr_skip_test ("no unshare (util-linux)");
+  struct instr in[64];
+  size_t n = containerfile (in, 64);
+  json_t *ep = exec_form (in, n, "ENTRYPOINT"), *cmd = exec_form (in, n, "CMD");
+  /* ts_start_wrapped runs BIN start --profile P ARGS...: the entrypoint must
+     be that, the CMD --profile P ARGS; the test's fast TCG profile stands for
+     P, a temporary directory for /images, the rest is verbatim.  */
+  cr_assert_str_eq (json_string_value (json_array_get (ep, 1)), "start");
+  cr_assert_str_eq (json_string_value (json_array_get (cmd, 0)), "--profile");
+  char *dest = install_tree ();
+  char *bin = ts_fmt ("%s%s", dest, json_string_value (json_array_get (ep, 0)));
+  cr_assert_eq (access (bin, X_OK), 0, "ENTRYPOINT %s is not in the installed tree", json_string_value (json_array_get (ep, 0)));
+  char *images = ts_path (&env, "images");
+  mkdir (images, 0755);
+  const char *rest[16] = { 0 };
+  size_t nrest = 0;
+  for (size_t i = 2; i < json_array_size (cmd) && nrest < 14; i++)
+    {
+      const char *a = json_string_value (json_array_get (cmd, i));
+      rest[nrest++] = streq (a, "/images") ? images : ts_fmt ("%s", a);
+    }
+  json_decref (ep);
+  json_decref (cmd);
+
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"fork-orphan=0.5\", \"hang\"]},"
+                      " \"g\": {\"exec\": [\"%s\", %s]}}",
+                      env.fake, env.fake, ts_console_writes ("VIRTUAL_DEVICE_BOOT_COMPLETED"));
+  char *profile = ts_profile (&env, "entry", svc, ts_boot (0), NULL);
+  long long budget;
+  {
+    json_t *plan = dry_plan (profile, NULL);
+    budget = plan_budget (plan);
+    json_decref (plan);
+  }
+  const char *saved = getenv ("AVM_BIN");
+  char *saved_copy = saved ? ts_fmt ("%s", saved) : NULL;
+  setenv ("AVM_BIN", bin, 1);
+  struct ts_avm a;
+  ts_start_wrapped (&env, &a, profile, "/usr/bin/unshare", rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6],
+                    rest[7], rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], NULL);
+  if (saved_copy)
+    setenv ("AVM_BIN", saved_copy, 1);
+  else
+    unsetenv ("AVM_BIN");
+  ts_wait_notify (&a, "READY=1", 60);
+  pid_t avm = ts_child_of (a.pid);
+  cr_assert_gt (avm, 0, "no avm process under unshare");
+  /* The orphan the helper left has been re-parented to avm and reaped.  */
+  usleep (1500000);
+  cr_assert_eq (ts_zombies_of (avm), 0, "avm as PID 1 left a zombie");
+  /* podman stop: SIGTERM to PID 1.  */
+  kill (avm, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
+  char *msgs = ts_notify_all (&a);
+  cr_assert (strstr (msgs, "STOPPING=1"), "%s", msgs);
+  /* The budget formula the deployment files are checked with is what avm
+     announces when it stops.  */
+  cr_assert (strstr (msgs, ts_fmt ("EXTEND_TIMEOUT_USEC=%lld\n", budget * 1000000LL)), "budget %lld s:\n%s", budget, msgs);
+  cr_assert_eq (ts_count_procs_under (env.dir), 0, "processes left running");
+  cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
+}
+
+Test (deploy, image_builds_with_podman)
+{
+  if (access ("/usr/bin/podman", X_OK) != 0)
+    cr_skip_test ("no podman (Debian package podman)");
+  char *out, *err;
+  const char *bases[] = { "docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      char *argv[] = { "podman", "image", "exists", (char *) bases[i], NULL };
+      if (run (argv, NULL, &out, &err) != 0)
+        cr_skip_test ("no %s in podman's storage and no container registry reachable here: "
+                      "tests/tools/container-base.sh makes it with debootstrap",
+                      bases[i]);
+    }
+  /* RUN steps cannot use crun here (it cannot set rlimits in this sandbox):
+     buildah's chroot isolation runs them without an OCI runtime.  */
+  char *tag = ts_fmt ("localhost/avm-test:%d", (int) getpid ());
+  char *argv[] = { "podman", "build", "--pull=never", "--isolation=chroot", "-q", "-t", tag, "-f",
+                   src ("containers/Containerfile"), (char *) tu_srcdir (), NULL };
+  cr_assert_eq (run (argv, NULL, &out, &err), 0, "podman build:\n%s", err);
+  char *insp[] = { "podman", "image", "inspect", "--format", "{{json .Config}}", tag, NULL };
+  cr_assert_eq (run (insp, NULL, &out, &err), 0, "%s", err);
+  json_t *conf = ts_json (out);
+  cr_assert_str_eq (json_string_value (json_object_get (conf, "User")), "avm");
+  cr_assert_str_eq (json_string_value (json_object_get (conf, "StopSignal")), "SIGTERM");
+  cr_assert_str_eq (json_string_value (json_array_get (json_object_get (conf, "Entrypoint"), 0)), "/usr/bin/avm");
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (conf, "Labels"), "io.avm.stop-timeout")),
+                    ts_fmt ("%lld", aaos_budget ()));
+  cr_assert (json_object_get (json_object_get (conf, "Volumes"), "/images"));
+  json_decref (conf);
+
+  /* `podman run` is blocked here: look inside the image instead.  Its avm
+     runs (as the image's user) and finds QEMU, the display bus daemon and
+     the vhost-user GPU backend for the default profile.  */
+  char *mnt[] = { "podman", "image", "mount", tag, NULL };
+  cr_assert_eq (run (mnt, NULL, &out, &err), 0, "%s", err);
+  char *root = ts_fmt ("%.*s", (int) strcspn (out, "\n"), out);
+  const char *files[] = { "/usr/bin/avm", "/usr/share/avm/profiles/aaos-x86_64.json", "/usr/bin/qemu-system-x86_64",
+                          "/usr/bin/dbus-daemon", "/usr/lib/qemu/vhost-user-gpu", "/usr/lib/qemu/virtiofsd",
+                          "/usr/lib/x86_64-linux-gnu/qemu/ui-dbus.so" };
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+    cr_assert_eq (access (ts_fmt ("%s%s", root, files[i]), F_OK), 0, "%s is not in the image", files[i]);
+  char *chroot_argv[] = { "chroot", "--userspec=avm:kvm", root, "/usr/bin/avm", "--version", NULL };
+  int r = run (chroot_argv, NULL, &out, &err);
+  char *um[] = { "podman", "image", "unmount", tag, NULL };
+  char *o2, *e2;
+  run (um, NULL, &o2, &e2);
+  char *rm[] = { "podman", "rmi", "-f", tag, NULL };
+  run (rm, NULL, &o2, &e2);
+  cr_assert_eq (r, 0, "avm --version in the image: %s", err);
+  cr_assert (strstr (out, "avm"), "%s", out);
+}
