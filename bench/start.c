@@ -506,6 +506,8 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
               free (in);
               free (out);
             }
+          else if (type && path && strcmp (type, "file") == 0)
+            write_text (path, json_string_value (json_object_get (res, "content"))); /* dbus.conf */
         }
       json_t *svc;
       json_array_foreach (json_object_get (plan, "services"), k, svc)
