@@ -397,33 +397,6 @@ Test (start, pid1_in_a_pid_namespace_reaps_orphans)
   cr_assert (strstr (ts_stderr (&a), "parent: exited with status 0; not restarted"), "%s", ts_stderr (&a));
 }
 
-Test (start, fifty_start_stop_cycles_leak_nothing)
-{
-  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"listen=${socket}\", \"hang\"], \"socket\": "
-                      "\"${run_dir}/h.sock\", \"ready\": \"socket\"},"
-                      " \"g\": {\"exec\": [\"%s\", %s]}}",
-                      env.fake, env.fake, ts_console_writes ("VIRTUAL_DEVICE_BOOT_COMPLETED"));
-  char *profile = ts_profile (&env, "cycles", svc, ts_boot (0), "\"stop\": {\"timeout\": 0}");
-  int fds_before = ts_count_fds ();
-  for (int i = 0; i < 50; i++)
-    {
-      struct ts_avm a;
-      ts_start (&env, &a, profile, NULL);
-      ts_wait_notify (&a, "READY=1", 30);
-      pid_t pids[4];
-      size_t n = ts_pids (&env, pids, 4);
-      cr_assert_eq (n, 3, "cycle %d", i);
-      kill (a.pid, SIGTERM);
-      cr_assert_eq (ts_wait (&a, 30), 0, "cycle %d: %s", i, ts_stderr (&a));
-      ts_assert_gone (pids, n);
-      ts_avm_done (&a);
-    }
-  cr_assert_eq (ts_count_fds (), fds_before);
-  cr_assert_eq (ts_count_procs_under (env.dir), 0, "processes left running");
-  cr_assert_eq (ts_count_unix_sockets_under (env.dir), 0, "sockets left listening");
-  cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
-}
-
 /* Contains the bytes of S?  */
 static bool
 file_contains (const char *path, const char *s)
