@@ -75,3 +75,18 @@ Test (fuzzregress, invariant_aborts, .signal = SIGABRT)
   avm_error_t err = NULL;
   avm_fuzz_check_err (-EINVAL, &err);
 }
+
+/* fuzz_set found a use-after-free: a key that is not UTF-8 made
+   json_object_set_new fail and release the object just created, which
+   --set then descended into.  Now a bad-input error.  */
+#include "profile/profile.h"
+Test (fuzzregress, set_non_utf8_key)
+{
+  json_t *root = json_pack ("{s:{}}", "resources");
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_profile_apply_set (root, "resources[\"a\xe4" "b\"].port=6520", &err), -EINVAL);
+  tu_assert_err_has (err, "not valid UTF-8");
+  cr_assert_eq (err->exit_code, AVM_EXIT_USAGE);
+  avm_error_free (err);
+  json_decref (root);
+}
