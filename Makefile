@@ -4,6 +4,8 @@
 #   make               build ./avm
 #   make check         build and run the Criterion suite
 #   make check-asan    the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz          libFuzzer targets (clang) into $(BUILD)/fuzz/; make fuzz-smoke runs each
+#                      for FUZZ_TIME seconds (tests/fuzz/README.md)
 #   make bench         benchmarks (ratios against baselines measured in the same run)
 #   make install       PREFIX=/usr/local DESTDIR=   (make uninstall: the same)
 
@@ -43,14 +45,17 @@ CRITERION_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lc
 
 LIB_SRCS := $(sort $(wildcard lib/*/*.c))
 CMD_SRCS := $(sort $(wildcard cmd/avm/*.c))
-TEST_SRCS := $(sort $(wildcard tests/unit/*.c))
+# The fuzz harnesses are linked into the test binary too (suite fuzzregress
+# runs the seeds and regression inputs through them); see the fuzz section.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+TEST_SRCS := $(sort $(wildcard tests/unit/*.c)) $(FUZZ_SRCS) tests/fuzz/fuzzutil.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
 FAKEHELPER := $(BUILD)/tests/avm-fakehelper
 
-.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo
+.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo fuzz fuzz-smoke
 
 all: $(AVM)
 
@@ -111,9 +116,13 @@ container-base-soft:
 		|| echo "container-base: no base images; the image build test will be skipped" >&2
 
 # The suite runs the CLI too: AVM_BIN points it at the binary of this build.
+# make check ends with a short smoke of every fuzz target (CHECK_FUZZ_TIME
+# seconds each; CHECK_FUZZ_TIME=0 skips it, as check-asan does).
+CHECK_FUZZ_TIME ?= 15
 check: $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet container-base-soft
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
 		AVM_QUADLET=$(abspath $(QUADLET)) $(TEST_BIN) $(TESTFLAGS)
+	@if [ "$(CHECK_FUZZ_TIME)" != 0 ]; then $(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=$(CHECK_FUZZ_TIME); fi
 
 # libtirpc is linked into the sanitizer build only: ASan intercepts the XDR
 # functions and resolves the real ones at startup, so libguestfs (dlopen'ed
@@ -121,7 +130,7 @@ check: $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet container-base-soft
 check-asan:
 	$(MAKE) BUILD=build-asan OPTFLAGS="-O1 -g -fno-omit-frame-pointer" \
 		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
-		LDFLAGS="-Wl,--no-as-needed -ltirpc -Wl,--as-needed" check
+		LDFLAGS="-Wl,--no-as-needed -ltirpc -Wl,--as-needed" CHECK_FUZZ_TIME=0 check
 
 # The binary with its personalities (start-avm, cvd2img), profiles, manual
 # pages, quadlets, the systemd unit and bash completion.  Copies the build
@@ -173,7 +182,7 @@ uninstall:
 		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d || exit 1; fi; done
 
 clean:
-	rm -rf build build-asan avm
+	rm -rf build build-asan build-fuzz avm
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
 
@@ -276,3 +285,51 @@ $(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init $(DEMO_KERNEL) $(DEMO_BUSYBOX)
 $(DEMO_DIR)/share/hello.txt:
 	@mkdir -p $(@D)
 	echo "$(DEMO_HELLO)" >$@
+
+# Fuzzing (tests/fuzz/README.md).  The library is compiled again with clang
+# into build-fuzz/ (instrumented for coverage, ASan and UBSan), each harness
+# tests/fuzz/fuzz_NAME.c is linked with libFuzzer into $(BUILD)/fuzz/fuzz_NAME.
+# `make fuzz-smoke` runs every target for FUZZ_TIME seconds (20) over its
+# seed corpus tests/fuzz/corpus/NAME/ and its regressions; new inputs and
+# crash artifacts go to $(FUZZ_WORK)/NAME/, never into the source tree.
+# FUZZ_TARGETS=name... restricts the set; FUZZ_FLAGS adds libFuzzer options.
+FUZZ_CC ?= clang
+FUZZ_OBJDIR := build-fuzz
+FUZZ_TIME ?= 20
+FUZZ_WORK ?= $(BUILD)/fuzz/work
+FUZZ_FLAGS ?=
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 $(WARNFLAGS) -g -O1 $(FUZZ_SAN) -MMD -MP \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) $(LAZY_PKGS))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_OBJDIR)/%.o) $(FUZZ_OBJDIR)/tests/fuzz/fuzzutil.o
+
+$(FUZZ_OBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_AVM) -DAVM_FUZZ_SRCDIR=\"$(CURDIR)\" $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_OBJDIR)/libavm-fuzz.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJDIR)/libavm-fuzz.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_AVM) -DAVM_FUZZ_MAIN $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_OBJDIR)/libavm-fuzz.a $(LIBS_AVM)
+
+fuzz: $(FUZZ_BINS)
+
+fuzz-smoke: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_WORK)/$$t/corpus; \
+		echo "fuzz-smoke: $$t ($(FUZZ_TIME) s)"; \
+		AVM_SRCDIR=$(CURDIR) $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=512 \
+			-print_final_stats=1 -artifact_prefix=$(FUZZ_WORK)/$$t/ $(FUZZ_FLAGS) \
+			$(FUZZ_WORK)/$$t/corpus tests/fuzz/corpus/$$t $$(test -d tests/fuzz/regressions/$$t && echo tests/fuzz/regressions/$$t) \
+			2>$(FUZZ_WORK)/$$t/log || { tail -n 60 $(FUZZ_WORK)/$$t/log; echo "fuzz-smoke: $$t failed (log: $(FUZZ_WORK)/$$t/log)"; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' $(FUZZ_WORK)/$$t/log | tr '\n' ' '; echo; \
+	done
+
+-include $(FUZZ_LIB_OBJS:.o=.d)

@@ -16,6 +16,7 @@ dbus-daemon
 mandoc man-db shellcheck bash
 systemd util-linux debian-archive-keyring
 podman debootstrap
+clang
 "
 
 missing=""

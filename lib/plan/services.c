@@ -205,7 +205,7 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
   json_t *a;
   json_array_foreach (json_object_get (def, "exec"), i, a)
     {
-      _cleanup_free_ char *w = NULL, *e = NULL, *label = NULL;
+      _cleanup_free_ char *e = NULL, *label = NULL;
       if (asprintf (&label, "%s: %s.exec[%zu]", c->file, base, i) < 0)
         goto nomem;
       r = avm_vars_expand (&scope, json_string_value (a), label, &e, c->err);

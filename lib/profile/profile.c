@@ -377,6 +377,12 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
   const char *eq = strchr (assignment, '=');
   if (!eq || eq == assignment)
     return avm_error_input (err, "--set %s: expected PATH=VALUE (e.g. --set machine.accel=tcg)", assignment);
+  /* JSON keys and strings are UTF-8: jansson refuses anything else (and
+     json_object_set_new then releases the value it was given).  */
+  json_t *utf8 = json_string (assignment);
+  if (!utf8)
+    return avm_error_input (err, "--set: not valid UTF-8 (or an embedded NUL)");
+  json_decref (utf8);
   _cleanup_free_ char *path = strndup (assignment, eq - assignment);
   const char *value = eq + 1;
   const struct avm_skey *s = avm_profile_schema ();
@@ -435,7 +441,8 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
           if (!next && *p && (child->type == AVM_ST_OBJECT || child->type == AVM_ST_MAP))
             {
               next = json_object ();
-              json_object_set_new (node, key, next);
+              if (json_object_set_new (node, key, next) < 0)
+                return avm_error_sys (err, ENOMEM, "--set %s", assignment);
             }
         }
       else
@@ -493,10 +500,8 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
       json_object_del (parent, last_key);
       return 0;
     }
-  if (last_index >= 0)
-    json_array_set_new (parent, last_index, v);
-  else
-    json_object_set_new (parent, last_key, v);
+  if ((last_index >= 0 ? json_array_set_new (parent, last_index, v) : json_object_set_new (parent, last_key, v)) < 0)
+    return avm_error_sys (err, ENOMEM, "--set %s", assignment);
   return 0;
 }
 

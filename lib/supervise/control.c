@@ -226,17 +226,12 @@ client_rearm (struct client *cl)
     sd_event_source_set_enabled (cl->timer, SD_EVENT_ONESHOT);
 }
 
-/* Handle one request line (LEN bytes, terminator removed).  */
-static int
-client_handle_line (struct client *cl, const char *line, size_t len)
+json_t *
+avm_control_handle_request (avm_control_fn fn, void *data, const char *line, size_t len)
 {
-  struct avm_control *c = cl->ctl;
   json_error_t jerr;
   json_t *reply;
 
-  if (len == 0)
-    return 0;
-  client_rearm (cl);
   _cleanup_json_ json_t *req = json_loadb (line, len, JSON_REJECT_DUPLICATES, &jerr);
   json_t *cmd = json_object_get (req, "command");
   if (!req)
@@ -250,7 +245,7 @@ client_handle_line (struct client *cl, const char *line, size_t len)
   else
     {
       const char *name = json_string_value (cmd);
-      reply = c->fn ? c->fn (c->data, name, req) : NULL;
+      reply = fn ? fn (data, name, req) : NULL;
       if (!reply)
         reply = error_reply ("unknown command: %s", name);
       else if (!json_is_object (reply))
@@ -259,7 +254,19 @@ client_handle_line (struct client *cl, const char *line, size_t len)
           reply = error_reply ("internal error: the reply to %s is not a JSON object", name);
         }
     }
-  return client_reply (cl, reply);
+  return reply;
+}
+
+/* Handle one request line (LEN bytes, terminator removed).  */
+static int
+client_handle_line (struct client *cl, const char *line, size_t len)
+{
+  struct avm_control *c = cl->ctl;
+
+  if (len == 0)
+    return 0;
+  client_rearm (cl);
+  return client_reply (cl, avm_control_handle_request (c->fn, c->data, line, len));
 }
 
 /* Handle the complete lines in the input buffer.  */

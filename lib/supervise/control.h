@@ -78,6 +78,12 @@ typedef json_t *(*avm_control_fn) (void *data, const char *command, json_t *requ
 int avm_control_listen (sd_event *e, int dirfd, const char *name, const char *path, avm_control_fn fn, void *data,
                         struct avm_control **out, avm_error_t *err);
 
+/* The reply to one request line (LINE, LEN bytes, terminator removed, not
+   blank), as the server computes it: the checks described above, then FN
+   with DATA.  A new reference (NULL only when out of memory, which the
+   server answers with "internal error").  Exposed for the fuzz target.  */
+json_t *avm_control_handle_request (avm_control_fn fn, void *data, const char *line, size_t len);
+
 /* Idle timeout for clients, in microseconds (0: the default).  Applies from
    the next request or connection on.  */
 void avm_control_set_idle_timeout (struct avm_control *c, uint64_t usec);
