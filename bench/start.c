@@ -72,7 +72,8 @@ spawn_env (char *const *argv, char *const *extra)
     k++;
   char **envp = xmalloc ((n + k + 1) * sizeof *envp);
   memcpy (envp, child_env, n * sizeof *envp);
-  memcpy (envp + n, extra, k * sizeof *envp);
+  if (k)
+    memcpy (envp + n, extra, k * sizeof *envp);
   envp[n + k] = NULL;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init (&fa);

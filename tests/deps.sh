@@ -14,6 +14,7 @@ libguestfs-dev libguestfs0 supermin linux-image-amd64
 qemu-system-x86 qemu-system-arm qemu-system-gui
 dbus-daemon
 mandoc man-db shellcheck bash
+cppcheck
 systemd util-linux debian-archive-keyring
 podman debootstrap
 clang

@@ -243,7 +243,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
     {
       const struct avm_cvd_part *p = &avm_cvd_parts[i];
       const struct avm_img *img = p->image ? avm_imgset_get (set, p->image) : NULL;
-      if (p->image && !p->optional && !img->present)
+      if (p->image && !p->optional && (!img || !img->present))
         {
           r = avm_error_input (err, "%s: %s is missing (needed for partition %s)", avm_imgset_label (set), p->image,
                                p->name);

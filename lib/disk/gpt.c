@@ -688,8 +688,9 @@ static int
 parse_entries (const uint8_t *entries, const struct header *h, const char *file, struct avm_gpt *g, avm_error_t *err)
 {
   static const uint8_t zero_guid[16];
-  size_t index[AVM_GPT_MAX_PARTS];
+  size_t index[AVM_GPT_MAX_PARTS]; /* entry number of each of G's partitions */
 
+  g->n = 0;
   for (uint32_t i = 0; i < h->num_entries; i++)
     {
       const uint8_t *e = entries + (size_t) i * h->entry_size;

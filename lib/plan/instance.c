@@ -35,9 +35,9 @@ avm_instance_state_dir (int instance)
     r = asprintf (&out, "/var/lib/avm/%d", instance);
   else
     {
-      char *base = avm_xdg_dir ("XDG_STATE_HOME", ".local/state");
-      r = base ? asprintf (&out, "%s/avm/%d", base, instance) : -1;
-      free (base);
+      char *xdg = avm_xdg_dir ("XDG_STATE_HOME", ".local/state");
+      r = xdg ? asprintf (&out, "%s/avm/%d", xdg, instance) : -1;
+      free (xdg);
     }
   return r < 0 ? NULL : out;
 }

@@ -47,10 +47,14 @@ plan_resources (struct plan_ctx *c)
       if (wants_path)
         {
           _cleanup_free_ char *p = NULL, *w = NULL;
-          if (asprintf (&w, "%s.path", where) < 0 || (r = plan_expand (c, json_string_value (path), w, &p)) < 0)
+          if (asprintf (&w, "%s.path", where) < 0)
+            r = -ENOMEM;
+          else
+            r = plan_expand (c, json_string_value (path), w, &p);
+          if (r < 0)
             {
               json_decref (res);
-              return w ? r : -ENOMEM;
+              return r;
             }
           json_object_set_new (res, "path", json_string (p));
         }
@@ -189,8 +193,10 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
   if (sock)
     {
       _cleanup_free_ char *w = NULL;
-      if (asprintf (&w, "%s.socket", base) < 0 || (r = plan_expand (c, json_string_value (sock), w, &socket)) < 0)
-        return w ? r : -ENOMEM;
+      if (asprintf (&w, "%s.socket", base) < 0)
+        return -ENOMEM;
+      if ((r = plan_expand (c, json_string_value (sock), w, &socket)) < 0)
+        return r;
     }
   struct avm_var svars[1] = { { "socket", socket } };
   struct avm_vars scope = { .vars = svars, .n = socket ? 1 : 0, .parent = &c->scope };

@@ -178,8 +178,11 @@ profile_name_from_path (const char *path, char **name)
   size_t l = strlen (b);
   if (l > 5 && streq (b + l - 5, ".json"))
     b[l - 5] = '\0';
-  *name = strdup (b);
-  return *name ? 0 : -ENOMEM;
+  char *n = strdup (b);
+  if (!n)
+    return -ENOMEM;
+  *name = n;
+  return 0;
 }
 
 static int

@@ -764,6 +764,8 @@ print_keys (FILE *out, const struct avm_skey *s, const char *path, bool docs)
   for (const struct avm_skey *k = s->sub; k && k->name; k++)
     {
       _cleanup_free_ char *p = join_path (path, k->name);
+      if (!p)
+        return;
       char typebuf[256];
       const char *t = type_name (k);
       if (k->type == AVM_ST_ENUM || k->type == AVM_ST_ENUM_LIST)

@@ -40,7 +40,7 @@ set_error (avm_error_t *err, int exit_code, int errnum, bool with_strerror, cons
 }
 
 int
-avm_error_sys (avm_error_t *err, int errnum, const char *fmt, ...)
+(avm_error_sys) (avm_error_t *err, int errnum, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -50,7 +50,7 @@ avm_error_sys (avm_error_t *err, int errnum, const char *fmt, ...)
 }
 
 int
-avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...)
+(avm_error_fail) (avm_error_t *err, int errnum, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -60,7 +60,7 @@ avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...)
 }
 
 int
-avm_error_input (avm_error_t *err, const char *fmt, ...)
+(avm_error_input) (avm_error_t *err, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -70,7 +70,7 @@ avm_error_input (avm_error_t *err, const char *fmt, ...)
 }
 
 int
-avm_error_append (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
+(avm_error_append) (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
 {
   va_list ap;
   char *line = NULL;

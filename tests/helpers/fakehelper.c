@@ -438,7 +438,8 @@ do_fds (void)
       fds[n++] = fd;
     }
   closedir (d);
-  qsort (fds, n, sizeof *fds, cmp_int);
+  if (n)
+    qsort (fds, n, sizeof *fds, cmp_int);
   char *buf = NULL;
   size_t len = 0;
   FILE *m = open_memstream (&buf, &len);

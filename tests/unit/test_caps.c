@@ -684,6 +684,27 @@ Test (caps, cache_path)
   cr_assert_str_eq (strrchr (f, '/'), strrchr (a, '/'));
 }
 
+/* A basename longer than the 64 characters kept is cut at 64 (the bound is
+   checked before the name is read: make lint's arrayIndexThenCheck).  */
+Test (caps, cache_path_long_name)
+{
+  char bin[200] = "/opt/";
+  size_t at = strlen (bin);
+  memset (bin + at, 'q', 100);
+  bin[at + 100] = '\0';
+  setenv ("XDG_CACHE_HOME", "/xdg/cache", 1);
+  _cleanup_free_ char *path = avm_qemu_caps_cache_path (bin);
+  const char *name = strrchr (path, '/') + 1;
+
+  /* 64 q, '-', 16 hex digits, ".json".  */
+  cr_assert_eq (strlen (name), 64 + 1 + 16 + 5, "%s", path);
+  cr_assert (strspn (name, "q") == 64 && name[64] == '-', "%s", path);
+  bin[at + 64] = '\0';
+  _cleanup_free_ char *exact = avm_qemu_caps_cache_path (bin);
+  cr_assert (strncmp (strrchr (exact, '/') + 1, name, 65) == 0, "%s vs %s", exact, path);
+  cr_assert_str_neq (exact, path);
+}
+
 Test (caps, cache_hit_and_invalidation, .init = cache_setup, .fini = cache_teardown)
 {
   _cleanup_free_ char *expect_path = avm_qemu_caps_cache_path (qemu_copy);
