@@ -47,3 +47,12 @@ int bench_cvd2img (const char *avm);
    (BENCH_START_RUNS, BENCH_DEMO_RUNS; 0 skips).  0 when done or skipped,
    -1 when a command failed (reported, `failed` set).  */
 int bench_start (const char *avm, const char *qemu, const char *srcdir);
+
+/* The summary table printed at the end (bench_summary_print): one row per
+   benchmark, WHAT measured in UNIT (min/median/max over its runs; a single
+   value has min = median = max), against BASELINE (its median, same unit
+   unless noted in its name) measured in the same run, RATIO as the target
+   states it, TARGET its text ("<= 5 ms", ">= 10x") and whether it was MET.  */
+void bench_summary_add (const char *what, const char *unit, double min, double med, double max, const char *baseline,
+                        double base_med, double ratio, const char *target, bool met);
+void bench_summary_print (void);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "compat/startavm.h"
+#include "plan/plan.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 
 int
 avm_startavm_parse_mode (const char *arg, bool *phone, avm_error_t *err)
@@ -43,22 +43,13 @@ is_program (const char *p)
   return is_file (p) && access (p, X_OK) == 0;
 }
 
-static const char *
-host_arch (void)
-{
-  static struct utsname u;
-  if (uname (&u) < 0)
-    return "";
-  return streq (u.machine, "arm64") ? "aarch64" : u.machine;
-}
-
 /* The guest architecture: the host's, unless -q DIR holds only the other
    QEMU.  QEMU is set to the binary found.  */
 static int
 pick_arch (const struct avm_startavm *o, struct avm_startavm_start *out, avm_error_t *err)
 {
   static const char *const arches[] = { "x86_64", "aarch64" };
-  const char *host = host_arch ();
+  const char *host = avm_host_arch ();
   if (!o->qemu_dir)
     {
       if (!streq (host, "x86_64") && !streq (host, "aarch64"))

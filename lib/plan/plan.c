@@ -119,8 +119,8 @@ resolve_qemu (struct plan_ctx *c, char **binary)
                          streq (c->arch, "x86_64") ? "x86" : "arm");
 }
 
-static const char *
-host_arch (void)
+const char *
+avm_host_arch (void)
 {
   static struct utsname u;
   if (uname (&u) < 0)
@@ -143,8 +143,8 @@ resolve_accel (struct plan_ctx *c)
       _cleanup_free_ char *why = NULL;
       if (!avm_qemu_caps_has_accel (c->caps, name))
         why = strdup ("not built into this QEMU");
-      else if (streq (name, "kvm") && !streq (c->arch, host_arch ()))
-        asprintf (&why, "guest %s on a %s host", c->arch, host_arch ());
+      else if (streq (name, "kvm") && !streq (c->arch, avm_host_arch ()))
+        asprintf (&why, "guest %s on a %s host", c->arch, avm_host_arch ());
       else if (streq (name, "kvm") && !avm_kvm_usable (&why) && !why)
         why = strdup ("unusable");
       if (!why)

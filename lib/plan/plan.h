@@ -53,3 +53,7 @@ int avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out);
    $AVM_STATE_DIR/N, else $XDG_STATE_HOME/avm/N, or /var/lib/avm/N as root.  */
 char *avm_instance_run_dir (int instance);
 char *avm_instance_state_dir (int instance);
+
+/* The host's architecture as QEMU names it (uname's machine, "arm64" as
+   "aarch64"), or "".  */
+const char *avm_host_arch (void);

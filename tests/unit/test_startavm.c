@@ -139,17 +139,7 @@ teardown (struct fixture *f)
 static int
 start_avm (const struct fixture *f, char *const args[], char **out, char **err)
 {
-  char *argv[64];
-  size_t n = 0;
-  argv[n++] = f->link;
-  for (size_t i = 0; args[i] && n < 63; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  char cache[128], config[128];
-  snprintf (cache, sizeof cache, "XDG_CACHE_HOME=/tmp/avm-test-cache-%u", (unsigned) getuid ());
-  snprintf (config, sizeof config, "XDG_CONFIG_HOME=/tmp/avm-test-config-%u", (unsigned) getuid ());
-  char *env[] = { cache, config, NULL };
-  return tu_run (argv, env, out, err);
+  return tu_avmv_as (f->link, args, out, err);
 }
 
 /* `avm start --dry-run` of the aaos profile of ARCH with the images of

@@ -191,11 +191,11 @@ tu_run (char *const argv[], char *const env[], char **out, char **err)
 }
 
 int
-tu_avmv (char *const args[], char **out, char **err)
+tu_avmv_as (const char *bin, char *const args[], char **out, char **err)
 {
   char *argv[64];
   size_t n = 0;
-  argv[n++] = (char *) tu_avm_bin ();
+  argv[n++] = (char *) bin;
   for (size_t i = 0; args[i] && n < 63; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
@@ -204,6 +204,12 @@ tu_avmv (char *const args[], char **out, char **err)
   snprintf (config, sizeof config, "XDG_CONFIG_HOME=/tmp/avm-test-config-%u", (unsigned) getuid ());
   char *env[] = { cache, config, NULL };
   return tu_run (argv, env, out, err);
+}
+
+int
+tu_avmv (char *const args[], char **out, char **err)
+{
+  return tu_avmv_as (tu_avm_bin (), args, out, err);
 }
 
 int

@@ -22,6 +22,8 @@ int tu_run (char *const argv[], char *const env[], char **out, char **err);
    environment: private capability cache and config directory.  */
 int tu_avm (char **out, char **err, ...) __attribute__ ((sentinel));
 int tu_avmv (char *const args[], char **out, char **err);
+/* The same hermetic run of BIN (a link to avm: start-avm, cvd2img).  */
+int tu_avmv_as (const char *bin, char *const args[], char **out, char **err);
 
 /* A directory shared by all the worker processes of one test run (fixtures
    built once, e.g. RSA keys): /tmp/avm-test-TAG-<runner pid> (malloc'd).  The
