@@ -39,7 +39,7 @@ sb_add (struct sbuf *b, const char *p, size_t n)
 {
   if (b->oom)
     return;
-  if (b->len + n + 1 > b->cap)
+  if (!b->s || b->len + n + 1 > b->cap)
     {
       size_t cap = b->cap ? b->cap : 64;
       while (cap < b->len + n + 1)
@@ -50,6 +50,8 @@ sb_add (struct sbuf *b, const char *p, size_t n)
           b->oom = true;
           return;
         }
+      if (!b->s)
+        s[0] = '\0';
       b->s = s;
       b->cap = cap;
     }
