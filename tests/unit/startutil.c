@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *garbage[512];
-static size_t ngarbage;
+static char **garbage; /* freed at the end of the test */
+static size_t ngarbage, garbage_cap;
 static unsigned nstarts;
 /* Notification buffers of every start, freed by ts_env_fini.  */
 static char *msgbufs[256];
@@ -27,8 +27,13 @@ static char *
 keep (char *s)
 {
   cr_assert (s);
-  if (ngarbage < sizeof garbage / sizeof garbage[0])
-    garbage[ngarbage++] = s;
+  if (ngarbage == garbage_cap)
+    {
+      garbage_cap = garbage_cap ? 2 * garbage_cap : 512;
+      garbage = realloc (garbage, garbage_cap * sizeof *garbage);
+      cr_assert (garbage);
+    }
+  garbage[ngarbage++] = s;
   return s;
 }
 
@@ -106,6 +111,9 @@ ts_env_fini (struct ts_env *env)
     }
   while (ngarbage > 0)
     free (garbage[--ngarbage]);
+  free (garbage);
+  garbage = NULL;
+  garbage_cap = 0;
   for (size_t i = 0; i < sizeof msgbufs / sizeof msgbufs[0]; i++)
     {
       free (msgbufs[i]);
