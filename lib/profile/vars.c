@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "profile/vars.h"
 #include "util/cleanup.h"
+#include "util/strbuf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,51 +26,10 @@ known_list (const struct avm_vars *vars, char *buf, size_t size)
       o += snprintf (buf + o, size - o, "%s%s", o ? ", " : "", s->vars[i].name);
 }
 
-/* A growing string (open_memstream's 8 KiB zeroed first buffer made it
-   the largest cost of a dry run: a plan expands some 140 strings).  */
-struct sbuf
-{
-  char *s;
-  size_t len, cap;
-  bool oom;
-};
-
-static void
-sb_add (struct sbuf *b, const char *p, size_t n)
-{
-  if (b->oom)
-    return;
-  if (!b->s || b->len + n + 1 > b->cap)
-    {
-      size_t cap = b->cap ? b->cap : 64;
-      while (cap < b->len + n + 1)
-        cap *= 2;
-      char *s = realloc (b->s, cap);
-      if (!s)
-        {
-          b->oom = true;
-          return;
-        }
-      if (!b->s)
-        s[0] = '\0';
-      b->s = s;
-      b->cap = cap;
-    }
-  memcpy (b->s + b->len, p, n);
-  b->len += n;
-  b->s[b->len] = '\0';
-}
-
-static void
-sb_free (struct sbuf *b)
-{
-  free (b->s);
-}
-
 int
 avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where, char **out, avm_error_t *err)
 {
-  __attribute__ ((cleanup (sb_free))) struct sbuf b = { 0 };
+  _cleanup_strbuf_ struct avm_strbuf b = { 0 };
 
   for (const char *p = in; *p;)
     {
@@ -77,19 +37,19 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
         {
           const char *d = strchr (p, '$');
           size_t n = d ? (size_t) (d - p) : strlen (p);
-          sb_add (&b, p, n);
+          avm_strbuf_add (&b, p, n);
           p += n;
           continue;
         }
       if (p[1] == '$')
         {
-          sb_add (&b, "$", 1);
+          avm_strbuf_add (&b, "$", 1);
           p += 2;
           continue;
         }
       if (p[1] != '{')
         {
-          sb_add (&b, "$", 1);
+          avm_strbuf_add (&b, "$", 1);
           p++;
           continue;
         }
@@ -115,9 +75,9 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
           if (r < 0)
             return r;
           if (repl)
-            sb_add (&b, repl, strlen (repl));
+            avm_strbuf_add (&b, repl, strlen (repl));
           else
-            sb_add (&b, p, end + 1 - p);
+            avm_strbuf_add (&b, p, end + 1 - p);
         }
       else
         {
@@ -128,14 +88,11 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
               known_list (vars, known, sizeof known);
               return avm_error_input (err, "%s: unknown variable ${%.*s} (known: %s)", where, (int) len, name, known);
             }
-          sb_add (&b, v, strlen (v));
+          avm_strbuf_add (&b, v, strlen (v));
         }
       p = end + 1;
     }
-  if (!b.s)
-    sb_add (&b, "", 0);
-  if (b.oom)
+  if (!(*out = avm_strbuf_steal (&b)))
     return avm_error_sys (err, ENOMEM, "expanding %s", where);
-  *out = steal_pointer (&b.s);
   return 0;
 }

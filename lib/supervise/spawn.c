@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise/spawn.h"
 #include "util/cleanup.h"
+#include "util/strbuf.h"
 #include "util/strv.h"
 
 #include <fcntl.h>
@@ -47,39 +48,31 @@ collect_fds (json_t *argv, struct avm_argv *names, const char *what, avm_error_t
 char *
 avm_spawn_expand_arg (const char *arg, char *const *map, size_t n)
 {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream (&buf, &len);
-  if (!f)
-    return NULL;
+  struct avm_strbuf b = { 0 };
   for (const char *p = arg; *p;)
     {
       const char *ref = strstr (p, "${fd:");
       if (!ref)
         {
-          fputs (p, f);
+          avm_strbuf_adds (&b, p);
           break;
         }
-      fwrite (p, 1, ref - p, f);
+      avm_strbuf_add (&b, p, ref - p);
       const char *end = strchr (ref, '}');
       if (!end)
         {
-          fputs (ref, f);
+          avm_strbuf_adds (&b, ref);
           break;
         }
       size_t k = 0;
       for (; k < n; k++)
         if (strlen (map[k]) == (size_t) (end - ref - 5) && strncmp (map[k], ref + 5, end - ref - 5) == 0)
           break;
-      fprintf (f, "%zu", 3 + k);
+      char num[24];
+      avm_strbuf_add (&b, num, snprintf (num, sizeof num, "%zu", 3 + k));
       p = end + 1;
     }
-  if (fclose (f) != 0)
-    {
-      free (buf);
-      return NULL;
-    }
-  return buf;
+  return avm_strbuf_steal (&b);
 }
 
 /* In the child, which shares the parent's memory (CLONE_VM | CLONE_VFORK):

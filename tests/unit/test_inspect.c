@@ -59,18 +59,6 @@ teardown (void)
 
 TestSuite (inspect, .init = setup, .fini = teardown);
 
-static void
-flip (const char *path, off_t off)
-{
-  int fd = open (path, O_RDWR);
-  cr_assert_geq (fd, 0);
-  unsigned char b;
-  cr_assert_eq (pread (fd, &b, 1, off), 1);
-  b ^= 0x20;
-  cr_assert_eq (pwrite (fd, &b, 1, off), 1);
-  close (fd);
-}
-
 Test (inspect, sound_properties_disk)
 {
   char *out = NULL, *err = NULL;
@@ -105,7 +93,7 @@ Test (inspect, tampered_bootconfig_is_not_sound)
   int fd = open (disk, O_RDONLY);
   cr_assert_eq (avm_gpt_read (fd, lseek (fd, 0, SEEK_END), disk, g, &e), 0);
   close (fd);
-  flip (disk, avm_gpt_find (g, "bootconfig")->offset + 5);
+  tu_flip_bits (disk, avm_gpt_find (g, "bootconfig")->offset + 5, 0x20);
   free (g);
   char *out = NULL, *err = NULL;
   int r = tu_avm (&out, &err, "inspect", disk, NULL);
@@ -119,7 +107,7 @@ Test (inspect, tampered_bootconfig_is_not_sound)
 Test (inspect, malformed_disks_exit_2)
 {
   char *out = NULL, *err = NULL;
-  flip (disk, 512 + 20); /* primary GPT header CRC field area */
+  tu_flip_bits (disk, 512 + 20, 0x20); /* primary GPT header CRC field area */
   int r = tu_avm (&out, &err, "inspect", disk, NULL);
   cr_assert_eq (r, 2, "%s%s", out, err);
   assert_contains (err, "properties.img: primary GPT header");

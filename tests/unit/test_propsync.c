@@ -204,18 +204,6 @@ age (const char *path, struct stat *st)
   cr_assert_eq (stat (path, st), 0);
 }
 
-static void
-flip (const char *path, off_t off)
-{
-  int fd = open (path, O_RDWR);
-  cr_assert_geq (fd, 0);
-  unsigned char b;
-  cr_assert_eq (pread (fd, &b, 1, off), 1);
-  b ^= 0x01;
-  cr_assert_eq (pwrite (fd, &b, 1, off), 1);
-  close (fd);
-}
-
 /* Offset of partition NAME in PATH.  */
 static off_t
 part_offset (const char *path, const char *name)
@@ -399,7 +387,7 @@ Test (propsync, tampering_rebuilt)
   } spots[] = { { "vbmeta", 256 + 32 + 10 }, { "uboot_env", 100 }, { "bootconfig", 3 } };
   for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++)
     {
-      flip (disk, part_offset (disk, spots[i].part) + spots[i].off);
+      tu_flip_bits (disk, part_offset (disk, spots[i].part) + spots[i].off, 0x01);
       cr_assert (sync_ok (disk, bp, "x86_64", key1), "%s tampered with, yet kept", spots[i].part);
       json_decref (inspect_ok (disk, key1));
       cr_assert (!sync_ok (disk, bp, "x86_64", key1));

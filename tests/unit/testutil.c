@@ -389,3 +389,15 @@ tu_assert_err_has (avm_error_t err, const char *needle)
   cr_assert_not_null (err);
   cr_assert (strstr (err->msg, needle), "\"%s\" not in error message: %s", needle, err->msg);
 }
+
+void
+tu_flip_bits (const char *path, long long off, unsigned char mask)
+{
+  int fd = open (path, O_RDWR | O_CLOEXEC);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  unsigned char b;
+  cr_assert_eq (pread (fd, &b, 1, off), 1, "%s", path);
+  b ^= mask;
+  cr_assert_eq (pwrite (fd, &b, 1, off), 1, "%s", path);
+  close (fd);
+}

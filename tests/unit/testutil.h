@@ -47,6 +47,9 @@ char *tu_demo_image (void);
 
 void tu_sleep_ms (int ms);
 
+/* XOR the byte at OFF of PATH with MASK (corrupting a disk on purpose).  */
+void tu_flip_bits (const char *path, long long off, unsigned char mask);
+
 /* Fail the test unless ERR is set and its message contains NEEDLE.  */
 #include "util/error.h"
 void tu_assert_err_has (avm_error_t err, const char *needle);
