@@ -239,7 +239,6 @@ svc_start (struct svc *s, avm_error_t *err)
   close (p[1]);
   if (r < 0)
     return r;
-  close (child.pidfd); /* the supervisor reaps with waitpid: the pid stays valid until then */
   s->pid = child.pid;
   s->t_spawn = sv_now (sv);
   if (s->starts == 0)

@@ -216,14 +216,6 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
       goto out;
     }
   out->pid = pid;
-  out->pidfd = (int) syscall (SYS_pidfd_open, pid, 0); /* close-on-exec */
-  if (out->pidfd < 0)
-    {
-      r = avm_error_sys (err, errno, "%s: pidfd_open", req->what);
-      kill (pid, SIGKILL);
-      waitpid (pid, NULL, 0);
-      goto out;
-    }
   r = 0;
 out:
   avm_argv_clear (&names);

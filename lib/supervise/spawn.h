@@ -7,8 +7,9 @@
  * own process group, SIGKILL when the supervisor dies (PR_SET_PDEATHSIG: a
  * supervisor that dies without stopping its children was killed or crashed,
  * and nothing may outlive it, not even a helper ignoring SIGTERM),
- * default signal dispositions and an empty signal mask.  The caller gets a
- * pidfd to watch the child with.
+ * default signal dispositions and an empty signal mask.  The caller gets
+ * the pid; the supervisor reaps with waitpid(-1) as a child subreaper, which
+ * also collects re-parented grandchildren, so no pidfd is kept.
  */
 #pragma once
 
@@ -35,7 +36,6 @@ struct avm_spawn_request
 struct avm_child
 {
   pid_t pid;
-  int pidfd;
 };
 
 int avm_spawn (const struct avm_spawn_request *req, struct avm_child *child, avm_error_t *err);

@@ -53,7 +53,6 @@ run (struct avm_spawn_request *req, int *status)
   fclose (m);
   close (p[0]);
   cr_assert_eq (waitpid (c.pid, status, 0), c.pid);
-  close (c.pidfd);
   return buf;
 }
 
@@ -113,7 +112,6 @@ Test (spawn, environment_and_process_group)
   cr_assert_eq (getpgid (c.pid), c.pid);
   kill (c.pid, SIGKILL);
   waitpid (c.pid, NULL, 0);
-  close (c.pidfd);
   json_decref (argv);
 }
 
