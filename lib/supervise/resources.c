@@ -116,8 +116,8 @@ avm_resources_lookup (void *data, const char *name)
   return avm_resources_fd (data, name);
 }
 
-/* Record descriptor FD (owned from now on, closed on failure) of resource D
-   under NAME = D->name + SUFFIX.  PATH is copied.  CREATED, when not NULL,
+/* Record descriptor FD (owned from now on, closed on failure; -1 for
+   none) of resource D under NAME = D->name + SUFFIX.  PATH is copied.  CREATED, when not NULL,
    is PATH's inode, created here and to be unlinked on free; on failure the
    caller removes it.  */
 /* make lint: false positive: the strings are stored in R->v[R->n] and freed
@@ -404,7 +404,7 @@ create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
 
 /* A file written by avm with the plan's CONTENT (the private D-Bus's
    configuration), mode 0600, replacing a stale one atomically; removed on
-   free.  Nothing for children to inherit: its descriptor is /dev/null.  */
+   free.  Nothing for children to inherit: it has no descriptor (-1).  */
 static int
 create_file (struct avm_resources *r, const struct def *d, avm_error_t *err)
 {
@@ -415,16 +415,13 @@ create_file (struct avm_resources *r, const struct def *d, avm_error_t *err)
     return avm_error_input (err, "resource %s: content is required for type file", d->name);
   if ((rr = avm_write_file_atomic (d->path, content, strlen (content), 0600, err)) < 0)
     return rr;
-  int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (lstat (d->path, &st) < 0 || devnull < 0)
+  if (lstat (d->path, &st) < 0)
     {
       rr = avm_error_sys (err, errno, "resource %s: %s", d->name, d->path);
-      if (devnull >= 0)
-        close (devnull);
       unlink (d->path);
       return rr;
     }
-  if ((rr = add_fd (r, d, "", d->path, -1, devnull, &st, err)) < 0)
+  if ((rr = add_fd (r, d, "", d->path, -1, -1, &st, err)) < 0)
     unlink (d->path);
   return rr;
 }

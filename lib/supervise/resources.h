@@ -14,8 +14,9 @@
  *   vsock-listen  listening AF_VSOCK stream socket, any CID, PORT; fd NAME
  *   tcp-listen    listening TCP socket on ADDRESS (a literal IPv4 or IPv6
  *                 address, default 127.0.0.1) and PORT; fd NAME
- *   file          PATH written with CONTENT, mode 0600 (only avm's own plan
- *                 makes these: the private D-Bus's configuration)
+ *   file          PATH written with CONTENT, mode 0600; no descriptor (only
+ *                 avm's own plan makes these: the private D-Bus's
+ *                 configuration)
  *
  * Every descriptor is close-on-exec (the spawner dups the ones a child
  * names with ${fd:NAME}).  The FIFO of a `log` resource is left non-blocking
