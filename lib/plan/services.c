@@ -3,8 +3,8 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -168,11 +168,12 @@ implied_dbus_config (struct plan_ctx *c)
   if ((r = plan_expand (c, "${run_dir}/dbus.conf", "services.dbus", &path)) < 0
       || (r = plan_expand (c, "${run_dir}/dbus.sock", "services.dbus", &sock)) < 0)
     return r;
-  char esc[3 * PATH_MAX], *o = esc;
-  for (const char *p = sock; *p && o < esc + sizeof esc - 8; p++)
-    o = *p == '&' ? stpcpy (o, "&amp;") : *p == '<' ? stpcpy (o, "&lt;") : *p == '>' ? stpcpy (o, "&gt;")
-                                                                           : (*o = *p, o + 1);
-  *o = '\0';
+  struct avm_strbuf b = { 0 };
+  for (const char *p = sock; *p; p++)
+    avm_strbuf_adds (&b, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : (char[]) { *p, 0 });
+  _cleanup_free_ char *esc = avm_strbuf_steal (&b);
+  if (!esc)
+    return -ENOMEM;
   if (asprintf (&content, dbus_config, esc) < 0)
     return -ENOMEM;
   return add_resource (c, "dbus_config",
