@@ -4,7 +4,8 @@
  * described in qmp.h.
  *
  * Structure: one non-blocking socket, an input buffer holding at most one
- * incomplete line (bounded by AVM_QMP_MAX_LINE plus one read), an output
+ * incomplete line (util/linebuf.h, the framing the control socket uses too:
+ * bounded by AVM_QMP_MAX_LINE plus one read), an output
  * buffer of requests not yet written, and a FIFO of pending requests, each
  * with a reply callback.  Everything that arrives goes through ingest(),
  * which parses complete lines and dispatches greeting, replies and events.
@@ -26,6 +27,7 @@
  */
 #include "qemu/qmp.h"
 #include "util/deadline.h"
+#include "util/linebuf.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/strfmt.h"
@@ -92,8 +94,7 @@ struct avm_qmp
   int major, minor, micro;
   char *package;
 
-  char *rbuf;
-  size_t rpos, rlen, ralloc;
+  struct avm_linebuf in; /* framing (util/linebuf.h), at most AVM_QMP_MAX_LINE a message */
   char *wbuf;
   size_t wpos, wlen, walloc;
 
@@ -202,7 +203,7 @@ mark_closed (struct avm_qmp *q)
   if (q->state == QMP_CLOSED || q->state == QMP_FAILED)
     return;
   q->closed_in = q->state;
-  q->discarded = q->rlen - q->rpos;
+  q->discarded = avm_linebuf_pending (&q->in);
   q->state = QMP_CLOSED;
   fail_pending (q);
 }
@@ -562,55 +563,22 @@ ingest (struct avm_qmp *q)
 {
   while (q->state != QMP_FAILED && q->state != QMP_CLOSED)
     {
-      const char *start = q->rbuf + q->rpos;
-      size_t avail = q->rlen - q->rpos;
-      const char *nl = avail ? memchr (start, '\n', avail) : NULL;
-
-      if (!nl)
-        {
-          /* + 1: the '\r' of a line of exactly the maximum length.  */
-          if (avail > AVM_QMP_MAX_LINE + 1)
-            return fail_conn (q, EPROTO, false, "protocol error: message longer than %d bytes",
-                              AVM_QMP_MAX_LINE);
-          if (avail == 0)
-            q->rpos = q->rlen = 0;
-          return 0;
-        }
-      size_t len = nl - start;
-      /* Consume before dispatching: callbacks may read more input.  */
-      q->rpos += len + 1;
-      if (len > 0 && start[len - 1] == '\r')
-        len--;
-      if (is_blank (start, len))
+      const char *line;
+      size_t len;
+      /* The line is consumed before it is dispatched: callbacks may read
+         more input.  */
+      int r = avm_linebuf_next (&q->in, &line, &len);
+      if (r == 0)
+        return 0;
+      if (r < 0)
+        return fail_conn (q, EPROTO, false, "protocol error: message longer than %d bytes", AVM_QMP_MAX_LINE);
+      if (is_blank (line, len))
         continue;
-      int r = handle_line (q, start, len);
+      r = handle_line (q, line, len);
       if (r < 0)
         return r;
     }
   return q->state == QMP_FAILED ? q->fail_code : 0;
-}
-
-/* Room for N more bytes at the end of the input buffer.  */
-static int
-reserve_input (struct avm_qmp *q, size_t n)
-{
-  if (q->rpos > 0)
-    {
-      memmove (q->rbuf, q->rbuf + q->rpos, q->rlen - q->rpos);
-      q->rlen -= q->rpos;
-      q->rpos = 0;
-    }
-  if (q->ralloc - q->rlen >= n)
-    return 0;
-  size_t na = q->ralloc ? q->ralloc : 4096;
-  while (na - q->rlen < n)
-    na *= 2;
-  char *nb = realloc (q->rbuf, na);
-  if (!nb)
-    return -ENOMEM;
-  q->rbuf = nb;
-  q->ralloc = na;
-  return 0;
 }
 
 /* Write what can be written, then read and dispatch what is available,
@@ -629,9 +597,10 @@ do_io (struct avm_qmp *q)
     return r;
   for (int i = 0; q->fd >= 0 && i < MAX_READS_PER_CALL; i++)
     {
-      if (reserve_input (q, READ_CHUNK) < 0)
+      char *tail;
+      if (avm_linebuf_reserve (&q->in, READ_CHUNK, &tail) < 0)
         return fail_conn (q, ENOMEM, true, "reading");
-      ssize_t n = read (q->fd, q->rbuf + q->rlen, READ_CHUNK);
+      ssize_t n = read (q->fd, tail, READ_CHUNK);
       if (n < 0)
         {
           if (errno == EINTR)
@@ -650,7 +619,7 @@ do_io (struct avm_qmp *q)
           mark_closed (q);
           return 1;
         }
-      q->rlen += n;
+      avm_linebuf_commit (&q->in, n);
       r = ingest (q);
       if (r < 0)
         return r;
@@ -717,6 +686,7 @@ avm_qmp_new (int fd, const char *name, struct avm_qmp **out, avm_error_t *err)
       return avm_error_sys (err, ENOMEM, "QMP socket %s", name);
     }
   q->fd = steal_fd (&owned);
+  q->in.max_line = AVM_QMP_MAX_LINE;
   q->state = QMP_GREETING;
   q->next_id = 1;
   *out = q;
@@ -856,7 +826,7 @@ avm_qmp_close (struct avm_qmp *q)
   json_decref (q->greeting);
   json_decref (q->queue);
   free (q->package);
-  free (q->rbuf);
+  avm_linebuf_free (&q->in);
   free (q->wbuf);
   free (q->fail_msg);
   free (q->name);
@@ -1146,13 +1116,11 @@ avm_qmp_feed (struct avm_qmp *q, const void *buf, size_t len, avm_error_t *err)
   while (len > 0 && q->state != QMP_FAILED && q->state != QMP_CLOSED)
     {
       size_t n = len < READ_CHUNK ? len : READ_CHUNK;
-      if (reserve_input (q, n) < 0)
+      if (avm_linebuf_append (&q->in, p, n) < 0)
         {
           r = fail_conn (q, ENOMEM, true, "reading");
           break;
         }
-      memcpy (q->rbuf + q->rlen, p, n);
-      q->rlen += n;
       p += n;
       len -= n;
       r = ingest (q);

@@ -21,6 +21,7 @@
  * only happens when the entry is still that inode.
  */
 #include "supervise/control.h"
+#include "util/linebuf.h"
 #include "util/deadline.h"
 #include "util/cleanup.h"
 #include "util/analyzer.h"
@@ -61,9 +62,7 @@ struct client
   int fd;
   sd_event_source *io;
   sd_event_source *timer;
-  char *rbuf;
-  size_t rpos, rlen, ralloc; /* unhandled input is rbuf[rpos, rlen) */
-  size_t scanned;            /* rbuf[rpos, scanned) holds no newline */
+  struct avm_linebuf in;
   char *wbuf;
   size_t wpos, wlen, walloc; /* unwritten output is wbuf[wpos, wlen) */
   bool closing;
@@ -157,7 +156,7 @@ client_free (struct client *cl)
   if (cl->next)
     cl->next->prev = cl->prev;
   c->nclients--;
-  free (cl->rbuf);
+  avm_linebuf_free (&cl->in);
   free (cl->wbuf);
   free (cl);
 }
@@ -281,40 +280,19 @@ client_handle_input (struct client *cl)
 {
   while (!cl->closing)
     {
-      char *start = cl->rbuf + cl->rpos;
-      char *nl = memchr (cl->rbuf + cl->scanned, '\n', cl->rlen - cl->scanned);
-      if (!nl)
-        {
-          cl->scanned = cl->rlen;
-          /* + 1: the line may still turn out to end with "\r\n".  */
-          if (cl->rlen - cl->rpos > AVM_CONTROL_MAX_LINE + 1)
-            {
-              cl->closing = true;
-              return client_reply (cl, error_reply ("request line longer than %d bytes", AVM_CONTROL_MAX_LINE));
-            }
-          break;
-        }
-      size_t len = nl - start;
-      cl->rpos += len + 1;
-      cl->scanned = cl->rpos;
-      if (len > 0 && start[len - 1] == '\r')
-        len--;
-      if (len > AVM_CONTROL_MAX_LINE)
+      const char *line;
+      size_t len;
+      int r = avm_linebuf_next (&cl->in, &line, &len);
+      if (r == 0)
+        break;
+      if (r < 0)
         {
           cl->closing = true;
           return client_reply (cl, error_reply ("request line longer than %d bytes", AVM_CONTROL_MAX_LINE));
         }
-      int r = client_handle_line (cl, start, len);
+      r = client_handle_line (cl, line, len);
       if (r < 0)
         return r;
-    }
-  /* Move the incomplete line to the front.  */
-  if (cl->rpos > 0)
-    {
-      memmove (cl->rbuf, cl->rbuf + cl->rpos, cl->rlen - cl->rpos);
-      cl->rlen -= cl->rpos;
-      cl->scanned -= cl->rpos;
-      cl->rpos = 0;
     }
   return 0;
 }
@@ -324,16 +302,10 @@ client_read (struct client *cl)
 {
   for (int i = 0; i < MAX_READS_PER_CALL && !cl->closing; i++)
     {
-      if (cl->ralloc - cl->rlen < READ_CHUNK)
-        {
-          size_t want = cl->rlen + READ_CHUNK;
-          char *p = realloc (cl->rbuf, want);
-          if (!p)
-            return -ENOMEM;
-          cl->rbuf = p;
-          cl->ralloc = want;
-        }
-      ssize_t n = read (cl->fd, cl->rbuf + cl->rlen, READ_CHUNK);
+      char *tail;
+      if (avm_linebuf_reserve (&cl->in, READ_CHUNK, &tail) < 0)
+        return -ENOMEM;
+      ssize_t n = read (cl->fd, tail, READ_CHUNK);
       if (n < 0)
         {
           if (errno == EINTR)
@@ -348,7 +320,7 @@ client_read (struct client *cl)
           cl->closing = true;
           return 0;
         }
-      cl->rlen += n;
+      avm_linebuf_commit (&cl->in, n);
       int r = client_handle_input (cl);
       if (r < 0)
         return r;
@@ -444,6 +416,7 @@ accept_client (struct avm_control *c, int fd)
     }
   cl->ctl = c;
   cl->fd = fd;
+  cl->in.max_line = AVM_CONTROL_MAX_LINE;
   cl->next = c->clients;
   if (c->clients)
     c->clients->prev = cl;
@@ -750,27 +723,23 @@ avm_control_call (const char *path, json_t *request, json_t **reply, int timeout
     }
 
   /* Receive one line.  */
-  _cleanup_free_ char *buf = NULL;
-  size_t blen = 0, balloc = 0;
-  char *nl = NULL;
-  while (!nl)
+  _cleanup_linebuf_ struct avm_linebuf in = AVM_LINEBUF_INIT (MAX_REPLY);
+  const char *buf = NULL;
+  size_t llen = 0;
+  for (;;)
     {
-      if (balloc - blen < READ_CHUNK)
-        {
-          if (balloc >= MAX_REPLY)
-            return avm_error_fail (err, EPROTO, "%s: reply longer than %d bytes", path, MAX_REPLY);
-          size_t want = balloc ? balloc * 2 : 2 * READ_CHUNK;
-          char *p = realloc (buf, want);
-          if (!p)
-            return avm_error_sys (err, ENOMEM, "%s", path);
-          buf = p;
-          balloc = want;
-        }
-      ssize_t n = read (fd, buf + blen, balloc - blen);
+      int r = avm_linebuf_next (&in, &buf, &llen);
+      if (r > 0)
+        break;
+      if (r < 0)
+        return avm_error_fail (err, EPROTO, "%s: reply longer than %d bytes", path, MAX_REPLY);
+      char *tail;
+      if (avm_linebuf_reserve (&in, READ_CHUNK, &tail) < 0)
+        return avm_error_sys (err, ENOMEM, "%s", path);
+      ssize_t n = read (fd, tail, READ_CHUNK);
       if (n > 0)
         {
-          nl = memchr (buf + blen, '\n', n);
-          blen += n;
+          avm_linebuf_commit (&in, n);
           continue;
         }
       if (n == 0 || errno == ECONNRESET || errno == EPIPE)
@@ -787,9 +756,6 @@ avm_control_call (const char *path, json_t *request, json_t **reply, int timeout
         return timed_out (path, timeout_ms, err);
     }
 
-  size_t llen = nl - buf;
-  if (llen > 0 && buf[llen - 1] == '\r')
-    llen--;
   json_t *j = json_loadb (buf, llen, 0, &jerr);
   if (!j)
     return avm_error_fail (err, EPROTO, "%s: malformed reply: %s", path, jerr.text);

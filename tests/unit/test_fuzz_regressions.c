@@ -65,6 +65,7 @@ Test (fuzzregress, sparse) { replay ("sparse", avm_fuzz_sparse); }
 Test (fuzzregress, imgset) { replay ("imgset", avm_fuzz_imgset); }
 Test (fuzzregress, qmp) { replay ("qmp", avm_fuzz_qmp); }
 Test (fuzzregress, control) { replay ("control", avm_fuzz_control); }
+Test (fuzzregress, framing) { replay ("framing", avm_fuzz_framing); }
 Test (fuzzregress, gpt) { replay ("gpt", avm_fuzz_gpt); }
 Test (fuzzregress, avb) { replay ("avb", avm_fuzz_avb); }
 Test (fuzzregress, inspect) { replay ("inspect", avm_fuzz_inspect); }
