@@ -2,6 +2,7 @@
 /* avm start: resolve a profile into a plan; --dry-run prints it, otherwise
    lib/supervise runs it. */
 #include "avm.h"
+#include "supervise/lazy_systemd.h"
 #include "supervise/supervisor.h"
 #include "util/cleanup.h"
 
@@ -46,6 +47,8 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
   _cleanup_plan_ struct avm_plan *plan = NULL;
   int r;
 
+  if (!sr->dry_run)
+    avm_systemd_prefetch (); /* the supervisor's library loads while we plan */
   r = avm_profile_opts_load (o, &profile, &err);
   if (r < 0)
     return avm_error_report (&err);

@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
+#include "disk/lazy_zlib.h"
 
 #define SECTOR 512
 #define ENTRY_SIZE 128

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
+#include "disk/lazy_zlib.h"
 
 #define SPARSE_HEADER_SIZE 28
 #define CHUNK_HEADER_SIZE 12

@@ -11,7 +11,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
-#include <zlib.h>
+#include "disk/lazy_zlib.h"
 
 #define DATA_OFF 4
 

@@ -5,7 +5,7 @@
 #include "util/cleanup.h"
 
 #include <fcntl.h>
-#include <libudev.h>
+#include "host/lazy_udev.h"
 #include <string.h>
 
 static inline void

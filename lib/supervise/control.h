@@ -42,7 +42,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
-#include <systemd/sd-event.h>
+#include "supervise/lazy_systemd.h"
 
 /* Name of the socket inside the instance's runtime directory.  */
 #define AVM_CONTROL_SOCKET "control.sock"

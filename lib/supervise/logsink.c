@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <systemd/sd-journal.h>
+#include "supervise/lazy_systemd.h"
 #include <time.h>
 #include <unistd.h>
 
