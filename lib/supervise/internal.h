@@ -17,7 +17,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <systemd/sd-event.h>
+#include "supervise/lazy_systemd.h"
 #include <sys/types.h>
 
 #define USEC_PER_MSEC 1000ULL
@@ -77,6 +77,9 @@ struct svc
   json_t *env;         /* owned: the plan's env plus NOTIFY_SOCKET */
   enum ready_type ready;
   const char *ready_path;
+  bool ready_watched;  /* its directory is in sv->ready_inotify */
+  bool ready_resolved; /* ready_real is known */
+  char *ready_real;    /* ready_path with its directory resolved, if that differs */
   uint64_t ready_timeout;
   enum restart_policy restart;
   bool critical;
@@ -166,6 +169,10 @@ struct sv
   uint64_t boot_timeout;
   sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
   uint64_t ready_poll_since;
+  /* inotify on the directories of the sockets and files services are
+     waited for: a creation wakes the readiness check at once (service.c).  */
+  int ready_inotify;
+  sd_event_source *ready_watch;
 
   struct avm_qmp *qmp;
   char *qmp_path;
@@ -209,6 +216,7 @@ void svc_kick_ready (struct svc *s);
 void svc_exited (struct svc *s, int code, int sig);
 void svc_set_ready (struct svc *s);
 void svc_check_ready (struct sv *sv);
+void svc_ready_watch_close (struct sv *sv);
 void svc_stop (struct svc *s);
 void svc_kill (struct svc *s);
 const char *svc_state_name (enum svc_state st);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Is a socket listening on PATH?  Paths are compared after resolving the
    directory part (the kernel shows the path as bound).  */
@@ -19,5 +20,14 @@ bool avm_unix_listening_in (const char *proc_net_unix, const char *path);
 /* avm_unix_listening over /proc/net/unix text already read (one read serves
    many checks).  */
 bool avm_unix_listening_text (const char *proc_net_unix, const char *path);
+
+/* One pass over /proc/net/unix text for many paths: FOUND[i] becomes true
+   when PATHS[i] (NULL entries skipped) is the path of a listening socket.  */
+void avm_unix_listening_set (const char *proc_net_unix, const char *const *paths, size_t n, bool *found);
+
+/* *OUT: PATH with its directory resolved (symbolic links, "..": the form
+   a helper may have bound), or NULL when that is PATH itself.  -errno when
+   the directory cannot be resolved (-ENOENT: not there yet).  */
+int avm_ready_canonical_path (const char *path, char **out);
 
 bool avm_file_ready (const char *path);

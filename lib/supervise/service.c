@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 const char *
@@ -139,6 +140,9 @@ svc_clear (struct svc *s)
   json_decref (s->env);
   s->env = NULL;
   free (s->after);
+  free (s->ready_real);
+  s->ready_real = NULL;
+  s->ready_resolved = false;
   free (s->notify_path);
   free (s->notify_status);
   for (size_t i = 0; i < TAIL_LINES; i++)
@@ -283,11 +287,14 @@ svc_set_ready (struct svc *s)
   sv_schedule (sv);
 }
 
-/* The shared readiness poll: one read of /proc/net/unix per tick serves
-   every service waiting for a socket.  Ticks every millisecond for the
-   first 50 ms after a start, then every 10 ms, then every 50 ms after 1 s
-   (helpers that are ready at once are seen at once; slow ones cost
-   little).  */
+/* The shared readiness check: one read of /proc/net/unix serves every
+   service waiting for a socket.  It runs when something is created in the
+   directory of a path waited for (inotify: bind() creates the socket, a
+   ready file appears), and on a tick as well, for what inotify cannot see
+   (listen() after bind(), a directory that does not exist yet): every
+   millisecond for the first 50 ms after a start, then every 10 ms, then
+   every 50 ms after 1 s (helpers that are ready at once are seen at once;
+   slow ones cost little).  */
 static int
 on_ready_poll (sd_event_source *src, uint64_t usec, void *data)
 {
@@ -297,38 +304,116 @@ on_ready_poll (sd_event_source *src, uint64_t usec, void *data)
   return 0;
 }
 
+#define READY_RECHECK_USEC 200ULL
+
+static int
+on_ready_event (sd_event_source *src, int fd, uint32_t revents, void *data)
+{
+  struct sv *sv = data;
+  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  while (read (fd, buf, sizeof buf) > 0) /* the events only wake us: drain them */
+    ;
+  svc_check_ready (sv);
+  /* A socket is created by bind() and listens only after listen(): when
+     something is still waited for, look again very soon rather than at
+     the next tick.  */
+  if (sv->ready_watch && sv->phase != PHASE_STOPPING)
+    sv_timer (sv, &sv->ready_poll, READY_RECHECK_USEC, on_ready_poll, sv);
+  return 0;
+}
+
+void
+svc_ready_watch_close (struct sv *sv)
+{
+  sv->ready_watch = sd_event_source_disable_unref (sv->ready_watch);
+  if (sv->ready_inotify >= 0)
+    close (sv->ready_inotify);
+  sv->ready_inotify = -1;
+  for (size_t i = 0; i < sv->n; i++)
+    sv->svcs[i].ready_watched = false;
+}
+
+/* Watch the directory of S's ready path (best effort: the tick remains).  */
+static void
+ready_watch_add (struct svc *s)
+{
+  struct sv *sv = s->sv;
+  if (sv->ready_inotify < 0)
+    {
+      int fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+      if (fd < 0)
+        return;
+      if (sd_event_add_io (sv->e, &sv->ready_watch, fd, EPOLLIN, on_ready_event, sv) < 0)
+        {
+          close (fd);
+          return;
+        }
+      sv->ready_inotify = fd;
+    }
+  _cleanup_free_ char *dir = strdup (s->ready_path);
+  char *slash = dir ? strrchr (dir, '/') : NULL;
+  if (!slash)
+    return;
+  *(slash == dir ? slash + 1 : slash) = '\0';
+  inotify_add_watch (sv->ready_inotify, dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+}
+
 void
 svc_check_ready (struct sv *sv)
 {
-  _cleanup_free_ char *unix_text = NULL;
-  bool waiting = false;
+  const char *paths[2 * sv->n];
+  bool found[2 * sv->n], sockets = false, waiting = false;
+  memset (paths, 0, sizeof paths);
+  memset (found, 0, sizeof found);
   for (size_t i = 0; i < sv->n; i++)
     {
       struct svc *s = &sv->svcs[i];
       if (s->state != SVC_STARTING || (s->ready != READY_SOCKET && s->ready != READY_FILE))
         continue;
-      bool ok;
+      if (!s->ready_watched)
+        {
+          ready_watch_add (s);
+          s->ready_watched = true;
+        }
       if (s->ready == READY_FILE)
-        ok = avm_file_ready (s->ready_path);
+        found[2 * i] = avm_file_ready (s->ready_path);
       else
         {
-          if (!unix_text)
-            {
-              avm_error_t e = NULL;
-              if (avm_read_file ("/proc/net/unix", &unix_text, NULL, &e) < 0)
-                {
-                  avm_error_free (e);
-                  unix_text = strdup ("");
-                }
-            }
-          ok = avm_unix_listening_text (unix_text, s->ready_path);
+          /* Resolved once, when its directory exists.  */
+          if (!s->ready_resolved && avm_ready_canonical_path (s->ready_path, &s->ready_real) == 0)
+            s->ready_resolved = true;
+          paths[2 * i] = s->ready_path;
+          paths[2 * i + 1] = s->ready_real;
+          sockets = true;
         }
-      if (ok)
-        svc_set_ready (s); /* may start more services (and recurse here): re-check the rest next tick */
+    }
+  if (sockets)
+    {
+      /* One read and one pass over the table for every socket waited for.  */
+      _cleanup_free_ char *unix_text = NULL;
+      avm_error_t e = NULL;
+      if (avm_read_file ("/proc/net/unix", &unix_text, NULL, &e) == 0)
+        avm_unix_listening_set (unix_text, paths, 2 * sv->n, found);
+      avm_error_free (e);
+    }
+  for (size_t i = 0; i < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      /* (A service made ready may start more, and recurse here: states are
+         looked at again.)  */
+      if (s->state != SVC_STARTING || (s->ready != READY_SOCKET && s->ready != READY_FILE))
+        continue;
+      if (found[2 * i] || found[2 * i + 1])
+        svc_set_ready (s);
       else
         waiting = true;
     }
-  if (!waiting || sv->ready_poll || sv->phase == PHASE_STOPPING)
+  if (!waiting || sv->phase == PHASE_STOPPING)
+    {
+      svc_ready_watch_close (sv); /* nothing waited for: no more wake-ups */
+      return;
+    }
+  if (sv->ready_poll)
     return;
   uint64_t since = sv_now (sv) - sv->ready_poll_since;
   uint64_t delay = since < 50 * USEC_PER_MSEC ? USEC_PER_MSEC : since < USEC_PER_SEC ? 10 * USEC_PER_MSEC

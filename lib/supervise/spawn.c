@@ -4,6 +4,7 @@
 #include "util/strbuf.h"
 #include "util/strv.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -77,17 +78,23 @@ avm_spawn_expand_arg (const char *arg, char *const *map, size_t n)
 
 /* In the child, which shares the parent's memory (CLONE_VM | CLONE_VFORK):
    only system calls until exec, nothing that allocates or takes a lock.
-   A failure is left in the shared arguments as an errno value and a step
-   for the parent, which resumes when the child has exec'd or exited.  */
+   A failure is written as an errno value and a step to ERR_FD, the write
+   end of a close-on-exec pipe: the parent reads end of file once the exec
+   succeeded.  (Not through the shared memory: under valgrind, which runs
+   such a clone as a fork, the child's memory is a copy.)  */
 struct child_args
 {
   const char *program;
   char *const *argv, *const *envp;
   const int *src;
   size_t n;
-  int out_fd;
+  int out_fd, err_fd;
   pid_t parent;
-  int err, step; /* written by a child that fails, read once it has exited */
+};
+
+struct child_failure
+{
+  int err, step;
 };
 
 static int
@@ -109,9 +116,14 @@ child_main (void *data)
     goto fail;
   if (getppid () != a->parent) /* the supervisor died before the prctl */
     _exit (127);
-  /* Move every passed descriptor out of the way, then into 3, 4, ...  */
+  /* Move the error pipe and every passed descriptor out of the way, then
+     the passed ones into 3, 4, ...  */
   int tmp[MAX_PASSED];
   step = 3;
+  int moved = fcntl (a->err_fd, F_DUPFD_CLOEXEC, 3 + MAX_PASSED);
+  if (moved < 0)
+    goto fail;
+  a->err_fd = moved; /* our copy of the arguments, or the parent's: it is done with them */
   for (size_t i = 0; i < a->n; i++)
     if ((tmp[i] = fcntl (a->src[i], F_DUPFD_CLOEXEC, 3 + MAX_PASSED)) < 0)
       goto fail;
@@ -131,9 +143,10 @@ child_main (void *data)
       close (fd);
   step = 7;
   execve (a->program, a->argv, a->envp);
-fail:
-  a->err = errno;
-  a->step = step;
+fail:;
+  struct child_failure f = { errno, step };
+  ssize_t w = write (a->err_fd, &f, sizeof f);
+  (void) w; /* nothing more a child can do: the parent reads end of file and sees it exit 127 */
   _exit (127);
 }
 
@@ -188,12 +201,20 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
      once it has exec'd, so no page tables are copied, the exec's result is
      known at once, and the new program's start-up runs while we go on.
      Every signal is blocked until the child has reset their dispositions.  */
-  struct child_args ca = { req->program, argv.v, env.v, src, names.n, req->out_fd, getpid (), 0, -1 };
+  int errpipe[2];
+  if (pipe2 (errpipe, O_CLOEXEC) < 0)
+    {
+      r = avm_error_sys (err, errno, "%s: pipe", req->what);
+      goto out;
+    }
+  struct child_args ca = { req->program, argv.v, env.v, src, names.n, req->out_fd, errpipe[1], getpid () };
   size_t stack_size = 64 * 1024;
   void *stack = mmap (NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)
     {
       r = avm_error_sys (err, errno, "%s: stack for the child", req->what);
+      close (errpipe[0]);
+      close (errpipe[1]);
       goto out;
     }
   sigset_t all, old;
@@ -203,16 +224,24 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
   int saved = errno;
   sigprocmask (SIG_SETMASK, &old, NULL);
   munmap (stack, stack_size);
+  close (errpipe[1]);
   if (pid < 0)
     {
+      close (errpipe[0]);
       r = avm_error_sys (err, saved, "%s: clone", req->what);
       goto out;
     }
-  if (ca.step >= 0)
+  /* End of file: the exec happened (at once with vfork semantics).  */
+  struct child_failure f;
+  ssize_t got;
+  while ((got = read (errpipe[0], &f, sizeof f)) < 0 && errno == EINTR)
+    ;
+  close (errpipe[0]);
+  if (got == (ssize_t) sizeof f)
     {
       waitpid (pid, NULL, 0);
-      r = avm_error_sys (err, ca.err, "%s: cannot %s %s", req->what,
-                         ca.step < (int) ARRAY_SIZE (steps) ? steps[ca.step] : "start", req->program);
+      r = avm_error_sys (err, f.err, "%s: cannot %s %s", req->what,
+                         f.step >= 0 && f.step < (int) ARRAY_SIZE (steps) ? steps[f.step] : "start", req->program);
       goto out;
     }
   out->pid = pid;

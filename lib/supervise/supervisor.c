@@ -28,7 +28,8 @@ uint64_t
 sv_now (struct sv *sv)
 {
   uint64_t t = 0;
-  if (sd_event_now (sv->e, CLOCK_MONOTONIC, &t) < 0)
+  /* (Before the loop exists: the clock itself, without loading libsystemd.)  */
+  if (!sv->e || sd_event_now (sv->e, CLOCK_MONOTONIC, &t) < 0)
     {
       struct timespec ts;
       clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -165,9 +166,19 @@ sv_schedule (struct sv *sv)
         }
       started[i] = true;
     }
+  /* Those without a readiness check are ready now; those waiting for a
+     socket or a file are looked at once for the whole batch.  */
+  bool check = false;
   for (size_t i = 0; i + 1 < sv->n && sv->phase == PHASE_HELPERS; i++)
     if (started[i])
-      svc_kick_ready (&sv->svcs[i]);
+      {
+        if (sv->svcs[i].ready == READY_SOCKET || sv->svcs[i].ready == READY_FILE)
+          check = true;
+        else
+          svc_kick_ready (&sv->svcs[i]);
+      }
+  if (check && sv->phase == PHASE_HELPERS)
+    svc_check_ready (sv);
   if (sv->phase != PHASE_HELPERS)
     return;
   bool all_ready = true;
@@ -226,6 +237,7 @@ sv_request_stop (struct sv *sv, const char *reason)
   sv_timer_cancel (&sv->boot_timer);
   sv_timer_cancel (&sv->extend_timer);
   sv_timer_cancel (&sv->ready_poll);
+  svc_ready_watch_close (sv);
   /* Tell the manager how long the whole sequence may take.  */
   uint64_t budget = sv->qemu->stop_timeout + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC;
   for (size_t i = 0; i + 1 < sv->n; i++)
@@ -470,10 +482,11 @@ sync_generated_disks (struct sv *sv, avm_error_t *err)
   return 0;
 }
 
+/* Signals are blocked (the loop reads them from a signalfd) and avm
+   becomes the reaper of orphans before anything is created.  */
 static int
-setup_loop (struct sv *sv, avm_error_t *err)
+setup_signals (struct sv *sv, avm_error_t *err)
 {
-  int r;
   sigset_t mask;
   sigemptyset (&mask);
   sigaddset (&mask, SIGCHLD);
@@ -486,6 +499,16 @@ setup_loop (struct sv *sv, avm_error_t *err)
      container avm is the reaper of everything anyway).  */
   if (getpid () != 1 && prctl (PR_SET_CHILD_SUBREAPER, 1) < 0)
     return avm_error_sys (err, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+  return 0;
+}
+
+/* The event loop: the first use of libsystemd, which avm start has been
+   loading meanwhile (avm_systemd_prefetch), so it comes after the work
+   that does not need it.  */
+static int
+setup_loop (struct sv *sv, avm_error_t *err)
+{
+  int r;
   if ((r = sd_event_new (&sv->e)) < 0)
     return avm_error_sys (err, -r, "sd_event_new");
   if ((r = sd_event_add_signal (sv->e, NULL, SIGCHLD, on_sigchld, sv)) < 0
@@ -522,8 +545,9 @@ teardown (struct sv *sv)
   guest_clear (sv);
   for (size_t i = 0; i < sv->n; i++)
     svc_clear (&sv->svcs[i]);
-  free (sv->svcs);
   sv_timer_cancel (&sv->ready_poll);
+  svc_ready_watch_close (sv);
+  free (sv->svcs);
   sv_timer_cancel (&sv->watchdog_timer);
   sv_timer_cancel (&sv->extend_timer);
   sv_timer_cancel (&sv->stop_timer);
@@ -549,7 +573,7 @@ teardown (struct sv *sv)
 int
 avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
 {
-  struct sv sv = { .o = o, .plan = o->plan, .pj = o->plan->json };
+  struct sv sv = { .o = o, .plan = o->plan, .pj = o->plan->json, .ready_inotify = -1 };
   _cleanup_free_ char *control = NULL;
   int r;
 
@@ -557,16 +581,16 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
   sv.profile = json_string_value (json_object_get (sv.pj, "profile"));
   if ((r = avm_notifier_open (&sv.notifier, err)) < 0)
     return (*err)->exit_code;
-  if ((r = setup_loop (&sv, err)) < 0 || (r = setup_dirs (&sv, err)) < 0)
-    goto fail;
   sv.t_start = sv_now (&sv);
+  if ((r = setup_signals (&sv, err)) < 0 || (r = setup_dirs (&sv, err)) < 0)
+    goto fail;
   sv_info (&sv, "instance %d: profile %s, runtime directory %s, logs in %s", sv.instance, sv.profile, sv.run_dir,
            sv.log_dir);
   avm_notify (&sv.notifier, "STATUS=preparing");
   if ((r = sync_generated_disks (&sv, err)) < 0)
     goto fail;
   if ((r = avm_resources_create (json_object_get (sv.pj, "resources"), &sv.res, err)) < 0
-      || (r = setup_services (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
+      || (r = setup_services (&sv, err)) < 0 || (r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
     goto fail;
   control = avm_path_join (sv.run_dir, "control.sock");
   if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), "control.sock", control, sv_control, &sv,

@@ -2,6 +2,9 @@
 /* Readiness without connecting: /proc/net/unix, files. */
 #include "supervise/ready.h"
 #include "testutil.h"
+#include "util/cleanup.h"
+
+#include <errno.h>
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -59,6 +62,61 @@ Test (ready, proc_net_unix_parsing)
   cr_assert (!avm_unix_listening_in (text, "/run/avm/1/gpu"));
   cr_assert (!avm_unix_listening_in ("garbage\nmore garbage", "/x"));
   cr_assert (!avm_unix_listening_in ("", "/x"));
+}
+
+Test (ready, many_paths_in_one_pass)
+{
+  /* A host's table: many sockets, abstract ones (@), unnamed ones, a path
+     with a space, trailing blanks; one pass answers for every path.  */
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&text, &len);
+  cr_assert (f);
+  fputs ("Num       RefCount Protocol Flags    Type St Inode Path\n", f);
+  for (int i = 0; i < 500; i++)
+    fprintf (f, "00000000%08x: 00000002 00000000 %08x 0001 01 %d %s\n", i, i % 3 ? 0x10000 : 0, 20000 + i,
+             i % 5 == 0 ? "" : i % 5 == 1 ? "@/org/freedesktop/abstract" : "/run/user/1000/bus");
+  fputs ("0000000000000000: 00000002 00000000 00010000 0001 01 9 /run/avm/1/h1.sock\n", f);
+  fputs ("0000000000000000: 00000002 00000000 00000000 0001 01 10 /run/avm/1/h2.sock\n", f);
+  fputs ("0000000000000000: 00000002 00000000 00010000 0001 01 11 /real/avm/1/h3.sock   \n", f);
+  fputs ("0000000000000000: 00000002 00000000 00010000 0001 01 12 /run/avm/1/with space.sock", f);
+  fclose (f);
+  const char *paths[] = { "/run/avm/1/h1.sock", "/run/avm/1/h2.sock", "/var/avm/1/h3.sock", "/real/avm/1/h3.sock",
+                          NULL, "/run/avm/1/with space.sock", "/run/avm/1/h1", "@/org/freedesktop/abstract" };
+  bool found[8] = { false };
+  avm_unix_listening_set (text, paths, 8, found);
+  cr_assert (found[0], "listening");
+  cr_assert (!found[1], "bound, not listening");
+  cr_assert (!found[2]);
+  cr_assert (found[3], "trailing blanks are not part of the path");
+  cr_assert (!found[4]);
+  cr_assert (found[5], "a path with a space, last line without a newline");
+  cr_assert (!found[6], "a prefix is not the path");
+  cr_assert (found[7], "abstract sockets are listed with @");
+  free (text);
+}
+
+Test (ready, canonical_path)
+{
+  char *dir = tu_tmpdir (), *link = NULL, *via = NULL, *real = NULL, *out = NULL;
+  cr_assert (asprintf (&link, "%s/link", dir) > 0);
+  cr_assert_eq (symlink (dir, link), 0);
+  cr_assert (asprintf (&via, "%s/link/x.sock", dir) > 0);
+  _cleanup_free_ char *rdir = realpath (dir, NULL);
+  cr_assert (asprintf (&real, "%s/x.sock", rdir) > 0);
+  cr_assert_eq (avm_ready_canonical_path (via, &out), 0);
+  cr_assert_str_eq (out, real);
+  free (out);
+  cr_assert_eq (avm_ready_canonical_path (real, &out), 0);
+  cr_assert_null (out, "already canonical");
+  free (via);
+  cr_assert (asprintf (&via, "%s/missing/x.sock", dir) > 0);
+  cr_assert_eq (avm_ready_canonical_path (via, &out), -ENOENT);
+  tu_rmtree (dir);
+  free (dir);
+  free (link);
+  free (via);
+  free (real);
 }
 
 Test (ready, files)
