@@ -4,6 +4,7 @@
 #   make               build ./avm
 #   make check         build and run the Criterion suite
 #   make check-asan    the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-valgrind the suite under valgrind memcheck (slow; not part of check)
 #   make fuzz          libFuzzer targets (clang) into $(BUILD)/fuzz/; make fuzz-smoke runs each
 #                      for FUZZ_TIME seconds (tests/fuzz/README.md)
 #   make bench         benchmarks (ratios against baselines measured in the same run)
@@ -20,10 +21,10 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := jansson libsystemd libudev zlib
-# Bound on first use by cvd2img and inspect (lib/disk/lazy.c), not linked into
+PKGS := jansson
+# Bound on first use (lib/util/dl.h: lib/disk/lazy.c, lib/host/lazy.c), not linked into
 # avm; the test binary links them for its own fixtures.
-LAZY_PKGS := libarchive libcrypto
+LAZY_PKGS := libarchive libcrypto libsystemd libudev zlib
 
 BUILD ?= build
 ifeq ($(BUILD),build)
@@ -134,6 +135,21 @@ check-asan:
 		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 		LDFLAGS="-Wl,--no-as-needed -ltirpc -Wl,--as-needed" CHECK_FUZZ_TIME=0 check
 
+# valgrind memcheck over the whole suite (tests/tools/valgrind-suite.sh): a
+# build whose test limits are 10x longer (AVM_TEST_TIME_SCALE), each suite
+# run with every test worker and every avm process it starts traced, one log
+# per process in $(BUILD)/valgrind/SUITE/; any error, leak or failed test
+# fails.  Slow (hours on 2 CPUs); VALGRIND_SUITES="start control" runs some.
+# Not part of make check.
+VALGRIND_SUITES ?=
+check-valgrind:
+	AVM_SANITIZED=1 $(MAKE) BUILD=build-valgrind CPPFLAGS="-DAVM_TEST_TIME_SCALE=10" valgrind-run
+
+.PHONY: check-valgrind valgrind-run
+valgrind-run: $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet
+	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
+		AVM_QUADLET=$(abspath $(QUADLET)) tests/tools/valgrind-suite.sh $(TEST_BIN) $(BUILD)/valgrind $(VALGRIND_SUITES)
+
 # The binary with its personalities (start-avm, cvd2img), profiles, manual
 # pages, quadlets, the systemd unit and bash completion.  Copies the build
 # only (rebuilt first when the configured PREFIX changed, see CONFIG_STAMP).
@@ -204,7 +220,11 @@ ANALYZER_CC ?= gcc
 CPPCHECK ?= cppcheck
 LINT_DIR := $(BUILD)/lint
 CPPCHECK_DIRS := lib cmd tests/helpers bench
+# The lazily bound libraries are checked as direct calls (their *_IMPL
+# macros): cppcheck takes the calls through a table (util/dl.h) for
+# dereferences of a pointer that may be NULL.
 CPPCHECK_FLAGS := --library=tests/lint/cppcheck.cfg -Ilib -D_GNU_SOURCE --std=c11 \
+	-DAVM_LAZY_UDEV_IMPL -DAVM_LAZY_ZLIB_IMPL -DAVM_LAZY_SYSTEMD_IMPL \
 	--enable=warning,portability,performance --inline-suppr --error-exitcode=1 -q \
 	--suppress=memleak --suppress=resourceLeak
 ANALYZER_FLAGS := -std=gnu11 $(WARNFLAGS) -O0 -fanalyzer \

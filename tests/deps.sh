@@ -17,7 +17,7 @@ mandoc man-db shellcheck bash
 cppcheck
 systemd util-linux debian-archive-keyring
 podman debootstrap
-clang
+clang valgrind
 "
 
 missing=""

@@ -281,6 +281,7 @@ ts_stderr (struct ts_avm *a)
 char *
 ts_wait_notify (struct ts_avm *a, const char *what, double timeout)
 {
+  timeout *= AVM_TEST_TIME_SCALE;
   double end = ts_now () + timeout;
   for (;;)
     {
@@ -316,6 +317,7 @@ ts_notify_all (struct ts_avm *a)
 int
 ts_wait (struct ts_avm *a, double timeout)
 {
+  timeout *= AVM_TEST_TIME_SCALE;
   double end = ts_now () + timeout;
   while (a->status < 0)
     {

@@ -392,7 +392,7 @@ call_ok (const char *command)
 /* ------------------------------------------------------------------ */
 /* Requests and replies.  */
 
-Test (control, status_round_trip, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, status_round_trip, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   server_start (0);
   _cleanup_json_ json_t *reply = call_ok ("status");
@@ -413,7 +413,7 @@ Test (control, status_round_trip, .init = setup, .fini = teardown, .timeout = 10
   cr_assert_str_eq (json_string_value (json_array_get (json_object_get (req, "args"), 1)), "two");
 }
 
-Test (control, unknown_command, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, unknown_command, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   server_start (0);
   _cleanup_json_ json_t *reply = call_ok ("frobnicate");
@@ -421,7 +421,7 @@ Test (control, unknown_command, .init = setup, .fini = teardown, .timeout = 10)
   cr_assert_str_eq (json_string_value (json_object_get (reply, "error")), "unknown command: frobnicate");
 }
 
-Test (control, reply_not_an_object, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, reply_not_an_object, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   server_start (0);
   _cleanup_json_ json_t *reply = call_ok ("scalar");
@@ -429,7 +429,7 @@ Test (control, reply_not_an_object, .init = setup, .fini = teardown, .timeout = 
 }
 
 /* Malformed JSON gets an error reply; the connection stays usable.  */
-Test (control, malformed_json, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, malformed_json, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
   json_t *j;
@@ -465,7 +465,7 @@ Test (control, malformed_json, .init = setup, .fini = teardown, .timeout = 10)
   conn_close (&c);
 }
 
-Test (control, missing_command, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, missing_command, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
   json_t *j;
@@ -495,7 +495,7 @@ Test (control, missing_command, .init = setup, .fini = teardown, .timeout = 10)
   assert_error (reply, "no \"command\" string");
 }
 
-Test (control, requests_answered_in_order, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, requests_answered_in_order, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
   json_t *j;
@@ -527,7 +527,7 @@ Test (control, requests_answered_in_order, .init = setup, .fini = teardown, .tim
 
 /* The peer shuts down writing after its request: the reply still comes,
    then the server closes.  */
-Test (control, half_close, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, half_close, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
 
@@ -563,7 +563,7 @@ echo_line (size_t total)
   return s;
 }
 
-Test (control, line_limit, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, line_limit, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
   json_t *j;
@@ -608,7 +608,7 @@ Test (control, line_limit, .init = setup, .fini = teardown, .timeout = 10)
 /* ------------------------------------------------------------------ */
 /* Timeouts and limits.  */
 
-Test (control, idle_client_dropped, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, idle_client_dropped, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
 
@@ -636,7 +636,7 @@ Test (control, idle_client_dropped, .init = setup, .fini = teardown, .timeout = 
 }
 
 /* Each complete request restarts the idle timeout.  */
-Test (control, idle_timeout_restarts, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, idle_timeout_restarts, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
 
@@ -659,7 +659,7 @@ Test (control, idle_timeout_restarts, .init = setup, .fini = teardown, .timeout 
   conn_close (&c);
 }
 
-Test (control, too_many_clients, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, too_many_clients, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn cs[AVM_CONTROL_MAX_CLIENTS];
   _cleanup_error_ avm_error_t err = NULL;
@@ -713,7 +713,7 @@ Test (control, too_many_clients, .init = setup, .fini = teardown, .timeout = 10)
 }
 
 /* A reply larger than the socket buffer is written as the client reads.  */
-Test (control, large_reply_buffered, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, large_reply_buffered, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
 
@@ -740,7 +740,7 @@ Test (control, large_reply_buffered, .init = setup, .fini = teardown, .timeout =
 }
 
 /* A client leaving more than 1 MiB unread is dropped.  */
-Test (control, output_limit, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, output_limit, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   struct conn c;
 
@@ -758,7 +758,7 @@ Test (control, output_limit, .init = setup, .fini = teardown, .timeout = 10)
 }
 
 /* A callback may end the loop; its reply still reaches the client.  */
-Test (control, exit_from_callback, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, exit_from_callback, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   server_start (0);
   _cleanup_free_ char *path = strdup (srv.path);
@@ -770,7 +770,7 @@ Test (control, exit_from_callback, .init = setup, .fini = teardown, .timeout = 1
 }
 
 /* Peers running as another user are refused (needs root to be one).  */
-Test (control, other_user_refused, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, other_user_refused, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   if (geteuid () != 0)
     cr_skip_test ("needs root to connect as another user");
@@ -829,7 +829,7 @@ try_listen (sd_event *e, const char *path, struct avm_control **c, avm_error_t *
   return avm_control_listen (e, dirfd, SOCK, path, test_cb, &srv, c, err);
 }
 
-Test (control, socket_mode, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, socket_mode, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_error_ avm_error_t err = NULL;
@@ -853,7 +853,7 @@ Test (control, socket_mode, .init = setup, .fini = teardown, .timeout = 10)
   sd_event_unref (e);
 }
 
-Test (control, stale_socket_replaced, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, stale_socket_replaced, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   struct stat before, after;
@@ -872,7 +872,7 @@ Test (control, stale_socket_replaced, .init = setup, .fini = teardown, .timeout 
   assert_ok (reply);
 }
 
-Test (control, live_socket_kept, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, live_socket_kept, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_error_ avm_error_t err = NULL;
@@ -892,7 +892,7 @@ Test (control, live_socket_kept, .init = setup, .fini = teardown, .timeout = 10)
   sd_event_unref (e);
 }
 
-Test (control, symlink_not_followed, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, symlink_not_followed, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_free_ char *target = tu_write (tmp, "target", "keep");
@@ -946,7 +946,7 @@ Test (control, symlink_not_followed, .init = setup, .fini = teardown, .timeout =
   sd_event_unref (e);
 }
 
-Test (control, regular_file_kept, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, regular_file_kept, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = tu_write (tmp, SOCK, "not a socket");
   _cleanup_error_ avm_error_t err = NULL;
@@ -961,7 +961,7 @@ Test (control, regular_file_kept, .init = setup, .fini = teardown, .timeout = 10
   sd_event_unref (e);
 }
 
-Test (control, bad_paths, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, bad_paths, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   sd_event *e = NULL;
   struct avm_control *c = NULL;
@@ -1000,7 +1000,7 @@ Test (control, bad_paths, .init = setup, .fini = teardown, .timeout = 10)
   sd_event_unref (e);
 }
 
-Test (control, free_unlinks_only_its_socket, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, free_unlinks_only_its_socket, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   sd_event *e = NULL;
@@ -1043,7 +1043,7 @@ Test (control, free_unlinks_only_its_socket, .init = setup, .fini = teardown, .t
 /* ------------------------------------------------------------------ */
 /* Client errors.  */
 
-Test (control, call_not_running, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, call_not_running, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   int r;
@@ -1071,7 +1071,7 @@ Test (control, call_not_running, .init = setup, .fini = teardown, .timeout = 10)
 
 /* A server that accepts (the kernel does, through the backlog) but never
    replies.  */
-Test (control, call_timeout, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, call_timeout, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_close_ int mute = bind_at (path, true);
@@ -1114,7 +1114,7 @@ fake_server (const char *path, const char *reply)
   close (l);
 }
 
-Test (control, call_malformed_reply, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, call_malformed_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_error_ avm_error_t err = NULL;
@@ -1128,7 +1128,7 @@ Test (control, call_malformed_reply, .init = setup, .fini = teardown, .timeout =
   tu_assert_err_has (err, "malformed reply");
 }
 
-Test (control, call_reply_not_object, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, call_reply_not_object, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_error_ avm_error_t err = NULL;
@@ -1141,7 +1141,7 @@ Test (control, call_reply_not_object, .init = setup, .fini = teardown, .timeout 
   tu_assert_err_has (err, "not a JSON object");
 }
 
-Test (control, call_closed_without_reply, .init = setup, .fini = teardown, .timeout = 10)
+Test (control, call_closed_without_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_free_ char *path = sock_path ();
   _cleanup_error_ avm_error_t err = NULL;

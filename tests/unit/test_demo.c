@@ -306,7 +306,7 @@ expect (const char *console, const char *what)
   cr_expect_not_null (strstr (console, what), "console lacks \"%s\":\n%s", what, console);
 }
 
-Test (demo, plain, .timeout = 90)
+Test (demo, plain, .timeout = TU_TIMEOUT (90))
 {
   char *img = demo_image ();
   char *kernel = pj (img, "vmlinuz"), *initrd = pj (img, "initramfs.cpio.gz");
@@ -433,7 +433,7 @@ stop_backend (pid_t pid)
     }
 }
 
-Test (demo, backends, .timeout = 90)
+Test (demo, backends, .timeout = TU_TIMEOUT (90))
 {
   char *img = demo_image ();
   char *hello_path = pj (img, "share/hello.txt");

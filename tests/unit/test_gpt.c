@@ -426,7 +426,7 @@ check_roundtrip (const char *path, const char *name, const struct avm_gpt *g)
   cr_assert_null (avm_gpt_find (r, "no_such_partition"));
 }
 
-Test (gpt, system_disk, .timeout = 120)
+Test (gpt, system_disk, .timeout = TU_TIMEOUT (120))
 {
   const char *dir = tmp ();
   _cleanup_free_ struct avm_gpt *g = malloc (sizeof *g);
@@ -450,7 +450,7 @@ Test (gpt, system_disk, .timeout = 120)
   check_roundtrip (path, "system.img", g);
 }
 
-Test (gpt, properties_disk, .timeout = 60)
+Test (gpt, properties_disk, .timeout = TU_TIMEOUT (60))
 {
   const char *dir = tmp ();
   _cleanup_free_ struct avm_gpt *g = malloc (sizeof *g);
@@ -572,7 +572,7 @@ Test (gpt, unfinished)
 }
 
 /* Above 2 TiB (2^32 sectors) the MBR size field saturates at 0xFFFFFFFF.  */
-Test (gpt, huge_disk, .timeout = 60)
+Test (gpt, huge_disk, .timeout = TU_TIMEOUT (60))
 {
   static const struct spec parts[] = {
     { "misc", 1 * MiB },
@@ -785,7 +785,7 @@ Test (gpt, too_many_partitions)
 }
 
 /* Names beyond ASCII survive the round trip and other tools read them.  */
-Test (gpt, non_ascii_names, .timeout = 60)
+Test (gpt, non_ascii_names, .timeout = TU_TIMEOUT (60))
 {
   static const struct spec parts[] = {
     { "données", 4096 },

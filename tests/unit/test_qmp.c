@@ -802,7 +802,7 @@ Test (qmp, feed_token_soup)
 /* ------------------------------------------------------------------ */
 /* Fake server over a socket.  */
 
-Test (qmp, fake_handshake_and_execute, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_handshake_and_execute, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -838,7 +838,7 @@ Test (qmp, fake_handshake_and_execute, .init = setup, .fini = teardown, .timeout
   rec_clear (&rec);
 }
 
-Test (qmp, fake_wrong_id_ignored, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_wrong_id_ignored, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -857,7 +857,7 @@ Test (qmp, fake_wrong_id_ignored, .init = setup, .fini = teardown, .timeout = 20
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_error_reply, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_error_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -888,7 +888,7 @@ Test (qmp, fake_error_reply, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step silent[] = { HOLD };
   struct avm_qmp *q = NULL;
@@ -903,7 +903,7 @@ Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = 20
   cr_assert_str_eq (err->msg, "QMP socket silent.sock: no greeting from QEMU within 300 ms (is another client connected?)");
 }
 
-Test (qmp, fake_closed_before_greeting, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_closed_before_greeting, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { END };
   struct avm_qmp *q = NULL;
@@ -915,7 +915,7 @@ Test (qmp, fake_closed_before_greeting, .init = setup, .fini = teardown, .timeou
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_bad_greeting, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_bad_greeting, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { W ("{\"event\": \"RESUME\", " TS "}\r\n"), HOLD };
   struct avm_qmp *q = NULL;
@@ -926,7 +926,7 @@ Test (qmp, fake_bad_greeting, .init = setup, .fini = teardown, .timeout = 20)
   tu_assert_err_has (err, "QMP socket odd.sock: protocol error: expected the QMP greeting: {\"event\": \"RESUME\"");
 }
 
-Test (qmp, fake_capabilities_refused, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_capabilities_refused, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     W (GREETING),
@@ -941,7 +941,7 @@ Test (qmp, fake_capabilities_refused, .init = setup, .fini = teardown, .timeout 
   cr_assert_str_eq (err->msg, "QMP socket caps.sock: QMP qmp_capabilities: GenericError: no");
 }
 
-Test (qmp, fake_malformed_reply, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_malformed_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -959,7 +959,7 @@ Test (qmp, fake_malformed_reply, .init = setup, .fini = teardown, .timeout = 20)
   tu_assert_err_has (err, "{\"return\": {\"status\": running}");
 }
 
-Test (qmp, fake_overlong_line, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_overlong_line, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, R ("query-qmp-schema"), W ("{\"return\": \""), BIG (3 << 20), HOLD };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -971,7 +971,7 @@ Test (qmp, fake_overlong_line, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert_eq (avm_qmp_process (q, NULL), -EPROTO);
 }
 
-Test (qmp, fake_close_mid_reply, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_close_mid_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, R ("query-status"), W ("{\"return\": {\"sta"), END };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -991,7 +991,7 @@ Test (qmp, fake_close_mid_reply, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_execute_timeout_then_late_reply, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_execute_timeout_then_late_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -1018,7 +1018,7 @@ Test (qmp, fake_execute_timeout_then_late_reply, .init = setup, .fini = teardown
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_async_event_loop, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_async_event_loop, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -1072,7 +1072,7 @@ Test (qmp, fake_async_event_loop, .init = setup, .fini = teardown, .timeout = 20
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_close_calls_pending_callbacks, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_close_calls_pending_callbacks, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, HOLD };
   struct avm_qmp *q = fake_connect (script);
@@ -1107,7 +1107,7 @@ nested_reply (void *data, json_t *ret, json_t *error)
   avm_error_free (err);
 }
 
-Test (qmp, fake_nested_execute, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_nested_execute, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -1137,7 +1137,7 @@ Test (qmp, fake_nested_execute, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_quit, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_quit, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   /* As QEMU does: SHUTDOWN, the reply, then the close.  */
   static const struct step normal[] = {
@@ -1163,7 +1163,7 @@ Test (qmp, fake_quit, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_quit_close_without_reply, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_quit_close_without_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, R ("quit"), END };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -1173,7 +1173,7 @@ Test (qmp, fake_quit_close_without_reply, .init = setup, .fini = teardown, .time
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_quit_without_close, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_quit_without_close, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, R ("quit"), W ("{\"return\": {}, \"id\": @ID1@}\r\n"), HOLD };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -1183,7 +1183,7 @@ Test (qmp, fake_quit_without_close, .init = setup, .fini = teardown, .timeout = 
   cr_assert_str_eq (err->msg, "QMP socket fake.sock: QEMU acknowledged quit but did not close the monitor within 300 ms");
 }
 
-Test (qmp, fake_quit_after_close, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_quit_after_close, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, END };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -1197,7 +1197,7 @@ Test (qmp, fake_quit_after_close, .init = setup, .fini = teardown, .timeout = 20
 
 /* Requests larger than the socket buffer wait in the output buffer:
    io_events asks for EPOLLOUT until they are written.  */
-Test (qmp, fake_output_backpressure, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_output_backpressure, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE, SLEEP (300), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"),
@@ -1220,7 +1220,7 @@ Test (qmp, fake_output_backpressure, .init = setup, .fini = teardown, .timeout =
   cr_assert_eq (fake_finish (), 0);
 }
 
-Test (qmp, fake_output_bounded, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_output_bounded, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, HOLD };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -1239,7 +1239,7 @@ Test (qmp, fake_output_bounded, .init = setup, .fini = teardown, .timeout = 20)
   cr_assert (avm_qmp_is_ready (q));
 }
 
-Test (qmp, fake_wait_event_close, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, fake_wait_event_close, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = { HANDSHAKE, SLEEP (100), END };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
@@ -1253,7 +1253,7 @@ Test (qmp, fake_wait_event_close, .init = setup, .fini = teardown, .timeout = 20
 /* ------------------------------------------------------------------ */
 /* Connecting to a path.  */
 
-Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   _cleanup_free_ char *path = avm_path_join (tmp, "absent.sock");
   _cleanup_free_ char *want = NULL, *want2 = NULL;
@@ -1298,7 +1298,7 @@ Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .tim
   tu_assert_err_has (err, "is too long");
 }
 
-Test (qmp, connect_retries_until_listening, .init = setup, .fini = teardown, .timeout = 20)
+Test (qmp, connect_retries_until_listening, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
     HANDSHAKE,
@@ -1387,7 +1387,7 @@ status_of (struct avm_qmp *q)
   return buf;
 }
 
-Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = 60)
+Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (60))
 {
   _cleanup_free_ char *sock = start_qemu ("none", true);
   _cleanup_free_ char *vline = qemu_version_line ();
@@ -1450,7 +1450,7 @@ Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = 60)
   rec_clear (&rec);
 }
 
-Test (qmp, qemu_powerdown, .init = setup, .fini = teardown, .timeout = 60)
+Test (qmp, qemu_powerdown, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (60))
 {
   _cleanup_free_ char *sock = start_qemu ("pc", false);
   _cleanup_qmp_ struct avm_qmp *q = NULL;
@@ -1473,7 +1473,7 @@ Test (qmp, qemu_powerdown, .init = setup, .fini = teardown, .timeout = 60)
   qemu_pid = -1;
 }
 
-Test (qmp, qemu_second_client, .init = setup, .fini = teardown, .timeout = 60)
+Test (qmp, qemu_second_client, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (60))
 {
   _cleanup_free_ char *sock = start_qemu ("none", true);
   _cleanup_qmp_ struct avm_qmp *q = NULL, *q2 = NULL;
@@ -1550,7 +1550,7 @@ loop_timeout (sd_event_source *s, uint64_t usec, void *userdata)
   return sd_event_exit (sd_event_source_get_event (s), 0);
 }
 
-Test (qmp, qemu_sd_event, .init = setup, .fini = teardown, .timeout = 60)
+Test (qmp, qemu_sd_event, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (60))
 {
   _cleanup_free_ char *sock = start_qemu ("none", true);
   _cleanup_qmp_ struct avm_qmp *q = NULL;

@@ -173,7 +173,7 @@ Test (resources, rundir_create_lock_release)
   cr_assert_eq (avm_rundir_release (d, &err), 0);
 }
 
-Test (resources, rundir_busy_in_child, .timeout = 20)
+Test (resources, rundir_busy_in_child, .timeout = TU_TIMEOUT (20))
 {
   _cleanup_error_ avm_error_t err = NULL;
   _cleanup_free_ char *path = path_in (dir, "avm/3");
@@ -388,7 +388,7 @@ assert_cloexec_all (const struct avm_resources *r)
     }
 }
 
-Test (resources, every_type, .timeout = 20)
+Test (resources, every_type, .timeout = TU_TIMEOUT (20))
 {
   _cleanup_error_ avm_error_t err = NULL;
   _cleanup_free_ char *kfifo = path_in (dir, "kernel-log-pipe"), *pair = path_in (dir, "keymaster_fifo_vm");
@@ -515,7 +515,7 @@ Test (resources, every_type, .timeout = 20)
   cr_assert_eq (count_entries (dir), 0);
 }
 
-Test (resources, fifo_writer_does_not_block, .timeout = 10)
+Test (resources, fifo_writer_does_not_block, .timeout = TU_TIMEOUT (10))
 {
   _cleanup_error_ avm_error_t err = NULL;
   _cleanup_free_ char *fifo = path_in (dir, "logcat-pipe");

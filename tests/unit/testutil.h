@@ -4,6 +4,16 @@
 
 #include <stddef.h>
 
+/* How much slower than natively avm and the test workers run: 1, or more in
+   a build made for valgrind (make check-valgrind compiles the suite with
+   -DAVM_TEST_TIME_SCALE=10).  Criterion's .timeout takes TU_TIMEOUT (s);
+   the wait helpers (ts_wait, ts_wait_notify, ...) scale their own limits.
+   Limits only: nothing in the suite asserts that something was fast.  */
+#ifndef AVM_TEST_TIME_SCALE
+#define AVM_TEST_TIME_SCALE 1
+#endif
+#define TU_TIMEOUT(s) ((s) * AVM_TEST_TIME_SCALE)
+
 /* A fresh temporary directory (malloc'd); removed by tu_rmtree.  */
 char *tu_tmpdir (void);
 void tu_rmtree (const char *dir);

@@ -1,0 +1,38 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# make check-valgrind: the Criterion suites one at a time under valgrind
+# memcheck, every test worker and every avm process they start traced
+# (system programs, anything named *qemu*, and the fault-injection helper
+# are not), one log per process in LOGDIR/SUITE/.  Suite by suite, so that a
+# failure or a hang is located and the rest still runs.
+#   valgrind-suite.sh TEST_BIN LOGDIR [SUITE...]   (default: every suite)
+set -u
+bin=$1
+logs=$2
+shift 2
+here=$(dirname "$0")
+suites="$*"
+if [ -z "$suites" ]; then
+	suites=$("$bin" --list | sed -n 's/^\([A-Za-z0-9_]*\): [0-9]* tests\{0,1\}$/\1/p')
+fi
+failed=""
+for s in $suites; do
+	rm -rf "${logs:?}/$s"
+	mkdir -p "$logs/$s"
+	start=$(date +%s)
+	valgrind --tool=memcheck --trace-children=yes \
+		--trace-children-skip='/usr/*,/bin/*,/sbin/*,*/avm-fakehelper,*qemu*' \
+		--child-silent-after-fork=yes --leak-check=full \
+		--show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible \
+		--suppressions="$here/valgrind.supp" --log-file="$logs/$s/%p.log" \
+		"$bin" --filter "$s/*" >"$logs/$s/suite.out" 2>&1
+	echo $? >"$logs/$s/suite.status"
+	printf '%s (%s s): ' "$s" $(($(date +%s) - start))
+	"$here/valgrind-report.sh" "$logs/$s" || failed="$failed $s"
+done
+if [ -n "$failed" ]; then
+	echo "valgrind: failed:$failed (logs in $logs/SUITE/)" >&2
+	exit 1
+fi
+echo "valgrind: every suite clean"
