@@ -3,8 +3,10 @@
  * QEMU capabilities: probing, parsing, the per-binary cache and recorded
  * capability files.
  *
- * JSON format (AVM_CAPS_FORMAT 1), shared by cache entries and recorded
- * files.  Written pretty-printed (two-space indent), keys in this order,
+ * Recorded files (--caps FILE; tests/data/ holds some) are JSON
+ * (AVM_CAPS_FORMAT 1); cache entries hold the same information in a line
+ * format of avm's own (see cache_text below), with the identity.  JSON
+ * written pretty-printed (two-space indent), keys in this order,
  * every array sorted in strcmp order without duplicates, so a recorded
  * file diffs well in review:
  *
@@ -18,13 +20,12 @@
  *     "machines": ["microvm", ...],    -machine help, aliases included
  *     "accels": ["kvm", "tcg"],        -accel help
  *     "audiodevs": ["alsa", ...],      -audiodev help
- *     "identity": {...}                cache entries only
  *   }
  *
  * A recorded file may omit "package" and may carry an "identity" (ignored);
  * unknown keys are ignored.  Arrays that are not sorted are sorted on load.
  *
- * identity (cache entries): {"path", "dev", "ino", "size", "mtime_ns",
+ * identity (of a cache entry): {"path", "dev", "ino", "size", "mtime_ns",
  * "ctime_ns"} of the binary as stat(2) sees it (symbolic links followed),
  * plus "moddirs": [{"path", "mtime_ns"}, ...], the existing directories QEMU
  * loads modules from (see moddirs_json).  Display and audio back ends and
@@ -34,7 +35,7 @@
  * used only when its format, binary and identity equal exactly what the
  * binary and its module directories look like now.
  *
- * Cache file name: $XDG_CACHE_HOME/avm/qemu-caps/<base>-<hash>.json, <base>
+ * Cache file name: $XDG_CACHE_HOME/avm/qemu-caps/<base>-<hash>.caps, <base>
  * the binary's file name (characters outside [A-Za-z0-9._-] replaced by
  * '_', at most 64 of them) for humans, <hash> the 64-bit FNV-1a hash of the
  * whole absolute path as 16 hex digits, so that distinct binaries do not
@@ -42,6 +43,7 @@
  * re-probes: the identity holds the full path.
  */
 #include "qemu/caps.h"
+#include "util/strbuf.h"
 #include "util/capture.h"
 #include "util/cleanup.h"
 #include "util/analyzer.h"
@@ -759,7 +761,7 @@ avm_qemu_caps_cache_path (const char *binary)
   name[n] = '\0';
   if (n == 0 || streq (name, ".") || streq (name, ".."))
     strcpy (name, "qemu");
-  if (asprintf (&rel, "avm/qemu-caps/%s-%016llx.json", name, (unsigned long long) fnv1a64 (binary)) < 0)
+  if (asprintf (&rel, "avm/qemu-caps/%s-%016llx.caps", name, (unsigned long long) fnv1a64 (binary)) < 0)
     return NULL;
   return avm_path_join (home, rel);
 }
@@ -870,49 +872,176 @@ identity_json (const char *binary, const struct stat *st)
                     "moddirs", moddirs);
 }
 
+/* Cache entries: a line format of avm's own, not JSON.  A start reads its
+   entry every time, and jansson took about half of a dry run's
+   instructions for the 11 KiB of a QEMU's capabilities; this is split in
+   one pass.  Hand-written because it is private to avm (no other program
+   reads it) and trivial:
+
+     avm-qemu-caps-cache 1
+     identity {"ctime_ns":...}      the identity, compact JSON, sorted keys
+     binary /usr/bin/qemu-system-x86_64
+     version 7.2.22
+     package Debian 1:7.2+dfsg-7+deb12u18+b3   ("package" alone: none)
+     devices 612                    then that many lines, one name each
+     ...                            displays, machines, accels, audiodevs
+     end
+
+   Names are sorted and unique.  Anything else (a line too many or too few,
+   a count that does not match, unsorted names, another identity) makes the
+   entry invalid: the binary is probed again.  */
+#define CACHE_MAGIC "avm-qemu-caps-cache 1"
+
+static char *
+identity_text (json_t *identity)
+{
+  return identity ? json_dumps (identity, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+static char *
+cache_text (const struct avm_qemu_caps *caps, const char *identity)
+{
+  _cleanup_strbuf_ struct avm_strbuf b = { 0 };
+  const char *fields[] = { caps->binary, caps->version, caps->package, identity };
+  for (size_t i = 0; i < ARRAY_SIZE (fields); i++)
+    if (fields[i] && strchr (fields[i], '\n'))
+      return NULL; /* not representable: not cached */
+  avm_strbuf_adds (&b, CACHE_MAGIC "\nidentity ");
+  avm_strbuf_adds (&b, identity);
+  avm_strbuf_adds (&b, "\nbinary ");
+  avm_strbuf_adds (&b, caps->binary);
+  avm_strbuf_adds (&b, "\nversion ");
+  avm_strbuf_adds (&b, caps->version);
+  avm_strbuf_adds (&b, caps->package ? "\npackage " : "\npackage");
+  if (caps->package)
+    avm_strbuf_adds (&b, caps->package);
+  avm_strbuf_adds (&b, "\n");
+  for (size_t i = 0; i < ARRAY_SIZE (lists); i++)
+    {
+      char **v = *LIST_FIELD (caps, i);
+      char count[32];
+      snprintf (count, sizeof count, " %zu\n", avm_strv_length (v));
+      avm_strbuf_adds (&b, lists[i].key);
+      avm_strbuf_adds (&b, count);
+      for (size_t j = 0; v && v[j]; j++)
+        {
+          avm_strbuf_adds (&b, v[j]);
+          avm_strbuf_adds (&b, "\n");
+        }
+    }
+  avm_strbuf_adds (&b, "end\n");
+  return avm_strbuf_steal (&b);
+}
+
+/* The next line of *POS (terminated in place), or NULL at the end.  */
+static char *
+cache_line (char **pos)
+{
+  char *line = *pos, *nl = line ? strchr (line, '\n') : NULL;
+  if (!nl)
+    return NULL;
+  *nl = '\0';
+  *pos = nl + 1;
+  return line;
+}
+
+/* The value of "KEY value" (or "" for a line that is just KEY), or NULL.  */
+static const char *
+cache_value (const char *line, const char *key)
+{
+  size_t n = strlen (key);
+  if (!line || strncmp (line, key, n) != 0)
+    return NULL;
+  return line[n] == ' ' ? line + n + 1 : line[n] == '\0' ? line + n : NULL;
+}
+
+/* make lint: false positive, as for caps_from_json: what strdup returns is
+   stored in CAPS at once and freed by its _cleanup_caps_ (the analyzer
+   reports each early return as a leak of it).  */
+AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
+static struct avm_qemu_caps *
+cache_parse (char *text, const char *identity, const char *binary, const char *path)
+{
+  _cleanup_caps_ struct avm_qemu_caps *caps = calloc (1, sizeof *caps);
+  char *pos = text;
+  const char *v;
+
+  if (!caps || !streq (cache_line (&pos) ?: "", CACHE_MAGIC))
+    return NULL;
+  if (!(v = cache_value (cache_line (&pos), "identity")) || !streq (v, identity))
+    return NULL;
+  if (!(v = cache_value (cache_line (&pos), "binary")) || !streq (v, binary) || !(caps->binary = strdup (v)))
+    return NULL;
+  if (!(v = cache_value (cache_line (&pos), "version")) || !(caps->version = strdup (v))
+      || !split_version (caps->version, &caps->major, &caps->minor, &caps->micro))
+    return NULL;
+  if (!(v = cache_value (cache_line (&pos), "package")) || (*v && !(caps->package = strdup (v))))
+    return NULL;
+  for (size_t i = 0; i < ARRAY_SIZE (lists); i++)
+    {
+      char *end;
+      if (!(v = cache_value (cache_line (&pos), lists[i].key)) || !*v)
+        return NULL;
+      errno = 0;
+      unsigned long long n = strtoull (v, &end, 10);
+      if (*end || errno || n > 100000)
+        return NULL;
+      char **list = calloc (n + 1, sizeof *list);
+      set_list (LIST_FIELD (caps, i), list);
+      if (!list)
+        return NULL;
+      for (size_t j = 0; j < n; j++)
+        {
+          const char *name = cache_line (&pos);
+          if (!name || !*name || (j > 0 && strcmp (list[j - 1], name) >= 0) || !(list[j] = strdup (name)))
+            return NULL;
+        }
+    }
+  if (!streq (cache_line (&pos) ?: "", "end") || *pos || !caps->devices[0])
+    return NULL;
+  if (!(caps->source_path = strdup (path)))
+    return NULL;
+  caps->source = AVM_CAPS_CACHED;
+  return steal_pointer (&caps);
+}
+AVM_ANALYZER_IGNORE_END
+
 /* The cache entry at PATH when it is valid for IDENTITY; any problem means
    "no".  */
 static struct avm_qemu_caps *
 read_cache (const char *path, const char *binary, json_t *identity)
 {
-  _cleanup_free_ char *text = NULL;
+  _cleanup_free_ char *text = NULL, *id = identity_text (identity);
   _cleanup_error_ avm_error_t ignored = NULL;
-  struct avm_qemu_caps *caps = NULL;
   size_t len;
 
-  if (avm_read_file (path, &text, &len, &ignored) < 0)
+  if (!id || avm_read_file (path, &text, &len, &ignored) < 0 || strlen (text) != len)
     return NULL;
-  json_t *root = json_loadb (text, len, 0, NULL);
-  if (!root)
-    return NULL;
-  json_t *format = json_object_get (root, "format");
-  json_t *bin = json_object_get (root, "binary");
-  if (json_is_integer (format) && json_integer_value (format) == AVM_CAPS_FORMAT
-      && json_is_string (bin) && streq (json_string_value (bin), binary)
-      && json_equal (json_object_get (root, "identity"), identity)
-      && caps_from_json (root, path, &caps, &ignored) == 0)
-    caps->source = AVM_CAPS_CACHED;
-  json_decref (root);
-  return caps;
+  return cache_parse (text, id, binary, path);
 }
 
 static int
 write_cache (const char *path, struct avm_qemu_caps *caps, json_t *identity)
 {
   _cleanup_error_ avm_error_t ignored = NULL;
-  _cleanup_free_ char *dir = strdup (path), *text = NULL;
-  json_t *o = avm_qemu_caps_to_json (caps);
-  int r = -ENOMEM;
+  _cleanup_free_ char *dir = strdup (path), *id = identity_text (identity);
+  _cleanup_free_ char *text = id ? cache_text (caps, id) : NULL;
+  int r;
 
-  if (o && dir && json_object_set (o, "identity", identity) == 0)
-    text = dump_json (o);
-  json_decref (o);
-  if (!text)
-    return r;
+  if (!dir || !text)
+    return -ENOMEM;
   *strrchr (dir, '/') = '\0';
   r = avm_mkdir_p (dir, 0700, &ignored);
   if (r == 0)
     r = avm_write_file_atomic (path, text, strlen (text), 0600, &ignored);
+  /* The entry's JSON predecessor (avm 0.1 before the line format) goes.  */
+  size_t n = strlen (path);
+  _cleanup_free_ char *legacy = n > 5 ? strdup (path) : NULL;
+  if (r == 0 && legacy && streq (legacy + n - 5, ".caps"))
+    {
+      memcpy (legacy + n - 5, ".json", 5);
+      unlink (legacy);
+    }
   return r;
 }
 

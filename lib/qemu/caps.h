@@ -10,8 +10,9 @@
  * the binary's path and identity (device, inode, size, mtime, ctime) and the
  * mtime of QEMU's module directory (display and audio back ends are modules);
  * a changed binary is probed again.  A recorded capability file (--caps FILE)
- * has the same JSON format as a cache entry.  The format and the cache file
- * naming are described at the top of caps.c.
+ * is JSON; a cache entry holds the same in a line format of avm's own, read
+ * on every start without a JSON parser.  The formats and the cache file
+ * naming are described in caps.c.
  */
 #pragma once
 
