@@ -7,13 +7,30 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 
-AVM_DL_DEFINE (systemd, AVM_SYSTEMD_FUNCS, "libsystemd.so.0", "Debian: libsystemd0")
+AVM_DL_TABLE (systemd, AVM_SYSTEMD_FUNCS, "libsystemd.so.0", "Debian: libsystemd0")
+
+/* The prefetching thread, joined by the first avm_systemd() (callers are
+   all on the main thread), so that nothing of it outlives its work.  */
+static pthread_t prefetcher;
+static bool prefetching;
+
+const struct avm_systemd_api *
+avm_systemd (void)
+{
+  if (prefetching)
+    {
+      pthread_join (prefetcher, NULL);
+      prefetching = false;
+    }
+  return systemd_table ();
+}
 
 static void *
 prefetch (void *unused)
 {
-  avm_systemd ();
+  systemd_table ();
   return NULL;
 }
 
@@ -22,15 +39,13 @@ avm_systemd_prefetch (void)
 {
   pthread_attr_t attr;
   sigset_t all;
-  pthread_t t;
 
-  if (pthread_attr_init (&attr) != 0)
+  if (prefetching || pthread_attr_init (&attr) != 0)
     return;
   /* Blocked signals: whatever arrives meanwhile is for the main thread (and
      its signalfd), never for this one.  A small stack: dlopen needs little.  */
   sigfillset (&all);
-  if (pthread_attr_setsigmask_np (&attr, &all) == 0 && pthread_attr_setstacksize (&attr, 256 * 1024) == 0
-      && pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED) == 0)
-    pthread_create (&t, &attr, prefetch, NULL);
+  if (pthread_attr_setsigmask_np (&attr, &all) == 0 && pthread_attr_setstacksize (&attr, 256 * 1024) == 0)
+    prefetching = pthread_create (&prefetcher, &attr, prefetch, NULL) == 0;
   pthread_attr_destroy (&attr);
 }

@@ -48,7 +48,8 @@ struct avm_systemd_api
 const struct avm_systemd_api *avm_systemd (void);
 
 /* Start loading libsystemd on a short-lived thread, with every signal
-   blocked, so that it overlaps what the caller does next.  Without a
+   blocked, so that it overlaps what the caller does next (the first
+   avm_systemd() joins it).  Without a
    thread (pthread_create failing) avm_systemd loads it when first called.  */
 void avm_systemd_prefetch (void);
 
