@@ -96,6 +96,7 @@ avm_capture_run (struct avm_capture *jobs, size_t n, int timeout_ms, avm_error_t
                 }
               jobs[i].out = nb;
               alloc[i] = na;
+              jobs[i].out[jobs[i].out_len] = '\0'; /* also when nothing more comes (valgrind: make check-valgrind) */
             }
           ssize_t got = read (pfd[i].fd, jobs[i].out + jobs[i].out_len, alloc[i] - jobs[i].out_len - 1);
           if (got < 0 && errno == EINTR)

@@ -724,7 +724,7 @@ in_namespace (const char *(*fn) (void))
         res = "skip: needs root (a private mount namespace)";
       else if (unshare (CLONE_NEWNS) < 0)
         res = (snprintf (buf, sizeof buf, "skip: unshare(CLONE_NEWNS): %s", strerror (errno)), buf);
-      else if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+      else if (mount ("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
         res = (snprintf (buf, sizeof buf, "skip: cannot make mounts private: %s", strerror (errno)), buf);
       else
         res = fn ();

@@ -475,7 +475,7 @@ Test (start, journal_log_target_end_to_end, .fini = teardown)
   const char *jd = "/lib/systemd/systemd-journald";
   if (access (jd, X_OK) < 0 || access ("/usr/bin/journalctl", X_OK) < 0)
     cr_skip_test ("systemd-journald or journalctl is not installed");
-  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
+  if (unshare (CLONE_NEWNS) < 0 || mount ("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0
       || mount ("tmpfs", "/run", "tmpfs", 0, "size=64m,mode=0755") < 0)
     cr_skip_test ("cannot make a private /run for journald: %s", strerror (errno));
   journald = fork ();
