@@ -396,8 +396,55 @@ struct vctx
   bool partial; /* a fragment (file with extends, patch, --set): no required keys, no defaults, null deletes */
 };
 
+/* Where a value is: a chain of keys and indexes up to the root, kept on the
+   stack while the validation descends and written out only for an error
+   (a string per node visited was a fifth of a dry run's instructions).  */
+struct vpath
+{
+  const struct vpath *up;
+  const char *key;  /* an object key, or NULL: ... */
+  size_t idx;       /* ... an array index */
+  const char *text; /* the root: the path the fragment is at ("" for a file) */
+};
+
+static bool valid_name (const char *s, bool dots);
+
+static void
+path_write (FILE *f, const struct vpath *p)
+{
+  if (p->text)
+    {
+      fputs (p->text, f);
+      return;
+    }
+  path_write (f, p->up);
+  if (!p->key)
+    fprintf (f, "[%zu]", p->idx);
+  else if (ftell (f) == 0)
+    fputs (p->key, f);
+  else
+    fprintf (f, valid_name (p->key, false) ? ".%s" : "[\"%s\"]", p->key);
+}
+
+static char *
+path_string (const struct vpath *p)
+{
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&out, &len);
+  if (!f)
+    return NULL;
+  path_write (f, p);
+  if (fclose (f) != 0)
+    {
+      free (out);
+      return NULL;
+    }
+  return out;
+}
+
 static void __attribute__ ((format (printf, 3, 4)))
-verror (struct vctx *c, const char *path, const char *fmt, ...)
+verror (struct vctx *c, const struct vpath *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -405,8 +452,11 @@ verror (struct vctx *c, const char *path, const char *fmt, ...)
   va_end (ap);
   c->nerr++;
   if (c->nerr <= 20)
-    avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: %s: %s", c->file, *path ? path : "(top level)",
-                      msg ? msg : "invalid");
+    {
+      _cleanup_free_ char *where = path_string (path);
+      avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: %s: %s", c->file,
+                        where && *where ? where : "(top level)", msg ? msg : "invalid");
+    }
   else if (c->nerr == 21)
     avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: more problems not shown", c->file);
 }
@@ -501,10 +551,10 @@ parse_size_mib (const char *s, long long *out)
 }
 
 static void validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json_t *v,
-                           const struct avm_skey *s, const char *path);
+                           const struct avm_skey *s, const struct vpath *path);
 
 static void
-validate_string (struct vctx *c, const struct avm_skey *s, json_t *v, const char *path)
+validate_string (struct vctx *c, const struct avm_skey *s, json_t *v, const struct vpath *path)
 {
   const char *str = json_string_value (v);
   if ((s->flags & AVM_SF_NOTEMPTY) && !*str)
@@ -515,8 +565,32 @@ validate_string (struct vctx *c, const struct avm_skey *s, json_t *v, const char
     verror (c, path, "control characters are not allowed");
 }
 
+/* A key's default, JSON text in the schema table.  Most are a boolean, an
+   integer or a plain string, made directly: parsing them was a sixth of a
+   dry run's instructions.  */
+json_t *
+avm_schema_default (const struct avm_skey *k)
+{
+  if (!k->def)
+    return NULL;
+  const char *text = k->def;
+  size_t len = strlen (text);
+  if (streq (text, "true") || streq (text, "false"))
+    return json_boolean (text[0] == 't');
+  if (len >= 2 && text[0] == '"' && text[len - 1] == '"' && !memchr (text + 1, '\\', len - 2)
+      && !memchr (text + 1, '"', len - 2))
+    return json_stringn (text + 1, len - 2);
+  char *end;
+  errno = 0;
+  long long n = strtoll (text, &end, 10);
+  const char *digits = text + (text[0] == '-');
+  if (len && !*end && !errno && *digits >= '0' && *digits <= '9' && (digits[0] != '0' || !digits[1]))
+    return json_integer (n); /* (JSON has no leading zeros: "007" is left to jansson to refuse) */
+  return json_loads (text, JSON_DECODE_ANY, NULL);
+}
+
 static void
-validate_object (struct vctx *c, json_t *v, const struct avm_skey *s, const char *path)
+validate_object (struct vctx *c, json_t *v, const struct avm_skey *s, const struct vpath *path)
 {
   const char *key;
   json_t *val;
@@ -527,7 +601,7 @@ validate_object (struct vctx *c, json_t *v, const struct avm_skey *s, const char
   json_object_foreach_safe (v, tmp, key, val)
     {
       const struct avm_skey *k = avm_skey_child (s, key);
-      _cleanup_free_ char *p = join_path (path, key);
+      const struct vpath here = { .up = path, .key = key }, *p = &here;
       if (!k)
         {
           const char *names[64];
@@ -553,13 +627,13 @@ validate_object (struct vctx *c, json_t *v, const struct avm_skey *s, const char
         continue;
       if (k->flags & AVM_SF_REQUIRED)
         {
-          _cleanup_free_ char *p = join_path (path, k->name);
-          verror (c, p, "required key is missing");
+          const struct vpath p = { .up = path, .key = k->name };
+          verror (c, &p, "required key is missing");
           continue;
         }
       if (k->def)
         {
-          json_t *d = json_loads (k->def, JSON_DECODE_ANY, NULL);
+          json_t *d = avm_schema_default (k);
           if (d)
             json_object_set_new (v, k->name, d);
         }
@@ -568,15 +642,15 @@ validate_object (struct vctx *c, json_t *v, const struct avm_skey *s, const char
           /* Materialise nested objects so that their defaults appear.  */
           json_t *o = json_object ();
           json_object_set_new (v, k->name, o);
-          _cleanup_free_ char *p = join_path (path, k->name);
-          validate_object (c, o, k, p);
+          const struct vpath p = { .up = path, .key = k->name };
+          validate_object (c, o, k, &p);
         }
     }
 }
 
 static void
 validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json_t *v, const struct avm_skey *s,
-               const char *path)
+               const struct vpath *path)
 {
   _cleanup_free_ char *got = NULL;
   char buf[256];
@@ -597,7 +671,7 @@ validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json
           goto type_error;
         json_object_foreach (v, k, val)
           {
-            _cleanup_free_ char *p = join_path (path, k);
+            const struct vpath here = { .up = path, .key = k }, *p = &here;
             if (!valid_name (k, (s->flags & AVM_SF_PROPKEY) != 0))
               {
                 verror (c, p, "invalid key name \"%s\" (letters, digits, '_', '-'%s)", k,
@@ -620,10 +694,8 @@ validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json
           verror (c, path, "must not be empty");
         json_array_foreach (v, i, el)
           {
-            _cleanup_free_ char *p = NULL;
-            if (asprintf (&p, "%s[%zu]", path, i) < 0)
-              return;
-            validate_node (c, v, NULL, i, el, &s->sub[0], p);
+            const struct vpath p = { .up = path, .idx = i };
+            validate_node (c, v, NULL, i, el, &s->sub[0], &p);
           }
         return;
       }
@@ -726,7 +798,8 @@ avm_schema_validate (json_t *root_json, const char *file, avm_error_t *err)
       _cleanup_free_ char *got = avm_json_brief (root_json);
       return avm_error_input (err, "%s: expected a JSON object at the top level, got %s", file, got);
     }
-  validate_object (&c, root_json, &root, "");
+  const struct vpath top = { .text = "" };
+  validate_object (&c, root_json, &root, &top);
   return c.nerr ? -EINVAL : 0;
 }
 
@@ -735,22 +808,23 @@ avm_schema_validate_fragment (json_t *v, const struct avm_skey *s, const char *f
                               avm_error_t *err)
 {
   struct vctx c = { .file = file, .err = err, .partial = true };
+  const struct vpath top = { .text = path };
   if (json_is_null (v))
     return 0;
   if (s->type == AVM_ST_OBJECT && !json_is_object (v))
     {
       _cleanup_free_ char *got = avm_json_brief (v);
-      verror (&c, path, "expected object, got %s", got);
+      verror (&c, &top, "expected object, got %s", got);
       return -EINVAL;
     }
   if (s->type == AVM_ST_OBJECT)
-    validate_object (&c, v, s, path);
+    validate_object (&c, v, s, &top);
   else
     {
       /* Leaves may be normalised in place: wrap in a holder.  */
       json_t *holder = json_array ();
       json_array_append (holder, v);
-      validate_node (&c, holder, NULL, 0, v, s, path);
+      validate_node (&c, holder, NULL, 0, v, s, &top);
       json_decref (holder);
     }
   return c.nerr ? -EINVAL : 0;

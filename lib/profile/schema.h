@@ -64,6 +64,9 @@ int avm_schema_validate (json_t *root, const char *file, avm_error_t *err);
 int avm_schema_validate_fragment (json_t *v, const struct avm_skey *s, const char *file, const char *path,
                                   avm_error_t *err);
 
+/* The default of key K (NULL if it has none or its text is not JSON).  */
+json_t *avm_schema_default (const struct avm_skey *k);
+
 /* Print every key as "path  type  default  doc" lines (for docs and tests).  */
 void avm_schema_print_keys (FILE *out, bool with_docs);
 

@@ -78,6 +78,7 @@ struct svc
   enum ready_type ready;
   const char *ready_path;
   bool ready_watched;  /* its directory is in sv->ready_inotify */
+  bool early;          /* spawned before the event loop existed: readiness not looked at yet */
   bool ready_resolved; /* ready_real is known */
   char *ready_real;    /* ready_path with its directory resolved, if that differs */
   uint64_t ready_timeout;
@@ -169,6 +170,7 @@ struct sv
   uint64_t boot_timeout;
   sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
   uint64_t ready_poll_since;
+  avm_error_t early_error; /* the spawn that failed before the loop existed */
   /* inotify on the directories of the sockets and files services are
      waited for: a creation wakes the readiness check at once (service.c).  */
   int ready_inotify;
@@ -205,6 +207,7 @@ void sv_schedule (struct sv *sv);
 void sv_stop_continue (struct sv *sv);
 uint64_t sv_now (struct sv *sv);
 int sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data);
+int sv_timer_at (struct sv *sv, sd_event_source **src, uint64_t when, sd_event_time_handler_t cb, void *data);
 void sv_timer_cancel (sd_event_source **src);
 char *sv_describe_exit (int code, int sig);
 
@@ -212,6 +215,7 @@ char *sv_describe_exit (int code, int sig);
 int svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err);
 void svc_clear (struct svc *s);
 int svc_start (struct svc *s, avm_error_t *err);
+int svc_attach (struct svc *s, avm_error_t *err);
 void svc_kick_ready (struct svc *s);
 void svc_exited (struct svc *s, int code, int sig);
 void svc_set_ready (struct svc *s);

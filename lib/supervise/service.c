@@ -195,7 +195,9 @@ on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
 
 /* Start the service; svc_kick_ready then looks at its readiness (kept
    apart so that a batch of services is started before anything one of
-   them makes ready starts more).  */
+   them makes ready starts more).  Before the event loop exists (start_early
+   in supervisor.c) only the process is started: svc_attach adds its event
+   sources once the loop is there.  */
 int
 svc_start (struct svc *s, avm_error_t *err)
 {
@@ -215,18 +217,6 @@ svc_start (struct svc *s, avm_error_t *err)
     return avm_error_sys (err, errno, "service %s: pipe", s->name);
   fcntl (p[0], F_SETFL, O_NONBLOCK);
   s->out_fd = p[0];
-  if ((r = sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
-    {
-      close (p[1]);
-      return avm_error_sys (err, -r, "service %s: event source", s->name);
-    }
-  sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
-  if (s->notify_fd >= 0 && !s->notify_src
-      && (r = sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
-    {
-      close (p[1]);
-      return avm_error_sys (err, -r, "service %s: event source", s->name);
-    }
 
   _cleanup_free_ char *what = avm_strdupf ("service %s", s->name);
   struct avm_spawn_request req = {
@@ -252,10 +242,30 @@ svc_start (struct svc *s, avm_error_t *err)
   s->starts++;
   s->state = SVC_STARTING;
   s->killed = false;
-  if (s->qemu)
+  if (!s->qemu)
+    sv_info (sv, "%s: started (pid %d)", s->name, (int) s->pid);
+  return sv->e ? svc_attach (s, err) : 0;
+}
+
+/* The event sources of a started service: its output, its notification
+   socket, and its ready timeout, counted from its spawn.  */
+int
+svc_attach (struct svc *s, avm_error_t *err)
+{
+  struct sv *sv = s->sv;
+  int r;
+  if (s->out_fd >= 0 && !s->out_src)
+    {
+      if ((r = sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
+        return avm_error_sys (err, -r, "service %s: event source", s->name);
+      sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
+    }
+  if (s->notify_fd >= 0 && !s->notify_src
+      && (r = sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
+    return avm_error_sys (err, -r, "service %s: event source", s->name);
+  if (s->qemu || s->state != SVC_STARTING || s->ready == READY_NONE)
     return 0;
-  sv_info (sv, "%s: started (pid %d)", s->name, (int) s->pid);
-  if (s->ready != READY_NONE && (r = sv_timer (sv, &s->timer, s->ready_timeout, on_ready_timeout, s)) < 0)
+  if ((r = sv_timer_at (sv, &s->timer, s->t_spawn + s->ready_timeout, on_ready_timeout, s)) < 0)
     return avm_error_sys (err, -r, "service %s: timer", s->name);
   return 0;
 }

@@ -39,13 +39,19 @@ sv_now (struct sv *sv)
 }
 
 int
-sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data)
+sv_timer_at (struct sv *sv, sd_event_source **src, uint64_t when, sd_event_time_handler_t cb, void *data)
 {
   sv_timer_cancel (src);
+  /* Accuracy 1 us: 0 would mean sd-event's default of 250 ms.  */
+  return sd_event_add_time (sv->e, src, CLOCK_MONOTONIC, when, 1, cb, data);
+}
+
+int
+sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data)
+{
   uint64_t now;
   sd_event_now (sv->e, CLOCK_MONOTONIC, &now);
-  /* Accuracy 1 us: 0 would mean sd-event's default of 250 ms.  */
-  return sd_event_add_time (sv->e, src, CLOCK_MONOTONIC, now + delay, 1, cb, data);
+  return sv_timer_at (sv, src, now + delay, cb, data);
 }
 
 void
@@ -166,6 +172,14 @@ sv_schedule (struct sv *sv)
         }
       started[i] = true;
     }
+  /* Those spawned before the loop existed (start_early) are looked at with
+     the first batch.  */
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    if (sv->svcs[i].early)
+      {
+        sv->svcs[i].early = false;
+        started[i] = sv->svcs[i].state == SVC_STARTING;
+      }
   /* Those without a readiness check are ready now; those waiting for a
      socket or a file are looked at once for the whole batch.  */
   bool check = false;
@@ -502,6 +516,32 @@ setup_signals (struct sv *sv, avm_error_t *err)
   return 0;
 }
 
+/* The helpers that wait for nothing are spawned before the event loop
+   exists: a spawn needs no sd-event, and libsystemd, loaded on a thread
+   meanwhile (avm_systemd_prefetch), is then ready when setup_loop needs it
+   instead of being waited for on the way to QEMU.  Their event sources
+   are attached by setup_loop; their readiness is looked at by the first
+   sv_schedule.  A spawn that fails here is reported the same way as one
+   in the loop (sv_fail, once the loop exists), so the helpers already
+   started are stopped in order, not killed.  */
+static void
+start_early (struct sv *sv)
+{
+  sv->ready_poll_since = sv_now (sv);
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (s->state != SVC_WAITING || s->nafter > 0)
+        continue;
+      if (svc_start (s, &sv->early_error) < 0)
+        {
+          s->state = SVC_FAILED;
+          return;
+        }
+      s->early = true;
+    }
+}
+
 /* The event loop: the first use of libsystemd, which avm start has been
    loading meanwhile (avm_systemd_prefetch), so it comes after the work
    that does not need it.  */
@@ -519,6 +559,9 @@ setup_loop (struct sv *sv, avm_error_t *err)
   if (sv->notifier.watchdog_usec > 0)
     sv_timer (sv, &sv->watchdog_timer, sv->notifier.watchdog_usec / 2, on_watchdog, sv);
   sv_timer (sv, &sv->extend_timer, EXTEND_INTERVAL, on_extend, sv);
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    if (sv->svcs[i].pid > 0 && (r = svc_attach (&sv->svcs[i], err)) < 0)
+      return r;
   return 0;
 }
 
@@ -568,6 +611,7 @@ teardown (struct sv *sv)
   avm_notifier_close (&sv->notifier);
   free (sv->log_dir);
   free (sv->stop_reason);
+  avm_error_free (sv->early_error);
 }
 
 int
@@ -590,7 +634,10 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
   if ((r = sync_generated_disks (&sv, err)) < 0)
     goto fail;
   if ((r = avm_resources_create (json_object_get (sv.pj, "resources"), &sv.res, err)) < 0
-      || (r = setup_services (&sv, err)) < 0 || (r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
+      || (r = setup_services (&sv, err)) < 0)
+    goto fail;
+  start_early (&sv);
+  if ((r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
     goto fail;
   control = avm_path_join (sv.run_dir, "control.sock");
   if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), "control.sock", control, sv_control, &sv,
@@ -599,7 +646,10 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
     goto fail;
 
   sv.phase = PHASE_HELPERS;
-  sv_schedule (&sv);
+  if (sv.early_error)
+    sv_fail (&sv, AVM_EXIT_SERVICE, "%s", sv.early_error->msg);
+  else
+    sv_schedule (&sv);
   r = sd_event_loop (sv.e);
   if (r < 0 && sv.exit_status == 0)
     {

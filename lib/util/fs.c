@@ -84,20 +84,27 @@ avm_write_file_atomic (const char *path, const void *data, size_t len, mode_t mo
 int
 avm_mkdir_p (const char *path, mode_t mode, avm_error_t *err)
 {
-  _cleanup_free_ char *copy = strdup (path);
-  if (!copy)
+  /* From the leaf up: when the directory or its parent exists, as at
+     every start after the first, this is one mkdir.  */
+  if (mkdir (path, mode) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return avm_error_sys (err, errno, "cannot create directory %s", path);
+  _cleanup_free_ char *parent = strdup (path);
+  if (!parent)
     return avm_error_sys (err, ENOMEM, "mkdir %s", path);
-  for (char *p = copy + 1; *p; p++)
-    {
-      if (*p != '/')
-        continue;
-      *p = '\0';
-      if (mkdir (copy, mode) < 0 && errno != EEXIST)
-        return avm_error_sys (err, errno, "cannot create directory %s", copy);
-      *p = '/';
-    }
-  if (mkdir (copy, mode) < 0 && errno != EEXIST)
-    return avm_error_sys (err, errno, "cannot create directory %s", copy);
+  size_t l = strlen (parent);
+  while (l > 1 && parent[l - 1] == '/')
+    parent[--l] = '\0';
+  char *slash = strrchr (parent, '/');
+  if (!slash || slash == parent) /* the root or a relative name: nothing above to create */
+    return avm_error_sys (err, ENOENT, "cannot create directory %s", path);
+  *slash = '\0';
+  int r = avm_mkdir_p (parent, mode, err);
+  if (r < 0)
+    return r;
+  if (mkdir (path, mode) < 0 && errno != EEXIST)
+    return avm_error_sys (err, errno, "cannot create directory %s", path);
   return 0;
 }
 

@@ -2,6 +2,9 @@
 /* Output files: atomic commit, abort, failures, signals, holes, progress. */
 #include "disk/output.h"
 #include "testutil.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/strfmt.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -731,4 +734,38 @@ Test (output, fill_pattern_changes)
   free (got);
   free (want);
   free (path);
+}
+
+/* Directories of outputs and of the instance (util/fs.c, avm_mkdir_p):
+   missing parents created from the leaf up, existing ones left alone, a
+   file in the way named.  */
+Test (output, mkdir_p_creates_missing_parents_and_names_what_is_in_the_way)
+{
+  avm_error_t err = NULL;
+  _cleanup_free_ char *deep = avm_strdupf ("%s/a/b/c/", dir);
+  cr_assert_eq (avm_mkdir_p (deep, 0750, &err), 0, "%s", err ? err->msg : "");
+  struct stat st;
+  cr_assert_eq (stat (deep, &st), 0);
+  cr_assert (S_ISDIR (st.st_mode));
+  mode_t mask = umask (0);
+  umask (mask);
+  cr_assert_eq (st.st_mode & 07777, 0750 & ~mask);
+  cr_assert_eq (avm_mkdir_p (deep, 0700, &err), 0, "an existing directory is fine");
+
+  _cleanup_free_ char *file = tu_write (dir, "a/file", "x");
+  _cleanup_free_ char *under = avm_strdupf ("%s/sub/dir", file);
+  cr_assert_eq (avm_mkdir_p (under, 0750, &err), -ENOTDIR);
+  cr_assert (strstr (err->msg, "cannot create directory ") && strstr (err->msg, "/a/file"), "%s", err->msg);
+  avm_error_free (err);
+  err = NULL;
+
+  /* Relative: from the current directory.  */
+  char cwd[4096];
+  cr_assert (getcwd (cwd, sizeof cwd));
+  cr_assert_eq (chdir (dir), 0);
+  int r = avm_mkdir_p ("r1/r2", 0755, &err);
+  cr_assert_eq (chdir (cwd), 0);
+  cr_assert_eq (r, 0, "%s", err ? err->msg : "");
+  _cleanup_free_ char *rel = avm_strdupf ("%s/r1/r2", dir);
+  cr_assert_eq (access (rel, F_OK), 0);
 }

@@ -84,6 +84,51 @@ Test (profile, minimal_profile_gets_defaults)
   free (path);
 }
 
+/* Every default in the schema table, made directly for the common kinds
+   (schema.c, avm_schema_default), is what parsing its JSON text gives.  */
+static size_t
+check_defaults (const struct avm_skey *s, int depth)
+{
+  size_t n = 0;
+  cr_assert_lt (depth, 16);
+  for (const struct avm_skey *k = s; k && k->name; k++)
+    {
+      if (k->def)
+        {
+          json_t *want = json_loads (k->def, JSON_DECODE_ANY, NULL), *got = avm_schema_default (k);
+          cr_assert (want, "%s: default %s is not JSON", k->name, k->def);
+          cr_assert (got && json_equal (want, got) && json_typeof (want) == json_typeof (got),
+                     "%s: default %s made wrong", k->name, k->def);
+          json_decref (want);
+          json_decref (got);
+          n++;
+        }
+      if (k->sub && (k->type == AVM_ST_OBJECT))
+        n += check_defaults (k->sub, depth + 1);
+      else if (k->sub && k->sub->sub && k->sub->type == AVM_ST_OBJECT)
+        n += check_defaults (k->sub->sub, depth + 1);
+    }
+  return n;
+}
+
+Test (profile, schema_defaults_are_their_json_text)
+{
+  cr_assert_gt (check_defaults (avm_profile_schema ()->sub, 0), 20);
+  struct avm_skey odd[] = {
+    { .name = "escaped", .def = "\"a\\\"b\"" },
+    { .name = "list", .def = "[1, \"x\"]" },
+    { .name = "negative", .def = "-3" },
+    { .name = "real", .def = "1.5" },
+    { .name = "null", .def = "null" },
+    { 0 },
+  };
+  cr_assert_eq (check_defaults (odd, 0), 5);
+  struct avm_skey bad = { .name = "bad", .def = "007" };
+  json_t *b = avm_schema_default (&bad);
+  cr_assert_null (b, "\"007\" is not JSON");
+  json_decref (b);
+}
+
 Test (profile, out_of_range_names_file_path_and_value)
 {
   char *msg = load_error ("{\"display\": {\"outputs\": [{\"xres\": 1024, \"yres\": 768},"

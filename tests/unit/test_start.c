@@ -132,6 +132,32 @@ Test (start, helper_dying_before_ready_fails_with_its_output)
              "%s", err);
 }
 
+/* The helpers that wait for nothing are spawned before the event loop
+   exists (supervisor.c, start_early): one that cannot be executed there
+   fails the start as it would in the loop, and the helper spawned before
+   it is stopped in order (SIGTERM), not killed.  */
+Test (start, helper_that_cannot_be_executed_stops_the_ones_started_before_it)
+{
+  char *bogus = ts_fmt ("%s/not-a-program", env.dir);
+  FILE *f = fopen (bogus, "w");
+  cr_assert (f);
+  fputs ("neither ELF nor #!\n", f);
+  fclose (f);
+  chmod (bogus, 0755);
+  char *svc = ts_fmt ("{\"first\": {\"exec\": [\"%s\", \"hang\"]},"
+                      " \"broken\": {\"exec\": [\"%s\"]}}",
+                      env.fake, bogus);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "broken", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 6, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "service broken: cannot exec "), "%s", err);
+  cr_assert (strstr (err, "Exec format error"), "%s", err);
+  cr_assert (strstr (err, "first: stopping (SIGTERM"), "%s", err);
+  cr_assert (!strstr (err, "qemu: started"), "%s", err);
+  cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
+}
+
 /* ---- boot detection ----------------------------------------------------- */
 
 Test (start, boot_pattern_ready_and_stop_after_boot)
