@@ -38,6 +38,13 @@ avm_help_start (FILE *out)
          out);
 }
 
+static void
+prefetch_joinp (bool *started)
+{
+  if (*started)
+    avm_systemd_prefetch_join ();
+}
+
 /* Everything after option parsing, shared with the start-avm personality.  */
 int
 avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
@@ -47,8 +54,11 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
   _cleanup_plan_ struct avm_plan *plan = NULL;
   int r;
 
-  if (!sr->dry_run)
-    avm_systemd_prefetch (); /* the supervisor's library loads while we plan */
+  /* The supervisor's library loads while we plan; joined on the way out
+     when planning fails.  */
+  __attribute__ ((cleanup (prefetch_joinp))) bool prefetched = !sr->dry_run;
+  if (prefetched)
+    avm_systemd_prefetch ();
   r = avm_profile_opts_load (o, &profile, &err);
   if (r < 0)
     return avm_error_report (&err);

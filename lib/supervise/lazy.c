@@ -16,14 +16,20 @@ AVM_DL_TABLE (systemd, AVM_SYSTEMD_FUNCS, "libsystemd.so.0", "Debian: libsystemd
 static pthread_t prefetcher;
 static bool prefetching;
 
-const struct avm_systemd_api *
-avm_systemd (void)
+void
+avm_systemd_prefetch_join (void)
 {
   if (prefetching)
     {
       pthread_join (prefetcher, NULL);
       prefetching = false;
     }
+}
+
+const struct avm_systemd_api *
+avm_systemd (void)
+{
+  avm_systemd_prefetch_join ();
   return systemd_table ();
 }
 

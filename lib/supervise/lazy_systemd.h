@@ -52,6 +52,10 @@ const struct avm_systemd_api *avm_systemd (void);
    avm_systemd() joins it).  Without a
    thread (pthread_create failing) avm_systemd loads it when first called.  */
 void avm_systemd_prefetch (void);
+/* Wait for the prefetching thread, if one runs (a start that ends before
+   the supervisor used libsystemd: nothing of the thread outlives avm's
+   work).  */
+void avm_systemd_prefetch_join (void);
 
 #ifndef AVM_LAZY_SYSTEMD_IMPL
 #define sd_event_new(...) (avm_systemd ()->sd_event_new (__VA_ARGS__))
