@@ -148,7 +148,7 @@ check-valgrind:
 .PHONY: check-valgrind valgrind-run
 valgrind-run: $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
-		AVM_QUADLET=$(abspath $(QUADLET)) tests/tools/valgrind-suite.sh $(TEST_BIN) $(BUILD)/valgrind $(VALGRIND_SUITES)
+		AVM_QUADLET=$(abspath $(QUADLET)) tests/tools/valgrind-suite.sh $(TEST_BIN) $(abspath $(BUILD))/valgrind $(VALGRIND_SUITES)
 
 # The binary with its personalities (start-avm, cvd2img), profiles, manual
 # pages, quadlets, the systemd unit and bash completion.  Copies the build

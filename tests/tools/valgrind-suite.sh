@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 # make check-valgrind: the Criterion suites one at a time under valgrind
 # memcheck, every test worker and every avm process they start traced
-# (system programs, anything named *qemu*, and the fault-injection helper
-# are not), one log per process in LOGDIR/SUITE/.  Suite by suite, so that a
+# (system programs, anything named *qemu*, the fault-injection helper and
+# podman's quadlet generator, a Go program, are not), one log per process in
+# LOGDIR/SUITE/ (made absolute: some tests run avm from another directory).  Suite by suite, so that a
 # failure or a hang is located and the rest still runs.
 #   valgrind-suite.sh TEST_BIN LOGDIR [SUITE...]   (default: every suite)
 set -u
 bin=$1
 logs=$2
 shift 2
+case $logs in /*) ;; *) logs=$(pwd)/$logs ;; esac
 here=$(dirname "$0")
 suites="$*"
 if [ -z "$suites" ]; then
@@ -21,7 +23,7 @@ for s in $suites; do
 	mkdir -p "$logs/$s"
 	start=$(date +%s)
 	valgrind --tool=memcheck --trace-children=yes \
-		--trace-children-skip='/usr/*,/bin/*,/sbin/*,*/avm-fakehelper,*qemu*' \
+		--trace-children-skip='/usr/*,/bin/*,/sbin/*,*/avm-fakehelper,*qemu*,*/quadlet' \
 		--child-silent-after-fork=yes --leak-check=full \
 		--show-leak-kinds=definite,indirect,possible \
 		--errors-for-leak-kinds=definite,indirect,possible \
