@@ -11,6 +11,8 @@ for log in "$dir"/*.log; do
 	[ -e "$log" ] || continue
 	total=$((total + 1))
 	summary=$(grep -h 'ERROR SUMMARY:' "$log" | tail -n 1 || true)
+	# valgrind itself failing to run the program is no kill: an error.
+	[ -n "$summary" ] || summary=$(grep -h -m1 'FATAL:' "$log" || true)
 	case $summary in
 	*"ERROR SUMMARY: 0 errors"*) clean=$((clean + 1)) ;;
 	"") killed=$((killed + 1)) ;;

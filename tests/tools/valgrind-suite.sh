@@ -4,7 +4,8 @@
 # memcheck, every test worker and every avm process they start traced
 # (system programs, anything named *qemu*, the fault-injection helper and
 # podman's quadlet generator, a Go program, are not), one log per process in
-# LOGDIR/SUITE/ (made absolute: some tests run avm from another directory).  Suite by suite, so that a
+# LOGDIR/SUITE/ (paths made absolute: some tests run avm from another
+# directory).  Suite by suite, so that a
 # failure or a hang is located and the rest still runs.
 #   valgrind-suite.sh TEST_BIN LOGDIR [SUITE...]   (default: every suite)
 set -u
@@ -12,7 +13,7 @@ bin=$1
 logs=$2
 shift 2
 case $logs in /*) ;; *) logs=$(pwd)/$logs ;; esac
-here=$(dirname "$0")
+here=$(cd "$(dirname "$0")" && pwd)
 suites="$*"
 if [ -z "$suites" ]; then
 	suites=$("$bin" --list | sed -n 's/^\([A-Za-z0-9_]*\): [0-9]* tests\{0,1\}$/\1/p')
