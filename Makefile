@@ -139,7 +139,8 @@ check-asan:
 # build whose test limits are 10x longer (AVM_TEST_TIME_SCALE), each suite
 # run with every test worker and every avm process it starts traced, one log
 # per process in $(BUILD)/valgrind/SUITE/; any error, leak or failed test
-# fails.  Slow (hours on 2 CPUs); VALGRIND_SUITES="start control" runs some.
+# fails.  Slow (about an hour on 2 CPUs, the load suite alone 13 minutes);
+# VALGRIND_SUITES="start control" runs some.
 # Not part of make check.
 VALGRIND_SUITES ?=
 check-valgrind:
