@@ -480,16 +480,12 @@ has_control (const char *s)
   return false;
 }
 
+/* BASE.KEY, written as a validation error writes it (for the key list).  */
 static char *
 join_path (const char *base, const char *key)
 {
-  char *p = NULL;
-  if (!*base)
-    return strdup (key);
-  bool plain = valid_name (key, false);
-  if (asprintf (&p, plain ? "%s.%s" : "%s[\"%s\"]", base, key) < 0)
-    return NULL;
-  return p;
+  const struct vpath top = { .text = base }, p = { .up = &top, .key = key };
+  return path_string (&p);
 }
 
 static const char *

@@ -141,6 +141,34 @@ sv_status (struct sv *sv)
 
 /* ---- starting ----------------------------------------------------------- */
 
+/* Spawn every helper that is waiting and whose `after` services are all
+   ready, marking it in STARTED; stops at the first that cannot be spawned
+   (marked failed, its error in ERR).  Needs no event loop (start_early).  */
+static int
+spawn_batch (struct sv *sv, bool *started, avm_error_t *err)
+{
+  for (size_t i = 0; i + 1 < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (s->state != SVC_WAITING)
+        continue;
+      bool go = true;
+      for (size_t k = 0; k < s->nafter; k++)
+        go &= sv->svcs[s->after[k]].state == SVC_READY;
+      if (!go)
+        continue;
+      sv->ready_poll_since = sv_now (sv);
+      int r = svc_start (s, err);
+      if (r < 0)
+        {
+          s->state = SVC_FAILED;
+          return r;
+        }
+      started[i] = true;
+    }
+  return 0;
+}
+
 /* Start whatever can start: helpers whose `after` services are ready, QEMU
    once every helper is.  The whole batch of startable helpers is started
    before the readiness of any is looked at (which may start more: this
@@ -152,25 +180,11 @@ sv_schedule (struct sv *sv)
     return;
   bool started[sv->n];
   memset (started, 0, sizeof started);
-  for (size_t i = 0; i + 1 < sv->n; i++)
+  _cleanup_error_ avm_error_t err = NULL;
+  if (spawn_batch (sv, started, &err) < 0)
     {
-      struct svc *s = &sv->svcs[i];
-      if (s->state != SVC_WAITING)
-        continue;
-      bool go = true;
-      for (size_t k = 0; k < s->nafter; k++)
-        go &= sv->svcs[s->after[k]].state == SVC_READY;
-      if (!go)
-        continue;
-      _cleanup_error_ avm_error_t err = NULL;
-      sv->ready_poll_since = sv_now (sv);
-      if (svc_start (s, &err) < 0)
-        {
-          s->state = SVC_FAILED;
-          sv_fail (sv, AVM_EXIT_SERVICE, "%s", err->msg);
-          return;
-        }
-      started[i] = true;
+      sv_fail (sv, AVM_EXIT_SERVICE, "%s", err->msg);
+      return;
     }
   /* Those spawned before the loop existed (start_early) are looked at with
      the first batch.  */
@@ -527,19 +541,11 @@ setup_signals (struct sv *sv, avm_error_t *err)
 static void
 start_early (struct sv *sv)
 {
-  sv->ready_poll_since = sv_now (sv);
+  bool started[sv->n];
+  memset (started, 0, sizeof started);
+  spawn_batch (sv, started, &sv->early_error); /* (nothing is ready yet: those with no `after`) */
   for (size_t i = 0; i + 1 < sv->n; i++)
-    {
-      struct svc *s = &sv->svcs[i];
-      if (s->state != SVC_WAITING || s->nafter > 0)
-        continue;
-      if (svc_start (s, &sv->early_error) < 0)
-        {
-          s->state = SVC_FAILED;
-          return;
-        }
-      s->early = true;
-    }
+    sv->svcs[i].early = started[i];
 }
 
 /* The event loop: the first use of libsystemd, which avm start has been
