@@ -412,6 +412,8 @@ static bool valid_name (const char *s, bool dots);
 static void
 path_write (FILE *f, const struct vpath *p)
 {
+  if (!p) /* (only the root has no parent, and it has a text) */
+    return;
   if (p->text)
     {
       fputs (p->text, f);
