@@ -330,6 +330,8 @@ bench_summary_print (void)
             summary[i].ratio, summary[i].target, verdict (summary[i].met));
 }
 
+const char *const start_avm_probes[START_AVM_PROBES] = { "-display", "-device", "-audio" };
+
 int
 cmp_double (const void *a, const void *b)
 {
@@ -595,9 +597,9 @@ main (int argc, char **argv)
   char *dry_json[] = { avm, "start", "--dry-run", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
                        "--images", images, NULL };
   char *avm_version[] = { avm, "--version", NULL };
-  char *q_display[] = { qemu, "-display", "help", NULL };
-  char *q_device[] = { qemu, "-device", "help", NULL };
-  char *q_audio[] = { qemu, "-audiodev", "help", NULL };
+  char *q_display[] = { qemu, (char *) start_avm_probes[0], "help", NULL };
+  char *q_device[] = { qemu, (char *) start_avm_probes[1], "help", NULL };
+  char *q_audio[] = { qemu, (char *) start_avm_probes[2], "help", NULL };
   char *q_version[] = { qemu, "-version", NULL };
   char *true_argv[] = { "/bin/true", NULL };
 
@@ -611,7 +613,7 @@ main (int argc, char **argv)
       .note = "exec + loading avm's shared libraries, no work",
       .runs = runs, .n_steps = 1, .steps = { avm_version } },
     { .name = "/bin/true (spawn floor)", .runs = runs, .n_steps = 1, .steps = { true_argv } },
-    { .name = "probes: -display,-device,-audiodev help",
+    { .name = "probes: -display,-device,-audio help",
       .note = "start-avm's per-start probes, in its order, one process each; start-avm runs\n"
               "    `-display help` twice when the dbus display is missing: see the 2nd ratio",
       .runs = slow_runs, .n_steps = 3, .steps = { q_display, q_device, q_audio } },

@@ -23,6 +23,14 @@ void print_argv (FILE *f, char *const *argv);
 void end_progress_line (void);
 const char *verdict (bool met);
 int cmp_double (const void *a, const void *b);
+
+/* The QEMU probes start-avm runs on every start, in its order: `-display ?`,
+   `-device ?`, `-audio ?` (../shared/BRIEF.md, "The tools avm replaces"),
+   spelt `help` here, the same query without a shell glob character.  Both
+   the dry-run series and the start series use these; each is run as
+   `QEMU OPTION help`.  */
+#define START_AVM_PROBES 3
+extern const char *const start_avm_probes[START_AVM_PROBES];
 long self_hwm_kib (void);
 void print_load (const char *when);
 
