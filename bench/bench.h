@@ -23,6 +23,8 @@ void print_argv (FILE *f, char *const *argv);
 void end_progress_line (void);
 const char *verdict (bool met);
 int cmp_double (const void *a, const void *b);
+long self_hwm_kib (void);
+void print_load (const char *when);
 
 /* The QEMU probes start-avm runs on every start, in its order: `-display ?`,
    `-device ?`, `-audio ?` (../shared/BRIEF.md, "The tools avm replaces"),
@@ -31,8 +33,6 @@ int cmp_double (const void *a, const void *b);
    `QEMU OPTION help`.  */
 #define START_AVM_PROBES 3
 extern const char *const start_avm_probes[START_AVM_PROBES];
-long self_hwm_kib (void);
-void print_load (const char *when);
 
 /* Run ARGV to completion with stdin and stdout on /dev/null and stderr on
    ERR_PATH (created/truncated), or shown when SHOW_STDERR, else on

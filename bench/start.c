@@ -220,18 +220,18 @@ floor_launch (const char *fake, const char *stamp, const char *sockdir, char *co
   _exit (127);
 }
 
-/* A launcher script in start-avm's manner: PROBES (three QEMU queries, one
+/* A launcher script in start-avm's manner: PROBES (QEMU queries, one
    process each), the nine helpers backgrounded without a readiness check
    (sockets in DIR/SUB), exec of the stamp.  */
 static void
-write_script (const char *path, const char *qemu, const char *const probes[3], const char *fake, const char *dir,
-              const char *sub, const char *stamp)
+write_script (const char *path, const char *qemu, const char *const probes[START_AVM_PROBES], const char *fake,
+              const char *dir, const char *sub, const char *stamp)
 {
   size_t cap = 8192, len = 0;
   char *text = xmalloc (cap);
   len += snprintf (text + len, cap - len,
                    "#!/bin/sh\n# start-avm's way: probe QEMU, background the helpers, exec QEMU\n");
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < START_AVM_PROBES; k++)
     len += snprintf (text + len, cap - len, "%s %s >/dev/null\n", qemu, probes[k]);
   len += snprintf (text + len, cap - len, "mkdir -p %s/%s\n", dir, sub);
   for (int i = 1; i <= HELPERS; i++)
@@ -270,16 +270,14 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
   /* The start-avm way, with its probes; and the same script with the
      three cheapest probes, the baseline of the runs recorded before it
      followed start-avm's probes (BENCHMARKS.md), for comparison.  */
-  char probes[3][64], *cheap = xasprintf ("%s/cheap-probes.sh", dir);
-  for (int k = 0; k < 3; k++)
+  char probes[START_AVM_PROBES][64], *cheap = xasprintf ("%s/cheap-probes.sh", dir);
+  for (int k = 0; k < START_AVM_PROBES; k++)
     snprintf (probes[k], sizeof probes[k], "%s help", start_avm_probes[k]);
   write_script (script, qemu, (const char *[]) { probes[0], probes[1], probes[2] }, fake, dir, "sh", stamp);
   write_script (cheap, qemu, (const char *[]) { "-version", "-machine help", "-device help" }, fake, dir, "cheap",
                 stamp);
   free (svc);
 
-  double *a = xmalloc (runs * sizeof *a), *b = xmalloc (runs * sizeof *b), *c = xmalloc (runs * sizeof *c);
-  double *d = xmalloc (runs * sizeof *d);
   char *floor_dir = xasprintf ("%s/floor", dir);
   mkdir (floor_dir, 0700);
   char *env_stamp = xasprintf ("AVM_BENCH_STAMP=%s", stamp_file);
@@ -288,23 +286,46 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
   char *extra[] = { env_stamp, env_run, env_state, env_cache, env_qemu, NULL };
   char *avm_argv[] = { (char *) avm, "start", "-q", "-p", profile, NULL };
   char *sh_argv[] = { "/bin/sh", script, NULL }, *cheap_argv[] = { "/bin/sh", cheap, NULL };
+  /* The series, run in this order each round; the floor is a fork of the
+     harness (floor_launch), the others are spawned.  */
+  enum
+  {
+    AVM,
+    SCRIPT,
+    FLOOR,
+    CHEAP,
+    N_START
+  };
+  struct
+  {
+    const char *name;
+    char **argv;
+    double *t, min, med, max;
+  } ser[N_START] = {
+    [AVM] = { "avm start (readiness checked)", avm_argv },
+    [SCRIPT] = { "start-avm way (its 3 QEMU probes, helpers &)", sh_argv },
+    [FLOOR] = { "floor (fork, spawn 9, connect, exec)", NULL },
+    [CHEAP] = { "  same script, 3 cheapest probes (reference)", cheap_argv },
+  };
+  for (int k = 0; k < N_START; k++)
+    ser[k].t = xmalloc (runs * sizeof *ser[k].t);
   int ok = 0;
   /* Run -1: avm probes the stamp (that is, QEMU) and fills its cache;
      not measured.  */
   for (int i = -1; i < runs && !interrupted; i++)
     {
-      for (int which = 0; which < 4; which++)
+      for (int which = 0; which < N_START; which++)
         {
-          if (i < 0 && which > 0)
+          if (i < 0 && which != AVM)
             break;
           unlink (stamp_file);
           double t0 = mono_ms ();
-          pid_t pid = which == 2 ? floor_launch (fake, stamp, floor_dir, extra)
-                                 : spawn_env (which == 0 ? avm_argv : which == 1 ? sh_argv : cheap_argv, extra);
+          pid_t pid = which == FLOOR ? floor_launch (fake, stamp, floor_dir, extra)
+                                     : spawn_env (ser[which].argv, extra);
           if (pid < 0)
             return -1;
           double t1 = wait_stamp (stamp_file, 30000);
-          if (which == 0)
+          if (which == AVM)
             {
               kill (pid, SIGTERM);
               int st = wait_exit (pid, 30000);
@@ -315,8 +336,6 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
                   failed = true;
                   return -1;
                 }
-              if (i >= 0)
-                a[i] = t1 - t0;
             }
           else
             {
@@ -325,12 +344,13 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
               if (t1 < 0)
                 {
                   fprintf (stderr, "avm-bench: the %s failed\n",
-                           which == 2 ? "floor launcher" : "start-avm script");
+                           which == FLOOR ? "floor launcher" : "start-avm script");
                   failed = true;
                   return -1;
                 }
-              (which == 1 ? b : which == 2 ? c : d)[i] = t1 - t0;
             }
+          if (i >= 0)
+            ser[which].t[i] = t1 - t0;
         }
       ok = i + 1;
       fprintf (stderr, "\rstart to QEMU exec: %d/%d", ok, runs);
@@ -339,17 +359,14 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
   end_progress_line ();
   if (ok == 0)
     return -1;
-  double amin, amed, amax, bmin, bmed, bmax, cmin, cmed, cmax, dmin, dmed, dmax;
-  stats (a, ok, &amin, &amed, &amax);
-  stats (b, ok, &bmin, &bmed, &bmax);
-  stats (c, ok, &cmin, &cmed, &cmax);
-  stats (d, ok, &dmin, &dmed, &dmax);
   printf ("\n== avm start: time from start to QEMU's exec, %d helpers ready at once ==\n", HELPERS);
   printf ("%-46s %5s %9s %9s %9s\n", "series (ms)", "runs", "min", "median", "max");
-  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "avm start (readiness checked)", ok, amin, amed, amax);
-  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "start-avm way (its 3 QEMU probes, helpers &)", ok, bmin, bmed, bmax);
-  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "floor (fork, spawn 9, connect, exec)", ok, cmin, cmed, cmax);
-  printf ("%-46s %5d %9.2f %9.2f %9.2f\n", "  same script, 3 cheapest probes (reference)", ok, dmin, dmed, dmax);
+  for (int k = 0; k < N_START; k++)
+    {
+      stats (ser[k].t, ok, &ser[k].min, &ser[k].med, &ser[k].max);
+      printf ("%-46s %5d %9.2f %9.2f %9.2f\n", ser[k].name, ok, ser[k].min, ser[k].med, ser[k].max);
+    }
+  double amed = ser[AVM].med, bmed = ser[SCRIPT].med, cmed = ser[FLOOR].med, dmed = ser[CHEAP].med;
   printf ("  start-avm's probes: QEMU %s help, %s help, %s help; cheapest: -version,\n"
           "  -machine help, -device help (the script of runs recorded before 2026-11-22)\n",
           start_avm_probes[0], start_avm_probes[1], start_avm_probes[2]);
@@ -357,14 +374,13 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
   printf ("  script / avm >= 10x:                          %.1fx  %s\n", bmed / amed, verdict (bmed / amed >= 10.0));
   printf ("  (script / floor, the most any launcher gets:   %.1fx)\n", bmed / cmed);
   printf ("  (cheapest-probe script / avm, not a target:    %.1fx; / floor %.1fx)\n", dmed / amed, dmed / cmed);
-  bench_summary_add ("avm start to QEMU exec, 9 helpers: overhead", "ms", amin - cmed, amed - cmed, amax - cmed,
-                     "floor: spawn 9, connect, exec (avm/floor)", cmed, amed / cmed, "<= 10 ms", amed - cmed <= 10.0);
-  bench_summary_add ("avm start to QEMU exec, 9 helpers", "ms", amin, amed, amax, "start-avm way (script/avm)", bmed,
-                     bmed / amed, ">= 10x", bmed / amed >= 10.0);
-  free (a);
-  free (b);
-  free (c);
-  free (d);
+  bench_summary_add ("avm start to QEMU exec, 9 helpers: overhead", "ms", ser[AVM].min - cmed, amed - cmed,
+                     ser[AVM].max - cmed, "floor: spawn 9, connect, exec (avm/floor)", cmed, amed / cmed, "<= 10 ms",
+                     amed - cmed <= 10.0);
+  bench_summary_add ("avm start to QEMU exec, 9 helpers", "ms", ser[AVM].min, amed, ser[AVM].max,
+                     "start-avm way (script/avm)", bmed, bmed / amed, ">= 10x", bmed / amed >= 10.0);
+  for (int k = 0; k < N_START; k++)
+    free (ser[k].t);
   free (cheap);
   rm_rf (floor_dir);
   free (floor_dir);
@@ -490,10 +506,7 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
       return -1;
     }
 
-  double *a = xmalloc (runs * sizeof *a), *b = xmalloc (runs * sizeof *b), *c = xmalloc (runs * sizeof *c);
-  double *d = xmalloc (runs * sizeof *d);
-  char *floor_dir = xasprintf ("%s/floor", dir);
-  mkdir (floor_dir, 0700);
+  double *a = xmalloc (runs * sizeof *a), *b = xmalloc (runs * sizeof *b);
   int ok = 0;
   for (int i = 0; i < runs && !interrupted; i++)
     {
@@ -629,9 +642,6 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
                      "bare QEMU, same argv (avm/bare)", bmed / 1e3, amed / bmed, "<= 1.05x", amed / bmed <= 1.05);
   free (a);
   free (b);
-  free (c);
-  rm_rf (floor_dir);
-  free (floor_dir);
   return 0;
 }
 
