@@ -93,5 +93,6 @@ void avm_help_inspect (FILE *out);
 void avm_help_status (FILE *out);
 void avm_help_stop (FILE *out);
 
-/* --instance N: 1..64, or a usage error.  */
+/* --instance N: 1..64.  Anything else prints a usage error and returns
+   -EINVAL (the caller exits with AVM_EXIT_USAGE).  */
 int avm_parse_instance (const char *cmd, const char *arg, int *out);

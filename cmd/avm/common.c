@@ -9,10 +9,31 @@
 #include <string.h>
 #include <sys/utsname.h>
 
+/* The one rule for --instance: a decimal integer 1..64.  */
+static bool
+instance_number (const char *arg, int *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol (arg, &end, 10);
+  if (errno || *end || end == arg || v < 1 || v > 64)
+    return false;
+  *out = (int) v;
+  return true;
+}
+
+int
+avm_parse_instance (const char *cmd, const char *arg, int *out)
+{
+  if (instance_number (arg, out))
+    return 0;
+  avm_usage_error (cmd, "--instance %s: expected an integer 1..64", arg);
+  return -EINVAL;
+}
+
 int
 avm_profile_opts_parse (struct avm_profile_opts *o, int c, const char *arg, avm_error_t *err)
 {
-  char *end;
   switch (c)
     {
     case 'p':
@@ -29,11 +50,8 @@ avm_profile_opts_parse (struct avm_profile_opts *o, int c, const char *arg, avm_
       avm_argv_push (&o->options, arg);
       return 1;
     case 'i':
-      errno = 0;
-      long v = strtol (arg, &end, 10);
-      if (errno || *end || end == arg || v < 1 || v > 64)
+      if (!instance_number (arg, &o->instance))
         return avm_error_input (err, "--instance %s: expected an integer 1..64", arg);
-      o->instance = (int) v;
       return 1;
     case OPT_IMAGES:
       o->images = arg;

@@ -31,18 +31,6 @@ avm_help_status (FILE *out)
          out);
 }
 
-int
-avm_parse_instance (const char *cmd, const char *arg, int *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol (arg, &end, 10);
-  if (errno || *end || end == arg || v < 1 || v > 64)
-    return avm_usage_error (cmd, "--instance %s: expected an integer 1..64", arg);
-  *out = (int) v;
-  return 0;
-}
-
 static void
 format_duration (double s, char *buf, size_t len)
 {

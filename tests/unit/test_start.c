@@ -406,6 +406,30 @@ Test (start, second_instance_refused_and_two_side_by_side)
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0); /* not running: nothing to do */
 }
 
+/* Issue 15: a malformed --instance once printed the usage error and then
+   acted on instance 1 (stop stopped it and exited 0).  */
+Test (start, bad_instance_number_touches_no_instance)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"listen=${socket}\", \"hang\"], \"socket\": "
+                      "\"${run_dir}/h.sock\", \"ready\": \"socket\"}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "typo", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  const char *bad[] = { "x", "0", "65", "1x", "" };
+  char *out = NULL;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    {
+      cr_assert_eq (ts_avm (&env, &out, "stop", "-i", bad[i], NULL), 2, "stop -i '%s'", bad[i]);
+      cr_assert_eq (ts_avm (&env, &out, "stop", "--kill", "--instance", bad[i], NULL), 2, "stop -i '%s'", bad[i]);
+      cr_assert_eq (ts_avm (&env, &out, "status", "-i", bad[i], NULL), 2, "status -i '%s'", bad[i]);
+      cr_assert (!strstr (out, "instance 1"), "status -i '%s' reported instance 1: %s", bad[i], out);
+    }
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0, "instance 1 was stopped by a malformed -i");
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
 Test (start, pid1_in_a_pid_namespace_reaps_orphans)
 {
   if (access ("/usr/bin/unshare", X_OK) != 0)
