@@ -159,18 +159,20 @@ PERSONALITIES := start-avm cvd2img
 INSTALL_PROFILES := $(notdir $(wildcard profiles/*.json))
 INSTALL_MAN1 := $(notdir $(wildcard man/*.1))
 INSTALL_MAN5 := $(notdir $(wildcard man/*.5))
+INSTALL_MAN7 := $(notdir $(wildcard man/*.7))
 INSTALL_QUADLETS := $(notdir $(wildcard quadlets/*.container quadlets/*.volume quadlets/*.network quadlets/*.kube))
 INSTALL_UNITS := $(notdir $(wildcard quadlets/*.service))
 COMPLETION := cmd/avm/avm.bash
 
 install: $(AVM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR)
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(AVM) $(DESTDIR)$(BINDIR)/avm
 	for p in $(PERSONALITIES); do ln -sf avm $(DESTDIR)$(BINDIR)/$$p || exit 1; done
 	install -m 0644 $(addprefix profiles/,$(INSTALL_PROFILES)) $(DESTDIR)$(DATADIR)/avm/profiles/
 	install -m 0644 $(addprefix man/,$(INSTALL_MAN1)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(addprefix man/,$(INSTALL_MAN5)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(addprefix man/,$(INSTALL_MAN7)) $(DESTDIR)$(MANDIR)/man7/
 	install -m 0644 $(COMPLETION) $(DESTDIR)$(BASHCOMPDIR)/avm
 	for p in $(PERSONALITIES); do ln -sf avm $(DESTDIR)$(BASHCOMPDIR)/$$p || exit 1; done
 ifneq ($(INSTALL_QUADLETS),)
@@ -194,6 +196,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/profiles/,$(INSTALL_PROFILES))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(INSTALL_MAN1))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(INSTALL_MAN5))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(INSTALL_MAN7))
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/avm $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PERSONALITIES))
 	rm -f $(addprefix $(DESTDIR)$(QUADLETDIR)/,$(INSTALL_QUADLETS))
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(INSTALL_UNITS))

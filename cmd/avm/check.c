@@ -104,6 +104,24 @@ avm_cmd_check (int argc, char **argv)
     }
   json_t *pj = p->json;
 
+  /* Options told by the images (the Android release).  */
+  const char *oname;
+  json_t *det;
+  json_object_foreach (p->detected, oname, det)
+    {
+      _cleanup_free_ char *d = NULL, *key = NULL;
+      const char *warning = json_string_value (json_object_get (det, "warning"));
+      const char *source = json_string_value (json_object_get (det, "source"));
+      if (asprintf (&key, "%s", oname) < 0
+          || asprintf (&d, "%s (%s%s: %s)", json_string_value (json_object_get (p->options, oname)),
+                       source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
+                       json_string_value (json_object_get (det, "evidence")) ?: "")
+                 < 0)
+        continue;
+      avm_host_report_add (&rep, warning ? AVM_CHECK_WARN : AVM_CHECK_OK, key, warning ? warning : d,
+                           warning ? "use a host package of the same release as the images" : NULL);
+    }
+
   avm_host_check_kvm (&rep, !accel_allows_tcg (pj), &err);
   avm_error_freep (&err);
   bool gl = json_is_true (json_object_get (json_object_get (pj, "display"), "gl"));
@@ -159,6 +177,15 @@ avm_cmd_check (int argc, char **argv)
               avm_host_report_add (&rep, AVM_CHECK_FAIL, name, d ? d : "not found",
                                    "install it or add its directory to paths.helpers");
             }
+        }
+      json_array_foreach (json_object_get (plan->json, "skipped_services"), i, s)
+        {
+          _cleanup_free_ char *name = NULL, *d = NULL;
+          if (asprintf (&name, "helper:%s", json_string_value (json_object_get (s, "name"))) < 0
+              || asprintf (&d, "skipped: %s", json_string_value (json_object_get (s, "reason"))) < 0)
+            continue;
+          avm_host_report_add (&rep, AVM_CHECK_WARN, name, d,
+                               "not critical: the platform starts without it (install it for its feature)");
         }
       if (!plan->approved)
         avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", "extra_qemu_args add free-form QEMU arguments",

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Option handling shared by the subcommands. */
 #include "avm.h"
+#include "cuttlefish/release.h"
 #include "util/cleanup.h"
 
 #include <errno.h>
@@ -94,6 +95,8 @@ avm_profile_opts_load (struct avm_profile_opts *o, struct avm_profile **out, avm
     .name = o->profile ? o->profile : avm_default_profile (),
     .options = o->options.v,
     .sets = o->sets.v,
+    .images = o->images,
+    .detect = avm_cf_profile_detect,
   };
   return avm_profile_load (&req, out, err);
 }

@@ -46,6 +46,14 @@ static void
 print_process (FILE *out, json_t *p)
 {
   char up[32] = "-", pidbuf[24] = "-";
+  const char *reason = json_string_value (json_object_get (p, "reason"));
+  if (reason)
+    {
+      /* Never started (the plan skipped it).  */
+      fprintf (out, "  %-22s %-10s %s\n", json_string_value (json_object_get (p, "name")),
+               json_string_value (json_object_get (p, "state")), reason);
+      return;
+    }
   json_t *pid = json_object_get (p, "pid");
   if (json_is_integer (pid))
     snprintf (pidbuf, sizeof pidbuf, "%lld", (long long) json_integer_value (pid));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "disk/cvd2img.h"
+#include "cuttlefish/release.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "disk/imgset.h"
@@ -78,6 +79,23 @@ host_arch (void)
   if (uname (&u) == 0 && (streq (u.machine, "aarch64") || streq (u.machine, "arm64")))
     return "aarch64";
   return "x86_64";
+}
+
+/* avm_profile_detect_fn over the image set being converted (DATA).  */
+static int
+detect_from_set (void *data, const char *detector, const char *images, char **choice, json_t **info, avm_error_t *err)
+{
+  struct avm_cf_facts f;
+  (void) images;
+  *choice = NULL;
+  *info = NULL;
+  if (!streq (detector, "cuttlefish-release"))
+    return avm_error_input (err, "unknown detector \"%s\"", detector);
+  int r = avm_imgset_cf_facts (data, &f, err);
+  if (r >= 0)
+    r = avm_cf_release_choice (&f, choice, info, err);
+  avm_cf_facts_clear (&f);
+  return r;
 }
 
 /* The signing key, and its PEM text when it is the host package's test key
@@ -261,14 +279,29 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   if ((r = load_key (req, set, &key, &key_pem, &key_pem_len, manifest, err)) < 0)
     goto out;
 
-  /* Profiles for the boot properties: as asked, and its virgl variant.  */
+  /* Profiles for the boot properties: as asked, and its virgl variant;
+     options such as the Android release told by the set itself.  */
   struct avm_profile_request preq = {
     .name = req->profile ? req->profile : streq (arch, "aarch64") ? "aaos-arm64" : "aaos-x86_64",
     .options = req->options,
     .sets = req->sets,
+    .images = avm_imgset_label (set),
+    .detect = detect_from_set,
+    .detect_data = set,
   };
   if ((r = avm_profile_load (&preq, &profile, err)) < 0)
     goto out;
+  /* Recorded for avm start, which no longer sees android-info.txt or the
+     boot image once they are inside the disks.  */
+  json_t *rel = json_object_get (profile->detected, "release");
+  if (rel && json_object_get (profile->options, "release"))
+    {
+      json_t *m = json_pack ("{s:O, s:O?, s:O?}", "name", json_object_get (profile->options, "release"), "source",
+                             json_object_get (rel, "source"), "evidence", json_object_get (rel, "evidence"));
+      if (json_object_get (rel, "warning"))
+        json_object_set (m, "warning", json_object_get (rel, "warning"));
+      json_object_set_new (manifest, "release", m);
+    }
   json_t *gpu_choices = json_object_get (json_object_get (json_object_get (profile->json, "options"), "gpu"), "choices");
   if (!req->no_virgl && json_object_get (gpu_choices, "virgl"))
     {

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "disk/imgset.h"
+#include "cuttlefish/release.h"
+#include "util/strbuf.h"
 #include "disk/sparse.h"
 #include "disk/stream.h"
 #include "util/cleanup.h"
@@ -32,9 +34,21 @@ struct host_blob
   bool present;
 };
 
+/* Host package entries that tell its release (cuttlefish/release.h); a
+   name ending in '/' is a directory (any entry below it counts).  */
+static const char *const host_markers[] = {
+  "bin/sensors_simulator", "etc/automotive/vhalconfig/", "bin/vhal_proxy_server", "bin/vhost_device_vsock",
+  "bin/secure_env",
+};
+
+#define MAX_INFO (64u << 10)
+
 struct avm_imgset
 {
   char *dir, *zip, *hostpkg;
+  char *android_info;  /* android-info.txt of the images, or NULL */
+  bool markers[ARRAY_SIZE (host_markers)];
+  bool host_seen;      /* the host package had any entry */
   struct avm_img imgs[MAX_IMAGES];
   char *names[MAX_IMAGES];
   size_t n;
@@ -156,19 +170,20 @@ prefixed_read (void *ctx, void *buf, size_t len)
 static int
 probe_stream (struct avm_img *img, struct avm_stream *s, avm_error_t *err)
 {
-  uint8_t head[4];
-  ssize_t got = avm_stream_read (s, head, sizeof head);
+  uint8_t *head = img->head;
+  ssize_t got = avm_stream_read (s, head, sizeof img->head);
   if (got < 0)
     return avm_error_sys (err, (int) -got, "cannot read %s", s->name);
+  img->head_len = (size_t) got;
   img->present = true;
   img->stored_size = s->size;
-  img->sparse = got == 4 && avm_sparse_magic (head);
+  img->sparse = got >= 4 && avm_sparse_magic (head);
   if (!img->sparse)
     {
       img->size = s->size;
       return 0;
     }
-  struct prefixed px = { head, 4, 0, s };
+  struct prefixed px = { head, (size_t) got, 0, s };
   struct avm_stream ps = { .read = prefixed_read, .ctx = &px, .name = s->name, .size = s->size };
   struct avm_sparse_header h;
   int r = avm_sparse_read_header (&ps, &h, err);
@@ -192,6 +207,33 @@ next_entry (struct archive *a, const char *archive, struct archive_entry **e, av
   return r < 0 ? r : 1;
 }
 
+/* The current entry, a small text file, NUL-terminated into *OUT.  */
+static int
+read_small_entry (struct archive *a, const char *archive, const char *name, char **out, avm_error_t *err)
+{
+  char buf[4096];
+  struct avm_strbuf b = { 0 };
+  la_ssize_t got;
+  while ((got = archive_read_data (a, buf, sizeof buf)) > 0)
+    {
+      if (b.len + (size_t) got > MAX_INFO)
+        {
+          avm_strbuf_free (&b);
+          return avm_error_input (err, "%s: entry %s is larger than %u KiB", archive, name, MAX_INFO >> 10);
+        }
+      avm_strbuf_add (&b, buf, (size_t) got);
+    }
+  if (got < 0)
+    {
+      avm_strbuf_free (&b);
+      return avm_error_input (err, "%s: entry %s: %s", archive, name, archive_error_string (a));
+    }
+  free (*out);
+  if (!(*out = avm_strbuf_steal (&b)))
+    return avm_error_sys (err, ENOMEM, "%s", archive);
+  return 0;
+}
+
 static int
 scan_zip (struct avm_imgset *s, avm_error_t *err)
 {
@@ -204,6 +246,12 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
     {
       const char *name = clean_name (archive_entry_pathname (e));
       struct avm_img *img = find_img (s, name);
+      if (streq (name, "android-info.txt") && archive_entry_filetype (e) == AE_IFREG)
+        {
+          if ((r = read_small_entry (a, s->zip, name, &s->android_info, err)) < 0)
+            goto out;
+          continue;
+        }
       if (!img || archive_entry_filetype (e) != AE_IFREG)
         continue;
       if (img->present)
@@ -243,6 +291,14 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
   while ((r = next_entry (a, s->hostpkg, &e, err)) > 0)
     {
       const char *name = clean_name (archive_entry_pathname (e));
+      s->host_seen = true;
+      for (size_t i = 0; i < ARRAY_SIZE (host_markers); i++)
+        {
+          size_t l = strlen (host_markers[i]);
+          if (host_markers[i][l - 1] == '/' ? strncmp (name, host_markers[i], l) == 0 || strncmp (name, host_markers[i], l - 1) == 0
+                                            : streq (name, host_markers[i]))
+            s->markers[i] = true;
+        }
       for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
         {
           if (!streq (name, host_files[i]) || archive_entry_filetype (e) != AE_IFREG)
@@ -309,6 +365,22 @@ scan_dir (struct avm_imgset *s, avm_error_t *err)
       if (r < 0)
         return r;
     }
+  _cleanup_free_ char *info = avm_path_join (s->dir, "android-info.txt");
+  if (info && access (info, F_OK) == 0)
+    {
+      size_t len;
+      int r = avm_read_file (info, &s->android_info, &len, err);
+      if (r < 0)
+        return r;
+    }
+  for (size_t i = 0; i < ARRAY_SIZE (host_markers); i++)
+    {
+      _cleanup_free_ char *m = avm_path_join (s->dir, host_markers[i]);
+      s->markers[i] = m && access (m, F_OK) == 0;
+      s->host_seen |= s->markers[i];
+    }
+  _cleanup_free_ char *bin = avm_path_join (s->dir, "bin"), *etc = avm_path_join (s->dir, "etc");
+  s->host_seen |= (bin && access (bin, F_OK) == 0) || (etc && access (etc, F_OK) == 0);
   return 0;
 }
 AVM_ANALYZER_IGNORE_END
@@ -362,11 +434,34 @@ avm_imgset_open (const char *dir, const char *zip, const char *hostpkg, char *co
   return 0;
 }
 
+int
+avm_imgset_cf_facts (const struct avm_imgset *s, struct avm_cf_facts *f, avm_error_t *err)
+{
+  *f = (struct avm_cf_facts) { 0 };
+  if (s->android_info && !(f->android_info = strdup (s->android_info)))
+    return avm_error_sys (err, ENOMEM, "%s", avm_imgset_label (s));
+  static const char *const boots[] = { "boot.img", "init_boot.img" };
+  for (size_t i = 0; i < ARRAY_SIZE (boots) && !f->boot_os_major; i++)
+    {
+      const struct avm_img *img = avm_imgset_get (s, boots[i]);
+      if (img && img->present && !img->sparse)
+        f->boot_os_major = avm_cf_boot_os_major (img->head, img->head_len);
+    }
+  f->hostpkg = s->host_seen;
+  f->sensors_simulator = s->markers[0];
+  f->vhalconfig = s->markers[1];
+  f->vhal_proxy_server = s->markers[2];
+  f->vhost_device_vsock = s->markers[3];
+  f->secure_env = s->markers[4];
+  return 0;
+}
+
 void
 avm_imgset_free (struct avm_imgset *s)
 {
   if (!s)
     return;
+  free (s->android_info);
   for (size_t i = 0; i < s->n; i++)
     free (s->names[i]);
   for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)

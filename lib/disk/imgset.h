@@ -25,6 +25,8 @@ struct avm_img
   bool sparse;
   uint64_t size;        /* expanded size in bytes */
   uint64_t stored_size; /* bytes in the file or archive entry */
+  unsigned char head[64]; /* its first bytes (a boot image's header), head_len of them */
+  size_t head_len;
 };
 
 struct avm_imgset;
@@ -47,6 +49,11 @@ int avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, 
 /* A small file of the host package ("etc/cvd_avb_testkey_rsa4096.pem"), read
    whole (at most 64 MiB).  -ENOENT when absent (no message).  */
 int avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data, size_t *len, avm_error_t *err);
+
+/* What the set says about its Android release (cuttlefish/release.h):
+   android-info.txt, the boot image's header, the host package's markers.  */
+struct avm_cf_facts;
+int avm_imgset_cf_facts (const struct avm_imgset *s, struct avm_cf_facts *f, avm_error_t *err);
 
 /* "DIR" or "IMG.zip" for messages.  */
 const char *avm_imgset_label (const struct avm_imgset *s);

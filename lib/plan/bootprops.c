@@ -21,18 +21,25 @@ static const char *const gpu_guest[][2] = {
 };
 static const char *const gpu_virgl[][2] = {
   { "androidboot.hardware.egl", "mesa" },
-  { "androidboot.hardware.hwcomposer.display_finder_mode", "drm" },
   { "androidboot.hardware.hwcomposer.mode", "client" },
 };
 
 static int
 derived (struct plan_ctx *c, const char *key, const char *value)
 {
+  const char *name;
+  json_t *def;
   if (json_object_get (avm_json_path (c->p, "boot_properties"), key))
     return avm_error_input (c->err,
                             "%s: boot_properties[\"%s\"]: avm derives this key from the profile (it must match the QEMU "
                             "command line); remove it",
                             c->file, key);
+  json_object_foreach (avm_json_path (c->p, "services"), name, def)
+    if (json_object_get (json_object_get (def, "boot_properties"), key))
+      return avm_error_input (c->err,
+                              "%s: services.%s.boot_properties[\"%s\"]: avm derives this key from the profile (it "
+                              "must match the QEMU command line); remove it",
+                              c->file, name, key);
   json_object_set_new (c->bootprops, key, json_string (value));
   return 0;
 }
@@ -75,20 +82,17 @@ boot_devices (struct plan_ctx *c, char **out)
   return 0;
 }
 
-int
-plan_boot_properties (struct plan_ctx *c)
+/* Expand PROPS (at PREFIX in the profile) into the plan's properties.  */
+static int
+add_props (struct plan_ctx *c, json_t *props, const char *prefix)
 {
-  json_t *props = avm_json_path (c->p, "boot_properties");
   const char *k;
   json_t *v;
   int r;
-
-  if (!props)
-    return 0;
   json_object_foreach (props, k, v)
     {
       _cleanup_free_ char *where = NULL, *e = NULL;
-      if (asprintf (&where, "boot_properties[\"%s\"]", k) < 0)
+      if (asprintf (&where, "%sboot_properties[\"%s\"]", prefix, k) < 0)
         return -ENOMEM;
       if ((r = plan_expand (c, json_string_value (v), where, &e)) < 0)
         return r;
@@ -96,11 +100,45 @@ plan_boot_properties (struct plan_ctx *c)
         return avm_error_input (c->err, "%s: %s: a value cannot contain a newline", c->file, where);
       json_object_set_new (c->bootprops, k, json_string (e));
     }
+  return 0;
+}
+
+int
+plan_boot_properties (struct plan_ctx *c)
+{
+  json_t *props = avm_json_path (c->p, "boot_properties");
+  json_t *defs = avm_json_path (c->p, "services");
+  const char *k;
+  json_t *v;
+  int r;
+
+  if (!props)
+    return 0;
+  /* Those of the services that run, then the profile's own.  */
+  json_object_foreach (c->services, k, v)
+    {
+      json_t *sp = json_object_get (json_object_get (defs, k), "boot_properties");
+      _cleanup_free_ char *prefix = NULL;
+      if (!sp)
+        continue;
+      if (asprintf (&prefix, "services.%s.", k) < 0)
+        return -ENOMEM;
+      if ((r = add_props (c, sp, prefix)) < 0)
+        return r;
+    }
+  if ((r = add_props (c, props, "")) < 0)
+    return r;
 
   _cleanup_free_ char *devs = NULL;
   if ((r = boot_devices (c, &devs)) < 0 || (r = derived (c, "androidboot.boot_devices", devs)) < 0)
     return r;
   char buf[64];
+  /* Android scales its hardware timeouts (ro.hw_timeout_multiplier):
+     launch_cvd writes 50 for a guest it must emulate and 3 otherwise
+     (assemble_cvd/bootconfig_args.cpp, android14-qpr2 and later); the
+     emulation is what makes the guest slow, so avm keys it on TCG.  */
+  if ((r = derived (c, "androidboot.hw_timeout_multiplier", streq (c->accel, "tcg") ? "50" : "3")) < 0)
+    return r;
   snprintf (buf, sizeof buf, "%lldMB", pint (c, "machine.memory") * 6 / 5);
   if ((r = derived (c, "androidboot.ddr_size", buf)) < 0)
     return r;

@@ -16,7 +16,8 @@ struct plan_ctx
   long long cid;
   char *run_dir, *state_dir, *images, *data_dir;
   char instance_str[16], cid_str[24], guest_name[128];
-  struct avm_var vars[8];
+  struct avm_var vars[12];
+  char *cf_root, *cf_instance_dir, *cf_config; /* cuttlefish.config */
   struct avm_vars scope;
   struct avm_qemu_caps *caps;
   const char *accel;
@@ -32,8 +33,13 @@ struct plan_ctx
   json_t *pci;        /* [{"slot","device","for"}] */
   json_t *services;   /* {name: service} as expanded */
   json_t *resources;  /* {name: resource} */
+  json_t *uses;       /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
+  int var_depth;      /* ${var:} expansions under way */
+  json_t *global_uses; /* ... referred to outside any service (boot properties, console tees) */
   json_t *warnings;   /* ["..."] */
   json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
+  char *helper_dirs;  /* paths.helpers, expanded (named when programs are missing) */
+  json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
   json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops */
   int next_slot;
@@ -53,8 +59,18 @@ bool pbool (struct plan_ctx *c, const char *path);
    the one its service declares.  */
 int plan_services (struct plan_ctx *c);
 int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket);
+/* Drop the profile's resources that nothing planned refers to (a resource
+   of a disabled or skipped service); after plan_boot_properties.  */
+int plan_prune_resources (struct plan_ctx *c);
+/* Record in C->uses that NAME (or NAME.suffix) is referenced.  */
+void plan_note_use (struct plan_ctx *c, const char *name);
 
 /* QEMU argv (qemu_argv.c).  */
 int plan_qemu_argv (struct plan_ctx *c);
+/* cuttlefish.config (cuttlefish.c): the variables ${cf_config} and
+   ${cf_instance_dir} (before the services are planned), then the
+   configuration file and directories (once the network is known).  */
+int plan_cuttlefish_vars (struct plan_ctx *c);
+int plan_cuttlefish_config (struct plan_ctx *c);
 /* Android boot properties (bootprops.c).  */
 int plan_boot_properties (struct plan_ctx *c);

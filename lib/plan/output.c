@@ -15,6 +15,21 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
            json_string_value (json_object_get (j, "profile")), json_integer_value (json_object_get (j, "instance")));
   fprintf (out, "# QEMU %s (%s capabilities), accelerator %s\n", json_string_value (json_object_get (q, "version")),
            json_string_value (json_object_get (q, "capabilities")), json_string_value (json_object_get (q, "accel")));
+  const char *name;
+  json_t *d;
+  json_object_foreach (json_object_get (j, "detected"), name, d)
+    {
+      /* "# release android16 (android-info.txt: output_audio_streams_count=6)"  */
+      const char *choice = json_string_value (json_object_get (json_object_get (j, "options"), name));
+      const char *source = json_string_value (json_object_get (d, "source"));
+      const char *evidence = json_string_value (json_object_get (d, "evidence"));
+      const char *warning = json_string_value (json_object_get (d, "warning"));
+      fprintf (out, "# %s %s (%s%s: %s)\n", name, choice ? choice : "?",
+               source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
+               evidence ? evidence : "");
+      if (warning)
+        fprintf (out, "# WARNING: %s\n", warning);
+    }
   json_t *svcs = json_object_get (j, "services");
   if (json_array_size (svcs))
     {
@@ -22,6 +37,16 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
       json_t *s;
       fprintf (out, "# started first, in this order:");
       json_array_foreach (svcs, i, s)
+        fprintf (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
+      fputc ('\n', out);
+    }
+  json_t *sk = json_object_get (j, "skipped_services");
+  if (json_array_size (sk))
+    {
+      size_t i;
+      json_t *s;
+      fprintf (out, "# skipped (not installed):");
+      json_array_foreach (sk, i, s)
         fprintf (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
       fputc ('\n', out);
     }

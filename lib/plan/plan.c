@@ -56,6 +56,8 @@ static int
 lookup_resource (void *data, const char *ns, const char *arg, const char *where, char **repl, avm_error_t *err)
 {
   struct plan_ctx *c = data;
+  if (streq (ns, "fd") || streq (ns, "port"))
+    plan_note_use (c, arg);
   if (streq (ns, "fd"))
     {
       /* NAME, or NAME.read/NAME.write of a pipe, NAME.in/NAME.out of a FIFO pair.  */
@@ -89,7 +91,21 @@ lookup_resource (void *data, const char *ns, const char *arg, const char *where,
         return avm_error_input (err, "%s: ${port:%s}: no listening resource with a port of that name", where, arg);
       return asprintf (repl, "%lld", (long long) json_integer_value (port)) < 0 ? -ENOMEM : 0;
     }
-  return avm_error_input (err, "%s: unknown variable namespace ${%s:...} (known: fd, port)", where, ns);
+  if (streq (ns, "var"))
+    {
+      /* The profile's own variables (vars), themselves expanded (a few
+         levels deep at most: a cycle is an error).  */
+      json_t *v = json_object_get (avm_json_path (c->p, "vars"), arg);
+      if (!json_is_string (v))
+        return avm_error_input (err, "%s: ${var:%s}: no such variable in vars", where, arg);
+      if (c->var_depth >= 8)
+        return avm_error_input (err, "%s: ${var:%s}: variables refer to each other in a cycle", where, arg);
+      c->var_depth++;
+      int r = avm_vars_expand (&c->scope, json_string_value (v), where, repl, err);
+      c->var_depth--;
+      return r;
+    }
+  return avm_error_input (err, "%s: unknown variable namespace ${%s:...} (known: fd, port, var)", where, ns);
 }
 
 static int
@@ -318,6 +334,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.resources = json_object ();
   c.warnings = json_array ();
   c.missing = json_array ();
+  c.skipped = json_array ();
+  c.global_uses = json_array ();
   c.bootprops = json_object ();
   c.generated = json_array ();
   c.run_dir = avm_instance_run_dir (c.instance);
@@ -372,11 +390,11 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
         goto out;
     }
   c.qemu_binary = qemu;
-  if ((r = plan_services (&c)) < 0)
+  if ((r = plan_cuttlefish_vars (&c)) < 0 || (r = plan_services (&c)) < 0)
     goto out;
-  if ((r = plan_qemu_argv (&c)) < 0)
+  if ((r = plan_qemu_argv (&c)) < 0 || (r = plan_cuttlefish_config (&c)) < 0)
     goto out;
-  if ((r = plan_boot_properties (&c)) < 0)
+  if ((r = plan_boot_properties (&c)) < 0 || (r = plan_prune_resources (&c)) < 0)
     goto out;
   if ((r = generated_disks (&c)) < 0)
     goto out;
@@ -400,6 +418,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   json_object_set_new (j, "profile", json_string (req->profile->name));
   json_object_set_new (j, "profile_path", json_string (req->profile->path));
   json_object_set (j, "options", req->profile->options);
+  if (req->profile->detected && json_object_size (req->profile->detected))
+    json_object_set (j, "detected", req->profile->detected);
   json_object_set_new (j, "instance", json_integer (c.instance));
   json_object_set_new (j, "approved", json_boolean (approved));
   json_t *vars = json_object ();
@@ -423,6 +443,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   json_object_foreach (c.services, k, v)
     json_array_append (svcs, v);
   json_object_set_new (j, "services", svcs);
+  json_object_set (j, "skipped_services", c.skipped);
   json_t *res = json_array ();
   json_object_foreach (c.resources, k, v)
     {
@@ -432,6 +453,9 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     }
   json_object_set_new (j, "resources", res);
   json_t *boot = json_deep_copy (avm_json_path (c.p, "boot"));
+  /* The timeout the supervisor applies: scaled under software emulation.  */
+  if (c.accel && streq (c.accel, "tcg"))
+    json_object_set_new (boot, "timeout", json_integer (pint (&c, "boot.timeout") * pint (&c, "boot.tcg_multiplier")));
   if (c.boot_console)
     json_object_set_new (boot, "console", json_string (c.boot_console));
   json_object_set_new (j, "boot", boot);
@@ -453,12 +477,18 @@ out:
   json_decref (c.resources);
   json_decref (c.warnings);
   json_decref (c.missing);
+  json_decref (c.skipped);
+  json_decref (c.global_uses);
+  free (c.helper_dirs);
   json_decref (c.bootprops);
   json_decref (c.generated);
   free (c.run_dir);
   free (c.state_dir);
   free (c.data_dir);
   free (c.images);
+  free (c.cf_root);
+  free (c.cf_instance_dir);
+  free (c.cf_config);
   avm_qemu_caps_free (c.caps);
   return r;
 }

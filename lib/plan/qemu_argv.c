@@ -11,6 +11,7 @@
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
 #include "util/quote.h"
+#include "util/strbuf.h"
 #include "util/strfmt.h"
 
 #include <stdarg.h>
@@ -484,6 +485,102 @@ emit_vhost_user_device (struct plan_ctx *c, const char *type, const char *key, c
   return device (c, type, key, slot, "chardev=%s-char,id=%s%s%s", id, id, extra ? "," : "", extra ? extra : "");
 }
 
+/* An IPv4 address ("a.b.c.d"), or with CIDR a network ("a.b.c.d/n"):
+   nothing that could add an option to a QEMU -netdev.  */
+static bool
+ipv4_ok (const char *s, bool cidr)
+{
+  unsigned a, b, d, e, n;
+  char tail;
+  if (cidr)
+    return sscanf (s, "%u.%u.%u.%u/%u%c", &a, &b, &d, &e, &n, &tail) == 5 && a < 256 && b < 256 && d < 256
+           && e < 256 && n >= 8 && n <= 30 && strspn (s, "0123456789./") == strlen (s);
+  return sscanf (s, "%u.%u.%u.%u%c", &a, &b, &d, &e, &tail) == 4 && a < 256 && b < 256 && d < 256 && e < 256
+         && strspn (s, "0123456789.") == strlen (s);
+}
+
+/* NIC number N (0: network, the mobile interface eth0; 1:
+   network.ethernet, eth1), at KEY.  Cuttlefish's order (qemu_manager.cpp:
+   the NICs are added in the order ethprime refers to) and MACs
+   00:1a:11:e<N>:cf:<instance - 1> (common/libs/utils/network.cpp).  */
+static int
+emit_nic (struct plan_ctx *c, const char *key, int n)
+{
+  char path[64];
+  int slot = 0, r;
+#define K(name) (snprintf (path, sizeof path, "%s.%s", key, name), path)
+  const char *mode = pstr (c, K ("mode"));
+  if (!mode || streq (mode, "none"))
+    return 0;
+  unsigned m[6];
+  const char *mac = pstr (c, K ("mac"));
+  if (sscanf (mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6 || strlen (mac) != 17)
+    return avm_error_input (c->err, "%s: %s: expected xx:xx:xx:xx:xx:xx, got \"%s\"", c->file, path, mac);
+  if (m[0] & 1)
+    return avm_error_input (c->err, "%s: %s: %s is a multicast address", c->file, path, mac);
+  m[5] = (m[5] + c->instance - 1) & 0xff; /* distinct per instance */
+  if (streq (mode, "user"))
+    {
+      struct avm_strbuf b = { 0 };
+      static const char *const addrs[] = { "net", "host", "dns" };
+      for (size_t i = 0; i < ARRAY_SIZE (addrs); i++)
+        {
+          const char *v = pstr (c, K (addrs[i]));
+          if (!v)
+            continue;
+          if (!ipv4_ok (v, i == 0))
+            {
+              avm_strbuf_free (&b);
+              return avm_error_input (c->err, "%s: %s: \"%s\" is not an IPv4 %s", c->file, path, v,
+                                      i == 0 ? "network (a.b.c.d/N, N from 8 to 30)" : "address");
+            }
+          avm_strbuf_addf (&b, ",%s=%s", addrs[i], v);
+        }
+      size_t i;
+      json_t *fw;
+      json_array_foreach (n == 0 ? avm_json_path (c->p, "network.forwards") : NULL, i, fw)
+        {
+          const char *addr = json_string_value (json_object_get (fw, "host_addr"));
+          long long hp = json_integer_value (json_object_get (fw, "host_port")) + c->instance - 1;
+          long long gp = json_integer_value (json_object_get (fw, "guest_port"));
+          if (!json_object_get (fw, "host_port") || !json_object_get (fw, "guest_port") || hp > 65535)
+            {
+              avm_strbuf_free (&b);
+              return avm_error_input (c->err, "%s: network.forwards[%zu]: host_port and guest_port are required (1..65535)",
+                                      c->file, i);
+            }
+          for (const char *p = addr; *p; p++)
+            if (!strchr ("0123456789.abcdefABCDEF:", *p))
+              {
+                avm_strbuf_free (&b);
+                return avm_error_input (c->err, "%s: network.forwards[%zu].host_addr: \"%s\" is not an IP address",
+                                        c->file, i, addr);
+              }
+          avm_strbuf_addf (&b, ",hostfwd=%s:%s:%lld-:%lld", json_string_value (json_object_get (fw, "proto")), addr, hp,
+                           gp);
+        }
+      _cleanup_free_ char *extra = avm_strbuf_steal (&b);
+      if (!extra)
+        return -ENOMEM;
+      r = opt (c, "-netdev", "user,id=hostnet%d%s", n, extra);
+    }
+  else
+    {
+      const char *tap = pstr (c, K ("tap"));
+      for (const char *p = tap; *p; p++)
+        if (!strchr ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p) || p - tap >= 15)
+          return avm_error_input (c->err, "%s: %s: \"%s\" is not an interface name", c->file, K ("tap"), tap);
+      r = opt (c, "-netdev", "tap,id=hostnet%d,ifname=%s,script=no,downscript=no%s", n, tap,
+               pbool (c, K ("vhost")) ? ",vhost=on" : "");
+    }
+#undef K
+  if (r < 0 || (r = alloc_slot (c, key, &slot)) < 0)
+    return r;
+  return device (c, "virtio-net-pci-non-transitional", key, slot,
+                 "netdev=hostnet%d,id=net%d,mac=%02x:%02x:%02x:%02x:%02x:%02x", n, n, m[0], m[1], m[2], m[3], m[4],
+                 m[5]);
+}
+
 static int
 emit_devices (struct plan_ctx *c)
 {
@@ -535,65 +632,11 @@ emit_devices (struct plan_ctx *c)
     }
 
   /* Network.  */
-  const char *net = pstr (c, "network.mode");
   json_t *fwd = avm_json_path (c->p, "network.forwards");
-  if (!streq (net, "user") && json_array_size (fwd) > 0)
+  if (!streq (pstr (c, "network.mode"), "user") && json_array_size (fwd) > 0)
     return avm_error_input (c->err, "%s: network.forwards: port forwards need network.mode user", c->file);
-  if (!streq (net, "none"))
-    {
-      unsigned m[6];
-      const char *mac = pstr (c, "network.mac");
-      if (sscanf (mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6 || strlen (mac) != 17)
-        return avm_error_input (c->err, "%s: network.mac: expected xx:xx:xx:xx:xx:xx, got \"%s\"", c->file, mac);
-      if (m[0] & 1)
-        return avm_error_input (c->err, "%s: network.mac: %s is a multicast address", c->file, mac);
-      m[5] = (m[5] + c->instance - 1) & 0xff; /* distinct per instance */
-      if (streq (net, "user"))
-        {
-          _cleanup_free_ char *hostfwd = NULL;
-          size_t len = 0;
-          FILE *f = open_memstream (&hostfwd, &len);
-          json_t *fw;
-          if (!f)
-            return -ENOMEM;
-          json_array_foreach (fwd, i, fw)
-            {
-              const char *addr = json_string_value (json_object_get (fw, "host_addr"));
-              long long hp = json_integer_value (json_object_get (fw, "host_port")) + c->instance - 1;
-              long long gp = json_integer_value (json_object_get (fw, "guest_port"));
-              if (!json_object_get (fw, "host_port") || !json_object_get (fw, "guest_port") || hp > 65535)
-                {
-                  fclose (f);
-                  return avm_error_input (c->err, "%s: network.forwards[%zu]: host_port and guest_port are required (1..65535)",
-                                          c->file, i);
-                }
-              for (const char *p = addr; *p; p++)
-                if (!strchr ("0123456789.abcdefABCDEF:", *p))
-                  {
-                    fclose (f);
-                    return avm_error_input (c->err, "%s: network.forwards[%zu].host_addr: \"%s\" is not an IP address",
-                                            c->file, i, addr);
-                  }
-              fprintf (f, ",hostfwd=%s:%s:%lld-:%lld", json_string_value (json_object_get (fw, "proto")), addr, hp, gp);
-            }
-          fclose (f);
-          r = opt (c, "-netdev", "user,id=hostnet0%s", hostfwd ? hostfwd : "");
-        }
-      else
-        {
-          const char *tap = pstr (c, "network.tap");
-          for (const char *p = tap; *p; p++)
-            if (!strchr ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p) || p - tap >= 15)
-              return avm_error_input (c->err, "%s: network.tap: \"%s\" is not an interface name", c->file, tap);
-          r = opt (c, "-netdev", "tap,id=hostnet0,ifname=%s,script=no,downscript=no%s", tap,
-                   pbool (c, "network.vhost") ? ",vhost=on" : "");
-        }
-      if (r < 0 || (r = alloc_slot (c, "network", &slot)) < 0
-          || (r = device (c, "virtio-net-pci-non-transitional", "network", slot,
-                          "netdev=hostnet0,id=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
-                          m[5])) < 0)
-        return r;
-    }
+  if ((r = emit_nic (c, "network", 0)) < 0 || (r = emit_nic (c, "network.ethernet", 1)) < 0)
+    return r;
 
   /* vsock.  */
   const char *vs = pstr (c, "vsock.mode");

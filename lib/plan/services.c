@@ -36,8 +36,8 @@ plan_resources (struct plan_ctx *c)
         return -ENOMEM;
       if (!type)
         return avm_error_input (c->err, "%s: %s.type: required key is missing", c->file, where);
-      bool wants_path = streq (type, "fifo") || streq (type, "unix-listen");
-      bool wants_port = streq (type, "vsock-listen") || streq (type, "tcp-listen");
+      bool wants_path = streq (type, "fifo") || streq (type, "unix-listen") || streq (type, "directory");
+      bool wants_port = streq (type, "vsock-listen") || streq (type, "tcp-listen") || streq (type, "port");
       if (wants_path && !path)
         return avm_error_input (c->err, "%s: %s.path: required for type %s", c->file, where, type);
       if (wants_port && !port)
@@ -120,6 +120,7 @@ plan_resources (struct plan_ctx *c)
                                       json_string_value (tee));
             }
           json_object_set (res, "tee", tee);
+          plan_note_use (c, json_string_value (tee));
         }
       if ((r = add_resource (c, pname, res, where)) < 0)
         return r;
@@ -203,7 +204,10 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
   struct avm_vars scope = { .vars = svars, .n = socket ? 1 : 0, .parent = &c->scope };
 
   json_t *s = json_object ();
+  json_t *uses = json_array ();
   json_object_set_new (s, "name", json_string (name));
+  json_object_set_new (s, "uses", uses);
+  c->uses = uses;
   if (implied)
     json_object_set_new (s, "implied", json_true ());
   json_t *argv = json_array ();
@@ -246,6 +250,24 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
     }
   if (socket)
     json_object_set_new (s, "socket", json_string (socket));
+  json_t *wd = json_object_get (def, "workdir");
+  if (wd)
+    {
+      _cleanup_free_ char *e = NULL, *w = NULL;
+      if (asprintf (&w, "%s.workdir", base) < 0)
+        goto nomem;
+      if ((r = plan_expand (c, json_string_value (wd), w, &e)) < 0)
+        {
+          json_decref (s);
+          return r;
+        }
+      if (e[0] != '/')
+        {
+          json_decref (s);
+          return avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute path", c->file, w, e);
+        }
+      json_object_set_new (s, "workdir", json_string (e));
+    }
 
   /* The program: a path, or searched in paths.helpers then $PATH.  */
   const char *prog = json_string_value (json_array_get (argv, 0));
@@ -255,23 +277,23 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
       return r;
     }
   found = prog ? avm_find_program (prog, *dirs ? dirs : NULL) : NULL;
-  if (found)
-    json_object_set_new (s, "program", json_string (found));
-  else
+  /* Other names the same program goes by (a host package's build and an
+     upstream one), tried in order.  */
+  json_t *alt;
+  json_array_foreach (json_object_get (def, "alternatives"), i, alt)
+    if (!found && (found = avm_find_program (json_string_value (alt), *dirs ? dirs : NULL)))
+      json_array_set_new (argv, 0, json_string (json_string_value (alt)));
+  json_object_set_new (s, "program", found ? json_string (found) : json_null ());
+  if (!found)
     {
-      json_object_set_new (s, "program", json_null ());
-      if (c->req->layout_only)
-        ;
-      else if (c->req->dry_run)
-        plan_warn (c, "service %s: program %s not found in %s%s$PATH", name, prog, dirs, *dirs ? " or " : "");
-      else
-        {
-          /* PROG lives in S: report before freeing it.  */
-          r = avm_error_fail (c->err, ENOENT, "%s: %s.exec[0]: %s not found in %s%s$PATH (install it or set paths.helpers)",
-                              c->file, base, prog, dirs, *dirs ? " or " : "");
-          json_decref (s);
-          return r;
-        }
+      /* Decided once every service is known (plan_missing_programs).  */
+      _cleanup_free_ char *why = NULL;
+      if (asprintf (&why, "program %s is not installed", prog) < 0)
+        goto nomem;
+      free (c->helper_dirs);
+      c->helper_dirs = steal_pointer (&dirs);
+      json_object_set_new (s, "missing", json_string (why));
+      json_object_set_new (s, "missing_program", json_string (prog));
     }
 
   const char *ready = json_string_value (json_object_get (def, "ready"));
@@ -332,6 +354,155 @@ nomem:
   return avm_error_sys (c->err, ENOMEM, "%s", base);
 }
 
+/* expand_service, recording the resources the service refers to in its
+   "uses" (kept only when there are some).  */
+static int
+expand_one (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
+{
+  int r = expand_service (c, name, def, implied, out);
+  c->uses = NULL;
+  if (r >= 0 && json_array_size (json_object_get (*out, "uses")) == 0)
+    json_object_del (*out, "uses");
+  return r;
+}
+
+void
+plan_note_use (struct plan_ctx *c, const char *name)
+{
+  json_t *into = c->uses ? c->uses : c->global_uses;
+  _cleanup_free_ char *base = NULL;
+  const char *dot = strrchr (name, '.');
+  if (dot && !json_object_get (c->resources, name))
+    name = base = strndup (name, dot - name);
+  if (!name || !into)
+    return;
+  size_t i;
+  json_t *u;
+  json_array_foreach (into, i, u)
+    if (streq (json_string_value (u), name))
+      return;
+  json_array_append_new (into, json_string (name));
+}
+
+static bool
+array_has (json_t *a, const char *s)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach (a, i, v)
+    if (streq (json_string_value (v), s))
+      return true;
+  return false;
+}
+
+int
+plan_prune_resources (struct plan_ctx *c)
+{
+  json_t *declared = avm_json_path (c->p, "resources");
+  const char *name;
+  json_t *res;
+  void *tmp;
+  json_object_foreach_safe (c->resources, tmp, name, res)
+    {
+      if (!json_object_get (declared, name) || array_has (c->global_uses, name))
+        continue; /* consoles, implied files; or used outside a service */
+      bool used = false;
+      const char *sname;
+      json_t *svc;
+      json_object_foreach (c->services, sname, svc)
+        used = used || array_has (json_object_get (svc, "uses"), name);
+      if (!used)
+        json_object_del (c->resources, name);
+    }
+  return 0;
+}
+
+/* Helper programs that are not installed.  A critical service cannot do
+   without its program: the start is refused, naming every program missing
+   at once.  A service that is not critical is skipped with a warning (a
+   feature the images may not ship, e.g. a helper of a later release), and
+   so is every service started after it; `avm status` lists them.  In a dry
+   run the refusal is a warning too.  */
+static int
+plan_missing_programs (struct plan_ctx *c, json_t *unordered)
+{
+  const char *name;
+  json_t *s;
+  struct avm_strbuf crit = { 0 }, skipped = { 0 };
+  bool changed = true;
+  int r = 0;
+
+  if (c->req->layout_only)
+    return 0;
+  /* Skipping is transitive through `after`.  */
+  while (changed)
+    {
+      changed = false;
+      json_object_foreach (unordered, name, s)
+        {
+          size_t i;
+          json_t *a;
+          if (json_object_get (s, "missing"))
+            continue;
+          json_array_foreach (json_object_get (s, "after"), i, a)
+            {
+              json_t *dep = json_object_get (unordered, json_string_value (a));
+              if (dep && json_object_get (dep, "missing"))
+                {
+                  _cleanup_free_ char *why = NULL;
+                  if (asprintf (&why, "needs %s", json_string_value (a)) < 0)
+                    return avm_error_sys (c->err, ENOMEM, "plan");
+                  json_object_set_new (s, "missing", json_string (why));
+                  changed = true;
+                  break;
+                }
+            }
+        }
+    }
+  json_object_foreach (unordered, name, s)
+    {
+      const char *why = json_string_value (json_object_get (s, "missing"));
+      if (!why)
+        continue;
+      /* "name", "name (program P)" or "name (needs S)".  */
+      struct avm_strbuf *b = json_is_true (json_object_get (s, "critical")) ? &crit : &skipped;
+      const char *prog = json_string_value (json_object_get (s, "missing_program"));
+      avm_strbuf_addf (b, "%s%s", b->len ? ", " : "", name);
+      if (!prog)
+        avm_strbuf_addf (b, " (%s)", why);
+      else if (!streq (prog, name))
+        avm_strbuf_addf (b, " (program %s)", prog);
+    }
+  _cleanup_free_ char *critmsg = avm_strbuf_steal (&crit), *skipmsg = avm_strbuf_steal (&skipped);
+  if (!critmsg || !skipmsg)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if (*critmsg)
+    {
+      const char *dirs = c->helper_dirs ? c->helper_dirs : "";
+      const char *fmt = "%s: helper programs missing for critical services: %s%s%s (searched %s%s$PATH); install "
+                        "the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
+      if (!c->req->dry_run)
+        return avm_error_fail (c->err, ENOENT, fmt, c->file, critmsg, *skipmsg ? "; and for services that would be skipped: " : "", skipmsg,
+                               dirs, *dirs ? " and " : "");
+      plan_warn (c, fmt, c->file, critmsg, *skipmsg ? "; and for services that would be skipped: " : "", skipmsg, dirs, *dirs ? " and " : "");
+    }
+  /* Move the skipped ones out of the start order.  */
+  void *tmp;
+  json_object_foreach_safe (unordered, tmp, name, s)
+    {
+      const char *why = json_string_value (json_object_get (s, "missing"));
+      if (!why || json_is_true (json_object_get (s, "critical")))
+        continue;
+      plan_warn (c, "service %s skipped: %s", name, why);
+      json_t *e = json_pack ("{s:s, s:s, s:O?}", "name", name, "reason", why, "description",
+                             json_object_get (s, "description"));
+      if (!e || json_array_append_new (c->skipped, e) < 0)
+        r = avm_error_sys (c->err, ENOMEM, "plan");
+      json_object_del (unordered, name);
+    }
+  return r;
+}
+
 /* Order by `after` (Kahn; ties keep declaration order).  */
 static int
 order_services (struct plan_ctx *c, json_t *unordered)
@@ -387,7 +558,7 @@ plan_services (struct plan_ctx *c)
     {
       _cleanup_json_ json_t *d = implied_dbus ();
       json_t *s = NULL;
-      if ((r = implied_dbus_config (c)) < 0 || (r = expand_service (c, "dbus", d, true, &s)) < 0)
+      if ((r = implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &s)) < 0)
         return r;
       json_object_set_new (unordered, "dbus", s);
     }
@@ -396,10 +567,12 @@ plan_services (struct plan_ctx *c)
       if (json_is_false (json_object_get (def, "enabled")))
         continue;
       json_t *s = NULL;
-      if ((r = expand_service (c, name, def, false, &s)) < 0)
+      if ((r = expand_one (c, name, def, false, &s)) < 0)
         return r;
       json_object_set_new (unordered, name, s);
     }
+  if ((r = plan_missing_programs (c, unordered)) < 0)
+    return r;
   /* `after` must name enabled services.  */
   json_object_foreach (unordered, name, def)
     {
@@ -423,6 +596,12 @@ int
 plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket)
 {
   json_t *s = json_object_get (c->services, service);
+  size_t i;
+  json_t *sk;
+  json_array_foreach (c->skipped, i, sk)
+    if (streq (json_string_value (json_object_get (sk, "name")), service))
+      return avm_error_fail (c->err, ENOENT, "%s: %s: service \"%s\" is skipped (%s)", c->file, key_path, service,
+                             json_string_value (json_object_get (sk, "reason")));
   if (!s)
     {
       if (json_object_get (avm_json_path (c->p, "services"), service))

@@ -243,9 +243,57 @@ resolve_file (const char *path, struct avm_argv *chain, json_t **out, avm_error_
   return 0;
 }
 
-static int
-apply_options (json_t *root, const char *file, char *const *requested, json_t *selected, avm_error_t *err)
+/* The images directory a detector looks at: --images, or paths.images
+   when it is a plain path (a profile variable other than ${data_dir} cannot
+   be known before planning: then nothing is detected).  */
+static char *
+detect_images_dir (json_t *root, const struct avm_profile_request *req)
 {
+  if (req->images)
+    return strdup (req->images);
+  const char *p = json_string_value (avm_json_path (root, "paths.images"));
+  if (!p)
+    p = "/images"; /* the schema's default */
+  const char *dd = "${data_dir}";
+  if (strncmp (p, dd, strlen (dd)) == 0 && !strchr (p + strlen (dd), '$'))
+    {
+      _cleanup_free_ char *data = avm_data_dir ();
+      char *out = NULL;
+      return data && asprintf (&out, "%s%s", data, p + strlen (dd)) >= 0 ? out : NULL;
+    }
+  return strchr (p, '$') ? NULL : strdup (p);
+}
+
+/* Run the detector of option NAME; *CHOICE stays NULL when nothing tells.  */
+static int
+detect_choice (json_t *root, const char *name, json_t *opt, const struct avm_profile_request *req, json_t *detected,
+               char **choice, avm_error_t *err)
+{
+  const char *detector = json_string_value (json_object_get (opt, "detect"));
+  json_t *info = NULL;
+  int r = 0;
+  *choice = NULL;
+  if (!detector)
+    return 0;
+  _cleanup_free_ char *images = detect_images_dir (root, req);
+  if (req->detect && images && (r = req->detect (req->detect_data, detector, images, choice, &info, err)) < 0)
+    return r;
+  if (!info)
+    info = json_pack ("{s:s, s:s}", "source", "default",
+                      "evidence", !images ? "paths.images is not a plain directory"
+                                  : req->detect ? "the images directory tells nothing"
+                                                : "not detected");
+  if (*choice)
+    json_object_set_new (info, "choice", json_string (*choice));
+  json_object_set_new (detected, name, info);
+  return 0;
+}
+
+static int
+apply_options (json_t *root, const char *file, const struct avm_profile_request *req, json_t *selected,
+               json_t *detected, avm_error_t *err)
+{
+  char *const *requested = req->options;
   json_t *opts = json_object_get (root, "options");
 
   /* Every --option must name an existing option and choice.  */
@@ -287,8 +335,20 @@ apply_options (json_t *root, const char *file, char *const *requested, json_t *s
   json_object_foreach (opts, name, opt)
     {
       json_t *sel = json_object_get (selected, name);
-      const char *choice = sel ? json_string_value (sel) : json_string_value (json_object_get (opt, "default"));
+      _cleanup_free_ char *found = NULL;
+      int r;
+      if (!sel && (r = detect_choice (root, name, opt, req, detected, &found, err)) < 0)
+        return r;
+      if (sel && json_object_get (opt, "detect"))
+        json_object_set_new (detected, name, json_pack ("{s:s, s:s}", "source", "--option", "evidence", "chosen"));
+      const char *choice = sel ? json_string_value (sel) : found ? found : json_string_value (json_object_get (opt, "default"));
       json_t *ch = json_object_get (json_object_get (opt, "choices"), choice);
+      if (!ch && found)
+        return avm_error_input (err, "%s: options.%s: the images are %s (%s), which this profile has no choice for; "
+                                     "pass --option %s=CHOICE",
+                                file, name, found,
+                                json_string_value (json_object_get (json_object_get (detected, name), "evidence")),
+                                name);
       if (!ch)
         return avm_error_input (err, "%s: options.%s.default: \"%s\" is not one of its choices", file, name, choice);
       if (!sel)
@@ -302,7 +362,7 @@ apply_options (json_t *root, const char *file, char *const *requested, json_t *s
       _cleanup_free_ char *label = NULL;
       if (asprintf (&label, "%s (option %s=%s)", file, name, choice) < 0)
         return avm_error_sys (err, ENOMEM, "options");
-      int r = avm_schema_validate_fragment (patch, avm_profile_schema (), label, "", err);
+      r = avm_schema_validate_fragment (patch, avm_profile_schema (), label, "", err);
       if (r < 0)
         return r;
     }
@@ -548,7 +608,8 @@ avm_profile_load (const struct avm_profile_request *req, struct avm_profile **ou
     return r;
 
   p->options = json_object ();
-  r = apply_options (p->json, p->path, req->options, p->options, err);
+  p->detected = json_object ();
+  r = apply_options (p->json, p->path, req, p->options, p->detected, err);
   if (r < 0)
     return r;
 
@@ -576,6 +637,7 @@ avm_profile_free (struct avm_profile *p)
   avm_strv_free (p->chain);
   json_decref (p->json);
   json_decref (p->options);
+  json_decref (p->detected);
   free (p);
 }
 

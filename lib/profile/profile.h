@@ -28,13 +28,24 @@ struct avm_profile
   char **chain;    /* files from the profile up to its root ancestor */
   json_t *json;    /* resolved and validated, defaults filled in */
   json_t *options; /* {"option": "choice"} as selected */
+  json_t *detected; /* {"option": {"choice"?, "source", "evidence", "warning"?}}: options with a detector */
 };
+
+/* A detector for options with "detect" (the CLI wires lib/cuttlefish's):
+   look at IMAGES and set *CHOICE (malloc'd; NULL when nothing tells) and
+   *INFO ({"source","evidence","warning"?}, owned by the caller; may stay
+   NULL).  */
+typedef int (*avm_profile_detect_fn) (void *data, const char *detector, const char *images, char **choice,
+                                      json_t **info, avm_error_t *err);
 
 struct avm_profile_request
 {
   const char *name;     /* name or path */
   char *const *options; /* "NAME=CHOICE" */
   char *const *sets;    /* "PATH=VALUE" */
+  const char *images;   /* --images, for detectors (else the profile's paths.images) */
+  avm_profile_detect_fn detect; /* NULL: options with "detect" take their default */
+  void *detect_data;
 };
 
 int avm_profile_load (const struct avm_profile_request *req, struct avm_profile **out, avm_error_t *err);

@@ -191,13 +191,32 @@ static const struct avm_skey forward_keys[] = {
   END,
 };
 
+#define SLIRP_KEYS                                                                                                     \
+  STR ("net", NULL, AVM_SF_TEXT, "Mode user: the guest's network, an IPv4 CIDR (QEMU's default 10.0.2.0/24)."),          \
+      STR ("host", NULL, AVM_SF_TEXT,                                                                                  \
+           "Mode user: the host's address in that network (default: its .2); connections to it reach the host's "    \
+           "loopback."),                                                                                               \
+      STR ("dns", NULL, AVM_SF_TEXT, "Mode user: the virtual DNS server's address (default: its .3).")
+
+static const struct avm_skey ethernet_keys[] = {
+  ENUM ("mode", V ("none", "user", "tap"), "\"none\"",
+        "The second NIC (guest eth1, Cuttlefish's ethernet interface): none, user networking or a tap interface."),
+  STR ("tap", "\"cvd-etap-01\"", AVM_SF_TEXT, "Tap interface name (mode tap)."),
+  STR ("mac", "\"00:1a:11:e1:cf:00\"", AVM_SF_TEXT, "MAC address (instance N adds N - 1 to the last byte)."),
+  BOOL ("vhost", "false", "vhost-net acceleration for tap (/dev/vhost-net)."),
+  SLIRP_KEYS,
+  END,
+};
+
 static const struct avm_skey network_keys[] = {
   ENUM ("mode", V ("none", "user", "tap"), "\"user\"", "user: QEMU user networking; tap: an existing tap interface."),
   STR ("tap", "\"cvd-mtap-01\"", AVM_SF_TEXT, "Tap interface name (mode tap)."),
-  STR ("mac", "\"00:1a:11:e0:cf:00\"", AVM_SF_TEXT, "MAC address of the NIC."),
+  STR ("mac", "\"00:1a:11:e0:cf:00\"", AVM_SF_TEXT, "MAC address of the NIC (instance N adds N - 1 to the last byte)."),
   BOOL ("vhost", "false", "vhost-net acceleration for tap (/dev/vhost-net)."),
+  SLIRP_KEYS,
   ARR ("forwards", 0, "Host-to-guest port forwards (mode user).",
        OBJ (NULL, forward_keys, 0, "A host port forward.")),
+  OBJ ("ethernet", ethernet_keys, 0, "A second NIC (guest eth1)."),
   END,
 };
 
@@ -211,9 +230,14 @@ static const struct avm_skey service_keys[] = {
   { "exec", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT, "An argument."), END }, 0, 0,
     NULL, NULL, AVM_SF_REQUIRED | AVM_SF_NOTEMPTY,
     "Program and arguments (argv; never a shell). ${socket}, ${fd:RESOURCE} and profile variables are expanded." },
+  { "alternatives", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A program name."), END },
+    0, 0, NULL, NULL, 0,
+    "Other names of the program (exec[0]), tried in order when it is not found (a host package's build and an upstream one)." },
   MAP ("env", 0, "Environment variables added for the service.",
        STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
   BOOL ("enabled", "true", "Start this service."),
+  STR ("workdir", NULL, AVM_SF_TEXT,
+       "Working directory of the service (created by avm when missing); default: the directory avm was started in."),
   STR ("socket", NULL, AVM_SF_TEXT, "Unix socket the service listens on (vhost-user backends; ${socket})."),
   ENUM ("ready", V ("none", "socket", "file", "notify"), "\"none\"",
         "Readiness: socket (listening, checked without connecting), file (appears), notify (sd_notify READY=1), none."),
@@ -225,16 +249,23 @@ static const struct avm_skey service_keys[] = {
   BOOL ("critical", "false", "Tear the platform down when this service fails for good."),
   INT ("stop_timeout", 1, 600, "5", "Seconds between SIGTERM and SIGKILL at stop."),
   STR ("description", NULL, AVM_SF_TEXT, "What the service is for."),
+  MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY,
+       "Boot properties the guest needs only when this service runs (its port, its address); written when the service "
+       "is planned, not when it is disabled or skipped. The profile's own boot_properties override them.",
+       STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A value.")),
   END,
 };
 
 static const struct avm_skey resource_keys[] = {
-  { "type", AVM_ST_ENUM, NULL, 0, 0, V ("fifo", "unix-listen", "vsock-listen", "tcp-listen", "pipe"), NULL, AVM_SF_REQUIRED,
-        "fifo: a FIFO held open read-write; unix-listen/vsock-listen/tcp-listen: listening sockets; pipe: a pipe (NAME.read, NAME.write)." },
-  STR ("path", NULL, AVM_SF_TEXT, "Path (fifo, unix-listen)."),
+  { "type", AVM_ST_ENUM, NULL, 0, 0,
+    V ("fifo", "unix-listen", "vsock-listen", "tcp-listen", "pipe", "socketpair", "directory", "port"), NULL, AVM_SF_REQUIRED,
+    "fifo: a FIFO held open read-write; unix-listen/vsock-listen/tcp-listen: listening sockets; pipe: a pipe (NAME.read, "
+    "NAME.write); socketpair: a connected pair, one end for a helper (NAME), the other held by avm; directory: created "
+    "(mkdir -p); port: a port number a helper binds itself (${port:NAME}), nothing created." },
+  STR ("path", NULL, AVM_SF_TEXT, "Path (fifo, unix-listen, directory)."),
   INT ("port", 1, 65535, NULL,
-       "Port of instance 1 (vsock-listen, tcp-listen; instance N adds N - 1), or the vsock port a unix-listen socket "
-       "stands for (vhost-user-vsock, unchanged per instance)."),
+       "Port of instance 1 (vsock-listen, tcp-listen, port; instance N adds N - 1), or the vsock port a unix-listen "
+       "socket stands for (vhost-user-vsock, unchanged per instance)."),
   STR ("address", "\"127.0.0.1\"", AVM_SF_TEXT, "Listen address (tcp-listen)."),
   END,
 };
@@ -246,6 +277,10 @@ static const struct avm_skey boot_keys[] = {
   { "failed", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END },
     0, 0, NULL, "[]", 0, "Substrings that mean the boot failed." },
   INT ("timeout", 0, 86400, "0", "Seconds to wait for boot before failing (0: no limit)."),
+  INT ("tcg_multiplier", 1, 100, "1",
+       "The timeout is multiplied by this when the accelerator is tcg (software emulation boots many times slower)."),
+  INT ("reset_limit", 0, 1000, "0",
+       "Guest resets (QMP RESET) tolerated before a boot completes; one more is a boot failure, a boot loop (0: no limit)."),
   END,
 };
 
@@ -264,9 +299,24 @@ static const struct avm_skey choice_keys[] = {
 
 static const struct avm_skey option_keys[] = {
   STR ("description", NULL, AVM_SF_TEXT, "What the option selects."),
-  STR ("default", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Choice used unless --option NAME=CHOICE says otherwise."),
+  STR ("default", NULL, AVM_SF_REQUIRED | AVM_SF_NAME,
+       "Choice used unless --option NAME=CHOICE says otherwise (or detection, see detect, tells)."),
+  ENUM ("detect", V ("cuttlefish-release"), NULL,
+        "Choose from what the images directory contains unless --option NAME=CHOICE is given: cuttlefish-release "
+        "detects the Android release of a Cuttlefish image set (avm-releases(7)); the default applies when nothing "
+        "tells."),
   MAP ("choices", AVM_SF_REQUIRED, "The choices.",
        OBJ (NULL, choice_keys, 0, "A choice.")),
+  END,
+};
+
+static const struct avm_skey cuttlefish_keys[] = {
+  BOOL ("config", "false",
+        "Write the per-instance configuration the Cuttlefish host tools read ($CUTTLEFISH_CONFIG_FILE: ${cf_config}) "
+        "and create the directories they write to (${cf_instance_dir}: logs/, internal/, tombstones/)."),
+  STR ("root", "\"${state_dir}/cuttlefish\"", AVM_SF_TEXT | AVM_SF_NOTEMPTY,
+       "Its root_dir (absolute): the instance's files are ROOT/instances/cvd-N (secure_env's state, the helpers' own "
+       "logs, tombstones); kept across starts."),
   END,
 };
 
@@ -294,6 +344,11 @@ static const struct avm_skey root_keys[] = {
   BOOL ("xhci", "false", "USB xHCI controller."),
   ARR ("shares", 0, "virtiofs shares (vhost-user-fs), each served by a virtiofsd service.",
        OBJ (NULL, share_keys, 0, "A virtiofs share.")),
+  OBJ ("cuttlefish", cuttlefish_keys, 0, "The Cuttlefish host tools' own configuration."),
+  MAP ("vars", 0,
+       "The profile's own variables, ${var:NAME} in any string (options set them to vary one value used in many "
+       "places, e.g. the HAL implementations secure_env serves for a release).",
+       STR (NULL, NULL, AVM_SF_TEXT, "A value (may refer to other variables).")),
   MAP ("service_env", 0, "Environment variables given to every service (a service's env adds to it).",
        STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
   MAP ("services", 0, "Helper services started before QEMU, keyed by name.",

@@ -42,6 +42,7 @@ static void
 guest_booted (struct sv *sv, const char *line)
 {
   sv->boots++;
+  sv->resets = 0;
   if (sv->boots > 1)
     {
       sv_info (sv, "guest booted again (boot %u)", sv->boots);
@@ -150,7 +151,24 @@ on_qmp_event (void *data, const char *event, json_t *obj, json_t *ts)
         sv_info (sv, "guest is shutting down (%s)", reason ? reason : "?");
     }
   else if (streq (event, "RESET") && sv->phase != PHASE_STOPPING)
-    sv_info (sv, "guest reset (%s)", json_string_value (json_object_get (obj, "reason")) ?: "?");
+    {
+      const char *reason = json_string_value (json_object_get (obj, "reason")) ?: "?";
+      sv->resets++;
+      sv_info (sv, "guest reset (%s)", reason);
+      /* A guest that keeps resetting before it boots (a panic, apexd or
+         init aborting into a reboot) never reports a failure itself.  */
+      if (sv->reset_limit > 0 && sv->resets > sv->reset_limit)
+        {
+          const char *log = "";
+          for (size_t i = 0; i < sv->ncons; i++)
+            if (sv->cons[i].boot)
+              log = avm_logsink_path (sv->cons[i].log);
+          sv_fail (sv, AVM_EXIT_BOOT_FAILED,
+                   "the guest reset %u times without completing a boot (a boot loop; last reset: %s); see %s "
+                   "(boot.reset_limit is %u)",
+                   sv->resets, reason, *log ? log : "the QEMU log", sv->reset_limit);
+        }
+    }
   else if (streq (event, "GUEST_PANICKED"))
     sv_info (sv, "guest panicked");
 }
@@ -408,6 +426,7 @@ guest_setup (struct sv *sv, avm_error_t *err)
   sv->boot_console = json_string_value (json_object_get (boot, "console"));
   json_t *t = json_object_get (boot, "timeout");
   sv->boot_timeout = json_is_number (t) ? (uint64_t) (json_number_value (t) * USEC_PER_SEC) : 0;
+  sv->reset_limit = (unsigned) json_integer_value (json_object_get (boot, "reset_limit"));
   sv->qmp_path = avm_path_join (sv->run_dir, "qmp.sock");
   return consoles_setup (sv, err);
 }

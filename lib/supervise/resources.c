@@ -426,6 +426,45 @@ create_file (struct avm_resources *r, const struct def *d, avm_error_t *err)
   return rr;
 }
 
+/* A connected AF_UNIX stream pair: the helper gets NAME (one end), the
+   supervisor holds the peer (NAME.peer) for the helper's whole life, so the
+   helper never reads end of file: secure_env's snapshot control channel,
+   sensors_simulator's WebRTC channel (run_cvd keeps the other end the same
+   way, host/commands/run_cvd/launch/snapshot_control_files.cpp).  */
+static int
+create_socketpair (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  int sv[2];
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return avm_error_sys (err, errno, "resource %s: socketpair", d->name);
+  int rr = add_fd (r, d, "", NULL, -1, sv[0], NULL, err);
+  if (rr < 0)
+    {
+      close (sv[1]);
+      return rr;
+    }
+  return add_fd (r, d, ".peer", NULL, -1, sv[1], NULL, err);
+}
+
+/* A directory (mkdir -p, mode 0700 for what is created), kept: helpers
+   write their state and logs there.  No descriptor.  */
+static int
+create_directory (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  int rr = avm_mkdir_p (d->path, 0700, err);
+  if (rr < 0)
+    return rr;
+  return add_fd (r, d, "", d->path, -1, -1, NULL, err);
+}
+
+/* A port a helper binds itself (vhal_proxy_server): nothing to create; the
+   plan has already moved it with the instance.  */
+static int
+create_port (struct avm_resources *r, const struct def *d, avm_error_t *err)
+{
+  return add_fd (r, d, "", NULL, (int) d->port, -1, NULL, err);
+}
+
 static const struct
 {
   const char *type;
@@ -440,6 +479,9 @@ static const struct
   { "vsock-listen", false, true, create_vsock },
   { "tcp-listen", false, true, create_tcp },
   { "file", true, false, create_file },
+  { "socketpair", false, false, create_socketpair },
+  { "directory", true, false, create_directory },
+  { "port", false, true, create_port },
 };
 
 static int

@@ -16,7 +16,12 @@
  *                 address, default 127.0.0.1) and PORT; fd NAME
  *   file          PATH written with CONTENT, mode 0600; no descriptor (only
  *                 avm's own plan makes these: the private D-Bus's
- *                 configuration)
+ *                 configuration, the Cuttlefish configuration)
+ *   socketpair    a connected AF_UNIX stream pair: fd NAME for a helper,
+ *                 NAME.peer held by the supervisor
+ *   directory     mkdir -p PATH (0700 for what is created); no descriptor
+ *   port          a PORT a helper binds itself (moved per instance like
+ *                 the listeners); nothing is created
  *
  * Every descriptor is close-on-exec (the spawner dups the ones a child
  * names with ${fd:NAME}).  The FIFO of a `log` resource is left non-blocking

@@ -95,6 +95,9 @@ svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err)
   if (!s->program)
     return avm_error_fail (err, ENOENT, "service %s: program \"%s\" not found (install it, or set paths.helpers)",
                            s->name, json_string_value (json_array_get (s->argv, 0)));
+  const char *workdir = json_string_value (json_object_get (def, "workdir"));
+  if (workdir && (r = avm_mkdir_p (workdir, 0700, err)) < 0)
+    return r;
   json_t *env = json_object_get (def, "env");
   s->env = json_is_object (env) ? json_deep_copy (env) : json_object ();
   if ((r = parse_ready (s, err)) < 0)
@@ -226,6 +229,7 @@ svc_start (struct svc *s, avm_error_t *err)
     .lookup = avm_resources_lookup,
     .lookup_data = sv->res,
     .out_fd = p[1],
+    .workdir = json_string_value (json_object_get (s->def, "workdir")),
     .what = s->qemu ? "QEMU" : what,
   };
   struct avm_child child;

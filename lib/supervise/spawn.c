@@ -90,6 +90,7 @@ struct child_args
   size_t n;
   int out_fd, err_fd;
   pid_t parent;
+  const char *workdir;
 };
 
 struct child_failure
@@ -142,6 +143,9 @@ child_main (void *data)
     for (int fd = 3 + (int) a->n; fd < 65536; fd++)
       close (fd);
   step = 7;
+  if (a->workdir && chdir (a->workdir) < 0)
+    goto fail;
+  step = 8;
   execve (a->program, a->argv, a->envp);
 fail:;
   struct child_failure f = { errno, step };
@@ -152,7 +156,7 @@ fail:;
 
 static const char *const steps[] = { "reset signals", "create its process group", "set the parent-death signal",
                                      "pass descriptors", "set up stdio", "place descriptors", "close descriptors",
-                                     "exec" };
+                                     "change to its working directory", "exec" };
 
 int
 avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error_t *err)
@@ -207,7 +211,7 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
       r = avm_error_sys (err, errno, "%s: pipe", req->what);
       goto out;
     }
-  struct child_args ca = { req->program, argv.v, env.v, src, names.n, req->out_fd, errpipe[1], getpid () };
+  struct child_args ca = { req->program, argv.v, env.v, src, names.n, req->out_fd, errpipe[1], getpid (), req->workdir };
   size_t stack_size = 64 * 1024;
   void *stack = mmap (NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)

@@ -30,6 +30,7 @@ struct avm_spawn_request
   avm_fd_lookup_fn lookup; /* for ${fd:NAME} */
   void *lookup_data;
   int out_fd;              /* stdout and stderr, or -1 for /dev/null */
+  const char *workdir;     /* working directory, or NULL for the supervisor's */
   const char *what;        /* "service kernel_log_monitor", for messages */
 };
 

@@ -75,6 +75,14 @@ sv_status_json (struct sv *sv)
   json_t *arr = json_array ();
   for (size_t i = 0; i + 1 < sv->n; i++)
     json_array_append_new (arr, service_json (sv, &sv->svcs[i], now));
+  /* Services the plan skipped (program not installed): never started.  */
+  size_t k;
+  json_t *sk;
+  json_array_foreach (json_object_get (sv->pj, "skipped_services"), k, sk)
+    json_array_append_new (arr, json_pack ("{s:O, s:s, s:b, s:O, s:i, s:i, s:n, s:n, s:n}", "name",
+                                           json_object_get (sk, "name"), "state", "skipped", "critical", 0, "reason",
+                                           json_object_get (sk, "reason"), "starts", 0, "restarts", 0, "pid",
+                                           "uptime", "ready_after"));
   json_object_set_new (j, "services", arr);
   arr = json_array ();
   for (size_t i = 0; i < sv->ncons; i++)

@@ -85,11 +85,15 @@ Test (cli, real_start_is_refused_clearly)
   assert_contains (err, "avm: warning: firmware.kernel /nonexistent/vmlinuz: No such file or directory");
   free (out);
   free (err);
-  /* A missing helper program is named (this message once used freed memory).  */
+  /* Missing helper programs are named all at once, critical ones first
+     (this message once used freed memory).  */
   char *helpers[] = { "start", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", "--images", "/nonexistent", NULL };
   r = tu_avmv (helpers, &out, &err);
   cr_assert_eq (r, 1, "%s", err);
-  assert_contains (err, "services.kernel_log_monitor.exec[0]: kernel_log_monitor not found in /nonexistent/bin:");
+  assert_contains (err, "helper programs missing for critical services: kernel_log_monitor, secure_env; and for "
+                        "services that would be skipped: logcat_receiver,");
+  assert_contains (err, "(searched /nonexistent/bin:");
+  cr_assert_eq (strchr (err, '\n'), err + strlen (err) - 1, "not one line: %s", err);
   free (out);
   free (err);
   /* Start options are checked before anything starts.  */

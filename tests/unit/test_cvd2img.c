@@ -1477,6 +1477,11 @@ check_all (struct ctx *c, const char *out, struct result *r)
     }
   cr_assert_eq ((uint64_t) json_integer_value (json_object_get (json_object_get (r->manifest, "bootloader"), "size")),
                 b);
+  /* The release told by the set (its android-info.txt has no marker of a
+     later release: android14), for avm start, which no longer sees it.  */
+  json_t *rel = json_object_get (r->manifest, "release");
+  cr_assert_str_eq (json_string_value (json_object_get (rel, "name")), "android14");
+  cr_assert_str_eq (json_string_value (json_object_get (rel, "source")), "android-info.txt");
 
   /* The host package's key, for avm start to rebuild the properties disk
      with: a private copy, recorded in the manifest.  */
@@ -1777,14 +1782,20 @@ Test (cvd2img, user_key_not_copied)
 
 /* The boot properties of `avm start`'s plan and avb_key.pem: the disks
    cvd2img wrote are the ones avm_props_sync keeps (same properties, same
-   environment, same key), for both GPU choices.  */
+   environment, same key), for both GPU choices, when the helpers are
+   installed (their own properties are written only when they run) and the
+   accelerator is the profile's first, KVM, which cvd2img assumes: the
+   only property that follows it is androidboot.hw_timeout_multiplier, 3
+   with KVM and 50 under TCG (this test runs TCG), so a TCG start rebuilds
+   the disk once for it.  */
 static json_t *
 start_boot_properties (const char *images, const char *option)
 {
-  _cleanup_free_ char *caps = NULL;
+  _cleanup_free_ char *caps = NULL, *helpers = NULL;
   cr_assert (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ()) > 0);
+  cr_assert (asprintf (&helpers, "paths.helpers=%s", tu_fake_helpers ()) > 0);
   char *args[] = { "start", "-n", "--json", "-p", "aaos-x86_64", "--caps", caps, "--images", (char *) images,
-                   "--set", "machine.accel=tcg", "-O", (char *) option, NULL };
+                   "--set", "machine.accel=tcg", "--set", helpers, "-O", (char *) option, NULL };
   char *out = NULL, *err = NULL;
   int rc = tu_avmv (args, &out, &err);
   cr_assert_eq (rc, 0, "avm start -n: %s", err);
@@ -1794,6 +1805,9 @@ start_boot_properties (const char *images, const char *option)
   cr_assert_null (strstr (err, "disks[1].key"), "%s", err);
   json_t *bp = json_incref (json_object_get (plan, "boot_properties"));
   cr_assert_not_null (bp);
+  json_t *mult = json_object_get (bp, "androidboot.hw_timeout_multiplier");
+  cr_assert_str_eq (json_string_value (mult), "50");
+  json_object_set_new (bp, "androidboot.hw_timeout_multiplier", json_string ("3"));
   json_decref (plan);
   free (out);
   free (err);

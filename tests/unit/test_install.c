@@ -257,6 +257,7 @@ wants_build (void)
   cr_assert_geq (want_dir ("profiles", (const char *const[]){ ".json", NULL }, "usr/share/avm/profiles"), 5);
   cr_assert_geq (want_dir ("man", (const char *const[]){ ".1", NULL }, "usr/share/man/man1"), 8);
   cr_assert_geq (want_dir ("man", (const char *const[]){ ".5", NULL }, "usr/share/man/man5"), 1);
+  cr_assert_geq (want_dir ("man", (const char *const[]){ ".7", NULL }, "usr/share/man/man7"), 1);
   /* Whatever quadlets and units the tree has (none is fine).  */
   want_dir ("quadlets", (const char *const[]){ ".container", ".volume", ".network", ".kube", NULL },
             "usr/share/containers/systemd");

@@ -10,9 +10,11 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
@@ -53,6 +55,7 @@ normalise (char *s)
       free (rd);
       free (sd);
     }
+  s = tu_replace (s, tu_fake_helpers (), "@HELPERS@");
   return tu_replace (s, tu_srcdir (), "@SRCDIR@");
 }
 
@@ -103,6 +106,8 @@ check_golden (const char *name, char *actual)
   free (path);
 }
 
+static const char *fake_helpers (void);
+
 static int
 run_variant (const struct golden *g, const char *extra, char **out, char **err)
 {
@@ -118,6 +123,8 @@ run_variant (const struct golden *g, const char *extra, char **out, char **err)
   args[n++] = "/images";
   args[n++] = "--set";
   args[n++] = "machine.accel=tcg";
+  args[n++] = "--set";
+  args[n++] = (char *) fake_helpers ();
   if (!strstr (g->name, "arm64"))
     {
       args[n++] = "--set";
@@ -161,12 +168,21 @@ Test (plan, golden_json_plan)
   free (err);
 }
 
+static const char *
+fake_helpers (void)
+{
+  static char *set;
+  if (!set)
+    cr_assert_geq (asprintf (&set, "paths.helpers=%s", tu_fake_helpers ()), 0);
+  return set;
+}
+
 static json_t *
 plan_json (const char *profile, const char *caps_name, char *const extra[], char **err)
 {
   char *args[40] = { "start", "-n", "--json", "--caps", caps (caps_name), "--images", "/images", "--set",
-                     "machine.accel=tcg", "-p", (char *) profile };
-  size_t n = 11;
+                     "machine.accel=tcg", "-p", (char *) profile, "--set", (char *) fake_helpers () };
+  size_t n = 13;
   for (size_t i = 0; extra && extra[i]; i++)
     args[n++] = extra[i];
   args[n] = NULL;
@@ -202,7 +218,9 @@ prop (json_t *plan, const char *key)
 Test (plan, boot_properties_derived_from_the_same_layout)
 {
   char *err = NULL;
-  json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", NULL, &err);
+  /* android14: start-avm's twelve console devices, disks at 0f and 10.  */
+  char *a14[] = { "-O", "release=android14", NULL };
+  json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", a14, &err);
   cr_assert_str_eq (prop (j, "androidboot.boot_devices"), "pci0000:00/0000:00:0f.0,pci0000:00/0000:00:10.0");
   cr_assert_str_eq (prop (j, "androidboot.ddr_size"), "4915MB");
   cr_assert_str_eq (prop (j, "androidboot.lcd_density"), "320");
@@ -300,7 +318,7 @@ Test (plan, services_in_dependency_order_with_fds_and_sockets)
         }
       if (!strcmp (n, "secure_env"))
         {
-          cr_assert_str_eq (json_string_value (json_array_get (json_object_get (s, "argv"), 1)),
+          cr_assert_str_eq (json_string_value (json_array_get (json_object_get (s, "argv"), 3)),
                             "-keymaster_fd_in=${fd:keymaster.out}");
           cr_assert_str_eq (json_string_value (json_object_get (json_object_get (s, "env"), "HOME")), "/images");
         }

@@ -802,6 +802,48 @@ Test (resources, rollback_on_failure)
   cr_assert_eq (count_fds (), before);
 }
 
+/* socketpair: the helper's end and the supervisor's peer are connected;
+   directory: created with missing parents, kept at free; port: nothing.  */
+Test (resources, socketpair_directory_and_port)
+{
+  char *dir = tu_tmpdir ();
+  _cleanup_free_ char *deep = NULL;
+  cr_assert_geq (asprintf (&deep, "%s/a/b/c", dir), 0);
+  _cleanup_free_ char *text = NULL;
+  cr_assert_geq (asprintf (&text,
+                           "[{\"name\": \"sp\", \"type\": \"socketpair\"},"
+                           " {\"name\": \"d\", \"type\": \"directory\", \"path\": \"%s\"},"
+                           " {\"name\": \"p\", \"type\": \"port\", \"port\": 9301}]",
+                           deep),
+                 0);
+  _cleanup_json_ json_t *res = parse (text);
+  _cleanup_error_ avm_error_t err = NULL;
+  struct avm_resources *r = NULL;
+  int before = count_fds ();
+  cr_assert_eq (avm_resources_create (res, &r, &err), 0, "%s", err ? err->msg : "");
+  int a = avm_resources_fd (r, "sp"), b = avm_resources_fd (r, "sp.peer");
+  cr_assert (a >= 0 && b >= 0 && a != b);
+  cr_assert_eq (write (a, "x", 1), 1);
+  char c = 0;
+  cr_assert_eq (read (b, &c, 1), 1);
+  cr_assert_eq (c, 'x');
+  cr_assert_eq (fcntl (a, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  struct stat st;
+  cr_assert_eq (stat (deep, &st), 0);
+  cr_assert (S_ISDIR (st.st_mode));
+  cr_assert_eq (st.st_mode & 0777, 0700);
+  cr_assert_eq (avm_resources_fd (r, "d"), -1);
+  const struct avm_resource_fd *pf = avm_resources_find (r, "p");
+  cr_assert_not_null (pf);
+  cr_assert_eq (pf->port, 9301);
+  cr_assert_eq (pf->fd, -1);
+  avm_resources_free (r);
+  cr_assert_eq (count_fds (), before);
+  cr_assert_eq (stat (deep, &st), 0, "a directory resource is kept");
+  tu_rmtree (dir);
+  free (dir);
+}
+
 Test (resources, bad_definitions)
 {
   static const struct
@@ -811,7 +853,9 @@ Test (resources, bad_definitions)
   } cases[] = {
     { "[{\"type\": \"pipe\"}]", "resources[0]: name is missing" },
     { "[{\"name\": \"a\"}]", "resource a: type is missing" },
-    { "[{\"name\": \"a\", \"type\": \"socketpair\"}]", "resource a: unknown type \"socketpair\"" },
+    { "[{\"name\": \"a\", \"type\": \"socketpipe\"}]", "resource a: unknown type \"socketpipe\"" },
+    { "[{\"name\": \"a\", \"type\": \"directory\"}]", "resource a: path is required for type directory" },
+    { "[{\"name\": \"a\", \"type\": \"port\"}]", "resource a: port is required for type port" },
     { "[{\"name\": \"a\", \"type\": \"fifo\"}]", "resource a: path is required for type fifo" },
     { "[{\"name\": \"a\", \"type\": \"tcp-listen\"}]", "resource a: port is required for type tcp-listen" },
     { "[{\"name\": \"a\", \"type\": \"vsock-listen\", \"port\": 70000}]", "resource a: port 70000 is out of range" },

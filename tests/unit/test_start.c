@@ -207,6 +207,34 @@ Test (start, boot_timeout)
              "%s", err);
 }
 
+Test (start, boot_loop_of_resets_is_a_boot_failure)
+{
+  /* SeaBIOS finds nothing to boot and, with reboot-timeout, resets the
+     machine 0.1 s later: a guest that never completes a boot.  */
+  char *svc = ts_fmt ("{\"quiet\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  char *boot = ts_fmt ("\"boot\": {\"completed\": [\"VIRTUAL_DEVICE_BOOT_COMPLETED\"], \"reset_limit\": 2}");
+  char *extra = ts_fmt ("\"stop\": {\"timeout\": 1}, \"extra_qemu_args\": [\"-boot\", \"reboot-timeout=100\"]");
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "bootloop", svc, boot, extra), "--allow-unapproved", NULL);
+  cr_assert_eq (ts_wait (&a, 60), 3, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "the guest reset 3 times without completing a boot (a boot loop; last reset: guest-reset)"),
+             "%s", err);
+  cr_assert (!strstr (ts_notify_all (&a), "READY=1"));
+}
+
+Test (start, boot_timeout_scaled_under_tcg)
+{
+  /* The plan applies boot.tcg_multiplier: 1 s x 2 under TCG.  */
+  char *svc = ts_fmt ("{\"quiet\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  char *boot = ts_fmt ("\"boot\": {\"completed\": [\"VIRTUAL_DEVICE_BOOT_COMPLETED\"], \"timeout\": 1, "
+                       "\"tcg_multiplier\": 2}");
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "tcgtimeout", svc, boot, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 4, "%s", ts_stderr (&a));
+  cr_assert (strstr (ts_stderr (&a), "the guest did not boot within 2 s"), "%s", ts_stderr (&a));
+}
+
 /* ---- faults ------------------------------------------------------------- */
 
 Test (start, helper_crash_restarted_with_backoff)
@@ -404,6 +432,74 @@ Test (start, second_instance_refused_and_two_side_by_side)
   cr_assert_eq (ts_avm (&env, &out, "stop", "--kill", NULL), 0);
   cr_assert_eq (ts_wait (&a, 30), 7, "%s", ts_stderr (&a));
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0); /* not running: nothing to do */
+}
+
+/* Issue 14: a service whose program is not installed is skipped when it
+   is not critical (with the services after it), and shown as skipped.  */
+Test (start, missing_optional_helpers_are_skipped_and_shown)
+{
+  char *svc = ts_fmt ("{"
+                      "\"a\": {\"exec\": [\"%s\", \"hang\"]},"
+                      "\"b\": {\"exec\": [\"avm-test-no-such-helper\", \"-x\"]},"
+                      "\"c\": {\"exec\": [\"%s\", \"hang\"], \"after\": [\"b\"]},"
+                      "\"d\": {\"exec\": [\"avm-test-no-such-helper-2\", \"hang\"], \"alternatives\": [\"%s\"],"
+                      "      \"critical\": true}"
+                      "}",
+                      env.fake, env.fake, env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "skips", svc, NULL, NULL), NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "service b skipped: program avm-test-no-such-helper is not installed"), "%s", err);
+  cr_assert (strstr (err, "service c skipped: needs b"), "%s", err);
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+  json_t *st = ts_json (out);
+  json_t *svcs = json_object_get (st, "services");
+  cr_assert_eq (json_array_size (svcs), 4, "%s", out);
+  int skipped = 0;
+  size_t i;
+  json_t *s;
+  json_array_foreach (svcs, i, s)
+    {
+      const char *name = json_string_value (json_object_get (s, "name"));
+      const char *state = json_string_value (json_object_get (s, "state"));
+      if (!strcmp (name, "b") || !strcmp (name, "c"))
+        {
+          cr_assert_str_eq (state, "skipped");
+          cr_assert (json_is_null (json_object_get (s, "pid")));
+          skipped++;
+        }
+      else
+        cr_assert_str_eq (state, "ready", "%s: %s", name, state);
+    }
+  cr_assert_eq (skipped, 2);
+  json_decref (st);
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
+  cr_assert (strstr (out, "skipped    program avm-test-no-such-helper is not installed"), "%s", out);
+  cr_assert (strstr (out, "skipped    needs b"), "%s", out);
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
+Test (start, missing_critical_helpers_named_at_once_and_nothing_starts)
+{
+  char *marker = ts_path (&env, "started");
+  char *svc = ts_fmt ("{"
+                      "\"a\": {\"exec\": [\"%s\", \"touch=%s\", \"hang\"]},"
+                      "\"b\": {\"exec\": [\"avm-test-missing-one\"], \"critical\": true},"
+                      "\"c\": {\"exec\": [\"avm-test-missing-two\"], \"critical\": true},"
+                      "\"d\": {\"exec\": [\"%s\", \"hang\"], \"after\": [\"b\"], \"critical\": true}"
+                      "}",
+                      env.fake, marker, env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "critmiss", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 1, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "helper programs missing for critical services: b (program avm-test-missing-one), c "
+                          "(program avm-test-missing-two), d (needs b) (searched "),
+             "%s", err);
+  cr_assert_eq (access (marker, F_OK), -1, "a helper was started");
 }
 
 /* Issue 15: a malformed --instance once printed the usage error and then

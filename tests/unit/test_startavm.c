@@ -116,6 +116,10 @@ setup (bool with_qemu_dir)
   f.cvd = join (f.dir, "cvd");
   f.qemu = join (f.cvd, "qemu");
   make_dirs (f.cvd);
+  /* start-avm's users run Android 13/14-era images: an android14 set
+     (shared/auto/android-info.txt of android14-release).  */
+  char *info = tu_write (f.cvd, "android-info.txt", "require board=cutf\nconfig=auto\n");
+  free (info);
   if (with_qemu_dir)
     {
       touch (f.qemu, "system.img");

@@ -401,3 +401,27 @@ tu_flip_bits (const char *path, long long off, unsigned char mask)
   cr_assert_eq (pwrite (fd, &b, 1, off), 1, "%s", path);
   close (fd);
 }
+
+const char *
+tu_fake_helpers (void)
+{
+  static char *dir;
+  static const char *const tools[]
+      = { "kernel_log_monitor", "logcat_receiver",    "secure_env",      "modem_simulator",    "root-canal",
+          "tcp_connector",      "socket_vsock_proxy", "adb_connector",   "gnss_grpc_proxy",    "tombstone_receiver",
+          "vhal_proxy_server",  "sensors_simulator",  "config_server",   "vhost_device_vsock", "vhost-user-gpu",
+          "vhost-device-video", NULL };
+  if (dir)
+    return dir;
+  dir = tu_run_shared_dir ("helpers");
+  if (mkdir (dir, 0700) < 0 && errno != EEXIST)
+    abort ();
+  for (size_t i = 0; tools[i]; i++)
+    {
+      char *p = NULL;
+      if (asprintf (&p, "%s/%s", dir, tools[i]) < 0 || (symlink ("/bin/true", p) < 0 && errno != EEXIST))
+        abort ();
+      free (p);
+    }
+  return dir;
+}

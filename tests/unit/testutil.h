@@ -46,6 +46,10 @@ long long tu_next_data (const char *path, long long off);
 long long tu_next_hole (const char *path, long long off);
 
 const char *tu_srcdir (void);
+/* A directory of stand-ins for every helper program the shipped profiles
+   name (links to /bin/true: only their presence matters to a plan), made
+   once per run and shared by its workers.  */
+const char *tu_fake_helpers (void);
 const char *tu_avm_bin (void);
 /* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
 char *tu_replace (char *s, const char *from, const char *to);
