@@ -310,43 +310,14 @@ $(DEMO_DIR)/vmlinuz: $(DEMO_KERNEL)
 	@mkdir -p $(@D)
 	cp $(DEMO_KERNEL) $@.tmp && mv $@.tmp $@
 
-$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init $(DEMO_KERNEL) $(DEMO_BUSYBOX)
+$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init tests/demo/mkinitramfs.sh $(DEMO_KERNEL) $(DEMO_BUSYBOX)
 	@test -n "$(DEMO_KERNEL)" || { $(DEMO_NOKERNEL); }
 	@test -d /lib/modules/$(DEMO_KVER) || { echo "demo-image: no /lib/modules/$(DEMO_KVER): install linux-image-amd64" >&2; exit 1; }
 	@test -x $(DEMO_BUSYBOX) || { echo "demo-image: no $(DEMO_BUSYBOX): install busybox-static" >&2; exit 1; }
 	@! ldd $(DEMO_BUSYBOX) >/dev/null 2>&1 || { echo "demo-image: $(DEMO_BUSYBOX) is not static: install busybox-static" >&2; exit 1; }
-	@command -v cpio >/dev/null || { echo "demo-image: no cpio: install cpio" >&2; exit 1; }
-	@PATH="$$PATH:/sbin:/usr/sbin" command -v modprobe >/dev/null || { echo "demo-image: no modprobe: install kmod" >&2; exit 1; }
 	@echo "demo-image: initramfs for $(DEMO_KVER): busybox, modules $(DEMO_MODULES)"
-	@set -e; root=$(DEMO_DIR)/root; rm -rf $$root; \
-	mkdir -p $$root/bin $$root/sbin $$root/usr/bin $$root/usr/sbin $$root/dev $$root/proc \
-		$$root/sys $$root/mnt $$root/tmp $$root/run $$root/etc $$root/var/log $$root/lib/modules; \
-	cp $(DEMO_BUSYBOX) $$root/bin/busybox; \
-	for a in $$($$root/bin/busybox --list-full); do \
-		[ -e $$root/$$a ] || ln -s /bin/busybox $$root/$$a; done; \
-	install -m 0755 tests/demo/init $$root/init; \
-	: >$(DEMO_DIR)/modules.deps; \
-	for m in $(DEMO_MODULES); do \
-		PATH="$$PATH:/sbin:/usr/sbin" modprobe -S $(DEMO_KVER) --show-depends $$m >>$(DEMO_DIR)/modules.deps \
-			|| { echo "demo-image: no module $$m in /lib/modules/$(DEMO_KVER)" >&2; exit 1; }; \
-	done; \
-	awk '$$1 == "insmod" && !seen[$$2]++ { print $$2 }' $(DEMO_DIR)/modules.deps >$(DEMO_DIR)/modules.list; \
-	: >$$root/lib/modules/demo.order; \
-	while read -r ko; do \
-		case $$ko in \
-		*.ko) dst=$$ko ;; *.ko.xz) dst=$${ko%.xz} ;; *.ko.zst) dst=$${ko%.zst} ;; \
-		*) echo "demo-image: unknown module format $$ko" >&2; exit 1 ;; \
-		esac; \
-		mkdir -p $$root$$(dirname $$dst); \
-		case $$ko in \
-		*.ko) cp $$ko $$root$$dst ;; *.ko.xz) xz -dc $$ko >$$root$$dst ;; *.ko.zst) zstd -qdc $$ko >$$root$$dst ;; \
-		esac; \
-		echo $$dst >>$$root/lib/modules/demo.order; \
-	done <$(DEMO_DIR)/modules.list; \
-	find $$root -exec touch -h -d @0 {} +; \
-	(cd $$root && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
-		| gzip -9n >$@.tmp; \
-	mv $@.tmp $@; rm -rf $$root $(DEMO_DIR)/modules.deps $(DEMO_DIR)/modules.list
+	@mkdir -p $(@D)
+	tests/demo/mkinitramfs.sh $@ tests/demo/init $(DEMO_BUSYBOX) / $(DEMO_KVER) $(DEMO_MODULES)
 	@ls -l $@
 
 $(DEMO_DIR)/share/hello.txt:
