@@ -324,6 +324,52 @@ $(DEMO_DIR)/share/hello.txt:
 	@mkdir -p $(@D)
 	echo "$(DEMO_HELLO)" >$@
 
+# The arm64 demo guest (profiles/demo-arm64.json, tests/demo/README.md): the
+# same /init, from Debian's arm64 packages.  tests/demo/fetch-arm64.sh
+# downloads (never installs) linux-image-VER-arm64:arm64, VER this machine's
+# kernel's when the archive has it, and busybox-static:arm64 into
+# $(DEMO_ARM64_DIR)/debs, a cache (arm64 must be a dpkg architecture:
+# tests/deps.sh adds it); they are unpacked with dpkg-deb -x, depmod makes
+# the kernel's modules.dep, and the initramfs is built as above.  `avm start
+# -p demo-arm64 --images $(DEMO_ARM64_DIR)` boots it.
+DEMO_ARM64_DIR := $(BUILD)/demo-arm64
+DEMO_ARM64_DEBS := $(DEMO_ARM64_DIR)/debs
+# The power button is the virt machine's PL061 GPIO (built in) through the
+# device tree's gpio-keys node.
+DEMO_ARM64_MODULES := evdev gpio_keys virtio_pci virtio_console virtio_rng virtio_input virtiofs virtio_gpu
+
+.PHONY: demo-image-arm64 FORCE
+demo-image-arm64: $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz $(DEMO_ARM64_DIR)/share/hello.txt
+
+# Run every time; rewritten only when the selected packages change.
+$(DEMO_ARM64_DEBS)/selected: FORCE
+	@tests/demo/fetch-arm64.sh $(DEMO_ARM64_DEBS) $(DEMO_KVER)
+
+$(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz &: $(DEMO_ARM64_DEBS)/selected tests/demo/init \
+		tests/demo/mkinitramfs.sh
+	@PATH="$$PATH:/sbin:/usr/sbin" command -v depmod >/dev/null || { echo "demo-image-arm64: no depmod: install kmod" >&2; exit 1; }
+	@set -e; pkg=$(DEMO_ARM64_DIR)/pkg; rm -rf $$pkg; mkdir -p $$pkg; \
+	kdeb=$$(sed -n 's/^kernel //p' $<); bdeb=$$(sed -n 's/^busybox //p' $<); \
+	echo "demo-image-arm64: unpacking $$kdeb $$bdeb"; \
+	dpkg-deb -x $(DEMO_ARM64_DEBS)/$$kdeb $$pkg; dpkg-deb -x $(DEMO_ARM64_DEBS)/$$bdeb $$pkg; \
+	kver=$$(ls $$pkg/lib/modules); \
+	test -n "$$kver" && test -r $$pkg/boot/vmlinuz-$$kver \
+		|| { echo "demo-image-arm64: $$kdeb has no boot/vmlinuz-VER and lib/modules/VER" >&2; exit 1; }; \
+	test -x $$pkg/bin/busybox || { echo "demo-image-arm64: $$bdeb has no bin/busybox" >&2; exit 1; }; \
+	PATH="$$PATH:/sbin:/usr/sbin" depmod -b $$pkg $$kver; \
+	echo "demo-image-arm64: initramfs for $$kver: busybox, modules $(DEMO_ARM64_MODULES)"; \
+	tests/demo/mkinitramfs.sh $(DEMO_ARM64_DIR)/initramfs.cpio.gz tests/demo/init $$pkg/bin/busybox $$pkg $$kver \
+		$(DEMO_ARM64_MODULES); \
+	cp $$pkg/boot/vmlinuz-$$kver $(DEMO_ARM64_DIR)/vmlinuz.tmp; mv $(DEMO_ARM64_DIR)/vmlinuz.tmp $(DEMO_ARM64_DIR)/vmlinuz; \
+	rm -rf $$pkg
+	@ls -l $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz
+
+$(DEMO_ARM64_DIR)/share/hello.txt:
+	@mkdir -p $(@D)
+	echo "$(DEMO_HELLO)" >$@
+
+FORCE:
+
 # Fuzzing (tests/fuzz/README.md).  The library is compiled again with clang
 # into build-fuzz/ (instrumented for coverage, ASan and UBSan), each harness
 # tests/fuzz/fuzz_NAME.c is linked with libFuzzer into $(BUILD)/fuzz/fuzz_NAME.
