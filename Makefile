@@ -56,7 +56,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
 FAKEHELPER := $(BUILD)/tests/avm-fakehelper
 
-.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo fuzz fuzz-smoke
+.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo demo-arm64 fuzz fuzz-smoke
 
 all: $(AVM)
 
@@ -281,6 +281,12 @@ DEMO_ACCEL ?= tcg
 demo: $(AVM) demo-image
 	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --dry-run
 	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --verbose --stop-after-boot
+
+# The same for the arm64 demo guest (qemu-system-aarch64, TCG; slower).
+demo-arm64: $(AVM) demo-image-arm64
+	./$(AVM) start --profile demo-arm64 --images $(BUILD)/demo-arm64 --set machine.accel=$(DEMO_ACCEL) --dry-run
+	./$(AVM) start --profile demo-arm64 --images $(BUILD)/demo-arm64 --set machine.accel=$(DEMO_ACCEL) --verbose \
+		--stop-after-boot
 
 # Rewrite tests/golden/ from the current output (review the diff!).
 golden: $(AVM) $(TEST_BIN)
