@@ -56,7 +56,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
 FAKEHELPER := $(BUILD)/tests/avm-fakehelper
 
-.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo fuzz fuzz-smoke
+.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo demo-arm64 fuzz fuzz-smoke
 
 all: $(AVM)
 
@@ -285,6 +285,12 @@ demo: $(AVM) demo-image
 	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --dry-run
 	./$(AVM) start --profile demo --images $(BUILD)/demo --set machine.accel=$(DEMO_ACCEL) --verbose --stop-after-boot
 
+# The same for the arm64 demo guest (qemu-system-aarch64, TCG; slower).
+demo-arm64: $(AVM) demo-image-arm64
+	./$(AVM) start --profile demo-arm64 --images $(BUILD)/demo-arm64 --set machine.accel=$(DEMO_ACCEL) --dry-run
+	./$(AVM) start --profile demo-arm64 --images $(BUILD)/demo-arm64 --set machine.accel=$(DEMO_ACCEL) --verbose \
+		--stop-after-boot
+
 # Rewrite tests/golden/ from the current output (review the diff!).
 golden: $(AVM) $(TEST_BIN)
 	AVM_UPDATE_GOLDEN=1 AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) $(TEST_BIN) --filter 'plan/golden*'
@@ -313,48 +319,65 @@ $(DEMO_DIR)/vmlinuz: $(DEMO_KERNEL)
 	@mkdir -p $(@D)
 	cp $(DEMO_KERNEL) $@.tmp && mv $@.tmp $@
 
-$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init $(DEMO_KERNEL) $(DEMO_BUSYBOX)
+$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init tests/demo/mkinitramfs.sh $(DEMO_KERNEL) $(DEMO_BUSYBOX)
 	@test -n "$(DEMO_KERNEL)" || { $(DEMO_NOKERNEL); }
 	@test -d /lib/modules/$(DEMO_KVER) || { echo "demo-image: no /lib/modules/$(DEMO_KVER): install linux-image-amd64" >&2; exit 1; }
 	@test -x $(DEMO_BUSYBOX) || { echo "demo-image: no $(DEMO_BUSYBOX): install busybox-static" >&2; exit 1; }
 	@! ldd $(DEMO_BUSYBOX) >/dev/null 2>&1 || { echo "demo-image: $(DEMO_BUSYBOX) is not static: install busybox-static" >&2; exit 1; }
-	@command -v cpio >/dev/null || { echo "demo-image: no cpio: install cpio" >&2; exit 1; }
-	@PATH="$$PATH:/sbin:/usr/sbin" command -v modprobe >/dev/null || { echo "demo-image: no modprobe: install kmod" >&2; exit 1; }
 	@echo "demo-image: initramfs for $(DEMO_KVER): busybox, modules $(DEMO_MODULES)"
-	@set -e; root=$(DEMO_DIR)/root; rm -rf $$root; \
-	mkdir -p $$root/bin $$root/sbin $$root/usr/bin $$root/usr/sbin $$root/dev $$root/proc \
-		$$root/sys $$root/mnt $$root/tmp $$root/run $$root/etc $$root/var/log $$root/lib/modules; \
-	cp $(DEMO_BUSYBOX) $$root/bin/busybox; \
-	for a in $$($$root/bin/busybox --list-full); do \
-		[ -e $$root/$$a ] || ln -s /bin/busybox $$root/$$a; done; \
-	install -m 0755 tests/demo/init $$root/init; \
-	: >$(DEMO_DIR)/modules.deps; \
-	for m in $(DEMO_MODULES); do \
-		PATH="$$PATH:/sbin:/usr/sbin" modprobe -S $(DEMO_KVER) --show-depends $$m >>$(DEMO_DIR)/modules.deps \
-			|| { echo "demo-image: no module $$m in /lib/modules/$(DEMO_KVER)" >&2; exit 1; }; \
-	done; \
-	awk '$$1 == "insmod" && !seen[$$2]++ { print $$2 }' $(DEMO_DIR)/modules.deps >$(DEMO_DIR)/modules.list; \
-	: >$$root/lib/modules/demo.order; \
-	while read -r ko; do \
-		case $$ko in \
-		*.ko) dst=$$ko ;; *.ko.xz) dst=$${ko%.xz} ;; *.ko.zst) dst=$${ko%.zst} ;; \
-		*) echo "demo-image: unknown module format $$ko" >&2; exit 1 ;; \
-		esac; \
-		mkdir -p $$root$$(dirname $$dst); \
-		case $$ko in \
-		*.ko) cp $$ko $$root$$dst ;; *.ko.xz) xz -dc $$ko >$$root$$dst ;; *.ko.zst) zstd -qdc $$ko >$$root$$dst ;; \
-		esac; \
-		echo $$dst >>$$root/lib/modules/demo.order; \
-	done <$(DEMO_DIR)/modules.list; \
-	find $$root -exec touch -h -d @0 {} +; \
-	(cd $$root && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
-		| gzip -9n >$@.tmp; \
-	mv $@.tmp $@; rm -rf $$root $(DEMO_DIR)/modules.deps $(DEMO_DIR)/modules.list
+	@mkdir -p $(@D)
+	tests/demo/mkinitramfs.sh $@ tests/demo/init $(DEMO_BUSYBOX) / $(DEMO_KVER) $(DEMO_MODULES)
 	@ls -l $@
 
 $(DEMO_DIR)/share/hello.txt:
 	@mkdir -p $(@D)
 	echo "$(DEMO_HELLO)" >$@
+
+# The arm64 demo guest (profiles/demo-arm64.json, tests/demo/README.md): the
+# same /init, from Debian's arm64 packages.  tests/demo/fetch-arm64.sh
+# downloads (never installs) linux-image-VER-arm64:arm64, VER this machine's
+# kernel's when the archive has it, and busybox-static:arm64 into
+# $(DEMO_ARM64_DIR)/debs, a cache (arm64 must be a dpkg architecture:
+# tests/deps.sh adds it); they are unpacked with dpkg-deb -x, depmod makes
+# the kernel's modules.dep, and the initramfs is built as above.  `avm start
+# -p demo-arm64 --images $(DEMO_ARM64_DIR)` boots it.
+DEMO_ARM64_DIR := $(BUILD)/demo-arm64
+DEMO_ARM64_DEBS := $(DEMO_ARM64_DIR)/debs
+# The power button is the virt machine's PL061 GPIO (built in) through the
+# device tree's gpio-keys node.
+DEMO_ARM64_MODULES := evdev gpio_keys virtio_pci virtio_console virtio_rng virtio_input virtiofs virtio_gpu
+
+.PHONY: demo-image-arm64 FORCE
+demo-image-arm64: $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz $(DEMO_ARM64_DIR)/share/hello.txt
+
+# Run every time; rewritten only when the selected packages change.
+$(DEMO_ARM64_DEBS)/selected: FORCE
+	@tests/demo/fetch-arm64.sh $(DEMO_ARM64_DEBS) $(DEMO_KVER)
+
+$(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz &: $(DEMO_ARM64_DEBS)/selected tests/demo/init \
+		tests/demo/mkinitramfs.sh
+	@PATH="$$PATH:/sbin:/usr/sbin" command -v depmod >/dev/null || { echo "demo-image-arm64: no depmod: install kmod" >&2; exit 1; }
+	@set -e; pkg=$(DEMO_ARM64_DIR)/pkg; rm -rf $$pkg; mkdir -p $$pkg; \
+	kdeb=$$(sed -n 's/^kernel //p' $<); bdeb=$$(sed -n 's/^busybox //p' $<); \
+	echo "demo-image-arm64: unpacking $$kdeb $$bdeb"; \
+	dpkg-deb -x $(DEMO_ARM64_DEBS)/$$kdeb $$pkg; dpkg-deb -x $(DEMO_ARM64_DEBS)/$$bdeb $$pkg; \
+	kver=$$(ls $$pkg/lib/modules); \
+	test -n "$$kver" && test -r $$pkg/boot/vmlinuz-$$kver \
+		|| { echo "demo-image-arm64: $$kdeb has no boot/vmlinuz-VER and lib/modules/VER" >&2; exit 1; }; \
+	test -x $$pkg/bin/busybox || { echo "demo-image-arm64: $$bdeb has no bin/busybox" >&2; exit 1; }; \
+	PATH="$$PATH:/sbin:/usr/sbin" depmod -b $$pkg $$kver; \
+	echo "demo-image-arm64: initramfs for $$kver: busybox, modules $(DEMO_ARM64_MODULES)"; \
+	tests/demo/mkinitramfs.sh $(DEMO_ARM64_DIR)/initramfs.cpio.gz tests/demo/init $$pkg/bin/busybox $$pkg $$kver \
+		$(DEMO_ARM64_MODULES); \
+	cp $$pkg/boot/vmlinuz-$$kver $(DEMO_ARM64_DIR)/vmlinuz.tmp; mv $(DEMO_ARM64_DIR)/vmlinuz.tmp $(DEMO_ARM64_DIR)/vmlinuz; \
+	rm -rf $$pkg
+	@ls -l $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz
+
+$(DEMO_ARM64_DIR)/share/hello.txt:
+	@mkdir -p $(@D)
+	echo "$(DEMO_HELLO)" >$@
+
+FORCE:
 
 # Fuzzing (tests/fuzz/README.md).  The library is compiled again with clang
 # into build-fuzz/ (instrumented for coverage, ASan and UBSan), each harness

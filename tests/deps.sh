@@ -2,6 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Install the Debian 12 packages avm needs to build, test and run its demo,
 # only those that are missing.  Uses sudo when not root.
+#
+# The arm64 demo guest (make demo-image-arm64) downloads Debian's arm64
+# kernel and busybox-static with apt-get download (never installs them):
+# arm64 is added as a dpkg architecture, with its package lists.
 set -eu
 
 PACKAGES="
@@ -27,21 +31,30 @@ for p in $PACKAGES; do
   fi
 done
 
-if [ -z "$missing" ]; then
+arch=""
+dpkg --print-foreign-architectures | grep -qx arm64 || arch=arm64
+
+if [ -z "$missing" ] && [ -z "$arch" ]; then
   echo "deps: all packages present"
   exit 0
 fi
 
-echo "deps: installing$missing"
 if [ "$(id -u)" -eq 0 ]; then
   SUDO=""
 elif command -v sudo >/dev/null 2>&1; then
   SUDO="sudo"
 else
-  echo "deps: need root (or sudo) to install:$missing" >&2
+  echo "deps: need root (or sudo) to install:$missing${arch:+ (and to add the dpkg architecture $arch)}" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+if [ -n "$arch" ]; then
+  echo "deps: adding the dpkg architecture $arch (package lists only, for make demo-image-arm64)"
+  $SUDO dpkg --add-architecture "$arch"
+fi
 $SUDO apt-get update -q
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+if [ -n "$missing" ]; then
+  echo "deps: installing$missing"
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -q --no-install-recommends $missing
+fi

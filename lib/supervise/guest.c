@@ -553,7 +553,7 @@ guest_stop (struct sv *sv)
       if (avm_qmp_send_async (sv->qmp, "system_powerdown", NULL, NULL, NULL, &err) == 0)
         {
           qmp_update_io (sv);
-          sv_info (sv, "qemu: system_powerdown (ACPI power button), waiting up to %.0f s",
+          sv_info (sv, "qemu: system_powerdown (power button), waiting up to %.0f s",
                    (double) q->stop_timeout / USEC_PER_SEC);
           sv_timer (sv, &sv->stop_timer, q->stop_timeout, on_qemu_stop_timeout, sv);
           return;

@@ -141,8 +141,8 @@ Test (cli, profiles_list_show_keys)
   cr_assert_eq (avm (&out, &err, "profiles", "list", "--json", NULL), 0, "%s", err);
   json_t *list = json_loads (out, 0, NULL);
   cr_assert_not_null (list);
-  const char *want[] = { "aaos-x86_64", "aaos-arm64", "phone-x86_64", "demo" };
-  for (size_t k = 0; k < 4; k++)
+  const char *want[] = { "aaos-x86_64", "aaos-arm64", "phone-x86_64", "demo", "demo-arm64" };
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
     {
       size_t i;
       json_t *e;

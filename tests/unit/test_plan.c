@@ -84,6 +84,7 @@ static const struct golden goldens[] = {
       NULL } },
   { "phone-x86_64", "10.0-x86_64", { "-p", "phone-x86_64", NULL } },
   { "demo", "10.0-x86_64", { "-p", "demo", NULL } },
+  { "demo-arm64", "10.0-aarch64", { "-p", "demo-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", NULL } },
 };
 
 static void

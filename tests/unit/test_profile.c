@@ -487,7 +487,7 @@ Test (profile, merge_patch_rfc7386)
 Test (profile, shipped_profiles_all_validate)
 {
   setenv ("AVM_DATA_DIR", tu_srcdir (), 1);
-  static const char *names[] = { "aaos-base", "aaos-x86_64", "aaos-arm64", "phone-x86_64", "demo" };
+  static const char *names[] = { "aaos-base", "aaos-x86_64", "aaos-arm64", "phone-x86_64", "demo", "demo-arm64" };
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     {
       char *path = NULL, *msg = NULL;

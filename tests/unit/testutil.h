@@ -58,6 +58,10 @@ char *tu_replace (char *s, const char *from, const char *to);
    missing or out of date (under a lock); skips the test when the kernel or
    busybox-static is not installed.  */
 char *tu_demo_image (void);
+/* The same for the arm64 demo guest: $AVM_SRCDIR/build/demo-arm64 (make
+   demo-image-arm64); skips the test when qemu-system-aarch64 is missing or
+   Debian's arm64 packages cannot be downloaded (with the reason).  */
+char *tu_demo_image_arm64 (void);
 
 void tu_sleep_ms (int ms);
 
