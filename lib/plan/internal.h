@@ -39,6 +39,7 @@ struct plan_ctx
   json_t *warnings;   /* ["..."] */
   json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
   char *helper_dirs;  /* paths.helpers, expanded (named when programs are missing) */
+  bool flags_mismatch; /* a helper does not accept a flag of its argv */
   json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
   json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/internal.h"
+#include "cuttlefish/flags.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -417,6 +418,61 @@ plan_prune_resources (struct plan_ctx *c)
   return 0;
 }
 
+/* Services whose program parses its flags with gflags (services.*.flags):
+   every flag of the plan's argv must be one the program defines, asked
+   once per binary (cuttlefish/flags.h).  A flag it does not know would
+   make it exit at once: the service counts as missing, named with the
+   flags, before anything starts.  */
+static int
+plan_check_flags (struct plan_ctx *c, json_t *unordered)
+{
+  json_t *defs = avm_json_path (c->p, "services");
+  const char *name;
+  json_t *s;
+  if (c->req->layout_only)
+    return 0;
+  json_object_foreach (unordered, name, s)
+    {
+      const char *program = json_string_value (json_object_get (s, "program"));
+      const char *kind = json_string_value (json_object_get (json_object_get (defs, name), "flags"));
+      if (!program || !kind || !streq (kind, "gflags") || json_object_get (s, "missing"))
+        continue;
+      _cleanup_strv_ char **flags = NULL;
+      _cleanup_error_ avm_error_t perr = NULL;
+      bool cached;
+      if (avm_cf_gflags (program, &flags, &cached, &perr) < 0)
+        {
+          /* It could not even be run: it would not start either.  */
+          json_object_set_new (s, "missing", json_string (perr && perr->msg ? perr->msg : "cannot be run"));
+          continue;
+        }
+      if (!flags)
+        {
+          plan_warn (c, "service %s: %s does not list its flags as gflags does (--helpxml); they are not checked", name,
+                     program);
+          continue;
+        }
+      json_t *argv = json_object_get (s, "argv");
+      size_t n = json_array_size (argv);
+      _cleanup_free_ const char **v = calloc (n + 1, sizeof *v);
+      if (!v)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      for (size_t i = 0; i < n; i++)
+        v[i] = json_string_value (json_array_get (argv, i));
+      _cleanup_free_ char *unknown = avm_cf_gflags_unknown (flags, v);
+      if (!unknown)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if (!*unknown)
+        continue;
+      _cleanup_free_ char *why = NULL;
+      if (asprintf (&why, "%s does not accept %s", program, unknown) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      json_object_set_new (s, "missing", json_string (why));
+      c->flags_mismatch = true;
+    }
+  return 0;
+}
+
 /* Helper programs that are not installed.  A critical service cannot do
    without its program: the start is refused, naming every program missing
    at once.  A service that is not critical is skipped with a warning (a
@@ -479,12 +535,21 @@ plan_missing_programs (struct plan_ctx *c, json_t *unordered)
   if (*critmsg)
     {
       const char *dirs = c->helper_dirs ? c->helper_dirs : "";
-      const char *fmt = "%s: helper programs missing for critical services: %s%s%s (searched %s%s$PATH); install "
-                        "the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
+      _cleanup_free_ char *searched = NULL;
+      if (c->helper_dirs && asprintf (&searched, " (searched %s%s$PATH)", dirs, *dirs ? " and " : "") < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      const char *fix = c->flags_mismatch && !c->helper_dirs
+                          ? "the helpers are of another release than the profile's choice: use the host package of "
+                            "these images, or pass --option release=... to match it"
+                        : c->flags_mismatch
+                          ? "install the Cuttlefish host package of these images in the images directory (bin/), or "
+                            "set paths.helpers"
+                          : "install the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
+      const char *fmt = "%s: critical services cannot start: %s%s%s%s; %s";
+      const char *also = *skipmsg ? "; and, not critical: " : "";
       if (!c->req->dry_run)
-        return avm_error_fail (c->err, ENOENT, fmt, c->file, critmsg, *skipmsg ? "; and for services that would be skipped: " : "", skipmsg,
-                               dirs, *dirs ? " and " : "");
-      plan_warn (c, fmt, c->file, critmsg, *skipmsg ? "; and for services that would be skipped: " : "", skipmsg, dirs, *dirs ? " and " : "");
+        return avm_error_fail (c->err, ENOENT, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
+      plan_warn (c, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
     }
   /* Move the skipped ones out of the start order.  */
   void *tmp;
@@ -571,7 +636,7 @@ plan_services (struct plan_ctx *c)
         return r;
       json_object_set_new (unordered, name, s);
     }
-  if ((r = plan_missing_programs (c, unordered)) < 0)
+  if ((r = plan_check_flags (c, unordered)) < 0 || (r = plan_missing_programs (c, unordered)) < 0)
     return r;
   /* `after` must name enabled services.  */
   json_object_foreach (unordered, name, def)

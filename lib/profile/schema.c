@@ -236,6 +236,9 @@ static const struct avm_skey service_keys[] = {
   MAP ("env", 0, "Environment variables added for the service.",
        STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
   BOOL ("enabled", "true", "Start this service."),
+  ENUM ("flags", V ("none", "gflags"), "\"none\"",
+        "How the program parses its flags: gflags (Cuttlefish's host tools): avm asks it once for the flags it "
+        "defines (--helpxml, cached per binary) and refuses an argv with a flag it does not know."),
   STR ("workdir", NULL, AVM_SF_TEXT,
        "Working directory of the service (created by avm when missing); default: the directory avm was started in."),
   STR ("socket", NULL, AVM_SF_TEXT, "Unix socket the service listens on (vhost-user backends; ${socket})."),

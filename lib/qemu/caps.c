@@ -44,6 +44,7 @@
  */
 #include "qemu/caps.h"
 #include "util/strbuf.h"
+#include "util/cachefile.h"
 #include "util/capture.h"
 #include "util/cleanup.h"
 #include "util/analyzer.h"
@@ -733,37 +734,10 @@ avm_qemu_caps_probe (const char *binary, struct avm_qemu_caps **out, avm_error_t
 /* ------------------------------------------------------------------ */
 /* Cache.  */
 
-static uint64_t
-fnv1a64 (const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++)
-    {
-      h ^= (unsigned char) *s;
-      h *= 0x100000001b3ULL;
-    }
-  return h;
-}
-
 char *
 avm_qemu_caps_cache_path (const char *binary)
 {
-  _cleanup_free_ char *home = avm_xdg_dir ("XDG_CACHE_HOME", ".cache"), *rel = NULL;
-  const char *base = strrchr (binary, '/');
-  char name[65];
-  size_t n = 0;
-
-  if (!home)
-    return NULL;
-  base = base ? base + 1 : binary;
-  for (; n < sizeof name - 1 && base[n]; n++)
-    name[n] = is_name_char (base[n]) && base[n] != ',' && base[n] != '+' ? base[n] : '_';
-  name[n] = '\0';
-  if (n == 0 || streq (name, ".") || streq (name, ".."))
-    strcpy (name, "qemu");
-  if (asprintf (&rel, "avm/qemu-caps/%s-%016llx.caps", name, (unsigned long long) fnv1a64 (binary)) < 0)
-    return NULL;
-  return avm_path_join (home, rel);
+  return avm_cache_file ("qemu-caps", binary, "caps");
 }
 
 static long long

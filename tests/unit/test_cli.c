@@ -90,8 +90,8 @@ Test (cli, real_start_is_refused_clearly)
   char *helpers[] = { "start", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", "--images", "/nonexistent", NULL };
   r = tu_avmv (helpers, &out, &err);
   cr_assert_eq (r, 1, "%s", err);
-  assert_contains (err, "helper programs missing for critical services: kernel_log_monitor, secure_env; and for "
-                        "services that would be skipped: logcat_receiver,");
+  assert_contains (err, "critical services cannot start: kernel_log_monitor, secure_env; and, not critical: "
+                        "logcat_receiver,");
   assert_contains (err, "(searched /nonexistent/bin:");
   cr_assert_eq (strchr (err, '\n'), err + strlen (err) - 1, "not one line: %s", err);
   free (out);

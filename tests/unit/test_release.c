@@ -251,3 +251,101 @@ Test (release, unknown_release_in_a_profile_without_that_choice)
   tu_rmtree (dir);
   free (dir);
 }
+
+/* ---- the flags a helper accepts (cuttlefish/flags.h) ---------------------- */
+
+#include "cuttlefish/flags.h"
+#include "util/strv.h"
+
+/* A stand-in answering --helpxml the way gflags does (a script: the test
+   double of the real tools is avm-fakecf).  */
+static char *
+gflags_script (const char *dir, const char *name, const char *flags_xml)
+{
+  char *text = NULL;
+  cr_assert_geq (asprintf (&text,
+                           "#!/bin/sh\n"
+                           "echo run >> \"$0.runs\"\n"
+                           "[ \"$1\" = --helpxml ] || exit 0\n"
+                           "cat <<'XML'\n"
+                           "<?xml version=\"1.0\"?>\n<AllFlags>\n<program>%s</program>\n"
+                           "<usage>Warning: SetUsageMessage() never called</usage>\n%s"
+                           "<flag><file>gflags.cc</file><name>undefok</name><meaning>x</meaning><default></default>"
+                           "<current></current><type>string</type></flag>\n"
+                           "</AllFlags>\nXML\nexit 1\n",
+                           name, flags_xml),
+                 0);
+  char *p = tu_write (dir, name, text);
+  chmod (p, 0755);
+  free (text);
+  return p;
+}
+
+static int
+count_runs (const char *program)
+{
+  char *runs = NULL;
+  cr_assert_geq (asprintf (&runs, "%s.runs", program), 0);
+  char *t = tu_read (runs);
+  int n = 0;
+  for (char *p = t; p && (p = strstr (p, "run")); p++)
+    n++;
+  free (t);
+  free (runs);
+  return n;
+}
+
+Test (release, helper_flags_probed_once_and_checked)
+{
+  char *dir = tu_tmpdir ();
+  setenv ("XDG_CACHE_HOME", dir, 1);
+  char *prog = gflags_script (dir, "secure_env",
+                              "<flag><file>a.cc</file><name>keymint_impl</name><meaning>m</meaning><default>tpm"
+                              "</default><current>tpm</current><type>string</type></flag>\n"
+                              "<flag><file>a.cc</file><name>confui_server_fd</name><meaning>m</meaning><default>-1"
+                              "</default><current>-1</current><type>int32</type></flag>\n"
+                              "<flag><file>a.cc</file><name>verbose</name><meaning>m</meaning><default>false"
+                              "</default><current>false</current><type>bool</type></flag>\n");
+  char **flags = NULL;
+  bool cached = true;
+  _cleanup_error_ avm_error_t err = NULL;
+  cr_assert_eq (avm_cf_gflags (prog, &flags, &cached, &err), 0, "%s", err ? err->msg : "");
+  cr_assert (!cached);
+  cr_assert_eq (avm_strv_length (flags), 4);
+  cr_assert_str_eq (flags[0], "confui_server_fd");
+  avm_strv_free (flags);
+  /* The second time from the cache: the program is not run.  */
+  cr_assert_eq (avm_cf_gflags (prog, &flags, &cached, &err), 0);
+  cr_assert (cached);
+  cr_assert_eq (count_runs (prog), 1);
+  const char *argv[] = { "secure_env", "-confui_server_fd=3", "--keymint_impl=tpm", "-noverbose",
+                         "-snapshot_control_fd=4", "-oemlock_impl=tpm", "positional", NULL };
+  char *unknown = avm_cf_gflags_unknown (flags, argv);
+  cr_assert_str_eq (unknown, "-snapshot_control_fd, -oemlock_impl");
+  free (unknown);
+  const char *excused[] = { "secure_env", "-snapshot_control_fd=4", "-oemlock_impl=tpm",
+                            "--undefok=snapshot_control_fd,oemlock_impl", NULL };
+  unknown = avm_cf_gflags_unknown (flags, excused);
+  cr_assert_str_eq (unknown, "");
+  free (unknown);
+  avm_strv_free (flags);
+  /* A changed program is asked again.  */
+  free (gflags_script (dir, "secure_env", ""));
+  cr_assert_eq (avm_cf_gflags (prog, &flags, &cached, &err), 0);
+  cr_assert (!cached);
+  cr_assert_eq (avm_strv_length (flags), 1);
+  avm_strv_free (flags);
+  /* Not gflags: nothing to check, remembered as such.  */
+  char *plain = tu_write (dir, "plain", "#!/bin/sh\necho hello\n");
+  chmod (plain, 0755);
+  cr_assert_eq (avm_cf_gflags (plain, &flags, &cached, &err), 0);
+  cr_assert_null (flags);
+  cr_assert_eq (avm_cf_gflags (plain, &flags, &cached, &err), 0);
+  cr_assert (cached);
+  cr_assert_null (flags);
+  unsetenv ("XDG_CACHE_HOME");
+  free (plain);
+  free (prog);
+  tu_rmtree (dir);
+  free (dir);
+}

@@ -496,7 +496,7 @@ Test (start, missing_critical_helpers_named_at_once_and_nothing_starts)
   ts_start (&env, &a, ts_profile (&env, "critmiss", svc, NULL, NULL), NULL);
   cr_assert_eq (ts_wait (&a, 30), 1, "%s", ts_stderr (&a));
   char *err = ts_stderr (&a);
-  cr_assert (strstr (err, "helper programs missing for critical services: b (program avm-test-missing-one), c "
+  cr_assert (strstr (err, "critical services cannot start: b (program avm-test-missing-one), c "
                           "(program avm-test-missing-two), d (needs b) (searched "),
              "%s", err);
   cr_assert_eq (access (marker, F_OK), -1, "a helper was started");
