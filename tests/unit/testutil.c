@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,4 +468,53 @@ tu_fake_helpers (void)
       free (p);
     }
   return dir;
+}
+
+void
+tu_test_firmware (const char *arch, const char *path)
+{
+  static const char msg[] = "U-Boot 2024.01 (avm test firmware)\r\n"
+                            "VIRTUAL_DEVICE_BOOT_STARTED\r\n"
+                            "init: starting service 'adbd'...\r\n"
+                            "VIRTUAL_DEVICE_BOOT_COMPLETED\r\n";
+  static unsigned char rom[65536];
+  memset (rom, 0, sizeof rom);
+  if (strcmp (arch, "aarch64") == 0)
+    {
+      /* virt: -bios is flash at 0, where the CPU starts (EL1, MMU off).
+           0  adr  x0, msg          (0x40)
+           4  movz x1, #0x0900, lsl #16   the PL011 at 0x09000000
+           8  movz w3, #0x301       UARTEN | TXE | RXE
+          12  str  w3, [x1, #0x30]  UARTCR
+          16  ldrb w2, [x0], #1     loop:
+          20  cbz  w2, done
+          24  strb w2, [x1]         UARTDR
+          28  b    loop
+          32  wfi                   done:
+          36  b    done  */
+      static const uint32_t code[] = { 0x10000200, 0xD2A12001, 0x52806023, 0xB9003023, 0x38401402,
+                                       0x34000062, 0x39000022, 0x17FFFFFD, 0xD503207F, 0x17FFFFFF };
+      for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
+        for (int b = 0; b < 4; b++)
+          rom[i * 4 + b] = (unsigned char) (code[i] >> (8 * b));
+      memcpy (rom + 0x40, msg, sizeof msg);
+    }
+  else
+    {
+      /* pc: the last 64 KiB below 1 MiB; reset at F000:FFF0.
+           FFF0  jmp far F000:E000
+           E000  cli; mov ax, cs; mov ds, ax; mov si, E100h; mov dx, 3F8h
+           E00B  lodsb; test al, al; jz E013; out dx, al; jmp E00B
+           E013  hlt; jmp E013  */
+      static const unsigned char code[] = { 0xFA, 0x8C, 0xC8, 0x8E, 0xD8, 0xBE, 0x00, 0xE1, 0xBA, 0xF8, 0x03,
+                                            0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8, 0xF4, 0xEB, 0xFD };
+      static const unsigned char reset[] = { 0xEA, 0x00, 0xE0, 0x00, 0xF0 };
+      memset (rom, 0xFF, sizeof rom);
+      memcpy (rom + 0xE000, code, sizeof code);
+      memcpy (rom + 0xE100, msg, sizeof msg);
+      memcpy (rom + 0xFFF0, reset, sizeof reset);
+    }
+  FILE *f = fopen (path, "w");
+  if (!f || fwrite (rom, 1, sizeof rom, f) != sizeof rom || fclose (f) != 0)
+    abort ();
 }

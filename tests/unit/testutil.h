@@ -46,6 +46,16 @@ long long tu_next_data (const char *path, long long off);
 long long tu_next_hole (const char *path, long long off);
 
 const char *tu_srcdir (void);
+/* A 64 KiB firmware image for QEMU's -bios that prints the boot messages of
+   an Android guest on the first serial port (the 16550 at 0x3f8 of pc, the
+   PL011 of virt) and halts: "U-Boot 20..." (Cuttlefish's BootloaderLoaded),
+   VIRTUAL_DEVICE_BOOT_STARTED, adbd's start and
+   VIRTUAL_DEVICE_BOOT_COMPLETED.  With the AAOS profiles the serial port
+   shares the kernel console's FIFO, so avm sees a guest boot and the
+   helpers that read the console see its events.  ARCH: x86_64 or
+   aarch64.  Writes PATH.  */
+void tu_test_firmware (const char *arch, const char *path);
+
 /* A directory of stand-ins for every helper program the shipped profiles
    name (links to /bin/true: only their presence matters to a plan), made
    once per run and shared by its workers.  */
