@@ -41,6 +41,12 @@ matches (json_t *patterns, const char *line)
 static void
 guest_booted (struct sv *sv, const char *line)
 {
+  if (sv->phase == PHASE_STOPPING)
+    {
+      /* Being stopped: not READY, and the stop goes on as it began.  */
+      sv_info (sv, "guest booted while stopping; stop goes on");
+      return;
+    }
   sv->boots++;
   sv->resets = 0;
   if (sv->boots > 1)
@@ -495,7 +501,9 @@ on_qemu_stop_timeout (sd_event_source *src, uint64_t usec, void *data)
   switch (sv->qstop)
     {
     case QSTOP_POWERDOWN:
-      if (q->stop_timeout > 0)
+      if (sv->stopped_booting)
+        ;
+      else if (q->stop_timeout > 0)
         sv_info (sv, "qemu: the guest did not power off within %.0f s: quit",
                  (double) q->stop_timeout / USEC_PER_SEC);
       else
@@ -544,7 +552,17 @@ guest_stop (struct sv *sv)
   if (sv->qstop != QSTOP_NONE)
     return;
   q->state = SVC_STOPPING;
-  if (sv->qmp_ready && q->stop_timeout == 0)
+  /* A guest that has not booted yet cannot act on the power button (an
+     Android guest handles it once its system server runs): waiting for it
+     would only spend the whole stop timeout.  */
+  bool booting = sv->boots == 0 && json_array_size (sv->boot_completed) > 0;
+  if (sv->qmp_ready && booting)
+    {
+      sv->stopped_booting = true;
+      sv->qstop = QSTOP_POWERDOWN;
+      sv_info (sv, "qemu: the guest has not booted: no power button, quit at once");
+    }
+  else if (sv->qmp_ready && q->stop_timeout == 0)
     sv->qstop = QSTOP_POWERDOWN; /* stop.timeout 0: no power-down, quit at once */
   else if (sv->qmp_ready)
     {

@@ -170,6 +170,7 @@ struct sv
   uint64_t boot_timeout;
   unsigned reset_limit;    /* boot.reset_limit: resets tolerated before a boot completes (0: any) */
   unsigned resets;         /* guest resets since QEMU started or the last completed boot */
+  bool stopped_booting;    /* stopped before the guest booted: QEMU quit, no power-down */
   sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
   uint64_t ready_poll_since;
   avm_error_t early_error; /* the spawn that failed before the loop existed */

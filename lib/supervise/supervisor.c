@@ -664,7 +664,8 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
       return AVM_EXIT_FAILURE;
     }
   if (sv.exit_status == 0)
-    sv_info (&sv, "stopped");
+    sv_info (&sv, sv.stopped_booting ? "stopped before the guest had booted (QEMU quit: nothing to shut down)"
+                                      : "stopped");
   teardown (&sv);
   if (sv.error)
     *err = steal_pointer (&sv.error);

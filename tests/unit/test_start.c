@@ -235,6 +235,27 @@ Test (start, boot_timeout_scaled_under_tcg)
   cr_assert (strstr (ts_stderr (&a), "the guest did not boot within 2 s"), "%s", ts_stderr (&a));
 }
 
+/* Issue 15: a guest that has not booted cannot act on the power button:
+   avm stop quits QEMU at once instead of waiting out stop.timeout, and
+   says so.  */
+Test (start, stop_while_booting_quits_at_once)
+{
+  char *svc = ts_fmt ("{\"quiet\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  char *extra = ts_fmt ("\"stop\": {\"timeout\": 60}");
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "stopboot", svc, ts_boot (0), extra), NULL);
+  ts_wait_notify (&a, "STATUS=booting", 30);
+  double t0 = ts_now ();
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+  cr_assert_lt (ts_now () - t0, 20, "avm stop waited for a power button the guest cannot handle");
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "qemu: the guest has not booted: no power button, quit at once"), "%s", err);
+  cr_assert (strstr (err, "stopped before the guest had booted"), "%s", err);
+  cr_assert (!strstr (err, "system_powerdown"), "%s", err);
+}
+
 /* ---- faults ------------------------------------------------------------- */
 
 Test (start, helper_crash_restarted_with_backoff)
