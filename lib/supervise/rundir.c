@@ -211,6 +211,51 @@ check_dir (int fd, const char *path, avm_error_t *err)
   return 0;
 }
 
+/* The directory holding the instance directories (the base: /run/avm,
+   $XDG_RUNTIME_DIR/avm, /tmp/avm-UID, $AVM_RUNTIME_DIR): whoever may write
+   there may rename a live instance's directory away (avm status would then
+   say "not running" and a second start would be allowed), so it must be
+   the user's (or root's) and not writable by anyone else, unless it is
+   root's and sticky (/tmp itself: nobody can rename another's entry).  */
+static int
+check_base (const char *base, avm_error_t *err)
+{
+  struct stat st;
+  if (lstat (base, &st) < 0)
+    return errno == ENOENT ? 0 : avm_error_sys (err, errno, "cannot stat %s", base);
+  if (S_ISLNK (st.st_mode))
+    return avm_error_fail (err, ELOOP, "%s: a symbolic link, refusing it as the base of runtime directories", base);
+  if (!S_ISDIR (st.st_mode))
+    return avm_error_fail (err, ENOTDIR, "%s: not a directory", base);
+  bool sticky_root = st.st_uid == 0 && (st.st_mode & S_ISVTX);
+  if ((st.st_uid != geteuid () && st.st_uid != 0) || ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_root))
+    return avm_error_fail (err, EPERM,
+                           "%s: owned by uid %u with mode %04o: another user could move the runtime directories "
+                           "away; remove it, or set XDG_RUNTIME_DIR (or AVM_RUNTIME_DIR) to a directory of yours",
+                           base, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777));
+  return 0;
+}
+
+/* PATH's parent, malloc'd ("/" for a top-level path).  */
+static char *
+parent_of (const char *path)
+{
+  char *p = strdup (path);
+  if (!p)
+    return NULL;
+  char *slash = strrchr (p, '/');
+  while (slash && slash > p && slash[1] == '\0')
+    {
+      *slash = '\0';
+      slash = strrchr (p, '/');
+    }
+  if (slash == p)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  return p;
+}
+
 /* Open PATH as a directory without following a final symbolic link.  */
 static int
 open_dir (const char *path, int *out, avm_error_t *err)
@@ -265,7 +310,7 @@ avm_rundir_acquire (const char *path, struct avm_rundir **out, avm_error_t *err)
   if (slash && slash > parent)
     {
       *slash = '\0';
-      if ((r = avm_mkdir_p (parent, 0755, err)) < 0)
+      if ((r = avm_mkdir_p (parent, 0755, err)) < 0 || (r = check_base (parent, err)) < 0)
         return r;
     }
 
@@ -389,9 +434,13 @@ avm_rundir_holder (const char *path, pid_t *pid, avm_error_t *err)
   _cleanup_free_ char *lockpath = avm_path_join (path, AVM_RUNDIR_LOCK);
   _cleanup_close_ int fd = -1;
 
+  _cleanup_free_ char *base = parent_of (path);
   *pid = 0;
-  if (!lockpath)
+  if (!lockpath || !base)
     return avm_error_sys (err, ENOMEM, "%s", path);
+  int r = check_base (base, err);
+  if (r < 0)
+    return r;
   fd = open (lockpath, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
   if (fd < 0)
     {

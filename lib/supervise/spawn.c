@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,6 +144,9 @@ child_main (void *data)
   if (syscall (SYS_close_range, 3 + a->n, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0)
     for (int fd = 3 + (int) a->n; fd < 65536; fd++)
       close (fd);
+  /* What a child creates (QEMU's QMP socket, dbus-daemon's, a helper's
+     files) is the user's alone, whatever umask avm was started with.  */
+  umask (077);
   step = 7;
   if (a->workdir && chdir (a->workdir) < 0)
     goto fail;

@@ -302,6 +302,46 @@ Test (resources, rundir_foreign_owner_refused)
   cr_assert_str_eq (err->msg, want);
 }
 
+/* Issue 15: the base that holds the instance directories (/tmp/avm-UID
+   without XDG_RUNTIME_DIR) must be trusted too: another user who may write
+   there could rename a live instance's directory away.  */
+Test (resources, rundir_untrusted_base_refused)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_free_ char *base = path_in (dir, "avm-base"), *inst = path_in (base, "1");
+  struct avm_rundir *d = NULL;
+  pid_t pid;
+
+  cr_assert_eq (mkdir (base, 0700), 0);
+  cr_assert_eq (chmod (base, 0777), 0);
+  cr_assert_eq (avm_rundir_acquire (inst, &d, &err), -EPERM);
+  cr_assert_null (d);
+  cr_assert_not_null (strstr (err->msg, "with mode 0777: another user could move the runtime directories away; "
+                                        "remove it, or set XDG_RUNTIME_DIR"),
+                      "%s", err->msg);
+  avm_error_freep (&err);
+  /* avm status and stop refuse it as well, rather than say "not running".  */
+  cr_assert_eq (avm_rundir_holder (inst, &pid, &err), -EPERM);
+  avm_error_freep (&err);
+  if (geteuid () == 0)
+    {
+      cr_assert_eq (chmod (base, 0755), 0);
+      cr_assert_eq (chown (base, 65534, 65534), 0);
+      cr_assert_eq (avm_rundir_acquire (inst, &d, &err), -EPERM);
+      cr_assert_not_null (strstr (err->msg, "owned by uid 65534"), "%s", err->msg);
+      avm_error_freep (&err);
+      cr_assert_eq (chown (base, 0, 0), 0);
+    }
+  /* A base of one's own is fine; so is a root-owned sticky one (/tmp).  */
+  cr_assert_eq (chmod (base, 0755), 0);
+  cr_assert_eq (avm_rundir_acquire (inst, &d, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_rundir_release (d, &err), 0);
+  _cleanup_free_ char *tmpinst = NULL;
+  cr_assert (asprintf (&tmpinst, "/tmp/avm-test-base-%d", (int) getpid ()) > 0);
+  cr_assert_eq (avm_rundir_acquire (tmpinst, &d, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_rundir_release (d, &err), 0);
+}
+
 Test (resources, rundir_symlinks_inside_not_followed)
 {
   _cleanup_error_ avm_error_t err = NULL;

@@ -235,6 +235,36 @@ Test (start, boot_timeout_scaled_under_tcg)
   cr_assert (strstr (ts_stderr (&a), "the guest did not boot within 2 s"), "%s", ts_stderr (&a));
 }
 
+/* Issue 15: the sockets of a running instance are the user's alone: avm's
+   control socket 0600, and what QEMU and the helpers create (the QMP
+   socket, a helper's socket) under the umask avm gives them, 077.  */
+Test (start, sockets_are_private)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"listen=${socket}\", \"hang\"], \"socket\": "
+                      "\"${run_dir}/h.sock\", \"ready\": \"socket\"}}",
+                      env.fake);
+  mode_t old = umask (0);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "private", svc, NULL, NULL), NULL);
+  umask (old);
+  ts_wait_notify (&a, "READY=1", 30);
+  static const char *const socks[] = { "control.sock", "qmp.sock", "h.sock" };
+  for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
+    {
+      struct stat st;
+      char *p = ts_fmt ("%s/%s", env.run1, socks[i]);
+      cr_assert_eq (lstat (p, &st), 0, "%s", p);
+      cr_assert (S_ISSOCK (st.st_mode), "%s", p);
+      cr_assert_eq (st.st_mode & 077, 0, "%s: mode %04o", p, (unsigned) (st.st_mode & 07777));
+    }
+  struct stat st;
+  cr_assert_eq (stat (ts_fmt ("%s/control.sock", env.run1), &st), 0);
+  cr_assert_eq (st.st_mode & 0777, 0600);
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
 /* Issue 15: a guest that has not booted cannot act on the power button:
    avm stop quits QEMU at once instead of waiting out stop.timeout, and
    says so.  */
