@@ -18,6 +18,8 @@
 #include <sys/utsname.h>
 
 #define MIB (1024ULL * 1024)
+/* An .avbpubkey is 1032 bytes for RSA-4096: anything much larger is not one.  */
+#define MAX_PUBKEY_FILE (64u << 10)
 
 const struct avm_cvd_part avm_cvd_parts[] = {
   { NULL, "misc", 1 * MIB, false, false },
@@ -125,7 +127,7 @@ load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct 
   size_t publen = 0;
   const char *pubsrc = req->pubkey;
   if (req->pubkey)
-    r = avm_read_file (req->pubkey, (char **) &pub, &publen, err);
+    r = avm_read_file (req->pubkey, MAX_PUBKEY_FILE, "an .avbpubkey file", (char **) &pub, &publen, err);
   else if (!req->key)
     {
       r = -ENOENT;

@@ -38,6 +38,9 @@ struct avm_cvd2img_request
 
 int avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err);
 
+/* manifest.json is read only up to this size (cvd2img writes about 10 KiB).  */
+#define AVM_MANIFEST_MAX_SIZE (1u << 20)
+
 /* The Cuttlefish OS partitions: image file and partition name, in disk order.  */
 struct avm_cvd_part
 {

@@ -401,9 +401,7 @@ avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data, si
   struct stat st;
   if (stat (full, &st) < 0)
     return errno == ENOENT ? -ENOENT : avm_error_sys (err, errno, "%s", full);
-  if ((uint64_t) st.st_size > MAX_HOST_FILE)
-    return avm_error_input (err, "%s: larger than %u MiB", full, MAX_HOST_FILE >> 20);
-  int r = avm_read_file (full, &buf, len, err);
+  int r = avm_read_file (full, MAX_HOST_FILE, "a host package file", &buf, len, err);
   if (r < 0)
     return r;
   *data = (uint8_t *) steal_pointer (&buf);

@@ -12,6 +12,7 @@
  * LIBGUESTFS_BACKEND_SETTINGS=force_tcg.
  */
 #include "disk/avb.h"
+#include "disk/cvd2img.h"
 #include "disk/inspect.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"
@@ -121,7 +122,7 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
   json_t *problems = json_array ();
   int r;
 
-  if ((r = avm_json_load_file (manifest_path, &manifest, err)) < 0)
+  if ((r = avm_json_load_file (manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &manifest, err)) < 0)
     goto fail;
   json_t *sec = manifest_section (manifest, path);
   if (!sec)
