@@ -8,6 +8,7 @@
 #include "disk/avb.h"
 #include "util/cleanup.h"
 #include "util/bytes.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -230,18 +231,15 @@ avm_avb_key_load_pem (const void *pem, size_t len, const char *what, struct avm_
 int
 avm_avb_key_load (const char *path, struct avm_avb_key **key, avm_error_t *err)
 {
-  _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+  _cleanup_close_ int fd = -1;
   struct stat st;
   uint8_t *buf = NULL;
   size_t len = 0;
   int r;
 
-  if (fd < 0)
-    return avm_error_sys (err, errno, "cannot open %s", path);
-  if (fstat (fd, &st) < 0)
-    return avm_error_sys (err, errno, "cannot read %s", path);
-  if (!S_ISREG (st.st_mode))
-    return avm_error_input (err, "%s: not a regular file", path);
+  /* A FIFO or a device is refused, never waited on or read from.  */
+  if ((r = avm_open_regular (path, "a PEM private key", &fd, &st, err)) < 0)
+    return r;
   if ((uint64_t) st.st_size > MAX_KEY_FILE)
     return avm_error_input (err, "%s: not a PEM private key (%jd bytes)", path, (intmax_t) st.st_size);
   buf = malloc (MAX_KEY_FILE + 1);

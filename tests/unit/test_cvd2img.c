@@ -699,8 +699,8 @@ static int
 snap_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
   (void) ftw;
-  if (flag != FTW_F)
-    return 0;
+  if (flag != FTW_F || !S_ISREG (st->st_mode))
+    return 0; /* a FIFO among the inputs is never opened here */
   cr_assert (snap_cur->n < ARRAY_SIZE (snap_cur->f));
   size_t len;
   _cleanup_free_ uint8_t *d = read_bin (path, &len);
@@ -2146,6 +2146,52 @@ Test (cvd2img, tar_hardlink)
   expect_failure (out, 2, (char *[]) { zip, host, NULL },
                   (const char *[]) { host, "etc/cvd_avb_testkey.pem", "link", NULL },
                   (const char *[]) { zip, host, NULL });
+}
+
+/* A FIFO (or a device) where a file is expected is refused at once, exit
+   2, naming it and what it is; nothing waits for a writer (issue 15: a FIFO
+   among the images hung cvd2img for ever).  */
+static void
+fifo_in_place_of (const char *path)
+{
+  unlink (path);
+  cr_assert_eq (mkfifo (path, 0600), 0, "mkfifo %s: %s", path, strerror (errno));
+}
+
+Test (cvd2img, fifo_inputs_refused, .timeout = TU_TIMEOUT (60))
+{
+  _cleanup_free_ char *out = tpath ("out"), *good = fx ("cvd");
+  /* an image of the directory */
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img");
+  fifo_in_place_of (boot);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { boot, "is a FIFO, not an image file", NULL },
+                  (const char *[]) { cvd, NULL });
+  /* a host package file of the directory (read after the system disk is written) */
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *bl = pj (cvd2, BL_X86);
+  fifo_in_place_of (bl);
+  expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { bl, "is a FIFO, not a host package file", NULL },
+                  (const char *[]) { cvd2, NULL });
+  /* the image zip and the host package */
+  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx ("host.tar.gz"), *goodzip = fx ("img.zip");
+  fifo_in_place_of (zip);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "is a FIFO, not an image zip", NULL },
+                  (const char *[]) { host, NULL });
+  _cleanup_free_ char *hfifo = tpath ("host.tar.gz");
+  fifo_in_place_of (hfifo);
+  expect_failure (out, 2, (char *[]) { goodzip, hfifo, NULL },
+                  (const char *[]) { hfifo, "is a FIFO, not a host package", NULL }, (const char *[]) { goodzip, NULL });
+  /* --key, --pubkey and --profile */
+  _cleanup_free_ char *kfifo = tpath ("key.pem");
+  fifo_in_place_of (kfifo);
+  expect_failure (out, 2, (char *[]) { "--key", kfifo, good, NULL },
+                  (const char *[]) { kfifo, "is a FIFO, not a PEM private key", NULL }, (const char *[]) { good, NULL });
+  _cleanup_free_ char *pfifo = tpath ("pub.avbpubkey");
+  fifo_in_place_of (pfifo);
+  expect_failure (out, 2, (char *[]) { "--pubkey", pfifo, good, NULL },
+                  (const char *[]) { pfifo, "is a FIFO, not an .avbpubkey file", NULL }, (const char *[]) { good, NULL });
+  expect_failure (out, 2, (char *[]) { "-p", "/dev/zero", good, NULL },
+                  (const char *[]) { "/dev/zero is a character device, not a profile", NULL },
+                  (const char *[]) { good, NULL });
 }
 
 Test (cvd2img, key_2048)
