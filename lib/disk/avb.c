@@ -104,6 +104,20 @@ hex (const uint8_t *d, size_t n, char *out)
 }
 
 void
+avm_avb_sha256_hex (const uint8_t *data, size_t len, char out[65])
+{
+  uint8_t md[32];
+  unsigned int mdlen = 0;
+  if (!EVP_Digest (data, len, md, &mdlen, EVP_sha256 (), NULL) || mdlen != sizeof md)
+    {
+      ERR_clear_error ();
+      out[0] = '\0';
+      return;
+    }
+  hex (md, sizeof md, out);
+}
+
+void
 avm_avb_sha1_hex (const uint8_t *data, size_t len, char out[41])
 {
   uint8_t md[20];
