@@ -2906,3 +2906,170 @@ Test (cvd2img, signals_during_commit_replace_the_set_whole, .timeout = TU_TIMEOU
   for (int v = 0; v < VARIANTS; v++)
     free (in[v]);
 }
+
+/* A profile that gets through planning without helpers or QEMU on this
+   host (disabled services, recorded capabilities), so that `avm start`
+   reaches the check of its images (and would fail right after it, never
+   starting a guest).  */
+static char *
+no_helpers_profile (void)
+{
+  return tu_write (tmp, "no-helpers.json",
+                   "{ \"extends\": \"aaos-x86_64\",\n"
+                   "  \"qemu\": { \"binary\": \"/nonexistent/qemu-system-x86_64\" },\n"
+                   "  \"display\": { \"backend\": \"none\" },\n"
+                   "  \"services\": {\n"
+                   "    \"kernel_log_monitor\": { \"enabled\": false }, \"logcat_receiver\": { \"enabled\": false },\n"
+                   "    \"secure_env\": { \"enabled\": false }, \"modem_simulator\": { \"enabled\": false },\n"
+                   "    \"root-canal\": { \"enabled\": false }, \"tcp_connector\": { \"enabled\": false },\n"
+                   "    \"socket_vsock_proxy\": { \"enabled\": false }, \"adb_connector\": { \"enabled\": false } } }\n");
+}
+
+/* `avm inspect DISK` says the set is not sound: exit 1, each NEEDLE in
+   its report.  */
+static void
+expect_inspect_not_sound (const char *disk, const char *const needles[])
+{
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "inspect", (char *) disk, NULL }, &o, &e);
+  cr_assert_eq (rc, 1, "inspect %s: exit %d\n%s%s", disk, rc, o, e);
+  cr_assert_not_null (strstr (o, "=> NOT SOUND"), "%s", o);
+  for (size_t i = 0; needles[i]; i++)
+    cr_assert_not_null (strstr (o, needles[i]), "inspect %s does not say \"%s\":\n%s", disk, needles[i], o);
+  free (o);
+  free (e);
+  /* --json says the same */
+  rc = tu_avmv ((char *[]) { "inspect", "--json", (char *) disk, NULL }, &o, &e);
+  cr_assert_eq (rc, 1);
+  json_t *j = json_loads (o, 0, NULL);
+  cr_assert_not_null (j, "%s", o);
+  cr_assert (json_is_false (json_object_get (j, "ok")));
+  cr_assert_gt (json_array_size (json_object_get (j, "image_set_problems")), 0);
+  json_decref (j);
+  free (o);
+  free (e);
+}
+
+static void
+expect_inspect_sound (const char *disk)
+{
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "inspect", (char *) disk, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "inspect %s: exit %d\n%s%s", disk, rc, o, e);
+  cr_assert_null (strstr (o, "image set:"), "%s", o);
+  free (o);
+  free (e);
+}
+
+/* `avm start` with IMAGES refuses before starting anything: exit 2, one
+   line holding each NEEDLE; `avm start -n` and `avm check` report it.  */
+static void
+expect_start_refused (const char *images, const char *const needles[])
+{
+  _cleanup_free_ char *profile = no_helpers_profile ();
+  _cleanup_free_ char *caps = NULL;
+  cr_assert (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ()) > 0);
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "start", "-p", profile, "--images", (char *) images, "--caps", caps, "--set",
+                                 "machine.accel=tcg", NULL },
+                    &o, &e);
+  cr_assert_eq (rc, 2, "start: exit %d\n%s", rc, e);
+  size_t len = strlen (e);
+  cr_assert (len > 0 && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  for (size_t i = 0; needles[i]; i++)
+    cr_assert_not_null (strstr (e, needles[i]), "start does not say \"%s\": %s", needles[i], e);
+  cr_assert_not_null (strstr (e, "run avm cvd2img again"), "%s", e);
+  free (o);
+  free (e);
+  rc = tu_avmv ((char *[]) { "check", "-p", profile, "--images", (char *) images, "--caps", caps, "--set",
+                             "machine.accel=tcg", NULL },
+                &o, &e);
+  cr_assert_eq (rc, 1, "check: exit %d\n%s%s", rc, o, e);
+  cr_assert_not_null (strstr (o, needles[0]), "check does not report \"%s\":\n%s", needles[0], o);
+  free (o);
+  free (e);
+}
+
+/* A marker left by a conversion that died in its commit (by hand here,
+   as SIGKILL or a power cut would leave it): inspect calls every disk of
+   the set not sound, start refuses; the next conversion clears it.  */
+Test (cvd2img, stale_commit_marker)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *sys = pj (out, "system.img"), *props = pj (out, "properties.img");
+  _cleanup_free_ char *marker = pj (out, AVM_CVD2IMG_MARKER);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  expect_inspect_sound (sys);
+  write_bin (marker, "interrupted\n", 12);
+  const char *const needles[] = { out, AVM_CVD2IMG_MARKER, "interrupted", NULL };
+  expect_inspect_not_sound (sys, needles);
+  expect_inspect_not_sound (props, needles);
+  expect_start_refused (out, needles);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  cr_assert (!exists (marker), "the next conversion left %s", marker);
+  expect_inspect_sound (sys);
+}
+
+/* SIGKILL (which no process can block) as the commit starts: the marker
+   stays, and says so until the set is converted again.  */
+Test (cvd2img, sigkill_during_commit_leaves_the_marker, .timeout = TU_TIMEOUT (120))
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *sys = pj (out, "system.img"), *marker = pj (out, AVM_CVD2IMG_MARKER);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  int inotify = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  cr_assert (inotify >= 0 && inotify_add_watch (inotify, out, IN_CREATE | IN_MOVED_TO) >= 0);
+  bool left = false;
+  for (int i = 0; i < 20 && !left; i++)
+    {
+      drain (inotify);
+      pid_t pid = spawn_conversion (out, cvd, "K");
+      if (wait_for_commit (inotify, pid))
+        kill (pid, SIGKILL);
+      wait_status (pid);
+      left = exists (marker);
+    }
+  close (inotify);
+  cr_assert (left, "SIGKILL never landed inside the commit in 20 tries");
+  const char *const needles[] = { AVM_CVD2IMG_MARKER, NULL };
+  expect_inspect_not_sound (sys, needles);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  cr_assert (!exists (marker));
+  expect_inspect_sound (sys);
+}
+
+/* Files of two conversions mixed by hand: inspect names the file that
+   does not belong (also when asked about another disk of the set), start
+   refuses a foreign system disk (its GUID) and bootloader (its size).  */
+Test (cvd2img, hand_mixed_set)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *other = clone_cvd ("other", NULL);
+  _cleanup_free_ char *a = tpath ("a"), *b = tpath ("b");
+  _cleanup_free_ char *obl = pj (other, BL_X86);
+  write_random (obl, 512 * 1024, 900); /* another bootloader, of another size */
+  avm_ok ((char *[]) { "cvd2img", "-o", a, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "-o", b, other, NULL });
+  _cleanup_free_ char *asys = pj (a, "system.img"), *bsys = pj (b, "system.img");
+  _cleanup_free_ char *aprops = pj (a, "properties.img"), *abl = pj (a, "bootloader"), *bbl = pj (b, "bootloader");
+  expect_inspect_sound (asys);
+  expect_inspect_sound (bsys);
+
+  /* b's system disk in a */
+  _cleanup_free_ char *saved = pj (tmp, "system.img.a"), *bc = tpath ("b-copy"), *bcsys = pj (bc, "system.img");
+  cr_assert_eq (rename (asys, saved), 0);
+  link_tree (b, bc);
+  cr_assert_eq (rename (bcsys, asys), 0);
+  const char *const sys_needles[] = { asys, "does not belong with", "manifest.json", "disk GUID", NULL };
+  expect_inspect_not_sound (asys, sys_needles);
+  expect_inspect_not_sound (aprops, sys_needles); /* the set, whichever disk is asked about */
+  expect_start_refused (a, sys_needles);
+  cr_assert_eq (rename (saved, asys), 0);
+  expect_inspect_sound (asys);
+
+  /* b's bootloader in a: 512 KiB where the manifest says 1 MiB */
+  unlink (abl);
+  cr_assert_eq (link (bbl, abl), 0);
+  const char *const bl_needles[] = { abl, "does not belong with", "bytes, the manifest says", NULL };
+  expect_inspect_not_sound (asys, bl_needles);
+  expect_start_refused (a, bl_needles);
+}
