@@ -70,7 +70,10 @@ void avm_out_abort (struct avm_out *o);                   /* frees O */
    others succeeded leaves MARKER behind: readers of the set treat its
    presence as "these files may not belong together".  A failure before the
    first rename removes the markers again.  Frees every output, also on
-   failure (unrenamed temporaries are removed).  */
+   failure (unrenamed temporaries are removed).  Signals are blocked in the
+   calling thread: a program with other threads must keep these signals
+   blocked in them (avm commits sets only in cvd2img, which runs no other
+   thread).  */
 int avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const char *remedy, avm_error_t *err);
 void avm_out_set_progress (struct avm_out *o, avm_progress_fn fn, void *data);
 const char *avm_out_path (const struct avm_out *o);
