@@ -198,8 +198,11 @@ avm_cmd_check (int argc, char **argv)
                         json_string_value (json_object_get (m, "path")),
                         json_string_value (json_object_get (m, "error"))) < 0)
             continue;
+          bool set = json_object_get (m, "kind") != NULL; /* "image_set": says what to do itself */
           avm_host_report_add (&rep, AVM_CHECK_FAIL, "images", d,
-                               "pass --images DIR (the directory holding the platform's images) or fix the path in the profile");
+                               set ? NULL
+                                   : "pass --images DIR (the directory holding the platform's images) or fix the path "
+                                     "in the profile");
         }
     }
 

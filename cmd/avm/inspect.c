@@ -3,6 +3,7 @@
 #include "avm.h"
 #include "disk/inspect.h"
 #include "disk/progress.h"
+#include "disk/setcheck.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -18,7 +19,10 @@ avm_help_inspect (FILE *out)
          "\n"
          "Print a disk's partition table; for a properties disk also the boot\n"
          "properties, the U-Boot environment and the AVB status of every signed\n"
-         "partition (hash and signature verified, key shown by its SHA-1).\n"
+         "partition (hash and signature verified, key shown by its SHA-1).  A disk\n"
+         "avm cvd2img wrote is also checked against the manifest.json next to it,\n"
+         "with the rest of its set: files from different conversions, or a\n"
+         "conversion interrupted while it replaced them, make the set not sound.\n"
          "\n"
          "      --json            print the report as JSON\n"
          "      --verify          open the disk with libguestfs (a real Linux kernel parses\n"
@@ -27,8 +31,8 @@ avm_help_inspect (FILE *out)
          "      --manifest FILE   manifest to check against (default: manifest.json next to DISK)\n"
          "  -h, --help            show this help\n"
          "\n"
-         "Exit status: 0 the disk is sound (every signature verifies), 1 a check failed,\n"
-         "2 bad usage or a malformed disk.  See avm-inspect(1).\n",
+         "Exit status: 0 the disk is sound (every signature verifies, its set belongs\n"
+         "together), 1 a check failed, 2 bad usage or a malformed disk.  See avm-inspect(1).\n",
          out);
 }
 
@@ -95,6 +99,8 @@ print_report (json_t *rep)
     }
   if (json_object_get (rep, "warning"))
     printf ("warning: %s\n", json_string_value (json_object_get (rep, "warning")));
+  json_array_foreach (json_object_get (rep, "image_set_problems"), i, p)
+    printf ("image set: %s\n", json_string_value (p));
   printf ("%s\n", json_is_true (json_object_get (rep, "ok")) ? "=> sound" : "=> NOT SOUND (see above)");
 }
 
@@ -146,7 +152,8 @@ avm_cmd_inspect (int argc, char **argv)
           manifest_default = avm_path_join (dirname (copy), "manifest.json");
           manifest = manifest_default;
         }
-      if (avm_inspect_verify (disk, manifest, &rep, &err) < 0)
+      if (avm_inspect_verify (disk, manifest, &rep, &err) < 0
+          || avm_setcheck (disk, true, AVM_SETCHECK_FULL, rep, &err) < 0)
         return avm_error_report (&err);
       if (json)
         avm_json_print (json_pack ("{s:s, s:s, s:O, s:b}", "file", disk, "manifest", manifest, "problems", rep, "ok",
@@ -166,6 +173,15 @@ avm_cmd_inspect (int argc, char **argv)
 
   if (avm_inspect (disk, &rep, &err) < 0)
     return avm_error_report (&err);
+  /* The disk is sound on its own; with the files converted with it too?  */
+  _cleanup_json_ json_t *set = json_array ();
+  if (avm_setcheck (disk, true, AVM_SETCHECK_FULL, set, &err) < 0)
+    return avm_error_report (&err);
+  if (json_array_size (set))
+    {
+      json_object_set (rep, "image_set_problems", set);
+      json_object_set_new (rep, "ok", json_false ());
+    }
   if (json)
     avm_json_print (rep, stdout);
   else

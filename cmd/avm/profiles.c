@@ -63,8 +63,10 @@ cmd_list (int argc, char **argv)
     {
       json_t *desc = json_object_get (e, "description"), *shadow = json_object_get (e, "shadowed_by");
       json_t *error = json_object_get (e, "error");
+      const char *why = json_string_value (error);
       printf ("%-*s  %s\n", (int) w, json_string_value (json_object_get (e, "name")),
-              error ? "(malformed JSON)" : desc ? json_string_value (desc) : "");
+              why ? (strstr (why, "malformed JSON") ? "(malformed JSON)" : "(unreadable: see --json)")
+              : desc ? json_string_value (desc) : "");
       printf ("%-*s  %s%s%s%s\n", (int) w, "", json_string_value (json_object_get (e, "path")),
               shadow ? "  (shadowed by " : "", shadow ? json_string_value (shadow) : "", shadow ? ")" : "");
     }

@@ -51,7 +51,7 @@ read_cache (const char *file, const char *identity, char ***flags)
   _cleanup_free_ char *text = NULL;
   size_t len;
   _cleanup_error_ avm_error_t ignored = NULL;
-  if (avm_read_file (file, &text, &len, &ignored) < 0)
+  if (avm_read_file (file, 1u << 20, "a helper-flags cache entry", &text, &len, &ignored) < 0)
     return 0;
   char *save = NULL, *line = strtok_r (text, "\n", &save);
   if (!line || !streq (line, CACHE_MAGIC))

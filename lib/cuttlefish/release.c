@@ -196,7 +196,7 @@ avm_cf_facts_from_dir (const char *dir, struct avm_cf_facts *f, avm_error_t *err
   if (manifest && exists (dfd, "manifest.json", false))
     {
       _cleanup_json_ json_t *m = NULL;
-      if ((r = avm_json_load_file (manifest, &m, err)) < 0)
+      if ((r = avm_json_load_file (manifest, AVM_MANIFEST_MAX_SIZE, "a manifest", &m, err)) < 0)
         return r;
       json_t *rel = json_object_get (m, "release");
       const char *name = json_string_value (json_object_get (rel, "name"));
@@ -212,7 +212,7 @@ avm_cf_facts_from_dir (const char *dir, struct avm_cf_facts *f, avm_error_t *err
       size_t len;
       if (!path)
         return avm_error_sys (err, ENOMEM, "%s", dir);
-      if ((r = avm_read_file (path, &f->android_info, &len, err)) < 0)
+      if ((r = avm_read_file (path, 64u << 10, "android-info.txt", &f->android_info, &len, err)) < 0)
         return r;
     }
   static const char *const boots[] = { "boot.img", "init_boot.img" };

@@ -8,6 +8,7 @@
 #include "disk/avb.h"
 #include "util/cleanup.h"
 #include "util/bytes.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +101,20 @@ hex (const uint8_t *d, size_t n, char *out)
       out[2 * i + 1] = digits[d[i] & 15];
     }
   out[2 * n] = '\0';
+}
+
+void
+avm_avb_sha256_hex (const uint8_t *data, size_t len, char out[65])
+{
+  uint8_t md[32];
+  unsigned int mdlen = 0;
+  if (!EVP_Digest (data, len, md, &mdlen, EVP_sha256 (), NULL) || mdlen != sizeof md)
+    {
+      ERR_clear_error ();
+      out[0] = '\0';
+      return;
+    }
+  hex (md, sizeof md, out);
 }
 
 void
@@ -230,18 +245,15 @@ avm_avb_key_load_pem (const void *pem, size_t len, const char *what, struct avm_
 int
 avm_avb_key_load (const char *path, struct avm_avb_key **key, avm_error_t *err)
 {
-  _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+  _cleanup_close_ int fd = -1;
   struct stat st;
   uint8_t *buf = NULL;
   size_t len = 0;
   int r;
 
-  if (fd < 0)
-    return avm_error_sys (err, errno, "cannot open %s", path);
-  if (fstat (fd, &st) < 0)
-    return avm_error_sys (err, errno, "cannot read %s", path);
-  if (!S_ISREG (st.st_mode))
-    return avm_error_input (err, "%s: not a regular file", path);
+  /* A FIFO or a device is refused, never waited on or read from.  */
+  if ((r = avm_open_regular (path, "a PEM private key", &fd, &st, err)) < 0)
+    return r;
   if ((uint64_t) st.st_size > MAX_KEY_FILE)
     return avm_error_input (err, "%s: not a PEM private key (%jd bytes)", path, (intmax_t) st.st_size);
   buf = malloc (MAX_KEY_FILE + 1);

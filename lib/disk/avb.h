@@ -40,6 +40,8 @@ int avm_avb_key_blob (const struct avm_avb_key *key, uint8_t blob[AVM_AVB_PUBKEY
 void avm_avb_key_sha1 (const struct avm_avb_key *key, char hex[41]);
 /* SHA-1 of any bytes, lower-case hex.  */
 void avm_avb_sha1_hex (const uint8_t *data, size_t len, char hex[41]);
+/* SHA-256 of any bytes, lower-case hex ("" only when out of memory).  */
+void avm_avb_sha256_hex (const uint8_t *data, size_t len, char hex[65]);
 /* Check that BLOB (LEN bytes, e.g. an .avbpubkey file) is a well-formed
    RSA-4096 public key blob: size, key_num_bits, odd modulus of 4096 bits,
    n0inv and rr consistent with n.  */

@@ -7,6 +7,7 @@
 #include "disk/output.h"
 #include "disk/progress.h"
 #include "disk/props.h"
+#include "disk/setcheck.h"
 #include "plan/plan.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -19,6 +20,8 @@
 #include <sys/utsname.h>
 
 #define MIB (1024ULL * 1024)
+/* An .avbpubkey is 1032 bytes for RSA-4096: anything much larger is not one.  */
+#define MAX_PUBKEY_FILE (64u << 10)
 
 const struct avm_cvd_part avm_cvd_parts[] = {
   { NULL, "misc", 1 * MIB, false, false },
@@ -143,7 +146,7 @@ load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct 
   size_t publen = 0;
   const char *pubsrc = req->pubkey;
   if (req->pubkey)
-    r = avm_read_file (req->pubkey, (char **) &pub, &publen, err);
+    r = avm_read_file (req->pubkey, MAX_PUBKEY_FILE, "an .avbpubkey file", (char **) &pub, &publen, err);
   else if (!req->key)
     {
       r = -ENOENT;
@@ -216,9 +219,11 @@ write_props (const struct avm_cvd2img_request *req, struct avm_profile *profile,
   if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0
       || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
     goto out;
-  *info = json_pack ("{s:s, s:I, s:s, s:O, s:O, s:o}", "file", path, "size", (json_int_t) gpt->disk_size, "profile",
-                     profile->name, "options", profile->options, "boot_properties", props, "partitions",
-                     parts_json (gpt));
+  char guid[40];
+  avm_guid_format (gpt->disk_guid, guid);
+  *info = json_pack ("{s:s, s:I, s:s, s:s, s:O, s:O, s:o}", "file", path, "size", (json_int_t) gpt->disk_size,
+                     "disk_guid", guid, "profile", profile->name, "options", profile->options, "boot_properties", props,
+                     "partitions", parts_json (gpt));
 out:
   free (gpt);
   return r;
@@ -375,8 +380,14 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   boot_path = out_path (req, NULL, "bootloader");
   man_path = out_path (req, NULL, "manifest.json");
   key_path = out_path (req, NULL, "avb_key.pem");
-  json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:o}", "file", sys_path, "size",
-                                                      (json_int_t) gpt->disk_size, "partitions", sysparts));
+  /* Each output's identity, so that a set whose parts come from different
+     conversions is recognised (disk/setcheck.h): the disks' GUIDs are
+     random per conversion.  */
+  char sys_guid[40];
+  avm_guid_format (gpt->disk_guid, sys_guid);
+  json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:s, s:o}", "file", sys_path, "size",
+                                                      (json_int_t) gpt->disk_size, "disk_guid", sys_guid,
+                                                      "partitions", sysparts));
 
   /* Write everything to temporaries.  */
   if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[OUT_SYSTEM], err)) < 0)
@@ -427,8 +438,10 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   if (r < 0 || (r = avm_out_open (boot_path, bootloader_len, &outs.o[OUT_BOOTLOADER], err)) < 0
       || (r = avm_out_write (outs.o[OUT_BOOTLOADER], 0, bootloader, bootloader_len, err)) < 0)
     goto out;
-  json_object_set_new (manifest, "bootloader", json_pack ("{s:s, s:s, s:I}", "file", boot_path, "source", blpath,
-                                                          "size", (json_int_t) bootloader_len));
+  char sha[65];
+  avm_avb_sha256_hex (bootloader, bootloader_len, sha);
+  json_object_set_new (manifest, "bootloader", json_pack ("{s:s, s:s, s:I, s:s}", "file", boot_path, "source", blpath,
+                                                          "size", (json_int_t) bootloader_len, "sha256", sha));
 
   /* The host package's test key, so that `avm start` can rebuild the
      properties disk when the profile's boot properties change (the
@@ -440,7 +453,11 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
           || (r = avm_out_set_mode (outs.o[OUT_KEY], 0600, err)) < 0
           || (r = avm_out_write (outs.o[OUT_KEY], 0, key_pem, key_pem_len, err)) < 0)
         goto out;
-      json_object_set_new (json_object_get (manifest, "key"), "file", json_string (key_path));
+      json_t *mkey = json_object_get (manifest, "key");
+      avm_avb_sha256_hex (key_pem, key_pem_len, sha);
+      json_object_set_new (mkey, "file", json_string (key_path));
+      json_object_set_new (mkey, "size", json_integer ((json_int_t) key_pem_len));
+      json_object_set_new (mkey, "sha256", json_string (sha));
     }
 
   manifest_text = json_dumps (manifest, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
@@ -455,17 +472,14 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
       || (r = avm_out_write (outs.o[OUT_MANIFEST], mlen, "\n", 1, err)) < 0)
     goto out;
 
-  /* All complete: rename them into place.  */
-  for (size_t i = 0; i < ARRAY_SIZE (outs.o); i++)
-    {
-      if (!outs.o[i])
-        continue;
-      struct avm_out *o = outs.o[i];
-      outs.o[i] = NULL;
-      if ((r = avm_out_commit (o, err)) < 0)
-        goto out;
-    }
-  r = 0;
+  /* All complete: rename them into place as one set, the manifest last.
+     Signals wait until it is done; a conversion that dies half-way all
+     the same (SIGKILL, a power cut) leaves the marker behind, which avm
+     inspect and avm start refuse (disk/setcheck.h).  */
+  r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, AVM_CVD2IMG_REMEDY, err);
+  memset (&outs, 0, sizeof outs); /* freed by avm_out_commit_set */
+  if (r < 0)
+    goto out;
 
 out:
   abort_all (&outs);

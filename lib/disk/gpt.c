@@ -730,6 +730,22 @@ parse_entries (const uint8_t *entries, const struct header *h, const char *file,
 }
 
 int
+avm_gpt_read_disk_guid (int fd, uint64_t disk_size, const char *file, uint8_t guid[16], avm_error_t *err)
+{
+  uint8_t sec[SECTOR];
+  struct header h;
+  int r;
+
+  if (disk_size % SECTOR || disk_size / SECTOR < 3 + 2 * ENTRIES_SECTORS + 1 || disk_size > (UINT64_C (1) << 62))
+    return avm_error_input (err, "%s: size %" PRIu64 " bytes cannot hold a GPT disk", file, disk_size);
+  if ((r = read_at (fd, file, sec, SECTOR, SECTOR, "primary GPT header", err)) < 0
+      || (r = parse_header (sec, 1, disk_size / SECTOR, "primary", file, &h, err)) < 0)
+    return r;
+  memcpy (guid, h.disk_guid, 16);
+  return 0;
+}
+
+int
 avm_gpt_read (int fd, uint64_t disk_size, const char *file, struct avm_gpt *g, avm_error_t *err)
 {
   uint8_t mbr[SECTOR], sec[SECTOR];

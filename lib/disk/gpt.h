@@ -70,6 +70,11 @@ int avm_gpt_build (const struct avm_gpt *g, uint8_t head[AVM_GPT_HEAD_SIZE], uin
    table order; their `size` is what the LBAs cover.  */
 int avm_gpt_read (int fd, uint64_t disk_size, const char *file, struct avm_gpt *g, avm_error_t *err);
 
+/* Only the disk GUID, from the primary header (one read of one sector,
+   its signature and CRC checked): what `avm start` compares with
+   manifest.json.  Errors as avm_gpt_read's.  */
+int avm_gpt_read_disk_guid (int fd, uint64_t disk_size, const char *file, uint8_t guid[16], avm_error_t *err);
+
 /* The partition called NAME, or NULL.  */
 const struct avm_gpt_part *avm_gpt_find (const struct avm_gpt *g, const char *name);
 

@@ -104,9 +104,15 @@ check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
   return 0;
 }
 
+/* The archive PATH, read from *FD (a regular file: a FIFO or a device is
+   refused, never waited on); the caller closes *FD after archive_read_free.  */
 static int
-open_archive (const char *path, bool zip, struct archive **out, avm_error_t *err)
+open_archive (const char *path, bool zip, struct archive **out, int *fd, avm_error_t *err)
 {
+  struct stat st;
+  int r = avm_open_regular (path, zip ? "an image zip" : "a host package", fd, &st, err);
+  if (r < 0)
+    return r;
   struct archive *a = archive_read_new ();
   if (!a)
     return avm_error_sys (err, ENOMEM, "%s", path);
@@ -118,7 +124,7 @@ open_archive (const char *path, bool zip, struct archive **out, avm_error_t *err
       archive_read_support_format_tar (a);
       archive_read_support_format_gnutar (a);
     }
-  if (archive_read_open_filename (a, path, 1 << 16) != ARCHIVE_OK)
+  if (archive_read_open_fd (a, *fd, 1 << 16) != ARCHIVE_OK)
     {
       int e = archive_errno (a);
       int r = avm_error_input (err, "%s: %s", path, archive_error_string (a) ?: strerror (e ? e : EIO));
@@ -239,7 +245,8 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
 {
   struct archive *a = NULL;
   struct archive_entry *e;
-  int r = open_archive (s->zip, true, &a, err);
+  _cleanup_close_ int fd = -1;
+  int r = open_archive (s->zip, true, &a, &fd, err);
   if (r < 0)
     return r;
   while ((r = next_entry (a, s->zip, &e, err)) > 0)
@@ -285,7 +292,8 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
 {
   struct archive *a = NULL;
   struct archive_entry *e;
-  int r = open_archive (s->hostpkg, false, &a, err);
+  _cleanup_close_ int fd = -1;
+  int r = open_archive (s->hostpkg, false, &a, &fd, err);
   if (r < 0)
     return r;
   while ((r = next_entry (a, s->hostpkg, &e, err)) > 0)
@@ -352,13 +360,14 @@ scan_dir (struct avm_imgset *s, avm_error_t *err)
   for (size_t i = 0; i < s->n; i++)
     {
       _cleanup_free_ char *path = avm_path_join (s->dir, s->names[i]);
-      _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+      /* O_NONBLOCK: a FIFO is refused below, not waited on.  */
+      _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
       if (fd < 0 && errno == ENOENT)
         continue;
       if (fd < 0 || fstat (fd, &st) < 0)
         return avm_error_sys (err, errno, "cannot open %s", path);
       if (!S_ISREG (st.st_mode))
-        return avm_error_input (err, "%s: not a regular file", path);
+        return avm_error_input (err, "%s is %s, not an image file", path, avm_file_kind (st.st_mode));
       struct avm_stream stream;
       avm_stream_from_fd (&stream, &fd, path, st.st_size);
       int r = probe_stream (&s->imgs[i], &stream, err);
@@ -369,7 +378,7 @@ scan_dir (struct avm_imgset *s, avm_error_t *err)
   if (info && access (info, F_OK) == 0)
     {
       size_t len;
-      int r = avm_read_file (info, &s->android_info, &len, err);
+      int r = avm_read_file (info, MAX_INFO, "android-info.txt", &s->android_info, &len, err);
       if (r < 0)
         return r;
     }
@@ -496,9 +505,7 @@ avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data, si
   struct stat st;
   if (stat (full, &st) < 0)
     return errno == ENOENT ? -ENOENT : avm_error_sys (err, errno, "%s", full);
-  if ((uint64_t) st.st_size > MAX_HOST_FILE)
-    return avm_error_input (err, "%s: larger than %u MiB", full, MAX_HOST_FILE >> 20);
-  int r = avm_read_file (full, &buf, len, err);
+  int r = avm_read_file (full, MAX_HOST_FILE, "a host package file", &buf, len, err);
   if (r < 0)
     return r;
   *data = (uint8_t *) steal_pointer (&buf);
@@ -580,9 +587,10 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
   if (s->dir)
     {
       _cleanup_free_ char *path = avm_path_join (s->dir, name);
-      _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0)
-        return avm_error_sys (err, errno, "cannot open %s", path);
+      _cleanup_close_ int fd = -1;
+      struct stat fst;
+      if ((r = avm_open_regular (path, "an image file", &fd, &fst, err)) < 0)
+        return r;
       if (!img->sparse)
         {
           if (img->size > limit)
@@ -597,7 +605,8 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
 
   struct archive *a = NULL;
   struct archive_entry *e;
-  if ((r = open_archive (s->zip, true, &a, err)) < 0)
+  _cleanup_close_ int afd = -1;
+  if ((r = open_archive (s->zip, true, &a, &afd, err)) < 0)
     return r;
   for (;;)
     {

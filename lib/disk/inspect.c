@@ -4,6 +4,7 @@
 #include "disk/gpt.h"
 #include "disk/ubootenv.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/json.h"
 
 #include <fcntl.h>
@@ -178,13 +179,14 @@ inspect_properties (int fd, const struct avm_gpt *g, const char *file, json_t *r
 int
 avm_inspect (const char *path, json_t **out, avm_error_t *err)
 {
-  _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO is refused below, not waited on.  */
+  _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   struct stat st;
   int r;
   if (fd < 0 || fstat (fd, &st) < 0)
     return avm_error_sys (err, errno, "cannot open %s", path);
   if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
-    return avm_error_input (err, "%s: not a disk image", path);
+    return avm_error_input (err, "%s is %s, not a disk image", path, avm_file_kind (st.st_mode));
   struct avm_gpt *g = calloc (1, sizeof *g);
   if (!g)
     return avm_error_sys (err, ENOMEM, "%s", path);

@@ -26,7 +26,7 @@
   X (archive_read_free) \
   X (archive_read_new) \
   X (archive_read_next_header) \
-  X (archive_read_open_filename) \
+  X (archive_read_open_fd) \
   X (archive_read_support_filter_all) \
   X (archive_read_support_format_gnutar) \
   X (archive_read_support_format_tar) \
@@ -56,7 +56,7 @@ const struct avm_archive_api *avm_archive (void);
 #define archive_read_free (avm_archive ()->archive_read_free)
 #define archive_read_new (avm_archive ()->archive_read_new)
 #define archive_read_next_header (avm_archive ()->archive_read_next_header)
-#define archive_read_open_filename (avm_archive ()->archive_read_open_filename)
+#define archive_read_open_fd (avm_archive ()->archive_read_open_fd)
 #define archive_read_support_filter_all (avm_archive ()->archive_read_support_filter_all)
 #define archive_read_support_format_gnutar (avm_archive ()->archive_read_support_format_gnutar)
 #define archive_read_support_format_tar (avm_archive ()->archive_read_support_format_tar)

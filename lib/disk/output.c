@@ -5,6 +5,7 @@
  */
 #include "disk/output.h"
 #include "util/cleanup.h"
+#include "util/strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +72,7 @@ static struct
 } live[AVM_OUT_MAX_OPEN];
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
-static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP };
+static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
 void
 avm_out_signal_cleanup (void)
@@ -535,26 +536,40 @@ avm_out_copy_fd (struct avm_out *o, uint64_t off, int in_fd, uint64_t in_off, ui
   return 0;
 }
 
-int
-avm_out_commit (struct avm_out *o, avm_error_t *err)
+/* The temporary's data and size on disk, and its descriptor closed (it
+   stays registered for the signal handlers until renamed).  */
+static int
+out_sync (struct avm_out *o, avm_error_t *err)
 {
   int fd = steal_fd (&o->fd);
   int e = 0;
 
+  if (fd < 0)
+    return 0;
   if (fsync (fd) < 0)
     e = errno;
   if (close (fd) < 0 && !e && errno != EINTR)
     e = errno;
   if (e)
+    return avm_error_sys (err, e, "%s: cannot write", o->path);
+  return 0;
+}
+
+int
+avm_out_commit (struct avm_out *o, avm_error_t *err)
+{
+  int e = 0;
+  int r = out_sync (o, err);
+
+  if (r < 0)
     {
-      int r = avm_error_sys (err, e, "%s: cannot write", o->path);
       avm_out_abort (o);
       return r;
     }
   if (rename (o->tmp, o->path) < 0)
     {
       e = errno;
-      int r = avm_error_sys (err, e, "%s: cannot rename %s over it", o->path, o->tmp);
+      r = avm_error_sys (err, e, "%s: cannot rename %s over it", o->path, o->tmp);
       avm_out_abort (o);
       return r;
     }
@@ -563,10 +578,194 @@ avm_out_commit (struct avm_out *o, avm_error_t *err)
   o->slot = -1;
 
   _cleanup_close_ int dfd = open (o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r = 0;
   if (dfd < 0 || (fsync (dfd) < 0 && errno != EINVAL))
     r = avm_error_sys (err, errno, "%s: cannot sync directory %s", o->path, o->dir);
   out_free (o);
+  return r;
+}
+
+/* The directories of a set's outputs, each once, open.  */
+struct set_dir
+{
+  const char *path;
+  int fd;
+  bool marked; /* the marker was created */
+};
+
+static int
+sync_dir (struct set_dir *d, avm_error_t *err)
+{
+  if (fsync (d->fd) < 0 && errno != EINVAL)
+    return avm_error_sys (err, errno, "cannot sync directory %s", d->path);
+  return 0;
+}
+
+/* Create MARKER in D, naming the outputs about to replace files there, and
+   make it durable before any of them is renamed.  */
+static int
+create_marker (struct set_dir *d, struct avm_out **outs, size_t n, const char *marker, const char *remedy,
+               avm_error_t *err)
+{
+  _cleanup_strbuf_ struct avm_strbuf b = { 0 };
+  _cleanup_free_ char *text = NULL;
+  int e = 0;
+
+  avm_strbuf_adds (&b, "Written while these outputs were renamed into place, removed once all were.\n"
+                       "If this file is still here, the files next to it may not belong together: ");
+  avm_strbuf_adds (&b, remedy);
+  avm_strbuf_adds (&b, ".\n");
+  for (size_t i = 0; i < n; i++)
+    if (outs[i] && streq (outs[i]->dir, d->path))
+      {
+        avm_strbuf_adds (&b, outs[i]->path);
+        avm_strbuf_adds (&b, "\n");
+      }
+  if (!(text = avm_strbuf_steal (&b)))
+    return avm_error_sys (err, ENOMEM, "%s/%s", d->path, marker);
+
+  _cleanup_close_ int fd = openat (d->fd, marker, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return avm_error_sys (err, errno, "cannot create %s/%s", d->path, marker);
+  d->marked = true;
+  for (const char *p = text, *end = text + strlen (text); p < end;)
+    {
+      ssize_t w = write (fd, p, end - p);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        {
+          e = w < 0 ? errno : ENOSPC;
+          break;
+        }
+      p += w;
+    }
+  if (!e && fsync (fd) < 0)
+    e = errno;
+  if (e)
+    return avm_error_sys (err, e, "cannot write %s/%s", d->path, marker);
+  return sync_dir (d, err);
+}
+
+int
+avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const char *remedy, avm_error_t *err)
+{
+  struct set_dir dirs[AVM_OUT_MAX_OPEN];
+  size_t ndirs = 0, renamed = 0;
+  sigset_t all, old;
+  bool blocked = false;
+  int r = 0;
+
+  /* 1. Every output's data on disk: a full disk or an I/O error fails
+     here, while every existing output is still the old one.  Signals
+     still work: a Ctrl-C now removes the temporaries.  */
+  for (size_t i = 0; i < n && r == 0; i++)
+    if (outs[i])
+      r = out_sync (outs[i], err);
+  for (size_t i = 0; i < n && r == 0; i++)
+    {
+      if (!outs[i])
+        continue;
+      bool seen = false;
+      for (size_t k = 0; k < ndirs; k++)
+        seen |= streq (dirs[k].path, outs[i]->dir);
+      if (seen)
+        continue;
+      if (ndirs == ARRAY_SIZE (dirs))
+        {
+          r = avm_error_fail (err, EMFILE, "%s: more than %d directories in one set", outs[i]->path,
+                              AVM_OUT_MAX_OPEN);
+          break;
+        }
+      dirs[ndirs] = (struct set_dir){ .path = outs[i]->dir, .fd = -1 };
+      dirs[ndirs].fd = open (outs[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dirs[ndirs].fd < 0)
+        {
+          r = avm_error_sys (err, errno, "%s: cannot open its directory %s", outs[i]->path, outs[i]->dir);
+          break;
+        }
+      ndirs++;
+    }
+  if (r < 0)
+    goto out;
+
+  /* 2. From here to the end, no asynchronous signal is delivered (all but
+     SIGKILL, SIGSTOP and the faults a program raises itself): the set is
+     replaced whole, and a signal that arrived meanwhile takes effect
+     once it is.  What cannot be blocked (SIGKILL, a power cut) or a
+     rename failing half-way leaves the marker in place, so that readers
+     of the set can tell.  */
+  sigfillset (&all);
+  static const int synchronous[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT };
+  for (size_t i = 0; i < ARRAY_SIZE (synchronous); i++)
+    sigdelset (&all, synchronous[i]);
+  pthread_sigmask (SIG_BLOCK, &all, &old);
+  blocked = true;
+
+  for (size_t k = 0; k < ndirs; k++)
+    if ((r = create_marker (&dirs[k], outs, n, marker, remedy, err)) < 0)
+      goto out;
+
+  /* 3. The renames.  */
+  for (size_t i = 0; i < n; i++)
+    {
+      struct avm_out *o = outs[i];
+      if (!o)
+        continue;
+      if (rename (o->tmp, o->path) < 0)
+        {
+          int e = errno;
+          if (renamed)
+            r = avm_error_sys (err, e,
+                               "%s: cannot rename %s over it (%zu other output(s) already replaced: the set is "
+                               "incomplete, and %s/%s says so; %s)",
+                               o->path, o->tmp, renamed, o->dir, marker, remedy);
+          else
+            r = avm_error_sys (err, e, "%s: cannot rename %s over it", o->path, o->tmp);
+          goto out;
+        }
+      live_remove (o->slot);
+      o->slot = -1;
+      renamed++;
+    }
+
+  /* 4. The renames durable, then the markers gone.  */
+  for (size_t k = 0; k < ndirs; k++)
+    if ((r = sync_dir (&dirs[k], err)) < 0)
+      goto out;
+  for (size_t k = 0; k < ndirs; k++)
+    {
+      if (unlinkat (dirs[k].fd, marker, 0) < 0)
+        {
+          r = avm_error_sys (err, errno, "cannot remove %s/%s", dirs[k].path, marker);
+          goto out;
+        }
+      dirs[k].marked = false;
+      if ((r = sync_dir (&dirs[k], err)) < 0)
+        goto out;
+    }
+
+out:
+  /* Nothing renamed yet: every old output is intact, the markers go.  */
+  for (size_t k = 0; k < ndirs; k++)
+    {
+      if (dirs[k].marked && renamed == 0)
+        {
+          unlinkat (dirs[k].fd, marker, 0);
+          (void) sync_dir (&dirs[k], NULL);
+        }
+      close (dirs[k].fd);
+    }
+  for (size_t i = 0; i < n; i++)
+    if (outs[i])
+      {
+        if (outs[i]->slot >= 0)
+          avm_out_abort (outs[i]);
+        else
+          out_free (outs[i]);
+        outs[i] = NULL;
+      }
+  if (blocked)
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
   return r;
 }
 

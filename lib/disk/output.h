@@ -4,13 +4,15 @@
  * created with O_EXCL next to its final path, sized up front; blocks of
  * zeros are never written (they stay holes); on commit it is fsynced and
  * renamed over the final path (and the directory fsynced); on abort, on any
- * error, or when the process gets SIGINT/SIGTERM/SIGHUP, the temporary is
- * removed and an existing output is left untouched.
+ * error, or when the process gets SIGINT/SIGTERM/SIGHUP/SIGQUIT, the
+ * temporary is removed and an existing output is left untouched.  Outputs
+ * that belong together are committed as one set (avm_out_commit_set).
  */
 #pragma once
 
 #include "util/error.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -49,6 +51,30 @@ int avm_out_copy_fd (struct avm_out *o, uint64_t off, int in_fd, uint64_t in_off
    on failure (the temporary is then removed).  */
 int avm_out_commit (struct avm_out *o, avm_error_t *err); /* frees O */
 void avm_out_abort (struct avm_out *o);                   /* frees O */
+
+/* Commit the outputs OUTS[0..N) (NULL entries skipped) as one set, so that
+   the files they replace are all old or all new whatever the timing:
+     1. every temporary is fsynced: a full disk or an I/O error fails here,
+        with every existing output untouched (and signals still remove the
+        temporaries);
+     2. every asynchronous signal is blocked (all but SIGKILL, SIGSTOP and
+        the faults: SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT)
+        until the end; a signal that arrives meanwhile takes effect once the
+        set is complete;
+     3. the file MARKER is created (and fsynced, with its directory) in each
+        directory of the outputs, saying which files are being replaced and
+        REMEDY ("run avm cvd2img again");
+     4. the temporaries are renamed in order, the directories fsynced, then
+        the markers removed (and the directories fsynced again).
+   What cannot be blocked (SIGKILL, a power cut) or a rename failing after
+   others succeeded leaves MARKER behind: readers of the set treat its
+   presence as "these files may not belong together".  A failure before the
+   first rename removes the markers again.  Frees every output, also on
+   failure (unrenamed temporaries are removed).  Signals are blocked in the
+   calling thread: a program with other threads must keep these signals
+   blocked in them (avm commits sets only in cvd2img, which runs no other
+   thread).  */
+int avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const char *remedy, avm_error_t *err);
 void avm_out_set_progress (struct avm_out *o, avm_progress_fn fn, void *data);
 const char *avm_out_path (const struct avm_out *o);
 /* Largest write size, for callers choosing buffers.  */
@@ -61,8 +87,8 @@ uint64_t avm_out_size (const struct avm_out *o);
    registry is a fixed array): avm_out_open fails with -EMFILE beyond.  */
 #define AVM_OUT_MAX_OPEN 16
 
-/* Signals: the first avm_out_open installs handlers for SIGINT, SIGTERM and
-   SIGHUP that unlink every live temporary of this process, restore the
+/* Signals: the first avm_out_open installs handlers for SIGINT, SIGTERM,
+   SIGHUP and SIGQUIT that unlink every live temporary of this process, restore the
    default action and re-raise the signal.  A signal whose disposition is not
    the default at that moment (ignored, as under nohup, or caught by the
    program) is left alone; a program with its own handlers calls

@@ -15,20 +15,6 @@ now_ns (void)
 }
 
 void
-avm_format_bytes (uint64_t b, char *buf, size_t size)
-{
-  static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-  double v = b;
-  int u = 0;
-  while (v >= 1024 && u < 4)
-    {
-      v /= 1024;
-      u++;
-    }
-  snprintf (buf, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
-void
 avm_progress_init (struct avm_progress *p, uint64_t total, bool quiet)
 {
   struct winsize ws;

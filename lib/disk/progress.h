@@ -2,6 +2,8 @@
 /* A progress bar on stderr (bytes, rate, ETA, current item), only on a terminal. */
 #pragma once
 
+#include "util/strfmt.h" /* avm_format_bytes */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,5 +24,3 @@ void avm_progress_item (struct avm_progress *p, const char *item);
 void avm_progress_add (void *p, uint64_t bytes);
 /* Final line (newline) when enabled.  */
 void avm_progress_done (struct avm_progress *p);
-/* "1.5 GiB" */
-void avm_format_bytes (uint64_t bytes, char *buf, size_t size);

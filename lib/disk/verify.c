@@ -12,9 +12,11 @@
  * LIBGUESTFS_BACKEND_SETTINGS=force_tcg.
  */
 #include "disk/avb.h"
+#include "disk/cvd2img.h"
 #include "disk/inspect.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/json.h"
 
 #include <dlfcn.h>
@@ -22,6 +24,7 @@
 #include <guestfs.h>
 #include <libgen.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct gfs
 {
@@ -121,7 +124,21 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
   json_t *problems = json_array ();
   int r;
 
-  if ((r = avm_json_load_file (manifest_path, &manifest, err)) < 0)
+  /* The disk first: a FIFO or a character device is refused here, before
+     libguestfs would wait on it.  */
+  struct stat st;
+  fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &st) < 0)
+    {
+      r = avm_error_sys (err, errno, "cannot open %s", path);
+      goto fail;
+    }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
+    {
+      r = avm_error_input (err, "%s is %s, not a disk image", path, avm_file_kind (st.st_mode));
+      goto fail;
+    }
+  if ((r = avm_json_load_file (manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &manifest, err)) < 0)
     goto fail;
   json_t *sec = manifest_section (manifest, path);
   if (!sec)
@@ -161,7 +178,6 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
   json_t *want = json_object_get (sec, "partitions");
   if (pl->len != json_array_size (want))
     problem (problems, "the kernel sees %u partitions, the manifest lists %zu", pl->len, json_array_size (want));
-  fd = open (path, O_RDONLY | O_CLOEXEC);
   for (uint32_t i = 0; i < pl->len && i < json_array_size (want); i++)
     {
       json_t *w = json_array_get (want, i);

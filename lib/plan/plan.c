@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/internal.h"
+#include "disk/setcheck.h"
 #include "host/hostcheck.h"
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
@@ -189,6 +190,40 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
   return avm_error_sys (c->err, e, "%s %s", what, path);
 }
 
+/* PATH (profile key WHAT) against the cvd2img image set it belongs to, if
+   any (disk/setcheck.h): an interrupted conversion, or files from different
+   conversions, are refused (listed in a dry run).  Cheap: a disk's GPT
+   header, the other files' sizes.  */
+static int
+check_set (struct plan_ctx *c, const char *path, const char *what)
+{
+  _cleanup_json_ json_t *problems = json_array ();
+  int r = avm_setcheck (path, false, AVM_SETCHECK_CHEAP, problems, c->err);
+  if (r < 0)
+    return r;
+  if (json_array_size (problems) == 0)
+    return 0;
+  const char *first = json_string_value (json_array_get (problems, 0));
+  if (!c->req->dry_run)
+    return avm_error_input (c->err, "%s", first);
+  size_t i;
+  json_t *p;
+  json_array_foreach (problems, i, p)
+    {
+      json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s, s:s}", "key", what, "path", path, "error",
+                                                    json_string_value (p), "kind", "image_set"));
+      /* The marker concerns every file of its directory: said once.  */
+      size_t k;
+      json_t *w;
+      bool said = false;
+      json_array_foreach (c->warnings, k, w)
+        said |= json_equal (w, p);
+      if (!said && (r = plan_warn (c, "%s", json_string_value (p))) < 0)
+        return r;
+    }
+  return 0;
+}
+
 static int
 check_files (struct plan_ctx *c)
 {
@@ -204,7 +239,7 @@ check_files (struct plan_ctx *c)
         {
           _cleanup_free_ char *e = NULL;
           int r = plan_expand (c, v, path, &e);
-          if (r < 0 || (r = check_file (c, e, path)) < 0)
+          if (r < 0 || (r = check_file (c, e, path)) < 0 || (r = check_set (c, e, path)) < 0)
             return r;
         }
     }
@@ -217,18 +252,24 @@ check_files (struct plan_ctx *c)
       if (r < 0)
         return r;
       if (!json_is_true (json_object_get (d, "boot_properties")))
-        r = check_file (c, e, where);
-      else if (access (e, F_OK) < 0)
+        {
+          if ((r = check_file (c, e, where)) == 0)
+            r = check_set (c, e, where);
+        }
+      else
         {
           /* Generated at start: what must be there is the key to build it
              with (a disk that exists is checked, and kept or rebuilt, by
-             avm_props_sync).  */
+             avm_props_sync); a key of a cvd2img set must be that set's.  */
           _cleanup_free_ char *kwhere = NULL, *key = NULL;
           if (asprintf (&kwhere, "disks[%zu].key", i) < 0)
             return -ENOMEM;
           if ((r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
             return r;
-          r = check_file (c, key, kwhere);
+          if (access (e, F_OK) < 0)
+            r = check_file (c, key, kwhere);
+          if (r == 0 && access (key, F_OK) == 0)
+            r = check_set (c, key, kwhere);
         }
       if (r < 0)
         return r;

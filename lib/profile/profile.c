@@ -16,12 +16,12 @@
 
 
 int
-avm_json_load_file (const char *path, json_t **out, avm_error_t *err)
+avm_json_load_file (const char *path, size_t max, const char *what, json_t **out, avm_error_t *err)
 {
   json_error_t je;
   _cleanup_free_ char *text = NULL;
   size_t len;
-  int r = avm_read_file (path, &text, &len, err);
+  int r = avm_read_file (path, max, what, &text, &len, err);
   if (r < 0)
     return r;
   json_t *j = json_loadb (text, len, JSON_REJECT_DUPLICATES, &je);
@@ -185,8 +185,28 @@ profile_name_from_path (const char *path, char **name)
   return 0;
 }
 
+/* Read the profile file PATH; FROM is the profile that extends it (NULL for
+   the profile asked for).  */
 static int
-resolve_file (const char *path, struct avm_argv *chain, json_t **out, avm_error_t *err)
+load_profile_file (const char *path, const char *from, json_t **out, avm_error_t *err)
+{
+  int r = avm_json_load_file (path, AVM_PROFILE_MAX_SIZE, "a profile", out, err);
+  if (r == -EFBIG && !from && *err)
+    {
+      /* `-p system.img` for `--images DIR`?  */
+      _cleanup_free_ char *msg = strdup ((*err)->msg);
+      if (msg)
+        avm_error_input (err, "%s; did you mean --images?", msg);
+      if (*err)
+        (*err)->code = EFBIG;
+    }
+  else if (r < 0 && from)
+    avm_error_prefix (err, "%s: extends", from);
+  return r;
+}
+
+static int
+resolve_file (const char *path, const char *from, struct avm_argv *chain, json_t **out, avm_error_t *err)
 {
   _cleanup_json_ json_t *j = NULL;
   int r;
@@ -198,7 +218,7 @@ resolve_file (const char *path, struct avm_argv *chain, json_t **out, avm_error_
     return avm_error_input (err, "%s: extends: more than %d levels of inheritance", chain->v[0], MAX_EXTENDS_DEPTH);
   avm_argv_push (chain, path);
 
-  r = avm_json_load_file (path, &j, err);
+  r = load_profile_file (path, from, &j, err);
   if (r < 0)
     return r;
   if (!json_is_object (j))
@@ -235,7 +255,7 @@ resolve_file (const char *path, struct avm_argv *chain, json_t **out, avm_error_
     }
 
   json_t *parent = NULL;
-  r = resolve_file (parent_path, chain, &parent, err);
+  r = resolve_file (parent_path, path, chain, &parent, err);
   if (r < 0)
     return r;
   json_object_del (j, "extends");
@@ -602,7 +622,7 @@ avm_profile_load (const struct avm_profile_request *req, struct avm_profile **ou
   if (profile_name_from_path (p->path, &p->name) < 0)
     return avm_error_sys (err, ENOMEM, "loading profile");
 
-  r = resolve_file (p->path, &chain, &p->json, err);
+  r = resolve_file (p->path, NULL, &chain, &p->json, err);
   p->chain = avm_argv_steal (&chain);
   if (r < 0)
     return r;
@@ -689,12 +709,14 @@ avm_profile_list (json_t **out, avm_error_t *err)
             json_object_set (e, "shadowed_by", first);
           else
             json_object_set_new (seen, names.v[k], json_string (file));
-          /* Description: read from the file itself, errors shown as such.  */
-          json_error_t je;
-          json_t *j = json_load_file (file, 0, &je);
+          /* Description: read from the file itself, errors shown as such
+             (a FIFO or a huge file among the profiles is one of them).  */
+          json_t *j = NULL;
+          _cleanup_error_ avm_error_t lerr = NULL;
+          (void) avm_json_load_file (file, AVM_PROFILE_MAX_SIZE, "a profile", &j, &lerr);
           json_t *desc = j ? json_object_get (j, "description") : NULL;
           if (!j)
-            json_object_set_new (e, "error", json_string (je.text));
+            json_object_set_new (e, "error", json_string (lerr ? lerr->msg : "cannot read"));
           else if (json_is_string (desc))
             json_object_set (e, "description", desc);
           json_decref (j);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct avm_profile
 {
@@ -71,8 +72,19 @@ json_t *avm_json_merge_patch (json_t *target, json_t *patch);
    the schema.  Exposed for tests.  */
 int avm_profile_apply_set (json_t *root, const char *assignment, avm_error_t *err);
 
-/* Read a JSON file; syntax errors name FILE:LINE:COLUMN (exit code 2).  */
-int avm_json_load_file (const char *path, json_t **out, avm_error_t *err);
+/* Read a JSON file of at most MAX bytes as WHAT ("a profile"; see
+   avm_read_file: only a regular file, else bad input); syntax errors name
+   FILE:LINE:COLUMN (exit code 2).  */
+int avm_json_load_file (const char *path, size_t max, const char *what, json_t **out, avm_error_t *err);
+
+/* A profile is a regular file of at most this many bytes (the shipped ones
+   are a few KiB): a disk image or a device given by mistake is refused
+   before it is read.  */
+#define AVM_PROFILE_MAX_SIZE (1u << 20)
+/* manifest.json (written by avm cvd2img, about 10 KiB; read by inspect, by
+   the plan's image-set check and by the release detection) is read only up
+   to this size.  */
+#define AVM_MANIFEST_MAX_SIZE (1u << 20)
 
 /* Look up "a.b[2].c" in ROOT (no schema involved).  */
 json_t *avm_json_path (json_t *root, const char *path);

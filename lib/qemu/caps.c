@@ -591,7 +591,7 @@ avm_qemu_caps_load_file (const char *path, struct avm_qemu_caps **out, avm_error
   json_error_t jerr;
   int r;
 
-  r = avm_read_file (path, &text, &len, err);
+  r = avm_read_file (path, AVM_CAPS_MAX_SIZE, "a QEMU capabilities file", &text, &len, err);
   if (r < 0)
     return r;
   json_t *root = json_loadb (text, len, 0, &jerr);
@@ -989,7 +989,7 @@ read_cache (const char *path, const char *binary, json_t *identity)
   _cleanup_error_ avm_error_t ignored = NULL;
   size_t len;
 
-  if (!id || avm_read_file (path, &text, &len, &ignored) < 0 || strlen (text) != len)
+  if (!id || avm_read_file (path, AVM_CAPS_MAX_SIZE, "a capability cache entry", &text, &len, &ignored) < 0 || strlen (text) != len)
     return NULL;
   return cache_parse (text, id, binary, path);
 }

@@ -22,6 +22,9 @@
 #include <stdbool.h>
 
 #define AVM_CAPS_FORMAT 1
+/* A capabilities file (--caps) or cache entry is read only up to this size
+   (a recorded one is about 12 KiB).  */
+#define AVM_CAPS_MAX_SIZE (4u << 20)
 
 enum avm_caps_source
 {

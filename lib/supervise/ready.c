@@ -117,7 +117,7 @@ avm_unix_listening (const char *path)
 {
   _cleanup_free_ char *text = NULL;
   avm_error_t err = NULL;
-  if (avm_read_file ("/proc/net/unix", &text, NULL, &err) < 0)
+  if (avm_read_file ("/proc/net/unix", AVM_PROC_NET_UNIX_MAX, "the socket table", &text, NULL, &err) < 0)
     {
       avm_error_free (err);
       return false;

@@ -10,6 +10,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* /proc/net/unix is read only up to this size (about 150 bytes a socket:
+   some 400000 sockets).  */
+#define AVM_PROC_NET_UNIX_MAX (64u << 20)
+
 /* Is a socket listening on PATH?  Paths are compared after resolving the
    directory part (the kernel shows the path as bound).  */
 bool avm_unix_listening (const char *path);

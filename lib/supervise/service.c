@@ -406,7 +406,7 @@ svc_check_ready (struct sv *sv)
       /* One read and one pass over the table for every socket waited for.  */
       _cleanup_free_ char *unix_text = NULL;
       avm_error_t e = NULL;
-      if (avm_read_file ("/proc/net/unix", &unix_text, NULL, &e) == 0)
+      if (avm_read_file ("/proc/net/unix", AVM_PROC_NET_UNIX_MAX, "the socket table", &unix_text, NULL, &e) == 0)
         avm_unix_listening_set (unix_text, paths, 2 * sv->n, found);
       avm_error_free (e);
     }

@@ -1,43 +1,114 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/fs.h"
 #include "util/cleanup.h"
+#include "util/strfmt.h"
 
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-int
-avm_read_file (const char *path, char **out, size_t *len, avm_error_t *err)
+const char *
+avm_file_kind (mode_t mode)
 {
-  _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
-  _cleanup_free_ char *buf = NULL;
-  size_t size = 0, alloc = 0;
+  switch (mode & S_IFMT)
+    {
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFLNK:
+      return "a symbolic link";
+    }
+  return "not a regular file";
+}
 
+int
+avm_open_regular (const char *path, const char *what, int *fdp, struct stat *st, avm_error_t *err)
+{
+  /* O_NONBLOCK: opening a FIFO without a writer returns at once (and has no
+     effect on a regular file).  */
+  _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+  *fdp = -1;
   if (fd < 0)
     return avm_error_sys (err, errno, "cannot open %s", path);
+  if (fstat (fd, st) < 0)
+    return avm_error_sys (err, errno, "cannot read %s", path);
+  if (!S_ISREG (st->st_mode))
+    return avm_error_input (err, "%s is %s, not %s", path, avm_file_kind (st->st_mode), what);
+  *fdp = steal_fd (&fd);
+  return 0;
+}
+
+/* SIZE: what stat says; 0 when the limit was passed while reading.  */
+static int
+too_large (avm_error_t *err, const char *path, uint64_t size, size_t max, const char *what)
+{
+  char have[32], limit[32];
+  avm_format_bytes (size, have, sizeof have);
+  avm_format_bytes (max, limit, sizeof limit);
+  if (size)
+    avm_error_input (err, "%s is %s, not %s (at most %s)", path, have, what, limit);
+  else
+    avm_error_input (err, "%s: more than %s, too large for %s", path, limit, what);
+  if (*err)
+    (*err)->code = EFBIG;
+  return -EFBIG;
+}
+
+int
+avm_read_file (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err)
+{
+  _cleanup_close_ int fd = -1;
+  _cleanup_free_ char *buf = NULL;
+  struct stat st;
+  size_t size = 0, alloc = 0;
+  int r;
+
+  if ((r = avm_open_regular (path, what, &fd, &st, err)) < 0)
+    return r;
+  if ((uint64_t) st.st_size > max)
+    return too_large (err, path, st.st_size, max, what);
   for (;;)
     {
-      if (alloc - size < 4096)
+      if (alloc - size < 4096 && alloc < max + 2)
         {
-          alloc = alloc ? alloc * 2 : 8192;
-          char *n = realloc (buf, alloc);
+          /* Room for the size stat gave (0 for /proc files), then doubling,
+             up to one byte past the limit (to see it exceeded) and the NUL.  */
+          size_t want = alloc ? alloc * 2 : (size_t) st.st_size + 4096 > 8192 ? (size_t) st.st_size + 4096 : 8192;
+          if (want > max + 2)
+            want = max + 2;
+          char *n = realloc (buf, want);
           if (!n)
             return avm_error_sys (err, ENOMEM, "reading %s", path);
           buf = n;
+          alloc = want;
         }
-      ssize_t r = read (fd, buf + size, alloc - size - 1);
-      if (r < 0)
+      ssize_t got = read (fd, buf + size, alloc - size - 1);
+      if (got < 0)
         {
           if (errno == EINTR)
             continue;
           return avm_error_sys (err, errno, "cannot read %s", path);
         }
-      if (r == 0)
+      if (got == 0)
         break;
-      size += r;
+      size += got;
+      if (size > max)
+        return too_large (err, path, 0, max, what);
     }
   buf[size] = '\0';
   if (len)

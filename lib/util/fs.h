@@ -5,10 +5,26 @@
 #include "util/error.h"
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
-/* Read a whole (small) file; the buffer is NUL-terminated.  */
-int avm_read_file (const char *path, char **out, size_t *len, avm_error_t *err);
+/* What a file of type MODE is, for messages: "a directory", "a FIFO", "a
+   character device", ...  */
+const char *avm_file_kind (mode_t mode);
+
+/* Open PATH read-only as WHAT ("a profile"), never blocking on a FIFO
+   (O_NONBLOCK), and keep it only when the descriptor is a regular file (its
+   fstat, so nothing can be swapped in after the check): *FD and *ST.  Anything
+   else is bad input (exit 2): "/dev/zero is a character device, not a
+   profile".  */
+int avm_open_regular (const char *path, const char *what, int *fd, struct stat *st, avm_error_t *err);
+
+/* Read a whole regular file of at most MAX bytes (opened with
+   avm_open_regular); the buffer is NUL-terminated.  A larger file is bad
+   input (exit 2) and returns -EFBIG: "system.img is 3.2 GiB, not a profile
+   (at most 1.0 MiB)".  The limit is also kept while reading, for files whose
+   size stat does not tell (/proc) or that grow.  */
+int avm_read_file (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err);
 
 /* Write DATA to PATH atomically: temporary file in the same directory
    (O_EXCL), fsync, rename.  An existing PATH is never half-overwritten.  */

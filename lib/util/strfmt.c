@@ -21,3 +21,17 @@ avm_strdupf (const char *fmt, ...)
   va_end (ap);
   return s;
 }
+
+void
+avm_format_bytes (uint64_t b, char *buf, size_t size)
+{
+  static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  double v = b;
+  int u = 0;
+  while (v >= 1024 && u < 4)
+    {
+      v /= 1024;
+      u++;
+    }
+  snprintf (buf, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}

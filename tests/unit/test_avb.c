@@ -756,7 +756,7 @@ Test (avb, key_not_a_key)
   assert_key_refused (path, -EINVAL, AVM_EXIT_USAGE, msg);
 
   _cleanup_free_ char *dmsg = NULL;
-  cr_assert (asprintf (&dmsg, "%s: not a regular file", dir) > 0);
+  cr_assert (asprintf (&dmsg, "%s is a directory, not a PEM private key", dir) > 0);
   assert_key_refused (dir, -EINVAL, AVM_EXIT_USAGE, dmsg);
   tu_rmtree (dir);
 }

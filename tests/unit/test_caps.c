@@ -279,7 +279,7 @@ parse_recording (const char *dir, const char *binary)
       _cleanup_free_ char *rel = NULL, *path = NULL, *text = NULL;
       cr_assert_geq (asprintf (&rel, "%s/%s.txt", dir, names[i]), 0);
       path = srcdir_path (rel);
-      cr_assert_eq (avm_read_file (path, &text, NULL, &err), 0, "%s", err ? err->msg : "");
+      cr_assert_eq (avm_read_file (path, 16u << 20, "a recording", &text, NULL, &err), 0, "%s", err ? err->msg : "");
       cr_assert_eq (parse[i] (c, text, &err), 0, "%s: %s", path, err ? err->msg : "");
     }
   return c;
@@ -301,7 +301,7 @@ check_recording (const char *version, const char *arch)
   parsed = parse_recording (dir, binary);
   dumped = avm_qemu_caps_dump (parsed);
   cr_assert_not_null (dumped);
-  cr_assert_eq (avm_read_file (json_path, &committed, NULL, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_read_file (json_path, AVM_CAPS_MAX_SIZE, "a capabilities file", &committed, NULL, &err), 0, "%s", err ? err->msg : "");
   cr_assert_str_eq (dumped, committed, "%s drifted from %s/*.txt", json_rel, dir);
 
   cr_assert_eq (avm_qemu_caps_load_file (json_path, &loaded, &err), 0, "%s", err ? err->msg : "");
@@ -782,7 +782,7 @@ Test (caps, cache_corrupt, .init = cache_setup, .fini = cache_teardown)
   _cleanup_error_ avm_error_t err = NULL;
 
   cr_assert_eq (get_source (qemu_copy, NULL), AVM_CAPS_PROBED);
-  cr_assert_eq (avm_read_file (path, &good, NULL, &err), 0);
+  cr_assert_eq (avm_read_file (path, AVM_CAPS_MAX_SIZE, "a cache entry", &good, NULL, &err), 0);
 
   /* Every damage makes the entry invalid: probed again, and cached again.  */
   const char *damage[][2] = {

@@ -3,9 +3,12 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
 
@@ -131,6 +134,30 @@ Test (cli, bad_profile_exits_2_with_file_and_path)
   free (out);
   free (err);
   free (path);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+/* What is not a profile is refused at once, exit 2, one line saying what
+   it is (issue 15: `-p /dev/zero` read for ever, a FIFO hung, a disk image
+   for --images was loaded whole).  */
+Test (cli, non_profiles_exit_2_at_once, .timeout = TU_TIMEOUT (20))
+{
+  char *dir = tu_tmpdir ();
+  char *fifo = NULL, *img = NULL;
+  cr_assert (asprintf (&fifo, "%s/p.json", dir) > 0 && asprintf (&img, "%s/system.img", dir) > 0);
+  cr_assert_eq (mkfifo (fifo, 0600), 0);
+  int fd = open (img, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  cr_assert (fd >= 0);
+  cr_assert_eq (ftruncate (fd, 3435973837LL), 0);
+  close (fd);
+  expect (2, "avm: /dev/zero is a character device, not a profile", "start", "-n", "-p", "/dev/zero");
+  expect (2, "is a FIFO, not a profile", "check", "-p", fifo, NULL);
+  expect (2, "system.img is 3.2 GiB, not a profile (at most 1.0 MiB); did you mean --images?", "start", "-n", "-p",
+          img);
+  expect (2, "is a directory, not a profile", "profiles", "show", dir, NULL);
+  free (fifo);
+  free (img);
   tu_rmtree (dir);
   free (dir);
 }

@@ -18,6 +18,7 @@
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "disk/propsync.h"
+#include "disk/setcheck.h"
 #include "disk/ubootenv.h"
 #include "util/cleanup.h"
 #include "util/error.h"
@@ -45,11 +46,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -699,8 +703,8 @@ static int
 snap_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
   (void) ftw;
-  if (flag != FTW_F)
-    return 0;
+  if (flag != FTW_F || !S_ISREG (st->st_mode))
+    return 0; /* a FIFO among the inputs is never opened here */
   cr_assert (snap_cur->n < ARRAY_SIZE (snap_cur->f));
   size_t len;
   _cleanup_free_ uint8_t *d = read_bin (path, &len);
@@ -2162,6 +2166,52 @@ Test (cvd2img, tar_hardlink)
                   (const char *[]) { zip, host, NULL });
 }
 
+/* A FIFO (or a device) where a file is expected is refused at once, exit
+   2, naming it and what it is; nothing waits for a writer (issue 15: a FIFO
+   among the images hung cvd2img for ever).  */
+static void
+fifo_in_place_of (const char *path)
+{
+  unlink (path);
+  cr_assert_eq (mkfifo (path, 0600), 0, "mkfifo %s: %s", path, strerror (errno));
+}
+
+Test (cvd2img, fifo_inputs_refused, .timeout = TU_TIMEOUT (60))
+{
+  _cleanup_free_ char *out = tpath ("out"), *good = fx ("cvd");
+  /* an image of the directory */
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img");
+  fifo_in_place_of (boot);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { boot, "is a FIFO, not an image file", NULL },
+                  (const char *[]) { cvd, NULL });
+  /* a host package file of the directory (read after the system disk is written) */
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *bl = pj (cvd2, BL_X86);
+  fifo_in_place_of (bl);
+  expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { bl, "is a FIFO, not a host package file", NULL },
+                  (const char *[]) { cvd2, NULL });
+  /* the image zip and the host package */
+  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx ("host.tar.gz"), *goodzip = fx ("img.zip");
+  fifo_in_place_of (zip);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "is a FIFO, not an image zip", NULL },
+                  (const char *[]) { host, NULL });
+  _cleanup_free_ char *hfifo = tpath ("host.tar.gz");
+  fifo_in_place_of (hfifo);
+  expect_failure (out, 2, (char *[]) { goodzip, hfifo, NULL },
+                  (const char *[]) { hfifo, "is a FIFO, not a host package", NULL }, (const char *[]) { goodzip, NULL });
+  /* --key, --pubkey and --profile */
+  _cleanup_free_ char *kfifo = tpath ("key.pem");
+  fifo_in_place_of (kfifo);
+  expect_failure (out, 2, (char *[]) { "--key", kfifo, good, NULL },
+                  (const char *[]) { kfifo, "is a FIFO, not a PEM private key", NULL }, (const char *[]) { good, NULL });
+  _cleanup_free_ char *pfifo = tpath ("pub.avbpubkey");
+  fifo_in_place_of (pfifo);
+  expect_failure (out, 2, (char *[]) { "--pubkey", pfifo, good, NULL },
+                  (const char *[]) { pfifo, "is a FIFO, not an .avbpubkey file", NULL }, (const char *[]) { good, NULL });
+  expect_failure (out, 2, (char *[]) { "-p", "/dev/zero", good, NULL },
+                  (const char *[]) { "/dev/zero is a character device, not a profile", NULL },
+                  (const char *[]) { good, NULL });
+}
+
 Test (cvd2img, key_2048)
 {
   _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("keys/k2048.pem"), *out = tpath ("out");
@@ -2493,4 +2543,547 @@ Test (cvd2img, progress_on_terminal)
   _cleanup_free_ char *quiet = run_on_pty ((char *[]) { "cvd2img", "-q", "-o", outq, cvd, NULL }, &rc);
   cr_assert_eq (rc, 0, "%s", quiet);
   cr_assert_str_empty (quiet, "-q still draws: \"%s\"", quiet);
+}
+
+/* ------------------------------------------------------------------ */
+/* The output set is replaced whole (issue 15: a SIGINT or SIGTERM during
+   the final renames left the new system.img next to the old manifest,
+   properties disks, bootloader and key, and avm inspect called that
+   sound).  */
+
+#define SET_FILES 6
+static const char *const set_files[SET_FILES] = { "system.img", "properties.img", "properties_virgl.img",
+                                                  "bootloader", "manifest.json", "avb_key.pem" };
+
+struct setsum
+{
+  char sha[SET_FILES][65];
+};
+
+/* A digest of PATH's contents that reads only its data (system.img is
+   mostly holes): SHA-256 over its size and every 4 KiB block that is not
+   all zeros, with its offset.  Equal contents give equal digests whatever
+   the holes.  */
+static void
+sha_file (const char *path, char out[65])
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  cr_assert (fd >= 0 && fstat (fd, &st) == 0, "%s: %s", path, strerror (errno));
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  cr_assert (ctx && EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL));
+  uint64_t size = st.st_size;
+  EVP_DigestUpdate (ctx, &size, sizeof size);
+  uint8_t *buf = malloc (MIB);
+  for (off_t pos = 0; pos < st.st_size;)
+    {
+      off_t data = lseek (fd, pos, SEEK_DATA);
+      if (data < 0)
+        break; /* a hole to the end */
+      off_t hole = lseek (fd, data, SEEK_HOLE);
+      cr_assert (hole > data);
+      data -= data % BLK;
+      for (off_t off = data; off < hole;)
+        {
+          size_t want = hole - off < MIB ? (size_t) (hole - off) : MIB;
+          ssize_t got = pread (fd, buf, want, off);
+          cr_assert (got > 0, "%s: read at %lld", path, (long long) off);
+          for (ssize_t b = 0; b < got; b += BLK)
+            {
+              size_t n = got - b < BLK ? (size_t) (got - b) : BLK;
+              if (all_zero (buf + b, n))
+                continue;
+              uint64_t at = off + b;
+              EVP_DigestUpdate (ctx, &at, sizeof at);
+              EVP_DigestUpdate (ctx, buf + b, n);
+            }
+          off += got;
+        }
+      pos = hole;
+    }
+  uint8_t md[32];
+  unsigned int len = 0;
+  cr_assert (EVP_DigestFinal_ex (ctx, md, &len) && len == 32);
+  for (unsigned i = 0; i < len; i++)
+    sprintf (out + 2 * i, "%02x", md[i]);
+  EVP_MD_CTX_free (ctx);
+  free (buf);
+  close (fd);
+}
+
+/* The SHA-256 of the whole file, as manifest.json records it.  */
+static void
+sha256_plain (const char *path, char out[65])
+{
+  size_t len;
+  _cleanup_free_ uint8_t *d = read_bin (path, &len);
+  digest_hex (EVP_sha256 (), d, len, out);
+}
+
+static void
+set_digests (const char *out, struct setsum *s)
+{
+  for (size_t i = 0; i < SET_FILES; i++)
+    {
+      _cleanup_free_ char *p = pj (out, set_files[i]);
+      sha_file (p, s->sha[i]);
+    }
+}
+
+/* The disk GUID of the GPT disk PATH, read here (primary header, bytes
+   56..71 of LBA 1, mixed-endian as GPT stores it).  */
+static void
+guid_of (const char *path, char out[40])
+{
+  uint8_t g[16];
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert (fd >= 0, "%s: %s", path, strerror (errno));
+  cr_assert_eq (pread (fd, g, 16, 512 + 56), 16);
+  close (fd);
+  snprintf (out, 40, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", g[3], g[2], g[1], g[0],
+            g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+}
+
+/* Nothing hidden in OUT: no temporary, no marker of an unfinished commit.  */
+static void
+check_nothing_hidden (const char *out, const char *when)
+{
+  DIR *d = opendir (out);
+  struct dirent *e;
+  cr_assert_not_null (d);
+  while ((e = readdir (d)))
+    cr_assert (e->d_name[0] != '.' || streq (e->d_name, ".") || streq (e->d_name, ".."), "%s: %s left in %s", when,
+               e->d_name, out);
+  closedir (d);
+}
+
+/* OUT is one complete set converted from INPUT (bootloader digest BL_SHA,
+   key digest KEY_SHA) with the serial number SERIAL, checked file by file
+   without avm's own readers: every disk's GUID and size, the bootloader's
+   and the key's digests are those manifest.json records, and both
+   properties disks hold this run's serial number.  */
+static void
+check_new_set (const char *out, const char *input, const char *bl_sha, const char *key_sha, const char *serial)
+{
+  _cleanup_free_ char *man = pj (out, "manifest.json");
+  json_error_t jerr;
+  json_t *m = json_load_file (man, 0, &jerr);
+  cr_assert_not_null (m, "%s: %s", man, jerr.text);
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (m, "input"), "dir")), input,
+                    "%s is not the manifest of the conversion of %s", man, input);
+  static const char *const disks[][2] = { { "system", "system.img" },
+                                          { "properties", "properties.img" },
+                                          { "properties_virgl", "properties_virgl.img" } };
+  char want_bc[64];
+  snprintf (want_bc, sizeof want_bc, "androidboot.serialno=%s\n", serial);
+  for (size_t i = 0; i < ARRAY_SIZE (disks); i++)
+    {
+      _cleanup_free_ char *p = pj (out, disks[i][1]);
+      json_t *sec = json_object_get (m, disks[i][0]);
+      char guid[40];
+      guid_of (p, guid);
+      cr_assert_str_eq (guid, json_string_value (json_object_get (sec, "disk_guid")),
+                        "%s is not the disk %s records: the set is mixed", p, man);
+      cr_assert_eq ((uint64_t) json_integer_value (json_object_get (sec, "size")), file_size (p));
+      if (i > 0)
+        {
+          size_t len;
+          _cleanup_free_ uint8_t *d = read_bin (p, &len);
+          cr_assert_not_null (memmem (d, len, want_bc, strlen (want_bc)), "%s does not hold %s", p, want_bc);
+        }
+    }
+  char sha[65];
+  _cleanup_free_ char *bl = pj (out, "bootloader"), *key = pj (out, "avb_key.pem");
+  sha256_plain (bl, sha);
+  cr_assert_str_eq (sha, bl_sha, "%s is not the bootloader of %s", bl, input);
+  cr_assert_str_eq (sha, json_string_value (json_object_get (json_object_get (m, "bootloader"), "sha256")));
+  sha256_plain (key, sha);
+  cr_assert_str_eq (sha, key_sha);
+  cr_assert_str_eq (sha, json_string_value (json_object_get (json_object_get (m, "key"), "sha256")));
+  json_decref (m);
+
+  /* And avm's own check agrees.  */
+  _cleanup_free_ char *sys = pj (out, "system.img");
+  _cleanup_error_ avm_error_t err = NULL;
+  json_t *problems = json_array ();
+  cr_assert_eq (avm_setcheck (sys, true, AVM_SETCHECK_FULL, problems, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (json_array_size (problems), 0, "%s", json_string_value (json_array_get (problems, 0)));
+  json_decref (problems);
+}
+
+static uint64_t
+rnd (uint64_t *x)
+{
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static long long
+now_us (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* `avm cvd2img -q -o OUT --set boot_properties.androidboot.serialno=SERIAL
+   INPUT` in the background, quiet, with default signal dispositions and
+   nothing blocked.  */
+static pid_t
+spawn_conversion (const char *out, const char *input, const char *serial)
+{
+  char set[64];
+  snprintf (set, sizeof set, "boot_properties.androidboot.serialno=%s", serial);
+  char *argv[] = { (char *) tu_avm_bin (), "cvd2img", "-q", "-o", (char *) out, "--set", set, (char *) input, NULL };
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, dfl;
+  sigemptyset (&none);
+  sigemptyset (&dfl);
+  sigaddset (&dfl, SIGINT);
+  sigaddset (&dfl, SIGTERM);
+  sigaddset (&dfl, SIGHUP);
+  sigaddset (&dfl, SIGQUIT);
+  posix_spawnattr_init (&at);
+  posix_spawnattr_setflags (&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask (&at, &none);
+  posix_spawnattr_setsigdefault (&at, &dfl);
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
+  char **env = avm_env ();
+  pid_t pid;
+  int r = posix_spawn (&pid, argv[0], &fa, &at, argv, env);
+  posix_spawn_file_actions_destroy (&fa);
+  posix_spawnattr_destroy (&at);
+  free (env);
+  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
+  return pid;
+}
+
+static int
+wait_status (pid_t pid)
+{
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    cr_assert_eq (errno, EINTR);
+  return st;
+}
+
+/* Wait (up to 10 s) until the conversion PID starts replacing outputs in
+   the directory watched by INOTIFY: the commit marker appears, or (avm
+   before the fix) the first output is renamed into place.  False when
+   the process ended first.  */
+static bool
+wait_for_commit (int inotify, pid_t pid)
+{
+  long long deadline = now_us () + 10 * 1000000LL;
+  while (now_us () < deadline)
+    {
+      struct pollfd p = { .fd = inotify, .events = POLLIN };
+      int n = poll (&p, 1, 5);
+      if (n > 0)
+        {
+          char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+          ssize_t len = read (inotify, buf, sizeof buf);
+          for (char *q = buf; len > 0 && q < buf + len;)
+            {
+              const struct inotify_event *ev = (const struct inotify_event *) q;
+              if (ev->len && ((ev->mask & IN_CREATE && streq (ev->name, AVM_CVD2IMG_MARKER)) || ev->mask & IN_MOVED_TO))
+                return true;
+              q += sizeof *ev + ev->len;
+            }
+          continue;
+        }
+      siginfo_t si = { 0 };
+      if (waitid (P_PID, (id_t) pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+        return false; /* ended (left to reap) */
+    }
+  cr_assert_fail ("conversion %d did not reach its commit within 10 s", (int) pid);
+  return false;
+}
+
+static void
+drain (int inotify)
+{
+  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  while (read (inotify, buf, sizeof buf) > 0)
+    ;
+}
+
+static void
+spin_us (long long us)
+{
+  long long end = now_us () + us;
+  while (now_us () < end)
+    ;
+}
+
+/* The issue's race, driven hundreds of times: conversions of different
+   inputs over the same output directory, each sent SIGINT or SIGTERM
+   either a random time after the commit starts (seen with inotify: the
+   marker, or the first rename) or at a random time of the whole run.
+   After every run the set must be entirely the old one (same digests) or
+   entirely the new one (every file as the new manifest records it, of this
+   run's input and serial number), with nothing left behind.  */
+Test (cvd2img, signals_during_commit_replace_the_set_whole, .timeout = TU_TIMEOUT (300))
+{
+  enum
+  {
+    VARIANTS = 4,
+    RUNS = 300,
+  };
+  _cleanup_free_ char *out = tpath ("out"), *key = fx ("cvd/" KEY_PEM);
+  char *in[VARIANTS], bl_sha[VARIANTS][65], key_sha[65], serial[32];
+  for (int v = 0; v < VARIANTS; v++)
+    {
+      char name[16];
+      snprintf (name, sizeof name, "in%d", v);
+      in[v] = clone_cvd (name, NULL);
+      _cleanup_free_ char *bl = pj (in[v], BL_X86);
+      write_random (bl, 256 * 1024, 700 + v); /* a different bootloader in each */
+      sha256_plain (bl, bl_sha[v]);
+    }
+  sha256_plain (key, key_sha);
+
+  /* The first set, and how long a conversion takes.  */
+  mkdirs (out);
+  long long t0 = now_us ();
+  int st = wait_status (spawn_conversion (out, in[0], "R0"));
+  long long run_us = now_us () - t0;
+  cr_assert (WIFEXITED (st) && WEXITSTATUS (st) == 0, "first conversion: status 0x%x", st);
+  check_new_set (out, in[0], bl_sha[0], key_sha, "R0");
+  struct setsum old, now;
+  set_digests (out, &old);
+  int old_v = 0;
+
+  int inotify = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  cr_assert (inotify >= 0);
+  cr_assert (inotify_add_watch (inotify, out, IN_CREATE | IN_MOVED_TO) >= 0);
+  uint64_t x = 0x15c0ffee;
+  int kept_old = 0, killed_new = 0, finished = 0;
+  for (int i = 1; i <= RUNS; i++)
+    {
+      int v = (old_v + 1 + (int) (rnd (&x) % (VARIANTS - 1))) % VARIANTS;
+      int sig = i % 2 ? SIGINT : SIGTERM;
+      bool at_commit = i % 4 != 0;
+      snprintf (serial, sizeof serial, "R%d", i);
+      drain (inotify);
+      pid_t pid = spawn_conversion (out, in[v], serial);
+      if (at_commit)
+        {
+          if (wait_for_commit (inotify, pid))
+            {
+              spin_us ((long long) (rnd (&x) % 4000));
+              kill (pid, sig);
+            }
+        }
+      else
+        {
+          spin_us ((long long) (rnd (&x) % (uint64_t) (run_us + run_us / 5 + 1)));
+          kill (pid, sig);
+        }
+      st = wait_status (pid);
+      bool signalled = WIFSIGNALED (st);
+      cr_assert ((WIFEXITED (st) && WEXITSTATUS (st) == 0) || (signalled && WTERMSIG (st) == sig),
+                 "run %d: status 0x%x", i, st);
+      check_nothing_hidden (out, "after a signal");
+      set_digests (out, &now);
+      if (memcmp (&now, &old, sizeof now) == 0)
+        {
+          cr_assert (signalled, "run %d (%s) finished, yet the old set is still there", i, in[v]);
+          kept_old++;
+          continue;
+        }
+      /* Not the old set: then wholly the new one.  Every file but the
+         key (the same in every input) differs from the old set's.  */
+      for (size_t f = 0; f < SET_FILES; f++)
+        if (!streq (set_files[f], "avb_key.pem"))
+          cr_assert_str_neq (now.sha[f], old.sha[f],
+                             "run %d (%s, %s %s): %s is the old one, other files are new: a mixed set", i, in[v],
+                             strsignal (sig), at_commit ? "during the commit" : "at a random time", set_files[f]);
+      check_new_set (out, in[v], bl_sha[v], key_sha, serial);
+      old = now;
+      old_v = v;
+      killed_new += signalled;
+      finished += !signalled;
+    }
+  close (inotify);
+  cr_log_info ("%d runs: %d killed with the old set kept, %d killed after replacing it whole, %d finished", RUNS,
+               kept_old, killed_new, finished);
+  /* The signals hit both sides of the commit.  */
+  cr_assert_geq (killed_new, RUNS / 10, "too few signals landed during the commit (%d)", killed_new);
+  cr_assert_geq (kept_old, 5, "too few signals landed before the commit (%d)", kept_old);
+  for (int v = 0; v < VARIANTS; v++)
+    free (in[v]);
+}
+
+/* A profile that gets through planning without helpers or QEMU on this
+   host (disabled services, recorded capabilities), so that `avm start`
+   reaches the check of its images (and would fail right after it, never
+   starting a guest).  */
+static char *
+no_helpers_profile (void)
+{
+  return tu_write (tmp, "no-helpers.json",
+                   "{ \"extends\": \"aaos-x86_64\",\n"
+                   "  \"qemu\": { \"binary\": \"/nonexistent/qemu-system-x86_64\" },\n"
+                   "  \"display\": { \"backend\": \"none\" },\n"
+                   "  \"services\": {\n"
+                   "    \"kernel_log_monitor\": { \"enabled\": false }, \"logcat_receiver\": { \"enabled\": false },\n"
+                   "    \"secure_env\": { \"enabled\": false }, \"modem_simulator\": { \"enabled\": false },\n"
+                   "    \"root-canal\": { \"enabled\": false }, \"tcp_connector\": { \"enabled\": false },\n"
+                   "    \"socket_vsock_proxy\": { \"enabled\": false }, \"adb_connector\": { \"enabled\": false } } }\n");
+}
+
+/* `avm inspect DISK` says the set is not sound: exit 1, each NEEDLE in
+   its report.  */
+static void
+expect_inspect_not_sound (const char *disk, const char *const needles[])
+{
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "inspect", (char *) disk, NULL }, &o, &e);
+  cr_assert_eq (rc, 1, "inspect %s: exit %d\n%s%s", disk, rc, o, e);
+  cr_assert_not_null (strstr (o, "=> NOT SOUND"), "%s", o);
+  for (size_t i = 0; needles[i]; i++)
+    cr_assert_not_null (strstr (o, needles[i]), "inspect %s does not say \"%s\":\n%s", disk, needles[i], o);
+  free (o);
+  free (e);
+  /* --json says the same */
+  rc = tu_avmv ((char *[]) { "inspect", "--json", (char *) disk, NULL }, &o, &e);
+  cr_assert_eq (rc, 1);
+  json_t *j = json_loads (o, 0, NULL);
+  cr_assert_not_null (j, "%s", o);
+  cr_assert (json_is_false (json_object_get (j, "ok")));
+  cr_assert_gt (json_array_size (json_object_get (j, "image_set_problems")), 0);
+  json_decref (j);
+  free (o);
+  free (e);
+}
+
+static void
+expect_inspect_sound (const char *disk)
+{
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "inspect", (char *) disk, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "inspect %s: exit %d\n%s%s", disk, rc, o, e);
+  cr_assert_null (strstr (o, "image set:"), "%s", o);
+  free (o);
+  free (e);
+}
+
+/* `avm start` with IMAGES refuses before starting anything: exit 2, one
+   line holding each NEEDLE; `avm start -n` and `avm check` report it.  */
+static void
+expect_start_refused (const char *images, const char *const needles[])
+{
+  _cleanup_free_ char *profile = no_helpers_profile ();
+  _cleanup_free_ char *caps = NULL;
+  cr_assert (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ()) > 0);
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "start", "-p", profile, "--images", (char *) images, "--caps", caps, "--set",
+                                 "machine.accel=tcg", NULL },
+                    &o, &e);
+  cr_assert_eq (rc, 2, "start: exit %d\n%s", rc, e);
+  size_t len = strlen (e);
+  cr_assert (len > 0 && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  for (size_t i = 0; needles[i]; i++)
+    cr_assert_not_null (strstr (e, needles[i]), "start does not say \"%s\": %s", needles[i], e);
+  cr_assert_not_null (strstr (e, "run avm cvd2img again"), "%s", e);
+  free (o);
+  free (e);
+  rc = tu_avmv ((char *[]) { "check", "-p", profile, "--images", (char *) images, "--caps", caps, "--set",
+                             "machine.accel=tcg", NULL },
+                &o, &e);
+  cr_assert_eq (rc, 1, "check: exit %d\n%s%s", rc, o, e);
+  cr_assert_not_null (strstr (o, needles[0]), "check does not report \"%s\":\n%s", needles[0], o);
+  free (o);
+  free (e);
+}
+
+/* A marker left by a conversion that died in its commit (by hand here,
+   as SIGKILL or a power cut would leave it): inspect calls every disk of
+   the set not sound, start refuses; the next conversion clears it.  */
+Test (cvd2img, stale_commit_marker)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *sys = pj (out, "system.img"), *props = pj (out, "properties.img");
+  _cleanup_free_ char *marker = pj (out, AVM_CVD2IMG_MARKER);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  expect_inspect_sound (sys);
+  write_bin (marker, "interrupted\n", 12);
+  const char *const needles[] = { out, AVM_CVD2IMG_MARKER, "interrupted", NULL };
+  expect_inspect_not_sound (sys, needles);
+  expect_inspect_not_sound (props, needles);
+  expect_start_refused (out, needles);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  cr_assert (!exists (marker), "the next conversion left %s", marker);
+  expect_inspect_sound (sys);
+}
+
+/* SIGKILL (which no process can block) as the commit starts: the marker
+   stays, and says so until the set is converted again.  */
+Test (cvd2img, sigkill_during_commit_leaves_the_marker, .timeout = TU_TIMEOUT (120))
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *sys = pj (out, "system.img"), *marker = pj (out, AVM_CVD2IMG_MARKER);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  int inotify = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  cr_assert (inotify >= 0 && inotify_add_watch (inotify, out, IN_CREATE | IN_MOVED_TO) >= 0);
+  bool left = false;
+  for (int i = 0; i < 20 && !left; i++)
+    {
+      drain (inotify);
+      pid_t pid = spawn_conversion (out, cvd, "K");
+      if (wait_for_commit (inotify, pid))
+        kill (pid, SIGKILL);
+      wait_status (pid);
+      left = exists (marker);
+    }
+  close (inotify);
+  cr_assert (left, "SIGKILL never landed inside the commit in 20 tries");
+  const char *const needles[] = { AVM_CVD2IMG_MARKER, NULL };
+  expect_inspect_not_sound (sys, needles);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  cr_assert (!exists (marker));
+  expect_inspect_sound (sys);
+}
+
+/* Files of two conversions mixed by hand: inspect names the file that
+   does not belong (also when asked about another disk of the set), start
+   refuses a foreign system disk (its GUID) and bootloader (its size).  */
+Test (cvd2img, hand_mixed_set)
+{
+  _cleanup_free_ char *cvd = fx ("cvd"), *other = clone_cvd ("other", NULL);
+  _cleanup_free_ char *a = tpath ("a"), *b = tpath ("b");
+  _cleanup_free_ char *obl = pj (other, BL_X86);
+  write_random (obl, 512 * 1024, 900); /* another bootloader, of another size */
+  avm_ok ((char *[]) { "cvd2img", "-o", a, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "-o", b, other, NULL });
+  _cleanup_free_ char *asys = pj (a, "system.img"), *bsys = pj (b, "system.img");
+  _cleanup_free_ char *aprops = pj (a, "properties.img"), *abl = pj (a, "bootloader"), *bbl = pj (b, "bootloader");
+  expect_inspect_sound (asys);
+  expect_inspect_sound (bsys);
+
+  /* b's system disk in a */
+  _cleanup_free_ char *saved = pj (tmp, "system.img.a"), *bc = tpath ("b-copy"), *bcsys = pj (bc, "system.img");
+  cr_assert_eq (rename (asys, saved), 0);
+  link_tree (b, bc);
+  cr_assert_eq (rename (bcsys, asys), 0);
+  const char *const sys_needles[] = { asys, "does not belong with", "manifest.json", "disk GUID", NULL };
+  expect_inspect_not_sound (asys, sys_needles);
+  expect_inspect_not_sound (aprops, sys_needles); /* the set, whichever disk is asked about */
+  expect_start_refused (a, sys_needles);
+  cr_assert_eq (rename (saved, asys), 0);
+  expect_inspect_sound (asys);
+
+  /* b's bootloader in a: 512 KiB where the manifest says 1 MiB */
+  unlink (abl);
+  cr_assert_eq (link (bbl, abl), 0);
+  const char *const bl_needles[] = { abl, "does not belong with", "bytes, the manifest says", NULL };
+  expect_inspect_not_sound (asys, bl_needles);
+  expect_start_refused (a, bl_needles);
 }

@@ -42,7 +42,7 @@ replay_dir (const char *sub, const char *name, fuzz_fn fn)
       _cleanup_free_ char *data = NULL;
       size_t len = 0;
       avm_error_t err = NULL;
-      cr_assert_eq (avm_read_file (path, &data, &len, &err), 0, "%s", err ? err->msg : path);
+      cr_assert_eq (avm_read_file (path, 64u << 20, "a fuzz input", &data, &len, &err), 0, "%s", err ? err->msg : path);
       cr_log_info ("%s/%s: %s (%zu bytes)", sub, name, de->d_name, len);
       cr_assert_eq (fn ((const uint8_t *) data, len), 0, "%s", path);
       n++;

@@ -673,6 +673,31 @@ Test (gpt, guids)
     }
 }
 
+/* The disk GUID alone, from one read of the primary header (what avm start
+   compares with manifest.json): the one the table was built with; a
+   damaged header is an error naming the file.  */
+Test (gpt, read_disk_guid)
+{
+  _cleanup_free_ struct avm_gpt *g = malloc (sizeof *g);
+  build (g, props_parts, ARRAY_SIZE (props_parts));
+  _cleanup_free_ char *path = write_disk (tmp (), "guid.img", g);
+  avm_error_t err _cleanup_error_ = NULL;
+  uint8_t guid[16];
+  {
+    _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+    cr_assert_eq (avm_gpt_read_disk_guid (fd, g->disk_size, "guid.img", guid, &err), 0, "%s", msg (err));
+    cr_assert_arr_eq (guid, g->disk_guid, 16);
+    /* a size that cannot be a GPT disk */
+    cr_assert_lt (avm_gpt_read_disk_guid (fd, 4096, "guid.img", guid, &err), 0);
+    cr_assert_not_null (strstr (err->msg, "guid.img: size 4096 bytes cannot hold a GPT disk"), "%s", err->msg);
+  }
+  flip (path, 512 + 60); /* inside the disk GUID: the header CRC no longer matches */
+  _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert_lt (avm_gpt_read_disk_guid (fd, g->disk_size, "guid.img", guid, &err), 0);
+  cr_assert_eq (err->exit_code, AVM_EXIT_USAGE);
+  cr_assert_not_null (strstr (err->msg, "guid.img: primary GPT header CRC mismatch"), "%s", err->msg);
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 static char *

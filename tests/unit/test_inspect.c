@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
@@ -124,6 +125,31 @@ Test (inspect, malformed_disks_exit_2)
   assert_contains (err, "missing the disk image");
   free (out);
   free (err);
+}
+
+/* A FIFO is refused at once (exit 2) instead of waiting for a writer, with
+   and without --verify; so is a character device.  */
+Test (inspect, fifo_refused, .timeout = TU_TIMEOUT (20))
+{
+  char *fifo = NULL, *out = NULL, *err = NULL;
+  cr_assert (asprintf (&fifo, "%s/system.img", dir) > 0);
+  cr_assert_eq (mkfifo (fifo, 0600), 0);
+  int r = tu_avm (&out, &err, "inspect", fifo, NULL);
+  cr_assert_eq (r, 2, "%s%s", out, err);
+  assert_contains (err, "system.img is a FIFO, not a disk image");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "inspect", "--verify", fifo, NULL);
+  cr_assert_eq (r, 2, "%s%s", out, err);
+  assert_contains (err, "system.img is a FIFO, not a disk image");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "inspect", "/dev/zero", NULL);
+  cr_assert_eq (r, 2, "%s%s", out, err);
+  assert_contains (err, "/dev/zero is a character device, not a disk image");
+  free (out);
+  free (err);
+  free (fifo);
 }
 
 /* One libguestfs launch per test: ~1 minute under TCG.  */

@@ -163,6 +163,113 @@ Test (output, commit_renames_and_leaves_no_temporary)
   free (path);
 }
 
+/* A set of outputs (avm_out_commit_set): OLD contents in NAMES of D, new
+   outputs for them, committed together.  */
+#define MARKER ".set-commit"
+
+static void
+seed (const char *d, const char *name, const char *content)
+{
+  free (tu_write (d, name, content));
+}
+
+static struct avm_out *
+open_new (const char *d, const char *name, const char *content)
+{
+  char *path = path_in (d, name);
+  struct avm_out *o = NULL;
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_out_open (path, strlen (content), &o, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_out_write (o, 0, content, strlen (content), &err), 0);
+  free (path);
+  return o;
+}
+
+static void
+assert_content (const char *d, const char *name, const char *want)
+{
+  char *path = path_in (d, name);
+  char *got = tu_read (path);
+  cr_assert_not_null (got, "%s is missing", path);
+  cr_assert_str_eq (got, want, "%s", path);
+  free (got);
+  free (path);
+}
+
+Test (output, commit_set_replaces_every_output_and_removes_the_markers)
+{
+  char *sub = path_in (dir, "sub");
+  cr_assert_eq (mkdir (sub, 0755), 0);
+  seed (dir, "a", "old a");
+  seed (sub, "b", "old b");
+  struct avm_out *o[4] = { open_new (dir, "a", "new a"), NULL, open_new (sub, "b", "new b"),
+                           open_new (dir, "c", "new c") };
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_out_commit_set (o, 4, MARKER, "write them again", &err), 0, "%s", err ? err->msg : "");
+  for (size_t i = 0; i < 4; i++)
+    cr_assert_null (o[i], "output %zu not released", i);
+  assert_content (dir, "a", "new a");
+  assert_content (sub, "b", "new b");
+  assert_content (dir, "c", "new c");
+  cr_assert_eq (count_hidden (dir), 0, "a temporary or the marker is left in %s", dir);
+  cr_assert_eq (count_hidden (sub), 0, "a temporary or the marker is left in %s", sub);
+  free (sub);
+}
+
+/* A rename that fails after another succeeded: the set is part old, part
+   new, and the marker stays to say so; the error names the output, the
+   marker and the remedy.  */
+Test (output, commit_set_failing_halfway_leaves_the_marker)
+{
+  seed (dir, "a", "old a");
+  seed (dir, "c", "old c");
+  struct avm_out *o[3] = { open_new (dir, "a", "new a"), open_new (dir, "b", "new b"), open_new (dir, "c", "new c") };
+  /* b cannot be renamed: a non-empty directory is in the way.  */
+  char *b = path_in (dir, "b");
+  cr_assert_eq (mkdir (b, 0755), 0);
+  seed (b, "inside", "x");
+  avm_error_t err = NULL;
+  cr_assert_lt (avm_out_commit_set (o, 3, MARKER, "write them again", &err), 0);
+  cr_assert_not_null (err);
+  cr_assert_not_null (strstr (err->msg, b), "%s", err->msg);
+  cr_assert_not_null (strstr (err->msg, "cannot rename"), "%s", err->msg);
+  cr_assert_not_null (strstr (err->msg, "1 other output(s) already replaced"), "%s", err->msg);
+  cr_assert_not_null (strstr (err->msg, MARKER), "%s", err->msg);
+  cr_assert_not_null (strstr (err->msg, "write them again"), "%s", err->msg);
+  assert_content (dir, "a", "new a");
+  assert_content (dir, "c", "old c");
+  char *marker = path_in (dir, MARKER);
+  char *text = tu_read (marker);
+  cr_assert_not_null (text, "no marker after a half-done commit");
+  cr_assert_not_null (strstr (text, "write them again"), "%s", text);
+  cr_assert_not_null (strstr (text, b), "the marker does not list %s:\n%s", b, text);
+  /* Only the marker: the temporaries that were not renamed are gone.  */
+  cr_assert_eq (count_hidden (dir), 1);
+  avm_error_free (err);
+  free (text);
+  free (marker);
+  free (b);
+}
+
+/* A failure before the first rename changes nothing: old outputs, no
+   marker, no temporaries.  */
+Test (output, commit_set_failing_first_changes_nothing)
+{
+  char *a = path_in (dir, "a");
+  cr_assert_eq (mkdir (a, 0755), 0);
+  seed (a, "inside", "x");
+  seed (dir, "c", "old c");
+  struct avm_out *o[2] = { open_new (dir, "a", "new a"), open_new (dir, "c", "new c") };
+  avm_error_t err = NULL;
+  cr_assert_lt (avm_out_commit_set (o, 2, MARKER, "write them again", &err), 0);
+  cr_assert_not_null (strstr (err->msg, "cannot rename"), "%s", err->msg);
+  cr_assert_null (strstr (err->msg, MARKER), "%s", err->msg);
+  assert_content (dir, "c", "old c");
+  cr_assert_eq (count_hidden (dir), 0);
+  avm_error_free (err);
+  free (a);
+}
+
 Test (output, commit_replaces_an_existing_file)
 {
   free (tu_write (dir, "disk.img", "old contents"));
@@ -373,9 +480,12 @@ signal_cleanup (int sig)
       struct avm_out *o = NULL, *o2 = NULL;
       avm_error_t err = NULL;
       char *second = path_in (dir, "other.img");
+      struct rlimit nocore = { 0, 0 };
+      setrlimit (RLIMIT_CORE, &nocore); /* SIGQUIT */
       signal (SIGINT, SIG_DFL);
       signal (SIGTERM, SIG_DFL);
       signal (SIGHUP, SIG_DFL);
+      signal (SIGQUIT, SIG_DFL);
       if (avm_out_open (path, 1 << 20, &o, &err) < 0 || avm_out_open (second, 4096, &o2, &err) < 0)
         _exit (10);
       if (avm_out_write (o, 0, "partial", 7, &err) < 0)
@@ -407,6 +517,7 @@ signal_cleanup (int sig)
 Test (output, sigterm_removes_temporaries) { signal_cleanup (SIGTERM); }
 Test (output, sigint_removes_temporaries) { signal_cleanup (SIGINT); }
 Test (output, sighup_removes_temporaries) { signal_cleanup (SIGHUP); }
+Test (output, sigquit_removes_temporaries) { signal_cleanup (SIGQUIT); }
 
 /* raise() from the writing thread itself, as the brief's scenario.  */
 Test (output, raise_sigterm_in_the_writer)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char *dir;
 
@@ -271,6 +272,101 @@ Test (profile, extends_errors)
   assert_contains (msg, "badparent.json: machine.cpus: expected integer");
   free (msg);
   free (a);
+}
+
+/* Only regular files of at most 1 MiB are profiles: a device, a FIFO, a
+   directory or a disk image given by mistake is refused before it is read
+   (issue 15: `-p /dev/zero` grew to gigabytes, a FIFO hung for ever).  */
+static void
+assert_not_a_profile (const char *path, const char *needle)
+{
+  char *msg = NULL;
+  cr_assert_lt (load (path, NULL, NULL, NULL, &msg), 0, "%s accepted as a profile", path);
+  assert_contains (msg, path);
+  assert_contains (msg, needle);
+  cr_assert_null (strchr (msg, '\n'), "not one line: %s", msg);
+  free (msg);
+}
+
+Test (profile, dev_zero_is_not_a_profile, .timeout = TU_TIMEOUT (10))
+{
+  assert_not_a_profile ("/dev/zero", "is a character device, not a profile");
+}
+
+Test (profile, extends_dev_zero, .timeout = TU_TIMEOUT (10))
+{
+  char *msg = load_error ("{\"extends\": \"/dev/zero\"}");
+  assert_contains (msg, "p.json: extends: /dev/zero is a character device, not a profile");
+  free (msg);
+}
+
+Test (profile, big_sparse_file_is_not_a_profile, .timeout = TU_TIMEOUT (10))
+{
+  /* A disk image given for --images: 3.2 GiB, all hole.  */
+  char *path = NULL;
+  cr_assert (asprintf (&path, "%s/system.img", dir) > 0);
+  FILE *f = fopen (path, "w");
+  cr_assert_not_null (f);
+  fclose (f);
+  cr_assert_eq (truncate (path, 3435973837LL), 0);
+  assert_not_a_profile (path, "is 3.2 GiB, not a profile (at most 1.0 MiB); did you mean --images?");
+  /* Just over the limit, as a parent: no --images hint there.  */
+  cr_assert_eq (truncate (path, (1 << 20) + 1), 0);
+  char *ext = NULL, *msg = NULL;
+  cr_assert (asprintf (&ext, "{\"extends\": \"%s\"}", path) > 0);
+  msg = load_error (ext);
+  assert_contains (msg, "extends: ");
+  assert_contains (msg, "system.img is 1.0 MiB, not a profile (at most 1.0 MiB)");
+  cr_assert_null (strstr (msg, "--images"), "%s", msg);
+  free (msg);
+  free (ext);
+  free (path);
+}
+
+Test (profile, fifo_is_not_a_profile, .timeout = TU_TIMEOUT (10))
+{
+  char *path = NULL;
+  cr_assert (asprintf (&path, "%s/fifo.json", dir) > 0);
+  cr_assert_eq (mkfifo (path, 0600), 0);
+  assert_not_a_profile (path, "is a FIFO, not a profile");
+  /* Found by name in a profile directory, it is refused too.  */
+  char *pdir = NULL, *named = NULL;
+  cr_assert (asprintf (&pdir, "%s/profiles", dir) > 0 && asprintf (&named, "%s/hang.json", pdir) > 0);
+  cr_assert_eq (mkdir (pdir, 0700), 0); /* $AVM_DATA_DIR/profiles */
+  free (path);
+  path = tu_write (pdir, "ok.json", minimal);
+  cr_assert_eq (mkfifo (named, 0600), 0);
+  char *msg = NULL;
+  cr_assert_lt (load ("hang", NULL, NULL, NULL, &msg), 0);
+  assert_contains (msg, "hang.json is a FIFO, not a profile");
+  free (msg);
+  /* and `avm profiles list` names it instead of waiting for a writer */
+  json_t *list = NULL;
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_profile_list (&list, &err), 0);
+  size_t i;
+  json_t *e;
+  bool seen = false;
+  json_array_foreach (list, i, e)
+    if (strcmp (json_string_value (json_object_get (e, "name")), "hang") == 0)
+      {
+        seen = true;
+        assert_contains (json_string_value (json_object_get (e, "error")), "is a FIFO, not a profile");
+      }
+  cr_assert (seen);
+  json_decref (list);
+  free (path);
+  free (named);
+  free (pdir);
+}
+
+Test (profile, directory_is_not_a_profile, .timeout = TU_TIMEOUT (10))
+{
+  char *sub = NULL;
+  cr_assert (asprintf (&sub, "%s/images.json", dir) > 0);
+  cr_assert_eq (mkdir (sub, 0700), 0);
+  assert_not_a_profile (sub, "is a directory, not a profile");
+  free (sub);
 }
 
 static const char *with_options =
