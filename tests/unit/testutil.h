@@ -47,6 +47,9 @@ long long tu_next_hole (const char *path, long long off);
 
 const char *tu_srcdir (void);
 const char *tu_avm_bin (void);
+/* $AVM_FAKECF, the Cuttlefish host tools' double (make check sets it);
+   skips the test when unset.  */
+const char *tu_fakecf (void);
 /* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
 char *tu_replace (char *s, const char *from, const char *to);
 
