@@ -878,6 +878,8 @@ config_get (void)
       instance_id = stoi (s) > 0 ? stoi (s) : 1;
     }
   char *root = jstr (jget (config, "root_dir")), *inst = str ("%s/instances", root), *abs_inst = absolute_path (inst);
+  if (*root != '/')
+    dprintf (STDERR_FILENO, "%s: root_dir \"%s\" is not absolute: %s is taken from the CWD\n", PROG, root, abs_inst);
   instance_dir = str ("%s/cvd-%d", abs_inst, instance_id);
   free (root), free (inst), free (abs_inst);
   return config;
@@ -1163,6 +1165,7 @@ run_secure_env (void)
     lg ('W', "fakecf.c:1", "%s: no %s: the real secure_env fails at the guest's next reboot", PROG, self);
   ready ();
   struct pollfd p[3] = { { events, POLLIN, 0 }, { snap, POLLIN, 0 }, { confui, POLLIN, 0 } };
+  bool unreadable = !fd_is (events, READABLE); /* the real one's blocking read fails at once */
   if (!fd_is (confui, LISTENING))
     {
       lg ('E', "confui_sign_server.cpp:51", "Confirmation UI host signing client socket is broken.");
@@ -1170,9 +1173,9 @@ run_secure_env (void)
     }
   for (;;)
     {
-      if (poll (p, 3, -1) < 0)
+      if (!unreadable && poll (p, 3, -1) < 0)
         continue;
-      int ev = -1, r = p[0].revents ? read_event (events, &ev) : 1;
+      int ev = -1, r = p[0].revents || unreadable ? read_event (events, &ev) : 1;
       if (R >= A15Q2)
         {
           CHECK (r >= 0, AT (130), "read_result.ok()", "Failed reading length: '%s'", strerror (errno));

@@ -488,6 +488,17 @@ Test (fakecf, secure_env_descriptors)
   s.argv[2] = "-snapshot_control_fd=999";
   cr_assert_eq (run (&f, f.idir, NULL, &out, &err, s.argv), 128 + SIGABRT);
   assert_has (err, "Check failed: duped->IsOpen() Could not dup output fd: Bad file descriptor");
+  /* The write end of the events pipe: a warning, then its read fails.  */
+  int bad[2];
+  cr_assert_eq (pipe (bad), 0);
+  cloexec (bad[0]);
+  for (char **a = s.argv; *a; a++)
+    if (!strncmp (*a, "-kernel_events_fd=", 18))
+      *a = fmt ("-kernel_events_fd=%d", bad[1]);
+  s.argv[2] = fmt ("-snapshot_control_fd=%d", atoi (strchr (s.argv[1], '=') + 1)); /* any socket will do */
+  cr_assert_eq (run (&f, f.idir, NULL, &out, &err, s.argv), 128 + SIGABRT);
+  assert_has (err, fmt ("avm-fakecf: -kernel_events_fd=%d is not readable", bad[1]));
+  assert_has (err, "Check failed: read_result.has_value() Bad file descriptor");
   /* oemlock writes its state into the CWD: not writable, LOG(FATAL).  */
   cr_assert_eq (chmod (f.idir, 0555), 0);
   if (access (f.idir, W_OK) != 0)
