@@ -41,21 +41,13 @@ struct fx
   char *env[8];
 };
 
-static char *
-fmt (const char *f, ...)
-{
-  char *s = NULL;
-  va_list ap;
-  va_start (ap, f);
-  cr_assert (vasprintf (&s, f, ap) > 0);
-  va_end (ap);
-  return s;
-}
-
-/* What a test leaves: removed, killed by the suite's fini (also after a
-   failed assertion).  */
+/* What a test leaves is killed, removed and freed by the suite's fini,
+   also after a failed assertion: processes, directories, and the memory
+   given to keep().  */
 static char *dirs[8];
 static pid_t pids[16];
+static void **kept;
+static size_t nkept;
 
 static void
 cleanup (void)
@@ -64,7 +56,36 @@ cleanup (void)
     if (pids[i] > 0 && kill (pids[i], SIGKILL) == 0)
       waitpid (pids[i], NULL, 0);
   for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
-    tu_rmtree (dirs[i]);
+    tu_rmtree (dirs[i]), free (dirs[i]);
+  for (size_t i = 0; i < nkept; i++)
+    free (kept[i]);
+  free (kept);
+}
+
+static void *
+keep (void *p)
+{
+  kept = realloc (kept, (nkept + 1) * sizeof *kept);
+  cr_assert_not_null (kept);
+  return kept[nkept++] = p;
+}
+
+static char *
+fmt (const char *f, ...)
+{
+  char *s = NULL;
+  va_list ap;
+  va_start (ap, f);
+  cr_assert (vasprintf (&s, f, ap) > 0);
+  va_end (ap);
+  return keep (s);
+}
+
+/* The file's content (kept), or NULL.  */
+static char *
+rd (const char *path)
+{
+  return keep (tu_read (path));
 }
 
 static void
@@ -77,7 +98,7 @@ fx_init (struct fx *f, const char *release)
         dirs[i] = f->dir;
         break;
       }
-  f->images = tu_cf_imageset (fmt ("%s/images", f->dir), release, "x86_64");
+  f->images = keep (tu_cf_imageset (fmt ("%s/images", f->dir), release, "x86_64"));
   f->root = fmt ("%s/run", f->dir);
   f->idir = fmt ("%s/instances/cvd-1", f->root);
   char *logs = fmt ("%s/logs", f->idir), *internal = fmt ("%s/internal", f->idir);
@@ -216,9 +237,10 @@ finish (struct proc *p, char **out)
     if (pids[i] == p->pid)
       pids[i] = 0;
   if (out)
-    *out = buf;
+    *out = keep (buf);
   else
     free (buf);
+  keep (p->errs);
   return p->status = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
 }
 
@@ -528,7 +550,7 @@ Test (fakecf, secure_env_runs)
           write_event (s.events_w, 9);
           p.errs[0] = '\0', p.errlen = 0;
           cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
-          char *log = tu_read (f.log);
+          char *log = rd (f.log);
           cr_assert_not_null (log);
           char *second = strchr (log, '\n');
           cr_assert (second && second[1], "%s", log);
@@ -542,6 +564,7 @@ Test (fakecf, secure_env_runs)
           const char *confui = strchr (s.argv[1], '=') + 1;
           const char *kind = json_string_value (json_object_get (json_object_get (a, "fds"), confui));
           cr_assert (kind && !strcmp (kind, "listening-socket rw"), "fd %s: %s", confui, kind ? kind : "missing");
+          json_decref (a), json_decref (b);
           ready_then_term (&p);
           continue;
         }
@@ -597,10 +620,10 @@ Test (fakecf, kernel_log_monitor_events)
       }
   char *klog = NULL;
   for (int i = 0; i < 100 && !(klog && strstr (klog, "mode=on")); i++, tu_sleep_ms (20))
-    free (klog), klog = tu_read (fmt ("%s/logs/kernel.log", f.idir));
+    klog = rd (fmt ("%s/logs/kernel.log", f.idir));
   cr_assert_str_eq (klog, text);
   ready_then_term (&p);
-  char *launcher = tu_read (fmt ("%s/logs/launcher.log", f.idir));
+  char *launcher = rd (fmt ("%s/logs/launcher.log", f.idir));
   assert_has (launcher, "kernel_log_monitor I ");
   assert_has (launcher, "avm-fakecf: kernel_log_monitor (android15-qpr2) ready");
   /* An unopened subscriber is only logged; an empty list is std::stoi("").  */
@@ -627,7 +650,7 @@ Test (fakecf, logcat_receiver)
   cr_assert_eq (write (lp[1], "12-07 I/init: hello\n", 20), 20);
   char *logcat = NULL;
   for (int i = 0; i < 100 && !(logcat && *logcat); i++, tu_sleep_ms (20))
-    free (logcat), logcat = tu_read (fmt ("%s/logs/logcat", f.idir));
+    logcat = rd (fmt ("%s/logs/logcat", f.idir));
   cr_assert_str_eq (logcat, "12-07 I/init: hello\n");
   ready_then_term (&p);
   char *out, *err;
@@ -767,7 +790,7 @@ Test (fakecf, other_tools)
   /* adb_connector with its address stays up; the start is recorded.  */
   spawn (&f14, &p, NULL, NULL, (char *[]){ tool (&f14, "adb_connector"), "--addresses=0.0.0.0:6520", NULL });
   ready_then_term (&p);
-  char *log = tu_read (f14.log);
+  char *log = rd (f14.log);
   assert_has (log, "{\"tool\":\"adb_connector\",\"release\":\"android14\",\"pid\":");
   assert_has (log, "\"argv\":[\"");
   assert_has (log, "/bin/adb_connector\",\"--addresses=0.0.0.0:6520\"]");
@@ -794,7 +817,7 @@ listing (const char *dir)
     }
   free (names);
   fclose (m);
-  return buf;
+  return keep (buf);
 }
 
 Test (fakecf, imagesets)
@@ -834,12 +857,12 @@ Test (fakecf, imagesets)
   dirs[0] = tmp;
   for (size_t r = 0; r < sizeof want / sizeof *want; r++)
     {
-      char *dir = fmt ("%s/%s", tmp, want[r].release), *got = tu_cf_imageset (dir, want[r].release, "x86_64");
+      char *dir = fmt ("%s/%s", tmp, want[r].release), *got = keep (tu_cf_imageset (dir, want[r].release, "x86_64"));
       cr_assert_str_eq (got, dir);
       cr_assert_str_eq (listing (fmt ("%s/bin", dir)), want[r].bin);
-      cr_assert_str_eq (tu_read (fmt ("%s/android-info.txt", dir)), want[r].info);
-      cr_assert_str_eq (tu_read (fmt ("%s/bin/.fakecf-release", dir)), fmt ("%s\n", want[r].release));
-      char *key = tu_read (fmt ("%s/etc/%s", dir, want[r].key)), *copy = tu_read (fmt ("%s/avb_key.pem", dir));
+      cr_assert_str_eq (rd (fmt ("%s/android-info.txt", dir)), want[r].info);
+      cr_assert_str_eq (rd (fmt ("%s/bin/.fakecf-release", dir)), fmt ("%s\n", want[r].release));
+      char *key = rd (fmt ("%s/etc/%s", dir, want[r].key)), *copy = rd (fmt ("%s/avb_key.pem", dir));
       cr_assert (key && strstr (key, "-----BEGIN PRIVATE KEY-----"), "%s", want[r].key);
       cr_assert_str_eq (key, copy);
       cr_assert_eq (access (fmt ("%s/etc/automotive/vhalconfig/DefaultProperties.json", dir), R_OK) == 0, want[r].vhal);
@@ -859,10 +882,11 @@ Test (fakecf, imagesets)
          config).  */
       char *out, *err;
       cr_assert_eq (tu_run ((char *[]){ fmt ("%s/bin/root-canal", dir), "--version", NULL }, NULL, &out, &err), 0);
+      keep (out), keep (err);
       cr_assert_str_eq (out, "root-canal\n");
     }
   /* arm64: U-Boot's qemu_arm64 build.  */
-  char *arm = tu_cf_imageset (fmt ("%s/arm", tmp), "android16", "arm64");
+  char *arm = keep (tu_cf_imageset (fmt ("%s/arm", tmp), "android16", "arm64"));
   struct stat st;
   cr_assert (stat (fmt ("%s/etc/bootloader_aarch64/bootloader.qemu", arm), &st) == 0 && st.st_size > 0);
 }
