@@ -11,7 +11,7 @@
    config fails as it would with the real tool.  Sources: the research
    reports r1 (config), r2 (flags, descriptors), r3 (host packages), whose
    citations name device/google/cuttlefish (DGC) paths and lines; no AOSP
-   code is copied.  (I) marks what the reports infer rather than read.
+   code is copied.  (I) marks an inference rather than a reading.
 
    Emulated:
      - gflags 2.2 parsing: -f=v, --f=v, -f v, bools (-f, -nof, -f=true|1|yes),
@@ -31,7 +31,11 @@
    only misbehave later (a descriptor of the wrong kind, no SIM profile).
    Every tool exits 0 on SIGTERM (the real ones mostly die by it).
    AVM_FAKECF_LOG=PATH appends a JSON line per start: tool, release, pid,
-   argv, cwd, the inherited descriptors and the Cuttlefish variables.  */
+   argv, cwd, the inherited descriptors and the Cuttlefish variables.
+   Not emulated: --flagfile/--fromenv (exit 2), CF_*_SEVERITY, jsoncpp's
+   comments in the config, tombstones written, tcp_connector's relaying,
+   adb_connector's 'adb connect', config_server's DeviceConfig reply,
+   logcat_receiver's android14-qpr3 restore handshake, AT commands.  */
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -1649,9 +1653,9 @@ vhal_listen (const char *addr)
     fd = listen_unix (addr + 7, false);
   else if (strncmp (addr, "vsock:", 6) && sscanf (addr, "%63[^:]:%u", ip, &port) == 2)
     fd = listen_inet (ip, (int) port);
-  CHECK (fd >= 0, "GRPCVehicleProxyServer.cpp:1", "mServer",
+  CHECK (fd >= 0, "GRPCVehicleProxyServer.cpp:1", "mServer", /* the CHECK's text (I) */
          "Start: failed to create the GRPC server, please make sure the configuration and permissions are correct "
-         "(%s: %s) (I)",
+         "(%s: %s)",
          addr, strerror (errno));
 }
 
