@@ -55,6 +55,7 @@ CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/tests/avm-tests
 FAKEHELPER := $(BUILD)/tests/avm-fakehelper
+FAKECF := $(BUILD)/tests/avm-fakecf
 
 .PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo demo-arm64 fuzz fuzz-smoke
 
@@ -95,6 +96,13 @@ $(FAKEHELPER): tests/helpers/fakehelper.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARNFLAGS) $(OPTFLAGS) $(CFLAGS) -o $@ $<
 
+# Test double of the Cuttlefish host tools (tests/helpers/fakecf.c), run as
+# bin/TOOL in the fixture trees of tests/unit/cfimage.c: libc and jansson.
+$(FAKECF): tests/helpers/fakecf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARNFLAGS) $(OPTFLAGS) $(shell $(PKG_CONFIG) --cflags jansson) $(CFLAGS) \
+		-o $@ $< $(shell $(PKG_CONFIG) --libs jansson)
+
 # Podman's quadlet generator from Debian 13, for the deploy tests (Debian 12's
 # podman has none): downloaded once with a private apt configuration.  When it
 # cannot be fetched the quadlet tests skip and say why.
@@ -120,9 +128,9 @@ container-base-soft:
 # make check ends with a short smoke of every fuzz target (CHECK_FUZZ_TIME
 # seconds each; CHECK_FUZZ_TIME=0 skips it, as check-asan does).
 CHECK_FUZZ_TIME ?= 15
-check: lint $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet container-base-soft
+check: lint $(AVM) $(TEST_BIN) $(FAKEHELPER) $(FAKECF) quadlet container-base-soft
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
-		AVM_QUADLET=$(abspath $(QUADLET)) $(TEST_BIN) $(TESTFLAGS)
+		AVM_FAKECF=$(abspath $(FAKECF)) AVM_QUADLET=$(abspath $(QUADLET)) $(TEST_BIN) $(TESTFLAGS)
 	@if [ "$(CHECK_FUZZ_TIME)" != 0 ]; then $(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=$(CHECK_FUZZ_TIME); fi
 
 # libtirpc is linked into the sanitizer build only: ASan intercepts the XDR
@@ -147,9 +155,9 @@ check-valgrind:
 	AVM_SANITIZED=1 $(MAKE) BUILD=build-valgrind CPPFLAGS="-DAVM_TEST_TIME_SCALE=10" valgrind-run
 
 .PHONY: check-valgrind valgrind-run
-valgrind-run: $(AVM) $(TEST_BIN) $(FAKEHELPER) quadlet
+valgrind-run: $(AVM) $(TEST_BIN) $(FAKEHELPER) $(FAKECF) quadlet
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
-		AVM_QUADLET=$(abspath $(QUADLET)) tests/tools/valgrind-suite.sh $(TEST_BIN) $(abspath $(BUILD))/valgrind $(VALGRIND_SUITES)
+		AVM_FAKECF=$(abspath $(FAKECF)) AVM_QUADLET=$(abspath $(QUADLET)) tests/tools/valgrind-suite.sh $(TEST_BIN) $(abspath $(BUILD))/valgrind $(VALGRIND_SUITES)
 
 # The binary with its personalities (start-avm, cvd2img), profiles, manual
 # pages, quadlets, the systemd unit and bash completion.  Copies the build

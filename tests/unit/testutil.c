@@ -37,6 +37,15 @@ tu_avm_bin (void)
   return s ? s : "./avm";
 }
 
+const char *
+tu_fakecf (void)
+{
+  const char *s = getenv ("AVM_FAKECF");
+  if (!s || !*s)
+    cr_skip_test ("AVM_FAKECF is not set (run through make check)");
+  return s;
+}
+
 char *
 tu_tmpdir (void)
 {

@@ -61,6 +61,9 @@ void tu_test_firmware (const char *arch, const char *path);
    once per run and shared by its workers.  */
 const char *tu_fake_helpers (void);
 const char *tu_avm_bin (void);
+/* $AVM_FAKECF, the Cuttlefish host tools' double (make check sets it);
+   skips the test when unset.  */
+const char *tu_fakecf (void);
 /* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
 char *tu_replace (char *s, const char *from, const char *to);
 
