@@ -300,8 +300,9 @@ demo-arm64: $(AVM) demo-image-arm64
 		--stop-after-boot
 
 # Rewrite tests/golden/ from the current output (review the diff!).
-golden: $(AVM) $(TEST_BIN)
-	AVM_UPDATE_GOLDEN=1 AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) $(TEST_BIN) --filter 'plan/golden*'
+golden: $(AVM) $(TEST_BIN) $(FAKECF)
+	AVM_UPDATE_GOLDEN=1 AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKECF=$(abspath $(FAKECF)) \
+		$(TEST_BIN) --filter 'plan/golden*'
 
 # The demo guest's images (tests/demo/README.md), from this machine's Debian
 # packages: linux-image-amd64 (newest /boot/vmlinuz-*, and its modules),

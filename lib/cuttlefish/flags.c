@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cuttlefish/flags.h"
+#include "cuttlefish/config.h"
 #include "util/cachefile.h"
 #include "util/capture.h"
 #include "util/cleanup.h"
@@ -8,9 +9,14 @@
 #include "util/strv.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+extern char **environ;
 
 #define PROBE_TIMEOUT_MS 5000
 #define CACHE_MAGIC "avm-helper-flags 1"
@@ -95,29 +101,88 @@ write_cache (const char *file, const char *identity, char *const *flags)
 }
 
 int
-avm_cf_gflags (const char *program, char ***flags, bool *cached, avm_error_t *err)
+avm_cf_gflags_cached (const char *program, char ***flags)
 {
   char identity[4352];
   *flags = NULL;
-  *cached = false;
+  if (avm_file_identity (program, identity, sizeof identity) < 0)
+    return 0;
+  _cleanup_free_ char *file = avm_cache_file ("helper-flags", program, "flags");
+  return file && read_cache (file, identity, flags);
+}
+
+int
+avm_cf_gflags_probe (const char *program, char *const *envp, char ***flags, avm_error_t *err)
+{
+  char identity[4352];
+  *flags = NULL;
   int r = avm_file_identity (program, identity, sizeof identity);
   if (r < 0)
     return avm_error_sys (err, -r, "%s", program);
-  _cleanup_free_ char *file = avm_cache_file ("helper-flags", program, "flags");
-  if (file && read_cache (file, identity, flags))
-    {
-      *cached = true;
-      return 0;
-    }
   char *argv[] = { (char *) program, "--helpxml", NULL };
-  struct avm_capture job = { .argv = argv };
+  struct avm_capture job = { .argv = argv, .envp = envp };
   if ((r = avm_capture_run (&job, 1, PROBE_TIMEOUT_MS, err)) < 0)
     return r;
   *flags = parse_helpxml (job.out ? job.out : "");
   avm_capture_clear (&job, 1);
+  _cleanup_free_ char *file = avm_cache_file ("helper-flags", program, "flags");
   if (file)
     write_cache (file, identity, *flags);
   return 0;
+}
+
+int
+avm_cf_probe_env_make (struct avm_cf_probe_env *pe, int instance, avm_error_t *err)
+{
+  struct avm_argv env = { 0 };
+  char tmpl[] = "/tmp/avm-probe-XXXXXX";
+  *pe = (struct avm_cf_probe_env) { 0 };
+  if (!mkdtemp (tmpl))
+    return avm_error_sys (err, errno, "a temporary directory for the helpers' flag probes");
+  pe->root = strdup (tmpl);
+  _cleanup_free_ char *idir = avm_cf_instance_dir (tmpl, instance), *logs = NULL, *conf = NULL, *text = NULL;
+  if (!pe->root || !idir || asprintf (&logs, "%s/logs", idir) < 0 || asprintf (&conf, "%s/cuttlefish_config.json", tmpl) < 0)
+    return avm_error_sys (err, ENOMEM, "flag probes");
+  const struct avm_cf_config cfg = { .root_dir = tmpl, .uds_dir = tmpl, .instance = instance, .ril_ip = "10.0.2.15",
+                                     .ril_gateway = "10.0.2.2", .ril_dns = "10.0.2.3", .ril_prefix = 24 };
+  int r;
+  if ((r = avm_mkdir_p (logs, 0700, err)) < 0 || (r = avm_cf_config_text (&cfg, &text, err)) < 0
+      || (r = avm_write_file_atomic (conf, text, strlen (text), 0600, err)) < 0)
+    return r;
+  for (char **e = environ; *e; e++)
+    if (strncmp (*e, "CUTTLEFISH_", 11) != 0 && strncmp (*e, "HOME=", 5) != 0)
+      avm_argv_push (&env, *e);
+  avm_argv_pushf (&env, "CUTTLEFISH_CONFIG_FILE=%s", conf);
+  avm_argv_pushf (&env, "CUTTLEFISH_INSTANCE=%d", instance);
+  avm_argv_pushf (&env, "HOME=%s", tmpl);
+  if (!(pe->envp = avm_argv_steal (&env)))
+    return avm_error_sys (err, ENOMEM, "flag probes");
+  return 0;
+}
+
+static int
+remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) ftw;
+  if (flag == FTW_DP)
+    rmdir (path);
+  else
+    unlink (path);
+  return 0;
+}
+
+void
+avm_cf_probe_env_clear (struct avm_cf_probe_env *pe)
+{
+  /* What the probes left there (the configuration, launcher.log): a tree
+     of avm's own under a fresh mkdtemp, removed depth-first, links not
+     followed.  */
+  if (pe->root)
+    nftw (pe->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  free (pe->root);
+  avm_strv_free (pe->envp);
+  *pe = (struct avm_cf_probe_env) { 0 };
 }
 
 static bool

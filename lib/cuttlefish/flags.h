@@ -18,9 +18,28 @@
 
 /* The sorted flag names PROGRAM defines (*FLAGS a NULL-terminated vector),
    or *FLAGS NULL when it does not answer --helpxml as gflags does (then
-   nothing can be checked).  *CACHED tells whether the cache answered.
-   Fails only when the program cannot be run.  */
-int avm_cf_gflags (const char *program, char ***flags, bool *cached, avm_error_t *err);
+   nothing can be checked), from the cache: 1 when the cache answered, 0
+   when the program must be asked.  */
+int avm_cf_gflags_cached (const char *program, char ***flags);
+
+/* Ask PROGRAM (--helpxml) with the environment ENVP and cache the answer.
+   The tools set up their logging from the Cuttlefish configuration before
+   they parse their flags (the mains under host/commands: DefaultSubprocessLogging, then
+   ParseCommandLineFlags), so ENVP must name a configuration they can read
+   (avm_cf_probe_env).  Fails only when the program cannot be run.  */
+int avm_cf_gflags_probe (const char *program, char *const *envp, char ***flags, avm_error_t *err);
+
+/* A throw-away Cuttlefish configuration for the probes: a temporary root
+   with the configuration and the instance's logs/, and the environment
+   (avm's, with CUTTLEFISH_CONFIG_FILE, CUTTLEFISH_INSTANCE and HOME
+   pointing there).  */
+struct avm_cf_probe_env
+{
+  char *root;
+  char **envp;
+};
+int avm_cf_probe_env_make (struct avm_cf_probe_env *pe, int instance, avm_error_t *err);
+void avm_cf_probe_env_clear (struct avm_cf_probe_env *pe);
 
 /* The flags of ARGV (argv[0] excluded: "-name=...", "--name", "-noname")
    that FLAGS does not define and no --undefok of ARGV excuses, as a

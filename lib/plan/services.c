@@ -429,6 +429,8 @@ plan_check_flags (struct plan_ctx *c, json_t *unordered)
   json_t *defs = avm_json_path (c->p, "services");
   const char *name;
   json_t *s;
+  struct avm_cf_probe_env pe = { 0 };
+  int r = 0;
   if (c->req->layout_only)
     return 0;
   json_object_foreach (unordered, name, s)
@@ -439,9 +441,14 @@ plan_check_flags (struct plan_ctx *c, json_t *unordered)
         continue;
       _cleanup_strv_ char **flags = NULL;
       _cleanup_error_ avm_error_t perr = NULL;
-      bool cached;
-      if (avm_cf_gflags (program, &flags, &cached, &perr) < 0)
+      /* Asked only the first time (per binary), with a configuration of
+         its own to read (made once for all the probes of this plan).  */
+      if (!avm_cf_gflags_cached (program, &flags)
+          && ((!pe.root && (r = avm_cf_probe_env_make (&pe, c->instance, c->err)) < 0)
+              || avm_cf_gflags_probe (program, pe.envp, &flags, &perr) < 0))
         {
+          if (r < 0)
+            break;
           /* It could not even be run: it would not start either.  */
           json_object_set_new (s, "missing", json_string (perr && perr->msg ? perr->msg : "cannot be run"));
           continue;
@@ -470,7 +477,8 @@ plan_check_flags (struct plan_ctx *c, json_t *unordered)
       json_object_set_new (s, "missing", json_string (why));
       c->flags_mismatch = true;
     }
-  return 0;
+  avm_cf_probe_env_clear (&pe);
+  return r;
 }
 
 /* Helper programs that are not installed.  A critical service cannot do

@@ -695,7 +695,7 @@ static int
 probe_binary (const char *binary, struct avm_qemu_caps **out, avm_error_t *err)
 {
   _cleanup_caps_ struct avm_qemu_caps *caps = calloc (1, sizeof *caps);
-  struct avm_capture jobs[N_JOBS];
+  struct avm_capture jobs[N_JOBS] = { 0 };
   char *argvs[N_JOBS][4];
   int r;
 

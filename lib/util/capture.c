@@ -26,7 +26,7 @@ spawn_one (struct avm_capture *job, pid_t *pid, int *rfd, avm_error_t *err)
   posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2 (&fa, p[1], 1);
   posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  r = posix_spawn (pid, job->argv[0], &fa, NULL, job->argv, environ);
+  r = posix_spawn (pid, job->argv[0], &fa, NULL, job->argv, job->envp ? job->envp : environ);
   posix_spawn_file_actions_destroy (&fa);
   close (p[1]);
   if (r != 0)

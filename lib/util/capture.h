@@ -9,6 +9,7 @@
 struct avm_capture
 {
   char *const *argv;  /* in: argv[0] is an absolute path */
+  char *const *envp;  /* in: the environment, or NULL for avm's own */
   char *out;          /* out: NUL-terminated stdout (malloc'd) */
   size_t out_len;
   int status;         /* out: wait status */

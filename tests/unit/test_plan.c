@@ -7,6 +7,7 @@
  * AVM_UPDATE_GOLDEN=1 rewrites the golden files.
  */
 #include "plan/plan.h"
+#include "cfimage.h"
 #include "testutil.h"
 
 #include <criterion/criterion.h>
@@ -176,6 +177,47 @@ fake_helpers (void)
   if (!set)
     cr_assert_geq (asprintf (&set, "paths.helpers=%s", tu_fake_helpers ()), 0);
   return set;
+}
+
+/* The plan of an image set of each Android release (cfimage.h: the host
+   tools are avm-fakecf, answering --helpxml as that release's tools do),
+   x86_64 and arm64: what avm tells from the set, and everything it then
+   runs, in tests/golden/aaos-ARCH-RELEASE.json.  */
+Test (plan, golden_release_plans, .timeout = TU_TIMEOUT (120))
+{
+  static const char *const releases[] = { "android14", "android14-qpr2", "android15", "android15-qpr2", "android16" };
+  static const char *const arches[][3] = { { "x86_64", "aaos-x86_64", "10.0-x86_64" },
+                                           { "arm64", "aaos-arm64", "10.0-aarch64" } };
+  char *tmp = tu_tmpdir ();
+  for (size_t a = 0; a < 2; a++)
+    for (size_t r = 0; r < sizeof releases / sizeof *releases; r++)
+      {
+        char *dir = NULL, *bl = NULL, *name = NULL, *out = NULL, *err = NULL;
+        cr_assert_geq (asprintf (&dir, "%s/%s-%s", tmp, arches[a][0], releases[r]), 0);
+        free (tu_cf_imageset (dir, releases[r], arches[a][0]));
+        cr_assert_geq (asprintf (&bl, "%s/bootloader", dir), 0);
+        tu_test_firmware (a ? "aarch64" : "x86_64", bl);
+        char *args[] = { "start", "-n", "--json", "-p", (char *) arches[a][1], "--caps", caps (arches[a][2]),
+                         "--images", dir, "--set", "machine.accel=tcg", "--set",
+                         a ? "qemu.binary=/usr/bin/qemu-system-aarch64" : "qemu.binary=/usr/bin/qemu-system-x86_64",
+                         NULL };
+        int rc = tu_avmv (args, &out, &err);
+        cr_assert_eq (rc, 0, "%s %s: %s", arches[a][0], releases[r], err);
+        json_t *j = json_loads (out, 0, NULL);
+        cr_assert_not_null (j);
+        cr_assert_str_eq (json_string_value (json_object_get (json_object_get (j, "options"), "release")), releases[r]);
+        cr_assert_eq (json_array_size (json_object_get (j, "skipped_services")), 0, "%s", out);
+        cr_assert_eq (json_array_size (json_object_get (j, "warnings")), 0, "%s", out);
+        json_decref (j);
+        cr_assert_geq (asprintf (&name, "aaos-%s-%s.json", arches[a][0], releases[r]), 0);
+        check_golden (name, tu_replace (normalise (out), dir, "@IMAGES@"));
+        free (err);
+        free (name);
+        free (bl);
+        free (dir);
+      }
+  tu_rmtree (tmp);
+  free (tmp);
 }
 
 static json_t *

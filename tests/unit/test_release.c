@@ -307,16 +307,14 @@ Test (release, helper_flags_probed_once_and_checked)
                               "<flag><file>a.cc</file><name>verbose</name><meaning>m</meaning><default>false"
                               "</default><current>false</current><type>bool</type></flag>\n");
   char **flags = NULL;
-  bool cached = true;
   _cleanup_error_ avm_error_t err = NULL;
-  cr_assert_eq (avm_cf_gflags (prog, &flags, &cached, &err), 0, "%s", err ? err->msg : "");
-  cr_assert (!cached);
+  cr_assert_eq (avm_cf_gflags_cached (prog, &flags), 0);
+  cr_assert_eq (avm_cf_gflags_probe (prog, NULL, &flags, &err), 0, "%s", err ? err->msg : "");
   cr_assert_eq (avm_strv_length (flags), 4);
   cr_assert_str_eq (flags[0], "confui_server_fd");
   avm_strv_free (flags);
   /* The second time from the cache: the program is not run.  */
-  cr_assert_eq (avm_cf_gflags (prog, &flags, &cached, &err), 0);
-  cr_assert (cached);
+  cr_assert_eq (avm_cf_gflags_cached (prog, &flags), 1);
   cr_assert_eq (count_runs (prog), 1);
   const char *argv[] = { "secure_env", "-confui_server_fd=3", "--keymint_impl=tpm", "-noverbose",
                          "-snapshot_control_fd=4", "-oemlock_impl=tpm", "positional", NULL };
@@ -331,18 +329,35 @@ Test (release, helper_flags_probed_once_and_checked)
   avm_strv_free (flags);
   /* A changed program is asked again.  */
   free (gflags_script (dir, "secure_env", ""));
-  cr_assert_eq (avm_cf_gflags (prog, &flags, &cached, &err), 0);
-  cr_assert (!cached);
+  cr_assert_eq (avm_cf_gflags_cached (prog, &flags), 0);
+  cr_assert_eq (avm_cf_gflags_probe (prog, NULL, &flags, &err), 0);
   cr_assert_eq (avm_strv_length (flags), 1);
   avm_strv_free (flags);
   /* Not gflags: nothing to check, remembered as such.  */
   char *plain = tu_write (dir, "plain", "#!/bin/sh\necho hello\n");
   chmod (plain, 0755);
-  cr_assert_eq (avm_cf_gflags (plain, &flags, &cached, &err), 0);
+  cr_assert_eq (avm_cf_gflags_probe (plain, NULL, &flags, &err), 0);
   cr_assert_null (flags);
-  cr_assert_eq (avm_cf_gflags (plain, &flags, &cached, &err), 0);
-  cr_assert (cached);
+  cr_assert_eq (avm_cf_gflags_cached (plain, &flags), 1);
   cr_assert_null (flags);
+  /* The probe environment: a configuration the tools can read.  */
+  struct avm_cf_probe_env pe;
+  cr_assert_eq (avm_cf_probe_env_make (&pe, 3, &err), 0, "%s", err ? err->msg : "");
+  char *logs = NULL;
+  cr_assert_geq (asprintf (&logs, "%s/instances/cvd-3/logs", pe.root), 0);
+  cr_assert_eq (access (logs, W_OK), 0);
+  bool conf = false, inst = false;
+  for (char **e = pe.envp; *e; e++)
+    {
+      conf |= strncmp (*e, "CUTTLEFISH_CONFIG_FILE=", 23) == 0 && access (*e + 23, R_OK) == 0;
+      inst |= strcmp (*e, "CUTTLEFISH_INSTANCE=3") == 0;
+    }
+  cr_assert (conf && inst);
+  char *root = strdup (pe.root);
+  avm_cf_probe_env_clear (&pe);
+  cr_assert_eq (access (root, F_OK), -1, "%s left behind", root);
+  free (root);
+  free (logs);
   unsetenv ("XDG_CACHE_HOME");
   free (plain);
   free (prog);
