@@ -183,6 +183,15 @@ implied_dbus_config (struct plan_ctx *c)
                        "services.dbus");
 }
 
+static size_t
+count_commas (const char *s)
+{
+  size_t n = 0;
+  for (; s && *s; s++)
+    n += *s == ',';
+  return n;
+}
+
 static int
 expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
 {
@@ -223,6 +232,21 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
       r = avm_vars_expand (&scope, json_string_value (a), label, &e, c->err);
       if (r < 0)
         {
+          json_decref (s);
+          return r;
+        }
+      /* Helpers split many arguments at commas (virtiofsd -o source=...,
+         vhost-device-vsock --vm guest-cid=...,socket=...): a comma that
+         comes from a variable's value (a directory named "a,sandbox=none")
+         would add options the profile never wrote.  No helper has an
+         escape for it, so such a value is refused.  */
+      if (count_commas (e) != count_commas (json_string_value (a)))
+        {
+          r = avm_error_input (c->err,
+                               "%s: \"%s\" expands to \"%s\": commas from a variable's value are refused in "
+                               "helper arguments (helpers such as virtiofsd split them into options); rename the "
+                               "directory, or use another path",
+                               label, json_string_value (a), e);
           json_decref (s);
           return r;
         }

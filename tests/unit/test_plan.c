@@ -682,3 +682,37 @@ Test (plan, generated_disk_errors)
   expect_error ("{\"disks\": [{\"name\": \"p\", \"path\": \"/x.img\", \"key\": \"\"}]}",
                 "disks[0].key: must not be empty", 2, NULL);
 }
+
+/* Issue 15: a comma that comes from a variable's value (here the images
+   directory, then the runtime directory) would add options to a helper
+   that splits its arguments at commas (virtiofsd -o source=...,
+   vhost-device-vsock --vm ...,uds-path=...): refused, naming the key.  */
+Test (plan, comma_from_a_variable_refused_in_helper_arguments)
+{
+  char *tmp = tu_tmpdir (), *images = NULL, *out = NULL, *err = NULL;
+  cr_assert_geq (asprintf (&images, "%s/a,sandbox=none", tmp), 0);
+  cr_assert_eq (mkdir (images, 0700), 0);
+  char *args[] = { "start", "-n", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--images", images, NULL };
+  cr_assert_eq (tu_avmv (args, &out, &err), 2, "%s", err);
+  assert_contains (err, "services.virtiofsd.exec[3]: \"source=${images}/share\" expands to \"source=");
+  assert_contains (err, "commas from a variable's value are refused in helper arguments (helpers such as virtiofsd "
+                        "split them into options)");
+  free (out);
+  free (err);
+  char *run = NULL, *rundir = NULL;
+  cr_assert_geq (asprintf (&run, "%s/run,x=y", tmp), 0);
+  cr_assert_geq (asprintf (&rundir, "AVM_RUNTIME_DIR=%s", run), 0);
+  char *args2[] = { (char *) tu_avm_bin (), "start", "-n", "-p", "aaos-x86_64", "--caps", caps ("10.0-x86_64"),
+                    "-O", "vsock=vhost-user", "--set", "display.backend=none", "--set", (char *) fake_helpers (), NULL };
+  char *envv[] = { rundir, NULL };
+  cr_assert_eq (tu_run (args2, envv, &out, &err), 2, "%s", err);
+  assert_contains (err, "run,x=y/1/");
+  assert_contains (err, "commas from a variable's value are refused in helper arguments");
+  free (out);
+  free (err);
+  free (run);
+  free (rundir);
+  free (images);
+  tu_rmtree (tmp);
+  free (tmp);
+}
