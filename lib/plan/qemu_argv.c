@@ -245,6 +245,10 @@ emit_display (struct plan_ctx *c)
       long long disp = pint (c, "display.vnc.display") + c->instance - 1;
       if ((r = opt (c, "-display", "none")) < 0)
         return r;
+      /* A unix socket has no display number (QEMU would take ":N" as part
+         of its name).  */
+      if (strncmp (listen, "unix:", 5) == 0)
+        return opt (c, "-vnc", "%s", listen);
       return opt (c, "-vnc", "%s:%lld", listen, disp);
     }
   if (streq (backend, "egl-headless"))

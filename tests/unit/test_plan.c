@@ -716,3 +716,41 @@ Test (plan, comma_from_a_variable_refused_in_helper_arguments)
   tu_rmtree (tmp);
   free (tmp);
 }
+
+/* Issue 15: a VNC server on a unix socket takes no display number (QEMU
+   would make ":N" part of the socket's name).  */
+Test (plan, vnc_on_a_unix_socket)
+{
+  char *err = NULL;
+  char *unix_sock[] = { "--set", "display.backend=vnc", "--set", "display.vnc.listen=unix:${run_dir}/vnc.sock", NULL };
+  json_t *j = plan_json ("demo", "10.0-x86_64", unix_sock, &err);
+  json_t *argv = json_object_get (json_object_get (j, "qemu"), "argv");
+  char *rd = avm_instance_run_dir (1), *want = NULL;
+  cr_assert_geq (asprintf (&want, "unix:%s/vnc.sock", rd), 0);
+  size_t i;
+  json_t *a;
+  bool found = false;
+  json_array_foreach (argv, i, a)
+    if (!strcmp (json_string_value (a), "-vnc"))
+      {
+        cr_assert_str_eq (json_string_value (json_array_get (argv, i + 1)), want);
+        found = true;
+      }
+  cr_assert (found);
+  json_decref (j);
+  char *tcp[] = { "--set", "display.backend=vnc", "-i", "3", NULL };
+  j = plan_json ("demo", "10.0-x86_64", tcp, &err);
+  argv = json_object_get (json_object_get (j, "qemu"), "argv");
+  found = false;
+  json_array_foreach (argv, i, a)
+    if (!strcmp (json_string_value (a), "-vnc"))
+      {
+        cr_assert_str_eq (json_string_value (json_array_get (argv, i + 1)), "127.0.0.1:2");
+        found = true;
+      }
+  cr_assert (found);
+  json_decref (j);
+  free (want);
+  free (rd);
+  free (err);
+}
