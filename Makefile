@@ -15,7 +15,10 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
-QUADLETDIR ?= $(DATADIR)/containers/systemd
+# podman's quadlet generator reads /usr/share/containers/systemd (what
+# packages install) and /etc/containers/systemd (the administrator's),
+# never /usr/local/share: any PREFIX but /usr installs the quadlets in /etc.
+QUADLETDIR ?= $(if $(filter /usr,$(PREFIX)),$(DATADIR)/containers/systemd,/etc/containers/systemd)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 

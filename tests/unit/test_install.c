@@ -621,3 +621,31 @@ Test (install, uninstall)
   tu_rmtree (d);
   free (d);
 }
+
+/* Issue 15: quadlet never reads /usr/local/share/containers/systemd: with
+   any PREFIX but /usr the quadlets go to /etc/containers/systemd, where it
+   looks (and uninstall removes them from there).  */
+Test (install, quadlets_where_quadlet_reads_them)
+{
+  static const char *const prefixes[][2] = { { "/usr/local", "/etc/containers/systemd" },
+                                             { "/opt/avm", "/etc/containers/systemd" },
+                                             { "/usr", "/usr/share/containers/systemd" } };
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+    {
+      char *p = fmt ("PREFIX=%s", prefixes[i][0]), *want = fmt ("/x%s/", prefixes[i][1]);
+      char *targets[] = { "install", "uninstall" };
+      for (size_t t = 0; t < 2; t++)
+        {
+          /* make -n: the commands, nothing built or installed.  */
+          char *argv[] = { "make", "-n", "-C", (char *) tu_srcdir (), "DESTDIR=/x", p, targets[t], NULL };
+          char *out = NULL, *err = NULL;
+          cr_assert_eq (tu_run (argv, make_env, &out, &err), 0, "%s", err);
+          cr_expect (strstr (out, want), "make %s %s: quadlets not in %s:\n%s", p, targets[t], want, out);
+          cr_expect (!strstr (out, "local/share/containers"), "make %s %s:\n%s", p, targets[t], out);
+          free (out);
+          free (err);
+        }
+      free (p);
+      free (want);
+    }
+}
