@@ -212,6 +212,10 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
     }
   struct avm_var svars[1] = { { "socket", socket } };
   struct avm_vars scope = { .vars = svars, .n = socket ? 1 : 0, .parent = &c->scope };
+  /* The supervisor expands the arguments again for ${fd:NAME}: literal
+     dollars are written "$$" for it (profile/vars.h).  */
+  struct avm_vars argscope = scope;
+  argscope.keep_dollar = true;
 
   json_t *s = json_object ();
   json_t *uses = json_array ();
@@ -229,7 +233,7 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
       _cleanup_free_ char *e = NULL, *label = NULL;
       if (asprintf (&label, "%s: %s.exec[%zu]", c->file, base, i) < 0)
         goto nomem;
-      r = avm_vars_expand (&scope, json_string_value (a), label, &e, c->err);
+      r = avm_vars_expand (&argscope, json_string_value (a), label, &e, c->err);
       if (r < 0)
         {
           json_decref (s);

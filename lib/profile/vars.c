@@ -26,10 +26,23 @@ known_list (const struct avm_vars *vars, char *buf, size_t size)
       o += snprintf (buf + o, size - o, "%s%s", o ? ", " : "", s->vars[i].name);
 }
 
+/* A variable's value, its '$' written as DOLLAR.  */
+static void
+add_value (struct avm_strbuf *b, const char *v, const char *dollar)
+{
+  for (const char *d; (d = strchr (v, '$')); v = d + 1)
+    {
+      avm_strbuf_add (b, v, d - v);
+      avm_strbuf_adds (b, dollar);
+    }
+  avm_strbuf_adds (b, v);
+}
+
 int
 avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where, char **out, avm_error_t *err)
 {
   _cleanup_strbuf_ struct avm_strbuf b = { 0 };
+  const char *dollar = vars && vars->keep_dollar ? "$$" : "$";
 
   for (const char *p = in; *p;)
     {
@@ -43,13 +56,13 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
         }
       if (p[1] == '$')
         {
-          avm_strbuf_add (&b, "$", 1);
+          avm_strbuf_adds (&b, dollar);
           p += 2;
           continue;
         }
       if (p[1] != '{')
         {
-          avm_strbuf_add (&b, "$", 1);
+          avm_strbuf_adds (&b, dollar);
           p++;
           continue;
         }
@@ -75,7 +88,7 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
           if (r < 0)
             return r;
           if (repl)
-            avm_strbuf_add (&b, repl, strlen (repl));
+            add_value (&b, repl, dollar);
           else
             avm_strbuf_add (&b, p, end + 1 - p);
         }
@@ -88,7 +101,7 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
               known_list (vars, known, sizeof known);
               return avm_error_input (err, "%s: unknown variable ${%.*s} (known: %s)", where, (int) len, name, known);
             }
-          avm_strbuf_add (&b, v, strlen (v));
+          add_value (&b, v, dollar);
         }
       p = end + 1;
     }

@@ -9,6 +9,7 @@
 
 #include "util/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct avm_var
@@ -28,6 +29,11 @@ struct avm_vars
   int (*lookup_ns) (void *data, const char *ns, const char *arg, const char *where, char **replacement,
                     avm_error_t *err);
   void *data;
+  /* For an argument the supervisor expands again (${fd:NAME}): every literal
+     '$' of the result is written "$$", so that only the references kept
+     as written are descriptor references (a directory named "${fd:x}"
+     stays a name).  Only the outermost scope's flag counts.  */
+  bool keep_dollar;
 };
 
 /* Expand IN into *OUT (malloc'd).  WHERE names the key for messages

@@ -230,6 +230,7 @@ svc_start (struct svc *s, avm_error_t *err)
     .lookup_data = sv->res,
     .out_fd = p[1],
     .workdir = json_string_value (json_object_get (s->def, "workdir")),
+    .literal = s->qemu,
     .what = s->qemu ? "QEMU" : what,
   };
   struct avm_child child;

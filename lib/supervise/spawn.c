@@ -22,6 +22,59 @@
 
 extern char **environ;
 
+/* The plan's arguments: "$$" is a literal '$', "${fd:NAME}" a descriptor
+   reference (profile/vars.h, keep_dollar); anything else is literal.
+   Calls FN for each reference; returns the argument with the references
+   replaced by FN's text (malloc'd), or NULL for an unterminated one.  */
+static char *
+scan_arg (const char *arg, const char *(*fn) (void *data, const char *name, size_t len, char *buf), void *data)
+{
+  struct avm_strbuf b = { 0 };
+  for (const char *p = arg; *p;)
+    {
+      const char *d = strchr (p, '$');
+      if (!d)
+        {
+          avm_strbuf_adds (&b, p);
+          break;
+        }
+      avm_strbuf_add (&b, p, d - p);
+      if (d[1] == '$')
+        {
+          avm_strbuf_add (&b, "$", 1);
+          p = d + 2;
+          continue;
+        }
+      if (strncmp (d, "${fd:", 5) != 0)
+        {
+          avm_strbuf_add (&b, "$", 1);
+          p = d + 1;
+          continue;
+        }
+      const char *end = strchr (d, '}');
+      if (!end)
+        {
+          avm_strbuf_free (&b);
+          return NULL;
+        }
+      char num[24];
+      avm_strbuf_adds (&b, fn (data, d + 5, end - d - 5, num));
+      p = end + 1;
+    }
+  return avm_strbuf_steal (&b);
+}
+
+static const char *
+collect_one (void *data, const char *name, size_t len, char *buf)
+{
+  struct avm_argv *names = data;
+  _cleanup_free_ char *n = strndup (name, len);
+  if (n && !avm_strv_contains (names->v, n) && names->n < MAX_PASSED + 1)
+    avm_argv_push (names, n);
+  buf[0] = '\0';
+  return buf;
+}
+
 /* Collect the ${fd:NAME} names of ARGV in order of first use.  */
 static int
 collect_fds (json_t *argv, struct avm_argv *names, const char *what, avm_error_t *err)
@@ -30,52 +83,39 @@ collect_fds (json_t *argv, struct avm_argv *names, const char *what, avm_error_t
   json_t *a;
   json_array_foreach (argv, i, a)
     {
-      const char *s = json_string_value (a);
-      for (const char *p = s ? strstr (s, "${fd:") : NULL; p; p = strstr (p + 1, "${fd:"))
-        {
-          const char *end = strchr (p, '}');
-          if (!end)
-            return avm_error_input (err, "%s: argument %zu: unterminated ${fd:", what, i);
-          _cleanup_free_ char *name = strndup (p + 5, end - p - 5);
-          if (!avm_strv_contains (names->v, name))
-            {
-              if (names->n == MAX_PASSED)
-                return avm_error_input (err, "%s: more than %d descriptors", what, MAX_PASSED);
-              avm_argv_push (names, name);
-            }
-        }
+      _cleanup_free_ char *scanned = scan_arg (json_string_value (a) ?: "", collect_one, names);
+      if (!scanned)
+        return avm_error_input (err, "%s: argument %zu: unterminated ${fd:", what, i);
+      if (names->n > MAX_PASSED)
+        return avm_error_input (err, "%s: more than %d descriptors", what, MAX_PASSED);
     }
   return 0;
+}
+
+struct fd_map
+{
+  char *const *map;
+  size_t n;
+};
+
+static const char *
+number_of (void *data, const char *name, size_t len, char *buf)
+{
+  const struct fd_map *m = data;
+  size_t k = 0;
+  for (; k < m->n; k++)
+    if (strlen (m->map[k]) == len && strncmp (m->map[k], name, len) == 0)
+      break;
+  snprintf (buf, 24, "%zu", 3 + k);
+  return buf;
 }
 
 char *
 avm_spawn_expand_arg (const char *arg, char *const *map, size_t n)
 {
-  struct avm_strbuf b = { 0 };
-  for (const char *p = arg; *p;)
-    {
-      const char *ref = strstr (p, "${fd:");
-      if (!ref)
-        {
-          avm_strbuf_adds (&b, p);
-          break;
-        }
-      avm_strbuf_add (&b, p, ref - p);
-      const char *end = strchr (ref, '}');
-      if (!end)
-        {
-          avm_strbuf_adds (&b, ref);
-          break;
-        }
-      size_t k = 0;
-      for (; k < n; k++)
-        if (strlen (map[k]) == (size_t) (end - ref - 5) && strncmp (map[k], ref + 5, end - ref - 5) == 0)
-          break;
-      char num[24];
-      avm_strbuf_add (&b, num, snprintf (num, sizeof num, "%zu", 3 + k));
-      p = end + 1;
-    }
-  return avm_strbuf_steal (&b);
+  struct fd_map m = { map, n };
+  char *r = scan_arg (arg, number_of, &m);
+  return r ? r : strdup (arg);
 }
 
 /* In the child, which shares the parent's memory (CLONE_VM | CLONE_VFORK):
@@ -170,7 +210,7 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
   int src[MAX_PASSED], r;
   pid_t pid;
 
-  if ((r = collect_fds (req->argv, &names, req->what, err)) < 0)
+  if (!req->literal && (r = collect_fds (req->argv, &names, req->what, err)) < 0)
     goto out;
   for (size_t i = 0; i < names.n; i++)
     {
@@ -184,7 +224,8 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
   size_t i;
   json_t *a;
   json_array_foreach (req->argv, i, a)
-    avm_argv_push_take (&argv, avm_spawn_expand_arg (json_string_value (a), names.v, names.n));
+    avm_argv_push_take (&argv, req->literal ? strdup (json_string_value (a))
+                                            : avm_spawn_expand_arg (json_string_value (a), names.v, names.n));
   /* Environment: ours, with the service's additions replacing.  */
   const char *k;
   json_t *v;

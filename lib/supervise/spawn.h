@@ -2,6 +2,7 @@
 /*
  * Starting a helper service or QEMU from the plan: an argv array (never a
  * shell), ${fd:NAME} references replaced by descriptors passed to the child
+ * ("$$" is a literal '$': profile/vars.h, keep_dollar)
  * as 3, 4, ... in order of first use, every other descriptor closed, stdin
  * on /dev/null, stdout and stderr on OUT_FD (the supervisor's log pipe), its
  * own process group, SIGKILL when the supervisor dies (PR_SET_PDEATHSIG: a
@@ -16,6 +17,7 @@
 #include "util/error.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Descriptor of resource NAME ("kernel_log_tee.read", "keymaster.in", ...)
@@ -31,6 +33,8 @@ struct avm_spawn_request
   void *lookup_data;
   int out_fd;              /* stdout and stderr, or -1 for /dev/null */
   const char *workdir;     /* working directory, or NULL for the supervisor's */
+  bool literal;            /* ARGV as it is: no ${fd:NAME}, no "$$" (QEMU's command line, which the dry run
+                              prints as the shell command it is) */
   const char *what;        /* "service kernel_log_monitor", for messages */
 };
 

@@ -542,8 +542,10 @@ Test (plan, unapproved_arguments_need_the_flag_and_are_flagged)
 Test (plan, paths_with_commas_and_quotes_are_escaped)
 {
   char *out = NULL, *err = NULL;
+  /* android14: no helper argument names ${images} (a comma from it would
+     be refused there, see comma_from_a_variable_refused_in_helper_arguments).  */
   int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "--images",
-                  "/my,images/it's", NULL);
+                  "/my,images/it's", "-O", "release=android14", NULL);
   cr_assert_eq (r, 0, "%s", err);
   assert_contains (out, "'file=/my,,images/it'\\''s/system.img,if=none");
   assert_contains (out, "-bios '/my,images/it'\\''s/bootloader'");

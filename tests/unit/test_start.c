@@ -265,6 +265,28 @@ Test (start, sockets_are_private)
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
+/* Issue 15: "$${fd:x}" is a literal "${fd:x}" for the service, not a
+   descriptor reference (the plan once turned it into one for the
+   supervisor); nor is a "${fd:" that comes from a variable's value.  */
+Test (start, literal_dollars_reach_the_service_as_written)
+{
+  char *svc = ts_fmt ("{\"lit\": {\"exec\": [\"%s\", \"print=<$${fd:nope} $$5 ${fd:console}>\","
+                      " \"print=<${name}>\", \"hang\"]}}",
+                      env.fake);
+  char *name = ts_fmt ("%s/x${fd:nope}y.json", env.dir);
+  char *src = ts_profile (&env, "lit", svc, NULL, NULL);
+  cr_assert_eq (rename (src, name), 0);
+  struct ts_avm a;
+  ts_start (&env, &a, name, NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  char *log = ts_read_log (&env, "lit.log");
+  cr_assert (strstr (log, "<${fd:nope} $5 3>"), "%s", log);
+  cr_assert (strstr (log, "<x${fd:nope}y>"), "%s", log);
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
 /* Issue 15: a guest that has not booted cannot act on the power button:
    avm stop quits QEMU at once instead of waiting out stop.timeout, and
    says so.  */
