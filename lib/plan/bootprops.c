@@ -59,7 +59,7 @@ boot_devices (struct plan_ctx *c, char **out)
   size_t i, n = 0;
   json_t *d;
   if (!f)
-    return -ENOMEM;
+    return avm_error_sys (c->err, ENOMEM, "plan");
   json_array_foreach (avm_json_path (c->p, "disks"), i, d)
     {
       if (!json_is_true (json_object_get (d, "boot_device")))
@@ -93,7 +93,7 @@ add_props (struct plan_ctx *c, json_t *props, const char *prefix)
     {
       _cleanup_free_ char *where = NULL, *e = NULL;
       if (asprintf (&where, "%sboot_properties[\"%s\"]", prefix, k) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if ((r = plan_expand (c, json_string_value (v), where, &e)) < 0)
         return r;
       if (strchr (e, '\n'))
@@ -122,7 +122,7 @@ plan_boot_properties (struct plan_ctx *c)
       if (!sp)
         continue;
       if (asprintf (&prefix, "services.%s.", k) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if ((r = add_props (c, sp, prefix)) < 0)
         return r;
     }

@@ -6,6 +6,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 #include "util/strfmt.h"
 
 #include <stdarg.h>
@@ -73,14 +74,10 @@ lookup_resource (void *data, const char *ns, const char *arg, const char *where,
         }
       if (!json_object_get (c->resources, arg))
         {
-          char list[512] = "";
-          size_t o = 0;
-          const char *k;
-          json_t *v;
-          json_object_foreach (c->resources, k, v)
-            o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", k);
-          return avm_error_input (err, "%s: ${fd:%s}: no such resource%s%s", where, arg, o ? " (resources: " : "",
-                                  o ? list : "");
+          _cleanup_free_ char *list = avm_json_keys_join (c->resources, ", ");
+          bool any = list && *list;
+          return avm_error_input (err, "%s: ${fd:%s}: no such resource%s%s%s", where, arg, any ? " (resources: " : "",
+                                  any ? list : "", any ? ")" : "");
         }
       return 0; /* the supervisor substitutes the descriptor number */
     }
@@ -151,8 +148,7 @@ resolve_accel (struct plan_ctx *c)
   json_t *list = avm_json_path (c->p, "machine.accel");
   size_t i;
   json_t *a;
-  char tried[512] = "";
-  size_t o = 0;
+  _cleanup_strbuf_ struct avm_strbuf tried = { 0 };
 
   json_array_foreach (list, i, a)
     {
@@ -168,12 +164,13 @@ resolve_accel (struct plan_ctx *c)
         {
           c->accel = name;
           if (i > 0)
-            plan_warn (c, "using accelerator %s: %s", name, tried);
+            plan_warn (c, "using accelerator %s: %s", name, tried.s ? tried.s : "");
           return 0;
         }
-      o += snprintf (tried + o, o < sizeof tried ? sizeof tried - o : 0, "%s%s %s", o ? "; " : "", name, why);
+      avm_strbuf_addf (&tried, "%s%s %s", tried.len ? "; " : "", name, why);
     }
-  return avm_error_fail (c->err, ENODEV, "%s: machine.accel: no usable accelerator (%s)", c->file, tried);
+  return avm_error_fail (c->err, ENODEV, "%s: machine.accel: no usable accelerator (%s)", c->file,
+                         tried.s ? tried.s : "");
 }
 
 static int
@@ -247,7 +244,7 @@ check_files (struct plan_ctx *c)
     {
       _cleanup_free_ char *where = NULL, *e = NULL;
       if (asprintf (&where, "disks[%zu].path", i) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       int r = plan_expand (c, json_string_value (json_object_get (d, "path")), where, &e);
       if (r < 0)
         return r;
@@ -263,7 +260,7 @@ check_files (struct plan_ctx *c)
              avm_props_sync); a key of a cvd2img set must be that set's.  */
           _cleanup_free_ char *kwhere = NULL, *key = NULL;
           if (asprintf (&kwhere, "disks[%zu].key", i) < 0)
-            return -ENOMEM;
+            return avm_error_sys (c->err, ENOMEM, "plan");
           if ((r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
             return r;
           if (access (e, F_OK) < 0)

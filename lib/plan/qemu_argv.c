@@ -206,7 +206,7 @@ emit_machine (struct plan_ctx *c)
   /* QMP for the supervisor (graceful stop, status, watchdog).  */
   _cleanup_free_ char *qmp = NULL;
   if (asprintf (&qmp, "%s/qmp.sock", c->run_dir) < 0)
-    return -ENOMEM;
+    return avm_error_sys (c->err, ENOMEM, "plan");
   _cleanup_free_ char *qmpq = qv (qmp);
   if ((r = opt (c, "-chardev", "socket,id=qmp,path=%s,server=on,wait=off", qmpq)) < 0)
     return r;
@@ -352,7 +352,7 @@ emit_serial (struct plan_ctx *c)
       json_t *res = json_pack ("{s:s, s:s, s:b}", "type", "fifo", "console", "serial", "log", 1);
       _cleanup_free_ char *p = NULL;
       if (asprintf (&p, "%s/serial.fifo", c->run_dir) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       json_object_set_new (res, "path", json_string (p));
       json_object_set_new (c->resources, "serial", res);
       port = "serial";
@@ -565,7 +565,7 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
         }
       _cleanup_free_ char *extra = avm_strbuf_steal (&b);
       if (!extra)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       r = opt (c, "-netdev", "user,id=hostnet%d%s", n, extra);
     }
   else
@@ -702,7 +702,7 @@ emit_devices (struct plan_ctx *c)
       snprintf (key, sizeof key, "shares[%zu]", i);
       snprintf (id, sizeof id, "fs%zu", i);
       if (asprintf (&extra, "tag=%s", tag) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if ((r = emit_vhost_user_device (c, "vhost-user-fs-pci", key, json_string_value (json_object_get (sh, "service")), id,
                                        extra)) < 0)
         return r;

@@ -34,7 +34,7 @@ plan_resources (struct plan_ctx *c)
       const char *type = json_string_value (json_object_get (def, "type"));
       json_t *path = json_object_get (def, "path"), *port = json_object_get (def, "port");
       if (asprintf (&where, "resources.%s", name) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if (!type)
         return avm_error_input (c->err, "%s: %s.type: required key is missing", c->file, where);
       bool wants_path = streq (type, "fifo") || streq (type, "unix-listen") || streq (type, "directory");
@@ -89,14 +89,14 @@ plan_resources (struct plan_ctx *c)
       const char *path = json_string_value (json_object_get (port, "path"));
       _cleanup_free_ char *where = NULL, *expanded = NULL, *deflt = NULL;
       if (asprintf (&where, "consoles.ports[%zu]", i) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if (!streq (kind, "log") && !streq (kind, "pipe"))
         continue;
       if (!path && streq (kind, "pipe"))
         return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file,
                                 where);
       if (!path && asprintf (&deflt, "${run_dir}/%s.fifo", pname) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if ((r = plan_expand (c, path ? path : deflt, where, &expanded)) < 0)
         return r;
       json_t *res = json_object ();
@@ -175,9 +175,9 @@ implied_dbus_config (struct plan_ctx *c)
     avm_strbuf_adds (&b, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : (char[]) { *p, 0 });
   _cleanup_free_ char *esc = avm_strbuf_steal (&b);
   if (!esc)
-    return -ENOMEM;
+    return avm_error_sys (c->err, ENOMEM, "plan");
   if (asprintf (&content, dbus_config, esc) < 0)
-    return -ENOMEM;
+    return avm_error_sys (c->err, ENOMEM, "plan");
   return add_resource (c, "dbus_config",
                        json_pack ("{s:s, s:s, s:s}", "type", "file", "path", path, "content", content),
                        "services.dbus");
@@ -199,14 +199,14 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
   _cleanup_json_ json_t *allenv = NULL;
   int r;
   if (asprintf (&base, "services.%s", name) < 0)
-    return -ENOMEM;
+    return avm_error_sys (c->err, ENOMEM, "plan");
 
   json_t *sock = json_object_get (def, "socket");
   if (sock)
     {
       _cleanup_free_ char *w = NULL;
       if (asprintf (&w, "%s.socket", base) < 0)
-        return -ENOMEM;
+        return avm_error_sys (c->err, ENOMEM, "plan");
       if ((r = plan_expand (c, json_string_value (sock), w, &socket)) < 0)
         return r;
     }
@@ -632,12 +632,12 @@ order_services (struct plan_ctx *c, json_t *unordered)
         }
       if (!progress)
         {
-          char list[512] = "";
-          size_t o = 0;
+          _cleanup_strbuf_ struct avm_strbuf list = { 0 };
           json_object_foreach (unordered, name, s)
             if (!json_object_get (c->services, name))
-              o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", name);
-          return avm_error_input (c->err, "%s: services: the `after` dependencies of %s form a cycle", c->file, list);
+              avm_strbuf_join (&list, ", ", name);
+          return avm_error_input (c->err, "%s: services: the `after` dependencies of %s form a cycle", c->file,
+                                  list.s ? list.s : "?");
         }
     }
   return 0;

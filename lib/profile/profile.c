@@ -2,6 +2,7 @@
 #include "profile/profile.h"
 #include "profile/schema.h"
 #include "util/cleanup.h"
+#include "util/strbuf.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/strv.h"
@@ -128,13 +129,12 @@ avm_profile_find (const char *name, char **path, avm_error_t *err)
         }
       free (cand);
     }
-  char searched[1024];
-  size_t o = 0;
-  searched[0] = '\0';
-  for (size_t i = 0; dirs[i] && o < sizeof searched; i++)
-    o += snprintf (searched + o, sizeof searched - o, "%s%s", i ? ", " : "", dirs[i]);
+  struct avm_strbuf b = { 0 };
+  for (size_t i = 0; dirs[i]; i++)
+    avm_strbuf_join (&b, ", ", dirs[i]);
+  _cleanup_free_ char *searched = avm_strbuf_steal (&b);
   return avm_error_input (err, "profile \"%s\" not found (searched %s); `avm profiles list` shows the available ones",
-                          name, searched);
+                          name, searched ? searched : "?");
 }
 
 json_t *
@@ -326,26 +326,16 @@ apply_options (json_t *root, const char *file, const struct avm_profile_request 
       json_t *opt = json_object_get (opts, name);
       if (!opt)
         {
-          char list[512] = "";
-          size_t o = 0;
-          const char *k;
-          json_t *v;
-          json_object_foreach (opts, k, v)
-            o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", k);
+          _cleanup_free_ char *list = avm_json_keys_join (opts, ", ");
           return avm_error_input (err, "--option %s: %s has no option \"%s\"%s%s", requested[i], file, name,
-                                  o ? "; options: " : " (it has no options)", list);
+                                  list && *list ? "; options: " : " (it has no options)", list ? list : "");
         }
       json_t *choices = json_object_get (opt, "choices");
       if (!json_object_get (choices, eq + 1))
         {
-          char list[512] = "";
-          size_t o = 0;
-          const char *k;
-          json_t *v;
-          json_object_foreach (choices, k, v)
-            o += snprintf (list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", o ? ", " : "", k);
+          _cleanup_free_ char *list = avm_json_keys_join (choices, ", ");
           return avm_error_input (err, "--option %s: option %s has no choice \"%s\"; choices: %s", requested[i], name,
-                                  eq + 1, list);
+                                  eq + 1, list ? list : "");
         }
       json_object_set_new (selected, name, json_string (eq + 1));
     }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "profile/schema.h"
 #include "util/cleanup.h"
+#include "util/strbuf.h"
 #include "util/strfmt.h"
 
 #include <ctype.h>
@@ -576,10 +577,11 @@ type_name (const struct avm_skey *s)
 
 static void enum_expected (const struct avm_skey *s, char *buf, size_t len)
 {
-  size_t o = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; s->values[i] && o < len; i++)
-    o += snprintf (buf + o, len - o, "%s%s", i ? ", " : "", s->values[i]);
+  struct avm_strbuf b = { 0 };
+  for (size_t i = 0; s->values[i]; i++)
+    avm_strbuf_join (&b, ", ", s->values[i]);
+  _cleanup_free_ char *text = avm_strbuf_steal (&b);
+  snprintf (buf, len, "%s", text ? text : "");
 }
 
 /* Parse "4G", "512M", "4096MiB", "1T" into MiB.  */

@@ -16,14 +16,14 @@ find_var (const struct avm_vars *vars, const char *name, size_t len)
   return NULL;
 }
 
-static void
-known_list (const struct avm_vars *vars, char *buf, size_t size)
+static char *
+known_list (const struct avm_vars *vars)
 {
-  size_t o = 0;
-  buf[0] = '\0';
+  struct avm_strbuf b = { 0 };
   for (const struct avm_vars *s = vars; s; s = s->parent)
-    for (size_t i = 0; i < s->n && o < size; i++)
-      o += snprintf (buf + o, size - o, "%s%s", o ? ", " : "", s->vars[i].name);
+    for (size_t i = 0; i < s->n; i++)
+      avm_strbuf_join (&b, ", ", s->vars[i].name);
+  return avm_strbuf_steal (&b);
 }
 
 /* A variable's value, its '$' written as DOLLAR.  */
@@ -97,9 +97,9 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
           const char *v = find_var (vars, name, len);
           if (!v)
             {
-              char known[512];
-              known_list (vars, known, sizeof known);
-              return avm_error_input (err, "%s: unknown variable ${%.*s} (known: %s)", where, (int) len, name, known);
+              _cleanup_free_ char *known = known_list (vars);
+              return avm_error_input (err, "%s: unknown variable ${%.*s} (known: %s)", where, (int) len, name,
+                                      known ? known : "?");
             }
           add_value (&b, v, dollar);
         }

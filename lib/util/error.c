@@ -157,7 +157,12 @@ avm_error_report (avm_error_t *err)
 {
   int code = AVM_EXIT_FAILURE;
   if (!err || !*err)
-    return code;
+    {
+      /* A failure that named nothing (an allocation failure deep down):
+         never exit 1 in silence.  */
+      fprintf (stderr, "avm: failed without a message (out of memory?)\n");
+      return code;
+    }
   code = (*err)->exit_code;
   const char *line = (*err)->msg;
   for (;;)

@@ -64,6 +64,14 @@ avm_strbuf_addf (struct avm_strbuf *b, const char *fmt, ...)
   b->len += (size_t) n;
 }
 
+void
+avm_strbuf_join (struct avm_strbuf *b, const char *sep, const char *item)
+{
+  if (b->len)
+    avm_strbuf_adds (b, sep);
+  avm_strbuf_adds (b, item);
+}
+
 char *
 avm_strbuf_steal (struct avm_strbuf *b)
 {

@@ -21,6 +21,8 @@ struct avm_strbuf
 void avm_strbuf_add (struct avm_strbuf *b, const char *p, size_t n);
 void avm_strbuf_adds (struct avm_strbuf *b, const char *s);
 void avm_strbuf_addf (struct avm_strbuf *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* ITEM, after SEP unless B is still empty: for lists of names.  */
+void avm_strbuf_join (struct avm_strbuf *b, const char *sep, const char *item);
 /* The string (malloc'd, "" when nothing was added), or NULL when out of
    memory; B is empty afterwards.  */
 char *avm_strbuf_steal (struct avm_strbuf *b);

@@ -4,6 +4,7 @@
 #include "profile/schema.h"
 #include "profile/vars.h"
 #include "testutil.h"
+#include "util/strbuf.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -591,4 +592,26 @@ Test (profile, shipped_profiles_all_validate)
       cr_assert_eq (load (path, NULL, NULL, NULL, &msg), 0, "%s: %s", names[i], msg ?: "");
       free (path);
     }
+}
+
+/* Issue 15: lists of names in messages were joined into 512-byte buffers,
+   pointing past them when truncated; now they are whole.  */
+Test (profile, long_lists_of_names_in_messages_are_whole)
+{
+  struct avm_strbuf b = { 0 };
+  avm_strbuf_adds (&b, "{ \"options\": {");
+  for (int i = 0; i < 80; i++)
+    avm_strbuf_addf (&b, "%s\"option_with_a_long_name_%02d\": { \"default\": \"a\", \"choices\": { \"a\": {} } }",
+                     i ? ", " : "", i);
+  avm_strbuf_adds (&b, "} }");
+  char *text = avm_strbuf_steal (&b);
+  char *path = tu_write (dir, "many.json", text);
+  char *opts[] = { "nosuch=a", NULL }, *msg = NULL;
+  cr_assert_lt (load (path, opts, NULL, NULL, &msg), 0);
+  assert_contains (msg, "option_with_a_long_name_00, option_with_a_long_name_01,");
+  assert_contains (msg, "option_with_a_long_name_79");
+  cr_assert_gt (strlen (msg), 2000);
+  free (msg);
+  free (path);
+  free (text);
 }
