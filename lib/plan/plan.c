@@ -498,6 +498,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     json_object_set_new (boot, "console", json_string (c.boot_console));
   json_object_set_new (j, "boot", boot);
   json_object_set_new (j, "stop_timeout", json_integer (pint (&c, "stop.timeout")));
+  json_object_set_new (j, "logs", json_pack ("{s:I, s:I}", "max_size", (json_int_t) pint (&c, "logs.max_size") << 20,
+                                             "files", (json_int_t) pint (&c, "logs.files")));
   if (json_object_get (c.p, "boot_properties"))
     json_object_set (j, "boot_properties", c.bootprops);
   json_object_set (j, "generated_disks", c.generated);

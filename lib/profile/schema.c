@@ -288,6 +288,13 @@ static const struct avm_skey boot_keys[] = {
   END,
 };
 
+static const struct avm_skey logs_keys[] = {
+  { "max_size", AVM_ST_SIZE_MIB, NULL, 1, 4096, NULL, "8", 0,
+    "Largest log file, MiB or with a unit (\"8M\"); a fuller one is rotated to NAME.log.1, .2, ..." },
+  INT ("files", 1, 100, "3", "Files kept per log, the current one included (NAME.log, NAME.log.1, ...)."),
+  END,
+};
+
 static const struct avm_skey stop_keys[] = {
   INT ("timeout", 0, 3600, "30",
        "Seconds to wait for the guest after system_powerdown before quitting QEMU (0: no power-down, QMP quit at once)."),
@@ -361,6 +368,7 @@ static const struct avm_skey root_keys[] = {
        OBJ (NULL, resource_keys, 0, "A resource.")),
   OBJ ("boot", boot_keys, 0, "Boot detection."),
   OBJ ("stop", stop_keys, 0, "Shutdown."),
+  OBJ ("logs", logs_keys, 0, "Log files of the consoles, the helpers and QEMU (${state_dir}/logs)."),
   MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY, "androidboot.* boot properties written to the bootconfig partition; derived keys are added by avm.",
        STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A value.")),
   { "extra_qemu_args", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, 0, "An argument."), END }, 0, 0, NULL,

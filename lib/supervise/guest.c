@@ -92,6 +92,7 @@ on_console (sd_event_source *src, int fd, uint32_t revents, void *data)
 {
   struct console *c = data;
   int r = avm_logsink_drain (c->log, fd);
+  sv_log_check (c->sv, c->log);
   if (r < 0)
     /* The FIFO is held open read-write: no EOF; an error ends reading.  */
     c->src = sd_event_source_disable_unref (c->src);

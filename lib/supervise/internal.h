@@ -170,6 +170,7 @@ struct sv
   uint64_t boot_timeout;
   unsigned reset_limit;    /* boot.reset_limit: resets tolerated before a boot completes (0: any) */
   unsigned resets;         /* guest resets since QEMU started or the last completed boot */
+  char *run_header;        /* the line each log file of this run begins with */
   bool stopped_booting;    /* stopped before the guest booted: QEMU quit, no power-down */
   sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
   uint64_t ready_poll_since;
@@ -202,6 +203,9 @@ struct sv
 
 /* supervisor.c */
 void sv_info (struct sv *sv, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* Warn once per log when its lines stop reaching the file (a full disk)
+   or the journal (no journald).  */
+void sv_log_check (struct sv *sv, struct avm_logsink *log);
 void sv_fail (struct sv *sv, int status, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 void sv_status (struct sv *sv);
 void sv_request_stop (struct sv *sv, const char *reason);

@@ -67,6 +67,8 @@ struct avm_logsink
   uint64_t write_errors;
   uint64_t journal_errors;
   char *error;
+  bool error_told;
+  bool timestamps;
 
   size_t line_len;
   /* "MESSAGE=" followed by the pending line and room for its NUL, so the
@@ -304,6 +306,27 @@ emit_line (struct avm_logsink *s, bool strip_cr)
   if (s->cb)
     s->cb (s->cb_data, line, len);
 
+  if (s->timestamps)
+    {
+      /* UTC to the millisecond, ISO 8601: "2026-12-07T03:55:01.123Z ".  */
+      struct timespec ts;
+      struct tm tm;
+      char stamp[40];
+      clock_gettime (CLOCK_REALTIME, &ts);
+      gmtime_r (&ts.tv_sec, &tm);
+      size_t n = strftime (stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+      n += (size_t) snprintf (stamp + n, sizeof stamp - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+      /* One write for the stamped line: a rotation never splits it.  */
+      _cleanup_free_ char *full = malloc (n + len + 1);
+      if (full)
+        {
+          memcpy (full, stamp, n);
+          memcpy (full + n, line, len);
+          full[n + len] = '\n';
+          write_log (s, full, n + len + 1);
+        }
+    }
+
   if (s->journal)
     {
       struct iovec iov[1 + JF_MAX];
@@ -396,6 +419,7 @@ avm_logsink_open (const struct avm_logsink_config *cfg, const char *name, const 
   s->max_size = cfg->max_size;
   s->keep = cfg->keep;
   s->journal = cfg->journal;
+  s->timestamps = cfg->timestamps;
   memcpy (s->msg, MSG_PREFIX, MSG_PREFIX_LEN);
 
   s->dir = strdup (cfg->dir);
@@ -430,6 +454,13 @@ avm_logsink_open (const struct avm_logsink_config *cfg, const char *name, const 
   r = open_log (s, err);
   if (r < 0)
     goto fail;
+  if (cfg->run_header)
+    {
+      _cleanup_free_ char *h = avm_strdupf ("=== %s ===\n", cfg->run_header);
+      if (!h)
+        goto oom;
+      write_log (s, h, strlen (h));
+    }
   *out = s;
   return 0;
 
@@ -459,7 +490,8 @@ avm_logsink_feed (struct avm_logsink *s, const void *buf, size_t len)
   if (len == 0)
     return;
   s->bytes += len;
-  write_log (s, buf, len);
+  if (!s->timestamps)
+    write_log (s, buf, len);
   if (s->tee_fd >= 0)
     write_tee (s, buf, len);
   split_lines (s, buf, len);
@@ -527,6 +559,19 @@ avm_logsink_journal_errors (const struct avm_logsink *s)
 const char *
 avm_logsink_error (const struct avm_logsink *s)
 {
+  return s->error;
+}
+
+const char *
+avm_logsink_new_error (struct avm_logsink *s)
+{
+  if (s->error_told)
+    return NULL;
+  if (!s->error && s->journal_errors > 0)
+    s->error = strdup ("cannot send lines to the systemd journal (is journald running?)");
+  if (!s->error)
+    return NULL;
+  s->error_told = true;
   return s->error;
 }
 

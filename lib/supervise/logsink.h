@@ -39,6 +39,11 @@
  * around the write and a SIGPIPE the write caused is consumed), so a reader
  * that went away cannot kill the supervisor.
  *
+ * With timestamps, the file gets the lines instead of the raw bytes (each
+ * after the UTC time it arrived at, a partial line when it is flushed or
+ * fills the buffer); the tee still gets the bytes.  A run header, when
+ * given, marks where each run begins in a file appended to across runs.
+ *
  * Errors writing the log file (ENOSPC, EIO, a failed rotation) do not stop
  * the sink: the bytes are lost, the error is counted and the first one is
  * kept as a message (avm_logsink_error); lines still reach the callback, the
@@ -78,6 +83,10 @@ struct avm_logsink_config
   bool journal;     /* also send lines to the journal */
   int instance;     /* AVM_INSTANCE */
   int echo_fd;      /* -1 or a descriptor lines are echoed to */
+  bool timestamps;  /* the file gets lines, each after its time of arrival
+                       ("2026-12-07T03:55:01.123Z "), not the raw bytes */
+  const char *run_header; /* written to the file as a line of its own when
+                             the sink is opened ("=== TEXT ==="), or NULL */
 };
 
 typedef void (*avm_logsink_line_fn) (void *data, const char *line, size_t len);
@@ -109,6 +118,11 @@ void avm_logsink_feed (struct avm_logsink *s, const void *buf, size_t len);
    is flushed), or -errno (never -1: EPERM is reported as -EIO) when read
    fails.  */
 int avm_logsink_drain (struct avm_logsink *s, int fd);
+
+/* The first error writing the log file or the journal, once: non-NULL the
+   first time an error has happened since the sink was opened, NULL on
+   every later call (the supervisor warns once per log).  */
+const char *avm_logsink_new_error (struct avm_logsink *s);
 
 /* Hand a pending partial line to the consumers.  */
 void avm_logsink_flush (struct avm_logsink *s);

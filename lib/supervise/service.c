@@ -157,6 +157,7 @@ on_output (sd_event_source *src, int fd, uint32_t revents, void *data)
 {
   struct svc *s = data;
   int r = avm_logsink_drain (s->log, fd);
+  sv_log_check (s->sv, s->log);
   if (r == 1 || r == 0)
     return 0;
   /* EOF (every writer gone) or a read error: this pipe is done.  */

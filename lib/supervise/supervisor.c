@@ -255,6 +255,16 @@ sv_stop_continue (struct sv *sv)
 }
 
 void
+sv_log_check (struct sv *sv, struct avm_logsink *log)
+{
+  const char *why = avm_logsink_new_error (log);
+  if (why)
+    sv_info (sv, "warning: %s: %s; its lines are lost from now on (they still reach the boot check and the other "
+                 "targets)",
+             avm_logsink_path (log), why);
+}
+
+void
 sv_request_stop (struct sv *sv, const char *reason)
 {
   if (sv->phase == PHASE_STOPPING)
@@ -456,8 +466,7 @@ setup_dirs (struct sv *sv, avm_error_t *err)
   if ((r = avm_mkdir_p (sv->state_dir, 0750, err)) < 0)
     return r;
   json_t *logs = json_object_get (sv->pj, "logs");
-  const char *dir = json_string_value (json_object_get (logs, "dir"));
-  sv->log_dir = dir ? strdup (dir) : avm_path_join (sv->state_dir, "logs");
+  sv->log_dir = avm_path_join (sv->state_dir, "logs");
   if ((r = avm_mkdir_p (sv->log_dir, 0750, err)) < 0)
     return r;
   json_t *max = json_object_get (logs, "max_size"), *files = json_object_get (logs, "files");
@@ -473,6 +482,15 @@ setup_dirs (struct sv *sv, avm_error_t *err)
           && (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino)
         journal = true;
     }
+  /* Every log file is appended to from run to run: each run begins with a
+     header line, each line carries its time.  */
+  char stamp[32];
+  time_t now = time (NULL);
+  struct tm tm;
+  strftime (stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
+  free (sv->run_header);
+  sv->run_header = avm_strdupf ("avm %s: instance %d, profile %s, started %s, pid %d", AVM_VERSION, sv->instance,
+                                sv->profile ? sv->profile : "?", stamp, (int) getpid ());
   sv->logcfg = (struct avm_logsink_config) {
     .dir = sv->log_dir,
     .max_size = json_is_integer (max) ? (uint64_t) json_integer_value (max) : 8ULL << 20,
@@ -480,7 +498,14 @@ setup_dirs (struct sv *sv, avm_error_t *err)
     .journal = journal,
     .instance = sv->instance,
     .echo_fd = sv->o->verbose ? STDERR_FILENO : -1,
+    .timestamps = true,
+    .run_header = sv->run_header,
   };
+  /* Lines for the journal go nowhere without journald: say so once.  */
+  if (journal && access ("/run/systemd/journal/socket", W_OK) < 0)
+    sv_info (sv, "warning: --log-target journal, but there is no journald here (/run/systemd/journal/socket: %s); "
+                 "lines go to the log files only",
+             strerror (errno));
   return 0;
 }
 
@@ -617,6 +642,7 @@ teardown (struct sv *sv)
   avm_notifier_close (&sv->notifier);
   free (sv->log_dir);
   free (sv->stop_reason);
+  free (sv->run_header);
   avm_error_free (sv->early_error);
 }
 

@@ -796,6 +796,10 @@ enospc_child (void)
     return child_fail ("%zu lines reached the callback", child_lines);
   if (avm_logsink_bytes (s) != 256 * 1024)
     return child_fail ("%llu bytes counted", (unsigned long long) avm_logsink_bytes (s));
+  /* Told once: the supervisor warns once per log.  */
+  const char *told = avm_logsink_new_error (s);
+  if (!told || strcmp (told, expect) != 0 || avm_logsink_new_error (s) != NULL)
+    return child_fail ("new_error '%s', then not NULL", told ? told : "(null)");
   avm_logsink_free (s);
   return "ok";
 }
@@ -867,4 +871,46 @@ journal_child (void)
 Test (logsink, journal_fields)
 {
   in_namespace (journal_child);
+}
+
+/* Issue 15: files appended to across runs mark where each run begins, and
+   every line carries its time (UTC, milliseconds).  */
+Test (logsink, run_header_and_timestamps)
+{
+  struct avm_logsink_config cfg = { .dir = dir, .echo_fd = -1, .timestamps = true, .run_header = "run one" };
+  struct avm_logsink *s = NULL;
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_logsink_open (&cfg, "stamped", NULL, 6, &s, &err), 0);
+  avm_logsink_feed (s, "first line\nsecond", 17);
+  avm_logsink_feed (s, " half\n", 6);
+  avm_logsink_feed (s, "no newline", 10);
+  avm_logsink_flush (s);
+  cr_assert_null (avm_logsink_new_error (s));
+  avm_logsink_free (s);
+  cfg.run_header = "run two";
+  cr_assert_eq (avm_logsink_open (&cfg, "stamped", NULL, 6, &s, &err), 0);
+  avm_logsink_feed (s, "again\n", 6);
+  avm_logsink_free (s);
+  char *path = NULL;
+  cr_assert_geq (asprintf (&path, "%s/stamped.log", dir), 0);
+  char *text = tu_read (path);
+  const char *want[] = { "=== run one ===", "first line", "second half", "no newline", "=== run two ===", "again" };
+  char *save = NULL, *line = strtok_r (text, "\n", &save);
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++, line = strtok_r (NULL, "\n", &save))
+    {
+      cr_assert_not_null (line, "line %zu missing", i);
+      if (strncmp (want[i], "===", 3) == 0)
+        {
+          cr_assert_str_eq (line, want[i]);
+          continue;
+        }
+      /* 2026-12-07T03:55:01.123Z TEXT */
+      cr_assert_eq (strlen (line), 25 + strlen (want[i]), "%s", line);
+      cr_assert (line[4] == '-' && line[10] == 'T' && line[19] == '.' && line[23] == 'Z' && line[24] == ' ', "%s",
+                 line);
+      cr_assert_str_eq (line + 25, want[i]);
+    }
+  cr_assert_null (line, "extra line %s", line);
+  free (text);
+  free (path);
 }

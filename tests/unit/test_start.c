@@ -287,6 +287,48 @@ Test (start, literal_dollars_reach_the_service_as_written)
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
+/* Issue 15: logs appended across runs say where each run begins and when
+   each line came; their size is the profile's (logs.max_size, logs.files);
+   --log-target journal without journald says so instead of losing lines
+   silently.  */
+Test (start, logs_mark_runs_and_times_and_follow_the_profile)
+{
+  char *svc = ts_fmt ("{\"chatty\": {\"exec\": [\"%s\", \"print=hello from chatty\", \"flood=3000000\", "
+                      "\"hang\"]}}",
+                      env.fake);
+  char *extra = ts_fmt ("\"stop\": {\"timeout\": 1}, \"logs\": {\"max_size\": \"1M\", \"files\": 2}");
+  char *profile = ts_profile (&env, "logs", svc, NULL, extra);
+  for (int run = 0; run < 2; run++)
+    {
+      struct ts_avm a;
+      ts_start (&env, &a, profile, "--log-target", run ? "journal" : "file", NULL);
+      ts_wait_notify (&a, "READY=1", 30);
+      char *out = NULL;
+      for (int i = 0; i < 100 && ts_count_lines (ts_fmt ("%s/1/logs/chatty.log.1", env.state)) <= 0; i++)
+        tu_sleep_ms (100);
+      cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+      cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+      if (run && access ("/run/systemd/journal/socket", W_OK) < 0)
+        cr_assert (strstr (ts_stderr (&a), "warning: --log-target journal, but there is no journald here"), "%s",
+                   ts_stderr (&a));
+    }
+  /* Rotated at 1 MiB, two files kept.  */
+  struct stat st;
+  cr_assert_eq (stat (ts_fmt ("%s/1/logs/chatty.log", env.state), &st), 0);
+  cr_assert_leq (st.st_size, 1 << 20);
+  cr_assert_eq (stat (ts_fmt ("%s/1/logs/chatty.log.1", env.state), &st), 0);
+  cr_assert_leq (st.st_size, 1 << 20);
+  cr_assert_eq (stat (ts_fmt ("%s/1/logs/chatty.log.2", env.state), &st), -1);
+  /* The QEMU log holds both runs, each marked, every line stamped.  */
+  char *qlog = ts_read_log (&env, "qemu.log");
+  char *first = strstr (qlog, "=== avm "), *second = first ? strstr (first + 1, "=== avm ") : NULL;
+  cr_assert (first && second, "%s", qlog);
+  cr_assert (strstr (first, ": instance 1, profile logs, started "), "%s", qlog);
+  /* The helper's lines: each after its UTC time.  */
+  char *clog = ts_read_log (&env, "chatty.log");
+  cr_assert (clog[0] == '2' && clog[4] == '-' && clog[10] == 'T' && clog[23] == 'Z' && clog[24] == ' ', "%.80s", clog);
+}
+
 /* Issue 15: a guest that has not booted cannot act on the power button:
    avm stop quits QEMU at once instead of waiting out stop.timeout, and
    says so.  */
