@@ -160,6 +160,26 @@ avm_cmd_check (int argc, char **argv)
           < 0)
         detail = NULL;
       avm_host_report_add (&rep, AVM_CHECK_OK, "qemu", detail ? detail : "", NULL);
+      /* /dev/kvm may open and create VMs yet abort or hang the moment a
+         vCPU runs: run one, with the CPU model the guest would get.  */
+      if (streq (json_string_value (json_object_get (q, "accel")) ?: "", "kvm"))
+        {
+          json_t *argv = json_object_get (q, "argv");
+          const char *cpu = "host", *arch = json_string_value (json_object_get (json_object_get (plan->json, "variables"), "arch"));
+          size_t k;
+          json_t *a;
+          json_array_foreach (argv, k, a)
+            if (streq (json_string_value (a), "-cpu"))
+              cpu = json_string_value (json_array_get (argv, k + 1));
+          _cleanup_free_ char *why = NULL;
+          if (avm_kvm_run_vcpu (json_string_value (json_object_get (q, "binary")), arch ? arch : "x86_64", cpu, &why))
+            avm_host_report_add (&rep, AVM_CHECK_OK, "kvm-vcpu", "a vCPU runs under KVM with this QEMU", NULL);
+          else
+            avm_host_report_add (&rep, accel_allows_tcg (pj) ? AVM_CHECK_WARN : AVM_CHECK_FAIL, "kvm-vcpu",
+                                 why ? why : "a vCPU does not run under KVM",
+                                 "this host's KVM cannot run the guest: use --set machine.accel=tcg (slow but "
+                                 "working), or fix KVM (nested virtualization, the host kernel)");
+        }
       size_t i;
       json_t *s;
       json_array_foreach (json_object_get (plan->json, "services"), i, s)

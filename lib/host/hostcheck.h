@@ -40,6 +40,16 @@ bool avm_kvm_usable (char **why);
 /* The same for another device node (tests; a KVM device at a different path).  */
 bool avm_kvm_usable_at (const char *path, char **why);
 
+/* Run one vCPU under KVM, the way a guest would: QEMU (the binary QEMU, a
+   machine of ARCH, "x86_64" or "aarch64", with the CPU model CPU) boots a
+   firmware of avm's own that leaves at once (isa-debug-exit on pc, PSCI
+   SYSTEM_OFF on virt).  Some hosts open /dev/kvm and create VMs but abort
+   (QEMU: "failed to set MSR 0x10a ... Assertion") or hang as soon as a vCPU
+   runs.  True when QEMU came back as the firmware asked within a few
+   seconds; else *WHY (malloc'd) says what happened, QEMU's last words
+   included.  */
+bool avm_kvm_run_vcpu (const char *qemu, const char *arch, const char *cpu, char **why);
+
 /* A device found with libudev.  */
 struct avm_dev_node
 {

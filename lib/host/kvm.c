@@ -2,6 +2,7 @@
 /* Is KVM usable?  Open the device, ask for the API version, create (and
    drop) a VM.  No guest is run.  */
 #include "host/hostcheck.h"
+#include "util/capture.h"
 #include "util/cleanup.h"
 
 #include <fcntl.h>
@@ -9,7 +10,11 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define KVM_DEVICE "/dev/kvm"
 
@@ -139,4 +144,97 @@ avm_host_check_kvm (struct avm_host_report *r, bool required, avm_error_t *err)
   if (ret < 0)
     return avm_error_sys (err, -ret, "host check kvm");
   return 0;
+}
+
+/* The firmwares of avm_kvm_run_vcpu, 64 KiB each.  */
+static void
+vcpu_firmware (bool arm, unsigned char *rom, size_t len)
+{
+  memset (rom, 0, len);
+  if (arm)
+    {
+      /* movz w0, #0x0008; movk w0, #0x8400, lsl #16 (PSCI SYSTEM_OFF);
+         hvc #0; b .  */
+      static const uint32_t code[] = { 0x52800100, 0x72B08000, 0xD4000002, 0x14000000 };
+      for (size_t i = 0; i < ARRAY_SIZE (code); i++)
+        for (int b = 0; b < 4; b++)
+          rom[i * 4 + b] = (unsigned char) (code[i] >> (8 * b));
+      return;
+    }
+  /* Reset at F000:FFF0: jmp far F000:E000; there mov al, 21h; out F4h, al
+     (isa-debug-exit: QEMU exits with status 2 * 21h + 1 = 67); hlt.  */
+  static const unsigned char code[] = { 0xB0, 0x21, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD };
+  static const unsigned char reset[] = { 0xEA, 0x00, 0xE0, 0x00, 0xF0 };
+  memset (rom, 0xFF, len);
+  memcpy (rom + 0xE000, code, sizeof code);
+  memcpy (rom + 0xFFF0, reset, sizeof reset);
+}
+
+/* What QEMU said that matters, for messages: its first "error" line (the
+   cause), else its last line.  */
+static char *
+last_words (const char *out)
+{
+  const char *best = NULL;
+  size_t blen = 0;
+  for (const char *p = out; p && *p;)
+    {
+      const char *nl = strchr (p, '\n');
+      size_t n = nl ? (size_t) (nl - p) : strlen (p);
+      bool err = memmem (p, n, "error", 5) != NULL;
+      if (n > 0 && (!best || (err && !memmem (best, blen, "error", 5)) || (!err && !memmem (best, blen, "error", 5))))
+        {
+          best = p;
+          blen = n;
+        }
+      p = nl ? nl + 1 : NULL;
+    }
+  return best ? strndup (best, blen > 200 ? 200 : blen) : NULL;
+}
+
+bool
+avm_kvm_run_vcpu (const char *qemu, const char *arch, const char *cpu, char **why)
+{
+  bool arm = streq (arch, "aarch64");
+  char path[] = "/tmp/avm-vcpu-XXXXXX";
+  static unsigned char rom[65536];
+  if (why)
+    *why = NULL;
+  vcpu_firmware (arm, rom, sizeof rom);
+  _cleanup_close_ int fd = mkstemp (path);
+  if (fd < 0 || write (fd, rom, sizeof rom) != (ssize_t) sizeof rom)
+    {
+      if (fd >= 0)
+        unlink (path);
+      return unusable (why, "cannot write a test firmware to %s: %s", path, strerror (errno));
+    }
+  char *argv[] = { (char *) qemu, "-machine", arm ? "virt,accel=kvm,gic-version=host" : "pc,accel=kvm",
+                   "-cpu", (char *) cpu, "-m", "64", "-nodefaults", "-no-user-config", "-display", "none",
+                   "-no-reboot", "-bios", path,
+                   arm ? NULL : "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", NULL };
+  struct avm_capture job = { .argv = argv, .with_stderr = true };
+  _cleanup_error_ avm_error_t err = NULL;
+  int r = avm_capture_run (&job, 1, 5000, &err);
+  unlink (path);
+  if (r < 0)
+    {
+      _cleanup_free_ char *words = last_words (job.out);
+      bool ok = r == -ETIMEDOUT
+                  ? unusable (why, "a vCPU under KVM (-cpu %s) did not come back within 5 s: guests hang%s%s", cpu,
+                              words ? "; QEMU said: " : "", words ? words : "")
+                  : unusable (why, "%s", err && err->msg ? err->msg : "QEMU could not be run");
+      avm_capture_clear (&job, 1);
+      return ok;
+    }
+  int st = job.status;
+  _cleanup_free_ char *words = last_words (job.out);
+  avm_capture_clear (&job, 1);
+  if (WIFEXITED (st) && WEXITSTATUS (st) == (arm ? 0 : 67))
+    return true;
+  if (WIFSIGNALED (st))
+    return unusable (why, "QEMU was killed by SIG%s as soon as a vCPU ran under KVM (-cpu %s)%s%s",
+                     sigabbrev_np (WTERMSIG (st)) ? sigabbrev_np (WTERMSIG (st)) : "?", cpu,
+                     words ? ": " : "", words ? words : "");
+  return unusable (why, "QEMU exited with status %d instead of running a vCPU under KVM (-cpu %s)%s%s",
+                   WIFEXITED (st) ? WEXITSTATUS (st) : -1, cpu, words ? ": " : "", words ? words : "");
 }

@@ -486,9 +486,15 @@ guest_exited (struct sv *sv)
       return;
     }
   _cleanup_free_ char *tail = svc_tail (q);
-  sv_fail (sv, AVM_EXIT_QEMU, "qemu %s%s%s%s%s; log: %s", how, sv->shutdown_reason ? " after a shutdown: " : "",
+  /* Some hosts give /dev/kvm but abort or hang QEMU once a vCPU runs.  */
+  const char *accel = json_string_value (json_object_get (json_object_get (sv->pj, "qemu"), "accel"));
+  bool kvm_hint = accel && streq (accel, "kvm") && sv->boots == 0;
+  sv_fail (sv, AVM_EXIT_QEMU, "qemu %s%s%s%s%s; log: %s%s", how, sv->shutdown_reason ? " after a shutdown: " : "",
            sv->shutdown_reason ? sv->shutdown_reason : "", tail ? "; last output: " : "", tail ? tail : "",
-           avm_logsink_path (q->log));
+           avm_logsink_path (q->log),
+           kvm_hint ? "; it ran under KVM before the guest booted: if this host's KVM cannot run guests (avm check "
+                      "runs a vCPU to tell), --set machine.accel=tcg runs without it"
+                    : "");
 }
 
 static int

@@ -25,7 +25,10 @@ spawn_one (struct avm_capture *job, pid_t *pid, int *rfd, avm_error_t *err)
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2 (&fa, p[1], 1);
-  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
+  if (job->with_stderr)
+    posix_spawn_file_actions_adddup2 (&fa, p[1], 2);
+  else
+    posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
   r = posix_spawn (pid, job->argv[0], &fa, NULL, job->argv, job->envp ? job->envp : environ);
   posix_spawn_file_actions_destroy (&fa);
   close (p[1]);

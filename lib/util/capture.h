@@ -4,12 +4,14 @@
 
 #include "util/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct avm_capture
 {
   char *const *argv;  /* in: argv[0] is an absolute path */
   char *const *envp;  /* in: the environment, or NULL for avm's own */
+  bool with_stderr;   /* in: stderr into OUT too (else /dev/null) */
   char *out;          /* out: NUL-terminated stdout (malloc'd) */
   size_t out_len;
   int status;         /* out: wait status */

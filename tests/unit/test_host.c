@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Host checks: KVM, render nodes, character devices, programs, the report.  */
 #include "host/hostcheck.h"
+#include "testutil.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -730,4 +731,51 @@ Test (host, report_print_table)
   cr_assert_str_eq (out3, "");
   avm_host_report_clear (&r);
   avm_host_report_clear (&small);
+}
+
+/* Issue 15: /dev/kvm may open and create VMs, yet QEMU aborts (here:
+   "failed to set MSR 0x10a", SIGABRT) or hangs once a vCPU runs.
+   avm_kvm_run_vcpu tells those apart from a vCPU that runs; stand-ins for
+   QEMU play each outcome (a real one gives whichever this host gives).  */
+static char *
+fake_qemu (const char *dir, const char *name, const char *body)
+{
+  char *text = NULL;
+  cr_assert_geq (asprintf (&text, "#!/bin/sh\n%s\n", body), 0);
+  char *p = tu_write (dir, name, text);
+  chmod (p, 0755);
+  free (text);
+  return p;
+}
+
+Test (host, kvm_vcpu_outcomes)
+{
+  char *dir = tu_tmpdir ();
+  char *why = NULL;
+  char *ok = fake_qemu (dir, "ok", "case \"$*\" in *isa-debug-exit*) exit 67;; esac; exit 1");
+  cr_assert (avm_kvm_run_vcpu (ok, "x86_64", "host", &why), "%s", why);
+  char *arm = fake_qemu (dir, "arm", "case \"$*\" in *virt,accel=kvm*) exit 0;; esac; exit 1");
+  cr_assert (avm_kvm_run_vcpu (arm, "aarch64", "host", &why), "%s", why);
+  char *abrt = fake_qemu (dir, "abrt", "echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n"
+                                       "echo 'kvm.c:3183: kvm_buf_set_msrs: Assertion failed.' >&2\nkill -ABRT $$");
+  cr_assert (!avm_kvm_run_vcpu (abrt, "x86_64", "host", &why));
+  cr_assert (strstr (why, "QEMU was killed by SIGABRT as soon as a vCPU ran under KVM (-cpu host): qemu: error: "
+                          "failed to set MSR 0x10a to 0x69"),
+             "%s", why);
+  free (why);
+  char *hang = fake_qemu (dir, "hang", "exec sleep 30");
+  cr_assert (!avm_kvm_run_vcpu (hang, "x86_64", "max", &why));
+  cr_assert (strstr (why, "a vCPU under KVM (-cpu max) did not come back within 5 s: guests hang"), "%s", why);
+  free (why);
+  char *fail = fake_qemu (dir, "fail", "echo 'qemu: could not access KVM kernel module' >&2; exit 1");
+  cr_assert (!avm_kvm_run_vcpu (fail, "x86_64", "host", &why));
+  cr_assert (strstr (why, "QEMU exited with status 1 instead of running a vCPU under KVM"), "%s", why);
+  free (why);
+  free (ok);
+  free (arm);
+  free (abrt);
+  free (hang);
+  free (fail);
+  tu_rmtree (dir);
+  free (dir);
 }

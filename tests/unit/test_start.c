@@ -11,6 +11,7 @@
  * Each test has its own AVM_RUNTIME_DIR and AVM_STATE_DIR.
  */
 #include "test_start.h"
+#include "host/hostcheck.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -327,6 +328,32 @@ Test (start, logs_mark_runs_and_times_and_follow_the_profile)
   /* The helper's lines: each after its UTC time.  */
   char *clog = ts_read_log (&env, "chatty.log");
   cr_assert (clog[0] == '2' && clog[4] == '-' && clog[10] == 'T' && clog[23] == 'Z' && clog[24] == ' ', "%.80s", clog);
+}
+
+/* Issue 15: a QEMU that dies under KVM before the guest booted (hosts
+   whose KVM aborts it: "failed to set MSR ...", SIGABRT) gets a hint to
+   check KVM and to run without it.  A stand-in QEMU dies that way.  */
+Test (start, qemu_dying_under_kvm_suggests_tcg)
+{
+  char *why = NULL;
+  if (!avm_kvm_usable (&why))
+    cr_skip_test ("no usable /dev/kvm: %s", why ? why : "?");
+  char *qemu = tu_write (env.dir, "qemu-abort", "#!/bin/sh\necho 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n"
+                                               "kill -ABRT $$\n");
+  chmod (qemu, 0755);
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  char *caps = ts_fmt ("%s/tests/data/caps-qemu-7.2-x86_64.json", tu_srcdir ());
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "kvmabort", svc, ts_boot (0), NULL), "--caps", caps, "--set",
+            "machine.accel=kvm", "--set", ts_fmt ("qemu.binary=%s", qemu), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 5, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "qemu was killed by signal 6 (SIGABRT)"), "%s", err);
+  cr_assert (strstr (err, "failed to set MSR 0x10a"), "%s", err);
+  cr_assert (strstr (err, "it ran under KVM before the guest booted: if this host's KVM cannot run guests (avm check "
+                          "runs a vCPU to tell), --set machine.accel=tcg runs without it"),
+             "%s", err);
+  free (qemu);
 }
 
 /* Issue 15: a guest that has not booted cannot act on the power button:
