@@ -186,6 +186,14 @@ install: $(AVM)
 	install -m 0644 $(addprefix man/,$(INSTALL_MAN7)) $(DESTDIR)$(MANDIR)/man7/
 	install -m 0644 $(COMPLETION) $(DESTDIR)$(BASHCOMPDIR)/avm
 	for p in $(PERSONALITIES); do ln -sf avm $(DESTDIR)$(BASHCOMPDIR)/$$p || exit 1; done
+	# The demo guests' images, when built (make demo-image, demo-image-arm64):
+	# `avm start -p demo` then boots from the installed tree.
+	for d in $(DEMO_DIR):demo $(DEMO_ARM64_DIR):demo-arm64; do \
+		src=$${d%:*} dst=$(DESTDIR)$(DATADIR)/avm/$${d##*:}; \
+		test -f $$src/vmlinuz || continue; \
+		install -d $$dst/share && install -m 0644 $$src/vmlinuz $$src/initramfs.cpio.gz $$dst/ \
+			&& install -m 0644 $$src/share/hello.txt $$dst/share/ || exit 1; \
+	done
 ifneq ($(INSTALL_QUADLETS),)
 	install -d $(DESTDIR)$(QUADLETDIR)
 	install -m 0644 $(addprefix quadlets/,$(INSTALL_QUADLETS)) $(DESTDIR)$(QUADLETDIR)/
@@ -211,7 +219,11 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/avm $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PERSONALITIES))
 	rm -f $(addprefix $(DESTDIR)$(QUADLETDIR)/,$(INSTALL_QUADLETS))
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(INSTALL_UNITS))
-	for d in $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm; do \
+	for d in demo demo-arm64; do \
+		rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/$$d/,vmlinuz initramfs.cpio.gz share/hello.txt) || exit 1; \
+	done
+	for d in $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm/demo/share $(DESTDIR)$(DATADIR)/avm/demo \
+		$(DESTDIR)$(DATADIR)/avm/demo-arm64/share $(DESTDIR)$(DATADIR)/avm/demo-arm64 $(DESTDIR)$(DATADIR)/avm; do \
 		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d || exit 1; fi; done
 
 clean:

@@ -15,6 +15,8 @@ struct plan_ctx
   int instance;
   long long cid;
   char *run_dir, *state_dir, *images, *data_dir;
+  char *images_tried; /* expanded paths.images (may list several): when none exists */
+  bool images_said;   /* ... said once */
   char instance_str[16], cid_str[24], guest_name[128];
   struct avm_var vars[12];
   char *cf_root, *cf_instance_dir, *cf_config; /* cuttlefish.config */
@@ -59,6 +61,8 @@ bool pbool (struct plan_ctx *c, const char *path);
    references, order by `after`.  The socket a vhost-user device uses is
    the one its service declares.  */
 int plan_services (struct plan_ctx *c);
+/* Why SERVICE was skipped (plan_services), or NULL.  */
+const char *plan_service_skipped (struct plan_ctx *c, const char *service);
 int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket);
 /* Drop the profile's resources that nothing planned refers to (a resource
    of a disabled or skipped service); after plan_boot_properties.  */

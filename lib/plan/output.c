@@ -45,9 +45,10 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
     {
       size_t i;
       json_t *s;
-      fprintf (out, "# skipped (not installed):");
+      fprintf (out, "# skipped:");
       json_array_foreach (sk, i, s)
-        fprintf (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
+        fprintf (out, "%s %s (%s)", i ? ";" : "", json_string_value (json_object_get (s, "name")),
+                 json_string_value (json_object_get (s, "reason")));
       fputc ('\n', out);
     }
   if (!plan->approved)

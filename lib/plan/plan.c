@@ -173,17 +173,69 @@ resolve_accel (struct plan_ctx *c)
                          tried.s ? tried.s : "");
 }
 
+/* The images directory does not exist (none of paths.images): said once,
+   instead of each file in it.  */
+static int
+images_missing (struct plan_ctx *c)
+{
+  if (c->images_said)
+    return 0;
+  c->images_said = true;
+  /* paths.images may list several: "a, b: none exists".  */
+  _cleanup_free_ char *tried = strdup (c->images_tried ? c->images_tried : c->images);
+  if (!tried)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  _cleanup_strbuf_ struct avm_strbuf list = { 0 };
+  char *save = NULL;
+  size_t n = 0;
+  for (char *d = strtok_r (tried, ":", &save); d; d = strtok_r (NULL, ":", &save), n++)
+    avm_strbuf_join (&list, ", ", d);
+  bool several = n > 1;
+  const char *hint = c->req->images ? NULL : pstr (c, "paths.images_hint");
+  _cleanup_free_ char *msg = NULL;
+  if (!list.s
+      || asprintf (&msg, "%s %s %s (%s)%s%s%s", several ? "images directories" : "images directory", list.s,
+                   several ? "do not exist" : "does not exist", c->req->images ? "--images" : "paths.images",
+                   c->req->images ? "" : ": ", hint ? hint : "",
+                   c->req->images ? "" : hint ? ", or pass --images DIR" : "pass --images DIR")
+           < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if (!c->req->dry_run)
+    return c->req->images ? avm_error_input (c->err, "%s", msg) : avm_error_input (c->err, "%s: %s", c->file, msg);
+  json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s}", "key", "paths.images", "path", c->images,
+                                                "error", "No such directory"));
+  return plan_warn (c, "%s", msg);
+}
+
+/* Under the images directory, or the directory itself.  */
+static bool
+in_images (struct plan_ctx *c, const char *path)
+{
+  size_t n = strlen (c->images);
+  return strncmp (path, c->images, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 static int
 check_file (struct plan_ctx *c, const char *path, const char *what)
 {
   if (access (path, R_OK) == 0)
     return 0;
   int e = errno;
+  if ((e == ENOENT || e == ENOTDIR) && in_images (c, path))
+    {
+      struct stat st;
+      if (stat (c->images, &st) < 0 || !S_ISDIR (st.st_mode))
+        return images_missing (c);
+    }
   if (c->req->dry_run)
     {
       json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s}", "key", what, "path", path, "error", strerror (e)));
       return plan_warn (c, "%s %s: %s", what, path, strerror (e));
     }
+  /* A file that is not there is bad input (exit 2); one that cannot be
+     read is a failure of the host.  */
+  if (e == ENOENT || e == ENOTDIR || e == ELOOP)
+    return avm_error_input (c->err, "%s %s: %s", what, path, strerror (e));
   return avm_error_sys (c->err, e, "%s %s", what, path);
 }
 
@@ -395,8 +447,22 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.scope = (struct avm_vars){ .vars = c.vars, .n = nv, .lookup_ns = lookup_resource, .data = &c };
   if (req->images)
     c.images = realpath (req->images, NULL) ?: strdup (req->images);
-  else if ((r = plan_expand (&c, pstr (&c, "paths.images"), "paths.images", &c.images)) < 0)
-    goto out;
+  else
+    {
+      /* paths.images may list several directories: the first that exists
+         (an installed demo, then the source tree's build).  */
+      _cleanup_free_ char *list = NULL;
+      bool found;
+      if ((r = plan_expand (&c, pstr (&c, "paths.images"), "paths.images", &list)) < 0)
+        goto out;
+      if (!(c.images = avm_first_dir (list, &found)))
+        {
+          r = avm_error_input (err, "%s: paths.images: no directory", c.file);
+          goto out;
+        }
+      if (!found)
+        c.images_tried = steal_pointer (&list);
+    }
   c.vars[nv++] = (struct avm_var){ "images", c.images };
   c.scope.n = nv;
 
@@ -526,6 +592,7 @@ out:
   free (c.state_dir);
   free (c.data_dir);
   free (c.images);
+  free (c.images_tried);
   free (c.cf_root);
   free (c.cf_instance_dir);
   free (c.cf_config);

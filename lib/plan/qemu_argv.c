@@ -699,12 +699,20 @@ emit_devices (struct plan_ctx *c)
       char key[48], id[32];
       _cleanup_free_ char *extra = NULL;
       const char *tag = json_string_value (json_object_get (sh, "tag"));
+      const char *service = json_string_value (json_object_get (sh, "service"));
       snprintf (key, sizeof key, "shares[%zu]", i);
+      if (plan_service_skipped (c, service))
+        {
+          /* A share is as optional as the service serving it: the guest
+             starts without the mount.  */
+          if ((r = plan_warn (c, "share %s left out: its service %s is skipped", tag, service)) < 0)
+            return r;
+          continue;
+        }
       snprintf (id, sizeof id, "fs%zu", i);
       if (asprintf (&extra, "tag=%s", tag) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = emit_vhost_user_device (c, "vhost-user-fs-pci", key, json_string_value (json_object_get (sh, "service")), id,
-                                       extra)) < 0)
+      if ((r = emit_vhost_user_device (c, "vhost-user-fs-pci", key, service, id, extra)) < 0)
         return r;
     }
   return 0;
@@ -739,12 +747,24 @@ emit_firmware (struct plan_ctx *c)
   return 0;
 }
 
+/* A share that is not left out (its service skipped).  */
+static bool
+any_share (struct plan_ctx *c)
+{
+  size_t i;
+  json_t *sh;
+  json_array_foreach (avm_json_path (c->p, "shares"), i, sh)
+    if (!plan_service_skipped (c, json_string_value (json_object_get (sh, "service"))))
+      return true;
+  return false;
+}
+
 static bool
 needs_shared_memory (struct plan_ctx *c)
 {
   return streq (pstr (c, "display.gpu"), "vhost-user-gpu") || streq (pstr (c, "vsock.mode"), "vhost-user")
          || streq (pstr (c, "audio.model"), "vhost-user-snd") || streq (pstr (c, "video.model"), "vhost-user-video")
-         || json_array_size (avm_json_path (c->p, "shares")) > 0
+         || any_share (c)
          || json_array_size (avm_json_path (c->p, "input.vhost_user")) > 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int
 add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where)
@@ -323,6 +324,39 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
       c->helper_dirs = steal_pointer (&dirs);
       json_object_set_new (s, "missing", json_string (why));
       json_object_set_new (s, "missing_program", json_string (prog));
+    }
+  else if (json_is_true (json_object_get (def, "requires_root")) && geteuid () != 0)
+    {
+      /* A program that cannot run unprivileged (Debian 12's virtiofsd:
+         setgroups(), a pid file under /run, a chroot sandbox) would fail at
+         start with its own cryptic message.  A critical one is refused here
+         with what to do; any other is skipped like a missing program, and
+         what it serves (a share) is left out.  */
+      if (json_is_true (json_object_get (def, "critical")))
+        {
+          const char *fmt = "%s: %s: %s runs only as root (requires_root) and avm runs as uid %u: run avm as root, "
+                            "or set %s.critical to false to start without it";
+          if (!c->req->dry_run)
+            {
+              r = avm_error_fail (c->err, EPERM, fmt, c->file, base, prog, (unsigned) geteuid (), base);
+              json_decref (s);
+              return r;
+            }
+          if ((r = plan_warn (c, fmt, c->file, base, prog, (unsigned) geteuid (), base)) < 0)
+            {
+              json_decref (s);
+              return r;
+            }
+        }
+      else
+        {
+          _cleanup_free_ char *why = NULL;
+          if (asprintf (&why, "%s runs only as root (requires_root), avm runs as uid %u", prog,
+                        (unsigned) geteuid ())
+              < 0)
+            goto nomem;
+          json_object_set_new (s, "missing", json_string (why));
+        }
     }
 
   const char *ready = json_string_value (json_object_get (def, "ready"));
@@ -693,16 +727,25 @@ plan_services (struct plan_ctx *c)
   return order_services (c, unordered);
 }
 
-int
-plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket)
+const char *
+plan_service_skipped (struct plan_ctx *c, const char *service)
 {
-  json_t *s = json_object_get (c->services, service);
   size_t i;
   json_t *sk;
   json_array_foreach (c->skipped, i, sk)
     if (streq (json_string_value (json_object_get (sk, "name")), service))
-      return avm_error_fail (c->err, ENOENT, "%s: %s: service \"%s\" is skipped (%s)", c->file, key_path, service,
-                             json_string_value (json_object_get (sk, "reason")));
+      return json_string_value (json_object_get (sk, "reason"));
+  return NULL;
+}
+
+int
+plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket)
+{
+  json_t *s = json_object_get (c->services, service);
+  const char *skipped = plan_service_skipped (c, service);
+  if (skipped)
+    return avm_error_fail (c->err, ENOENT, "%s: %s: service \"%s\" is skipped (%s)", c->file, key_path, service,
+                           skipped);
   if (!s)
     {
       if (json_object_get (avm_json_path (c->p, "services"), service))

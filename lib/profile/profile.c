@@ -264,8 +264,9 @@ resolve_file (const char *path, const char *from, struct avm_argv *chain, json_t
 }
 
 /* The images directory a detector looks at: --images, or paths.images
-   when it is a plain path (a profile variable other than ${data_dir} cannot
-   be known before planning: then nothing is detected).  */
+   when it is made of plain paths and ${data_dir} (another profile variable
+   cannot be known before planning: then nothing is detected); of several
+   listed, the first that exists, as the plan picks.  */
 static char *
 detect_images_dir (json_t *root, const struct avm_profile_request *req)
 {
@@ -275,13 +276,26 @@ detect_images_dir (json_t *root, const struct avm_profile_request *req)
   if (!p)
     p = "/images"; /* the schema's default */
   const char *dd = "${data_dir}";
-  if (strncmp (p, dd, strlen (dd)) == 0 && !strchr (p + strlen (dd), '$'))
+  _cleanup_strbuf_ struct avm_strbuf list = { 0 };
+  _cleanup_free_ char *data = NULL;
+  for (const char *s = p; *s;)
     {
-      _cleanup_free_ char *data = avm_data_dir ();
-      char *out = NULL;
-      return data && asprintf (&out, "%s%s", data, p + strlen (dd)) >= 0 ? out : NULL;
+      const char *v = strchr (s, '$');
+      if (!v)
+        {
+          avm_strbuf_add (&list, s, strlen (s));
+          break;
+        }
+      if (strncmp (v, dd, strlen (dd)) != 0)
+        return NULL;
+      if (!data && !(data = avm_data_dir ()))
+        return NULL;
+      avm_strbuf_add (&list, s, v - s);
+      avm_strbuf_add (&list, data, strlen (data));
+      s = v + strlen (dd);
     }
-  return strchr (p, '$') ? NULL : strdup (p);
+  bool found;
+  return list.s ? avm_first_dir (list.s, &found) : NULL;
 }
 
 /* Run the detector of option NAME; *CHOICE stays NULL when nothing tells.  */

@@ -64,7 +64,11 @@ static const struct avm_skey qemu_keys[] = {
 };
 
 static const struct avm_skey paths_keys[] = {
-  STR ("images", "\"/images\"", AVM_SF_TEXT, "Directory holding the disk images and bootloader (${images}; --images overrides)."),
+  STR ("images", "\"/images\"", AVM_SF_TEXT,
+       "Directory holding the disk images and bootloader (${images}; --images overrides). Several may be listed, "
+       "colon-separated: the first that exists."),
+  STR ("images_hint", NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY,
+       "How to get the images, said when the images directory does not exist (e.g. the demo's `make demo-image`)."),
   STR ("helpers", "\"\"", AVM_SF_TEXT, "Colon-separated directories searched for helper programs before $PATH."),
   END,
 };
@@ -251,6 +255,9 @@ static const struct avm_skey service_keys[] = {
     NULL, "[]", 0, "Services that must be ready before this one starts." },
   ENUM ("restart", V ("no", "on-failure", "always"), "\"on-failure\"", "Restart policy."),
   BOOL ("critical", "false", "Tear the platform down when this service fails for good."),
+  BOOL ("requires_root", "false",
+        "The program runs only as root (Debian 12's virtiofsd). When avm does not run as root, a critical service "
+        "is refused with what to do; any other is skipped, and the shares it serves are left out."),
   INT ("stop_timeout", 1, 600, "5", "Seconds between SIGTERM and SIGKILL at stop."),
   STR ("description", NULL, AVM_SF_TEXT, "What the service is for."),
   MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY,

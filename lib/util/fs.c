@@ -240,6 +240,28 @@ avm_find_program (const char *name, const char *dirs)
 }
 
 char *
+avm_first_dir (const char *list, bool *found)
+{
+  _cleanup_free_ char *copy = strdup (list);
+  char *save = NULL, *first = NULL;
+  *found = false;
+  if (!copy)
+    return NULL;
+  for (char *d = strtok_r (copy, ":", &save); d; d = strtok_r (NULL, ":", &save))
+    {
+      struct stat st;
+      if (stat (d, &st) == 0 && S_ISDIR (st.st_mode))
+        {
+          *found = true;
+          return strdup (d);
+        }
+      if (!first)
+        first = d;
+    }
+  return first ? strdup (first) : NULL;
+}
+
+char *
 avm_self_dir (void)
 {
   char buf[PATH_MAX];

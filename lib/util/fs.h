@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -40,6 +41,12 @@ char *avm_path_join (const char *dir, const char *name);
    directory of DIRS (colon-separated, may be NULL) and then $PATH is searched.
    Returns a malloc'd absolute path or NULL (errno set).  */
 char *avm_find_program (const char *name, const char *dirs);
+
+/* The first existing directory of LIST (colon-separated; empty elements
+   are skipped), malloc'd, with *FOUND true; when none exists, the first
+   element with *FOUND false (for the message).  NULL only on ENOMEM or an
+   empty LIST.  */
+char *avm_first_dir (const char *list, bool *found);
 
 /* Directory holding the running executable (malloc'd), or NULL.  */
 char *avm_self_dir (void);

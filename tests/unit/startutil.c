@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +23,7 @@
 static char **garbage; /* freed at the end of the test */
 static size_t ngarbage, garbage_cap;
 static unsigned nstarts;
+static uid_t chown_uid; /* ts_env_as_user */
 /* Notification buffers of every start, freed by ts_env_fini.  */
 static char *msgbufs[256];
 
@@ -98,6 +102,41 @@ ts_env_init (struct ts_env *env)
   env->state = ts_fmt ("%s/state", env->dir);
   env->run1 = ts_fmt ("%s/1", env->run);
   nstarts = 0;
+}
+
+static int
+chown_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st, (void) flag, (void) ftw;
+  return lchown (path, chown_uid, chown_uid);
+}
+
+void
+ts_env_as_user (struct ts_env *env, uid_t uid, ...)
+{
+  cr_assert_eq (geteuid (), 0, "ts_env_as_user needs root");
+  /* Can UID read what the test names?  Asked of the kernel, as UID.  */
+  va_list ap;
+  va_start (ap, uid);
+  for (const char *p; (p = va_arg (ap, const char *));)
+    {
+      pid_t pid = fork ();
+      cr_assert_geq (pid, 0);
+      if (pid == 0)
+        _exit (setgroups (0, NULL) < 0 || setgid (uid) < 0 || setuid (uid) < 0 ? 2 : access (p, R_OK) < 0 ? 1 : 0);
+      int st;
+      cr_assert_eq (waitpid (pid, &st, 0), pid);
+      cr_assert (WIFEXITED (st) && WEXITSTATUS (st) != 2, "cannot become uid %u", (unsigned) uid);
+      if (WEXITSTATUS (st) != 0)
+        {
+          va_end (ap);
+          cr_skip_test ("uid %u cannot read %s (a source tree or images private to their owner)", (unsigned) uid, p);
+        }
+    }
+  va_end (ap);
+  chown_uid = uid;
+  cr_assert_eq (nftw (env->dir, chown_entry, 16, FTW_PHYS), 0, "chown %s: %s", env->dir, strerror (errno));
+  env->uid = uid;
 }
 
 void
@@ -187,6 +226,8 @@ start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wr
   cr_assert_eq (bind (a->notify_fd, (struct sockaddr *) &sa, sizeof sa), 0, "bind %s: %s", a->notify_path,
                 strerror (errno));
 
+  if (env->uid)
+    cr_assert_eq (chmod (a->notify_path, 0666), 0, "%s: %s", a->notify_path, strerror (errno));
   const char *argv[64];
   size_t n = 0;
   if (wrapper)
@@ -215,6 +256,8 @@ start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wr
       dup2 (null, 0);
       dup2 (null, 1);
       dup2 (fd, 2);
+      if (env->uid && (setgroups (0, NULL) < 0 || setgid (env->uid) < 0 || setuid (env->uid) < 0))
+        _exit (126);
       setenv ("AVM_RUNTIME_DIR", env->run, 1);
       setenv ("AVM_STATE_DIR", env->state, 1);
       setenv ("NOTIFY_SOCKET", a->notify_path, 1);

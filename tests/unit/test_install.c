@@ -53,10 +53,10 @@ static char *const make_env[] = {
 /* make -C $AVM_SRCDIR BUILD=BUILD DESTDIR=DEST PREFIX=PFX TARGET; fails the
    test unless it succeeds.  Returns its standard output.  */
 static char *
-make (const char *build, const char *dest, const char *pfx, const char *target)
+make_with (const char *build, const char *dest, const char *pfx, const char *target, const char *extra)
 {
   char *b = fmt ("BUILD=%s", build), *d = fmt ("DESTDIR=%s", dest), *p = fmt ("PREFIX=%s", pfx);
-  char *argv[] = { "make", "-C", (char *) tu_srcdir (), b, d, p, (char *) target, NULL };
+  char *argv[] = { "make", "-C", (char *) tu_srcdir (), b, d, p, (char *) target, (char *) extra, NULL };
   char *out = NULL, *err = NULL;
   int rc = tu_run (argv, make_env, &out, &err);
   cr_assert_eq (rc, 0, "make %s %s %s %s: exit %d\n%s\n%s", b, d, p, target, rc, out, err);
@@ -65,6 +65,12 @@ make (const char *build, const char *dest, const char *pfx, const char *target)
   free (d);
   free (p);
   return out;
+}
+
+static char *
+make (const char *build, const char *dest, const char *pfx, const char *target)
+{
+  return make_with (build, dest, pfx, target, NULL);
 }
 
 /* The shared fixture: BUILD and an install of it into DEST with
@@ -648,4 +654,63 @@ Test (install, quadlets_where_quadlet_reads_them)
       free (p);
       free (want);
     }
+}
+
+/* Issue 15: the demo's images, once built, are installed with the rest, so
+   that `avm start -p demo` works from the installed tree (paths.images
+   lists PREFIX/share/avm/demo first); uninstall removes them.  A stand-in
+   image directory: what is checked is where the files go.  */
+Test (install, demo_images_when_built)
+{
+  char *d = fmt ("%s/dest-demo-%d", shared, (int) getpid ()), *img = fmt ("%s/demo-image-%d", shared, (int) getpid ());
+  char *share = fmt ("%s/share", img);
+  free (tu_write (img, "vmlinuz", "kernel"));
+  free (tu_write (img, "initramfs.cpio.gz", "initramfs"));
+  free (tu_write (share, "hello.txt", "hello"));
+  char *demo_dir = fmt ("DEMO_DIR=%s", img);
+  lock_shared ();
+  free (make_with (build, d, PREFIX, "install", demo_dir));
+  unlock_shared ();
+  const char *files[] = { "vmlinuz", "initramfs.cpio.gz", "share/hello.txt" };
+  for (size_t i = 0; i < 3; i++)
+    {
+      char *f = fmt ("%s/usr/share/avm/demo/%s", d, files[i]);
+      struct stat st;
+      cr_expect (stat (f, &st) == 0 && (st.st_mode & 07777) == 0644, "%s not installed (0644)", f);
+      free (f);
+    }
+
+  char *avm = fmt ("%s/usr/bin/avm", d), *tmp = tu_tmpdir ();
+  char *conf = fmt ("XDG_CONFIG_HOME=%s/config", tmp), *cache = fmt ("XDG_CACHE_HOME=%s/cache", tmp);
+  char *env[] = { "AVM_DATA_DIR", "AVM_PROFILE", conf, cache, NULL };
+  char *caps = fmt ("%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ());
+  char *argv[] = { avm, "start", "--dry-run", "-p", "demo", "--caps", caps, "--set", "machine.accel=tcg", NULL };
+  char *out = NULL, *err = NULL;
+  cr_assert_eq (tu_run (argv, env, &out, &err), 0, "%s", err);
+  char *want = fmt ("-kernel %s/usr/share/avm/demo/vmlinuz", d);
+  cr_expect (strstr (out, want), "the installed demo does not boot %s:\n%s", want, out);
+  cr_expect_null (strstr (err, "does not exist"), "%s", err);
+  free (out);
+  free (err);
+
+  lock_shared ();
+  free (make_with (build, d, PREFIX, "uninstall", demo_dir));
+  unlock_shared ();
+  char *avmdir = fmt ("%s/usr/share/avm", d);
+  struct stat st;
+  cr_expect (lstat (avmdir, &st) < 0 && errno == ENOENT, "make uninstall left %s", avmdir);
+  free (avmdir);
+  free (want);
+  free (caps);
+  free (conf);
+  free (cache);
+  free (avm);
+  tu_rmtree (tmp);
+  free (tmp);
+  tu_rmtree (d);
+  tu_rmtree (img);
+  free (demo_dir);
+  free (share);
+  free (img);
+  free (d);
 }

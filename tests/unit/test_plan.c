@@ -42,10 +42,32 @@ caps (const char *name)
   return buf;
 }
 
+/* The images directory of the golden plans: one that exists and is empty,
+   so that each file the profile names is reported missing on its own (a
+   missing directory is reported once instead); "/images" in the goldens.  */
+static const char *
+images_dir (void)
+{
+  static char *dir;
+  if (!dir)
+    {
+      dir = tu_run_shared_dir ("plan-images");
+      cr_assert (mkdir (dir, 0755) == 0 || errno == EEXIST, "%s: %s", dir, strerror (errno));
+    }
+  return dir;
+}
+
+static char *
+unimages (char *s)
+{
+  return s ? tu_replace (s, images_dir (), "/images") : s;
+}
+
 /* Replace host-specific paths so golden files are stable.  */
 static char *
 normalise (char *s)
 {
+  s = unimages (s);
   for (int i = 1; i <= 3; i++)
     {
       char *rd = avm_instance_run_dir (i), *sd = avm_instance_state_dir (i), tag[32], stag[32];
@@ -122,7 +144,7 @@ run_variant (const struct golden *g, const char *extra, char **out, char **err)
   args[n++] = "--caps";
   args[n++] = caps (g->caps);
   args[n++] = "--images";
-  args[n++] = "/images";
+  args[n++] = (char *) images_dir ();
   args[n++] = "--set";
   args[n++] = "machine.accel=tcg";
   args[n++] = "--set";
@@ -131,6 +153,13 @@ run_variant (const struct golden *g, const char *extra, char **out, char **err)
     {
       args[n++] = "--set";
       args[n++] = "qemu.binary=/usr/bin/qemu-system-x86_64";
+    }
+  /* The demo's virtiofsd runs only as root: the goldens are the plan of
+     root, whoever runs the tests.  */
+  if (geteuid () != 0 && strncmp (g->name, "demo", 4) == 0)
+    {
+      args[n++] = "--set";
+      args[n++] = "services.virtiofsd.requires_root=false";
     }
   for (size_t i = 0; g->args[i]; i++)
     args[n++] = (char *) g->args[i];
@@ -223,7 +252,7 @@ Test (plan, golden_release_plans, .timeout = TU_TIMEOUT (120))
 static json_t *
 plan_json (const char *profile, const char *caps_name, char *const extra[], char **err)
 {
-  char *args[40] = { "start", "-n", "--json", "--caps", caps (caps_name), "--images", "/images", "--set",
+  char *args[40] = { "start", "-n", "--json", "--caps", caps (caps_name), "--images", (char *) images_dir (), "--set",
                      "machine.accel=tcg", "-p", (char *) profile, "--set", (char *) fake_helpers () };
   size_t n = 13;
   for (size_t i = 0; extra && extra[i]; i++)
@@ -234,6 +263,8 @@ plan_json (const char *profile, const char *caps_name, char *const extra[], char
   *err = NULL;
   int r = tu_avmv (args, &out, err);
   cr_assert_eq (r, 0, "exit %d: %s", r, *err);
+  out = unimages (out);
+  *err = unimages (*err);
   json_t *j = json_loads (out, 0, NULL);
   cr_assert_not_null (j);
   free (out);
@@ -755,4 +786,189 @@ Test (plan, vnc_on_a_unix_socket)
   free (want);
   free (rd);
   free (err);
+}
+
+/* Issue 15: `avm start -p demo` from the installed tree and from the source
+   tree.  paths.images lists both places; the first that exists is used,
+   and when none exists that is said once, with the profile's hint, exit
+   status 2.  */
+static int
+demo_in (const char *data_dir, const char *extra, char **out, char **err)
+{
+  char *dd = NULL, *cache = NULL, *conf = NULL, *prof = NULL;
+  cr_assert_geq (asprintf (&dd, "AVM_DATA_DIR=%s", data_dir), 0);
+  cr_assert_geq (asprintf (&cache, "XDG_CACHE_HOME=%s/cache", data_dir), 0);
+  cr_assert_geq (asprintf (&conf, "XDG_CONFIG_HOME=%s/config", data_dir), 0);
+  cr_assert_geq (asprintf (&prof, "%s/profiles/demo.json", tu_srcdir ()), 0);
+  char *env[] = { dd, cache, conf, "AVM_PROFILE", NULL };
+  char *argv[] = { (char *) tu_avm_bin (), "start", "-p", prof, "--caps", caps ("10.0-x86_64"), "--set",
+                   "machine.accel=tcg", "--set", "qemu.binary=/usr/bin/qemu-system-x86_64", (char *) extra, NULL };
+  int r = tu_run (argv, env, out, err);
+  free (dd);
+  free (cache);
+  free (conf);
+  free (prof);
+  return r;
+}
+
+Test (plan, demo_images_found_in_the_installed_or_the_source_tree)
+{
+  char *dir = tu_tmpdir (), *out = NULL, *err = NULL;
+  /* Neither: one line, the hint, exit 2; nothing about each file.  */
+  int r = demo_in (dir, NULL, &out, &err);
+  cr_assert_eq (r, 2, "exit %d: %s", r, err);
+  cr_assert_eq (strchr (err, '\n'), err + strlen (err) - 1, "not one line: %s", err);
+  assert_contains (err, "images directories ");
+  assert_contains (err, "/demo, ");
+  assert_contains (err, "/build/demo do not exist (paths.images): build them with `make demo-image` in the avm "
+                        "source tree");
+  assert_contains (err, "or pass --images DIR");
+  cr_assert_null (strstr (err, "vmlinuz"), "%s", err);
+  free (out);
+  free (err);
+  /* In a dry run, a warning, said once.  */
+  r = demo_in (dir, "--dry-run", &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  cr_assert_null (strstr (err, "vmlinuz"), "%s", err);
+  const char *said = strstr (err, "images directories");
+  cr_assert (said && !strstr (said + 1, "images directories"), "not said once: %s", err);
+  free (out);
+  free (err);
+
+  /* The source tree's build/demo.  */
+  char *build = NULL, *inst = NULL;
+  cr_assert_geq (asprintf (&build, "%s/build/demo", dir), 0);
+  cr_assert_geq (asprintf (&inst, "%s/demo", dir), 0);
+  char *parent = NULL;
+  cr_assert_geq (asprintf (&parent, "%s/build", dir), 0);
+  cr_assert_eq (mkdir (parent, 0755), 0);
+  free (parent);
+  const char *names[] = { "vmlinuz", "initramfs.cpio.gz" };
+  for (size_t i = 0; i < 2; i++)
+    {
+      free (tu_write (build, names[i], "x"));
+      free (tu_write (inst, names[i], "x"));
+    }
+  char *kernel = NULL;
+  cr_assert_geq (asprintf (&kernel, "-kernel %s/vmlinuz", inst), 0);
+  /* Both: the installed one first.  */
+  r = demo_in (dir, "--dry-run", &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, kernel);
+  cr_assert_null (strstr (err, "does not exist"), "%s", err);
+  free (out);
+  free (err);
+  free (kernel);
+  /* Only the source tree's.  */
+  tu_rmtree (inst);
+  cr_assert_geq (asprintf (&kernel, "-kernel %s/vmlinuz", build), 0);
+  r = demo_in (dir, "--dry-run", &out, &err);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, kernel);
+  free (out);
+  free (err);
+
+  /* --images that does not exist: said as such, no hint of the profile's.  */
+  char *missing = NULL;
+  cr_assert_geq (asprintf (&missing, "--images=%s/nowhere", dir), 0);
+  r = demo_in (dir, missing, &out, &err);
+  cr_assert_eq (r, 2, "exit %d: %s", r, err);
+  assert_contains (err, "/nowhere does not exist (--images)\n");
+  cr_assert_null (strstr (err, "make demo-image"), "%s", err);
+  free (out);
+  free (err);
+  free (missing);
+  free (kernel);
+  free (build);
+  free (inst);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+/* A file missing in an images directory that exists is bad input too
+   (exit 2), named with its key.  */
+Test (plan, missing_image_file_exit_2)
+{
+  char *dir = tu_tmpdir (), *out = NULL, *err = NULL;
+  char *build = NULL;
+  cr_assert_geq (asprintf (&build, "%s/build", dir), 0);
+  cr_assert_eq (mkdir (build, 0755), 0);
+  free (build);
+  cr_assert_geq (asprintf (&build, "%s/build/demo", dir), 0);
+  free (tu_write (build, "vmlinuz", "x"));
+  int r = demo_in (dir, NULL, &out, &err);
+  cr_assert_eq (r, 2, "exit %d: %s", r, err);
+  assert_contains (err, "firmware.initrd ");
+  assert_contains (err, "/build/demo/initramfs.cpio.gz: No such file or directory");
+  free (out);
+  free (err);
+  free (build);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+/* Debian 12's virtiofsd runs only as root (services.*.requires_root): as
+   another user a critical one refuses the start, saying what to do; the
+   demo's (not critical) is skipped and its share left out.  The tests
+   run avm as nobody when they run as root.  */
+static int
+demo_as_user (bool dry_run, const char *extra, char **out, char **err)
+{
+  char *prof = NULL, *images = NULL;
+  cr_assert_geq (asprintf (&prof, "%s/profiles/demo.json", tu_srcdir ()), 0);
+  cr_assert_geq (asprintf (&images, "--images=%s", images_dir ()), 0);
+  char *argv[24];
+  size_t n = 0;
+  if (geteuid () == 0)
+    {
+      argv[n++] = "setpriv";
+      argv[n++] = "--reuid=65534";
+      argv[n++] = "--regid=65534";
+      argv[n++] = "--clear-groups";
+    }
+  const char *rest[] = { tu_avm_bin (), "start", dry_run ? "--dry-run" : "--verbose", "-p", prof, images, "--caps", caps ("10.0-x86_64"),
+                         "--set", "machine.accel=tcg", "--set", "qemu.binary=/usr/bin/qemu-system-x86_64", extra };
+  for (size_t i = 0; i < sizeof rest / sizeof rest[0] && rest[i]; i++)
+    argv[n++] = (char *) rest[i];
+  argv[n] = NULL;
+  /* Private directories the user may write to (nothing is created in a dry run).  */
+  char *env[] = { "XDG_CACHE_HOME=/nonexistent", "XDG_CONFIG_HOME=/nonexistent", "AVM_PROFILE", NULL };
+  int r = tu_run (argv, env, out, err);
+  free (prof);
+  free (images);
+  return r;
+}
+
+Test (plan, requires_root_service_skipped_or_refused)
+{
+  char *out = NULL, *err = NULL;
+  int r = demo_as_user (true, "--json", &out, &err);
+  cr_assert_eq (r, 0, "exit %d: %s", r, err);
+  assert_contains (err, "service virtiofsd skipped: virtiofsd runs only as root (requires_root), avm runs as uid");
+  assert_contains (err, "share demo left out: its service virtiofsd is skipped");
+  json_t *j = json_loads (out, 0, NULL);
+  cr_assert_not_null (j, "%s", out);
+  cr_assert_null (json_object_get (json_object_get (j, "services"), "virtiofsd"), "%s", out);
+  json_t *sk = json_array_get (json_object_get (j, "skipped_services"), 0);
+  cr_assert_str_eq (json_string_value (json_object_get (sk, "name")), "virtiofsd");
+  char *text = json_dumps (json_object_get (json_object_get (j, "qemu"), "argv"), 0);
+  cr_assert_null (strstr (text, "vhost-user-fs"), "%s", text);
+  cr_assert_null (strstr (text, "share=on"), "no share, no shared memory: %s", text);
+  free (text);
+  json_decref (j);
+  free (out);
+  free (err);
+
+  /* Critical: refused in a real start (exit 1), a warning in a dry run.  */
+  for (int dry = 0; dry < 2; dry++)
+    {
+      r = demo_as_user (dry, "--set=services.virtiofsd.critical=true", &out, &err);
+      cr_assert_eq (r, dry ? 0 : 1, "exit %d: %s", r, err);
+      assert_contains (err, "services.virtiofsd: virtiofsd runs only as root (requires_root) and avm runs as uid ");
+      assert_contains (err, ": run avm as root, or set services.virtiofsd.critical to false to start without it");
+      if (!dry)
+        cr_assert_null (strstr (err, "started"), "%s", err);
+      free (out);
+      free (err);
+    }
 }

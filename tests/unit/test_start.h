@@ -16,7 +16,13 @@ struct ts_env
   char *state; /* AVM_STATE_DIR */
   char *run1;  /* run/1 */
   const char *fake; /* the fault-injection helper */
+  uid_t uid;        /* run avm as this user (uid = gid, no other groups); 0: as the test */
 };
+
+/* Run avm as UID from now on: DIR is given to it.  The test must run as
+   root; skipped, with the reason, when UID cannot read PATHS (NULL-ended:
+   the source tree, the images).  */
+void ts_env_as_user (struct ts_env *env, uid_t uid, ...) __attribute__ ((sentinel));
 
 struct ts_avm
 {
