@@ -22,7 +22,7 @@ avm_help_check (FILE *out)
          "  -i, --instance N          instance number 1..64\n"
          "      --images DIR          directory with the disk images (${images})\n"
          "      --caps FILE           check against recorded QEMU capabilities instead of the binary\n"
-         "      --allow-unapproved    accept the profile's extra_qemu_args\n"
+         "      --allow-unapproved    accept extra_qemu_args and helpers outside the approved catalog\n"
          "      --json                print the report as JSON\n"
          "  -h, --help                show this help\n"
          "\n"
@@ -207,9 +207,11 @@ avm_cmd_check (int argc, char **argv)
           avm_host_report_add (&rep, AVM_CHECK_WARN, name, d,
                                "not critical: the platform starts without it (install it for its feature)");
         }
-      if (!plan->approved)
-        avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", "extra_qemu_args add free-form QEMU arguments",
-                             "remove extra_qemu_args to run the approved command line");
+      json_t *w;
+      json_array_foreach (json_object_get (plan->json, "unapproved"), i, w)
+        avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", json_string_value (w),
+                             "use the approved helpers and flags (avm-profile(5), APPROVED HELPERS) and no "
+                             "extra_qemu_args");
       json_t *m;
       json_array_foreach (json_object_get (plan->json, "missing_files"), i, m)
         {

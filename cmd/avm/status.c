@@ -101,6 +101,10 @@ print_status (FILE *out, json_t *st)
            (long long) json_integer_value (json_object_get (st, "instance")),
            field (st, "state"), field (st, "profile"),
            (long long) json_integer_value (json_object_get (st, "pid")), up);
+  size_t k;
+  json_t *w;
+  json_array_foreach (json_object_get (st, "unapproved"), k, w)
+    fprintf (out, "  UNAPPROVED: %s\n", json_string_value (w));
   if (*boot)
     fprintf (out, "  booted in %s%s\n", boot,
              json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");

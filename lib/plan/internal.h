@@ -39,6 +39,7 @@ struct plan_ctx
   int var_depth;      /* ${var:} expansions under way */
   json_t *global_uses; /* ... referred to outside any service (boot properties, console tees) */
   json_t *warnings;   /* ["..."] */
+  json_t *unapproved; /* ["what is not approved", ...] */
   json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
   char *helper_dirs;  /* paths.helpers, expanded (named when programs are missing) */
   bool flags_mismatch; /* a helper does not accept a flag of its argv */
@@ -61,6 +62,9 @@ bool pbool (struct plan_ctx *c, const char *path);
    references, order by `after`.  The socket a vhost-user device uses is
    the one its service declares.  */
 int plan_services (struct plan_ctx *c);
+/* Services that run, against the approved helper catalog (helper/catalog.h):
+   each one that is not approved is added to c->unapproved.  */
+int plan_approve_services (struct plan_ctx *c);
 /* Why SERVICE was skipped (plan_services), or NULL.  */
 const char *plan_service_skipped (struct plan_ctx *c, const char *service);
 int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket);

@@ -51,8 +51,10 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
                  json_string_value (json_object_get (s, "reason")));
       fputc ('\n', out);
     }
-  if (!plan->approved)
-    fprintf (out, "# WARNING: UNAPPROVED command line: extra_qemu_args accepted with --allow-unapproved\n");
+  size_t i;
+  json_t *w;
+  json_array_foreach (json_object_get (j, "unapproved"), i, w)
+    fprintf (out, "# WARNING: UNAPPROVED (--allow-unapproved): %s\n", json_string_value (w));
 
   for (size_t l = 0; l < plan->n_lines; l++)
     {

@@ -362,21 +362,44 @@ generated_disks (struct plan_ctx *c)
   return 0;
 }
 
+/* The Functional Safety verdict: free-form QEMU arguments and helpers
+   outside the approved catalog (plan_approve_services) are refused, all
+   named at once, unless --allow-unapproved, which flags them in every
+   output (warnings, the dry run's header, the JSON plan, avm status, the
+   logs' run header).  A layout-only plan runs nothing: no verdict.  */
 static int
 check_unapproved (struct plan_ctx *c, bool *approved)
 {
   json_t *extra = avm_json_path (c->p, "extra_qemu_args");
+  size_t i;
+  json_t *w;
+  int r;
   *approved = true;
-  if (!extra || json_array_size (extra) == 0)
+  if (c->req->layout_only)
+    return 0;
+  if (json_array_size (extra) > 0
+      && json_array_insert_new (c->unapproved, 0,
+                                json_sprintf ("extra_qemu_args: %zu free-form QEMU argument(s)", json_array_size (extra)))
+           < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if ((r = plan_approve_services (c)) < 0)
+    return r;
+  if (json_array_size (c->unapproved) == 0)
     return 0;
   if (!c->req->allow_unapproved)
-    return avm_error_input (c->err,
-                            "%s: extra_qemu_args: free-form QEMU arguments are not part of the approved command line; "
-                            "refusing them (pass --allow-unapproved to accept an unapproved configuration)",
-                            c->file);
+    {
+      json_array_foreach (c->unapproved, i, w)
+        avm_error_append (c->err, AVM_EXIT_USAGE, 0, "%s: not approved: %s", c->file, json_string_value (w));
+      return avm_error_append (c->err, AVM_EXIT_USAGE, 0,
+                               "refusing an unapproved configuration: use the approved helpers and flags "
+                               "(avm-profile(5), APPROVED HELPERS), or pass --allow-unapproved to run it flagged "
+                               "UNAPPROVED");
+    }
   *approved = false;
-  return plan_warn (c, "UNAPPROVED configuration: extra_qemu_args adds %zu free-form argument(s) to the QEMU command line",
-                    json_array_size (extra));
+  json_array_foreach (c->unapproved, i, w)
+    if ((r = plan_warn (c, "UNAPPROVED configuration: %s", json_string_value (w))) < 0)
+      return r;
+  return 0;
 }
 
 static json_t *
@@ -423,6 +446,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.services = json_object ();
   c.resources = json_object ();
   c.warnings = json_array ();
+  c.unapproved = json_array ();
   c.missing = json_array ();
   c.skipped = json_array ();
   c.global_uses = json_array ();
@@ -466,8 +490,6 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.vars[nv++] = (struct avm_var){ "images", c.images };
   c.scope.n = nv;
 
-  if ((r = check_unapproved (&c, &approved)) < 0)
-    goto out;
   if (req->layout_only)
     {
       qemu = strdup (pstr (&c, "qemu.binary"));
@@ -500,7 +522,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     goto out;
   if ((r = plan_boot_properties (&c)) < 0 || (r = plan_prune_resources (&c)) < 0)
     goto out;
-  if ((r = generated_disks (&c)) < 0)
+  /* After every structural check: a wrong profile is said as such first.  */
+  if ((r = generated_disks (&c)) < 0 || (r = check_unapproved (&c, &approved)) < 0)
     goto out;
   if (!req->layout_only && (r = check_files (&c)) < 0)
     goto out;
@@ -526,6 +549,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     json_object_set (j, "detected", req->profile->detected);
   json_object_set_new (j, "instance", json_integer (c.instance));
   json_object_set_new (j, "approved", json_boolean (approved));
+  json_object_set (j, "unapproved", c.unapproved);
   json_t *vars = json_object ();
   for (size_t i = 0; i < c.scope.n; i++)
     json_object_set_new (vars, c.vars[i].name, json_string (c.vars[i].value));
@@ -582,6 +606,7 @@ out:
   json_decref (c.services);
   json_decref (c.resources);
   json_decref (c.warnings);
+  json_decref (c.unapproved);
   json_decref (c.missing);
   json_decref (c.skipped);
   json_decref (c.global_uses);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/internal.h"
 #include "cuttlefish/flags.h"
+#include "helper/catalog.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -725,6 +726,23 @@ plan_services (struct plan_ctx *c)
         }
     }
   return order_services (c, unordered);
+}
+
+int
+plan_approve_services (struct plan_ctx *c)
+{
+  const char *name;
+  json_t *s;
+  json_object_foreach (c->services, name, s)
+    {
+      _cleanup_free_ char *why = NULL;
+      int r = avm_helper_approved (json_object_get (s, "argv"), json_object_get (s, "env"), &why);
+      if (r < 0)
+        return avm_error_sys (c->err, -r, "plan");
+      if (r > 0 && json_array_append_new (c->unapproved, json_sprintf ("services.%s: %s", name, why)) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+    }
+  return 0;
 }
 
 const char *

@@ -59,6 +59,10 @@ sv_status_json (struct sv *sv)
                          sv->log_dir);
   if (!j)
     return NULL;
+  /* The Functional Safety verdict of the plan this instance runs.  */
+  json_object_set_new (j, "approved", json_boolean (!json_is_false (json_object_get (sv->pj, "approved"))));
+  json_t *unapproved = json_object_get (sv->pj, "unapproved");
+  json_object_set_new (j, "unapproved", unapproved ? json_deep_copy (unapproved) : json_array ());
   json_object_set_new (j, "booted", json_boolean (sv->boots > 0));
   json_object_set_new (j, "boot_time", sv->boots > 0 ? seconds (sv->t_booted - sv->t_qemu) : json_null ());
   json_object_set_new (j, "boots", json_integer (sv->boots));

@@ -489,8 +489,10 @@ setup_dirs (struct sv *sv, avm_error_t *err)
   struct tm tm;
   strftime (stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
   free (sv->run_header);
-  sv->run_header = avm_strdupf ("avm %s: instance %d, profile %s, started %s, pid %d", AVM_VERSION, sv->instance,
-                                sv->profile ? sv->profile : "?", stamp, (int) getpid ());
+  bool approved = !json_is_false (json_object_get (sv->pj, "approved"));
+  sv->run_header = avm_strdupf ("avm %s: instance %d, profile %s, started %s, pid %d%s", AVM_VERSION, sv->instance,
+                                sv->profile ? sv->profile : "?", stamp, (int) getpid (),
+                                approved ? "" : ", UNAPPROVED configuration (--allow-unapproved)");
   sv->logcfg = (struct avm_logsink_config) {
     .dir = sv->log_dir,
     .max_size = json_is_integer (max) ? (uint64_t) json_integer_value (max) : 8ULL << 20,

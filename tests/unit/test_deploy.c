@@ -203,8 +203,12 @@ dry_plan (const char *profile, const char *extra_env)
 {
   char *images = ts_path (&env, "images");
   mkdir (images, 0755);
+  /* Every helper program present, as in a deployment with the images' host
+     package: a missing one is skipped and would not count.  */
+  char *helpers = ts_fmt ("paths.helpers=%s", tu_fake_helpers ());
+  /* The tests' own profiles (files) run the fault-injection helper.  */
   char *argv[] = { (char *) tu_avm_bin (), "start", "--profile", (char *) profile, "--images", images,
-                   "--dry-run", "--json", NULL };
+                   "--dry-run", "--json", "--set", helpers, strchr (profile, '/') ? "--allow-unapproved" : NULL, NULL };
   char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
   char *envv[] = { extra_env ? (char *) extra_env : e1, e2, NULL };
   char *out, *err;

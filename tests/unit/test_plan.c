@@ -544,7 +544,7 @@ Test (plan, accelerator_fallback)
 Test (plan, unapproved_arguments_need_the_flag_and_are_flagged)
 {
   const char *json = "{\"extra_qemu_args\": [\"-device\", \"virtio-balloon-pci\"]}";
-  expect_error (json, "extra_qemu_args: free-form QEMU arguments are not part of the approved command line", 2, NULL);
+  expect_error (json, "not approved: extra_qemu_args: 2 free-form QEMU argument(s)", 2, NULL);
   const char *allow[] = { "--allow-unapproved", NULL };
   expect_error (json, "UNAPPROVED configuration", 0, allow);
   char *dir = tu_tmpdir ();
@@ -553,7 +553,7 @@ Test (plan, unapproved_arguments_need_the_flag_and_are_flagged)
   int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "-p", path,
                   "--allow-unapproved", NULL);
   cr_assert_eq (r, 0);
-  assert_contains (out, "# WARNING: UNAPPROVED command line");
+  assert_contains (out, "# WARNING: UNAPPROVED (--allow-unapproved): extra_qemu_args: 2 free-form QEMU argument(s)\n");
   assert_contains (out, "  -device virtio-balloon-pci\n");
   free (out);
   free (err);
