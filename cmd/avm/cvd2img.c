@@ -103,7 +103,9 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
     { "props", required_argument, NULL, 'p' },     { "virgl-props", required_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
   };
-  struct avm_cvd2img_request req = { 0 };
+  /* slp/cvd2img's outputs only: it is run in the image directory, which
+     already has the host package (avm-cvd2img(1), COMPATIBILITY).  */
+  struct avm_cvd2img_request req = { .no_host_tree = true };
   int c;
   optind = 1;
   opterr = 0;
