@@ -483,6 +483,10 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   bool want_tree = !req->no_host_tree;
   bool same_dir = req->dir && same_file (req->dir, odir);
   bool write_tree = want_tree && !same_dir;
+  /* The output directory exists before the input is walked, so that the
+     walk leaves it out when it is inside the input.  */
+  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
+    goto out;
   if (want_tree && (r = avm_imgset_host_scan (set, odir, err)) < 0)
     goto out;
   if (want_tree)
@@ -569,11 +573,6 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
     json_object_update (e, json_array_get (sources, k));
   json_decref (sources);
 
-  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
-    {
-      json_decref (sysparts);
-      goto out;
-    }
   sys_path = out_path (req, req->system_path, "system.img");
   props_path = out_path (req, req->props_path, "properties.img");
   virgl_path = out_path (req, req->props_virgl_path, "properties_virgl.img");
