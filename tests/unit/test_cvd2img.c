@@ -2368,6 +2368,9 @@ Test (cvd2img, progress_on_terminal)
    properties disks, bootloader and key, and avm inspect called that
    sound).  */
 
+static int cmp_names (const void *a, const void *b);
+static char *listing (const char *out);
+
 #define SET_FILES 6
 static const char *const set_files[SET_FILES] = { "system.img", "properties.img", "properties_virgl.img",
                                                   "bootloader", "manifest.json", "avb_key.pem" };
@@ -2375,6 +2378,7 @@ static const char *const set_files[SET_FILES] = { "system.img", "properties.img"
 struct setsum
 {
   char sha[SET_FILES][65];
+  char tree[65]; /* the host tree: its top-level entries and bin/tool */
 };
 
 /* A digest of PATH's contents that reads only its data (system.img is
@@ -2437,6 +2441,38 @@ sha256_plain (const char *path, char out[65])
   digest_hex (EVP_sha256 (), d, len, out);
 }
 
+/* OUT's top-level entries but the set's files, sorted, space-separated
+   (malloc'd).  */
+static char *
+tree_entries (const char *out)
+{
+  DIR *d = opendir (out);
+  struct dirent *e;
+  char *names[64];
+  size_t n = 0;
+  cr_assert_not_null (d);
+  while ((e = readdir (d)) && n < ARRAY_SIZE (names))
+    {
+      bool file = e->d_name[0] == '.' || streq (e->d_name, "android-info.txt");
+      for (size_t i = 0; i < SET_FILES; i++)
+        file |= streq (e->d_name, set_files[i]);
+      if (!file)
+        names[n++] = strdup (e->d_name);
+    }
+  closedir (d);
+  qsort (names, n, sizeof *names, cmp_names);
+  char *s = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&s, &len);
+  for (size_t i = 0; i < n; i++)
+    {
+      fprintf (m, "%s%s", i ? " " : "", names[i]);
+      free (names[i]);
+    }
+  fclose (m);
+  return s;
+}
+
 static void
 set_digests (const char *out, struct setsum *s)
 {
@@ -2445,6 +2481,10 @@ set_digests (const char *out, struct setsum *s)
       _cleanup_free_ char *p = fx_join (out, set_files[i]);
       sha_file (p, s->sha[i]);
     }
+  _cleanup_free_ char *entries = tree_entries (out), *tool = fx_join (out, "bin/tool");
+  _cleanup_free_ char *content = tu_read (tool), *all = NULL;
+  cr_assert (asprintf (&all, "%s\n%s", entries, content ? content : "(no bin/tool)") > 0);
+  digest_hex (EVP_sha256 (), all, strlen (all), s->tree);
 }
 
 /* The disk GUID of the GPT disk PATH, read here (primary header, bytes
@@ -2509,6 +2549,35 @@ check_new_set (const char *out, const char *input, const char *bl_sha, const cha
           cr_assert_not_null (memmem (d, len, want_bc, strlen (want_bc)), "%s does not hold %s", p, want_bc);
         }
     }
+  /* The host tree is INPUT's: the same top-level entries, its bin/tool
+     (which differs from input to input), its entries in the manifest.  */
+  _cleanup_free_ char *have = tree_entries (out), *want = NULL, *tool = fx_join (out, "bin/tool");
+  _cleanup_free_ char *src_tool = fx_join (input, "bin/tool");
+  {
+    _cleanup_free_ char *all = listing (input);
+    /* the input's directories, as the conversion takes them */
+    char buf[1024], *save = NULL;
+    size_t o = 0;
+    snprintf (buf, sizeof buf, "%s", all);
+    want = calloc (1, 1024);
+    for (char *t = strtok_r (buf, " ", &save); t; t = strtok_r (NULL, " ", &save))
+      {
+        _cleanup_free_ char *p = fx_join (input, t);
+        struct stat st;
+        if (lstat (p, &st) == 0 && S_ISDIR (st.st_mode))
+          o += snprintf (want + o, 1024 - o, "%s%s", o ? " " : "", t);
+      }
+  }
+  cr_assert_str_eq (have, want, "%s: the host tree is not that of %s: the set is mixed", out, input);
+  _cleanup_free_ char *tool_have = tu_read (tool), *tool_want = tu_read (src_tool);
+  cr_assert_str_eq (tool_have, tool_want, "%s is not %s's: the set is mixed", tool, input);
+  json_t *ents = json_object_get (json_object_get (m, "host_package"), "entries"), *e;
+  size_t i;
+  char joined[1024] = "";
+  json_array_foreach (ents, i, e)
+    snprintf (joined + strlen (joined), sizeof joined - strlen (joined), "%s%s", i ? " " : "", json_string_value (e));
+  cr_assert_str_eq (joined, want, "%s does not list the host tree's entries", man);
+
   char sha[65];
   _cleanup_free_ char *bl = fx_join (out, "bootloader"), *key = fx_join (out, "avb_key.pem");
   sha256_plain (bl, sha);
@@ -2663,6 +2732,20 @@ Test (cvd2img, signals_during_commit_replace_the_set_whole, .timeout = TU_TIMEOU
       _cleanup_free_ char *bl = fx_join (in[v], BL_X86);
       fx_write_random (bl, 256 * 1024, 700 + v); /* a different bootloader in each */
       sha256_plain (bl, bl_sha[v]);
+      /* and a different host tree: bin/tool differs; some have entries
+         others lack (the commit exchanges, renames and retires) */
+      _cleanup_free_ char *tool = fx_join (in[v], "bin/tool"), *opt = NULL, *lib = fx_join (in[v], "lib64");
+      char text[64];
+      snprintf (text, sizeof text, "#!/bin/sh\necho variant %d\n", v);
+      fx_write_bin (tool, text, strlen (text));
+      cr_assert_eq (chmod (tool, 0755), 0);
+      if (v % 2)
+        {
+          cr_assert (asprintf (&opt, "%s/opt%d/share", in[v], v) > 0);
+          fx_mkdirs (opt);
+        }
+      if (v == 2)
+        tu_rmtree (lib);
     }
   sha256_plain (key, key_sha);
 
@@ -2722,6 +2805,8 @@ Test (cvd2img, signals_during_commit_replace_the_set_whole, .timeout = TU_TIMEOU
           cr_assert_str_neq (now.sha[f], old.sha[f],
                              "run %d (%s, %s %s): %s is the old one, other files are new: a mixed set", i, in[v],
                              strsignal (sig), at_commit ? "during the commit" : "at a random time", set_files[f]);
+      cr_assert_str_neq (now.tree, old.tree, "run %d (%s, %s %s): the host tree is the old one, the files new", i,
+                         in[v], strsignal (sig), at_commit ? "during the commit" : "at a random time");
       check_new_set (out, in[v], bl_sha[v], key_sha, serial);
       old = now;
       old_v = v;
@@ -2862,10 +2947,17 @@ Test (cvd2img, sigkill_during_commit_leaves_the_marker, .timeout = TU_TIMEOUT (1
     }
   close (inotify);
   cr_assert (left, "SIGKILL never landed inside the commit in 20 tries");
+  /* The marker names the host tree's entries too: the next conversion
+     may replace them whatever the old manifest says.  */
+  _cleanup_free_ char *text = tu_read (marker), *bin = fx_join (out, "bin\n");
+  cr_assert_not_null (strstr (text, bin), "the marker does not list the tree's entries:\n%s", text);
   const char *const needles[] = { AVM_CVD2IMG_MARKER, NULL };
   expect_inspect_not_sound (sys, needles);
+  /* The next conversion also removes what the killed one left (its
+     temporaries, the tree's with what it replaced).  */
   avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
   cr_assert (!exists (marker));
+  check_nothing_hidden (out, "after the conversion following a SIGKILL");
   expect_inspect_sound (sys);
 }
 
