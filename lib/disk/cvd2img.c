@@ -440,6 +440,45 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
         }
     }
 
+  /* The host package's tree goes into the output directory, beside the
+     disks, so that the directory runs as it is: `avm start --images OUT`
+     finds the host tools in ${images}/bin (paths.helpers), their libraries
+     in lib64/, the data they read in etc/ and usr/ (vhal_proxy_server's
+     ${images}/etc/automotive/vhalconfig, ANDROID_HOST_OUT=${images}).
+     Also from a directory input: the output directory is always
+     self-contained, what a user expects of "the output" (it can be moved,
+     copied to another machine or into a container volume, and the input
+     deleted), and it never depends on the input staying as it was.  The
+     copy costs little where it matters: copy_file_range shares the data
+     on file systems that can (btrfs, XFS); hard links were not taken, as a
+     later change of either copy would change both.  When the output
+     directory is the input directory, the host package is already in
+     place: nothing is copied.  The slp/cvd2img personality keeps that
+     tool's outputs (no tree): it is run in the image directory, which it
+     writes to by default.  */
+  const char *odir = req->out_dir ? req->out_dir : ".";
+  bool want_tree = !req->no_host_tree;
+  bool same_dir = req->dir && same_file (req->dir, odir);
+  bool write_tree = want_tree && !same_dir;
+  /* The output directory exists before the input is walked, so that the
+     walk leaves it out when it is inside the input.  The walk comes before
+     the host package files are read (the key, the bootloader): a link in
+     the input's host package that leads out of it is refused first.  */
+  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
+    goto out;
+  if (want_tree && (r = avm_imgset_host_scan (set, odir, err)) < 0)
+    goto out;
+  if (want_tree)
+    {
+      entries = avm_strv_copy (avm_imgset_host_entries (set));
+      if (!entries)
+        {
+          r = avm_error_sys (err, ENOMEM, "cvd2img");
+          goto out;
+        }
+      qsort (entries, avm_strv_length (entries), sizeof *entries, cmp_str);
+    }
+
   const char *arch = req->arch ? req->arch : avm_imgset_bootloader_arch (set);
   if (!arch)
     arch = host_arch ();
@@ -462,44 +501,6 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   };
   if ((r = avm_profile_load (&preq, &profile, err)) < 0)
     goto out;
-
-  /* The host package's tree goes into the output directory, beside the
-     disks, so that the directory runs as it is: `avm start --images OUT`
-     finds the host tools in ${images}/bin (paths.helpers), their libraries
-     in lib64/, the data they read in etc/ and usr/ (vhal_proxy_server's
-     ${images}/etc/automotive/vhalconfig, ANDROID_HOST_OUT=${images}).
-     Also from a directory input: the output directory is always
-     self-contained, what a user expects of "the output" (it can be moved,
-     copied to another machine or into a container volume, and the input
-     deleted), and it never depends on the input staying as it was.  The
-     copy costs little where it matters: copy_file_range shares the data
-     on file systems that can (btrfs, XFS); hard links were not taken, as a
-     later change of either copy would change both.  When the output
-     directory is the input directory, the host package is already in
-     place: nothing is copied.  The slp/cvd2img personality keeps that
-     tool's outputs (no tree): it is run in the image directory, which it
-     writes to by default.  */
-  const char *odir = req->out_dir ? req->out_dir : ".";
-  bool want_tree = !req->no_host_tree;
-  bool same_dir = req->dir && same_file (req->dir, odir);
-  bool write_tree = want_tree && !same_dir;
-  /* The output directory exists before the input is walked, so that the
-     walk leaves it out when it is inside the input.  */
-  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
-    goto out;
-  if (want_tree && (r = avm_imgset_host_scan (set, odir, err)) < 0)
-    goto out;
-  if (want_tree)
-    {
-      entries = avm_strv_copy (avm_imgset_host_entries (set));
-      if (!entries)
-        {
-          r = avm_error_sys (err, ENOMEM, "cvd2img");
-          goto out;
-        }
-      qsort (entries, avm_strv_length (entries), sizeof *entries, cmp_str);
-    }
-
   /* Recorded for avm start, which no longer sees android-info.txt or the
      boot image once they are inside the disks.  */
   json_t *rel = json_object_get (profile->detected, "release");

@@ -3107,6 +3107,12 @@ Test (cvd2img, directory_input_link_out_refused)
   cr_assert_eq (symlink ("../../../boot.img", up), 0);
   expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { up, "out of the package", NULL },
                   (const char *[]) { cvd2, NULL });
+  /* the key, which avm reads itself: refused before it is read */
+  _cleanup_free_ char *cvd3 = clone_cvd ("cvd3", NULL), *key = fx_join (cvd3, KEY_PEM), *real = fx_path ("cvd/" KEY_PEM);
+  unlink (key);
+  cr_assert_eq (symlink (real, key), 0);
+  expect_failure (out, 2, (char *[]) { cvd3, NULL }, (const char *[]) { key, "an absolute path", NULL },
+                  (const char *[]) { cvd3, NULL });
 }
 
 /* The output directory is the input directory: the host package is
