@@ -14,13 +14,15 @@ avm_help_cvd2img (FILE *out)
   fputs ("Usage: avm cvd2img [OPTIONS] CVD_DIR\n"
          "       avm cvd2img [OPTIONS] IMAGES.zip HOST_PACKAGE.tar.gz\n"
          "\n"
-         "Convert a Cuttlefish image set into raw disks QEMU boots: system.img (GPT,\n"
-         "Cuttlefish's OS partitions), properties.img and properties_virgl.img (boot\n"
-         "properties from a profile, AVB-signed), the bootloader, manifest.json and,\n"
-         "when signing with the host package's test key, that key as avb_key.pem (avm start\n"
+         "Convert a Cuttlefish image set into a directory `avm start --images DIR` runs as\n"
+         "it is: system.img (GPT, Cuttlefish's OS partitions), properties.img and\n"
+         "properties_virgl.img (boot properties from a profile, AVB-signed), the bootloader,\n"
+         "manifest.json, the images' android-info.txt, the host package's tree (bin/,\n"
+         "lib64/, etc/, usr/, ...: the host tools, their libraries and data) and, when\n"
+         "signing with the host package's test key, that key as avb_key.pem (avm start\n"
          "rebuilds the properties disk with it when the profile's boot properties change).\n"
-         "Archives are read directly; inputs are never modified; existing outputs are\n"
-         "only replaced once every new output is complete.\n"
+         "Archives are read directly; inputs are never modified; existing outputs, host\n"
+         "tools included, are only replaced once every new output is complete.\n"
          "\n"
          "  -o, --output DIR          output directory (default: the current directory)\n"
          "  -a, --arch ARCH           x86_64 or aarch64 (default: from the bootloader, else the host)\n"
@@ -103,7 +105,9 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
     { "props", required_argument, NULL, 'p' },     { "virgl-props", required_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
   };
-  struct avm_cvd2img_request req = { 0 };
+  /* slp/cvd2img's outputs only: it is run in the image directory, which
+     already has the host package (avm-cvd2img(1), COMPATIBILITY).  */
+  struct avm_cvd2img_request req = { .no_host_tree = true };
   int c;
   optind = 1;
   opterr = 0;

@@ -6,6 +6,7 @@
 #include "util/json.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,28 +79,50 @@ info_value (const char *text, const char *key, char *buf, size_t size)
   return NULL;
 }
 
+/* The host package's markers, newest release first, with the flag of the
+   facts each sets and the release it tells (index in avm_cf_releases).  */
+static const struct
+{
+  size_t off;
+  int release;
+} marks[AVM_CF_HOST_MARKERS] = {
+  { offsetof (struct avm_cf_facts, sensors_simulator), 4 },
+  { offsetof (struct avm_cf_facts, vhalconfig), 3 },
+  { offsetof (struct avm_cf_facts, vhal_proxy_server), 2 },
+  { offsetof (struct avm_cf_facts, vhost_device_vsock), 1 },
+  { offsetof (struct avm_cf_facts, secure_env), 0 },
+};
+const char *const avm_cf_host_markers[AVM_CF_HOST_MARKERS] = {
+  "bin/sensors_simulator", "etc/automotive/vhalconfig/", "bin/vhal_proxy_server", "bin/vhost_device_vsock",
+  "bin/secure_env",
+};
+
+static bool
+mark_of (const struct avm_cf_facts *f, size_t i)
+{
+  return *(const bool *) ((const char *) f + marks[i].off);
+}
+
+size_t
+avm_cf_host_marker_list (const struct avm_cf_facts *f, const char *out[AVM_CF_HOST_MARKERS])
+{
+  size_t n = 0;
+  for (size_t i = 0; i < AVM_CF_HOST_MARKERS; i++)
+    if (mark_of (f, i))
+      out[n++] = avm_cf_host_markers[i];
+  return n;
+}
+
 /* The release the host package alone says, or -1.  */
 static int
 hostpkg_release (const struct avm_cf_facts *f, const char **why)
 {
   if (!f->hostpkg)
     return -1;
-  static const struct
-  {
-    size_t off;
-    const char *what;
-    int release;
-  } marks[] = {
-    { offsetof (struct avm_cf_facts, sensors_simulator), "bin/sensors_simulator", 4 },
-    { offsetof (struct avm_cf_facts, vhalconfig), "etc/automotive/vhalconfig/", 3 },
-    { offsetof (struct avm_cf_facts, vhal_proxy_server), "bin/vhal_proxy_server", 2 },
-    { offsetof (struct avm_cf_facts, vhost_device_vsock), "bin/vhost_device_vsock", 1 },
-    { offsetof (struct avm_cf_facts, secure_env), "bin/secure_env", 0 },
-  };
   for (size_t i = 0; i < ARRAY_SIZE (marks); i++)
-    if (*(const bool *) ((const char *) f + marks[i].off))
+    if (mark_of (f, i))
       {
-        *why = marks[i].what;
+        *why = avm_cf_host_markers[i];
         return marks[i].release;
       }
   return -1;
@@ -224,13 +247,22 @@ avm_cf_facts_from_dir (const char *dir, struct avm_cf_facts *f, avm_error_t *err
       if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && pread (fd, hdr, sizeof hdr, 0) == sizeof hdr)
         f->boot_os_major = avm_cf_boot_os_major (hdr, sizeof hdr);
     }
-  f->hostpkg = exists (dfd, "bin", true) || exists (dfd, "etc", true);
-  f->sensors_simulator = exists (dfd, "bin/sensors_simulator", false);
-  f->vhalconfig = exists (dfd, "etc/automotive/vhalconfig", true);
-  f->vhal_proxy_server = exists (dfd, "bin/vhal_proxy_server", false);
-  f->vhost_device_vsock = exists (dfd, "bin/vhost_device_vsock", false);
-  f->secure_env = exists (dfd, "bin/secure_env", false);
+  avm_cf_host_facts_at (dfd, f);
   return 0;
+}
+
+void
+avm_cf_host_facts_at (int dfd, struct avm_cf_facts *f)
+{
+  f->hostpkg = exists (dfd, "bin", true) || exists (dfd, "etc", true);
+  for (size_t i = 0; i < AVM_CF_HOST_MARKERS; i++)
+    {
+      char path[64];
+      size_t l = strlen (avm_cf_host_markers[i]);
+      bool dir = avm_cf_host_markers[i][l - 1] == '/';
+      snprintf (path, sizeof path, "%.*s", (int) (dir ? l - 1 : l), avm_cf_host_markers[i]);
+      *(bool *) ((char *) f + marks[i].off) = exists (dfd, path, dir);
+    }
 }
 
 int

@@ -51,6 +51,20 @@ void avm_cf_facts_clear (struct avm_cf_facts *f);
    file is not an error; an unreadable or malformed one is.  */
 int avm_cf_facts_from_dir (const char *dir, struct avm_cf_facts *f, avm_error_t *err);
 
+/* The host package's entries that tell its release, newest first, as
+   item 3 above lists them ("etc/automotive/vhalconfig/" is a directory),
+   in the order of the facts' flags sensors_simulator, vhalconfig,
+   vhal_proxy_server, vhost_device_vsock, secure_env.  */
+#define AVM_CF_HOST_MARKERS 5
+extern const char *const avm_cf_host_markers[AVM_CF_HOST_MARKERS];
+/* Those F has, in that order (pointers into avm_cf_host_markers); their
+   number.  */
+size_t avm_cf_host_marker_list (const struct avm_cf_facts *f, const char *out[AVM_CF_HOST_MARKERS]);
+/* F's host package facts (hostpkg and the markers) from the directory DFD,
+   as avm_cf_facts_from_dir finds them (following links, as a program
+   started from there would).  */
+void avm_cf_host_facts_at (int dfd, struct avm_cf_facts *f);
+
 /* Read the os_version major of a boot image header (the first 48 bytes
    of boot.img or init_boot.img, header versions 0 to 4); 0 when HDR is not
    a boot image or carries no version.  */

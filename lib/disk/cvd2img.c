@@ -15,7 +15,10 @@
 #include "util/strv.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
@@ -57,9 +60,14 @@ enum
   OUT_PROPS_VIRGL,
   OUT_BOOTLOADER,
   OUT_KEY,
+  OUT_INFO,
+  OUT_HOST,
   OUT_MANIFEST,
   N_OUTPUTS
 };
+
+/* The name of the host package tree's temporary (".host-package.tmp.XXXXXX"). */
+#define HOST_TREE "host-package"
 
 struct outputs
 {
@@ -229,6 +237,161 @@ out:
   return r;
 }
 
+static bool
+same_file (const char *a, const char *b)
+{
+  struct stat x, y;
+  return stat (a, &x) == 0 && stat (b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static const char *
+base_name (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  return slash ? slash + 1 : path;
+}
+
+/* A name a tree entry of the output directory may have: one component,
+   not hidden (avm's temporaries and marker), not a file of the set.  */
+static bool
+entry_name_ok (const char *name, char *const *reserved)
+{
+  return *name && name[0] != '.' && !strchr (name, '/') && !avm_strv_contains (reserved, name);
+}
+
+/* The top-level entries of the output directory ODIR that an earlier
+   conversion put there: the host package entries its manifest.json lists,
+   and those the marker of an interrupted commit lists (which may have been
+   put in place before the old manifest was replaced).  *LEGACY: ODIR has
+   the manifest of an avm cvd2img that did not extract the host package
+   (users unpacked it there themselves, to run it).  An unreadable or
+   foreign manifest.json gives nothing: it is replaced anyway.  */
+static int
+previous_entries (const char *odir, char *const *reserved, struct avm_argv *prev, bool *legacy, avm_error_t *err)
+{
+  _cleanup_free_ char *mpath = avm_path_join (odir, "manifest.json"), *kpath = avm_path_join (odir, AVM_CVD2IMG_MARKER);
+  _cleanup_error_ avm_error_t ignored = NULL, ignored2 = NULL;
+  _cleanup_json_ json_t *m = NULL;
+  _cleanup_free_ char *marker = NULL;
+  size_t len;
+  struct stat st;
+
+  *legacy = false;
+  if (!mpath || !kpath)
+    return avm_error_sys (err, ENOMEM, "%s", odir);
+  if (lstat (mpath, &st) == 0 && S_ISREG (st.st_mode)
+      && avm_json_load_file (mpath, AVM_MANIFEST_MAX_SIZE, "a manifest", &m, &ignored) == 0)
+    {
+      json_t *host = json_object_get (m, "host_package"), *e;
+      size_t i;
+      *legacy = !host && json_object_get (m, "avm_version");
+      json_array_foreach (json_object_get (host, "entries"), i, e)
+        if (json_is_string (e) && entry_name_ok (json_string_value (e), reserved)
+            && !avm_strv_contains (prev->v, json_string_value (e)))
+          avm_argv_push (prev, json_string_value (e));
+    }
+  if (lstat (kpath, &st) == 0 && S_ISREG (st.st_mode)
+      && avm_read_file (kpath, AVM_MANIFEST_MAX_SIZE, "a commit marker", &marker, &len, &ignored2) == 0)
+    {
+      /* Two lines of text, then one path per line.  */
+      char *save = NULL;
+      int line = 0;
+      for (char *l = strtok_r (marker, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
+        if (++line > 2 && entry_name_ok (base_name (l), reserved) && !avm_strv_contains (prev->v, base_name (l)))
+          avm_argv_push (prev, base_name (l));
+    }
+  return 0;
+}
+
+/* Is PATH (an input of this conversion) inside ENTRY of the output
+   directory, which the commit replaces or removes?  */
+static bool
+inside (const char *path, const char *entry)
+{
+  char a[PATH_MAX], b[PATH_MAX];
+  if (!path || !realpath (path, a) || !realpath (entry, b))
+    return false;
+  size_t n = strlen (b);
+  return strncmp (a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+/* What the host package's tree does to the output directory ODIR: its
+   entries NEW replace those of the same names, which must be an earlier
+   conversion's (or absent): never a directory of the user's that happens
+   to be called bin or etc; and the earlier conversion's entries that NEW
+   lacks go (*RETIRE).  Nothing this conversion reads may be inside what it
+   replaces.  */
+static int
+plan_tree (const struct avm_cvd2img_request *req, const char *odir, char *const *new, char *const *reserved,
+           struct avm_argv *retire, avm_error_t *err)
+{
+  struct avm_argv prev = { 0 };
+  bool legacy = false;
+  int r = previous_entries (odir, reserved, &prev, &legacy, err);
+  const char *inputs[] = { req->dir, req->zip, req->hostpkg, req->key, req->pubkey, req->profile };
+
+  for (size_t i = 0; r == 0 && new[i]; i++)
+    {
+      _cleanup_free_ char *p = avm_path_join (odir, new[i]);
+      struct stat st;
+      if (!p)
+        r = avm_error_sys (err, ENOMEM, "%s", odir);
+      else if (!entry_name_ok (new[i], reserved))
+        r = avm_error_input (err, "%s: the host package has an entry %s at its top, the name of a file avm cvd2img "
+                                  "writes; refusing the host package",
+                             req->hostpkg ? req->hostpkg : req->dir, new[i]);
+      else if (lstat (p, &st) == 0 && !legacy && !avm_strv_contains (prev.v, new[i]))
+        r = avm_error_input (err, "%s is in the way: the host package's %s would replace it, and it is not from an "
+                                  "earlier avm cvd2img run (%s/manifest.json does not list it); move it away or "
+                                  "choose another output directory",
+                             p, new[i], odir);
+    }
+  for (size_t i = 0; r == 0 && i < prev.n; i++)
+    if (!avm_strv_contains (new, prev.v[i]))
+      r = avm_argv_push (retire, prev.v[i]) < 0 ? avm_error_sys (err, ENOMEM, "%s", odir) : 0;
+
+  /* Nothing read now may go with what the commit replaces.  */
+  for (int pass = 0; pass < 2 && r == 0; pass++)
+    for (char *const *e = pass ? retire->v : new; r == 0 && e && *e; e++)
+      {
+        _cleanup_free_ char *p = avm_path_join (odir, *e);
+        for (size_t k = 0; r == 0 && p && k < ARRAY_SIZE (inputs); k++)
+          if (inputs[k] && inside (inputs[k], p))
+            r = avm_error_input (err, "%s is inside %s, which this conversion replaces with the host package's; move "
+                                      "it out of the output directory first",
+                                 inputs[k], p);
+      }
+  avm_argv_clear (&prev);
+  return r;
+}
+
+/* Hold the output directory for this conversion (flock on it): a second
+   conversion into the same directory would have its temporaries removed
+   as stale.  *FD stays open until the end.  A file system without flock
+   works as before, without the cleanup of stale temporaries (*LOCKED
+   false).  */
+static int
+lock_output (const char *odir, int *fd, bool *locked, avm_error_t *err)
+{
+  *locked = false;
+  *fd = open (odir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*fd < 0)
+    return avm_error_sys (err, errno, "cannot open the output directory %s", odir);
+  if (flock (*fd, LOCK_EX | LOCK_NB) == 0)
+    *locked = true;
+  else if (errno == EWOULDBLOCK)
+    return avm_error_fail (err, EBUSY, "%s: another avm cvd2img is writing there (it holds the directory's lock); "
+                                       "wait for it to finish",
+                           odir);
+  return 0;
+}
+
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
 int
 avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
 {
@@ -241,8 +404,11 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   struct avm_progress prog;
   _cleanup_json_ json_t *manifest = json_object ();
   _cleanup_free_ char *sys_path = NULL, *props_path = NULL, *virgl_path = NULL, *boot_path = NULL, *man_path = NULL;
-  _cleanup_free_ char *key_path = NULL;
+  _cleanup_free_ char *key_path = NULL, *info_path = NULL;
   _cleanup_free_ uint8_t *key_pem = NULL;
+  _cleanup_close_ int lockfd = -1;
+  struct avm_argv retire = { 0 }, reserved = { 0 };
+  _cleanup_strv_ char **entries = NULL;
   size_t key_pem_len = 0;
   _cleanup_free_ uint8_t *head = malloc (AVM_GPT_HEAD_SIZE), *tail = malloc (AVM_GPT_TAIL_SIZE);
   _cleanup_free_ uint8_t *bootloader = NULL;
@@ -272,6 +438,45 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
                                p->name);
           goto out;
         }
+    }
+
+  /* The host package's tree goes into the output directory, beside the
+     disks, so that the directory runs as it is: `avm start --images OUT`
+     finds the host tools in ${images}/bin (paths.helpers), their libraries
+     in lib64/, the data they read in etc/ and usr/ (vhal_proxy_server's
+     ${images}/etc/automotive/vhalconfig, ANDROID_HOST_OUT=${images}).
+     Also from a directory input: the output directory is always
+     self-contained, what a user expects of "the output" (it can be moved,
+     copied to another machine or into a container volume, and the input
+     deleted), and it never depends on the input staying as it was.  The
+     copy costs little where it matters: copy_file_range shares the data
+     on file systems that can (btrfs, XFS); hard links were not taken, as a
+     later change of either copy would change both.  When the output
+     directory is the input directory, the host package is already in
+     place: nothing is copied.  The slp/cvd2img personality keeps that
+     tool's outputs (no tree): it is run in the image directory, which it
+     writes to by default.  */
+  const char *odir = req->out_dir ? req->out_dir : ".";
+  bool want_tree = !req->no_host_tree;
+  bool same_dir = req->dir && same_file (req->dir, odir);
+  bool write_tree = want_tree && !same_dir;
+  /* The output directory exists before the input is walked, so that the
+     walk leaves it out when it is inside the input.  The walk comes before
+     the host package files are read (the key, the bootloader): a link in
+     the input's host package that leads out of it is refused first.  */
+  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
+    goto out;
+  if (want_tree && (r = avm_imgset_host_scan (set, odir, err)) < 0)
+    goto out;
+  if (want_tree)
+    {
+      entries = avm_strv_copy (avm_imgset_host_entries (set));
+      if (!entries)
+        {
+          r = avm_error_sys (err, ENOMEM, "cvd2img");
+          goto out;
+        }
+      qsort (entries, avm_strv_length (entries), sizeof *entries, cmp_str);
     }
 
   const char *arch = req->arch ? req->arch : avm_imgset_bootloader_arch (set);
@@ -369,17 +574,36 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
     json_object_update (e, json_array_get (sources, k));
   json_decref (sources);
 
-  if (req->out_dir && (r = avm_mkdir_p (req->out_dir, 0755, err)) < 0)
-    {
-      json_decref (sysparts);
-      goto out;
-    }
   sys_path = out_path (req, req->system_path, "system.img");
   props_path = out_path (req, req->props_path, "properties.img");
   virgl_path = out_path (req, req->props_virgl_path, "properties_virgl.img");
   boot_path = out_path (req, NULL, "bootloader");
   man_path = out_path (req, NULL, "manifest.json");
   key_path = out_path (req, NULL, "avb_key.pem");
+  info_path = out_path (req, NULL, "android-info.txt");
+
+  /* The names of the set's files (and of the marker): no tree entry may
+     have one.  Then the output directory to ourselves, what a killed run
+     left there removed, and the tree's effect on the directory planned.  */
+  const char *const set_names[] = { base_name (sys_path), base_name (props_path), base_name (virgl_path),
+                                    "bootloader", "manifest.json", "avb_key.pem", "android-info.txt",
+                                    AVM_CVD2IMG_MARKER, HOST_TREE };
+  for (size_t i = 0; i < ARRAY_SIZE (set_names); i++)
+    if (!avm_strv_contains (reserved.v, set_names[i]))
+      avm_argv_push (&reserved, set_names[i]);
+  bool locked = false;
+  if ((r = lock_output (odir, &lockfd, &locked, err)) < 0)
+    {
+      json_decref (sysparts);
+      goto out;
+    }
+  if (locked)
+    (void) avm_out_remove_stale (odir, reserved.v, NULL);
+  if (write_tree && (r = plan_tree (req, odir, entries, reserved.v, &retire, err)) < 0)
+    {
+      json_decref (sysparts);
+      goto out;
+    }
   /* Each output's identity, so that a set whose parts come from different
      conversions is recognised (disk/setcheck.h): the disks' GUIDs are
      random per conversion.  */
@@ -392,7 +616,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   /* Write everything to temporaries.  */
   if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[OUT_SYSTEM], err)) < 0)
     goto out;
-  avm_progress_init (&prog, total, req->quiet);
+  avm_progress_init (&prog, total + (write_tree ? avm_imgset_host_bytes (set) : 0), req->quiet);
   avm_out_set_progress (outs.o[OUT_SYSTEM], avm_progress_add, &prog);
   if ((r = avm_out_write (outs.o[OUT_SYSTEM], 0, head, AVM_GPT_HEAD_SIZE, err)) < 0
       || (r = avm_out_write (outs.o[OUT_SYSTEM], gpt->disk_size - AVM_GPT_TAIL_SIZE, tail, AVM_GPT_TAIL_SIZE, err)) < 0)
@@ -413,7 +637,6 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
       if ((r = avm_imgset_copy (set, p->image, outs.o[OUT_SYSTEM], gp->offset, room, err)) < 0)
         goto out;
     }
-  avm_progress_done (&prog);
 
   json_t *info = NULL;
   if ((r = write_props (req, profile, arch, key, props_path, &outs.o[OUT_PROPS], &info, err)) < 0)
@@ -460,6 +683,51 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
       json_object_set_new (mkey, "sha256", json_string (sha));
     }
 
+  /* The images' android-info.txt, which tells the release to whoever
+     looks at the directory (avm start reads manifest.json first).  */
+  const char *info_text = avm_imgset_android_info (set);
+  if (info_text && !same_dir)
+    {
+      size_t ilen = strlen (info_text);
+      if ((r = avm_out_open (info_path, ilen, &outs.o[OUT_INFO], err)) < 0
+          || (r = avm_out_write (outs.o[OUT_INFO], 0, info_text, ilen, err)) < 0)
+        goto out;
+      avm_avb_sha256_hex ((const uint8_t *) info_text, ilen, sha);
+      json_object_set_new (manifest, "android_info", json_pack ("{s:s, s:I, s:s}", "file", info_path, "size",
+                                                                (json_int_t) ilen, "sha256", sha));
+    }
+
+  /* The host package's tree, and what avm start and avm inspect compare
+     the directory with: its top-level entries, and the markers that tell
+     its release (cuttlefish/release.h), as the conversion saw them.  */
+  if (write_tree)
+    {
+      avm_progress_item (&prog, "host package");
+      if ((r = avm_out_open_tree (odir, HOST_TREE, &outs.o[OUT_HOST], err)) < 0
+          || (r = avm_imgset_host_write (set, avm_out_tree_fd (outs.o[OUT_HOST]), avm_progress_add, &prog, err)) < 0
+          || (r = avm_out_tree_retire (outs.o[OUT_HOST], retire.v, err)) < 0)
+        goto out;
+    }
+  avm_progress_done (&prog);
+  if (want_tree)
+    {
+      struct avm_cf_facts f;
+      const char *marks[AVM_CF_HOST_MARKERS];
+      if ((r = avm_imgset_cf_facts (set, &f, err)) < 0)
+        goto out;
+      size_t nm = avm_cf_host_marker_list (&f, marks);
+      avm_cf_facts_clear (&f);
+      json_t *jm = json_array (), *je = json_array ();
+      for (size_t i = 0; i < nm; i++)
+        json_array_append_new (jm, json_string (marks[i]));
+      for (size_t i = 0; entries[i]; i++)
+        json_array_append_new (je, json_string (entries[i]));
+      json_object_set_new (manifest, "host_package",
+                           json_pack ("{s:s, s:o, s:I, s:I, s:o}", "source", req->hostpkg ? req->hostpkg : req->dir,
+                                      "entries", je, "size", (json_int_t) avm_imgset_host_bytes (set), "count",
+                                      (json_int_t) avm_imgset_host_count (set), "markers", jm));
+    }
+
   manifest_text = json_dumps (manifest, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
   if (!manifest_text)
     {
@@ -483,6 +751,8 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
 
 out:
   abort_all (&outs);
+  avm_argv_clear (&retire);
+  avm_argv_clear (&reserved);
   avm_argv_clear (&wanted);
   avm_argv_clear (&virgl_opts);
   avm_profile_free (profile);

@@ -3,9 +3,11 @@
  * cvd2img: a Cuttlefish image set to system.img (raw GPT disk with the OS
  * partitions in Cuttlefish's order), properties.img (and
  * properties_virgl.img) with boot properties derived from a profile and
- * AVB-signed, the bootloader, manifest.json and, when signing with the host
- * package's test key, that key as avb_key.pem (for avm start's properties
- * disk rebuild; a user's --key is never copied).  Every output is written to
+ * AVB-signed, the bootloader, manifest.json, the images' android-info.txt,
+ * the host package's whole tree (bin/, lib64/, etc/, usr/, ...: the output
+ * directory runs as it is) and, when signing with the host package's test
+ * key, that key as avb_key.pem (for avm start's properties disk rebuild; a
+ * user's --key is never copied).  Every output is written to
  * a temporary file and only renamed into place when all of them are
  * complete; on any failure none of the existing outputs changes.
  */
@@ -32,6 +34,8 @@ struct avm_cvd2img_request
   char *const *sets;      /* --set PATH=VALUE */
   bool no_virgl;          /* skip properties_virgl.img (else written when the
                              profile has the option gpu=virgl) */
+  bool no_host_tree;      /* do not put the host package's tree into the output
+                             directory (the slp/cvd2img personality) */
   const uint8_t *salt;  /* 32 bytes for reproducible output (tests), or NULL */
   bool quiet;
 };

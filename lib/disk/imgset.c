@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "disk/imgset.h"
 #include "cuttlefish/release.h"
+#include "disk/hosttree.h"
 #include "util/strbuf.h"
 #include "disk/sparse.h"
 #include "disk/stream.h"
@@ -11,6 +12,7 @@
 
 #include "disk/lazy_archive.h"
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -34,25 +36,25 @@ struct host_blob
   bool present;
 };
 
-/* Host package entries that tell its release (cuttlefish/release.h); a
-   name ending in '/' is a directory (any entry below it counts).  */
-static const char *const host_markers[] = {
-  "bin/sensors_simulator", "etc/automotive/vhalconfig/", "bin/vhal_proxy_server", "bin/vhost_device_vsock",
-  "bin/secure_env",
-};
-
 #define MAX_INFO (64u << 10)
 
 struct avm_imgset
 {
   char *dir, *zip, *hostpkg;
   char *android_info;  /* android-info.txt of the images, or NULL */
-  bool markers[ARRAY_SIZE (host_markers)];
+  bool markers[AVM_CF_HOST_MARKERS]; /* avm_cf_host_markers */
   bool host_seen;      /* the host package had any entry */
   struct avm_img imgs[MAX_IMAGES];
   char *names[MAX_IMAGES];
   size_t n;
   struct host_blob host[ARRAY_SIZE (host_files)];
+  /* The host package's tree (disk/hosttree.h): counted by scan_hostpkg, or
+     by avm_imgset_host_scan for a directory, which leaves out the output
+     directory (SKIP_DEV, SKIP_INO) when it is inside.  */
+  struct avm_host_tally tally;
+  bool tally_done;
+  dev_t skip_dev;
+  ino_t skip_ino;
 };
 
 const char *
@@ -79,6 +81,8 @@ clean_name (const char *p)
   return p;
 }
 
+/* An entry of the image zip: a regular file or a directory by a relative
+   name without "..".  */
 static int
 check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
 {
@@ -102,6 +106,24 @@ check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
   if (archive_entry_hardlink (e))
     return avm_error_input (err, "%s: entry %s: hard link; refusing the archive", archive, raw);
   return 0;
+}
+
+/* An entry of the host package: the policy of disk/hosttree.h (links
+   inside the package are fine; it becomes a tree), counted into T.  */
+static int
+check_host_entry (const char *archive, struct archive_entry *e, struct avm_host_tally *t, avm_error_t *err)
+{
+  const char *raw = archive_entry_pathname (e);
+  if (!raw || !*raw)
+    return avm_error_input (err, "%s: an entry has no name; refusing the archive", archive);
+  const char *hard = archive_entry_hardlink (e);
+  mode_t type = (mode_t) archive_entry_filetype (e);
+  if (hard)
+    type = S_IFREG;
+  return avm_host_check (t, archive, raw, type,
+                         archive_entry_size_is_set (e) && archive_entry_size (e) > 0 ? (uint64_t) archive_entry_size (e)
+                                                                                    : 0,
+                         archive_entry_symlink (e), hard, err);
 }
 
 /* The archive PATH, read from *FD (a regular file: a FIFO or a device is
@@ -199,17 +221,18 @@ probe_stream (struct avm_img *img, struct avm_stream *s, avm_error_t *err)
   return 0;
 }
 
-/* The next entry of an archive, checked (check_entry): 1, 0 at the end, or
-   an error.  */
+/* The next entry of an archive, checked (check_entry; with T, the host
+   package's check_host_entry): 1, 0 at the end, or an error.  */
 static int
-next_entry (struct archive *a, const char *archive, struct archive_entry **e, avm_error_t *err)
+next_entry (struct archive *a, const char *archive, struct archive_entry **e, struct avm_host_tally *t,
+            avm_error_t *err)
 {
   int ar = archive_read_next_header (a, e);
   if (ar == ARCHIVE_EOF)
     return 0;
   if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
     return avm_error_input (err, "%s: %s", archive, archive_error_string (a) ?: "unreadable archive");
-  int r = check_entry (archive, *e, err);
+  int r = t ? check_host_entry (archive, *e, t, err) : check_entry (archive, *e, err);
   return r < 0 ? r : 1;
 }
 
@@ -249,7 +272,7 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
   int r = open_archive (s->zip, true, &a, &fd, err);
   if (r < 0)
     return r;
-  while ((r = next_entry (a, s->zip, &e, err)) > 0)
+  while ((r = next_entry (a, s->zip, &e, NULL, err)) > 0)
     {
       const char *name = clean_name (archive_entry_pathname (e));
       struct avm_img *img = find_img (s, name);
@@ -296,20 +319,52 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
   int r = open_archive (s->hostpkg, false, &a, &fd, err);
   if (r < 0)
     return r;
-  while ((r = next_entry (a, s->hostpkg, &e, err)) > 0)
+  avm_host_tally_clear (&s->tally);
+  while ((r = next_entry (a, s->hostpkg, &e, &s->tally, err)) > 0)
     {
       const char *name = clean_name (archive_entry_pathname (e));
       s->host_seen = true;
-      for (size_t i = 0; i < ARRAY_SIZE (host_markers); i++)
+      for (size_t i = 0; i < AVM_CF_HOST_MARKERS; i++)
         {
-          size_t l = strlen (host_markers[i]);
-          if (host_markers[i][l - 1] == '/' ? strncmp (name, host_markers[i], l) == 0 || strncmp (name, host_markers[i], l - 1) == 0
-                                            : streq (name, host_markers[i]))
+          size_t l = strlen (avm_cf_host_markers[i]);
+          const char *m = avm_cf_host_markers[i];
+          if (m[l - 1] == '/' ? strncmp (name, m, l) == 0 || (strncmp (name, m, l - 1) == 0 && name[l - 1] == '\0')
+                              : streq (name, m))
             s->markers[i] = true;
         }
       for (size_t i = 0; i < ARRAY_SIZE (host_files); i++)
         {
-          if (!streq (name, host_files[i]) || archive_entry_filetype (e) != AE_IFREG)
+          if (!streq (name, host_files[i]))
+            continue;
+          if (archive_entry_hardlink (e))
+            {
+              /* A hard link carries no data: that of an earlier file avm
+                 reads too, or none it knows.  */
+              const char *to = clean_name (archive_entry_hardlink (e));
+              struct host_blob *src = NULL;
+              for (size_t k = 0; k < ARRAY_SIZE (host_files); k++)
+                if (streq (to, host_files[k]) && s->host[k].present)
+                  src = &s->host[k];
+              if (!src)
+                {
+                  r = avm_error_input (err, "%s: entry %s: a hard link to %s, whose data avm does not keep (it "
+                                            "needs %s as a file of its own)",
+                                       s->hostpkg, name, to, name);
+                  goto out;
+                }
+              struct host_blob *b = &s->host[i];
+              free (b->data);
+              if (!(b->data = malloc (src->len ? src->len : 1)))
+                {
+                  r = avm_error_sys (err, ENOMEM, "%s: %s", s->hostpkg, name);
+                  goto out;
+                }
+              memcpy (b->data, src->data, src->len);
+              b->len = src->len;
+              b->present = true;
+              continue;
+            }
+          if (archive_entry_filetype (e) != AE_IFREG)
             continue;
           int64_t size = archive_entry_size (e);
           if (size < 0 || (uint64_t) size > MAX_HOST_FILE)
@@ -339,6 +394,7 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
           b->present = true;
         }
     }
+  s->tally_done = r == 0;
 out:
   archive_read_free (a);
   return r;
@@ -382,9 +438,9 @@ scan_dir (struct avm_imgset *s, avm_error_t *err)
       if (r < 0)
         return r;
     }
-  for (size_t i = 0; i < ARRAY_SIZE (host_markers); i++)
+  for (size_t i = 0; i < AVM_CF_HOST_MARKERS; i++)
     {
-      _cleanup_free_ char *m = avm_path_join (s->dir, host_markers[i]);
+      _cleanup_free_ char *m = avm_path_join (s->dir, avm_cf_host_markers[i]);
       s->markers[i] = m && access (m, F_OK) == 0;
       s->host_seen |= s->markers[i];
     }
@@ -478,6 +534,7 @@ avm_imgset_free (struct avm_imgset *s)
   free (s->dir);
   free (s->zip);
   free (s->hostpkg);
+  avm_host_tally_clear (&s->tally);
   free (s);
 }
 
@@ -610,7 +667,7 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
     return r;
   for (;;)
     {
-      if ((r = next_entry (a, s->zip, &e, err)) <= 0)
+      if ((r = next_entry (a, s->zip, &e, NULL, err)) <= 0)
         {
           if (r == 0)
             r = avm_error_input (err, "%s: %s vanished from the archive", s->zip, name);
@@ -629,5 +686,155 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
       break;
     }
   archive_read_free (a);
+  return r;
+}
+
+/* ---------------------------------------------------------------- */
+/* The host package's tree.  */
+
+int
+avm_imgset_host_scan (struct avm_imgset *s, const char *out_dir, avm_error_t *err)
+{
+  struct stat st;
+  if (!s->dir)
+    return 0; /* the tarball was checked and counted when the set was opened */
+  s->skip_dev = 0;
+  s->skip_ino = 0;
+  if (out_dir && stat (out_dir, &st) == 0 && S_ISDIR (st.st_mode))
+    {
+      s->skip_dev = st.st_dev;
+      s->skip_ino = st.st_ino;
+    }
+  avm_host_tally_clear (&s->tally);
+  int r = avm_host_dir_scan (s->dir, s->skip_dev, s->skip_ino, &s->tally, err);
+  s->tally_done = r == 0;
+  return r;
+}
+
+char *const *
+avm_imgset_host_entries (const struct avm_imgset *s)
+{
+  static char *const none[] = { NULL };
+  return s->tally_done && s->tally.top.v ? s->tally.top.v : none;
+}
+
+uint64_t
+avm_imgset_host_bytes (const struct avm_imgset *s)
+{
+  return s->tally.bytes;
+}
+
+size_t
+avm_imgset_host_count (const struct avm_imgset *s)
+{
+  return s->tally.entries;
+}
+
+const char *
+avm_imgset_android_info (const struct avm_imgset *s)
+{
+  return s->android_info;
+}
+
+/* The current entry of the host package A, a regular file, into W.  */
+static int
+extract_file (struct archive *a, const char *archive, struct archive_entry *e, const char *name,
+              struct avm_host_writer *w, avm_error_t *err)
+{
+  int fd = -1;
+  int r = avm_host_put_file (w, name, &fd, err);
+  if (r < 0)
+    return r;
+  uint64_t size = archive_entry_size_is_set (e) && archive_entry_size (e) > 0 ? (uint64_t) archive_entry_size (e) : 0;
+  for (;;)
+    {
+      const void *buf;
+      size_t len;
+      la_int64_t off;
+      int ar = archive_read_data_block (a, &buf, &len, &off);
+      if (ar == ARCHIVE_EOF)
+        break;
+      if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
+        {
+          close (fd);
+          return avm_error_input (err, "%s: entry %s: %s", archive, name, archive_error_string (a) ?: "unreadable");
+        }
+      if (off < 0 || (uint64_t) off > size || len > size - (uint64_t) off)
+        {
+          close (fd);
+          return avm_error_input (err, "%s: entry %s: data beyond its size (%" PRIu64 " bytes)", archive, name, size);
+        }
+      for (size_t done = 0; done < len;)
+        {
+          ssize_t n = pwrite (fd, (const char *) buf + done, len - done, (off_t) ((uint64_t) off + done));
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            {
+              int e2 = n < 0 ? errno : ENOSPC;
+              close (fd);
+              return avm_error_sys (err, e2, "%s: entry %s: cannot write it", w->label, name);
+            }
+          done += (size_t) n;
+        }
+      if ((r = avm_host_wrote (w, name, len, err)) < 0)
+        {
+          close (fd);
+          return r;
+        }
+    }
+  return avm_host_file_done (w, name, fd, size, (mode_t) archive_entry_perm (e), err);
+}
+
+/* The whole host package into W, every entry checked again (the file may
+   have changed since it was scanned).  */
+static int
+extract_hostpkg (struct avm_imgset *s, struct avm_host_writer *w, avm_error_t *err)
+{
+  struct archive *a = NULL;
+  struct archive_entry *e;
+  struct avm_host_tally t = { 0 };
+  _cleanup_close_ int fd = -1;
+  int r = open_archive (s->hostpkg, false, &a, &fd, err);
+  if (r < 0)
+    return r;
+  while ((r = next_entry (a, s->hostpkg, &e, &t, err)) > 0)
+    {
+      const char *name = clean_name (archive_entry_pathname (e));
+      const char *hard = archive_entry_hardlink (e);
+      int type = (int) archive_entry_filetype (e);
+      if (avm_host_is_root (name))
+        continue;
+      if (hard)
+        r = avm_host_put_hardlink (w, name, clean_name (hard), err);
+      else if (type == AE_IFDIR)
+        r = avm_host_put_dir (w, name, (mode_t) archive_entry_perm (e), err);
+      else if (type == AE_IFLNK)
+        r = avm_host_put_symlink (w, name, archive_entry_symlink (e), err);
+      else
+        r = extract_file (a, s->hostpkg, e, name, w, err);
+      if (r < 0)
+        break;
+    }
+  archive_read_free (a);
+  avm_host_tally_clear (&t);
+  return r;
+}
+
+int
+avm_imgset_host_write (struct avm_imgset *s, int root, avm_progress_fn fn, void *data, avm_error_t *err)
+{
+  struct avm_host_writer w;
+  int r;
+  if (!s->tally_done)
+    return avm_error_fail (err, EINVAL, "%s: the host package was not scanned", avm_imgset_label (s));
+  avm_host_writer_init (&w, root, s->dir ? s->dir : s->hostpkg);
+  w.progress = fn;
+  w.progress_data = data;
+  r = s->dir ? avm_host_dir_copy (s->dir, s->skip_dev, s->skip_ino, s->tally.top.v, &w, err)
+             : extract_hostpkg (s, &w, err);
+  if (r >= 0)
+    r = avm_host_writer_finish (&w, err);
+  avm_host_writer_clear (&w);
   return r;
 }

@@ -7,8 +7,10 @@
  * unpacking them.  Nothing of the input is ever modified.
  *
  * Archives are checked for hostile entries before anything is used: an
- * absolute path, a ".." component or a symbolic/hard link is an error that
- * names the archive and the entry.
+ * absolute path or a ".." component is an error that names the archive and
+ * the entry, and so is any link in the image zip; the host package, which
+ * becomes a tree in the output directory, is held to the policy of
+ * disk/hosttree.h (links inside the package are part of it).
  */
 #pragma once
 
@@ -16,6 +18,7 @@
 #include "util/error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct avm_img
@@ -54,6 +57,22 @@ int avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data
    android-info.txt, the boot image's header, the host package's markers.  */
 struct avm_cf_facts;
 int avm_imgset_cf_facts (const struct avm_imgset *s, struct avm_cf_facts *f, avm_error_t *err);
+
+/* The host package as a tree (disk/hosttree.h).  For a directory input,
+   avm_imgset_host_scan walks and checks its host package first (the
+   tarball is checked when the set is opened), leaving out OUT_DIR when it
+   is inside the input; the entries at its top (NULL-terminated, empty when
+   not scanned), the bytes of its files, its number of entries.  */
+int avm_imgset_host_scan (struct avm_imgset *s, const char *out_dir, avm_error_t *err);
+char *const *avm_imgset_host_entries (const struct avm_imgset *s);
+uint64_t avm_imgset_host_bytes (const struct avm_imgset *s);
+size_t avm_imgset_host_count (const struct avm_imgset *s);
+/* Write the host package's tree into the empty directory ROOT: the
+   tarball extracted, a directory input's host package copied; every entry
+   checked again as it is written; FN (may be NULL) gets the bytes.  */
+int avm_imgset_host_write (struct avm_imgset *s, int root, avm_progress_fn fn, void *data, avm_error_t *err);
+/* The images' android-info.txt, or NULL.  */
+const char *avm_imgset_android_info (const struct avm_imgset *s);
 
 /* "DIR" or "IMG.zip" for messages.  */
 const char *avm_imgset_label (const struct avm_imgset *s);

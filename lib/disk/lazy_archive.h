@@ -17,12 +17,14 @@
   X (archive_entry_filetype) \
   X (archive_entry_hardlink) \
   X (archive_entry_pathname) \
+  X (archive_entry_perm) \
   X (archive_entry_size) \
   X (archive_entry_size_is_set) \
   X (archive_entry_symlink) \
   X (archive_errno) \
   X (archive_error_string) \
   X (archive_read_data) \
+  X (archive_read_data_block) \
   X (archive_read_free) \
   X (archive_read_new) \
   X (archive_read_next_header) \
@@ -47,12 +49,14 @@ const struct avm_archive_api *avm_archive (void);
 #define archive_entry_filetype (avm_archive ()->archive_entry_filetype)
 #define archive_entry_hardlink (avm_archive ()->archive_entry_hardlink)
 #define archive_entry_pathname (avm_archive ()->archive_entry_pathname)
+#define archive_entry_perm (avm_archive ()->archive_entry_perm)
 #define archive_entry_size (avm_archive ()->archive_entry_size)
 #define archive_entry_size_is_set (avm_archive ()->archive_entry_size_is_set)
 #define archive_entry_symlink (avm_archive ()->archive_entry_symlink)
 #define archive_errno (avm_archive ()->archive_errno)
 #define archive_error_string (avm_archive ()->archive_error_string)
 #define archive_read_data (avm_archive ()->archive_read_data)
+#define archive_read_data_block (avm_archive ()->archive_read_data_block)
 #define archive_read_free (avm_archive ()->archive_read_free)
 #define archive_read_new (avm_archive ()->archive_read_new)
 #define archive_read_next_header (avm_archive ()->archive_read_next_header)

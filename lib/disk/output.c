@@ -5,8 +5,11 @@
  */
 #include "disk/output.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/strbuf.h"
+#include "util/strv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +17,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +46,14 @@ struct avm_out
   uint32_t fill_pattern;
   uint8_t *copy;      /* read buffer for the avm_out_copy_fd fallback */
   uint64_t unflushed; /* bytes written since writeback was last started */
+  /* A directory output (avm_out_open_tree): TMP is the temporary directory,
+     holding "new" (the tree being written, NEWFD) and, once the commit
+     starts, "old" (what the commit moves out of DIR).  */
+  bool tree;
+  int tfd, newfd;
+  char **names;  /* the top-level entries of "new", read at commit */
+  size_t nnames;
+  char **retire; /* entries of DIR to remove at commit (not in the new tree) */
 };
 
 /* Start writeback every WRITEBACK_CHUNK bytes so that the fsync before the
@@ -69,10 +81,71 @@ static struct
 {
   char *path;
   pid_t pid;
+  bool tree; /* a temporary directory, removed whole */
 } live[AVM_OUT_MAX_OPEN];
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/* Remove NAME in DFD: a file, a symbolic link (never followed) or a
+   directory with everything below it, even directories without write
+   permission (a host package may have some).  Only system calls, with
+   buffers on the stack: the signal handlers call it.  Best effort: goes on
+   after a failure; 0 or the first -errno.  */
+#define RM_MAX_DEPTH 256
+#define RM_BUF 1024
+
+static int
+rm_tree_at (int dfd, const char *name, unsigned depth)
+{
+  if (unlinkat (dfd, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EISDIR && errno != EPERM)
+    return -errno;
+  if (depth >= RM_MAX_DEPTH)
+    return -ELOOP;
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -errno;
+  (void) fchmod (fd, 0700);
+  int r = 0;
+  /* Entries are removed while the directory is read: read it again until a
+     pass finds nothing more (a few passes at most).  */
+  for (int pass = 0; pass < 4; pass++)
+    {
+      bool any = false;
+      if (lseek (fd, 0, SEEK_SET) < 0)
+        break;
+      for (;;)
+        {
+          char buf[RM_BUF] __attribute__ ((aligned (8)));
+          ssize_t n = getdents64 (fd, buf, sizeof buf);
+          if (n <= 0)
+            {
+              if (n < 0 && !r)
+                r = -errno;
+              break;
+            }
+          for (ssize_t off = 0; off < n;)
+            {
+              const struct dirent64 *d = (const struct dirent64 *) (buf + off);
+              off += d->d_reclen;
+              if (d->d_name[0] == '.' && (d->d_name[1] == '\0' || (d->d_name[1] == '.' && d->d_name[2] == '\0')))
+                continue;
+              any = true;
+              int e = rm_tree_at (fd, d->d_name, depth + 1);
+              if (e < 0 && !r)
+                r = e;
+            }
+        }
+      if (!any)
+        break;
+    }
+  close (fd);
+  if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !r)
+    r = -errno;
+  return r;
+}
 
 void
 avm_out_signal_cleanup (void)
@@ -82,7 +155,12 @@ avm_out_signal_cleanup (void)
     {
       char *p = __atomic_load_n (&live[i].path, __ATOMIC_ACQUIRE);
       if (p && live[i].pid == self)
-        unlink (p);
+        {
+          if (live[i].tree)
+            (void) rm_tree_at (AT_FDCWD, p, 0);
+          else
+            unlink (p);
+        }
     }
 }
 
@@ -121,7 +199,7 @@ install_handlers (void)
 }
 
 static int
-live_add (char *path)
+live_add (char *path, bool tree)
 {
   int slot = -1;
   pthread_mutex_lock (&live_lock);
@@ -129,6 +207,7 @@ live_add (char *path)
     if (!live[i].path)
       {
         live[i].pid = getpid ();
+        live[i].tree = tree;
         __atomic_store_n (&live[i].path, path, __ATOMIC_RELEASE);
         slot = i;
         break;
@@ -152,6 +231,12 @@ out_free (struct avm_out *o)
 {
   if (o->fd >= 0)
     close (o->fd);
+  if (o->tfd >= 0)
+    close (o->tfd);
+  if (o->newfd >= 0)
+    close (o->newfd);
+  avm_strv_free (o->names);
+  avm_strv_free (o->retire);
   free (o->path);
   free (o->tmp);
   free (o->dir);
@@ -185,7 +270,7 @@ avm_out_open (const char *path, uint64_t size, struct avm_out **out, avm_error_t
   o = calloc (1, sizeof *o);
   if (!o)
     return avm_error_sys (err, ENOMEM, "%s", path);
-  o->fd = -1;
+  o->fd = o->tfd = o->newfd = -1;
   o->slot = -1;
   o->size = size;
   o->path = strdup (path);
@@ -212,7 +297,7 @@ avm_out_open (const char *path, uint64_t size, struct avm_out **out, avm_error_t
   e = errno;
   if (o->fd >= 0)
     {
-      o->slot = live_add (o->tmp);
+      o->slot = live_add (o->tmp, false);
       if (o->slot < 0)
         {
           unlink (o->tmp);
@@ -236,6 +321,111 @@ avm_out_open (const char *path, uint64_t size, struct avm_out **out, avm_error_t
     }
   avm_out_abort (steal_pointer (&o));
   return avm_error_sys (err, e, "%s: cannot create a file of %" PRIu64 " bytes", path, size);
+}
+
+int
+avm_out_open_tree (const char *dir, const char *name, struct avm_out **out, avm_error_t *err)
+{
+  __attribute__ ((cleanup (out_freep))) struct avm_out *o = NULL;
+  sigset_t block, old;
+  int e = 0;
+
+  *out = NULL;
+  if (!*name || strchr (name, '/'))
+    return avm_error_input (err, "%s: not a name for a tree", name);
+  o = calloc (1, sizeof *o);
+  if (!o)
+    return avm_error_sys (err, ENOMEM, "%s", dir);
+  o->fd = o->tfd = o->newfd = -1;
+  o->slot = -1;
+  o->tree = true;
+  o->path = strdup (dir);
+  o->dir = strdup (dir);
+  if (!o->path || !o->dir || asprintf (&o->tmp, "%s/.%s.tmp.XXXXXX", dir, name) < 0)
+    {
+      o->tmp = NULL;
+      return avm_error_sys (err, ENOMEM, "%s", dir);
+    }
+
+  pthread_once (&handlers_once, install_handlers);
+
+  /* No signal between creating the temporary and registering it.  */
+  sigemptyset (&block);
+  for (size_t i = 0; i < ARRAY_SIZE (cleanup_signals); i++)
+    sigaddset (&block, cleanup_signals[i]);
+  pthread_sigmask (SIG_BLOCK, &block, &old);
+  if (!mkdtemp (o->tmp))
+    e = errno;
+  else if ((o->slot = live_add (o->tmp, true)) < 0)
+    {
+      rmdir (o->tmp);
+      e = EMFILE;
+    }
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (e == EMFILE)
+    return avm_error_fail (err, e, "%s: more than %d outputs open at once", dir, AVM_OUT_MAX_OPEN);
+  if (e)
+    return avm_error_sys (err, e, "%s: cannot create a temporary directory", dir);
+
+  o->tfd = open (o->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (o->tfd < 0 || mkdirat (o->tfd, "new", 0700) < 0
+      || (o->newfd = openat (o->tfd, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+    {
+      e = errno;
+      avm_out_abort (steal_pointer (&o));
+      return avm_error_sys (err, e, "%s: cannot create a temporary directory", dir);
+    }
+  *out = steal_pointer (&o);
+  return 0;
+}
+
+int
+avm_out_tree_fd (const struct avm_out *o)
+{
+  return o->tree ? o->newfd : -1;
+}
+
+int
+avm_out_tree_retire (struct avm_out *o, char *const *names, avm_error_t *err)
+{
+  if (!o->tree)
+    return avm_error_fail (err, EINVAL, "%s: not a tree", o->path);
+  for (size_t i = 0; names && names[i]; i++)
+    if (!*names[i] || strchr (names[i], '/') || streq (names[i], ".") || streq (names[i], ".."))
+      return avm_error_fail (err, EINVAL, "%s: cannot remove \"%s\": not an entry of the directory", o->path,
+                             names[i]);
+  char **copy = avm_strv_copy (names ? names : (char *const[]){ NULL });
+  if (!copy)
+    return avm_error_sys (err, ENOMEM, "%s", o->path);
+  avm_strv_free (o->retire);
+  o->retire = copy;
+  return 0;
+}
+
+int
+avm_out_remove_stale (const char *dir, char *const *names, avm_error_t *err)
+{
+  _cleanup_closedir_ DIR *d = opendir (dir);
+  struct dirent *e;
+  int r = 0;
+
+  if (!d)
+    return errno == ENOENT ? 0 : avm_error_sys (err, errno, "cannot read %s", dir);
+  while ((e = readdir (d)))
+    for (size_t i = 0; names[i]; i++)
+      {
+        size_t n = strlen (names[i]);
+        const char *p = e->d_name;
+        /* ".NAME.tmp.XXXXXX", as avm_out_open and avm_out_open_tree make them */
+        if (p[0] != '.' || strncmp (p + 1, names[i], n) != 0 || strncmp (p + 1 + n, ".tmp.", 5) != 0
+            || strlen (p + 1 + n + 5) != 6)
+          continue;
+        int e2 = rm_tree_at (dirfd (d), p, 0);
+        if (e2 < 0 && !r)
+          r = avm_error_sys (err, -e2, "cannot remove %s/%s, left by an earlier run", dir, p);
+        break;
+      }
+  return r;
 }
 
 uint64_t
@@ -555,12 +745,70 @@ out_sync (struct avm_out *o, avm_error_t *err)
   return 0;
 }
 
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* A tree before its commit: its top-level entries listed (sorted), every
+   file of it on disk (syncfs: one flush for thousands of files instead of
+   an fsync each; it reports the write errors of the file system since the
+   descriptor was opened), and the directory "old" made for what the
+   commit moves out of DIR.  */
+static int
+tree_prepare (struct avm_out *o, avm_error_t *err)
+{
+  struct avm_argv names = { 0 };
+  int fd = dup (o->newfd);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  struct dirent *e;
+
+  if (!d)
+    {
+      int saved = errno;
+      if (fd >= 0)
+        close (fd);
+      return avm_error_sys (err, saved, "%s: cannot read the temporary %s/new", o->path, o->tmp);
+    }
+  rewinddir (d);
+  errno = 0;
+  while ((e = readdir (d)))
+    if (!streq (e->d_name, ".") && !streq (e->d_name, "..") && avm_argv_push (&names, e->d_name) < 0)
+      {
+        closedir (d);
+        avm_argv_clear (&names);
+        return avm_error_sys (err, ENOMEM, "%s", o->path);
+      }
+  closedir (d);
+  size_t count = names.n;
+  char **v = count ? avm_argv_steal (&names) : calloc (1, sizeof (char *));
+  if (!v)
+    return avm_error_sys (err, ENOMEM, "%s", o->path);
+  qsort (v, count, sizeof *v, cmp_str);
+  avm_strv_free (o->names);
+  o->names = v;
+  o->nnames = count;
+  if (syncfs (o->newfd) < 0)
+    return avm_error_sys (err, errno, "%s: cannot write the tree %s", o->path, o->tmp);
+  if (mkdirat (o->tfd, "old", 0700) < 0 && errno != EEXIST)
+    return avm_error_sys (err, errno, "%s: cannot create %s/old", o->path, o->tmp);
+  return 0;
+}
+
 int
 avm_out_commit (struct avm_out *o, avm_error_t *err)
 {
   int e = 0;
-  int r = out_sync (o, err);
+  int r;
 
+  if (o->tree)
+    {
+      r = avm_error_fail (err, EINVAL, "%s: a tree is committed with avm_out_commit_set", o->path);
+      avm_out_abort (o);
+      return r;
+    }
+  r = out_sync (o, err);
   if (r < 0)
     {
       avm_out_abort (o);
@@ -600,7 +848,17 @@ sync_dir (struct set_dir *d, avm_error_t *err)
   return 0;
 }
 
-/* Create MARKER in D, naming the outputs about to replace files there, and
+static void
+marker_line (struct avm_strbuf *b, const char *dir, const char *name)
+{
+  avm_strbuf_adds (b, dir);
+  avm_strbuf_adds (b, "/");
+  avm_strbuf_adds (b, name);
+  avm_strbuf_adds (b, "\n");
+}
+
+/* Create MARKER in D, naming the outputs about to replace files there (a
+   tree: each of its top-level entries, and the entries it removes), and
    make it durable before any of them is renamed.  */
 static int
 create_marker (struct set_dir *d, struct avm_out **outs, size_t n, const char *marker, const char *remedy,
@@ -617,8 +875,16 @@ create_marker (struct set_dir *d, struct avm_out **outs, size_t n, const char *m
   for (size_t i = 0; i < n; i++)
     if (outs[i] && streq (outs[i]->dir, d->path))
       {
-        avm_strbuf_adds (&b, outs[i]->path);
-        avm_strbuf_adds (&b, "\n");
+        if (!outs[i]->tree)
+          {
+            avm_strbuf_adds (&b, outs[i]->path);
+            avm_strbuf_adds (&b, "\n");
+            continue;
+          }
+        for (size_t k = 0; k < outs[i]->nnames; k++)
+          marker_line (&b, d->path, outs[i]->names[k]);
+        for (size_t k = 0; outs[i]->retire && outs[i]->retire[k]; k++)
+          marker_line (&b, d->path, outs[i]->retire[k]);
       }
   if (!(text = avm_strbuf_steal (&b)))
     return avm_error_sys (err, ENOMEM, "%s/%s", d->path, marker);
@@ -646,6 +912,88 @@ create_marker (struct set_dir *d, struct avm_out **outs, size_t n, const char *m
   return sync_dir (d, err);
 }
 
+static const char *
+base_of (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  return slash ? slash + 1 : path;
+}
+
+/* A tree's entries must not be another output of the set or the marker:
+   the commit would move them around.  */
+static int
+check_tree_names (struct avm_out **outs, size_t n, const struct avm_out *t, const char *marker, avm_error_t *err)
+{
+  for (size_t k = 0; k < t->nnames; k++)
+    {
+      const char *name = t->names[k];
+      if (streq (name, marker))
+        return avm_error_input (err, "%s/%s: the tree has an entry of that name, which is the commit marker",
+                                t->dir, name);
+      for (size_t i = 0; i < n; i++)
+        if (outs[i] && !outs[i]->tree && streq (outs[i]->dir, t->dir) && streq (base_of (outs[i]->path), name))
+          return avm_error_input (err, "%s: the tree has an entry of that name, which is another output",
+                                  outs[i]->path);
+    }
+  return 0;
+}
+
+/* Are exchanges unsupported where they failed with E?  Some file systems
+   (and kernels before 3.15) have no RENAME_EXCHANGE.  */
+static bool
+no_exchange (int e)
+{
+  return e == EINVAL || e == ENOSYS || e == EOPNOTSUPP;
+}
+
+/* Put the top-level entry NAME of tree T in place in DIR (DFD): exchanged
+   with the entry it replaces, which ends up in T's "new" (removed with the
+   temporary), so that DIR/NAME never disappears; renamed when DIR has no
+   such entry.  Where RENAME_EXCHANGE is not supported (*NOX), the old entry
+   is renamed into T's "old" first, then the new one into place: DIR/NAME
+   is missing in between, inside the commit window like everything else
+   (the marker covers it).  *CHANGED counts what changed in DIR.  */
+static int
+tree_put (struct avm_out *t, int dfd, int oldfd, const char *name, bool *nox, size_t *changed, avm_error_t *err)
+{
+  if (!*nox)
+    {
+      if (renameat2 (t->newfd, name, dfd, name, RENAME_EXCHANGE) == 0)
+        {
+          ++*changed;
+          return 0;
+        }
+      if (errno == ENOENT && renameat (t->newfd, name, dfd, name) == 0)
+        {
+          ++*changed;
+          return 0;
+        }
+      if (!no_exchange (errno))
+        return -errno;
+      *nox = true;
+    }
+  if (renameat (dfd, name, oldfd, name) == 0)
+    ++*changed;
+  else if (errno != ENOENT)
+    return -errno;
+  if (renameat (t->newfd, name, dfd, name) < 0)
+    return -errno;
+  ++*changed;
+  return 0;
+}
+
+static int
+rename_error (struct avm_out *o, const char *what, int e, size_t renamed, const char *marker, const char *remedy,
+              avm_error_t *err)
+{
+  if (renamed)
+    return avm_error_sys (err, e,
+                          "%s: cannot rename %s over it (%zu other output(s) already replaced: the set is "
+                          "incomplete, and %s/%s says so; %s)",
+                          what, o->tmp, renamed, o->dir, marker, remedy);
+  return avm_error_sys (err, e, "%s: cannot rename %s over it", what, o->tmp);
+}
+
 int
 avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const char *remedy, avm_error_t *err)
 {
@@ -660,7 +1008,10 @@ avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const c
      still work: a Ctrl-C now removes the temporaries.  */
   for (size_t i = 0; i < n && r == 0; i++)
     if (outs[i])
-      r = out_sync (outs[i], err);
+      r = outs[i]->tree ? tree_prepare (outs[i], err) : out_sync (outs[i], err);
+  for (size_t i = 0; i < n && r == 0; i++)
+    if (outs[i] && outs[i]->tree)
+      r = check_tree_names (outs, n, outs[i], marker, err);
   for (size_t i = 0; i < n && r == 0; i++)
     {
       if (!outs[i])
@@ -705,27 +1056,61 @@ avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const c
     if ((r = create_marker (&dirs[k], outs, n, marker, remedy, err)) < 0)
       goto out;
 
-  /* 3. The renames.  */
+  /* 3. The renames: files over the old ones, each top-level entry of a
+     tree in place of the old one, and the entries a tree retires moved
+     out of the way (into the temporary, removed after the commit).  */
   for (size_t i = 0; i < n; i++)
     {
       struct avm_out *o = outs[i];
       if (!o)
         continue;
-      if (rename (o->tmp, o->path) < 0)
+      if (!o->tree)
         {
-          int e = errno;
-          if (renamed)
-            r = avm_error_sys (err, e,
-                               "%s: cannot rename %s over it (%zu other output(s) already replaced: the set is "
-                               "incomplete, and %s/%s says so; %s)",
-                               o->path, o->tmp, renamed, o->dir, marker, remedy);
-          else
-            r = avm_error_sys (err, e, "%s: cannot rename %s over it", o->path, o->tmp);
+          if (rename (o->tmp, o->path) < 0)
+            {
+              r = rename_error (o, o->path, errno, renamed, marker, remedy, err);
+              goto out;
+            }
+          live_remove (o->slot);
+          o->slot = -1;
+          renamed++;
+          continue;
+        }
+      int dfd = -1;
+      for (size_t k = 0; k < ndirs; k++)
+        if (streq (dirs[k].path, o->dir))
+          dfd = dirs[k].fd;
+      _cleanup_close_ int oldfd = openat (o->tfd, "old", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      bool nox = false;
+      if (oldfd < 0)
+        {
+          r = avm_error_sys (err, errno, "%s: cannot open %s/old", o->path, o->tmp);
           goto out;
         }
-      live_remove (o->slot);
-      o->slot = -1;
-      renamed++;
+      for (size_t k = 0; k < o->nnames; k++)
+        {
+          int e = tree_put (o, dfd, oldfd, o->names[k], &nox, &renamed, err);
+          if (e < 0)
+            {
+              _cleanup_free_ char *what = avm_path_join (o->dir, o->names[k]);
+              r = rename_error (o, what ? what : o->dir, -e, renamed, marker, remedy, err);
+              goto out;
+            }
+        }
+      for (size_t k = 0; o->retire && o->retire[k]; k++)
+        {
+          if (avm_strv_contains (o->names, o->retire[k]))
+            continue;
+          if (renameat (dfd, o->retire[k], oldfd, o->retire[k]) == 0)
+            renamed++;
+          else if (errno != ENOENT)
+            {
+              r = avm_error_sys (err, errno, "%s/%s: cannot move it out of the way into %s/old%s%s", o->dir,
+                                 o->retire[k], o->tmp, renamed ? "; the set is incomplete: " : "",
+                                 renamed ? remedy : "");
+              goto out;
+            }
+        }
     }
 
   /* 4. The renames durable, then the markers gone.  */
@@ -755,6 +1140,13 @@ out:
         }
       close (dirs[k].fd);
     }
+  if (blocked)
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+  /* The temporaries left: unrenamed files, and the trees' temporary
+     directories, which hold what the commit replaced (or, on failure, what
+     it did not put in place).  Removed with signals delivered again: a
+     signal now has the handler remove them, which is as good (a tree of
+     gigabytes takes a moment).  */
   for (size_t i = 0; i < n; i++)
     if (outs[i])
       {
@@ -764,8 +1156,6 @@ out:
           out_free (outs[i]);
         outs[i] = NULL;
       }
-  if (blocked)
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
   return r;
 }
 
@@ -779,10 +1169,15 @@ avm_out_abort (struct avm_out *o)
       close (o->fd);
       o->fd = -1;
     }
-  /* Unlink before unregistering: a signal in between finds the path gone
+  /* Remove before unregistering: a signal in between finds the path gone
      rather than missing the file.  */
   if (o->slot >= 0)
-    unlink (o->tmp);
+    {
+      if (o->tree)
+        (void) rm_tree_at (AT_FDCWD, o->tmp, 0);
+      else
+        unlink (o->tmp);
+    }
   live_remove (o->slot);
   out_free (o);
 }

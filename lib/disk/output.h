@@ -7,6 +7,8 @@
  * error, or when the process gets SIGINT/SIGTERM/SIGHUP/SIGQUIT, the
  * temporary is removed and an existing output is left untouched.  Outputs
  * that belong together are committed as one set (avm_out_commit_set).
+ * An output may also be a directory tree (avm_out_open_tree), whose
+ * top-level entries replace those of the same names in its directory.
  */
 #pragma once
 
@@ -47,6 +49,29 @@ int avm_out_fill (struct avm_out *o, uint64_t off, uint32_t pattern, uint64_t le
    pread; its file offset is moved (lseek SEEK_DATA/SEEK_HOLE).  */
 int avm_out_copy_fd (struct avm_out *o, uint64_t off, int in_fd, uint64_t in_off, uint64_t len, const char *in_name,
                      avm_error_t *err);
+/* A directory output: the temporary directory "DIR/.NAME.tmp.XXXXXX"
+   (mode 0700, removed whole on abort, on failure and by the signal
+   handlers), holding "new", the tree to fill (avm_out_tree_fd: create
+   everything relative to it).  avm_out_commit_set puts each top-level
+   entry of "new" in place of the entry of that name in DIR (an exchange
+   with renameat2 RENAME_EXCHANGE, so that DIR/ENTRY never disappears, or a
+   rename where DIR has no such entry) and moves the entries given to
+   avm_out_tree_retire that the new tree lacks out of DIR; what it replaced
+   is removed with the temporary after the commit.  Only
+   avm_out_commit_set commits a tree.  */
+int avm_out_open_tree (const char *dir, const char *name, struct avm_out **out, avm_error_t *err);
+/* The directory "new" of a tree output, or -1 for a file output.  */
+int avm_out_tree_fd (const struct avm_out *o);
+/* Entries of the tree's directory (single names) that the commit removes
+   unless the new tree has them: those of an earlier tree.  */
+int avm_out_tree_retire (struct avm_out *o, char *const *names, avm_error_t *err);
+/* Remove from DIR what an interrupted run left: ".NAME.tmp.XXXXXX" of each
+   NAME of NAMES (NULL-terminated), files or trees.  The caller makes sure
+   no other process writes these outputs meanwhile (cvd2img locks the
+   directory).  Best effort: every one is tried; the first failure is
+   returned.  */
+int avm_out_remove_stale (const char *dir, char *const *names, avm_error_t *err);
+
 /* fsync, rename over the final path, fsync the directory.  Frees O, also
    on failure (the temporary is then removed).  */
 int avm_out_commit (struct avm_out *o, avm_error_t *err); /* frees O */
@@ -66,6 +91,14 @@ void avm_out_abort (struct avm_out *o);                   /* frees O */
         REMEDY ("run avm cvd2img again");
      4. the temporaries are renamed in order, the directories fsynced, then
         the markers removed (and the directories fsynced again).
+   A tree (avm_out_open_tree) takes part the same way: in 1, its files are
+   made durable (syncfs) and its top-level entries listed; in 3, the marker
+   lists them and the entries it retires; in 4, each is exchanged with the
+   old entry (or renamed), and the retired ones are moved into the
+   temporary; the temporary, holding what was replaced, is removed after
+   the signals are unblocked (by the handler, if one arrives then).  A
+   tree's entry that is the name of another output of the set in the same
+   directory, or of the marker, is refused before anything changes.
    What cannot be blocked (SIGKILL, a power cut) or a rename failing after
    others succeeded leaves MARKER behind: readers of the set treat its
    presence as "these files may not belong together".  A failure before the

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "disk/setcheck.h"
+#include "cuttlefish/release.h"
 #include "disk/avb.h"
 #include "disk/cvd2img.h"
 #include "disk/gpt.h"
@@ -18,7 +19,8 @@
 
 /* The manifest sections that describe one file each ("file"), in the order
    cvd2img writes them.  */
-static const char *const sections[] = { "system", "properties", "properties_virgl", "bootloader", "key" };
+static const char *const sections[] = { "system", "properties", "properties_virgl", "bootloader", "key",
+                                        "android_info" };
 
 /* The bootloader and the key are hashed whole (FULL mode) up to these
    sizes; cvd2img copies at most 64 MiB of bootloader and 1 MiB of key.  */
@@ -153,6 +155,65 @@ check_member (struct set *s, const char *name, const char *path, avm_error_t *er
   return 0;
 }
 
+/* The host package's tree (manifest.json "host_package"): each top-level
+   entry the conversion put there still there (one fstatat each), and the
+   entries that tell the release (cuttlefish/release.h) those the
+   conversion saw, so that avm start tells the same release and finds the
+   same helpers.  */
+static int
+check_host_tree (struct set *s, avm_error_t *err)
+{
+  json_t *hp = json_object_get (s->manifest, "host_package"), *e;
+  size_t i;
+  if (!json_is_object (hp))
+    return 0;
+  _cleanup_close_ int dfd = open (s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return avm_error_sys (err, errno, "cannot open %s", s->dir);
+  json_array_foreach (json_object_get (hp, "entries"), i, e)
+    {
+      const char *name = json_string_value (e);
+      struct stat st;
+      if (!name || !*name || strchr (name, '/') || streq (name, ".") || streq (name, ".."))
+        continue;
+      if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+        add (s->problems, avm_strdupf ("%s/%s is missing: %s lists it among the host package's entries (the host "
+                                       "tools, their libraries and data); " AVM_CVD2IMG_REMEDY,
+                                       s->dir, name, s->manifest_path));
+    }
+
+  json_t *recorded = json_object_get (hp, "markers");
+  if (!json_is_array (recorded))
+    return 0;
+  struct avm_cf_facts f = { 0 };
+  const char *have[AVM_CF_HOST_MARKERS];
+  avm_cf_host_facts_at (dfd, &f);
+  size_t n = avm_cf_host_marker_list (&f, have);
+  bool same = n == json_array_size (recorded);
+  for (size_t k = 0; same && k < n; k++)
+    {
+      bool found = false;
+      json_array_foreach (recorded, i, e)
+        found |= json_is_string (e) && streq (json_string_value (e), have[k]);
+      same = found;
+    }
+  if (same)
+    return 0;
+  char want[256] = "", got[256] = "";
+  size_t o = 0;
+  json_array_foreach (recorded, i, e)
+    if (json_is_string (e) && o < sizeof want)
+      o += snprintf (want + o, sizeof want - o, "%s%s", o ? ", " : "", json_string_value (e));
+  o = 0;
+  for (size_t k = 0; k < n && o < sizeof got; k++)
+    o += snprintf (got + o, sizeof got - o, "%s%s", o ? ", " : "", have[k]);
+  add (s->problems, avm_strdupf ("the host tools in %s are not those converted (another host package, or changed "
+                                 "since): %s records the release markers [%s], the directory has [%s]; "
+                                 AVM_CVD2IMG_REMEDY,
+                                 s->dir, s->manifest_path, want, got));
+  return 0;
+}
+
 int
 avm_setcheck (const char *file, bool whole_set, enum avm_setcheck_mode mode, json_t *problems, avm_error_t *err)
 {
@@ -193,6 +254,8 @@ avm_setcheck (const char *file, bool whole_set, enum avm_setcheck_mode mode, jso
   const char *mine = section_of (s.manifest, base_name (file));
   if (!mine)
     goto out; /* a file the conversion did not write */
+  if ((r = check_host_tree (&s, err)) < 0)
+    goto out;
   if (!whole_set)
     {
       r = check_member (&s, mine, file, err);

@@ -4,11 +4,13 @@
  * its outputs as one set (output.h: avm_out_commit_set), with a marker file
  * in their directory while it renames them, and records each output's
  * identity in manifest.json: the GPT disk GUID and size of every disk (the
- * GUID is random per conversion), the SHA-256 and size of the bootloader and
- * of avb_key.pem.  A set whose marker is still there (a conversion killed or
- * failing half-way), or whose files do not match the manifest next to them
- * (copied in from another conversion by hand), is reported with one line
- * per problem naming the files and saying what to do.
+ * GUID is random per conversion), the SHA-256 and size of the bootloader,
+ * of avb_key.pem and of android-info.txt, and the host package's tree: its
+ * top-level entries and those of its entries that tell its release.  A set
+ * whose marker is still there (a conversion killed or failing half-way), or
+ * whose files do not match the manifest next to them (copied in from
+ * another conversion by hand, a host tree removed or swapped), is reported
+ * with one line per problem naming the files and saying what to do.
  */
 #pragma once
 
@@ -24,7 +26,8 @@
 enum avm_setcheck_mode
 {
   /* For avm start: one read of each disk's GPT header (its GUID), the size
-     of the other files; nothing is hashed.  */
+     of the other files, a stat of each top-level entry of the host tree
+     and of its release markers; nothing is hashed.  */
   AVM_SETCHECK_CHEAP,
   /* For avm inspect: also the SHA-256 of the bootloader and the key.  */
   AVM_SETCHECK_FULL,

@@ -46,6 +46,8 @@ service_json (struct sv *sv, struct svc *s, uint64_t now)
     json_object_set_new (j, "notify_status", json_string (s->notify_status));
   if (s->log)
     json_object_set_new (j, "log", json_string (avm_logsink_path (s->log)));
+  if (s->program)
+    json_object_set_new (j, "program", json_string (s->program));
   return j;
 }
 

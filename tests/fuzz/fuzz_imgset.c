@@ -4,13 +4,16 @@
  * separated by the line "--avm-fuzz-split--\n" (without it, both files get
  * the whole input), opened with avm_imgset_open as cvd2img does; every
  * image found is then copied (expanded when sparse) into a discarded
- * output of 8 MiB, and the host files are read.
+ * output of 8 MiB, the host files are read, and the host package is
+ * extracted into a tree output (disk/hosttree.h), which must stay inside
+ * its temporary directory, then aborted.
  */
 #include "fuzz.h"
 #include "disk/imgset.h"
 #include "disk/output.h"
 #include "util/cleanup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 
@@ -64,6 +67,21 @@ AVM_FUZZ_TARGET (imgset)
       free (buf);
     }
   (void) avm_imgset_bootloader_arch (s);
+
+  /* The tree: whatever the archive holds, nothing lands outside the
+     temporary, which the abort removes whole.  */
+  struct avm_out *t = NULL;
+  r = avm_out_open_tree (avm_fuzz_tmpdir (), "host", &t, &err);
+  AVM_FUZZ_CHECK (r == 0);
+  r = avm_imgset_host_write (s, avm_out_tree_fd (t), NULL, NULL, &err);
+  avm_fuzz_check_err (r, &err);
+  avm_out_abort (t);
+  DIR *d = opendir (avm_fuzz_tmpdir ());
+  AVM_FUZZ_CHECK (d);
+  for (struct dirent *e; (e = readdir (d));)
+    AVM_FUZZ_CHECK (!strcmp (e->d_name, ".") || !strcmp (e->d_name, "..") || !strcmp (e->d_name, "img.zip")
+                    || !strcmp (e->d_name, "host.tar.gz") || !strcmp (e->d_name, "out.img"));
+  closedir (d);
   avm_imgset_free (s);
   return 0;
 }

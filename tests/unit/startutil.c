@@ -208,8 +208,10 @@ ts_console_writes (const char *line)
                  line, line, line, line, line, line);
 }
 
+/* Run ARGV (NULL-terminated) in the background as avm's, with this
+   environment's directories and A's notification socket.  */
 static void
-start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wrapper, va_list ap)
+spawn_avm (struct ts_env *env, struct ts_avm *a, const char *const *argv)
 {
   memset (a, 0, sizeof *a);
   a->status = -1;
@@ -228,27 +230,6 @@ start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wr
 
   if (env->uid)
     cr_assert_eq (chmod (a->notify_path, 0666), 0, "%s: %s", a->notify_path, strerror (errno));
-  const char *argv[64];
-  size_t n = 0;
-  if (wrapper)
-    {
-      argv[n++] = wrapper;
-      argv[n++] = "--pid";
-      argv[n++] = "--fork";
-      argv[n++] = "--mount-proc";
-    }
-  argv[n++] = tu_avm_bin ();
-  argv[n++] = "start";
-  argv[n++] = "--profile";
-  argv[n++] = profile;
-  /* The tests' own profiles (files) run the fault-injection helper, which
-     is no approved helper; the shipped ones (names) must be approved.  */
-  if (strchr (profile, '/'))
-    argv[n++] = "--allow-unapproved";
-  for (const char *s; (s = va_arg (ap, const char *)) && n < 62;)
-    argv[n++] = s;
-  argv[n] = NULL;
-
   a->pid = fork ();
   cr_assert_geq (a->pid, 0);
   if (a->pid == 0)
@@ -269,6 +250,44 @@ start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wr
       execv (argv[0], (char **) argv);
       _exit (127);
     }
+}
+
+static void
+start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wrapper, va_list ap)
+{
+  const char *argv[64];
+  size_t n = 0;
+  if (wrapper)
+    {
+      argv[n++] = wrapper;
+      argv[n++] = "--pid";
+      argv[n++] = "--fork";
+      argv[n++] = "--mount-proc";
+    }
+  argv[n++] = tu_avm_bin ();
+  argv[n++] = "start";
+  argv[n++] = "--profile";
+  argv[n++] = profile;
+  /* The tests' own profiles (files) run the fault-injection helper, which
+     is no approved helper; the shipped ones (names) must be approved.  */
+  if (strchr (profile, '/'))
+    argv[n++] = "--allow-unapproved";
+  for (const char *s; (s = va_arg (ap, const char *)) && n < 62;)
+    argv[n++] = s;
+  argv[n] = NULL;
+  spawn_avm (env, a, argv);
+}
+
+void
+ts_start_argv (struct ts_env *env, struct ts_avm *a, char *const args[])
+{
+  const char *argv[64];
+  size_t n = 0;
+  argv[n++] = tu_avm_bin ();
+  for (size_t i = 0; args[i] && n < 63; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  spawn_avm (env, a, argv);
 }
 
 void

@@ -7,14 +7,11 @@
  * (simg2img, sgdisk --verify, sfdisk --json, the OpenSSL command line, zlib)
  * and with the library's readers (GPT, AVB verifier, U-Boot env).
  *
- * The fixture is generated once per run, on first use, in
- * /tmp/avm-test-cvd2img-<pid of the Criterion runner> (under a lock, since
- * tests run in parallel worker processes), and removed when the runner
- * exits.  Tests never modify it: image sets with a broken file are hard-link
- * clones in which that one file is replaced.  The signing key comes from
- * `openssl genrsa 4096` (started first, in parallel with the rest: it is
- * most of the fixture's time); the exponent-3 key is embedded below.
+ * The fixture (cvdfixture.h) is generated once per run, on first use,
+ * shared with the tour suite.  Tests never modify it: image sets with a
+ * broken file are hard-link clones in which that one file is replaced.
  */
+#include "cvdfixture.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "disk/propsync.h"
@@ -52,6 +49,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,77 +57,7 @@
 
 extern char **environ;
 
-#define BLK 4096
-#define MIB (1024 * 1024)
-#define KEY_PEM "etc/cvd_avb_testkey_rsa4096.pem"
-#define KEY_PUB "etc/cvd_rsa4096.avbpubkey"
-#define BL_X86 "etc/bootloader_x86_64/bootloader.qemu"
-#define BL_ARM "etc/bootloader_aarch64/bootloader.qemu"
 #define OLD_MTIME 1600000000
-
-/* The Cuttlefish images of the fixture's image zip.  */
-static const char *const zip_images[] = { "boot.img", "vendor_boot.img", "vbmeta.img", "vbmeta_system.img",
-                                          "super.img", "userdata.img", "android-info.txt" };
-static const char *const opt_images[] = { "init_boot.img", "vbmeta_vendor_dlkm.img", "vbmeta_system_dlkm.img" };
-
-/* An RSA-4096 key with public exponent 3, made once with `openssl genpkey
-   -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -pkeyopt rsa_keygen_pubexp:3`
-   (generating one takes 1 to 5 seconds here, more than the rest of the
-   fixture): refused as a signing key, and its public key blob is the
-   well-formed 4096-bit .avbpubkey that does not match.  */
-static const char key_e3_pem[] =
-  "-----BEGIN PRIVATE KEY-----\n"
-  "MIIJQwIBADANBgkqhkiG9w0BAQEFAASCCS0wggkpAgEAAoICAQDM7zD067mAVXhc\n"
-  "oa4cJeSj5BLYP4E2031yprD4wic7D0+p7NXJA4e+QNWH8qETQkgN36KH0t2bd6Ef\n"
-  "Kylf+wSw2Bk0ysvPRf6/3ak3XW48y+cpT7Ao+4wRXOaHOAzk7X/UkjKuQXJryjNq\n"
-  "NQnvc+MPJFvbeKUNJmcLpIJWyMI+MR6JXsGvt7CRPyxxsgQEwQTMFd0D/WlAMPD1\n"
-  "9bVA8rs6v83gB8p0tjq2WNjVj2M1y+n89guDhqIBfU0sFpSGCEwXKK2F5UeiE84y\n"
-  "LZAS7VHanadzOZ11bb1HPM8dpQdYj9eQs9lJun0u8Ctp26k4GIQfzv49YkDYmP3i\n"
-  "D+cHR2EKShawB8p/RQ4gtQ44Gof8cjhpneeKkxKVfkyXFwL4JGFsRx3kWe1VGHH3\n"
-  "td448/leaB56t9hpDsjcGV8NpsuZhC38pdXLZ7Z/1IY20RGmyxUrBTiCckAo3cZq\n"
-  "vDA9shR50WXDduTu3pF5/ljIVnO0HqiwzdvzIDNBTCupi/ULu0gXSd2F/nV+P+ro\n"
-  "Pi5WSgM+QlkfS8V1CqyFWxIyUcIrGcfhz6X453Xx8HGRveGw5nqN1rksnd+fjtIe\n"
-  "hwV/8Q0YP405aUV42gZGmuB3jlyyhpGdjt4zlPfBtYyASXzK2GBbTIAiFgxGRhJT\n"
-  "FoJpGmx0iC/hr4eN76MLXFaUqIuEXQIBAwKCAgEAiJ91+J0mVY5QPcEevW6YbUK3\n"
-  "OtUAzzeo9xnLUIFvfLTfxp3j21ev1Cs5BUxrYiwwCT/Br+HpEk/Av3IblVIDIJAQ\n"
-  "zdyH34P/KpPGJOj0KIfvcN/Kxf0IC5NEWiVd7fOqjbbMdCuhnTF3nCNb9PfstMLn\n"
-  "56XDXhmaB8MBjzCBfstpsOnWdSUgYNTIS8wCrdYDMrk+Aqjw1XX1+U541fcnfH/e\n"
-  "lVqG+Hl8eZCQjl+XeTKb/fldAlnBVlOIyA8NrrAyuhseWUOFFrfezB5gDJ42kb5v\n"
-  "oiZo+PPThNM0vm4E5bU6YHfmMSb+H0rHm+fGJWWtaon+05bV5btT7AqaBNpAsFRm\n"
-  "IEDpNFUHqrLsiWJZNwzt7kIplPeRhNt5UJC2TsZbqSKmD7f9nnvLVXiInH2+9WIg\n"
-  "SbcR+GFX/Ecx5Yl3dZPogvSCZW5NyN2aDnQAmKY8oKRz3i+NoaLkRdWxjEYpkOTD\n"
-  "j29CqqdP420wy87OvY7OVIHPjrE89kLvzeu/qWTHr52YLPX2XvlLepCZe1NcHPaf\n"
-  "1ycSP4fOtRid9HYDvbbHDG1Oib0LSM3u1CW+SkgXedjhjwgCsYz5tjFpJG77WvFB\n"
-  "3mBWvOU/sgOKZZOudHotyXeZJiAovipxpgRTMx6qWI4IHN3xNEoK8HbEnRqW2J78\n"
-  "L+wX5ylJD0dTn3zAoxMCggEBAPefiuQ12MsBGrQui+6TtMtGJwyNkLjIRD+JfG8v\n"
-  "Sac6iFlffkUx1bLhxJw0Lo81gYkGO93rq5ub/Q7qWfrSwV9Kk9jqCUylcIuk/B8+\n"
-  "7q3pz9/n6BtFLXDT5JGc/ZNtVAfM3Z0LCfAOAEZH7V4KgU7RQr+Zo4etSxB2u4AZ\n"
-  "WnInkfBqvjs15CEgpDFNHeCH2vvOT1eOeaPRc/Ws70o/1ZhKuQgS7oQraVXgtn3B\n"
-  "e9f76nYrFgil4zpTevW0Rl+gS7H22S/wEGAaqSzWdBgOECY+T7CuaXTuTiM2ZsfO\n"
-  "vM4SApwKIXR2+gVxBnpNqLPLnYD8C8VSljMLEioipxoANKsCggEBANPd9MI21/qB\n"
-  "hfR83hhudRONXS4bmmbwCfWNIc7COFOdZjnFToC/EavfMuTdH6glbMvn0EdRyOEo\n"
-  "5J+p213Fp8cGpF4oKfWcYfx6JQPR0yPQai6izQ+miPicHWoI7bVozHJzjrL15POL\n"
-  "pJRHqUIzFnmh70uK+Y6qhNdNOSo8MzH0/e0OhFJOC6jZDDP6/2xxN9SbDTmbnBsl\n"
-  "AcB4VFZ8uO9SliOdO8e5m2WqnQeCxaJbbJs7wAk1sgEIEkczgurzxCOzkqjTTSIM\n"
-  "Emi6axjI86kOn6rKEO/MVlKroHsxQVxO09tp1VSrfdGQ4+oN1L6+khi5jggRHP6q\n"
-  "Ykc2flNqWxcCggEBAKUVB0LOkIdWEc10XUm3zdzZb12ztdCFgtUGUvTKMRonBZDq\n"
-  "VC4hOSHr2GgiybTOVltZfT6dHRJn/gnxkVHh1j+HDTtGsN3DoF0YqBTUnx6b3+qa\n"
-  "mrzYyPXimGETU7eeOAUzPmiyBqAJVYQv85QHAN82LH+7wlpzh2BPJ6q7kaFvtqBH\n"
-  "KXzOmBYVwsuIvpWv51KJijpe+8KLoqPIn4bVORAx0LAMnwLHm46Vzv6A/Tqn8aQc\n"
-  "uVsZQibiUfki2ZUVh8v55h/1YEARxh3kTWVetW7UNSB0Rk30NBd5mdqJ0zQMAb1c\n"
-  "Fk2kpq5LWabecHfdE6tSsoOMZCIHYXFsb2aqzccCggEBAI0+oywkj/xWWU2olBBJ\n"
-  "o2JePh69EZn1W/kIwTSBeuJo7tEuNFXUtnKUzJiTanAY8zKaito2hetwmGpxPOku\n"
-  "b9oEbZQaxqO9lqhRbgKL4hfgRsnB3gpvBfsSvkawnnjwiExNCcyj7feybbgvxiwi\n"
-  "DvvBSjJcpl8cWI+I0MbSzMv4qUi0WDbesnCQss1R/52gz+MSCNESaBIYq9WljY79\n"
-  "0J+MZBe+J9p7vO5xvgUB2RbnnbzSgAYjzACwDC93rJyigsJ3txs3iMFdYZsm8hCF\n"
-  "98YJv8cxYJ/djuHHwFIg1j2J4pJGjjhyU+ELQpwJOH8ptrsmXrALaKnG7C95qYzx\n"
-  "kg8CggEBAPH+cctZGnbj7YrI6N2QHT9S8sIBLfAwB3tZJ6/OgJ5JnXWHKRyn0xf8\n"
-  "OvVJSs+T9ER56syQ39ywty83r95FdML2yNVu8N5RzJ5jgTmwEbRS6ttpJJLF3JPq\n"
-  "pXuGteomLGtxBP33C9pzpPbPwInLf0fhotaQYbRXnLAIt2YbTnfJlB9PrDFOkpzP\n"
-  "whmCYnAPWXen/DuSiYPCP2YHvjAHvu8V/HXDCnddPNr57aaWbJOIVMxhLDPvRUiL\n"
-  "dB/+yJe8u6Q/7WoqQd7VgNrYEQUST4fsK0/T8elcsmMNXG67dETn7Exx8c7AcLqB\n"
-  "MEKMwf6cUXZFrpIOrITOM5tVACUAif8=\n"
-  "-----END PRIVATE KEY-----\n";
 
 /* ------------------------------------------------------------------ */
 /* Per-test scratch directory (and a tmpfs some tests mount).  */
@@ -168,86 +96,9 @@ TestSuite (cvd2img, .init = setup, .fini = teardown);
 /* Small helpers.  */
 
 static char *
-pj (const char *a, const char *b)
-{
-  char *p = NULL;
-  cr_assert (asprintf (&p, "%s/%s", a, b) >= 0);
-  return p;
-}
-
-static char *
 tpath (const char *name)
 {
-  return pj (tmp, name);
-}
-
-static void
-mkdirs (const char *path)
-{
-  char buf[PATH_MAX];
-  snprintf (buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/')
-      {
-        *p = '\0';
-        mkdir (buf, 0755);
-        *p = '/';
-      }
-  cr_assert (mkdir (buf, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", buf, strerror (errno));
-}
-
-static void
-fill_random (uint8_t *buf, size_t len, uint64_t seed)
-{
-  uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL;
-  for (size_t i = 0; i < len; i++)
-    {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      buf[i] = (uint8_t) (x >> 29);
-    }
-}
-
-static void
-write_bin (const char *path, const void *data, size_t len)
-{
-  unlink (path); /* never write through a hard link into the fixture */
-  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  cr_assert (fd >= 0, "%s: %s", path, strerror (errno));
-  cr_assert_eq (write (fd, data, len), (ssize_t) len, "%s: short write", path);
-  cr_assert_eq (close (fd), 0);
-}
-
-static uint8_t *
-read_bin (const char *path, size_t *len)
-{
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  cr_assert (fd >= 0, "open %s: %s", path, strerror (errno));
-  cr_assert_eq (fstat (fd, &st), 0);
-  uint8_t *buf = malloc (st.st_size + 1);
-  cr_assert_not_null (buf);
-  size_t done = 0;
-  while (done < (size_t) st.st_size)
-    {
-      ssize_t n = pread (fd, buf + done, st.st_size - done, done);
-      cr_assert (n > 0, "read %s: %s", path, n < 0 ? strerror (errno) : "short");
-      done += n;
-    }
-  buf[done] = 0;
-  close (fd);
-  *len = done;
-  return buf;
-}
-
-static void
-write_random (const char *path, size_t len, uint64_t seed)
-{
-  uint8_t *b = malloc (len);
-  fill_random (b, len, seed);
-  write_bin (path, b, len);
-  free (b);
+  return fx_join (tmp, name);
 }
 
 static uint64_t
@@ -325,77 +176,6 @@ starts_with (const char *s, const char *prefix)
   return strncmp (s, prefix, strlen (prefix)) == 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Running tools (argv arrays, no shell).  */
-
-/* NAME in $PATH, /usr/sbin or /sbin (sgdisk and sfdisk live in sbin).  */
-static char *
-tool (const char *name)
-{
-  const char *path = getenv ("PATH");
-  _cleanup_free_ char *dirs = NULL;
-  char *save = NULL;
-  cr_assert (asprintf (&dirs, "%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin") >= 0);
-  for (char *d = strtok_r (dirs, ":", &save); d; d = strtok_r (NULL, ":", &save))
-    {
-      char *p = pj (*d ? d : ".", name);
-      if (access (p, X_OK) == 0)
-        return p;
-      free (p);
-    }
-  cr_assert_fail ("%s not found: install it (tests/deps.sh)", name);
-  return NULL;
-}
-
-/* Run ARGV (argv[0] a tool name): it must exit 0.  Returns stdout; *ERR
-   gets stderr when ERR is given.  */
-static char *
-run_ok (char *const argv[], char **err)
-{
-  char *av[32];
-  size_t n = 0;
-  _cleanup_free_ char *bin = tool (argv[0]);
-  av[n++] = bin;
-  for (size_t i = 1; argv[i] && n < 31; i++)
-    av[n++] = argv[i];
-  av[n] = NULL;
-  char *env[] = { "LC_ALL=C", NULL };
-  char *out = NULL, *e = NULL;
-  int rc = tu_run (av, env, &out, &e);
-  cr_assert_eq (rc, 0, "%s %s %s: exit %d\n%s%s", argv[0], argv[1] ? argv[1] : "", argv[1] && argv[2] ? argv[2] : "",
-                rc, out, e);
-  if (err)
-    *err = e;
-  else
-    free (e);
-  return out;
-}
-
-/* A child with stdio on /dev/null, for work done in parallel.  */
-static pid_t
-spawn_quiet (char *const argv[])
-{
-  posix_spawn_file_actions_t fa;
-  pid_t pid;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  int r = posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
-  return pid;
-}
-
-static void
-wait_ok (pid_t pid, const char *what)
-{
-  int st;
-  while (waitpid (pid, &st, 0) < 0)
-    cr_assert_eq (errno, EINTR);
-  cr_assert (WIFEXITED (st) && WEXITSTATUS (st) == 0, "%s failed (status 0x%x)", what, st);
-}
-
 /* The variables tu_avmv sets for a hermetic avm (NULL-terminated).  */
 static char **
 hermetic_vars (void)
@@ -429,259 +209,6 @@ avm_env (void)
 /* ------------------------------------------------------------------ */
 /* The fixture, generated once per run.  */
 
-static char *
-fixture_path (void)
-{
-  return tu_run_shared_dir ("cvd2img");
-}
-
-/* AvbRSAPublicKeyHeader blob of the RSA key in PEM file PATH, computed here
-   with OpenSSL's BN (independently of lib/disk/avb.c): key_num_bits, n0inv =
-   -1/n mod 2^32, n, rr = 2^(2*4096) mod n, all big-endian.  */
-static void
-pubkey_blob (const char *path, uint8_t blob[AVM_AVB_PUBKEY_SIZE])
-{
-  FILE *f = fopen (path, "r");
-  cr_assert_not_null (f, "%s: %s", path, strerror (errno));
-  EVP_PKEY *pk = PEM_read_PrivateKey (f, NULL, NULL, NULL);
-  fclose (f);
-  cr_assert_not_null (pk, "%s: not a PEM private key", path);
-  BIGNUM *n = NULL;
-  cr_assert (EVP_PKEY_get_bn_param (pk, OSSL_PKEY_PARAM_RSA_N, &n));
-  cr_assert_eq (BN_num_bits (n), 4096, "%s: not RSA-4096", path);
-  BN_CTX *ctx = BN_CTX_new ();
-  BIGNUM *b32 = BN_new (), *n0 = BN_new (), *inv = BN_new (), *r = BN_new (), *rr = BN_new ();
-  cr_assert (BN_lshift (b32, BN_value_one (), 32));
-  cr_assert (BN_nnmod (n0, n, b32, ctx));
-  cr_assert (BN_mod_inverse (inv, n0, b32, ctx));
-  cr_assert (BN_sub (inv, b32, inv));
-  cr_assert (BN_lshift (r, BN_value_one (), 8192));
-  cr_assert (BN_mod (rr, r, n, ctx));
-  uint32_t n0inv = (uint32_t) BN_get_word (inv);
-  uint8_t *p = blob;
-  p[0] = 0, p[1] = 0, p[2] = 0x10, p[3] = 0; /* 4096 */
-  p[4] = n0inv >> 24, p[5] = n0inv >> 16, p[6] = n0inv >> 8, p[7] = n0inv;
-  cr_assert_eq (BN_bn2binpad (n, p + 8, 512), 512);
-  cr_assert_eq (BN_bn2binpad (rr, p + 520, 512), 512);
-  BN_free (b32), BN_free (n0), BN_free (inv), BN_free (r), BN_free (rr), BN_free (n);
-  BN_CTX_free (ctx);
-  EVP_PKEY_free (pk);
-}
-
-/* Hard-link the tree SRC to DST (directories are created).  */
-static void
-link_tree (const char *src, const char *dst)
-{
-  DIR *d = opendir (src);
-  struct dirent *e;
-  cr_assert_not_null (d, "%s: %s", src, strerror (errno));
-  mkdirs (dst);
-  while ((e = readdir (d)))
-    {
-      if (streq (e->d_name, ".") || streq (e->d_name, ".."))
-        continue;
-      _cleanup_free_ char *s = pj (src, e->d_name), *t = pj (dst, e->d_name);
-      struct stat st;
-      cr_assert_eq (lstat (s, &st), 0);
-      if (S_ISDIR (st.st_mode))
-        link_tree (s, t);
-      else
-        {
-          unlink (t);
-          cr_assert_eq (link (s, t), 0, "link %s %s: %s", s, t, strerror (errno));
-        }
-    }
-  closedir (d);
-}
-
-static void
-make_fixture (const char *F)
-{
-  static const char *const subdirs[] = { "src", "keys", "cvd", "cvd-opt", "cvd-arm" };
-  for (size_t i = 0; i < ARRAY_SIZE (subdirs); i++)
-    {
-      _cleanup_free_ char *d = pj (F, subdirs[i]);
-      tu_rmtree (d);
-    }
-  _cleanup_free_ char *src = pj (F, "src"), *keys = pj (F, "keys"), *cvd = pj (F, "cvd");
-  _cleanup_free_ char *cvd_opt = pj (F, "cvd-opt"), *cvd_arm = pj (F, "cvd-arm");
-  _cleanup_free_ char *etc_x86 = pj (cvd, "etc/bootloader_x86_64");
-  mkdirs (src);
-  mkdirs (keys);
-  mkdirs (etc_x86);
-
-  /* The RSA-4096 key takes a second or two: make it meanwhile.  */
-  _cleanup_free_ char *key = pj (cvd, KEY_PEM), *ke3 = pj (keys, "ke3.pem"), *k2048 = pj (keys, "k2048.pem");
-  _cleanup_free_ char *openssl = tool ("openssl");
-  pid_t gen1 = spawn_quiet ((char *[]) { openssl, "genrsa", "-out", key, "4096", NULL });
-  pid_t gen2 = spawn_quiet ((char *[]) { openssl, "genrsa", "-out", k2048, "2048", NULL });
-  write_bin (ke3, key_e3_pem, strlen (key_e3_pem));
-
-  /* Boot images by mkbootimg (header v3; v4 init_boot is beyond Debian's).  */
-  _cleanup_free_ char *K = pj (src, "kernel"), *R = pj (src, "ramdisk"), *D = pj (src, "dtb");
-  _cleanup_free_ char *K2 = pj (src, "kernel2"), *R2 = pj (src, "ramdisk2");
-  write_random (K, 40000, 1);
-  write_random (R, 21000, 2);
-  write_random (D, 1500, 3);
-  write_random (K2, 5000, 4);
-  write_random (R2, 9000, 5);
-  _cleanup_free_ char *boot = pj (cvd, "boot.img"), *vboot = pj (cvd, "vendor_boot.img");
-  _cleanup_free_ char *iboot = pj (src, "init_boot.img");
-  _cleanup_free_ char *mkbootimg = tool ("mkbootimg");
-  pid_t mk[3];
-  mk[0] = spawn_quiet (
-    (char *[]) { mkbootimg, "--kernel", K, "--ramdisk", R, "--header_version", "3", "-o", boot, NULL });
-  mk[1] = spawn_quiet ((char *[]) { mkbootimg, "--vendor_boot", vboot, "--vendor_ramdisk", R, "--dtb", D,
-                                    "--header_version", "3", NULL });
-  mk[2] = spawn_quiet (
-    (char *[]) { mkbootimg, "--kernel", K2, "--ramdisk", R2, "--header_version", "3", "-o", iboot, NULL });
-
-  /* super and userdata: random data, zero runs, 4-byte patterns, a
-     compressible run (so zip deflates them) and a block that is zero but
-     for one byte; img2simg turns them into RAW and FILL chunks.  */
-  uint8_t *raw = calloc (16, BLK);
-  fill_random (raw, 3 * BLK, 10);
-  for (size_t i = 7 * BLK; i < 10 * BLK; i += 4)
-    memcpy (raw + i, "\xde\xad\xbe\xef", 4);
-  for (size_t i = 10 * BLK; i < 12 * BLK; i++)
-    raw[i] = "Cuttlefish super partition, compressible text. "[i % 48];
-  fill_random (raw + 12 * BLK, BLK, 11);
-  raw[14 * BLK - 1] = 0x01;
-  _cleanup_free_ char *super_raw = pj (src, "super.raw"), *super = pj (cvd, "super.img");
-  write_bin (super_raw, raw, 16 * BLK);
-  memset (raw, 0, 16 * BLK);
-  fill_random (raw + BLK, 2 * BLK, 12);
-  for (size_t i = 3 * BLK; i < 5 * BLK; i += 4)
-    memcpy (raw + i, "\x01\x02\x03\x04", 4);
-  fill_random (raw + 5 * BLK, BLK, 13);
-  _cleanup_free_ char *ud_raw = pj (src, "userdata.raw"), *ud = pj (cvd, "userdata.img");
-  write_bin (ud_raw, raw, 8 * BLK);
-  free (raw);
-  free (run_ok ((char *[]) { "img2simg", super_raw, super, "4096", NULL }, NULL));
-  free (run_ok ((char *[]) { "img2simg", ud_raw, ud, "4096", NULL }, NULL));
-
-  for (int i = 0; i < 3; i++)
-    wait_ok (mk[i], "mkbootimg");
-
-  _cleanup_free_ char *info = pj (cvd, "android-info.txt"), *vbs = pj (cvd, "vbmeta_system.img");
-  write_bin (info, "require board=cutf\n", 19);
-  write_random (vbs, 3000, 20);
-  _cleanup_free_ char *bl = pj (cvd, BL_X86);
-  write_random (bl, MIB, 30);
-
-  wait_ok (gen2, "openssl genrsa 2048");
-  wait_ok (gen1, "openssl genrsa 4096");
-
-  /* The public key blob, written with the library and checked against
-     the one computed here.  */
-  struct avm_avb_key *k = NULL;
-  _cleanup_error_ avm_error_t err = NULL;
-  cr_assert_eq (avm_avb_key_load (key, &k, &err), 0, "%s", err ? err->msg : "");
-  uint8_t blob[AVM_AVB_PUBKEY_SIZE], mine[AVM_AVB_PUBKEY_SIZE];
-  cr_assert_eq (avm_avb_key_blob (k, blob, &err), 0);
-  pubkey_blob (key, mine);
-  cr_assert (memcmp (blob, mine, sizeof blob) == 0, "avm_avb_key_blob differs from the blob computed with BN");
-  _cleanup_free_ char *pub = pj (cvd, KEY_PUB);
-  write_bin (pub, blob, sizeof blob);
-
-  /* vbmeta.img: a real vbmeta image (chain to boot), not a 4 KiB multiple.  */
-  const struct avm_avb_chain chain = { "boot", 1, blob };
-  uint8_t *vb = NULL;
-  size_t vblen = 0;
-  cr_assert_eq (avm_avb_make_vbmeta (&chain, 1, k, &vb, &vblen, &err), 0);
-  cr_assert (vblen % 4096 != 0 && vblen < 65536);
-  _cleanup_free_ char *vbpath = pj (cvd, "vbmeta.img");
-  write_bin (vbpath, vb, vblen);
-  free (vb);
-  avm_avb_key_free (k);
-
-  /* A well-formed RSA-4096 public key blob of another key.  */
-  pubkey_blob (ke3, mine);
-  _cleanup_free_ char *mismatch = pj (keys, "other.avbpubkey");
-  write_bin (mismatch, mine, sizeof mine);
-
-  /* With the optional images.  */
-  link_tree (cvd, cvd_opt);
-  _cleanup_free_ char *ib = pj (cvd_opt, "init_boot.img"), *vd = pj (cvd_opt, "vbmeta_vendor_dlkm.img");
-  _cleanup_free_ char *sd = pj (cvd_opt, "vbmeta_system_dlkm.img");
-  cr_assert_eq (link (iboot, ib), 0);
-  write_random (vd, 2000, 21);
-  write_random (sd, 1500, 22);
-
-  /* For aarch64: only the arm bootloader.  */
-  link_tree (cvd, cvd_arm);
-  _cleanup_free_ char *x86dir = pj (cvd_arm, "etc/bootloader_x86_64"), *armbl = pj (cvd_arm, BL_ARM);
-  tu_rmtree (x86dir);
-  _cleanup_free_ char *armdir = pj (cvd_arm, "etc/bootloader_aarch64");
-  mkdirs (armdir);
-  write_random (armbl, MIB, 31);
-
-  /* The image zips (deflated and stored) and the host packages.  */
-  char *zargs[32];
-  const char *zips[] = { "img.zip", "img-stored.zip", "img-opt.zip" };
-  for (size_t z = 0; z < ARRAY_SIZE (zips); z++)
-    {
-      size_t n = 0;
-      zargs[n++] = "zip";
-      zargs[n++] = "-q";
-      if (z == 1)
-        zargs[n++] = "-0";
-      zargs[n++] = "-j";
-      zargs[n++] = pj (F, zips[z]);
-      unlink (zargs[n - 1]);
-      size_t first = n;
-      for (size_t i = 0; i < ARRAY_SIZE (zip_images); i++)
-        zargs[n++] = pj (z == 2 ? cvd_opt : cvd, zip_images[i]);
-      if (z == 2)
-        for (size_t i = 0; i < ARRAY_SIZE (opt_images); i++)
-          zargs[n++] = pj (cvd_opt, opt_images[i]);
-      zargs[n] = NULL;
-      free (run_ok (zargs, NULL));
-      for (size_t i = first - 1; i < n; i++)
-        free (zargs[i]);
-    }
-  _cleanup_free_ char *host = pj (F, "host.tar.gz"), *host_arm = pj (F, "host-arm.tar.gz");
-  free (run_ok ((char *[]) { "tar", "czf", host, "-C", cvd, "etc", NULL }, NULL));
-  free (run_ok ((char *[]) { "tar", "czf", host_arm, "-C", cvd_arm, "etc", NULL }, NULL));
-  /* Made here: tests hard-link fixture files, which changes their ctime and
-     makes a concurrent tar complain.  */
-  _cleanup_free_ char *host_dot = pj (F, "host-dot.tar.gz");
-  free (run_ok ((char *[]) { "tar", "czf", host_dot, "-C", cvd, ".", NULL }, NULL));
-}
-
-/* The fixture directory, generated on first use.  */
-static const char *
-fixture (void)
-{
-  static char *dir;
-  if (dir)
-    return dir;
-  char *d = fixture_path ();
-  struct stat st;
-  if (mkdir (d, 0700) < 0 && errno != EEXIST)
-    cr_assert_fail ("mkdir %s: %s", d, strerror (errno));
-  cr_assert (lstat (d, &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid (), "%s is not ours", d);
-  _cleanup_free_ char *lock = pj (d, ".lock"), *ready = pj (d, ".ready");
-  int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  cr_assert (fd >= 0);
-  cr_assert_eq (flock (fd, LOCK_EX), 0);
-  if (access (ready, F_OK) != 0)
-    {
-      make_fixture (d);
-      write_bin (ready, "", 0);
-    }
-  flock (fd, LOCK_UN);
-  close (fd);
-  dir = d;
-  return dir;
-}
-
-static char *
-fx (const char *name)
-{
-  return pj (fixture (), name);
-}
-
 /* ------------------------------------------------------------------ */
 /* Inputs must not change: contents (SHA-256), size and mtime.  */
 
@@ -707,7 +234,7 @@ snap_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
     return 0; /* a FIFO among the inputs is never opened here */
   cr_assert (snap_cur->n < ARRAY_SIZE (snap_cur->f));
   size_t len;
-  _cleanup_free_ uint8_t *d = read_bin (path, &len);
+  _cleanup_free_ uint8_t *d = fx_read_bin (path, &len);
   snprintf (snap_cur->f[snap_cur->n].path, sizeof snap_cur->f[snap_cur->n].path, "%s", path);
   digest_hex (EVP_sha256 (), d, len, snap_cur->f[snap_cur->n].sha);
   snap_cur->f[snap_cur->n].mtime = st->st_mtim;
@@ -735,7 +262,7 @@ snap_check (struct snap *s)
       size_t len;
       char sha[65];
       cr_assert_eq (stat (s->f[i].path, &st), 0, "input %s vanished", s->f[i].path);
-      _cleanup_free_ uint8_t *d = read_bin (s->f[i].path, &len);
+      _cleanup_free_ uint8_t *d = fx_read_bin (s->f[i].path, &len);
       digest_hex (EVP_sha256 (), d, len, sha);
       cr_assert_str_eq (sha, s->f[i].sha, "input %s was modified", s->f[i].path);
       cr_assert_eq (st.st_size, s->f[i].size, "input %s changed size", s->f[i].path);
@@ -767,7 +294,7 @@ static void
 sgdisk_verify (const char *path)
 {
   _cleanup_free_ char *err = NULL;
-  _cleanup_free_ char *out = run_ok ((char *[]) { "sgdisk", "--verify", (char *) path, NULL }, &err);
+  _cleanup_free_ char *out = fx_run_ok ((char *[]) { "sgdisk", "--verify", (char *) path, NULL }, &err);
   static const char notice[]
     = "Warning: There is a gap between the main partition table (ending sector 33)\n"
       "and the first usable sector (40). This is helpful in some exotic configurations,\n"
@@ -790,7 +317,7 @@ static void
 sfdisk_read (const char *path, struct disk *d)
 {
   _cleanup_free_ char *err = NULL;
-  _cleanup_free_ char *out = run_ok ((char *[]) { "sfdisk", "--json", (char *) path, NULL }, &err);
+  _cleanup_free_ char *out = fx_run_ok ((char *[]) { "sfdisk", "--json", (char *) path, NULL }, &err);
   cr_assert_str_empty (err, "sfdisk --json %s warns: %s", path, err);
   json_error_t jerr;
   json_t *root = json_loads (out, 0, &jerr);
@@ -954,6 +481,9 @@ struct ctx
   bool optional;          /* init_boot and the dlkm vbmetas present */
   bool virgl;             /* properties_virgl.img expected */
   bool key_copied;        /* avb_key.pem expected (the host package's key) */
+  bool tree;              /* the host package's tree expected in the output */
+  const char *host_src;   /* the directory the tree must equal (default: IMAGES) */
+  char *const *host_entries; /* its top-level entries (default: fx_host_entries) */
   char *keyfile;          /* the host package's signing key in the fixture */
   char *pubpem;           /* `openssl rsa -pubout` of the signing key */
   uint8_t pubkey[AVM_AVB_PUBKEY_SIZE];
@@ -970,14 +500,17 @@ ctx_init (struct ctx *c, const char *images, const char *arch, const char *bootl
   c->bootloader = bootloader;
   c->virgl = true;
   c->key_copied = true;
-  c->keyfile = fx ("cvd/" KEY_PEM);
+  c->tree = true;
+  c->host_src = images;
+  c->host_entries = fx_host_entries;
+  c->keyfile = fx_path ("cvd/" KEY_PEM);
   char *key = c->keyfile;
-  _cleanup_free_ char *pub = fx ("cvd/" KEY_PUB);
+  _cleanup_free_ char *pub = fx_path ("cvd/" KEY_PUB);
   c->pubpem = tpath ("pub.pem");
   if (!exists (c->pubpem))
-    free (run_ok ((char *[]) { "openssl", "rsa", "-in", key, "-pubout", "-out", c->pubpem, NULL }, NULL));
+    free (fx_run_ok ((char *[]) { "openssl", "rsa", "-in", key, "-pubout", "-out", c->pubpem, NULL }, NULL));
   size_t len;
-  _cleanup_free_ uint8_t *blob = read_bin (pub, &len);
+  _cleanup_free_ uint8_t *blob = fx_read_bin (pub, &len);
   cr_assert_eq (len, AVM_AVB_PUBKEY_SIZE);
   memcpy (c->pubkey, blob, len);
   digest_hex (EVP_sha1 (), blob, len, c->key_sha1);
@@ -1027,7 +560,7 @@ static bool
 is_sparse (const char *path)
 {
   size_t len;
-  _cleanup_free_ uint8_t *d = read_bin (path, &len);
+  _cleanup_free_ uint8_t *d = fx_read_bin (path, &len);
   return len >= 4 && le32 (d) == 0xed26ff3a;
 }
 
@@ -1036,7 +569,7 @@ is_sparse (const char *path)
 static char *
 image_bytes_path (struct ctx *c, const char *image, bool *sparse)
 {
-  _cleanup_free_ char *path = pj (c->images, image);
+  _cleanup_free_ char *path = fx_join (c->images, image);
   *sparse = is_sparse (path);
   if (!*sparse)
     return steal_pointer (&path);
@@ -1047,12 +580,12 @@ image_bytes_path (struct ctx *c, const char *image, bool *sparse)
       char name[64];
       snprintf (name, sizeof name, "simg2img-%s.raw", image);
       c->expanded[k] = tpath (name);
-      free (run_ok ((char *[]) { "simg2img", path, c->expanded[k], NULL }, NULL));
+      free (fx_run_ok ((char *[]) { "simg2img", path, c->expanded[k], NULL }, NULL));
       char src[64];
       snprintf (src, sizeof src, "src/%.*s.raw", (int) (strlen (image) - 4), image);
-      _cleanup_free_ char *orig = fx (src);
+      _cleanup_free_ char *orig = fx_path (src);
       size_t a, b;
-      _cleanup_free_ uint8_t *x = read_bin (c->expanded[k], &a), *y = read_bin (orig, &b);
+      _cleanup_free_ uint8_t *x = fx_read_bin (c->expanded[k], &a), *y = fx_read_bin (orig, &b);
       cr_assert (a == b && memcmp (x, y, a) == 0, "fixture: simg2img %s does not give back %s", path, orig);
     }
   return strdup (c->expanded[k]);
@@ -1090,7 +623,7 @@ check_system (struct ctx *c, const char *path, struct disk *d)
   for (size_t i = 0; i < n; i++)
     {
       size_t len = 0;
-      _cleanup_free_ uint8_t *exp = bytes[i] ? read_bin (bytes[i], &len) : NULL;
+      _cleanup_free_ uint8_t *exp = bytes[i] ? fx_read_bin (bytes[i], &len) : NULL;
       char what[128];
       snprintf (what, sizeof what, "%s: partition %s (%s)", path, names[i], bytes[i] ? bytes[i] : "blank");
       check_region (fd, d->p[i].start * 512, d->p[i].size * 512, exp, len, what);
@@ -1161,10 +694,10 @@ verify_vbmeta_openssl (struct ctx *c, const uint8_t *p, size_t avail, const char
     if (*q == '/')
       *q = '_';
   _cleanup_free_ char *df = tpath (dname), *sf = tpath (sname);
-  write_bin (df, data, dlen);
-  write_bin (sf, A + soff, ssz);
+  fx_write_bin (df, data, dlen);
+  fx_write_bin (sf, A + soff, ssz);
   free (data);
-  _cleanup_free_ char *openssl = tool ("openssl"), *out = NULL, *oerr = NULL;
+  _cleanup_free_ char *openssl = fx_tool ("openssl"), *out = NULL, *oerr = NULL;
   int rc = tu_run ((char *[]) { openssl, "dgst", "-sha256", "-verify", c->pubpem, "-signature", sf, df, NULL }, NULL,
                    &out, &oerr);
   cr_assert (rc == 0 && streq (out, "Verified OK\n"),
@@ -1265,7 +798,7 @@ static char *
 check_props (struct ctx *c, const char *path, struct disk *d)
 {
   size_t len;
-  _cleanup_free_ uint8_t *disk = read_bin (path, &len);
+  _cleanup_free_ uint8_t *disk = fx_read_bin (path, &len);
   /* bootconfig's size depends on its text: read it from the footer first.  */
   sfdisk_read (path, d);
   const struct pinfo *bcp = dpart (d, "bootconfig");
@@ -1435,29 +968,116 @@ result_free (struct result *r)
   json_decref (r->manifest);
 }
 
+/* DST is a copy of SRC by the host package's rules: the same types,
+   contents and link targets, a file's permission bits without setuid,
+   setgid and sticky, a directory's plus rwx for its owner; nothing more.
+   *BYTES and *COUNT add up its files' sizes and its entries.  */
+static void
+compare_tree (const char *src, const char *dst, uint64_t *bytes, size_t *count)
+{
+  struct stat a, b;
+  cr_assert_eq (lstat (src, &a), 0, "%s: %s", src, strerror (errno));
+  cr_assert_eq (lstat (dst, &b), 0, "%s is missing (a copy of %s)", dst, src);
+  cr_assert_eq (a.st_mode & S_IFMT, b.st_mode & S_IFMT, "%s is not of the type of %s", dst, src);
+  ++*count;
+  if (S_ISLNK (a.st_mode))
+    {
+      char ta[PATH_MAX], tb[PATH_MAX];
+      ssize_t na = readlink (src, ta, sizeof ta), nb = readlink (dst, tb, sizeof tb);
+      cr_assert (na > 0 && na == nb && memcmp (ta, tb, na) == 0, "%s does not point where %s does", dst, src);
+      return;
+    }
+  if (S_ISREG (a.st_mode))
+    {
+      size_t la, lb;
+      _cleanup_free_ uint8_t *x = fx_read_bin (src, &la), *y = fx_read_bin (dst, &lb);
+      cr_assert (la == lb && memcmp (x, y, la) == 0, "%s is not a copy of %s", dst, src);
+      cr_assert_eq (b.st_mode & 07777, a.st_mode & 0777, "%s: mode %o, %s has %o", dst, b.st_mode & 07777, src,
+                    a.st_mode & 07777);
+      *bytes += la;
+      return;
+    }
+  cr_assert (S_ISDIR (a.st_mode));
+  cr_assert_eq (b.st_mode & 07777, (a.st_mode & 0777) | 0700, "%s: mode %o, %s has %o", dst, b.st_mode & 07777, src,
+                a.st_mode & 07777);
+  DIR *d = opendir (src);
+  struct dirent *e;
+  size_t n = 0, m = 0;
+  cr_assert_not_null (d);
+  while ((e = readdir (d)))
+    if (!streq (e->d_name, ".") && !streq (e->d_name, ".."))
+      {
+        _cleanup_free_ char *s2 = fx_join (src, e->d_name), *d2 = fx_join (dst, e->d_name);
+        compare_tree (s2, d2, bytes, count);
+        n++;
+      }
+  closedir (d);
+  d = opendir (dst);
+  while ((e = readdir (d)))
+    m += !streq (e->d_name, ".") && !streq (e->d_name, "..");
+  closedir (d);
+  cr_assert_eq (m, n, "%s has %zu entries, %s %zu", dst, m, src, n);
+}
+
+/* The host package's tree in OUT, and what manifest.json says of it.  */
+static void
+check_tree (const struct ctx *c, const char *out, json_t *manifest)
+{
+  json_t *hp = json_object_get (manifest, "host_package");
+  if (!c->tree)
+    {
+      cr_assert_null (hp, "manifest.json describes a host package tree, yet none was expected");
+      return;
+    }
+  uint64_t bytes = 0;
+  size_t count = 0, n = 0;
+  json_t *entries = json_object_get (hp, "entries");
+  for (; c->host_entries[n]; n++)
+    {
+      _cleanup_free_ char *src = fx_join (c->host_src, c->host_entries[n]), *dst = fx_join (out, c->host_entries[n]);
+      compare_tree (src, dst, &bytes, &count);
+      cr_assert_str_eq (json_string_value (json_array_get (entries, n)), c->host_entries[n], "manifest.json: entries");
+    }
+  cr_assert_eq (json_array_size (entries), n, "manifest.json: %zu entries, expected %zu", json_array_size (entries), n);
+  cr_assert_eq ((uint64_t) json_integer_value (json_object_get (hp, "size")), bytes, "manifest.json: size");
+  cr_assert_eq ((size_t) json_integer_value (json_object_get (hp, "count")), count, "manifest.json: count");
+  cr_assert (json_is_array (json_object_get (hp, "markers")));
+
+  /* The package's executables run: setuid gone, the execute bits kept.  */
+  _cleanup_free_ char *tool = fx_join (out, "bin/tool");
+  struct stat st;
+  if (avm_strv_contains (c->host_entries, "bin"))
+    {
+      cr_assert_eq (stat (tool, &st), 0, "%s: %s", tool, strerror (errno));
+      cr_assert_eq (st.st_mode & 07777, 0755, "%s: mode %o", tool, st.st_mode & 07777);
+    }
+}
+
 /* Everything about the outputs of a conversion in OUT.  */
 static void
 check_all (struct ctx *c, const char *out, struct result *r)
 {
   memset (r, 0, sizeof *r);
-  const char *names[6] = { "system.img", "properties.img", "bootloader", "manifest.json" };
-  size_t n = 4;
+  const char *names[16] = { "system.img", "properties.img", "bootloader", "manifest.json", "android-info.txt" };
+  size_t n = 5;
   if (c->virgl)
     names[n++] = "properties_virgl.img";
   if (c->key_copied)
     names[n++] = "avb_key.pem";
+  for (size_t i = 0; c->tree && c->host_entries[i]; i++)
+    names[n++] = c->host_entries[i];
   check_dir_entries (out, names, n);
 
-  _cleanup_free_ char *sys = pj (out, "system.img"), *props = pj (out, "properties.img");
-  _cleanup_free_ char *virgl = pj (out, "properties_virgl.img"), *bl = pj (out, "bootloader");
-  _cleanup_free_ char *man = pj (out, "manifest.json");
+  _cleanup_free_ char *sys = fx_join (out, "system.img"), *props = fx_join (out, "properties.img");
+  _cleanup_free_ char *virgl = fx_join (out, "properties_virgl.img"), *bl = fx_join (out, "bootloader");
+  _cleanup_free_ char *man = fx_join (out, "manifest.json");
   check_system (c, sys, &r->sys);
   r->bc = check_props (c, props, &r->props);
   if (c->virgl)
     r->bc_virgl = check_props (c, virgl, &r->virgl);
 
   size_t a, b;
-  _cleanup_free_ uint8_t *x = read_bin (bl, &a), *y = read_bin (c->bootloader, &b);
+  _cleanup_free_ uint8_t *x = fx_read_bin (bl, &a), *y = fx_read_bin (c->bootloader, &b);
   cr_assert (a == b && memcmp (x, y, a) == 0, "%s is not a copy of %s", bl, c->bootloader);
 
   json_error_t jerr;
@@ -1481,6 +1101,14 @@ check_all (struct ctx *c, const char *out, struct result *r)
     }
   cr_assert_eq ((uint64_t) json_integer_value (json_object_get (json_object_get (r->manifest, "bootloader"), "size")),
                 b);
+  /* The tree, and the images' android-info.txt, recorded.  */
+  check_tree (c, out, r->manifest);
+  _cleanup_free_ char *info = fx_join (out, "android-info.txt"), *src_info = fx_join (c->images, "android-info.txt");
+  _cleanup_free_ uint8_t *ia = fx_read_bin (info, &a), *ib = fx_read_bin (src_info, &b);
+  cr_assert (a == b && memcmp (ia, ib, a) == 0, "%s is not a copy of %s", info, src_info);
+  cr_assert_eq ((size_t) json_integer_value (json_object_get (json_object_get (r->manifest, "android_info"), "size")),
+                a);
+
   /* The release told by the set (its android-info.txt has no marker of a
      later release: android14), for avm start, which no longer sees it.  */
   json_t *rel = json_object_get (r->manifest, "release");
@@ -1489,7 +1117,7 @@ check_all (struct ctx *c, const char *out, struct result *r)
 
   /* The host package's key, for avm start to rebuild the properties disk
      with: a private copy, recorded in the manifest.  */
-  _cleanup_free_ char *keycopy = pj (out, "avb_key.pem");
+  _cleanup_free_ char *keycopy = fx_join (out, "avb_key.pem");
   json_t *mkey = json_object_get (r->manifest, "key");
   if (c->key_copied)
     {
@@ -1497,7 +1125,7 @@ check_all (struct ctx *c, const char *out, struct result *r)
       cr_assert_eq (lstat (keycopy, &st), 0);
       cr_assert (S_ISREG (st.st_mode));
       cr_assert_eq (st.st_mode & 07777, 0600, "%s: mode %o", keycopy, st.st_mode & 07777);
-      _cleanup_free_ uint8_t *k1 = read_bin (keycopy, &a), *k2 = read_bin (c->keyfile, &b);
+      _cleanup_free_ uint8_t *k1 = fx_read_bin (keycopy, &a), *k2 = fx_read_bin (c->keyfile, &b);
       cr_assert (a == b && memcmp (k1, k2, a) == 0, "%s is not a copy of %s", keycopy, c->keyfile);
       /* Named as the other outputs are (relative in the compat mode's
          current directory): next to the bootloader.  */
@@ -1529,7 +1157,7 @@ check_all (struct ctx *c, const char *out, struct result *r)
 static void
 check_same_contents (const struct result *a, const char *da, const struct result *b, const char *db)
 {
-  _cleanup_free_ char *sa = pj (da, "system.img"), *sb = pj (db, "system.img");
+  _cleanup_free_ char *sa = fx_join (da, "system.img"), *sb = fx_join (db, "system.img");
   cr_assert_eq (a->sys.n, b->sys.n);
   cr_assert_eq (a->sys.bytes, b->sys.bytes);
   int fa = open (sa, O_RDONLY | O_CLOEXEC), fb = open (sb, O_RDONLY | O_CLOEXEC);
@@ -1556,9 +1184,9 @@ check_same_contents (const struct result *a, const char *da, const struct result
   cr_assert_str_eq (a->bc, b->bc);
   if (a->bc_virgl || b->bc_virgl)
     cr_assert_str_eq (a->bc_virgl, b->bc_virgl);
-  _cleanup_free_ char *pa = pj (da, "properties.img"), *pb = pj (db, "properties.img");
+  _cleanup_free_ char *pa = fx_join (da, "properties.img"), *pb = fx_join (db, "properties.img");
   size_t la, lb;
-  _cleanup_free_ uint8_t *ia = read_bin (pa, &la), *ib = read_bin (pb, &lb);
+  _cleanup_free_ uint8_t *ia = fx_read_bin (pa, &la), *ib = fx_read_bin (pb, &lb);
   cr_assert (memcmp (ia + a->props.p[0].start * 512, ib + b->props.p[0].start * 512, 4096) == 0,
              "uboot_env differs between %s and %s", pa, pb);
 }
@@ -1584,7 +1212,7 @@ static void seed_outputs (const char *out);
 
 Test (cvd2img, directory)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *bl = fx_path ("cvd/" BL_X86);
   struct ctx c;
   struct snap s;
   struct result r;
@@ -1605,10 +1233,10 @@ Test (cvd2img, directory)
 static void
 zip_case (const char *zipname, bool deflated, bool reversed)
 {
-  _cleanup_free_ char *zip = fx (zipname), *host = fx ("host.tar.gz"), *cvd = fx ("cvd");
-  _cleanup_free_ char *out = tpath ("out"), *outd = tpath ("out-dir"), *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *zip = fx_path (zipname), *host = fx_path ("host.tar.gz"), *cvd = fx_path ("cvd");
+  _cleanup_free_ char *out = tpath ("out"), *outd = tpath ("out-dir"), *bl = fx_path ("cvd/" BL_X86);
   /* The fixture has the kind of zip the test is about.  */
-  _cleanup_free_ char *listing = run_ok ((char *[]) { "unzip", "-v", zip, NULL }, NULL);
+  _cleanup_free_ char *listing = fx_run_ok ((char *[]) { "unzip", "-v", zip, NULL }, NULL);
   if (deflated)
     {
       /* the sparse images are read through inflate */
@@ -1660,7 +1288,7 @@ Test (cvd2img, zip_stored)
 
 Test (cvd2img, optional_absent)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *man = tpath ("out/manifest.json");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *man = tpath ("out/manifest.json");
   _cleanup_free_ char *sys = tpath ("out/system.img");
   avm_ok ((char *[]) { "cvd2img", "-q", "-o", out, cvd, NULL });
   struct disk d;
@@ -1676,8 +1304,8 @@ Test (cvd2img, optional_absent)
 
 Test (cvd2img, optional_present)
 {
-  _cleanup_free_ char *cvd = fx ("cvd-opt"), *zip = fx ("img-opt.zip"), *host = fx ("host.tar.gz");
-  _cleanup_free_ char *out = tpath ("out"), *outz = tpath ("outz"), *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = fx_path ("cvd-opt"), *zip = fx_path ("img-opt.zip"), *host = fx_path ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out"), *outz = tpath ("outz"), *bl = fx_path ("cvd/" BL_X86);
   struct ctx c;
   struct result r, rz;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -1696,7 +1324,7 @@ Test (cvd2img, optional_present)
 /* Profile options and --set reach the bootconfig of both disks.  */
 Test (cvd2img, profile_options)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *bl = fx_path ("cvd/" BL_X86);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -1721,7 +1349,7 @@ Test (cvd2img, profile_options)
 
 Test (cvd2img, no_virgl)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *bl = fx_path ("cvd/" BL_X86);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -1736,11 +1364,14 @@ Test (cvd2img, no_virgl)
    devices, pl011 earlycon, the arm bootloader.  */
 Test (cvd2img, aarch64_zip)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *zip = fx ("img.zip"), *host = fx ("host-arm.tar.gz");
-  _cleanup_free_ char *out = tpath ("out"), *bl = fx ("cvd-arm/" BL_ARM);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *zip = fx_path ("img.zip"), *host = fx_path ("host-arm.tar.gz");
+  _cleanup_free_ char *out = tpath ("out"), *bl = fx_path ("cvd-arm/" BL_ARM);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "aarch64", bl);
+  _cleanup_free_ char *arm = fx_path ("cvd-arm");
+  c.host_src = arm;
+  c.host_entries = (char *const[]){ "etc", NULL };
   avm_ok ((char *[]) { "cvd2img", "-a", "aarch64", "-o", out, zip, host, NULL });
   check_all (&c, out, &r);
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "properties"), "profile")),
@@ -1752,7 +1383,7 @@ Test (cvd2img, aarch64_zip)
 /* Without -a the architecture is the bootloader's.  */
 Test (cvd2img, aarch64_from_bootloader)
 {
-  _cleanup_free_ char *cvd = fx ("cvd-arm"), *out = tpath ("out"), *bl = fx ("cvd-arm/" BL_ARM);
+  _cleanup_free_ char *cvd = fx_path ("cvd-arm"), *out = tpath ("out"), *bl = fx_path ("cvd-arm/" BL_ARM);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "aarch64", bl);
@@ -1765,7 +1396,7 @@ Test (cvd2img, aarch64_from_bootloader)
 /* --key: the user's key is not copied (nor an avb_key.pem there replaced).  */
 Test (cvd2img, user_key_not_copied)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *out2 = tpath ("out2"), *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *out2 = tpath ("out2"), *bl = fx_path ("cvd/" BL_X86);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -1775,9 +1406,9 @@ Test (cvd2img, user_key_not_copied)
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "key"), "source")), c.keyfile);
   result_free (&r);
 
-  mkdirs (out2);
-  _cleanup_free_ char *mine = pj (out2, "avb_key.pem");
-  write_bin (mine, "mine\n", 5);
+  fx_mkdirs (out2);
+  _cleanup_free_ char *mine = fx_join (out2, "avb_key.pem");
+  fx_write_bin (mine, "mine\n", 5);
   avm_ok ((char *[]) { "cvd2img", "--key", c.keyfile, "-o", out2, cvd, NULL });
   _cleanup_free_ char *got = tu_read (mine);
   cr_assert_str_eq (got, "mine\n", "%s was replaced", mine);
@@ -1820,14 +1451,14 @@ start_boot_properties (const char *images, const char *option)
 
 Test (cvd2img, start_keeps_converted_properties)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out");
   avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
-  _cleanup_free_ char *key = pj (out, "avb_key.pem");
+  _cleanup_free_ char *key = fx_join (out, "avb_key.pem");
   const char *const disks[] = { "properties.img", "properties_virgl.img" };
   const char *const options[] = { "gpu=virtio-gpu", "gpu=virgl" };
   for (size_t i = 0; i < 2; i++)
     {
-      _cleanup_free_ char *disk = pj (out, disks[i]);
+      _cleanup_free_ char *disk = fx_join (out, disks[i]);
       json_t *bp = start_boot_properties (out, options[i]);
       struct timespec ts[2] = { { OLD_MTIME, 0 }, { OLD_MTIME, 0 } };
       cr_assert_eq (utimensat (AT_FDCWD, disk, ts, 0), 0);
@@ -1856,13 +1487,13 @@ static const char *const out_names[] = { "system.img", "properties.img", "proper
 static void
 seed_outputs (const char *out)
 {
-  mkdirs (out);
+  fx_mkdirs (out);
   for (size_t i = 0; i < ARRAY_SIZE (out_names); i++)
     {
-      _cleanup_free_ char *p = pj (out, out_names[i]);
+      _cleanup_free_ char *p = fx_join (out, out_names[i]);
       char content[64];
       snprintf (content, sizeof content, "previous %s\n", out_names[i]);
-      write_bin (p, content, strlen (content));
+      fx_write_bin (p, content, strlen (content));
       struct timespec ts[2] = { { OLD_MTIME, 0 }, { OLD_MTIME, 0 } };
       cr_assert_eq (utimensat (AT_FDCWD, p, ts, 0), 0);
     }
@@ -1874,7 +1505,7 @@ check_outputs_untouched (const char *out)
   check_dir_entries (out, out_names, ARRAY_SIZE (out_names));
   for (size_t i = 0; i < ARRAY_SIZE (out_names); i++)
     {
-      _cleanup_free_ char *p = pj (out, out_names[i]);
+      _cleanup_free_ char *p = fx_join (out, out_names[i]);
       char content[64];
       snprintf (content, sizeof content, "previous %s\n", out_names[i]);
       _cleanup_free_ char *got = tu_read (p);
@@ -1924,12 +1555,12 @@ expect_failure (const char *out, int want_rc, char *const args[], const char *co
 static char *
 clone_cvd (const char *name, const char *skip)
 {
-  _cleanup_free_ char *cvd = fx ("cvd");
+  _cleanup_free_ char *cvd = fx_path ("cvd");
   char *dst = tpath (name);
-  link_tree (cvd, dst);
+  fx_link_tree (cvd, dst);
   if (skip)
     {
-      _cleanup_free_ char *p = pj (dst, skip);
+      _cleanup_free_ char *p = fx_join (dst, skip);
       cr_assert_eq (unlink (p), 0);
     }
   return dst;
@@ -1950,6 +1581,8 @@ struct aentry
   const char *file;     /* content: this file of the fixture (relative to cvd/) */
   const char *symlink;  /* or a symbolic link to this */
   const char *hardlink; /* or a hard link to this entry */
+  mode_t type;          /* or an entry of this type (AE_IFDIR, AE_IFIFO, AE_IFCHR), no data */
+  mode_t perm;          /* its permission bits, if not the default */
 };
 
 static void
@@ -1984,16 +1617,25 @@ write_archive (const char *path, bool zip, const struct aentry *ents, size_t n)
           archive_entry_set_perm (ae, 0644);
           archive_entry_set_hardlink (ae, ents[i].hardlink);
         }
+      else if (ents[i].type)
+        {
+          archive_entry_set_filetype (ae, ents[i].type);
+          archive_entry_set_perm (ae, 0755);
+          if (ents[i].type == AE_IFCHR)
+            archive_entry_set_rdev (ae, makedev (1, 5));
+        }
       else
         {
           char rel[256];
           snprintf (rel, sizeof rel, "cvd/%s", ents[i].file);
-          _cleanup_free_ char *p = fx (rel);
-          data = read_bin (p, &len);
+          _cleanup_free_ char *p = fx_path (rel);
+          data = fx_read_bin (p, &len);
           archive_entry_set_filetype (ae, AE_IFREG);
           archive_entry_set_perm (ae, 0644);
           archive_entry_set_size (ae, len);
         }
+      if (ents[i].perm)
+        archive_entry_set_perm (ae, ents[i].perm);
       cr_assert_eq (archive_write_header (a, ae), ARCHIVE_OK, "%s: %s: %s", path, ents[i].name,
                     archive_error_string (a));
       if (len)
@@ -2008,11 +1650,11 @@ write_archive (const char *path, bool zip, const struct aentry *ents, size_t n)
 static char *
 hostile_zip (const char *name, const char *skip, const struct aentry *extra)
 {
-  struct aentry e[16];
+  struct aentry e[16] = { { 0 } };
   size_t n = 0;
-  for (size_t i = 0; i < ARRAY_SIZE (zip_images); i++)
-    if (!skip || !streq (zip_images[i], skip))
-      e[n++] = (struct aentry) { zip_images[i], zip_images[i], NULL, NULL };
+  for (size_t i = 0; i < ARRAY_SIZE (fx_zip_images); i++)
+    if (!skip || !streq (fx_zip_images[i], skip))
+      e[n++] = (struct aentry) { fx_zip_images[i], fx_zip_images[i], NULL, NULL, 0, 0 };
   if (extra)
     e[n++] = *extra;
   char *path = tpath (name);
@@ -2025,11 +1667,11 @@ static char *
 hostile_tar (const char *name, const char *skip, const struct aentry *extra)
 {
   static const char *const files[] = { KEY_PEM, KEY_PUB, BL_X86 };
-  struct aentry e[8];
+  struct aentry e[8] = { { 0 } };
   size_t n = 0;
   for (size_t i = 0; i < ARRAY_SIZE (files); i++)
     if (!skip || !streq (files[i], skip))
-      e[n++] = (struct aentry) { files[i], files[i], NULL, NULL };
+      e[n++] = (struct aentry) { files[i], files[i], NULL, NULL, 0, 0 };
   if (extra)
     e[n++] = *extra;
   char *path = tpath (name);
@@ -2039,7 +1681,7 @@ hostile_tar (const char *name, const char *skip, const struct aentry *extra)
 
 Test (cvd2img, missing_boot_zip)
 {
-  _cleanup_free_ char *zip = hostile_zip ("img.zip", "boot.img", NULL), *host = fx ("host.tar.gz");
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", "boot.img", NULL), *host = fx_path ("host.tar.gz");
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "boot.img", "missing", NULL },
                   (const char *[]) { zip, host, NULL });
@@ -2049,8 +1691,8 @@ Test (cvd2img, missing_boot_zip)
 static uint8_t *
 super_bytes (size_t *len)
 {
-  _cleanup_free_ char *p = fx ("cvd/super.img");
-  uint8_t *d = read_bin (p, len);
+  _cleanup_free_ char *p = fx_path ("cvd/super.img");
+  uint8_t *d = fx_read_bin (p, len);
   cr_assert (*len > 28 + 12 && le32 (d) == 0xed26ff3a);
   cr_assert_eq (d[28] | d[29] << 8, 0xcac1, "fixture: super.img does not start with a RAW chunk");
   return d;
@@ -2058,11 +1700,11 @@ super_bytes (size_t *len)
 
 Test (cvd2img, sparse_bad_version)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
   size_t len;
   _cleanup_free_ uint8_t *d = super_bytes (&len);
   put_le16 (d + 4, 2); /* major version 2 */
-  write_bin (sp, d, len);
+  fx_write_bin (sp, d, len);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 4", "version 2", NULL },
                   (const char *[]) { cvd, NULL });
 }
@@ -2070,22 +1712,22 @@ Test (cvd2img, sparse_bad_version)
 /* The same in the zip: the message names the zip and the entry.  */
 Test (cvd2img, sparse_bad_version_zip)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
   size_t len;
   _cleanup_free_ uint8_t *d = super_bytes (&len);
   put_le16 (d + 4, 2);
-  write_bin (sp, d, len);
-  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx ("host.tar.gz");
+  fx_write_bin (sp, d, len);
+  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx_path ("host.tar.gz");
   char *zargs[16];
   size_t n = 0;
   zargs[n++] = "zip";
   zargs[n++] = "-q";
   zargs[n++] = "-j";
   zargs[n++] = zip;
-  for (size_t i = 0; i < ARRAY_SIZE (zip_images); i++)
-    zargs[n++] = pj (cvd, zip_images[i]);
+  for (size_t i = 0; i < ARRAY_SIZE (fx_zip_images); i++)
+    zargs[n++] = fx_join (cvd, fx_zip_images[i]);
   zargs[n] = NULL;
-  free (run_ok (zargs, NULL));
+  free (fx_run_ok (zargs, NULL));
   for (size_t i = 4; i < n; i++)
     free (zargs[i]);
   char entry[PATH_MAX];
@@ -2098,13 +1740,13 @@ Test (cvd2img, sparse_bad_version_zip)
    total_sz and the header's total_blks agree with that).  */
 Test (cvd2img, sparse_raw_overrun)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
   size_t len;
   _cleanup_free_ uint8_t *d = super_bytes (&len);
   put_le32 (d + 16, le32 (d + 16) + 1000);               /* total_blks */
   put_le32 (d + 28 + 4, le32 (d + 28 + 4) + 1000);       /* chunk_sz */
   put_le32 (d + 28 + 8, le32 (d + 28 + 8) + 1000 * BLK); /* total_sz */
-  write_bin (sp, d, len);
+  fx_write_bin (sp, d, len);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 28", "chunk 1", NULL },
                   (const char *[]) { cvd, NULL });
 }
@@ -2112,18 +1754,18 @@ Test (cvd2img, sparse_raw_overrun)
 /* Cut in the middle of the first RAW chunk's data.  */
 Test (cvd2img, sparse_truncated)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = pj (cvd, "super.img");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
   size_t len;
   _cleanup_free_ uint8_t *d = super_bytes (&len);
-  write_bin (sp, d, 28 + 12 + 5000);
+  fx_write_bin (sp, d, 28 + 12 + 5000);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset", "chunk 1", NULL },
                   (const char *[]) { cvd, NULL });
 }
 
 Test (cvd2img, zip_dotdot)
 {
-  const struct aentry evil = { "../evil.img", "vbmeta.img", NULL, NULL };
-  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &evil), *host = fx ("host.tar.gz");
+  const struct aentry evil = { "../evil.img", "vbmeta.img", NULL, NULL, 0, 0 };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &evil), *host = fx_path ("host.tar.gz");
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "../evil.img", NULL },
                   (const char *[]) { zip, host, NULL });
@@ -2131,8 +1773,8 @@ Test (cvd2img, zip_dotdot)
 
 Test (cvd2img, zip_absolute)
 {
-  const struct aentry evil = { "/etc/passwd", "android-info.txt", NULL, NULL };
-  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &evil), *host = fx ("host.tar.gz");
+  const struct aentry evil = { "/etc/passwd", "android-info.txt", NULL, NULL, 0, 0 };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &evil), *host = fx_path ("host.tar.gz");
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "/etc/passwd", NULL },
                   (const char *[]) { zip, host, NULL });
@@ -2140,8 +1782,8 @@ Test (cvd2img, zip_absolute)
 
 Test (cvd2img, zip_symlink)
 {
-  const struct aentry evil = { "userdata.img", NULL, "/dev/zero", NULL };
-  _cleanup_free_ char *zip = hostile_zip ("img.zip", "userdata.img", &evil), *host = fx ("host.tar.gz");
+  const struct aentry evil = { "userdata.img", NULL, "/dev/zero", NULL, 0, 0 };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", "userdata.img", &evil), *host = fx_path ("host.tar.gz");
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "userdata.img", "link", NULL },
                   (const char *[]) { zip, host, NULL });
@@ -2149,20 +1791,189 @@ Test (cvd2img, zip_symlink)
 
 Test (cvd2img, tar_symlink)
 {
-  const struct aentry evil = { KEY_PUB, NULL, "/etc/passwd", NULL };
-  _cleanup_free_ char *zip = fx ("img.zip"), *host = hostile_tar ("host.tar.gz", KEY_PUB, &evil);
+  const struct aentry evil = { KEY_PUB, NULL, "/etc/passwd", NULL, 0, 0 };
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = hostile_tar ("host.tar.gz", KEY_PUB, &evil);
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { host, KEY_PUB, "link", NULL },
                   (const char *[]) { zip, host, NULL });
 }
 
-Test (cvd2img, tar_hardlink)
+/* The host package's links, as its tree has them: a hard link to an
+   earlier entry is extracted as one (the same file); setuid, setgid and
+   sticky bits are dropped.  */
+Test (cvd2img, tar_links_inside_the_package)
 {
-  const struct aentry evil = { "etc/cvd_avb_testkey.pem", NULL, NULL, KEY_PEM };
-  _cleanup_free_ char *zip = fx ("img.zip"), *host = hostile_tar ("host.tar.gz", NULL, &evil);
-  _cleanup_free_ char *out = tpath ("out");
+  static const struct aentry extra[] = {
+    { "etc/cvd_avb_testkey.pem", NULL, NULL, KEY_PEM, 0, 0 },
+    { "lib64", NULL, NULL, NULL, AE_IFDIR, 01777 },
+    { "lib64/libbar.so.2", "android-info.txt", NULL, NULL, 0, 06755 },
+    { "lib64/libbar.so", NULL, "libbar.so.2", NULL, 0, 0 },
+    { "bin/libs", NULL, "../lib64", NULL, 0, 0 },
+    { "bin/bar", NULL, "../lib64/libbar.so.2", NULL, 0, 0 },
+  };
+  struct aentry e[16] = { { 0 } };
+  static const char *const files[] = { KEY_PEM, KEY_PUB, BL_X86 };
+  size_t n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (files); i++)
+    e[n++] = (struct aentry) { files[i], files[i], NULL, NULL, 0, 0 };
+  for (size_t i = 0; i < ARRAY_SIZE (extra); i++)
+    e[n++] = extra[i];
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = tpath ("host.tar.gz"), *out = tpath ("out");
+  write_archive (host, false, e, n);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  _cleanup_free_ char *k1 = fx_join (out, KEY_PEM), *k2 = fx_join (out, "etc/cvd_avb_testkey.pem");
+  _cleanup_free_ char *lib = fx_join (out, "lib64"), *so2 = fx_join (out, "lib64/libbar.so.2");
+  _cleanup_free_ char *so = fx_join (out, "lib64/libbar.so"), *bar = fx_join (out, "bin/bar");
+  _cleanup_free_ char *viadir = fx_join (out, "bin/libs/libbar.so.2");
+  struct stat a, b;
+  cr_assert (stat (k1, &a) == 0 && stat (k2, &b) == 0);
+  cr_assert (a.st_ino == b.st_ino && a.st_nlink == 2, "%s is not a hard link to %s", k2, k1);
+  cr_assert_eq (lstat (lib, &a), 0);
+  cr_assert_eq (a.st_mode & 07777, 0777, "%s: mode %o: the sticky bit is kept", lib, a.st_mode & 07777);
+  cr_assert_eq (lstat (so2, &a), 0);
+  cr_assert_eq (a.st_mode & 07777, 0755, "%s: mode %o: setuid or setgid kept", so2, a.st_mode & 07777);
+  char t[64];
+  ssize_t len = readlink (so, t, sizeof t);
+  cr_assert (len == 11 && memcmp (t, "libbar.so.2", 11) == 0);
+  _cleanup_free_ char *x = tu_read (bar), *y = tu_read (viadir), *z = tu_read (so2);
+  cr_assert_str_eq (x, z);
+  cr_assert_str_eq (y, z);
+  _cleanup_free_ char *man = fx_join (out, "manifest.json");
+  json_t *m = json_load_file (man, 0, NULL);
+  json_t *ents = json_object_get (json_object_get (m, "host_package"), "entries");
+  cr_assert_eq (json_array_size (ents), 3);
+  cr_assert_str_eq (json_string_value (json_array_get (ents, 0)), "bin");
+  cr_assert_str_eq (json_string_value (json_array_get (ents, 1)), "etc");
+  cr_assert_str_eq (json_string_value (json_array_get (ents, 2)), "lib64");
+  json_decref (m);
+}
+
+/* A host package entry the policy refuses (avm-cvd2img(1)): exit 2, one
+   line naming the archive, the entry and the NEEDLE; nothing written.  */
+static void
+tar_refused (const struct aentry *evil, size_t n, const char *entry, const char *needle)
+{
+  struct aentry e[16] = { { 0 } };
+  static const char *const files[] = { KEY_PEM, KEY_PUB, BL_X86 };
+  size_t k = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (files); i++)
+    e[k++] = (struct aentry) { files[i], files[i], NULL, NULL, 0, 0 };
+  for (size_t i = 0; i < n; i++)
+    e[k++] = evil[i];
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = tpath ("host.tar.gz"), *out = tpath ("out");
+  unlink (host);
+  write_archive (host, false, e, k);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { host, entry, needle, NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, tar_hardlink_outside_the_package)
+{
+  const struct aentry missing = { "etc/x.pem", NULL, NULL, "etc/none.pem", 0, 0 };
+  tar_refused (&missing, 1, "etc/x.pem", "not an earlier entry");
+  const struct aentry absolute = { "etc/x.pem", NULL, NULL, "/etc/passwd", 0, 0 };
+  tar_refused (&absolute, 1, "etc/x.pem", "absolute path");
+  const struct aentry up = { "etc/x.pem", NULL, NULL, "../etc/passwd", 0, 0 };
+  tar_refused (&up, 1, "etc/x.pem", "path traversal");
+}
+
+Test (cvd2img, tar_symlink_out_of_the_package)
+{
+  const struct aentry up = { "etc/x", NULL, "../../x", NULL, 0, 0 };
+  tar_refused (&up, 1, "etc/x", "out of the package");
+  /* ".." after a name: that name may be a link to anywhere */
+  const struct aentry after = { "etc/y", NULL, "bootloader_x86_64/../../z", NULL, 0, 0 };
+  tar_refused (&after, 1, "etc/y", "out of the package");
+  const struct aentry top = { "lib", NULL, "../lib64", NULL, 0, 0 };
+  tar_refused (&top, 1, "lib", "out of the package");
+}
+
+Test (cvd2img, tar_special_files)
+{
+  const struct aentry fifo = { "etc/fifo", NULL, NULL, NULL, AE_IFIFO, 0 };
+  tar_refused (&fifo, 1, "etc/fifo", "is a FIFO, not a host package file");
+  const struct aentry dev = { "etc/null", NULL, NULL, NULL, AE_IFCHR, 0 };
+  tar_refused (&dev, 1, "etc/null", "is a character device, not a host package file");
+}
+
+/* Nothing is written through a link: an entry below a symbolic link of
+   the package is refused, even one pointing inside it.  */
+Test (cvd2img, tar_entry_below_a_link)
+{
+  const struct aentry e[] = { { "etc2", NULL, "etc", NULL, 0, 0 }, { "etc2/x.pem", KEY_PEM, NULL, NULL, 0, 0 } };
+  tar_refused (e, 2, "etc2/x.pem", "is not a directory");
+}
+
+Test (cvd2img, tar_entry_twice)
+{
+  const struct aentry twice = { KEY_PUB, KEY_PUB, NULL, NULL, 0, 0 };
+  tar_refused (&twice, 1, KEY_PUB, "appears twice");
+}
+
+/* Names at the package's top that the output directory has for itself.  */
+Test (cvd2img, tar_reserved_names)
+{
+  const struct aentry hidden = { ".cvd2img-commit", "android-info.txt", NULL, NULL, 0, 0 };
+  tar_refused (&hidden, 1, ".cvd2img-commit", "hidden name");
+  const struct aentry manifest = { "manifest.json", "android-info.txt", NULL, NULL, 0, 0 };
+  tar_refused (&manifest, 1, "manifest.json", "the name of a file avm cvd2img writes");
+}
+
+/* A tar whose only entry claims SIZE bytes of data it does not have (the
+   header is written, then the archive abandoned): the size is refused
+   before any data is read.  */
+static void
+write_truncated_tar (const char *path, const char *name, int64_t size)
+{
+  struct archive *a = archive_write_new ();
+  cr_assert_not_null (a);
+  cr_assert_eq (archive_write_set_format_pax_restricted (a), ARCHIVE_OK);
+  cr_assert_eq (archive_write_set_bytes_per_block (a, 0), ARCHIVE_OK);
+  cr_assert_eq (archive_write_open_filename (a, path), ARCHIVE_OK);
+  struct archive_entry *ae = archive_entry_new ();
+  archive_entry_set_pathname (ae, name);
+  archive_entry_set_filetype (ae, AE_IFREG);
+  archive_entry_set_perm (ae, 0644);
+  archive_entry_set_size (ae, size);
+  cr_assert_eq (archive_write_header (a, ae), ARCHIVE_OK, "%s", archive_error_string (a));
+  archive_entry_free (ae);
+  archive_write_fail (a);
+  archive_write_free (a);
+  cr_assert_gt (file_size (path), 0);
+}
+
+Test (cvd2img, tar_larger_than_16_gib)
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = tpath ("host.tar"), *out = tpath ("out");
+  write_truncated_tar (host, "usr/share/huge.img", (int64_t) 17 << 30);
   expect_failure (out, 2, (char *[]) { zip, host, NULL },
-                  (const char *[]) { host, "etc/cvd_avb_testkey.pem", "link", NULL },
+                  (const char *[]) { host, "more than 16 GiB", "usr/share/huge.img", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+Test (cvd2img, tar_too_many_entries, .timeout = TU_TIMEOUT (120))
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = tpath ("host.tar.gz"), *out = tpath ("out");
+  struct archive *a = archive_write_new ();
+  cr_assert_eq (archive_write_set_format_pax_restricted (a), ARCHIVE_OK);
+  cr_assert_eq (archive_write_add_filter_gzip (a), ARCHIVE_OK);
+  cr_assert_eq (archive_write_open_filename (a, host), ARCHIVE_OK);
+  struct archive_entry *ae = archive_entry_new ();
+  for (int i = 0; i <= 100000; i++)
+    {
+      char name[64];
+      snprintf (name, sizeof name, "usr/many/f%06d", i);
+      archive_entry_clear (ae);
+      archive_entry_set_pathname (ae, name);
+      archive_entry_set_filetype (ae, AE_IFREG);
+      archive_entry_set_perm (ae, 0644);
+      archive_entry_set_size (ae, 0);
+      cr_assert_eq (archive_write_header (a, ae), ARCHIVE_OK);
+    }
+  archive_entry_free (ae);
+  cr_assert_eq (archive_write_close (a), ARCHIVE_OK);
+  archive_write_free (a);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { host, "more than 100000 entries", NULL },
                   (const char *[]) { zip, host, NULL });
 }
 
@@ -2178,19 +1989,19 @@ fifo_in_place_of (const char *path)
 
 Test (cvd2img, fifo_inputs_refused, .timeout = TU_TIMEOUT (60))
 {
-  _cleanup_free_ char *out = tpath ("out"), *good = fx ("cvd");
+  _cleanup_free_ char *out = tpath ("out"), *good = fx_path ("cvd");
   /* an image of the directory */
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = fx_join (cvd, "boot.img");
   fifo_in_place_of (boot);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { boot, "is a FIFO, not an image file", NULL },
                   (const char *[]) { cvd, NULL });
   /* a host package file of the directory (read after the system disk is written) */
-  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *bl = pj (cvd2, BL_X86);
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *bl = fx_join (cvd2, BL_X86);
   fifo_in_place_of (bl);
   expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { bl, "is a FIFO, not a host package file", NULL },
                   (const char *[]) { cvd2, NULL });
   /* the image zip and the host package */
-  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx ("host.tar.gz"), *goodzip = fx ("img.zip");
+  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx_path ("host.tar.gz"), *goodzip = fx_path ("img.zip");
   fifo_in_place_of (zip);
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "is a FIFO, not an image zip", NULL },
                   (const char *[]) { host, NULL });
@@ -2214,21 +2025,21 @@ Test (cvd2img, fifo_inputs_refused, .timeout = TU_TIMEOUT (60))
 
 Test (cvd2img, key_2048)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("keys/k2048.pem"), *out = tpath ("out");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *key = fx_path ("keys/k2048.pem"), *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { "--key", key, cvd, NULL }, (const char *[]) { key, "2048", NULL },
                   (const char *[]) { cvd, key, NULL });
 }
 
 Test (cvd2img, key_exponent_3)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("keys/ke3.pem"), *out = tpath ("out");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *key = fx_path ("keys/ke3.pem"), *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { "--key", key, cvd, NULL }, (const char *[]) { key, "exponent", NULL },
                   (const char *[]) { cvd, key, NULL });
 }
 
 Test (cvd2img, pubkey_mismatch)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *key = fx ("cvd/" KEY_PEM), *pub = fx ("keys/other.avbpubkey");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *key = fx_path ("cvd/" KEY_PEM), *pub = fx_path ("keys/other.avbpubkey");
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { "--key", key, "--pubkey", pub, cvd, NULL },
                   (const char *[]) { pub, "does not match", NULL }, (const char *[]) { cvd, key, pub, NULL });
@@ -2237,19 +2048,19 @@ Test (cvd2img, pubkey_mismatch)
 /* The host package's own .avbpubkey is checked too.  */
 Test (cvd2img, hostpkg_pubkey_mismatch)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *pub = pj (cvd, KEY_PUB), *other = fx ("keys/other.avbpubkey");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *pub = fx_join (cvd, KEY_PUB), *other = fx_path ("keys/other.avbpubkey");
   _cleanup_free_ char *out = tpath ("out");
   size_t len;
-  _cleanup_free_ uint8_t *d = read_bin (other, &len);
-  write_bin (pub, d, len);
+  _cleanup_free_ uint8_t *d = fx_read_bin (other, &len);
+  fx_write_bin (pub, d, len);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { KEY_PUB, "does not match", NULL },
                   (const char *[]) { cvd, NULL });
 }
 
 Test (cvd2img, vbmeta_too_big)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = pj (cvd, "vbmeta.img"), *out = tpath ("out");
-  write_random (vb, 65537, 40);
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = fx_join (cvd, "vbmeta.img"), *out = tpath ("out");
+  fx_write_random (vb, 65537, 40);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { "vbmeta.img", "65537", NULL },
                   (const char *[]) { cvd, NULL });
 }
@@ -2257,9 +2068,9 @@ Test (cvd2img, vbmeta_too_big)
 /* A vbmeta of exactly 65536 bytes fills its partition.  */
 Test (cvd2img, vbmeta_max)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = pj (cvd, "vbmeta.img"), *out = tpath ("out");
-  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
-  write_random (vb, 65536, 41);
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = fx_join (cvd, "vbmeta.img"), *out = tpath ("out");
+  _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
+  fx_write_random (vb, 65536, 41);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -2273,13 +2084,13 @@ Test (cvd2img, vbmeta_max)
    partition is padded with zeros and the next one starts 4 KiB-aligned.  */
 Test (cvd2img, unaligned_image)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img"), *out = tpath ("out");
-  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = fx_join (cvd, "boot.img"), *out = tpath ("out");
+  _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
   size_t len;
-  _cleanup_free_ uint8_t *d = read_bin (boot, &len);
+  _cleanup_free_ uint8_t *d = fx_read_bin (boot, &len);
   d = realloc (d, len + 1);
   d[len] = 0x5a;
-  write_bin (boot, d, len + 1);
+  fx_write_bin (boot, d, len + 1);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -2294,13 +2105,15 @@ Test (cvd2img, unaligned_image)
 /* A host package made with `tar -C DIR .`: entries are "./etc/...".  */
 Test (cvd2img, hostpkg_dot_entries)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *zip = fx ("img.zip"), *host = fx ("host-dot.tar.gz"), *out = tpath ("out");
-  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
-  _cleanup_free_ char *list = run_ok ((char *[]) { "tar", "tzf", host, NULL }, NULL);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *zip = fx_path ("img.zip"), *host = fx_path ("host-dot.tar.gz"), *out = tpath ("out");
+  _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
+  _cleanup_free_ char *list = fx_run_ok ((char *[]) { "tar", "tzf", host, NULL }, NULL);
   cr_assert_not_null (strstr (list, "./" KEY_PEM "\n"), "%s", list);
+  cr_assert (starts_with (list, "./\n"), "fixture: no root entry in %s:\n%s", host, list);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
+  c.host_entries = (char *const[]){ "etc", NULL };
   avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
   check_all (&c, out, &r);
   result_free (&r);
@@ -2311,8 +2124,8 @@ Test (cvd2img, hostpkg_dot_entries)
    (avm-cvd2img(1) ERRORS: "reported on one line naming the file").  */
 Test (cvd2img, empty_image)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = pj (cvd, "boot.img"), *out = tpath ("out");
-  write_bin (boot, "", 0);
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = fx_join (cvd, "boot.img"), *out = tpath ("out");
+  fx_write_bin (boot, "", 0);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { NULL }, (const char *[]) { cvd, NULL });
   cr_expect (strstr (last_error, "boot.img") && strstr (last_error, cvd),
              "an empty %s/boot.img must be reported naming the file and the input: %s",
@@ -2322,8 +2135,8 @@ Test (cvd2img, empty_image)
 /* An archive with two entries of the same name is ambiguous.  */
 Test (cvd2img, zip_duplicate_entry)
 {
-  const struct aentry twice = { "boot.img", "vendor_boot.img", NULL, NULL };
-  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &twice), *host = fx ("host.tar.gz");
+  const struct aentry twice = { "boot.img", "vendor_boot.img", NULL, NULL, 0, 0 };
+  _cleanup_free_ char *zip = hostile_zip ("img.zip", NULL, &twice), *host = fx_path ("host.tar.gz");
   _cleanup_free_ char *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { zip, "boot.img", NULL },
                   (const char *[]) { zip, host, NULL });
@@ -2331,7 +2144,7 @@ Test (cvd2img, zip_duplicate_entry)
 
 Test (cvd2img, aarch64_without_bootloader)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out");
   expect_failure (out, 2, (char *[]) { "-a", "aarch64", cvd, NULL }, (const char *[]) { BL_ARM, NULL },
                   (const char *[]) { cvd, NULL });
 }
@@ -2341,7 +2154,7 @@ Test (cvd2img, aarch64_without_bootloader)
 Test (cvd2img, no_space_left)
 {
   mnt = tpath ("mnt");
-  mkdirs (mnt);
+  fx_mkdirs (mnt);
   if (mount ("tmpfs", mnt, "tmpfs", 0, "size=4m") < 0)
     {
       int e = errno;
@@ -2350,7 +2163,7 @@ Test (cvd2img, no_space_left)
       mnt = NULL;
       cr_skip_test ("cannot mount a 4 MiB tmpfs to simulate ENOSPC: %s", strerror (e));
     }
-  _cleanup_free_ char *out = pj (mnt, "out"), *filler = pj (mnt, "filler"), *cvd = fx ("cvd");
+  _cleanup_free_ char *out = fx_join (mnt, "out"), *filler = fx_join (mnt, "filler"), *cvd = fx_path ("cvd");
   seed_outputs (out);
   /* Leave 512 KiB: less than the bootloader alone.  */
   struct statvfs vfs;
@@ -2358,8 +2171,8 @@ Test (cvd2img, no_space_left)
   uint64_t avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
   cr_assert_gt (avail, 1 * MIB);
   uint8_t *junk = malloc (avail - 512 * 1024);
-  fill_random (junk, avail - 512 * 1024, 50);
-  write_bin (filler, junk, avail - 512 * 1024);
+  fx_fill_random (junk, avail - 512 * 1024, 50);
+  fx_write_bin (filler, junk, avail - 512 * 1024);
   free (junk);
   expect_failure (out, 1, (char *[]) { cvd, NULL }, (const char *[]) { "No space left", NULL },
                   (const char *[]) { cvd, NULL });
@@ -2372,8 +2185,8 @@ static char *
 compat_link (void)
 {
   _cleanup_free_ char *bin = tpath ("bin");
-  mkdirs (bin);
-  char *link = pj (bin, "cvd2img");
+  fx_mkdirs (bin);
+  char *link = fx_join (bin, "cvd2img");
   char abs[PATH_MAX];
   cr_assert_not_null (realpath (tu_avm_bin (), abs), "%s: %s", tu_avm_bin (), strerror (errno));
   cr_assert_eq (symlink (abs, link), 0);
@@ -2402,11 +2215,11 @@ compat_run (const char *link, const char *cwd, char *const args[], char **out, c
 /* -s/-p/-v name the three disks, wherever the command runs.  */
 Test (cvd2img, compat_paths)
 {
-  _cleanup_free_ char *link = compat_link (), *cvd = fx ("cvd"), *cwd = tpath ("cwd"), *dst = tpath ("dst");
-  _cleanup_free_ char *S = pj (dst, "S.img"), *P = pj (dst, "P.img"), *V = pj (dst, "V.img");
-  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
-  mkdirs (cwd);
-  mkdirs (dst);
+  _cleanup_free_ char *link = compat_link (), *cvd = fx_path ("cvd"), *cwd = tpath ("cwd"), *dst = tpath ("dst");
+  _cleanup_free_ char *S = fx_join (dst, "S.img"), *P = fx_join (dst, "P.img"), *V = fx_join (dst, "V.img");
+  _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
+  fx_mkdirs (cwd);
+  fx_mkdirs (dst);
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", "-s", S, "-p", P, "-v", V, cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
@@ -2423,8 +2236,11 @@ Test (cvd2img, compat_paths)
   free (bc);
   free (bcv);
   ctx_free (&c);
-  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json", "avb_key.pem" };
-  check_dir_entries (dst, names, 6);
+  /* slp/cvd2img's outputs: no host package tree (it is run in the image
+     directory, which has one).  */
+  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json", "avb_key.pem",
+                          "android-info.txt" };
+  check_dir_entries (dst, names, 7);
   /* bootloader and manifest.json go next to the system disk, never into
      the current directory.  */
   DIR *d = opendir (cwd);
@@ -2444,9 +2260,9 @@ Test (cvd2img, compat_paths)
    current directory.  */
 Test (cvd2img, compat_defaults)
 {
-  _cleanup_free_ char *link = compat_link (), *cvd = fx ("cvd"), *cwd = tpath ("cwd");
-  _cleanup_free_ char *bl = fx ("cvd/" BL_X86);
-  mkdirs (cwd);
+  _cleanup_free_ char *link = compat_link (), *cvd = fx_path ("cvd"), *cwd = tpath ("cwd");
+  _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
+  fx_mkdirs (cwd);
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
@@ -2456,6 +2272,7 @@ Test (cvd2img, compat_defaults)
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
+  c.tree = false;
   check_all (&c, cwd, &r);
   result_free (&r);
   ctx_free (&c);
@@ -2464,7 +2281,7 @@ Test (cvd2img, compat_defaults)
 Test (cvd2img, compat_help)
 {
   _cleanup_free_ char *link = compat_link (), *cwd = tpath ("cwd");
-  mkdirs (cwd);
+  fx_mkdirs (cwd);
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "--help", NULL }, &o, &e);
   cr_assert_eq (rc, 0, "%s", e);
@@ -2534,7 +2351,7 @@ run_on_pty (char *const args[], int *rc)
 
 Test (cvd2img, progress_on_terminal)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out"), *outq = tpath ("outq");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *outq = tpath ("outq");
   int rc;
   _cleanup_free_ char *bar = run_on_pty ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &rc);
   cr_assert_eq (rc, 0, "%s", bar);
@@ -2551,6 +2368,9 @@ Test (cvd2img, progress_on_terminal)
    properties disks, bootloader and key, and avm inspect called that
    sound).  */
 
+static int cmp_names (const void *a, const void *b);
+static char *listing (const char *out);
+
 #define SET_FILES 6
 static const char *const set_files[SET_FILES] = { "system.img", "properties.img", "properties_virgl.img",
                                                   "bootloader", "manifest.json", "avb_key.pem" };
@@ -2558,6 +2378,7 @@ static const char *const set_files[SET_FILES] = { "system.img", "properties.img"
 struct setsum
 {
   char sha[SET_FILES][65];
+  char tree[65]; /* the host tree: its top-level entries and bin/tool */
 };
 
 /* A digest of PATH's contents that reads only its data (system.img is
@@ -2616,8 +2437,40 @@ static void
 sha256_plain (const char *path, char out[65])
 {
   size_t len;
-  _cleanup_free_ uint8_t *d = read_bin (path, &len);
+  _cleanup_free_ uint8_t *d = fx_read_bin (path, &len);
   digest_hex (EVP_sha256 (), d, len, out);
+}
+
+/* OUT's top-level entries but the set's files, sorted, space-separated
+   (malloc'd).  */
+static char *
+tree_entries (const char *out)
+{
+  DIR *d = opendir (out);
+  struct dirent *e;
+  char *names[64];
+  size_t n = 0;
+  cr_assert_not_null (d);
+  while ((e = readdir (d)) && n < ARRAY_SIZE (names))
+    {
+      bool file = e->d_name[0] == '.' || streq (e->d_name, "android-info.txt");
+      for (size_t i = 0; i < SET_FILES; i++)
+        file |= streq (e->d_name, set_files[i]);
+      if (!file)
+        names[n++] = strdup (e->d_name);
+    }
+  closedir (d);
+  qsort (names, n, sizeof *names, cmp_names);
+  char *s = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&s, &len);
+  for (size_t i = 0; i < n; i++)
+    {
+      fprintf (m, "%s%s", i ? " " : "", names[i]);
+      free (names[i]);
+    }
+  fclose (m);
+  return s;
 }
 
 static void
@@ -2625,9 +2478,13 @@ set_digests (const char *out, struct setsum *s)
 {
   for (size_t i = 0; i < SET_FILES; i++)
     {
-      _cleanup_free_ char *p = pj (out, set_files[i]);
+      _cleanup_free_ char *p = fx_join (out, set_files[i]);
       sha_file (p, s->sha[i]);
     }
+  _cleanup_free_ char *entries = tree_entries (out), *tool = fx_join (out, "bin/tool");
+  _cleanup_free_ char *content = tu_read (tool), *all = NULL;
+  cr_assert (asprintf (&all, "%s\n%s", entries, content ? content : "(no bin/tool)") > 0);
+  digest_hex (EVP_sha256 (), all, strlen (all), s->tree);
 }
 
 /* The disk GUID of the GPT disk PATH, read here (primary header, bytes
@@ -2665,7 +2522,7 @@ check_nothing_hidden (const char *out, const char *when)
 static void
 check_new_set (const char *out, const char *input, const char *bl_sha, const char *key_sha, const char *serial)
 {
-  _cleanup_free_ char *man = pj (out, "manifest.json");
+  _cleanup_free_ char *man = fx_join (out, "manifest.json");
   json_error_t jerr;
   json_t *m = json_load_file (man, 0, &jerr);
   cr_assert_not_null (m, "%s: %s", man, jerr.text);
@@ -2678,7 +2535,7 @@ check_new_set (const char *out, const char *input, const char *bl_sha, const cha
   snprintf (want_bc, sizeof want_bc, "androidboot.serialno=%s\n", serial);
   for (size_t i = 0; i < ARRAY_SIZE (disks); i++)
     {
-      _cleanup_free_ char *p = pj (out, disks[i][1]);
+      _cleanup_free_ char *p = fx_join (out, disks[i][1]);
       json_t *sec = json_object_get (m, disks[i][0]);
       char guid[40];
       guid_of (p, guid);
@@ -2688,12 +2545,41 @@ check_new_set (const char *out, const char *input, const char *bl_sha, const cha
       if (i > 0)
         {
           size_t len;
-          _cleanup_free_ uint8_t *d = read_bin (p, &len);
+          _cleanup_free_ uint8_t *d = fx_read_bin (p, &len);
           cr_assert_not_null (memmem (d, len, want_bc, strlen (want_bc)), "%s does not hold %s", p, want_bc);
         }
     }
+  /* The host tree is INPUT's: the same top-level entries, its bin/tool
+     (which differs from input to input), its entries in the manifest.  */
+  _cleanup_free_ char *have = tree_entries (out), *want = NULL, *tool = fx_join (out, "bin/tool");
+  _cleanup_free_ char *src_tool = fx_join (input, "bin/tool");
+  {
+    _cleanup_free_ char *all = listing (input);
+    /* the input's directories, as the conversion takes them */
+    char buf[1024], *save = NULL;
+    size_t o = 0;
+    snprintf (buf, sizeof buf, "%s", all);
+    want = calloc (1, 1024);
+    for (char *t = strtok_r (buf, " ", &save); t; t = strtok_r (NULL, " ", &save))
+      {
+        _cleanup_free_ char *p = fx_join (input, t);
+        struct stat st;
+        if (lstat (p, &st) == 0 && S_ISDIR (st.st_mode))
+          o += snprintf (want + o, 1024 - o, "%s%s", o ? " " : "", t);
+      }
+  }
+  cr_assert_str_eq (have, want, "%s: the host tree is not that of %s: the set is mixed", out, input);
+  _cleanup_free_ char *tool_have = tu_read (tool), *tool_want = tu_read (src_tool);
+  cr_assert_str_eq (tool_have, tool_want, "%s is not %s's: the set is mixed", tool, input);
+  json_t *ents = json_object_get (json_object_get (m, "host_package"), "entries"), *e;
+  size_t i;
+  char joined[1024] = "";
+  json_array_foreach (ents, i, e)
+    snprintf (joined + strlen (joined), sizeof joined - strlen (joined), "%s%s", i ? " " : "", json_string_value (e));
+  cr_assert_str_eq (joined, want, "%s does not list the host tree's entries", man);
+
   char sha[65];
-  _cleanup_free_ char *bl = pj (out, "bootloader"), *key = pj (out, "avb_key.pem");
+  _cleanup_free_ char *bl = fx_join (out, "bootloader"), *key = fx_join (out, "avb_key.pem");
   sha256_plain (bl, sha);
   cr_assert_str_eq (sha, bl_sha, "%s is not the bootloader of %s", bl, input);
   cr_assert_str_eq (sha, json_string_value (json_object_get (json_object_get (m, "bootloader"), "sha256")));
@@ -2703,7 +2589,7 @@ check_new_set (const char *out, const char *input, const char *bl_sha, const cha
   json_decref (m);
 
   /* And avm's own check agrees.  */
-  _cleanup_free_ char *sys = pj (out, "system.img");
+  _cleanup_free_ char *sys = fx_join (out, "system.img");
   _cleanup_error_ avm_error_t err = NULL;
   json_t *problems = json_array ();
   cr_assert_eq (avm_setcheck (sys, true, AVM_SETCHECK_FULL, problems, &err), 0, "%s", err ? err->msg : "");
@@ -2836,21 +2722,35 @@ Test (cvd2img, signals_during_commit_replace_the_set_whole, .timeout = TU_TIMEOU
     VARIANTS = 4,
     RUNS = 300,
   };
-  _cleanup_free_ char *out = tpath ("out"), *key = fx ("cvd/" KEY_PEM);
+  _cleanup_free_ char *out = tpath ("out"), *key = fx_path ("cvd/" KEY_PEM);
   char *in[VARIANTS], bl_sha[VARIANTS][65], key_sha[65], serial[32];
   for (int v = 0; v < VARIANTS; v++)
     {
       char name[16];
       snprintf (name, sizeof name, "in%d", v);
       in[v] = clone_cvd (name, NULL);
-      _cleanup_free_ char *bl = pj (in[v], BL_X86);
-      write_random (bl, 256 * 1024, 700 + v); /* a different bootloader in each */
+      _cleanup_free_ char *bl = fx_join (in[v], BL_X86);
+      fx_write_random (bl, 256 * 1024, 700 + v); /* a different bootloader in each */
       sha256_plain (bl, bl_sha[v]);
+      /* and a different host tree: bin/tool differs; some have entries
+         others lack (the commit exchanges, renames and retires) */
+      _cleanup_free_ char *tool = fx_join (in[v], "bin/tool"), *opt = NULL, *lib = fx_join (in[v], "lib64");
+      char text[64];
+      snprintf (text, sizeof text, "#!/bin/sh\necho variant %d\n", v);
+      fx_write_bin (tool, text, strlen (text));
+      cr_assert_eq (chmod (tool, 0755), 0);
+      if (v % 2)
+        {
+          cr_assert (asprintf (&opt, "%s/opt%d/share", in[v], v) > 0);
+          fx_mkdirs (opt);
+        }
+      if (v == 2)
+        tu_rmtree (lib);
     }
   sha256_plain (key, key_sha);
 
   /* The first set, and how long a conversion takes.  */
-  mkdirs (out);
+  fx_mkdirs (out);
   long long t0 = now_us ();
   int st = wait_status (spawn_conversion (out, in[0], "R0"));
   long long run_us = now_us () - t0;
@@ -2905,6 +2805,8 @@ Test (cvd2img, signals_during_commit_replace_the_set_whole, .timeout = TU_TIMEOU
           cr_assert_str_neq (now.sha[f], old.sha[f],
                              "run %d (%s, %s %s): %s is the old one, other files are new: a mixed set", i, in[v],
                              strsignal (sig), at_commit ? "during the commit" : "at a random time", set_files[f]);
+      cr_assert_str_neq (now.tree, old.tree, "run %d (%s, %s %s): the host tree is the old one, the files new", i,
+                         in[v], strsignal (sig), at_commit ? "during the commit" : "at a random time");
       check_new_set (out, in[v], bl_sha[v], key_sha, serial);
       old = now;
       old_v = v;
@@ -3009,12 +2911,12 @@ expect_start_refused (const char *images, const char *const needles[])
    the set not sound, start refuses; the next conversion clears it.  */
 Test (cvd2img, stale_commit_marker)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
-  _cleanup_free_ char *sys = pj (out, "system.img"), *props = pj (out, "properties.img");
-  _cleanup_free_ char *marker = pj (out, AVM_CVD2IMG_MARKER);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *sys = fx_join (out, "system.img"), *props = fx_join (out, "properties.img");
+  _cleanup_free_ char *marker = fx_join (out, AVM_CVD2IMG_MARKER);
   avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
   expect_inspect_sound (sys);
-  write_bin (marker, "interrupted\n", 12);
+  fx_write_bin (marker, "interrupted\n", 12);
   const char *const needles[] = { out, AVM_CVD2IMG_MARKER, "interrupted", NULL };
   expect_inspect_not_sound (sys, needles);
   expect_inspect_not_sound (props, needles);
@@ -3028,8 +2930,8 @@ Test (cvd2img, stale_commit_marker)
    stays, and says so until the set is converted again.  */
 Test (cvd2img, sigkill_during_commit_leaves_the_marker, .timeout = TU_TIMEOUT (120))
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *out = tpath ("out");
-  _cleanup_free_ char *sys = pj (out, "system.img"), *marker = pj (out, AVM_CVD2IMG_MARKER);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *sys = fx_join (out, "system.img"), *marker = fx_join (out, AVM_CVD2IMG_MARKER);
   avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
   int inotify = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
   cr_assert (inotify >= 0 && inotify_add_watch (inotify, out, IN_CREATE | IN_MOVED_TO) >= 0);
@@ -3045,10 +2947,18 @@ Test (cvd2img, sigkill_during_commit_leaves_the_marker, .timeout = TU_TIMEOUT (1
     }
   close (inotify);
   cr_assert (left, "SIGKILL never landed inside the commit in 20 tries");
+  /* The marker names the host tree's entries too: the next conversion
+     may replace them whatever the old manifest says.  (Empty when the kill
+     came between its creation and its one write: nothing was renamed.)  */
+  _cleanup_free_ char *text = tu_read (marker), *bin = fx_join (out, "bin\n");
+  cr_assert (!*text || strstr (text, bin), "the marker does not list the tree's entries:\n%s", text);
   const char *const needles[] = { AVM_CVD2IMG_MARKER, NULL };
   expect_inspect_not_sound (sys, needles);
+  /* The next conversion also removes what the killed one left (its
+     temporaries, the tree's with what it replaced).  */
   avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
   cr_assert (!exists (marker));
+  check_nothing_hidden (out, "after the conversion following a SIGKILL");
   expect_inspect_sound (sys);
 }
 
@@ -3057,21 +2967,21 @@ Test (cvd2img, sigkill_during_commit_leaves_the_marker, .timeout = TU_TIMEOUT (1
    refuses a foreign system disk (its GUID) and bootloader (its size).  */
 Test (cvd2img, hand_mixed_set)
 {
-  _cleanup_free_ char *cvd = fx ("cvd"), *other = clone_cvd ("other", NULL);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *other = clone_cvd ("other", NULL);
   _cleanup_free_ char *a = tpath ("a"), *b = tpath ("b");
-  _cleanup_free_ char *obl = pj (other, BL_X86);
-  write_random (obl, 512 * 1024, 900); /* another bootloader, of another size */
+  _cleanup_free_ char *obl = fx_join (other, BL_X86);
+  fx_write_random (obl, 512 * 1024, 900); /* another bootloader, of another size */
   avm_ok ((char *[]) { "cvd2img", "-o", a, cvd, NULL });
   avm_ok ((char *[]) { "cvd2img", "-o", b, other, NULL });
-  _cleanup_free_ char *asys = pj (a, "system.img"), *bsys = pj (b, "system.img");
-  _cleanup_free_ char *aprops = pj (a, "properties.img"), *abl = pj (a, "bootloader"), *bbl = pj (b, "bootloader");
+  _cleanup_free_ char *asys = fx_join (a, "system.img"), *bsys = fx_join (b, "system.img");
+  _cleanup_free_ char *aprops = fx_join (a, "properties.img"), *abl = fx_join (a, "bootloader"), *bbl = fx_join (b, "bootloader");
   expect_inspect_sound (asys);
   expect_inspect_sound (bsys);
 
   /* b's system disk in a */
-  _cleanup_free_ char *saved = pj (tmp, "system.img.a"), *bc = tpath ("b-copy"), *bcsys = pj (bc, "system.img");
+  _cleanup_free_ char *saved = fx_join (tmp, "system.img.a"), *bc = tpath ("b-copy"), *bcsys = fx_join (bc, "system.img");
   cr_assert_eq (rename (asys, saved), 0);
-  link_tree (b, bc);
+  fx_link_tree (b, bc);
   cr_assert_eq (rename (bcsys, asys), 0);
   const char *const sys_needles[] = { asys, "does not belong with", "manifest.json", "disk GUID", NULL };
   expect_inspect_not_sound (asys, sys_needles);
@@ -3086,4 +2996,323 @@ Test (cvd2img, hand_mixed_set)
   const char *const bl_needles[] = { abl, "does not belong with", "bytes, the manifest says", NULL };
   expect_inspect_not_sound (asys, bl_needles);
   expect_start_refused (a, bl_needles);
+}
+
+/* ------------------------------------------------------------------ */
+/* The host package's tree in the output directory (issue 14).  */
+
+static int
+cmp_names (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* OUT's entries, sorted, space-separated (malloc'd); hidden ones too.  */
+static char *
+listing (const char *out)
+{
+  DIR *d = opendir (out);
+  struct dirent *e;
+  char *names[64];
+  size_t n = 0;
+  cr_assert_not_null (d, "%s: %s", out, strerror (errno));
+  while ((e = readdir (d)) && n < ARRAY_SIZE (names))
+    if (!streq (e->d_name, ".") && !streq (e->d_name, ".."))
+      names[n++] = strdup (e->d_name);
+  closedir (d);
+  qsort (names, n, sizeof *names, cmp_names);
+  char *s = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&s, &len);
+  for (size_t i = 0; i < n; i++)
+    {
+      fprintf (m, "%s%s", i ? " " : "", names[i]);
+      free (names[i]);
+    }
+  fclose (m);
+  return s;
+}
+
+#define SET_LISTING "android-info.txt avb_key.pem bootloader manifest.json properties.img properties_virgl.img system.img"
+
+static void
+assert_listing (const char *out, const char *host, const char *extra)
+{
+  /* the set's files and the tree's entries, sorted together */
+  char *want[32];
+  size_t n = 0;
+  char buf[1024];
+  snprintf (buf, sizeof buf, "%s %s %s", SET_LISTING, host, extra ? extra : "");
+  for (char *save = NULL, *t = strtok_r (buf, " ", &save); t; t = strtok_r (NULL, " ", &save))
+    want[n++] = t;
+  qsort (want, n, sizeof *want, cmp_names);
+  char joined[1024] = "";
+  for (size_t i = 0; i < n; i++)
+    snprintf (joined + strlen (joined), sizeof joined - strlen (joined), "%s%s", i ? " " : "", want[i]);
+  _cleanup_free_ char *got = listing (out);
+  cr_assert_str_eq (got, joined, "%s holds the wrong entries", out);
+}
+
+static json_t *
+manifest_of (const char *out)
+{
+  _cleanup_free_ char *p = fx_join (out, "manifest.json");
+  json_error_t jerr;
+  json_t *m = json_load_file (p, 0, &jerr);
+  cr_assert_not_null (m, "%s: %s", p, jerr.text);
+  return m;
+}
+
+/* A directory input's host package is its top-level directories (and
+   relative links to one of them): not the images or other files at the
+   top, not Cuttlefish's run-time state (cuttlefish*, hidden entries),
+   never a link out of the directory.  */
+Test (cvd2img, directory_input_takes_only_the_host_package)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out");
+  static const char *const dirs[] = { "cuttlefish/instances/cvd-1", ".hidden", "cuttlefish_assembly" };
+  for (size_t i = 0; i < ARRAY_SIZE (dirs); i++)
+    {
+      _cleanup_free_ char *d = fx_join (cvd, dirs[i]);
+      fx_mkdirs (d);
+    }
+  _cleanup_free_ char *rt = fx_join (cvd, "cuttlefish_runtime"), *away = fx_join (cvd, "away");
+  _cleanup_free_ char *lib = fx_join (cvd, "lib"), *img = fx_join (cvd, "current.img");
+  _cleanup_free_ char *cfg = fx_join (cvd, "fetcher_config.json");
+  cr_assert_eq (symlink ("/tmp", rt), 0);
+  cr_assert_eq (symlink ("/usr", away), 0);   /* a top-level link out: not taken */
+  cr_assert_eq (symlink ("lib64", lib), 0);   /* a top-level link to a directory of it: taken */
+  cr_assert_eq (symlink ("boot.img", img), 0); /* a link to a file: not the host package */
+  fx_write_bin (cfg, "{}\n", 3);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  assert_listing (out, "bin etc lib lib64 usr", NULL);
+  char t[16];
+  _cleanup_free_ char *olib = fx_join (out, "lib");
+  cr_assert (readlink (olib, t, sizeof t) == 5 && memcmp (t, "lib64", 5) == 0);
+  json_t *m = manifest_of (out);
+  json_t *ents = json_object_get (json_object_get (m, "host_package"), "entries");
+  cr_assert_eq (json_array_size (ents), 5);
+  json_decref (m);
+}
+
+/* Inside a directory input's host package, the tarball's rules: a link
+   out of the directory, a FIFO or a socket is refused, naming it.  */
+Test (cvd2img, directory_input_link_out_refused)
+{
+  _cleanup_free_ char *out = tpath ("out");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *evil = fx_join (cvd, "bin/evil");
+  cr_assert_eq (symlink ("/etc/passwd", evil), 0);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { evil, "symbolic link to /etc/passwd", NULL },
+                  (const char *[]) { cvd, NULL });
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *up = fx_join (cvd2, "usr/share/up");
+  cr_assert_eq (symlink ("../../../boot.img", up), 0);
+  expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { up, "out of the package", NULL },
+                  (const char *[]) { cvd2, NULL });
+  /* the key, which avm reads itself: refused before it is read */
+  _cleanup_free_ char *cvd3 = clone_cvd ("cvd3", NULL), *key = fx_join (cvd3, KEY_PEM), *real = fx_path ("cvd/" KEY_PEM);
+  unlink (key);
+  cr_assert_eq (symlink (real, key), 0);
+  expect_failure (out, 2, (char *[]) { cvd3, NULL }, (const char *[]) { key, "an absolute path", NULL },
+                  (const char *[]) { cvd3, NULL });
+}
+
+/* The output directory is the input directory: the host package is
+   already in place, nothing is copied over it, and the manifest still
+   describes it.  */
+Test (cvd2img, output_in_the_input_directory)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *info = fx_join (cvd, "android-info.txt");
+  _cleanup_free_ char *tool = fx_join (cvd, "bin/tool"), *sys = fx_join (cvd, "system.img");
+  struct stat before, after, tb, ta;
+  cr_assert (stat (info, &before) == 0 && stat (tool, &tb) == 0);
+  avm_ok ((char *[]) { "cvd2img", "-o", cvd, cvd, NULL });
+  cr_assert (stat (info, &after) == 0 && stat (tool, &ta) == 0);
+  cr_assert_eq (before.st_ino, after.st_ino, "the input's android-info.txt was replaced");
+  cr_assert_eq (tb.st_ino, ta.st_ino, "the input's bin/tool was replaced");
+  json_t *m = manifest_of (cvd);
+  cr_assert_eq (json_array_size (json_object_get (json_object_get (m, "host_package"), "entries")), 4);
+  cr_assert_null (json_object_get (m, "android_info"));
+  json_decref (m);
+  expect_inspect_sound (sys);
+}
+
+/* The output directory inside the input: left out of the copy.  */
+Test (cvd2img, output_inside_the_input)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = fx_join (cvd, "bin/out"), *bl = fx_path ("cvd/" BL_X86);
+  struct ctx c;
+  struct result r;
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  /* once more: the first conversion's output is not copied into itself */
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  _cleanup_free_ char *nested = fx_join (out, "bin/out");
+  cr_assert (!exists (nested), "%s: the output was copied into itself", nested);
+  _cleanup_free_ char *src = fx_path ("cvd");
+  ctx_init (&c, cvd, "x86_64", bl);
+  c.host_src = src;
+  check_all (&c, out, &r);
+  result_free (&r);
+  ctx_free (&c);
+}
+
+/* A new host package without some entries of the previous one: they go;
+   what the conversions did not write stays.  */
+Test (cvd2img, entries_of_the_previous_package_removed)
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz"), *arm = fx_path ("host-arm.tar.gz");
+  _cleanup_free_ char *out = tpath ("out"), *mine = fx_join (out, "mine");
+  avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  fx_mkdirs (mine);
+  assert_listing (out, "bin etc lib64 usr", "mine");
+  avm_ok ((char *[]) { "cvd2img", "-a", "aarch64", "-o", out, zip, arm, NULL });
+  assert_listing (out, "etc", "mine");
+  _cleanup_free_ char *armbl = fx_join (out, BL_ARM), *x86bl = fx_join (out, BL_X86);
+  cr_assert (exists (armbl) && !exists (x86bl), "etc/ is not the new package's");
+}
+
+/* A directory of the user's where the package has an entry, in an
+   output directory no conversion wrote: refused, nothing changed.  */
+Test (cvd2img, users_directory_in_the_way)
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz"), *out = tpath ("out");
+  _cleanup_free_ char *bin = fx_join (out, "bin"), *script = fx_join (bin, "my-script");
+  fx_mkdirs (bin);
+  fx_write_bin (script, "echo mine\n", 10);
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, zip, host, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  cr_assert_not_null (strstr (e, bin), "%s", e);
+  cr_assert_not_null (strstr (e, "is in the way"), "%s", e);
+  cr_assert_eq (strchr (e, '\n'), e + strlen (e) - 1, "not one line: %s", e);
+  _cleanup_free_ char *ls = listing (out);
+  cr_assert_str_eq (ls, "bin");
+  cr_assert (exists (script));
+  free (o);
+  free (e);
+}
+
+/* An older avm's output, whose host package the user unpacked by hand to
+   run it: the new package replaces it.  */
+Test (cvd2img, older_output_with_a_hand_unpacked_package)
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz"), *out = tpath ("out");
+  _cleanup_free_ char *bin = fx_join (out, "bin"), *old = fx_join (bin, "old-tool"), *man = fx_join (out, "manifest.json");
+  fx_mkdirs (bin);
+  fx_write_bin (old, "x", 1);
+  const char *old_manifest = "{\"avm_version\": \"0.0.9\", \"arch\": \"x86_64\"}\n";
+  fx_write_bin (man, old_manifest, strlen (old_manifest));
+  avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  assert_listing (out, "bin etc lib64 usr", NULL);
+  cr_assert (!exists (old), "%s: the old bin/ was not replaced", old);
+}
+
+/* Nothing this conversion reads may be inside what it replaces.  */
+Test (cvd2img, input_inside_a_replaced_entry)
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz"), *out = tpath ("out");
+  avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  _cleanup_free_ char *inner = fx_join (out, "usr/host.tar.gz");
+  cr_assert_eq (link (host, inner), 0);
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, zip, inner, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  cr_assert_not_null (strstr (e, inner), "%s", e);
+  cr_assert_not_null (strstr (e, "which this conversion replaces"), "%s", e);
+  cr_assert (exists (inner));
+  free (o);
+  free (e);
+}
+
+/* What a killed conversion left (a file's temporary, a tree's) is removed
+   by the next one.  */
+Test (cvd2img, stale_temporaries_removed)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out");
+  _cleanup_free_ char *t1 = fx_join (out, ".system.img.tmp.AbC123"), *t2 = fx_join (out, ".host-package.tmp.x1Y2z3");
+  _cleanup_free_ char *t2new = fx_join (t2, "new/bin");
+  fx_mkdirs (t2new);
+  fx_write_bin (t1, "partial", 7);
+  cr_assert_eq (chmod (t2new, 0555), 0);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  check_nothing_hidden (out, "after a conversion over a killed one's leftovers");
+}
+
+/* Another conversion holds the output directory: refused at once.  */
+Test (cvd2img, output_directory_locked)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out");
+  fx_mkdirs (out);
+  int fd = open (out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cr_assert (fd >= 0 && flock (fd, LOCK_EX) == 0);
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, e);
+  cr_assert_not_null (strstr (e, "another avm cvd2img is writing there"), "%s", e);
+  close (fd);
+  free (o);
+  free (e);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+}
+
+/* A commit killed after it put some of a tree's entries in place: the
+   marker lists them, so that the next conversion may replace them (they
+   are in no manifest yet), or remove them when its package lacks them.  */
+Test (cvd2img, interrupted_tree_commit_is_finished_by_the_next)
+{
+  _cleanup_free_ char *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz"), *arm = fx_path ("host-arm.tar.gz");
+  _cleanup_free_ char *out = tpath ("out"), *marker = fx_join (out, AVM_CVD2IMG_MARKER);
+  _cleanup_free_ char *sys = fx_join (out, "system.img");
+  avm_ok ((char *[]) { "cvd2img", "-a", "aarch64", "-o", out, zip, arm, NULL });
+  assert_listing (out, "etc", NULL);
+  /* as a run converting host.tar.gz leaves it when killed after moving
+     bin/ and lib64/ in (the manifest still the old one's) */
+  _cleanup_free_ char *bin = fx_join (out, "bin"), *lib = fx_join (out, "lib64"), *junk = fx_join (out, "lib64/x");
+  fx_mkdirs (bin);
+  fx_mkdirs (lib);
+  fx_write_bin (junk, "x", 1);
+  _cleanup_free_ char *text = NULL;
+  cr_assert (asprintf (&text,
+                       "Written while these outputs were renamed into place, removed once all were.\n"
+                       "If this file is still here, the files next to it may not belong together: run avm cvd2img "
+                       "again.\n%s/system.img\n%s/bin\n%s/lib64\n",
+                       out, out, out)
+             > 0);
+  fx_write_bin (marker, text, strlen (text));
+  const char *const needles[] = { AVM_CVD2IMG_MARKER, NULL };
+  expect_inspect_not_sound (sys, needles);
+  /* the next conversion replaces them (not "in the way") */
+  avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
+  assert_listing (out, "bin etc lib64 usr", NULL);
+  cr_assert (!exists (junk));
+  expect_inspect_sound (sys);
+  /* and one whose package lacks them removes them */
+  fx_write_bin (marker, text, strlen (text));
+  avm_ok ((char *[]) { "cvd2img", "-a", "aarch64", "-o", out, zip, arm, NULL });
+  assert_listing (out, "etc", NULL);
+}
+
+/* The host tree is part of the set: a top-level entry gone, or another
+   host package's release markers, and inspect calls the set not sound,
+   start refuses it.  */
+Test (cvd2img, host_tree_checked_with_the_set)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *sys = fx_join (out, "system.img");
+  _cleanup_free_ char *props = fx_join (out, "properties.img");
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  expect_inspect_sound (sys);
+  _cleanup_free_ char *lib = fx_join (out, "lib64"), *saved = tpath ("lib64.saved");
+  cr_assert_eq (rename (lib, saved), 0);
+  const char *const gone[] = { lib, "is missing", "host package", NULL };
+  expect_inspect_not_sound (sys, gone);
+  expect_inspect_not_sound (props, gone);
+  expect_start_refused (out, gone);
+  cr_assert_eq (rename (saved, lib), 0);
+  expect_inspect_sound (sys);
+
+  /* a newer release's tool appears: not the host package converted */
+  _cleanup_free_ char *vhal = fx_join (out, "bin/vhal_proxy_server");
+  fx_write_bin (vhal, "x", 1);
+  const char *const other[] = { "are not those converted", "bin/vhal_proxy_server", NULL };
+  expect_inspect_not_sound (sys, other);
+  expect_start_refused (out, other);
 }

@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -879,4 +880,272 @@ Test (output, mkdir_p_creates_missing_parents_and_names_what_is_in_the_way)
   cr_assert_eq (r, 0, "%s", err ? err->msg : "");
   _cleanup_free_ char *rel = avm_strdupf ("%s/r1/r2", dir);
   cr_assert_eq (access (rel, F_OK), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tree outputs (avm_out_open_tree): a directory tree whose top-level
+   entries replace those of its directory at the set's commit.  */
+
+/* renameat2 as the test wants it: with no_exchange set, RENAME_EXCHANGE
+   fails with EINVAL as on a file system without it (the executable's
+   definition takes the place of libc's for avm's objects, which are linked
+   into it); otherwise the system call.  */
+static int no_exchange;
+static int exchange_refused;
+
+int
+renameat2 (int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)
+{
+  if (no_exchange && (flags & RENAME_EXCHANGE))
+    {
+      exchange_refused++;
+      errno = EINVAL;
+      return -1;
+    }
+  return (int) syscall (SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+static void
+write_at (int dfd, const char *name, const char *content, mode_t mode)
+{
+  int fd = openat (dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  cr_assert (fd >= 0, "%s: %s", name, strerror (errno));
+  cr_assert_eq (write (fd, content, strlen (content)), (ssize_t) strlen (content));
+  cr_assert_eq (fchmod (fd, mode), 0);
+  close (fd);
+}
+
+/* A tree output for D with bin/tool (mode 0755), lib64/libfoo.so.1,
+   lib64/libfoo.so -> libfoo.so.1 and a read-only directory ro/ holding a
+   read-only file: the new host package.  */
+static struct avm_out *
+new_tree (const char *d)
+{
+  struct avm_out *t = NULL;
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_out_open_tree (d, "host", &t, &err), 0, "%s", err ? err->msg : "");
+  int fd = avm_out_tree_fd (t);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (mkdirat (fd, "bin", 0755), 0);
+  cr_assert_eq (mkdirat (fd, "lib64", 0755), 0);
+  cr_assert_eq (mkdirat (fd, "ro", 0755), 0);
+  int bin = openat (fd, "bin", O_RDONLY | O_DIRECTORY), lib = openat (fd, "lib64", O_RDONLY | O_DIRECTORY);
+  int ro = openat (fd, "ro", O_RDONLY | O_DIRECTORY);
+  write_at (bin, "tool", "new tool", 0755);
+  write_at (lib, "libfoo.so.1", "new lib", 0644);
+  cr_assert_eq (symlinkat ("libfoo.so.1", lib, "libfoo.so"), 0);
+  write_at (ro, "data", "read-only", 0444);
+  cr_assert_eq (fchmod (ro, 0555), 0);
+  close (bin), close (lib), close (ro);
+  return t;
+}
+
+/* D as a previous conversion left it: bin/tool and stale/old, a file of
+   the set ("a"), and "keep", not the set's.  */
+static void
+seed_tree (const char *d)
+{
+  char *bin = path_in (d, "bin"), *stale = path_in (d, "stale"), *keep = path_in (d, "keep");
+  cr_assert_eq (mkdir (bin, 0755), 0);
+  cr_assert_eq (mkdir (stale, 0755), 0);
+  cr_assert_eq (mkdir (keep, 0755), 0);
+  seed (bin, "tool", "old tool");
+  seed (bin, "only-in-old", "x");
+  seed (stale, "old", "stale");
+  seed (keep, "mine", "the user's");
+  seed (d, "a", "old a");
+  free (bin), free (stale), free (keep);
+}
+
+static void
+check_new_tree (const char *d)
+{
+  char *bin = path_in (d, "bin"), *lib = path_in (d, "lib64"), *keep = path_in (d, "keep");
+  char *tool = path_in (bin, "tool"), *gone = path_in (bin, "only-in-old"), *stale = path_in (d, "stale");
+  char *link = path_in (lib, "libfoo.so"), *ro = path_in (d, "ro/data");
+  assert_content (bin, "tool", "new tool");
+  assert_content (lib, "libfoo.so", "new lib");
+  assert_content (keep, "mine", "the user's");
+  assert_content (d, "a", "new a");
+  struct stat st;
+  cr_assert_eq (stat (tool, &st), 0);
+  cr_assert_eq (st.st_mode & 07777, 0755);
+  cr_assert_eq (lstat (link, &st), 0);
+  cr_assert (S_ISLNK (st.st_mode));
+  cr_assert_eq (stat (ro, &st), 0);
+  cr_assert (access (gone, F_OK) < 0, "%s: the old bin/ was merged, not replaced", gone);
+  cr_assert (access (stale, F_OK) < 0, "%s: a retired entry is still there", stale);
+  cr_assert_eq (count_hidden (d), 0, "a temporary or the marker is left in %s", d);
+  free (bin), free (lib), free (keep), free (tool), free (gone), free (stale), free (link), free (ro);
+}
+
+static void
+commit_tree_set (const char *d)
+{
+  seed_tree (d);
+  struct avm_out *o[2] = { open_new (d, "a", "new a"), new_tree (d) };
+  avm_error_t err = NULL;
+  char *const retire[] = { "bin", "stale", "missing", NULL };
+  cr_assert_eq (avm_out_tree_retire (o[1], retire, &err), 0);
+  cr_assert_eq (avm_out_commit_set (o, 2, MARKER, "write them again", &err), 0, "%s", err ? err->msg : "");
+  cr_assert_null (o[0]);
+  cr_assert_null (o[1]);
+  check_new_tree (d);
+}
+
+Test (output, tree_replaces_entries_and_retires_the_old_ones)
+{
+  commit_tree_set (dir);
+  cr_assert_eq (exchange_refused, 0);
+}
+
+/* Where RENAME_EXCHANGE is not supported: the old entry is moved out
+   first, the result is the same.  */
+Test (output, tree_without_rename_exchange)
+{
+  no_exchange = 1;
+  commit_tree_set (dir);
+  cr_assert_gt (exchange_refused, 0, "the exchange was never tried");
+}
+
+Test (output, tree_abort_removes_the_temporary)
+{
+  seed_tree (dir);
+  struct avm_out *t = new_tree (dir);
+  avm_out_abort (t);
+  cr_assert_eq (count_hidden (dir), 0);
+  char *bin = path_in (dir, "bin");
+  assert_content (bin, "tool", "old tool");
+  free (bin);
+}
+
+/* A tree's entry named like another output of the set: refused, nothing
+   changed.  */
+Test (output, tree_entry_named_like_another_output)
+{
+  seed_tree (dir);
+  struct avm_out *o[2] = { open_new (dir, "bin", "a file named bin"), new_tree (dir) };
+  avm_error_t err = NULL;
+  cr_assert_lt (avm_out_commit_set (o, 2, MARKER, "write them again", &err), 0);
+  cr_assert_not_null (strstr (err->msg, "another output"), "%s", err->msg);
+  char *bin = path_in (dir, "bin");
+  assert_content (bin, "tool", "old tool");
+  cr_assert_eq (count_hidden (dir), 0);
+  avm_error_free (err);
+  free (bin);
+}
+
+/* An entry that cannot be moved out of the way (a mount point: EBUSY)
+   after another entry was put in place: the marker stays and lists the
+   tree's entries.  */
+Test (output, tree_failing_halfway_leaves_the_marker)
+{
+  seed_tree (dir);
+  mnt = path_in (dir, "stale");
+  if (mount ("tmpfs", mnt, "tmpfs", 0, "size=64k") < 0)
+    {
+      int e = errno;
+      free (mnt);
+      mnt = NULL;
+      cr_skip_test ("cannot mount a tmpfs: %s", strerror (e));
+    }
+  struct avm_out *o[1] = { new_tree (dir) };
+  avm_error_t err = NULL;
+  char *const retire[] = { "stale", NULL };
+  cr_assert_eq (avm_out_tree_retire (o[0], retire, &err), 0);
+  cr_assert_lt (avm_out_commit_set (o, 1, MARKER, "write them again", &err), 0);
+  cr_assert_not_null (strstr (err->msg, "stale"), "%s", err->msg);
+  cr_assert_not_null (strstr (err->msg, "the set is incomplete"), "%s", err->msg);
+  char *marker = path_in (dir, MARKER), *text = tu_read (marker);
+  cr_assert_not_null (text, "no marker after a half-done commit");
+  char *bin = path_in (dir, "bin"), *stale = path_in (dir, "stale");
+  cr_assert_not_null (strstr (text, bin), "%s", text);
+  cr_assert_not_null (strstr (text, stale), "%s", text);
+  assert_content (bin, "tool", "new tool");
+  /* Only the marker: the temporary went.  */
+  cr_assert_eq (count_hidden (dir), 1);
+  avm_error_free (err);
+  free (marker), free (text), free (bin), free (stale);
+}
+
+/* A signal while a tree is being written removes it (the handler's
+   removal makes only system calls).  */
+Test (output, signal_removes_a_tree)
+{
+  seed_tree (dir);
+  int ready[2];
+  cr_assert (pipe (ready) == 0);
+  pid_t pid = fork ();
+  cr_assert (pid >= 0);
+  if (pid == 0)
+    {
+      signal (SIGTERM, SIG_DFL);
+      struct avm_out *t = new_tree (dir);
+      int fd = avm_out_tree_fd (t);
+      /* deep and wide enough to need several reads of each directory */
+      char name[64];
+      for (int i = 0; i < 40; i++)
+        {
+          snprintf (name, sizeof name, "d%02d", i);
+          if (mkdirat (fd, name, 0755) < 0)
+            _exit (10);
+          int sub = openat (fd, name, O_RDONLY | O_DIRECTORY);
+          for (int k = 0; k < 60; k++)
+            {
+              snprintf (name, sizeof name, "a-rather-long-file-name-to-fill-the-buffer-%03d", k);
+              write_at (sub, name, "x", 0444);
+            }
+          fchmod (sub, 0555);
+          fd = sub;
+        }
+      if (write (ready[1], "x", 1) != 1)
+        _exit (13);
+      pause ();
+      _exit (14);
+    }
+  close (ready[1]);
+  char c;
+  cr_assert_eq (read (ready[0], &c, 1), 1, "the child failed before signalling");
+  close (ready[0]);
+  cr_assert (kill (pid, SIGTERM) == 0);
+  int status;
+  cr_assert (waitpid (pid, &status, 0) == pid);
+  cr_assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGTERM, "status 0x%x", status);
+  cr_assert_eq (count_hidden (dir), 0, "the tree's temporary is left after SIGTERM");
+  char *bin = path_in (dir, "bin");
+  assert_content (bin, "tool", "old tool");
+  free (bin);
+}
+
+/* What a killed run left (temporaries of the named outputs, files or
+   trees) goes; anything else stays.  */
+Test (output, remove_stale_temporaries)
+{
+  static const char *const gone[] = { ".disk.img.tmp.AbC123", ".host.tmp.x1Y2z3" };
+  static const char *const kept[] = { ".other.tmp.AbC123", ".disk.img.tmp.AbC1234", "disk.img", ".hidden",
+                                      ".host.tmp." };
+  char *tree = path_in (dir, gone[1]);
+  cr_assert_eq (mkdir (tree, 0755), 0);
+  char *sub = path_in (tree, "new");
+  cr_assert_eq (mkdir (sub, 0555), 0);
+  free (tu_write (dir, gone[0], "x"));
+  for (size_t i = 0; i < ARRAY_SIZE (kept); i++)
+    free (tu_write (dir, kept[i], "x"));
+  avm_error_t err = NULL;
+  char *const names[] = { "disk.img", "host", NULL };
+  cr_assert_eq (avm_out_remove_stale (dir, names, &err), 0, "%s", err ? err->msg : "");
+  for (size_t i = 0; i < ARRAY_SIZE (gone); i++)
+    {
+      char *p = path_in (dir, gone[i]);
+      cr_assert (access (p, F_OK) < 0, "%s is still there", p);
+      free (p);
+    }
+  for (size_t i = 0; i < ARRAY_SIZE (kept); i++)
+    {
+      char *p = path_in (dir, kept[i]);
+      cr_assert (access (p, F_OK) == 0, "%s was removed", p);
+      free (p);
+    }
+  free (tree);
+  free (sub);
 }

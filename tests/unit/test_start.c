@@ -85,6 +85,10 @@ Test (start, helpers_ready_before_qemu_and_ready_notification)
   cr_assert_str_eq (json_string_value (json_object_get (b, "name")), "b");
   cr_assert_str_eq (json_string_value (json_object_get (b, "state")), "ready");
   cr_assert_str_eq (json_string_value (json_object_get (b, "notify_status")), "almost");
+  /* the executable each runs, as found */
+  cr_assert_str_eq (json_string_value (json_object_get (b, "program")), env.fake);
+  const char *qp = json_string_value (json_object_get (json_object_get (st, "qemu"), "program"));
+  cr_assert (qp && qp[0] == '/' && strstr (qp, "qemu-system-"), "qemu program: %s", qp ? qp : "none");
   cr_assert (json_integer_value (json_object_get (json_object_get (st, "qemu"), "pid")) > 0);
   json_decref (st);
   cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);

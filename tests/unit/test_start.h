@@ -57,6 +57,8 @@ char *ts_console_writes (const char *line);
 
 /* Start avm in the background (arguments after PROFILE, NULL-terminated).  */
 void ts_start (struct ts_env *env, struct ts_avm *a, const char *profile, ...) __attribute__ ((sentinel));
+/* Start `avm ARGS...` in the background, ARGS as given (NULL-terminated).  */
+void ts_start_argv (struct ts_env *env, struct ts_avm *a, char *const args[]);
 /* The same under WRAPPER: "/usr/bin/unshare" runs it as PID 1 of a new pid
    namespace (--pid --fork --mount-proc).  */
 void ts_start_wrapped (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wrapper, ...)
