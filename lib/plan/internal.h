@@ -45,7 +45,7 @@ struct plan_ctx
   bool flags_mismatch; /* a helper does not accept a flag of its argv */
   json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
-  json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops */
+  json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops; [{"name","kind":"flash","path","code","pad_to"}]: the x86 flash variables */
   int next_slot;
   avm_error_t *err;
 };

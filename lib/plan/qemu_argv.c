@@ -16,10 +16,13 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define GPU_SLOT 2
 #define FIRST_CONSOLE_SLOT 3
 #define MAX_SLOT 0x1f
+/* Both x86 flash chips together (launch_cvd pads the bootloader to 4 MiB).  */
+#define AVM_PFLASH_SIZE (4 << 20)
 
 static int
 new_line (struct plan_ctx *c)
@@ -718,6 +721,42 @@ emit_devices (struct plan_ctx *c)
   return 0;
 }
 
+/* x86 firmware in flash (launch_cvd from Android 15: qemu_manager.cpp,
+   assemble_cvd's InitializePflash): the bootloader read-only as unit 0,
+   and a writable unit 1 (U-Boot's environment) that pads the pair to
+   4 MiB, created by avm at start (plan "generated_disks", kind flash) and
+   kept from run to run.  QEMU maps both below 4 GiB, unit 0 at the top
+   (the reset vector), and wants each a whole number of 4 KiB sectors.  */
+static int
+emit_pflash (struct plan_ctx *c, const char *bios)
+{
+  _cleanup_free_ char *code = NULL, *vars = NULL, *qcode = NULL, *qvars = NULL;
+  int r;
+  if (!streq (c->arch, "x86_64"))
+    return avm_error_input (c->err,
+                            "%s: firmware.pflash: x86 machines only (%s boots its firmware with -bios, as launch_cvd "
+                            "does); set it to false",
+                            c->file, c->arch);
+  if ((r = plan_expand (c, bios, "firmware.bios", &code)) < 0
+      || (r = plan_expand (c, "${state_dir}/pflash.img", "firmware.pflash", &vars)) < 0)
+    return r;
+  struct stat st;
+  if (stat (code, &st) == 0 && S_ISREG (st.st_mode) && (st.st_size % 4096 != 0 || st.st_size >= AVM_PFLASH_SIZE))
+    return avm_error_input (c->err,
+                            "%s: firmware.bios %s is %lld bytes: in flash (firmware.pflash) it must be a whole number "
+                            "of 4 KiB sectors and smaller than 4 MiB",
+                            c->file, code, (long long) st.st_size);
+  if (!(qcode = qv (code)) || !(qvars = qv (vars)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_t *g = json_pack ("{s:s, s:s, s:s, s:s, s:I}", "name", "pflash", "kind", "flash", "path", vars, "code", code,
+                         "pad_to", (json_int_t) AVM_PFLASH_SIZE);
+  if (!g || json_array_append_new (c->generated, g) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if ((r = opt (c, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=%s", qcode)) < 0)
+    return r;
+  return opt (c, "-drive", "if=pflash,format=raw,unit=1,file=%s", qvars);
+}
+
 static int
 emit_firmware (struct plan_ctx *c)
 {
@@ -728,6 +767,10 @@ emit_firmware (struct plan_ctx *c)
     return avm_error_input (c->err, "%s: firmware: bios and kernel exclude each other", c->file);
   if ((initrd || cmdline) && !kernel)
     return avm_error_input (c->err, "%s: firmware: initrd and cmdline need firmware.kernel", c->file);
+  if (bios && pbool (c, "firmware.pflash"))
+    return emit_pflash (c, bios);
+  if (pbool (c, "firmware.pflash"))
+    return avm_error_input (c->err, "%s: firmware.pflash: there is no firmware.bios to put in flash", c->file);
   if (bios)
     {
       _cleanup_free_ char *p = NULL;

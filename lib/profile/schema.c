@@ -75,6 +75,10 @@ static const struct avm_skey paths_keys[] = {
 
 static const struct avm_skey firmware_keys[] = {
   STR ("bios", NULL, AVM_SF_TEXT, "Bootloader image passed with -bios (U-Boot for Cuttlefish images)."),
+  BOOL ("pflash", "false",
+        "x86 only: load firmware.bios as a read-only flash chip instead of -bios, with a writable second chip "
+        "(${state_dir}/pflash.img, kept from run to run) padding the pair to 4 MiB, as launch_cvd does for x86 "
+        "images from Android 15."),
   STR ("kernel", NULL, AVM_SF_TEXT, "Kernel for direct boot (-kernel)."),
   STR ("initrd", NULL, AVM_SF_TEXT, "Initial ramdisk for direct boot (-initrd)."),
   STR ("cmdline", NULL, AVM_SF_TEXT, "Kernel command line for direct boot (-append)."),

@@ -511,6 +511,35 @@ setup_dirs (struct sv *sv, avm_error_t *err)
   return 0;
 }
 
+/* The x86 flash variables (plan "generated_disks", kind flash): the
+   second flash chip, padding the bootloader to PAD_TO as launch_cvd does
+   (assemble_cvd InitializePflash: PAD_TO less the bootloader's whole MiB).
+   Kept from run to run (U-Boot's environment lives there); made anew when
+   missing or when a new bootloader wants another size.  */
+static int
+sync_flash (struct sv *sv, json_t *d, avm_error_t *err)
+{
+  const char *path = json_string_value (json_object_get (d, "path"));
+  const char *code = json_string_value (json_object_get (d, "code"));
+  uint64_t pad = (uint64_t) json_integer_value (json_object_get (d, "pad_to"));
+  struct stat cs, vs;
+  if (stat (code, &cs) < 0)
+    return avm_error_sys (err, errno, "firmware.bios %s", code);
+  uint64_t mib = (uint64_t) cs.st_size >> 20, want = pad - (mib << 20);
+  if (mib << 20 >= pad)
+    return avm_error_input (err, "firmware.bios %s is %lld bytes: too large for flash (firmware.pflash)", code,
+                            (long long) cs.st_size);
+  bool exists = stat (path, &vs) == 0;
+  if (exists && S_ISREG (vs.st_mode) && (uint64_t) vs.st_size == want)
+    return 0;
+  int r = avm_blank_file_atomic (path, want, 0600, err);
+  if (r < 0)
+    return r;
+  sv_info (sv, "pflash: %s %s (%llu KiB, with the bootloader's %lld bytes)", exists ? "made anew" : "created", path,
+           (unsigned long long) (want >> 10), (long long) cs.st_size);
+  return 0;
+}
+
 /* Generated disks (the properties disk) must hold the plan's boot
    properties before QEMU opens them: rebuilt with the cvd2img library when
    they do not.  */
@@ -526,6 +555,13 @@ sync_generated_disks (struct sv *sv, avm_error_t *err)
       const char *path = json_string_value (json_object_get (d, "path"));
       const char *key = json_string_value (json_object_get (d, "key"));
       bool rebuilt = false;
+      if (json_object_get (d, "kind") && streq (json_string_value (json_object_get (d, "kind")), "flash"))
+        {
+          int r = sync_flash (sv, d, err);
+          if (r < 0)
+            return r;
+          continue;
+        }
       _cleanup_json_ json_t *empty = json_object ();
       int r = avm_props_sync (path, props ? props : empty, arch ? arch : "x86_64", key, &rebuilt, err);
       if (r < 0)

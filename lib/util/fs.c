@@ -153,6 +153,25 @@ avm_write_file_atomic (const char *path, const void *data, size_t len, mode_t mo
 }
 
 int
+avm_blank_file_atomic (const char *path, uint64_t size, mode_t mode, avm_error_t *err)
+{
+  _cleanup_free_ char *tmp = NULL;
+  _cleanup_close_ int fd = -1;
+  if (asprintf (&tmp, "%s.tmp.XXXXXX", path) < 0)
+    return avm_error_sys (err, ENOMEM, "writing %s", path);
+  fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd < 0)
+    return avm_error_sys (err, errno, "cannot create a temporary file next to %s", path);
+  if (ftruncate (fd, (off_t) size) < 0 || fchmod (fd, mode) < 0 || fsync (fd) < 0 || rename (tmp, path) < 0)
+    {
+      int e = errno;
+      unlink (tmp);
+      return avm_error_sys (err, e, "cannot write %s", path);
+    }
+  return 0;
+}
+
+int
 avm_mkdir_p (const char *path, mode_t mode, avm_error_t *err)
 {
   /* From the leaf up: when the directory or its parent exists, as at

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -30,6 +31,10 @@ int avm_read_file (const char *path, size_t max, const char *what, char **out, s
 /* Write DATA to PATH atomically: temporary file in the same directory
    (O_EXCL), fsync, rename.  An existing PATH is never half-overwritten.  */
 int avm_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, avm_error_t *err);
+
+/* A file of SIZE zero bytes (sparse) at PATH, made as avm_write_file_atomic
+   makes files: an existing PATH is replaced whole or not at all.  */
+int avm_blank_file_atomic (const char *path, uint64_t size, mode_t mode, avm_error_t *err);
 
 /* mkdir -p with MODE for created components.  */
 int avm_mkdir_p (const char *path, mode_t mode, avm_error_t *err);

@@ -22,6 +22,7 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -188,8 +189,74 @@ boot_release (const struct expect *e, const char *arch, int inst)
   cr_assert_str_eq (json_string_value (json_object_get (cfenv, "ANDROID_HOST_OUT")), images);
   json_decref (starts);
 
+  /* The firmware as launch_cvd loads it: x86 from Android 15 in flash, with
+     the variables chip made in the state directory; -bios otherwise.  */
+  bool pflash = strcmp (arch, "x86_64") == 0 && strncmp (e->release, "android14", 9) != 0;
+  char *vars = ts_fmt ("%s/%d/pflash.img", env.state, inst);
+  struct stat vs;
+  if (pflash)
+    {
+      cr_assert (strstr (err, ts_fmt ("pflash: created %s (4096 KiB", vars)), "%s", err);
+      cr_assert (stat (vars, &vs) == 0 && vs.st_size == 4 << 20 && (vs.st_mode & 0777) == 0600, "%s", vars);
+    }
+  else
+    cr_assert (stat (vars, &vs) < 0, "%s: %s made", e->release, vars);
+
   cr_assert_eq (ts_avm (&env, &out, "stop", "-i", instance, NULL), 0);
   cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
+}
+
+/* One boot of IMAGES (Android 16, x86) as instance 18: READY, then stop.
+   Returns avm's stderr.  */
+static char *
+boot_once (const char *images)
+{
+  struct ts_avm a;
+  ts_start (&env, &a, "aaos-x86_64", "--images", images, "-i", "18", "--set", "machine.accel=tcg", "--set",
+            "vsock.mode=none", "--set", "stop.timeout=0", NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", TU_TIMEOUT (90));
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "stop", "-i", "18", NULL), 0);
+  cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
+  return ts_stderr (&a);
+}
+
+/* The flash variables (U-Boot's environment) outlive a run, as
+   launch_cvd's pflash.img does; a bootloader of another size gets a chip
+   of the size that pads it to 4 MiB again.  */
+Test (aaos, x86_pflash_kept_and_made_anew)
+{
+  char *images = shaped ("android16", "x86_64");
+  char *vars = ts_fmt ("%s/18/pflash.img", env.state);
+  char *err = boot_once (images);
+  cr_assert (strstr (err, "pflash: created"), "%s", err);
+  /* What U-Boot would have saved.  */
+  FILE *f = fopen (vars, "r+");
+  cr_assert_not_null (f, "%s", vars);
+  fputs ("bootcmd=saved by the guest", f);
+  fclose (f);
+  err = boot_once (images);
+  cr_assert_null (strstr (err, "pflash:"), "%s", err);
+  char *kept = tu_read (vars);
+  cr_assert (kept && strcmp (kept, "bootcmd=saved by the guest") == 0, "%s lost what the guest saved", vars);
+  free (kept);
+
+  /* A bootloader of 1 MiB and more (padding in front: the reset vector
+     stays at its end): a 3 MiB chip.  */
+  char *boot = ts_fmt ("%s/bootloader", images), *rom = tu_read (boot);
+  struct stat st;
+  cr_assert (rom && stat (boot, &st) == 0);
+  f = fopen (boot, "w");
+  cr_assert_not_null (f);
+  for (int i = 0; i < 1 << 20; i++)
+    fputc (0, f);
+  fwrite (rom, 1, (size_t) st.st_size, f);
+  fclose (f);
+  free (rom);
+  err = boot_once (images);
+  cr_assert (strstr (err, ts_fmt ("pflash: made anew %s (3072 KiB", vars)), "%s", err);
+  cr_assert (stat (vars, &st) == 0 && st.st_size == 3 << 20);
 }
 
 Test (aaos, android14_x86_64)

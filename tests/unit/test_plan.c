@@ -609,6 +609,18 @@ Test (plan, real_qemu_probe_and_cache)
   free (cache);
 }
 
+/* The generated_disks entry NAME of plan J, or NULL.  */
+static json_t *
+gen_named (json_t *j, const char *name)
+{
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (j, "generated_disks"), i, d)
+    if (!strcmp (json_string_value (json_object_get (d, "name")), name))
+      return d;
+  return NULL;
+}
+
 /* The AAOS properties disk is generated in the state directory: listed in
    generated_disks, never a missing file itself; its key is one while
    neither exists.  */
@@ -619,9 +631,11 @@ Test (plan, generated_properties_disk)
   json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", i2, &err);
   cr_assert (asprintf (&want, "%s/properties.img", state) > 0);
   json_t *g = json_object_get (j, "generated_disks");
-  cr_assert_eq (json_array_size (g), 1);
-  json_t *d = json_array_get (g, 0);
-  cr_assert_str_eq (json_string_value (json_object_get (d, "name")), "properties");
+  /* The properties disk, and the x86 flash variables of Android 16.  */
+  cr_assert_eq (json_array_size (g), 2);
+  cr_assert_not_null (gen_named (j, "pflash"));
+  json_t *d = gen_named (j, "properties");
+  cr_assert_not_null (d);
   cr_assert_str_eq (json_string_value (json_object_get (d, "path")), want);
   cr_assert_str_eq (json_string_value (json_object_get (d, "key")), "/images/avb_key.pem");
   cr_assert_null (missing (j, "disks[1].path"));
@@ -645,9 +659,7 @@ Test (plan, generated_properties_disk)
   json_decref (j);
   char *virgl[] = { "-i", "2", "-O", "gpu=virgl", NULL };
   j = plan_json ("aaos-x86_64", "10.0-x86_64", virgl, &err);
-  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (json_object_get (j, "generated_disks"), 0),
-                                                        "path")),
-                    want);
+  cr_assert_str_eq (json_string_value (json_object_get (gen_named (j, "properties"), "path")), want);
   found = 0;
   json_array_foreach (json_object_get (json_object_get (j, "qemu"), "argv"), i, a)
     found += strstr (json_string_value (a), drive) != NULL;
@@ -673,15 +685,14 @@ Test (plan, generated_properties_disk)
   j = plan_json ("aaos-x86_64", "10.0-x86_64", present, &err);
   cr_assert_null (missing (j, "disks[1].key"));
   cr_assert_null (missing (j, "disks[1].path"));
-  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (json_object_get (j, "generated_disks"), 0),
-                                                        "key")) + strlen (dir),
+  cr_assert_str_eq (json_string_value (json_object_get (gen_named (j, "properties"), "key")) + strlen (dir),
                     "/nokey.pem");
   json_decref (j);
 
   /* Without the flag a disk is a plain file again.  */
   char *plain[] = { "--set", "disks[1].boot_properties=false", NULL };
   j = plan_json ("aaos-x86_64", "10.0-x86_64", plain, &err);
-  cr_assert_eq (json_array_size (json_object_get (j, "generated_disks")), 0);
+  cr_assert_null (gen_named (j, "properties"));
   cr_assert_not_null (missing (j, "disks[1].path"));
   cr_assert_null (missing (j, "disks[1].key"));
   json_decref (j);
@@ -971,4 +982,82 @@ Test (plan, requires_root_service_skipped_or_refused)
       free (out);
       free (err);
     }
+}
+
+/* x86 firmware in flash (firmware.pflash), as launch_cvd loads it from
+   Android 15: the releases before keep -bios, arm64 always does.  */
+Test (plan, x86_pflash_by_release)
+{
+  static const struct
+  {
+    const char *profile, *caps, *release;
+    bool pflash;
+  } cases[] = {
+    { "aaos-x86_64", "10.0-x86_64", "release=android14", false },
+    { "aaos-x86_64", "10.0-x86_64", "release=android14-qpr2", false },
+    { "aaos-x86_64", "10.0-x86_64", "release=android15", true },
+    { "aaos-x86_64", "10.0-x86_64", "release=android15-qpr2", true },
+    { "aaos-x86_64", "10.0-x86_64", "release=android16", true },
+    { "phone-x86_64", "10.0-x86_64", "release=android16", true },
+    { "aaos-arm64", "10.0-aarch64", "release=android16", false },
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+    {
+      char *err = NULL;
+      char *arm[] = { "-O", (char *) cases[k].release, "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", NULL };
+      char *x86[] = { "-O", (char *) cases[k].release, NULL };
+      json_t *j = plan_json (cases[k].profile, cases[k].caps, strstr (cases[k].caps, "aarch64") ? arm : x86, &err);
+      char *argv = json_dumps (json_object_get (json_object_get (j, "qemu"), "argv"), 0);
+      char *vars = avm_instance_state_dir (1), *want = NULL;
+      cr_assert_geq (asprintf (&want, "\"if=pflash,format=raw,unit=1,file=%s/pflash.img\"", vars), 0);
+      if (cases[k].pflash)
+        {
+          assert_contains (argv, "\"-drive\", \"if=pflash,format=raw,unit=0,readonly=on,file=/images/bootloader\"");
+          assert_contains (argv, want);
+          cr_assert_null (strstr (argv, "\"-bios\""), "%s %s: %s", cases[k].profile, cases[k].release, argv);
+          json_t *g = gen_named (j, "pflash");
+          cr_assert_not_null (g);
+          cr_assert_str_eq (json_string_value (json_object_get (g, "kind")), "flash");
+          cr_assert_eq (json_integer_value (json_object_get (g, "pad_to")), 4 << 20);
+        }
+      else
+        {
+          assert_contains (argv, "\"-bios\", \"/images/bootloader\"");
+          cr_assert_null (strstr (argv, "pflash"), "%s %s: %s", cases[k].profile, cases[k].release, argv);
+          cr_assert_null (gen_named (j, "pflash"));
+        }
+      free (want);
+      free (vars);
+      free (argv);
+      json_decref (j);
+      free (err);
+    }
+}
+
+Test (plan, x86_pflash_refusals)
+{
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-aarch64"), "--images", "/images", "-p",
+                  "aaos-arm64", "--set", "machine.accel=tcg", "--set", "firmware.pflash=true", NULL);
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "firmware.pflash: x86 machines only (aarch64 boots its firmware with -bios");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "-p", "demo", "--set",
+              "machine.accel=tcg", "--set", "firmware.pflash=true", NULL);
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "firmware.pflash: there is no firmware.bios to put in flash");
+  free (out);
+  free (err);
+  /* QEMU wants whole 4 KiB sectors, below 4 MiB for the pair.  */
+  char *dir = tu_tmpdir ();
+  free (tu_write (dir, "bootloader", "not a multiple of 4096 bytes"));
+  r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", dir, "-p", "aaos-x86_64", "--set",
+              "machine.accel=tcg", "-O", "release=android16", NULL);
+  cr_assert_eq (r, 2, "%s", err);
+  assert_contains (err, "/bootloader is 28 bytes: in flash (firmware.pflash) it must be a whole number of 4 KiB sectors");
+  free (out);
+  free (err);
+  tu_rmtree (dir);
+  free (dir);
 }
