@@ -194,6 +194,59 @@ prefixed_read (void *ctx, void *buf, size_t len)
   return avm_stream_read (p->inner, buf, len);
 }
 
+/* An image of a directory input: a regular file, not a link (one policy
+   for directories and archives, which refuse links).  */
+static int
+open_image_file (const char *path, int *fd, struct stat *st, avm_error_t *err)
+{
+  return avm_open_regular_nofollow (path, "an image file", fd, st, err);
+}
+
+/* The format each image must have (issue 15: random bytes as boot.img
+   were accepted).  Checked from its first bytes: the magic of AOSP's boot
+   image headers (bootimg.h), vbmeta (AVB0) and a raw super image's
+   geometry (liblp: LP_METADATA_GEOMETRY_MAGIC at LP_PARTITION_RESERVED_
+   BYTES).  A sparse super image's inside is not looked at here; its
+   sparse header is (disk/sparse.h).  userdata holds anything.  */
+static int
+check_format (const struct avm_img *img, const char *name, const char *label, avm_error_t *err)
+{
+  static const struct
+  {
+    const char *prefix; /* names starting so (vbmeta, vbmeta_system...) */
+    const char *magic;
+    size_t off;
+    const char *what;
+    bool sparse_ok;
+  } formats[] = {
+    { "boot.img", "ANDROID!", 0, "an Android boot image", false },
+    { "init_boot.img", "ANDROID!", 0, "an Android boot image", false },
+    { "vendor_boot.img", "VNDRBOOT", 0, "an Android vendor boot image", false },
+    { "vbmeta", "AVB0", 0, "an AVB vbmeta image", false },
+    { "super.img", "gDla", 4096, "an Android super image (its geometry)", true },
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (formats); i++)
+    {
+      if (strncmp (name, formats[i].prefix, strlen (formats[i].prefix)) != 0)
+        continue;
+      if (img->sparse)
+        {
+          if (formats[i].sparse_ok)
+            return 0;
+          return avm_error_input (err, "%s is an Android sparse image; %s is stored raw (the image set is damaged, "
+                                  "or this file is something else)", label, name);
+        }
+      size_t ml = strlen (formats[i].magic);
+      if (img->head_len < formats[i].off + ml || memcmp (img->head + formats[i].off, formats[i].magic, ml) != 0)
+        return avm_error_input (err, "%s is not %s (no %s magic%s%s): the image set is damaged, or this file is "
+                                "something else",
+                                label, formats[i].what, formats[i].magic, formats[i].off ? " at byte " : "",
+                                formats[i].off ? "4096" : "");
+      return 0;
+    }
+  return 0;
+}
+
 /* Fill present/sparse/size of IMG from stream S at its start.  */
 static int
 probe_stream (struct avm_img *img, struct avm_stream *s, avm_error_t *err)
@@ -297,7 +350,7 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
         }
       struct avm_stream st = { .read = archive_stream_read, .ctx = a, .name = label,
                                .size = archive_entry_size_is_set (e) ? (uint64_t) archive_entry_size (e) : UINT64_MAX };
-      if ((r = probe_stream (img, &st, err)) < 0)
+      if ((r = probe_stream (img, &st, err)) < 0 || (r = check_format (img, name, label, err)) < 0)
         goto out;
       if (!img->sparse && img->size == UINT64_MAX)
         {
@@ -416,25 +469,29 @@ scan_dir (struct avm_imgset *s, avm_error_t *err)
   for (size_t i = 0; i < s->n; i++)
     {
       _cleanup_free_ char *path = avm_path_join (s->dir, s->names[i]);
-      /* O_NONBLOCK: a FIFO is refused below, not waited on.  */
-      _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-      if (fd < 0 && errno == ENOENT)
-        continue;
-      if (fd < 0 || fstat (fd, &st) < 0)
-        return avm_error_sys (err, errno, "cannot open %s", path);
-      if (!S_ISREG (st.st_mode))
-        return avm_error_input (err, "%s is %s, not an image file", path, avm_file_kind (st.st_mode));
+      _cleanup_close_ int fd = -1;
+      /* The same rule as in an archive: a regular file of the set, never
+         a link (boot.img -> /etc/shadow would be copied into the disk).  */
+      int r = open_image_file (path, &fd, &st, err);
+      if (r == -ENOENT)
+        {
+          avm_error_free (*err);
+          *err = NULL;
+          continue;
+        }
+      if (r < 0)
+        return r;
       struct avm_stream stream;
       avm_stream_from_fd (&stream, &fd, path, st.st_size);
-      int r = probe_stream (&s->imgs[i], &stream, err);
-      if (r < 0)
+      if ((r = probe_stream (&s->imgs[i], &stream, err)) < 0
+          || (r = check_format (&s->imgs[i], s->names[i], path, err)) < 0)
         return r;
     }
   _cleanup_free_ char *info = avm_path_join (s->dir, "android-info.txt");
-  if (info && access (info, F_OK) == 0)
+  if (info && faccessat (AT_FDCWD, info, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
     {
       size_t len;
-      int r = avm_read_file (info, MAX_INFO, "android-info.txt", &s->android_info, &len, err);
+      int r = avm_read_file_nofollow (info, MAX_INFO, "android-info.txt", &s->android_info, &len, err);
       if (r < 0)
         return r;
     }
@@ -646,7 +703,7 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
       _cleanup_free_ char *path = avm_path_join (s->dir, name);
       _cleanup_close_ int fd = -1;
       struct stat fst;
-      if ((r = avm_open_regular (path, "an image file", &fd, &fst, err)) < 0)
+      if ((r = open_image_file (path, &fd, &fst, err)) < 0)
         return r;
       if (!img->sparse)
         {

@@ -28,7 +28,9 @@ struct avm_img
   bool sparse;
   uint64_t size;        /* expanded size in bytes */
   uint64_t stored_size; /* bytes in the file or archive entry */
-  unsigned char head[64]; /* its first bytes (a boot image's header), head_len of them */
+  /* Its first bytes, head_len of them: a boot image's header, and far
+     enough for a raw super image's geometry (at 4096).  */
+  unsigned char head[4104];
   size_t head_len;
 };
 

@@ -35,14 +35,17 @@ avm_file_kind (mode_t mode)
   return "not a regular file";
 }
 
-int
-avm_open_regular (const char *path, const char *what, int *fdp, struct stat *st, avm_error_t *err)
+static int
+open_regular (const char *path, const char *what, bool nofollow, int *fdp, struct stat *st, avm_error_t *err)
 {
   /* O_NONBLOCK: opening a FIFO without a writer returns at once (and has no
      effect on a regular file).  */
-  _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
 
   *fdp = -1;
+  if (fd < 0 && nofollow && errno == ELOOP)
+    return avm_error_input (err, "%s is a symbolic link, not %s: links are not followed here (copy the file itself in)",
+                            path, what);
   if (fd < 0)
     return avm_error_sys (err, errno, "cannot open %s", path);
   if (fstat (fd, st) < 0)
@@ -51,6 +54,18 @@ avm_open_regular (const char *path, const char *what, int *fdp, struct stat *st,
     return avm_error_input (err, "%s is %s, not %s", path, avm_file_kind (st->st_mode), what);
   *fdp = steal_fd (&fd);
   return 0;
+}
+
+int
+avm_open_regular (const char *path, const char *what, int *fdp, struct stat *st, avm_error_t *err)
+{
+  return open_regular (path, what, false, fdp, st, err);
+}
+
+int
+avm_open_regular_nofollow (const char *path, const char *what, int *fdp, struct stat *st, avm_error_t *err)
+{
+  return open_regular (path, what, true, fdp, st, err);
 }
 
 /* SIZE: what stat says; 0 when the limit was passed while reading.  */
@@ -69,8 +84,8 @@ too_large (avm_error_t *err, const char *path, uint64_t size, size_t max, const 
   return -EFBIG;
 }
 
-int
-avm_read_file (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err)
+static int
+read_file (const char *path, size_t max, const char *what, bool nofollow, char **out, size_t *len, avm_error_t *err)
 {
   _cleanup_close_ int fd = -1;
   _cleanup_free_ char *buf = NULL;
@@ -78,7 +93,7 @@ avm_read_file (const char *path, size_t max, const char *what, char **out, size_
   size_t size = 0, alloc = 0;
   int r;
 
-  if ((r = avm_open_regular (path, what, &fd, &st, err)) < 0)
+  if ((r = open_regular (path, what, nofollow, &fd, &st, err)) < 0)
     return r;
   if ((uint64_t) st.st_size > max)
     return too_large (err, path, st.st_size, max, what);
@@ -115,6 +130,18 @@ avm_read_file (const char *path, size_t max, const char *what, char **out, size_
     *len = size;
   *out = steal_pointer (&buf);
   return 0;
+}
+
+int
+avm_read_file (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err)
+{
+  return read_file (path, max, what, false, out, len, err);
+}
+
+int
+avm_read_file_nofollow (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err)
+{
+  return read_file (path, max, what, true, out, len, err);
 }
 
 int

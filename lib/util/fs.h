@@ -20,6 +20,9 @@ const char *avm_file_kind (mode_t mode);
    else is bad input (exit 2): "/dev/zero is a character device, not a
    profile".  */
 int avm_open_regular (const char *path, const char *what, int *fd, struct stat *st, avm_error_t *err);
+/* The same, refusing PATH when it is a symbolic link itself (bad input:
+   "boot.img is a symbolic link, not an image file").  */
+int avm_open_regular_nofollow (const char *path, const char *what, int *fd, struct stat *st, avm_error_t *err);
 
 /* Read a whole regular file of at most MAX bytes (opened with
    avm_open_regular); the buffer is NUL-terminated.  A larger file is bad
@@ -27,6 +30,9 @@ int avm_open_regular (const char *path, const char *what, int *fd, struct stat *
    (at most 1.0 MiB)".  The limit is also kept while reading, for files whose
    size stat does not tell (/proc) or that grow.  */
 int avm_read_file (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err);
+/* The same with avm_open_regular_nofollow.  */
+int avm_read_file_nofollow (const char *path, size_t max, const char *what, char **out, size_t *len,
+                            avm_error_t *err);
 
 /* Write DATA to PATH atomically: temporary file in the same directory
    (O_EXCL), fsync, rename.  An existing PATH is never half-overwritten.  */

@@ -168,6 +168,16 @@ fx_write_random (const char *path, size_t len, uint64_t seed)
   free (b);
 }
 
+void
+fx_write_vbmeta_like (const char *path, size_t len, uint64_t seed)
+{
+  uint8_t *b = malloc (len);
+  fx_fill_random (b, len, seed);
+  memcpy (b, "AVB0", 4);
+  fx_write_bin (path, b, len);
+  free (b);
+}
+
 /* NAME in $PATH, /usr/sbin or /sbin (sgdisk and sfdisk live in sbin).  */
 char *
 fx_tool (const char *name)
@@ -375,7 +385,7 @@ make_fixture (const char *F)
 
   _cleanup_free_ char *info = fx_join (cvd, "android-info.txt"), *vbs = fx_join (cvd, "vbmeta_system.img");
   fx_write_bin (info, "require board=cutf\n", 19);
-  fx_write_random (vbs, 3000, 20);
+  fx_write_vbmeta_like (vbs, 3000, 20);
   _cleanup_free_ char *bl = fx_join (cvd, BL_X86);
   fx_write_random (bl, MIB, 30);
 
@@ -435,8 +445,8 @@ make_fixture (const char *F)
   _cleanup_free_ char *ib = fx_join (cvd_opt, "init_boot.img"), *vd = fx_join (cvd_opt, "vbmeta_vendor_dlkm.img");
   _cleanup_free_ char *sd = fx_join (cvd_opt, "vbmeta_system_dlkm.img");
   cr_assert_eq (link (iboot, ib), 0);
-  fx_write_random (vd, 2000, 21);
-  fx_write_random (sd, 1500, 22);
+  fx_write_vbmeta_like (vd, 2000, 21);
+  fx_write_vbmeta_like (sd, 1500, 22);
 
   /* For aarch64: only the arm bootloader.  */
   fx_link_tree (cvd, cvd_arm);

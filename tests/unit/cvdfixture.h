@@ -64,6 +64,9 @@ void fx_mkdirs (const char *path);
 void fx_fill_random (uint8_t *buf, size_t len, uint64_t seed);
 /* PATH replaced (never written through a hard link) by DATA.  */
 void fx_write_bin (const char *path, const void *data, size_t len);
+/* Random bytes behind the vbmeta magic AVB0: what cvd2img looks at of
+   an image it copies verbatim.  */
+void fx_write_vbmeta_like (const char *path, size_t len, uint64_t seed);
 void fx_write_random (const char *path, size_t len, uint64_t seed);
 /* A whole file (NUL-terminated, *LEN bytes).  */
 uint8_t *fx_read_bin (const char *path, size_t *len);

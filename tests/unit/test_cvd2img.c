@@ -2060,7 +2060,7 @@ Test (cvd2img, hostpkg_pubkey_mismatch)
 Test (cvd2img, vbmeta_too_big)
 {
   _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = fx_join (cvd, "vbmeta.img"), *out = tpath ("out");
-  fx_write_random (vb, 65537, 40);
+  fx_write_vbmeta_like (vb, 65537, 40);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { "vbmeta.img", "65537", NULL },
                   (const char *[]) { cvd, NULL });
 }
@@ -2070,7 +2070,7 @@ Test (cvd2img, vbmeta_max)
 {
   _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *vb = fx_join (cvd, "vbmeta.img"), *out = tpath ("out");
   _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
-  fx_write_random (vb, 65536, 41);
+  fx_write_vbmeta_like (vb, 65536, 41);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -3315,4 +3315,111 @@ Test (cvd2img, host_tree_checked_with_the_set)
   const char *const other[] = { "are not those converted", "bin/vhal_proxy_server", NULL };
   expect_inspect_not_sound (sys, other);
   expect_start_refused (out, other);
+}
+
+/* Issue 15, finding 7: one policy for every input.  A directory's image
+   is a regular file of the set, never a link (a link to /etc/shadow was
+   copied into a 0644 system.img), as an archive's is.  */
+Test (cvd2img, directory_image_link_refused)
+{
+  _cleanup_free_ char *out = tpath ("out");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *boot = fx_join (cvd, "boot.img");
+  cr_assert_eq (unlink (boot), 0);
+  cr_assert_eq (symlink ("/etc/passwd", boot), 0);
+  expect_failure (out, 2, (char *[]) { cvd, NULL },
+                  (const char *[]) { boot, "is a symbolic link, not an image file", NULL }, (const char *[]) { cvd, NULL });
+  /* A link inside the set too: the archive rule.  */
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *vb = fx_join (cvd2, "vbmeta_system.img");
+  cr_assert_eq (unlink (vb), 0);
+  cr_assert_eq (symlink ("vbmeta.img", vb), 0);
+  expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { vb, "is a symbolic link", NULL },
+                  (const char *[]) { cvd2, NULL });
+  /* android-info.txt, which avm reads and records.  */
+  _cleanup_free_ char *cvd3 = clone_cvd ("cvd3", NULL), *info = fx_join (cvd3, "android-info.txt");
+  cr_assert_eq (unlink (info), 0);
+  cr_assert_eq (symlink ("/etc/passwd", info), 0);
+  expect_failure (out, 2, (char *[]) { cvd3, NULL }, (const char *[]) { info, "is a symbolic link", NULL },
+                  (const char *[]) { cvd3, NULL });
+}
+
+/* Each image is of its format: random bytes as boot.img were accepted.  */
+static void
+format_refused (const char *name, const char *what, size_t len, const char *needle)
+{
+  _cleanup_free_ char *out = tpath ("out");
+  _cleanup_free_ char *cvd = clone_cvd (what, NULL), *img = fx_join (cvd, name);
+  cr_assert_eq (unlink (img), 0);
+  fx_write_random (img, len, 77);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { img, needle, NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* An image zip of the fixture's images with boot.img's content from SRC.  */
+static void
+zip_with_boot (const char *zip, const char *src)
+{
+  struct archive *a = archive_write_new ();
+  cr_assert_eq (archive_write_set_format_zip (a), ARCHIVE_OK);
+  cr_assert_eq (archive_write_open_filename (a, zip), ARCHIVE_OK);
+  for (size_t i = 0; i < ARRAY_SIZE (fx_zip_images); i++)
+    {
+      const char *name = fx_zip_images[i];
+      char *rel = NULL;
+      cr_assert_geq (asprintf (&rel, "cvd/%s", name), 0);
+      char *path = streq (name, "boot.img") ? strdup (src) : fx_path (rel);
+      size_t len;
+      uint8_t *d = fx_read_bin (path, &len);
+      struct archive_entry *ae = archive_entry_new ();
+      archive_entry_set_pathname (ae, name);
+      archive_entry_set_filetype (ae, AE_IFREG);
+      archive_entry_set_perm (ae, 0644);
+      archive_entry_set_size (ae, (la_int64_t) len);
+      cr_assert_eq (archive_write_header (a, ae), ARCHIVE_OK);
+      cr_assert_eq (archive_write_data (a, d, len), (la_ssize_t) len);
+      archive_entry_free (ae);
+      free (d);
+      free (path);
+      free (rel);
+    }
+  cr_assert_eq (archive_write_close (a), ARCHIVE_OK);
+  archive_write_free (a);
+}
+
+Test (cvd2img, image_formats_checked)
+{
+  format_refused ("boot.img", "f1", 8192, "is not an Android boot image (no ANDROID! magic)");
+  format_refused ("vendor_boot.img", "f2", 8192, "is not an Android vendor boot image (no VNDRBOOT magic)");
+  format_refused ("vbmeta.img", "f3", 4096, "is not an AVB vbmeta image (no AVB0 magic)");
+  format_refused ("vbmeta_system.img", "f4", 4096, "is not an AVB vbmeta image (no AVB0 magic)");
+  format_refused ("super.img", "f5", 65536, "is not an Android super image (its geometry) (no gDla magic at byte 4096)");
+  /* The same in an image zip: an entry of random bytes named boot.img.  */
+  _cleanup_free_ char *rnd = tpath ("random.bin"), *zip = tpath ("bad.zip"), *host = fx_path ("host.tar.gz");
+  _cleanup_free_ char *out = tpath ("out");
+  fx_write_random (rnd, 8192, 78);
+  zip_with_boot (zip, rnd);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL },
+                  (const char *[]) { "bad.zip:boot.img is not an Android boot image", NULL },
+                  (const char *[]) { zip, host, NULL });
+}
+
+/* A raw super image (not sparse) with its geometry is fine; a sparse boot
+   image is not what Cuttlefish makes.  */
+Test (cvd2img, raw_super_and_sparse_boot)
+{
+  _cleanup_free_ char *out = tpath ("out"), *cvd = clone_cvd ("cvd", NULL), *super = fx_join (cvd, "super.img");
+  cr_assert_eq (unlink (super), 0);
+  size_t len = 64 * 1024;
+  uint8_t *raw = calloc (1, len);
+  memcpy (raw + 4096, "gDla", 4);
+  fx_write_bin (super, raw, len);
+  free (raw);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *boot = fx_join (cvd2, "boot.img");
+  _cleanup_free_ char *orig = fx_path ("cvd/boot.img"), *out2 = tpath ("out2");
+  cr_assert_eq (unlink (boot), 0);
+  free (fx_run_ok ((char *[]) { "img2simg", orig, boot, "4096", NULL }, NULL));
+  expect_failure (out2, 2, (char *[]) { cvd2, NULL },
+                  (const char *[]) { boot, "is an Android sparse image; boot.img is stored raw", NULL },
+                  (const char *[]) { cvd2, NULL });
 }
