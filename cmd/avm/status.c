@@ -6,6 +6,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,16 +43,31 @@ format_duration (double s, char *buf, size_t len)
     snprintf (buf, len, "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
 }
 
+/* One line, padded into columns but never ending in blanks.  */
+static void
+put_line (FILE *out, struct avm_strbuf *b)
+{
+  _cleanup_free_ char *line = avm_strbuf_steal (b);
+  if (!line)
+    return;
+  size_t n = strlen (line);
+  while (n > 0 && line[n - 1] == ' ')
+    n--;
+  fprintf (out, "%.*s\n", (int) n, line);
+}
+
 static void
 print_process (FILE *out, json_t *p)
 {
   char up[32] = "-", pidbuf[24] = "-";
+  _cleanup_strbuf_ struct avm_strbuf b = { 0 };
   const char *reason = json_string_value (json_object_get (p, "reason"));
   if (reason)
     {
       /* Never started (the plan skipped it).  */
-      fprintf (out, "  %-22s %-10s %s\n", json_string_value (json_object_get (p, "name")),
-               json_string_value (json_object_get (p, "state")), reason);
+      avm_strbuf_addf (&b, "  %-22s %-10s %s", json_string_value (json_object_get (p, "name")),
+                       json_string_value (json_object_get (p, "state")), reason);
+      put_line (out, &b);
       return;
     }
   json_t *pid = json_object_get (p, "pid");
@@ -59,19 +75,18 @@ print_process (FILE *out, json_t *p)
     snprintf (pidbuf, sizeof pidbuf, "%lld", (long long) json_integer_value (pid));
   if (json_is_number (json_object_get (p, "uptime")))
     format_duration (json_number_value (json_object_get (p, "uptime")), up, sizeof up);
-  fprintf (out, "  %-22s %-10s pid %-8s up %-9s", json_string_value (json_object_get (p, "name")),
-           json_string_value (json_object_get (p, "state")),
-           pidbuf, up);
+  avm_strbuf_addf (&b, "  %-22s %-10s pid %-8s up %-9s", json_string_value (json_object_get (p, "name")),
+                   json_string_value (json_object_get (p, "state")), pidbuf, up);
   json_t *restarts = json_object_get (p, "restarts");
   if (json_is_integer (restarts))
-    fprintf (out, " restarts %lld", (long long) json_integer_value (restarts));
+    avm_strbuf_addf (&b, " restarts %lld", (long long) json_integer_value (restarts));
   const char *last = json_string_value (json_object_get (p, "last_exit"));
   if (last)
-    fprintf (out, " (last: %s)", last);
+    avm_strbuf_addf (&b, " (last: %s)", last);
   json_t *in = json_object_get (p, "restart_in");
   if (json_is_number (in))
-    fprintf (out, ", next start in %.1f s", json_number_value (in));
-  fputc ('\n', out);
+    avm_strbuf_addf (&b, ", next start in %.1f s", json_number_value (in));
+  put_line (out, &b);
 }
 
 static const char *

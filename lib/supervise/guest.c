@@ -474,7 +474,7 @@ guest_exited (struct sv *sv)
   if (sv->phase == PHASE_STOPPING)
     {
       q->state = SVC_EXITED;
-      sv_info (sv, "qemu: %s%s", how, q->killed ? " (SIGKILL)" : "");
+      sv_info (sv, "qemu: %s%s", how, q->killed && q->exit_signal != SIGKILL ? " (after SIGKILL)" : "");
       sv_stop_continue (sv);
       return;
     }
