@@ -600,6 +600,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   r = 0;
 
 out:
+  if (r < 0)
+    avm_profile_blame_sets (req->profile, err);
   avm_argv_clear (&c.argv);
   free (c.lines);
   json_decref (c.pci);

@@ -140,6 +140,25 @@ Test (cli, bad_profile_exits_2_with_file_and_path)
   free (dir);
 }
 
+/* The plan's checks name the --set that caused a problem, and say that the
+   profile was changed by them otherwise, instead of blaming the file
+   (issue 15).  */
+Test (cli, plan_problems_name_the_set)
+{
+  char *out = NULL, *err = NULL;
+  char *a1[] = { "start", "-n", "-p", "demo", "--set", "machine.type=virt", NULL };
+  cr_assert_eq (tu_avmv (a1, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: --set machine.type=virt: machine.type: virt is an aarch64 machine");
+  cr_assert_null (strstr (err, "demo.json"), "%s", err);
+  free (out);
+  free (err);
+  char *a2[] = { "start", "-n", "-p", "demo", "--set", "consoles.ports[0].name=report", NULL };
+  cr_assert_eq (tu_avmv (a2, &out, &err), 2, "%s", err);
+  assert_contains (err, "demo.json (with --set consoles.ports[0].name=report): consoles.ports[1]");
+  free (out);
+  free (err);
+}
+
 /* What is not a profile is refused at once, exit 2, one line saying what
    it is (issue 15: `-p /dev/zero` read for ever, a FIFO hung, a disk image
    for --images was loaded whole).  */
