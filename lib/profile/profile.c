@@ -680,8 +680,14 @@ avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err)
       size_t len = nl ? (size_t) (nl - line) : strlen (line);
       if (len > flen + 2 && strncmp (line, p->path, flen) == 0 && line[flen] == ':' && line[flen + 1] == ' ')
         {
-          const char *key = line + flen + 2;
-          const char *kend = memmem (key, len - flen - 2, ": ", 2);
+          const char *rest = line + flen + 2, *end = line + len;
+          const char *key = rest, *kend = memmem (key, end - key, ": ", 2);
+          /* "not approved: services.x: ...": the key comes second.  */
+          if (kend && memchr (key, ' ', kend - key))
+            {
+              key = kend + 2;
+              kend = memmem (key, end - key, ": ", 2);
+            }
           size_t klen = kend ? (size_t) (kend - key) : 0;
           const char *culprit = NULL;
           /* The last override of the key is the one that stands.  */
@@ -689,10 +695,9 @@ avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err)
             if (key_overlaps (key, klen, p->sets[i]))
               culprit = p->sets[i];
           if (culprit)
-            avm_strbuf_addf (&out, "--set %s: %.*s", culprit, (int) (len - flen - 2), key);
+            avm_strbuf_addf (&out, "--set %s: %.*s", culprit, (int) (end - rest), rest);
           else
-            avm_strbuf_addf (&out, "%s (with %s): %.*s", p->path, all.s ? all.s : "--set", (int) (len - flen - 2),
-                             key);
+            avm_strbuf_addf (&out, "%s (with %s): %.*s", p->path, all.s ? all.s : "--set", (int) (end - rest), rest);
         }
       else
         avm_strbuf_add (&out, line, len);
