@@ -103,6 +103,18 @@ avm_cmd_check (int argc, char **argv)
       goto out;
     }
   json_t *pj = p->json;
+  /* So is a capabilities file that cannot be used (the plan would report
+     it as the profile's failure to run here).  */
+  if (o.caps_file)
+    {
+      struct avm_qemu_caps *caps = NULL;
+      if (avm_qemu_caps_load_file (o.caps_file, &caps, &err) < 0)
+        {
+          ret = avm_error_report (&err);
+          goto out;
+        }
+      avm_qemu_caps_free (caps);
+    }
 
   /* Options told by the images (the Android release).  */
   const char *oname;

@@ -191,11 +191,16 @@ images_missing (struct plan_ctx *c)
   for (char *d = strtok_r (tried, ":", &save); d; d = strtok_r (NULL, ":", &save), n++)
     avm_strbuf_join (&list, ", ", d);
   bool several = n > 1;
+  struct stat st;
+  /* One that is there but is no directory (--images system.img) is said so.  */
+  const char *absent = several ? "do not exist"
+                       : stat (list.s ? list.s : c->images, &st) == 0 && !S_ISDIR (st.st_mode) ? "is not a directory"
+                                                                                               : "does not exist";
   const char *hint = c->req->images ? NULL : pstr (c, "paths.images_hint");
   _cleanup_free_ char *msg = NULL;
   if (!list.s
       || asprintf (&msg, "%s %s %s (%s)%s%s%s", several ? "images directories" : "images directory", list.s,
-                   several ? "do not exist" : "does not exist", c->req->images ? "--images" : "paths.images",
+                   absent, c->req->images ? "--images" : "paths.images",
                    c->req->images ? "" : ": ", hint ? hint : "",
                    c->req->images ? "" : hint ? ", or pass --images DIR" : "pass --images DIR")
            < 0)
@@ -218,9 +223,14 @@ in_images (struct plan_ctx *c, const char *path)
 static int
 check_file (struct plan_ctx *c, const char *path, const char *what)
 {
-  if (access (path, R_OK) == 0)
+  struct stat st;
+  int e = 0;
+  if (access (path, R_OK) < 0)
+    e = errno;
+  else if (stat (path, &st) == 0 && S_ISDIR (st.st_mode))
+    e = EISDIR; /* QEMU would refuse it only once it runs */
+  else
     return 0;
-  int e = errno;
   if ((e == ENOENT || e == ENOTDIR) && in_images (c, path))
     {
       struct stat st;
@@ -234,7 +244,7 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
     }
   /* A file that is not there is bad input (exit 2); one that cannot be
      read is a failure of the host.  */
-  if (e == ENOENT || e == ENOTDIR || e == ELOOP)
+  if (e == ENOENT || e == ENOTDIR || e == ELOOP || e == EISDIR)
     return avm_error_input (c->err, "%s %s: %s", what, path, strerror (e));
   return avm_error_sys (c->err, e, "%s %s", what, path);
 }
@@ -288,7 +298,8 @@ check_files (struct plan_ctx *c)
         {
           _cleanup_free_ char *e = NULL;
           int r = plan_expand (c, v, path, &e);
-          if (r < 0 || (r = check_file (c, e, path)) < 0 || (r = check_set (c, e, path)) < 0)
+          /* (A file a dry run lists as missing has no set to check.)  */
+          if (r < 0 || (r = check_file (c, e, path)) < 0 || (access (e, R_OK) == 0 && (r = check_set (c, e, path)) < 0))
             return r;
         }
     }
@@ -302,7 +313,7 @@ check_files (struct plan_ctx *c)
         return r;
       if (!json_is_true (json_object_get (d, "boot_properties")))
         {
-          if ((r = check_file (c, e, where)) == 0)
+          if ((r = check_file (c, e, where)) == 0 && access (e, R_OK) == 0)
             r = check_set (c, e, where);
         }
       else

@@ -592,6 +592,10 @@ avm_qemu_caps_load_file (const char *path, struct avm_qemu_caps **out, avm_error
   int r;
 
   r = avm_read_file (path, AVM_CAPS_MAX_SIZE, "a QEMU capabilities file", &text, &len, err);
+  /* A file named (--caps) that is not there is bad input, not a failure
+     of the host.  */
+  if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP)
+    return avm_error_input (err, "QEMU capabilities file %s: %s", path, strerror (-r));
   if (r < 0)
     return r;
   json_t *root = json_loadb (text, len, 0, &jerr);

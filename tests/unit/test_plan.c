@@ -800,10 +800,14 @@ demo_in (const char *data_dir, const char *extra, char **out, char **err)
   cr_assert_geq (asprintf (&cache, "XDG_CACHE_HOME=%s/cache", data_dir), 0);
   cr_assert_geq (asprintf (&conf, "XDG_CONFIG_HOME=%s/config", data_dir), 0);
   cr_assert_geq (asprintf (&prof, "%s/profiles/demo.json", tu_srcdir ()), 0);
-  char *env[] = { dd, cache, conf, "AVM_PROFILE", NULL };
+  char *rt = NULL;
+  /* (Should a plan pass, what starts stays in the test's directory.)  */
+  cr_assert_geq (asprintf (&rt, "AVM_RUNTIME_DIR=%s/run", data_dir), 0);
+  char *env[] = { dd, cache, conf, rt, "AVM_PROFILE", NULL };
   char *argv[] = { (char *) tu_avm_bin (), "start", "-p", prof, "--caps", caps ("10.0-x86_64"), "--set",
                    "machine.accel=tcg", "--set", "qemu.binary=/usr/bin/qemu-system-x86_64", (char *) extra, NULL };
   int r = tu_run (argv, env, out, err);
+  free (rt);
   free (dd);
   free (cache);
   free (conf);
@@ -903,6 +907,61 @@ Test (plan, missing_image_file_exit_2)
   free (out);
   free (err);
   free (build);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+/* Bad input exits 2 (issue 15): a directory where a file is named, an
+   images "directory" that is a file, a --caps file that is not there; a
+   dry run lists a file behind a symbolic-link loop instead of failing on
+   its image set.  */
+Test (plan, bad_files_exit_2)
+{
+  char *dir = tu_tmpdir (), *out = NULL, *err = NULL, *p = NULL;
+  cr_assert_geq (asprintf (&p, "%s/build", dir), 0);
+  cr_assert_eq (mkdir (p, 0755), 0);
+  free (p);
+  cr_assert_geq (asprintf (&p, "%s/build/demo", dir), 0);
+  free (tu_write (p, "initramfs.cpio.gz", "x"));
+  free (p);
+  cr_assert_geq (asprintf (&p, "%s/build/demo/vmlinuz", dir), 0);
+  cr_assert_eq (mkdir (p, 0755), 0);
+  int r = demo_in (dir, NULL, &out, &err);
+  cr_assert_eq (r, 2, "exit %d: %s", r, err);
+  assert_contains (err, "firmware.kernel ");
+  assert_contains (err, "/build/demo/vmlinuz: Is a directory");
+  free (out);
+  free (err);
+
+  char *a1[] = { "start", "-n", "-p", "demo", "--caps", "/nonexistent/caps.json", NULL };
+  cr_assert_eq (tu_avmv (a1, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: QEMU capabilities file /nonexistent/caps.json: No such file or directory");
+  free (out);
+  free (err);
+  char *a2[] = { "check", "-p", "demo", "--caps", "/nonexistent/caps.json", NULL };
+  cr_assert_eq (tu_avmv (a2, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: QEMU capabilities file /nonexistent/caps.json: No such file or directory");
+  free (out);
+  free (err);
+
+  char *a3[] = { "start", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "--images",
+                 "/etc/passwd", NULL };
+  cr_assert_eq (tu_avmv (a3, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: images directory /etc/passwd is not a directory (--images)");
+  free (out);
+  free (err);
+
+  char *loop = NULL;
+  cr_assert_geq (asprintf (&loop, "%s/loop", dir), 0);
+  cr_assert_eq (symlink (loop, loop), 0);
+  char *a4[] = { "start", "-n", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg",
+                 "--images", loop, NULL };
+  cr_assert_eq (tu_avmv (a4, &out, &err), 0, "%s", err);
+  assert_contains (err, "/loop/vmlinuz: Too many levels of symbolic links");
+  free (out);
+  free (err);
+  free (loop);
+  free (p);
   tu_rmtree (dir);
   free (dir);
 }
