@@ -81,5 +81,8 @@ int plan_qemu_argv (struct plan_ctx *c);
    configuration file and directories (once the network is known).  */
 int plan_cuttlefish_vars (struct plan_ctx *c);
 int plan_cuttlefish_config (struct plan_ctx *c);
+/* Unix socket paths that do not fit sun_path (sockets.c): the runtime
+   directory's, services', unix-listen resources', QEMU's.  */
+int plan_check_sockets (struct plan_ctx *c);
 /* Android boot properties (bootprops.c).  */
 int plan_boot_properties (struct plan_ctx *c);

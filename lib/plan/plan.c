@@ -531,7 +531,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     goto out;
   if ((r = plan_qemu_argv (&c)) < 0 || (r = plan_cuttlefish_config (&c)) < 0)
     goto out;
-  if ((r = plan_boot_properties (&c)) < 0 || (r = plan_prune_resources (&c)) < 0)
+  if ((r = plan_boot_properties (&c)) < 0 || (r = plan_prune_resources (&c)) < 0 || (r = plan_check_sockets (&c)) < 0)
     goto out;
   /* After every structural check: a wrong profile is said as such first.  */
   if ((r = generated_disks (&c)) < 0 || (r = check_unapproved (&c, &approved)) < 0)

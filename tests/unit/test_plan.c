@@ -966,6 +966,80 @@ Test (plan, bad_files_exit_2)
   free (dir);
 }
 
+/* "/tmp/xxx...": an absolute path of exactly LEN bytes ending in NAME.  */
+static char *
+path_of_length (size_t len, const char *name)
+{
+  char *p = malloc (len + 1);
+  cr_assert_not_null (p);
+  size_t nl = strlen (name);
+  cr_assert_gt (len, nl + 5);
+  memcpy (p, "/tmp/", 5);
+  memset (p + 5, 'x', len - 5 - nl - 1);
+  p[len - nl - 1] = '/';
+  memcpy (p + len - nl, name, nl + 1);
+  cr_assert_eq (strlen (p), len);
+  return p;
+}
+
+/* Unix socket paths longer than sun_path (107 bytes) are refused when the
+   plan is made, naming the key and the path, instead of failing once
+   something tries to bind them (issue 15).  */
+Test (plan, socket_paths_longer_than_sun_path)
+{
+  char *ok = path_of_length (107, "s.sock"), *bad = path_of_length (108, "s.sock"), *svc = NULL, *res = NULL,
+       *port = NULL, *set = NULL, *want = NULL;
+  /* A service's socket: 107 bytes fit, 108 do not.  */
+  cr_assert_geq (asprintf (&svc, "{\"services\": {\"h\": {\"exec\": [\"/bin/true\"], \"socket\": \"%s\"}}}", ok), 0);
+  const char *unapproved[] = { "--allow-unapproved", NULL };
+  expect_error (svc, "", 0, unapproved);
+  free (svc);
+  cr_assert_geq (asprintf (&svc, "{\"services\": {\"h\": {\"exec\": [\"/bin/true\"], \"socket\": \"%s\"}}}", bad), 0);
+  cr_assert_geq (asprintf (&want, "services.h.socket: socket path %s is 108 bytes, more than the 107 a unix socket "
+                                  "path can have; use a shorter path", bad), 0);
+  expect_error (svc, want, 2, NULL);
+  free (want);
+  /* A listening resource, a console port of kind socket, VNC.  */
+  cr_assert_geq (asprintf (&res, "{\"resources\": {\"l\": {\"type\": \"unix-listen\", \"path\": \"%s\"}},"
+                                 " \"services\": {\"h\": {\"exec\": [\"/bin/true\", \"${fd:l}\"]}}}", bad), 0);
+  expect_error (res, "resources.l.path: socket path /tmp/x", 2, NULL);
+  cr_assert_geq (asprintf (&port, "{\"consoles\": {\"ports\": [{\"name\": \"c\", \"kind\": \"socket\", \"path\":"
+                                  " \"%s\"}]}}", bad), 0);
+  expect_error (port, "consoles.ports[0].path: socket path /tmp/x", 2, NULL);
+  cr_assert_geq (asprintf (&set, "display.vnc.listen=unix:%s", bad), 0);
+  const char *vnc[] = { "--set", "display.backend=vnc", "--set", set, NULL };
+  cr_assert_geq (asprintf (&want, "avm: --set %s: display.vnc.listen: socket path %s is 108 bytes", set, bad), 0);
+  expect_error ("{}", want, 2, vnc);
+  free (want);
+  /* A service with readiness notify: its socket in the runtime directory.  */
+  const char *name = "a_service_name_long_enough_to_overflow_with_a_long_runtime_dir";
+  char *rt = path_of_length (107 - strlen ("/1/notify-.sock") - strlen (name) + 1, "r");
+  cr_assert_eq (setenv ("AVM_RUNTIME_DIR", rt, 1), 0);
+  char *notify = NULL;
+  cr_assert_geq (asprintf (&notify, "{\"services\": {\"%s\": {\"exec\": [\"/bin/true\"], \"ready\": \"notify\"}}}",
+                           name), 0);
+  cr_assert_geq (asprintf (&want, "services.%s.ready: socket path %s/1/notify-%s.sock is 108 bytes", name, rt, name), 0);
+  expect_error (notify, want, 2, NULL);
+  free (want);
+  free (rt);
+  /* The runtime directory: control.sock and qmp.sock, whatever the profile.  */
+  rt = path_of_length (107 - strlen ("/1/control.sock") + 1, "r");
+  cr_assert_eq (setenv ("AVM_RUNTIME_DIR", rt, 1), 0);
+  cr_assert_geq (asprintf (&want, "avm: runtime directory %s/1: socket path %s/1/control.sock is 108 bytes, more than "
+                                  "the 107 a unix socket path can have; set AVM_RUNTIME_DIR to a shorter directory",
+                           rt, rt), 0);
+  expect_error ("{}", want, 2, NULL);
+  free (want);
+  free (rt);
+  free (notify);
+  free (set);
+  free (port);
+  free (res);
+  free (svc);
+  free (ok);
+  free (bad);
+}
+
 /* Debian 12's virtiofsd runs only as root (services.*.requires_root): as
    another user a critical one refuses the start, saying what to do; the
    demo's (not critical) is skipped and its share left out.  The tests
