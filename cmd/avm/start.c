@@ -5,6 +5,7 @@
 #include "supervise/lazy_systemd.h"
 #include "supervise/supervisor.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 
 #include <string.h>
 
@@ -77,7 +78,7 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
   size_t i;
   json_t *w;
   json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
-    fprintf (stderr, "avm: warning: %s\n", json_string_value (w));
+    avm_fprintf_escaped (stderr, "avm: warning: %s\n", json_string_value (w));
 
   if (!sr->dry_run)
     {

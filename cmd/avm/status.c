@@ -4,6 +4,7 @@
 #include "supervise/control.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/strbuf.h"
@@ -53,7 +54,8 @@ put_line (FILE *out, struct avm_strbuf *b)
   size_t n = strlen (line);
   while (n > 0 && line[n - 1] == ' ')
     n--;
-  fprintf (out, "%.*s\n", (int) n, line);
+  avm_fput_escaped (out, line, n);
+  fputc ('\n', out);
 }
 
 static void
@@ -102,7 +104,7 @@ print_status (FILE *out, json_t *st)
   if (!json_object_get (st, "qemu"))
     {
       /* Locked, control socket not up yet (or no longer).  */
-      fprintf (out, "instance %lld: %s (avm pid %lld, runtime directory %s)\n",
+      avm_fprintf_escaped (out, "instance %lld: %s (avm pid %lld, runtime directory %s)\n",
                (long long) json_integer_value (json_object_get (st, "instance")), field (st, "state"),
                (long long) json_integer_value (json_object_get (st, "pid")), field (st, "run_dir"));
       return;
@@ -112,19 +114,19 @@ print_status (FILE *out, json_t *st)
   json_t *bt = json_object_get (st, "boot_time");
   if (json_is_number (bt))
     format_duration (json_number_value (bt), boot, sizeof boot);
-  fprintf (out, "instance %lld: %s (profile %s, avm pid %lld, up %s)\n",
+  avm_fprintf_escaped (out, "instance %lld: %s (profile %s, avm pid %lld, up %s)\n",
            (long long) json_integer_value (json_object_get (st, "instance")),
            field (st, "state"), field (st, "profile"),
            (long long) json_integer_value (json_object_get (st, "pid")), up);
   size_t k;
   json_t *w;
   json_array_foreach (json_object_get (st, "unapproved"), k, w)
-    fprintf (out, "  UNAPPROVED: %s\n", json_string_value (w));
+    avm_fprintf_escaped (out, "  UNAPPROVED: %s\n", json_string_value (w));
   if (*boot)
-    fprintf (out, "  booted in %s%s\n", boot,
+    avm_fprintf_escaped (out, "  booted in %s%s\n", boot,
              json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");
   else
-    fprintf (out, "  not booted yet\n");
+    avm_fprintf_escaped (out, "  not booted yet\n");
   json_t *q = json_object_get (st, "qemu");
   json_object_set_new (q, "name", json_string ("qemu"));
   print_process (out, q);
@@ -132,7 +134,7 @@ print_status (FILE *out, json_t *st)
   json_t *s;
   json_array_foreach (json_object_get (st, "services"), i, s)
     print_process (out, s);
-  fprintf (out, "  runtime directory %s\n  logs %s\n", field (st, "run_dir"), field (st, "log_dir"));
+  avm_fprintf_escaped (out, "  runtime directory %s\n  logs %s\n", field (st, "run_dir"), field (st, "log_dir"));
 }
 
 /* Ask instance N for its status: 0 and *ST, or 1 when it is not running.  */

@@ -8,6 +8,7 @@
 #include "disk/propsync.h"
 #include "util/cleanup.h"
 #include "util/analyzer.h"
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/strfmt.h"
@@ -76,7 +77,7 @@ sv_info (struct sv *sv, const char *fmt, ...)
   va_list ap;
   va_start (ap, fmt);
   fputs ("avm: ", stderr);
-  vfprintf (stderr, fmt, ap);
+  avm_vfprintf_escaped (stderr, fmt, ap); /* helpers' output, paths */
   fputc ('\n', stderr);
   va_end (ap);
 }

@@ -466,6 +466,23 @@ Test (start, status_shows_restart_delay)
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
+/* What a helper printed is quoted in messages with its control characters
+   escaped: a helper cannot recolour or retitle the terminal of whoever
+   runs avm (issue 15).  */
+Test (start, helper_output_in_messages_is_escaped)
+{
+  cr_assert_eq (setenv ("AVM_TEST_COLOUR", "\033[31mred\033]0;title\a", 1), 0);
+  char *svc = ts_fmt ("{\"colourful\": {\"exec\": [\"%s\", \"env=AVM_TEST_COLOUR\", \"exit=3\"], \"ready\": \"file\","
+                      " \"ready_path\": \"${run_dir}/never\"}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "colour", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 6, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "last output: AVM_TEST_COLOUR=\\x1b[31mred\\x1b]0;title\\x07"), "%s", err);
+  cr_assert_null (strchr (err, '\033'), "a raw ESC reached the terminal:\n%s", err);
+}
+
 Test (start, crash_loop_tears_down_naming_the_service)
 {
   char *svc = ts_fmt ("{\"looping\": {\"exec\": [\"%s\", \"stderr=segfault in libfoo\", \"crash\"],"
