@@ -275,6 +275,7 @@ sv_request_stop (struct sv *sv, const char *reason)
   sv->stop_reason = strdup (reason);
   sv_timer_cancel (&sv->boot_timer);
   sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->progress_timer);
   sv_timer_cancel (&sv->ready_poll);
   svc_ready_watch_close (sv);
   /* Tell the manager how long the whole sequence may take.  */
@@ -627,6 +628,7 @@ teardown (struct sv *sv)
   free (sv->svcs);
   sv_timer_cancel (&sv->watchdog_timer);
   sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->progress_timer);
   sv_timer_cancel (&sv->stop_timer);
   avm_resources_free (sv->res);
   sv->res = NULL;

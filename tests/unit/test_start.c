@@ -210,6 +210,29 @@ Test (start, boot_timeout)
              "%s", err);
 }
 
+/* A boot that takes long says so every 30 s (issue 15).  No timing is
+   asserted: the line must come within a generous limit.  */
+Test (start, slow_boot_says_still_booting, .timeout = TU_TIMEOUT (150))
+{
+  char *svc = ts_fmt ("{\"quiet\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "slowboot", svc, ts_boot (0), NULL), NULL);
+  double t0 = ts_now ();
+  char *err = NULL;
+  while ((!err || !strstr (err, "still booting (")) && ts_now () - t0 < TU_TIMEOUT (120))
+    {
+      free (err);
+      tu_sleep_ms (200);
+      err = tu_read (a.stderr_path);
+    }
+  free (err);
+  err = ts_stderr (&a);
+  cr_assert (strstr (err, "avm: still booting (3"), "no progress line:\n%s", err);
+  cr_assert_lt (strstr (err, "qemu: started"), strstr (err, "still booting"), "%s", err);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
 Test (start, boot_loop_of_resets_is_a_boot_failure)
 {
   /* SeaBIOS finds nothing to boot and, with reboot-timeout, resets the
