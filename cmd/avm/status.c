@@ -122,6 +122,26 @@ print_status (FILE *out, json_t *st)
   json_t *w;
   json_array_foreach (json_object_get (st, "unapproved"), k, w)
     avm_fprintf_escaped (out, "  UNAPPROVED: %s\n", json_string_value (w));
+  /* Where to reach the guest, when the plan says.  */
+  _cleanup_strbuf_ struct avm_strbuf reach = { 0 };
+  json_t *cid = json_object_get (st, "cid"), *display = json_object_get (st, "display");
+  const char *adb = json_string_value (json_object_get (st, "adb"));
+  if (json_is_integer (cid))
+    avm_strbuf_addf (&reach, "vsock CID %lld", (long long) json_integer_value (cid));
+  if (adb)
+    avm_strbuf_addf (&reach, "%sadb %s", reach.len ? ", " : "", adb);
+  if (json_is_object (display))
+    {
+      const char *addr = json_string_value (json_object_get (display, "address"));
+      avm_strbuf_addf (&reach, "%sdisplay %s%s%s", reach.len ? ", " : "", field (display, "backend"),
+                       addr ? " " : "", addr ? addr : "");
+    }
+  if (reach.len)
+    {
+      _cleanup_free_ char *text = avm_strbuf_steal (&reach);
+      if (text)
+        avm_fprintf_escaped (out, "  %s\n", text);
+    }
   if (*boot)
     avm_fprintf_escaped (out, "  booted in %s%s\n", boot,
              json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");

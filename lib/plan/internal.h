@@ -46,6 +46,8 @@ struct plan_ctx
   json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
   json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops */
+  json_t *macs;       /* the guest NICs' MAC addresses, as given to QEMU */
+  json_t *display;    /* {"backend", "address"}: where a viewer connects, or NULL */
   int next_slot;
   avm_error_t *err;
 };

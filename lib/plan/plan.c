@@ -413,6 +413,40 @@ check_unapproved (struct plan_ctx *c, bool *approved)
   return 0;
 }
 
+/* Where adb reaches the guest from the host: the TCP listener adb_tcp
+   (Cuttlefish's socket_vsock_proxy, the AAOS profiles), else a user-mode
+   port forward to the guest's adbd (5555); null when there is neither.  */
+static json_t *
+adb_endpoint (struct plan_ctx *c)
+{
+  json_t *res = json_object_get (c->resources, "adb_tcp");
+  const char *type = json_string_value (json_object_get (res, "type"));
+  if (type && streq (type, "tcp-listen"))
+    {
+      const char *a = json_string_value (json_object_get (res, "address"));
+      if (!a)
+        a = "127.0.0.1"; /* resources.c's default */
+      return json_sprintf (strchr (a, ':') ? "[%s]:%lld" : "%s:%lld", a,
+                           (long long) json_integer_value (json_object_get (res, "port")));
+    }
+  size_t i;
+  json_t *fw;
+  if (streq (pstr (c, "network.mode"), "user"))
+    json_array_foreach (avm_json_path (c->p, "network.forwards"), i, fw)
+      if (json_integer_value (json_object_get (fw, "guest_port")) == 5555
+          && streq (json_string_value (json_object_get (fw, "proto")) ?: "tcp", "tcp"))
+        {
+          const char *a = json_string_value (json_object_get (fw, "host_addr"));
+          if (!a)
+            a = "127.0.0.1";
+          else if (!*a)
+            a = "0.0.0.0"; /* QEMU's hostfwd: every address */
+          return json_sprintf (strchr (a, ':') ? "[%s]:%lld" : "%s:%lld", a,
+                               (long long) json_integer_value (json_object_get (fw, "host_port")) + c->instance - 1);
+        }
+  return json_null ();
+}
+
 static json_t *
 argv_json (char *const *v)
 {
@@ -463,6 +497,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.global_uses = json_array ();
   c.bootprops = json_object ();
   c.generated = json_array ();
+  c.macs = json_array ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
   c.data_dir = avm_data_dir ();
@@ -575,6 +610,14 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   json_object_set_new (q, "argv", argv_json (plan->qemu_argv));
   json_object_set_new (j, "qemu", q);
   json_object_set (j, "pci", c.pci);
+  /* How the guest is reached (avm status shows it; other instances are
+     checked against it, see plan_check_peers).  */
+  json_t *g = json_object ();
+  json_object_set_new (g, "cid", streq (pstr (&c, "vsock.mode"), "none") ? json_null () : json_integer (c.cid));
+  json_object_set (g, "macs", c.macs);
+  json_object_set_new (g, "adb", adb_endpoint (&c));
+  json_object_set (g, "display", c.display ? c.display : json_null ());
+  json_object_set_new (j, "guest", g);
   /* Services in start order.  */
   json_t *svcs = json_array ();
   const char *k;
@@ -626,6 +669,8 @@ out:
   free (c.helper_dirs);
   json_decref (c.bootprops);
   json_decref (c.generated);
+  json_decref (c.macs);
+  json_decref (c.display);
   free (c.run_dir);
   free (c.state_dir);
   free (c.data_dir);

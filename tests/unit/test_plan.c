@@ -788,6 +788,49 @@ Test (plan, vnc_on_a_unix_socket)
   free (err);
 }
 
+/* The plan says how the guest is reached (guest: cid, macs, adb, display),
+   per instance; avm status shows it (issue 15).  */
+Test (plan, guest_endpoints)
+{
+  char *err = NULL;
+  char *i2[] = { "-i", "2", NULL };
+  for (int inst = 1; inst <= 2; inst++)
+    {
+      json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", inst == 2 ? i2 : NULL, &err);
+      json_t *g = json_object_get (j, "guest");
+      cr_assert_eq (json_integer_value (json_object_get (g, "cid")), 2 + inst);
+      char *mac0 = NULL, *mac1 = NULL, *adb = NULL, *dbus = NULL, *rd = avm_instance_run_dir (inst);
+      cr_assert_geq (asprintf (&mac0, "00:1a:11:e0:cf:%02x", inst - 1), 0);
+      cr_assert_geq (asprintf (&mac1, "00:1a:11:e1:cf:%02x", inst - 1), 0);
+      cr_assert_geq (asprintf (&adb, "127.0.0.1:%d", 6519 + inst), 0);
+      cr_assert_geq (asprintf (&dbus, "unix:path=%s/dbus.sock", rd), 0);
+      json_t *macs = json_object_get (g, "macs");
+      cr_assert_eq (json_array_size (macs), 2);
+      cr_assert_str_eq (json_string_value (json_array_get (macs, 0)), mac0);
+      cr_assert_str_eq (json_string_value (json_array_get (macs, 1)), mac1);
+      cr_assert_str_eq (json_string_value (json_object_get (g, "adb")), adb);
+      json_t *d = json_object_get (g, "display");
+      cr_assert_str_eq (json_string_value (json_object_get (d, "backend")), "dbus");
+      cr_assert_str_eq (json_string_value (json_object_get (d, "address")), dbus);
+      json_decref (j);
+      free (mac0);
+      free (mac1);
+      free (adb);
+      free (dbus);
+      free (rd);
+    }
+  /* No vsock, no NIC, no adb: null and empty; VNC on TCP: port 5900 + N.  */
+  char *vnc[] = { "--set", "display.backend=vnc", "-i", "3", NULL };
+  json_t *j = plan_json ("demo", "10.0-x86_64", vnc, &err);
+  json_t *g = json_object_get (j, "guest");
+  cr_assert (json_is_null (json_object_get (g, "cid")));
+  cr_assert_eq (json_array_size (json_object_get (g, "macs")), 0);
+  cr_assert (json_is_null (json_object_get (g, "adb")));
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (g, "display"), "address")), "127.0.0.1:5902");
+  json_decref (j);
+  free (err);
+}
+
 /* Issue 15: `avm start -p demo` from the installed tree and from the source
    tree.  paths.images lists both places; the first that exists is used,
    and when none exists that is said once, with the profile's hint, exit

@@ -15,14 +15,17 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -504,6 +507,51 @@ Test (start, helper_output_in_messages_is_escaped)
   char *err = ts_stderr (&a);
   cr_assert (strstr (err, "last output: AVM_TEST_COLOUR=\\x1b[31mred\\x1b]0;title\\x07"), "%s", err);
   cr_assert_null (strchr (err, '\033'), "a raw ESC reached the terminal:\n%s", err);
+}
+
+/* A TCP port nothing listens on now (the kernel's choice).  */
+static int
+free_tcp_port (void)
+{
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof sa;
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+  cr_assert_eq (getsockname (fd, (struct sockaddr *) &sa, &len), 0);
+  close (fd);
+  return ntohs (sa.sin_port);
+}
+
+/* avm status says how to reach the guest: vsock CID, adb, display
+   (issue 15).  */
+Test (start, status_shows_how_to_reach_the_guest)
+{
+  int port = free_tcp_port ();
+  char *svc = ts_fmt ("{\"adbproxy\": {\"exec\": [\"%s\", \"print=${fd:adb_tcp}\", \"hang\"]}}", env.fake);
+  char *extra = ts_fmt ("\"stop\": {\"timeout\": 1}, \"resources\": {\"adb_tcp\": {\"type\": \"tcp-listen\","
+                        " \"address\": \"127.0.0.1\", \"port\": %d}}",
+                        port);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "reach", svc, NULL, extra), "--set", "display.backend=vnc", "--set",
+            "display.vnc.listen=unix:${run_dir}/vnc.sock", NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+  json_t *st = ts_json (out);
+  char *adb = ts_fmt ("127.0.0.1:%d", port), *vnc = ts_fmt ("unix:%s/vnc.sock", env.run1);
+  cr_assert (json_is_null (json_object_get (st, "cid")), "%s", out); /* vsock.mode none */
+  cr_assert_eq (json_array_size (json_object_get (st, "macs")), 0, "%s", out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "adb")), adb);
+  json_t *display = json_object_get (st, "display");
+  cr_assert_str_eq (json_string_value (json_object_get (display, "backend")), "vnc");
+  cr_assert_str_eq (json_string_value (json_object_get (display, "address")), vnc);
+  json_decref (st);
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
+  cr_assert (strstr (out, ts_fmt ("\n  adb %s, display vnc %s\n", adb, vnc)), "%s", out);
+  cr_assert_null (strstr (out, " \n"), "%s", out);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
 Test (start, crash_loop_tears_down_naming_the_service)
