@@ -573,6 +573,11 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     goto out;
   if (!req->layout_only && (r = check_files (&c)) < 0)
     goto out;
+  if (!req->layout_only && !req->caps_file && avm_plan_host_fit (c.p, c.warnings) < 0)
+    {
+      r = avm_error_sys (err, ENOMEM, "plan");
+      goto out;
+    }
 
   plan = calloc (1, sizeof *plan);
   if (!plan)

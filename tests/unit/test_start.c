@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
+
 static struct ts_env env;
 
 static void
@@ -550,6 +552,36 @@ Test (start, status_shows_how_to_reach_the_guest)
   cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
   cr_assert (strstr (out, ts_fmt ("\n  adb %s, display vnc %s\n", adb, vnc)), "%s", out);
   cr_assert_null (strstr (out, " \n"), "%s", out);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
+/* A second instance whose guest would have the MAC address of a running
+   one is warned about in its plan and by avm check (issue 15).  */
+Test (start, mac_shared_with_a_running_instance_is_warned)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  char *profile = ts_profile (&env, "nic", svc, NULL, NULL);
+  struct ts_avm a;
+  ts_start (&env, &a, profile, "--set", "network.mode=user", NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  char *out = NULL;
+  /* Instance 2 adds 1 to the last byte: ff + 1 is instance 1's 00.  */
+  cr_assert_eq (ts_avm (&env, &out, "start", "-n", "--json", "-p", profile, "--allow-unapproved", "-i", "2", "--set",
+                        "network.mode=user", "--set", "network.mac=00:1a:11:e0:cf:ff", NULL),
+                0);
+  assert_contains (out, "network: instance 1 (profile nic, avm pid ");
+  assert_contains (out, ") already runs a guest with MAC address 00:1a:11:e0:cf:00; the two guests would share it");
+  cr_assert_eq (ts_avm (&env, &out, "check", "-p", profile, "--allow-unapproved", "-i", "2", "--set",
+                        "network.mode=user", "--set", "network.mac=00:1a:11:e0:cf:ff", NULL),
+                0, "%s", out);
+  assert_contains (out, "warn  instances ");
+  assert_contains (out, "already runs a guest with MAC address 00:1a:11:e0:cf:00");
+  /* Its own MAC: nothing said.  */
+  cr_assert_eq (ts_avm (&env, &out, "start", "-n", "--json", "-p", profile, "--allow-unapproved", "-i", "2", "--set",
+                        "network.mode=user", NULL),
+                0);
+  cr_assert_null (strstr (out, "already runs a guest"), "%s", out);
   kill (a.pid, SIGTERM);
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
