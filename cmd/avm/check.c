@@ -2,6 +2,7 @@
 /* avm check: can this host run a profile? */
 #include "avm.h"
 #include "host/hostcheck.h"
+#include "supervise/peers.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -103,6 +104,18 @@ avm_cmd_check (int argc, char **argv)
       goto out;
     }
   json_t *pj = p->json;
+  /* So is a capabilities file that cannot be used (the plan would report
+     it as the profile's failure to run here).  */
+  if (o.caps_file)
+    {
+      struct avm_qemu_caps *caps = NULL;
+      if (avm_qemu_caps_load_file (o.caps_file, &caps, &err) < 0)
+        {
+          ret = avm_error_report (&err);
+          goto out;
+        }
+      avm_qemu_caps_free (caps);
+    }
 
   /* Options told by the images (the Android release).  */
   const char *oname;
@@ -207,7 +220,17 @@ avm_cmd_check (int argc, char **argv)
           avm_host_report_add (&rep, AVM_CHECK_WARN, name, d,
                                "not critical: the platform starts without it (install it for its feature)");
         }
+      /* What the guest asks of this host (not with --caps: a plan for
+         another QEMU), and what it would share with a running guest.  */
+      _cleanup_json_ json_t *fit = json_array (), *peers = json_array ();
+      if (!o.caps_file)
+        avm_plan_host_fit (pj, fit);
+      avm_peers_check (plan->json, peers);
       json_t *w;
+      json_array_foreach (fit, i, w)
+        avm_host_report_add (&rep, AVM_CHECK_WARN, "host-fit", json_string_value (w), NULL);
+      json_array_foreach (peers, i, w)
+        avm_host_report_add (&rep, AVM_CHECK_WARN, "instances", json_string_value (w), NULL);
       json_array_foreach (json_object_get (plan->json, "unapproved"), i, w)
         avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", json_string_value (w),
                              "use the approved helpers and flags (avm-profile(5), APPROVED HELPERS) and no "

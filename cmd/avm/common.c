@@ -3,6 +3,7 @@
 #include "avm.h"
 #include "cuttlefish/release.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -107,7 +108,7 @@ avm_usage_error (const char *cmd, const char *fmt, ...)
   va_list ap;
   fprintf (stderr, "avm%s%s: ", cmd ? " " : "", cmd ? cmd : "");
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  avm_vfprintf_escaped (stderr, fmt, ap);
   va_end (ap);
   fprintf (stderr, " (see 'avm %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
   return AVM_EXIT_USAGE;

@@ -3,6 +3,7 @@
 #include "avm.h"
 #include "profile/schema.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/json.h"
 
 #include <string.h>
@@ -64,10 +65,11 @@ cmd_list (int argc, char **argv)
       json_t *desc = json_object_get (e, "description"), *shadow = json_object_get (e, "shadowed_by");
       json_t *error = json_object_get (e, "error");
       const char *why = json_string_value (error);
-      printf ("%-*s  %s\n", (int) w, json_string_value (json_object_get (e, "name")),
+      /* Names, paths and descriptions are the files' own: shown escaped.  */
+      avm_fprintf_escaped (stdout, "%-*s  %s\n", (int) w, json_string_value (json_object_get (e, "name")),
               why ? (strstr (why, "malformed JSON") ? "(malformed JSON)" : "(unreadable: see --json)")
               : desc ? json_string_value (desc) : "");
-      printf ("%-*s  %s%s%s%s\n", (int) w, "", json_string_value (json_object_get (e, "path")),
+      avm_fprintf_escaped (stdout, "%-*s  %s%s%s%s\n", (int) w, "", json_string_value (json_object_get (e, "path")),
               shadow ? "  (shadowed by " : "", shadow ? json_string_value (shadow) : "", shadow ? ")" : "");
     }
   return 0;

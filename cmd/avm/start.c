@@ -3,8 +3,10 @@
    lib/supervise runs it. */
 #include "avm.h"
 #include "supervise/lazy_systemd.h"
+#include "supervise/peers.h"
 #include "supervise/supervisor.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 
 #include <string.h>
 
@@ -74,10 +76,16 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
   r = avm_plan_build (&req, &plan, &err);
   if (r < 0)
     return avm_error_report (&err);
+  /* A guest that would share a CID or MAC with a running one.  */
+  if (avm_peers_check (plan->json, json_object_get (plan->json, "warnings")) < 0)
+    {
+      avm_error_sys (&err, ENOMEM, "start");
+      return avm_error_report (&err);
+    }
   size_t i;
   json_t *w;
   json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
-    fprintf (stderr, "avm: warning: %s\n", json_string_value (w));
+    avm_fprintf_escaped (stderr, "avm: warning: %s\n", json_string_value (w));
 
   if (!sr->dry_run)
     {

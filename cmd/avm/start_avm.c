@@ -5,6 +5,7 @@
 #include "avm.h"
 #include "compat/startavm.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/quote.h"
 
 #include <stdarg.h>
@@ -65,7 +66,7 @@ usage_error (const char *fmt, ...)
   va_list ap;
   fputs ("start-avm: ", stderr);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  avm_vfprintf_escaped (stderr, fmt, ap);
   va_end (ap);
   fputs (" (see 'start-avm --help')\n", stderr);
   return AVM_EXIT_USAGE;

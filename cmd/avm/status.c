@@ -4,8 +4,10 @@
 #include "supervise/control.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,16 +44,32 @@ format_duration (double s, char *buf, size_t len)
     snprintf (buf, len, "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
 }
 
+/* One line, padded into columns but never ending in blanks.  */
+static void
+put_line (FILE *out, struct avm_strbuf *b)
+{
+  _cleanup_free_ char *line = avm_strbuf_steal (b);
+  if (!line)
+    return;
+  size_t n = strlen (line);
+  while (n > 0 && line[n - 1] == ' ')
+    n--;
+  avm_fput_escaped (out, line, n);
+  fputc ('\n', out);
+}
+
 static void
 print_process (FILE *out, json_t *p)
 {
   char up[32] = "-", pidbuf[24] = "-";
+  _cleanup_strbuf_ struct avm_strbuf b = { 0 };
   const char *reason = json_string_value (json_object_get (p, "reason"));
   if (reason)
     {
       /* Never started (the plan skipped it).  */
-      fprintf (out, "  %-22s %-10s %s\n", json_string_value (json_object_get (p, "name")),
-               json_string_value (json_object_get (p, "state")), reason);
+      avm_strbuf_addf (&b, "  %-22s %-10s %s", json_string_value (json_object_get (p, "name")),
+                       json_string_value (json_object_get (p, "state")), reason);
+      put_line (out, &b);
       return;
     }
   json_t *pid = json_object_get (p, "pid");
@@ -59,19 +77,18 @@ print_process (FILE *out, json_t *p)
     snprintf (pidbuf, sizeof pidbuf, "%lld", (long long) json_integer_value (pid));
   if (json_is_number (json_object_get (p, "uptime")))
     format_duration (json_number_value (json_object_get (p, "uptime")), up, sizeof up);
-  fprintf (out, "  %-22s %-10s pid %-8s up %-9s", json_string_value (json_object_get (p, "name")),
-           json_string_value (json_object_get (p, "state")),
-           pidbuf, up);
+  avm_strbuf_addf (&b, "  %-22s %-10s pid %-8s up %-9s", json_string_value (json_object_get (p, "name")),
+                   json_string_value (json_object_get (p, "state")), pidbuf, up);
   json_t *restarts = json_object_get (p, "restarts");
   if (json_is_integer (restarts))
-    fprintf (out, " restarts %lld", (long long) json_integer_value (restarts));
+    avm_strbuf_addf (&b, " restarts %lld", (long long) json_integer_value (restarts));
   const char *last = json_string_value (json_object_get (p, "last_exit"));
   if (last)
-    fprintf (out, " (last: %s)", last);
+    avm_strbuf_addf (&b, " (last: %s)", last);
   json_t *in = json_object_get (p, "restart_in");
   if (json_is_number (in))
-    fprintf (out, ", next start in %.1f s", json_number_value (in));
-  fputc ('\n', out);
+    avm_strbuf_addf (&b, ", next start in %.1f s", json_number_value (in));
+  put_line (out, &b);
 }
 
 static const char *
@@ -87,7 +104,7 @@ print_status (FILE *out, json_t *st)
   if (!json_object_get (st, "qemu"))
     {
       /* Locked, control socket not up yet (or no longer).  */
-      fprintf (out, "instance %lld: %s (avm pid %lld, runtime directory %s)\n",
+      avm_fprintf_escaped (out, "instance %lld: %s (avm pid %lld, runtime directory %s)\n",
                (long long) json_integer_value (json_object_get (st, "instance")), field (st, "state"),
                (long long) json_integer_value (json_object_get (st, "pid")), field (st, "run_dir"));
       return;
@@ -97,19 +114,39 @@ print_status (FILE *out, json_t *st)
   json_t *bt = json_object_get (st, "boot_time");
   if (json_is_number (bt))
     format_duration (json_number_value (bt), boot, sizeof boot);
-  fprintf (out, "instance %lld: %s (profile %s, avm pid %lld, up %s)\n",
+  avm_fprintf_escaped (out, "instance %lld: %s (profile %s, avm pid %lld, up %s)\n",
            (long long) json_integer_value (json_object_get (st, "instance")),
            field (st, "state"), field (st, "profile"),
            (long long) json_integer_value (json_object_get (st, "pid")), up);
   size_t k;
   json_t *w;
   json_array_foreach (json_object_get (st, "unapproved"), k, w)
-    fprintf (out, "  UNAPPROVED: %s\n", json_string_value (w));
+    avm_fprintf_escaped (out, "  UNAPPROVED: %s\n", json_string_value (w));
+  /* Where to reach the guest, when the plan says.  */
+  _cleanup_strbuf_ struct avm_strbuf reach = { 0 };
+  json_t *cid = json_object_get (st, "cid"), *display = json_object_get (st, "display");
+  const char *adb = json_string_value (json_object_get (st, "adb"));
+  if (json_is_integer (cid))
+    avm_strbuf_addf (&reach, "vsock CID %lld", (long long) json_integer_value (cid));
+  if (adb)
+    avm_strbuf_addf (&reach, "%sadb %s", reach.len ? ", " : "", adb);
+  if (json_is_object (display))
+    {
+      const char *addr = json_string_value (json_object_get (display, "address"));
+      avm_strbuf_addf (&reach, "%sdisplay %s%s%s", reach.len ? ", " : "", field (display, "backend"),
+                       addr ? " " : "", addr ? addr : "");
+    }
+  if (reach.len)
+    {
+      _cleanup_free_ char *text = avm_strbuf_steal (&reach);
+      if (text)
+        avm_fprintf_escaped (out, "  %s\n", text);
+    }
   if (*boot)
-    fprintf (out, "  booted in %s%s\n", boot,
+    avm_fprintf_escaped (out, "  booted in %s%s\n", boot,
              json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");
   else
-    fprintf (out, "  not booted yet\n");
+    avm_fprintf_escaped (out, "  not booted yet\n");
   json_t *q = json_object_get (st, "qemu");
   json_object_set_new (q, "name", json_string ("qemu"));
   print_process (out, q);
@@ -117,7 +154,7 @@ print_status (FILE *out, json_t *st)
   json_t *s;
   json_array_foreach (json_object_get (st, "services"), i, s)
     print_process (out, s);
-  fprintf (out, "  runtime directory %s\n  logs %s\n", field (st, "run_dir"), field (st, "log_dir"));
+  avm_fprintf_escaped (out, "  runtime directory %s\n  logs %s\n", field (st, "run_dir"), field (st, "log_dir"));
 }
 
 /* Ask instance N for its status: 0 and *ST, or 1 when it is not running.  */

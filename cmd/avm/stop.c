@@ -4,6 +4,7 @@
 #include "supervise/control.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/json.h"
 
@@ -108,7 +109,7 @@ avm_cmd_stop (int argc, char **argv)
     }
   if (!json_is_true (json_object_get (reply, "ok")))
     {
-      fprintf (stderr, "avm stop: instance %d: %s\n", instance,
+      avm_fprintf_escaped (stderr, "avm stop: instance %d: %s\n", instance,
                json_string_value (json_object_get (reply, "error")) ?: "request refused");
       return AVM_EXIT_FAILURE;
     }

@@ -3,6 +3,7 @@
    aligned table or turned into JSON.  */
 #include "host/hostcheck.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 
 #include <string.h>
 
@@ -72,10 +73,11 @@ print_lines (FILE *out, const char *text, int indent)
       const char *nl = strchr (text, '\n');
       if (!nl)
         {
-          fprintf (out, "%s\n", text);
+          avm_fprintf_escaped (out, "%s\n", text);
           return;
         }
-      fprintf (out, "%.*s\n%*s", (int) (nl - text), text, indent, "");
+      avm_fput_escaped (out, text, nl - text);
+      fprintf (out, "\n%*s", indent, "");
       text = nl + 1;
     }
 }
@@ -99,11 +101,11 @@ avm_host_report_print (const struct avm_host_report *r, FILE *out)
 
       if (*detail)
         {
-          fprintf (out, "%-*s  %-*s  ", sw, status_label (it->status), nw, it->name);
+          avm_fprintf_escaped (out, "%-*s  %-*s  ", sw, status_label (it->status), nw, it->name);
           print_lines (out, detail, sw + nw + 4);
         }
       else
-        fprintf (out, "%-*s  %s\n", sw, status_label (it->status), it->name);
+        avm_fprintf_escaped (out, "%-*s  %s\n", sw, status_label (it->status), it->name);
       if (it->hint && *it->hint)
         {
           fprintf (out, "%*s  hint: ", sw, "");

@@ -46,6 +46,8 @@ struct plan_ctx
   json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
   json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops; [{"name","kind":"flash","path","code","pad_to"}]: the x86 flash variables */
+  json_t *macs;       /* the guest NICs' MAC addresses, as given to QEMU */
+  json_t *display;    /* {"backend", "address"}: where a viewer connects, or NULL */
   int next_slot;
   avm_error_t *err;
 };
@@ -81,5 +83,8 @@ int plan_qemu_argv (struct plan_ctx *c);
    configuration file and directories (once the network is known).  */
 int plan_cuttlefish_vars (struct plan_ctx *c);
 int plan_cuttlefish_config (struct plan_ctx *c);
+/* Unix socket paths that do not fit sun_path (sockets.c): the runtime
+   directory's, services', unix-listen resources', QEMU's.  */
+int plan_check_sockets (struct plan_ctx *c);
 /* Android boot properties (bootprops.c).  */
 int plan_boot_properties (struct plan_ctx *c);

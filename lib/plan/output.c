@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/plan.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/quote.h"
 #include "util/strv.h"
 
 #include <string.h>
 
+/* The header's names, reasons and warnings are shown escaped (util/escape.h);
+   the arguments are quoted (util/quote.h).  */
 int
 avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
 {
   json_t *j = plan->json;
   json_t *q = json_object_get (j, "qemu");
-  fprintf (out, "# avm %s dry run: profile %s, instance %lld\n", AVM_VERSION,
+  avm_fprintf_escaped (out, "# avm %s dry run: profile %s, instance %lld\n", AVM_VERSION,
            json_string_value (json_object_get (j, "profile")), json_integer_value (json_object_get (j, "instance")));
-  fprintf (out, "# QEMU %s (%s capabilities), accelerator %s\n", json_string_value (json_object_get (q, "version")),
+  avm_fprintf_escaped (out, "# QEMU %s (%s capabilities), accelerator %s\n", json_string_value (json_object_get (q, "version")),
            json_string_value (json_object_get (q, "capabilities")), json_string_value (json_object_get (q, "accel")));
   const char *name;
   json_t *d;
@@ -24,20 +27,20 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
       const char *source = json_string_value (json_object_get (d, "source"));
       const char *evidence = json_string_value (json_object_get (d, "evidence"));
       const char *warning = json_string_value (json_object_get (d, "warning"));
-      fprintf (out, "# %s %s (%s%s: %s)\n", name, choice ? choice : "?",
+      avm_fprintf_escaped (out, "# %s %s (%s%s: %s)\n", name, choice ? choice : "?",
                source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
                evidence ? evidence : "");
       if (warning)
-        fprintf (out, "# WARNING: %s\n", warning);
+        avm_fprintf_escaped (out, "# WARNING: %s\n", warning);
     }
   json_t *svcs = json_object_get (j, "services");
   if (json_array_size (svcs))
     {
       size_t i;
       json_t *s;
-      fprintf (out, "# started first, in this order:");
+      avm_fprintf_escaped (out, "# started first, in this order:");
       json_array_foreach (svcs, i, s)
-        fprintf (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
+        avm_fprintf_escaped (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
       fputc ('\n', out);
     }
   json_t *sk = json_object_get (j, "skipped_services");
@@ -45,16 +48,16 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
     {
       size_t i;
       json_t *s;
-      fprintf (out, "# skipped:");
+      avm_fprintf_escaped (out, "# skipped:");
       json_array_foreach (sk, i, s)
-        fprintf (out, "%s %s (%s)", i ? ";" : "", json_string_value (json_object_get (s, "name")),
+        avm_fprintf_escaped (out, "%s %s (%s)", i ? ";" : "", json_string_value (json_object_get (s, "name")),
                  json_string_value (json_object_get (s, "reason")));
       fputc ('\n', out);
     }
   size_t i;
   json_t *w;
   json_array_foreach (json_object_get (j, "unapproved"), i, w)
-    fprintf (out, "# WARNING: UNAPPROVED (--allow-unapproved): %s\n", json_string_value (w));
+    avm_fprintf_escaped (out, "# WARNING: UNAPPROVED (--allow-unapproved): %s\n", json_string_value (w));
 
   for (size_t l = 0; l < plan->n_lines; l++)
     {

@@ -191,11 +191,16 @@ images_missing (struct plan_ctx *c)
   for (char *d = strtok_r (tried, ":", &save); d; d = strtok_r (NULL, ":", &save), n++)
     avm_strbuf_join (&list, ", ", d);
   bool several = n > 1;
+  struct stat st;
+  /* One that is there but is no directory (--images system.img) is said so.  */
+  const char *absent = several ? "do not exist"
+                       : stat (list.s ? list.s : c->images, &st) == 0 && !S_ISDIR (st.st_mode) ? "is not a directory"
+                                                                                               : "does not exist";
   const char *hint = c->req->images ? NULL : pstr (c, "paths.images_hint");
   _cleanup_free_ char *msg = NULL;
   if (!list.s
       || asprintf (&msg, "%s %s %s (%s)%s%s%s", several ? "images directories" : "images directory", list.s,
-                   several ? "do not exist" : "does not exist", c->req->images ? "--images" : "paths.images",
+                   absent, c->req->images ? "--images" : "paths.images",
                    c->req->images ? "" : ": ", hint ? hint : "",
                    c->req->images ? "" : hint ? ", or pass --images DIR" : "pass --images DIR")
            < 0)
@@ -218,9 +223,14 @@ in_images (struct plan_ctx *c, const char *path)
 static int
 check_file (struct plan_ctx *c, const char *path, const char *what)
 {
-  if (access (path, R_OK) == 0)
+  struct stat st;
+  int e = 0;
+  if (access (path, R_OK) < 0)
+    e = errno;
+  else if (stat (path, &st) == 0 && S_ISDIR (st.st_mode))
+    e = EISDIR; /* QEMU would refuse it only once it runs */
+  else
     return 0;
-  int e = errno;
   if ((e == ENOENT || e == ENOTDIR) && in_images (c, path))
     {
       struct stat st;
@@ -234,7 +244,7 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
     }
   /* A file that is not there is bad input (exit 2); one that cannot be
      read is a failure of the host.  */
-  if (e == ENOENT || e == ENOTDIR || e == ELOOP)
+  if (e == ENOENT || e == ENOTDIR || e == ELOOP || e == EISDIR)
     return avm_error_input (c->err, "%s %s: %s", what, path, strerror (e));
   return avm_error_sys (c->err, e, "%s %s", what, path);
 }
@@ -288,7 +298,8 @@ check_files (struct plan_ctx *c)
         {
           _cleanup_free_ char *e = NULL;
           int r = plan_expand (c, v, path, &e);
-          if (r < 0 || (r = check_file (c, e, path)) < 0 || (r = check_set (c, e, path)) < 0)
+          /* (A file a dry run lists as missing has no set to check.)  */
+          if (r < 0 || (r = check_file (c, e, path)) < 0 || (access (e, R_OK) == 0 && (r = check_set (c, e, path)) < 0))
             return r;
         }
     }
@@ -302,7 +313,7 @@ check_files (struct plan_ctx *c)
         return r;
       if (!json_is_true (json_object_get (d, "boot_properties")))
         {
-          if ((r = check_file (c, e, where)) == 0)
+          if ((r = check_file (c, e, where)) == 0 && access (e, R_OK) == 0)
             r = check_set (c, e, where);
         }
       else
@@ -402,6 +413,40 @@ check_unapproved (struct plan_ctx *c, bool *approved)
   return 0;
 }
 
+/* Where adb reaches the guest from the host: the TCP listener adb_tcp
+   (Cuttlefish's socket_vsock_proxy, the AAOS profiles), else a user-mode
+   port forward to the guest's adbd (5555); null when there is neither.  */
+static json_t *
+adb_endpoint (struct plan_ctx *c)
+{
+  json_t *res = json_object_get (c->resources, "adb_tcp");
+  const char *type = json_string_value (json_object_get (res, "type"));
+  if (type && streq (type, "tcp-listen"))
+    {
+      const char *a = json_string_value (json_object_get (res, "address"));
+      if (!a)
+        a = "127.0.0.1"; /* resources.c's default */
+      return json_sprintf (strchr (a, ':') ? "[%s]:%lld" : "%s:%lld", a,
+                           (long long) json_integer_value (json_object_get (res, "port")));
+    }
+  size_t i;
+  json_t *fw;
+  if (streq (pstr (c, "network.mode"), "user"))
+    json_array_foreach (avm_json_path (c->p, "network.forwards"), i, fw)
+      if (json_integer_value (json_object_get (fw, "guest_port")) == 5555
+          && streq (json_string_value (json_object_get (fw, "proto")) ?: "tcp", "tcp"))
+        {
+          const char *a = json_string_value (json_object_get (fw, "host_addr"));
+          if (!a)
+            a = "127.0.0.1";
+          else if (!*a)
+            a = "0.0.0.0"; /* QEMU's hostfwd: every address */
+          return json_sprintf (strchr (a, ':') ? "[%s]:%lld" : "%s:%lld", a,
+                               (long long) json_integer_value (json_object_get (fw, "host_port")) + c->instance - 1);
+        }
+  return json_null ();
+}
+
 static json_t *
 argv_json (char *const *v)
 {
@@ -452,6 +497,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.global_uses = json_array ();
   c.bootprops = json_object ();
   c.generated = json_array ();
+  c.macs = json_array ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
   c.data_dir = avm_data_dir ();
@@ -520,13 +566,18 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
     goto out;
   if ((r = plan_qemu_argv (&c)) < 0 || (r = plan_cuttlefish_config (&c)) < 0)
     goto out;
-  if ((r = plan_boot_properties (&c)) < 0 || (r = plan_prune_resources (&c)) < 0)
+  if ((r = plan_boot_properties (&c)) < 0 || (r = plan_prune_resources (&c)) < 0 || (r = plan_check_sockets (&c)) < 0)
     goto out;
   /* After every structural check: a wrong profile is said as such first.  */
   if ((r = generated_disks (&c)) < 0 || (r = check_unapproved (&c, &approved)) < 0)
     goto out;
   if (!req->layout_only && (r = check_files (&c)) < 0)
     goto out;
+  if (!req->layout_only && !req->caps_file && avm_plan_host_fit (c.p, c.warnings) < 0)
+    {
+      r = avm_error_sys (err, ENOMEM, "plan");
+      goto out;
+    }
 
   plan = calloc (1, sizeof *plan);
   if (!plan)
@@ -564,6 +615,14 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   json_object_set_new (q, "argv", argv_json (plan->qemu_argv));
   json_object_set_new (j, "qemu", q);
   json_object_set (j, "pci", c.pci);
+  /* How the guest is reached (avm status shows it; other instances are
+     checked against it, see plan_check_peers).  */
+  json_t *g = json_object ();
+  json_object_set_new (g, "cid", streq (pstr (&c, "vsock.mode"), "none") ? json_null () : json_integer (c.cid));
+  json_object_set (g, "macs", c.macs);
+  json_object_set_new (g, "adb", adb_endpoint (&c));
+  json_object_set (g, "display", c.display ? c.display : json_null ());
+  json_object_set_new (j, "guest", g);
   /* Services in start order.  */
   json_t *svcs = json_array ();
   const char *k;
@@ -600,6 +659,8 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   r = 0;
 
 out:
+  if (r < 0)
+    avm_profile_blame_sets (req->profile, err);
   avm_argv_clear (&c.argv);
   free (c.lines);
   json_decref (c.pci);
@@ -613,6 +674,8 @@ out:
   free (c.helper_dirs);
   json_decref (c.bootprops);
   json_decref (c.generated);
+  json_decref (c.macs);
+  json_decref (c.display);
   free (c.run_dir);
   free (c.state_dir);
   free (c.data_dir);

@@ -44,6 +44,13 @@ void avm_plan_free (struct avm_plan *plan);
 void avm_plan_freep (struct avm_plan **plan);
 #define _cleanup_plan_ __attribute__ ((cleanup (avm_plan_freep)))
 
+/* What PROFILE (resolved) asks of this host beyond what it has: guest
+   memory above the host's, more vCPUs than CPUs online.  One warning
+   string each is appended to WARNINGS.  avm_plan_build adds them to the
+   plan's warnings, except for a layout or with --caps (a plan for another
+   QEMU, maybe on another host); avm check reports them.  */
+int avm_plan_host_fit (json_t *profile, json_t *warnings);
+
 /* The QEMU command line, shell-quoted, one option per line, with a comment
    header.  */
 int avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out);

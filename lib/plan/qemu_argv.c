@@ -238,6 +238,7 @@ emit_display (struct plan_ctx *c)
       if ((r = plan_service_socket (c, "display.backend", "dbus", &sock)) < 0)
         return r;
       _cleanup_free_ char *q = qv (sock);
+      c->display = json_pack ("{s:s, s:s+}", "backend", "dbus", "address", "unix:path=", sock);
       return opt (c, "-display", "dbus,addr=unix:path=%s%s", q, gl ? ",gl=on" : "");
     }
   if (streq (backend, "vnc"))
@@ -251,9 +252,22 @@ emit_display (struct plan_ctx *c)
       /* A unix socket has no display number (QEMU would take ":N" as part
          of its name).  */
       if (strncmp (listen, "unix:", 5) == 0)
-        return opt (c, "-vnc", "%s", listen);
+        {
+          _cleanup_free_ char *raw = NULL;
+          if ((r = plan_expand (c, pstr (c, "display.vnc.listen"), "display.vnc.listen", &raw)) < 0)
+            return r;
+          c->display = json_pack ("{s:s, s:s}", "backend", "vnc", "address", raw);
+          return opt (c, "-vnc", "%s", listen);
+        }
+      /* Display N listens on TCP port 5900 + N.  */
+      c->display = json_pack ("{s:s, s:s}", "backend", "vnc", "address", "");
+      json_object_set_new (c->display, "address",
+                           strchr (listen, ':') ? json_sprintf ("[%s]:%lld", listen, 5900 + disp)
+                                                : json_sprintf ("%s:%lld", listen, 5900 + disp));
       return opt (c, "-vnc", "%s:%lld", listen, disp);
     }
+  if (!streq (backend, "none"))
+    c->display = json_pack ("{s:s, s:n}", "backend", backend, "address");
   if (streq (backend, "egl-headless"))
     return opt (c, "-display", "egl-headless");
   return opt (c, "-display", "%s%s", backend, gl ? ",gl=on" : "");
@@ -583,6 +597,7 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
 #undef K
   if (r < 0 || (r = alloc_slot (c, key, &slot)) < 0)
     return r;
+  json_array_append_new (c->macs, json_sprintf ("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]));
   return device (c, "virtio-net-pci-non-transitional", key, slot,
                  "netdev=hostnet%d,id=net%d,mac=%02x:%02x:%02x:%02x:%02x:%02x", n, n, m[0], m[1], m[2], m[3], m[4],
                  m[5]);

@@ -25,6 +25,10 @@ avm_json_load_file (const char *path, size_t max, const char *what, json_t **out
   int r = avm_read_file (path, max, what, &text, &len, err);
   if (r < 0)
     return r;
+  /* Some Windows editors save one; jansson would call it a syntax error at
+     1:1 and show the three bytes as they are.  */
+  if (len >= 3 && memcmp (text, "\xef\xbb\xbf", 3) == 0)
+    return avm_error_input (err, "%s starts with a UTF-8 byte order mark (EF BB BF); save it without one", path);
   json_t *j = json_loadb (text, len, JSON_REJECT_DUPLICATES, &je);
   if (!j)
     return avm_error_input (err, "%s:%d:%d: malformed JSON: %s", path, je.line, je.column, je.text);
@@ -205,18 +209,46 @@ load_profile_file (const char *path, const char *from, json_t **out, avm_error_t
   return r;
 }
 
+/* "a.json -> b.json -> a.json": CHAIN, then PATH.  */
+static char *
+chain_text (const struct avm_argv *chain, const char *path)
+{
+  struct avm_strbuf b = { 0 };
+  for (size_t i = 0; i < chain->n; i++)
+    avm_strbuf_join (&b, " -> ", chain->v[i]);
+  avm_strbuf_join (&b, " -> ", path);
+  return avm_strbuf_steal (&b);
+}
+
+/* PATH is the file being read, FROM the one whose extends named it; CHAIN
+   the files read so far and REALS their resolved names (a file reached
+   under another name, "./a.json" or a link, is the same file).  */
 static int
-resolve_file (const char *path, const char *from, struct avm_argv *chain, json_t **out, avm_error_t *err)
+resolve_file (const char *path, const char *from, struct avm_argv *chain, struct avm_argv *reals, json_t **out,
+              avm_error_t *err)
 {
   _cleanup_json_ json_t *j = NULL;
   int r;
 
-  for (size_t i = 0; i < chain->n; i++)
-    if (streq (chain->v[i], path))
-      return avm_error_input (err, "%s: extends: inheritance cycle through %s", chain->v[0], path);
+  _cleanup_free_ char *real = realpath (path, NULL);
+  if (!real && !(real = strdup (path)))
+    return avm_error_sys (err, ENOMEM, "profile %s", path);
+  for (size_t i = 0; i < reals->n; i++)
+    if (streq (reals->v[i], real))
+      {
+        _cleanup_free_ char *text = chain_text (chain, path);
+        return avm_error_input (err, "%s: extends: inheritance cycle: %s%s%s%s", chain->v[0], text ? text : path,
+                                streq (chain->v[i], path) ? "" : " (the same file as ",
+                                streq (chain->v[i], path) ? "" : chain->v[i], streq (chain->v[i], path) ? "" : ")");
+      }
   if (chain->n >= MAX_EXTENDS_DEPTH)
-    return avm_error_input (err, "%s: extends: more than %d levels of inheritance", chain->v[0], MAX_EXTENDS_DEPTH);
+    {
+      _cleanup_free_ char *text = chain_text (chain, path);
+      return avm_error_input (err, "%s: extends: more than %d levels of inheritance: %s", chain->v[0],
+                              MAX_EXTENDS_DEPTH, text ? text : path);
+    }
   avm_argv_push (chain, path);
+  avm_argv_push (reals, real);
 
   r = load_profile_file (path, from, &j, err);
   if (r < 0)
@@ -240,7 +272,15 @@ resolve_file (const char *path, const char *from, struct avm_argv *chain, json_t
   if (is_path_like (pname) && pname[0] != '/')
     {
       _cleanup_free_ char *copy = strdup (path);
-      parent_path = avm_path_join (dirname (copy), pname);
+      if (!copy)
+        return avm_error_sys (err, ENOMEM, "%s: extends", path);
+      /* Relative to the file's directory, named without "./" (messages).  */
+      while (pname[0] == '.' && pname[1] == '/')
+        pname += 2;
+      const char *dir = dirname (copy);
+      parent_path = streq (dir, ".") ? strdup (pname) : avm_path_join (dir, pname);
+      if (!parent_path)
+        return avm_error_sys (err, ENOMEM, "%s: extends", path);
       if (access (parent_path, R_OK) < 0)
         return avm_error_input (err, "%s: extends: %s: %s", path, parent_path, strerror (errno));
     }
@@ -255,7 +295,7 @@ resolve_file (const char *path, const char *from, struct avm_argv *chain, json_t
     }
 
   json_t *parent = NULL;
-  r = resolve_file (parent_path, path, chain, &parent, err);
+  r = resolve_file (parent_path, path, chain, reals, &parent, err);
   if (r < 0)
     return r;
   json_object_del (j, "extends");
@@ -472,6 +512,21 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
   json_decref (utf8);
   _cleanup_free_ char *path = strndup (assignment, eq - assignment);
   const char *value = eq + 1;
+  if (!path)
+    return avm_error_sys (err, ENOMEM, "--set");
+  /* Inheritance and options are resolved before the overrides: setting
+     them would change nothing, silently.  */
+  size_t top = strcspn (path, ".[");
+  if (top == strlen ("extends") && strncmp (path, "extends", top) == 0)
+    return avm_error_input (err,
+                            "--set %s: extends cannot be set on the command line (inheritance is resolved first); "
+                            "write a profile that extends the one you want and pass it with -p",
+                            assignment);
+  if (top == strlen ("options") && strncmp (path, "options", top) == 0)
+    return avm_error_input (err,
+                            "--set %s: options cannot be changed on the command line (they are applied before "
+                            "--set); choose a variant with --option NAME=CHOICE",
+                            assignment);
   const struct avm_skey *s = avm_profile_schema ();
   json_t *node = root_json, *parent = NULL;
   char key[256], last_key[256] = "";
@@ -592,6 +647,73 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
   return 0;
 }
 
+/* Whether KEY (KLEN bytes) and the --set path of ASSIGNMENT are the same
+   key or one lies inside the other ("display.outputs[0]" and
+   "display.outputs[0].xres").  */
+static bool
+key_overlaps (const char *key, size_t klen, const char *assignment)
+{
+  size_t plen = strcspn (assignment, "=");
+  size_t n = klen < plen ? klen : plen;
+  if (n == 0 || strncmp (key, assignment, n) != 0)
+    return false;
+  char next = klen < plen ? assignment[n] : klen > plen ? key[n] : '\0';
+  return next == '\0' || next == '.' || next == '[';
+}
+
+void
+avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err)
+{
+  if (!p || !p->sets || !p->sets[0] || !err || !*err || !(*err)->msg)
+    return;
+  size_t flen = strlen (p->path);
+  _cleanup_strbuf_ struct avm_strbuf all = { 0 }, out = { 0 };
+  for (size_t i = 0; p->sets[i]; i++)
+    {
+      avm_strbuf_adds (&all, i ? ", --set " : "--set ");
+      avm_strbuf_adds (&all, p->sets[i]);
+    }
+  const char *line = (*err)->msg;
+  for (;;)
+    {
+      const char *nl = strchr (line, '\n');
+      size_t len = nl ? (size_t) (nl - line) : strlen (line);
+      if (len > flen + 2 && strncmp (line, p->path, flen) == 0 && line[flen] == ':' && line[flen + 1] == ' ')
+        {
+          const char *rest = line + flen + 2, *end = line + len;
+          const char *key = rest, *kend = memmem (key, end - key, ": ", 2);
+          /* "not approved: services.x: ...": the key comes second.  */
+          if (kend && memchr (key, ' ', kend - key))
+            {
+              key = kend + 2;
+              kend = memmem (key, end - key, ": ", 2);
+            }
+          size_t klen = kend ? (size_t) (kend - key) : 0;
+          const char *culprit = NULL;
+          /* The last override of the key is the one that stands.  */
+          for (size_t i = 0; klen && p->sets[i]; i++)
+            if (key_overlaps (key, klen, p->sets[i]))
+              culprit = p->sets[i];
+          if (culprit)
+            avm_strbuf_addf (&out, "--set %s: %.*s", culprit, (int) (end - rest), rest);
+          else
+            avm_strbuf_addf (&out, "%s (with %s): %.*s", p->path, all.s ? all.s : "--set", (int) (end - rest), rest);
+        }
+      else
+        avm_strbuf_add (&out, line, len);
+      if (!nl)
+        break;
+      avm_strbuf_add (&out, "\n", 1);
+      line = nl + 1;
+    }
+  char *msg = avm_strbuf_steal (&out);
+  if (msg)
+    {
+      free ((*err)->msg);
+      (*err)->msg = msg;
+    }
+}
+
 json_t *
 avm_json_path (json_t *node, const char *path)
 {
@@ -615,7 +737,7 @@ int
 avm_profile_load (const struct avm_profile_request *req, struct avm_profile **out, avm_error_t *err)
 {
   _cleanup_profile_ struct avm_profile *p = calloc (1, sizeof *p);
-  struct avm_argv chain = { 0 };
+  struct avm_argv chain = { 0 }, reals = { 0 };
   int r;
 
   if (!p)
@@ -626,8 +748,9 @@ avm_profile_load (const struct avm_profile_request *req, struct avm_profile **ou
   if (profile_name_from_path (p->path, &p->name) < 0)
     return avm_error_sys (err, ENOMEM, "loading profile");
 
-  r = resolve_file (p->path, NULL, &chain, &p->json, err);
+  r = resolve_file (p->path, NULL, &chain, &reals, &p->json, err);
   p->chain = avm_argv_steal (&chain);
+  avm_argv_clear (&reals);
   if (r < 0)
     return r;
 
@@ -644,9 +767,14 @@ avm_profile_load (const struct avm_profile_request *req, struct avm_profile **ou
         return r;
     }
 
+  if (req->sets && req->sets[0] && !(p->sets = avm_strv_copy (req->sets)))
+    return avm_error_sys (err, ENOMEM, "loading profile");
   r = avm_schema_validate (p->json, p->path, err);
   if (r < 0)
-    return r;
+    {
+      avm_profile_blame_sets (p, err);
+      return r;
+    }
   *out = steal_pointer (&p);
   return 0;
 }
@@ -659,6 +787,7 @@ avm_profile_free (struct avm_profile *p)
   free (p->name);
   free (p->path);
   avm_strv_free (p->chain);
+  avm_strv_free (p->sets);
   json_decref (p->json);
   json_decref (p->options);
   json_decref (p->detected);

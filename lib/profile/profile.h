@@ -30,6 +30,7 @@ struct avm_profile
   json_t *json;    /* resolved and validated, defaults filled in */
   json_t *options; /* {"option": "choice"} as selected */
   json_t *detected; /* {"option": {"choice"?, "source", "evidence", "warning"?}}: options with a detector */
+  char **sets;      /* the --set PATH=VALUE overrides applied, or NULL */
 };
 
 /* A detector for options with "detect" (the CLI wires lib/cuttlefish's):
@@ -85,6 +86,13 @@ int avm_json_load_file (const char *path, size_t max, const char *what, json_t *
    the plan's image-set check and by the release detection) is read only up
    to this size.  */
 #define AVM_MANIFEST_MAX_SIZE (1u << 20)
+
+/* Problems found in P once its --set overrides were applied name them:
+   each line of ERR "P->path: KEY: problem" becomes "--set PATH=VALUE: KEY:
+   problem" when KEY is (in, or holds) the PATH of an override, else
+   "P->path (with --set PATH=VALUE, ...): KEY: problem".  Nothing changes
+   without overrides.  Used on the final validation and by the plan.  */
+void avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err);
 
 /* Look up "a.b[2].c" in ROOT (no schema involved).  */
 json_t *avm_json_path (json_t *root, const char *path);

@@ -592,6 +592,15 @@ avm_qemu_caps_load_file (const char *path, struct avm_qemu_caps **out, avm_error
   int r;
 
   r = avm_read_file (path, AVM_CAPS_MAX_SIZE, "a QEMU capabilities file", &text, &len, err);
+  /* A file named (--caps) that is not there is bad input, not a failure
+     of the host.  */
+  if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP)
+    {
+      avm_error_input (err, "QEMU capabilities file %s: %s", path, strerror (-r));
+      if (err && *err)
+        (*err)->code = -r; /* the errno stays the one that happened */
+      return r;
+    }
   if (r < 0)
     return r;
   json_t *root = json_loadb (text, len, 0, &jerr);

@@ -57,6 +57,7 @@ guest_booted (struct sv *sv, const char *line)
   sv->t_booted = sv_now (sv);
   sv_timer_cancel (&sv->boot_timer);
   sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->progress_timer);
   if (sv->phase != PHASE_STOPPING)
     sv->phase = PHASE_RUNNING;
   sv_info (sv, "guest booted in %.1f s", (double) (sv->t_booted - sv->t_qemu) / USEC_PER_SEC);
@@ -326,6 +327,19 @@ on_qmp_timeout (sd_event_source *src, uint64_t usec, void *data)
 
 /* ---- boot timeout, watchdog, extension -------------------------------- */
 
+/* A slow boot (minutes under TCG) says that it is still under way.  */
+static int
+on_boot_progress (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct sv *sv = data;
+  sv->progress_timer = sd_event_source_disable_unref (sv->progress_timer);
+  if (sv->boots > 0 || (sv->phase != PHASE_QEMU && sv->phase != PHASE_BOOTING))
+    return 0;
+  sv_info (sv, "still booting (%.0f s)", (double) (sv_now (sv) - sv->t_qemu) / USEC_PER_SEC);
+  sv_timer (sv, &sv->progress_timer, BOOT_PROGRESS_INTERVAL, on_boot_progress, sv);
+  return 0;
+}
+
 static int
 on_boot_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
@@ -455,6 +469,8 @@ guest_start (struct sv *sv)
   sv_timer (sv, &q->timer, QMP_TIMEOUT, on_qmp_timeout, sv);
   if (sv->boot_timeout > 0 && json_array_size (sv->boot_completed) > 0)
     sv_timer (sv, &sv->boot_timer, sv->boot_timeout, on_boot_timeout, sv);
+  if (json_array_size (sv->boot_completed) > 0)
+    sv_timer (sv, &sv->progress_timer, BOOT_PROGRESS_INTERVAL, on_boot_progress, sv);
   on_qmp_connect (NULL, 0, sv);
   return 0;
 }
@@ -466,6 +482,7 @@ guest_exited (struct sv *sv)
   _cleanup_free_ char *how = sv_describe_exit (q->exit_code, q->exit_signal);
   qmp_drop (sv);
   sv_timer_cancel (&sv->boot_timer);
+  sv_timer_cancel (&sv->progress_timer);
   sv_timer_cancel (&sv->stop_timer);
   /* Whatever the guest wrote last is still in the FIFOs.  */
   for (size_t i = 0; i < sv->ncons; i++)
@@ -474,7 +491,7 @@ guest_exited (struct sv *sv)
   if (sv->phase == PHASE_STOPPING)
     {
       q->state = SVC_EXITED;
-      sv_info (sv, "qemu: %s%s", how, q->killed ? " (SIGKILL)" : "");
+      sv_info (sv, "qemu: %s%s", how, q->killed && q->exit_signal != SIGKILL ? " (after SIGKILL)" : "");
       sv_stop_continue (sv);
       return;
     }
@@ -595,6 +612,7 @@ guest_clear (struct sv *sv)
 {
   qmp_drop (sv);
   sv_timer_cancel (&sv->boot_timer);
+  sv_timer_cancel (&sv->progress_timer);
   for (size_t i = 0; i < sv->ncons; i++)
     {
       sv->cons[i].src = sd_event_source_disable_unref (sv->cons[i].src);

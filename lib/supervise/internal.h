@@ -34,6 +34,7 @@
 #define QEMU_TERM_TIMEOUT (5 * USEC_PER_SEC)
 #define EXTEND_INTERVAL (10 * USEC_PER_SEC)
 #define EXTEND_BY (30 * USEC_PER_SEC)
+#define BOOT_PROGRESS_INTERVAL (30 * USEC_PER_SEC) /* "still booting (N s)" */
 #define TAIL_LINES 4
 
 enum svc_state
@@ -173,6 +174,7 @@ struct sv
   char *run_header;        /* the line each log file of this run begins with */
   bool stopped_booting;    /* stopped before the guest booted: QEMU quit, no power-down */
   sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
+  sd_event_source *progress_timer; /* "still booting" while the guest has not booted */
   uint64_t ready_poll_since;
   avm_error_t early_error; /* the spawn that failed before the loop existed */
   /* inotify on the directories of the sockets and files services are

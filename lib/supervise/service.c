@@ -482,7 +482,8 @@ svc_exited (struct svc *s, int code, int sig)
   if (sv->phase == PHASE_STOPPING)
     {
       s->state = SVC_EXITED;
-      sv_info (sv, "%s: %s%s", s->name, how, s->killed ? " (SIGKILL)" : "");
+      /* HOW already names the signal when it was our SIGKILL.  */
+      sv_info (sv, "%s: %s%s", s->name, how, s->killed && sig != SIGKILL ? " (after SIGKILL)" : "");
       sv_stop_continue (sv);
       return;
     }

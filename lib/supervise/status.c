@@ -65,6 +65,15 @@ sv_status_json (struct sv *sv)
   json_object_set_new (j, "approved", json_boolean (!json_is_false (json_object_get (sv->pj, "approved"))));
   json_t *unapproved = json_object_get (sv->pj, "unapproved");
   json_object_set_new (j, "unapproved", unapproved ? json_deep_copy (unapproved) : json_array ());
+  /* How the guest is reached, from the plan: its vsock CID, NICs' MACs,
+     adb and display endpoints.  */
+  json_t *guest = json_object_get (sv->pj, "guest");
+  static const char *const reach[] = { "cid", "macs", "adb", "display" };
+  for (size_t i = 0; i < ARRAY_SIZE (reach); i++)
+    {
+      json_t *v = json_object_get (guest, reach[i]);
+      json_object_set_new (j, reach[i], v ? json_deep_copy (v) : json_null ());
+    }
   json_object_set_new (j, "booted", json_boolean (sv->boots > 0));
   json_object_set_new (j, "boot_time", sv->boots > 0 ? seconds (sv->t_booted - sv->t_qemu) : json_null ());
   json_object_set_new (j, "boots", json_integer (sv->boots));

@@ -8,6 +8,7 @@
 #include "disk/propsync.h"
 #include "util/cleanup.h"
 #include "util/analyzer.h"
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/strfmt.h"
@@ -76,7 +77,7 @@ sv_info (struct sv *sv, const char *fmt, ...)
   va_list ap;
   va_start (ap, fmt);
   fputs ("avm: ", stderr);
-  vfprintf (stderr, fmt, ap);
+  avm_vfprintf_escaped (stderr, fmt, ap); /* helpers' output, paths */
   fputc ('\n', stderr);
   va_end (ap);
 }
@@ -274,6 +275,7 @@ sv_request_stop (struct sv *sv, const char *reason)
   sv->stop_reason = strdup (reason);
   sv_timer_cancel (&sv->boot_timer);
   sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->progress_timer);
   sv_timer_cancel (&sv->ready_poll);
   svc_ready_watch_close (sv);
   /* Tell the manager how long the whole sequence may take.  */
@@ -662,6 +664,7 @@ teardown (struct sv *sv)
   free (sv->svcs);
   sv_timer_cancel (&sv->watchdog_timer);
   sv_timer_cancel (&sv->extend_timer);
+  sv_timer_cancel (&sv->progress_timer);
   sv_timer_cancel (&sv->stop_timer);
   avm_resources_free (sv->res);
   sv->res = NULL;

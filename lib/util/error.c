@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/error.h"
 #include "util/cleanup.h"
+#include "util/escape.h"
 #include "util/strfmt.h"
 
 #include <errno.h>
@@ -168,7 +169,11 @@ avm_error_report (avm_error_t *err)
   for (;;)
     {
       const char *nl = strchr (line, '\n');
-      fprintf (stderr, "avm: %.*s\n", nl ? (int) (nl - line) : (int) strlen (line), line);
+      /* Names from outside (paths, --set values) may hold escape
+         sequences: shown, never acted on by the terminal.  */
+      fputs ("avm: ", stderr);
+      avm_fput_escaped (stderr, line, nl ? (size_t) (nl - line) : strlen (line));
+      fputc ('\n', stderr);
       if (!nl)
         break;
       line = nl + 1;

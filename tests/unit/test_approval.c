@@ -218,7 +218,9 @@ Test (approval, shell_through_set_refused_or_flagged)
                        "--set", "machine.accel=tcg", "--set", (char *) evil, NULL };
       int r = tu_avmv (args, &out, &err);
       cr_assert_eq (r, 2, "exit %d: %s", r, err);
-      assert_contains (err, "demo.json: not approved: services.evil: program sh is not an approved helper\n");
+      /* The override that brought it in is named, not the file.  */
+      assert_contains (err, "avm: --set services.evil.exec=[\"sh\", \"-c\", \"id > /tmp/pwned\"]: not approved: "
+                            "services.evil: program sh is not an approved helper\n");
       assert_contains (err, "or pass --allow-unapproved");
       cr_assert_str_eq (out, "");
       free (out);

@@ -478,6 +478,8 @@ Test (caps, load_file_missing, .init = tmp_setup, .fini = tmp_teardown)
   cr_assert_eq (avm_qemu_caps_load_file (path, &c, &err), -ENOENT);
   tu_assert_err_has (err, path);
   tu_assert_err_has (err, "No such file");
+  /* A file named by --caps that is not there is bad input (issue 15).  */
+  cr_assert_eq (err->exit_code, AVM_EXIT_USAGE);
 }
 
 Test (caps, load_file_malformed, .init = tmp_setup, .fini = tmp_teardown)

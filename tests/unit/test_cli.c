@@ -140,6 +140,55 @@ Test (cli, bad_profile_exits_2_with_file_and_path)
   free (dir);
 }
 
+/* The plan's checks name the --set that caused a problem, and say that the
+   profile was changed by them otherwise, instead of blaming the file
+   (issue 15).  */
+Test (cli, plan_problems_name_the_set)
+{
+  char *out = NULL, *err = NULL;
+  char *a1[] = { "start", "-n", "-p", "demo", "--set", "machine.type=virt", NULL };
+  cr_assert_eq (tu_avmv (a1, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: --set machine.type=virt: machine.type: virt is an aarch64 machine");
+  cr_assert_null (strstr (err, "demo.json"), "%s", err);
+  free (out);
+  free (err);
+  char *a2[] = { "start", "-n", "-p", "demo", "--set", "consoles.ports[0].name=report", NULL };
+  cr_assert_eq (tu_avmv (a2, &out, &err), 2, "%s", err);
+  assert_contains (err, "demo.json (with --set consoles.ports[0].name=report): consoles.ports[1]");
+  free (out);
+  free (err);
+}
+
+/* Paths, names and values from the command line are shown with their
+   control characters escaped, never sent to the terminal raw (issue 15).  */
+Test (cli, escape_sequences_in_messages_are_shown_not_sent)
+{
+  char *dir = tu_tmpdir (), *path = NULL, *out = NULL, *err = NULL;
+  cr_assert (asprintf (&path, "%s/\033[31mred\033]0;title\a.json", dir) > 0);
+  free (tu_write (dir, "\033[31mred\033]0;title\a.json", "{\"machine\": {\"cpus\": \"lots\"}}"));
+  char *a1[] = { "start", "-n", "-p", path, NULL };
+  cr_assert_eq (tu_avmv (a1, &out, &err), 2, "%s", err);
+  assert_contains (err, "/\\x1b[31mred\\x1b]0;title\\x07.json: machine.cpus: expected integer");
+  cr_assert_null (strchr (err, '\033'), "a raw ESC reached the terminal: %s", err);
+  free (out);
+  free (err);
+  char *a2[] = { "status", "-i", "\0331", NULL };
+  cr_assert_eq (tu_avmv (a2, &out, &err), 2, "%s", err);
+  assert_contains (err, "--instance \\x1b1: expected an integer 1..64");
+  cr_assert_null (strchr (err, '\033'), "%s", err);
+  free (out);
+  free (err);
+  char *a3[] = { "start", "-n", "-p", "demo", "--set", "machine.cpu=\033[2J", NULL };
+  cr_assert_eq (tu_avmv (a3, &out, &err), 2, "%s", err);
+  assert_contains (err, "--set machine.cpu=\\x1b[2J: machine.cpu: control characters are not allowed");
+  cr_assert_null (strchr (err, '\033'), "%s", err);
+  free (out);
+  free (err);
+  free (path);
+  tu_rmtree (dir);
+  free (dir);
+}
+
 /* What is not a profile is refused at once, exit 2, one line saying what
    it is (issue 15: `-p /dev/zero` read for ever, a FIFO hung, a disk image
    for --images was loaded whole).  */

@@ -799,6 +799,84 @@ Test (plan, vnc_on_a_unix_socket)
   free (err);
 }
 
+/* The plan says how the guest is reached (guest: cid, macs, adb, display),
+   per instance; avm status shows it (issue 15).  */
+Test (plan, guest_endpoints)
+{
+  char *err = NULL;
+  char *i2[] = { "-i", "2", NULL };
+  for (int inst = 1; inst <= 2; inst++)
+    {
+      json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", inst == 2 ? i2 : NULL, &err);
+      json_t *g = json_object_get (j, "guest");
+      cr_assert_eq (json_integer_value (json_object_get (g, "cid")), 2 + inst);
+      char *mac0 = NULL, *mac1 = NULL, *adb = NULL, *dbus = NULL, *rd = avm_instance_run_dir (inst);
+      cr_assert_geq (asprintf (&mac0, "00:1a:11:e0:cf:%02x", inst - 1), 0);
+      cr_assert_geq (asprintf (&mac1, "00:1a:11:e1:cf:%02x", inst - 1), 0);
+      cr_assert_geq (asprintf (&adb, "127.0.0.1:%d", 6519 + inst), 0);
+      cr_assert_geq (asprintf (&dbus, "unix:path=%s/dbus.sock", rd), 0);
+      json_t *macs = json_object_get (g, "macs");
+      cr_assert_eq (json_array_size (macs), 2);
+      cr_assert_str_eq (json_string_value (json_array_get (macs, 0)), mac0);
+      cr_assert_str_eq (json_string_value (json_array_get (macs, 1)), mac1);
+      cr_assert_str_eq (json_string_value (json_object_get (g, "adb")), adb);
+      json_t *d = json_object_get (g, "display");
+      cr_assert_str_eq (json_string_value (json_object_get (d, "backend")), "dbus");
+      cr_assert_str_eq (json_string_value (json_object_get (d, "address")), dbus);
+      json_decref (j);
+      free (mac0);
+      free (mac1);
+      free (adb);
+      free (dbus);
+      free (rd);
+    }
+  /* No vsock, no NIC, no adb: null and empty; VNC on TCP: port 5900 + N.  */
+  char *vnc[] = { "--set", "display.backend=vnc", "-i", "3", NULL };
+  json_t *j = plan_json ("demo", "10.0-x86_64", vnc, &err);
+  json_t *g = json_object_get (j, "guest");
+  cr_assert (json_is_null (json_object_get (g, "cid")));
+  cr_assert_eq (json_array_size (json_object_get (g, "macs")), 0);
+  cr_assert (json_is_null (json_object_get (g, "adb")));
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (g, "display"), "address")), "127.0.0.1:5902");
+  json_decref (j);
+  free (err);
+}
+
+/* More memory or vCPUs than this host has: a warning in the plan and in
+   avm check, not with --caps (a plan for another QEMU) (issue 15).  */
+Test (plan, more_than_the_host_has_is_warned)
+{
+  char *out = NULL, *err = NULL;
+  char *a1[] = { "start", "-n", "--json", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (),
+                 "--set", "machine.memory=1048576M", "--set", "machine.cpus=256", NULL };
+  cr_assert_eq (tu_avmv (a1, &out, &err), 0, "%s", err);
+  assert_contains (out, "machine.memory: the guest gets 1048576 MiB, more than this host has (");
+  assert_contains (out, "machine.cpus: the guest gets 256 vCPUs, more than the ");
+  assert_contains (err, "avm: warning: machine.memory: the guest gets 1048576 MiB");
+  free (out);
+  free (err);
+  char *a2[] = { "check", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (), "--set",
+                 "machine.memory=1048576M", NULL };
+  tu_avmv (a2, &out, &err);
+  assert_contains (out, "warn  host-fit ");
+  assert_contains (out, "machine.memory: the guest gets 1048576 MiB");
+  free (out);
+  free (err);
+  /* What fits: nothing said; --caps: not this host's business.  */
+  char *a3[] = { "start", "-n", "--json", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (),
+                 "--set", "machine.memory=128M", "--set", "machine.cpus=1", NULL };
+  cr_assert_eq (tu_avmv (a3, &out, &err), 0, "%s", err);
+  cr_assert_null (strstr (out, "more than"), "%s", out);
+  free (out);
+  free (err);
+  char *a4[] = { "start", "-n", "--json", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (),
+                 "--set", "machine.memory=1048576M", "--caps", caps ("10.0-x86_64"), NULL };
+  cr_assert_eq (tu_avmv (a4, &out, &err), 0, "%s", err);
+  cr_assert_null (strstr (out, "more than this host has"), "%s", out);
+  free (out);
+  free (err);
+}
+
 /* Issue 15: `avm start -p demo` from the installed tree and from the source
    tree.  paths.images lists both places; the first that exists is used,
    and when none exists that is said once, with the profile's hint, exit
@@ -811,10 +889,14 @@ demo_in (const char *data_dir, const char *extra, char **out, char **err)
   cr_assert_geq (asprintf (&cache, "XDG_CACHE_HOME=%s/cache", data_dir), 0);
   cr_assert_geq (asprintf (&conf, "XDG_CONFIG_HOME=%s/config", data_dir), 0);
   cr_assert_geq (asprintf (&prof, "%s/profiles/demo.json", tu_srcdir ()), 0);
-  char *env[] = { dd, cache, conf, "AVM_PROFILE", NULL };
+  char *rt = NULL;
+  /* (Should a plan pass, what starts stays in the test's directory.)  */
+  cr_assert_geq (asprintf (&rt, "AVM_RUNTIME_DIR=%s/run", data_dir), 0);
+  char *env[] = { dd, cache, conf, rt, "AVM_PROFILE", NULL };
   char *argv[] = { (char *) tu_avm_bin (), "start", "-p", prof, "--caps", caps ("10.0-x86_64"), "--set",
                    "machine.accel=tcg", "--set", "qemu.binary=/usr/bin/qemu-system-x86_64", (char *) extra, NULL };
   int r = tu_run (argv, env, out, err);
+  free (rt);
   free (dd);
   free (cache);
   free (conf);
@@ -916,6 +998,135 @@ Test (plan, missing_image_file_exit_2)
   free (build);
   tu_rmtree (dir);
   free (dir);
+}
+
+/* Bad input exits 2 (issue 15): a directory where a file is named, an
+   images "directory" that is a file, a --caps file that is not there; a
+   dry run lists a file behind a symbolic-link loop instead of failing on
+   its image set.  */
+Test (plan, bad_files_exit_2)
+{
+  char *dir = tu_tmpdir (), *out = NULL, *err = NULL, *p = NULL;
+  cr_assert_geq (asprintf (&p, "%s/build", dir), 0);
+  cr_assert_eq (mkdir (p, 0755), 0);
+  free (p);
+  cr_assert_geq (asprintf (&p, "%s/build/demo", dir), 0);
+  free (tu_write (p, "initramfs.cpio.gz", "x"));
+  free (p);
+  cr_assert_geq (asprintf (&p, "%s/build/demo/vmlinuz", dir), 0);
+  cr_assert_eq (mkdir (p, 0755), 0);
+  int r = demo_in (dir, NULL, &out, &err);
+  cr_assert_eq (r, 2, "exit %d: %s", r, err);
+  assert_contains (err, "firmware.kernel ");
+  assert_contains (err, "/build/demo/vmlinuz: Is a directory");
+  free (out);
+  free (err);
+
+  char *a1[] = { "start", "-n", "-p", "demo", "--caps", "/nonexistent/caps.json", NULL };
+  cr_assert_eq (tu_avmv (a1, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: QEMU capabilities file /nonexistent/caps.json: No such file or directory");
+  free (out);
+  free (err);
+  char *a2[] = { "check", "-p", "demo", "--caps", "/nonexistent/caps.json", NULL };
+  cr_assert_eq (tu_avmv (a2, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: QEMU capabilities file /nonexistent/caps.json: No such file or directory");
+  free (out);
+  free (err);
+
+  char *a3[] = { "start", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "--images",
+                 "/etc/passwd", NULL };
+  cr_assert_eq (tu_avmv (a3, &out, &err), 2, "%s", err);
+  assert_contains (err, "avm: images directory /etc/passwd is not a directory (--images)");
+  free (out);
+  free (err);
+
+  char *loop = NULL;
+  cr_assert_geq (asprintf (&loop, "%s/loop", dir), 0);
+  cr_assert_eq (symlink (loop, loop), 0);
+  char *a4[] = { "start", "-n", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg",
+                 "--images", loop, NULL };
+  cr_assert_eq (tu_avmv (a4, &out, &err), 0, "%s", err);
+  assert_contains (err, "/loop/vmlinuz: Too many levels of symbolic links");
+  free (out);
+  free (err);
+  free (loop);
+  free (p);
+  tu_rmtree (dir);
+  free (dir);
+}
+
+/* "/tmp/xxx...": an absolute path of exactly LEN bytes ending in NAME.  */
+static char *
+path_of_length (size_t len, const char *name)
+{
+  char *p = malloc (len + 1);
+  cr_assert_not_null (p);
+  size_t nl = strlen (name);
+  cr_assert_gt (len, nl + 5);
+  memcpy (p, "/tmp/", 5);
+  memset (p + 5, 'x', len - 5 - nl - 1);
+  p[len - nl - 1] = '/';
+  memcpy (p + len - nl, name, nl + 1);
+  cr_assert_eq (strlen (p), len);
+  return p;
+}
+
+/* Unix socket paths longer than sun_path (107 bytes) are refused when the
+   plan is made, naming the key and the path, instead of failing once
+   something tries to bind them (issue 15).  */
+Test (plan, socket_paths_longer_than_sun_path)
+{
+  char *ok = path_of_length (107, "s.sock"), *bad = path_of_length (108, "s.sock"), *svc = NULL, *res = NULL,
+       *port = NULL, *set = NULL, *want = NULL;
+  /* A service's socket: 107 bytes fit, 108 do not.  */
+  cr_assert_geq (asprintf (&svc, "{\"services\": {\"h\": {\"exec\": [\"/bin/true\"], \"socket\": \"%s\"}}}", ok), 0);
+  const char *unapproved[] = { "--allow-unapproved", NULL };
+  expect_error (svc, "", 0, unapproved);
+  free (svc);
+  cr_assert_geq (asprintf (&svc, "{\"services\": {\"h\": {\"exec\": [\"/bin/true\"], \"socket\": \"%s\"}}}", bad), 0);
+  cr_assert_geq (asprintf (&want, "services.h.socket: socket path %s is 108 bytes, more than the 107 a unix socket "
+                                  "path can have; use a shorter path", bad), 0);
+  expect_error (svc, want, 2, NULL);
+  free (want);
+  /* A listening resource, a console port of kind socket, VNC.  */
+  cr_assert_geq (asprintf (&res, "{\"resources\": {\"l\": {\"type\": \"unix-listen\", \"path\": \"%s\"}},"
+                                 " \"services\": {\"h\": {\"exec\": [\"/bin/true\", \"${fd:l}\"]}}}", bad), 0);
+  expect_error (res, "resources.l.path: socket path /tmp/x", 2, NULL);
+  cr_assert_geq (asprintf (&port, "{\"consoles\": {\"ports\": [{\"name\": \"c\", \"kind\": \"socket\", \"path\":"
+                                  " \"%s\"}]}}", bad), 0);
+  expect_error (port, "consoles.ports[0].path: socket path /tmp/x", 2, NULL);
+  cr_assert_geq (asprintf (&set, "display.vnc.listen=unix:%s", bad), 0);
+  const char *vnc[] = { "--set", "display.backend=vnc", "--set", set, NULL };
+  cr_assert_geq (asprintf (&want, "avm: --set %s: display.vnc.listen: socket path %s is 108 bytes", set, bad), 0);
+  expect_error ("{}", want, 2, vnc);
+  free (want);
+  /* A service with readiness notify: its socket in the runtime directory.  */
+  const char *name = "a_service_name_long_enough_to_overflow_with_a_long_runtime_dir";
+  char *rt = path_of_length (107 - strlen ("/1/notify-.sock") - strlen (name) + 1, "r");
+  cr_assert_eq (setenv ("AVM_RUNTIME_DIR", rt, 1), 0);
+  char *notify = NULL;
+  cr_assert_geq (asprintf (&notify, "{\"services\": {\"%s\": {\"exec\": [\"/bin/true\"], \"ready\": \"notify\"}}}",
+                           name), 0);
+  cr_assert_geq (asprintf (&want, "services.%s.ready: socket path %s/1/notify-%s.sock is 108 bytes", name, rt, name), 0);
+  expect_error (notify, want, 2, NULL);
+  free (want);
+  free (rt);
+  /* The runtime directory: control.sock and qmp.sock, whatever the profile.  */
+  rt = path_of_length (107 - strlen ("/1/control.sock") + 1, "r");
+  cr_assert_eq (setenv ("AVM_RUNTIME_DIR", rt, 1), 0);
+  cr_assert_geq (asprintf (&want, "avm: runtime directory %s/1: socket path %s/1/control.sock is 108 bytes, more than "
+                                  "the 107 a unix socket path can have; set AVM_RUNTIME_DIR to a shorter directory",
+                           rt, rt), 0);
+  expect_error ("{}", want, 2, NULL);
+  free (want);
+  free (rt);
+  free (notify);
+  free (set);
+  free (port);
+  free (res);
+  free (svc);
+  free (ok);
+  free (bad);
 }
 
 /* Debian 12's virtiofsd runs only as root (services.*.requires_root): as

@@ -7,6 +7,7 @@
 #include "util/strbuf.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -275,6 +276,44 @@ Test (profile, extends_errors)
   free (a);
 }
 
+/* A cycle is named as one, with the chain, even when the file comes back
+   under another name (issue 15: "./c.json" was not "c.json", and the
+   chain ran to "more than 16 levels of inheritance").  */
+Test (profile, inheritance_cycle_is_named_with_its_chain)
+{
+  free (tu_write (dir, "a.json", "{\"extends\": \"b.json\"}"));
+  free (tu_write (dir, "b.json", "{\"extends\": \"./c.json\"}"));
+  free (tu_write (dir, "c.json", "{\"extends\": \"./a.json\"}"));
+  char *a = NULL, *msg = NULL;
+  cr_assert (asprintf (&a, "%s/a.json", dir) > 0);
+  cr_assert_lt (load (a, NULL, NULL, NULL, &msg), 0);
+  char *want = NULL;
+  cr_assert (asprintf (&want, "%s: extends: inheritance cycle: %s -> %s/b.json -> %s/c.json -> %s", a, a, dir, dir,
+                       a) > 0);
+  cr_assert_str_eq (msg, want);
+  free (msg);
+  free (want);
+  /* The same file under another name: a symbolic link.  */
+  cr_assert_eq (symlink ("a.json", tu_replace (strdup (a), "a.json", "link.json")) == 0 ? 0 : errno, 0);
+  free (tu_write (dir, "c.json", "{\"extends\": \"link.json\"}"));
+  cr_assert_lt (load (a, NULL, NULL, NULL, &msg), 0);
+  assert_contains (msg, "inheritance cycle: ");
+  assert_contains (msg, "/link.json (the same file as ");
+  cr_assert_null (strstr (msg, "levels of inheritance"), "%s", msg);
+  free (msg);
+  free (a);
+}
+
+/* A byte order mark is named as such, not as a JSON syntax error at 1:1
+   that shows three invisible bytes (issue 15).  */
+Test (profile, utf8_bom_is_named)
+{
+  char *msg = load_error ("\xef\xbb\xbf{ \"machine\": { \"arch\": \"x86_64\" } }");
+  assert_contains (msg, "p.json starts with a UTF-8 byte order mark (EF BB BF); save it without one");
+  cr_assert_null (strstr (msg, "malformed JSON"), "%s", msg);
+  free (msg);
+}
+
 /* Only regular files of at most 1 MiB are profiles: a device, a FIFO, a
    directory or a disk image given by mistake is refused before it is read
    (issue 15: `-p /dev/zero` grew to gigabytes, a FIFO hung for ever).  */
@@ -478,6 +517,56 @@ Test (profile, set_errors_name_the_assignment)
       assert_contains (msg, cases[i].expect);
       free (msg);
     }
+  free (path);
+}
+
+/* extends and options are resolved before the overrides: setting them is
+   refused instead of silently changing nothing (issue 15).  */
+Test (profile, set_refuses_extends_and_options)
+{
+  char *path = tu_write (dir, "s.json", minimal);
+  static const struct
+  {
+    const char *set, *expect;
+  } cases[] = {
+    { "extends=aaos-x86_64", "--set extends=aaos-x86_64: extends cannot be set on the command line" },
+    { "extends=null", "--set extends=null: extends cannot be set" },
+    { "options.gpu.default=virgl", "--set options.gpu.default=virgl: options cannot be changed on the command line" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *sets[] = { (char *) cases[i].set, NULL };
+      char *msg = NULL;
+      cr_assert_lt (load (path, NULL, sets, NULL, &msg), 0, "--set %s accepted", cases[i].set);
+      assert_contains (msg, cases[i].expect);
+      free (msg);
+    }
+  free (path);
+}
+
+/* What the whole-profile validation finds after an override names the
+   override, not the file (issue 15).  */
+Test (profile, set_problems_name_the_set_not_the_file)
+{
+  char *path = tu_write (dir, "s.json", minimal);
+  char *sets[] = { "machine.cpus=2", "display.outputs[0]={}", NULL };
+  char *bad[] = { "display.outputs=[{\"xres\": 640, \"yres\": 480}]", "display.outputs[0]={}", NULL };
+  char *msg = NULL;
+  /* display.outputs[0] does not exist in the profile.  */
+  cr_assert_lt (load (path, NULL, sets, NULL, &msg), 0);
+  free (msg);
+  cr_assert_lt (load (path, NULL, bad, NULL, &msg), 0);
+  assert_contains (msg, "--set display.outputs[0]={}: display.outputs[0].xres: required key is missing");
+  assert_contains (msg, "--set display.outputs[0]={}: display.outputs[0].yres: required key is missing");
+  cr_assert_null (strstr (msg, "s.json"), "the file is blamed:\n%s", msg);
+  free (msg);
+  /* A problem away from every override: the file, as changed by them.  */
+  char *req[] = { "machine.cpus=2", NULL };
+  char *p2 = tu_write (dir, "nopath.json", "{\"disks\": [{\"name\": \"a\"}]}");
+  cr_assert_lt (load (p2, NULL, req, NULL, &msg), 0);
+  assert_contains (msg, "nopath.json (with --set machine.cpus=2): disks[0].path: required key is missing");
+  free (msg);
+  free (p2);
   free (path);
 }
 

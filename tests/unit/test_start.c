@@ -15,18 +15,23 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
 
 static struct ts_env env;
 
@@ -93,6 +98,8 @@ Test (start, helpers_ready_before_qemu_and_ready_notification)
   json_decref (st);
   cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
   cr_assert (strstr (out, "instance 1: running"), "%s", out);
+  /* Columns, but no line ends in blanks (QEMU's has no restarts column).  */
+  cr_assert_null (strstr (out, " \n"), "a line of avm status ends in a blank:\n%s", out);
 
   /* avm stop: exit 0, everything gone.  */
   pid_t pids[8];
@@ -210,6 +217,29 @@ Test (start, boot_timeout)
   cr_assert (strstr (err, "the guest did not boot within 1 s (no \"VIRTUAL_DEVICE_BOOT_COMPLETED\" on console "
                           "console)"),
              "%s", err);
+}
+
+/* A boot that takes long says so every 30 s (issue 15).  No timing is
+   asserted: the line must come within a generous limit.  */
+Test (start, slow_boot_says_still_booting, .timeout = TU_TIMEOUT (150))
+{
+  char *svc = ts_fmt ("{\"quiet\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "slowboot", svc, ts_boot (0), NULL), NULL);
+  double t0 = ts_now ();
+  char *err = NULL;
+  while ((!err || !strstr (err, "still booting (")) && ts_now () - t0 < TU_TIMEOUT (120))
+    {
+      free (err);
+      tu_sleep_ms (200);
+      err = tu_read (a.stderr_path);
+    }
+  free (err);
+  err = ts_stderr (&a);
+  cr_assert (strstr (err, "avm: still booting (3"), "no progress line:\n%s", err);
+  cr_assert_lt (strstr (err, "qemu: started"), strstr (err, "still booting"), "%s", err);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
 Test (start, boot_loop_of_resets_is_a_boot_failure)
@@ -468,6 +498,98 @@ Test (start, status_shows_restart_delay)
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
 }
 
+/* What a helper printed is quoted in messages with its control characters
+   escaped: a helper cannot recolour or retitle the terminal of whoever
+   runs avm (issue 15).  */
+Test (start, helper_output_in_messages_is_escaped)
+{
+  cr_assert_eq (setenv ("AVM_TEST_COLOUR", "\033[31mred\033]0;title\a", 1), 0);
+  char *svc = ts_fmt ("{\"colourful\": {\"exec\": [\"%s\", \"env=AVM_TEST_COLOUR\", \"exit=3\"], \"ready\": \"file\","
+                      " \"ready_path\": \"${run_dir}/never\"}}",
+                      env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "colour", svc, NULL, NULL), NULL);
+  cr_assert_eq (ts_wait (&a, 30), 6, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "last output: AVM_TEST_COLOUR=\\x1b[31mred\\x1b]0;title\\x07"), "%s", err);
+  cr_assert_null (strchr (err, '\033'), "a raw ESC reached the terminal:\n%s", err);
+}
+
+/* A TCP port nothing listens on now (the kernel's choice).  */
+static int
+free_tcp_port (void)
+{
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof sa;
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+  cr_assert_eq (getsockname (fd, (struct sockaddr *) &sa, &len), 0);
+  close (fd);
+  return ntohs (sa.sin_port);
+}
+
+/* avm status says how to reach the guest: vsock CID, adb, display
+   (issue 15).  */
+Test (start, status_shows_how_to_reach_the_guest)
+{
+  int port = free_tcp_port ();
+  char *svc = ts_fmt ("{\"adbproxy\": {\"exec\": [\"%s\", \"print=${fd:adb_tcp}\", \"hang\"]}}", env.fake);
+  char *extra = ts_fmt ("\"stop\": {\"timeout\": 1}, \"resources\": {\"adb_tcp\": {\"type\": \"tcp-listen\","
+                        " \"address\": \"127.0.0.1\", \"port\": %d}}",
+                        port);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "reach", svc, NULL, extra), "--set", "display.backend=vnc", "--set",
+            "display.vnc.listen=unix:${run_dir}/vnc.sock", NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+  json_t *st = ts_json (out);
+  char *adb = ts_fmt ("127.0.0.1:%d", port), *vnc = ts_fmt ("unix:%s/vnc.sock", env.run1);
+  cr_assert (json_is_null (json_object_get (st, "cid")), "%s", out); /* vsock.mode none */
+  cr_assert_eq (json_array_size (json_object_get (st, "macs")), 0, "%s", out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "adb")), adb);
+  json_t *display = json_object_get (st, "display");
+  cr_assert_str_eq (json_string_value (json_object_get (display, "backend")), "vnc");
+  cr_assert_str_eq (json_string_value (json_object_get (display, "address")), vnc);
+  json_decref (st);
+  cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
+  cr_assert (strstr (out, ts_fmt ("\n  adb %s, display vnc %s\n", adb, vnc)), "%s", out);
+  cr_assert_null (strstr (out, " \n"), "%s", out);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
+/* A second instance whose guest would have the MAC address of a running
+   one is warned about in its plan and by avm check (issue 15).  */
+Test (start, mac_shared_with_a_running_instance_is_warned)
+{
+  char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
+  char *profile = ts_profile (&env, "nic", svc, NULL, NULL);
+  struct ts_avm a;
+  ts_start (&env, &a, profile, "--set", "network.mode=user", NULL);
+  ts_wait_notify (&a, "READY=1", 30);
+  char *out = NULL;
+  /* Instance 2 adds 1 to the last byte: ff + 1 is instance 1's 00.  */
+  cr_assert_eq (ts_avm (&env, &out, "start", "-n", "--json", "-p", profile, "--allow-unapproved", "-i", "2", "--set",
+                        "network.mode=user", "--set", "network.mac=00:1a:11:e0:cf:ff", NULL),
+                0);
+  assert_contains (out, "network: instance 1 (profile nic, avm pid ");
+  assert_contains (out, ") already runs a guest with MAC address 00:1a:11:e0:cf:00; the two guests would share it");
+  cr_assert_eq (ts_avm (&env, &out, "check", "-p", profile, "--allow-unapproved", "-i", "2", "--set",
+                        "network.mode=user", "--set", "network.mac=00:1a:11:e0:cf:ff", NULL),
+                0, "%s", out);
+  assert_contains (out, "warn  instances ");
+  assert_contains (out, "already runs a guest with MAC address 00:1a:11:e0:cf:00");
+  /* Its own MAC: nothing said.  */
+  cr_assert_eq (ts_avm (&env, &out, "start", "-n", "--json", "-p", profile, "--allow-unapproved", "-i", "2", "--set",
+                        "network.mode=user", NULL),
+                0);
+  cr_assert_null (strstr (out, "already runs a guest"), "%s", out);
+  kill (a.pid, SIGTERM);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
 Test (start, crash_loop_tears_down_naming_the_service)
 {
   char *svc = ts_fmt ("{\"looping\": {\"exec\": [\"%s\", \"stderr=segfault in libfoo\", \"crash\"],"
@@ -497,7 +619,9 @@ Test (start, helper_ignoring_sigterm_is_killed_after_its_timeout)
   cr_assert_geq (ts_now () - t0, 0.9);
   char *err = ts_stderr (&a);
   cr_assert (strstr (err, "stubborn: still running 1.0 s after SIGTERM: SIGKILL"), "%s", err);
-  cr_assert (strstr (err, "stubborn: was killed by signal 9 (SIGKILL) (SIGKILL)"), "%s", err);
+  cr_assert (strstr (err, "stubborn: was killed by signal 9 (SIGKILL)\n"), "%s", err);
+  /* The signal is named once.  */
+  cr_assert_null (strstr (err, "(SIGKILL) (SIGKILL)"), "%s", err);
   ts_assert_gone (pids, n);
 }
 
