@@ -45,6 +45,12 @@ const struct avm_cvd_part avm_cvd_parts[] = {
   { "super.img", "super", 0, false, false },
   { "userdata.img", "userdata", 0, false, false },
   { NULL, "metadata", 64 * MIB, false, false },
+  /* Android 15 QPR2 and later auto builds make hibernation_swap.img (4 GiB
+     of zeros, device/google/cuttlefish shared/BoardConfig.mk) and mount it
+     as /dev/block/vda19 (shared/auto/hibernation_swap/fstab.hibernationswap);
+     assemble_cvd adds it after metadata when the set has it
+     (assemble_cvd/disk_flags.cc).  Zeros stay holes in the output.  */
+  { "hibernation_swap.img", "hibernation", 0, true, false },
 };
 const size_t avm_cvd_nparts = ARRAY_SIZE (avm_cvd_parts);
 

@@ -20,8 +20,14 @@ char **
 avm_props_uboot_env_entries (const char *arch)
 {
   struct avm_argv a = { 0 };
+  /* launch_cvd's QEMU kernel arguments (libs/config/kernel_args.cpp).  On
+     x86, pnpacpi=off keeps ACPI from claiming the ISA serial ports (serdev
+     uses them as platform devices).  Its ramoops.* arguments are left out:
+     they name 0x150000000, crosvm's layout, while QEMU places the pstore
+     nvdimm after the guest's RAM (0x140000000 with 4 GiB on QEMU 7.2, its
+     "info memory-devices"), so they would point beside it.  */
   const char *kargs = streq (arch, "aarch64") ? "console=hvc0 earlycon=pl011,mmio32,0x9000000"
-                                              : "console=hvc0 earlycon=uart8250,io,0x3f8";
+                                              : "console=hvc0 earlycon=uart8250,io,0x3f8 pnpacpi=off";
   avm_argv_push (&a, "ethprime=eth1");
   avm_argv_pushf (&a, "uenvcmd=setenv bootargs \"$cbootargs %s\" && %s", kargs, android_entry);
   return avm_argv_steal (&a);

@@ -833,7 +833,7 @@ check_props (struct ctx *c, const char *path, struct disk *d)
             "uenvcmd=setenv bootargs \"$cbootargs console=hvc0 %s\" && bcb load virtio 0 misc; if bcb test command "
             "= boot-quiescent; then setenv bootargs \"$bootargs androidboot.quiescent=1\"; bcb clear command; bcb "
             "store; fi; run bootcmd_android",
-            streq (c->arch, "aarch64") ? "earlycon=pl011,mmio32,0x9000000" : "earlycon=uart8250,io,0x3f8");
+            streq (c->arch, "aarch64") ? "earlycon=pl011,mmio32,0x9000000" : "earlycon=uart8250,io,0x3f8 pnpacpi=off");
   cr_assert_str_eq (entries[1], want, "%s: uenvcmd", what);
 
   /* vbmeta: chains uboot_env:1 and bootconfig:2 with the key, zero-padded.  */
@@ -3422,4 +3422,49 @@ Test (cvd2img, raw_super_and_sparse_boot)
   expect_failure (out2, 2, (char *[]) { cvd2, NULL },
                   (const char *[]) { boot, "is an Android sparse image; boot.img is stored raw", NULL },
                   (const char *[]) { cvd2, NULL });
+}
+
+/* Android 15 QPR2+ auto sets have hibernation_swap.img: the partition
+   "hibernation" after metadata, as assemble_cvd adds it (the guest's
+   /dev/block/vda19), its zeros left as holes; no partition without it.  */
+Test (cvd2img, hibernation_partition_when_the_set_has_it)
+{
+  /* The full set (init_boot and the dlkm vbmeta images too).  */
+  _cleanup_free_ char *full = fx_path ("cvd-opt"), *cvd = tpath ("cvd");
+  fx_link_tree (full, cvd);
+  _cleanup_free_ char *swap = fx_join (cvd, "hibernation_swap.img");
+  _cleanup_free_ char *out = tpath ("out"), *plain = tpath ("plain");
+  int fd = open (swap, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  cr_assert (fd >= 0 && ftruncate (fd, 64 << 20) == 0 && close (fd) == 0);
+  avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
+  _cleanup_free_ char *sys = fx_join (out, "system.img");
+  char *o = NULL, *e = NULL;
+  cr_assert_eq (tu_avm (&o, &e, "inspect", "--json", sys, NULL), 0, "%s", e);
+  json_t *rep = json_loads (o, 0, NULL);
+  cr_assert_not_null (rep, "%s", o);
+  json_t *parts = json_object_get (rep, "partitions");
+  size_t n = json_array_size (parts);
+  json_t *last = json_array_get (parts, n - 1), *before = json_array_get (parts, n - 2);
+  cr_assert_str_eq (json_string_value (json_object_get (last, "name")), "hibernation");
+  cr_assert_str_eq (json_string_value (json_object_get (before, "name")), "metadata");
+  cr_assert_eq (json_integer_value (json_object_get (last, "index")), 19, "the guest mounts /dev/block/vda19");
+  cr_assert_eq (json_integer_value (json_object_get (last, "size")), 64 << 20);
+  /* 64 MiB of zeros took no space.  */
+  struct stat st;
+  cr_assert_eq (stat (sys, &st), 0);
+  cr_assert_lt ((uint64_t) st.st_blocks * 512, (uint64_t) st.st_size - (60 << 20), "the zeros were written");
+  json_decref (rep);
+  free (o);
+  free (e);
+
+  _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *sys2 = fx_join (plain, "system.img");
+  avm_ok ((char *[]) { "cvd2img", "-o", plain, cvd2, NULL });
+  cr_assert_eq (tu_avm (&o, &e, "inspect", "--json", sys2, NULL), 0, "%s", e);
+  rep = json_loads (o, 0, NULL);
+  parts = json_object_get (rep, "partitions");
+  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (parts, json_array_size (parts) - 1), "name")),
+                    "metadata");
+  json_decref (rep);
+  free (o);
+  free (e);
 }
