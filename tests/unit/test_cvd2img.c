@@ -1925,20 +1925,29 @@ Test (cvd2img, tar_reserved_names)
 static void
 write_truncated_tar (const char *path, const char *name, int64_t size)
 {
-  struct archive *a = archive_write_new ();
-  cr_assert_not_null (a);
-  cr_assert_eq (archive_write_set_format_pax_restricted (a), ARCHIVE_OK);
-  cr_assert_eq (archive_write_set_bytes_per_block (a, 0), ARCHIVE_OK);
-  cr_assert_eq (archive_write_open_filename (a, path), ARCHIVE_OK);
-  struct archive_entry *ae = archive_entry_new ();
-  archive_entry_set_pathname (ae, name);
-  archive_entry_set_filetype (ae, AE_IFREG);
-  archive_entry_set_perm (ae, 0644);
-  archive_entry_set_size (ae, size);
-  cr_assert_eq (archive_write_header (a, ae), ARCHIVE_OK, "%s", archive_error_string (a));
-  archive_entry_free (ae);
-  archive_write_fail (a);
-  archive_write_free (a);
+  /* In a child that leaves without finishing the archive: libarchive
+     would pad the entry with SIZE bytes on close, and leaks its writer
+     when told to give up (archive_write_fail), which LeakSanitizer
+     reports.  */
+  pid_t pid = fork ();
+  cr_assert_geq (pid, 0);
+  if (pid == 0)
+    {
+      struct archive *a = archive_write_new ();
+      struct archive_entry *ae = archive_entry_new ();
+      if (!a || !ae || archive_write_set_format_pax_restricted (a) != ARCHIVE_OK
+          || archive_write_set_bytes_per_block (a, 0) != ARCHIVE_OK
+          || archive_write_open_filename (a, path) != ARCHIVE_OK)
+        _exit (1);
+      archive_entry_set_pathname (ae, name);
+      archive_entry_set_filetype (ae, AE_IFREG);
+      archive_entry_set_perm (ae, 0644);
+      archive_entry_set_size (ae, size);
+      _exit (archive_write_header (a, ae) == ARCHIVE_OK ? 0 : 2);
+    }
+  int st;
+  cr_assert_eq (waitpid (pid, &st, 0), pid);
+  cr_assert (WIFEXITED (st) && WEXITSTATUS (st) == 0, "writing the tar header of %s failed", path);
   cr_assert_gt (file_size (path), 0);
 }
 
