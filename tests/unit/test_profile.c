@@ -294,7 +294,9 @@ Test (profile, inheritance_cycle_is_named_with_its_chain)
   free (msg);
   free (want);
   /* The same file under another name: a symbolic link.  */
-  cr_assert_eq (symlink ("a.json", tu_replace (strdup (a), "a.json", "link.json")) == 0 ? 0 : errno, 0);
+  char *link = tu_replace (strdup (a), "a.json", "link.json");
+  cr_assert_eq (symlink ("a.json", link) == 0 ? 0 : errno, 0);
+  free (link);
   free (tu_write (dir, "c.json", "{\"extends\": \"link.json\"}"));
   cr_assert_lt (load (a, NULL, NULL, NULL, &msg), 0);
   assert_contains (msg, "inheritance cycle: ");
