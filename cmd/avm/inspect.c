@@ -32,7 +32,8 @@ avm_help_inspect (FILE *out)
          "  -h, --help            show this help\n"
          "\n"
          "Exit status: 0 the disk is sound (every signature verifies, its set belongs\n"
-         "together), 1 a check failed, 2 bad usage or a malformed disk.  See avm-inspect(1).\n",
+         "together), 1 a check failed, 2 bad usage or bad input (a disk or manifest that\n"
+         "is not there, a malformed disk).  See avm-inspect(1).\n",
          out);
 }
 
@@ -146,13 +147,14 @@ avm_cmd_inspect (int argc, char **argv)
 
   if (verify)
     {
+      bool named = manifest != NULL;
       if (!manifest)
         {
           _cleanup_free_ char *copy = strdup (disk);
           manifest_default = avm_path_join (dirname (copy), "manifest.json");
           manifest = manifest_default;
         }
-      if (avm_inspect_verify (disk, manifest, &rep, &err) < 0
+      if (avm_inspect_verify (disk, manifest, named, &rep, &err) < 0
           || avm_setcheck (disk, true, AVM_SETCHECK_FULL, rep, &err) < 0)
         return avm_error_report (&err);
       if (json)

@@ -116,7 +116,7 @@ manifest_section (json_t *manifest, const char *disk)
 }
 
 int
-avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, avm_error_t *err)
+avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_named, json_t **out, avm_error_t *err)
 {
   struct gfs f = { 0 };
   _cleanup_json_ json_t *manifest = NULL;
@@ -127,19 +127,25 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
   /* The disk first: a FIFO or a character device is refused here, before
      libguestfs would wait on it.  */
   struct stat st;
-  fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) < 0)
-    {
-      r = avm_error_sys (err, errno, "cannot open %s", path);
-      goto fail;
-    }
-  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
-    {
-      r = avm_error_input (err, "%s is %s, not a disk image", path, avm_file_kind (st.st_mode));
-      goto fail;
-    }
-  if ((r = avm_json_load_file (manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &manifest, err)) < 0)
+  if ((r = avm_inspect_open (path, &fd, &st, err)) < 0)
     goto fail;
+  /* A manifest that is not there is bad input as well: the one named by
+     --manifest, or the default next to the disk (then say how to name
+     another).  */
+  if ((r = avm_json_load_file (manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &manifest, err)) < 0)
+    {
+      int e = -r;
+      if (!manifest_named && (e == ENOENT || e == ENOTDIR))
+        {
+          avm_error_input (err, "%s: no manifest next to it (%s: %s): --verify compares the disk with the "
+                                "manifest.json avm cvd2img wrote beside it; name one with --manifest FILE",
+                           path, manifest_path, strerror (e));
+          if (*err)
+            (*err)->code = e; /* the errno stays the one that happened */
+        }
+      r = avm_error_input_if_missing (err, -e);
+      goto fail;
+    }
   json_t *sec = manifest_section (manifest, path);
   if (!sec)
     {

@@ -100,6 +100,14 @@ int
   return -(*err)->code;
 }
 
+int
+avm_error_input_if_missing (avm_error_t *err, int r)
+{
+  if ((r == -ENOENT || r == -ENOTDIR || r == -ELOOP) && err && *err)
+    (*err)->exit_code = AVM_EXIT_USAGE;
+  return r;
+}
+
 void
 avm_error_prefix (avm_error_t *err, const char *fmt, ...)
 {

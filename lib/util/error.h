@@ -44,6 +44,12 @@ int avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...)
 void avm_error_prefix (avm_error_t *err, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
+/* R (a negative errno, with ERR filled) unchanged; when R says a path
+   does not lead to a file (-ENOENT, -ENOTDIR, -ELOOP), ERR's exit code
+   becomes AVM_EXIT_USAGE: a file the user named that is not there is bad
+   input, not a failure of the host.  Its errno and message stay.  */
+int avm_error_input_if_missing (avm_error_t *err, int r);
+
 /* Append one more line to an existing (or new) error.  */
 int avm_error_append (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
   __attribute__ ((format (printf, 4, 5)));

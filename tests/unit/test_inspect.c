@@ -152,6 +152,57 @@ Test (inspect, fifo_refused, .timeout = TU_TIMEOUT (20))
   free (fifo);
 }
 
+/* avm inspect ARGS must fail with exit 2 and one line on stderr that
+   contains every NEEDLE (NULL-terminated), nothing on stdout.  */
+static void
+expect_bad_input (char *const args[], const char *const needles[])
+{
+  char *argv[8] = { "inspect" }, *out = NULL, *err = NULL;
+  size_t n = 1;
+  for (size_t i = 0; args[i]; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  int r = tu_avmv (argv, &out, &err);
+  cr_assert_eq (r, 2, "avm inspect %s ...: exit %d, expected 2 (bad input): %s%s", args[0], r, out, err);
+  cr_assert_str_empty (out);
+  size_t len = strlen (err);
+  cr_assert (len > 0 && err[len - 1] == '\n' && strchr (err, '\n') == err + len - 1, "not one line:\n%s", err);
+  for (size_t i = 0; needles[i]; i++)
+    assert_contains (err, needles[i]);
+  free (out);
+  free (err);
+}
+
+/* A disk or manifest that is not there is bad input (exit 2), with and
+   without --verify (issue 15: exit 1), and so is a link loop or a path
+   through a file; each said in one line naming the file.  */
+Test (inspect, missing_file_exit_2)
+{
+  char *missing = NULL, *loop_a = NULL, *loop_b = NULL, *through = NULL, *sub = NULL, *lone = NULL;
+  cr_assert (asprintf (&missing, "%s/nothere.img", dir) > 0 && asprintf (&loop_a, "%s/loop-a.img", dir) > 0
+             && asprintf (&loop_b, "%s/loop-b.img", dir) > 0 && asprintf (&through, "%s/x", disk) > 0
+             && asprintf (&sub, "%s/sub", dir) > 0 && asprintf (&lone, "%s/sub/properties.img", dir) > 0);
+  cr_assert_eq (symlink (loop_b, loop_a), 0);
+  cr_assert_eq (symlink (loop_a, loop_b), 0);
+  expect_bad_input ((char *[]) { missing, NULL }, (const char *[]) { missing, "No such file", NULL });
+  expect_bad_input ((char *[]) { "--json", missing, NULL }, (const char *[]) { missing, NULL });
+  expect_bad_input ((char *[]) { loop_a, NULL }, (const char *[]) { loop_a, NULL });
+  expect_bad_input ((char *[]) { through, NULL }, (const char *[]) { through, NULL });
+  expect_bad_input ((char *[]) { "--verify", missing, NULL }, (const char *[]) { missing, NULL });
+  expect_bad_input ((char *[]) { "--verify", "--manifest", missing, disk, NULL },
+                    (const char *[]) { missing, "No such file", NULL });
+  /* the default manifest, next to the disk: say how to name another */
+  cr_assert_eq (mkdir (sub, 0755), 0);
+  cr_assert_eq (link (disk, lone), 0);
+  expect_bad_input ((char *[]) { "--verify", lone, NULL }, (const char *[]) { lone, "manifest.json", "--manifest", NULL });
+  free (missing);
+  free (loop_a);
+  free (loop_b);
+  free (through);
+  free (sub);
+  free (lone);
+}
+
 /* One libguestfs launch per test: ~1 minute under TCG.  */
 static char *genv[] = { "LIBGUESTFS_BACKEND=direct", "LIBGUESTFS_BACKEND_SETTINGS=force_tcg", NULL };
 
