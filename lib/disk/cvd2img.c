@@ -386,6 +386,62 @@ lock_output (const char *odir, int *fd, bool *locked, avm_error_t *err)
   return 0;
 }
 
+/* A disk that cannot be made as large as the images make it (R, ERR:
+   its partition does not fit in a GPT disk, or the output file system
+   cannot hold a file of its size).  A sparse image's header says the size:
+   when the image's chunks do not cover it, the image is damaged, and the
+   error is that (bad input naming the image and, in a zip, the entry),
+   not the output's.  IMAGE: the image of the partition that did not fit;
+   NULL: any of them.  Otherwise ERR stays and names the image (IMAGE, or
+   the largest).  */
+static int
+blame_size (struct avm_imgset *set, const char *image, int r, avm_error_t *err)
+{
+  const char *largest = NULL;
+  uint64_t lsize = 0;
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const char *name = avm_cvd_parts[i].image;
+      const struct avm_img *img = name ? avm_imgset_get (set, name) : NULL;
+      /* each image once (boot.img is boot_a and boot_b) */
+      if (!img || !img->present || (image && !streq (image, name))
+          || (i > 0 && avm_cvd_parts[i - 1].image && streq (avm_cvd_parts[i - 1].image, name)))
+        continue;
+      if (img->sparse)
+        {
+          avm_error_t cerr = NULL;
+          int c = avm_imgset_check_size (set, name, &cerr);
+          if (c < 0)
+            {
+              avm_error_free (*err);
+              *err = cerr;
+              return c;
+            }
+        }
+      if (!largest || img->size > lsize)
+        {
+          largest = name;
+          lsize = img->size;
+        }
+    }
+  if (!largest || !*err)
+    return r;
+  char size[32];
+  _cleanup_free_ char *label = avm_imgset_image_label (set, largest);
+  char *full = NULL;
+  avm_format_bytes (lsize, size, sizeof size);
+  if (!label)
+    return r;
+  if (image)
+    avm_error_prefix (err, "%s (%s)", label, size);
+  else if (asprintf (&full, "%s (the largest image, %s, is %s)", (*err)->msg, label, size) >= 0)
+    {
+      free ((*err)->msg);
+      (*err)->msg = full;
+    }
+  return r;
+}
+
 static int
 cmp_str (const void *a, const void *b)
 {
@@ -556,6 +612,8 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
         }
       if ((r = avm_gpt_add (gpt, p->name, size, err)) < 0)
         {
+          if (img)
+            r = blame_size (set, p->image, r, err);
           json_decref (sources);
           goto out;
         }
@@ -615,7 +673,13 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
 
   /* Write everything to temporaries.  */
   if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[OUT_SYSTEM], err)) < 0)
-    goto out;
+    {
+      /* "File too large": the images make it so (issue 15: a damaged
+         sparse header's size was blamed on out/system.img).  */
+      if (r == -EFBIG || r == -EINVAL)
+        r = blame_size (set, NULL, r, err);
+      goto out;
+    }
   avm_progress_init (&prog, total + (write_tree ? avm_imgset_host_bytes (set) : 0), req->quiet);
   avm_out_set_progress (outs.o[OUT_SYSTEM], avm_progress_add, &prog);
   if ((r = avm_out_write (outs.o[OUT_SYSTEM], 0, head, AVM_GPT_HEAD_SIZE, err)) < 0

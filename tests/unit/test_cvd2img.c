@@ -1709,15 +1709,11 @@ Test (cvd2img, sparse_bad_version)
                   (const char *[]) { cvd, NULL });
 }
 
-/* The same in the zip: the message names the zip and the entry.  */
-Test (cvd2img, sparse_bad_version_zip)
+/* The image zip NAME (in the test's scratch space) of the images of CVD.  */
+static char *
+zip_images (const char *name, const char *cvd)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
-  size_t len;
-  _cleanup_free_ uint8_t *d = super_bytes (&len);
-  put_le16 (d + 4, 2);
-  fx_write_bin (sp, d, len);
-  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx_path ("host.tar.gz");
+  char *zip = tpath (name);
   char *zargs[16];
   size_t n = 0;
   zargs[n++] = "zip";
@@ -1730,6 +1726,18 @@ Test (cvd2img, sparse_bad_version_zip)
   free (fx_run_ok (zargs, NULL));
   for (size_t i = 4; i < n; i++)
     free (zargs[i]);
+  return zip;
+}
+
+/* The same in the zip: the message names the zip and the entry.  */
+Test (cvd2img, sparse_bad_version_zip)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le16 (d + 4, 2);
+  fx_write_bin (sp, d, len);
+  _cleanup_free_ char *zip = zip_images ("img.zip", cvd), *host = fx_path ("host.tar.gz");
   char entry[PATH_MAX];
   snprintf (entry, sizeof entry, "%s:super.img", zip);
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { entry, "offset 4", "version 2", NULL },
@@ -1746,6 +1754,46 @@ Test (cvd2img, sparse_raw_overrun)
   put_le32 (d + 16, le32 (d + 16) + 1000);               /* total_blks */
   put_le32 (d + 28 + 4, le32 (d + 28 + 4) + 1000);       /* chunk_sz */
   put_le32 (d + 28 + 8, le32 (d + 28 + 8) + 1000 * BLK); /* total_sz */
+  fx_write_bin (sp, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 28", "chunk 1", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* A header that says far more blocks than the chunks hold (16 TiB): the
+   system disk cannot be that large ("File too large" on ext4), and the
+   error is the image's, bad input (issue 15: it named out/system.img,
+   exit 1).  On a file system that can hold the disk, the expansion finds
+   the same.  */
+Test (cvd2img, sparse_size_damaged)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le32 (d + 16, 0xffffffffu); /* total_blks */
+  fx_write_bin (sp, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL },
+                  (const char *[]) { sp, "the header says 4294967295", "16.0 TiB", "damaged", NULL },
+                  (const char *[]) { cvd, NULL });
+  cr_assert_null (strstr (last_error, "system.img"), "%s", last_error);
+  /* the same in the zip: the zip and the entry named */
+  _cleanup_free_ char *zip = zip_images ("img.zip", cvd), *host = fx_path ("host.tar.gz");
+  char entry[PATH_MAX];
+  snprintf (entry, sizeof entry, "%s:super.img", zip);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL },
+                  (const char *[]) { entry, "the header says 4294967295", "damaged", NULL },
+                  (const char *[]) { zip, host, NULL });
+  cr_assert_null (strstr (last_error, "system.img"), "%s", last_error);
+}
+
+/* A size beyond what a GPT disk holds (2^62 bytes and more: blocks of
+   2 GiB): the error names the image, not only its partition.  */
+Test (cvd2img, sparse_size_beyond_gpt)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le32 (d + 12, 0x80000000u); /* blk_sz */
+  put_le32 (d + 16, 0x80000001u); /* total_blks */
   fx_write_bin (sp, d, len);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 28", "chunk 1", NULL },
                   (const char *[]) { cvd, NULL });
