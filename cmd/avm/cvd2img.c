@@ -107,7 +107,7 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
   };
   /* slp/cvd2img's outputs only: it is run in the image directory, which
      already has the host package (avm-cvd2img(1), COMPATIBILITY).  */
-  struct avm_cvd2img_request req = { .no_host_tree = true };
+  struct avm_cvd2img_request req = { .no_host_tree = true, .tool = "cvd2img" };
   int c;
   optind = 1;
   opterr = 0;
@@ -136,7 +136,8 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
                "  -v, --virgl-props FILE   virgl properties disk image (default: properties_virgl.img)\n"
                "  -h, --help               show this help\n"
                "\n"
-               "This is avm's slp/cvd2img-compatible interface; see avm-cvd2img(1).\n",
+               "This is avm's slp/cvd2img-compatible interface; see avm-cvd2img(1).\n"
+               "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
                stdout);
         return 0;
       default:
@@ -149,6 +150,9 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
       sysdir = strdup (req.system_path);
       req.out_dir = dirname (sysdir);
     }
+  struct stat st;
+  if (req.out_dir && stat (req.out_dir, &st) == 0 && !S_ISDIR (st.st_mode))
+    return avm_usage_error ("cvd2img", "--system %s: %s is not a directory", req.system_path, req.out_dir);
   return run (&req, "cvd2img", argc - optind, argv + optind);
 }
 

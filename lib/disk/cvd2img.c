@@ -12,6 +12,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strfmt.h"
 #include "util/strv.h"
 
 #include <fcntl.h>
@@ -380,7 +381,7 @@ lock_output (const char *odir, int *fd, bool *locked, avm_error_t *err)
   if (flock (*fd, LOCK_EX | LOCK_NB) == 0)
     *locked = true;
   else if (errno == EWOULDBLOCK)
-    return avm_error_fail (err, EBUSY, "%s: another avm cvd2img is writing there (it holds the directory's lock); "
+    return avm_error_fail (err, EBUSY, "%s: another conversion is writing there (it holds the directory's lock); "
                                        "wait for it to finish",
                            odir);
   return 0;
@@ -469,10 +470,12 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   _cleanup_free_ uint8_t *head = malloc (AVM_GPT_HEAD_SIZE), *tail = malloc (AVM_GPT_TAIL_SIZE);
   _cleanup_free_ uint8_t *bootloader = NULL;
   _cleanup_free_ char *manifest_text = NULL;
+  /* The remedy of a failed commit names the command as the user typed it.  */
+  _cleanup_free_ char *remedy = avm_strdupf ("run %s again", req->tool ? req->tool : "avm cvd2img");
   size_t bootloader_len = 0;
   int r;
 
-  if (!gpt || !head || !tail)
+  if (!gpt || !head || !tail || !remedy)
     {
       r = avm_error_sys (err, ENOMEM, "cvd2img");
       goto out;
@@ -808,7 +811,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
      Signals wait until it is done; a conversion that dies half-way all
      the same (SIGKILL, a power cut) leaves the marker behind, which avm
      inspect and avm start refuse (disk/setcheck.h).  */
-  r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, AVM_CVD2IMG_REMEDY, err);
+  r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, remedy, err);
   memset (&outs, 0, sizeof outs); /* freed by avm_out_commit_set */
   if (r < 0)
     goto out;

@@ -37,6 +37,8 @@ struct avm_cvd2img_request
   bool no_host_tree;      /* do not put the host package's tree into the output
                              directory (the slp/cvd2img personality) */
   const uint8_t *salt;  /* 32 bytes for reproducible output (tests), or NULL */
+  const char *tool;     /* the command as the user typed it, for messages:
+                           NULL ("avm cvd2img") or "cvd2img" */
   bool quiet;
 };
 

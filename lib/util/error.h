@@ -75,5 +75,12 @@ void avm_error_free (avm_error_t err);
 void avm_error_freep (avm_error_t *err);
 #define _cleanup_error_ __attribute__ ((cleanup (avm_error_freep)))
 
-/* Print "avm: MSG" (each line prefixed) to stderr, free it, return its exit code. */
+/* The name messages start with: "avm", or a personality's, the name the
+   user typed ("cvd2img: ..."), set once at the start of main.  NAME must
+   stay valid.  */
+void avm_error_set_program (const char *name);
+const char *avm_error_program (void);
+
+/* Print "avm: MSG" (each line prefixed; avm_error_program) to stderr, free
+   it, return its exit code. */
 int avm_error_report (avm_error_t *err);

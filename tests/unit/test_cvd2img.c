@@ -2346,6 +2346,58 @@ Test (cvd2img, compat_help)
   free (e);
 }
 
+/* The personality's messages start with the name the user typed, and
+   point to its own help, never to "avm cvd2img" (issue 15): usage errors,
+   bad input found by the conversion, a runtime failure.  */
+static void
+expect_compat_error (const char *e, const char *needle)
+{
+  size_t len = strlen (e);
+  cr_assert (len > 0 && e[len - 1] == '\n' && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  cr_assert (starts_with (e, "cvd2img: "), "%s", e);
+  cr_assert_null (strstr (e, "avm cvd2img"), "%s", e);
+  cr_assert_null (strstr (e, "avm:"), "%s", e);
+  cr_assert_not_null (strstr (e, needle), "no \"%s\" in: %s", needle, e);
+}
+
+Test (cvd2img, compat_messages)
+{
+  _cleanup_free_ char *link = compat_link (), *cwd = tpath ("cwd"), *cvd = clone_cvd ("cvd", "boot.img");
+  fx_mkdirs (cwd);
+  char *o = NULL, *e = NULL;
+  int rc = compat_run (link, cwd, (char *[]) { "--bogus", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  expect_compat_error (e, "(see 'cvd2img --help')");
+  free (o);
+  free (e);
+  rc = compat_run (link, cwd, (char *[]) { "-a", "sparc", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  expect_compat_error (e, "(see 'cvd2img --help')");
+  free (o);
+  free (e);
+  rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  expect_compat_error (e, "boot.img");
+  free (o);
+  free (e);
+  /* a runtime failure: another conversion holds the directory */
+  _cleanup_free_ char *full = fx_path ("cvd");
+  int fd = open (cwd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cr_assert (fd >= 0 && flock (fd, LOCK_EX) == 0);
+  rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", full, NULL }, &o, &e);
+  close (fd);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, e);
+  expect_compat_error (e, "another conversion is writing there");
+  free (o);
+  free (e);
+  /* its help says how it exits */
+  rc = compat_run (link, cwd, (char *[]) { "--help", NULL }, &o, &e);
+  cr_assert_eq (rc, 0);
+  cr_assert_not_null (strstr (o, "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input"), "%s", o);
+  free (o);
+  free (e);
+}
+
 /* ------------------------------------------------------------------ */
 /* Progress: a bar on a terminal, nothing with -q.  */
 
@@ -3295,7 +3347,7 @@ Test (cvd2img, output_directory_locked)
   char *o = NULL, *e = NULL;
   int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 1, "exit %d: %s", rc, e);
-  cr_assert_not_null (strstr (e, "another avm cvd2img is writing there"), "%s", e);
+  cr_assert_not_null (strstr (e, "another conversion is writing there"), "%s", e);
   close (fd);
   free (o);
   free (e);
