@@ -2,11 +2,13 @@
 /* avm cvd2img, and the slp/cvd2img-compatible `cvd2img` personality. */
 #include "avm.h"
 #include "disk/cvd2img.h"
+#include "util/escape.h"
 #include "util/cleanup.h"
 
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 void
 avm_help_cvd2img (FILE *out)
@@ -32,7 +34,7 @@ avm_help_cvd2img (FILE *out)
          "  -O, --option NAME=CHOICE  select a profile option; repeatable\n"
          "      --set PATH=VALUE      override a profile key; repeatable\n"
          "      --no-virgl            do not write properties_virgl.img\n"
-         "  -q, --quiet               no progress bar\n"
+         "  -q, --quiet               no progress bar, no summary of what was written\n"
          "  -h, --help                show this help\n"
          "\n"
          "Invoked as `cvd2img`, avm takes slp/cvd2img's interface instead:\n"
@@ -91,8 +93,24 @@ run (struct avm_cvd2img_request *req, const char *cmd, int nargs, char **args)
     }
   else
     return avm_usage_error (cmd, nargs ? "too many arguments" : "missing the Cuttlefish image directory");
-  if (avm_cvd2img (req, &err) < 0)
+  struct avm_cvd2img_result res = { 0 };
+  struct timespec t0, t1;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  if (avm_cvd2img (req, &res, &err) < 0)
     return avm_error_report (&err);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  /* What was written, where, and how long it took: one line, also where
+     no progress bar was drawn (standard error not a terminal).  */
+  _cleanup_free_ char *summary = req->quiet ? NULL : avm_cvd2img_summary (&res);
+  if (summary)
+    {
+      const char *prog = avm_error_program ();
+      double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+      fprintf (stderr, "%s%s: wrote ", prog, streq (prog, "avm") ? " cvd2img" : "");
+      avm_fput_escaped (stderr, summary, strlen (summary));
+      fprintf (stderr, " in %.1f s\n", secs);
+    }
+  avm_cvd2img_result_clear (&res);
   return 0;
 }
 

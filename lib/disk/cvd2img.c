@@ -12,6 +12,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 #include "util/strfmt.h"
 #include "util/strv.h"
 
@@ -449,8 +450,62 @@ cmp_str (const void *a, const void *b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
+void
+avm_cvd2img_result_clear (struct avm_cvd2img_result *res)
+{
+  json_decref (res->manifest);
+  free (res->manifest_path);
+  memset (res, 0, sizeof *res);
+}
+
+/* PATH by its name when it is in directory DIR (of LEN bytes, with its
+   slash; 0: the current directory), else by its path.  */
+static const char *
+summary_name (const char *path, const char *dir, size_t len)
+{
+  const char *base = base_name (path);
+  return (size_t) (base - path) == len && strncmp (path, dir, len) == 0 ? base : path;
+}
+
+char *
+avm_cvd2img_summary (const struct avm_cvd2img_result *res)
+{
+  static const char *const others[] = { "properties", "properties_virgl", "bootloader", "key", "android_info" };
+  json_t *m = res->manifest, *sys = json_object_get (m, "system");
+  const char *sys_path = json_string_value (json_object_get (sys, "file"));
+  struct avm_argv items = { 0 };
+  struct avm_strbuf b = { 0 };
+  char size[32];
+
+  if (!sys_path)
+    return NULL;
+  size_t dlen = (size_t) (base_name (sys_path) - sys_path);
+  avm_format_bytes (json_integer_value (json_object_get (sys, "size")), size, sizeof size);
+  avm_argv_pushf (&items, "%s (%s, %zu partitions)", sys_path, size,
+                  json_array_size (json_object_get (sys, "partitions")));
+  for (size_t i = 0; i < ARRAY_SIZE (others); i++)
+    {
+      const char *f = json_string_value (json_object_get (json_object_get (m, others[i]), "file"));
+      if (f)
+        avm_argv_push (&items, summary_name (f, sys_path, dlen));
+    }
+  json_t *host = json_object_get (m, "host_package");
+  if (res->host_tree && host)
+    {
+      avm_format_bytes (json_integer_value (json_object_get (host, "size")), size, sizeof size);
+      avm_argv_pushf (&items, "the host package (%" JSON_INTEGER_FORMAT " files, %s)",
+                      json_integer_value (json_object_get (host, "count")), size);
+    }
+  if (res->manifest_path)
+    avm_argv_push (&items, summary_name (res->manifest_path, sys_path, dlen));
+  for (size_t i = 0; i < items.n; i++)
+    avm_strbuf_join (&b, i + 1 == items.n ? " and " : ", ", items.v[i]);
+  avm_argv_clear (&items);
+  return avm_strbuf_steal (&b);
+}
+
 int
-avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
+avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *res, avm_error_t *err)
 {
   struct avm_argv wanted = { 0 }, virgl_opts = { 0 };
   struct avm_profile *profile = NULL, *profile_virgl = NULL;
@@ -815,6 +870,12 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   memset (&outs, 0, sizeof outs); /* freed by avm_out_commit_set */
   if (r < 0)
     goto out;
+  if (res)
+    {
+      res->manifest = json_incref (manifest);
+      res->manifest_path = steal_pointer (&man_path);
+      res->host_tree = write_tree;
+    }
 
 out:
   abort_all (&outs);

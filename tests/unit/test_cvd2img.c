@@ -1191,8 +1191,24 @@ check_same_contents (const struct result *a, const char *da, const struct result
              "uboot_env differs between %s and %s", pa, pb);
 }
 
-/* Run avm with ARGS; it must succeed silently (stderr is not a terminal:
-   no progress bar).  */
+/* E (a conversion's stderr) is its one-line summary, starting with PREFIX
+   ("avm cvd2img: wrote "): the system disk with its size and partitions,
+   the other outputs, the time taken.  */
+static void
+expect_summary (const char *e, const char *prefix)
+{
+  size_t len = strlen (e);
+  cr_assert (len > 0 && e[len - 1] == '\n' && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  cr_assert (starts_with (e, prefix), "no \"%s\" summary: %s", prefix, e);
+  cr_assert (strstr (e, "system.img (") || strstr (e, ".img ("), "no system disk in: %s", e);
+  cr_assert_not_null (strstr (e, " partitions), "), "%s", e);
+  cr_assert_not_null (strstr (e, "manifest.json in "), "%s", e);
+  cr_assert (len > 3 && streq (e + len - 3, " s\n"), "no time taken: %s", e);
+}
+
+/* Run avm with ARGS; it must succeed with nothing on stdout and, on
+   stderr (not a terminal: no progress bar), a conversion's summary
+   (none with -q) or nothing.  */
 static void
 avm_ok (char *const args[])
 {
@@ -1200,7 +1216,13 @@ avm_ok (char *const args[])
   int rc = tu_avmv (args, &out, &err);
   cr_assert_eq (rc, 0, "avm %s %s ... exited %d: %s%s", args[0], args[1], rc, out, err);
   cr_assert_str_empty (out, "stdout: %s", out);
-  cr_assert_str_empty (err, "stderr is not a terminal, yet: %s", err);
+  bool quiet = false;
+  for (size_t i = 0; args[i]; i++)
+    quiet |= streq (args[i], "-q") || streq (args[i], "--quiet");
+  if (streq (args[0], "cvd2img") && !quiet)
+    expect_summary (err, "avm cvd2img: wrote ");
+  else
+    cr_assert_str_empty (err, "stderr is not a terminal, yet: %s", err);
   free (out);
   free (err);
 }
@@ -2271,7 +2293,13 @@ Test (cvd2img, compat_paths)
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", "-s", S, "-p", P, "-v", V, cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
-  cr_assert_str_empty (e);
+  cr_assert_str_empty (o);
+  /* the disks by their paths, named as given */
+  _cleanup_free_ char *want = NULL;
+  cr_assert (asprintf (&want, "cvd2img: wrote %s (", S) > 0);
+  expect_summary (e, want);
+  cr_assert_not_null (strstr (e, "), P.img, V.img, bootloader, avb_key.pem, android-info.txt and manifest.json in "),
+                      "%s", e);
   free (o);
   free (e);
   struct ctx c;
@@ -2314,7 +2342,8 @@ Test (cvd2img, compat_defaults)
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
-  cr_assert_str_empty (e);
+  cr_assert_str_empty (o);
+  expect_summary (e, "cvd2img: wrote ./system.img (");
   free (o);
   free (e);
   struct ctx c;
@@ -2457,9 +2486,44 @@ Test (cvd2img, progress_on_terminal)
   cr_assert_eq (rc, 0, "%s", bar);
   cr_assert_not_null (strstr (bar, "100%"), "no progress bar on a terminal: \"%s\"", bar);
   cr_assert_not_null (strstr (bar, "\r["), "\"%s\"", bar);
+  /* then, on a line of its own, what was written */
+  const char *sum = strstr (bar, "\navm cvd2img: wrote ");
+  cr_assert_not_null (sum, "no summary after the bar: \"%s\"", bar);
+  /* the terminal's line discipline ends it with \r\n; nothing redraws it */
+  cr_assert (strchr (sum + 1, '\r') == sum + strcspn (sum, "\r") && strchr (sum + 1, '\r')[1] == '\n', "\"%s\"", bar);
   _cleanup_free_ char *quiet = run_on_pty ((char *[]) { "cvd2img", "-q", "-o", outq, cvd, NULL }, &rc);
   cr_assert_eq (rc, 0, "%s", quiet);
   cr_assert_str_empty (quiet, "-q still draws: \"%s\"", quiet);
+}
+
+/* Not on a terminal (a log, CI, a pipe): no bar, but one line says what
+   was written, where, and how long it took (issue 15: nothing at all);
+   -q: nothing.  */
+Test (cvd2img, summary_when_not_on_terminal)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *outq = tpath ("outq");
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, e);
+  cr_assert_str_empty (o);
+  _cleanup_free_ char *want = NULL;
+  cr_assert (asprintf (&want, "avm cvd2img: wrote %s/system.img (", out) > 0);
+  expect_summary (e, want);
+  char *p = e + strlen (want);
+  cr_assert (strchr ("0123456789", *p), "no size: %s", e);
+  cr_assert_not_null (strstr (p, " partitions), properties.img, properties_virgl.img, bootloader, avb_key.pem, "
+                                 "android-info.txt, the host package ("),
+                      "%s", e);
+  cr_assert_not_null (strstr (p, " files, "), "%s", e);
+  cr_assert_not_null (strstr (p, ") and manifest.json in "), "%s", e);
+  cr_assert_null (strchr (e, '\r'), "a progress bar where there is no terminal: %s", e);
+  free (o);
+  free (e);
+  rc = tu_avmv ((char *[]) { "cvd2img", "-q", "-o", outq, cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, e);
+  cr_assert_str_empty (e, "-q: %s", e);
+  free (o);
+  free (e);
 }
 
 /* ------------------------------------------------------------------ */
