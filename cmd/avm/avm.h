@@ -41,6 +41,7 @@ enum
   OPT_NO_WAIT,
   OPT_TIMEOUT,
   OPT_KILL,
+  OPT_SEED,
 };
 
 #define AVM_PROFILE_LONGOPTS                                                                                           \

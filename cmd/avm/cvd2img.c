@@ -34,6 +34,8 @@ avm_help_cvd2img (FILE *out)
          "  -O, --option NAME=CHOICE  select a profile option; repeatable\n"
          "      --set PATH=VALUE      override a profile key; repeatable\n"
          "      --no-virgl            do not write properties_virgl.img\n"
+         "      --seed SEED           reproducible output: the disks' GUIDs and AVB salts derived\n"
+         "                            from SEED and the images, not drawn at random\n"
          "  -q, --quiet               no progress bar, no summary of what was written\n"
          "  -h, --help                show this help\n"
          "\n"
@@ -182,7 +184,8 @@ avm_cmd_cvd2img (int argc, char **argv)
     { "key", required_argument, NULL, 'k' },     { "pubkey", required_argument, NULL, 'K' },
     { "profile", required_argument, NULL, 'p' }, { "option", required_argument, NULL, 'O' },
     { "set", required_argument, NULL, OPT_SET }, { "no-virgl", no_argument, NULL, 'V' },
-    { "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
+    { "seed", required_argument, NULL, OPT_SEED }, { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   struct avm_cvd2img_request req = { 0 };
@@ -230,6 +233,14 @@ avm_cmd_cvd2img (int argc, char **argv)
         break;
       case 'V':
         req.no_virgl = true;
+        break;
+      case OPT_SEED:
+        if (!*optarg)
+          {
+            ret = avm_usage_error ("cvd2img", "--seed: expected a non-empty string (e.g. the build ID)");
+            goto out;
+          }
+        req.seed = optarg;
         break;
       case 'q':
         req.quiet = true;

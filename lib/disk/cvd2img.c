@@ -17,6 +17,7 @@
 #include "util/strv.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,21 +214,115 @@ out_path (const struct avm_cvd2img_request *req, const char *given, const char *
   return avm_path_join (req->out_dir ? req->out_dir : ".", name);
 }
 
+/* --seed: what a disk's GUIDs and salts come from.  SHA-256 of KEY (32
+   bytes) and WHAT (LEN bytes) into OUT.  */
 static int
-write_props (const struct avm_cvd2img_request *req, struct avm_profile *profile, const char *arch,
-             struct avm_avb_key *key, const char *path, struct avm_out **o, json_t **info, avm_error_t *err)
+derive (const uint8_t key[32], const void *what, size_t len, uint8_t out[32], avm_error_t *err)
+{
+  return avm_avb_sha256 (key, 32, what, len, out, err);
+}
+
+/* --seed: the key of the system disk, from SEED and what identifies the
+   image set without reading it whole: each image's name, sizes, whether
+   it is sparse, and its first bytes (a boot image's header; vbmeta's
+   signature, which covers the digests of the partitions it protects).  */
+static int
+seed_key (const char *seed, struct avm_imgset *set, uint8_t key[32], avm_error_t *err)
+{
+  struct avm_strbuf b = { 0 };
+  /* Each field ends with a NUL, so that no two sets read alike.  */
+  avm_strbuf_add (&b, "avm cvd2img --seed", sizeof "avm cvd2img --seed");
+  avm_strbuf_add (&b, seed, strlen (seed) + 1);
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const char *name = avm_cvd_parts[i].image;
+      const struct avm_img *img = name ? avm_imgset_get (set, name) : NULL;
+      if (!img || !img->present || (i > 0 && avm_cvd_parts[i - 1].image && streq (avm_cvd_parts[i - 1].image, name)))
+        continue;
+      avm_strbuf_add (&b, name, strlen (name) + 1);
+      avm_strbuf_addf (&b, "%" PRIu64 " %" PRIu64 " %d %zu", img->size, img->stored_size, (int) img->sparse,
+                       img->head_len);
+      avm_strbuf_add (&b, "", 1);
+      avm_strbuf_add (&b, (const char *) img->head, img->head_len);
+    }
+  size_t len = b.len;
+  _cleanup_free_ char *text = avm_strbuf_steal (&b);
+  static const uint8_t zero[32];
+  if (!text)
+    return avm_error_sys (err, ENOMEM, "--seed");
+  return derive (zero, text, len, key, err);
+}
+
+/* --seed: the disk's GUID and its partitions' from KEY (the partition
+   names are unique on a disk).  */
+static int
+seed_gpt (struct avm_gpt *g, const uint8_t key[32], avm_error_t *err)
+{
+  uint8_t md[32];
+  int r = derive (key, "disk GUID", 9, md, err);
+  if (r < 0)
+    return r;
+  avm_guid_from_hash (md, g->disk_guid);
+  for (size_t i = 0; i < g->n; i++)
+    {
+      char what[AVM_GPT_NAME_MAX + 32];
+      int n = snprintf (what, sizeof what, "partition GUID %s", g->parts[i].name);
+      if ((r = derive (key, what, (size_t) n, md, err)) < 0)
+        return r;
+      avm_guid_from_hash (md, g->parts[i].unique_guid);
+    }
+  return 0;
+}
+
+/* --seed: the key of a properties disk (LABEL) from the system disk's
+   KEY and what the disk holds: the boot properties, the architecture (its
+   U-Boot environment), the signing key.  */
+static int
+seed_props_key (const uint8_t key[32], const char *label, const struct avm_props_spec *spec, uint8_t out[32],
+                avm_error_t *err)
+{
+  _cleanup_free_ char *text = NULL, *all = NULL;
+  uint8_t blob[AVM_AVB_PUBKEY_SIZE];
+  int r;
+  if ((r = avm_bootconfig_text (spec->boot_properties, &text, err)) < 0
+      || (r = avm_avb_key_blob (spec->key, blob, err)) < 0)
+    return r;
+  char sha[41];
+  avm_avb_sha1_hex (blob, sizeof blob, sha);
+  int n = asprintf (&all, "%s\n%s\n%s\n%s", label, spec->arch, sha, text);
+  if (n < 0)
+    {
+      all = NULL;
+      return avm_error_sys (err, ENOMEM, "--seed");
+    }
+  return derive (key, all, (size_t) n, out, err);
+}
+
+/* ROLE: "properties" or "properties_virgl"; SEED: the system disk's
+   --seed key, or NULL.  */
+static int
+write_props (struct avm_profile *profile, const char *arch, struct avm_avb_key *key, const char *role,
+             const uint8_t *seed, const char *path, struct avm_out **o, json_t **info, avm_error_t *err)
 {
   _cleanup_json_ json_t *props = NULL;
   struct avm_gpt *gpt = malloc (sizeof *gpt);
+  uint8_t pkey[32], salt[32];
   int r;
   if (!gpt)
     return avm_error_sys (err, ENOMEM, "%s", path);
-  struct avm_props_spec spec = { .arch = arch, .key = key, .salt = req->salt };
+  struct avm_props_spec spec = { .arch = arch, .key = key };
   if ((r = boot_properties (profile, &props, err)) < 0)
     goto out;
   spec.boot_properties = props;
-  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0
-      || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
+  if (seed)
+    {
+      if ((r = seed_props_key (seed, role, &spec, pkey, err)) < 0
+          || (r = derive (pkey, "AVB salt", 8, salt, err)) < 0)
+        goto out;
+      spec.salt = salt;
+    }
+  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (seed && (r = seed_gpt (gpt, pkey, err)) < 0)
+      || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0 || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
     goto out;
   char guid[40];
   avm_guid_format (gpt->disk_guid, guid);
@@ -528,6 +623,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* The remedy of a failed commit names the command as the user typed it.  */
   _cleanup_free_ char *remedy = avm_strdupf ("run %s again", req->tool ? req->tool : "avm cvd2img");
   size_t bootloader_len = 0;
+  uint8_t seed[32] = { 0 }; /* --seed: the system disk's key */
   int r;
 
   if (!gpt || !head || !tail || !remedy)
@@ -678,7 +774,11 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
       json_array_append_new (sources, img ? json_pack ("{s:s, s:b}", "source", p->image, "sparse", img->sparse)
                                           : json_pack ("{s:s, s:b}", "source", "blank", "sparse", false));
     }
-  if ((r = avm_gpt_finish (gpt, err)) < 0 || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
+  /* --seed: the GUIDs derived, not drawn; the same inputs and seed give
+     the same disk, byte for byte.  */
+  if ((r = avm_gpt_finish (gpt, err)) < 0
+      || (req->seed && ((r = seed_key (req->seed, set, seed, err)) < 0 || (r = seed_gpt (gpt, seed, err)) < 0))
+      || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
     {
       json_decref (sources);
       goto out;
@@ -722,7 +822,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
     }
   /* Each output's identity, so that a set whose parts come from different
      conversions is recognised (disk/setcheck.h): the disks' GUIDs are
-     random per conversion.  */
+     random per conversion (--seed: derived from the seed and the inputs).  */
   char sys_guid[40];
   avm_guid_format (gpt->disk_guid, sys_guid);
   json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:s, s:o}", "file", sys_path, "size",
@@ -761,12 +861,14 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
     }
 
   json_t *info = NULL;
-  if ((r = write_props (req, profile, arch, key, props_path, &outs.o[OUT_PROPS], &info, err)) < 0)
+  if ((r = write_props (profile, arch, key, "properties", req->seed ? seed : NULL, props_path, &outs.o[OUT_PROPS],
+                       &info, err)) < 0)
     goto out;
   json_object_set_new (manifest, "properties", info);
   if (profile_virgl)
     {
-      if ((r = write_props (req, profile_virgl, arch, key, virgl_path, &outs.o[OUT_PROPS_VIRGL], &info, err)) < 0)
+      if ((r = write_props (profile_virgl, arch, key, "properties_virgl", req->seed ? seed : NULL, virgl_path,
+                            &outs.o[OUT_PROPS_VIRGL], &info, err)) < 0)
         goto out;
       json_object_set_new (manifest, "properties_virgl", info);
     }

@@ -37,7 +37,9 @@ struct avm_cvd2img_request
                              profile has the option gpu=virgl) */
   bool no_host_tree;      /* do not put the host package's tree into the output
                              directory (the slp/cvd2img personality) */
-  const uint8_t *salt;  /* 32 bytes for reproducible output (tests), or NULL */
+  const char *seed;     /* reproducible output: the disks' GUIDs and AVB
+                           salts derived from this and the image set, not
+                           drawn at random (NULL) */
   const char *tool;     /* the command as the user typed it, for messages:
                            NULL ("avm cvd2img") or "cvd2img" */
   bool quiet;

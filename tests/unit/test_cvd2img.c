@@ -19,6 +19,7 @@
 #include "disk/ubootenv.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/strbuf.h"
 #include "util/strv.h"
 #include "testutil.h"
 
@@ -1250,6 +1251,86 @@ Test (cvd2img, directory)
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "input"), "dir")), cvd);
   result_free (&r);
   ctx_free (&c);
+}
+
+/* Do files A and B hold the same bytes?  */
+static bool
+same_bytes (const char *a, const char *b)
+{
+  size_t la, lb;
+  _cleanup_free_ uint8_t *da = fx_read_bin (a, &la), *db = fx_read_bin (b, &lb);
+  return la == lb && memcmp (da, db, la) == 0;
+}
+
+/* The disk GUID in the primary GPT header of DISK.  */
+static void
+disk_guid (const char *disk, uint8_t guid[16])
+{
+  int fd = open (disk, O_RDONLY | O_CLOEXEC);
+  cr_assert (fd >= 0 && pread (fd, guid, 16, 512 + 56) == 16, "%s: %s", disk, strerror (errno));
+  close (fd);
+}
+
+/* --seed: the same inputs and seed give byte-identical disks, wherever
+   they are written (issue 15: GUIDs and AVB salts were always random),
+   and a manifest that differs only in the paths it records.  Another
+   seed, or none, gives other GUIDs; the image zip and host package of the
+   same images give the same disks as their directory.  */
+Test (cvd2img, seed_reproducible)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz");
+  _cleanup_free_ char *o1 = tpath ("one"), *o2 = tpath ("two/deeper"), *o3 = tpath ("random"), *o4 = tpath ("other");
+  _cleanup_free_ char *o5 = tpath ("zip");
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o1, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o2, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "-o", o3, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-43", "-o", o4, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o5, zip, host, NULL });
+  static const char *const files[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
+                                       "avb_key.pem", "android-info.txt" };
+  for (size_t i = 0; i < ARRAY_SIZE (files); i++)
+    {
+      _cleanup_free_ char *a = fx_join (o1, files[i]), *b = fx_join (o2, files[i]), *z = fx_join (o5, files[i]);
+      cr_assert (same_bytes (a, b), "--seed: %s and %s differ", a, b);
+      if (i < 3)
+        cr_assert (same_bytes (a, z), "--seed: %s and %s (from the zip) differ", a, z);
+    }
+  /* the manifest: only the output directory's path differs */
+  _cleanup_free_ char *m1 = fx_join (o1, "manifest.json"), *m2 = fx_join (o2, "manifest.json");
+  _cleanup_free_ char *t1 = tu_read (m1), *t2 = tu_read (m2);
+  struct avm_strbuf b = { 0 };
+  for (const char *p = t1; *p;)
+    if (strncmp (p, o1, strlen (o1)) == 0)
+      {
+        avm_strbuf_adds (&b, o2);
+        p += strlen (o1);
+      }
+    else
+      avm_strbuf_add (&b, p++, 1);
+  _cleanup_free_ char *t1moved = avm_strbuf_steal (&b);
+  cr_assert_str_eq (t1moved, t2, "the manifests differ in more than their paths");
+  /* the disks verify (the salts are derived, the signatures as ever) */
+  for (size_t i = 0; i < 3; i++)
+    {
+      _cleanup_free_ char *a = fx_join (o1, files[i]);
+      char *o = NULL, *e = NULL;
+      int rc = tu_avmv ((char *[]) { "inspect", a, NULL }, &o, &e);
+      cr_assert_eq (rc, 0, "inspect %s: exit %d\n%s%s", a, rc, o, e);
+      free (o);
+      free (e);
+    }
+  /* without --seed, or with another, the GUIDs are others */
+  for (size_t i = 0; i < 3; i++)
+    {
+      _cleanup_free_ char *a = fx_join (o1, files[i]), *r = fx_join (o3, files[i]), *s = fx_join (o4, files[i]);
+      uint8_t ga[16], gr[16], gs[16];
+      disk_guid (a, ga);
+      disk_guid (r, gr);
+      disk_guid (s, gs);
+      cr_assert (memcmp (ga, gr, 16) != 0, "%s: the same GUID without --seed", files[i]);
+      cr_assert (memcmp (ga, gs, 16) != 0, "%s: the same GUID with another seed", files[i]);
+      cr_assert_eq (ga[7] >> 4, 4, "%s: not a version 4 GUID", files[i]);
+    }
 }
 
 static void
