@@ -14,6 +14,7 @@
 #include "disk/avb.h"
 #include "disk/cvd2img.h"
 #include "disk/inspect.h"
+#include "disk/progress.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -42,6 +43,7 @@ struct gfs
   __typeof__ (guestfs_last_error) *last_error;
   __typeof__ (guestfs_shutdown) *shutdown;
   __typeof__ (guestfs_close) *close;
+  __typeof__ (guestfs_set_error_handler) *set_error_handler;
 };
 
 static int
@@ -66,6 +68,7 @@ gfs_load (struct gfs *f, avm_error_t *err)
   SYM (last_error, "guestfs_last_error");
   SYM (shutdown, "guestfs_shutdown");
   SYM (close, "guestfs_close");
+  SYM (set_error_handler, "guestfs_set_error_handler");
 #undef SYM
   return 0;
 }
@@ -116,7 +119,8 @@ manifest_section (json_t *manifest, const char *disk)
 }
 
 int
-avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_named, json_t **out, avm_error_t *err)
+avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_named, struct avm_status *status,
+                    json_t **out, avm_error_t *err)
 {
   struct gfs f = { 0 };
   _cleanup_json_ json_t *manifest = NULL;
@@ -152,6 +156,9 @@ avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_n
       r = avm_error_input (err, "%s: %s does not describe %s", manifest_path, manifest_path, path);
       goto fail;
     }
+  /* The appliance boots a Linux kernel: seconds with KVM, about a minute
+     without.  */
+  avm_status_step (status, "%s: starting libguestfs's appliance (a small Linux VM)", path);
   if ((r = gfs_load (&f, err)) < 0)
     goto fail;
   if (!(f.g = f.create ()))
@@ -159,13 +166,19 @@ avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_n
       r = avm_error_fail (err, EIO, "libguestfs: cannot create a handle");
       goto fail;
     }
+  /* Its errors are ours to report (last_error), once, after the status
+     line is erased: libguestfs would print each to stderr as well.  */
+  f.set_error_handler (f.g, NULL, NULL);
   if (f.add_drive_ro (f.g, path) < 0 || f.launch (f.g) < 0)
     {
-      r = avm_error_fail (err, EIO, "libguestfs: %s (without KVM set LIBGUESTFS_BACKEND=direct "
-                                    "LIBGUESTFS_BACKEND_SETTINGS=force_tcg)",
-                          f.last_error (f.g) ?: "launch failed");
+      /* Its first line: the rest tells how to debug libguestfs.  */
+      const char *e = f.last_error (f.g) ?: "launch failed";
+      r = avm_error_fail (err, EIO, "libguestfs: %.*s (without KVM set LIBGUESTFS_BACKEND=direct "
+                                    "LIBGUESTFS_BACKEND_SETTINGS=force_tcg; LIBGUESTFS_DEBUG=1 tells more)",
+                          (int) strcspn (e, "\n"), e);
       goto fail;
     }
+  avm_status_step (status, "%s: reading the partition table through the appliance's kernel", path);
   char **devs = f.list_devices (f.g);
   const char *dev = devs && devs[0] ? devs[0] : "/dev/sda";
   char *ptype = f.part_get_parttype (f.g, dev);
@@ -210,6 +223,7 @@ avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_n
         continue;
       char partdev[64];
       snprintf (partdev, sizeof partdev, "%s%d", dev, pl->val[i].part_num);
+      avm_status_step (status, "%s: partition %u of %u (%s) through the kernel", path, i + 1, pl->len, wname);
       size_t got = 0;
       char *kbytes = f.pread_device (f.g, partdev, (int) padded, 0, &got);
       _cleanup_free_ uint8_t *fbytes = malloc (padded);
