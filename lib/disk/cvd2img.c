@@ -588,7 +588,7 @@ avm_cvd2img_summary (const struct avm_cvd2img_result *res)
   if (res->host_tree && host)
     {
       avm_format_bytes (json_integer_value (json_object_get (host, "size")), size, sizeof size);
-      avm_argv_pushf (&items, "the host package (%" JSON_INTEGER_FORMAT " files, %s)",
+      avm_argv_pushf (&items, "the host package (%" JSON_INTEGER_FORMAT " entries, %s)",
                       json_integer_value (json_object_get (host, "count")), size);
     }
   if (res->manifest_path)

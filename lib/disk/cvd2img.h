@@ -60,7 +60,7 @@ void avm_cvd2img_result_clear (struct avm_cvd2img_result *res);
 
 /* What RES says was written, as one line: "out/system.img (4.2 GiB, 16
    partitions), properties.img, properties_virgl.img, bootloader,
-   avb_key.pem, android-info.txt, the host package (25 files, 1.2 GiB) and
+   avb_key.pem, android-info.txt, the host package (25 entries, 1.2 GiB) and
    manifest.json" (malloc'd, NULL when out of memory).  The system disk by
    its path, the files in its directory by their names, others by their
    paths.  */

@@ -2595,7 +2595,7 @@ Test (cvd2img, summary_when_not_on_terminal)
   cr_assert_not_null (strstr (p, " partitions), properties.img, properties_virgl.img, bootloader, avb_key.pem, "
                                  "android-info.txt, the host package ("),
                       "%s", e);
-  cr_assert_not_null (strstr (p, " files, "), "%s", e);
+  cr_assert_not_null (strstr (p, " entries, "), "%s", e);
   cr_assert_not_null (strstr (p, ") and manifest.json in "), "%s", e);
   cr_assert_null (strchr (e, '\r'), "a progress bar where there is no terminal: %s", e);
   free (o);
