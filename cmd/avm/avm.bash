@@ -10,7 +10,7 @@
 _avm_cmds='start profiles check cvd2img inspect status stop help'
 _avm_opts_start='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved -n --dry-run --json --stop-after-boot --log-target -v --verbose -q --quiet -h --help'
 _avm_opts_check='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --json -h --help'
-_avm_opts_cvd2img='-o --output -a --arch --key --pubkey -p --profile -O --option --set --no-virgl -q --quiet -h --help'
+_avm_opts_cvd2img='-o --output -a --arch --key --pubkey -p --profile -O --option --set --no-virgl --seed -q --quiet -h --help'
 _avm_opts_inspect='--json --verify --manifest -h --help'
 _avm_opts_status='-i --instance -a --all --json -h --help'
 _avm_opts_stop='-i --instance --kill --no-wait --timeout -h --help'
@@ -227,7 +227,7 @@ _avm ()
       _avm_instances "$cur"
       return 0
       ;;
-    *:-O | *:--option | *:--set | *:-i | *:--instance | stop:--timeout)
+    *:-O | *:--option | *:--set | *:-i | *:--instance | stop:--timeout | cvd2img:--seed)
       return 0
       ;;
   esac

@@ -41,6 +41,7 @@ enum
   OPT_NO_WAIT,
   OPT_TIMEOUT,
   OPT_KILL,
+  OPT_SEED,
 };
 
 #define AVM_PROFILE_LONGOPTS                                                                                           \
@@ -57,7 +58,8 @@ void avm_profile_opts_clear (struct avm_profile_opts *o);
 const char *avm_default_profile (void);
 int avm_profile_opts_load (struct avm_profile_opts *o, struct avm_profile **out, avm_error_t *err);
 
-/* A usage error: prints "avm CMD: MSG" and a pointer to --help; exit code 2.  */
+/* A usage error: prints "avm CMD: MSG" and a pointer to --help; exit code 2.
+   Under a personality (avm_error_program), "cvd2img: MSG" and its --help.  */
 int avm_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* Report an option getopt_long rejected (C is '?' or ':'); exit code 2.  */
 int avm_bad_option (const char *cmd, int c, char **argv);

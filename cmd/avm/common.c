@@ -106,11 +106,15 @@ int
 avm_usage_error (const char *cmd, const char *fmt, ...)
 {
   va_list ap;
-  fprintf (stderr, "avm%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+  /* A personality (avm run as cvd2img) is its own command.  */
+  const char *prog = avm_error_program ();
+  if (!streq (prog, "avm"))
+    cmd = NULL;
+  fprintf (stderr, "%s%s%s: ", prog, cmd ? " " : "", cmd ? cmd : "");
   va_start (ap, fmt);
   avm_vfprintf_escaped (stderr, fmt, ap);
   va_end (ap);
-  fprintf (stderr, " (see 'avm %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+  fprintf (stderr, " (see '%s %s%s--help')\n", prog, cmd ? cmd : "", cmd ? " " : "");
   return AVM_EXIT_USAGE;
 }
 

@@ -2,11 +2,13 @@
 /* avm cvd2img, and the slp/cvd2img-compatible `cvd2img` personality. */
 #include "avm.h"
 #include "disk/cvd2img.h"
+#include "util/escape.h"
 #include "util/cleanup.h"
 
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 void
 avm_help_cvd2img (FILE *out)
@@ -32,7 +34,9 @@ avm_help_cvd2img (FILE *out)
          "  -O, --option NAME=CHOICE  select a profile option; repeatable\n"
          "      --set PATH=VALUE      override a profile key; repeatable\n"
          "      --no-virgl            do not write properties_virgl.img\n"
-         "  -q, --quiet               no progress bar\n"
+         "      --seed SEED           reproducible output: the disks' GUIDs and AVB salts derived\n"
+         "                            from SEED and the images, not drawn at random\n"
+         "  -q, --quiet               no progress bar, no summary of what was written\n"
          "  -h, --help                show this help\n"
          "\n"
          "Invoked as `cvd2img`, avm takes slp/cvd2img's interface instead:\n"
@@ -91,8 +95,24 @@ run (struct avm_cvd2img_request *req, const char *cmd, int nargs, char **args)
     }
   else
     return avm_usage_error (cmd, nargs ? "too many arguments" : "missing the Cuttlefish image directory");
-  if (avm_cvd2img (req, &err) < 0)
+  struct avm_cvd2img_result res = { 0 };
+  struct timespec t0, t1;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  if (avm_cvd2img (req, &res, &err) < 0)
     return avm_error_report (&err);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  /* What was written, where, and how long it took: one line, also where
+     no progress bar was drawn (standard error not a terminal).  */
+  _cleanup_free_ char *summary = req->quiet ? NULL : avm_cvd2img_summary (&res);
+  if (summary)
+    {
+      const char *prog = avm_error_program ();
+      double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+      fprintf (stderr, "%s%s: wrote ", prog, streq (prog, "avm") ? " cvd2img" : "");
+      avm_fput_escaped (stderr, summary, strlen (summary));
+      fprintf (stderr, " in %.1f s\n", secs);
+    }
+  avm_cvd2img_result_clear (&res);
   return 0;
 }
 
@@ -107,7 +127,7 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
   };
   /* slp/cvd2img's outputs only: it is run in the image directory, which
      already has the host package (avm-cvd2img(1), COMPATIBILITY).  */
-  struct avm_cvd2img_request req = { .no_host_tree = true };
+  struct avm_cvd2img_request req = { .no_host_tree = true, .tool = "cvd2img" };
   int c;
   optind = 1;
   opterr = 0;
@@ -136,7 +156,8 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
                "  -v, --virgl-props FILE   virgl properties disk image (default: properties_virgl.img)\n"
                "  -h, --help               show this help\n"
                "\n"
-               "This is avm's slp/cvd2img-compatible interface; see avm-cvd2img(1).\n",
+               "This is avm's slp/cvd2img-compatible interface; see avm-cvd2img(1).\n"
+               "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
                stdout);
         return 0;
       default:
@@ -149,6 +170,9 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
       sysdir = strdup (req.system_path);
       req.out_dir = dirname (sysdir);
     }
+  struct stat st;
+  if (req.out_dir && stat (req.out_dir, &st) == 0 && !S_ISDIR (st.st_mode))
+    return avm_usage_error ("cvd2img", "--system %s: %s is not a directory", req.system_path, req.out_dir);
   return run (&req, "cvd2img", argc - optind, argv + optind);
 }
 
@@ -160,7 +184,8 @@ avm_cmd_cvd2img (int argc, char **argv)
     { "key", required_argument, NULL, 'k' },     { "pubkey", required_argument, NULL, 'K' },
     { "profile", required_argument, NULL, 'p' }, { "option", required_argument, NULL, 'O' },
     { "set", required_argument, NULL, OPT_SET }, { "no-virgl", no_argument, NULL, 'V' },
-    { "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
+    { "seed", required_argument, NULL, OPT_SEED }, { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   struct avm_cvd2img_request req = { 0 };
@@ -208,6 +233,14 @@ avm_cmd_cvd2img (int argc, char **argv)
         break;
       case 'V':
         req.no_virgl = true;
+        break;
+      case OPT_SEED:
+        if (!*optarg)
+          {
+            ret = avm_usage_error ("cvd2img", "--seed: expected a non-empty string (e.g. the build ID)");
+            goto out;
+          }
+        req.seed = optarg;
         break;
       case 'q':
         req.quiet = true;

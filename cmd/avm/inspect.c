@@ -27,12 +27,14 @@ avm_help_inspect (FILE *out)
          "      --json            print the report as JSON\n"
          "      --verify          open the disk with libguestfs (a real Linux kernel parses\n"
          "                        the GPT) and check names, offsets, sizes and the signed\n"
-         "                        partitions against manifest.json\n"
+         "                        partitions against manifest.json (on a terminal, a status\n"
+         "                        line shows each step: the appliance takes a while to start)\n"
          "      --manifest FILE   manifest to check against (default: manifest.json next to DISK)\n"
          "  -h, --help            show this help\n"
          "\n"
          "Exit status: 0 the disk is sound (every signature verifies, its set belongs\n"
-         "together), 1 a check failed, 2 bad usage or a malformed disk.  See avm-inspect(1).\n",
+         "together), 1 a check failed, 2 bad usage or bad input (a disk or manifest that\n"
+         "is not there, a malformed disk).  See avm-inspect(1).\n",
          out);
 }
 
@@ -146,14 +148,25 @@ avm_cmd_inspect (int argc, char **argv)
 
   if (verify)
     {
+      bool named = manifest != NULL;
       if (!manifest)
         {
           _cleanup_free_ char *copy = strdup (disk);
           manifest_default = avm_path_join (dirname (copy), "manifest.json");
           manifest = manifest_default;
         }
-      if (avm_inspect_verify (disk, manifest, &rep, &err) < 0
-          || avm_setcheck (disk, true, AVM_SETCHECK_FULL, rep, &err) < 0)
+      /* On a terminal, what it is doing and for how long: the
+         appliance takes a while to start.  Erased before the report.  */
+      struct avm_status status;
+      avm_status_begin (&status, false);
+      int r = avm_inspect_verify (disk, manifest, named, &status, &rep, &err);
+      if (r == 0)
+        {
+          avm_status_step (&status, "%s: checking the files of its set", disk);
+          r = avm_setcheck (disk, true, AVM_SETCHECK_FULL, rep, &err);
+        }
+      avm_status_end (&status);
+      if (r < 0)
         return avm_error_report (&err);
       if (json)
         avm_json_print (json_pack ("{s:s, s:s, s:O, s:b}", "file", disk, "manifest", manifest, "problems", rep, "ok",

@@ -46,7 +46,11 @@ main (int argc, char **argv)
   /* Personalities: installed as a symlink named after the tool it replaces.  */
   const char *self = strrchr (argv[0], '/') ? strrchr (argv[0], '/') + 1 : argv[0];
   if (streq (self, "cvd2img"))
-    return avm_cmd_cvd2img_compat (argc, argv);
+    {
+      /* Its messages start with the name the user typed.  */
+      avm_error_set_program (self);
+      return avm_cmd_cvd2img_compat (argc, argv);
+    }
   if (streq (self, "start-avm"))
     return avm_cmd_start_avm (argc, argv);
 

@@ -132,9 +132,8 @@ avm_avb_sha1_hex (const uint8_t *data, size_t len, char out[41])
   hex (md, sizeof md, out);
 }
 
-/* SHA-256 over A || B.  */
-static int
-sha256_2 (const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t md[HASH_SIZE], avm_error_t *err)
+int
+avm_avb_sha256 (const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t md[HASH_SIZE], avm_error_t *err)
 {
   _cleanup_md_ctx_ EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
   unsigned int mdlen = 0;
@@ -387,7 +386,7 @@ make_vbmeta (const uint8_t *desc, size_t desc_len, const struct avm_avb_key *key
     memcpy (aux, desc, desc_len);
   memcpy (aux + pk_off, key->blob, AVM_AVB_PUBKEY_SIZE);
 
-  r = sha256_2 (h, HEADER_SIZE, aux, aux_len, digest, err);
+  r = avm_avb_sha256 (h, HEADER_SIZE, aux, aux_len, digest, err);
   if (r < 0)
     return r;
   memcpy (auth, digest, HASH_SIZE);
@@ -434,7 +433,7 @@ avm_avb_hash_footer (const uint8_t *image, size_t len, const char *partition, ui
         return ossl_error (err, "%s: random salt", partition);
       salt = salt_buf;
     }
-  r = sha256_2 (salt, AVM_AVB_SALT_SIZE, image, len, digest, err);
+  r = avm_avb_sha256 (salt, AVM_AVB_SALT_SIZE, image, len, digest, err);
   if (r < 0)
     return r;
 
@@ -611,7 +610,7 @@ walk_descriptors (const uint8_t *d, uint64_t size, const uint8_t *image, size_t 
                   if (memcmp (p + 24, sha256_name, sizeof sha256_name) == 0 && digest_len == HASH_SIZE)
                     {
                       uint8_t md[HASH_SIZE];
-                      int r = sha256_2 (salt, salt_len, image, image_size, md, err);
+                      int r = avm_avb_sha256 (salt, salt_len, image, image_size, md, err);
                       if (r < 0)
                         return r;
                       info->digest_ok = CRYPTO_memcmp (md, digest, HASH_SIZE) == 0;
@@ -697,7 +696,7 @@ verify_blob (const uint8_t *v, size_t len, const uint8_t *image, size_t image_le
     return avm_error_input (err, "%s: vbmeta public key is not an RSA-4096 key blob", what);
 
   uint8_t md[HASH_SIZE];
-  r = sha256_2 (v, HEADER_SIZE, aux, aux_size, md, err);
+  r = avm_avb_sha256 (v, HEADER_SIZE, aux, aux_size, md, err);
   if (r < 0)
     return r;
   info->hash_ok = CRYPTO_memcmp (md, auth + hash_off, HASH_SIZE) == 0;

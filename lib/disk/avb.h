@@ -42,6 +42,8 @@ void avm_avb_key_sha1 (const struct avm_avb_key *key, char hex[41]);
 void avm_avb_sha1_hex (const uint8_t *data, size_t len, char hex[41]);
 /* SHA-256 of any bytes, lower-case hex ("" only when out of memory).  */
 void avm_avb_sha256_hex (const uint8_t *data, size_t len, char hex[65]);
+/* SHA-256 over A || B into MD (32 bytes).  */
+int avm_avb_sha256 (const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t md[32], avm_error_t *err);
 /* Check that BLOB (LEN bytes, e.g. an .avbpubkey file) is a well-formed
    RSA-4096 public key blob: size, key_num_bits, odd modulus of 4096 bits,
    n0inv and rr consistent with n.  */

@@ -12,9 +12,12 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strbuf.h"
+#include "util/strfmt.h"
 #include "util/strv.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,21 +220,115 @@ out_path (const struct avm_cvd2img_request *req, const char *given, const char *
   return avm_path_join (req->out_dir ? req->out_dir : ".", name);
 }
 
+/* --seed: what a disk's GUIDs and salts come from.  SHA-256 of KEY (32
+   bytes) and WHAT (LEN bytes) into OUT.  */
 static int
-write_props (const struct avm_cvd2img_request *req, struct avm_profile *profile, const char *arch,
-             struct avm_avb_key *key, const char *path, struct avm_out **o, json_t **info, avm_error_t *err)
+derive (const uint8_t key[32], const void *what, size_t len, uint8_t out[32], avm_error_t *err)
+{
+  return avm_avb_sha256 (key, 32, what, len, out, err);
+}
+
+/* --seed: the key of the system disk, from SEED and what identifies the
+   image set without reading it whole: each image's name, sizes, whether
+   it is sparse, and its first bytes (a boot image's header; vbmeta's
+   signature, which covers the digests of the partitions it protects).  */
+static int
+seed_key (const char *seed, struct avm_imgset *set, uint8_t key[32], avm_error_t *err)
+{
+  struct avm_strbuf b = { 0 };
+  /* Each field ends with a NUL, so that no two sets read alike.  */
+  avm_strbuf_add (&b, "avm cvd2img --seed", sizeof "avm cvd2img --seed");
+  avm_strbuf_add (&b, seed, strlen (seed) + 1);
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const char *name = avm_cvd_parts[i].image;
+      const struct avm_img *img = name ? avm_imgset_get (set, name) : NULL;
+      if (!img || !img->present || (i > 0 && avm_cvd_parts[i - 1].image && streq (avm_cvd_parts[i - 1].image, name)))
+        continue;
+      avm_strbuf_add (&b, name, strlen (name) + 1);
+      avm_strbuf_addf (&b, "%" PRIu64 " %" PRIu64 " %d %zu", img->size, img->stored_size, (int) img->sparse,
+                       img->head_len);
+      avm_strbuf_add (&b, "", 1);
+      avm_strbuf_add (&b, (const char *) img->head, img->head_len);
+    }
+  size_t len = b.len;
+  _cleanup_free_ char *text = avm_strbuf_steal (&b);
+  static const uint8_t zero[32];
+  if (!text)
+    return avm_error_sys (err, ENOMEM, "--seed");
+  return derive (zero, text, len, key, err);
+}
+
+/* --seed: the disk's GUID and its partitions' from KEY (the partition
+   names are unique on a disk).  */
+static int
+seed_gpt (struct avm_gpt *g, const uint8_t key[32], avm_error_t *err)
+{
+  uint8_t md[32];
+  int r = derive (key, "disk GUID", 9, md, err);
+  if (r < 0)
+    return r;
+  avm_guid_from_hash (md, g->disk_guid);
+  for (size_t i = 0; i < g->n; i++)
+    {
+      char what[AVM_GPT_NAME_MAX + 32];
+      int n = snprintf (what, sizeof what, "partition GUID %s", g->parts[i].name);
+      if ((r = derive (key, what, (size_t) n, md, err)) < 0)
+        return r;
+      avm_guid_from_hash (md, g->parts[i].unique_guid);
+    }
+  return 0;
+}
+
+/* --seed: the key of a properties disk (LABEL) from the system disk's
+   KEY and what the disk holds: the boot properties, the architecture (its
+   U-Boot environment), the signing key.  */
+static int
+seed_props_key (const uint8_t key[32], const char *label, const struct avm_props_spec *spec, uint8_t out[32],
+                avm_error_t *err)
+{
+  _cleanup_free_ char *text = NULL, *all = NULL;
+  uint8_t blob[AVM_AVB_PUBKEY_SIZE];
+  int r;
+  if ((r = avm_bootconfig_text (spec->boot_properties, &text, err)) < 0
+      || (r = avm_avb_key_blob (spec->key, blob, err)) < 0)
+    return r;
+  char sha[41];
+  avm_avb_sha1_hex (blob, sizeof blob, sha);
+  int n = asprintf (&all, "%s\n%s\n%s\n%s", label, spec->arch, sha, text);
+  if (n < 0)
+    {
+      all = NULL;
+      return avm_error_sys (err, ENOMEM, "--seed");
+    }
+  return derive (key, all, (size_t) n, out, err);
+}
+
+/* ROLE: "properties" or "properties_virgl"; SEED: the system disk's
+   --seed key, or NULL.  */
+static int
+write_props (struct avm_profile *profile, const char *arch, struct avm_avb_key *key, const char *role,
+             const uint8_t *seed, const char *path, struct avm_out **o, json_t **info, avm_error_t *err)
 {
   _cleanup_json_ json_t *props = NULL;
   struct avm_gpt *gpt = malloc (sizeof *gpt);
+  uint8_t pkey[32], salt[32];
   int r;
   if (!gpt)
     return avm_error_sys (err, ENOMEM, "%s", path);
-  struct avm_props_spec spec = { .arch = arch, .key = key, .salt = req->salt };
+  struct avm_props_spec spec = { .arch = arch, .key = key };
   if ((r = boot_properties (profile, &props, err)) < 0)
     goto out;
   spec.boot_properties = props;
-  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0
-      || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
+  if (seed)
+    {
+      if ((r = seed_props_key (seed, role, &spec, pkey, err)) < 0
+          || (r = derive (pkey, "AVB salt", 8, salt, err)) < 0)
+        goto out;
+      spec.salt = salt;
+    }
+  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (seed && (r = seed_gpt (gpt, pkey, err)) < 0)
+      || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0 || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
     goto out;
   char guid[40];
   avm_guid_format (gpt->disk_guid, guid);
@@ -386,10 +483,66 @@ lock_output (const char *odir, int *fd, bool *locked, avm_error_t *err)
   if (flock (*fd, LOCK_EX | LOCK_NB) == 0)
     *locked = true;
   else if (errno == EWOULDBLOCK)
-    return avm_error_fail (err, EBUSY, "%s: another avm cvd2img is writing there (it holds the directory's lock); "
+    return avm_error_fail (err, EBUSY, "%s: another conversion is writing there (it holds the directory's lock); "
                                        "wait for it to finish",
                            odir);
   return 0;
+}
+
+/* A disk that cannot be made as large as the images make it (R, ERR:
+   its partition does not fit in a GPT disk, or the output file system
+   cannot hold a file of its size).  A sparse image's header says the size:
+   when the image's chunks do not cover it, the image is damaged, and the
+   error is that (bad input naming the image and, in a zip, the entry),
+   not the output's.  IMAGE: the image of the partition that did not fit;
+   NULL: any of them.  Otherwise ERR stays and names the image (IMAGE, or
+   the largest).  */
+static int
+blame_size (struct avm_imgset *set, const char *image, int r, avm_error_t *err)
+{
+  const char *largest = NULL;
+  uint64_t lsize = 0;
+  for (size_t i = 0; i < avm_cvd_nparts; i++)
+    {
+      const char *name = avm_cvd_parts[i].image;
+      const struct avm_img *img = name ? avm_imgset_get (set, name) : NULL;
+      /* each image once (boot.img is boot_a and boot_b) */
+      if (!img || !img->present || (image && !streq (image, name))
+          || (i > 0 && avm_cvd_parts[i - 1].image && streq (avm_cvd_parts[i - 1].image, name)))
+        continue;
+      if (img->sparse)
+        {
+          avm_error_t cerr = NULL;
+          int c = avm_imgset_check_size (set, name, &cerr);
+          if (c < 0)
+            {
+              avm_error_free (*err);
+              *err = cerr;
+              return c;
+            }
+        }
+      if (!largest || img->size > lsize)
+        {
+          largest = name;
+          lsize = img->size;
+        }
+    }
+  if (!largest || !*err)
+    return r;
+  char size[32];
+  _cleanup_free_ char *label = avm_imgset_image_label (set, largest);
+  char *full = NULL;
+  avm_format_bytes (lsize, size, sizeof size);
+  if (!label)
+    return r;
+  if (image)
+    avm_error_prefix (err, "%s (%s)", label, size);
+  else if (asprintf (&full, "%s (the largest image, %s, is %s)", (*err)->msg, label, size) >= 0)
+    {
+      free ((*err)->msg);
+      (*err)->msg = full;
+    }
+  return r;
 }
 
 static int
@@ -398,8 +551,62 @@ cmp_str (const void *a, const void *b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
+void
+avm_cvd2img_result_clear (struct avm_cvd2img_result *res)
+{
+  json_decref (res->manifest);
+  free (res->manifest_path);
+  memset (res, 0, sizeof *res);
+}
+
+/* PATH by its name when it is in directory DIR (of LEN bytes, with its
+   slash; 0: the current directory), else by its path.  */
+static const char *
+summary_name (const char *path, const char *dir, size_t len)
+{
+  const char *base = base_name (path);
+  return (size_t) (base - path) == len && strncmp (path, dir, len) == 0 ? base : path;
+}
+
+char *
+avm_cvd2img_summary (const struct avm_cvd2img_result *res)
+{
+  static const char *const others[] = { "properties", "properties_virgl", "bootloader", "key", "android_info" };
+  json_t *m = res->manifest, *sys = json_object_get (m, "system");
+  const char *sys_path = json_string_value (json_object_get (sys, "file"));
+  struct avm_argv items = { 0 };
+  struct avm_strbuf b = { 0 };
+  char size[32];
+
+  if (!sys_path)
+    return NULL;
+  size_t dlen = (size_t) (base_name (sys_path) - sys_path);
+  avm_format_bytes (json_integer_value (json_object_get (sys, "size")), size, sizeof size);
+  avm_argv_pushf (&items, "%s (%s, %zu partitions)", sys_path, size,
+                  json_array_size (json_object_get (sys, "partitions")));
+  for (size_t i = 0; i < ARRAY_SIZE (others); i++)
+    {
+      const char *f = json_string_value (json_object_get (json_object_get (m, others[i]), "file"));
+      if (f)
+        avm_argv_push (&items, summary_name (f, sys_path, dlen));
+    }
+  json_t *host = json_object_get (m, "host_package");
+  if (res->host_tree && host)
+    {
+      avm_format_bytes (json_integer_value (json_object_get (host, "size")), size, sizeof size);
+      avm_argv_pushf (&items, "the host package (%" JSON_INTEGER_FORMAT " entries, %s)",
+                      json_integer_value (json_object_get (host, "count")), size);
+    }
+  if (res->manifest_path)
+    avm_argv_push (&items, summary_name (res->manifest_path, sys_path, dlen));
+  for (size_t i = 0; i < items.n; i++)
+    avm_strbuf_join (&b, i + 1 == items.n ? " and " : ", ", items.v[i]);
+  avm_argv_clear (&items);
+  return avm_strbuf_steal (&b);
+}
+
 int
-avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
+avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *res, avm_error_t *err)
 {
   struct avm_argv wanted = { 0 }, virgl_opts = { 0 };
   struct avm_profile *profile = NULL, *profile_virgl = NULL;
@@ -419,10 +626,13 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
   _cleanup_free_ uint8_t *head = malloc (AVM_GPT_HEAD_SIZE), *tail = malloc (AVM_GPT_TAIL_SIZE);
   _cleanup_free_ uint8_t *bootloader = NULL;
   _cleanup_free_ char *manifest_text = NULL;
+  /* The remedy of a failed commit names the command as the user typed it.  */
+  _cleanup_free_ char *remedy = avm_strdupf ("run %s again", req->tool ? req->tool : "avm cvd2img");
   size_t bootloader_len = 0;
+  uint8_t seed[32] = { 0 }; /* --seed: the system disk's key */
   int r;
 
-  if (!gpt || !head || !tail)
+  if (!gpt || !head || !tail || !remedy)
     {
       r = avm_error_sys (err, ENOMEM, "cvd2img");
       goto out;
@@ -562,13 +772,19 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
         }
       if ((r = avm_gpt_add (gpt, p->name, size, err)) < 0)
         {
+          if (img)
+            r = blame_size (set, p->image, r, err);
           json_decref (sources);
           goto out;
         }
       json_array_append_new (sources, img ? json_pack ("{s:s, s:b}", "source", p->image, "sparse", img->sparse)
                                           : json_pack ("{s:s, s:b}", "source", "blank", "sparse", false));
     }
-  if ((r = avm_gpt_finish (gpt, err)) < 0 || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
+  /* --seed: the GUIDs derived, not drawn; the same inputs and seed give
+     the same disk, byte for byte.  */
+  if ((r = avm_gpt_finish (gpt, err)) < 0
+      || (req->seed && ((r = seed_key (req->seed, set, seed, err)) < 0 || (r = seed_gpt (gpt, seed, err)) < 0))
+      || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
     {
       json_decref (sources);
       goto out;
@@ -612,7 +828,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
     }
   /* Each output's identity, so that a set whose parts come from different
      conversions is recognised (disk/setcheck.h): the disks' GUIDs are
-     random per conversion.  */
+     random per conversion (--seed: derived from the seed and the inputs).  */
   char sys_guid[40];
   avm_guid_format (gpt->disk_guid, sys_guid);
   json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:s, s:o}", "file", sys_path, "size",
@@ -621,7 +837,13 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
 
   /* Write everything to temporaries.  */
   if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[OUT_SYSTEM], err)) < 0)
-    goto out;
+    {
+      /* "File too large": the images make it so (issue 15: a damaged
+         sparse header's size was blamed on out/system.img).  */
+      if (r == -EFBIG || r == -EINVAL)
+        r = blame_size (set, NULL, r, err);
+      goto out;
+    }
   avm_progress_init (&prog, total + (write_tree ? avm_imgset_host_bytes (set) : 0), req->quiet);
   avm_out_set_progress (outs.o[OUT_SYSTEM], avm_progress_add, &prog);
   if ((r = avm_out_write (outs.o[OUT_SYSTEM], 0, head, AVM_GPT_HEAD_SIZE, err)) < 0
@@ -645,12 +867,14 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
     }
 
   json_t *info = NULL;
-  if ((r = write_props (req, profile, arch, key, props_path, &outs.o[OUT_PROPS], &info, err)) < 0)
+  if ((r = write_props (profile, arch, key, "properties", req->seed ? seed : NULL, props_path, &outs.o[OUT_PROPS],
+                       &info, err)) < 0)
     goto out;
   json_object_set_new (manifest, "properties", info);
   if (profile_virgl)
     {
-      if ((r = write_props (req, profile_virgl, arch, key, virgl_path, &outs.o[OUT_PROPS_VIRGL], &info, err)) < 0)
+      if ((r = write_props (profile_virgl, arch, key, "properties_virgl", req->seed ? seed : NULL, virgl_path,
+                            &outs.o[OUT_PROPS_VIRGL], &info, err)) < 0)
         goto out;
       json_object_set_new (manifest, "properties_virgl", info);
     }
@@ -750,10 +974,16 @@ avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err)
      Signals wait until it is done; a conversion that dies half-way all
      the same (SIGKILL, a power cut) leaves the marker behind, which avm
      inspect and avm start refuse (disk/setcheck.h).  */
-  r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, AVM_CVD2IMG_REMEDY, err);
+  r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, remedy, err);
   memset (&outs, 0, sizeof outs); /* freed by avm_out_commit_set */
   if (r < 0)
     goto out;
+  if (res)
+    {
+      res->manifest = json_incref (manifest);
+      res->manifest_path = steal_pointer (&man_path);
+      res->host_tree = write_tree;
+    }
 
 out:
   abort_all (&outs);

@@ -16,6 +16,7 @@
 #include "profile/profile.h"
 #include "util/error.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,11 +37,34 @@ struct avm_cvd2img_request
                              profile has the option gpu=virgl) */
   bool no_host_tree;      /* do not put the host package's tree into the output
                              directory (the slp/cvd2img personality) */
-  const uint8_t *salt;  /* 32 bytes for reproducible output (tests), or NULL */
+  const char *seed;     /* reproducible output: the disks' GUIDs and AVB
+                           salts derived from this and the image set, not
+                           drawn at random (NULL) */
+  const char *tool;     /* the command as the user typed it, for messages:
+                           NULL ("avm cvd2img") or "cvd2img" */
   bool quiet;
 };
 
-int avm_cvd2img (const struct avm_cvd2img_request *req, avm_error_t *err);
+/* What a conversion wrote, for its summary.  */
+struct avm_cvd2img_result
+{
+  json_t *manifest;    /* manifest.json's contents (a reference) */
+  char *manifest_path; /* where it was written */
+  bool host_tree;      /* the host package's tree was copied */
+};
+
+/* Convert; RES (may be NULL) is filled on success
+   (avm_cvd2img_result_clear frees it).  */
+int avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *res, avm_error_t *err);
+void avm_cvd2img_result_clear (struct avm_cvd2img_result *res);
+
+/* What RES says was written, as one line: "out/system.img (4.2 GiB, 16
+   partitions), properties.img, properties_virgl.img, bootloader,
+   avb_key.pem, android-info.txt, the host package (25 entries, 1.2 GiB) and
+   manifest.json" (malloc'd, NULL when out of memory).  The system disk by
+   its path, the files in its directory by their names, others by their
+   paths.  */
+char *avm_cvd2img_summary (const struct avm_cvd2img_result *res);
 
 /* The Cuttlefish OS partitions: image file and partition name, in disk order.  */
 struct avm_cvd_part

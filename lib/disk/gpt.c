@@ -134,6 +134,14 @@ random_guid (uint8_t guid[16])
 }
 
 void
+avm_guid_from_hash (const uint8_t md[32], uint8_t guid[16])
+{
+  memcpy (guid, md, 16);
+  guid[7] = (guid[7] & 0x0F) | 0x40;
+  guid[8] = (guid[8] & 0x3F) | 0x80;
+}
+
+void
 avm_guid_format (const uint8_t g[16], char *buf)
 {
   sprintf (buf, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",

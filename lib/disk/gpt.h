@@ -78,5 +78,10 @@ int avm_gpt_read_disk_guid (int fd, uint64_t disk_size, const char *file, uint8_
 /* The partition called NAME, or NULL.  */
 const struct avm_gpt_part *avm_gpt_find (const struct avm_gpt *g, const char *name);
 
+/* A version 4 GUID (on-disk bytes) from the first 16 bytes of MD, for
+   GUIDs derived rather than drawn (avm cvd2img --seed): version and
+   variant bits set as for a random one.  */
+void avm_guid_from_hash (const uint8_t md[32], uint8_t guid[16]);
+
 /* "0FC63DAF-8483-4772-8E79-3D69D8477DE4" from on-disk bytes (buf >= 37).  */
 void avm_guid_format (const uint8_t guid[16], char *buf);

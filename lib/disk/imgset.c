@@ -3,6 +3,7 @@
 #include "cuttlefish/release.h"
 #include "disk/hosttree.h"
 #include "util/strbuf.h"
+#include "util/strfmt.h"
 #include "disk/sparse.h"
 #include "disk/stream.h"
 #include "util/cleanup.h"
@@ -61,6 +62,12 @@ const char *
 avm_imgset_label (const struct avm_imgset *s)
 {
   return s->zip ? s->zip : s->dir;
+}
+
+char *
+avm_imgset_image_label (const struct avm_imgset *s, const char *name)
+{
+  return s->zip ? avm_strdupf ("%s:%s", s->zip, name) : avm_path_join (s->dir, name);
 }
 
 /* ---------------------------------------------------------------- */
@@ -689,9 +696,15 @@ copy_stream (const struct avm_img *img, struct avm_stream *st, int fd, struct av
   return 0;
 }
 
-int
-avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint64_t off, uint64_t limit,
-                 avm_error_t *err)
+/* What to do with an image's bytes: FN on a stream positioned at its
+   start, FD the file behind it (or -1 for an archive entry), DATA passed
+   on.  */
+typedef int (*image_fn) (const struct avm_img *img, struct avm_stream *st, int fd, void *data, avm_error_t *err);
+
+/* Run FN over image NAME of S: the file of a directory input, or the
+   entry of the image zip (found by reading the archive to it).  */
+static int
+with_image (struct avm_imgset *s, const char *name, image_fn fn, void *data, avm_error_t *err)
 {
   const struct avm_img *img = avm_imgset_get (s, name);
   int r;
@@ -705,16 +718,9 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
       struct stat fst;
       if ((r = open_image_file (path, &fd, &fst, err)) < 0)
         return r;
-      if (!img->sparse)
-        {
-          if (img->size > limit)
-            return avm_error_input (err, "%s: %llu bytes, larger than its partition (%llu bytes)", path,
-                                    (unsigned long long) img->size, (unsigned long long) limit);
-          return avm_out_copy_fd (o, off, fd, 0, img->size, path, err);
-        }
       struct avm_stream st;
       avm_stream_from_fd (&st, &fd, path, img->stored_size);
-      return copy_stream (img, &st, fd, o, off, limit, err);
+      return fn (img, &st, fd, data, err);
     }
 
   struct archive *a = NULL;
@@ -739,11 +745,62 @@ avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint
           break;
         }
       struct avm_stream st = { .read = archive_stream_read, .ctx = a, .name = label, .size = img->stored_size };
-      r = copy_stream (img, &st, -1, o, off, limit, err);
+      r = fn (img, &st, -1, data, err);
       break;
     }
   archive_read_free (a);
   return r;
+}
+
+struct copy_args
+{
+  struct avm_out *o;
+  uint64_t off, limit;
+};
+
+static int
+copy_image (const struct avm_img *img, struct avm_stream *st, int fd, void *data, avm_error_t *err)
+{
+  struct copy_args *c = data;
+  if (fd >= 0 && !img->sparse)
+    {
+      /* A raw file: copy_file_range (shared extents where the file
+         system can).  */
+      if (img->size > c->limit)
+        return avm_error_input (err, "%s: %llu bytes, larger than its partition (%llu bytes)", st->name,
+                                (unsigned long long) img->size, (unsigned long long) c->limit);
+      return avm_out_copy_fd (c->o, c->off, fd, 0, img->size, st->name, err);
+    }
+  return copy_stream (img, st, fd, c->o, c->off, c->limit, err);
+}
+
+int
+avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint64_t off, uint64_t limit,
+                 avm_error_t *err)
+{
+  struct copy_args c = { o, off, limit };
+  return with_image (s, name, copy_image, &c, err);
+}
+
+static int
+check_image (const struct avm_img *img, struct avm_stream *st, int fd, void *data, avm_error_t *err)
+{
+  struct avm_sparse_header h;
+  (void) fd;
+  (void) data;
+  if (!img->sparse)
+    return 0;
+  int r = avm_sparse_read_header (st, &h, err);
+  return r < 0 ? r : avm_sparse_check (st, &h, err);
+}
+
+int
+avm_imgset_check_size (struct avm_imgset *s, const char *name, avm_error_t *err)
+{
+  const struct avm_img *img = avm_imgset_get (s, name);
+  if (img && img->present && !img->sparse)
+    return 0;
+  return with_image (s, name, check_image, NULL, err);
 }
 
 /* ---------------------------------------------------------------- */

@@ -43,6 +43,10 @@ int avm_imgset_open (const char *dir, const char *zip, const char *hostpkg, char
                      struct avm_imgset **out, avm_error_t *err);
 void avm_imgset_free (struct avm_imgset *s);
 
+/* How messages name image NAME: "DIR/super.img", "IMG.zip:super.img"
+   (malloc'd; NULL when out of memory).  */
+char *avm_imgset_image_label (const struct avm_imgset *s, const char *name);
+
 /* Information about image NAME (NULL if not among WANTED).  */
 const struct avm_img *avm_imgset_get (const struct avm_imgset *s, const char *name);
 
@@ -50,6 +54,15 @@ const struct avm_img *avm_imgset_get (const struct avm_imgset *s, const char *na
    (partition size).  */
 int avm_imgset_copy (struct avm_imgset *s, const char *name, struct avm_out *o, uint64_t off, uint64_t limit,
                      avm_error_t *err);
+
+/* Can the size of image NAME be believed?  A raw image's always; a
+   sparse image's when its chunks cover what its header says
+   (avm_sparse_check: every chunk header read, the data skipped, which
+   for an archive entry means decompressing it).  0, or a bad input error
+   naming the image ("img.zip:super.img: offset ...").  For a conversion
+   that failed because of an image's size, to tell a damaged image from a
+   real one too large for the output.  */
+int avm_imgset_check_size (struct avm_imgset *s, const char *name, avm_error_t *err);
 
 /* A small file of the host package ("etc/cvd_avb_testkey_rsa4096.pem"), read
    whole (at most 64 MiB).  -ENOENT when absent (no message).  */

@@ -177,16 +177,29 @@ inspect_properties (int fd, const struct avm_gpt *g, const char *file, json_t *r
 }
 
 int
-avm_inspect (const char *path, json_t **out, avm_error_t *err)
+avm_inspect_open (const char *path, int *fdp, struct stat *st, avm_error_t *err)
 {
   /* O_NONBLOCK: a FIFO is refused below, not waited on.  */
   _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  *fdp = -1;
+  if (fd < 0)
+    return avm_error_input_if_missing (err, avm_error_sys (err, errno, "cannot open %s", path));
+  if (fstat (fd, st) < 0)
+    return avm_error_sys (err, errno, "cannot read %s", path);
+  if (!S_ISREG (st->st_mode) && !S_ISBLK (st->st_mode))
+    return avm_error_input (err, "%s is %s, not a disk image", path, avm_file_kind (st->st_mode));
+  *fdp = steal_fd (&fd);
+  return 0;
+}
+
+int
+avm_inspect (const char *path, json_t **out, avm_error_t *err)
+{
+  _cleanup_close_ int fd = -1;
   struct stat st;
   int r;
-  if (fd < 0 || fstat (fd, &st) < 0)
-    return avm_error_sys (err, errno, "cannot open %s", path);
-  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
-    return avm_error_input (err, "%s is %s, not a disk image", path, avm_file_kind (st.st_mode));
+  if ((r = avm_inspect_open (path, &fd, &st, err)) < 0)
+    return r;
   struct avm_gpt *g = calloc (1, sizeof *g);
   if (!g)
     return avm_error_sys (err, ENOMEM, "%s", path);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "disk/progress.h"
 
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,4 +84,101 @@ avm_progress_done (struct avm_progress *p)
     return;
   draw (p, now_ns ());
   fputc ('\n', stderr);
+}
+
+/* ---- status line ------------------------------------------------------ */
+
+/* With S->lock held.  */
+static void
+status_draw (struct avm_status *s)
+{
+  char line[sizeof s->text + 32];
+  long long secs = (now_ns () - s->step_ns) / 1000000000LL;
+  int n = snprintf (line, sizeof line, "%s (%lld s)", s->text, secs);
+  if (n >= s->width)
+    n = s->width - 1; /* never wraps: \r returns to its start */
+  if (n < 0)
+    n = 0;
+  fprintf (stderr, "\r%.*s%*s", n, line, s->drawn > n ? s->drawn - n : 0, "");
+  fflush (stderr);
+  s->drawn = n;
+}
+
+static void *
+status_ticker (void *data)
+{
+  struct avm_status *s = data;
+  pthread_mutex_lock (&s->lock);
+  while (!s->stop)
+    {
+      struct timespec ts;
+      clock_gettime (CLOCK_MONOTONIC, &ts);
+      ts.tv_sec += 1;
+      pthread_cond_timedwait (&s->wake, &s->lock, &ts);
+      if (!s->stop)
+        status_draw (s);
+    }
+  pthread_mutex_unlock (&s->lock);
+  return NULL;
+}
+
+void
+avm_status_begin (struct avm_status *s, bool quiet)
+{
+  struct winsize ws;
+  pthread_condattr_t ca;
+  memset (s, 0, sizeof *s);
+  s->enabled = !quiet && isatty (STDERR_FILENO);
+  if (!s->enabled)
+    return;
+  s->width = ioctl (STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+  s->step_ns = now_ns ();
+  pthread_mutex_init (&s->lock, NULL);
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&s->wake, &ca);
+  pthread_condattr_destroy (&ca);
+  /* The ticker takes no signal: they stay the main thread's.  */
+  sigset_t all, old;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  s->running = pthread_create (&s->thread, NULL, status_ticker, s) == 0;
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+}
+
+void
+avm_status_step (struct avm_status *s, const char *fmt, ...)
+{
+  va_list ap;
+  if (!s || !s->enabled)
+    return;
+  pthread_mutex_lock (&s->lock);
+  va_start (ap, fmt);
+  vsnprintf (s->text, sizeof s->text, fmt, ap);
+  va_end (ap);
+  for (char *c = s->text; *c; c++)
+    if ((unsigned char) *c < 0x20 || (unsigned char) *c >= 0x7f)
+      *c = '?';
+  s->step_ns = now_ns ();
+  status_draw (s);
+  pthread_mutex_unlock (&s->lock);
+}
+
+void
+avm_status_end (struct avm_status *s)
+{
+  if (!s->enabled)
+    return;
+  pthread_mutex_lock (&s->lock);
+  s->stop = true;
+  pthread_cond_signal (&s->wake);
+  pthread_mutex_unlock (&s->lock);
+  if (s->running)
+    pthread_join (s->thread, NULL);
+  if (s->drawn)
+    fprintf (stderr, "\r%*s\r", s->drawn, "");
+  fflush (stderr);
+  pthread_cond_destroy (&s->wake);
+  pthread_mutex_destroy (&s->lock);
+  s->enabled = s->running = false;
 }

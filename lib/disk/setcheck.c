@@ -96,8 +96,10 @@ check_member (struct set *s, const char *name, const char *path, avm_error_t *er
   _cleanup_close_ int fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT)
     return 0; /* not in this directory: not part of the set here */
-  if (fd < 0 || fstat (fd, &st) < 0)
-    return avm_error_sys (err, errno, "cannot open %s", path);
+  if (fd < 0)
+    return avm_error_input_if_missing (err, avm_error_sys (err, errno, "cannot open %s", path));
+  if (fstat (fd, &st) < 0)
+    return avm_error_sys (err, errno, "cannot read %s", path);
   if (!S_ISREG (st.st_mode))
     {
       snprintf (detail, sizeof detail, "it is %s", avm_file_kind (st.st_mode));
@@ -248,6 +250,8 @@ avm_setcheck (const char *file, bool whole_set, enum avm_setcheck_mode mode, jso
     goto out; /* not a cvd2img set: nothing to compare with */
   if ((r = avm_json_load_file (s.manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &s.manifest, err)) < 0)
     {
+      /* A dangling link or a loop in its place: bad input, as the rest.  */
+      r = avm_error_input_if_missing (err, r);
       avm_error_prefix (err, "%s: cannot check it against its image set", file);
       goto out;
     }

@@ -4,7 +4,8 @@
  * its outputs as one set (output.h: avm_out_commit_set), with a marker file
  * in their directory while it renames them, and records each output's
  * identity in manifest.json: the GPT disk GUID and size of every disk (the
- * GUID is random per conversion), the SHA-256 and size of the bootloader,
+ * GUID is random per conversion, or derived from --seed and the inputs),
+ * the SHA-256 and size of the bootloader,
  * of avb_key.pem and of android-info.txt, and the host package's tree: its
  * top-level entries and those of its entries that tell its release.  A set
  * whose marker is still there (a conversion killed or failing half-way), or

@@ -12,6 +12,7 @@
 #include "disk/sparse.h"
 #include "util/bytes.h"
 #include "util/cleanup.h"
+#include "util/strfmt.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -218,6 +219,119 @@ read_data (struct expander *x, void *buf, size_t len, const char *what, uint64_t
   return 0;
 }
 
+/* Read the header of chunk X->index at the stream's position (X->at) and
+   check it against the file header and the blocks before it (BLK): its
+   type (*TYPE, *NAME), blocks (*CSZ) and data bytes (*DATA) are
+   consistent, it ends within the image and, when the stream's size is
+   known, within the file.  */
+static int
+chunk_header (struct expander *x, uint64_t blk, uint16_t *type, const char **name, uint32_t *csz, uint64_t *data)
+{
+  struct avm_stream *s = x->s;
+  const struct avm_sparse_header *h = x->h;
+  uint8_t ch[CHUNK_HEADER_SIZE];
+  ssize_t n;
+  int r;
+
+  x->at = s->pos;
+  n = avm_stream_read (s, ch, sizeof ch);
+  if (n < 0)
+    return read_error (x->err, s, n);
+  if (n < (ssize_t) sizeof ch)
+    return chunk_error (x, "truncated chunk header (%zd of %u bytes; the file header says %" PRIu32 " chunks)", n,
+                        h->chunk_hdr_sz, h->total_chunks);
+  r = avm_stream_skip (s, h->chunk_hdr_sz - CHUNK_HEADER_SIZE);
+  if (r == -EIO)
+    return chunk_error (x, "truncated chunk header (chunk header size %u; the file header says %" PRIu32 " chunks)",
+                        h->chunk_hdr_sz, h->total_chunks);
+  if (r < 0)
+    return read_error (x->err, s, r);
+
+  *type = get_le16 (ch);
+  *csz = get_le32 (ch + 4);
+  uint32_t tsz = get_le32 (ch + 8);
+  *name = chunk_name (*type);
+  if (!*name)
+    return chunk_error (x, "unknown chunk type 0x%04x", *type);
+  if (tsz < h->chunk_hdr_sz)
+    return chunk_error (x, "%s chunk total size %" PRIu32 " is smaller than its header (%u bytes)", *name, tsz,
+                        h->chunk_hdr_sz);
+  *data = tsz - h->chunk_hdr_sz;
+  uint64_t len = (uint64_t) *csz * h->blk_sz;
+  switch (*type)
+    {
+    case CHUNK_RAW:
+      if (*data != len)
+        return chunk_error (x, "RAW chunk of %" PRIu32 " blocks has %" PRIu64 " bytes of data, expected %" PRIu64,
+                            *csz, *data, len);
+      break;
+    case CHUNK_FILL:
+    case CHUNK_CRC32:
+      if (*data != 4)
+        return chunk_error (x, "%s chunk has %" PRIu64 " bytes of data, expected 4", *name, *data);
+      if (*type == CHUNK_CRC32 && *csz != 0)
+        return chunk_error (x, "CRC32 chunk covers %" PRIu32 " blocks, expected 0", *csz);
+      break;
+    case CHUNK_DONT_CARE:
+      if (*data != 0)
+        return chunk_error (x, "DONT_CARE chunk has %" PRIu64 " bytes of data, expected 0", *data);
+      break;
+    }
+  if (*csz > h->total_blks - blk)
+    return chunk_error (x,
+                        "%s chunk of %" PRIu32 " blocks at block %" PRIu64 " goes past the end of the image (%" PRIu32
+                        " blocks)",
+                        *name, *csz, blk, h->total_blks);
+  if (s->size != UINT64_MAX && (s->pos > s->size || *data > s->size - s->pos))
+    return chunk_error (x, "%s chunk has %" PRIu64 " bytes of data, past the end of the file (%" PRIu64 " bytes)",
+                        *name, *data, s->size);
+  return 0;
+}
+
+/* After the last chunk (BLK blocks covered): the blocks are those the
+   header says.  */
+static int
+chunks_cover (struct expander *x, uint64_t blk)
+{
+  const struct avm_sparse_header *h = x->h;
+  char size[32];
+  x->at = x->s->pos;
+  if (blk == h->total_blks)
+    return 0;
+  avm_format_bytes (avm_sparse_size (h), size, sizeof size);
+  return avm_error_input (x->err,
+                          "%s: offset %" PRIu64 ": the %" PRIu32 " chunks cover %" PRIu64 " blocks, the header says %" PRIu32
+                          " (of %" PRIu32 " bytes: %s, at offset 16): the sparse image is damaged",
+                          x->s->name, x->at, h->total_chunks, blk, h->total_blks, h->blk_sz, size);
+}
+
+int
+avm_sparse_check (struct avm_stream *s, const struct avm_sparse_header *h, avm_error_t *err)
+{
+  struct expander x = { .s = s, .h = h, .err = err };
+  uint64_t blk = 0;
+  int r;
+
+  for (x.index = 1; x.index <= h->total_chunks; x.index++)
+    {
+      uint16_t type;
+      const char *name;
+      uint32_t csz;
+      uint64_t data;
+      if ((r = chunk_header (&x, blk, &type, &name, &csz, &data)) < 0)
+        return r;
+      r = avm_stream_skip (s, data);
+      if (r == -EIO)
+        return truncated (&x, type == CHUNK_RAW ? "RAW chunk data" : type == CHUNK_FILL ? "FILL chunk pattern"
+                                                                                        : "CRC32 chunk value",
+                          data);
+      if (r < 0)
+        return read_error (err, s, r);
+      blk += csz;
+    }
+  return chunks_cover (&x, blk);
+}
+
 int
 avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, struct avm_out *o, uint64_t base,
                    uint64_t limit, avm_error_t *err)
@@ -241,63 +355,13 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
 
   for (x.index = 1; x.index <= h->total_chunks; x.index++)
     {
-      uint8_t ch[CHUNK_HEADER_SIZE];
-      ssize_t n;
-
-      x.at = s->pos;
-      n = avm_stream_read (s, ch, sizeof ch);
-      if (n < 0)
-        return read_error (err, s, n);
-      if (n < (ssize_t) sizeof ch)
-        return chunk_error (&x, "truncated chunk header (%zd of %u bytes; the file header says %" PRIu32 " chunks)",
-                            n, h->chunk_hdr_sz, h->total_chunks);
-      r = avm_stream_skip (s, h->chunk_hdr_sz - CHUNK_HEADER_SIZE);
-      if (r == -EIO)
-        return chunk_error (&x, "truncated chunk header (chunk header size %u; the file header says %" PRIu32
-                                " chunks)",
-                            h->chunk_hdr_sz, h->total_chunks);
-      if (r < 0)
-        return read_error (err, s, r);
-
-      uint16_t type = get_le16 (ch);
-      uint32_t csz = get_le32 (ch + 4), tsz = get_le32 (ch + 8);
-      const char *name = chunk_name (type);
-      if (!name)
-        return chunk_error (&x, "unknown chunk type 0x%04x", type);
-      if (tsz < h->chunk_hdr_sz)
-        return chunk_error (&x, "%s chunk total size %" PRIu32 " is smaller than its header (%u bytes)", name, tsz,
-                            h->chunk_hdr_sz);
-      uint64_t data = tsz - h->chunk_hdr_sz;
+      uint16_t type;
+      const char *name;
+      uint32_t csz;
+      uint64_t data;
+      if ((r = chunk_header (&x, blk, &type, &name, &csz, &data)) < 0)
+        return r;
       uint64_t len = csz * bs;
-      switch (type)
-        {
-        case CHUNK_RAW:
-          if (data != len)
-            return chunk_error (&x, "RAW chunk of %" PRIu32 " blocks has %" PRIu64 " bytes of data, expected %" PRIu64,
-                                csz, data, len);
-          break;
-        case CHUNK_FILL:
-        case CHUNK_CRC32:
-          if (data != 4)
-            return chunk_error (&x, "%s chunk has %" PRIu64 " bytes of data, expected 4", name, data);
-          if (type == CHUNK_CRC32 && csz != 0)
-            return chunk_error (&x, "CRC32 chunk covers %" PRIu32 " blocks, expected 0", csz);
-          break;
-        case CHUNK_DONT_CARE:
-          if (data != 0)
-            return chunk_error (&x, "DONT_CARE chunk has %" PRIu64 " bytes of data, expected 0", data);
-          break;
-        }
-      if (csz > h->total_blks - blk)
-        return chunk_error (&x,
-                            "%s chunk of %" PRIu32 " blocks at block %" PRIu64
-                            " goes past the end of the image (%" PRIu32 " blocks)",
-                            name, csz, blk, h->total_blks);
-      if (s->size != UINT64_MAX && (s->pos > s->size || data > s->size - s->pos))
-        return chunk_error (&x,
-                            "%s chunk has %" PRIu64 " bytes of data, past the end of the file (%" PRIu64 " bytes)",
-                            name, data, s->size);
-
       uint64_t off = base + blk * bs;
       uint8_t v[4];
       switch (type)
@@ -345,12 +409,8 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
       blk += csz;
     }
 
-  x.at = s->pos;
-  if (blk != h->total_blks)
-    return avm_error_input (err,
-                            "%s: offset %" PRIu64 ": the %" PRIu32 " chunks cover %" PRIu64
-                            " blocks, the header says %" PRIu32,
-                            s->name, x.at, h->total_chunks, blk, h->total_blks);
+  if ((r = chunks_cover (&x, blk)) < 0)
+    return r;
   bool more;
   if (s->size != UINT64_MAX)
     more = s->pos < s->size;

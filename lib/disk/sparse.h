@@ -45,6 +45,17 @@ int avm_sparse_parse_header (const void *buf, const char *name, struct avm_spars
    Anything odd answers true: the expansion then reports it.  */
 bool avm_sparse_needs_crc (int fd, const struct avm_sparse_header *h);
 
+/* Walk the chunks of S (its file header H read), skipping their data:
+   every chunk header is checked as avm_sparse_expand checks it, its data
+   must be there, and the chunks must cover the blocks the header says
+   (what avm_sparse_size promises).  No CRC is computed.  For a caller
+   that must know whether an image's size can be believed before
+   expanding it: a header that says 16 TiB over a few chunks is damaged
+   ("super.img: offset 8236: the 3 chunks cover 2048 blocks, the header
+   says 4294967295 (of 4096 bytes: 16.0 TiB, at offset 16): the sparse
+   image is damaged").  Errors are bad input (exit code 2).  */
+int avm_sparse_check (struct avm_stream *s, const struct avm_sparse_header *h, avm_error_t *err);
+
 /* Expanded size in bytes.  */
 uint64_t avm_sparse_size (const struct avm_sparse_header *h);
 

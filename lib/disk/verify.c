@@ -14,6 +14,7 @@
 #include "disk/avb.h"
 #include "disk/cvd2img.h"
 #include "disk/inspect.h"
+#include "disk/progress.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -42,6 +43,7 @@ struct gfs
   __typeof__ (guestfs_last_error) *last_error;
   __typeof__ (guestfs_shutdown) *shutdown;
   __typeof__ (guestfs_close) *close;
+  __typeof__ (guestfs_set_error_handler) *set_error_handler;
 };
 
 static int
@@ -66,6 +68,7 @@ gfs_load (struct gfs *f, avm_error_t *err)
   SYM (last_error, "guestfs_last_error");
   SYM (shutdown, "guestfs_shutdown");
   SYM (close, "guestfs_close");
+  SYM (set_error_handler, "guestfs_set_error_handler");
 #undef SYM
   return 0;
 }
@@ -116,7 +119,8 @@ manifest_section (json_t *manifest, const char *disk)
 }
 
 int
-avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, avm_error_t *err)
+avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_named, struct avm_status *status,
+                    json_t **out, avm_error_t *err)
 {
   struct gfs f = { 0 };
   _cleanup_json_ json_t *manifest = NULL;
@@ -127,25 +131,34 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
   /* The disk first: a FIFO or a character device is refused here, before
      libguestfs would wait on it.  */
   struct stat st;
-  fd = open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) < 0)
-    {
-      r = avm_error_sys (err, errno, "cannot open %s", path);
-      goto fail;
-    }
-  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
-    {
-      r = avm_error_input (err, "%s is %s, not a disk image", path, avm_file_kind (st.st_mode));
-      goto fail;
-    }
-  if ((r = avm_json_load_file (manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &manifest, err)) < 0)
+  if ((r = avm_inspect_open (path, &fd, &st, err)) < 0)
     goto fail;
+  /* A manifest that is not there is bad input as well: the one named by
+     --manifest, or the default next to the disk (then say how to name
+     another).  */
+  if ((r = avm_json_load_file (manifest_path, AVM_MANIFEST_MAX_SIZE, "a manifest", &manifest, err)) < 0)
+    {
+      int e = -r;
+      if (!manifest_named && (e == ENOENT || e == ENOTDIR))
+        {
+          avm_error_input (err, "%s: no manifest next to it (%s: %s): --verify compares the disk with the "
+                                "manifest.json avm cvd2img wrote beside it; name one with --manifest FILE",
+                           path, manifest_path, strerror (e));
+          if (*err)
+            (*err)->code = e; /* the errno stays the one that happened */
+        }
+      r = avm_error_input_if_missing (err, -e);
+      goto fail;
+    }
   json_t *sec = manifest_section (manifest, path);
   if (!sec)
     {
       r = avm_error_input (err, "%s: %s does not describe %s", manifest_path, manifest_path, path);
       goto fail;
     }
+  /* The appliance boots a Linux kernel: seconds with KVM, about a minute
+     without.  */
+  avm_status_step (status, "%s: starting libguestfs's appliance (a small Linux VM)", path);
   if ((r = gfs_load (&f, err)) < 0)
     goto fail;
   if (!(f.g = f.create ()))
@@ -153,13 +166,19 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
       r = avm_error_fail (err, EIO, "libguestfs: cannot create a handle");
       goto fail;
     }
+  /* Its errors are ours to report (last_error), once, after the status
+     line is erased: libguestfs would print each to stderr as well.  */
+  f.set_error_handler (f.g, NULL, NULL);
   if (f.add_drive_ro (f.g, path) < 0 || f.launch (f.g) < 0)
     {
-      r = avm_error_fail (err, EIO, "libguestfs: %s (without KVM set LIBGUESTFS_BACKEND=direct "
-                                    "LIBGUESTFS_BACKEND_SETTINGS=force_tcg)",
-                          f.last_error (f.g) ?: "launch failed");
+      /* Its first line: the rest tells how to debug libguestfs.  */
+      const char *e = f.last_error (f.g) ?: "launch failed";
+      r = avm_error_fail (err, EIO, "libguestfs: %.*s (without KVM set LIBGUESTFS_BACKEND=direct "
+                                    "LIBGUESTFS_BACKEND_SETTINGS=force_tcg; LIBGUESTFS_DEBUG=1 tells more)",
+                          (int) strcspn (e, "\n"), e);
       goto fail;
     }
+  avm_status_step (status, "%s: reading the partition table through the appliance's kernel", path);
   char **devs = f.list_devices (f.g);
   const char *dev = devs && devs[0] ? devs[0] : "/dev/sda";
   char *ptype = f.part_get_parttype (f.g, dev);
@@ -204,6 +223,7 @@ avm_inspect_verify (const char *path, const char *manifest_path, json_t **out, a
         continue;
       char partdev[64];
       snprintf (partdev, sizeof partdev, "%s%d", dev, pl->val[i].part_num);
+      avm_status_step (status, "%s: partition %u of %u (%s) through the kernel", path, i + 1, pl->len, wname);
       size_t got = 0;
       char *kbytes = f.pread_device (f.g, partdev, (int) padded, 0, &got);
       _cleanup_free_ uint8_t *fbytes = malloc (padded);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/dl.h"
+#include "util/error.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -12,13 +13,13 @@ avm_dl_bind (void *table, const char *soname, const char *const *names, size_t n
   void **slots = table;
   if (!lib)
     {
-      fprintf (stderr, "avm: cannot load %s (%s): %s\n", soname, package, dlerror ());
+      fprintf (stderr, "%s: cannot load %s (%s): %s\n", avm_error_program (), soname, package, dlerror ());
       exit (1);
     }
   for (size_t i = 0; i < n; i++)
     if (!(slots[i] = dlsym (lib, names[i])))
       {
-        fprintf (stderr, "avm: %s lacks %s (%s too old?)\n", soname, names[i], package);
+        fprintf (stderr, "%s: %s lacks %s (%s too old?)\n", avm_error_program (), soname, names[i], package);
         exit (1);
       }
 }

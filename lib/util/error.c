@@ -100,6 +100,14 @@ int
   return -(*err)->code;
 }
 
+int
+avm_error_input_if_missing (avm_error_t *err, int r)
+{
+  if ((r == -ENOENT || r == -ENOTDIR || r == -ELOOP) && err && *err)
+    (*err)->exit_code = AVM_EXIT_USAGE;
+  return r;
+}
+
 void
 avm_error_prefix (avm_error_t *err, const char *fmt, ...)
 {
@@ -153,6 +161,20 @@ avm_error_freep (avm_error_t *err)
   *err = NULL;
 }
 
+static const char *program = "avm";
+
+void
+avm_error_set_program (const char *name)
+{
+  program = name;
+}
+
+const char *
+avm_error_program (void)
+{
+  return program;
+}
+
 int
 avm_error_report (avm_error_t *err)
 {
@@ -161,7 +183,7 @@ avm_error_report (avm_error_t *err)
     {
       /* A failure that named nothing (an allocation failure deep down):
          never exit 1 in silence.  */
-      fprintf (stderr, "avm: failed without a message (out of memory?)\n");
+      fprintf (stderr, "%s: failed without a message (out of memory?)\n", program);
       return code;
     }
   code = (*err)->exit_code;
@@ -171,7 +193,7 @@ avm_error_report (avm_error_t *err)
       const char *nl = strchr (line, '\n');
       /* Names from outside (paths, --set values) may hold escape
          sequences: shown, never acted on by the terminal.  */
-      fputs ("avm: ", stderr);
+      fprintf (stderr, "%s: ", program);
       avm_fput_escaped (stderr, line, nl ? (size_t) (nl - line) : strlen (line));
       fputc ('\n', stderr);
       if (!nl)

@@ -44,6 +44,12 @@ int avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...)
 void avm_error_prefix (avm_error_t *err, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
+/* R (a negative errno, with ERR filled) unchanged; when R says a path
+   does not lead to a file (-ENOENT, -ENOTDIR, -ELOOP), ERR's exit code
+   becomes AVM_EXIT_USAGE: a file the user named that is not there is bad
+   input, not a failure of the host.  Its errno and message stay.  */
+int avm_error_input_if_missing (avm_error_t *err, int r);
+
 /* Append one more line to an existing (or new) error.  */
 int avm_error_append (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
   __attribute__ ((format (printf, 4, 5)));
@@ -69,5 +75,12 @@ void avm_error_free (avm_error_t err);
 void avm_error_freep (avm_error_t *err);
 #define _cleanup_error_ __attribute__ ((cleanup (avm_error_freep)))
 
-/* Print "avm: MSG" (each line prefixed) to stderr, free it, return its exit code. */
+/* The name messages start with: "avm", or a personality's, the name the
+   user typed ("cvd2img: ..."), set once at the start of main.  NAME must
+   stay valid.  */
+void avm_error_set_program (const char *name);
+const char *avm_error_program (void);
+
+/* Print "avm: MSG" (each line prefixed; avm_error_program) to stderr, free
+   it, return its exit code. */
 int avm_error_report (avm_error_t *err);

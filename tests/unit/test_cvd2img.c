@@ -19,6 +19,7 @@
 #include "disk/ubootenv.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/strbuf.h"
 #include "util/strv.h"
 #include "testutil.h"
 
@@ -1191,8 +1192,24 @@ check_same_contents (const struct result *a, const char *da, const struct result
              "uboot_env differs between %s and %s", pa, pb);
 }
 
-/* Run avm with ARGS; it must succeed silently (stderr is not a terminal:
-   no progress bar).  */
+/* E (a conversion's stderr) is its one-line summary, starting with PREFIX
+   ("avm cvd2img: wrote "): the system disk with its size and partitions,
+   the other outputs, the time taken.  */
+static void
+expect_summary (const char *e, const char *prefix)
+{
+  size_t len = strlen (e);
+  cr_assert (len > 0 && e[len - 1] == '\n' && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  cr_assert (starts_with (e, prefix), "no \"%s\" summary: %s", prefix, e);
+  cr_assert (strstr (e, "system.img (") || strstr (e, ".img ("), "no system disk in: %s", e);
+  cr_assert_not_null (strstr (e, " partitions), "), "%s", e);
+  cr_assert_not_null (strstr (e, "manifest.json in "), "%s", e);
+  cr_assert (len > 3 && streq (e + len - 3, " s\n"), "no time taken: %s", e);
+}
+
+/* Run avm with ARGS; it must succeed with nothing on stdout and, on
+   stderr (not a terminal: no progress bar), a conversion's summary
+   (none with -q) or nothing.  */
 static void
 avm_ok (char *const args[])
 {
@@ -1200,7 +1217,13 @@ avm_ok (char *const args[])
   int rc = tu_avmv (args, &out, &err);
   cr_assert_eq (rc, 0, "avm %s %s ... exited %d: %s%s", args[0], args[1], rc, out, err);
   cr_assert_str_empty (out, "stdout: %s", out);
-  cr_assert_str_empty (err, "stderr is not a terminal, yet: %s", err);
+  bool quiet = false;
+  for (size_t i = 0; args[i]; i++)
+    quiet |= streq (args[i], "-q") || streq (args[i], "--quiet");
+  if (streq (args[0], "cvd2img") && !quiet)
+    expect_summary (err, "avm cvd2img: wrote ");
+  else
+    cr_assert_str_empty (err, "stderr is not a terminal, yet: %s", err);
   free (out);
   free (err);
 }
@@ -1228,6 +1251,86 @@ Test (cvd2img, directory)
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "input"), "dir")), cvd);
   result_free (&r);
   ctx_free (&c);
+}
+
+/* Do files A and B hold the same bytes?  */
+static bool
+same_bytes (const char *a, const char *b)
+{
+  size_t la, lb;
+  _cleanup_free_ uint8_t *da = fx_read_bin (a, &la), *db = fx_read_bin (b, &lb);
+  return la == lb && memcmp (da, db, la) == 0;
+}
+
+/* The disk GUID in the primary GPT header of DISK.  */
+static void
+disk_guid (const char *disk, uint8_t guid[16])
+{
+  int fd = open (disk, O_RDONLY | O_CLOEXEC);
+  cr_assert (fd >= 0 && pread (fd, guid, 16, 512 + 56) == 16, "%s: %s", disk, strerror (errno));
+  close (fd);
+}
+
+/* --seed: the same inputs and seed give byte-identical disks, wherever
+   they are written (issue 15: GUIDs and AVB salts were always random),
+   and a manifest that differs only in the paths it records.  Another
+   seed, or none, gives other GUIDs; the image zip and host package of the
+   same images give the same disks as their directory.  */
+Test (cvd2img, seed_reproducible)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz");
+  _cleanup_free_ char *o1 = tpath ("one"), *o2 = tpath ("two/deeper"), *o3 = tpath ("random"), *o4 = tpath ("other");
+  _cleanup_free_ char *o5 = tpath ("zip");
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o1, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o2, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "-o", o3, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-43", "-o", o4, cvd, NULL });
+  avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o5, zip, host, NULL });
+  static const char *const files[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
+                                       "avb_key.pem", "android-info.txt" };
+  for (size_t i = 0; i < ARRAY_SIZE (files); i++)
+    {
+      _cleanup_free_ char *a = fx_join (o1, files[i]), *b = fx_join (o2, files[i]), *z = fx_join (o5, files[i]);
+      cr_assert (same_bytes (a, b), "--seed: %s and %s differ", a, b);
+      if (i < 3)
+        cr_assert (same_bytes (a, z), "--seed: %s and %s (from the zip) differ", a, z);
+    }
+  /* the manifest: only the output directory's path differs */
+  _cleanup_free_ char *m1 = fx_join (o1, "manifest.json"), *m2 = fx_join (o2, "manifest.json");
+  _cleanup_free_ char *t1 = tu_read (m1), *t2 = tu_read (m2);
+  struct avm_strbuf b = { 0 };
+  for (const char *p = t1; *p;)
+    if (strncmp (p, o1, strlen (o1)) == 0)
+      {
+        avm_strbuf_adds (&b, o2);
+        p += strlen (o1);
+      }
+    else
+      avm_strbuf_add (&b, p++, 1);
+  _cleanup_free_ char *t1moved = avm_strbuf_steal (&b);
+  cr_assert_str_eq (t1moved, t2, "the manifests differ in more than their paths");
+  /* the disks verify (the salts are derived, the signatures as ever) */
+  for (size_t i = 0; i < 3; i++)
+    {
+      _cleanup_free_ char *a = fx_join (o1, files[i]);
+      char *o = NULL, *e = NULL;
+      int rc = tu_avmv ((char *[]) { "inspect", a, NULL }, &o, &e);
+      cr_assert_eq (rc, 0, "inspect %s: exit %d\n%s%s", a, rc, o, e);
+      free (o);
+      free (e);
+    }
+  /* without --seed, or with another, the GUIDs are others */
+  for (size_t i = 0; i < 3; i++)
+    {
+      _cleanup_free_ char *a = fx_join (o1, files[i]), *r = fx_join (o3, files[i]), *s = fx_join (o4, files[i]);
+      uint8_t ga[16], gr[16], gs[16];
+      disk_guid (a, ga);
+      disk_guid (r, gr);
+      disk_guid (s, gs);
+      cr_assert (memcmp (ga, gr, 16) != 0, "%s: the same GUID without --seed", files[i]);
+      cr_assert (memcmp (ga, gs, 16) != 0, "%s: the same GUID with another seed", files[i]);
+      cr_assert_eq (ga[7] >> 4, 4, "%s: not a version 4 GUID", files[i]);
+    }
 }
 
 static void
@@ -1709,15 +1812,11 @@ Test (cvd2img, sparse_bad_version)
                   (const char *[]) { cvd, NULL });
 }
 
-/* The same in the zip: the message names the zip and the entry.  */
-Test (cvd2img, sparse_bad_version_zip)
+/* The image zip NAME (in the test's scratch space) of the images of CVD.  */
+static char *
+zip_images (const char *name, const char *cvd)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
-  size_t len;
-  _cleanup_free_ uint8_t *d = super_bytes (&len);
-  put_le16 (d + 4, 2);
-  fx_write_bin (sp, d, len);
-  _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx_path ("host.tar.gz");
+  char *zip = tpath (name);
   char *zargs[16];
   size_t n = 0;
   zargs[n++] = "zip";
@@ -1730,6 +1829,18 @@ Test (cvd2img, sparse_bad_version_zip)
   free (fx_run_ok (zargs, NULL));
   for (size_t i = 4; i < n; i++)
     free (zargs[i]);
+  return zip;
+}
+
+/* The same in the zip: the message names the zip and the entry.  */
+Test (cvd2img, sparse_bad_version_zip)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le16 (d + 4, 2);
+  fx_write_bin (sp, d, len);
+  _cleanup_free_ char *zip = zip_images ("img.zip", cvd), *host = fx_path ("host.tar.gz");
   char entry[PATH_MAX];
   snprintf (entry, sizeof entry, "%s:super.img", zip);
   expect_failure (out, 2, (char *[]) { zip, host, NULL }, (const char *[]) { entry, "offset 4", "version 2", NULL },
@@ -1746,6 +1857,46 @@ Test (cvd2img, sparse_raw_overrun)
   put_le32 (d + 16, le32 (d + 16) + 1000);               /* total_blks */
   put_le32 (d + 28 + 4, le32 (d + 28 + 4) + 1000);       /* chunk_sz */
   put_le32 (d + 28 + 8, le32 (d + 28 + 8) + 1000 * BLK); /* total_sz */
+  fx_write_bin (sp, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 28", "chunk 1", NULL },
+                  (const char *[]) { cvd, NULL });
+}
+
+/* A header that says far more blocks than the chunks hold (16 TiB): the
+   system disk cannot be that large ("File too large" on ext4), and the
+   error is the image's, bad input (issue 15: it named out/system.img,
+   exit 1).  On a file system that can hold the disk, the expansion finds
+   the same.  */
+Test (cvd2img, sparse_size_damaged)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le32 (d + 16, 0xffffffffu); /* total_blks */
+  fx_write_bin (sp, d, len);
+  expect_failure (out, 2, (char *[]) { cvd, NULL },
+                  (const char *[]) { sp, "the header says 4294967295", "16.0 TiB", "damaged", NULL },
+                  (const char *[]) { cvd, NULL });
+  cr_assert_null (strstr (last_error, "system.img"), "%s", last_error);
+  /* the same in the zip: the zip and the entry named */
+  _cleanup_free_ char *zip = zip_images ("img.zip", cvd), *host = fx_path ("host.tar.gz");
+  char entry[PATH_MAX];
+  snprintf (entry, sizeof entry, "%s:super.img", zip);
+  expect_failure (out, 2, (char *[]) { zip, host, NULL },
+                  (const char *[]) { entry, "the header says 4294967295", "damaged", NULL },
+                  (const char *[]) { zip, host, NULL });
+  cr_assert_null (strstr (last_error, "system.img"), "%s", last_error);
+}
+
+/* A size beyond what a GPT disk holds (2^62 bytes and more: blocks of
+   2 GiB): the error names the image, not only its partition.  */
+Test (cvd2img, sparse_size_beyond_gpt)
+{
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *out = tpath ("out"), *sp = fx_join (cvd, "super.img");
+  size_t len;
+  _cleanup_free_ uint8_t *d = super_bytes (&len);
+  put_le32 (d + 12, 0x80000000u); /* blk_sz */
+  put_le32 (d + 16, 0x80000001u); /* total_blks */
   fx_write_bin (sp, d, len);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { sp, "offset 28", "chunk 1", NULL },
                   (const char *[]) { cvd, NULL });
@@ -2232,7 +2383,13 @@ Test (cvd2img, compat_paths)
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", "-s", S, "-p", P, "-v", V, cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
-  cr_assert_str_empty (e);
+  cr_assert_str_empty (o);
+  /* the disks by their paths, named as given */
+  _cleanup_free_ char *want = NULL;
+  cr_assert (asprintf (&want, "cvd2img: wrote %s (", S) > 0);
+  expect_summary (e, want);
+  cr_assert_not_null (strstr (e, "), P.img, V.img, bootloader, avb_key.pem, android-info.txt and manifest.json in "),
+                      "%s", e);
   free (o);
   free (e);
   struct ctx c;
@@ -2275,7 +2432,8 @@ Test (cvd2img, compat_defaults)
   char *o = NULL, *e = NULL;
   int rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 0, "cvd2img exited %d: %s%s", rc, o, e);
-  cr_assert_str_empty (e);
+  cr_assert_str_empty (o);
+  expect_summary (e, "cvd2img: wrote ./system.img (");
   free (o);
   free (e);
   struct ctx c;
@@ -2303,6 +2461,58 @@ Test (cvd2img, compat_help)
   /* and an unknown option is a usage error */
   rc = compat_run (link, cwd, (char *[]) { "-o", "x", "y", NULL }, &o, &e);
   cr_assert_eq (rc, 2, "cvd2img -o: exit %d", rc);
+  free (o);
+  free (e);
+}
+
+/* The personality's messages start with the name the user typed, and
+   point to its own help, never to "avm cvd2img" (issue 15): usage errors,
+   bad input found by the conversion, a runtime failure.  */
+static void
+expect_compat_error (const char *e, const char *needle)
+{
+  size_t len = strlen (e);
+  cr_assert (len > 0 && e[len - 1] == '\n' && strchr (e, '\n') == e + len - 1, "not one line:\n%s", e);
+  cr_assert (starts_with (e, "cvd2img: "), "%s", e);
+  cr_assert_null (strstr (e, "avm cvd2img"), "%s", e);
+  cr_assert_null (strstr (e, "avm:"), "%s", e);
+  cr_assert_not_null (strstr (e, needle), "no \"%s\" in: %s", needle, e);
+}
+
+Test (cvd2img, compat_messages)
+{
+  _cleanup_free_ char *link = compat_link (), *cwd = tpath ("cwd"), *cvd = clone_cvd ("cvd", "boot.img");
+  fx_mkdirs (cwd);
+  char *o = NULL, *e = NULL;
+  int rc = compat_run (link, cwd, (char *[]) { "--bogus", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  expect_compat_error (e, "(see 'cvd2img --help')");
+  free (o);
+  free (e);
+  rc = compat_run (link, cwd, (char *[]) { "-a", "sparc", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  expect_compat_error (e, "(see 'cvd2img --help')");
+  free (o);
+  free (e);
+  rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, e);
+  expect_compat_error (e, "boot.img");
+  free (o);
+  free (e);
+  /* a runtime failure: another conversion holds the directory */
+  _cleanup_free_ char *full = fx_path ("cvd");
+  int fd = open (cwd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cr_assert (fd >= 0 && flock (fd, LOCK_EX) == 0);
+  rc = compat_run (link, cwd, (char *[]) { "-a", "x86-64", full, NULL }, &o, &e);
+  close (fd);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, e);
+  expect_compat_error (e, "another conversion is writing there");
+  free (o);
+  free (e);
+  /* its help says how it exits */
+  rc = compat_run (link, cwd, (char *[]) { "--help", NULL }, &o, &e);
+  cr_assert_eq (rc, 0);
+  cr_assert_not_null (strstr (o, "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input"), "%s", o);
   free (o);
   free (e);
 }
@@ -2366,9 +2576,44 @@ Test (cvd2img, progress_on_terminal)
   cr_assert_eq (rc, 0, "%s", bar);
   cr_assert_not_null (strstr (bar, "100%"), "no progress bar on a terminal: \"%s\"", bar);
   cr_assert_not_null (strstr (bar, "\r["), "\"%s\"", bar);
+  /* then, on a line of its own, what was written */
+  const char *sum = strstr (bar, "\navm cvd2img: wrote ");
+  cr_assert_not_null (sum, "no summary after the bar: \"%s\"", bar);
+  /* the terminal's line discipline ends it with \r\n; nothing redraws it */
+  cr_assert (strchr (sum + 1, '\r') == sum + strcspn (sum, "\r") && strchr (sum + 1, '\r')[1] == '\n', "\"%s\"", bar);
   _cleanup_free_ char *quiet = run_on_pty ((char *[]) { "cvd2img", "-q", "-o", outq, cvd, NULL }, &rc);
   cr_assert_eq (rc, 0, "%s", quiet);
   cr_assert_str_empty (quiet, "-q still draws: \"%s\"", quiet);
+}
+
+/* Not on a terminal (a log, CI, a pipe): no bar, but one line says what
+   was written, where, and how long it took (issue 15: nothing at all);
+   -q: nothing.  */
+Test (cvd2img, summary_when_not_on_terminal)
+{
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *outq = tpath ("outq");
+  char *o = NULL, *e = NULL;
+  int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, e);
+  cr_assert_str_empty (o);
+  _cleanup_free_ char *want = NULL;
+  cr_assert (asprintf (&want, "avm cvd2img: wrote %s/system.img (", out) > 0);
+  expect_summary (e, want);
+  char *p = e + strlen (want);
+  cr_assert (strchr ("0123456789", *p), "no size: %s", e);
+  cr_assert_not_null (strstr (p, " partitions), properties.img, properties_virgl.img, bootloader, avb_key.pem, "
+                                 "android-info.txt, the host package ("),
+                      "%s", e);
+  cr_assert_not_null (strstr (p, " entries, "), "%s", e);
+  cr_assert_not_null (strstr (p, ") and manifest.json in "), "%s", e);
+  cr_assert_null (strchr (e, '\r'), "a progress bar where there is no terminal: %s", e);
+  free (o);
+  free (e);
+  rc = tu_avmv ((char *[]) { "cvd2img", "-q", "-o", outq, cvd, NULL }, &o, &e);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, e);
+  cr_assert_str_empty (e, "-q: %s", e);
+  free (o);
+  free (e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3256,7 +3501,7 @@ Test (cvd2img, output_directory_locked)
   char *o = NULL, *e = NULL;
   int rc = tu_avmv ((char *[]) { "cvd2img", "-o", out, cvd, NULL }, &o, &e);
   cr_assert_eq (rc, 1, "exit %d: %s", rc, e);
-  cr_assert_not_null (strstr (e, "another avm cvd2img is writing there"), "%s", e);
+  cr_assert_not_null (strstr (e, "another conversion is writing there"), "%s", e);
   close (fd);
   free (o);
   free (e);

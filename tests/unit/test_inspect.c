@@ -8,6 +8,12 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <errno.h>
+#include <pty.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +158,146 @@ Test (inspect, fifo_refused, .timeout = TU_TIMEOUT (20))
   free (fifo);
 }
 
+/* avm inspect ARGS must fail with exit 2 and one line on stderr that
+   contains every NEEDLE (NULL-terminated), nothing on stdout.  */
+static void
+expect_bad_input (char *const args[], const char *const needles[])
+{
+  char *argv[8] = { "inspect" }, *out = NULL, *err = NULL;
+  size_t n = 1;
+  for (size_t i = 0; args[i]; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  int r = tu_avmv (argv, &out, &err);
+  cr_assert_eq (r, 2, "avm inspect %s ...: exit %d, expected 2 (bad input): %s%s", args[0], r, out, err);
+  cr_assert_str_empty (out);
+  size_t len = strlen (err);
+  cr_assert (len > 0 && err[len - 1] == '\n' && strchr (err, '\n') == err + len - 1, "not one line:\n%s", err);
+  for (size_t i = 0; needles[i]; i++)
+    assert_contains (err, needles[i]);
+  free (out);
+  free (err);
+}
+
+/* A disk or manifest that is not there is bad input (exit 2), with and
+   without --verify (issue 15: exit 1), and so is a link loop or a path
+   through a file; each said in one line naming the file.  */
+Test (inspect, missing_file_exit_2)
+{
+  char *missing = NULL, *loop_a = NULL, *loop_b = NULL, *through = NULL, *sub = NULL, *lone = NULL;
+  cr_assert (asprintf (&missing, "%s/nothere.img", dir) > 0 && asprintf (&loop_a, "%s/loop-a.img", dir) > 0
+             && asprintf (&loop_b, "%s/loop-b.img", dir) > 0 && asprintf (&through, "%s/x", disk) > 0
+             && asprintf (&sub, "%s/sub", dir) > 0 && asprintf (&lone, "%s/sub/properties.img", dir) > 0);
+  cr_assert_eq (symlink (loop_b, loop_a), 0);
+  cr_assert_eq (symlink (loop_a, loop_b), 0);
+  expect_bad_input ((char *[]) { missing, NULL }, (const char *[]) { missing, "No such file", NULL });
+  expect_bad_input ((char *[]) { "--json", missing, NULL }, (const char *[]) { missing, NULL });
+  expect_bad_input ((char *[]) { loop_a, NULL }, (const char *[]) { loop_a, NULL });
+  expect_bad_input ((char *[]) { through, NULL }, (const char *[]) { through, NULL });
+  expect_bad_input ((char *[]) { "--verify", missing, NULL }, (const char *[]) { missing, NULL });
+  expect_bad_input ((char *[]) { "--verify", "--manifest", missing, disk, NULL },
+                    (const char *[]) { missing, "No such file", NULL });
+  /* the default manifest, next to the disk: say how to name another */
+  cr_assert_eq (mkdir (sub, 0755), 0);
+  cr_assert_eq (link (disk, lone), 0);
+  expect_bad_input ((char *[]) { "--verify", lone, NULL }, (const char *[]) { lone, "manifest.json", "--manifest", NULL });
+  free (missing);
+  free (loop_a);
+  free (loop_b);
+  free (through);
+  free (sub);
+  free (lone);
+}
+
+/* Run ARGV with stderr on a terminal (stdin and stdout /dev/null) and
+   environment changes ENV: what the terminal shows, *RC the exit status.  */
+static __attribute__ ((noinline)) char *
+run_on_pty (char *const argv[], char *const env[], int *rc)
+{
+  int master, slave;
+  if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
+    cr_skip_test ("openpty: %s", strerror (errno));
+  fcntl (master, F_SETFD, FD_CLOEXEC);
+  fcntl (slave, F_SETFD, FD_CLOEXEC);
+  size_t n = 0, k = 0;
+  while (environ[n])
+    n++;
+  char **envp = calloc (n + 8, sizeof *envp);
+  for (size_t i = 0; env[i]; i++)
+    envp[k++] = env[i];
+  for (size_t i = 0; i < n; i++)
+    {
+      bool overridden = false;
+      for (size_t j = 0; env[j]; j++)
+        overridden |= strncmp (environ[i], env[j], strcspn (env[j], "=") + 1) == 0;
+      if (!overridden)
+        envp[k++] = environ[i];
+    }
+  envp[k] = NULL;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2 (&fa, slave, 2);
+  pid_t pid;
+  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, envp);
+  posix_spawn_file_actions_destroy (&fa);
+  free (envp);
+  close (slave);
+  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&buf, &len);
+  char chunk[4096];
+  for (;;)
+    {
+      ssize_t got = read (master, chunk, sizeof chunk);
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0)
+        break; /* EIO once the child closed the slave */
+      fwrite (chunk, 1, got, m);
+    }
+  fclose (m);
+  close (master);
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    cr_assert_eq (errno, EINTR);
+  *rc = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+  return buf;
+}
+
+/* --verify on a terminal: a status line says what it is doing (the
+   appliance takes a while to start) and is erased before what follows;
+   off a terminal, nothing but the outcome (issue 15: no progress at all).
+   The appliance's "hypervisor" here is /bin/false: it fails at once, the
+   same way with and without a terminal.  */
+Test (inspect, verify_progress, .timeout = TU_TIMEOUT (60))
+{
+  char *argv[] = { (char *) tu_avm_bin (), "inspect", "--verify", disk, NULL };
+  char *env[] = { "LIBGUESTFS_BACKEND=direct", "LIBGUESTFS_HV=/bin/false", NULL };
+  int rc;
+  char *tty = run_on_pty (argv, env, &rc);
+  cr_assert_eq (rc, 1, "exit %d:\n%s", rc, tty);
+  cr_assert (strncmp (tty, "\r", 1) == 0, "\"%s\"", tty);
+  assert_contains (tty, "properties.img: starting libguestfs's appliance");
+  /* erased: the error starts a clean line */
+  char *e = strstr (tty, "avm: libguestfs: ");
+  cr_assert (e && e > tty && e[-1] == '\r', "the status line is not erased before the error:\n\"%s\"", tty);
+  cr_assert_null (memchr (tty, '\n', e - tty), "the status line is not redrawn in place:\n\"%s\"", tty);
+  free (tty);
+
+  char *out = NULL, *err = NULL;
+  rc = tu_run (argv, env, &out, &err);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  size_t len = strlen (err);
+  cr_assert (len > 0 && err[len - 1] == '\n' && strchr (err, '\n') == err + len - 1, "not one line:\n%s", err);
+  cr_assert (strncmp (err, "avm: libguestfs: ", 17) == 0, "%s", err);
+  cr_assert_null (strchr (err, '\r'), "%s", err);
+  free (out);
+  free (err);
+}
+
 /* One libguestfs launch per test: ~1 minute under TCG.  */
 static char *genv[] = { "LIBGUESTFS_BACKEND=direct", "LIBGUESTFS_BACKEND_SETTINGS=force_tcg", NULL };
 
@@ -162,6 +308,8 @@ Test (inspect, verify_with_libguestfs)
   int r = tu_run (argv, genv, &out, &err);
   cr_assert_eq (r, 0, "%s%s", out, err);
   assert_contains (out, "matches against");
+  /* not on a terminal: no progress, nothing from libguestfs */
+  cr_assert_str_empty (err, "%s", err);
   free (out);
   free (err);
 
