@@ -82,14 +82,26 @@ $(CONFIG_STAMP):
 	@echo '$(CONFIG_VALUES)' >$@
 $(BUILD)/lib/profile/profile.o: $(CONFIG_STAMP)
 
-$(BUILD)/libavm.a: $(LIB_OBJS)
+# The same for the list of objects: a source file removed or moved relinks
+# what held it (make would otherwise keep a binary newer than every object
+# left, with the removed one still inside).
+OBJS_STAMP := $(BUILD)/objs.stamp
+OBJS_VALUES := $(sort $(LIB_OBJS) $(CMD_OBJS) $(TEST_OBJS))
+ifneq ($(OBJS_VALUES),$(shell cat $(OBJS_STAMP) 2>/dev/null))
+.PHONY: $(OBJS_STAMP)
+endif
+$(OBJS_STAMP):
+	@mkdir -p $(dir $@)
+	@echo '$(OBJS_VALUES)' >$@
+
+$(BUILD)/libavm.a: $(LIB_OBJS) $(OBJS_STAMP)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(AR) rcs $@ $(LIB_OBJS)
 
 $(AVM): $(CMD_OBJS) $(BUILD)/libavm.a
 	$(CC) $(LDFLAGS_AVM) $(LDFLAGS) -o $@ $(CMD_OBJS) $(BUILD)/libavm.a $(LIBS_AVM)
 
-$(TEST_BIN): $(TEST_OBJS) $(BUILD)/libavm.a
+$(TEST_BIN): $(TEST_OBJS) $(BUILD)/libavm.a $(OBJS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_AVM) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libavm.a $(LIBS_AVM) \
 		$(shell $(PKG_CONFIG) --libs $(LAZY_PKGS)) $(CRITERION_LIBS)
