@@ -88,7 +88,7 @@ Test (profile, minimal_profile_gets_defaults)
 }
 
 /* Every default in the schema table, made directly for the common kinds
-   (schema.c, avm_schema_default), is what parsing its JSON text gives.  */
+   (schema_validate.c, avm_schema_default), is what parsing its JSON text gives.  */
 static size_t
 check_defaults (const struct avm_skey *s, int depth)
 {
