@@ -12,16 +12,16 @@
  * broken file are hard-link clones in which that one file is replaced.
  */
 #include "cvdfixture.h"
+#include "cvd2img/setcheck.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "disk/propsync.h"
-#include "disk/setcheck.h"
 #include "disk/ubootenv.h"
+#include "testutil.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
-#include "testutil.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -535,7 +535,7 @@ struct want_part
 };
 
 /* Cuttlefish's OS disk (cuttlefish.md 2.1), written down here rather than
-   taken from lib/disk/cvd2img.c.  */
+   taken from lib/cvd2img/cvd2img.c.  */
 static const struct want_part sys_parts[] = {
   { "misc", NULL, MIB, false, false },
   { "boot_a", "boot.img", 0, false, false },
