@@ -122,7 +122,7 @@ static const struct blob
 #define BOOTLOADER "etc/bootloader_x86_64/bootloader.qemu"
 #define KEY "etc/cvd_avb_testkey_rsa4096.pem"
 
-/* system.img as avm lays it out (lib/disk/cvd2img.c, avm_cvd_parts).  */
+/* system.img as avm lays it out (lib/cvd2img/cvd2img.c, avm_cvd_parts).  */
 static const struct part
 {
   const char *image; /* NULL: blank */

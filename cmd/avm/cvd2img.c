@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* avm cvd2img, and the slp/cvd2img-compatible `cvd2img` personality. */
 #include "avm.h"
-#include "disk/cvd2img.h"
+#include "cvd2img/cvd2img.h"
 #include "util/escape.h"
 #include "util/cleanup.h"
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* avm inspect: read a disk back. */
 #include "avm.h"
+#include "cvd2img/setcheck.h"
+#include "cvd2img/verify.h"
 #include "disk/inspect.h"
 #include "disk/progress.h"
-#include "disk/setcheck.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/internal.h"
-#include "disk/setcheck.h"
+#include "cvd2img/setcheck.h"
 #include "host/hostcheck.h"
 #include "qemu/catalog.h"
 #include "util/cleanup.h"

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "util/error.h"
+#include "util/json.h" /* avm_json_load_file, avm_json_merge_patch, avm_json_path */
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -66,17 +67,10 @@ int avm_profile_find (const char *name, char **path, avm_error_t *err);
 /* Every profile found: [{"name","path","description","shadowed_by"?}]  */
 int avm_profile_list (json_t **out, avm_error_t *err);
 
-/* JSON merge patch (RFC 7386): returns the new target (TARGET is consumed).  */
-json_t *avm_json_merge_patch (json_t *target, json_t *patch);
-
 /* Apply one "PATH=VALUE" override to ROOT, checking PATH and VALUE against
    the schema.  Exposed for tests.  */
 int avm_profile_apply_set (json_t *root, const char *assignment, avm_error_t *err);
 
-/* Read a JSON file of at most MAX bytes as WHAT ("a profile"; see
-   avm_read_file: only a regular file, else bad input); syntax errors name
-   FILE:LINE:COLUMN (exit code 2).  */
-int avm_json_load_file (const char *path, size_t max, const char *what, json_t **out, avm_error_t *err);
 
 /* A profile is a regular file of at most this many bytes (the shipped ones
    are a few KiB): a disk image or a device given by mistake is refused
@@ -94,5 +88,3 @@ int avm_json_load_file (const char *path, size_t max, const char *what, json_t *
    without overrides.  Used on the final validation and by the plan.  */
 void avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err);
 
-/* Look up "a.b[2].c" in ROOT (no schema involved).  */
-json_t *avm_json_path (json_t *root, const char *path);

@@ -70,8 +70,4 @@ json_t *avm_schema_default (const struct avm_skey *k);
 /* Print every key as "path  type  default  doc" lines (for docs and tests).  */
 void avm_schema_print_keys (FILE *out, bool with_docs);
 
-/* Render a JSON value briefly for an error message ("2560px" / 3 / [...]).  */
-char *avm_json_brief (const json_t *v);
-
-/* "did you mean" helper: the candidate closest to WORD, or NULL.  */
-const char *avm_closest (const char *word, const char *const *candidates, size_t n);
+/* avm_json_brief is in util/json.h, avm_closest in util/suggest.h.  */

@@ -11,8 +11,8 @@
  * mtime of QEMU's module directory (display and audio back ends are modules);
  * a changed binary is probed again.  A recorded capability file (--caps FILE)
  * is JSON; a cache entry holds the same in a line format of avm's own, read
- * on every start without a JSON parser.  The formats and the cache file
- * naming are described in caps.c.
+ * on every start without a JSON parser.  The recorded format is described in
+ * caps.c, the cache entries and their file naming in caps_cache.c.
  */
 #pragma once
 

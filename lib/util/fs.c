@@ -225,6 +225,13 @@ avm_mkdir_p (const char *path, mode_t mode, avm_error_t *err)
   return 0;
 }
 
+const char *
+avm_path_base (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  return slash ? slash + 1 : path;
+}
+
 char *
 avm_path_join (const char *dir, const char *name)
 {

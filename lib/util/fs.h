@@ -48,6 +48,10 @@ int avm_mkdir_p (const char *path, mode_t mode, avm_error_t *err);
 /* "a/b" from "a" and "b" (no double slash).  */
 char *avm_path_join (const char *dir, const char *name);
 
+/* The last component of PATH: what follows its last '/' (all of PATH
+   when it has none; "" when it ends with one).  Points into PATH.  */
+const char *avm_path_base (const char *path);
+
 /* Locate an executable: NAME with a slash is checked as is; otherwise each
    directory of DIRS (colon-separated, may be NULL) and then $PATH is searched.
    Returns a malloc'd absolute path or NULL (errno set).  */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util/strv.h"
+#include "util/strbuf.h"
 #include "util/cleanup.h"
 #include "util/analyzer.h"
 #include "util/strfmt.h"
@@ -113,4 +114,13 @@ avm_strv_contains (char *const *v, const char *s)
     if (streq (v[i], s))
       return true;
   return false;
+}
+
+char *
+avm_strv_join_prose (char *const *v, size_t n)
+{
+  struct avm_strbuf b = { 0 };
+  for (size_t i = 0; i < n; i++)
+    avm_strbuf_join (&b, i + 1 == n ? " and " : ", ", v[i]);
+  return avm_strbuf_steal (&b);
 }

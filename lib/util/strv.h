@@ -24,3 +24,7 @@ size_t avm_strv_length (char *const *v);
 void avm_strv_free (char **v);
 char **avm_strv_copy (char *const *v);
 bool avm_strv_contains (char *const *v, const char *s);
+
+/* The N strings of V in prose: "a", "a and b", "a, b and c" (malloc'd;
+   "" for none; NULL when out of memory).  */
+char *avm_strv_join_prose (char *const *v, size_t n);

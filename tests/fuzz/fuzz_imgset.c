@@ -5,11 +5,11 @@
  * the whole input), opened with avm_imgset_open as cvd2img does; every
  * image found is then copied (expanded when sparse) into a discarded
  * output of 8 MiB, the host files are read, and the host package is
- * extracted into a tree output (disk/hosttree.h), which must stay inside
+ * extracted into a tree output (cvd2img/hosttree.h), which must stay inside
  * its temporary directory, then aborted.
  */
 #include "fuzz.h"
-#include "disk/imgset.h"
+#include "cvd2img/imgset.h"
 #include "disk/output.h"
 #include "util/cleanup.h"
 

@@ -15,6 +15,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -711,32 +712,34 @@ assert_key_refused (const char *path, int code, int exit_code, const char *msg)
   struct avm_avb_key *k = NULL;
   _cleanup_error_ avm_error_t err = NULL;
   cr_assert_eq (avm_avb_key_load (path, &k, &err), code, "%s", err ? err->msg : "(no error)");
-  cr_assert_null (k);
+  cr_assert_null (k, "%s: a key was returned", path);
   assert_msg (err, msg);
-  cr_assert_eq (err->exit_code, exit_code);
+  cr_assert_eq (err->exit_code, exit_code, "%s: exit code %d, expected %d", path, err->exit_code, exit_code);
 }
 
-Test (avb, key_rsa2048_refused)
+/* Keys of the wrong kind: the key file gen_key makes, and what the message
+   says after "PATH: ".  */
+struct key_case
 {
-  _cleanup_free_ char *pem = gen_key ("k2048.pem");
-  _cleanup_free_ char *msg = NULL;
-  cr_assert (asprintf (&msg, "%s: not an RSA-4096 key (RSA-2048); AVB SHA256_RSA4096 needs a 4096-bit key", pem) > 0);
-  assert_key_refused (pem, -EINVAL, AVM_EXIT_USAGE, msg);
+  /* Arrays, not pointers: the parameters are copied to the test's process.  */
+  char name[16], file[16], why[128];
+};
+
+ParameterizedTestParameters (avb, key_refused)
+{
+  static struct key_case cases[] = {
+    { "rsa2048", "k2048.pem", "not an RSA-4096 key (RSA-2048); AVB SHA256_RSA4096 needs a 4096-bit key" },
+    { "exponent3", "k4096-e3.pem", "RSA public exponent is 3; AVB needs 65537" },
+    { "ec", "ec.pem", "not an RSA-4096 key (EC); AVB SHA256_RSA4096 needs a 4096-bit key" },
+  };
+  return cr_make_param_array (struct key_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-Test (avb, key_exponent3_refused)
+ParameterizedTest (struct key_case *c, avb, key_refused)
 {
-  _cleanup_free_ char *pem = gen_key ("k4096-e3.pem");
+  _cleanup_free_ char *pem = gen_key (c->file);
   _cleanup_free_ char *msg = NULL;
-  cr_assert (asprintf (&msg, "%s: RSA public exponent is 3; AVB needs 65537", pem) > 0);
-  assert_key_refused (pem, -EINVAL, AVM_EXIT_USAGE, msg);
-}
-
-Test (avb, key_ec_refused)
-{
-  _cleanup_free_ char *pem = gen_key ("ec.pem");
-  _cleanup_free_ char *msg = NULL;
-  cr_assert (asprintf (&msg, "%s: not an RSA-4096 key (EC); AVB SHA256_RSA4096 needs a 4096-bit key", pem) > 0);
+  cr_assert (asprintf (&msg, "%s: %s", pem, c->why) > 0, "%s", c->name);
   assert_key_refused (pem, -EINVAL, AVM_EXIT_USAGE, msg);
 }
 

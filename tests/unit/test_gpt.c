@@ -760,21 +760,22 @@ Test (gpt, name_errors)
 
   /* Invalid UTF-8: a stray byte, an overlong '/', an encoded surrogate,
      a truncated sequence, beyond U+10FFFF.  */
-  m = add_error (g, "boot\xFF", MiB);
-  cr_assert_str_eq (m, "GPT partition name \"boot\\xFF\" is not valid UTF-8");
-  free (m);
-  m = add_error (g, "a\xC0\xAF", MiB);
-  cr_assert_str_eq (m, "GPT partition name \"a\\xC0\\xAF\" is not valid UTF-8");
-  free (m);
-  m = add_error (g, "\xED\xA0\x80", MiB);
-  cr_assert_str_eq (m, "GPT partition name \"\\xED\\xA0\\x80\" is not valid UTF-8");
-  free (m);
-  m = add_error (g, "x\xE6\x97", MiB);
-  cr_assert_str_eq (m, "GPT partition name \"x\\xE6\\x97\" is not valid UTF-8");
-  free (m);
-  m = add_error (g, "\xF4\x90\x80\x80", MiB);
-  cr_assert_str_eq (m, "GPT partition name \"\\xF4\\x90\\x80\\x80\" is not valid UTF-8");
-  free (m);
+  static const struct
+  {
+    const char *what, *name, *want;
+  } invalid[] = {
+    { "a stray byte", "boot\xFF", "GPT partition name \"boot\\xFF\" is not valid UTF-8" },
+    { "an overlong '/'", "a\xC0\xAF", "GPT partition name \"a\\xC0\\xAF\" is not valid UTF-8" },
+    { "an encoded surrogate", "\xED\xA0\x80", "GPT partition name \"\\xED\\xA0\\x80\" is not valid UTF-8" },
+    { "a truncated sequence", "x\xE6\x97", "GPT partition name \"x\\xE6\\x97\" is not valid UTF-8" },
+    { "beyond U+10FFFF", "\xF4\x90\x80\x80", "GPT partition name \"\\xF4\\x90\\x80\\x80\" is not valid UTF-8" },
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (invalid); i++)
+    {
+      m = add_error (g, invalid[i].name, MiB);
+      cr_assert_str_eq (m, invalid[i].want, "%s: got \"%s\"", invalid[i].what, m);
+      free (m);
+    }
 
   /* Sizes.  */
   m = add_error (g, "zero", 0);
@@ -1009,26 +1010,28 @@ Test (gpt, bad_mbr)
   cr_assert_str_eq (m, want);
   free (m);
 
-  memcpy (bad, mbr, 512);
-  bad[511] = 0;
-  write_bytes (path, 0, bad, 512);
-  m = read_error (path, "p.img", size);
-  cr_assert_str_eq (m, "p.img: no MBR boot signature 55 AA at offset 510 (found 55 00)");
-  free (m);
-
-  memcpy (bad, mbr, 512);
-  bad[446 + 4] = 0x83;
-  write_bytes (path, 0, bad, 512);
-  m = read_error (path, "p.img", size);
-  cr_assert_str_eq (m, "p.img: MBR has no protective (type 0xEE) record: not a GPT disk");
-  free (m);
-
-  memcpy (bad, mbr, 512);
-  bad[446 + 16 + 4] = 0x0C; /* a FAT partition next to it: hybrid */
-  write_bytes (path, 0, bad, 512);
-  m = read_error (path, "p.img", size);
-  cr_assert_str_eq (m, "p.img: MBR record 2 is used next to the protective record (hybrid MBR)");
-  free (m);
+  /* One byte of the MBR changed.  */
+  static const struct
+  {
+    const char *what;
+    size_t offset;
+    uint8_t value;
+    const char *want;
+  } pokes[] = {
+    { "boot signature", 511, 0, "p.img: no MBR boot signature 55 AA at offset 510 (found 55 00)" },
+    { "record type", 446 + 4, 0x83, "p.img: MBR has no protective (type 0xEE) record: not a GPT disk" },
+    /* a FAT partition next to it: hybrid */
+    { "hybrid", 446 + 16 + 4, 0x0C, "p.img: MBR record 2 is used next to the protective record (hybrid MBR)" },
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (pokes); i++)
+    {
+      memcpy (bad, mbr, 512);
+      bad[pokes[i].offset] = pokes[i].value;
+      write_bytes (path, 0, bad, 512);
+      m = read_error (path, "p.img", size);
+      cr_assert_str_eq (m, pokes[i].want, "%s: got \"%s\"", pokes[i].what, m);
+      free (m);
+    }
 
   /* Restored, it reads again.  */
   write_bytes (path, 0, mbr, 512);

@@ -88,7 +88,7 @@ Test (profile, minimal_profile_gets_defaults)
 }
 
 /* Every default in the schema table, made directly for the common kinds
-   (schema.c, avm_schema_default), is what parsing its JSON text gives.  */
+   (schema_validate.c, avm_schema_default), is what parsing its JSON text gives.  */
 static size_t
 check_defaults (const struct avm_skey *s, int depth)
 {
@@ -134,42 +134,67 @@ Test (profile, schema_defaults_are_their_json_text)
 
 Test (profile, out_of_range_names_file_path_and_value)
 {
-  char *msg = load_error ("{\"display\": {\"outputs\": [{\"xres\": 1024, \"yres\": 768},"
-                          " {\"xres\": \"2560px\", \"yres\": 1440}]}}");
-  assert_contains (msg, "p.json: display.outputs[1].xres: expected integer 64..8192, got \"2560px\"");
-  free (msg);
-  msg = load_error ("{\"machine\": {\"cpus\": 0}}");
-  assert_contains (msg, "machine.cpus: expected integer 1..256, got 0");
-  free (msg);
+  static const struct
+  {
+    const char *json, *expect;
+  } cases[] = {
+    { "{\"display\": {\"outputs\": [{\"xres\": 1024, \"yres\": 768},"
+      " {\"xres\": \"2560px\", \"yres\": 1440}]}}",
+      "p.json: display.outputs[1].xres: expected integer 64..8192, got \"2560px\"" },
+    { "{\"machine\": {\"cpus\": 0}}",
+      "machine.cpus: expected integer 1..256, got 0" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *msg = load_error (cases[i].json);
+      assert_contains (msg, cases[i].expect);
+      free (msg);
+    }
 }
 
 Test (profile, unknown_key_suggests_the_closest)
 {
-  char *msg = load_error ("{\"display\": {\"outptus\": []}}");
-  assert_contains (msg, "display.outptus: unknown key; did you mean \"outputs\"?");
-  free (msg);
-  msg = load_error ("{\"zzzzzzzz\": 1}");
-  assert_contains (msg, "zzzzzzzz: unknown key (see avm-profile(5)");
-  free (msg);
+  static const struct
+  {
+    const char *json, *expect;
+  } cases[] = {
+    { "{\"display\": {\"outptus\": []}}",
+      "display.outptus: unknown key; did you mean \"outputs\"?" },
+    { "{\"zzzzzzzz\": 1}",
+      "zzzzzzzz: unknown key (see avm-profile(5)" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *msg = load_error (cases[i].json);
+      assert_contains (msg, cases[i].expect);
+      free (msg);
+    }
 }
 
 Test (profile, wrong_types_and_enums)
 {
-  char *msg = load_error ("{\"rng\": \"yes\"}");
-  assert_contains (msg, "rng: expected boolean, got \"yes\"");
-  free (msg);
-  msg = load_error ("{\"display\": {\"backend\": \"dbsu\"}}");
-  assert_contains (msg, "display.backend: expected one of none, dbus, egl-headless, vnc, gtk, got \"dbsu\"; did you mean \"dbus\"?");
-  free (msg);
-  msg = load_error ("{\"machine\": {\"accel\": [\"kvm\", \"hvf\"]}}");
-  assert_contains (msg, "machine.accel: expected one or more of kvm, tcg, got \"hvf\"");
-  free (msg);
-  msg = load_error ("[1, 2]");
-  assert_contains (msg, "expected a JSON object at the top level");
-  free (msg);
-  msg = load_error ("{\"services\": {\"bad name\": {\"exec\": [\"x\"]}}}");
-  assert_contains (msg, "services[\"bad name\"]: invalid key name");
-  free (msg);
+  static const struct
+  {
+    const char *json, *expect;
+  } cases[] = {
+    { "{\"rng\": \"yes\"}",
+      "rng: expected boolean, got \"yes\"" },
+    { "{\"display\": {\"backend\": \"dbsu\"}}",
+      "display.backend: expected one of none, dbus, egl-headless, vnc, gtk, got \"dbsu\"; "
+      "did you mean \"dbus\"?" },
+    { "{\"machine\": {\"accel\": [\"kvm\", \"hvf\"]}}",
+      "machine.accel: expected one or more of kvm, tcg, got \"hvf\"" },
+    { "[1, 2]",
+      "expected a JSON object at the top level" },
+    { "{\"services\": {\"bad name\": {\"exec\": [\"x\"]}}}",
+      "services[\"bad name\"]: invalid key name" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *msg = load_error (cases[i].json);
+      assert_contains (msg, cases[i].expect);
+      free (msg);
+    }
 }
 
 Test (profile, every_problem_is_reported_one_per_line)

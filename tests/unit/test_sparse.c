@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -582,9 +583,13 @@ sb_save (struct sb *b)
 /* Expand a corrupt file with every kind of stream: each must fail with a
    message containing WANT (WANT_UNKNOWN when the size is not known, NULL:
    the same), exit code 2, and leave no output behind.  */
+/* The case of a parameterized test, named in expect_error2's messages.  */
+static const char *case_name = "";
+
 static void
 expect_error2 (struct sb *b, uint64_t limit, const char *want, const char *want_unknown)
 {
+  const char *cs = *case_name ? ": " : "";
   char *in = sb_save (b), *out = path_in ("out.img");
   for (int mode = 0; mode < N_MODES; mode++)
     {
@@ -592,17 +597,17 @@ expect_error2 (struct sb *b, uint64_t limit, const char *want, const char *want_
       int code = 0;
       const char *w = mode != KNOWN_SIZE && want_unknown ? want_unknown : want;
       int r = expand (in, "super.img", out, 1 << 20, 0, limit, mode, &msg, &code);
-      cr_assert_lt (r, 0, "mode %d: no error, expected \"%s\"", mode, w);
-      cr_assert_not_null (strstr (msg, w), "mode %d: got \"%s\", expected \"%s\"", mode, msg, w);
-      cr_assert_eq (code, 2, "mode %d: exit code %d for \"%s\"", mode, code, msg);
-      cr_assert (access (out, F_OK) < 0);
+      cr_assert_lt (r, 0, "%s%smode %d: no error, expected \"%s\"", case_name, cs, mode, w);
+      cr_assert_not_null (strstr (msg, w), "%s%smode %d: got \"%s\", expected \"%s\"", case_name, cs, mode, msg, w);
+      cr_assert_eq (code, 2, "%s%smode %d: exit code %d for \"%s\"", case_name, cs, mode, code, msg);
+      cr_assert (access (out, F_OK) < 0, "%s%smode %d: output left behind", case_name, cs, mode);
       free (msg);
     }
   /* nothing left behind but the input */
   char *dot = path_in (".");
   char *args[] = { "ls", "-A", dot, NULL }, *o = NULL, *e = NULL;
   cr_assert_eq (tu_run (args, NULL, &o, &e), 0);
-  cr_assert_str_eq (o, "super.img\n");
+  cr_assert_str_eq (o, "super.img\n", "%s%sleft behind: %s", case_name, cs, o);
   free (o);
   free (e);
   free (dot);
@@ -624,13 +629,43 @@ Test (sparse, bad_magic)
   expect_error (&b, "super.img: offset 0: not an Android sparse image (magic 0x12345678, expected 0xed26ff3a)");
 }
 
-Test (sparse, bad_major)
+/* File headers with a field out of range: each case is a header made by
+   sb_begin and the message its expansion must fail with.  */
+struct header_case
 {
-  struct sb b;
-  sb_begin (&b, 2, 28, 12, BS, 1, 1, 0);
-  expect_error (&b, "super.img: offset 4: unsupported sparse major version 2");
+  /* Arrays, not pointers: the parameters are copied to the test's process.  */
+  char name[32];
+  uint16_t major, file_hdr_sz, chunk_hdr_sz;
+  uint32_t blk_sz, total_blks, total_chunks;
+  char want[128];
+};
+
+ParameterizedTestParameters (sparse, header_refused)
+{
+  static struct header_case cases[] = {
+    { "bad_major", 2, 28, 12, BS, 1, 1,
+      "super.img: offset 4: unsupported sparse major version 2" },
+    { "small_file_header", 1, 20, 12, BS, 1, 1,
+      "super.img: offset 8: file header size 20 is smaller than 28" },
+    { "small_chunk_header", 1, 28, 8, BS, 1, 1,
+      "super.img: offset 10: chunk header size 8 is smaller than 12" },
+    { "zero_block_size", 1, 28, 12, 0, 1, 1,
+      "super.img: offset 12: block size 0 is not a nonzero multiple of 4" },
+    { "odd_block_size", 1, 28, 12, 4098, 1, 1,
+      "super.img: offset 12: block size 4098 is not a nonzero multiple of 4" },
+    { "expanded_size_overflow", 1, 28, 12, 0xfffffffc, 0xffffffff, 1,
+      "super.img: offset 16: 4294967295 blocks of 4294967292 bytes: expanded size too large" },
+  };
+  return cr_make_param_array (struct header_case, cases, sizeof cases / sizeof cases[0]);
 }
 
+ParameterizedTest (struct header_case *c, sparse, header_refused)
+{
+  struct sb b;
+  sb_begin (&b, c->major, c->file_hdr_sz, c->chunk_hdr_sz, c->blk_sz, c->total_blks, c->total_chunks, 0);
+  case_name = c->name;
+  expect_error (&b, c->want);
+}
 Test (sparse, minor_version_accepted)
 {
   struct sb b;
@@ -641,41 +676,6 @@ Test (sparse, minor_version_accepted)
   cr_assert_eq (expand (in, "super.img", out, BS, 0, BS, KNOWN_SIZE, &msg, NULL), 0, "%s", msg);
   free (in);
   free (out);
-}
-
-Test (sparse, small_file_header)
-{
-  struct sb b;
-  sb_begin (&b, 1, 20, 12, BS, 1, 1, 0);
-  expect_error (&b, "super.img: offset 8: file header size 20 is smaller than 28");
-}
-
-Test (sparse, small_chunk_header)
-{
-  struct sb b;
-  sb_begin (&b, 1, 28, 8, BS, 1, 1, 0);
-  expect_error (&b, "super.img: offset 10: chunk header size 8 is smaller than 12");
-}
-
-Test (sparse, zero_block_size)
-{
-  struct sb b;
-  sb_begin (&b, 1, 28, 12, 0, 1, 1, 0);
-  expect_error (&b, "super.img: offset 12: block size 0 is not a nonzero multiple of 4");
-}
-
-Test (sparse, odd_block_size)
-{
-  struct sb b;
-  sb_begin (&b, 1, 28, 12, 4098, 1, 1, 0);
-  expect_error (&b, "super.img: offset 12: block size 4098 is not a nonzero multiple of 4");
-}
-
-Test (sparse, expanded_size_overflow)
-{
-  struct sb b;
-  sb_begin (&b, 1, 28, 12, 0xfffffffc, 0xffffffff, 1, 0);
-  expect_error (&b, "super.img: offset 16: 4294967295 blocks of 4294967292 bytes: expanded size too large");
 }
 
 Test (sparse, truncated_header)

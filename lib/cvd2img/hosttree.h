@@ -4,7 +4,7 @@
  * output directory so that `avm start --images OUT` runs the host tools
  * (OUT/bin), their libraries (OUT/lib64) and data (OUT/etc, OUT/usr) as
  * they are (issue 14).  One policy for both sources, the tarball (extracted
- * with libarchive, disk/imgset.c) and the host package of a directory input
+ * with libarchive, cvd2img/imgset.c) and the host package of a directory input
  * (copied):
  *   - kept: regular files with their permission bits (setuid, setgid and
  *     sticky dropped; owner and group are the converting user's),

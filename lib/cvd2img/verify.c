@@ -11,8 +11,9 @@
  * On machines without KVM set LIBGUESTFS_BACKEND=direct and
  * LIBGUESTFS_BACKEND_SETTINGS=force_tcg.
  */
+#include "cvd2img/verify.h"
+#include "cvd2img/cvd2img.h"
 #include "disk/avb.h"
-#include "disk/cvd2img.h"
 #include "disk/inspect.h"
 #include "disk/progress.h"
 #include "profile/profile.h"

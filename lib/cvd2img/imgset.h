@@ -10,7 +10,7 @@
  * absolute path or a ".." component is an error that names the archive and
  * the entry, and so is any link in the image zip; the host package, which
  * becomes a tree in the output directory, is held to the policy of
- * disk/hosttree.h (links inside the package are part of it).
+ * cvd2img/hosttree.h (links inside the package are part of it).
  */
 #pragma once
 
@@ -73,7 +73,7 @@ int avm_imgset_host_file (struct avm_imgset *s, const char *path, uint8_t **data
 struct avm_cf_facts;
 int avm_imgset_cf_facts (const struct avm_imgset *s, struct avm_cf_facts *f, avm_error_t *err);
 
-/* The host package as a tree (disk/hosttree.h).  For a directory input,
+/* The host package as a tree (cvd2img/hosttree.h).  For a directory input,
    avm_imgset_host_scan walks and checks its host package first (the
    tarball is checked when the set is opened), leaving out OUT_DIR when it
    is inside the input; the entries at its top (NULL-terminated, empty when

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "disk/setcheck.h"
+#include "cvd2img/setcheck.h"
 #include "cuttlefish/release.h"
+#include "cvd2img/cvd2img.h"
 #include "disk/avb.h"
-#include "disk/cvd2img.h"
 #include "disk/gpt.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"

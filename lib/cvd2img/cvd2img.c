@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "disk/cvd2img.h"
+#include "cvd2img/cvd2img.h"
+#include "cvd2img/internal.h"
 #include "cuttlefish/release.h"
+#include "cvd2img/imgset.h"
+#include "cvd2img/setcheck.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
-#include "disk/imgset.h"
 #include "disk/output.h"
 #include "disk/progress.h"
 #include "disk/props.h"
-#include "disk/setcheck.h"
 #include "plan/plan.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -18,16 +19,12 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
 #define MIB (1024ULL * 1024)
-/* An .avbpubkey is 1032 bytes for RSA-4096: anything much larger is not one.  */
-#define MAX_PUBKEY_FILE (64u << 10)
 
 const struct avm_cvd_part avm_cvd_parts[] = {
   { NULL, "misc", 1 * MIB, false, false },
@@ -56,10 +53,6 @@ const struct avm_cvd_part avm_cvd_parts[] = {
   { "hibernation_swap.img", "hibernation", 0, true, false },
 };
 const size_t avm_cvd_nparts = ARRAY_SIZE (avm_cvd_parts);
-
-/* Host package file names, newest first (cuttlefish.md 2.2).  */
-static const char *const key_files[] = { "etc/cvd_avb_testkey_rsa4096.pem", "etc/cvd_avb_testkey.pem" };
-static const char *const pubkey_files[] = { "etc/cvd_rsa4096.avbpubkey", "etc/cvd.avbpubkey" };
 
 /* The outputs, renamed into place in this order once all are written.  */
 enum
@@ -118,73 +111,6 @@ detect_from_set (void *data, const char *detector, const char *images, char **ch
   return r;
 }
 
-/* The signing key, and its PEM text when it is the host package's test key
-   (*PEM stays NULL with --key: a user's key is never copied).  */
-static int
-load_key (const struct avm_cvd2img_request *req, struct avm_imgset *set, struct avm_avb_key **key, uint8_t **pem,
-          size_t *pem_len, json_t *manifest, avm_error_t *err)
-{
-  int r;
-  const char *source = req->key;
-  if (req->key)
-    r = avm_avb_key_load (req->key, key, err);
-  else
-    {
-      size_t len = 0;
-      r = -ENOENT;
-      for (size_t i = 0; i < ARRAY_SIZE (key_files) && r == -ENOENT; i++)
-        {
-          r = avm_imgset_host_file (set, key_files[i], pem, &len, err);
-          source = key_files[i];
-        }
-      if (r == -ENOENT)
-        return avm_error_input (err, "%s: no signing key (%s or %s); pass --key KEY.pem", avm_imgset_label (set),
-                                key_files[0], key_files[1]);
-      if (r < 0)
-        return r;
-      _cleanup_free_ char *label = NULL;
-      if (asprintf (&label, "%s:%s", avm_imgset_label (set), source) < 0)
-        return avm_error_sys (err, ENOMEM, "key");
-      r = avm_avb_key_load_pem (*pem, len, label, key, err);
-      *pem_len = len;
-    }
-  if (r < 0)
-    return r;
-
-  uint8_t blob[AVM_AVB_PUBKEY_SIZE];
-  char sha1[41];
-  if ((r = avm_avb_key_blob (*key, blob, err)) < 0)
-    return r;
-  avm_avb_sha1_hex (blob, sizeof blob, sha1);
-  json_object_set_new (manifest, "key", json_pack ("{s:s, s:s}", "source", source, "sha1", sha1));
-
-  /* The public key users will put in their trust chain must be this key's.  */
-  _cleanup_free_ uint8_t *pub = NULL;
-  size_t publen = 0;
-  const char *pubsrc = req->pubkey;
-  if (req->pubkey)
-    r = avm_read_file (req->pubkey, MAX_PUBKEY_FILE, "an .avbpubkey file", (char **) &pub, &publen, err);
-  else if (!req->key)
-    {
-      r = -ENOENT;
-      for (size_t i = 0; i < ARRAY_SIZE (pubkey_files) && r == -ENOENT; i++)
-        {
-          r = avm_imgset_host_file (set, pubkey_files[i], &pub, &publen, err);
-          pubsrc = pubkey_files[i];
-        }
-      if (r == -ENOENT)
-        return 0;
-    }
-  else
-    return 0;
-  if (r < 0)
-    return r;
-  if (publen != sizeof blob || memcmp (pub, blob, sizeof blob) != 0)
-    return avm_error_input (err, "%s: public key does not match the signing key %s (key SHA-1 %s)", pubsrc,
-                            source, sha1);
-  return 0;
-}
-
 static int
 boot_properties (struct avm_profile *profile, json_t **props, avm_error_t *err)
 {
@@ -220,90 +146,6 @@ out_path (const struct avm_cvd2img_request *req, const char *given, const char *
   return avm_path_join (req->out_dir ? req->out_dir : ".", name);
 }
 
-/* --seed: what a disk's GUIDs and salts come from.  SHA-256 of KEY (32
-   bytes) and WHAT (LEN bytes) into OUT.  */
-static int
-derive (const uint8_t key[32], const void *what, size_t len, uint8_t out[32], avm_error_t *err)
-{
-  return avm_avb_sha256 (key, 32, what, len, out, err);
-}
-
-/* --seed: the key of the system disk, from SEED and what identifies the
-   image set without reading it whole: each image's name, sizes, whether
-   it is sparse, and its first bytes (a boot image's header; vbmeta's
-   signature, which covers the digests of the partitions it protects).  */
-static int
-seed_key (const char *seed, struct avm_imgset *set, uint8_t key[32], avm_error_t *err)
-{
-  struct avm_strbuf b = { 0 };
-  /* Each field ends with a NUL, so that no two sets read alike.  */
-  avm_strbuf_add (&b, "avm cvd2img --seed", sizeof "avm cvd2img --seed");
-  avm_strbuf_add (&b, seed, strlen (seed) + 1);
-  for (size_t i = 0; i < avm_cvd_nparts; i++)
-    {
-      const char *name = avm_cvd_parts[i].image;
-      const struct avm_img *img = name ? avm_imgset_get (set, name) : NULL;
-      if (!img || !img->present || (i > 0 && avm_cvd_parts[i - 1].image && streq (avm_cvd_parts[i - 1].image, name)))
-        continue;
-      avm_strbuf_add (&b, name, strlen (name) + 1);
-      avm_strbuf_addf (&b, "%" PRIu64 " %" PRIu64 " %d %zu", img->size, img->stored_size, (int) img->sparse,
-                       img->head_len);
-      avm_strbuf_add (&b, "", 1);
-      avm_strbuf_add (&b, (const char *) img->head, img->head_len);
-    }
-  size_t len = b.len;
-  _cleanup_free_ char *text = avm_strbuf_steal (&b);
-  static const uint8_t zero[32];
-  if (!text)
-    return avm_error_sys (err, ENOMEM, "--seed");
-  return derive (zero, text, len, key, err);
-}
-
-/* --seed: the disk's GUID and its partitions' from KEY (the partition
-   names are unique on a disk).  */
-static int
-seed_gpt (struct avm_gpt *g, const uint8_t key[32], avm_error_t *err)
-{
-  uint8_t md[32];
-  int r = derive (key, "disk GUID", 9, md, err);
-  if (r < 0)
-    return r;
-  avm_guid_from_hash (md, g->disk_guid);
-  for (size_t i = 0; i < g->n; i++)
-    {
-      char what[AVM_GPT_NAME_MAX + 32];
-      int n = snprintf (what, sizeof what, "partition GUID %s", g->parts[i].name);
-      if ((r = derive (key, what, (size_t) n, md, err)) < 0)
-        return r;
-      avm_guid_from_hash (md, g->parts[i].unique_guid);
-    }
-  return 0;
-}
-
-/* --seed: the key of a properties disk (LABEL) from the system disk's
-   KEY and what the disk holds: the boot properties, the architecture (its
-   U-Boot environment), the signing key.  */
-static int
-seed_props_key (const uint8_t key[32], const char *label, const struct avm_props_spec *spec, uint8_t out[32],
-                avm_error_t *err)
-{
-  _cleanup_free_ char *text = NULL, *all = NULL;
-  uint8_t blob[AVM_AVB_PUBKEY_SIZE];
-  int r;
-  if ((r = avm_bootconfig_text (spec->boot_properties, &text, err)) < 0
-      || (r = avm_avb_key_blob (spec->key, blob, err)) < 0)
-    return r;
-  char sha[41];
-  avm_avb_sha1_hex (blob, sizeof blob, sha);
-  int n = asprintf (&all, "%s\n%s\n%s\n%s", label, spec->arch, sha, text);
-  if (n < 0)
-    {
-      all = NULL;
-      return avm_error_sys (err, ENOMEM, "--seed");
-    }
-  return derive (key, all, (size_t) n, out, err);
-}
-
 /* ROLE: "properties" or "properties_virgl"; SEED: the system disk's
    --seed key, or NULL.  */
 static int
@@ -322,12 +164,12 @@ write_props (struct avm_profile *profile, const char *arch, struct avm_avb_key *
   spec.boot_properties = props;
   if (seed)
     {
-      if ((r = seed_props_key (seed, role, &spec, pkey, err)) < 0
-          || (r = derive (pkey, "AVB salt", 8, salt, err)) < 0)
+      if ((r = avm_cvd2img_seed_props_key (seed, role, &spec, pkey, err)) < 0
+          || (r = avm_cvd2img_derive (pkey, "AVB salt", 8, salt, err)) < 0)
         goto out;
       spec.salt = salt;
     }
-  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (seed && (r = seed_gpt (gpt, pkey, err)) < 0)
+  if ((r = avm_props_disk_layout (&spec, gpt, err)) < 0 || (seed && (r = avm_cvd2img_seed_gpt (gpt, pkey, err)) < 0)
       || (r = avm_out_open (path, gpt->disk_size, o, err)) < 0 || (r = avm_props_disk_write (&spec, *o, gpt, err)) < 0)
     goto out;
   char guid[40];
@@ -345,148 +187,6 @@ same_file (const char *a, const char *b)
 {
   struct stat x, y;
   return stat (a, &x) == 0 && stat (b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
-
-static const char *
-base_name (const char *path)
-{
-  const char *slash = strrchr (path, '/');
-  return slash ? slash + 1 : path;
-}
-
-/* A name a tree entry of the output directory may have: one component,
-   not hidden (avm's temporaries and marker), not a file of the set.  */
-static bool
-entry_name_ok (const char *name, char *const *reserved)
-{
-  return *name && name[0] != '.' && !strchr (name, '/') && !avm_strv_contains (reserved, name);
-}
-
-/* The top-level entries of the output directory ODIR that an earlier
-   conversion put there: the host package entries its manifest.json lists,
-   and those the marker of an interrupted commit lists (which may have been
-   put in place before the old manifest was replaced).  *LEGACY: ODIR has
-   the manifest of an avm cvd2img that did not extract the host package
-   (users unpacked it there themselves, to run it).  An unreadable or
-   foreign manifest.json gives nothing: it is replaced anyway.  */
-static int
-previous_entries (const char *odir, char *const *reserved, struct avm_argv *prev, bool *legacy, avm_error_t *err)
-{
-  _cleanup_free_ char *mpath = avm_path_join (odir, "manifest.json"), *kpath = avm_path_join (odir, AVM_CVD2IMG_MARKER);
-  _cleanup_error_ avm_error_t ignored = NULL, ignored2 = NULL;
-  _cleanup_json_ json_t *m = NULL;
-  _cleanup_free_ char *marker = NULL;
-  size_t len;
-  struct stat st;
-
-  *legacy = false;
-  if (!mpath || !kpath)
-    return avm_error_sys (err, ENOMEM, "%s", odir);
-  if (lstat (mpath, &st) == 0 && S_ISREG (st.st_mode)
-      && avm_json_load_file (mpath, AVM_MANIFEST_MAX_SIZE, "a manifest", &m, &ignored) == 0)
-    {
-      json_t *host = json_object_get (m, "host_package"), *e;
-      size_t i;
-      *legacy = !host && json_object_get (m, "avm_version");
-      json_array_foreach (json_object_get (host, "entries"), i, e)
-        if (json_is_string (e) && entry_name_ok (json_string_value (e), reserved)
-            && !avm_strv_contains (prev->v, json_string_value (e)))
-          avm_argv_push (prev, json_string_value (e));
-    }
-  if (lstat (kpath, &st) == 0 && S_ISREG (st.st_mode)
-      && avm_read_file (kpath, AVM_MANIFEST_MAX_SIZE, "a commit marker", &marker, &len, &ignored2) == 0)
-    {
-      /* Two lines of text, then one path per line.  */
-      char *save = NULL;
-      int line = 0;
-      for (char *l = strtok_r (marker, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
-        if (++line > 2 && entry_name_ok (base_name (l), reserved) && !avm_strv_contains (prev->v, base_name (l)))
-          avm_argv_push (prev, base_name (l));
-    }
-  return 0;
-}
-
-/* Is PATH (an input of this conversion) inside ENTRY of the output
-   directory, which the commit replaces or removes?  */
-static bool
-inside (const char *path, const char *entry)
-{
-  char a[PATH_MAX], b[PATH_MAX];
-  if (!path || !realpath (path, a) || !realpath (entry, b))
-    return false;
-  size_t n = strlen (b);
-  return strncmp (a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
-}
-
-/* What the host package's tree does to the output directory ODIR: its
-   entries NEW replace those of the same names, which must be an earlier
-   conversion's (or absent): never a directory of the user's that happens
-   to be called bin or etc; and the earlier conversion's entries that NEW
-   lacks go (*RETIRE).  Nothing this conversion reads may be inside what it
-   replaces.  */
-static int
-plan_tree (const struct avm_cvd2img_request *req, const char *odir, char *const *new, char *const *reserved,
-           struct avm_argv *retire, avm_error_t *err)
-{
-  struct avm_argv prev = { 0 };
-  bool legacy = false;
-  int r = previous_entries (odir, reserved, &prev, &legacy, err);
-  const char *inputs[] = { req->dir, req->zip, req->hostpkg, req->key, req->pubkey, req->profile };
-
-  for (size_t i = 0; r == 0 && new[i]; i++)
-    {
-      _cleanup_free_ char *p = avm_path_join (odir, new[i]);
-      struct stat st;
-      if (!p)
-        r = avm_error_sys (err, ENOMEM, "%s", odir);
-      else if (!entry_name_ok (new[i], reserved))
-        r = avm_error_input (err, "%s: the host package has an entry %s at its top, the name of a file avm cvd2img "
-                                  "writes; refusing the host package",
-                             req->hostpkg ? req->hostpkg : req->dir, new[i]);
-      else if (lstat (p, &st) == 0 && !legacy && !avm_strv_contains (prev.v, new[i]))
-        r = avm_error_input (err, "%s is in the way: the host package's %s would replace it, and it is not from an "
-                                  "earlier avm cvd2img run (%s/manifest.json does not list it); move it away or "
-                                  "choose another output directory",
-                             p, new[i], odir);
-    }
-  for (size_t i = 0; r == 0 && i < prev.n; i++)
-    if (!avm_strv_contains (new, prev.v[i]))
-      r = avm_argv_push (retire, prev.v[i]) < 0 ? avm_error_sys (err, ENOMEM, "%s", odir) : 0;
-
-  /* Nothing read now may go with what the commit replaces.  */
-  for (int pass = 0; pass < 2 && r == 0; pass++)
-    for (char *const *e = pass ? retire->v : new; r == 0 && e && *e; e++)
-      {
-        _cleanup_free_ char *p = avm_path_join (odir, *e);
-        for (size_t k = 0; r == 0 && p && k < ARRAY_SIZE (inputs); k++)
-          if (inputs[k] && inside (inputs[k], p))
-            r = avm_error_input (err, "%s is inside %s, which this conversion replaces with the host package's; move "
-                                      "it out of the output directory first",
-                                 inputs[k], p);
-      }
-  avm_argv_clear (&prev);
-  return r;
-}
-
-/* Hold the output directory for this conversion (flock on it): a second
-   conversion into the same directory would have its temporaries removed
-   as stale.  *FD stays open until the end.  A file system without flock
-   works as before, without the cleanup of stale temporaries (*LOCKED
-   false).  */
-static int
-lock_output (const char *odir, int *fd, bool *locked, avm_error_t *err)
-{
-  *locked = false;
-  *fd = open (odir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (*fd < 0)
-    return avm_error_sys (err, errno, "cannot open the output directory %s", odir);
-  if (flock (*fd, LOCK_EX | LOCK_NB) == 0)
-    *locked = true;
-  else if (errno == EWOULDBLOCK)
-    return avm_error_fail (err, EBUSY, "%s: another conversion is writing there (it holds the directory's lock); "
-                                       "wait for it to finish",
-                           odir);
-  return 0;
 }
 
 /* A disk that cannot be made as large as the images make it (R, ERR:
@@ -549,60 +249,6 @@ static int
 cmp_str (const void *a, const void *b)
 {
   return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-void
-avm_cvd2img_result_clear (struct avm_cvd2img_result *res)
-{
-  json_decref (res->manifest);
-  free (res->manifest_path);
-  memset (res, 0, sizeof *res);
-}
-
-/* PATH by its name when it is in directory DIR (of LEN bytes, with its
-   slash; 0: the current directory), else by its path.  */
-static const char *
-summary_name (const char *path, const char *dir, size_t len)
-{
-  const char *base = base_name (path);
-  return (size_t) (base - path) == len && strncmp (path, dir, len) == 0 ? base : path;
-}
-
-char *
-avm_cvd2img_summary (const struct avm_cvd2img_result *res)
-{
-  static const char *const others[] = { "properties", "properties_virgl", "bootloader", "key", "android_info" };
-  json_t *m = res->manifest, *sys = json_object_get (m, "system");
-  const char *sys_path = json_string_value (json_object_get (sys, "file"));
-  struct avm_argv items = { 0 };
-  struct avm_strbuf b = { 0 };
-  char size[32];
-
-  if (!sys_path)
-    return NULL;
-  size_t dlen = (size_t) (base_name (sys_path) - sys_path);
-  avm_format_bytes (json_integer_value (json_object_get (sys, "size")), size, sizeof size);
-  avm_argv_pushf (&items, "%s (%s, %zu partitions)", sys_path, size,
-                  json_array_size (json_object_get (sys, "partitions")));
-  for (size_t i = 0; i < ARRAY_SIZE (others); i++)
-    {
-      const char *f = json_string_value (json_object_get (json_object_get (m, others[i]), "file"));
-      if (f)
-        avm_argv_push (&items, summary_name (f, sys_path, dlen));
-    }
-  json_t *host = json_object_get (m, "host_package");
-  if (res->host_tree && host)
-    {
-      avm_format_bytes (json_integer_value (json_object_get (host, "size")), size, sizeof size);
-      avm_argv_pushf (&items, "the host package (%" JSON_INTEGER_FORMAT " entries, %s)",
-                      json_integer_value (json_object_get (host, "count")), size);
-    }
-  if (res->manifest_path)
-    avm_argv_push (&items, summary_name (res->manifest_path, sys_path, dlen));
-  for (size_t i = 0; i < items.n; i++)
-    avm_strbuf_join (&b, i + 1 == items.n ? " and " : ", ", items.v[i]);
-  avm_argv_clear (&items);
-  return avm_strbuf_steal (&b);
 }
 
 int
@@ -702,7 +348,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   json_object_set_new (manifest, "arch", json_string (arch));
   json_object_set_new (manifest, "input", req->dir ? json_pack ("{s:s}", "dir", req->dir)
                                                    : json_pack ("{s:s, s:s}", "zip", req->zip, "host_package", req->hostpkg));
-  if ((r = load_key (req, set, &key, &key_pem, &key_pem_len, manifest, err)) < 0)
+  if ((r = avm_cvd2img_load_key (req, set, &key, &key_pem, &key_pem_len, manifest, err)) < 0)
     goto out;
 
   /* Profiles for the boot properties: as asked, and its virgl variant;
@@ -783,7 +429,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* --seed: the GUIDs derived, not drawn; the same inputs and seed give
      the same disk, byte for byte.  */
   if ((r = avm_gpt_finish (gpt, err)) < 0
-      || (req->seed && ((r = seed_key (req->seed, set, seed, err)) < 0 || (r = seed_gpt (gpt, seed, err)) < 0))
+      || (req->seed && ((r = avm_cvd2img_seed_key (req->seed, set, seed, err)) < 0 || (r = avm_cvd2img_seed_gpt (gpt, seed, err)) < 0))
       || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
     {
       json_decref (sources);
@@ -807,27 +453,27 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* The names of the set's files (and of the marker): no tree entry may
      have one.  Then the output directory to ourselves, what a killed run
      left there removed, and the tree's effect on the directory planned.  */
-  const char *const set_names[] = { base_name (sys_path), base_name (props_path), base_name (virgl_path),
+  const char *const set_names[] = { avm_path_base (sys_path), avm_path_base (props_path), avm_path_base (virgl_path),
                                     "bootloader", "manifest.json", "avb_key.pem", "android-info.txt",
                                     AVM_CVD2IMG_MARKER, HOST_TREE };
   for (size_t i = 0; i < ARRAY_SIZE (set_names); i++)
     if (!avm_strv_contains (reserved.v, set_names[i]))
       avm_argv_push (&reserved, set_names[i]);
   bool locked = false;
-  if ((r = lock_output (odir, &lockfd, &locked, err)) < 0)
+  if ((r = avm_cvd2img_lock_output (odir, &lockfd, &locked, err)) < 0)
     {
       json_decref (sysparts);
       goto out;
     }
   if (locked)
     (void) avm_out_remove_stale (odir, reserved.v, NULL);
-  if (write_tree && (r = plan_tree (req, odir, entries, reserved.v, &retire, err)) < 0)
+  if (write_tree && (r = avm_cvd2img_plan_tree (req, odir, entries, reserved.v, &retire, err)) < 0)
     {
       json_decref (sysparts);
       goto out;
     }
   /* Each output's identity, so that a set whose parts come from different
-     conversions is recognised (disk/setcheck.h): the disks' GUIDs are
+     conversions is recognised (cvd2img/setcheck.h): the disks' GUIDs are
      random per conversion (--seed: derived from the seed and the inputs).  */
   char sys_guid[40];
   avm_guid_format (gpt->disk_guid, sys_guid);
@@ -973,7 +619,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* All complete: rename them into place as one set, the manifest last.
      Signals wait until it is done; a conversion that dies half-way all
      the same (SIGKILL, a power cut) leaves the marker behind, which avm
-     inspect and avm start refuse (disk/setcheck.h).  */
+     inspect and avm start refuse (cvd2img/setcheck.h).  */
   r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, remedy, err);
   memset (&outs, 0, sizeof outs); /* freed by avm_out_commit_set */
   if (r < 0)
