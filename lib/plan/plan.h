@@ -256,6 +256,8 @@ const char *avm_host_arch (void);
 /* ARG (a planned argument, "$$" and ${fd:NAME} as written) split into its
    pieces; -EINVAL for an unterminated ${fd:.  */
 int avm_plan_arg_parse (const char *arg, struct avm_plan_arg *out);
+/* ARG as one literal piece (QEMU's arguments).  */
+int avm_plan_arg_literal (const char *arg, struct avm_plan_arg *out);
 /* The pieces written back ("$" as "$$"), malloc'd.  */
 char *avm_plan_arg_string (const struct avm_plan_arg *a);
 void avm_plan_arg_clear (struct avm_plan_arg *a);

@@ -12,21 +12,17 @@
 const struct avm_plan_service *
 avm_plan_qemu (const struct avm_plan *plan)
 {
-  return plan->nservices ? &plan->services[plan->nservices - 1] : NULL;
+  return &plan->services[plan->nservices - 1]; /* (a built plan always has it) */
 }
 
 int
 avm_plan_add_warning (struct avm_plan *plan, const char *msg)
 {
-  size_t n = avm_strv_length (plan->warnings);
-  char **v = realloc (plan->warnings, (n + 2) * sizeof *v);
-  if (!v)
-    return -ENOMEM;
-  plan->warnings = v;
-  if (!(v[n] = strdup (msg)))
-    return -ENOMEM;
-  v[n + 1] = NULL;
-  return 0;
+  struct avm_argv v = { .v = plan->warnings, .n = avm_strv_length (plan->warnings) };
+  v.alloc = v.n + 1;
+  int r = avm_argv_push (&v, msg);
+  plan->warnings = v.v;
+  return r;
 }
 
 static json_t *

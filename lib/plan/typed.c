@@ -41,6 +41,16 @@ avm_plan_arg_parse (const char *arg, struct avm_plan_arg *out)
   return r;
 }
 
+int
+avm_plan_arg_literal (const char *arg, struct avm_plan_arg *out)
+{
+  *out = (struct avm_plan_arg) { 0 };
+  int r = add_piece (out, arg, strlen (arg), false);
+  if (r < 0)
+    avm_plan_arg_clear (out);
+  return r;
+}
+
 char *
 avm_plan_arg_string (const struct avm_plan_arg *a)
 {
@@ -204,7 +214,7 @@ qemu_of (struct plan_ctx *c, struct avm_plan *plan)
     return avm_error_sys (c->err, ENOMEM, "plan");
   /* QEMU's command line is literal: no descriptor references.  */
   for (size_t i = 0; i < n; i++, q->argc++)
-    if (add_piece (&q->argv[i], plan->qemu_argv[i], strlen (plan->qemu_argv[i]), false) < 0)
+    if (avm_plan_arg_literal (plan->qemu_argv[i], &q->argv[i]) < 0)
       return avm_error_sys (c->err, ENOMEM, "plan");
   return 0;
 }
