@@ -81,6 +81,8 @@ $(CONFIG_STAMP):
 	@mkdir -p $(dir $@)
 	@echo '$(CONFIG_VALUES)' >$@
 $(BUILD)/lib/profile/profile.o: $(CONFIG_STAMP)
+# The supervisor sizes nothing on the stack from the plan.
+$(BUILD)/lib/supervise/%.o: CFLAGS_AVM += -Wvla
 
 # The same for the list of objects: a source file removed or moved relinks
 # what held it (make would otherwise keep a binary newer than every object

@@ -164,28 +164,24 @@ avm_cmd_check (int argc, char **argv)
     }
   else
     {
-      json_t *q = json_object_get (plan->json, "qemu");
+      const struct avm_plan_service *q = avm_plan_qemu (plan);
       _cleanup_free_ char *detail = NULL;
       if (asprintf (&detail, "%s %s (%s capabilities), accelerator %s, has every device the profile needs (%zu PCI)",
-                    json_string_value (json_object_get (q, "binary")), json_string_value (json_object_get (q, "version")),
-                    json_string_value (json_object_get (q, "capabilities")),
-                    json_string_value (json_object_get (q, "accel")), json_array_size (json_object_get (plan->json, "pci")))
+                    q->program, plan->caps->version, avm_plan_caps_source_name (plan->caps->source), plan->accel,
+                    json_array_size (plan->pci))
           < 0)
         detail = NULL;
       avm_host_report_add (&rep, AVM_CHECK_OK, "qemu", detail ? detail : "", NULL);
       /* /dev/kvm may open and create VMs yet abort or hang the moment a
          vCPU runs: run one, with the CPU model the guest would get.  */
-      if (streq (json_string_value (json_object_get (q, "accel")) ?: "", "kvm"))
+      if (streq (plan->accel ?: "", "kvm"))
         {
-          json_t *argv = json_object_get (q, "argv");
-          const char *cpu = "host", *arch = json_string_value (json_object_get (json_object_get (plan->json, "variables"), "arch"));
-          size_t k;
-          json_t *a;
-          json_array_foreach (argv, k, a)
-            if (streq (json_string_value (a), "-cpu"))
-              cpu = json_string_value (json_array_get (argv, k + 1));
+          const char *cpu = "host";
+          for (size_t k = 0; plan->qemu_argv[k]; k++)
+            if (streq (plan->qemu_argv[k], "-cpu"))
+              cpu = plan->qemu_argv[k + 1];
           _cleanup_free_ char *why = NULL;
-          if (avm_kvm_run_vcpu (json_string_value (json_object_get (q, "binary")), arch ? arch : "x86_64", cpu, &why))
+          if (avm_kvm_run_vcpu (q->program, plan->arch, cpu, &why))
             avm_host_report_add (&rep, AVM_CHECK_OK, "kvm-vcpu", "a vCPU runs under KVM with this QEMU", NULL);
           else
             avm_host_report_add (&rep, accel_allows_tcg (pj) ? AVM_CHECK_WARN : AVM_CHECK_FAIL, "kvm-vcpu",
@@ -194,28 +190,27 @@ avm_cmd_check (int argc, char **argv)
                                  "working), or fix KVM (nested virtualization, the host kernel)");
         }
       size_t i;
-      json_t *s;
-      json_array_foreach (json_object_get (plan->json, "services"), i, s)
+      for (i = 0; i + 1 < plan->nservices; i++)
         {
+          const struct avm_plan_service *s = &plan->services[i];
           _cleanup_free_ char *name = NULL;
-          json_t *prog = json_object_get (s, "program");
-          if (asprintf (&name, "helper:%s", json_string_value (json_object_get (s, "name"))) < 0)
+          if (asprintf (&name, "helper:%s", s->name) < 0)
             continue;
-          if (json_is_string (prog))
-            avm_host_report_add (&rep, AVM_CHECK_OK, name, json_string_value (prog), NULL);
+          if (s->program)
+            avm_host_report_add (&rep, AVM_CHECK_OK, name, s->program, NULL);
           else
             {
-              _cleanup_free_ char *d = NULL;
-              asprintf (&d, "%s not found", json_string_value (json_array_get (json_object_get (s, "argv"), 0)));
+              _cleanup_free_ char *d = NULL, *arg0 = avm_plan_arg_string (&s->argv[0]);
+              asprintf (&d, "%s not found", arg0);
               avm_host_report_add (&rep, AVM_CHECK_FAIL, name, d ? d : "not found",
                                    "install it or add its directory to paths.helpers");
             }
         }
-      json_array_foreach (json_object_get (plan->json, "skipped_services"), i, s)
+      for (i = 0; i < plan->nskipped; i++)
         {
           _cleanup_free_ char *name = NULL, *d = NULL;
-          if (asprintf (&name, "helper:%s", json_string_value (json_object_get (s, "name"))) < 0
-              || asprintf (&d, "skipped: %s", json_string_value (json_object_get (s, "reason"))) < 0)
+          if (asprintf (&name, "helper:%s", plan->skipped[i].name) < 0
+              || asprintf (&d, "skipped: %s", plan->skipped[i].reason) < 0)
             continue;
           avm_host_report_add (&rep, AVM_CHECK_WARN, name, d,
                                "not critical: the platform starts without it (install it for its feature)");
@@ -225,18 +220,18 @@ avm_cmd_check (int argc, char **argv)
       _cleanup_json_ json_t *fit = json_array (), *peers = json_array ();
       if (!o.caps_file)
         avm_plan_host_fit (pj, fit);
-      avm_peers_check (plan->json, peers);
+      avm_peers_check (plan, peers);
       json_t *w;
       json_array_foreach (fit, i, w)
         avm_host_report_add (&rep, AVM_CHECK_WARN, "host-fit", json_string_value (w), NULL);
       json_array_foreach (peers, i, w)
         avm_host_report_add (&rep, AVM_CHECK_WARN, "instances", json_string_value (w), NULL);
-      json_array_foreach (json_object_get (plan->json, "unapproved"), i, w)
-        avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", json_string_value (w),
+      for (size_t k = 0; plan->unapproved[k]; k++)
+        avm_host_report_add (&rep, AVM_CHECK_WARN, "unapproved", plan->unapproved[k],
                              "use the approved helpers and flags (avm-profile(5), APPROVED HELPERS) and no "
                              "extra_qemu_args");
       json_t *m;
-      json_array_foreach (json_object_get (plan->json, "missing_files"), i, m)
+      json_array_foreach (plan->missing, i, m)
         {
           _cleanup_free_ char *d = NULL;
           if (asprintf (&d, "%s %s: %s", json_string_value (json_object_get (m, "key")),

@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 /* The one rule for --instance: a decimal integer 1..64.  */
 static bool
@@ -80,10 +79,9 @@ avm_default_profile (void)
 {
   static char buf[64];
   const char *env = getenv ("AVM_PROFILE");
-  struct utsname u;
   if (env && *env)
     return env;
-  if (uname (&u) == 0 && (streq (u.machine, "aarch64") || streq (u.machine, "arm64")))
+  if (streq (avm_host_arch (), "aarch64"))
     return "aaos-arm64";
   snprintf (buf, sizeof buf, "aaos-x86_64");
   return buf;

@@ -7,6 +7,7 @@
 #include "supervise/supervisor.h"
 #include "util/cleanup.h"
 #include "util/escape.h"
+#include "util/json.h"
 
 #include <string.h>
 
@@ -77,15 +78,20 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
   if (r < 0)
     return avm_error_report (&err);
   /* A guest that would share a CID or MAC with a running one.  */
-  if (avm_peers_check (plan->json, json_object_get (plan->json, "warnings")) < 0)
+  _cleanup_json_ json_t *peers = json_array ();
+  size_t i;
+  json_t *w;
+  int pr = peers ? avm_peers_check (plan, peers) : -ENOMEM;
+  json_array_foreach (peers, i, w)
+    if (pr == 0)
+      pr = avm_plan_add_warning (plan, json_string_value (w));
+  if (pr < 0)
     {
       avm_error_sys (&err, ENOMEM, "start");
       return avm_error_report (&err);
     }
-  size_t i;
-  json_t *w;
-  json_array_foreach (json_object_get (plan->json, "warnings"), i, w)
-    avm_fprintf_escaped (stderr, "avm: warning: %s\n", json_string_value (w));
+  for (size_t k = 0; plan->warnings[k]; k++)
+    avm_fprintf_escaped (stderr, "avm: warning: %s\n", plan->warnings[k]);
 
   if (!sr->dry_run)
     {
@@ -104,7 +110,13 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
         avm_error_report (&err);
       return ret;
     }
-  r = sr->json ? avm_json_print (plan->json, stdout) : avm_plan_print_cmdline (plan, stdout);
+  if (sr->json)
+    {
+      _cleanup_json_ json_t *j = avm_plan_to_json (plan);
+      r = j ? avm_json_print (j, stdout) : -ENOMEM;
+    }
+  else
+    r = avm_plan_print_cmdline (plan, stdout);
   if (fflush (stdout) != 0 || r < 0)
     {
       fprintf (stderr, "avm: start: cannot write to standard output: %s\n", strerror (errno));

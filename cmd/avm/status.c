@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* avm status: ask a running instance over its control socket. */
 #include "avm.h"
+#include "plan/plan.h"
 #include "supervise/control.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
@@ -162,7 +163,7 @@ static int
 query (int instance, json_t **st, avm_error_t *err)
 {
   _cleanup_free_ char *dir = avm_instance_run_dir (instance);
-  _cleanup_free_ char *sock = dir ? avm_path_join (dir, "control.sock") : NULL;
+  _cleanup_free_ char *sock = dir ? avm_path_join (dir, AVM_CONTROL_SOCKET) : NULL;
   pid_t pid = 0;
   if (!sock)
     return avm_error_sys (err, ENOMEM, "status");

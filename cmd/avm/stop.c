@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* avm stop: ask a running instance to stop, and wait until it has. */
 #include "avm.h"
+#include "plan/plan.h"
 #include "supervise/control.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
@@ -87,7 +88,7 @@ avm_cmd_stop (int argc, char **argv)
     return avm_usage_error ("stop", "unexpected argument \"%s\"", argv[optind]);
 
   _cleanup_free_ char *dir = avm_instance_run_dir (instance);
-  _cleanup_free_ char *sock = dir ? avm_path_join (dir, "control.sock") : NULL;
+  _cleanup_free_ char *sock = dir ? avm_path_join (dir, AVM_CONTROL_SOCKET) : NULL;
   pid_t pid = 0;
   if (!sock)
     return AVM_EXIT_FAILURE;

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 
 #define MIB (1024ULL * 1024)
 
@@ -88,10 +87,7 @@ abort_all (struct outputs *outs)
 static const char *
 host_arch (void)
 {
-  static struct utsname u;
-  if (uname (&u) == 0 && (streq (u.machine, "aarch64") || streq (u.machine, "arm64")))
-    return "aarch64";
-  return "x86_64";
+  return streq (avm_host_arch (), "aarch64") ? "aarch64" : "x86_64";
 }
 
 /* avm_profile_detect_fn over the image set being converted (DATA).  */
@@ -119,10 +115,10 @@ boot_properties (struct avm_profile *profile, json_t **props, avm_error_t *err)
   int r = avm_plan_build (&preq, &plan, err);
   if (r < 0)
     return r;
-  json_t *bp = json_object_get (plan->json, "boot_properties");
-  if (!bp)
+  if (!plan->has_boot_props)
     return avm_error_input (err, "%s: profile has no boot_properties (not an Android profile)", profile->path);
-  *props = json_incref (bp);
+  if (!(*props = avm_plan_boot_props_json (plan)))
+    return avm_error_sys (err, ENOMEM, "boot properties");
   return 0;
 }
 

@@ -88,3 +88,7 @@ int plan_cuttlefish_config (struct plan_ctx *c);
 int plan_check_sockets (struct plan_ctx *c);
 /* Android boot properties (bootprops.c).  */
 int plan_boot_properties (struct plan_ctx *c);
+/* The typed plan from the planner's state (typed.c); ADB is the guest's
+   adb endpoint (a string or null).  */
+int plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb);
+void plan_typed_clear (struct avm_plan *plan);

@@ -12,18 +12,15 @@
 int
 avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
 {
-  json_t *j = plan->json;
-  json_t *q = json_object_get (j, "qemu");
-  avm_fprintf_escaped (out, "# avm %s dry run: profile %s, instance %lld\n", AVM_VERSION,
-           json_string_value (json_object_get (j, "profile")), json_integer_value (json_object_get (j, "instance")));
-  avm_fprintf_escaped (out, "# QEMU %s (%s capabilities), accelerator %s\n", json_string_value (json_object_get (q, "version")),
-           json_string_value (json_object_get (q, "capabilities")), json_string_value (json_object_get (q, "accel")));
+  avm_fprintf_escaped (out, "# avm %s dry run: profile %s, instance %d\n", AVM_VERSION, plan->profile, plan->instance);
+  avm_fprintf_escaped (out, "# QEMU %s (%s capabilities), accelerator %s\n", plan->caps->version,
+                       avm_plan_caps_source_name (plan->caps->source), plan->accel);
   const char *name;
   json_t *d;
-  json_object_foreach (json_object_get (j, "detected"), name, d)
+  json_object_foreach (plan->detected, name, d)
     {
       /* "# release android16 (android-info.txt: output_audio_streams_count=6)"  */
-      const char *choice = json_string_value (json_object_get (json_object_get (j, "options"), name));
+      const char *choice = json_string_value (json_object_get (plan->options, name));
       const char *source = json_string_value (json_object_get (d, "source"));
       const char *evidence = json_string_value (json_object_get (d, "evidence"));
       const char *warning = json_string_value (json_object_get (d, "warning"));
@@ -33,31 +30,23 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
       if (warning)
         avm_fprintf_escaped (out, "# WARNING: %s\n", warning);
     }
-  json_t *svcs = json_object_get (j, "services");
-  if (json_array_size (svcs))
+  if (plan->nservices > 1)
     {
-      size_t i;
-      json_t *s;
       avm_fprintf_escaped (out, "# started first, in this order:");
-      json_array_foreach (svcs, i, s)
-        avm_fprintf_escaped (out, "%s %s", i ? "," : "", json_string_value (json_object_get (s, "name")));
+      for (size_t i = 0; i + 1 < plan->nservices; i++)
+        avm_fprintf_escaped (out, "%s %s", i ? "," : "", plan->services[i].name);
       fputc ('\n', out);
     }
-  json_t *sk = json_object_get (j, "skipped_services");
-  if (json_array_size (sk))
+  if (plan->nskipped)
     {
-      size_t i;
-      json_t *s;
       avm_fprintf_escaped (out, "# skipped:");
-      json_array_foreach (sk, i, s)
-        avm_fprintf_escaped (out, "%s %s (%s)", i ? ";" : "", json_string_value (json_object_get (s, "name")),
-                 json_string_value (json_object_get (s, "reason")));
+      for (size_t i = 0; i < plan->nskipped; i++)
+        avm_fprintf_escaped (out, "%s %s (%s)", i ? ";" : "", plan->skipped[i].name, plan->skipped[i].reason);
       fputc ('\n', out);
     }
-  size_t i;
-  json_t *w;
-  json_array_foreach (json_object_get (j, "unapproved"), i, w)
-    avm_fprintf_escaped (out, "# WARNING: UNAPPROVED (--allow-unapproved): %s\n", json_string_value (w));
+  for (size_t i = 0; plan->unapproved && plan->unapproved[i]; i++)
+    avm_fprintf_escaped (out, "# WARNING: UNAPPROVED (--allow-unapproved): %s\n", plan->unapproved[i]);
+
 
   for (size_t l = 0; l < plan->n_lines; l++)
     {

@@ -68,9 +68,11 @@ lookup_resource (void *data, const char *ns, const char *arg, const char *where,
         {
           _cleanup_free_ char *base = strndup (arg, dot - arg);
           const char *type = json_string_value (json_object_get (json_object_get (c->resources, base), "type"));
-          if (type && ((streq (type, "pipe") && (streq (dot, ".read") || streq (dot, ".write")))
-                       || (streq (type, "fifo-pair") && (streq (dot, ".in") || streq (dot, ".out")))))
-            return 0;
+          int t = avm_resource_type_from_name (type);
+          for (const char *const *end = t >= 0 ? avm_resource_ends ((enum avm_resource_type) t) : NULL; end && *end;
+               end++)
+            if (streq (dot, *end))
+              return 0;
         }
       if (!json_object_get (c->resources, arg))
         {
@@ -447,36 +449,13 @@ adb_endpoint (struct plan_ctx *c)
   return json_null ();
 }
 
-static json_t *
-argv_json (char *const *v)
-{
-  json_t *a = json_array ();
-  for (size_t i = 0; v && v[i]; i++)
-    json_array_append_new (a, json_string (v[i]));
-  return a;
-}
-
-static const char *
-caps_source_name (enum avm_caps_source s)
-{
-  switch (s)
-    {
-    case AVM_CAPS_PROBED:
-      return "probed";
-    case AVM_CAPS_CACHED:
-      return "cached";
-    case AVM_CAPS_RECORDED:
-      return "recorded";
-    }
-  return "?";
-}
-
 int
 avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_error_t *err)
 {
   struct plan_ctx c = { 0 };
   _cleanup_free_ char *qemu = NULL;
   struct avm_plan *plan = NULL;
+  json_t *adb = NULL;
   bool approved;
   int r;
 
@@ -590,72 +569,10 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   plan->qemu_lines = steal_pointer (&c.lines);
   plan->n_lines = c.n_lines;
   plan->caps = steal_pointer (&c.caps);
-
-  json_t *j = json_object ();
-  json_object_set_new (j, "avm_version", json_string (AVM_VERSION));
-  json_object_set_new (j, "profile", json_string (req->profile->name));
-  json_object_set_new (j, "profile_path", json_string (req->profile->path));
-  json_object_set (j, "options", req->profile->options);
-  if (req->profile->detected && json_object_size (req->profile->detected))
-    json_object_set (j, "detected", req->profile->detected);
-  json_object_set_new (j, "instance", json_integer (c.instance));
-  json_object_set_new (j, "approved", json_boolean (approved));
-  json_object_set (j, "unapproved", c.unapproved);
-  json_t *vars = json_object ();
-  for (size_t i = 0; i < c.scope.n; i++)
-    json_object_set_new (vars, c.vars[i].name, json_string (c.vars[i].value));
-  json_object_set_new (j, "variables", vars);
-  json_t *q = json_object ();
-  json_object_set_new (q, "binary", json_string (plan->qemu_argv[0]));
-  json_object_set_new (q, "version", json_string (plan->caps->version));
-  json_object_set_new (q, "capabilities", json_string (caps_source_name (plan->caps->source)));
-  if (plan->caps->source_path)
-    json_object_set_new (q, "capabilities_file", json_string (plan->caps->source_path));
-  json_object_set_new (q, "accel", json_string (c.accel));
-  json_object_set_new (q, "argv", argv_json (plan->qemu_argv));
-  json_object_set_new (j, "qemu", q);
-  json_object_set (j, "pci", c.pci);
-  /* How the guest is reached (avm status shows it; other instances are
-     checked against it, see plan_check_peers).  */
-  json_t *g = json_object ();
-  json_object_set_new (g, "cid", streq (pstr (&c, "vsock.mode"), "none") ? json_null () : json_integer (c.cid));
-  json_object_set (g, "macs", c.macs);
-  json_object_set_new (g, "adb", adb_endpoint (&c));
-  json_object_set (g, "display", c.display ? c.display : json_null ());
-  json_object_set_new (j, "guest", g);
-  /* Services in start order.  */
-  json_t *svcs = json_array ();
-  const char *k;
-  json_t *v;
-  json_object_foreach (c.services, k, v)
-    json_array_append (svcs, v);
-  json_object_set_new (j, "services", svcs);
-  json_object_set (j, "skipped_services", c.skipped);
-  json_t *res = json_array ();
-  json_object_foreach (c.resources, k, v)
-    {
-      json_t *e = json_deep_copy (v);
-      json_object_set_new (e, "name", json_string (k));
-      json_array_append_new (res, e);
-    }
-  json_object_set_new (j, "resources", res);
-  json_t *boot = json_deep_copy (avm_json_path (c.p, "boot"));
-  /* The timeout the supervisor applies: scaled under software emulation.  */
-  if (c.accel && streq (c.accel, "tcg"))
-    json_object_set_new (boot, "timeout", json_integer (pint (&c, "boot.timeout") * pint (&c, "boot.tcg_multiplier")));
-  if (c.boot_console)
-    json_object_set_new (boot, "console", json_string (c.boot_console));
-  json_object_set_new (j, "boot", boot);
-  json_object_set_new (j, "stop_timeout", json_integer (pint (&c, "stop.timeout")));
-  json_object_set_new (j, "logs", json_pack ("{s:I, s:I}", "max_size", (json_int_t) pint (&c, "logs.max_size") << 20,
-                                             "files", (json_int_t) pint (&c, "logs.files")));
-  if (json_object_get (c.p, "boot_properties"))
-    json_object_set (j, "boot_properties", c.bootprops);
-  json_object_set (j, "generated_disks", c.generated);
-  json_object_set (j, "warnings", c.warnings);
-  json_object_set (j, "missing_files", c.missing);
-  plan->json = j;
-  *out = plan;
+  adb = adb_endpoint (&c);
+  if ((r = plan_make_typed (&c, plan, adb)) < 0)
+    goto out;
+  *out = steal_pointer (&plan);
   r = 0;
 
 out:
@@ -685,6 +602,8 @@ out:
   free (c.cf_instance_dir);
   free (c.cf_config);
   avm_qemu_caps_free (c.caps);
+  avm_plan_free (plan);
+  json_decref (adb);
   return r;
 }
 
@@ -693,7 +612,7 @@ avm_plan_free (struct avm_plan *plan)
 {
   if (!plan)
     return;
-  json_decref (plan->json);
+  plan_typed_clear (plan);
   avm_strv_free (plan->qemu_argv);
   free (plan->qemu_lines);
   avm_qemu_caps_free (plan->caps);

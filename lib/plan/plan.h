@@ -9,11 +9,13 @@
 #pragma once
 
 #include "profile/profile.h"
+#include "profile/vars.h"
 #include "qemu/caps.h"
 #include "util/error.h"
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct avm_plan_request
 {
@@ -29,15 +31,201 @@ struct avm_plan_request
                                 derive boot properties from a profile) */
 };
 
+/* One argument of a service's command line, split at plan time: literal
+   text and descriptor references (${fd:NAME} of the profile) in order.
+   The spawner numbers the descriptors and joins the pieces; nothing
+   parses "${fd:" again after the plan.  */
+struct avm_plan_piece
+{
+  char *text;   /* literal text ('$' as it is), or the descriptor's name */
+  bool fd;      /* a descriptor reference: "keymaster.in" */
+};
+
+struct avm_plan_arg
+{
+  struct avm_plan_piece *pieces;
+  size_t n;
+};
+
+enum avm_service_kind
+{
+  AVM_SERVICE_HELPER,
+  AVM_SERVICE_QEMU, /* the guest: started last, ready when QMP answers */
+};
+
+enum avm_ready_type
+{
+  AVM_READY_NONE,
+  AVM_READY_SOCKET,
+  AVM_READY_FILE,
+  AVM_READY_NOTIFY,
+  AVM_READY_QMP, /* QEMU */
+};
+
+enum avm_restart_policy
+{
+  AVM_RESTART_NO,
+  AVM_RESTART_ON_FAILURE,
+  AVM_RESTART_ALWAYS,
+};
+
+struct avm_plan_pair
+{
+  char *name, *value;
+};
+
+struct avm_plan_service
+{
+  enum avm_service_kind kind;
+  char *name;
+  char *program;          /* absolute path, or NULL when it was not found */
+  struct avm_plan_arg *argv;
+  size_t argc;
+  struct avm_plan_pair *env;
+  size_t nenv;
+  char *workdir;          /* or NULL */
+  enum avm_ready_type ready;
+  char *ready_path;       /* socket and file readiness */
+  uint64_t ready_timeout; /* microseconds */
+  enum avm_restart_policy restart;
+  bool critical;
+  uint64_t stop_timeout;  /* microseconds */
+  size_t *after;          /* indexes into avm_plan.services, all before this one */
+  size_t nafter;
+  json_t *json;           /* output only (avm_plan_to_json): the service as planned */
+};
+
+enum avm_resource_type
+{
+  AVM_RES_FIFO,
+  AVM_RES_FIFO_PAIR,
+  AVM_RES_PIPE,
+  AVM_RES_UNIX_LISTEN,
+  AVM_RES_VSOCK_LISTEN,
+  AVM_RES_TCP_LISTEN,
+  AVM_RES_FILE,
+  AVM_RES_SOCKETPAIR,
+  AVM_RES_DIRECTORY,
+  AVM_RES_PORT,
+};
+
+struct avm_plan_resource
+{
+  char *name;
+  enum avm_resource_type type;
+  const char *type_name;  /* "fifo-pair" (static) */
+  char *path;             /* or NULL */
+  int port;               /* listeners and ports, else -1 */
+  char *address;          /* tcp-listen, or NULL for 127.0.0.1 */
+  char *content;          /* file */
+  bool log;               /* a console FIFO avm reads into a log */
+  char *console;          /* ... its console name, or NULL for the resource's */
+  char *tee;              /* ... the pipe its lines are copied to, or NULL */
+  json_t *json;           /* output only (avm_plan_to_json): the resource as planned */
+};
+
+/* The descriptors of a resource of type T when they are not named like it:
+   ".read"/".write" of a pipe, ".in"/".out" of a FIFO pair (the suffixes of
+   ${fd:NAME.read}); NULL-terminated, or NULL for the other types.  */
+const char *const *avm_resource_ends (enum avm_resource_type t);
+/* "pipe" -> AVM_RES_PIPE; -1 when unknown.  */
+int avm_resource_type_from_name (const char *name);
+const char *avm_resource_type_name (enum avm_resource_type t);
+/* Fill *OUT from a plan's resource object (resources[I]), checking what
+   creating it needs: an input error naming the resource otherwise.  */
+int avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *out, avm_error_t *err);
+void avm_plan_resource_clear (struct avm_plan_resource *r);
+
+struct avm_plan_boot
+{
+  char **completed;       /* boot patterns, NULL-terminated (may be empty) */
+  char **failed;
+  char *console;          /* console port matched, or NULL */
+  uint64_t timeout;       /* microseconds, 0: none (already scaled under TCG) */
+  unsigned reset_limit;   /* 0: any */
+  json_t *json;           /* output only: the boot object */
+};
+
+struct avm_plan_generated
+{
+  char *name;
+  bool flash;             /* the x86 flash variables, else a properties disk */
+  char *path;
+  char *key;              /* properties disk: the signing key */
+  char *code;             /* flash: the bootloader */
+  uint64_t pad_to;
+};
+
+struct avm_plan_skipped
+{
+  char *name, *reason, *description;
+};
+
+/* Names of avm's own sockets in the runtime directory of an instance.  */
+#define AVM_CONTROL_SOCKET "control.sock"
+#define AVM_QMP_SOCKET "qmp.sock"
+
 struct avm_plan
 {
-  json_t *json;         /* the whole plan (see avm-start(1), "JSON PLAN") */
-  char **qemu_argv;     /* NULL-terminated */
-  size_t *qemu_lines;   /* index of the first argv element of each output line */
+  /* What runs.  */
+  char *profile;          /* name */
+  char *profile_path;
+  int instance;
+  bool approved;          /* false when unapproved parts run (--allow-unapproved) */
+  char **unapproved;      /* what is not approved */
+  struct avm_plan_service *services; /* helpers in start order, then QEMU (kind AVM_SERVICE_QEMU) */
+  size_t nservices;       /* including QEMU */
+  struct avm_plan_skipped *skipped;
+  size_t nskipped;
+  struct avm_plan_resource *resources;
+  size_t nresources;
+  struct avm_plan_boot boot;
+  struct avm_plan_generated *generated;
+  size_t ngenerated;
+  struct avm_plan_pair *boot_props; /* in order */
+  size_t nboot_props;
+  bool has_boot_props;    /* the profile has boot_properties (maybe none) */
+  uint64_t log_max_size;  /* bytes */
+  unsigned log_files;
+
+  /* Where.  */
+  char *run_dir, *state_dir;
+  char *qmp_socket, *control_socket; /* in run_dir */
+  struct avm_plan_pair *vars; /* the profile variables as expanded, in order */
+  size_t nvars;
+  char *arch;             /* of the guest: "x86_64", "aarch64" */
+
+  /* QEMU.  */
+  char **qemu_argv;       /* NULL-terminated */
+  size_t *qemu_lines;     /* index of the first argv element of each output line */
   size_t n_lines;
-  bool approved;        /* false when extra_qemu_args were used */
+  char *accel;
   struct avm_qemu_caps *caps;
+
+  /* How the guest is reached.  */
+  long long cid;          /* -1: no vsock */
+  char **macs;
+  char *adb;              /* "127.0.0.1:6520", or NULL */
+  char *display_backend, *display_address; /* or NULL */
+
+  char **warnings;        /* grows: avm start adds the peers' */
+  /* Output only (avm_plan_to_json).  */
+  json_t *options, *detected, *pci, *missing;
 };
+
+/* The plan as `avm start --dry-run --json` prints it (see avm-start(1),
+   "JSON PLAN"); the only place that JSON is made.  */
+json_t *avm_plan_to_json (const struct avm_plan *plan);
+/* Parts of it: the guest's reach ({"cid","macs","adb","display"}), the
+   boot properties object.  */
+json_t *avm_plan_guest_json (const struct avm_plan *plan);
+json_t *avm_plan_boot_props_json (const struct avm_plan *plan);
+/* "probed", "cached", "recorded".  */
+const char *avm_plan_caps_source_name (enum avm_caps_source s);
+/* Append a warning (a copy of MSG).  */
+int avm_plan_add_warning (struct avm_plan *plan, const char *msg);
+/* The QEMU service (the last one).  */
+const struct avm_plan_service *avm_plan_qemu (const struct avm_plan *plan);
 
 int avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_error_t *err);
 void avm_plan_free (struct avm_plan *plan);
@@ -64,3 +252,12 @@ char *avm_instance_state_dir (int instance);
 /* The host's architecture as QEMU names it (uname's machine, "arm64" as
    "aarch64"), or "".  */
 const char *avm_host_arch (void);
+
+/* ARG (a planned argument, "$$" and ${fd:NAME} as written) split into its
+   pieces; -EINVAL for an unterminated ${fd:.  */
+int avm_plan_arg_parse (const char *arg, struct avm_plan_arg *out);
+/* ARG as one literal piece (QEMU's arguments).  */
+int avm_plan_arg_literal (const char *arg, struct avm_plan_arg *out);
+/* The pieces written back ("$" as "$$"), malloc'd.  */
+char *avm_plan_arg_string (const struct avm_plan_arg *a);
+void avm_plan_arg_clear (struct avm_plan_arg *a);

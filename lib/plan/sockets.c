@@ -25,7 +25,7 @@ too_long (struct plan_ctx *c, const char *key, const char *path, const char *fix
 static int
 check_run_dir (struct plan_ctx *c)
 {
-  static const char *const fixed[] = { "control.sock", "qmp.sock" };
+  static const char *const fixed[] = { AVM_CONTROL_SOCKET, AVM_QMP_SOCKET };
   const char *fix = "set AVM_RUNTIME_DIR to a shorter directory";
   for (size_t i = 0; i < ARRAY_SIZE (fixed); i++)
     {

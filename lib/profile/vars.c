@@ -109,3 +109,49 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
     return avm_error_sys (err, ENOMEM, "expanding %s", where);
   return 0;
 }
+
+static int
+flush_literal (struct avm_strbuf *lit, avm_vars_piece_fn fn, void *data)
+{
+  if (lit->oom)
+    return -ENOMEM;
+  int r = lit->len ? fn (data, lit->s, lit->len, false) : 0;
+  avm_strbuf_free (lit);
+  return r;
+}
+
+int
+avm_vars_split_fd (const char *arg, avm_vars_piece_fn fn, void *data)
+{
+  _cleanup_strbuf_ struct avm_strbuf lit = { 0 };
+  int r;
+  for (const char *p = arg; *p;)
+    {
+      const char *d = strchr (p, '$');
+      if (!d)
+        {
+          avm_strbuf_adds (&lit, p);
+          break;
+        }
+      avm_strbuf_add (&lit, p, d - p);
+      if (d[1] == '$')
+        {
+          avm_strbuf_add (&lit, "$", 1);
+          p = d + 2;
+          continue;
+        }
+      if (strncmp (d, "${fd:", 5) != 0)
+        {
+          avm_strbuf_add (&lit, "$", 1);
+          p = d + 1;
+          continue;
+        }
+      const char *end = strchr (d, '}');
+      if (!end)
+        return -EINVAL;
+      if ((r = flush_literal (&lit, fn, data)) < 0 || (r = fn (data, d + 5, end - d - 5, true)) < 0)
+        return r;
+      p = end + 1;
+    }
+  return flush_literal (&lit, fn, data);
+}

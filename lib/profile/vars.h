@@ -39,3 +39,11 @@ struct avm_vars
 /* Expand IN into *OUT (malloc'd).  WHERE names the key for messages
    ("profiles/x.json: services.gpu.exec[2]").  */
 int avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where, char **out, avm_error_t *err);
+
+/* An argument the supervisor expands (written with keep_dollar): split into
+   literal text ("$$" read as '$', any other '$' as it is) and ${fd:NAME}
+   descriptor references, FN called for each piece in order (consecutive
+   literal text as one piece).  The one reader of "${fd:" references:
+   -EINVAL for an unterminated one, else FN's first error, else 0.  */
+typedef int (*avm_vars_piece_fn) (void *data, const char *text, size_t len, bool fd);
+int avm_vars_split_fd (const char *arg, avm_vars_piece_fn fn, void *data);

@@ -165,3 +165,20 @@ const char *avm_qmp_qemu_version (const struct avm_qmp *q);
 void avm_qmp_qemu_version_numbers (const struct avm_qmp *q, int *major, int *minor, int *micro);
 const char *avm_qmp_qemu_package (const struct avm_qmp *q);
 json_t *avm_qmp_greeting (const struct avm_qmp *q);
+
+/* One connection attempt to SOCKET_PATH that does not wait: the socket is
+   connected at once (a unix socket accepts or refuses) and *OUT is a new
+   monitor whose handshake runs as avm_qmp_process is called (an event
+   loop's).  -ENOENT, -ECONNREFUSED, -EAGAIN: QEMU is not listening yet, try
+   again later; any other -errno is a failure (in *ERR).  */
+int avm_qmp_try_connect (const char *socket_path, struct avm_qmp **out, avm_error_t *err);
+
+/* What a SHUTDOWN or RESET event's data says (strings borrowed from it).  */
+struct avm_qmp_shutdown
+{
+  bool guest;          /* the guest asked for it */
+  const char *reason;  /* "guest-shutdown", "host-qmp-quit", ...; or NULL */
+};
+struct avm_qmp_shutdown avm_qmp_shutdown_data (json_t *data);
+/* The "status" of a query-status answer ("running", ...), or NULL.  */
+const char *avm_qmp_status_name (json_t *ret);

@@ -238,7 +238,8 @@ avm_control_handle_request (avm_control_fn fn, void *data, const char *line, siz
   json_t *reply;
 
   _cleanup_json_ json_t *req = json_loadb (line, len, JSON_REJECT_DUPLICATES, &jerr);
-  json_t *cmd = json_object_get (req, "command");
+  json_t *cmd = NULL;
+  json_unpack (req, "{s?o}", "command", &cmd); /* (checked below) */
   if (!req)
     reply = error_reply ("malformed request: %s (column %d)", jerr.text, jerr.column);
   else if (!json_is_object (req))

@@ -44,8 +44,8 @@
 #include <stdint.h>
 #include "supervise/lazy_systemd.h"
 
-/* Name of the socket inside the instance's runtime directory.  */
-#define AVM_CONTROL_SOCKET "control.sock"
+/* (Its name inside the runtime directory, AVM_CONTROL_SOCKET, is the plan's.)  */
+#include "plan/plan.h"
 /* Longest request line, terminator excluded.  */
 #define AVM_CONTROL_MAX_LINE (64 * 1024)
 /* Connections served at a time.  */

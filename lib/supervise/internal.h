@@ -48,46 +48,28 @@ enum svc_state
   SVC_FAILED,   /* gave up (policy, crash loop, readiness timeout) */
 };
 
-enum ready_type
-{
-  READY_NONE,
-  READY_SOCKET,
-  READY_FILE,
-  READY_NOTIFY,
-  READY_QMP, /* QEMU */
-};
-
-enum restart_policy
-{
-  RESTART_NO,
-  RESTART_ON_FAILURE,
-  RESTART_ALWAYS,
-};
-
 struct sv;
 
 struct svc
 {
   struct sv *sv;
   size_t index;
+  const struct avm_plan_service *def; /* borrowed from the plan */
   const char *name;
-  json_t *def;         /* the plan's service object (borrowed) */
-  bool qemu;
   const char *program;
-  json_t *argv;        /* borrowed */
-  json_t *env;         /* owned: the plan's env plus NOTIFY_SOCKET */
-  enum ready_type ready;
+  bool qemu;
+  struct avm_plan_pair *env; /* the plan's (borrowed strings), plus NOTIFY_SOCKET */
+  size_t nenv;
+  enum avm_ready_type ready;
   const char *ready_path;
   bool ready_watched;  /* its directory is in sv->ready_inotify */
   bool early;          /* spawned before the event loop existed: readiness not looked at yet */
   bool ready_resolved; /* ready_real is known */
   char *ready_real;    /* ready_path with its directory resolved, if that differs */
   uint64_t ready_timeout;
-  enum restart_policy restart;
+  enum avm_restart_policy restart;
   bool critical;
   uint64_t stop_timeout;
-  size_t *after;
-  size_t nafter;
 
   enum svc_state state;
   pid_t pid;           /* also the process group */
@@ -140,11 +122,37 @@ enum qemu_stop_stage
   QSTOP_KILL,
 };
 
+/* The guest: QEMU, its monitor, its consoles and its boot.  */
+struct guest
+{
+  struct svc qemu;
+  const struct avm_plan_boot *boot;
+  struct console *cons;
+  size_t ncons;
+
+  uint64_t t_qemu, t_booted;
+  unsigned boots;
+  unsigned resets;         /* guest resets since QEMU started or the last completed boot */
+  bool stopped_booting;    /* stopped before the guest booted: QEMU quit, no power-down */
+  sd_event_source *boot_timer;
+  sd_event_source *progress_timer; /* "still booting" while the guest has not booted */
+
+  struct avm_qmp *qmp;
+  const char *qmp_path;
+  sd_event_source *qmp_src, *qmp_timer;
+  bool qmp_ready;
+  uint64_t t_qmp;
+  char *qemu_status;   /* last query-status answer */
+  bool shutdown;       /* SHUTDOWN event with guest=true */
+  char *shutdown_reason;
+  enum qemu_stop_stage qstop;
+  sd_event_source *stop_timer;
+};
+
 struct sv
 {
   const struct avm_supervise_options *o;
-  struct avm_plan *plan;
-  json_t *pj;
+  const struct avm_plan *plan;
   sd_event *e;
   int instance;
   const char *profile;
@@ -156,46 +164,30 @@ struct sv
   struct avm_notifier notifier;
   struct avm_control *control;
 
-  struct svc *svcs;    /* helpers in plan order, then QEMU */
-  size_t n;            /* including QEMU */
-  struct svc *qemu;
-  json_t *qemu_def;    /* QEMU's service object (the plan has none) */
-  struct console *cons;
-  size_t ncons;
+  struct svc *svcs;    /* the helpers, in plan order */
+  size_t n;
+  struct guest g;
 
-  enum phase phase;
-  uint64_t t_start, t_qemu, t_booted;
-  unsigned boots;
-  json_t *boot_completed, *boot_failed; /* borrowed arrays of strings */
-  const char *boot_console;
-  uint64_t boot_timeout;
-  unsigned reset_limit;    /* boot.reset_limit: resets tolerated before a boot completes (0: any) */
-  unsigned resets;         /* guest resets since QEMU started or the last completed boot */
+  enum phase phase;    /* set by sv_set_phase only */
+  uint64_t t_start;
   char *run_header;        /* the line each log file of this run begins with */
-  bool stopped_booting;    /* stopped before the guest booted: QEMU quit, no power-down */
-  sd_event_source *boot_timer, *ready_poll, *watchdog_timer, *extend_timer;
-  sd_event_source *progress_timer; /* "still booting" while the guest has not booted */
+  sd_event_source *ready_poll, *watchdog_timer, *extend_timer;
   uint64_t ready_poll_since;
   avm_error_t early_error; /* the spawn that failed before the loop existed */
+  /* Scheduling: one pass per loop iteration, from a deferred event source
+     (sv_schedule asks for one; nothing schedules from within a pass).  */
+  sd_event_source *schedule_src;
+  bool *started;           /* [n]: spawned by this pass */
   /* inotify on the directories of the sockets and files services are
      waited for: a creation wakes the readiness check at once (service.c).  */
   int ready_inotify;
   sd_event_source *ready_watch;
-
-  struct avm_qmp *qmp;
-  char *qmp_path;
-  sd_event_source *qmp_src, *qmp_timer;
-  bool qmp_ready;
-  uint64_t t_qmp;
-  char *qemu_status;   /* last query-status answer */
-  bool guest_shutdown; /* SHUTDOWN event with guest=true */
-  char *shutdown_reason;
+  const char **ready_paths; /* [2 n]: the readiness check's */
+  bool *ready_found;        /* [2 n] */
 
   /* Stopping.  */
-  enum qemu_stop_stage qstop;
   bool kill_now;
   char *stop_reason;
-  sd_event_source *stop_timer;
   unsigned interrupts;
 
   char *last_status;  /* the last STATUS= sent */
@@ -203,16 +195,25 @@ struct sv
   avm_error_t error;   /* the first failure */
 };
 
-/* supervisor.c */
+/* supervisor.c (phase.c: sv_status, sv_set_phase) */
 void sv_info (struct sv *sv, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* Warn once per log when its lines stop reaching the file (a full disk)
    or the journal (no journald).  */
 void sv_log_check (struct sv *sv, struct avm_logsink *log);
 void sv_fail (struct sv *sv, int status, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 void sv_status (struct sv *sv);
+/* Enter phase P: the one writer of sv->phase.  Says STATUS= (READY=1,
+   STOPPING=1 as the phase asks) and arms or cancels the phase's timers;
+   REASON is a stop's.  */
+void sv_set_phase (struct sv *sv, enum phase p, const char *reason);
 void sv_request_stop (struct sv *sv, const char *reason);
 void sv_kill_now (struct sv *sv, const char *reason);
+/* schedule.c: ask for a scheduling pass (run from the loop, once however
+   often asked); spawn the helpers that wait for nothing before the loop
+   exists; the pass's event source.  */
 void sv_schedule (struct sv *sv);
+void sv_start_early (struct sv *sv);
+int sv_schedule_attach (struct sv *sv, avm_error_t *err);
 void sv_stop_continue (struct sv *sv);
 uint64_t sv_now (struct sv *sv);
 int sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data);
@@ -221,14 +222,19 @@ void sv_timer_cancel (sd_event_source **src);
 char *sv_describe_exit (int code, int sig);
 
 /* service.c */
-int svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err);
+int svc_init (struct sv *sv, struct svc *s, const struct avm_plan_service *def, avm_error_t *err);
 void svc_clear (struct svc *s);
 int svc_start (struct svc *s, avm_error_t *err);
 int svc_attach (struct svc *s, avm_error_t *err);
 void svc_kick_ready (struct svc *s);
 void svc_exited (struct svc *s, int code, int sig);
+/* Ready: svc_mark_ready only says so (returns true), svc_set_ready also
+   asks for a scheduling pass.  */
+bool svc_mark_ready (struct svc *s);
 void svc_set_ready (struct svc *s);
-void svc_check_ready (struct sv *sv);
+/* Look at every service waiting for a socket or a file once; true when
+   one became ready (a scheduling pass is due: the caller asks for it).  */
+bool svc_check_ready (struct sv *sv);
 void svc_ready_watch_close (struct sv *sv);
 void svc_stop (struct svc *s);
 void svc_kill (struct svc *s);
@@ -244,6 +250,8 @@ void guest_clear (struct sv *sv);
 void guest_watchdog (struct sv *sv);
 void guest_extend (struct sv *sv);
 void guest_watchdog_refresh (struct sv *sv);
+/* The boot timeout and progress timers: armed (QEMU started) or cancelled.  */
+void guest_boot_timers (struct sv *sv, bool arm);
 
 /* status.c */
 json_t *sv_status_json (struct sv *sv);

@@ -28,6 +28,7 @@
   X (sd_event_add_signal) \
   X (sd_event_add_time) \
   X (sd_event_add_time_relative) \
+  X (sd_event_add_defer) \
   X (sd_event_source_unref) \
   X (sd_event_source_disable_unref) \
   X (sd_event_source_set_enabled) \
@@ -68,6 +69,7 @@ void avm_systemd_prefetch_join (void);
 #define sd_event_add_signal(...) (avm_systemd ()->sd_event_add_signal (__VA_ARGS__))
 #define sd_event_add_time(...) (avm_systemd ()->sd_event_add_time (__VA_ARGS__))
 #define sd_event_add_time_relative(...) (avm_systemd ()->sd_event_add_time_relative (__VA_ARGS__))
+#define sd_event_add_defer(...) (avm_systemd ()->sd_event_add_defer (__VA_ARGS__))
 #define sd_event_source_unref(...) (avm_systemd ()->sd_event_source_unref (__VA_ARGS__))
 #define sd_event_source_disable_unref(...) (avm_systemd ()->sd_event_source_disable_unref (__VA_ARGS__))
 #define sd_event_source_set_enabled(...) (avm_systemd ()->sd_event_source_set_enabled (__VA_ARGS__))

@@ -18,5 +18,6 @@ int avm_peers_compare (json_t *guest, int instance, json_t *peer, json_t *warnin
 
 /* The same against every other instance that runs (1..64, found as
    `avm status` finds them, asked over their control sockets; one that
-   does not answer within a second is left out).  PLAN is a plan's JSON.  */
-int avm_peers_check (json_t *plan, json_t *warnings);
+   does not answer within a second is left out).  */
+struct avm_plan;
+int avm_peers_check (const struct avm_plan *plan, json_t *warnings);

@@ -54,16 +54,13 @@ listening_path (const char *line, size_t len, size_t *plen)
 void
 avm_unix_listening_set (const char *text, const char *const *paths, size_t n, bool *found)
 {
-  size_t lens[n ? n : 1];
-  for (size_t i = 0; i < n; i++)
-    lens[i] = paths[i] ? strlen (paths[i]) : 0;
   for (const char *line = text; line && *line;)
     {
       const char *nl = strchr (line, '\n');
       size_t len = nl ? (size_t) (nl - line) : strlen (line), plen;
       const char *p = listening_path (line, len, &plen);
       for (size_t i = 0; p && i < n; i++)
-        if (paths[i] && !found[i] && lens[i] == plen && memcmp (p, paths[i], plen) == 0)
+        if (paths[i] && !found[i] && strncmp (p, paths[i], plen) == 0 && paths[i][plen] == '\0')
           found[i] = true;
       line = nl ? nl + 1 : NULL;
     }

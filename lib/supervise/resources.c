@@ -35,6 +35,8 @@ struct avm_resources
 {
   struct entry *v;
   size_t n, alloc;
+  struct avm_plan_resource *owned; /* the definitions, when given as JSON */
+  size_t nowned;
 };
 
 /* What one resource definition says.  */
@@ -44,7 +46,7 @@ struct def
   const char *type;
   const char *path;
   long long port;
-  json_t *json;
+  const struct avm_plan_resource *res;
 };
 
 void
@@ -67,9 +69,11 @@ avm_resources_free (struct avm_resources *r)
       free (e->name);
       free (e->resource);
       free (e->path);
-      json_decref (e->pub.def);
     }
   free (r->v);
+  for (size_t i = 0; i < r->nowned; i++)
+    avm_plan_resource_clear (&r->owned[i]);
+  free (r->owned);
   free (r);
 }
 
@@ -156,7 +160,8 @@ add_fd (struct avm_resources *r, const struct def *d, const char *suffix, const 
   e->pub.type = d->type;
   e->pub.path = e->path;
   e->pub.port = port;
-  e->pub.def = json_incref (d->json);
+  e->pub.res = d->res;
+  e->pub.def = d->res->json;
   e->pub.fd = steal_fd (&owned);
   if (created && path)
     {
@@ -237,14 +242,14 @@ AVM_ANALYZER_IGNORE_END
 static int
 create_fifo (struct avm_resources *r, const struct def *d, avm_error_t *err)
 {
-  return make_fifo (r, d, d->path, "", json_is_true (json_object_get (d->json, "log")), err);
+  return make_fifo (r, d, d->path, "", d->res->log, err);
 }
 
 static int
 create_fifo_pair (struct avm_resources *r, const struct def *d, avm_error_t *err)
 {
-  static const char *const ends[] = { ".in", ".out" };
-  for (size_t i = 0; i < ARRAY_SIZE (ends); i++)
+  const char *const *ends = avm_resource_ends (AVM_RES_FIFO_PAIR);
+  for (size_t i = 0; ends[i]; i++)
     {
       _cleanup_free_ char *p = NULL;
       int rr;
@@ -262,12 +267,13 @@ create_pipe (struct avm_resources *r, const struct def *d, avm_error_t *err)
   int fds[2], rr;
   if (pipe2 (fds, O_CLOEXEC) < 0)
     return avm_error_sys (err, errno, "resource %s: cannot create a pipe", d->name);
-  if ((rr = add_fd (r, d, ".read", NULL, -1, fds[0], NULL, err)) < 0)
+  const char *const *ends = avm_resource_ends (AVM_RES_PIPE);
+  if ((rr = add_fd (r, d, ends[0], NULL, -1, fds[0], NULL, err)) < 0)
     {
       close (fds[1]);
       return rr;
     }
-  return add_fd (r, d, ".write", NULL, -1, fds[1], NULL, err);
+  return add_fd (r, d, ends[1], NULL, -1, fds[1], NULL, err);
 }
 
 static int
@@ -348,8 +354,7 @@ create_vsock (struct avm_resources *r, const struct def *d, avm_error_t *err)
 static int
 create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
 {
-  json_t *a = json_object_get (d->json, "address");
-  const char *address = json_is_string (a) ? json_string_value (a) : "127.0.0.1";
+  const char *address = d->res->address ? d->res->address : "127.0.0.1";
   struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE, .ai_family = AF_UNSPEC,
                             .ai_socktype = SOCK_STREAM };
   struct addrinfo *ai = NULL;
@@ -357,8 +362,6 @@ create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
   _cleanup_close_ int fd = -1;
   int one = 1, g;
 
-  if (a && !json_is_string (a) && !json_is_null (a))
-    return avm_error_input (err, "resource %s: address must be a string", d->name);
   snprintf (portstr, sizeof portstr, "%lld", d->port);
   snprintf (shown, sizeof shown, strchr (address, ':') ? "[%s]:%lld" : "%s:%lld", address, d->port);
   g = getaddrinfo (address, portstr, &hints, &ai);
@@ -408,11 +411,9 @@ create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
 static int
 create_file (struct avm_resources *r, const struct def *d, avm_error_t *err)
 {
-  const char *content = json_string_value (json_object_get (d->json, "content"));
+  const char *content = d->res->content;
   struct stat st;
   int rr;
-  if (!content)
-    return avm_error_input (err, "resource %s: content is required for type file", d->name);
   if ((rr = avm_write_file_atomic (d->path, content, strlen (content), 0600, err)) < 0)
     return rr;
   if (lstat (d->path, &st) < 0)
@@ -465,83 +466,79 @@ create_port (struct avm_resources *r, const struct def *d, avm_error_t *err)
   return add_fd (r, d, "", NULL, (int) d->port, -1, NULL, err);
 }
 
-static const struct
-{
-  const char *type;
-  bool path;
-  bool port;
-  int (*create) (struct avm_resources *r, const struct def *d, avm_error_t *err);
-} types[] = {
-  { "fifo", true, false, create_fifo },
-  { "fifo-pair", true, false, create_fifo_pair },
-  { "pipe", false, false, create_pipe },
-  { "unix-listen", true, false, create_unix },
-  { "vsock-listen", false, true, create_vsock },
-  { "tcp-listen", false, true, create_tcp },
-  { "file", true, false, create_file },
-  { "socketpair", false, false, create_socketpair },
-  { "directory", true, false, create_directory },
-  { "port", false, true, create_port },
+/* By type (enum avm_resource_type).  */
+static int (*const create[]) (struct avm_resources *r, const struct def *d, avm_error_t *err) = {
+  [AVM_RES_FIFO] = create_fifo,
+  [AVM_RES_FIFO_PAIR] = create_fifo_pair,
+  [AVM_RES_PIPE] = create_pipe,
+  [AVM_RES_UNIX_LISTEN] = create_unix,
+  [AVM_RES_VSOCK_LISTEN] = create_vsock,
+  [AVM_RES_TCP_LISTEN] = create_tcp,
+  [AVM_RES_FILE] = create_file,
+  [AVM_RES_SOCKETPAIR] = create_socketpair,
+  [AVM_RES_DIRECTORY] = create_directory,
+  [AVM_RES_PORT] = create_port,
 };
 
+/* (The definition was checked when it was read: avm_plan_resource_from_json.)  */
 static int
-create_one (struct avm_resources *r, size_t i, json_t *res, avm_error_t *err)
+create_one (struct avm_resources *r, const struct avm_plan_resource *res, avm_error_t *err)
 {
-  struct def d = { .json = res, .port = -1 };
-  const char *n = json_string_value (json_object_get (res, "name"));
-  size_t t;
-
-  if (!json_is_object (res))
-    return avm_error_input (err, "resources[%zu]: not an object", i);
-  if (!n || !*n)
-    return avm_error_input (err, "resources[%zu]: name is missing", i);
-  d.name = n;
-  d.type = json_string_value (json_object_get (res, "type"));
-  if (!d.type)
-    return avm_error_input (err, "resource %s: type is missing", n);
-  for (t = 0; t < ARRAY_SIZE (types); t++)
-    if (streq (types[t].type, d.type))
-      break;
-  if (t == ARRAY_SIZE (types))
-    return avm_error_input (err, "resource %s: unknown type \"%s\"", n, d.type);
-  d.type = types[t].type; /* static: outlives the JSON */
-  if (types[t].path)
-    {
-      d.path = json_string_value (json_object_get (res, "path"));
-      if (!d.path || !*d.path)
-        return avm_error_input (err, "resource %s: path is required for type %s", n, d.type);
-    }
-  if (types[t].port)
-    {
-      json_t *p = json_object_get (res, "port");
-      if (!json_is_integer (p))
-        return avm_error_input (err, "resource %s: port is required for type %s", n, d.type);
-      d.port = json_integer_value (p);
-      if (d.port < 0 || d.port > 65535)
-        return avm_error_input (err, "resource %s: port %lld is out of range", n, d.port);
-    }
+  struct def d = { .name = res->name, .type = res->type_name, .path = res->path, .port = res->port, .res = res };
   for (size_t k = 0; k < r->n; k++)
-    if (streq (r->v[k].resource, n))
-      return avm_error_input (err, "resource %s: defined twice", n);
-  return types[t].create (r, &d, err);
+    if (streq (r->v[k].resource, res->name))
+      return avm_error_input (err, "resource %s: defined twice", res->name);
+  if ((size_t) res->type >= ARRAY_SIZE (create))
+    return avm_error_input (err, "resource %s: unknown type", res->name);
+  return create[res->type](r, &d, err);
 }
 
 int
-avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err)
+avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct avm_resources **out,
+                           avm_error_t *err)
 {
   _cleanup_resources_ struct avm_resources *r = calloc (1, sizeof *r);
-  size_t i;
-  json_t *res;
   int rr;
 
   *out = NULL;
   if (!r)
     return avm_error_sys (err, ENOMEM, "resources");
-  if (resources && !json_is_array (resources))
-    return avm_error_input (err, "resources: not an array");
-  json_array_foreach (resources, i, res)
-    if ((rr = create_one (r, i, res, err)) < 0)
+  for (size_t i = 0; i < n; i++)
+    if ((rr = create_one (r, &v[i], err)) < 0)
       return rr;
   *out = steal_pointer (&r);
+  return 0;
+}
+
+int
+avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err)
+{
+  _cleanup_free_ struct avm_plan_resource *v = NULL;
+  size_t n = 0, i;
+  json_t *res;
+  int rr = 0;
+
+  *out = NULL;
+  if (resources && !json_is_array (resources))
+    return avm_error_input (err, "resources: not an array");
+  v = calloc (json_array_size (resources) + 1, sizeof *v);
+  if (!v)
+    return avm_error_sys (err, ENOMEM, "resources");
+  json_array_foreach (resources, i, res)
+    {
+      if ((rr = avm_plan_resource_from_json (res, i, &v[n], err)) < 0)
+        break;
+      v[n++].json = json_incref (res);
+    }
+  if (rr == 0)
+    rr = avm_resources_create_plan (v, n, out, err);
+  if (rr < 0)
+    {
+      for (i = 0; i < n; i++)
+        avm_plan_resource_clear (&v[i]);
+      return rr;
+    }
+  (*out)->owned = steal_pointer (&v);
+  (*out)->nowned = n;
   return 0;
 }

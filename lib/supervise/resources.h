@@ -31,6 +31,7 @@
  */
 #pragma once
 
+#include "plan/plan.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -48,12 +49,17 @@ struct avm_resource_fd
   const char *path;     /* the FIFO or socket, or NULL */
   int port;             /* vsock and TCP listeners (the bound port), else -1 */
   int fd;
-  json_t *def;          /* the plan's resource object ("log", "console", "tee", ...) */
+  const struct avm_plan_resource *res; /* the plan's resource (log, console, tee, ...) */
+  json_t *def;          /* ... as the plan prints it (borrowed) */
 };
 
-/* Create every resource of the array RESOURCES in order.  On failure
-   everything created so far is closed and removed.  Bad definitions are
-   input errors naming the resource.  */
+/* Create the N resources V (a plan's: avm_plan.resources, borrowed for the
+   life of *OUT) in order.  On failure everything created so far is closed
+   and removed.  */
+int avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct avm_resources **out,
+                               avm_error_t *err);
+/* The same from the JSON array RESOURCES (a plan's "resources" as printed).
+   Bad definitions are input errors naming the resource.  */
 int avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err);
 
 /* Close everything; remove the FIFOs this created and the unix sockets

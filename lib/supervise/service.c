@@ -54,73 +54,57 @@ svc_tail (const struct svc *s)
   return out;
 }
 
-static int
-parse_ready (struct svc *s, avm_error_t *err)
-{
-  json_t *r = json_object_get (s->def, "ready");
-  const char *type = json_string_value (json_object_get (r, "type"));
-  s->ready_path = json_string_value (json_object_get (r, "path"));
-  json_t *t = json_object_get (r, "timeout");
-  s->ready_timeout = (uint64_t) ((json_is_number (t) ? json_number_value (t) : 10.0) * USEC_PER_SEC);
-  if (!type || streq (type, "none"))
-    s->ready = READY_NONE;
-  else if (streq (type, "socket"))
-    s->ready = READY_SOCKET;
-  else if (streq (type, "file"))
-    s->ready = READY_FILE;
-  else if (streq (type, "notify"))
-    s->ready = READY_NOTIFY;
-  else
-    return avm_error_input (err, "service %s: unknown readiness \"%s\"", s->name, type);
-  if ((s->ready == READY_SOCKET || s->ready == READY_FILE) && !s->ready_path)
-    return avm_error_input (err, "service %s: readiness %s without a path", s->name, type);
-  return 0;
-}
-
 int
-svc_init (struct sv *sv, struct svc *s, json_t *def, avm_error_t *err)
+svc_init (struct sv *sv, struct svc *s, const struct avm_plan_service *def, avm_error_t *err)
 {
   int r;
   s->sv = sv;
   s->def = def;
-  s->name = json_string_value (json_object_get (def, "name"));
-  s->program = json_string_value (json_object_get (def, "program"));
-  s->argv = json_object_get (def, "argv");
+  s->name = def->name;
+  s->program = def->program;
+  s->qemu = def->kind == AVM_SERVICE_QEMU;
   s->pid = 0;
   s->out_fd = -1;
   s->notify_fd = -1;
   s->exit_code = -1;
-  if (!s->name || !json_is_array (s->argv) || json_array_size (s->argv) == 0)
-    return avm_error_input (err, "plan: service %zu has no name or argv", s->index);
+  s->ready = def->ready;
+  s->ready_path = def->ready_path;
+  s->ready_timeout = def->ready_timeout;
+  s->restart = def->restart;
+  s->critical = def->critical;
+  s->stop_timeout = def->stop_timeout;
   if (!s->program)
-    return avm_error_fail (err, ENOENT, "service %s: program \"%s\" not found (install it, or set paths.helpers)",
-                           s->name, json_string_value (json_array_get (s->argv, 0)));
-  const char *workdir = json_string_value (json_object_get (def, "workdir"));
-  if (workdir && (r = avm_mkdir_p (workdir, 0700, err)) < 0)
+    {
+      _cleanup_free_ char *arg0 = def->argc ? avm_plan_arg_string (&def->argv[0]) : NULL;
+      return avm_error_fail (err, ENOENT, "service %s: program \"%s\" not found (install it, or set paths.helpers)",
+                             s->name, arg0 ? arg0 : "?");
+    }
+  if (def->workdir && (r = avm_mkdir_p (def->workdir, 0700, err)) < 0)
     return r;
-  json_t *env = json_object_get (def, "env");
-  s->env = json_is_object (env) ? json_deep_copy (env) : json_object ();
-  if ((r = parse_ready (s, err)) < 0)
-    return r;
-  const char *restart = json_string_value (json_object_get (def, "restart"));
-  s->restart = !restart || streq (restart, "on-failure") ? RESTART_ON_FAILURE
-               : streq (restart, "always")              ? RESTART_ALWAYS
-                                                        : RESTART_NO;
-  s->critical = json_is_true (json_object_get (def, "critical"));
-  json_t *st = json_object_get (def, "stop_timeout");
-  s->stop_timeout = (uint64_t) ((json_is_number (st) ? json_number_value (st) : 5.0) * USEC_PER_SEC);
+  /* The plan's environment, and NOTIFY_SOCKET for a service that says
+     READY=1.  */
+  s->env = calloc (def->nenv + 2, sizeof *s->env);
+  if (!s->env)
+    return avm_error_sys (err, ENOMEM, "service %s", s->name);
+  memcpy (s->env, def->env, def->nenv * sizeof *s->env);
+  s->nenv = def->nenv;
 
   struct avm_logsink_config cfg = sv->logcfg;
   if ((r = avm_logsink_open (&cfg, s->name, s->name, 6, &s->log, err)) < 0)
     return r;
   avm_logsink_set_line_cb (s->log, tail_line, s);
 
-  if (s->ready == READY_NOTIFY)
+  if (s->ready == AVM_READY_NOTIFY)
     {
       s->notify_path = avm_strdupf ("%s/notify-%s.sock", sv->run_dir, s->name);
       if ((r = avm_notify_listen (s->notify_path, &s->notify_fd, err)) < 0)
         return r;
-      json_object_set_new (s->env, "NOTIFY_SOCKET", json_string (s->notify_path));
+      size_t k = 0;
+      while (k < s->nenv && !streq (s->env[k].name, "NOTIFY_SOCKET"))
+        k++;
+      s->env[k] = (struct avm_plan_pair) { (char *) "NOTIFY_SOCKET", s->notify_path };
+      if (k == s->nenv)
+        s->nenv++;
     }
   return 0;
 }
@@ -140,9 +124,8 @@ svc_clear (struct svc *s)
   s->out_fd = s->notify_fd = -1;
   avm_logsink_free (s->log);
   s->log = NULL;
-  json_decref (s->env);
+  free (s->env); /* (borrowed strings) */
   s->env = NULL;
-  free (s->after);
   free (s->ready_real);
   s->ready_real = NULL;
   s->ready_resolved = false;
@@ -185,9 +168,9 @@ on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
   s->timer = sd_event_source_unref (s->timer);
   if (s->state != SVC_STARTING)
     return 0;
-  const char *what = s->ready == READY_SOCKET   ? "its socket is not listening"
-                     : s->ready == READY_FILE   ? "its ready file does not exist"
-                     : s->ready == READY_NOTIFY ? "it did not send READY=1"
+  const char *what = s->ready == AVM_READY_SOCKET   ? "its socket is not listening"
+                     : s->ready == AVM_READY_FILE   ? "its ready file does not exist"
+                     : s->ready == AVM_READY_NOTIFY ? "it did not send READY=1"
                                                 : "not ready";
   _cleanup_free_ char *tail = svc_tail (s);
   sv_fail (s->sv, AVM_EXIT_SERVICE, "service %s (pid %d) not ready within %.1f s: %s%s%s%s%s%s; log: %s", s->name,
@@ -225,13 +208,14 @@ svc_start (struct svc *s, avm_error_t *err)
   _cleanup_free_ char *what = avm_strdupf ("service %s", s->name);
   struct avm_spawn_request req = {
     .program = s->program,
-    .argv = s->argv,
-    .env = s->env,
+    .args = s->def->argv,
+    .nargs = s->def->argc,
+    .envv = s->env,
+    .nenv = s->nenv,
     .lookup = avm_resources_lookup,
     .lookup_data = sv->res,
     .out_fd = p[1],
-    .workdir = json_string_value (json_object_get (s->def, "workdir")),
-    .literal = s->qemu,
+    .workdir = s->def->workdir,
     .what = s->qemu ? "QEMU" : what,
   };
   struct avm_child child;
@@ -269,29 +253,28 @@ svc_attach (struct svc *s, avm_error_t *err)
   if (s->notify_fd >= 0 && !s->notify_src
       && (r = sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
     return avm_error_sys (err, -r, "service %s: event source", s->name);
-  if (s->qemu || s->state != SVC_STARTING || s->ready == READY_NONE)
+  if (s->qemu || s->state != SVC_STARTING || s->ready == AVM_READY_NONE)
     return 0;
   if ((r = sv_timer_at (sv, &s->timer, s->t_spawn + s->ready_timeout, on_ready_timeout, s)) < 0)
     return avm_error_sys (err, -r, "service %s: timer", s->name);
   return 0;
 }
 
-/* After svc_start: a service without a readiness check is ready
-   now; the others are looked at once (this may start more services).  */
+/* After a restart: a service without a readiness check is ready now;
+   the others are looked at once.  */
 void
 svc_kick_ready (struct svc *s)
 {
   if (s->state != SVC_STARTING || s->qemu)
     return;
-  if (s->ready == READY_NONE)
+  if (s->ready == AVM_READY_NONE)
     svc_set_ready (s);
-  else
-    svc_check_ready (s->sv);
+  else if (svc_check_ready (s->sv))
+    sv_schedule (s->sv);
 }
 
-
-void
-svc_set_ready (struct svc *s)
+bool
+svc_mark_ready (struct svc *s)
 {
   struct sv *sv = s->sv;
   sv_timer_cancel (&s->timer);
@@ -300,7 +283,14 @@ svc_set_ready (struct svc *s)
   if (!s->qemu)
     sv_info (sv, "%s: ready in %.0f ms", s->name, (double) (s->t_ready - s->t_spawn) / USEC_PER_MSEC);
   sv_status (sv);
-  sv_schedule (sv);
+  return true;
+}
+
+void
+svc_set_ready (struct svc *s)
+{
+  svc_mark_ready (s);
+  sv_schedule (s->sv);
 }
 
 /* The shared readiness check: one read of /proc/net/unix serves every
@@ -316,7 +306,8 @@ on_ready_poll (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
   sv->ready_poll = sd_event_source_unref (sv->ready_poll);
-  svc_check_ready (sv);
+  if (svc_check_ready (sv))
+    sv_schedule (sv);
   return 0;
 }
 
@@ -329,7 +320,8 @@ on_ready_event (sd_event_source *src, int fd, uint32_t revents, void *data)
   char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
   while (read (fd, buf, sizeof buf) > 0) /* the events only wake us: drain them */
     ;
-  svc_check_ready (sv);
+  if (svc_check_ready (sv))
+    sv_schedule (sv);
   /* A socket is created by bind() and listens only after listen(): when
      something is still waited for, look again very soon rather than at
      the next tick.  */
@@ -374,24 +366,24 @@ ready_watch_add (struct svc *s)
   inotify_add_watch (sv->ready_inotify, dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
 }
 
-void
+bool
 svc_check_ready (struct sv *sv)
 {
-  const char *paths[2 * sv->n];
-  bool found[2 * sv->n], sockets = false, waiting = false;
-  memset (paths, 0, sizeof paths);
-  memset (found, 0, sizeof found);
+  const char **paths = sv->ready_paths;
+  bool *found = sv->ready_found, sockets = false, waiting = false, any = false;
+  memset (paths, 0, 2 * sv->n * sizeof *paths);
+  memset (found, 0, 2 * sv->n * sizeof *found);
   for (size_t i = 0; i < sv->n; i++)
     {
       struct svc *s = &sv->svcs[i];
-      if (s->state != SVC_STARTING || (s->ready != READY_SOCKET && s->ready != READY_FILE))
+      if (s->state != SVC_STARTING || (s->ready != AVM_READY_SOCKET && s->ready != AVM_READY_FILE))
         continue;
       if (!s->ready_watched)
         {
           ready_watch_add (s);
           s->ready_watched = true;
         }
-      if (s->ready == READY_FILE)
+      if (s->ready == AVM_READY_FILE)
         found[2 * i] = avm_file_ready (s->ready_path);
       else
         {
@@ -415,26 +407,25 @@ svc_check_ready (struct sv *sv)
   for (size_t i = 0; i < sv->n; i++)
     {
       struct svc *s = &sv->svcs[i];
-      /* (A service made ready may start more, and recurse here: states are
-         looked at again.)  */
-      if (s->state != SVC_STARTING || (s->ready != READY_SOCKET && s->ready != READY_FILE))
+      if (s->state != SVC_STARTING || (s->ready != AVM_READY_SOCKET && s->ready != AVM_READY_FILE))
         continue;
       if (found[2 * i] || found[2 * i + 1])
-        svc_set_ready (s);
+        any |= svc_mark_ready (s);
       else
         waiting = true;
     }
   if (!waiting || sv->phase == PHASE_STOPPING)
     {
       svc_ready_watch_close (sv); /* nothing waited for: no more wake-ups */
-      return;
+      return any;
     }
   if (sv->ready_poll)
-    return;
+    return any;
   uint64_t since = sv_now (sv) - sv->ready_poll_since;
   uint64_t delay = since < 50 * USEC_PER_MSEC ? USEC_PER_MSEC : since < USEC_PER_SEC ? 10 * USEC_PER_MSEC
                                                                                       : 50 * USEC_PER_MSEC;
   sv_timer (sv, &sv->ready_poll, delay, on_ready_poll, sv);
+  return any;
 }
 
 static int
@@ -504,7 +495,7 @@ svc_exited (struct svc *s, int code, int sig)
     s->failures = 0;
   if (failed)
     s->failures++;
-  bool want = s->restart == RESTART_ALWAYS || (s->restart == RESTART_ON_FAILURE && failed);
+  bool want = s->restart == AVM_RESTART_ALWAYS || (s->restart == AVM_RESTART_ON_FAILURE && failed);
   if (want && s->starts >= RESTART_BURST && now - s->burst[RESTART_BURST - 1] < RESTART_INTERVAL)
     {
       s->state = SVC_FAILED;
@@ -535,7 +526,7 @@ svc_exited (struct svc *s, int code, int sig)
   s->state = failed ? SVC_FAILED : SVC_EXITED;
   if (s->critical)
     sv_fail (sv, AVM_EXIT_SERVICE, "critical service %s %s (restart policy: %s)%s%s; log: %s", s->name, how,
-             s->restart == RESTART_NO ? "no" : "on-failure", tail ? "; last output: " : "", tail ? tail : "",
+             s->restart == AVM_RESTART_NO ? "no" : "on-failure", tail ? "; last output: " : "", tail ? tail : "",
              avm_logsink_path (s->log));
   else
     sv_info (sv, "%s: %s; not restarted (restart policy), the platform keeps running", s->name, how);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise/spawn.h"
+#include "util/analyzer.h"
 #include "util/cleanup.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
@@ -22,101 +23,106 @@
 
 extern char **environ;
 
-/* The plan's arguments: "$$" is a literal '$', "${fd:NAME}" a descriptor
-   reference (profile/vars.h, keep_dollar); anything else is literal.
-   Calls FN for each reference; returns the argument with the references
-   replaced by FN's text (malloc'd), or NULL for an unterminated one.  */
-static char *
-scan_arg (const char *arg, const char *(*fn) (void *data, const char *name, size_t len, char *buf), void *data)
-{
-  struct avm_strbuf b = { 0 };
-  for (const char *p = arg; *p;)
-    {
-      const char *d = strchr (p, '$');
-      if (!d)
-        {
-          avm_strbuf_adds (&b, p);
-          break;
-        }
-      avm_strbuf_add (&b, p, d - p);
-      if (d[1] == '$')
-        {
-          avm_strbuf_add (&b, "$", 1);
-          p = d + 2;
-          continue;
-        }
-      if (strncmp (d, "${fd:", 5) != 0)
-        {
-          avm_strbuf_add (&b, "$", 1);
-          p = d + 1;
-          continue;
-        }
-      const char *end = strchr (d, '}');
-      if (!end)
-        {
-          avm_strbuf_free (&b);
-          return NULL;
-        }
-      char num[24];
-      avm_strbuf_adds (&b, fn (data, d + 5, end - d - 5, num));
-      p = end + 1;
-    }
-  return avm_strbuf_steal (&b);
-}
-
-static const char *
-collect_one (void *data, const char *name, size_t len, char *buf)
-{
-  struct avm_argv *names = data;
-  _cleanup_free_ char *n = strndup (name, len);
-  if (n && !avm_strv_contains (names->v, n) && names->n < MAX_PASSED + 1)
-    avm_argv_push (names, n);
-  buf[0] = '\0';
-  return buf;
-}
-
-/* Collect the ${fd:NAME} names of ARGV in order of first use.  */
+/* The descriptors ARGS pass, by name in order of first use (the argument
+   pieces were split at plan time: profile/vars.h, avm_vars_split_fd).  */
 static int
-collect_fds (json_t *argv, struct avm_argv *names, const char *what, avm_error_t *err)
+collect_fds (const struct avm_plan_arg *args, size_t nargs, struct avm_argv *names, const char *what,
+             avm_error_t *err)
 {
-  size_t i;
-  json_t *a;
-  json_array_foreach (argv, i, a)
-    {
-      _cleanup_free_ char *scanned = scan_arg (json_string_value (a) ?: "", collect_one, names);
-      if (!scanned)
-        return avm_error_input (err, "%s: argument %zu: unterminated ${fd:", what, i);
-      if (names->n > MAX_PASSED)
-        return avm_error_input (err, "%s: more than %d descriptors", what, MAX_PASSED);
-    }
+  for (size_t i = 0; i < nargs; i++)
+    for (size_t k = 0; k < args[i].n; k++)
+      if (args[i].pieces[k].fd && !avm_strv_contains (names->v, args[i].pieces[k].text))
+        {
+          if (names->n >= MAX_PASSED)
+            return avm_error_input (err, "%s: more than %d descriptors", what, MAX_PASSED);
+          if (avm_argv_push (names, args[i].pieces[k].text) < 0)
+            return avm_error_sys (err, ENOMEM, "%s", what);
+        }
   return 0;
 }
 
-struct fd_map
+/* ARG with each descriptor reference replaced by its number: 3 + its index
+   in MAP.  */
+static char *
+join_arg (const struct avm_plan_arg *arg, char *const *map, size_t n)
 {
-  char *const *map;
-  size_t n;
-};
-
-static const char *
-number_of (void *data, const char *name, size_t len, char *buf)
-{
-  const struct fd_map *m = data;
-  size_t k = 0;
-  for (; k < m->n; k++)
-    if (strlen (m->map[k]) == len && strncmp (m->map[k], name, len) == 0)
-      break;
-  snprintf (buf, 24, "%zu", 3 + k);
-  return buf;
+  struct avm_strbuf b = { 0 };
+  for (size_t i = 0; i < arg->n; i++)
+    {
+      if (!arg->pieces[i].fd)
+        {
+          avm_strbuf_adds (&b, arg->pieces[i].text);
+          continue;
+        }
+      size_t k = 0;
+      while (k < n && !streq (map[k], arg->pieces[i].text))
+        k++;
+      avm_strbuf_addf (&b, "%zu", 3 + k);
+    }
+  return avm_strbuf_steal (&b);
 }
 
 char *
 avm_spawn_expand_arg (const char *arg, char *const *map, size_t n)
 {
-  struct fd_map m = { map, n };
-  char *r = scan_arg (arg, number_of, &m);
-  return r ? r : strdup (arg);
+  struct avm_plan_arg a;
+  if (avm_plan_arg_parse (arg, &a) < 0)
+    return strdup (arg);
+  char *r = join_arg (&a, map, n);
+  avm_plan_arg_clear (&a);
+  return r;
 }
+
+/* A request given as JSON (an array of arguments, an object of
+   variables): the same as a plan's.  */
+struct owned_args
+{
+  struct avm_plan_arg *args;
+  size_t nargs, cap;
+  struct avm_plan_pair *env;
+  size_t nenv;
+};
+
+static void
+owned_args_clear (struct owned_args *o)
+{
+  for (size_t i = 0; i < o->cap; i++) /* (a failed one is cleared too) */
+    avm_plan_arg_clear (&o->args[i]);
+  free (o->args);
+  free (o->env); /* (borrowed strings) */
+}
+
+/* make lint: false positive: the pieces belong to O->args (freed by
+   owned_args_clear up to O->cap); the analyzer loses them in the array.  */
+AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
+static int
+from_json (const struct avm_spawn_request *req, struct owned_args *o, avm_error_t *err)
+{
+  size_t i;
+  json_t *a;
+  o->cap = json_array_size (req->argv);
+  o->args = calloc (o->cap + 1, sizeof *o->args);
+  o->env = calloc (json_object_size (req->env) + 1, sizeof *o->env);
+  if (!o->args || !o->env)
+    return avm_error_sys (err, ENOMEM, "%s", req->what);
+  json_array_foreach (req->argv, i, a)
+    {
+      const char *s = json_string_value (a) ?: "";
+      struct avm_plan_arg *arg = &o->args[o->nargs];
+      int r = req->literal ? avm_plan_arg_literal (s, arg) : avm_plan_arg_parse (s, arg);
+      if (r == -EINVAL)
+        return avm_error_input (err, "%s: argument %zu: unterminated ${fd:", req->what, i);
+      if (r < 0)
+        return avm_error_sys (err, -r, "%s", req->what);
+      o->nargs++;
+    }
+  const char *k;
+  json_t *v;
+  json_object_foreach (req->env, k, v)
+    o->env[o->nenv++] = (struct avm_plan_pair) { (char *) k, (char *) json_string_value (v) };
+  return 0;
+}
+AVM_ANALYZER_IGNORE_END
 
 /* In the child, which shares the parent's memory (CLONE_VM | CLONE_VFORK):
    only system calls until exec, nothing that allocates or takes a lock.
@@ -207,10 +213,21 @@ int
 avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error_t *err)
 {
   struct avm_argv names = { 0 }, argv = { 0 }, env = { 0 };
+  struct owned_args owned = { 0 };
+  const struct avm_plan_arg *args = req->args;
+  size_t nargs = req->nargs;
+  const struct avm_plan_pair *envv = req->envv;
+  size_t nenv = req->nenv;
   int src[MAX_PASSED], r;
   pid_t pid;
 
-  if (!req->literal && (r = collect_fds (req->argv, &names, req->what, err)) < 0)
+  if (!args)
+    {
+      if ((r = from_json (req, &owned, err)) < 0)
+        goto out;
+      args = owned.args, nargs = owned.nargs, envv = owned.env, nenv = owned.nenv;
+    }
+  if ((r = collect_fds (args, nargs, &names, req->what, err)) < 0)
     goto out;
   for (size_t i = 0; i < names.n; i++)
     {
@@ -221,25 +238,20 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
           goto out;
         }
     }
-  size_t i;
-  json_t *a;
-  json_array_foreach (req->argv, i, a)
-    avm_argv_push_take (&argv, req->literal ? strdup (json_string_value (a))
-                                            : avm_spawn_expand_arg (json_string_value (a), names.v, names.n));
+  for (size_t i = 0; i < nargs; i++)
+    avm_argv_push_take (&argv, join_arg (&args[i], names.v, names.n));
   /* Environment: ours, with the service's additions replacing.  */
-  const char *k;
-  json_t *v;
   for (char **e = environ; *e; e++)
     {
       size_t kl = strcspn (*e, "=");
       bool replaced = false;
-      json_object_foreach (req->env, k, v)
-        replaced |= strlen (k) == kl && strncmp (k, *e, kl) == 0;
+      for (size_t k = 0; k < nenv; k++)
+        replaced |= strlen (envv[k].name) == kl && strncmp (envv[k].name, *e, kl) == 0;
       if (!replaced)
         avm_argv_push (&env, *e);
     }
-  json_object_foreach (req->env, k, v)
-    avm_argv_pushf (&env, "%s=%s", k, json_string_value (v));
+  for (size_t k = 0; k < nenv; k++)
+    avm_argv_pushf (&env, "%s=%s", envv[k].name, envv[k].value ?: "");
   if (!argv.v || !env.v)
     {
       r = avm_error_sys (err, ENOMEM, "%s", req->what);
@@ -297,6 +309,7 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
   out->pid = pid;
   r = 0;
 out:
+  owned_args_clear (&owned);
   avm_argv_clear (&names);
   avm_argv_clear (&argv);
   avm_argv_clear (&env);

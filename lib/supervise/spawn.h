@@ -14,6 +14,7 @@
  */
 #pragma once
 
+#include "plan/plan.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -27,14 +28,20 @@ typedef int (*avm_fd_lookup_fn) (void *data, const char *name);
 struct avm_spawn_request
 {
   const char *program;     /* absolute path */
-  json_t *argv;            /* array of strings; argv[0] is kept as the process name */
-  json_t *env;             /* object of additions, or NULL */
+  /* The arguments, argv[0] kept as the process name: a plan's (split at
+     plan time), or else an array of strings written as a plan's are.  */
+  const struct avm_plan_arg *args;
+  size_t nargs;
+  json_t *argv;
+  /* Environment additions: a plan's pairs, or else an object, or NULL.  */
+  const struct avm_plan_pair *envv;
+  size_t nenv;
+  json_t *env;
   avm_fd_lookup_fn lookup; /* for ${fd:NAME} */
   void *lookup_data;
   int out_fd;              /* stdout and stderr, or -1 for /dev/null */
   const char *workdir;     /* working directory, or NULL for the supervisor's */
-  bool literal;            /* ARGV as it is: no ${fd:NAME}, no "$$" (QEMU's command line, which the dry run
-                              prints as the shell command it is) */
+  bool literal;            /* ARGV (the JSON array) as it is: no ${fd:NAME}, no "$$" */
   const char *what;        /* "service kernel_log_monitor", for messages */
 };
 
@@ -46,5 +53,6 @@ struct avm_child
 int avm_spawn (const struct avm_spawn_request *req, struct avm_child *child, avm_error_t *err);
 
 /* Expand ${fd:NAME} in ARG given the mapping decided by avm_spawn (exposed
-   for tests): MAP[i] names the resource passed as descriptor 3 + i.  */
+   for tests): MAP[i] names the resource passed as descriptor 3 + i; ARG as
+   it is when it cannot be read.  */
 char *avm_spawn_expand_arg (const char *arg, char *const *map, size_t n);

@@ -7,6 +7,7 @@
  */
 #include "supervise/internal.h"
 #include "util/cleanup.h"
+#include "util/json.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -62,49 +63,44 @@ sv_status_json (struct sv *sv)
   if (!j)
     return NULL;
   /* The Functional Safety verdict of the plan this instance runs.  */
-  json_object_set_new (j, "approved", json_boolean (!json_is_false (json_object_get (sv->pj, "approved"))));
-  json_t *unapproved = json_object_get (sv->pj, "unapproved");
-  json_object_set_new (j, "unapproved", unapproved ? json_deep_copy (unapproved) : json_array ());
+  json_object_set_new (j, "approved", json_boolean (sv->plan->approved));
+  json_t *unapproved = json_array ();
+  for (size_t i = 0; sv->plan->unapproved && sv->plan->unapproved[i]; i++)
+    json_array_append_new (unapproved, json_string (sv->plan->unapproved[i]));
+  json_object_set_new (j, "unapproved", unapproved);
   /* How the guest is reached, from the plan: its vsock CID, NICs' MACs,
      adb and display endpoints.  */
-  json_t *guest = json_object_get (sv->pj, "guest");
-  static const char *const reach[] = { "cid", "macs", "adb", "display" };
-  for (size_t i = 0; i < ARRAY_SIZE (reach); i++)
-    {
-      json_t *v = json_object_get (guest, reach[i]);
-      json_object_set_new (j, reach[i], v ? json_deep_copy (v) : json_null ());
-    }
-  json_object_set_new (j, "booted", json_boolean (sv->boots > 0));
-  json_object_set_new (j, "boot_time", sv->boots > 0 ? seconds (sv->t_booted - sv->t_qemu) : json_null ());
-  json_object_set_new (j, "boots", json_integer (sv->boots));
+  _cleanup_json_ json_t *guest = avm_plan_guest_json (sv->plan);
+  json_object_update (j, guest);
+  json_object_set_new (j, "booted", json_boolean (sv->g.boots > 0));
+  json_object_set_new (j, "boot_time", sv->g.boots > 0 ? seconds (sv->g.t_booted - sv->g.t_qemu) : json_null ());
+  json_object_set_new (j, "boots", json_integer (sv->g.boots));
   if (sv->stop_reason)
     json_object_set_new (j, "stop_reason", json_string (sv->stop_reason));
-  struct svc *q = sv->qemu;
+  struct svc *q = &sv->g.qemu;
   json_t *qj = service_json (sv, q, now);
   json_object_del (qj, "critical");
   json_object_del (qj, "restarts");
   json_object_del (qj, "starts");
-  json_object_set_new (qj, "monitor", json_boolean (sv->qmp_ready));
-  json_object_set_new (qj, "status", sv->qemu_status ? json_string (sv->qemu_status) : json_null ());
+  json_object_set_new (qj, "monitor", json_boolean (sv->g.qmp_ready));
+  json_object_set_new (qj, "status", sv->g.qemu_status ? json_string (sv->g.qemu_status) : json_null ());
   json_object_set_new (j, "qemu", qj);
   json_t *arr = json_array ();
-  for (size_t i = 0; i + 1 < sv->n; i++)
+  for (size_t i = 0; i < sv->n; i++)
     json_array_append_new (arr, service_json (sv, &sv->svcs[i], now));
   /* Services the plan skipped (program not installed): never started.  */
-  size_t k;
-  json_t *sk;
-  json_array_foreach (json_object_get (sv->pj, "skipped_services"), k, sk)
-    json_array_append_new (arr, json_pack ("{s:O, s:s, s:b, s:O, s:i, s:i, s:n, s:n, s:n}", "name",
-                                           json_object_get (sk, "name"), "state", "skipped", "critical", 0, "reason",
-                                           json_object_get (sk, "reason"), "starts", 0, "restarts", 0, "pid",
+  for (size_t k = 0; k < sv->plan->nskipped; k++)
+    json_array_append_new (arr, json_pack ("{s:s, s:s, s:b, s:s, s:i, s:i, s:n, s:n, s:n}", "name",
+                                           sv->plan->skipped[k].name, "state", "skipped", "critical", 0, "reason",
+                                           sv->plan->skipped[k].reason, "starts", 0, "restarts", 0, "pid",
                                            "uptime", "ready_after"));
   json_object_set_new (j, "services", arr);
   arr = json_array ();
-  for (size_t i = 0; i < sv->ncons; i++)
-    json_array_append_new (arr, json_pack ("{s:s, s:s, s:I, s:b}", "name", sv->cons[i].name, "log",
-                                           avm_logsink_path (sv->cons[i].log), "bytes",
-                                           (json_int_t) avm_logsink_bytes (sv->cons[i].log), "boot",
-                                           sv->cons[i].boot));
+  for (size_t i = 0; i < sv->g.ncons; i++)
+    json_array_append_new (arr, json_pack ("{s:s, s:s, s:I, s:b}", "name", sv->g.cons[i].name, "log",
+                                           avm_logsink_path (sv->g.cons[i].log), "bytes",
+                                           (json_int_t) avm_logsink_bytes (sv->g.cons[i].log), "boot",
+                                           sv->g.cons[i].boot));
   json_object_set_new (j, "consoles", arr);
   return j;
 }
@@ -116,13 +112,14 @@ sv_control (void *data, const char *command, json_t *request)
   if (streq (command, "status"))
     {
       /* Keep the cached QEMU status fresh for the next caller.  */
-      if (sv->qmp_ready)
+      if (sv->g.qmp_ready)
         guest_watchdog_refresh (sv);
       return sv_status_json (sv);
     }
   if (streq (command, "stop"))
     {
-      bool now = json_is_true (json_object_get (request, "kill"));
+      int now = 0;
+      json_unpack (request, "{s?b}", "kill", &now);
       bool already = sv->phase == PHASE_STOPPING;
       if (now)
         sv_kill_now (sv, "avm stop --kill");

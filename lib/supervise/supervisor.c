@@ -104,120 +104,6 @@ sv_fail (struct sv *sv, int status, const char *fmt, ...)
   sv_request_stop (sv, "failure");
 }
 
-/* STATUS= for the phase, sent when it changed.  */
-void
-sv_status (struct sv *sv)
-{
-  size_t helpers = sv->n - 1, ready = 0;
-  _cleanup_free_ char *text = NULL;
-  for (size_t i = 0; i < helpers; i++)
-    ready += sv->svcs[i].state == SVC_READY;
-  switch (sv->phase)
-    {
-    case PHASE_HELPERS:
-      text = avm_strdupf ("starting helpers %zu/%zu", ready, helpers);
-      break;
-    case PHASE_QEMU:
-      text = avm_strdupf ("starting QEMU");
-      break;
-    case PHASE_BOOTING:
-      text = avm_strdupf ("booting");
-      break;
-    case PHASE_RUNNING:
-      if (ready < helpers)
-        text = avm_strdupf ("running, %zu/%zu helpers ready", ready, helpers);
-      else
-        text = avm_strdupf ("running, booted in %.1f s", (double) (sv->t_booted - sv->t_qemu) / USEC_PER_SEC);
-      break;
-    case PHASE_STOPPING:
-      text = avm_strdupf ("stopping");
-      break;
-    }
-  if (!text || (sv->last_status && streq (sv->last_status, text)))
-    return;
-  avm_notify (&sv->notifier, "STATUS=%s", text);
-  free (sv->last_status);
-  sv->last_status = steal_pointer (&text);
-}
-
-/* ---- starting ----------------------------------------------------------- */
-
-/* Spawn every helper that is waiting and whose `after` services are all
-   ready, marking it in STARTED; stops at the first that cannot be spawned
-   (marked failed, its error in ERR).  Needs no event loop (start_early).  */
-static int
-spawn_batch (struct sv *sv, bool *started, avm_error_t *err)
-{
-  for (size_t i = 0; i + 1 < sv->n; i++)
-    {
-      struct svc *s = &sv->svcs[i];
-      if (s->state != SVC_WAITING)
-        continue;
-      bool go = true;
-      for (size_t k = 0; k < s->nafter; k++)
-        go &= sv->svcs[s->after[k]].state == SVC_READY;
-      if (!go)
-        continue;
-      sv->ready_poll_since = sv_now (sv);
-      int r = svc_start (s, err);
-      if (r < 0)
-        {
-          s->state = SVC_FAILED;
-          return r;
-        }
-      started[i] = true;
-    }
-  return 0;
-}
-
-/* Start whatever can start: helpers whose `after` services are ready, QEMU
-   once every helper is.  The whole batch of startable helpers is started
-   before the readiness of any is looked at (which may start more: this
-   function runs again from svc_set_ready), so their start-ups overlap.  */
-void
-sv_schedule (struct sv *sv)
-{
-  if (sv->phase == PHASE_STOPPING)
-    return;
-  bool started[sv->n];
-  memset (started, 0, sizeof started);
-  _cleanup_error_ avm_error_t err = NULL;
-  if (spawn_batch (sv, started, &err) < 0)
-    {
-      sv_fail (sv, AVM_EXIT_SERVICE, "%s", err->msg);
-      return;
-    }
-  /* Those spawned before the loop existed (start_early) are looked at with
-     the first batch.  */
-  for (size_t i = 0; i + 1 < sv->n; i++)
-    if (sv->svcs[i].early)
-      {
-        sv->svcs[i].early = false;
-        started[i] = sv->svcs[i].state == SVC_STARTING;
-      }
-  /* Those without a readiness check are ready now; those waiting for a
-     socket or a file are looked at once for the whole batch.  */
-  bool check = false;
-  for (size_t i = 0; i + 1 < sv->n && sv->phase == PHASE_HELPERS; i++)
-    if (started[i])
-      {
-        if (sv->svcs[i].ready == READY_SOCKET || sv->svcs[i].ready == READY_FILE)
-          check = true;
-        else
-          svc_kick_ready (&sv->svcs[i]);
-      }
-  if (check && sv->phase == PHASE_HELPERS)
-    svc_check_ready (sv);
-  if (sv->phase != PHASE_HELPERS)
-    return;
-  bool all_ready = true;
-  for (size_t i = 0; i + 1 < sv->n; i++)
-    all_ready &= sv->svcs[i].state == SVC_READY;
-  sv_status (sv);
-  if (all_ready && sv->qemu->state == SVC_WAITING)
-    guest_start (sv);
-}
-
 /* ---- stopping ----------------------------------------------------------- */
 
 /* Next step of the stop sequence: QEMU first, then the helpers in reverse
@@ -227,12 +113,12 @@ sv_stop_continue (struct sv *sv)
 {
   if (sv->phase != PHASE_STOPPING)
     return;
-  if (sv->qemu->pid > 0)
+  if (sv->g.qemu.pid > 0)
     {
       guest_stop (sv);
       return;
     }
-  for (size_t i = sv->n - 1; i-- > 0;)
+  for (size_t i = sv->n; i-- > 0;)
     {
       struct svc *s = &sv->svcs[i];
       if (s->state == SVC_BACKOFF)
@@ -270,23 +156,12 @@ sv_request_stop (struct sv *sv, const char *reason)
 {
   if (sv->phase == PHASE_STOPPING)
     return;
-  sv->phase = PHASE_STOPPING;
   free (sv->stop_reason);
   sv->stop_reason = strdup (reason);
-  sv_timer_cancel (&sv->boot_timer);
-  sv_timer_cancel (&sv->extend_timer);
-  sv_timer_cancel (&sv->progress_timer);
-  sv_timer_cancel (&sv->ready_poll);
-  svc_ready_watch_close (sv);
-  /* Tell the manager how long the whole sequence may take.  */
-  uint64_t budget = sv->qemu->stop_timeout + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC;
-  for (size_t i = 0; i + 1 < sv->n; i++)
-    budget += sv->svcs[i].stop_timeout;
-  avm_notify (&sv->notifier, "STOPPING=1\nSTATUS=stopping (%s)\nEXTEND_TIMEOUT_USEC=%llu", reason,
-              (unsigned long long) budget);
+  sv_set_phase (sv, PHASE_STOPPING, reason);
   if (!streq (reason, "failure"))
     sv_info (sv, "stopping: %s", reason);
-  for (size_t i = 0; i + 1 < sv->n; i++)
+  for (size_t i = 0; i < sv->n; i++)
     if (sv->svcs[i].state == SVC_STARTING || sv->svcs[i].state == SVC_WAITING)
       sv_timer_cancel (&sv->svcs[i].timer);
   sv_stop_continue (sv);
@@ -305,12 +180,15 @@ sv_kill_now (struct sv *sv, const char *reason)
     }
   if (sv->phase != PHASE_STOPPING)
     sv_request_stop (sv, reason);
-  for (size_t i = 0; i < sv->n; i++)
-    if (sv->svcs[i].pid > 0)
-      {
-        sv->svcs[i].state = SVC_STOPPING;
-        svc_kill (&sv->svcs[i]);
-      }
+  for (size_t i = 0; i <= sv->n; i++)
+    {
+      struct svc *s = i < sv->n ? &sv->svcs[i] : &sv->g.qemu;
+      if (s->pid > 0)
+        {
+          s->state = SVC_STOPPING;
+          svc_kill (s);
+        }
+    }
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -333,6 +211,8 @@ on_signal (sd_event_source *src, const struct signalfd_siginfo *si, void *data)
 static struct svc *
 find_pid (struct sv *sv, pid_t pid)
 {
+  if (sv->g.qemu.pid == pid)
+    return &sv->g.qemu;
   for (size_t i = 0; i < sv->n; i++)
     if (sv->svcs[i].pid == pid)
       return &sv->svcs[i];
@@ -386,92 +266,41 @@ on_extend (sd_event_source *src, uint64_t usec, void *data)
 
 /* ---- setup -------------------------------------------------------------- */
 
-/* make lint: false positive: s->after is owned by SV (freed with it); the analyzer
-   loses it once stored in the svcs array.  */
-AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
-static int
-resolve_after (struct sv *sv, avm_error_t *err)
-{
-  for (size_t i = 0; i + 1 < sv->n; i++)
-    {
-      struct svc *s = &sv->svcs[i];
-      json_t *after = json_object_get (s->def, "after");
-      size_t k;
-      json_t *a;
-      s->after = calloc (json_array_size (after) + 1, sizeof *s->after);
-      if (!s->after)
-        return avm_error_sys (err, ENOMEM, "services");
-      json_array_foreach (after, k, a)
-        {
-          const char *name = json_string_value (a);
-          size_t j = 0;
-          while (j + 1 < sv->n && !(sv->svcs[j].name && name && streq (sv->svcs[j].name, name)))
-            j++;
-          if (j + 1 >= sv->n || j >= i)
-            return avm_error_input (err, "service %s: after \"%s\": no such service started before it", s->name,
-                                    name ? name : "?");
-          s->after[s->nafter++] = j;
-        }
-    }
-  return 0;
-}
-AVM_ANALYZER_IGNORE_END
-
 static int
 setup_services (struct sv *sv, avm_error_t *err)
 {
-  json_t *services = json_object_get (sv->pj, "services");
-  json_t *qemu = json_object_get (sv->pj, "qemu");
-  size_t n = json_array_size (services);
+  const struct avm_plan *plan = sv->plan;
+  size_t n = plan->nservices - 1; /* the last is QEMU */
   int r;
   sv->svcs = calloc (n + 1, sizeof *sv->svcs);
-  if (!sv->svcs)
+  sv->started = calloc (n + 1, sizeof *sv->started);
+  sv->ready_paths = calloc (2 * n + 1, sizeof *sv->ready_paths);
+  sv->ready_found = calloc (2 * n + 1, sizeof *sv->ready_found);
+  if (!sv->svcs || !sv->started || !sv->ready_paths || !sv->ready_found)
     return avm_error_sys (err, ENOMEM, "services");
   for (size_t i = 0; i < n; i++)
     {
       sv->svcs[i].index = i;
       sv->n = i + 1;
-      if ((r = svc_init (sv, &sv->svcs[i], json_array_get (services, i), err)) < 0)
+      if ((r = svc_init (sv, &sv->svcs[i], &plan->services[i], err)) < 0)
         return r;
     }
-  /* QEMU: a service without readiness rule of its own (QMP decides).  */
-  struct svc *q = &sv->svcs[n];
-  sv->n = n + 1;
-  sv->qemu = q;
-  json_t *stop = json_object_get (sv->pj, "stop_timeout");
-  json_t *def = sv->qemu_def = json_pack ("{s:s, s:O, s:s?, s:{s:s}, s:s, s:b, s:f}", "name", "qemu", "argv",
-                                           json_object_get (qemu, "argv"), "program",
-                                           json_string_value (json_object_get (qemu, "binary")), "ready", "type",
-                                           "none", "restart", "no", "critical", 1, "stop_timeout",
-                                           json_is_number (stop) ? json_number_value (stop) : 30.0);
-  if (!def)
-    return avm_error_input (err, "plan: no qemu.argv or qemu.binary");
-  q->index = n;
-  q->qemu = true;
-  if ((r = svc_init (sv, q, def, err)) < 0)
-    return r;
-  q->ready = READY_QMP;
-  return resolve_after (sv, err);
+  return svc_init (sv, &sv->g.qemu, avm_plan_qemu (plan), err);
 }
 
 static int
 setup_dirs (struct sv *sv, avm_error_t *err)
 {
   int r;
-  json_t *vars = json_object_get (sv->pj, "variables");
-  sv->run_dir = json_string_value (json_object_get (vars, "run_dir"));
-  sv->state_dir = json_string_value (json_object_get (vars, "state_dir"));
-  if (!sv->run_dir || !sv->state_dir)
-    return avm_error_input (err, "plan: no run_dir or state_dir");
+  sv->run_dir = sv->plan->run_dir;
+  sv->state_dir = sv->plan->state_dir;
   if ((r = avm_rundir_acquire (sv->run_dir, &sv->rundir, err)) < 0)
     return r;
   if ((r = avm_mkdir_p (sv->state_dir, 0750, err)) < 0)
     return r;
-  json_t *logs = json_object_get (sv->pj, "logs");
   sv->log_dir = avm_path_join (sv->state_dir, "logs");
   if ((r = avm_mkdir_p (sv->log_dir, 0750, err)) < 0)
     return r;
-  json_t *max = json_object_get (logs, "max_size"), *files = json_object_get (logs, "files");
   bool journal = sv->o->log_target == AVM_LOG_JOURNAL;
   if (sv->o->log_target == AVM_LOG_AUTO)
     {
@@ -491,14 +320,14 @@ setup_dirs (struct sv *sv, avm_error_t *err)
   struct tm tm;
   strftime (stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
   free (sv->run_header);
-  bool approved = !json_is_false (json_object_get (sv->pj, "approved"));
+  bool approved = sv->plan->approved;
   sv->run_header = avm_strdupf ("avm %s: instance %d, profile %s, started %s, pid %d%s", AVM_VERSION, sv->instance,
                                 sv->profile ? sv->profile : "?", stamp, (int) getpid (),
                                 approved ? "" : ", UNAPPROVED configuration (--allow-unapproved)");
   sv->logcfg = (struct avm_logsink_config) {
     .dir = sv->log_dir,
-    .max_size = json_is_integer (max) ? (uint64_t) json_integer_value (max) : 8ULL << 20,
-    .keep = json_is_integer (files) ? (unsigned) json_integer_value (files) - 1 : 2,
+    .max_size = sv->plan->log_max_size,
+    .keep = sv->plan->log_files - 1,
     .journal = journal,
     .instance = sv->instance,
     .echo_fd = sv->o->verbose ? STDERR_FILENO : -1,
@@ -519,11 +348,11 @@ setup_dirs (struct sv *sv, avm_error_t *err)
    Kept from run to run (U-Boot's environment lives there); made anew when
    missing or when a new bootloader wants another size.  */
 static int
-sync_flash (struct sv *sv, json_t *d, avm_error_t *err)
+sync_flash (struct sv *sv, const struct avm_plan_generated *d, avm_error_t *err)
 {
-  const char *path = json_string_value (json_object_get (d, "path"));
-  const char *code = json_string_value (json_object_get (d, "code"));
-  uint64_t pad = (uint64_t) json_integer_value (json_object_get (d, "pad_to"));
+  const char *path = d->path;
+  const char *code = d->code;
+  uint64_t pad = d->pad_to;
   struct stat cs, vs;
   if (stat (code, &cs) < 0)
     return avm_error_sys (err, errno, "firmware.bios %s", code);
@@ -548,29 +377,26 @@ sync_flash (struct sv *sv, json_t *d, avm_error_t *err)
 static int
 sync_generated_disks (struct sv *sv, avm_error_t *err)
 {
-  json_t *props = json_object_get (sv->pj, "boot_properties");
-  const char *arch = json_string_value (json_object_get (json_object_get (sv->pj, "variables"), "arch"));
-  size_t i;
-  json_t *d;
-  json_array_foreach (json_object_get (sv->pj, "generated_disks"), i, d)
+  const struct avm_plan *plan = sv->plan;
+  _cleanup_json_ json_t *props = NULL;
+  for (size_t i = 0; i < plan->ngenerated; i++)
     {
-      const char *path = json_string_value (json_object_get (d, "path"));
-      const char *key = json_string_value (json_object_get (d, "key"));
+      const struct avm_plan_generated *d = &plan->generated[i];
       bool rebuilt = false;
-      if (json_object_get (d, "kind") && streq (json_string_value (json_object_get (d, "kind")), "flash"))
+      int r;
+      if (d->flash)
         {
-          int r = sync_flash (sv, d, err);
-          if (r < 0)
+          if ((r = sync_flash (sv, d, err)) < 0)
             return r;
           continue;
         }
-      _cleanup_json_ json_t *empty = json_object ();
-      int r = avm_props_sync (path, props ? props : empty, arch ? arch : "x86_64", key, &rebuilt, err);
-      if (r < 0)
+      /* (disk/propsync.h takes the properties as an object.)  */
+      if (!props && !(props = avm_plan_boot_props_json (plan)))
+        return avm_error_sys (err, ENOMEM, "boot properties");
+      if ((r = avm_props_sync (d->path, props, plan->arch, d->key, &rebuilt, err)) < 0)
         return r;
       if (rebuilt)
-        sv_info (sv, "%s: (re)built with the profile's boot properties",
-                 json_string_value (json_object_get (d, "name")) ?: path);
+        sv_info (sv, "%s: (re)built with the profile's boot properties", d->name ?: d->path);
     }
   return 0;
 }
@@ -595,24 +421,6 @@ setup_signals (struct sv *sv, avm_error_t *err)
   return 0;
 }
 
-/* The helpers that wait for nothing are spawned before the event loop
-   exists: a spawn needs no sd-event, and libsystemd, loaded on a thread
-   meanwhile (avm_systemd_prefetch), is then ready when setup_loop needs it
-   instead of being waited for on the way to QEMU.  Their event sources
-   are attached by setup_loop; their readiness is looked at by the first
-   sv_schedule.  A spawn that fails here is reported the same way as one
-   in the loop (sv_fail, once the loop exists), so the helpers already
-   started are stopped in order, not killed.  */
-static void
-start_early (struct sv *sv)
-{
-  bool started[sv->n];
-  memset (started, 0, sizeof started);
-  spawn_batch (sv, started, &sv->early_error); /* (nothing is ready yet: those with no `after`) */
-  for (size_t i = 0; i + 1 < sv->n; i++)
-    sv->svcs[i].early = started[i];
-}
-
 /* The event loop: the first use of libsystemd, which avm start has been
    loading meanwhile (avm_systemd_prefetch), so it comes after the work
    that does not need it.  */
@@ -630,7 +438,9 @@ setup_loop (struct sv *sv, avm_error_t *err)
   if (sv->notifier.watchdog_usec > 0)
     sv_timer (sv, &sv->watchdog_timer, sv->notifier.watchdog_usec / 2, on_watchdog, sv);
   sv_timer (sv, &sv->extend_timer, EXTEND_INTERVAL, on_extend, sv);
-  for (size_t i = 0; i + 1 < sv->n; i++)
+  if ((r = sv_schedule_attach (sv, err)) < 0)
+    return r;
+  for (size_t i = 0; i < sv->n; i++)
     if (sv->svcs[i].pid > 0 && (r = svc_attach (&sv->svcs[i], err)) < 0)
       return r;
   return 0;
@@ -641,9 +451,9 @@ teardown (struct sv *sv)
 {
   /* Anything still alive (a failed setup, or a group member that outlived
      its leader) goes now; then every remaining child is reaped.  */
-  for (size_t i = 0; i < sv->n; i++)
+  for (size_t i = 0; i <= sv->n; i++)
     {
-      struct svc *s = &sv->svcs[i];
+      struct svc *s = i < sv->n ? &sv->svcs[i] : &sv->g.qemu;
       if (s->pid > 0)
         {
           kill (-s->pid, SIGKILL);
@@ -659,13 +469,17 @@ teardown (struct sv *sv)
   guest_clear (sv);
   for (size_t i = 0; i < sv->n; i++)
     svc_clear (&sv->svcs[i]);
+  svc_clear (&sv->g.qemu);
   sv_timer_cancel (&sv->ready_poll);
+  sv_timer_cancel (&sv->schedule_src);
   svc_ready_watch_close (sv);
   free (sv->svcs);
+  free (sv->started);
+  free (sv->ready_paths);
+  free (sv->ready_found);
   sv_timer_cancel (&sv->watchdog_timer);
   sv_timer_cancel (&sv->extend_timer);
-  sv_timer_cancel (&sv->progress_timer);
-  sv_timer_cancel (&sv->stop_timer);
+  sv_timer_cancel (&sv->g.progress_timer);
   avm_resources_free (sv->res);
   sv->res = NULL;
   if (sv->rundir)
@@ -678,7 +492,6 @@ teardown (struct sv *sv)
         }
     }
   sd_event_unref (sv->e);
-  json_decref (sv->qemu_def);
   free (sv->last_status);
   avm_notifier_close (&sv->notifier);
   free (sv->log_dir);
@@ -690,12 +503,11 @@ teardown (struct sv *sv)
 int
 avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
 {
-  struct sv sv = { .o = o, .plan = o->plan, .pj = o->plan->json, .ready_inotify = -1 };
-  _cleanup_free_ char *control = NULL;
+  struct sv sv = { .o = o, .plan = o->plan, .ready_inotify = -1 };
   int r;
 
-  sv.instance = (int) json_integer_value (json_object_get (sv.pj, "instance"));
-  sv.profile = json_string_value (json_object_get (sv.pj, "profile"));
+  sv.instance = o->plan->instance;
+  sv.profile = o->plan->profile;
   if ((r = avm_notifier_open (&sv.notifier, err)) < 0)
     return (*err)->exit_code;
   sv.t_start = sv_now (&sv);
@@ -706,19 +518,18 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
   avm_notify (&sv.notifier, "STATUS=preparing");
   if ((r = sync_generated_disks (&sv, err)) < 0)
     goto fail;
-  if ((r = avm_resources_create (json_object_get (sv.pj, "resources"), &sv.res, err)) < 0
+  if ((r = avm_resources_create_plan (sv.plan->resources, sv.plan->nresources, &sv.res, err)) < 0
       || (r = setup_services (&sv, err)) < 0)
     goto fail;
-  start_early (&sv);
+  sv_start_early (&sv);
   if ((r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
     goto fail;
-  control = avm_path_join (sv.run_dir, "control.sock");
-  if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), "control.sock", control, sv_control, &sv,
-                               &sv.control, err))
+  if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), AVM_CONTROL_SOCKET, sv.plan->control_socket,
+                               sv_control, &sv, &sv.control, err))
       < 0)
     goto fail;
 
-  sv.phase = PHASE_HELPERS;
+  sv_set_phase (&sv, PHASE_HELPERS, NULL);
   if (sv.early_error)
     sv_fail (&sv, AVM_EXIT_SERVICE, "%s", sv.early_error->msg);
   else
@@ -731,7 +542,7 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
       return AVM_EXIT_FAILURE;
     }
   if (sv.exit_status == 0)
-    sv_info (&sv, sv.stopped_booting ? "stopped before the guest had booted (QEMU quit: nothing to shut down)"
+    sv_info (&sv, sv.g.stopped_booting ? "stopped before the guest had booted (QEMU quit: nothing to shut down)"
                                       : "stopped");
   teardown (&sv);
   if (sv.error)

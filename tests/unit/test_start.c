@@ -170,6 +170,47 @@ Test (start, helper_that_cannot_be_executed_stops_the_ones_started_before_it)
   cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
 }
 
+/* Fifty helpers in a chain, each `after` the one before and ready as soon
+   as it runs: the scheduler readies them in a loop within its pass (not
+   one recursion level per service, as it once did), each started only once
+   the one before is ready, QEMU after the last.  */
+Test (start, fifty_chained_helpers_ready_in_one_pass, .timeout = 180)
+{
+  enum { N = 50 };
+  char *svc = ts_fmt ("{\"s0\": {\"exec\": [\"%s\", \"hang\"], \"ready\": \"none\"}", env.fake);
+  for (int i = 1; i < N; i++)
+    svc = ts_fmt ("%s, \"s%d\": {\"exec\": [\"%s\", \"hang\"], \"ready\": \"none\", \"after\": [\"s%d\"]}", svc, i,
+                  env.fake, i - 1);
+  svc = ts_fmt ("%s}", svc);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "fifty", svc, NULL, NULL), NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 120);
+  cr_assert (strstr (msgs, "READY=1"), "%s", msgs);
+  char *err = ts_stderr (&a);
+  const char *prev_ready = NULL;
+  for (int i = 0; i < N; i++)
+    {
+      const char *started = strstr (err, ts_fmt ("s%d: started", i));
+      const char *ready = strstr (err, ts_fmt ("s%d: ready", i));
+      cr_assert (started && ready, "s%d not started and ready:\n%s", i, err);
+      cr_assert (!prev_ready || prev_ready < started, "s%d started before s%d was ready:\n%s", i, i - 1, err);
+      prev_ready = ready;
+    }
+  const char *q = strstr (err, "qemu: started");
+  cr_assert (q && prev_ready < q, "QEMU started before every helper was ready:\n%s", err);
+
+  char *out = NULL;
+  cr_assert_eq (ts_avm (&env, &out, "status", "--json", NULL), 0);
+  json_t *st = ts_json (out);
+  json_t *services = json_object_get (st, "services");
+  cr_assert_eq (json_array_size (services), N);
+  for (size_t i = 0; i < N; i++)
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (services, i), "state")), "ready");
+  json_decref (st);
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 120), 0, "%s", ts_stderr (&a));
+}
+
 /* ---- boot detection ----------------------------------------------------- */
 
 Test (start, boot_pattern_ready_and_stop_after_boot)

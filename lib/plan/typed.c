@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The typed plan (plan.h): what the planner decided, filled in once at
+ * the end of avm_plan_build from the planner's working state, for the
+ * supervisor to execute without reading any of it back by name.
+ */
+#include "plan/internal.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/strbuf.h"
+#include "util/strv.h"
+
+#include <string.h>
+
+/* ---- arguments ---------------------------------------------------------- */
+
+static int
+add_piece (void *data, const char *text, size_t len, bool fd)
+{
+  struct avm_plan_arg *a = data;
+  struct avm_plan_piece *v = realloc (a->pieces, (a->n + 1) * sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  a->pieces = v;
+  if (!(v[a->n].text = strndup (text, len)))
+    return -ENOMEM;
+  v[a->n++].fd = fd;
+  return 0;
+}
+
+int
+avm_plan_arg_parse (const char *arg, struct avm_plan_arg *out)
+{
+  *out = (struct avm_plan_arg) { 0 };
+  int r = avm_vars_split_fd (arg, add_piece, out);
+  if (r == 0 && out->n == 0)
+    r = add_piece (out, "", 0, false); /* "" is an argument too */
+  if (r < 0)
+    avm_plan_arg_clear (out);
+  return r;
+}
+
+int
+avm_plan_arg_literal (const char *arg, struct avm_plan_arg *out)
+{
+  *out = (struct avm_plan_arg) { 0 };
+  int r = add_piece (out, arg, strlen (arg), false);
+  if (r < 0)
+    avm_plan_arg_clear (out);
+  return r;
+}
+
+char *
+avm_plan_arg_string (const struct avm_plan_arg *a)
+{
+  struct avm_strbuf b = { 0 };
+  for (size_t i = 0; i < a->n; i++)
+    if (a->pieces[i].fd)
+      avm_strbuf_addf (&b, "${fd:%s}", a->pieces[i].text);
+    else
+      for (const char *p = a->pieces[i].text; *p; p++)
+        avm_strbuf_adds (&b, *p == '$' ? "$$" : (char[2]){ *p, 0 });
+  return avm_strbuf_steal (&b);
+}
+
+void
+avm_plan_arg_clear (struct avm_plan_arg *a)
+{
+  for (size_t i = 0; i < a->n; i++)
+    free (a->pieces[i].text);
+  free (a->pieces);
+  *a = (struct avm_plan_arg) { 0 };
+}
+
+/* ---- from the planner's state ---------------------------------------- */
+
+static char *
+dup_or_null (const char *s)
+{
+  return s ? strdup (s) : NULL;
+}
+
+static char **
+strv_of (json_t *a)
+{
+  struct avm_argv v = { 0 };
+  size_t i;
+  json_t *s;
+  json_array_foreach (a, i, s)
+    if (json_is_string (s) && avm_argv_push (&v, json_string_value (s)) < 0)
+      {
+        avm_argv_clear (&v);
+        return NULL;
+      }
+  char **out = avm_argv_steal (&v);
+  return out ? out : calloc (1, sizeof (char *));
+}
+
+static uint64_t
+usec_of (json_t *seconds)
+{
+  return (uint64_t) (json_number_value (seconds) * 1000000.0);
+}
+
+static int
+ready_of (const char *type, enum avm_ready_type *out)
+{
+  static const char *const names[] = { [AVM_READY_NONE] = "none", [AVM_READY_SOCKET] = "socket",
+                                       [AVM_READY_FILE] = "file", [AVM_READY_NOTIFY] = "notify" };
+  for (size_t i = 0; type && i < ARRAY_SIZE (names); i++)
+    if (names[i] && streq (names[i], type))
+      {
+        *out = (enum avm_ready_type) i;
+        return 0;
+      }
+  return -EINVAL;
+}
+
+static int
+restart_of (const char *s, enum avm_restart_policy *out)
+{
+  if (!s)
+    return -EINVAL;
+  *out = streq (s, "always") ? AVM_RESTART_ALWAYS : streq (s, "no") ? AVM_RESTART_NO : AVM_RESTART_ON_FAILURE;
+  return streq (s, "always") || streq (s, "no") || streq (s, "on-failure") ? 0 : -EINVAL;
+}
+
+/* One helper service (the planner's object DEF, at index I of the start
+   order, whose `after` names services before it).  */
+static int
+helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, json_t *def)
+{
+  struct avm_plan_service *s = &plan->services[i];
+  const char *name = json_string_value (json_object_get (def, "name"));
+  json_t *ready = json_object_get (def, "ready");
+  s->kind = AVM_SERVICE_HELPER;
+  s->json = json_incref (def);
+  if (!(s->name = dup_or_null (name)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  s->program = dup_or_null (json_string_value (json_object_get (def, "program")));
+  s->workdir = dup_or_null (json_string_value (json_object_get (def, "workdir")));
+  s->ready_path = dup_or_null (json_string_value (json_object_get (ready, "path")));
+  s->ready_timeout = usec_of (json_object_get (ready, "timeout"));
+  s->stop_timeout = usec_of (json_object_get (def, "stop_timeout"));
+  s->critical = json_is_true (json_object_get (def, "critical"));
+  if (ready_of (json_string_value (json_object_get (ready, "type")), &s->ready) < 0
+      || restart_of (json_string_value (json_object_get (def, "restart")), &s->restart) < 0)
+    return avm_error_input (c->err, "plan: service %s: unknown readiness or restart policy", name);
+  if ((s->ready == AVM_READY_SOCKET || s->ready == AVM_READY_FILE) && !s->ready_path)
+    return avm_error_input (c->err, "plan: service %s: readiness without a path", name);
+
+  json_t *argv = json_object_get (def, "argv");
+  s->argv = calloc (json_array_size (argv) + 1, sizeof *s->argv);
+  if (!s->argv)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  size_t k;
+  json_t *a;
+  json_array_foreach (argv, k, a)
+    {
+      int r = avm_plan_arg_parse (json_string_value (a) ?: "", &s->argv[k]);
+      if (r < 0)
+        return avm_error_input (c->err, "plan: service %s: argument %zu: unterminated ${fd:", name, k);
+      s->argc = k + 1;
+    }
+  if (s->argc == 0)
+    return avm_error_input (c->err, "plan: service %s has no argv", name);
+
+  json_t *env = json_object_get (def, "env");
+  const char *key;
+  json_t *v;
+  s->env = calloc (json_object_size (env) + 1, sizeof *s->env);
+  if (!s->env)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_object_foreach (env, key, v)
+    {
+      struct avm_plan_pair *p = &s->env[s->nenv++];
+      if (!(p->name = strdup (key)) || !(p->value = strdup (json_string_value (v) ?: "")))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+    }
+
+  json_t *after = json_object_get (def, "after");
+  s->after = calloc (json_array_size (after) + 1, sizeof *s->after);
+  if (!s->after)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_array_foreach (after, k, a)
+    {
+      const char *an = json_string_value (a);
+      size_t j = 0;
+      while (j < i && !(an && streq (plan->services[j].name, an)))
+        j++;
+      if (j >= i)
+        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", name,
+                                an ? an : "?");
+      s->after[s->nafter++] = j;
+    }
+  return 0;
+}
+
+/* QEMU: the last service, ready when its monitor answers.  */
+static int
+qemu_of (struct plan_ctx *c, struct avm_plan *plan)
+{
+  struct avm_plan_service *q = &plan->services[plan->nservices - 1];
+  size_t n = avm_strv_length (plan->qemu_argv);
+  q->kind = AVM_SERVICE_QEMU;
+  q->ready = AVM_READY_QMP;
+  q->restart = AVM_RESTART_NO;
+  q->critical = true;
+  q->stop_timeout = (uint64_t) pint (c, "stop.timeout") * 1000000;
+  if (!(q->name = strdup ("qemu")) || !(q->program = dup_or_null (plan->qemu_argv[0]))
+      || !(q->argv = calloc (n + 1, sizeof *q->argv)) || !(q->env = calloc (1, sizeof *q->env))
+      || !(q->after = calloc (1, sizeof *q->after)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  /* QEMU's command line is literal: no descriptor references.  */
+  for (size_t i = 0; i < n; i++, q->argc++)
+    if (avm_plan_arg_literal (plan->qemu_argv[i], &q->argv[i]) < 0)
+      return avm_error_sys (c->err, ENOMEM, "plan");
+  return 0;
+}
+
+static int
+services_of (struct plan_ctx *c, struct avm_plan *plan)
+{
+  size_t n = json_object_size (c->services);
+  plan->services = calloc (n + 1, sizeof *plan->services);
+  if (!plan->services)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  const char *k;
+  json_t *v;
+  int r;
+  json_object_foreach (c->services, k, v)
+    {
+      if ((r = helper_of (c, plan, plan->nservices, v)) < 0)
+        return r;
+      plan->nservices++;
+    }
+  plan->nservices++;
+  if ((r = qemu_of (c, plan)) < 0)
+    return r;
+
+  size_t i;
+  json_t *sk;
+  plan->skipped = calloc (json_array_size (c->skipped) + 1, sizeof *plan->skipped);
+  if (!plan->skipped)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_array_foreach (c->skipped, i, sk)
+    {
+      struct avm_plan_skipped *s = &plan->skipped[plan->nskipped++];
+      if (!(s->name = dup_or_null (json_string_value (json_object_get (sk, "name"))))
+          || !(s->reason = dup_or_null (json_string_value (json_object_get (sk, "reason")))))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      s->description = dup_or_null (json_string_value (json_object_get (sk, "description")));
+    }
+  return 0;
+}
+
+static int
+resources_of (struct plan_ctx *c, struct avm_plan *plan)
+{
+  plan->resources = calloc (json_object_size (c->resources) + 1, sizeof *plan->resources);
+  if (!plan->resources)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  const char *k;
+  json_t *v;
+  json_object_foreach (c->resources, k, v)
+    {
+      json_t *e = json_deep_copy (v);
+      if (!e || json_object_set_new (e, "name", json_string (k)) < 0)
+        {
+          json_decref (e);
+          return avm_error_sys (c->err, ENOMEM, "plan");
+        }
+      struct avm_plan_resource *r = &plan->resources[plan->nresources];
+      int rr = avm_plan_resource_from_json (e, plan->nresources, r, c->err);
+      if (rr < 0)
+        {
+          json_decref (e);
+          return rr;
+        }
+      r->json = e;
+      plan->nresources++;
+    }
+  return 0;
+}
+
+static int
+boot_of (struct plan_ctx *c, struct avm_plan *plan)
+{
+  struct avm_plan_boot *b = &plan->boot;
+  json_t *boot = json_deep_copy (avm_json_path (c->p, "boot"));
+  if (!boot)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  b->json = boot;
+  /* The timeout the supervisor applies: scaled under software emulation.  */
+  if (c->accel && streq (c->accel, "tcg"))
+    json_object_set_new (boot, "timeout", json_integer (pint (c, "boot.timeout") * pint (c, "boot.tcg_multiplier")));
+  if (c->boot_console)
+    json_object_set_new (boot, "console", json_string (c->boot_console));
+  json_t *t = json_object_get (boot, "timeout");
+  b->timeout = json_is_number (t) ? usec_of (t) : 0;
+  b->reset_limit = (unsigned) json_integer_value (json_object_get (boot, "reset_limit"));
+  const char *console = json_string_value (json_object_get (boot, "console"));
+  b->console = dup_or_null (console);
+  if (!(b->completed = strv_of (json_object_get (boot, "completed")))
+      || !(b->failed = strv_of (json_object_get (boot, "failed"))) || (console && !b->console))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  return 0;
+}
+
+static int
+disks_of (struct plan_ctx *c, struct avm_plan *plan)
+{
+  size_t i;
+  json_t *d;
+  plan->generated = calloc (json_array_size (c->generated) + 1, sizeof *plan->generated);
+  if (!plan->generated)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_array_foreach (c->generated, i, d)
+    {
+      struct avm_plan_generated *g = &plan->generated[plan->ngenerated++];
+      const char *kind = json_string_value (json_object_get (d, "kind"));
+      g->flash = kind && streq (kind, "flash");
+      g->name = dup_or_null (json_string_value (json_object_get (d, "name")));
+      g->path = dup_or_null (json_string_value (json_object_get (d, "path")));
+      g->key = dup_or_null (json_string_value (json_object_get (d, "key")));
+      g->code = dup_or_null (json_string_value (json_object_get (d, "code")));
+      g->pad_to = (uint64_t) json_integer_value (json_object_get (d, "pad_to"));
+      if (!g->path || (g->flash ? !g->code : !g->key))
+        return avm_error_input (c->err, "plan: generated disk %zu has no path, key or code", i);
+    }
+  plan->has_boot_props = json_object_get (c->p, "boot_properties") != NULL;
+  const char *k;
+  json_t *v;
+  plan->boot_props = calloc (json_object_size (c->bootprops) + 1, sizeof *plan->boot_props);
+  if (!plan->boot_props)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_object_foreach (c->bootprops, k, v)
+    {
+      struct avm_plan_pair *p = &plan->boot_props[plan->nboot_props++];
+      if (!(p->name = strdup (k)) || !(p->value = strdup (json_string_value (v) ?: "")))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+    }
+  return 0;
+}
+
+static int
+reach_of (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
+{
+  plan->cid = streq (pstr (c, "vsock.mode"), "none") ? -1 : c->cid;
+  plan->adb = dup_or_null (json_string_value (adb));
+  plan->display_backend = dup_or_null (json_string_value (json_object_get (c->display, "backend")));
+  plan->display_address = dup_or_null (json_string_value (json_object_get (c->display, "address")));
+  if (!(plan->macs = strv_of (c->macs)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  return 0;
+}
+
+static int
+paths_of (struct plan_ctx *c, struct avm_plan *plan)
+{
+  plan->vars = calloc (c->scope.n + 1, sizeof *plan->vars);
+  if (!plan->vars)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  for (size_t i = 0; i < c->scope.n; i++, plan->nvars++)
+    if (!(plan->vars[i].name = strdup (c->vars[i].name)) || !(plan->vars[i].value = strdup (c->vars[i].value)))
+      return avm_error_sys (c->err, ENOMEM, "plan");
+  plan->run_dir = strdup (c->run_dir);
+  plan->state_dir = strdup (c->state_dir);
+  plan->qmp_socket = avm_path_join (c->run_dir, AVM_QMP_SOCKET);
+  plan->control_socket = avm_path_join (c->run_dir, AVM_CONTROL_SOCKET);
+  plan->arch = strdup (c->arch);
+  if (!plan->run_dir || !plan->state_dir || !plan->qmp_socket || !plan->control_socket || !plan->arch)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  return 0;
+}
+
+int
+plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
+{
+  int r;
+  plan->instance = c->instance;
+  plan->log_max_size = (uint64_t) pint (c, "logs.max_size") << 20;
+  plan->log_files = (unsigned) pint (c, "logs.files");
+  if (!(plan->profile = strdup (c->req->profile->name)) || !(plan->profile_path = strdup (c->file))
+      || !(plan->accel = dup_or_null (c->accel)) || !(plan->unapproved = strv_of (c->unapproved))
+      || !(plan->warnings = strv_of (c->warnings)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = resources_of (c, plan)) < 0
+      || (r = boot_of (c, plan)) < 0 || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
+    return r;
+  plan->options = json_incref (c->req->profile->options);
+  plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
+                     ? json_incref (c->req->profile->detected)
+                     : NULL;
+  plan->pci = json_incref (c->pci);
+  plan->missing = json_incref (c->missing);
+  return 0;
+}
+
+/* ---- freeing ------------------------------------------------------------ */
+
+static void
+pairs_free (struct avm_plan_pair *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      free (v[i].name);
+      free (v[i].value);
+    }
+  free (v);
+}
+
+static void
+service_clear (struct avm_plan_service *s)
+{
+  free (s->name);
+  free (s->program);
+  for (size_t i = 0; i < s->argc; i++)
+    avm_plan_arg_clear (&s->argv[i]);
+  free (s->argv);
+  pairs_free (s->env, s->nenv);
+  free (s->workdir);
+  free (s->ready_path);
+  free (s->after);
+  json_decref (s->json);
+}
+
+void
+plan_typed_clear (struct avm_plan *plan)
+{
+  free (plan->profile);
+  free (plan->profile_path);
+  avm_strv_free (plan->unapproved);
+  for (size_t i = 0; i < plan->nservices; i++)
+    service_clear (&plan->services[i]);
+  free (plan->services);
+  for (size_t i = 0; i < plan->nskipped; i++)
+    {
+      free (plan->skipped[i].name);
+      free (plan->skipped[i].reason);
+      free (plan->skipped[i].description);
+    }
+  free (plan->skipped);
+  for (size_t i = 0; i < plan->nresources; i++)
+    avm_plan_resource_clear (&plan->resources[i]);
+  free (plan->resources);
+  avm_strv_free (plan->boot.completed);
+  avm_strv_free (plan->boot.failed);
+  free (plan->boot.console);
+  json_decref (plan->boot.json);
+  for (size_t i = 0; i < plan->ngenerated; i++)
+    {
+      free (plan->generated[i].name);
+      free (plan->generated[i].path);
+      free (plan->generated[i].key);
+      free (plan->generated[i].code);
+    }
+  free (plan->generated);
+  pairs_free (plan->boot_props, plan->nboot_props);
+  free (plan->run_dir);
+  free (plan->state_dir);
+  free (plan->qmp_socket);
+  free (plan->control_socket);
+  pairs_free (plan->vars, plan->nvars);
+  free (plan->arch);
+  free (plan->accel);
+  avm_strv_free (plan->macs);
+  free (plan->adb);
+  free (plan->display_backend);
+  free (plan->display_address);
+  avm_strv_free (plan->warnings);
+  json_decref (plan->options);
+  json_decref (plan->detected);
+  json_decref (plan->pci);
+  json_decref (plan->missing);
+}
