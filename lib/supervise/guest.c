@@ -96,7 +96,7 @@ on_console (sd_event_source *src, int fd, uint32_t revents, void *data)
   sv_log_check (c->sv, c->log);
   if (r < 0)
     /* The FIFO is held open read-write: no EOF; an error ends reading.  */
-    c->src = sd_event_source_disable_unref (c->src);
+    c->src = sym_sd_event_source_disable_unref (c->src);
   return 0;
 }
 
@@ -135,7 +135,7 @@ consoles_setup (struct sv *sv, avm_error_t *err)
           fcntl (wfd, F_SETFL, fcntl (wfd, F_GETFL) | O_NONBLOCK);
           avm_logsink_set_tee (c->log, wfd);
         }
-      if ((r = sd_event_add_io (sv->e, &c->src, rf->fd, EPOLLIN, on_console, c)) < 0)
+      if ((r = sym_sd_event_add_io (sv->e, &c->src, rf->fd, EPOLLIN, on_console, c)) < 0)
         return avm_error_sys (err, -r, "console %s: event source", c->name);
     }
   return 0;
@@ -221,9 +221,9 @@ qmp_update_io (struct sv *sv)
     return;
   uint32_t ev = avm_qmp_io_events (sv->qmp);
   if (ev == 0)
-    sd_event_source_set_enabled (sv->qmp_src, SD_EVENT_OFF);
+    sym_sd_event_source_set_enabled (sv->qmp_src, SD_EVENT_OFF);
   else
-    sd_event_source_set_io_events (sv->qmp_src, ev);
+    sym_sd_event_source_set_io_events (sv->qmp_src, ev);
 }
 
 static int
@@ -253,7 +253,7 @@ on_qmp_io (sd_event_source *src, int fd, uint32_t revents, void *data)
 static void
 qmp_drop (struct sv *sv)
 {
-  sv->qmp_src = sd_event_source_disable_unref (sv->qmp_src);
+  sv->qmp_src = sym_sd_event_source_disable_unref (sv->qmp_src);
   sv_timer_cancel (&sv->qmp_timer);
   avm_qmp_close (sv->qmp);
   sv->qmp = NULL;
@@ -279,7 +279,7 @@ qmp_try_connect (struct sv *sv)
   int r = avm_qmp_new (steal_fd (&fd), sv->qmp_path, &sv->qmp, &err);
   if (r < 0)
     return r;
-  r = sd_event_add_io (sv->e, &sv->qmp_src, avm_qmp_fd (sv->qmp), EPOLLIN, on_qmp_io, sv);
+  r = sym_sd_event_add_io (sv->e, &sv->qmp_src, avm_qmp_fd (sv->qmp), EPOLLIN, on_qmp_io, sv);
   if (r < 0)
     {
       avm_qmp_close (sv->qmp);
@@ -294,7 +294,7 @@ static int
 on_qmp_connect (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->qmp_timer = sd_event_source_unref (sv->qmp_timer);
+  sv->qmp_timer = sym_sd_event_source_unref (sv->qmp_timer);
   if (sv->qemu->pid <= 0 || sv->qmp)
     return 0;
   int r = qmp_try_connect (sv);
@@ -314,7 +314,7 @@ static int
 on_qmp_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->qemu->timer = sd_event_source_unref (sv->qemu->timer);
+  sv->qemu->timer = sym_sd_event_source_unref (sv->qemu->timer);
   if (!sv->qmp_ready && sv->phase != PHASE_STOPPING)
     {
       _cleanup_free_ char *tail = svc_tail (sv->qemu);
@@ -332,7 +332,7 @@ static int
 on_boot_progress (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->progress_timer = sd_event_source_disable_unref (sv->progress_timer);
+  sv->progress_timer = sym_sd_event_source_disable_unref (sv->progress_timer);
   if (sv->boots > 0 || (sv->phase != PHASE_QEMU && sv->phase != PHASE_BOOTING))
     return 0;
   sv_info (sv, "still booting (%.0f s)", (double) (sv_now (sv) - sv->t_qemu) / USEC_PER_SEC);
@@ -344,7 +344,7 @@ static int
 on_boot_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->boot_timer = sd_event_source_unref (sv->boot_timer);
+  sv->boot_timer = sym_sd_event_source_unref (sv->boot_timer);
   if (sv->boots > 0 || sv->phase == PHASE_STOPPING)
     return 0;
   const char *console = sv->boot_console ? sv->boot_console : "?";
@@ -519,7 +519,7 @@ on_qemu_stop_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
   struct svc *q = sv->qemu;
-  sv->stop_timer = sd_event_source_unref (sv->stop_timer);
+  sv->stop_timer = sym_sd_event_source_unref (sv->stop_timer);
   if (q->pid <= 0)
     return 0;
   switch (sv->qstop)
@@ -615,7 +615,7 @@ guest_clear (struct sv *sv)
   sv_timer_cancel (&sv->progress_timer);
   for (size_t i = 0; i < sv->ncons; i++)
     {
-      sv->cons[i].src = sd_event_source_disable_unref (sv->cons[i].src);
+      sv->cons[i].src = sym_sd_event_source_disable_unref (sv->cons[i].src);
       avm_logsink_free (sv->cons[i].log);
     }
   free (sv->cons);
