@@ -10,8 +10,11 @@
  * and libcap, about a millisecond of every process start).  The linker
  * offers no lazy loading of whole libraries, so avm links only jansson and
  * libc, and the libraries that only some commands need are opened with
- * dlopen by the commands that need them: dry runs, status and stop never
- * load libsystemd, only cvd2img and inspect load libarchive and libcrypto.
+ * dlopen by the code that needs them, when it first runs: a dry run,
+ * `avm status` and `avm stop` load none of them; libsystemd only a
+ * supervised start (on a thread while it plans), libarchive only
+ * `avm cvd2img`, libcrypto and zlib the disk code (cvd2img, inspect, and
+ * the properties disk of a start).
  *
  * How (after systemd's dlopen_many_sym_or_warn and DLSYM_PROTOTYPE): one
  * X-macro list per library names the functions avm uses; the header
