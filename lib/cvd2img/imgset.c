@@ -56,7 +56,7 @@ avm_imgset_image_label (const struct avm_imgset *s, const char *name)
 ssize_t
 avm_imgset_archive_stream_read (void *ctx, void *buf, size_t len)
 {
-  la_ssize_t r = archive_read_data (ctx, buf, len);
+  la_ssize_t r = sym_archive_read_data (ctx, buf, len);
   return r < 0 ? -EIO : r;
 }
 
@@ -74,7 +74,7 @@ avm_imgset_clean_name (const char *p)
 static int
 check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
 {
-  const char *raw = archive_entry_pathname (e);
+  const char *raw = sym_archive_entry_pathname (e);
   if (!raw || !*raw)
     return avm_error_input (err, "%s: an entry has no name; refusing the archive", archive);
   if (raw[0] == '/')
@@ -88,10 +88,10 @@ check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
       while (*p == '/')
         p++;
     }
-  if (archive_entry_filetype (e) == AE_IFLNK)
+  if (sym_archive_entry_filetype (e) == AE_IFLNK)
     return avm_error_input (err, "%s: entry %s: symbolic link (to %s); refusing the archive", archive, raw,
-                            archive_entry_symlink (e) ? archive_entry_symlink (e) : "?");
-  if (archive_entry_hardlink (e))
+                            sym_archive_entry_symlink (e) ? sym_archive_entry_symlink (e) : "?");
+  if (sym_archive_entry_hardlink (e))
     return avm_error_input (err, "%s: entry %s: hard link; refusing the archive", archive, raw);
   return 0;
 }
@@ -101,17 +101,18 @@ check_entry (const char *archive, struct archive_entry *e, avm_error_t *err)
 static int
 check_host_entry (const char *archive, struct archive_entry *e, struct avm_host_tally *t, avm_error_t *err)
 {
-  const char *raw = archive_entry_pathname (e);
+  const char *raw = sym_archive_entry_pathname (e);
   if (!raw || !*raw)
     return avm_error_input (err, "%s: an entry has no name; refusing the archive", archive);
-  const char *hard = archive_entry_hardlink (e);
-  mode_t type = (mode_t) archive_entry_filetype (e);
+  const char *hard = sym_archive_entry_hardlink (e);
+  mode_t type = (mode_t) sym_archive_entry_filetype (e);
   if (hard)
     type = S_IFREG;
   return avm_host_check (t, archive, raw, type,
-                         archive_entry_size_is_set (e) && archive_entry_size (e) > 0 ? (uint64_t) archive_entry_size (e)
-                                                                                    : 0,
-                         archive_entry_symlink (e), hard, err);
+                         sym_archive_entry_size_is_set (e) && sym_archive_entry_size (e) > 0
+                             ? (uint64_t) sym_archive_entry_size (e)
+                             : 0,
+                         sym_archive_entry_symlink (e), hard, err);
 }
 
 /* The archive PATH, read from *FD (a regular file: a FIFO or a device is
@@ -120,25 +121,28 @@ int
 avm_imgset_open_archive (const char *path, bool zip, struct archive **out, int *fd, avm_error_t *err)
 {
   struct stat st;
-  int r = avm_open_regular (path, zip ? "an image zip" : "a host package", fd, &st, err);
+  int r = avm_dlopen_archive (err);
   if (r < 0)
     return r;
-  struct archive *a = archive_read_new ();
+  r = avm_open_regular (path, zip ? "an image zip" : "a host package", fd, &st, err);
+  if (r < 0)
+    return r;
+  struct archive *a = sym_archive_read_new ();
   if (!a)
     return avm_error_sys (err, ENOMEM, "%s", path);
   if (zip)
-    archive_read_support_format_zip_seekable (a);
+    sym_archive_read_support_format_zip_seekable (a);
   else
     {
-      archive_read_support_filter_all (a);
-      archive_read_support_format_tar (a);
-      archive_read_support_format_gnutar (a);
+      sym_archive_read_support_filter_all (a);
+      sym_archive_read_support_format_tar (a);
+      sym_archive_read_support_format_gnutar (a);
     }
-  if (archive_read_open_fd (a, *fd, 1 << 16) != ARCHIVE_OK)
+  if (sym_archive_read_open_fd (a, *fd, 1 << 16) != ARCHIVE_OK)
     {
-      int e = archive_errno (a);
-      int r = avm_error_input (err, "%s: %s", path, archive_error_string (a) ?: strerror (e ? e : EIO));
-      archive_read_free (a);
+      int e = sym_archive_errno (a);
+      int r = avm_error_input (err, "%s: %s", path, sym_archive_error_string (a) ?: strerror (e ? e : EIO));
+      sym_archive_read_free (a);
       return r;
     }
   *out = a;
@@ -268,11 +272,11 @@ int
 avm_imgset_next_entry (struct archive *a, const char *archive, struct archive_entry **e, struct avm_host_tally *t,
                        avm_error_t *err)
 {
-  int ar = archive_read_next_header (a, e);
+  int ar = sym_archive_read_next_header (a, e);
   if (ar == ARCHIVE_EOF)
     return 0;
   if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
-    return avm_error_input (err, "%s: %s", archive, archive_error_string (a) ?: "unreadable archive");
+    return avm_error_input (err, "%s: %s", archive, sym_archive_error_string (a) ?: "unreadable archive");
   int r = t ? check_host_entry (archive, *e, t, err) : check_entry (archive, *e, err);
   return r < 0 ? r : 1;
 }
@@ -284,7 +288,7 @@ read_small_entry (struct archive *a, const char *archive, const char *name, char
   char buf[4096];
   struct avm_strbuf b = { 0 };
   la_ssize_t got;
-  while ((got = archive_read_data (a, buf, sizeof buf)) > 0)
+  while ((got = sym_archive_read_data (a, buf, sizeof buf)) > 0)
     {
       if (b.len + (size_t) got > MAX_INFO)
         {
@@ -296,7 +300,7 @@ read_small_entry (struct archive *a, const char *archive, const char *name, char
   if (got < 0)
     {
       avm_strbuf_free (&b);
-      return avm_error_input (err, "%s: entry %s: %s", archive, name, archive_error_string (a));
+      return avm_error_input (err, "%s: entry %s: %s", archive, name, sym_archive_error_string (a));
     }
   free (*out);
   if (!(*out = avm_strbuf_steal (&b)))
@@ -315,15 +319,15 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
     return r;
   while ((r = avm_imgset_next_entry (a, s->zip, &e, NULL, err)) > 0)
     {
-      const char *name = avm_imgset_clean_name (archive_entry_pathname (e));
+      const char *name = avm_imgset_clean_name (sym_archive_entry_pathname (e));
       struct avm_img *img = find_img (s, name);
-      if (streq (name, "android-info.txt") && archive_entry_filetype (e) == AE_IFREG)
+      if (streq (name, "android-info.txt") && sym_archive_entry_filetype (e) == AE_IFREG)
         {
           if ((r = read_small_entry (a, s->zip, name, &s->android_info, err)) < 0)
             goto out;
           continue;
         }
-      if (!img || archive_entry_filetype (e) != AE_IFREG)
+      if (!img || sym_archive_entry_filetype (e) != AE_IFREG)
         continue;
       if (img->present)
         {
@@ -336,8 +340,11 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
           r = avm_error_sys (err, ENOMEM, "%s", s->zip);
           goto out;
         }
-      struct avm_stream st = { .read = avm_imgset_archive_stream_read, .ctx = a, .name = label,
-                               .size = archive_entry_size_is_set (e) ? (uint64_t) archive_entry_size (e) : UINT64_MAX };
+      struct avm_stream st = { .read = avm_imgset_archive_stream_read,
+                               .ctx = a,
+                               .name = label,
+                               .size = sym_archive_entry_size_is_set (e) ? (uint64_t) sym_archive_entry_size (e)
+                                                                         : UINT64_MAX };
       if ((r = probe_stream (img, &st, err)) < 0 || (r = check_format (img, name, label, err)) < 0)
         goto out;
       if (!img->sparse && img->size == UINT64_MAX)
@@ -347,7 +354,7 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
         }
     }
 out:
-  archive_read_free (a);
+  sym_archive_read_free (a);
   return r;
 }
 
@@ -368,7 +375,7 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
   avm_host_tally_clear (&s->tally);
   while ((r = avm_imgset_next_entry (a, s->hostpkg, &e, &s->tally, err)) > 0)
     {
-      const char *name = avm_imgset_clean_name (archive_entry_pathname (e));
+      const char *name = avm_imgset_clean_name (sym_archive_entry_pathname (e));
       s->host_seen = true;
       for (size_t i = 0; i < AVM_CF_HOST_MARKERS; i++)
         {
@@ -382,11 +389,11 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
         {
           if (!streq (name, host_files[i]))
             continue;
-          if (archive_entry_hardlink (e))
+          if (sym_archive_entry_hardlink (e))
             {
               /* A hard link carries no data: that of an earlier file avm
                  reads too, or none it knows.  */
-              const char *to = avm_imgset_clean_name (archive_entry_hardlink (e));
+              const char *to = avm_imgset_clean_name (sym_archive_entry_hardlink (e));
               struct avm_imgset_blob *src = NULL;
               for (size_t k = 0; k < ARRAY_SIZE (host_files); k++)
                 if (streq (to, host_files[k]) && s->host[k].present)
@@ -410,9 +417,9 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
               b->present = true;
               continue;
             }
-          if (archive_entry_filetype (e) != AE_IFREG)
+          if (sym_archive_entry_filetype (e) != AE_IFREG)
             continue;
-          int64_t size = archive_entry_size (e);
+          int64_t size = sym_archive_entry_size (e);
           if (size < 0 || (uint64_t) size > MAX_HOST_FILE)
             {
               r = avm_error_input (err, "%s: entry %s: unexpected size %lld", s->hostpkg, name, (long long) size);
@@ -429,11 +436,11 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
           la_ssize_t got = 0;
           for (b->len = 0; b->len < (size_t) size; b->len += got)
             {
-              got = archive_read_data (a, b->data + b->len, size - b->len);
+              got = sym_archive_read_data (a, b->data + b->len, size - b->len);
               if (got <= 0)
                 {
                   r = avm_error_input (err, "%s: entry %s: %s", s->hostpkg, name,
-                                       got < 0 ? archive_error_string (a) : "truncated");
+                                       got < 0 ? sym_archive_error_string (a) : "truncated");
                   goto out;
                 }
             }
@@ -442,7 +449,7 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
     }
   s->tally_done = r == 0;
 out:
-  archive_read_free (a);
+  sym_archive_read_free (a);
   return r;
 }
 AVM_ANALYZER_IGNORE_END

@@ -65,19 +65,20 @@ extract_file (struct archive *a, const char *archive, struct archive_entry *e, c
   int r = avm_host_put_file (w, name, &fd, err);
   if (r < 0)
     return r;
-  uint64_t size = archive_entry_size_is_set (e) && archive_entry_size (e) > 0 ? (uint64_t) archive_entry_size (e) : 0;
+  uint64_t size
+    = sym_archive_entry_size_is_set (e) && sym_archive_entry_size (e) > 0 ? (uint64_t) sym_archive_entry_size (e) : 0;
   for (;;)
     {
       const void *buf;
       size_t len;
       la_int64_t off;
-      int ar = archive_read_data_block (a, &buf, &len, &off);
+      int ar = sym_archive_read_data_block (a, &buf, &len, &off);
       if (ar == ARCHIVE_EOF)
         break;
       if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
         {
           close (fd);
-          return avm_error_input (err, "%s: entry %s: %s", archive, name, archive_error_string (a) ?: "unreadable");
+          return avm_error_input (err, "%s: entry %s: %s", archive, name, sym_archive_error_string (a) ?: "unreadable");
         }
       if (off < 0 || (uint64_t) off > size || len > size - (uint64_t) off)
         {
@@ -103,7 +104,7 @@ extract_file (struct archive *a, const char *archive, struct archive_entry *e, c
           return r;
         }
     }
-  return avm_host_file_done (w, name, fd, size, (mode_t) archive_entry_perm (e), err);
+  return avm_host_file_done (w, name, fd, size, (mode_t) sym_archive_entry_perm (e), err);
 }
 
 /* The whole host package into W, every entry checked again (the file may
@@ -120,23 +121,23 @@ extract_hostpkg (struct avm_imgset *s, struct avm_host_writer *w, avm_error_t *e
     return r;
   while ((r = avm_imgset_next_entry (a, s->hostpkg, &e, &t, err)) > 0)
     {
-      const char *name = avm_imgset_clean_name (archive_entry_pathname (e));
-      const char *hard = archive_entry_hardlink (e);
-      int type = (int) archive_entry_filetype (e);
+      const char *name = avm_imgset_clean_name (sym_archive_entry_pathname (e));
+      const char *hard = sym_archive_entry_hardlink (e);
+      int type = (int) sym_archive_entry_filetype (e);
       if (avm_host_is_root (name))
         continue;
       if (hard)
         r = avm_host_put_hardlink (w, name, avm_imgset_clean_name (hard), err);
       else if (type == AE_IFDIR)
-        r = avm_host_put_dir (w, name, (mode_t) archive_entry_perm (e), err);
+        r = avm_host_put_dir (w, name, (mode_t) sym_archive_entry_perm (e), err);
       else if (type == AE_IFLNK)
-        r = avm_host_put_symlink (w, name, archive_entry_symlink (e), err);
+        r = avm_host_put_symlink (w, name, sym_archive_entry_symlink (e), err);
       else
         r = extract_file (a, s->hostpkg, e, name, w, err);
       if (r < 0)
         break;
     }
-  archive_read_free (a);
+  sym_archive_read_free (a);
   avm_host_tally_clear (&t);
   return r;
 }

@@ -97,7 +97,7 @@ with_image (struct avm_imgset *s, const char *name, image_fn fn, void *data, avm
             r = avm_error_input (err, "%s: %s vanished from the archive", s->zip, name);
           break;
         }
-      if (!streq (avm_imgset_clean_name (archive_entry_pathname (e)), name))
+      if (!streq (avm_imgset_clean_name (sym_archive_entry_pathname (e)), name))
         continue;
       _cleanup_free_ char *label = NULL;
       if (asprintf (&label, "%s:%s", s->zip, name) < 0)
@@ -109,7 +109,7 @@ with_image (struct avm_imgset *s, const char *name, image_fn fn, void *data, avm
       r = fn (img, &st, -1, data, err);
       break;
     }
-  archive_read_free (a);
+  sym_archive_read_free (a);
   return r;
 }
 

@@ -48,14 +48,14 @@ struct avm_avb_key
 };
 
 /* OpenSSL objects for the cleanup attribute.  */
-static void pkey_freep (EVP_PKEY **p) { EVP_PKEY_free (*p); }
-static void pkey_ctx_freep (EVP_PKEY_CTX **p) { EVP_PKEY_CTX_free (*p); }
-static void md_ctx_freep (EVP_MD_CTX **p) { EVP_MD_CTX_free (*p); }
-static void bn_freep (BIGNUM **p) { BN_free (*p); }
-static void bn_ctx_freep (BN_CTX **p) { BN_CTX_free (*p); }
-static void bio_freep (BIO **p) { BIO_free (*p); }
-static void param_bld_freep (OSSL_PARAM_BLD **p) { OSSL_PARAM_BLD_free (*p); }
-static void params_freep (OSSL_PARAM **p) { OSSL_PARAM_free (*p); }
+static void pkey_freep (EVP_PKEY **p) { sym_EVP_PKEY_free (*p); }
+static void pkey_ctx_freep (EVP_PKEY_CTX **p) { sym_EVP_PKEY_CTX_free (*p); }
+static void md_ctx_freep (EVP_MD_CTX **p) { sym_EVP_MD_CTX_free (*p); }
+static void bn_freep (BIGNUM **p) { sym_BN_free (*p); }
+static void bn_ctx_freep (BN_CTX **p) { sym_BN_CTX_free (*p); }
+static void bio_freep (BIO **p) { sym_BIO_free (*p); }
+static void param_bld_freep (OSSL_PARAM_BLD **p) { sym_OSSL_PARAM_BLD_free (*p); }
+static void params_freep (OSSL_PARAM **p) { sym_OSSL_PARAM_free (*p); }
 #define _cleanup_pkey_ _cleanup_ (pkey_freep)
 #define _cleanup_pkey_ctx_ _cleanup_ (pkey_ctx_freep)
 #define _cleanup_md_ctx_ _cleanup_ (md_ctx_freep)
@@ -84,10 +84,10 @@ static int __attribute__ ((format (printf, 2, 3)))
 ossl_error (avm_error_t *err, const char *fmt, ...)
 {
   char reason[256] = "unknown error";
-  unsigned long e = ERR_peek_last_error ();
+  unsigned long e = sym_ERR_peek_last_error ();
   if (e)
-    ERR_error_string_n (e, reason, sizeof reason);
-  ERR_clear_error ();
+    sym_ERR_error_string_n (e, reason, sizeof reason);
+  sym_ERR_clear_error ();
 
   va_list ap;
   va_start (ap, fmt);
@@ -115,9 +115,14 @@ avm_avb_sha256_hex (const uint8_t *data, size_t len, char out[65])
 {
   uint8_t md[32];
   unsigned int mdlen = 0;
-  if (!EVP_Digest (data, len, md, &mdlen, EVP_sha256 (), NULL) || mdlen != sizeof md)
+  if (avm_dlopen_crypto (NULL) < 0) /* no libcrypto: no digest, as when OpenSSL fails */
     {
-      ERR_clear_error ();
+      out[0] = '\0';
+      return;
+    }
+  if (!sym_EVP_Digest (data, len, md, &mdlen, sym_EVP_sha256 (), NULL) || mdlen != sizeof md)
+    {
+      sym_ERR_clear_error ();
       out[0] = '\0';
       return;
     }
@@ -129,10 +134,15 @@ avm_avb_sha1_hex (const uint8_t *data, size_t len, char out[41])
 {
   uint8_t md[20];
   unsigned int mdlen = 0;
-  if (!EVP_Digest (data, len, md, &mdlen, EVP_sha1 (), NULL) || mdlen != sizeof md)
+  if (avm_dlopen_crypto (NULL) < 0)
+    {
+      out[0] = '\0';
+      return;
+    }
+  if (!sym_EVP_Digest (data, len, md, &mdlen, sym_EVP_sha1 (), NULL) || mdlen != sizeof md)
     {
       /* Only out of memory; an empty string is never a valid key id.  */
-      ERR_clear_error ();
+      sym_ERR_clear_error ();
       out[0] = '\0';
       return;
     }
@@ -142,11 +152,14 @@ avm_avb_sha1_hex (const uint8_t *data, size_t len, char out[41])
 int
 avm_avb_sha256 (const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t md[HASH_SIZE], avm_error_t *err)
 {
-  _cleanup_md_ctx_ EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  int r = avm_dlopen_crypto (err);
+  if (r < 0)
+    return r;
+  _cleanup_md_ctx_ EVP_MD_CTX *ctx = sym_EVP_MD_CTX_new ();
   unsigned int mdlen = 0;
 
-  if (!ctx || !EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL) || !EVP_DigestUpdate (ctx, a, alen)
-      || !EVP_DigestUpdate (ctx, b, blen) || !EVP_DigestFinal_ex (ctx, md, &mdlen) || mdlen != HASH_SIZE)
+  if (!ctx || !sym_EVP_DigestInit_ex (ctx, sym_EVP_sha256 (), NULL) || !sym_EVP_DigestUpdate (ctx, a, alen)
+      || !sym_EVP_DigestUpdate (ctx, b, blen) || !sym_EVP_DigestFinal_ex (ctx, md, &mdlen) || mdlen != HASH_SIZE)
     return ossl_error (err, "SHA-256");
   return 0;
 }
@@ -169,26 +182,26 @@ copy_name (char dst[64], const uint8_t *src, size_t len)
 static int
 make_blob (const BIGNUM *n, uint8_t blob[AVM_AVB_PUBKEY_SIZE], const char *what, avm_error_t *err)
 {
-  _cleanup_bn_ctx_ BN_CTX *ctx = BN_CTX_new ();
-  _cleanup_bn_ BIGNUM *r32 = BN_new ();
-  _cleanup_bn_ BIGNUM *ninv = BN_new ();
-  _cleanup_bn_ BIGNUM *r = BN_new ();
-  _cleanup_bn_ BIGNUM *rr = BN_new ();
+  _cleanup_bn_ctx_ BN_CTX *ctx = sym_BN_CTX_new ();
+  _cleanup_bn_ BIGNUM *r32 = sym_BN_new ();
+  _cleanup_bn_ BIGNUM *ninv = sym_BN_new ();
+  _cleanup_bn_ BIGNUM *r = sym_BN_new ();
+  _cleanup_bn_ BIGNUM *rr = sym_BN_new ();
 
   if (!ctx || !r32 || !ninv || !r || !rr)
     return avm_error_sys (err, ENOMEM, "%s: public key blob", what);
   /* n0inv = 2^32 - (n^-1 mod 2^32) */
-  if (!BN_set_bit (r32, 32) || !BN_mod_inverse (ninv, n, r32, ctx))
+  if (!sym_BN_set_bit (r32, 32) || !sym_BN_mod_inverse (ninv, n, r32, ctx))
     return ossl_error (err, "%s: computing n0inv", what);
-  uint32_t n0inv = (uint32_t) (0u - (uint32_t) BN_get_word (ninv));
+  uint32_t n0inv = (uint32_t) (0u - (uint32_t) sym_BN_get_word (ninv));
   /* rr = (2^4096)^2 mod n */
-  if (!BN_set_bit (r, 2 * KEY_BITS) || !BN_mod (rr, r, n, ctx))
+  if (!sym_BN_set_bit (r, 2 * KEY_BITS) || !sym_BN_div (NULL, rr, r, n, ctx)) /* BN_mod, a macro */
     return ossl_error (err, "%s: computing rr", what);
 
   put_be32 (blob, KEY_BITS);
   put_be32 (blob + 4, n0inv);
-  if (BN_bn2binpad (n, blob + 8, KEY_BYTES) != KEY_BYTES
-      || BN_bn2binpad (rr, blob + 8 + KEY_BYTES, KEY_BYTES) != KEY_BYTES)
+  if (sym_BN_bn2binpad (n, blob + 8, KEY_BYTES) != KEY_BYTES
+      || sym_BN_bn2binpad (rr, blob + 8 + KEY_BYTES, KEY_BYTES) != KEY_BYTES)
     return ossl_error (err, "%s: encoding the public key", what);
   return 0;
 }
@@ -209,31 +222,33 @@ avm_avb_key_load_pem (const void *pem, size_t len, const char *what, struct avm_
   _cleanup_bn_ BIGNUM *e = NULL;
   int r;
 
+  if ((r = avm_dlopen_crypto (err)) < 0)
+    return r;
   if (len > MAX_KEY_FILE)
     return avm_error_input (err, "%s: not a PEM private key (%zu bytes)", what, len);
-  bio = BIO_new_mem_buf (pem, (int) len);
+  bio = sym_BIO_new_mem_buf (pem, (int) len);
   if (!bio)
     return avm_error_sys (err, ENOMEM, "%s", what);
-  pkey = PEM_read_bio_PrivateKey (bio, NULL, no_password, NULL);
-  ERR_clear_error ();
+  pkey = sym_PEM_read_bio_PrivateKey (bio, NULL, no_password, NULL);
+  sym_ERR_clear_error ();
   if (!pkey)
     return avm_error_input (err, "%s: not an unencrypted PEM private key", what);
 
-  if (!EVP_PKEY_is_a (pkey, "RSA"))
+  if (!sym_EVP_PKEY_is_a (pkey, "RSA"))
     return avm_error_input (err, "%s: not an RSA-4096 key (%s); AVB SHA256_RSA4096 needs a 4096-bit key", what,
-                            EVP_PKEY_get0_type_name (pkey) ? EVP_PKEY_get0_type_name (pkey) : "unknown type");
-  int bits = EVP_PKEY_get_bits (pkey);
-  if (!EVP_PKEY_get_bn_param (pkey, OSSL_PKEY_PARAM_RSA_N, &n)
-      || !EVP_PKEY_get_bn_param (pkey, OSSL_PKEY_PARAM_RSA_E, &e))
+                            sym_EVP_PKEY_get0_type_name (pkey) ? sym_EVP_PKEY_get0_type_name (pkey) : "unknown type");
+  int bits = sym_EVP_PKEY_get_bits (pkey);
+  if (!sym_EVP_PKEY_get_bn_param (pkey, OSSL_PKEY_PARAM_RSA_N, &n)
+      || !sym_EVP_PKEY_get_bn_param (pkey, OSSL_PKEY_PARAM_RSA_E, &e))
     return ossl_error (err, "%s: reading the RSA key", what);
-  if (bits != KEY_BITS || BN_num_bits (n) != KEY_BITS)
+  if (bits != KEY_BITS || sym_BN_num_bits (n) != KEY_BITS)
     return avm_error_input (err, "%s: not an RSA-4096 key (RSA-%d); AVB SHA256_RSA4096 needs a 4096-bit key", what,
-                            BN_num_bits (n));
-  if (!BN_is_word (e, RSA_F4))
+                            sym_BN_num_bits (n));
+  if (!sym_BN_is_word (e, RSA_F4))
     {
-      char *dec = BN_bn2dec (e);
+      char *dec = sym_BN_bn2dec (e);
       r = avm_error_input (err, "%s: RSA public exponent is %s; AVB needs 65537", what, dec ? dec : "?");
-      OPENSSL_free (dec);
+      sym_CRYPTO_free (dec, OPENSSL_FILE, OPENSSL_LINE);
       return r;
     }
 
@@ -257,6 +272,8 @@ avm_avb_key_load (const char *path, struct avm_avb_key **key, avm_error_t *err)
   size_t len = 0;
   int r;
 
+  if ((r = avm_dlopen_crypto (err)) < 0)
+    return r;
   /* A FIFO or a device is refused, never waited on or read from.  */
   if ((r = avm_open_regular (path, "a PEM private key", &fd, &st, err)) < 0)
     return r;
@@ -273,14 +290,14 @@ avm_avb_key_load (const char *path, struct avm_avb_key **key, avm_error_t *err)
       if (n < 0)
         {
           r = avm_error_sys (err, errno, "cannot read %s", path);
-          OPENSSL_clear_free (buf, MAX_KEY_FILE + 1);
+          sym_CRYPTO_clear_free (buf, MAX_KEY_FILE + 1, OPENSSL_FILE, OPENSSL_LINE);
           return r;
         }
       if (n == 0 || (len += n) > MAX_KEY_FILE)
         break;
     }
   r = avm_avb_key_load_pem (buf, len, path, key, err);
-  OPENSSL_clear_free (buf, MAX_KEY_FILE + 1);
+  sym_CRYPTO_clear_free (buf, MAX_KEY_FILE + 1, OPENSSL_FILE, OPENSSL_LINE);
   return r;
 }
 
@@ -289,7 +306,7 @@ avm_avb_key_free (struct avm_avb_key *key)
 {
   if (!key)
     return;
-  EVP_PKEY_free (key->pkey);
+  sym_EVP_PKEY_free (key->pkey);
   free (key);
 }
 
@@ -313,16 +330,18 @@ avm_avb_pubkey_check (const uint8_t *blob, size_t len, const char *what, avm_err
   uint8_t want[AVM_AVB_PUBKEY_SIZE];
   int r;
 
+  if ((r = avm_dlopen_crypto (err)) < 0)
+    return r;
   if (len != AVM_AVB_PUBKEY_SIZE)
     return avm_error_input (err, "%s: not an RSA-4096 AVB public key (%zu bytes, expected %d)", what, len,
                             AVM_AVB_PUBKEY_SIZE);
   if (get_be32 (blob) != KEY_BITS)
     return avm_error_input (err, "%s: not an RSA-4096 AVB public key (key_num_bits %" PRIu32 ")", what,
                             get_be32 (blob));
-  n = BN_bin2bn (blob + 8, KEY_BYTES, NULL);
+  n = sym_BN_bin2bn (blob + 8, KEY_BYTES, NULL);
   if (!n)
     return avm_error_sys (err, ENOMEM, "%s", what);
-  if (BN_num_bits (n) != KEY_BITS || !BN_is_odd (n))
+  if (sym_BN_num_bits (n) != KEY_BITS || !sym_BN_is_odd (n))
     return avm_error_input (err, "%s: malformed AVB public key (modulus is not an odd 4096-bit number)", what);
   r = make_blob (n, want, what, err);
   if (r < 0)
@@ -339,12 +358,12 @@ static int
 sign_digest (const struct avm_avb_key *key, const uint8_t digest[HASH_SIZE], uint8_t sig[KEY_BYTES],
              avm_error_t *err)
 {
-  _cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey (NULL, key->pkey, NULL);
+  _cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = sym_EVP_PKEY_CTX_new_from_pkey (NULL, key->pkey, NULL);
   size_t siglen = KEY_BYTES;
 
-  if (!ctx || EVP_PKEY_sign_init (ctx) <= 0 || EVP_PKEY_CTX_set_rsa_padding (ctx, RSA_PKCS1_PADDING) <= 0
-      || EVP_PKEY_CTX_set_signature_md (ctx, EVP_sha256 ()) <= 0
-      || EVP_PKEY_sign (ctx, sig, &siglen, digest, HASH_SIZE) <= 0)
+  if (!ctx || sym_EVP_PKEY_sign_init (ctx) <= 0 || sym_EVP_PKEY_CTX_set_rsa_padding (ctx, RSA_PKCS1_PADDING) <= 0
+      || sym_EVP_PKEY_CTX_set_signature_md (ctx, sym_EVP_sha256 ()) <= 0
+      || sym_EVP_PKEY_sign (ctx, sig, &siglen, digest, HASH_SIZE) <= 0)
     return ossl_error (err, "RSA signature");
   if (siglen != KEY_BYTES)
     return avm_error_fail (err, EIO, "RSA signature of %zu bytes, expected %d", siglen, KEY_BYTES);
@@ -423,6 +442,8 @@ avm_avb_hash_footer (const uint8_t *image, size_t len, const char *partition, ui
   size_t vbmeta_len = 0;
   int r;
 
+  if ((r = avm_dlopen_crypto (err)) < 0)
+    return r;
   r = check_partition_name (partition, err);
   if (r < 0)
     return r;
@@ -436,7 +457,7 @@ avm_avb_hash_footer (const uint8_t *image, size_t len, const char *partition, ui
 
   if (!salt)
     {
-      if (RAND_bytes (salt_buf, sizeof salt_buf) != 1)
+      if (sym_RAND_bytes (salt_buf, sizeof salt_buf) != 1)
         return ossl_error (err, "%s: random salt", partition);
       salt = salt_buf;
     }
@@ -490,6 +511,8 @@ avm_avb_make_vbmeta (const struct avm_avb_chain *chains, size_t n, const struct 
   size_t desc_len = 0;
   int r;
 
+  if ((r = avm_dlopen_crypto (err)) < 0)
+    return r;
   for (size_t i = 0; i < n; i++)
     {
       r = check_partition_name (chains[i].partition, err);
@@ -545,31 +568,33 @@ avm_avb_make_vbmeta (const struct avm_avb_chain *chains, size_t n, const struct 
 static int
 verify_rsa (const uint8_t *pk, const uint8_t digest[HASH_SIZE], const uint8_t *sig, bool *ok, avm_error_t *err)
 {
-  _cleanup_bn_ BIGNUM *n = BN_bin2bn (pk + 8, KEY_BYTES, NULL);
-  _cleanup_bn_ BIGNUM *e = BN_new ();
-  _cleanup_ (param_bld_freep) OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new ();
+  _cleanup_bn_ BIGNUM *n = sym_BN_bin2bn (pk + 8, KEY_BYTES, NULL);
+  _cleanup_bn_ BIGNUM *e = sym_BN_new ();
+  _cleanup_ (param_bld_freep) OSSL_PARAM_BLD *bld = sym_OSSL_PARAM_BLD_new ();
   _cleanup_ (params_freep) OSSL_PARAM *params = NULL;
   _cleanup_pkey_ctx_ EVP_PKEY_CTX *fctx = NULL;
   _cleanup_pkey_ctx_ EVP_PKEY_CTX *vctx = NULL;
   _cleanup_pkey_ EVP_PKEY *pkey = NULL;
 
   *ok = false;
-  if (!n || !e || !bld || !BN_set_word (e, RSA_F4))
+  if (!n || !e || !bld || !sym_BN_set_word (e, RSA_F4))
     return avm_error_sys (err, ENOMEM, "RSA verification");
-  if (BN_num_bits (n) != KEY_BITS || !BN_is_odd (n))
+  if (sym_BN_num_bits (n) != KEY_BITS || !sym_BN_is_odd (n))
     return 0; /* not a usable modulus: the signature cannot verify */
-  if (!OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_N, n) || !OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_E, e)
-      || !(params = OSSL_PARAM_BLD_to_param (bld)))
+  if (!sym_OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_N, n)
+      || !sym_OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_E, e)
+      || !(params = sym_OSSL_PARAM_BLD_to_param (bld)))
     return ossl_error (err, "RSA public key");
-  fctx = EVP_PKEY_CTX_new_from_name (NULL, "RSA", NULL);
-  if (!fctx || EVP_PKEY_fromdata_init (fctx) <= 0 || EVP_PKEY_fromdata (fctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+  fctx = sym_EVP_PKEY_CTX_new_from_name (NULL, "RSA", NULL);
+  if (!fctx || sym_EVP_PKEY_fromdata_init (fctx) <= 0
+      || sym_EVP_PKEY_fromdata (fctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
     return ossl_error (err, "RSA public key");
-  vctx = EVP_PKEY_CTX_new_from_pkey (NULL, pkey, NULL);
-  if (!vctx || EVP_PKEY_verify_init (vctx) <= 0 || EVP_PKEY_CTX_set_rsa_padding (vctx, RSA_PKCS1_PADDING) <= 0
-      || EVP_PKEY_CTX_set_signature_md (vctx, EVP_sha256 ()) <= 0)
+  vctx = sym_EVP_PKEY_CTX_new_from_pkey (NULL, pkey, NULL);
+  if (!vctx || sym_EVP_PKEY_verify_init (vctx) <= 0 || sym_EVP_PKEY_CTX_set_rsa_padding (vctx, RSA_PKCS1_PADDING) <= 0
+      || sym_EVP_PKEY_CTX_set_signature_md (vctx, sym_EVP_sha256 ()) <= 0)
     return ossl_error (err, "RSA verification");
-  *ok = EVP_PKEY_verify (vctx, sig, KEY_BYTES, digest, HASH_SIZE) == 1;
-  ERR_clear_error ();
+  *ok = sym_EVP_PKEY_verify (vctx, sig, KEY_BYTES, digest, HASH_SIZE) == 1;
+  sym_ERR_clear_error ();
   return 0;
 }
 
@@ -620,7 +645,7 @@ walk_descriptors (const uint8_t *d, uint64_t size, const uint8_t *image, size_t 
                       int r = avm_avb_sha256 (salt, salt_len, image, image_size, md, err);
                       if (r < 0)
                         return r;
-                      info->digest_ok = CRYPTO_memcmp (md, digest, HASH_SIZE) == 0;
+                      info->digest_ok = sym_CRYPTO_memcmp (md, digest, HASH_SIZE) == 0;
                     }
                 }
             }
@@ -706,7 +731,7 @@ verify_blob (const uint8_t *v, size_t len, const uint8_t *image, size_t image_le
   r = avm_avb_sha256 (v, HEADER_SIZE, aux, aux_size, md, err);
   if (r < 0)
     return r;
-  info->hash_ok = CRYPTO_memcmp (md, auth + hash_off, HASH_SIZE) == 0;
+  info->hash_ok = sym_CRYPTO_memcmp (md, auth + hash_off, HASH_SIZE) == 0;
   bool rsa_ok = false;
   r = verify_rsa (pk, md, auth + sig_off, &rsa_ok, err);
   if (r < 0)
@@ -721,7 +746,10 @@ avm_avb_verify_vbmeta (const uint8_t *data, size_t len, const char *what, struct
                        avm_error_t *err)
 {
   memset (info, 0, sizeof *info);
-  int r = verify_blob (data, len, NULL, 0, what, info, err);
+  int r = avm_dlopen_crypto (err);
+  if (r < 0)
+    return r;
+  r = verify_blob (data, len, NULL, 0, what, info, err);
   if (r == 0)
     info->vbmeta_size = HEADER_SIZE + get_be64 (data + 12) + get_be64 (data + 20);
   return r;
@@ -732,6 +760,9 @@ avm_avb_verify_footer (const uint8_t *data, size_t len, const char *what, struct
                        avm_error_t *err)
 {
   memset (info, 0, sizeof *info);
+  int r = avm_dlopen_crypto (err);
+  if (r < 0)
+    return r;
   if (len < AVM_AVB_FOOTER_SIZE)
     return avm_error_input (err, "%s: %zu bytes, too short for an AVB footer", what, len);
   const uint8_t *f = data + len - AVM_AVB_FOOTER_SIZE;

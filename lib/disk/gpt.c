@@ -52,7 +52,7 @@ static uint32_t
 crc (const void *buf, size_t len)
 {
   /* zlib takes uInt lengths; every buffer here is far below 4 GiB.  */
-  return (uint32_t) crc32 (crc32 (0L, Z_NULL, 0), buf, (uInt) len);
+  return (uint32_t) sym_crc32 (sym_crc32 (0L, Z_NULL, 0), buf, (uInt) len);
 }
 
 static uint64_t
@@ -276,6 +276,10 @@ int
 avm_gpt_build (const struct avm_gpt *g, uint8_t head[AVM_GPT_HEAD_SIZE], uint8_t tail[AVM_GPT_TAIL_SIZE],
                avm_error_t *err)
 {
+  int r;
+
+  if ((r = avm_dlopen_zlib (err)) < 0)
+    return r;
   if (g->disk_size == 0 || g->disk_size % AVM_GPT_DISK_ALIGN || g->disk_size < next_offset (g) + AVM_GPT_TAIL_SIZE)
     return avm_error_fail (err, EINVAL, "GPT: the layout is not finished (avm_gpt_finish)");
 
@@ -551,6 +555,8 @@ avm_gpt_read_disk_guid (int fd, uint64_t disk_size, const char *file, uint8_t gu
   struct header h;
   int r;
 
+  if ((r = avm_dlopen_zlib (err)) < 0)
+    return r;
   if (disk_size % SECTOR || disk_size / SECTOR < 3 + 2 * ENTRIES_SECTORS + 1 || disk_size > (UINT64_C (1) << 62))
     return avm_error_input (err, "%s: size %" PRIu64 " bytes cannot hold a GPT disk", file, disk_size);
   if ((r = read_at (fd, file, sec, SECTOR, SECTOR, "primary GPT header", err)) < 0
@@ -570,6 +576,8 @@ avm_gpt_read (int fd, uint64_t disk_size, const char *file, struct avm_gpt *g, a
   int r;
 
   memset (g, 0, sizeof *g);
+  if ((r = avm_dlopen_zlib (err)) < 0)
+    return r;
   if (disk_size % SECTOR)
     return avm_error_input (err, "%s: size %" PRIu64 " is not a multiple of %d bytes", file, disk_size, SECTOR);
   uint64_t lbas = disk_size / SECTOR;

@@ -127,7 +127,7 @@ avm_sparse_read_header (struct avm_stream *s, struct avm_sparse_header *h, avm_e
 static uint32_t
 mulx (uint32_t a, uint32_t b)
 {
-  return (uint32_t) crc32_combine_op (a, 0, b);
+  return (uint32_t) sym_crc32_combine_op (a, 0, b);
 }
 
 /* CRC of LEN bytes (a multiple of 4) of a repeated 4-byte UNIT, appended
@@ -136,8 +136,8 @@ static uint32_t
 crc_append_repeat (uint32_t crc, const uint8_t unit[4], uint64_t len)
 {
   uint64_t n = len / 4;
-  uint32_t g = (uint32_t) crc32 (0, unit, 4); /* CRC of the current block */
-  uint32_t xp = (uint32_t) crc32_combine_gen64 (4); /* x^(8 * its length) */
+  uint32_t g = (uint32_t) sym_crc32 (0, unit, 4); /* CRC of the current block */
+  uint32_t xp = (uint32_t) sym_crc32_combine_gen64 (4); /* x^(8 * its length) */
   uint32_t r = 0;                                  /* CRC of the blocks taken */
 
   if (len == 0)
@@ -153,7 +153,7 @@ crc_append_repeat (uint32_t crc, const uint8_t unit[4], uint64_t len)
           xp = mulx (xp, xp);
         }
     }
-  return (uint32_t) crc32_combine_op (crc, r, crc32_combine_gen64 ((z_off64_t) len));
+  return (uint32_t) sym_crc32_combine_op (crc, r, sym_crc32_combine_gen64 ((z_off64_t) len));
 }
 
 static const char *
@@ -352,6 +352,9 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
                            "%s: %s expands to %" PRIu64 " bytes, which do not fit at offset %" PRIu64 " (%" PRIu64
                            " bytes)",
                            avm_out_path (o), s->name, total, base, avm_out_size (o));
+  /* (zlib only to check the CRC: not for an image without one)  */
+  if (!h->crc_unneeded && (r = avm_dlopen_zlib (err)) < 0)
+    return r;
 
   for (x.index = 1; x.index <= h->total_chunks; x.index++)
     {
@@ -375,7 +378,7 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
               if ((r = read_data (&x, buf, piece, "RAW chunk data", len)) < 0)
                 return r;
               if (!h->crc_unneeded)
-                crc = (uint32_t) crc32_z (crc, buf, piece);
+                crc = (uint32_t) sym_crc32_z (crc, buf, piece);
               if ((r = avm_out_write (o, off + done, buf, piece, err)) < 0)
                 return r;
               done += piece;

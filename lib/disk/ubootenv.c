@@ -18,13 +18,17 @@
 static uint32_t
 env_crc (const uint8_t *data, size_t len)
 {
-  return (uint32_t) crc32_z (crc32_z (0L, Z_NULL, 0), data, len);
+  return (uint32_t) sym_crc32_z (sym_crc32_z (0L, Z_NULL, 0), data, len);
 }
 
 int
 avm_uboot_env_build (char *const *entries, uint8_t out[AVM_UBOOT_ENV_SIZE], avm_error_t *err)
 {
   size_t total = 1; /* the final NUL */
+  int r;
+
+  if ((r = avm_dlopen_zlib (err)) < 0)
+    return r;
 
   for (size_t i = 0; entries && entries[i]; i++)
     {
@@ -63,7 +67,10 @@ int
 avm_uboot_env_parse (const uint8_t *env, size_t len, char ***entries, avm_error_t *err)
 {
   struct avm_argv v = { 0 };
+  int r;
 
+  if ((r = avm_dlopen_zlib (err)) < 0)
+    return r;
   if (len < DATA_OFF + 1)
     return avm_error_input (err, "U-Boot environment: %zu bytes, too short", len);
   uint32_t stored = (uint32_t) env[0] | (uint32_t) env[1] << 8 | (uint32_t) env[2] << 16 | (uint32_t) env[3] << 24;

@@ -12,19 +12,19 @@ static inline void
 udev_unrefp (struct udev **u)
 {
   if (*u)
-    udev_unref (*u);
+    sym_udev_unref (*u);
 }
 static inline void
 udev_enumerate_unrefp (struct udev_enumerate **e)
 {
   if (*e)
-    udev_enumerate_unref (*e);
+    sym_udev_enumerate_unref (*e);
 }
 static inline void
 udev_device_unrefp (struct udev_device **d)
 {
   if (*d)
-    udev_device_unref (*d);
+    sym_udev_device_unref (*d);
 }
 
 /* The driver of DEV or of its nearest ancestor that has one: a render node
@@ -32,9 +32,9 @@ udev_device_unrefp (struct udev_device **d)
 static const char *
 device_driver (struct udev_device *dev)
 {
-  for (struct udev_device *d = dev; d; d = udev_device_get_parent (d))
+  for (struct udev_device *d = dev; d; d = sym_udev_device_get_parent (d))
     {
-      const char *drv = udev_device_get_driver (d);
+      const char *drv = sym_udev_device_get_driver (d);
       if (drv && *drv)
         return drv;
     }
@@ -59,13 +59,13 @@ probe_open (const char *devnode)
 static int
 node_fill (struct avm_dev_node *node, struct udev_device *dev)
 {
-  const char *sysname = udev_device_get_sysname (dev);
-  const char *devnode = udev_device_get_devnode (dev);
+  const char *sysname = sym_udev_device_get_sysname (dev);
+  const char *devnode = sym_udev_device_get_devnode (dev);
   const char *driver = device_driver (dev);
 
   *node = (struct avm_dev_node) { 0 };
   node->sysname = strdup (sysname ? sysname : "");
-  node->syspath = strdup (udev_device_get_syspath (dev));
+  node->syspath = strdup (sym_udev_device_get_syspath (dev));
   node->devnode = devnode ? strdup (devnode) : NULL;
   node->driver = driver ? strdup (driver) : NULL;
   if (!node->sysname || !node->syspath || (devnode && !node->devnode) || (driver && !node->driver))
@@ -99,26 +99,28 @@ avm_host_list_devices (const char *subsystem, const char *sysname, struct avm_de
 
   *nodes = NULL;
   *n = 0;
-  udev = udev_new ();
+  if ((r = avm_dlopen_udev (err)) < 0)
+    return r;
+  udev = sym_udev_new ();
   if (!udev)
     return avm_error_sys (err, errno ? errno : ENOMEM, "libudev: cannot create a context");
-  e = udev_enumerate_new (udev);
+  e = sym_udev_enumerate_new (udev);
   if (!e)
     return avm_error_sys (err, errno ? errno : ENOMEM, "libudev: cannot enumerate devices");
-  r = udev_enumerate_add_match_subsystem (e, subsystem);
+  r = sym_udev_enumerate_add_match_subsystem (e, subsystem);
   if (r >= 0 && sysname)
-    r = udev_enumerate_add_match_sysname (e, sysname);
+    r = sym_udev_enumerate_add_match_sysname (e, sysname);
   if (r < 0)
     return avm_error_sys (err, -r, "libudev: cannot match subsystem %s", subsystem);
-  r = udev_enumerate_scan_devices (e);
+  r = sym_udev_enumerate_scan_devices (e);
   if (r < 0)
     return avm_error_sys (err, -r, "libudev: cannot scan /sys for %s devices", subsystem);
 
   struct udev_list_entry *entry;
-  udev_list_entry_foreach (entry, udev_enumerate_get_list_entry (e))
+  for (entry = sym_udev_enumerate_get_list_entry (e); entry; entry = sym_udev_list_entry_get_next (entry))
     {
-      const char *syspath = udev_list_entry_get_name (entry);
-      _cleanup_ (udev_device_unrefp) struct udev_device *dev = udev_device_new_from_syspath (udev, syspath);
+      const char *syspath = sym_udev_list_entry_get_name (entry);
+      _cleanup_ (udev_device_unrefp) struct udev_device *dev = sym_udev_device_new_from_syspath (udev, syspath);
       struct avm_dev_node *grown;
 
       if (!dev)

@@ -3,9 +3,11 @@
  * libudev.so.1, bound on first use (lib/util/dl.h): only device discovery
  * (DRM render nodes, passed-through devices) needs it, and most starts
  * never get there.  Include this header instead of <libudev.h> in lib/
- * sources.
+ * sources; sym_udev_new (...) and the others after avm_dlopen_udev.
  */
 #pragma once
+
+#include "util/dl.h"
 
 #include <libudev.h>
 
@@ -28,33 +30,10 @@
   X (udev_device_get_devnode) \
   X (udev_device_get_syspath)
 
-struct avm_udev_api
-{
-#define X(f) __typeof__ (f) *f;
-  AVM_UDEV_FUNCS (X)
-#undef X
-};
+AVM_DL_DECLARE (AVM_UDEV_FUNCS)
 
-/* The table; loads libudev.so.1 the first time (exits 1 if it cannot:
-   Debian: libudev1).  */
-const struct avm_udev_api *avm_udev (void);
-
-#ifndef AVM_LAZY_UDEV_IMPL
-#define udev_new(...) (avm_udev ()->udev_new (__VA_ARGS__))
-#define udev_unref(...) (avm_udev ()->udev_unref (__VA_ARGS__))
-#define udev_enumerate_new(...) (avm_udev ()->udev_enumerate_new (__VA_ARGS__))
-#define udev_enumerate_unref(...) (avm_udev ()->udev_enumerate_unref (__VA_ARGS__))
-#define udev_enumerate_add_match_subsystem(...) (avm_udev ()->udev_enumerate_add_match_subsystem (__VA_ARGS__))
-#define udev_enumerate_add_match_sysname(...) (avm_udev ()->udev_enumerate_add_match_sysname (__VA_ARGS__))
-#define udev_enumerate_scan_devices(...) (avm_udev ()->udev_enumerate_scan_devices (__VA_ARGS__))
-#define udev_enumerate_get_list_entry(...) (avm_udev ()->udev_enumerate_get_list_entry (__VA_ARGS__))
-#define udev_list_entry_get_next(...) (avm_udev ()->udev_list_entry_get_next (__VA_ARGS__))
-#define udev_list_entry_get_name(...) (avm_udev ()->udev_list_entry_get_name (__VA_ARGS__))
-#define udev_device_new_from_syspath(...) (avm_udev ()->udev_device_new_from_syspath (__VA_ARGS__))
-#define udev_device_unref(...) (avm_udev ()->udev_device_unref (__VA_ARGS__))
-#define udev_device_get_parent(...) (avm_udev ()->udev_device_get_parent (__VA_ARGS__))
-#define udev_device_get_driver(...) (avm_udev ()->udev_device_get_driver (__VA_ARGS__))
-#define udev_device_get_sysname(...) (avm_udev ()->udev_device_get_sysname (__VA_ARGS__))
-#define udev_device_get_devnode(...) (avm_udev ()->udev_device_get_devnode (__VA_ARGS__))
-#define udev_device_get_syspath(...) (avm_udev ()->udev_device_get_syspath (__VA_ARGS__))
-#endif
+/* Bind the sym_ pointers above, loading libudev.so.1 the first time (any
+   thread; later calls return the first outcome).  0, or -errno with ERR
+   naming the library, the missing function and the Debian package
+   (libudev1).  Call it before the first sym_ use.  */
+int avm_dlopen_udev (avm_error_t *err);

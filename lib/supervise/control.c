@@ -145,8 +145,8 @@ client_free (struct client *cl)
 {
   struct avm_control *c = cl->ctl;
 
-  sd_event_source_disable_unref (cl->io);
-  sd_event_source_disable_unref (cl->timer);
+  sym_sd_event_source_disable_unref (cl->io);
+  sym_sd_event_source_disable_unref (cl->timer);
   if (cl->fd >= 0)
     close (cl->fd);
   if (cl->prev)
@@ -227,8 +227,8 @@ client_reply (struct client *cl, json_t *reply)
 static void
 client_rearm (struct client *cl)
 {
-  if (sd_event_source_set_time_relative (cl->timer, cl->ctl->idle_usec) >= 0)
-    sd_event_source_set_enabled (cl->timer, SD_EVENT_ONESHOT);
+  if (sym_sd_event_source_set_time_relative (cl->timer, cl->ctl->idle_usec) >= 0)
+    sym_sd_event_source_set_enabled (cl->timer, SD_EVENT_ONESHOT);
 }
 
 json_t *
@@ -341,7 +341,7 @@ client_update (struct client *cl)
       client_free (cl);
       return;
     }
-  if (sd_event_source_set_io_events (cl->io, (cl->closing ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0)) < 0)
+  if (sym_sd_event_source_set_io_events (cl->io, (cl->closing ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0)) < 0)
     client_free (cl);
 }
 
@@ -423,8 +423,8 @@ accept_client (struct avm_control *c, int fd)
     c->clients->prev = cl;
   c->clients = cl;
   c->nclients++;
-  if (sd_event_add_io (c->event, &cl->io, fd, EPOLLIN, on_client_io, cl) < 0
-      || sd_event_add_time_relative (c->event, &cl->timer, CLOCK_MONOTONIC, c->idle_usec, TIMER_ACCURACY_USEC,
+  if (sym_sd_event_add_io (c->event, &cl->io, fd, EPOLLIN, on_client_io, cl) < 0
+      || sym_sd_event_add_time_relative (c->event, &cl->timer, CLOCK_MONOTONIC, c->idle_usec, TIMER_ACCURACY_USEC,
                                      on_client_idle, cl)
            < 0)
     {
@@ -438,7 +438,7 @@ static int
 on_accept_retry (sd_event_source *s, uint64_t usec, void *userdata)
 {
   struct avm_control *c = userdata;
-  sd_event_source_set_enabled (c->listen_io, SD_EVENT_ON);
+  sym_sd_event_source_set_enabled (c->listen_io, SD_EVENT_ON);
   return 0;
 }
 
@@ -451,15 +451,15 @@ pause_accepting (struct avm_control *c)
 
   if (c->retry_timer)
     {
-      r = sd_event_source_set_time_relative (c->retry_timer, ACCEPT_RETRY_USEC);
+      r = sym_sd_event_source_set_time_relative (c->retry_timer, ACCEPT_RETRY_USEC);
       if (r >= 0)
-        r = sd_event_source_set_enabled (c->retry_timer, SD_EVENT_ONESHOT);
+        r = sym_sd_event_source_set_enabled (c->retry_timer, SD_EVENT_ONESHOT);
     }
   else
-    r = sd_event_add_time_relative (c->event, &c->retry_timer, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC,
+    r = sym_sd_event_add_time_relative (c->event, &c->retry_timer, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC,
                                     TIMER_ACCURACY_USEC, on_accept_retry, c);
   if (r >= 0)
-    sd_event_source_set_enabled (c->listen_io, SD_EVENT_OFF);
+    sym_sd_event_source_set_enabled (c->listen_io, SD_EVENT_OFF);
 }
 
 static int
@@ -552,6 +552,9 @@ avm_control_listen (sd_event *e, int dirfd, const char *name, const char *path, 
   struct stat st;
   int r;
 
+  r = avm_dlopen_systemd (err);
+  if (r < 0)
+    return r;
   r = check_path (dirfd, name, path, err);
   if (r < 0)
     return r;
@@ -567,7 +570,7 @@ avm_control_listen (sd_event *e, int dirfd, const char *name, const char *path, 
   c->fn = fn;
   c->data = data;
   c->idle_usec = AVM_CONTROL_IDLE_TIMEOUT_USEC;
-  c->event = sd_event_ref (e);
+  c->event = sym_sd_event_ref (e);
   _cleanup_control_ struct avm_control *guard = c;
 
   c->name = strdup (name);
@@ -599,7 +602,7 @@ avm_control_listen (sd_event *e, int dirfd, const char *name, const char *path, 
     return avm_error_sys (err, errno, "%s: chmod", path);
   if (listen (c->fd, BACKLOG) < 0)
     return avm_error_sys (err, errno, "%s: listen", path);
-  r = sd_event_add_io (e, &c->listen_io, c->fd, EPOLLIN, on_accept, c);
+  r = sym_sd_event_add_io (e, &c->listen_io, c->fd, EPOLLIN, on_accept, c);
   if (r < 0)
     return avm_error_sys (err, -r, "%s: event source", path);
   *out = steal_pointer (&guard);
@@ -621,8 +624,8 @@ avm_control_free (struct avm_control *c)
     return;
   while (c->clients)
     client_free (c->clients);
-  sd_event_source_disable_unref (c->listen_io);
-  sd_event_source_disable_unref (c->retry_timer);
+  sym_sd_event_source_disable_unref (c->listen_io);
+  sym_sd_event_source_disable_unref (c->retry_timer);
   if (c->bound && fstatat (c->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK (st.st_mode)
       && st.st_dev == c->dev && st.st_ino == c->ino)
     unlinkat (c->dirfd, c->name, 0);
@@ -630,7 +633,7 @@ avm_control_free (struct avm_control *c)
     close (c->fd);
   if (c->dirfd >= 0)
     close (c->dirfd);
-  sd_event_unref (c->event);
+  sym_sd_event_unref (c->event);
   free (c->name);
   free (c->path);
   free (c);

@@ -92,7 +92,7 @@ on_console (sd_event_source *src, int fd, uint32_t revents, void *data)
   sv_log_check (c->sv, c->log);
   if (r < 0)
     /* The FIFO is held open read-write: no EOF; an error ends reading.  */
-    c->src = sd_event_source_disable_unref (c->src);
+    c->src = sym_sd_event_source_disable_unref (c->src);
   return 0;
 }
 
@@ -130,7 +130,7 @@ consoles_setup (struct sv *sv, avm_error_t *err)
           fcntl (wfd, F_SETFL, fcntl (wfd, F_GETFL) | O_NONBLOCK);
           avm_logsink_set_tee (c->log, wfd);
         }
-      if ((r = sd_event_add_io (sv->e, &c->src, rf->fd, EPOLLIN, on_console, c)) < 0)
+      if ((r = sym_sd_event_add_io (sv->e, &c->src, rf->fd, EPOLLIN, on_console, c)) < 0)
         return avm_error_sys (err, -r, "console %s: event source", c->name);
     }
   return 0;
@@ -215,9 +215,9 @@ qmp_update_io (struct sv *sv)
     return;
   uint32_t ev = avm_qmp_io_events (sv->g.qmp);
   if (ev == 0)
-    sd_event_source_set_enabled (sv->g.qmp_src, SD_EVENT_OFF);
+    sym_sd_event_source_set_enabled (sv->g.qmp_src, SD_EVENT_OFF);
   else
-    sd_event_source_set_io_events (sv->g.qmp_src, ev);
+    sym_sd_event_source_set_io_events (sv->g.qmp_src, ev);
 }
 
 static int
@@ -247,7 +247,7 @@ on_qmp_io (sd_event_source *src, int fd, uint32_t revents, void *data)
 static void
 qmp_drop (struct sv *sv)
 {
-  sv->g.qmp_src = sd_event_source_disable_unref (sv->g.qmp_src);
+  sv->g.qmp_src = sym_sd_event_source_disable_unref (sv->g.qmp_src);
   sv_timer_cancel (&sv->g.qmp_timer);
   avm_qmp_close (sv->g.qmp);
   sv->g.qmp = NULL;
@@ -262,7 +262,7 @@ qmp_try_connect (struct sv *sv, avm_error_t *err)
   int r = avm_qmp_try_connect (sv->g.qmp_path, &sv->g.qmp, err);
   if (r < 0)
     return r;
-  r = sd_event_add_io (sv->e, &sv->g.qmp_src, avm_qmp_fd (sv->g.qmp), EPOLLIN, on_qmp_io, sv);
+  r = sym_sd_event_add_io (sv->e, &sv->g.qmp_src, avm_qmp_fd (sv->g.qmp), EPOLLIN, on_qmp_io, sv);
   if (r < 0)
     {
       avm_qmp_close (sv->g.qmp);
@@ -277,7 +277,7 @@ static int
 on_qmp_connect (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->g.qmp_timer = sd_event_source_unref (sv->g.qmp_timer);
+  sv->g.qmp_timer = sym_sd_event_source_unref (sv->g.qmp_timer);
   if (sv->g.qemu.pid <= 0 || sv->g.qmp)
     return 0;
   _cleanup_error_ avm_error_t err = NULL;
@@ -299,7 +299,7 @@ static int
 on_qmp_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->g.qemu.timer = sd_event_source_unref (sv->g.qemu.timer);
+  sv->g.qemu.timer = sym_sd_event_source_unref (sv->g.qemu.timer);
   if (!sv->g.qmp_ready && sv->phase != PHASE_STOPPING)
     {
       _cleanup_free_ char *tail = svc_tail (&sv->g.qemu);
@@ -317,7 +317,7 @@ static int
 on_boot_progress (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->g.progress_timer = sd_event_source_disable_unref (sv->g.progress_timer);
+  sv->g.progress_timer = sym_sd_event_source_disable_unref (sv->g.progress_timer);
   if (sv->g.boots > 0 || (sv->phase != PHASE_QEMU && sv->phase != PHASE_BOOTING))
     return 0;
   sv_info (sv, "still booting (%.0f s)", (double) (sv_now (sv) - sv->g.t_qemu) / USEC_PER_SEC);
@@ -329,7 +329,7 @@ static int
 on_boot_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->g.boot_timer = sd_event_source_unref (sv->g.boot_timer);
+  sv->g.boot_timer = sym_sd_event_source_unref (sv->g.boot_timer);
   if (sv->g.boots > 0 || sv->phase == PHASE_STOPPING)
     return 0;
   const char *console = sv->g.boot->console ? sv->g.boot->console : "?";
@@ -511,7 +511,7 @@ on_qemu_stop_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
   struct svc *q = &sv->g.qemu;
-  sv->g.stop_timer = sd_event_source_unref (sv->g.stop_timer);
+  sv->g.stop_timer = sym_sd_event_source_unref (sv->g.stop_timer);
   if (q->pid <= 0)
     return 0;
   switch (sv->g.qstop)
@@ -608,7 +608,7 @@ guest_clear (struct sv *sv)
   sv_timer_cancel (&sv->g.stop_timer);
   for (size_t i = 0; i < sv->g.ncons; i++)
     {
-      sv->g.cons[i].src = sd_event_source_disable_unref (sv->g.cons[i].src);
+      sv->g.cons[i].src = sym_sd_event_source_disable_unref (sv->g.cons[i].src);
       avm_logsink_free (sv->g.cons[i].log);
     }
   free (sv->g.cons);

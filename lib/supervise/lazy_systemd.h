@@ -6,9 +6,12 @@
  * about a millisecond of every process start.  `avm start` begins loading
  * it on a thread of its own (avm_systemd_prefetch) while it plans, so the
  * supervisor finds it loaded; dry runs, status, stop, cvd2img and inspect
- * never load it.  Include this header instead of libsystemd's in lib/.
+ * never load it.  Include this header instead of libsystemd's in lib/;
+ * sym_sd_event_new (...) and the others after avm_dlopen_systemd.
  */
 #pragma once
+
+#include "util/dl.h"
 
 /* Entries carry avm's own fields (AVM_INSTANCE, AVM_SERVICE, ...), not
    the CODE_FILE/CODE_LINE of the sink that sends every one of them; this
@@ -37,44 +40,22 @@
   X (sd_event_source_set_priority) \
   X (sd_journal_sendv)
 
-struct avm_systemd_api
-{
-#define X(f) __typeof__ (f) *f;
-  AVM_SYSTEMD_FUNCS (X)
-#undef X
-};
+AVM_DL_DECLARE (AVM_SYSTEMD_FUNCS)
 
-/* The table; loads libsystemd.so.0 the first time, or waits for the load
-   avm_systemd_prefetch started (exits 1 if it cannot: Debian: libsystemd0).  */
-const struct avm_systemd_api *avm_systemd (void);
+/* Bind the sym_ pointers above, loading libsystemd.so.0 the first time or
+   waiting for the load avm_systemd_prefetch started (main thread: it joins
+   that thread; later calls return the first outcome).  0, or -errno with
+   ERR naming the library, the missing function and the Debian package
+   (libsystemd0).  Call it before the first sym_ use; until then the three
+   unref functions accept only NULL (lazy.c).  */
+int avm_dlopen_systemd (avm_error_t *err);
 
 /* Start loading libsystemd on a short-lived thread, with every signal
-   blocked, so that it overlaps what the caller does next (the first
-   avm_systemd() joins it).  Without a
-   thread (pthread_create failing) avm_systemd loads it when first called.  */
+   blocked, so that it overlaps what the caller does next (avm_dlopen_systemd
+   joins it).  Without a thread (pthread_create failing) avm_dlopen_systemd
+   loads it when first called.  */
 void avm_systemd_prefetch (void);
 /* Wait for the prefetching thread, if one runs (a start that ends before
    the supervisor used libsystemd: nothing of the thread outlives avm's
-   work).  */
+   work).  Main thread only.  */
 void avm_systemd_prefetch_join (void);
-
-#ifndef AVM_LAZY_SYSTEMD_IMPL
-#define sd_event_new(...) (avm_systemd ()->sd_event_new (__VA_ARGS__))
-#define sd_event_ref(...) (avm_systemd ()->sd_event_ref (__VA_ARGS__))
-#define sd_event_unref(...) (avm_systemd ()->sd_event_unref (__VA_ARGS__))
-#define sd_event_loop(...) (avm_systemd ()->sd_event_loop (__VA_ARGS__))
-#define sd_event_exit(...) (avm_systemd ()->sd_event_exit (__VA_ARGS__))
-#define sd_event_now(...) (avm_systemd ()->sd_event_now (__VA_ARGS__))
-#define sd_event_add_io(...) (avm_systemd ()->sd_event_add_io (__VA_ARGS__))
-#define sd_event_add_signal(...) (avm_systemd ()->sd_event_add_signal (__VA_ARGS__))
-#define sd_event_add_time(...) (avm_systemd ()->sd_event_add_time (__VA_ARGS__))
-#define sd_event_add_time_relative(...) (avm_systemd ()->sd_event_add_time_relative (__VA_ARGS__))
-#define sd_event_add_defer(...) (avm_systemd ()->sd_event_add_defer (__VA_ARGS__))
-#define sd_event_source_unref(...) (avm_systemd ()->sd_event_source_unref (__VA_ARGS__))
-#define sd_event_source_disable_unref(...) (avm_systemd ()->sd_event_source_disable_unref (__VA_ARGS__))
-#define sd_event_source_set_enabled(...) (avm_systemd ()->sd_event_source_set_enabled (__VA_ARGS__))
-#define sd_event_source_set_time_relative(...) (avm_systemd ()->sd_event_source_set_time_relative (__VA_ARGS__))
-#define sd_event_source_set_io_events(...) (avm_systemd ()->sd_event_source_set_io_events (__VA_ARGS__))
-#define sd_event_source_set_priority(...) (avm_systemd ()->sd_event_source_set_priority (__VA_ARGS__))
-#define sd_journal_sendv(...) (avm_systemd ()->sd_journal_sendv (__VA_ARGS__))
-#endif

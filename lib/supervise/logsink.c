@@ -333,7 +333,10 @@ emit_line (struct avm_logsink *s, bool strip_cr)
       iov[0] = (struct iovec) { .iov_base = s->msg, .iov_len = MSG_PREFIX_LEN + len };
       for (int i = 0; i < s->n_jfields; i++)
         iov[1 + i] = (struct iovec) { .iov_base = s->jfield[i], .iov_len = strlen (s->jfield[i]) };
-      if (sd_journal_sendv (iov, 1 + s->n_jfields) < 0)
+      /* libsystemd is bound by the first line (as the supervisor's loop does,
+         on the main thread), not when the sink opens: `avm start` loads it
+         meanwhile (avm_systemd_prefetch).  */
+      if (avm_dlopen_systemd (NULL) < 0 || sym_sd_journal_sendv (iov, 1 + s->n_jfields) < 0)
         s->journal_errors++;
     }
 
@@ -568,7 +571,13 @@ avm_logsink_new_error (struct avm_logsink *s)
   if (s->error_told)
     return NULL;
   if (!s->error && s->journal_errors > 0)
-    s->error = strdup ("cannot send lines to the systemd journal (is journald running?)");
+    {
+      _cleanup_error_ avm_error_t e = NULL;
+      if (avm_dlopen_systemd (&e) < 0 && e && e->msg)
+        s->error = strdup (e->msg); /* no libsystemd: say which package */
+      else
+        s->error = strdup ("cannot send lines to the systemd journal (is journald running?)");
+    }
   if (!s->error)
     return NULL;
   s->error_told = true;

@@ -105,7 +105,7 @@ sv_schedule (struct sv *sv)
 {
   if (sv->phase == PHASE_STOPPING || !sv->schedule_src)
     return;
-  sd_event_source_set_enabled (sv->schedule_src, SD_EVENT_ONESHOT);
+  sym_sd_event_source_set_enabled (sv->schedule_src, SD_EVENT_ONESHOT);
 }
 
 /* The helpers that wait for nothing are spawned before the event loop
@@ -128,9 +128,9 @@ sv_start_early (struct sv *sv)
 int
 sv_schedule_attach (struct sv *sv, avm_error_t *err)
 {
-  int r = sd_event_add_defer (sv->e, &sv->schedule_src, on_schedule, sv);
+  int r = sym_sd_event_add_defer (sv->e, &sv->schedule_src, on_schedule, sv);
   if (r < 0)
     return avm_error_sys (err, -r, "scheduler");
-  sd_event_source_set_enabled (sv->schedule_src, SD_EVENT_OFF);
+  sym_sd_event_source_set_enabled (sv->schedule_src, SD_EVENT_OFF);
   return 0;
 }

@@ -113,8 +113,8 @@ void
 svc_clear (struct svc *s)
 {
   sv_timer_cancel (&s->timer);
-  s->out_src = sd_event_source_disable_unref (s->out_src);
-  s->notify_src = sd_event_source_disable_unref (s->notify_src);
+  s->out_src = sym_sd_event_source_disable_unref (s->out_src);
+  s->notify_src = sym_sd_event_source_disable_unref (s->notify_src);
   if (s->out_fd >= 0)
     close (s->out_fd);
   if (s->notify_fd >= 0)
@@ -144,7 +144,7 @@ on_output (sd_event_source *src, int fd, uint32_t revents, void *data)
   if (r == 1 || r == 0)
     return 0;
   /* EOF (every writer gone) or a read error: this pipe is done.  */
-  s->out_src = sd_event_source_disable_unref (s->out_src);
+  s->out_src = sym_sd_event_source_disable_unref (s->out_src);
   close (s->out_fd);
   s->out_fd = -1;
   return 0;
@@ -165,7 +165,7 @@ static int
 on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct svc *s = data;
-  s->timer = sd_event_source_unref (s->timer);
+  s->timer = sym_sd_event_source_unref (s->timer);
   if (s->state != SVC_STARTING)
     return 0;
   const char *what = s->ready == AVM_READY_SOCKET   ? "its socket is not listening"
@@ -195,7 +195,7 @@ svc_start (struct svc *s, avm_error_t *err)
     {
       /* The previous run's pipe may still have writers (its orphans): a
          fresh pipe keeps this run's output apart and its EOF meaningful.  */
-      s->out_src = sd_event_source_disable_unref (s->out_src);
+      s->out_src = sym_sd_event_source_disable_unref (s->out_src);
       avm_logsink_drain (s->log, s->out_fd);
       close (s->out_fd);
       s->out_fd = -1;
@@ -246,12 +246,12 @@ svc_attach (struct svc *s, avm_error_t *err)
   int r;
   if (s->out_fd >= 0 && !s->out_src)
     {
-      if ((r = sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
+      if ((r = sym_sd_event_add_io (sv->e, &s->out_src, s->out_fd, EPOLLIN, on_output, s)) < 0)
         return avm_error_sys (err, -r, "service %s: event source", s->name);
-      sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
+      sym_sd_event_source_set_priority (s->out_src, SD_EVENT_PRIORITY_IDLE);
     }
   if (s->notify_fd >= 0 && !s->notify_src
-      && (r = sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
+      && (r = sym_sd_event_add_io (sv->e, &s->notify_src, s->notify_fd, EPOLLIN, on_notify, s)) < 0)
     return avm_error_sys (err, -r, "service %s: event source", s->name);
   if (s->qemu || s->state != SVC_STARTING || s->ready == AVM_READY_NONE)
     return 0;
@@ -305,7 +305,7 @@ static int
 on_ready_poll (sd_event_source *src, uint64_t usec, void *data)
 {
   struct sv *sv = data;
-  sv->ready_poll = sd_event_source_unref (sv->ready_poll);
+  sv->ready_poll = sym_sd_event_source_unref (sv->ready_poll);
   if (svc_check_ready (sv))
     sv_schedule (sv);
   return 0;
@@ -333,7 +333,7 @@ on_ready_event (sd_event_source *src, int fd, uint32_t revents, void *data)
 void
 svc_ready_watch_close (struct sv *sv)
 {
-  sv->ready_watch = sd_event_source_disable_unref (sv->ready_watch);
+  sv->ready_watch = sym_sd_event_source_disable_unref (sv->ready_watch);
   if (sv->ready_inotify >= 0)
     close (sv->ready_inotify);
   sv->ready_inotify = -1;
@@ -351,7 +351,7 @@ ready_watch_add (struct svc *s)
       int fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
       if (fd < 0)
         return;
-      if (sd_event_add_io (sv->e, &sv->ready_watch, fd, EPOLLIN, on_ready_event, sv) < 0)
+      if (sym_sd_event_add_io (sv->e, &sv->ready_watch, fd, EPOLLIN, on_ready_event, sv) < 0)
         {
           close (fd);
           return;
@@ -432,7 +432,7 @@ static int
 on_restart (sd_event_source *src, uint64_t usec, void *data)
 {
   struct svc *s = data;
-  s->timer = sd_event_source_unref (s->timer);
+  s->timer = sym_sd_event_source_unref (s->timer);
   if (s->state != SVC_BACKOFF || s->sv->phase == PHASE_STOPPING)
     return 0;
   _cleanup_error_ avm_error_t err = NULL;
@@ -537,7 +537,7 @@ static int
 on_stop_timeout (sd_event_source *src, uint64_t usec, void *data)
 {
   struct svc *s = data;
-  s->timer = sd_event_source_unref (s->timer);
+  s->timer = sym_sd_event_source_unref (s->timer);
   if (s->pid > 0)
     {
       sv_info (s->sv, "%s: still running %.1f s after SIGTERM: SIGKILL", s->name,

@@ -30,7 +30,7 @@ sv_now (struct sv *sv)
 {
   uint64_t t = 0;
   /* (Before the loop exists: the clock itself, without loading libsystemd.)  */
-  if (!sv->e || sd_event_now (sv->e, CLOCK_MONOTONIC, &t) < 0)
+  if (!sv->e || sym_sd_event_now (sv->e, CLOCK_MONOTONIC, &t) < 0)
     {
       struct timespec ts;
       clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -44,21 +44,21 @@ sv_timer_at (struct sv *sv, sd_event_source **src, uint64_t when, sd_event_time_
 {
   sv_timer_cancel (src);
   /* Accuracy 1 us: 0 would mean sd-event's default of 250 ms.  */
-  return sd_event_add_time (sv->e, src, CLOCK_MONOTONIC, when, 1, cb, data);
+  return sym_sd_event_add_time (sv->e, src, CLOCK_MONOTONIC, when, 1, cb, data);
 }
 
 int
 sv_timer (struct sv *sv, sd_event_source **src, uint64_t delay, sd_event_time_handler_t cb, void *data)
 {
   uint64_t now;
-  sd_event_now (sv->e, CLOCK_MONOTONIC, &now);
+  sym_sd_event_now (sv->e, CLOCK_MONOTONIC, &now);
   return sv_timer_at (sv, src, now + delay, cb, data);
 }
 
 void
 sv_timer_cancel (sd_event_source **src)
 {
-  *src = sd_event_source_disable_unref (*src);
+  *src = sym_sd_event_source_disable_unref (*src);
 }
 
 char *
@@ -138,7 +138,7 @@ sv_stop_continue (struct sv *sv)
         svc_kill (s);
       return;
     }
-  sd_event_exit (sv->e, sv->exit_status);
+  sym_sd_event_exit (sv->e, sv->exit_status);
 }
 
 void
@@ -256,7 +256,7 @@ on_extend (sd_event_source *src, uint64_t usec, void *data)
   struct sv *sv = data;
   if (sv->phase == PHASE_STOPPING || sv->phase == PHASE_RUNNING)
     {
-      sv->extend_timer = sd_event_source_disable_unref (sv->extend_timer);
+      sv->extend_timer = sym_sd_event_source_disable_unref (sv->extend_timer);
       return 0;
     }
   guest_extend (sv);
@@ -428,12 +428,12 @@ static int
 setup_loop (struct sv *sv, avm_error_t *err)
 {
   int r;
-  if ((r = sd_event_new (&sv->e)) < 0)
+  if ((r = sym_sd_event_new (&sv->e)) < 0)
     return avm_error_sys (err, -r, "sd_event_new");
-  if ((r = sd_event_add_signal (sv->e, NULL, SIGCHLD, on_sigchld, sv)) < 0
-      || (r = sd_event_add_signal (sv->e, NULL, SIGTERM, on_signal, sv)) < 0
-      || (r = sd_event_add_signal (sv->e, NULL, SIGINT, on_signal, sv)) < 0
-      || (r = sd_event_add_signal (sv->e, NULL, SIGHUP, on_signal, sv)) < 0)
+  if ((r = sym_sd_event_add_signal (sv->e, NULL, SIGCHLD, on_sigchld, sv)) < 0
+      || (r = sym_sd_event_add_signal (sv->e, NULL, SIGTERM, on_signal, sv)) < 0
+      || (r = sym_sd_event_add_signal (sv->e, NULL, SIGINT, on_signal, sv)) < 0
+      || (r = sym_sd_event_add_signal (sv->e, NULL, SIGHUP, on_signal, sv)) < 0)
     return avm_error_sys (err, -r, "signal handlers");
   if (sv->notifier.watchdog_usec > 0)
     sv_timer (sv, &sv->watchdog_timer, sv->notifier.watchdog_usec / 2, on_watchdog, sv);
@@ -491,7 +491,7 @@ teardown (struct sv *sv)
           avm_error_free (e);
         }
     }
-  sd_event_unref (sv->e);
+  sym_sd_event_unref (sv->e);
   free (sv->last_status);
   avm_notifier_close (&sv->notifier);
   free (sv->log_dir);
@@ -522,7 +522,7 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
       || (r = setup_services (&sv, err)) < 0)
     goto fail;
   sv_start_early (&sv);
-  if ((r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
+  if ((r = avm_dlopen_systemd (err)) < 0 || (r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
     goto fail;
   if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), AVM_CONTROL_SOCKET, sv.plan->control_socket,
                                sv_control, &sv, &sv.control, err))
@@ -534,7 +534,7 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
     sv_fail (&sv, AVM_EXIT_SERVICE, "%s", sv.early_error->msg);
   else
     sv_schedule (&sv);
-  r = sd_event_loop (sv.e);
+  r = sym_sd_event_loop (sv.e);
   if (r < 0 && sv.exit_status == 0)
     {
       avm_error_sys (err, -r, "event loop");
@@ -550,6 +550,7 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
   return sv.exit_status;
 
 fail:
+  avm_systemd_prefetch_join (); /* (it may still be setting the sym_ pointers teardown calls) */
   teardown (&sv);
   return AVM_EXIT_FAILURE;
 }
