@@ -283,7 +283,8 @@ lint:
 	@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j2) lint-run
 
 lint-run: $(LINT_STAMPS)
-	@echo "lint: cppcheck and gcc -fanalyzer clean"
+	@tests/tools/layers.sh
+	@echo "lint: cppcheck, gcc -fanalyzer and the module layering clean"
 
 $(LINT_DIR)/cppcheck.stamp: $(wildcard $(addsuffix /*.c,$(CPPCHECK_DIRS)) $(addsuffix /*/*.c,$(CPPCHECK_DIRS)) \
 		$(addsuffix /*.h,$(CPPCHECK_DIRS)) $(addsuffix /*/*.h,$(CPPCHECK_DIRS))) tests/lint/cppcheck.cfg

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* avm inspect: read a disk back. */
 #include "avm.h"
-#include "cvd2img/setcheck.h"
+#include "imageset/setcheck.h"
 #include "cvd2img/verify.h"
 #include "disk/inspect.h"
 #include "disk/progress.h"

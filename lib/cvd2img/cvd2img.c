@@ -3,7 +3,7 @@
 #include "cvd2img/internal.h"
 #include "cuttlefish/release.h"
 #include "cvd2img/imgset.h"
-#include "cvd2img/setcheck.h"
+#include "imageset/setcheck.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "disk/output.h"
@@ -469,7 +469,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
       goto out;
     }
   /* Each output's identity, so that a set whose parts come from different
-     conversions is recognised (cvd2img/setcheck.h): the disks' GUIDs are
+     conversions is recognised (imageset/setcheck.h): the disks' GUIDs are
      random per conversion (--seed: derived from the seed and the inputs).  */
   char sys_guid[40];
   avm_guid_format (gpt->disk_guid, sys_guid);
@@ -615,7 +615,7 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* All complete: rename them into place as one set, the manifest last.
      Signals wait until it is done; a conversion that dies half-way all
      the same (SIGKILL, a power cut) leaves the marker behind, which avm
-     inspect and avm start refuse (cvd2img/setcheck.h).  */
+     inspect and avm start refuse (imageset/setcheck.h).  */
   r = avm_out_commit_set (outs.o, ARRAY_SIZE (outs.o), AVM_CVD2IMG_MARKER, remedy, err);
   memset (&outs, 0, sizeof outs); /* freed by avm_out_commit_set */
   if (r < 0)

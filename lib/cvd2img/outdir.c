@@ -5,7 +5,7 @@
  * conversion out.
  */
 #include "cvd2img/internal.h"
-#include "cvd2img/setcheck.h"
+#include "imageset/setcheck.h"
 #include "profile/profile.h"
 #include "util/cleanup.h"
 #include "util/fs.h"

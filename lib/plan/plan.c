@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/internal.h"
-#include "cvd2img/setcheck.h"
+#include "imageset/setcheck.h"
 #include "host/hostcheck.h"
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
@@ -252,7 +252,7 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
 }
 
 /* PATH (profile key WHAT) against the cvd2img image set it belongs to, if
-   any (disk/setcheck.h): an interrupted conversion, or files from different
+   any (imageset/setcheck.h): an interrupted conversion, or files from different
    conversions, are refused (listed in a dry run).  Cheap: a disk's GPT
    header, the other files' sizes.  */
 static int

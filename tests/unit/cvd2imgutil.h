@@ -9,7 +9,7 @@
 #pragma once
 
 #include "cvdfixture.h"
-#include "cvd2img/setcheck.h"
+#include "imageset/setcheck.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "disk/propsync.h"

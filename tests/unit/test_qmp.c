@@ -467,21 +467,28 @@ expect_greeting_error (const char *input, const char *needle)
 
 Test (qmp, feed_bad_greetings)
 {
-  expect_greeting_error ("{\"event\": \"STOP\", " TS "}\n", "expected the QMP greeting: {\"event\": \"STOP\"");
-  expect_greeting_error ("{\"return\": {}}\n", "expected the QMP greeting");
-  expect_greeting_error ("{\"QMP\": 1}\n", "expected the QMP greeting");
-  expect_greeting_error ("{\"QMP\": {}}\n", "greeting without a valid QEMU version");
-  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2}}}}\n",
-                         "greeting without a valid QEMU version");
-  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": -7, \"minor\": 2, \"micro\": 0}}}}\n",
-                         "greeting without a valid QEMU version");
-  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": \"7\", \"minor\": 2, \"micro\": 0}}}}\n",
-                         "greeting without a valid QEMU version");
-  expect_greeting_error ("{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2, \"micro\": 0}, "
-                         "\"package\": 5}}}\n",
-                         "package that is not a string");
-  expect_greeting_error ("QMP ready\n", "malformed JSON at byte");
-  expect_greeting_error ("[]\n", "message is not a JSON object: []");
+  static const struct
+  {
+    const char *input, *needle;
+  } greetings[] = {
+    { "{\"event\": \"STOP\", " TS "}\n", "expected the QMP greeting: {\"event\": \"STOP\"" },
+    { "{\"return\": {}}\n", "expected the QMP greeting" },
+    { "{\"QMP\": 1}\n", "expected the QMP greeting" },
+    { "{\"QMP\": {}}\n", "greeting without a valid QEMU version" },
+    { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2}}}}\n",
+      "greeting without a valid QEMU version" },
+    { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": -7, \"minor\": 2, \"micro\": 0}}}}\n",
+      "greeting without a valid QEMU version" },
+    { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": \"7\", \"minor\": 2, \"micro\": 0}}}}\n",
+      "greeting without a valid QEMU version" },
+    { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2, \"micro\": 0}, "
+      "\"package\": 5}}}\n",
+      "package that is not a string" },
+    { "QMP ready\n", "malformed JSON at byte" },
+    { "[]\n", "message is not a JSON object: []" },
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (greetings); i++)
+    expect_greeting_error (greetings[i].input, greetings[i].needle);
 }
 
 static void
@@ -520,33 +527,40 @@ expect_protocol_error (const char *input, const char *needle)
 
 Test (qmp, feed_protocol_errors)
 {
-  expect_protocol_error ("{\"return\": {}, \"id\": \r\n", "malformed JSON at byte");
-  expect_protocol_error ("{\"return\": {}}garbage\n", "malformed JSON");
-  expect_protocol_error ("{\"return\": {}} {\"return\": {}}\n", "malformed JSON");
-  expect_protocol_error ("\"just a string\"\n", "malformed JSON");
-  expect_protocol_error ("42\n", "malformed JSON");
-  expect_protocol_error ("{\"a\": 1, \"a\": 2}\n", "malformed JSON");
-  expect_protocol_error ("\xff\xfe{}\n", "malformed JSON");
-  expect_protocol_error ("{\"return\": \"a\\u0000b\"}\n", "malformed JSON");
-  expect_protocol_error ("{\"return\": 1e999999}\n", "malformed JSON");
-  expect_protocol_error ("{\"return\": 123456789012345678901234567890}\n", "malformed JSON");
-  expect_protocol_error ("[1, 2]\n", "message is not a JSON object: [1, 2]");
-  expect_protocol_error ("{}\n", "message is neither a reply nor an event: {}");
-  expect_protocol_error ("{\"foo\": 1}\n", "message is neither a reply nor an event");
-  expect_protocol_error ("{\"event\": 5}\n", "event name is not a non-empty string");
-  expect_protocol_error ("{\"event\": \"\"}\n", "event name is not a non-empty string");
-  expect_protocol_error ("{\"event\": \"X\", \"data\": []}\n", "event data is not an object");
-  expect_protocol_error ("{\"event\": \"X\", \"data\": null}\n", "event data is not an object");
-  expect_protocol_error ("{\"event\": \"X\", \"timestamp\": 1}\n", "event timestamp is not an object");
-  expect_protocol_error ("{\"event\": \"X\", \"return\": {}}\n", "both an event and a reply");
-  expect_protocol_error ("{\"return\": {}, \"error\": {\"class\": \"A\", \"desc\": \"b\"}, \"id\": 2}\n",
-                         "reply with both");
-  expect_protocol_error ("{\"error\": \"bad\", \"id\": 2}\n", "error reply without a class and a description");
-  expect_protocol_error ("{\"error\": {\"class\": \"A\"}, \"id\": 2}\n", "error reply without a class");
-  expect_protocol_error ("{\"error\": {\"desc\": \"d\"}, \"id\": 2}\n", "error reply without a class");
-  expect_protocol_error (GREETING, "second greeting");
-  /* Control characters are escaped in the quoted message.  */
-  expect_protocol_error ("{\"foo\": \"\x1b[31m\"}\n", "{\"foo\": \"\\x1b[31m\"}");
+  static const struct
+  {
+    const char *input, *needle;
+  } inputs[] = {
+    { "{\"return\": {}, \"id\": \r\n", "malformed JSON at byte" },
+    { "{\"return\": {}}garbage\n", "malformed JSON" },
+    { "{\"return\": {}} {\"return\": {}}\n", "malformed JSON" },
+    { "\"just a string\"\n", "malformed JSON" },
+    { "42\n", "malformed JSON" },
+    { "{\"a\": 1, \"a\": 2}\n", "malformed JSON" },
+    { "\xff\xfe{}\n", "malformed JSON" },
+    { "{\"return\": \"a\\u0000b\"}\n", "malformed JSON" },
+    { "{\"return\": 1e999999}\n", "malformed JSON" },
+    { "{\"return\": 123456789012345678901234567890}\n", "malformed JSON" },
+    { "[1, 2]\n", "message is not a JSON object: [1, 2]" },
+    { "{}\n", "message is neither a reply nor an event: {}" },
+    { "{\"foo\": 1}\n", "message is neither a reply nor an event" },
+    { "{\"event\": 5}\n", "event name is not a non-empty string" },
+    { "{\"event\": \"\"}\n", "event name is not a non-empty string" },
+    { "{\"event\": \"X\", \"data\": []}\n", "event data is not an object" },
+    { "{\"event\": \"X\", \"data\": null}\n", "event data is not an object" },
+    { "{\"event\": \"X\", \"timestamp\": 1}\n", "event timestamp is not an object" },
+    { "{\"event\": \"X\", \"return\": {}}\n", "both an event and a reply" },
+    { "{\"return\": {}, \"error\": {\"class\": \"A\", \"desc\": \"b\"}, \"id\": 2}\n",
+      "reply with both" },
+    { "{\"error\": \"bad\", \"id\": 2}\n", "error reply without a class and a description" },
+    { "{\"error\": {\"class\": \"A\"}, \"id\": 2}\n", "error reply without a class" },
+    { "{\"error\": {\"desc\": \"d\"}, \"id\": 2}\n", "error reply without a class" },
+    { GREETING, "second greeting" },
+    /* Control characters are escaped in the quoted message.  */
+    { "{\"foo\": \"\x1b[31m\"}\n", "{\"foo\": \"\\x1b[31m\"}" },
+  };
+  for (size_t i = 0; i < ARRAY_SIZE (inputs); i++)
+    expect_protocol_error (inputs[i].input, inputs[i].needle);
 }
 
 Test (qmp, feed_nul_byte)
@@ -903,42 +917,45 @@ Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = TU
   cr_assert_str_eq (err->msg, "QMP socket silent.sock: no greeting from QEMU within 300 ms (is another client connected?)");
 }
 
-Test (qmp, fake_closed_before_greeting, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+/* The connection is refused before it is ready: QEMU closed it, greeted
+   with something else, or refused the capabilities negotiation.  */
+static const struct step closed_script[] = { END };
+static const struct step bad_greeting_script[] = { W ("{\"event\": \"RESUME\", " TS "}\r\n"), HOLD };
+static const struct step caps_refused_script[] = {
+  W (GREETING),
+  R ("qmp_capabilities"),
+  W ("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": @ID0@}\r\n"),
+  HOLD,
+};
+
+Test (qmp, fake_connect_refused, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
-  static const struct step script[] = { END };
-  struct avm_qmp *q = NULL;
-  _cleanup_error_ avm_error_t err = NULL;
-
-  cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "gone.sock", 2000, &q, &err), -ECONNRESET);
-  cr_assert_null (q);
-  cr_assert_str_eq (err->msg, "QMP socket gone.sock: QEMU closed the monitor before the greeting");
-  cr_assert_eq (fake_finish (), 0);
-}
-
-Test (qmp, fake_bad_greeting, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
-{
-  static const struct step script[] = { W ("{\"event\": \"RESUME\", " TS "}\r\n"), HOLD };
-  struct avm_qmp *q = NULL;
-  _cleanup_error_ avm_error_t err = NULL;
-
-  cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "odd.sock", 2000, &q, &err), -EPROTO);
-  cr_assert_null (q);
-  tu_assert_err_has (err, "QMP socket odd.sock: protocol error: expected the QMP greeting: {\"event\": \"RESUME\"");
-}
-
-Test (qmp, fake_capabilities_refused, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
-{
-  static const struct step script[] = {
-    W (GREETING),
-    R ("qmp_capabilities"),
-    W ("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": @ID0@}\r\n"),
-    HOLD,
+  static const struct
+  {
+    const struct step *script;
+    const char *sock;
+    int error;
+    const char *msg; /* the message starts with it */
+  } cases[] = {
+    { closed_script, "gone.sock", -ECONNRESET, "QMP socket gone.sock: QEMU closed the monitor before the greeting" },
+    { bad_greeting_script, "odd.sock", -EPROTO,
+      "QMP socket odd.sock: protocol error: expected the QMP greeting: {\"event\": \"RESUME\"" },
+    { caps_refused_script, "caps.sock", -EREMOTEIO, "QMP socket caps.sock: QMP qmp_capabilities: GenericError: no" },
   };
-  struct avm_qmp *q = NULL;
-  _cleanup_error_ avm_error_t err = NULL;
+  for (size_t i = 0; i < ARRAY_SIZE (cases); i++)
+    {
+      struct avm_qmp *q = NULL;
+      _cleanup_error_ avm_error_t err = NULL;
 
-  cr_assert_eq (avm_qmp_connect_fd (start_fake (script), "caps.sock", 2000, &q, &err), -EREMOTEIO);
-  cr_assert_str_eq (err->msg, "QMP socket caps.sock: QMP qmp_capabilities: GenericError: no");
+      int r = avm_qmp_connect_fd (start_fake (cases[i].script), cases[i].sock, 2000, &q, &err);
+      cr_assert_eq (r, cases[i].error, "%s: %d, not %d", cases[i].sock, r, cases[i].error);
+      cr_assert_null (q, "%s", cases[i].sock);
+      cr_assert_not_null (err, "%s", cases[i].sock);
+      cr_assert (strncmp (err->msg, cases[i].msg, strlen (cases[i].msg)) == 0, "%s: %s", cases[i].sock, err->msg);
+      kill (server_pid, SIGKILL);
+      waitpid (server_pid, NULL, 0);
+      server_pid = -1;
+    }
 }
 
 Test (qmp, fake_malformed_reply, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "cvd2img/setcheck.h"
+#include "imageset/setcheck.h"
 #include "cuttlefish/release.h"
-#include "cvd2img/cvd2img.h"
 #include "disk/avb.h"
 #include "disk/gpt.h"
 #include "profile/profile.h"
