@@ -2,8 +2,8 @@
 /* avm start: resolve a profile into a plan; --dry-run prints it, otherwise
    lib/supervise runs it. */
 #include "avm.h"
-#include "supervise/lazy_systemd.h"
 #include "supervise/peers.h"
+#include "supervise/prefetch.h"
 #include "supervise/supervisor.h"
 #include "util/cleanup.h"
 #include "util/escape.h"

@@ -2,7 +2,7 @@
 /* avm status: ask a running instance over its control socket. */
 #include "avm.h"
 #include "plan/plan.h"
-#include "supervise/control.h"
+#include "supervise/control_client.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
 #include "util/escape.h"

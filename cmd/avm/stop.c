@@ -2,7 +2,7 @@
 /* avm stop: ask a running instance to stop, and wait until it has. */
 #include "avm.h"
 #include "plan/plan.h"
-#include "supervise/control.h"
+#include "supervise/control_client.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
 #include "util/escape.h"

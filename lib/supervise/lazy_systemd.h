@@ -48,15 +48,8 @@ struct avm_systemd_api
    avm_systemd_prefetch started (exits 1 if it cannot: Debian: libsystemd0).  */
 const struct avm_systemd_api *avm_systemd (void);
 
-/* Start loading libsystemd on a short-lived thread, with every signal
-   blocked, so that it overlaps what the caller does next (the first
-   avm_systemd() joins it).  Without a
-   thread (pthread_create failing) avm_systemd loads it when first called.  */
-void avm_systemd_prefetch (void);
-/* Wait for the prefetching thread, if one runs (a start that ends before
-   the supervisor used libsystemd: nothing of the thread outlives avm's
-   work).  */
-void avm_systemd_prefetch_join (void);
+/* avm_systemd_prefetch, avm_systemd_prefetch_join.  */
+#include "supervise/prefetch.h"
 
 #ifndef AVM_LAZY_SYSTEMD_IMPL
 #define sd_event_new(...) (avm_systemd ()->sd_event_new (__VA_ARGS__))
