@@ -632,10 +632,3 @@ avm_control_free (struct avm_control *c)
   free (c->path);
   free (c);
 }
-
-void
-avm_control_freep (struct avm_control **c)
-{
-  avm_control_free (*c);
-  *c = NULL;
-}

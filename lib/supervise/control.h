@@ -33,6 +33,7 @@
 #pragma once
 
 #include "supervise/control_client.h"
+#include "util/cleanup.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -88,5 +89,5 @@ void avm_control_set_idle_timeout (struct avm_control *c, uint64_t usec);
    left alone), release the event loop reference and free.  NULL is
    accepted.  */
 void avm_control_free (struct avm_control *c);
-void avm_control_freep (struct avm_control **c);
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_control *, avm_control_free)
 #define _cleanup_control_ __attribute__ ((cleanup (avm_control_freep)))
