@@ -102,6 +102,11 @@ avm_cmd_stop (int argc, char **argv)
     }
   _cleanup_json_ json_t *req = json_pack ("{s:s, s:b}", "command", "stop", "kill", kill_now);
   _cleanup_json_ json_t *reply = NULL;
+  if (!req)
+    {
+      avm_error_sys (&err, ENOMEM, "stop");
+      return avm_error_report (&err);
+    }
   r = avm_control_call (sock, req, &reply, 5000, &err);
   if (r < 0)
     {
