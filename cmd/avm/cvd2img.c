@@ -168,6 +168,12 @@ avm_cmd_cvd2img_compat (int argc, char **argv)
   if (req.system_path && strchr (req.system_path, '/'))
     {
       sysdir = strdup (req.system_path);
+      if (!sysdir)
+        {
+          _cleanup_error_ avm_error_t err = NULL;
+          avm_error_sys (&err, ENOMEM, "cvd2img");
+          return avm_error_report (&err);
+        }
       req.out_dir = dirname (sysdir);
     }
   struct stat st;

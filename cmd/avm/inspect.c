@@ -153,7 +153,12 @@ avm_cmd_inspect (int argc, char **argv)
       if (!manifest)
         {
           _cleanup_free_ char *copy = strdup (disk);
-          manifest_default = avm_path_join (dirname (copy), "manifest.json");
+          manifest_default = copy ? avm_path_join (dirname (copy), "manifest.json") : NULL;
+          if (!manifest_default)
+            {
+              avm_error_sys (&err, ENOMEM, "inspect");
+              return avm_error_report (&err);
+            }
           manifest = manifest_default;
         }
       /* On a terminal, what it is doing and for how long: the

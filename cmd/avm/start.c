@@ -2,8 +2,8 @@
 /* avm start: resolve a profile into a plan; --dry-run prints it, otherwise
    lib/supervise runs it. */
 #include "avm.h"
-#include "supervise/lazy_systemd.h"
 #include "supervise/peers.h"
+#include "supervise/prefetch.h"
 #include "supervise/supervisor.h"
 #include "util/cleanup.h"
 #include "util/escape.h"
@@ -113,7 +113,12 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
   if (sr->json)
     {
       _cleanup_json_ json_t *j = avm_plan_to_json (plan);
-      r = j ? avm_json_print (j, stdout) : -ENOMEM;
+      if (!j)
+        {
+          avm_error_sys (&err, ENOMEM, "start");
+          return avm_error_report (&err);
+        }
+      r = avm_json_print (j, stdout);
     }
   else
     r = avm_plan_print_cmdline (plan, stdout);

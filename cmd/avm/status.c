@@ -2,7 +2,7 @@
 /* avm status: ask a running instance over its control socket. */
 #include "avm.h"
 #include "plan/plan.h"
-#include "supervise/control.h"
+#include "supervise/control_client.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
 #include "util/escape.h"
@@ -173,6 +173,8 @@ query (int instance, json_t **st, avm_error_t *err)
   if (r == 0)
     return 1;
   _cleanup_json_ json_t *req = json_pack ("{s:s}", "command", "status");
+  if (!req)
+    return avm_error_sys (err, ENOMEM, "status");
   r = avm_control_call (sock, req, st, 5000, err);
   if (r == 0 && !json_is_true (json_object_get (*st, "ok")))
     {

@@ -2,7 +2,7 @@
 /* avm stop: ask a running instance to stop, and wait until it has. */
 #include "avm.h"
 #include "plan/plan.h"
-#include "supervise/control.h"
+#include "supervise/control_client.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
 #include "util/escape.h"
@@ -102,6 +102,11 @@ avm_cmd_stop (int argc, char **argv)
     }
   _cleanup_json_ json_t *req = json_pack ("{s:s, s:b}", "command", "stop", "kill", kill_now);
   _cleanup_json_ json_t *reply = NULL;
+  if (!req)
+    {
+      avm_error_sys (&err, ENOMEM, "stop");
+      return avm_error_report (&err);
+    }
   r = avm_control_call (sock, req, &reply, 5000, &err);
   if (r < 0)
     {

@@ -121,12 +121,12 @@ int
 avm_imgset_open_archive (const char *path, bool zip, struct archive **out, int *fd, avm_error_t *err)
 {
   struct stat st;
-  int r = avm_dlopen_archive (err);
-  if (r < 0)
-    return r;
-  r = avm_open_regular (path, zip ? "an image zip" : "a host package", fd, &st, err);
-  if (r < 0)
-    return r;
+  int ret = avm_dlopen_archive (err);
+  if (ret < 0)
+    return ret;
+  ret = avm_open_regular (path, zip ? "an image zip" : "a host package", fd, &st, err);
+  if (ret < 0)
+    return ret;
   struct archive *a = sym_archive_read_new ();
   if (!a)
     return avm_error_sys (err, ENOMEM, "%s", path);

@@ -71,12 +71,7 @@ avm_out_dispose (struct avm_out *o)
   free (o);
 }
 
-static void
-avm_out_disposep (struct avm_out **o)
-{
-  if (*o)
-    avm_out_dispose (*o);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_out *, avm_out_dispose)
 
 int
 avm_out_open (const char *path, uint64_t size, struct avm_out **out, avm_error_t *err)

@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include "util/cleanup.h"
 #include "util/error.h"
 
 #include <stddef.h>
@@ -130,10 +131,5 @@ void avm_out_signal_cleanup (void);
 
 /* For _cleanup_: abort an output still open at scope exit
    ("_cleanup_out_ struct avm_out *o = NULL; ... avm_out_commit (steal_pointer (&o), err)").  */
-static inline void
-avm_out_abortp (struct avm_out **o)
-{
-  if (*o)
-    avm_out_abort (*o);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_out *, avm_out_abort)
 #define _cleanup_out_ __attribute__ ((cleanup (avm_out_abortp)))

@@ -31,17 +31,7 @@ struct want
   char signer[41];                /* key SHA-1; "" (key missing): the first signature's */
 };
 
-static void
-gpt_freep (struct avm_gpt **g)
-{
-  free (*g);
-}
-
-static void
-key_freep (struct avm_avb_key **k)
-{
-  avm_avb_key_free (*k);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_avb_key *, avm_avb_key_free)
 
 /* INFO was signed by the wanted key (the first signer sets it when the key
    is missing) and its signature and hash verify.  */
@@ -89,7 +79,7 @@ enum kind
 static int
 disk_matches (int fd, uint64_t size, struct want *w, bool *match, enum kind *kind, avm_error_t *err)
 {
-  _cleanup_ (gpt_freep) struct avm_gpt *g = calloc (1, sizeof *g);
+  _cleanup_free_ struct avm_gpt *g = calloc (1, sizeof *g);
   _cleanup_error_ avm_error_t gerr = NULL;
   _cleanup_free_ uint8_t *env = NULL, *bc = NULL, *vbmeta = NULL;
   struct avm_avb_info ienv, ibc, ivb;
@@ -155,8 +145,8 @@ int
 avm_props_sync (const char *path, json_t *boot_properties, const char *arch, const char *key_path, bool *rebuilt,
                 avm_error_t *err)
 {
-  _cleanup_ (gpt_freep) struct avm_gpt *layout = calloc (1, sizeof *layout);
-  _cleanup_ (key_freep) struct avm_avb_key *key = NULL;
+  _cleanup_free_ struct avm_gpt *layout = calloc (1, sizeof *layout);
+  _cleanup_ (avm_avb_key_freep) struct avm_avb_key *key = NULL;
   _cleanup_free_ char *text = NULL, *dir = NULL;
   _cleanup_strv_ char **entries = avm_props_uboot_env_entries (arch);
   struct want w = { .path = path, .layout = layout };

@@ -465,13 +465,6 @@ avm_profile_free (struct avm_profile *p)
   free (p);
 }
 
-void
-avm_profile_freep (struct avm_profile **p)
-{
-  avm_profile_free (*p);
-  *p = NULL;
-}
-
 static int
 cmp_str (const void *a, const void *b)
 {

@@ -16,6 +16,7 @@
  */
 #pragma once
 
+#include "util/cleanup.h"
 #include "util/error.h"
 #include "util/json.h" /* avm_json_load_file, avm_json_merge_patch, avm_json_path */
 
@@ -53,7 +54,7 @@ struct avm_profile_request
 
 int avm_profile_load (const struct avm_profile_request *req, struct avm_profile **out, avm_error_t *err);
 void avm_profile_free (struct avm_profile *p);
-void avm_profile_freep (struct avm_profile **p);
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_profile *, avm_profile_free)
 #define _cleanup_profile_ __attribute__ ((cleanup (avm_profile_freep)))
 
 /* The profile search directories in lookup order (NULL-terminated, malloc'd).  */

@@ -149,13 +149,6 @@ avm_qemu_caps_free (struct avm_qemu_caps *caps)
   free (caps);
 }
 
-void
-avm_qemu_caps_freep (struct avm_qemu_caps **caps)
-{
-  avm_qemu_caps_free (*caps);
-  *caps = NULL;
-}
-
 /* ------------------------------------------------------------------ */
 /* JSON.  */
 

@@ -16,6 +16,7 @@
  */
 #pragma once
 
+#include "util/cleanup.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -86,5 +87,5 @@ bool avm_qemu_caps_at_least (const struct avm_qemu_caps *caps, int major, int mi
 char *avm_qemu_caps_cache_path (const char *binary);
 
 void avm_qemu_caps_free (struct avm_qemu_caps *caps);
-void avm_qemu_caps_freep (struct avm_qemu_caps **caps);
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_qemu_caps *, avm_qemu_caps_free)
 #define _cleanup_caps_ __attribute__ ((cleanup (avm_qemu_caps_freep)))

@@ -1,13 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The control socket of a running avm instance (RUNDIR/control.sock), used
- * by "avm status" and "avm stop".
- *
- * Protocol: a unix stream socket carrying one JSON object per line ("\n";
- * a "\r" before it is accepted) in both directions.  A request is
- * {"command": NAME, ...}; the reply is one object, with "ok" true or false,
- * and "error" (a message) when false.  A connection may carry several
- * requests; they are answered in order.
+ * The server of the control socket of a running avm instance
+ * (RUNDIR/control.sock).  The protocol and the client (avm_control_call,
+ * what "avm status" and "avm stop" use) are in control_client.h, which
+ * this header includes.
  *
  * Server (avm_control_listen): runs inside the supervisor's sd-event loop,
  * single-threaded, never blocking it.  The socket is created with mode 0600
@@ -33,11 +29,11 @@
  * AVM_CONTROL_MAX_OUTPUT bytes unread is dropped without further notice.
  * At end of input (the peer shut down writing) the replies already due are
  * still written, then the connection is closed.
- *
- * Client (avm_control_call): blocking, one request and one reply.
  */
 #pragma once
 
+#include "supervise/control_client.h"
+#include "util/cleanup.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -93,18 +89,5 @@ void avm_control_set_idle_timeout (struct avm_control *c, uint64_t usec);
    left alone), release the event loop reference and free.  NULL is
    accepted.  */
 void avm_control_free (struct avm_control *c);
-void avm_control_freep (struct avm_control **c);
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_control *, avm_control_free)
 #define _cleanup_control_ __attribute__ ((cleanup (avm_control_freep)))
-
-/* Connect to the control socket PATH, send REQUEST (an object, not
-   consumed) as one line and wait for one reply line, all within TIMEOUT_MS
-   (below 0: no limit).  On success *REPLY holds the reply object (new
-   reference), whether its "ok" is true or not.  Errors:
-     -ENOENT, -ECONNREFUSED  nothing listens at PATH: "no avm instance is
-                             running here (PATH: ...)"
-     -ETIMEDOUT              "PATH: no reply within N ms"
-     -EPROTO                 the reply is not a JSON object, or too long
-     -ECONNRESET             the server closed the connection without a reply
-     -ENAMETOOLONG           PATH does not fit in sun_path
-     other errno             connect() or I/O failures, naming PATH  */
-int avm_control_call (const char *path, json_t *request, json_t **reply, int timeout_ms, avm_error_t *err);

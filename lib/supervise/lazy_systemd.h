@@ -50,12 +50,5 @@ AVM_DL_DECLARE (AVM_SYSTEMD_FUNCS)
    unref functions accept only NULL (lazy.c).  */
 int avm_dlopen_systemd (avm_error_t *err);
 
-/* Start loading libsystemd on a short-lived thread, with every signal
-   blocked, so that it overlaps what the caller does next (avm_dlopen_systemd
-   joins it).  Without a thread (pthread_create failing) avm_dlopen_systemd
-   loads it when first called.  */
-void avm_systemd_prefetch (void);
-/* Wait for the prefetching thread, if one runs (a start that ends before
-   the supervisor used libsystemd: nothing of the thread outlives avm's
-   work).  Main thread only.  */
-void avm_systemd_prefetch_join (void);
+/* avm_systemd_prefetch, avm_systemd_prefetch_join.  */
+#include "supervise/prefetch.h"

@@ -608,10 +608,3 @@ avm_logsink_free (struct avm_logsink *s)
   free (s->error);
   free (s);
 }
-
-void
-avm_logsink_freep (struct avm_logsink **s)
-{
-  avm_logsink_free (*s);
-  *s = NULL;
-}

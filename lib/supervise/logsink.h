@@ -56,6 +56,7 @@
  */
 #pragma once
 
+#include "util/cleanup.h"
 #include "util/error.h"
 
 #include <stdbool.h>
@@ -139,5 +140,5 @@ const char *avm_logsink_path (const struct avm_logsink *s);
 
 /* Flush, close the log file and free S.  NULL is accepted.  */
 void avm_logsink_free (struct avm_logsink *s);
-void avm_logsink_freep (struct avm_logsink **s);
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_logsink *, avm_logsink_free)
 #define _cleanup_logsink_ __attribute__ ((cleanup (avm_logsink_freep)))

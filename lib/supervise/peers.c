@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise/peers.h"
 #include "plan/plan.h"
-#include "supervise/control.h"
+#include "supervise/control_client.h"
 #include "supervise/rundir.h"
 #include "util/cleanup.h"
 #include "util/fs.h"

@@ -77,13 +77,6 @@ avm_resources_free (struct avm_resources *r)
   free (r);
 }
 
-void
-avm_resources_freep (struct avm_resources **r)
-{
-  avm_resources_free (*r);
-  *r = NULL;
-}
-
 size_t
 avm_resources_count (const struct avm_resources *r)
 {

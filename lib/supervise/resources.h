@@ -32,6 +32,7 @@
 #pragma once
 
 #include "plan/plan.h"
+#include "util/cleanup.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -65,7 +66,7 @@ int avm_resources_create (json_t *resources, struct avm_resources **out, avm_err
 /* Close everything; remove the FIFOs this created and the unix sockets
    (only while they still are the ones created).  NULL is accepted.  */
 void avm_resources_free (struct avm_resources *r);
-void avm_resources_freep (struct avm_resources **r);
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_resources *, avm_resources_free)
 #define _cleanup_resources_ __attribute__ ((cleanup (avm_resources_freep)))
 
 /* Descriptor of NAME ("kernel", "keymaster.in", "adb_events.write"), or -1.  */

@@ -23,6 +23,13 @@ static inline void avm_closedirp (DIR **d) { if (*d) closedir (*d); }
 void avm_strv_freep (char ***v);
 
 #define _cleanup_(f) __attribute__ ((cleanup (f)))
+
+/* Define FUNCp (TYPE *p), which calls FUNC (*p) unless *p is NULL: the
+   function for _cleanup_ of a TYPE released by FUNC, as systemd's macro of
+   the same name.  It does not reset *p (cleanup runs as the variable goes
+   out of scope); a FUNCp also called by hand must be written out.  */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+  static inline void func##p (type *p) { if (*p) func (*p); }
 #define _cleanup_free_ _cleanup_ (avm_freep)
 #define _cleanup_close_ _cleanup_ (avm_closep)
 #define _cleanup_fclose_ _cleanup_ (avm_fclosep)

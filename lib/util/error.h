@@ -6,6 +6,15 @@
  * AVM_EXIT_USAGE (2) for bad input (usage, profile, --set), AVM_EXIT_FAILURE
  * (1) for runtime failures.  A message may hold several lines, one problem
  * per line (profile validation reports every problem it finds).
+ *
+ * Out of memory is an error like any other, never an abort: a function
+ * that takes an avm_error_t fills it on an allocation failure, normally
+ * with avm_error_sys (err, ENOMEM, "WHAT"), and returns -ENOMEM; it never
+ * returns -ENOMEM (or a NULL meaning "out of memory") with ERR unset.
+ * Helpers without an avm_error_t (strv, linebuf, strbuf, json builders)
+ * return -ENOMEM or NULL and say so in their comment; their callers fill
+ * the error.  Nothing in lib/ or cmd/ calls abort() or exits on a failed
+ * allocation (the fuzz harnesses may: tests/fuzz/fuzz.h).
  */
 #pragma once
 

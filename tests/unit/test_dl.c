@@ -76,6 +76,7 @@ Test (dl, missing_symbol_is_an_error_and_binds_nothing)
    defined: only its type is taken.)  */
 int avm_test_absent_function (int);
 #define BROKEN_FUNCS(X) X (zlibVersion) X (avm_test_absent_function)
+int avm_dlopen_broken (avm_error_t *err);
 AVM_DL_DEFINE (broken, BROKEN_FUNCS, "libz.so.1", "zlib1g")
 
 Test (dl, table_with_missing_symbol_reports_every_time)

@@ -846,9 +846,9 @@ Test (resources, rollback_on_failure)
    directory: created with missing parents, kept at free; port: nothing.  */
 Test (resources, socketpair_directory_and_port)
 {
-  char *dir = tu_tmpdir ();
+  char *tmp = tu_tmpdir ();
   _cleanup_free_ char *deep = NULL;
-  cr_assert_geq (asprintf (&deep, "%s/a/b/c", dir), 0);
+  cr_assert_geq (asprintf (&deep, "%s/a/b/c", tmp), 0);
   _cleanup_free_ char *text = NULL;
   cr_assert_geq (asprintf (&text,
                            "[{\"name\": \"sp\", \"type\": \"socketpair\"},"
@@ -880,8 +880,8 @@ Test (resources, socketpair_directory_and_port)
   avm_resources_free (r);
   cr_assert_eq (count_fds (), before);
   cr_assert_eq (stat (deep, &st), 0, "a directory resource is kept");
-  tu_rmtree (dir);
-  free (dir);
+  tu_rmtree (tmp);
+  free (tmp);
 }
 
 Test (resources, bad_definitions)

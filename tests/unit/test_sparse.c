@@ -1151,8 +1151,8 @@ scan_file (bool with_crc_chunk, uint32_t checksum, uint32_t bad_total_sz, bool *
       put_le (buf + n + 8, 16, 4);
       n += 16;
     }
-  char *dir = tu_tmpdir (), *path = NULL;
-  cr_assert (asprintf (&path, "%s/s.img", dir) > 0);
+  char *tmp = tu_tmpdir (), *path = NULL;
+  cr_assert (asprintf (&path, "%s/s.img", tmp) > 0);
   int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
   cr_assert_eq (write (fd, buf, n), (ssize_t) n);
   uint8_t head[28];
@@ -1164,8 +1164,8 @@ scan_file (bool with_crc_chunk, uint32_t checksum, uint32_t bad_total_sz, bool *
   cr_assert (!h.crc_unneeded, "parsing never claims the CRC is unneeded");
   *needs = avm_sparse_needs_crc (fd, &h);
   close (fd);
-  tu_rmtree (dir);
-  free (dir);
+  tu_rmtree (tmp);
+  free (tmp);
   free (path);
   return 0;
 }
