@@ -235,8 +235,8 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
     return 0;
   if ((e == ENOENT || e == ENOTDIR) && in_images (c, path))
     {
-      struct stat st;
-      if (stat (c->images, &st) < 0 || !S_ISDIR (st.st_mode))
+      struct stat dst;
+      if (stat (c->images, &dst) < 0 || !S_ISDIR (dst.st_mode))
         return images_missing (c);
     }
   if (c->req->dry_run)

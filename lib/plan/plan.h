@@ -89,7 +89,7 @@ struct avm_plan_service
   uint64_t ready_timeout; /* microseconds */
   enum avm_restart_policy restart;
   bool critical;
-  uint64_t stop_timeout;  /* microseconds */
+  uint64_t stop_timeout;  /* microseconds between SIGTERM and SIGKILL (helpers; QEMU: see avm_plan.stop) */
   size_t *after;          /* indexes into avm_plan.services, all before this one */
   size_t nafter;
   json_t *json;           /* output only (avm_plan_to_json): the service as planned */
@@ -146,6 +146,12 @@ struct avm_plan_boot
   json_t *json;           /* output only: the boot object */
 };
 
+/* How the guest is stopped (the profile's "stop").  */
+struct avm_plan_stop
+{
+  uint64_t powerdown_timeout; /* microseconds between system_powerdown and QMP quit; 0: quit at once */
+};
+
 struct avm_plan_generated
 {
   char *name;
@@ -180,6 +186,7 @@ struct avm_plan
   struct avm_plan_resource *resources;
   size_t nresources;
   struct avm_plan_boot boot;
+  struct avm_plan_stop stop;
   struct avm_plan_generated *generated;
   size_t ngenerated;
   struct avm_plan_pair *boot_props; /* in order */

@@ -90,7 +90,6 @@ generated_json (const struct avm_plan_generated *g)
 json_t *
 avm_plan_to_json (const struct avm_plan *plan)
 {
-  const struct avm_plan_service *qemu = avm_plan_qemu (plan);
   json_t *j = json_object ();
   json_object_set_new (j, "avm_version", json_string (AVM_VERSION));
   json_object_set_new (j, "profile", json_string (plan->profile));
@@ -133,7 +132,7 @@ avm_plan_to_json (const struct avm_plan *plan)
     json_array_append (res, plan->resources[i].json);
   json_object_set_new (j, "resources", res);
   json_object_set (j, "boot", plan->boot.json);
-  json_object_set_new (j, "stop_timeout", json_integer ((json_int_t) (qemu->stop_timeout / 1000000)));
+  json_object_set_new (j, "stop_timeout", json_integer ((json_int_t) (plan->stop.powerdown_timeout / 1000000)));
   json_object_set_new (j, "logs", json_pack ("{s:I, s:I}", "max_size", (json_int_t) plan->log_max_size, "files",
                                              (json_int_t) plan->log_files));
   if (plan->has_boot_props)

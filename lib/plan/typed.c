@@ -207,7 +207,6 @@ qemu_of (struct plan_ctx *c, struct avm_plan *plan)
   q->ready = AVM_READY_QMP;
   q->restart = AVM_RESTART_NO;
   q->critical = true;
-  q->stop_timeout = (uint64_t) pint (c, "stop.timeout") * 1000000;
   if (!(q->name = strdup ("qemu")) || !(q->program = dup_or_null (plan->qemu_argv[0]))
       || !(q->argv = calloc (n + 1, sizeof *q->argv)) || !(q->env = calloc (1, sizeof *q->env))
       || !(q->after = calloc (1, sizeof *q->after)))
@@ -380,6 +379,7 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
 {
   int r;
   plan->instance = c->instance;
+  plan->stop.powerdown_timeout = (uint64_t) pint (c, "stop.timeout") * 1000000;
   plan->log_max_size = (uint64_t) pint (c, "logs.max_size") << 20;
   plan->log_files = (unsigned) pint (c, "logs.files");
   if (!(plan->profile = strdup (c->req->profile->name)) || !(plan->profile_path = strdup (c->file))
