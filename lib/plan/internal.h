@@ -75,9 +75,42 @@ int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *s
 int plan_prune_resources (struct plan_ctx *c);
 /* Record in C->uses that NAME (or NAME.suffix) is referenced.  */
 void plan_note_use (struct plan_ctx *c, const char *name);
+/* Add resource NAME (RES, taken) declared at WHERE; an input error when
+   the name is taken.  */
+int plan_add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where);
+/* The private dbus-daemon of -display dbus (dbus.c): its definition, as a
+   profile would write it, and its configuration file (a resource).  */
+json_t *plan_implied_dbus (void);
+int plan_implied_dbus_config (struct plan_ctx *c);
+/* The expanded services UNORDERED ({name: service}) against their programs
+   (helpers.c): flags a gflags program does not define, programs that are
+   not installed (refused when critical, else skipped with what is started
+   after them, into c->skipped).  */
+int plan_check_flags (struct plan_ctx *c, json_t *unordered);
+int plan_missing_programs (struct plan_ctx *c, json_t *unordered);
 
 /* QEMU argv (qemu_argv.c).  */
 int plan_qemu_argv (struct plan_ctx *c);
+/* ... its pieces: a new output line; an option line (OPTION, then the
+   formatted value unless FMT is NULL); a catalog device checked against
+   the QEMU capabilities (KEY: the profile key it is for); the same added
+   at PCI SLOT (-1: none), recorded in c->pci; the next free PCI slot; a
+   free value with its commas doubled; a profile value expanded so.  */
+int plan_new_line (struct plan_ctx *c);
+int plan_opt (struct plan_ctx *c, const char *option, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+int plan_need_device (struct plan_ctx *c, const char *type, const char *key);
+int plan_device (struct plan_ctx *c, const char *type, const char *key, int slot, const char *fmt, ...)
+    __attribute__ ((format (printf, 5, 6)));
+int plan_alloc_slot (struct plan_ctx *c, const char *what, int *slot);
+char *plan_qv (const char *s);
+int plan_expand_q (struct plan_ctx *c, const char *s, const char *where, char **out);
+/* The display, GPU, serial and console options (qemu_display.c); the
+   devices after the disks (qemu_devices.c).  */
+int plan_emit_display (struct plan_ctx *c);
+int plan_emit_gpu (struct plan_ctx *c);
+int plan_emit_serial (struct plan_ctx *c);
+int plan_emit_consoles (struct plan_ctx *c);
+int plan_emit_devices (struct plan_ctx *c);
 /* cuttlefish.config (cuttlefish.c): the variables ${cf_config} and
    ${cf_instance_dir} (before the services are planned), then the
    configuration file and directories (once the network is known).  */

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plan/internal.h"
-#include "cuttlefish/flags.h"
 #include "helper/catalog.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -11,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int
-add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where)
+int
+plan_add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where)
 {
   if (json_object_get (c->resources, name))
     {
@@ -77,7 +76,7 @@ plan_resources (struct plan_ctx *c)
           if (streq (type, "tcp-listen"))
             json_object_set (res, "address", json_object_get (def, "address"));
         }
-      if ((r = add_resource (c, name, res, where)) < 0)
+      if ((r = plan_add_resource (c, name, res, where)) < 0)
         return r;
     }
 
@@ -125,64 +124,10 @@ plan_resources (struct plan_ctx *c)
           json_object_set (res, "tee", tee);
           plan_note_use (c, json_string_value (tee));
         }
-      if ((r = add_resource (c, pname, res, where)) < 0)
+      if ((r = plan_add_resource (c, pname, res, where)) < 0)
         return r;
     }
   return 0;
-}
-
-/* A private dbus-daemon for `-display dbus`, unless the profile declares
-   its own "dbus" service.  Its configuration is avm's own (a "file"
-   resource): a session-type bus with EXTERNAL authentication (only the
-   user avm runs as) and no service directories, so nothing can be
-   activated on it and only QEMU and the display program meet there.  */
-static const char dbus_config[]
-    = "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-      " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-      "<!-- written by avm: the private bus of -display dbus -->\n"
-      "<busconfig>\n"
-      "  <type>session</type>\n"
-      "  <listen>unix:path=%s</listen>\n"
-      "  <auth>EXTERNAL</auth>\n"
-      "  <policy context=\"default\">\n"
-      "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-      "    <allow eavesdrop=\"true\"/>\n"
-      "    <allow own=\"*\"/>\n"
-      "  </policy>\n"
-      "</busconfig>\n";
-
-static json_t *
-implied_dbus (void)
-{
-  json_t *s = json_pack ("{s:[s,s,s,s,s,s], s:s, s:s, s:s, s:b, s:s}", "exec", "dbus-daemon",
-                         "--config-file=${run_dir}/dbus.conf", "--nofork", "--nopidfile", "--nosyslog",
-                         "--address=unix:path=${socket}", "socket", "${run_dir}/dbus.sock", "ready", "socket",
-                         "restart", "on-failure", "critical", 1, "description",
-                         "private D-Bus for -display dbus (an external display program attaches here)");
-  return s;
-}
-
-/* The configuration: its <listen> (required by dbus-daemon, and the same
-   as the --address that overrides it) is the service's socket, XML-escaped.  */
-static int
-implied_dbus_config (struct plan_ctx *c)
-{
-  _cleanup_free_ char *path = NULL, *sock = NULL, *content = NULL;
-  int r;
-  if ((r = plan_expand (c, "${run_dir}/dbus.conf", "services.dbus", &path)) < 0
-      || (r = plan_expand (c, "${run_dir}/dbus.sock", "services.dbus", &sock)) < 0)
-    return r;
-  struct avm_strbuf b = { 0 };
-  for (const char *p = sock; *p; p++)
-    avm_strbuf_adds (&b, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : (char[]) { *p, 0 });
-  _cleanup_free_ char *esc = avm_strbuf_steal (&b);
-  if (!esc)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  if (asprintf (&content, dbus_config, esc) < 0)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  return add_resource (c, "dbus_config",
-                       json_pack ("{s:s, s:s, s:s}", "type", "file", "path", path, "content", content),
-                       "services.dbus");
 }
 
 static size_t
@@ -481,164 +426,6 @@ plan_prune_resources (struct plan_ctx *c)
   return 0;
 }
 
-/* Services whose program parses its flags with gflags (services.*.flags):
-   every flag of the plan's argv must be one the program defines, asked
-   once per binary (cuttlefish/flags.h).  A flag it does not know would
-   make it exit at once: the service counts as missing, named with the
-   flags, before anything starts.  */
-static int
-plan_check_flags (struct plan_ctx *c, json_t *unordered)
-{
-  json_t *defs = avm_json_path (c->p, "services");
-  const char *name;
-  json_t *s;
-  struct avm_cf_probe_env pe = { 0 };
-  int r = 0;
-  if (c->req->layout_only)
-    return 0;
-  json_object_foreach (unordered, name, s)
-    {
-      const char *program = json_string_value (json_object_get (s, "program"));
-      const char *kind = json_string_value (json_object_get (json_object_get (defs, name), "flags"));
-      if (!program || !kind || !streq (kind, "gflags") || json_object_get (s, "missing"))
-        continue;
-      _cleanup_strv_ char **flags = NULL;
-      _cleanup_error_ avm_error_t perr = NULL;
-      /* Asked only the first time (per binary), with a configuration of
-         its own to read (made once for all the probes of this plan).  */
-      if (!avm_cf_gflags_cached (program, &flags)
-          && ((!pe.root && (r = avm_cf_probe_env_make (&pe, c->instance, c->err)) < 0)
-              || avm_cf_gflags_probe (program, pe.envp, &flags, &perr) < 0))
-        {
-          if (r < 0)
-            break;
-          /* It could not even be run: it would not start either.  */
-          json_object_set_new (s, "missing", json_string (perr && perr->msg ? perr->msg : "cannot be run"));
-          continue;
-        }
-      if (!flags)
-        {
-          plan_warn (c, "service %s: %s does not list its flags as gflags does (--helpxml); they are not checked", name,
-                     program);
-          continue;
-        }
-      json_t *argv = json_object_get (s, "argv");
-      size_t n = json_array_size (argv);
-      _cleanup_free_ const char **v = calloc (n + 1, sizeof *v);
-      if (!v)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      for (size_t i = 0; i < n; i++)
-        v[i] = json_string_value (json_array_get (argv, i));
-      _cleanup_free_ char *unknown = avm_cf_gflags_unknown (flags, v);
-      if (!unknown)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if (!*unknown)
-        continue;
-      _cleanup_free_ char *why = NULL;
-      if (asprintf (&why, "%s does not accept %s", program, unknown) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_set_new (s, "missing", json_string (why));
-      c->flags_mismatch = true;
-    }
-  avm_cf_probe_env_clear (&pe);
-  return r;
-}
-
-/* Helper programs that are not installed.  A critical service cannot do
-   without its program: the start is refused, naming every program missing
-   at once.  A service that is not critical is skipped with a warning (a
-   feature the images may not ship, e.g. a helper of a later release), and
-   so is every service started after it; `avm status` lists them.  In a dry
-   run the refusal is a warning too.  */
-static int
-plan_missing_programs (struct plan_ctx *c, json_t *unordered)
-{
-  const char *name;
-  json_t *s;
-  struct avm_strbuf crit = { 0 }, skipped = { 0 };
-  bool changed = true;
-  int r = 0;
-
-  if (c->req->layout_only)
-    return 0;
-  /* Skipping is transitive through `after`.  */
-  while (changed)
-    {
-      changed = false;
-      json_object_foreach (unordered, name, s)
-        {
-          size_t i;
-          json_t *a;
-          if (json_object_get (s, "missing"))
-            continue;
-          json_array_foreach (json_object_get (s, "after"), i, a)
-            {
-              json_t *dep = json_object_get (unordered, json_string_value (a));
-              if (dep && json_object_get (dep, "missing"))
-                {
-                  _cleanup_free_ char *why = NULL;
-                  if (asprintf (&why, "needs %s", json_string_value (a)) < 0)
-                    return avm_error_sys (c->err, ENOMEM, "plan");
-                  json_object_set_new (s, "missing", json_string (why));
-                  changed = true;
-                  break;
-                }
-            }
-        }
-    }
-  json_object_foreach (unordered, name, s)
-    {
-      const char *why = json_string_value (json_object_get (s, "missing"));
-      if (!why)
-        continue;
-      /* "name", "name (program P)" or "name (needs S)".  */
-      struct avm_strbuf *b = json_is_true (json_object_get (s, "critical")) ? &crit : &skipped;
-      const char *prog = json_string_value (json_object_get (s, "missing_program"));
-      avm_strbuf_addf (b, "%s%s", b->len ? ", " : "", name);
-      if (!prog)
-        avm_strbuf_addf (b, " (%s)", why);
-      else if (!streq (prog, name))
-        avm_strbuf_addf (b, " (program %s)", prog);
-    }
-  _cleanup_free_ char *critmsg = avm_strbuf_steal (&crit), *skipmsg = avm_strbuf_steal (&skipped);
-  if (!critmsg || !skipmsg)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  if (*critmsg)
-    {
-      const char *dirs = c->helper_dirs ? c->helper_dirs : "";
-      _cleanup_free_ char *searched = NULL;
-      if (c->helper_dirs && asprintf (&searched, " (searched %s%s$PATH)", dirs, *dirs ? " and " : "") < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      const char *fix = c->flags_mismatch && !c->helper_dirs
-                          ? "the helpers are of another release than the profile's choice: use the host package of "
-                            "these images, or pass --option release=... to match it"
-                        : c->flags_mismatch
-                          ? "install the Cuttlefish host package of these images in the images directory (bin/), or "
-                            "set paths.helpers"
-                          : "install the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
-      const char *fmt = "%s: critical services cannot start: %s%s%s%s; %s";
-      const char *also = *skipmsg ? "; and, not critical: " : "";
-      if (!c->req->dry_run)
-        return avm_error_fail (c->err, ENOENT, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
-      plan_warn (c, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
-    }
-  /* Move the skipped ones out of the start order.  */
-  void *tmp;
-  json_object_foreach_safe (unordered, tmp, name, s)
-    {
-      const char *why = json_string_value (json_object_get (s, "missing"));
-      if (!why || json_is_true (json_object_get (s, "critical")))
-        continue;
-      plan_warn (c, "service %s skipped: %s", name, why);
-      json_t *e = json_pack ("{s:s, s:s, s:O?}", "name", name, "reason", why, "description",
-                             json_object_get (s, "description"));
-      if (!e || json_array_append_new (c->skipped, e) < 0)
-        r = avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_del (unordered, name);
-    }
-  return r;
-}
-
 /* Order by `after` (Kahn; ties keep declaration order).  */
 static int
 order_services (struct plan_ctx *c, json_t *unordered)
@@ -692,9 +479,9 @@ plan_services (struct plan_ctx *c)
 
   if (streq (pstr (c, "display.backend"), "dbus") && !json_object_get (defs, "dbus"))
     {
-      _cleanup_json_ json_t *d = implied_dbus ();
+      _cleanup_json_ json_t *d = plan_implied_dbus ();
       json_t *s = NULL;
-      if ((r = implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &s)) < 0)
+      if ((r = plan_implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &s)) < 0)
         return r;
       json_object_set_new (unordered, "dbus", s);
     }
