@@ -55,7 +55,9 @@ plan_implied_dbus_config (struct plan_ctx *c)
     return avm_error_sys (c->err, ENOMEM, "plan");
   if (asprintf (&content, dbus_config, esc) < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
-  return plan_add_resource (c, "dbus_config",
-                       json_pack ("{s:s, s:s, s:s}", "type", "file", "path", path, "content", content),
-                       "services.dbus");
+  struct avm_plan_resource res;
+  if (plan_resource_init (&res, "dbus_config", AVM_RES_FILE, path) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  res.content = steal_pointer (&content);
+  return plan_add_resource (c, &res, "services.dbus");
 }

@@ -34,7 +34,8 @@ struct plan_ctx
 
   json_t *pci;        /* [{"slot","device","for"}] */
   json_t *services;   /* {name: service} as expanded */
-  json_t *resources;  /* {name: resource} */
+  struct avm_plan_resource *res; /* resources, in order */
+  size_t nres, res_alloc;
   json_t *uses;       /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
   int var_depth;      /* ${var:} expansions under way */
   json_t *global_uses; /* ... referred to outside any service (boot properties, console tees) */
@@ -75,9 +76,15 @@ int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *s
 int plan_prune_resources (struct plan_ctx *c);
 /* Record in C->uses that NAME (or NAME.suffix) is referenced.  */
 void plan_note_use (struct plan_ctx *c, const char *name);
-/* Add resource NAME (RES, taken) declared at WHERE; an input error when
-   the name is taken.  */
-int plan_add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where);
+/* Resource NAME, or NULL.  */
+struct avm_plan_resource *plan_resource (struct plan_ctx *c, const char *name);
+/* *R with NAME, TYPE and PATH (copied, or NULL) set, no port; -ENOMEM.  */
+int plan_resource_init (struct avm_plan_resource *r, const char *name, enum avm_resource_type type, const char *path);
+/* Add *RES (taken: cleared, also on failure), checked; declared at WHERE
+   (an input error when the name is taken), or in place of one of the same
+   name (plan_set_resource).  */
+int plan_add_resource (struct plan_ctx *c, struct avm_plan_resource *res, const char *where);
+int plan_set_resource (struct plan_ctx *c, struct avm_plan_resource *res);
 /* The private dbus-daemon of -display dbus (dbus.c): its definition, as a
    profile would write it, and its configuration file (a resource).  */
 json_t *plan_implied_dbus (void);

@@ -127,8 +127,9 @@ emit_chardev (struct plan_ctx *c, const char *id, const char *kind, const char *
     return plan_opt (c, "-chardev", "null,id=%s", id);
   if (res_name)
     {
-      json_t *res = json_object_get (c->resources, res_name);
-      path = plan_qv (json_string_value (json_object_get (res, "path")));
+      const struct avm_plan_resource *res = plan_resource (c, res_name);
+      if (!res || !res->path || !(path = plan_qv (res->path)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
     }
   else
     {
@@ -154,20 +155,26 @@ plan_emit_serial (struct plan_ctx *c)
     return 0;
   if (port)
     {
-      json_t *res = json_object_get (c->resources, port);
-      if (!streq (kind, "log") || !res || !json_object_get (res, "log"))
+      const struct avm_plan_resource *res = plan_resource (c, port);
+      if (!streq (kind, "log") || !res || !res->log)
         return avm_error_input (c->err, "%s: serial.port: \"%s\" is not a console port of kind log (needs serial.kind log)",
                                 c->file, port);
     }
   else if (streq (kind, "log") && !pstr (c, "serial.path"))
     {
       /* Its own FIFO, read by avm like a console.  */
-      json_t *res = json_pack ("{s:s, s:s, s:b}", "type", "fifo", "console", "serial", "log", 1);
+      struct avm_plan_resource res;
       _cleanup_free_ char *p = NULL;
-      if (asprintf (&p, "%s/serial.fifo", c->run_dir) < 0)
+      if (asprintf (&p, "%s/serial.fifo", c->run_dir) < 0 || plan_resource_init (&res, "serial", AVM_RES_FIFO, p) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_set_new (res, "path", json_string (p));
-      json_object_set_new (c->resources, "serial", res);
+      res.log = true;
+      if (!(res.console = strdup ("serial")))
+        {
+          avm_plan_resource_clear (&res);
+          return avm_error_sys (c->err, ENOMEM, "plan");
+        }
+      if ((r = plan_set_resource (c, &res)) < 0)
+        return r;
       port = "serial";
     }
   if ((r = emit_chardev (c, "serial0", kind, pstr (c, "serial.path"), port, "serial")) < 0)

@@ -69,6 +69,21 @@ dup_str (json_t *v, char **out)
 }
 
 int
+avm_plan_resource_check (const struct avm_plan_resource *r, avm_error_t *err)
+{
+  const char *n = r->name, *type = avm_resource_type_name (r->type);
+  if (needs_path (r->type) && (!r->path || !*r->path))
+    return avm_error_input (err, "resource %s: path is required for type %s", n, type);
+  if (needs_port (r->type) && r->port < 0)
+    return avm_error_input (err, "resource %s: port is required for type %s", n, type);
+  if (r->port > 65535)
+    return avm_error_input (err, "resource %s: port %d is out of range", n, r->port);
+  if (r->type == AVM_RES_FILE && !r->content)
+    return avm_error_input (err, "resource %s: content is required for type file", n);
+  return 0;
+}
+
+int
 avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *out, avm_error_t *err)
 {
   memset (out, 0, sizeof *out);
@@ -87,8 +102,6 @@ avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *ou
   out->type = (enum avm_resource_type) t;
   out->type_name = type_names[t];
   const char *path = json_string_value (json_object_get (res, "path"));
-  if (needs_path (out->type) && (!path || !*path))
-    return avm_error_input (err, "resource %s: path is required for type %s", n, type);
   if (needs_port (out->type))
     {
       json_t *p = json_object_get (res, "port");
@@ -102,19 +115,18 @@ avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *ou
   json_t *a = json_object_get (res, "address");
   if (out->type == AVM_RES_TCP_LISTEN && a && !json_is_string (a) && !json_is_null (a))
     return avm_error_input (err, "resource %s: address must be a string", n);
-  json_t *content = json_object_get (res, "content");
-  if (out->type == AVM_RES_FILE && !json_is_string (content))
-    return avm_error_input (err, "resource %s: content is required for type file", n);
   out->log = json_is_true (json_object_get (res, "log"));
-  if (!(out->name = strdup (n)) || (needs_path (out->type) && !(out->path = strdup (path)))
-      || dup_str (a, &out->address) < 0 || dup_str (content, &out->content) < 0
+  int r = 0;
+  if (!(out->name = strdup (n)) || (needs_path (out->type) && path && !(out->path = strdup (path)))
+      || dup_str (a, &out->address) < 0 || dup_str (json_object_get (res, "content"), &out->content) < 0
       || dup_str (json_object_get (res, "console"), &out->console) < 0
       || dup_str (json_object_get (res, "tee"), &out->tee) < 0)
-    {
-      avm_plan_resource_clear (out);
-      return avm_error_sys (err, ENOMEM, "resource %s", n);
-    }
-  return 0;
+    r = avm_error_sys (err, ENOMEM, "resource %s", n);
+  if (r == 0)
+    r = avm_plan_resource_check (out, err);
+  if (r < 0)
+    avm_plan_resource_clear (out);
+  return r;
 }
 
 void
@@ -126,7 +138,6 @@ avm_plan_resource_clear (struct avm_plan_resource *r)
   free (r->content);
   free (r->console);
   free (r->tee);
-  json_decref (r->json);
   memset (r, 0, sizeof *r);
   r->port = -1;
 }

@@ -10,16 +10,177 @@
 #include <string.h>
 #include <unistd.h>
 
-int
-plan_add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where)
+struct avm_plan_resource *
+plan_resource (struct plan_ctx *c, const char *name)
 {
-  if (json_object_get (c->resources, name))
+  for (size_t i = 0; name && i < c->nres; i++)
+    if (streq (c->res[i].name, name))
+      return &c->res[i];
+  return NULL;
+}
+
+int
+plan_resource_init (struct avm_plan_resource *r, const char *name, enum avm_resource_type type, const char *path)
+{
+  *r = (struct avm_plan_resource) { .type = type, .type_name = avm_resource_type_name (type), .port = -1 };
+  r->name = strdup (name);
+  r->path = path ? strdup (path) : NULL;
+  if (!r->name || (path && !r->path))
     {
-      json_decref (res);
-      return avm_error_input (c->err, "%s: %s: resource name \"%s\" is used twice", c->file, where, name);
+      avm_plan_resource_clear (r);
+      return -ENOMEM;
     }
-  json_object_set_new (c->resources, name, res);
   return 0;
+}
+
+/* Add *RES (taken, cleared), in place of one of the same name when WHERE
+   is NULL.  */
+static int
+put_resource (struct plan_ctx *c, struct avm_plan_resource *res, const char *where)
+{
+  struct avm_plan_resource *old = plan_resource (c, res->name);
+  int r = avm_plan_resource_check (res, c->err);
+  if (r >= 0 && old && where)
+    r = avm_error_input (c->err, "%s: %s: resource name \"%s\" is used twice", c->file, where, res->name);
+  if (r >= 0 && old)
+    {
+      avm_plan_resource_clear (old);
+      *old = *res;
+      *res = (struct avm_plan_resource) { .port = -1 };
+      return 0;
+    }
+  if (r >= 0 && c->nres == c->res_alloc)
+    {
+      size_t na = c->res_alloc ? c->res_alloc * 2 : 16;
+      struct avm_plan_resource *v = realloc (c->res, na * sizeof *v);
+      if (!v)
+        r = avm_error_sys (c->err, ENOMEM, "plan");
+      else
+        {
+          c->res = v;
+          c->res_alloc = na;
+        }
+    }
+  if (r < 0)
+    {
+      avm_plan_resource_clear (res);
+      return r;
+    }
+  c->res[c->nres++] = *res;
+  *res = (struct avm_plan_resource) { .port = -1 };
+  return 0;
+}
+
+int
+plan_add_resource (struct plan_ctx *c, struct avm_plan_resource *res, const char *where)
+{
+  return put_resource (c, res, where);
+}
+
+int
+plan_set_resource (struct plan_ctx *c, struct avm_plan_resource *res)
+{
+  return put_resource (c, res, NULL);
+}
+
+/* A resource the profile declares (resources.NAME, DEF).  */
+static int
+declared_resource (struct plan_ctx *c, const char *name, json_t *def)
+{
+  _cleanup_free_ char *where = NULL;
+  const char *type = json_string_value (json_object_get (def, "type"));
+  json_t *path = json_object_get (def, "path"), *port = json_object_get (def, "port");
+  struct avm_plan_resource res;
+  int r;
+  if (asprintf (&where, "resources.%s", name) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if (!type)
+    return avm_error_input (c->err, "%s: %s.type: required key is missing", c->file, where);
+  int t = avm_resource_type_from_name (type);
+  if (t < 0)
+    return avm_error_input (c->err, "%s: %s.type: unknown type \"%s\"", c->file, where, type);
+  bool wants_path = t == AVM_RES_FIFO || t == AVM_RES_UNIX_LISTEN || t == AVM_RES_DIRECTORY;
+  bool wants_port = t == AVM_RES_VSOCK_LISTEN || t == AVM_RES_TCP_LISTEN || t == AVM_RES_PORT;
+  if (wants_path && !path)
+    return avm_error_input (c->err, "%s: %s.path: required for type %s", c->file, where, type);
+  if (wants_port && !port)
+    return avm_error_input (c->err, "%s: %s.port: required for type %s", c->file, where, type);
+  if (plan_resource_init (&res, name, (enum avm_resource_type) t, NULL) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if (wants_path)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.path", where) < 0)
+        r = avm_error_sys (c->err, ENOMEM, "plan");
+      else
+        r = plan_expand (c, json_string_value (path), w, &res.path);
+      if (r < 0)
+        {
+          avm_plan_resource_clear (&res);
+          return r;
+        }
+    }
+  if (wants_port || port)
+    {
+      /* Host listeners shared by all instances (vsock on any CID, TCP)
+         move with the instance; a unix socket standing for a vsock port
+         lives in the instance's own run directory and keeps it.  */
+      long long pt = json_integer_value (port) + (wants_port ? c->instance - 1 : 0);
+      const char *address = json_string_value (json_object_get (def, "address"));
+      if (pt > 65535)
+        {
+          avm_plan_resource_clear (&res);
+          return avm_error_input (c->err, "%s: %s.port: %lld for instance %d is above 65535", c->file, where, pt,
+                                  c->instance);
+        }
+      res.port = (int) pt;
+      if (t == AVM_RES_TCP_LISTEN && address && !(res.address = strdup (address)))
+        {
+          avm_plan_resource_clear (&res);
+          return avm_error_sys (c->err, ENOMEM, "plan");
+        }
+    }
+  return plan_add_resource (c, &res, where);
+}
+
+/* The FIFO(s) of console port I (PORT) of kind log or pipe.  */
+static int
+console_resource (struct plan_ctx *c, size_t i, json_t *port)
+{
+  const char *pname = json_string_value (json_object_get (port, "name"));
+  const char *kind = json_string_value (json_object_get (port, "kind"));
+  const char *path = json_string_value (json_object_get (port, "path"));
+  const char *tee = json_string_value (json_object_get (port, "tee"));
+  _cleanup_free_ char *where = NULL, *expanded = NULL, *deflt = NULL;
+  struct avm_plan_resource res;
+  int r;
+  if (asprintf (&where, "consoles.ports[%zu]", i) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if (!path && streq (kind, "pipe"))
+    return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file,
+                            where);
+  if (!path && asprintf (&deflt, "${run_dir}/%s.fifo", pname) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if ((r = plan_expand (c, path ? path : deflt, where, &expanded)) < 0)
+    return r;
+  if (tee && !streq (kind, "log"))
+    return avm_error_input (c->err, "%s: %s.tee: only ports of kind log can tee", c->file, where);
+  if (tee)
+    {
+      const struct avm_plan_resource *pipe = plan_resource (c, tee);
+      if (!pipe || pipe->type != AVM_RES_PIPE)
+        return avm_error_input (c->err, "%s: %s.tee: \"%s\" is not a pipe resource", c->file, where, tee);
+      plan_note_use (c, tee);
+    }
+  if (plan_resource_init (&res, pname, streq (kind, "log") ? AVM_RES_FIFO : AVM_RES_FIFO_PAIR, expanded) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  res.log = streq (kind, "log");
+  if (!(res.console = strdup (pname)) || (tee && !(res.tee = strdup (tee))))
+    {
+      avm_plan_resource_clear (&res);
+      return avm_error_sys (c->err, ENOMEM, "plan");
+    }
+  return plan_add_resource (c, &res, where);
 }
 
 static int
@@ -30,101 +191,16 @@ plan_resources (struct plan_ctx *c)
   int r;
 
   json_object_foreach (avm_json_path (c->p, "resources"), name, def)
-    {
-      _cleanup_free_ char *where = NULL;
-      const char *type = json_string_value (json_object_get (def, "type"));
-      json_t *path = json_object_get (def, "path"), *port = json_object_get (def, "port");
-      if (asprintf (&where, "resources.%s", name) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if (!type)
-        return avm_error_input (c->err, "%s: %s.type: required key is missing", c->file, where);
-      bool wants_path = streq (type, "fifo") || streq (type, "unix-listen") || streq (type, "directory");
-      bool wants_port = streq (type, "vsock-listen") || streq (type, "tcp-listen") || streq (type, "port");
-      if (wants_path && !path)
-        return avm_error_input (c->err, "%s: %s.path: required for type %s", c->file, where, type);
-      if (wants_port && !port)
-        return avm_error_input (c->err, "%s: %s.port: required for type %s", c->file, where, type);
-      json_t *res = json_object ();
-      json_object_set_new (res, "type", json_string (type));
-      if (wants_path)
-        {
-          _cleanup_free_ char *p = NULL, *w = NULL;
-          if (asprintf (&w, "%s.path", where) < 0)
-            r = -ENOMEM;
-          else
-            r = plan_expand (c, json_string_value (path), w, &p);
-          if (r < 0)
-            {
-              json_decref (res);
-              return r;
-            }
-          json_object_set_new (res, "path", json_string (p));
-        }
-      if (wants_port || port)
-        {
-          /* Host listeners shared by all instances (vsock on any CID, TCP)
-             move with the instance; a unix socket standing for a vsock port
-             lives in the instance's own run directory and keeps it.  */
-          long long pt = json_integer_value (port) + (wants_port ? c->instance - 1 : 0);
-          if (pt > 65535)
-            {
-              json_decref (res);
-              return avm_error_input (c->err, "%s: %s.port: %lld for instance %d is above 65535", c->file, where, pt,
-                                      c->instance);
-            }
-          json_object_set_new (res, "port", json_integer (pt));
-          if (streq (type, "tcp-listen"))
-            json_object_set (res, "address", json_object_get (def, "address"));
-        }
-      if ((r = plan_add_resource (c, name, res, where)) < 0)
-        return r;
-    }
+    if ((r = declared_resource (c, name, def)) < 0)
+      return r;
 
   /* Console ports that need host-side FIFOs.  */
   size_t i;
   json_t *port;
   json_array_foreach (avm_json_path (c->p, "consoles.ports"), i, port)
     {
-      const char *pname = json_string_value (json_object_get (port, "name"));
       const char *kind = json_string_value (json_object_get (port, "kind"));
-      const char *path = json_string_value (json_object_get (port, "path"));
-      _cleanup_free_ char *where = NULL, *expanded = NULL, *deflt = NULL;
-      if (asprintf (&where, "consoles.ports[%zu]", i) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if (!streq (kind, "log") && !streq (kind, "pipe"))
-        continue;
-      if (!path && streq (kind, "pipe"))
-        return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file,
-                                where);
-      if (!path && asprintf (&deflt, "${run_dir}/%s.fifo", pname) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = plan_expand (c, path ? path : deflt, where, &expanded)) < 0)
-        return r;
-      json_t *res = json_object ();
-      json_object_set_new (res, "type", json_string (streq (kind, "log") ? "fifo" : "fifo-pair"));
-      json_object_set_new (res, "path", json_string (expanded));
-      json_object_set_new (res, "console", json_string (pname));
-      if (streq (kind, "log"))
-        json_object_set_new (res, "log", json_true ());
-      json_t *tee = json_object_get (port, "tee");
-      if (tee && !streq (kind, "log"))
-        {
-          json_decref (res);
-          return avm_error_input (c->err, "%s: %s.tee: only ports of kind log can tee", c->file, where);
-        }
-      if (tee)
-        {
-          json_t *pipe = json_object_get (c->resources, json_string_value (tee));
-          if (!pipe || !streq (json_string_value (json_object_get (pipe, "type")), "pipe"))
-            {
-              json_decref (res);
-              return avm_error_input (c->err, "%s: %s.tee: \"%s\" is not a pipe resource", c->file, where,
-                                      json_string_value (tee));
-            }
-          json_object_set (res, "tee", tee);
-          plan_note_use (c, json_string_value (tee));
-        }
-      if ((r = plan_add_resource (c, pname, res, where)) < 0)
+      if ((streq (kind, "log") || streq (kind, "pipe")) && (r = console_resource (c, i, port)) < 0)
         return r;
     }
   return 0;
@@ -381,7 +457,7 @@ plan_note_use (struct plan_ctx *c, const char *name)
   json_t *into = c->uses ? c->uses : c->global_uses;
   _cleanup_free_ char *base = NULL;
   const char *dot = strrchr (name, '.');
-  if (dot && !json_object_get (c->resources, name))
+  if (dot && !plan_resource (c, name))
     name = base = strndup (name, dot - name);
   if (!name || !into)
     return;
@@ -408,21 +484,22 @@ int
 plan_prune_resources (struct plan_ctx *c)
 {
   json_t *declared = avm_json_path (c->p, "resources");
-  const char *name;
-  json_t *res;
-  void *tmp;
-  json_object_foreach_safe (c->resources, tmp, name, res)
+  size_t kept = 0;
+  for (size_t i = 0; i < c->nres; i++)
     {
-      if (!json_object_get (declared, name) || array_has (c->global_uses, name))
-        continue; /* consoles, implied files; or used outside a service */
-      bool used = false;
+      const char *name = c->res[i].name;
+      bool used = !json_object_get (declared, name) || array_has (c->global_uses, name);
+      /* (consoles, implied files; or used outside a service) */
       const char *sname;
       json_t *svc;
       json_object_foreach (c->services, sname, svc)
         used = used || array_has (json_object_get (svc, "uses"), name);
-      if (!used)
-        json_object_del (c->resources, name);
+      if (used)
+        c->res[kept++] = c->res[i];
+      else
+        avm_plan_resource_clear (&c->res[i]);
     }
+  c->nres = kept;
   return 0;
 }
 

@@ -95,14 +95,13 @@ plan_check_sockets (struct plan_ctx *c)
       return too_long (c, key, p, "use a shorter path");
     }
   /* Listening sockets avm creates for the services.  */
-  json_object_foreach (c->resources, name, v)
+  for (size_t k = 0; k < c->nres; k++)
     {
-      const char *type = json_string_value (json_object_get (v, "type"));
-      const char *p = json_string_value (json_object_get (v, "path"));
+      const char *p = c->res[k].path;
       _cleanup_free_ char *key = NULL;
-      if (!type || !streq (type, "unix-listen") || !p || strlen (p) <= SUN_PATH_MAX)
+      if (c->res[k].type != AVM_RES_UNIX_LISTEN || !p || strlen (p) <= SUN_PATH_MAX)
         continue;
-      if (asprintf (&key, "resources.%s.path", name) < 0)
+      if (asprintf (&key, "resources.%s.path", c->res[k].name) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
       return too_long (c, key, p, "use a shorter path");
     }

@@ -135,8 +135,15 @@ helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, json_t *def)
   const char *name = json_string_value (json_object_get (def, "name"));
   json_t *ready = json_object_get (def, "ready");
   s->kind = AVM_SERVICE_HELPER;
-  s->json = json_incref (def);
+  s->implied = json_is_true (json_object_get (def, "implied"));
   if (!(s->name = dup_or_null (name)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  s->socket = dup_or_null (json_string_value (json_object_get (def, "socket")));
+  s->missing = dup_or_null (json_string_value (json_object_get (def, "missing")));
+  s->missing_program = dup_or_null (json_string_value (json_object_get (def, "missing_program")));
+  s->description = dup_or_null (json_string_value (json_object_get (def, "description")));
+  json_t *uses = json_object_get (def, "uses"), *serves = json_object_get (def, "serves");
+  if ((uses && !(s->uses = strv_of (uses))) || (serves && !(s->serves = strv_of (serves))))
     return avm_error_sys (c->err, ENOMEM, "plan");
   s->program = dup_or_null (json_string_value (json_object_get (def, "program")));
   s->workdir = dup_or_null (json_string_value (json_object_get (def, "workdir")));
@@ -254,33 +261,13 @@ services_of (struct plan_ctx *c, struct avm_plan *plan)
   return 0;
 }
 
-static int
+/* The resources, as planned (taken from the planner).  */
+static void
 resources_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  plan->resources = calloc (json_object_size (c->resources) + 1, sizeof *plan->resources);
-  if (!plan->resources)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  const char *k;
-  json_t *v;
-  json_object_foreach (c->resources, k, v)
-    {
-      json_t *e = json_deep_copy (v);
-      if (!e || json_object_set_new (e, "name", json_string (k)) < 0)
-        {
-          json_decref (e);
-          return avm_error_sys (c->err, ENOMEM, "plan");
-        }
-      struct avm_plan_resource *r = &plan->resources[plan->nresources];
-      int rr = avm_plan_resource_from_json (e, plan->nresources, r, c->err);
-      if (rr < 0)
-        {
-          json_decref (e);
-          return rr;
-        }
-      r->json = e;
-      plan->nresources++;
-    }
-  return 0;
+  plan->resources = steal_pointer (&c->res);
+  plan->nresources = c->nres;
+  c->nres = c->res_alloc = 0;
 }
 
 static int
@@ -386,8 +373,8 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
       || !(plan->accel = dup_or_null (c->accel)) || !(plan->unapproved = strv_of (c->unapproved))
       || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = resources_of (c, plan)) < 0
-      || (r = boot_of (c, plan)) < 0 || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
+  resources_of (c, plan);
+  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0 || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
     return r;
   plan->options = json_incref (c->req->profile->options);
   plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
@@ -423,7 +410,12 @@ service_clear (struct avm_plan_service *s)
   free (s->workdir);
   free (s->ready_path);
   free (s->after);
-  json_decref (s->json);
+  avm_strv_free (s->uses);
+  free (s->socket);
+  free (s->missing);
+  free (s->missing_program);
+  free (s->description);
+  avm_strv_free (s->serves);
 }
 
 void

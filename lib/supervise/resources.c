@@ -161,7 +161,6 @@ add_fd (struct avm_resources *r, const struct def *d, const char *suffix, const 
   e->pub.path = e->path;
   e->pub.port = port;
   e->pub.res = d->res;
-  e->pub.def = d->res->json;
   e->pub.fd = steal_fd (&owned);
   if (created && path)
     {
@@ -528,7 +527,7 @@ avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t
     {
       if ((rr = avm_plan_resource_from_json (res, i, &v[n], err)) < 0)
         break;
-      v[n++].json = json_incref (res);
+      n++;
     }
   if (rr == 0)
     rr = avm_resources_create_plan (v, n, out, err);

@@ -50,7 +50,6 @@ struct avm_resource_fd
   int port;             /* vsock and TCP listeners (the bound port), else -1 */
   int fd;
   const struct avm_plan_resource *res; /* the plan's resource (log, console, tee, ...) */
-  json_t *def;          /* ... as the plan prints it (borrowed) */
 };
 
 /* Create the N resources V (a plan's: avm_plan.resources, borrowed for the

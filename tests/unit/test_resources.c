@@ -468,7 +468,7 @@ Test (resources, every_type, .timeout = TU_TIMEOUT (20))
   cr_assert_str_eq (k->resource, "kernel");
   cr_assert_str_eq (k->path, kfifo);
   cr_assert_eq (k->port, -1);
-  cr_assert_str_eq (json_string_value (json_object_get (k->def, "tee")), "kernel_log_tee");
+  cr_assert_str_eq (k->res->tee, "kernel_log_tee");
   cr_assert_eq (lstat (kfifo, &st), 0);
   cr_assert (S_ISFIFO (st.st_mode));
   cr_assert_eq (st.st_mode & 07777, 0600);
