@@ -46,9 +46,10 @@ struct plan_ctx
   bool flags_mismatch; /* a helper does not accept a flag of its argv */
   json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
   json_t *bootprops;  /* {"androidboot.x": "v"} */
-  json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops; [{"name","kind":"flash","path","code","pad_to"}]: the x86 flash variables */
-  json_t *macs;       /* the guest NICs' MAC addresses, as given to QEMU */
-  json_t *display;    /* {"backend", "address"}: where a viewer connects, or NULL */
+  struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
+  size_t ngen;
+  struct avm_argv macs; /* the guest NICs' MAC addresses, as given to QEMU */
+  char *display_backend, *display_address; /* where a viewer connects, or NULL */
   int next_slot;
   avm_error_t *err;
 };
@@ -128,6 +129,9 @@ int plan_cuttlefish_config (struct plan_ctx *c);
 int plan_check_sockets (struct plan_ctx *c);
 /* Android boot properties (bootprops.c).  */
 int plan_boot_properties (struct plan_ctx *c);
+/* Add *G (its strings taken, also on failure) to the generated disks.  */
+int plan_add_generated (struct plan_ctx *c, struct avm_plan_generated *g);
+void plan_generated_clear (struct avm_plan_generated *g);
 /* The typed plan from the planner's state (typed.c); ADB is the guest's
    adb endpoint (a string or null).  */
 int plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb);

@@ -367,9 +367,11 @@ generated_disks (struct plan_ctx *c)
       if ((r = plan_expand (c, json_string_value (json_object_get (d, "path")), pwhere, &path)) < 0
           || (r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
         return r;
-      json_array_append_new (c->generated, json_pack ("{s:s, s:s, s:s}", "name",
-                                                      json_string_value (json_object_get (d, "name")), "path", path,
-                                                      "key", key));
+      const char *name = json_string_value (json_object_get (d, "name"));
+      struct avm_plan_generated g = { .name = name ? strdup (name) : NULL, .path = steal_pointer (&path),
+                                      .key = steal_pointer (&key) };
+      if ((r = plan_add_generated (c, &g)) < 0)
+        return r;
     }
   return 0;
 }
@@ -469,8 +471,6 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.skipped = json_array ();
   c.global_uses = json_array ();
   c.bootprops = json_object ();
-  c.generated = json_array ();
-  c.macs = json_array ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
   c.data_dir = avm_data_dir ();
@@ -586,9 +586,12 @@ out:
   json_decref (c.global_uses);
   free (c.helper_dirs);
   json_decref (c.bootprops);
-  json_decref (c.generated);
-  json_decref (c.macs);
-  json_decref (c.display);
+  for (size_t i = 0; i < c.ngen; i++)
+    plan_generated_clear (&c.gen[i]);
+  free (c.gen);
+  avm_argv_clear (&c.macs);
+  free (c.display_backend);
+  free (c.display_address);
   free (c.run_dir);
   free (c.state_dir);
   free (c.data_dir);

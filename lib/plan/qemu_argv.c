@@ -281,10 +281,10 @@ emit_pflash (struct plan_ctx *c, const char *bios)
                             c->file, code, (long long) st.st_size);
   if (!(qcode = plan_qv (code)) || !(qvars = plan_qv (vars)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  json_t *g = json_pack ("{s:s, s:s, s:s, s:s, s:I}", "name", "pflash", "kind", "flash", "path", vars, "code", code,
-                         "pad_to", (json_int_t) AVM_PFLASH_SIZE);
-  if (!g || json_array_append_new (c->generated, g) < 0)
-    return avm_error_sys (c->err, ENOMEM, "plan");
+  struct avm_plan_generated g = { .name = strdup ("pflash"), .flash = true, .path = strdup (vars),
+                                   .code = strdup (code), .pad_to = AVM_PFLASH_SIZE };
+  if ((r = plan_add_generated (c, &g)) < 0)
+    return r;
   if ((r = plan_opt (c, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=%s", qcode)) < 0)
     return r;
   return plan_opt (c, "-drive", "if=pflash,format=raw,unit=1,file=%s", qvars);

@@ -7,6 +7,7 @@
 #include "plan/internal.h"
 #include "util/cleanup.h"
 #include "util/json.h"
+#include "util/strfmt.h"
 #include "util/strbuf.h"
 
 #include <stdio.h>
@@ -121,7 +122,9 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
 #undef K
   if (r < 0 || (r = plan_alloc_slot (c, key, &slot)) < 0)
     return r;
-  json_array_append_new (c->macs, json_sprintf ("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]));
+  if (avm_argv_push_take (&c->macs, avm_strdupf ("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]))
+      < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
   return plan_device (c, "virtio-net-pci-non-transitional", key, slot,
                  "netdev=hostnet%d,id=net%d,mac=%02x:%02x:%02x:%02x:%02x:%02x", n, n, m[0], m[1], m[2], m[3], m[4],
                  m[5]);

@@ -6,6 +6,7 @@
 #include "plan/internal.h"
 #include "util/cleanup.h"
 #include "util/json.h"
+#include "util/strfmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +35,8 @@ plan_emit_display (struct plan_ctx *c)
       if ((r = plan_service_socket (c, "display.backend", "dbus", &sock)) < 0)
         return r;
       _cleanup_free_ char *q = plan_qv (sock);
-      c->display = json_pack ("{s:s, s:s+}", "backend", "dbus", "address", "unix:path=", sock);
+      if (!(c->display_backend = strdup ("dbus")) || !(c->display_address = avm_strdupf ("unix:path=%s", sock)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
       return plan_opt (c, "-display", "dbus,addr=unix:path=%s%s", q, gl ? ",gl=on" : "");
     }
   if (streq (backend, "vnc"))
@@ -52,18 +54,19 @@ plan_emit_display (struct plan_ctx *c)
           _cleanup_free_ char *raw = NULL;
           if ((r = plan_expand (c, pstr (c, "display.vnc.listen"), "display.vnc.listen", &raw)) < 0)
             return r;
-          c->display = json_pack ("{s:s, s:s}", "backend", "vnc", "address", raw);
+          if (!(c->display_backend = strdup ("vnc")))
+            return avm_error_sys (c->err, ENOMEM, "plan");
+          c->display_address = steal_pointer (&raw);
           return plan_opt (c, "-vnc", "%s", listen);
         }
       /* Display N listens on TCP port 5900 + N.  */
-      c->display = json_pack ("{s:s, s:s}", "backend", "vnc", "address", "");
-      json_object_set_new (c->display, "address",
-                           strchr (listen, ':') ? json_sprintf ("[%s]:%lld", listen, 5900 + disp)
-                                                : json_sprintf ("%s:%lld", listen, 5900 + disp));
+      if (!(c->display_backend = strdup ("vnc"))
+          || !(c->display_address = avm_strdupf (strchr (listen, ':') ? "[%s]:%lld" : "%s:%lld", listen, 5900 + disp)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
       return plan_opt (c, "-vnc", "%s:%lld", listen, disp);
     }
-  if (!streq (backend, "none"))
-    c->display = json_pack ("{s:s, s:n}", "backend", backend, "address");
+  if (!streq (backend, "none") && !(c->display_backend = strdup (backend)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
   if (streq (backend, "egl-headless"))
     return plan_opt (c, "-display", "egl-headless");
   return plan_opt (c, "-display", "%s%s", backend, gl ? ",gl=on" : "");

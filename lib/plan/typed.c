@@ -294,27 +294,37 @@ boot_of (struct plan_ctx *c, struct avm_plan *plan)
   return 0;
 }
 
+int
+plan_add_generated (struct plan_ctx *c, struct avm_plan_generated *g)
+{
+  struct avm_plan_generated *v = NULL;
+  if (!g->path || (g->flash ? !g->code : !g->key) || !(v = realloc (c->gen, (c->ngen + 1) * sizeof *v)))
+    {
+      plan_generated_clear (g);
+      return avm_error_sys (c->err, ENOMEM, "plan");
+    }
+  c->gen = v;
+  c->gen[c->ngen++] = *g;
+  *g = (struct avm_plan_generated) { 0 };
+  return 0;
+}
+
+void
+plan_generated_clear (struct avm_plan_generated *g)
+{
+  free (g->name);
+  free (g->path);
+  free (g->key);
+  free (g->code);
+  *g = (struct avm_plan_generated) { 0 };
+}
+
 static int
 disks_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  size_t i;
-  json_t *d;
-  plan->generated = calloc (json_array_size (c->generated) + 1, sizeof *plan->generated);
-  if (!plan->generated)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_array_foreach (c->generated, i, d)
-    {
-      struct avm_plan_generated *g = &plan->generated[plan->ngenerated++];
-      const char *kind = json_string_value (json_object_get (d, "kind"));
-      g->flash = kind && streq (kind, "flash");
-      g->name = dup_or_null (json_string_value (json_object_get (d, "name")));
-      g->path = dup_or_null (json_string_value (json_object_get (d, "path")));
-      g->key = dup_or_null (json_string_value (json_object_get (d, "key")));
-      g->code = dup_or_null (json_string_value (json_object_get (d, "code")));
-      g->pad_to = (uint64_t) json_integer_value (json_object_get (d, "pad_to"));
-      if (!g->path || (g->flash ? !g->code : !g->key))
-        return avm_error_input (c->err, "plan: generated disk %zu has no path, key or code", i);
-    }
+  plan->generated = steal_pointer (&c->gen);
+  plan->ngenerated = c->ngen;
+  c->ngen = 0;
   plan->has_boot_props = json_object_get (c->p, "boot_properties") != NULL;
   const char *k;
   json_t *v;
@@ -335,9 +345,10 @@ reach_of (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
 {
   plan->cid = streq (pstr (c, "vsock.mode"), "none") ? -1 : c->cid;
   plan->adb = dup_or_null (json_string_value (adb));
-  plan->display_backend = dup_or_null (json_string_value (json_object_get (c->display, "backend")));
-  plan->display_address = dup_or_null (json_string_value (json_object_get (c->display, "address")));
-  if (!(plan->macs = strv_of (c->macs)))
+  plan->display_backend = steal_pointer (&c->display_backend);
+  plan->display_address = steal_pointer (&c->display_address);
+  plan->macs = avm_argv_steal (&c->macs);
+  if (!plan->macs && !(plan->macs = calloc (1, sizeof (char *))))
     return avm_error_sys (c->err, ENOMEM, "plan");
   return 0;
 }
@@ -374,7 +385,8 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
       || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
   resources_of (c, plan);
-  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0 || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
+  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0
+      || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
     return r;
   plan->options = json_incref (c->req->profile->options);
   plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
@@ -442,12 +454,7 @@ plan_typed_clear (struct avm_plan *plan)
   free (plan->boot.console);
   json_decref (plan->boot.json);
   for (size_t i = 0; i < plan->ngenerated; i++)
-    {
-      free (plan->generated[i].name);
-      free (plan->generated[i].path);
-      free (plan->generated[i].key);
-      free (plan->generated[i].code);
-    }
+    plan_generated_clear (&plan->generated[i]);
   free (plan->generated);
   pairs_free (plan->boot_props, plan->nboot_props);
   free (plan->run_dir);
