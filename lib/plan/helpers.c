@@ -18,20 +18,19 @@
    make it exit at once: the service counts as missing, named with the
    flags, before anything starts.  */
 int
-plan_check_flags (struct plan_ctx *c, json_t *unordered)
+plan_check_flags (struct plan_ctx *c, struct plan_service *v, size_t n)
 {
   json_t *defs = avm_json_path (c->p, "services");
-  const char *name;
-  json_t *s;
   struct avm_cf_probe_env pe = { 0 };
   int r = 0;
   if (c->req->layout_only)
     return 0;
-  json_object_foreach (unordered, name, s)
+  for (size_t i = 0; i < n; i++)
     {
-      const char *program = json_string_value (json_object_get (s, "program"));
+      struct plan_service *ps = &v[i];
+      const char *name = ps->s.name, *program = ps->s.program;
       const char *kind = json_string_value (json_object_get (json_object_get (defs, name), "flags"));
-      if (!program || !kind || !streq (kind, "gflags") || json_object_get (s, "missing"))
+      if (!program || !kind || !streq (kind, "gflags") || ps->s.missing)
         continue;
       _cleanup_strv_ char **flags = NULL;
       _cleanup_error_ avm_error_t perr = NULL;
@@ -44,7 +43,11 @@ plan_check_flags (struct plan_ctx *c, json_t *unordered)
           if (r < 0)
             break;
           /* It could not even be run: it would not start either.  */
-          json_object_set_new (s, "missing", json_string (perr && perr->msg ? perr->msg : "cannot be run"));
+          if (!(ps->s.missing = strdup (perr && perr->msg ? perr->msg : "cannot be run")))
+            {
+              r = avm_error_sys (c->err, ENOMEM, "plan");
+              break;
+            }
           continue;
         }
       if (!flags)
@@ -53,22 +56,20 @@ plan_check_flags (struct plan_ctx *c, json_t *unordered)
                      program);
           continue;
         }
-      json_t *argv = json_object_get (s, "argv");
-      size_t n = json_array_size (argv);
-      _cleanup_free_ const char **v = calloc (n + 1, sizeof *v);
-      if (!v)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      for (size_t i = 0; i < n; i++)
-        v[i] = json_string_value (json_array_get (argv, i));
-      _cleanup_free_ char *unknown = avm_cf_gflags_unknown (flags, v);
+      _cleanup_free_ char *unknown = avm_cf_gflags_unknown (flags, (const char **) ps->argv.v);
       if (!unknown)
-        return avm_error_sys (c->err, ENOMEM, "plan");
+        {
+          r = avm_error_sys (c->err, ENOMEM, "plan");
+          break;
+        }
       if (!*unknown)
         continue;
-      _cleanup_free_ char *why = NULL;
-      if (asprintf (&why, "%s does not accept %s", program, unknown) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_set_new (s, "missing", json_string (why));
+      if (asprintf (&ps->s.missing, "%s does not accept %s", program, unknown) < 0)
+        {
+          ps->s.missing = NULL;
+          r = avm_error_sys (c->err, ENOMEM, "plan");
+          break;
+        }
       c->flags_mismatch = true;
     }
   avm_cf_probe_env_clear (&pe);
@@ -82,13 +83,10 @@ plan_check_flags (struct plan_ctx *c, json_t *unordered)
    so is every service started after it; `avm status` lists them.  In a dry
    run the refusal is a warning too.  */
 int
-plan_missing_programs (struct plan_ctx *c, json_t *unordered)
+plan_missing_programs (struct plan_ctx *c, struct plan_service *v, size_t *n)
 {
-  const char *name;
-  json_t *s;
   struct avm_strbuf crit = { 0 }, skipped = { 0 };
   bool changed = true;
-  int r = 0;
 
   if (c->req->layout_only)
     return 0;
@@ -96,35 +94,34 @@ plan_missing_programs (struct plan_ctx *c, json_t *unordered)
   while (changed)
     {
       changed = false;
-      json_object_foreach (unordered, name, s)
+      for (size_t i = 0; i < *n; i++)
         {
-          size_t i;
-          json_t *a;
-          if (json_object_get (s, "missing"))
+          if (v[i].s.missing)
             continue;
-          json_array_foreach (json_object_get (s, "after"), i, a)
+          for (char **a = v[i].after; *a; a++)
             {
-              json_t *dep = json_object_get (unordered, json_string_value (a));
-              if (dep && json_object_get (dep, "missing"))
+              struct plan_service *dep = plan_service_find (v, *n, *a);
+              if (dep && dep->s.missing)
                 {
-                  _cleanup_free_ char *why = NULL;
-                  if (asprintf (&why, "needs %s", json_string_value (a)) < 0)
-                    return avm_error_sys (c->err, ENOMEM, "plan");
-                  json_object_set_new (s, "missing", json_string (why));
+                  if (asprintf (&v[i].s.missing, "needs %s", *a) < 0)
+                    {
+                      v[i].s.missing = NULL;
+                      return avm_error_sys (c->err, ENOMEM, "plan");
+                    }
                   changed = true;
                   break;
                 }
             }
         }
     }
-  json_object_foreach (unordered, name, s)
+  for (size_t i = 0; i < *n; i++)
     {
-      const char *why = json_string_value (json_object_get (s, "missing"));
+      const char *why = v[i].s.missing, *name = v[i].s.name;
       if (!why)
         continue;
       /* "name", "name (program P)" or "name (needs S)".  */
-      struct avm_strbuf *b = json_is_true (json_object_get (s, "critical")) ? &crit : &skipped;
-      const char *prog = json_string_value (json_object_get (s, "missing_program"));
+      struct avm_strbuf *b = v[i].s.critical ? &crit : &skipped;
+      const char *prog = v[i].s.missing_program;
       avm_strbuf_addf (b, "%s%s", b->len ? ", " : "", name);
       if (!prog)
         avm_strbuf_addf (b, " (%s)", why);
@@ -154,18 +151,30 @@ plan_missing_programs (struct plan_ctx *c, json_t *unordered)
       plan_warn (c, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
     }
   /* Move the skipped ones out of the start order.  */
-  void *tmp;
-  json_object_foreach_safe (unordered, tmp, name, s)
+  size_t kept = 0;
+  for (size_t i = 0; i < *n; i++)
     {
-      const char *why = json_string_value (json_object_get (s, "missing"));
-      if (!why || json_is_true (json_object_get (s, "critical")))
-        continue;
-      plan_warn (c, "service %s skipped: %s", name, why);
-      json_t *e = json_pack ("{s:s, s:s, s:O?}", "name", name, "reason", why, "description",
-                             json_object_get (s, "description"));
-      if (!e || json_array_append_new (c->skipped, e) < 0)
-        r = avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_del (unordered, name);
+      struct plan_service *ps = &v[i];
+      if (!ps->s.missing || ps->s.critical)
+        {
+          v[kept++] = *ps;
+          continue;
+        }
+      plan_warn (c, "service %s skipped: %s", ps->s.name, ps->s.missing);
+      struct avm_plan_skipped *sk = realloc (c->skipped, (c->nskipped + 1) * sizeof *sk);
+      if (!sk)
+        {
+          for (size_t k = i; k < *n; k++)
+            v[kept++] = v[k];
+          *n = kept;
+          return avm_error_sys (c->err, ENOMEM, "plan");
+        }
+      c->skipped = sk;
+      sk[c->nskipped++] = (struct avm_plan_skipped) { .name = steal_pointer (&ps->s.name),
+                                                      .reason = steal_pointer (&ps->s.missing),
+                                                      .description = steal_pointer (&ps->s.description) };
+      plan_service_clear (ps);
     }
-  return r;
+  *n = kept;
+  return 0;
 }

@@ -6,6 +6,18 @@
 #include "profile/vars.h"
 #include "util/strv.h"
 
+/* A helper service while it is planned: the plan's service (argv and
+   after are made from what follows when the plan is (typed.c)) and what
+   only the planner needs.  */
+struct plan_service
+{
+  struct avm_plan_service s;
+  struct avm_argv argv;  /* as expanded ("$$" and ${fd:NAME} kept) */
+  char **after;          /* names of the services it starts after */
+  struct avm_argv uses;  /* the resources it refers to */
+  struct avm_argv serves; /* the QEMU devices it backs */
+};
+
 struct plan_ctx
 {
   const struct avm_plan_request *req;
@@ -33,18 +45,20 @@ struct plan_ctx
   size_t n_lines, lines_alloc;
 
   json_t *pci;        /* [{"slot","device","for"}] */
-  json_t *services;   /* {name: service} as expanded */
+  struct plan_service *svcs; /* the helper services as expanded, in start order */
+  size_t nsvcs;
   struct avm_plan_resource *res; /* resources, in order */
   size_t nres, res_alloc;
-  json_t *uses;       /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
+  struct avm_argv *uses; /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
   int var_depth;      /* ${var:} expansions under way */
-  json_t *global_uses; /* ... referred to outside any service (boot properties, console tees) */
+  struct avm_argv global_uses; /* ... referred to outside any service (boot properties, console tees) */
   json_t *warnings;   /* ["..."] */
   json_t *unapproved; /* ["what is not approved", ...] */
   json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
   char *helper_dirs;  /* paths.helpers, expanded (named when programs are missing) */
   bool flags_mismatch; /* a helper does not accept a flag of its argv */
-  json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
+  struct avm_plan_skipped *skipped; /* services whose program is missing */
+  size_t nskipped;
   json_t *bootprops;  /* {"androidboot.x": "v"} */
   struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
   size_t ngen;
@@ -90,12 +104,15 @@ int plan_set_resource (struct plan_ctx *c, struct avm_plan_resource *res);
    profile would write it, and its configuration file (a resource).  */
 json_t *plan_implied_dbus (void);
 int plan_implied_dbus_config (struct plan_ctx *c);
-/* The expanded services UNORDERED ({name: service}) against their programs
-   (helpers.c): flags a gflags program does not define, programs that are
-   not installed (refused when critical, else skipped with what is started
-   after them, into c->skipped).  */
-int plan_check_flags (struct plan_ctx *c, json_t *unordered);
-int plan_missing_programs (struct plan_ctx *c, json_t *unordered);
+/* The N expanded services V against their programs (helpers.c): flags a
+   gflags program does not define, programs that are not installed
+   (refused when critical, else skipped with what is started after them:
+   moved from V into c->skipped, *N lowered).  */
+int plan_check_flags (struct plan_ctx *c, struct plan_service *v, size_t n);
+int plan_missing_programs (struct plan_ctx *c, struct plan_service *v, size_t *n);
+/* Service NAME of the N in V, or NULL.  */
+struct plan_service *plan_service_find (struct plan_service *v, size_t n, const char *name);
+void plan_service_clear (struct plan_service *ps);
 
 /* QEMU argv (qemu_argv.c).  */
 int plan_qemu_argv (struct plan_ctx *c);

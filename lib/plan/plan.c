@@ -464,12 +464,9 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.instance = req->instance > 0 ? req->instance : 1;
   c.cid = pint (&c, "vsock.guest_cid") + c.instance - 1;
   c.pci = json_array ();
-  c.services = json_object ();
   c.warnings = json_array ();
   c.unapproved = json_array ();
   c.missing = json_array ();
-  c.skipped = json_array ();
-  c.global_uses = json_array ();
   c.bootprops = json_object ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
@@ -575,15 +572,23 @@ out:
   avm_argv_clear (&c.argv);
   free (c.lines);
   json_decref (c.pci);
-  json_decref (c.services);
+  for (size_t i = 0; i < c.nsvcs; i++)
+    plan_service_clear (&c.svcs[i]);
+  free (c.svcs);
   for (size_t i = 0; i < c.nres; i++)
     avm_plan_resource_clear (&c.res[i]);
   free (c.res);
   json_decref (c.warnings);
   json_decref (c.unapproved);
   json_decref (c.missing);
-  json_decref (c.skipped);
-  json_decref (c.global_uses);
+  for (size_t i = 0; i < c.nskipped; i++)
+    {
+      free (c.skipped[i].name);
+      free (c.skipped[i].reason);
+      free (c.skipped[i].description);
+    }
+  free (c.skipped);
+  avm_argv_clear (&c.global_uses);
   free (c.helper_dirs);
   json_decref (c.bootprops);
   for (size_t i = 0; i < c.ngen; i++)

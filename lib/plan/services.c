@@ -5,6 +5,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/strbuf.h"
+#include "util/strfmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -215,137 +216,146 @@ count_commas (const char *s)
   return n;
 }
 
-static int
-expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
+struct plan_service *
+plan_service_find (struct plan_service *v, size_t n, const char *name)
 {
-  _cleanup_free_ char *socket = NULL, *base = NULL, *dirs = NULL, *found = NULL;
-  _cleanup_json_ json_t *allenv = NULL;
-  int r;
-  if (asprintf (&base, "services.%s", name) < 0)
-    return avm_error_sys (c->err, ENOMEM, "plan");
+  for (size_t i = 0; name && i < n; i++)
+    if (v[i].s.name && streq (v[i].s.name, name))
+      return &v[i];
+  return NULL;
+}
 
-  json_t *sock = json_object_get (def, "socket");
-  if (sock)
+void
+plan_service_clear (struct plan_service *ps)
+{
+  struct avm_plan_service *s = &ps->s;
+  free (s->name);
+  free (s->program);
+  for (size_t i = 0; i < s->nenv; i++)
     {
-      _cleanup_free_ char *w = NULL;
-      if (asprintf (&w, "%s.socket", base) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = plan_expand (c, json_string_value (sock), w, &socket)) < 0)
-        return r;
+      free (s->env[i].name);
+      free (s->env[i].value);
     }
-  struct avm_var svars[1] = { { "socket", socket } };
-  struct avm_vars scope = { .vars = svars, .n = socket ? 1 : 0, .parent = &c->scope };
-  /* The supervisor expands the arguments again for ${fd:NAME}: literal
-     dollars are written "$$" for it (profile/vars.h).  */
-  struct avm_vars argscope = scope;
-  argscope.keep_dollar = true;
+  free (s->env);
+  free (s->workdir);
+  free (s->ready_path);
+  free (s->socket);
+  free (s->missing);
+  free (s->missing_program);
+  free (s->description);
+  for (size_t i = 0; i < s->argc; i++)
+    avm_plan_arg_clear (&s->argv[i]);
+  free (s->argv);
+  free (s->after);
+  avm_strv_free (s->uses);
+  avm_strv_free (s->serves);
+  avm_argv_clear (&ps->argv);
+  avm_argv_clear (&ps->uses);
+  avm_argv_clear (&ps->serves);
+  avm_strv_free (ps->after);
+  *ps = (struct plan_service) { 0 };
+}
 
-  json_t *s = json_object ();
-  json_t *uses = json_array ();
-  json_object_set_new (s, "name", json_string (name));
-  json_object_set_new (s, "uses", uses);
-  c->uses = uses;
-  if (implied)
-    json_object_set_new (s, "implied", json_true ());
-  json_t *argv = json_array ();
-  json_object_set_new (s, "argv", argv);
+static int
+set_missing (struct plan_service *ps, char *why)
+{
+  if (!why)
+    return -ENOMEM;
+  free (ps->s.missing);
+  ps->s.missing = why;
+  return 0;
+}
+
+/* The arguments (ARGSCOPE: "$$" kept for the supervisor) and environment
+   of service NAME (DEF; BASE is "services.NAME").  */
+static int
+expand_command (struct plan_ctx *c, json_t *def, const char *base, const struct avm_vars *scope,
+                const struct avm_vars *argscope, struct plan_service *ps)
+{
+  _cleanup_json_ json_t *allenv = NULL;
   size_t i;
   json_t *a;
+  int r;
   json_array_foreach (json_object_get (def, "exec"), i, a)
     {
       _cleanup_free_ char *e = NULL, *label = NULL;
       if (asprintf (&label, "%s: %s.exec[%zu]", c->file, base, i) < 0)
-        goto nomem;
-      r = avm_vars_expand (&argscope, json_string_value (a), label, &e, c->err);
-      if (r < 0)
-        {
-          json_decref (s);
-          return r;
-        }
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      if ((r = avm_vars_expand (argscope, json_string_value (a), label, &e, c->err)) < 0)
+        return r;
       /* Helpers split many arguments at commas (virtiofsd -o source=...,
          vhost-device-vsock --vm guest-cid=...,socket=...): a comma that
          comes from a variable's value (a directory named "a,sandbox=none")
          would add options the profile never wrote.  No helper has an
          escape for it, so such a value is refused.  */
       if (count_commas (e) != count_commas (json_string_value (a)))
-        {
-          r = avm_error_input (c->err,
-                               "%s: \"%s\" expands to \"%s\": commas from a variable's value are refused in "
-                               "helper arguments (helpers such as virtiofsd split them into options); rename the "
-                               "directory, or use another path",
-                               label, json_string_value (a), e);
-          json_decref (s);
-          return r;
-        }
-      json_array_append_new (argv, json_string (e));
+        return avm_error_input (c->err,
+                                "%s: \"%s\" expands to \"%s\": commas from a variable's value are refused in "
+                                "helper arguments (helpers such as virtiofsd split them into options); rename the "
+                                "directory, or use another path",
+                                label, json_string_value (a), e);
+      if (avm_argv_push_take (&ps->argv, steal_pointer (&e)) < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
     }
-  json_t *env = json_object ();
-  json_object_set_new (s, "env", env);
   const char *k;
   json_t *v;
   allenv = json_deep_copy (avm_json_path (c->p, "service_env"));
   if (!allenv)
     allenv = json_object ();
   json_object_update (allenv, json_object_get (def, "env"));
+  if (!(ps->s.env = calloc (json_object_size (allenv) + 1, sizeof *ps->s.env)))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
   json_object_foreach (allenv, k, v)
     {
       _cleanup_free_ char *e = NULL, *label = NULL;
       if (asprintf (&label, "%s: %s.env.%s", c->file, base, k) < 0)
-        goto nomem;
-      r = avm_vars_expand (&scope, json_string_value (v), label, &e, c->err);
-      if (r < 0)
-        {
-          json_decref (s);
-          return r;
-        }
-      json_object_set_new (env, k, json_string (e));
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      if ((r = avm_vars_expand (scope, json_string_value (v), label, &e, c->err)) < 0)
+        return r;
+      struct avm_plan_pair *pair = &ps->s.env[ps->s.nenv];
+      if (!(pair->name = strdup (k)))
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      pair->value = steal_pointer (&e);
+      ps->s.nenv++;
     }
-  if (socket)
-    json_object_set_new (s, "socket", json_string (socket));
-  json_t *wd = json_object_get (def, "workdir");
-  if (wd)
-    {
-      _cleanup_free_ char *e = NULL, *w = NULL;
-      if (asprintf (&w, "%s.workdir", base) < 0)
-        goto nomem;
-      if ((r = plan_expand (c, json_string_value (wd), w, &e)) < 0)
-        {
-          json_decref (s);
-          return r;
-        }
-      if (e[0] != '/')
-        {
-          json_decref (s);
-          return avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute path", c->file, w, e);
-        }
-      json_object_set_new (s, "workdir", json_string (e));
-    }
+  return 0;
+}
 
-  /* The program: a path, or searched in paths.helpers then $PATH.  */
-  const char *prog = json_string_value (json_array_get (argv, 0));
+/* The program: a path, or searched in paths.helpers then $PATH; when it
+   cannot run, why (ps->s.missing).  */
+static int
+find_program (struct plan_ctx *c, json_t *def, const char *base, struct plan_service *ps)
+{
+  _cleanup_free_ char *dirs = NULL, *found = NULL, *prog = NULL;
+  struct avm_plan_service *s = &ps->s;
+  size_t i;
+  json_t *alt;
+  int r;
+  if (ps->argv.n && !(prog = strdup (ps->argv.v[0])))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
   if ((r = plan_expand (c, pstr (c, "paths.helpers"), "paths.helpers", &dirs)) < 0)
-    {
-      json_decref (s);
-      return r;
-    }
+    return r;
   found = prog ? avm_find_program (prog, *dirs ? dirs : NULL) : NULL;
   /* Other names the same program goes by (a host package's build and an
      upstream one), tried in order.  */
-  json_t *alt;
   json_array_foreach (json_object_get (def, "alternatives"), i, alt)
     if (!found && (found = avm_find_program (json_string_value (alt), *dirs ? dirs : NULL)))
-      json_array_set_new (argv, 0, json_string (json_string_value (alt)));
-  json_object_set_new (s, "program", found ? json_string (found) : json_null ());
-  if (!found)
+      {
+        char *name = strdup (json_string_value (alt));
+        if (!name)
+          return avm_error_sys (c->err, ENOMEM, "%s", base);
+        free (ps->argv.v[0]);
+        ps->argv.v[0] = name;
+      }
+  s->program = steal_pointer (&found);
+  if (!s->program)
     {
       /* Decided once every service is known (plan_missing_programs).  */
-      _cleanup_free_ char *why = NULL;
-      if (asprintf (&why, "program %s is not installed", prog) < 0)
-        goto nomem;
       free (c->helper_dirs);
       c->helper_dirs = steal_pointer (&dirs);
-      json_object_set_new (s, "missing", json_string (why));
-      json_object_set_new (s, "missing_program", json_string (prog));
+      if (set_missing (ps, avm_strdupf ("program %s is not installed", prog)) < 0
+          || !(s->missing_program = strdup (prog ? prog : "")))
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
     }
   else if (json_is_true (json_object_get (def, "requires_root")) && geteuid () != 0)
     {
@@ -359,123 +369,161 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
           const char *fmt = "%s: %s: %s runs only as root (requires_root) and avm runs as uid %u: run avm as root, "
                             "or set %s.critical to false to start without it";
           if (!c->req->dry_run)
-            {
-              r = avm_error_fail (c->err, EPERM, fmt, c->file, base, prog, (unsigned) geteuid (), base);
-              json_decref (s);
-              return r;
-            }
-          if ((r = plan_warn (c, fmt, c->file, base, prog, (unsigned) geteuid (), base)) < 0)
-            {
-              json_decref (s);
-              return r;
-            }
+            return avm_error_fail (c->err, EPERM, fmt, c->file, base, prog, (unsigned) geteuid (), base);
+          return plan_warn (c, fmt, c->file, base, prog, (unsigned) geteuid (), base);
         }
-      else
-        {
-          _cleanup_free_ char *why = NULL;
-          if (asprintf (&why, "%s runs only as root (requires_root), avm runs as uid %u", prog,
-                        (unsigned) geteuid ())
-              < 0)
-            goto nomem;
-          json_object_set_new (s, "missing", json_string (why));
-        }
+      if (set_missing (ps, avm_strdupf ("%s runs only as root (requires_root), avm runs as uid %u", prog,
+                                        (unsigned) geteuid ()))
+          < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
     }
-
-  const char *ready = json_string_value (json_object_get (def, "ready"));
-  if (!ready)
-    ready = "none";
-  json_t *rd = json_object ();
-  json_object_set_new (s, "ready", rd);
-  json_object_set_new (rd, "type", json_string (ready));
-  json_t *rt = json_object_get (def, "ready_timeout");
-  json_object_set_new (rd, "timeout", json_integer (rt ? json_integer_value (rt) : 10));
-  if (streq (ready, "socket"))
-    {
-      if (!socket)
-        {
-          json_decref (s);
-          return avm_error_input (c->err, "%s: %s.ready: \"socket\" needs %s.socket", c->file, base, base);
-        }
-      json_object_set_new (rd, "path", json_string (socket));
-    }
-  else if (streq (ready, "file"))
-    {
-      json_t *rp = json_object_get (def, "ready_path");
-      _cleanup_free_ char *e = NULL, *w = NULL;
-      if (!rp)
-        {
-          json_decref (s);
-          return avm_error_input (c->err, "%s: %s.ready: \"file\" needs %s.ready_path", c->file, base, base);
-        }
-      if (asprintf (&w, "%s.ready_path", base) < 0)
-        goto nomem;
-      if ((r = plan_expand (c, json_string_value (rp), w, &e)) < 0)
-        {
-          json_decref (s);
-          return r;
-        }
-      json_object_set_new (rd, "path", json_string (e));
-    }
-  static const char *const copy[] = { "after", "restart", "critical", "stop_timeout", "description" };
-  for (size_t j = 0; j < ARRAY_SIZE (copy); j++)
-    {
-      json_t *x = json_object_get (def, copy[j]);
-      if (x)
-        json_object_set (s, copy[j], x);
-    }
-  if (!json_object_get (s, "after"))
-    json_object_set_new (s, "after", json_array ());
-  if (!json_object_get (s, "restart"))
-    json_object_set_new (s, "restart", json_string ("on-failure"));
-  if (!json_object_get (s, "critical"))
-    json_object_set_new (s, "critical", json_false ());
-  if (!json_object_get (s, "stop_timeout"))
-    json_object_set_new (s, "stop_timeout", json_integer (5));
-  *out = s;
   return 0;
-
-nomem:
-  json_decref (s);
-  return avm_error_sys (c->err, ENOMEM, "%s", base);
 }
 
-/* expand_service, recording the resources the service refers to in its
-   "uses" (kept only when there are some).  */
+/* Readiness and the policies (DEF's, or their defaults).  */
 static int
-expand_one (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
+expand_policy (struct plan_ctx *c, json_t *def, const char *base, struct plan_service *ps)
 {
-  int r = expand_service (c, name, def, implied, out);
+  struct avm_plan_service *s = &ps->s;
+  const char *ready = json_string_value (json_object_get (def, "ready"));
+  json_t *rt = json_object_get (def, "ready_timeout"), *st = json_object_get (def, "stop_timeout");
+  const char *restart = json_string_value (json_object_get (def, "restart"));
+  int r;
+  if (!ready || streq (ready, "none"))
+    s->ready = AVM_READY_NONE;
+  else if (streq (ready, "socket"))
+    s->ready = AVM_READY_SOCKET;
+  else if (streq (ready, "file"))
+    s->ready = AVM_READY_FILE;
+  else if (streq (ready, "notify"))
+    s->ready = AVM_READY_NOTIFY;
+  else
+    return avm_error_input (c->err, "%s: %s.ready: unknown readiness \"%s\"", c->file, base, ready);
+  s->ready_timeout = (uint64_t) (rt ? json_integer_value (rt) : 10) * 1000000;
+  if (s->ready == AVM_READY_SOCKET)
+    {
+      if (!s->socket)
+        return avm_error_input (c->err, "%s: %s.ready: \"socket\" needs %s.socket", c->file, base, base);
+      if (!(s->ready_path = strdup (s->socket)))
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+    }
+  else if (s->ready == AVM_READY_FILE)
+    {
+      json_t *rp = json_object_get (def, "ready_path");
+      _cleanup_free_ char *w = NULL;
+      if (!rp)
+        return avm_error_input (c->err, "%s: %s.ready: \"file\" needs %s.ready_path", c->file, base, base);
+      if (asprintf (&w, "%s.ready_path", base) < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      if ((r = plan_expand (c, json_string_value (rp), w, &s->ready_path)) < 0)
+        return r;
+    }
+  if (!restart || streq (restart, "on-failure"))
+    s->restart = AVM_RESTART_ON_FAILURE;
+  else if (streq (restart, "always"))
+    s->restart = AVM_RESTART_ALWAYS;
+  else if (streq (restart, "no"))
+    s->restart = AVM_RESTART_NO;
+  else
+    return avm_error_input (c->err, "%s: %s.restart: unknown policy \"%s\"", c->file, base, restart);
+  s->critical = json_is_true (json_object_get (def, "critical"));
+  s->stop_timeout = (uint64_t) (st ? json_integer_value (st) : 5) * 1000000;
+  const char *desc = json_string_value (json_object_get (def, "description"));
+  if (desc && !(s->description = strdup (desc)))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
+  struct avm_argv after = { 0 };
+  size_t i;
+  json_t *a;
+  json_array_foreach (json_object_get (def, "after"), i, a)
+    if (avm_argv_push (&after, json_string_value (a) ?: "") < 0)
+      {
+        avm_argv_clear (&after);
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      }
+  ps->after = avm_argv_steal (&after);
+  if (!ps->after && !(ps->after = calloc (1, sizeof *ps->after)))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
+  return 0;
+}
+
+static int
+expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, struct plan_service *ps)
+{
+  _cleanup_free_ char *base = NULL;
+  int r;
+  if (asprintf (&base, "services.%s", name) < 0 || !(ps->s.name = strdup (name)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  ps->s.kind = AVM_SERVICE_HELPER;
+  ps->s.implied = implied;
+
+  json_t *sock = json_object_get (def, "socket");
+  if (sock)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.socket", base) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_expand (c, json_string_value (sock), w, &ps->s.socket)) < 0)
+        return r;
+    }
+  struct avm_var svars[1] = { { "socket", ps->s.socket } };
+  struct avm_vars scope = { .vars = svars, .n = ps->s.socket ? 1 : 0, .parent = &c->scope };
+  /* The supervisor expands the arguments again for ${fd:NAME}: literal
+     dollars are written "$$" for it (profile/vars.h).  */
+  struct avm_vars argscope = scope;
+  argscope.keep_dollar = true;
+  if ((r = expand_command (c, def, base, &scope, &argscope, ps)) < 0)
+    return r;
+  json_t *wd = json_object_get (def, "workdir");
+  if (wd)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.workdir", base) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_expand (c, json_string_value (wd), w, &ps->s.workdir)) < 0)
+        return r;
+      if (ps->s.workdir[0] != '/')
+        return avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute path", c->file, w, ps->s.workdir);
+    }
+  if ((r = find_program (c, def, base, ps)) < 0)
+    return r;
+  return expand_policy (c, def, base, ps);
+}
+
+/* expand_service into *PS, recording the resources the service refers to
+   (its uses).  */
+static int
+expand_one (struct plan_ctx *c, const char *name, json_t *def, bool implied, struct plan_service *ps)
+{
+  *ps = (struct plan_service) { 0 };
+  c->uses = &ps->uses;
+  int r = expand_service (c, name, def, implied, ps);
   c->uses = NULL;
-  if (r >= 0 && json_array_size (json_object_get (*out, "uses")) == 0)
-    json_object_del (*out, "uses");
+  if (r < 0)
+    plan_service_clear (ps);
   return r;
 }
 
 void
 plan_note_use (struct plan_ctx *c, const char *name)
 {
-  json_t *into = c->uses ? c->uses : c->global_uses;
+  struct avm_argv *into = c->uses ? c->uses : &c->global_uses;
   _cleanup_free_ char *base = NULL;
   const char *dot = strrchr (name, '.');
   if (dot && !plan_resource (c, name))
     name = base = strndup (name, dot - name);
-  if (!name || !into)
+  if (!name)
     return;
-  size_t i;
-  json_t *u;
-  json_array_foreach (into, i, u)
-    if (streq (json_string_value (u), name))
+  for (size_t i = 0; i < into->n; i++)
+    if (streq (into->v[i], name))
       return;
-  json_array_append_new (into, json_string (name));
+  avm_argv_push (into, name);
 }
 
 static bool
-array_has (json_t *a, const char *s)
+strv_has (char *const *v, const char *s)
 {
-  size_t i;
-  json_t *v;
-  json_array_foreach (a, i, v)
-    if (streq (json_string_value (v), s))
+  for (size_t i = 0; v && v[i]; i++)
+    if (streq (v[i], s))
       return true;
   return false;
 }
@@ -488,12 +536,10 @@ plan_prune_resources (struct plan_ctx *c)
   for (size_t i = 0; i < c->nres; i++)
     {
       const char *name = c->res[i].name;
-      bool used = !json_object_get (declared, name) || array_has (c->global_uses, name);
-      /* (consoles, implied files; or used outside a service) */
-      const char *sname;
-      json_t *svc;
-      json_object_foreach (c->services, sname, svc)
-        used = used || array_has (json_object_get (svc, "uses"), name);
+      /* Consoles, implied files; or used outside a service.  */
+      bool used = !json_object_get (declared, name) || strv_has (c->global_uses.v, name);
+      for (size_t k = 0; k < c->nsvcs; k++)
+        used = used || strv_has (c->svcs[k].uses.v, name);
       if (used)
         c->res[kept++] = c->res[i];
       else
@@ -503,38 +549,36 @@ plan_prune_resources (struct plan_ctx *c)
   return 0;
 }
 
-/* Order by `after` (Kahn; ties keep declaration order).  */
+/* Order the N services V by `after` into c->svcs (Kahn; ties keep
+   declaration order), moving them.  */
 static int
-order_services (struct plan_ctx *c, json_t *unordered)
+order_services (struct plan_ctx *c, struct plan_service *v, size_t n)
 {
-  size_t n = json_object_size (unordered), done = 0;
-  while (done < n)
+  if (!(c->svcs = calloc (n + 1, sizeof *c->svcs)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  while (c->nsvcs < n)
     {
       bool progress = false;
-      const char *name;
-      json_t *s;
-      json_object_foreach (unordered, name, s)
+      for (size_t i = 0; i < n; i++)
         {
-          if (json_object_get (c->services, name))
-            continue;
+          if (!v[i].s.name)
+            continue; /* (moved) */
           bool ready = true;
-          size_t i;
-          json_t *a;
-          json_array_foreach (json_object_get (s, "after"), i, a)
-            if (!json_object_get (c->services, json_string_value (a)))
+          for (char **a = v[i].after; *a; a++)
+            if (!plan_service_find (c->svcs, c->nsvcs, *a))
               ready = false;
           if (!ready)
             continue;
-          json_object_set (c->services, name, s);
-          done++;
+          c->svcs[c->nsvcs++] = v[i];
+          v[i] = (struct plan_service) { 0 };
           progress = true;
         }
       if (!progress)
         {
           _cleanup_strbuf_ struct avm_strbuf list = { 0 };
-          json_object_foreach (unordered, name, s)
-            if (!json_object_get (c->services, name))
-              avm_strbuf_join (&list, ", ", name);
+          for (size_t i = 0; i < n; i++)
+            if (v[i].s.name)
+              avm_strbuf_join (&list, ", ", v[i].s.name);
           return avm_error_input (c->err, "%s: services: the `after` dependencies of %s form a cycle", c->file,
                                   list.s ? list.s : "?");
         }
@@ -542,68 +586,82 @@ order_services (struct plan_ctx *c, json_t *unordered)
   return 0;
 }
 
+static void
+services_free (struct plan_service *v, size_t n)
+{
+  for (size_t i = 0; v && i < n; i++)
+    plan_service_clear (&v[i]);
+  free (v);
+}
+
 int
 plan_services (struct plan_ctx *c)
 {
-  _cleanup_json_ json_t *unordered = json_object ();
   json_t *defs = avm_json_path (c->p, "services");
+  struct plan_service *v = calloc (json_object_size (defs) + 2, sizeof *v);
+  size_t n = 0;
   const char *name;
   json_t *def;
   int r;
 
+  if (!v)
+    return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = plan_resources (c)) < 0)
-    return r;
-
+    goto out;
   if (streq (pstr (c, "display.backend"), "dbus") && !json_object_get (defs, "dbus"))
     {
       _cleanup_json_ json_t *d = plan_implied_dbus ();
-      json_t *s = NULL;
-      if ((r = plan_implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &s)) < 0)
-        return r;
-      json_object_set_new (unordered, "dbus", s);
+      if ((r = plan_implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &v[n])) < 0)
+        goto out;
+      n++;
     }
   json_object_foreach (defs, name, def)
     {
       if (json_is_false (json_object_get (def, "enabled")))
         continue;
-      json_t *s = NULL;
-      if ((r = expand_one (c, name, def, false, &s)) < 0)
-        return r;
-      json_object_set_new (unordered, name, s);
+      if ((r = expand_one (c, name, def, false, &v[n])) < 0)
+        goto out;
+      n++;
     }
-  if ((r = plan_check_flags (c, unordered)) < 0 || (r = plan_missing_programs (c, unordered)) < 0)
-    return r;
+  if ((r = plan_check_flags (c, v, n)) < 0 || (r = plan_missing_programs (c, v, &n)) < 0)
+    goto out;
   /* `after` must name enabled services.  */
-  json_object_foreach (unordered, name, def)
-    {
-      size_t i;
-      json_t *a;
-      json_array_foreach (json_object_get (def, "after"), i, a)
-        {
-          const char *dep = json_string_value (a);
-          if (json_object_get (unordered, dep))
-            continue;
-          if (json_object_get (defs, dep))
-            return avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file, name, i,
-                                    dep);
-          return avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, name, i, dep);
-        }
-    }
-  return order_services (c, unordered);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; v[i].after[k]; k++)
+      {
+        const char *dep = v[i].after[k];
+        if (plan_service_find (v, n, dep))
+          continue;
+        if (json_object_get (defs, dep))
+          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file,
+                               v[i].s.name, k, dep);
+        else
+          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, v[i].s.name, k,
+                               dep);
+        goto out;
+      }
+  r = order_services (c, v, n);
+out:
+  services_free (v, n);
+  return r;
 }
 
 int
 plan_approve_services (struct plan_ctx *c)
 {
-  const char *name;
-  json_t *s;
-  json_object_foreach (c->services, name, s)
+  for (size_t i = 0; i < c->nsvcs; i++)
     {
+      const struct plan_service *ps = &c->svcs[i];
+      _cleanup_json_ json_t *argv = json_array (), *env = json_object ();
       _cleanup_free_ char *why = NULL;
-      int r = avm_helper_approved (json_object_get (s, "argv"), json_object_get (s, "env"), &why);
+      for (size_t k = 0; k < ps->argv.n; k++)
+        json_array_append_new (argv, json_string (ps->argv.v[k]));
+      for (size_t k = 0; k < ps->s.nenv; k++)
+        json_object_set_new (env, ps->s.env[k].name, json_string (ps->s.env[k].value));
+      int r = avm_helper_approved (argv, env, &why);
       if (r < 0)
         return avm_error_sys (c->err, -r, "plan");
-      if (r > 0 && json_array_append_new (c->unapproved, json_sprintf ("services.%s: %s", name, why)) < 0)
+      if (r > 0 && json_array_append_new (c->unapproved, json_sprintf ("services.%s: %s", ps->s.name, why)) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
     }
   return 0;
@@ -612,23 +670,21 @@ plan_approve_services (struct plan_ctx *c)
 const char *
 plan_service_skipped (struct plan_ctx *c, const char *service)
 {
-  size_t i;
-  json_t *sk;
-  json_array_foreach (c->skipped, i, sk)
-    if (streq (json_string_value (json_object_get (sk, "name")), service))
-      return json_string_value (json_object_get (sk, "reason"));
+  for (size_t i = 0; i < c->nskipped; i++)
+    if (streq (c->skipped[i].name, service))
+      return c->skipped[i].reason;
   return NULL;
 }
 
 int
 plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket)
 {
-  json_t *s = json_object_get (c->services, service);
+  struct plan_service *ps = plan_service_find (c->svcs, c->nsvcs, service);
   const char *skipped = plan_service_skipped (c, service);
   if (skipped)
     return avm_error_fail (c->err, ENOENT, "%s: %s: service \"%s\" is skipped (%s)", c->file, key_path, service,
                            skipped);
-  if (!s)
+  if (!ps)
     {
       if (json_object_get (avm_json_path (c->p, "services"), service))
         return avm_error_input (c->err, "%s: %s: service \"%s\" is disabled (services.%s.enabled)", c->file, key_path,
@@ -636,14 +692,10 @@ plan_service_socket (struct plan_ctx *c, const char *key_path, const char *servi
       return avm_error_input (c->err, "%s: %s: no service \"%s\" in services (declare the vhost-user backend there)",
                               c->file, key_path, service);
     }
-  json_t *sock = json_object_get (s, "socket");
-  if (!sock)
+  if (!ps->s.socket)
     return avm_error_input (c->err, "%s: %s: service \"%s\" declares no socket (services.%s.socket)", c->file,
                             key_path, service, service);
-  json_t *serves = json_object_get (s, "serves");
-  if (!serves)
-    json_object_set_new (s, "serves", serves = json_array ());
-  json_array_append_new (serves, json_string (key_path));
-  *socket = strdup (json_string_value (sock));
-  return *socket ? 0 : -ENOMEM;
+  if (avm_argv_push (&ps->serves, key_path) < 0 || !(*socket = strdup (ps->s.socket)))
+    return -ENOMEM;
+  return 0;
 }

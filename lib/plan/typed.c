@@ -103,104 +103,39 @@ usec_of (json_t *seconds)
   return (uint64_t) (json_number_value (seconds) * 1000000.0);
 }
 
+/* One helper service (PS, the planner's, moved to index I of the start
+   order): its arguments split, its `after` as indexes of services
+   before it.  */
 static int
-ready_of (const char *type, enum avm_ready_type *out)
-{
-  static const char *const names[] = { [AVM_READY_NONE] = "none", [AVM_READY_SOCKET] = "socket",
-                                       [AVM_READY_FILE] = "file", [AVM_READY_NOTIFY] = "notify" };
-  for (size_t i = 0; type && i < ARRAY_SIZE (names); i++)
-    if (names[i] && streq (names[i], type))
-      {
-        *out = (enum avm_ready_type) i;
-        return 0;
-      }
-  return -EINVAL;
-}
-
-static int
-restart_of (const char *s, enum avm_restart_policy *out)
-{
-  if (!s)
-    return -EINVAL;
-  *out = streq (s, "always") ? AVM_RESTART_ALWAYS : streq (s, "no") ? AVM_RESTART_NO : AVM_RESTART_ON_FAILURE;
-  return streq (s, "always") || streq (s, "no") || streq (s, "on-failure") ? 0 : -EINVAL;
-}
-
-/* One helper service (the planner's object DEF, at index I of the start
-   order, whose `after` names services before it).  */
-static int
-helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, json_t *def)
+helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, struct plan_service *ps)
 {
   struct avm_plan_service *s = &plan->services[i];
-  const char *name = json_string_value (json_object_get (def, "name"));
-  json_t *ready = json_object_get (def, "ready");
-  s->kind = AVM_SERVICE_HELPER;
-  s->implied = json_is_true (json_object_get (def, "implied"));
-  if (!(s->name = dup_or_null (name)))
+  const char *name = ps->s.name;
+  if (!(ps->s.argv = calloc (ps->argv.n + 1, sizeof *ps->s.argv))
+      || !(ps->s.after = calloc (avm_strv_length (ps->after) + 1, sizeof *ps->s.after)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  s->socket = dup_or_null (json_string_value (json_object_get (def, "socket")));
-  s->missing = dup_or_null (json_string_value (json_object_get (def, "missing")));
-  s->missing_program = dup_or_null (json_string_value (json_object_get (def, "missing_program")));
-  s->description = dup_or_null (json_string_value (json_object_get (def, "description")));
-  json_t *uses = json_object_get (def, "uses"), *serves = json_object_get (def, "serves");
-  if ((uses && !(s->uses = strv_of (uses))) || (serves && !(s->serves = strv_of (serves))))
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  s->program = dup_or_null (json_string_value (json_object_get (def, "program")));
-  s->workdir = dup_or_null (json_string_value (json_object_get (def, "workdir")));
-  s->ready_path = dup_or_null (json_string_value (json_object_get (ready, "path")));
-  s->ready_timeout = usec_of (json_object_get (ready, "timeout"));
-  s->stop_timeout = usec_of (json_object_get (def, "stop_timeout"));
-  s->critical = json_is_true (json_object_get (def, "critical"));
-  if (ready_of (json_string_value (json_object_get (ready, "type")), &s->ready) < 0
-      || restart_of (json_string_value (json_object_get (def, "restart")), &s->restart) < 0)
-    return avm_error_input (c->err, "plan: service %s: unknown readiness or restart policy", name);
-  if ((s->ready == AVM_READY_SOCKET || s->ready == AVM_READY_FILE) && !s->ready_path)
-    return avm_error_input (c->err, "plan: service %s: readiness without a path", name);
-
-  json_t *argv = json_object_get (def, "argv");
-  s->argv = calloc (json_array_size (argv) + 1, sizeof *s->argv);
-  if (!s->argv)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  size_t k;
-  json_t *a;
-  json_array_foreach (argv, k, a)
+  for (size_t k = 0; k < ps->argv.n; k++)
     {
-      int r = avm_plan_arg_parse (json_string_value (a) ?: "", &s->argv[k]);
+      int r = avm_plan_arg_parse (ps->argv.v[k], &ps->s.argv[k]);
       if (r < 0)
         return avm_error_input (c->err, "plan: service %s: argument %zu: unterminated ${fd:", name, k);
-      s->argc = k + 1;
+      ps->s.argc = k + 1;
     }
-  if (s->argc == 0)
+  if (ps->s.argc == 0)
     return avm_error_input (c->err, "plan: service %s has no argv", name);
-
-  json_t *env = json_object_get (def, "env");
-  const char *key;
-  json_t *v;
-  s->env = calloc (json_object_size (env) + 1, sizeof *s->env);
-  if (!s->env)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_object_foreach (env, key, v)
+  for (char **a = ps->after; a && *a; a++)
     {
-      struct avm_plan_pair *p = &s->env[s->nenv++];
-      if (!(p->name = strdup (key)) || !(p->value = strdup (json_string_value (v) ?: "")))
-        return avm_error_sys (c->err, ENOMEM, "plan");
-    }
-
-  json_t *after = json_object_get (def, "after");
-  s->after = calloc (json_array_size (after) + 1, sizeof *s->after);
-  if (!s->after)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_array_foreach (after, k, a)
-    {
-      const char *an = json_string_value (a);
       size_t j = 0;
-      while (j < i && !(an && streq (plan->services[j].name, an)))
+      while (j < i && !streq (plan->services[j].name, *a))
         j++;
       if (j >= i)
-        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", name,
-                                an ? an : "?");
-      s->after[s->nafter++] = j;
+        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", name, *a);
+      ps->s.after[ps->s.nafter++] = j;
     }
+  ps->s.uses = ps->uses.n ? avm_argv_steal (&ps->uses) : NULL;
+  ps->s.serves = ps->serves.n ? avm_argv_steal (&ps->serves) : NULL;
+  *s = ps->s;
+  ps->s = (struct avm_plan_service) { 0 };
   return 0;
 }
 
@@ -228,36 +163,22 @@ qemu_of (struct plan_ctx *c, struct avm_plan *plan)
 static int
 services_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  size_t n = json_object_size (c->services);
-  plan->services = calloc (n + 1, sizeof *plan->services);
+  plan->services = calloc (c->nsvcs + 1, sizeof *plan->services);
   if (!plan->services)
     return avm_error_sys (c->err, ENOMEM, "plan");
-  const char *k;
-  json_t *v;
   int r;
-  json_object_foreach (c->services, k, v)
+  for (size_t i = 0; i < c->nsvcs; i++)
     {
-      if ((r = helper_of (c, plan, plan->nservices, v)) < 0)
+      if ((r = helper_of (c, plan, plan->nservices, &c->svcs[i])) < 0)
         return r;
       plan->nservices++;
     }
   plan->nservices++;
   if ((r = qemu_of (c, plan)) < 0)
     return r;
-
-  size_t i;
-  json_t *sk;
-  plan->skipped = calloc (json_array_size (c->skipped) + 1, sizeof *plan->skipped);
-  if (!plan->skipped)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_array_foreach (c->skipped, i, sk)
-    {
-      struct avm_plan_skipped *s = &plan->skipped[plan->nskipped++];
-      if (!(s->name = dup_or_null (json_string_value (json_object_get (sk, "name"))))
-          || !(s->reason = dup_or_null (json_string_value (json_object_get (sk, "reason")))))
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      s->description = dup_or_null (json_string_value (json_object_get (sk, "description")));
-    }
+  plan->skipped = steal_pointer (&c->skipped);
+  plan->nskipped = c->nskipped;
+  c->nskipped = 0;
   return 0;
 }
 
