@@ -43,8 +43,9 @@ plan_check_flags (struct plan_ctx *c, struct plan_service *v, size_t n)
           if (r < 0)
             break;
           /* It could not even be run: it would not start either.  */
-          if (!(ps->s.missing = strdup (perr && perr->msg ? perr->msg : "cannot be run")))
+          if (asprintf (&ps->s.missing, "%s", perr && perr->msg ? perr->msg : "cannot be run") < 0)
             {
+              ps->s.missing = NULL;
               r = avm_error_sys (c->err, ENOMEM, "plan");
               break;
             }
@@ -170,9 +171,10 @@ plan_missing_programs (struct plan_ctx *c, struct plan_service *v, size_t *n)
           return avm_error_sys (c->err, ENOMEM, "plan");
         }
       c->skipped = sk;
-      sk[c->nskipped++] = (struct avm_plan_skipped) { .name = steal_pointer (&ps->s.name),
-                                                      .reason = steal_pointer (&ps->s.missing),
-                                                      .description = steal_pointer (&ps->s.description) };
+      struct avm_plan_skipped *e = &sk[c->nskipped++];
+      e->name = steal_pointer (&ps->s.name);
+      e->reason = steal_pointer (&ps->s.missing);
+      e->description = steal_pointer (&ps->s.description);
       plan_service_clear (ps);
     }
   *n = kept;

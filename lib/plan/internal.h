@@ -152,4 +152,6 @@ void plan_generated_clear (struct avm_plan_generated *g);
 /* The typed plan from the planner's state (typed.c); ADB is the guest's
    adb endpoint (a string or null).  */
 int plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb);
+/* ... first moving what the planner made typed to PLAN.  */
+int plan_hand_over (struct plan_ctx *c, struct avm_plan *plan);
 void plan_typed_clear (struct avm_plan *plan);

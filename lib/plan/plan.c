@@ -561,7 +561,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   plan->n_lines = c.n_lines;
   plan->caps = steal_pointer (&c.caps);
   adb = adb_endpoint (&c);
-  if ((r = plan_make_typed (&c, plan, adb)) < 0)
+  if ((r = plan_hand_over (&c, plan)) < 0 || (r = plan_make_typed (&c, plan, adb)) < 0)
     goto out;
   *out = steal_pointer (&plan);
   r = 0;

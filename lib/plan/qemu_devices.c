@@ -130,6 +130,25 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
                  m[5]);
 }
 
+/* Share I (SH): a vhost-user-fs device, unless its service is skipped.  */
+static int
+emit_share (struct plan_ctx *c, size_t i, json_t *sh)
+{
+  char key[48], id[32];
+  _cleanup_free_ char *extra = NULL;
+  const char *tag = json_string_value (json_object_get (sh, "tag"));
+  const char *service = json_string_value (json_object_get (sh, "service"));
+  snprintf (key, sizeof key, "shares[%zu]", i);
+  /* A share is as optional as the service serving it: the guest starts
+     without the mount.  */
+  if (plan_service_skipped (c, service))
+    return plan_warn (c, "share %s left out: its service %s is skipped", tag, service);
+  snprintf (id, sizeof id, "fs%zu", i);
+  if (asprintf (&extra, "tag=%s", tag) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  return emit_vhost_user_device (c, "vhost-user-fs-pci", key, service, id, extra);
+}
+
 int
 plan_emit_devices (struct plan_ctx *c)
 {
@@ -240,25 +259,7 @@ plan_emit_devices (struct plan_ctx *c)
 
   json_t *sh;
   json_array_foreach (avm_json_path (c->p, "shares"), i, sh)
-    {
-      char key[48], id[32];
-      _cleanup_free_ char *extra = NULL;
-      const char *tag = json_string_value (json_object_get (sh, "tag"));
-      const char *service = json_string_value (json_object_get (sh, "service"));
-      snprintf (key, sizeof key, "shares[%zu]", i);
-      if (plan_service_skipped (c, service))
-        {
-          /* A share is as optional as the service serving it: the guest
-             starts without the mount.  */
-          if ((r = plan_warn (c, "share %s left out: its service %s is skipped", tag, service)) < 0)
-            return r;
-          continue;
-        }
-      snprintf (id, sizeof id, "fs%zu", i);
-      if (asprintf (&extra, "tag=%s", tag) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = emit_vhost_user_device (c, "vhost-user-fs-pci", key, service, id, extra)) < 0)
-        return r;
-    }
+    if ((r = emit_share (c, i, sh)) < 0)
+      return r;
   return 0;
 }

@@ -303,7 +303,8 @@ expand_command (struct plan_ctx *c, json_t *def, const char *base, const struct 
   if (!allenv)
     allenv = json_object ();
   json_object_update (allenv, json_object_get (def, "env"));
-  if (!(ps->s.env = calloc (json_object_size (allenv) + 1, sizeof *ps->s.env)))
+  struct avm_plan_pair *env = calloc (json_object_size (allenv) + 1, sizeof *env);
+  if (!(ps->s.env = env))
     return avm_error_sys (c->err, ENOMEM, "%s", base);
   json_object_foreach (allenv, k, v)
     {
@@ -312,11 +313,12 @@ expand_command (struct plan_ctx *c, json_t *def, const char *base, const struct 
         return avm_error_sys (c->err, ENOMEM, "%s", base);
       if ((r = avm_vars_expand (scope, json_string_value (v), label, &e, c->err)) < 0)
         return r;
-      struct avm_plan_pair *pair = &ps->s.env[ps->s.nenv];
-      if (!(pair->name = strdup (k)))
-        return avm_error_sys (c->err, ENOMEM, "%s", base);
-      pair->value = steal_pointer (&e);
-      ps->s.nenv++;
+      if (asprintf (&env[ps->s.nenv].name, "%s", k) < 0)
+        {
+          env[ps->s.nenv].name = NULL;
+          return avm_error_sys (c->err, ENOMEM, "%s", base);
+        }
+      env[ps->s.nenv++].value = steal_pointer (&e);
     }
   return 0;
 }

@@ -5,6 +5,7 @@
  * supervisor to execute without reading any of it back by name.
  */
 #include "plan/internal.h"
+#include "util/analyzer.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -103,41 +104,41 @@ usec_of (json_t *seconds)
   return (uint64_t) (json_number_value (seconds) * 1000000.0);
 }
 
-/* One helper service (PS, the planner's, moved to index I of the start
-   order): its arguments split, its `after` as indexes of services
-   before it.  */
+/* make lint: false positive: what helper_of stores in the plan's services
+   (moved there by plan_hand_over, freed by plan_typed_clear) is lost by
+   the analyzer, which cannot bound I against their number.  */
+AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
+/* One helper service (index I of the start order, moved from the
+   planner's PS by plan_hand_over): its arguments split, its `after` as
+   indexes of services before it.  */
 static int
 helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, struct plan_service *ps)
 {
   struct avm_plan_service *s = &plan->services[i];
-  const char *name = ps->s.name;
-  if (!(ps->s.argv = calloc (ps->argv.n + 1, sizeof *ps->s.argv))
-      || !(ps->s.after = calloc (avm_strv_length (ps->after) + 1, sizeof *ps->s.after)))
+  if (!(s->argv = calloc (ps->argv.n + 1, sizeof *s->argv))
+      || !(s->after = calloc (avm_strv_length (ps->after) + 1, sizeof *s->after)))
     return avm_error_sys (c->err, ENOMEM, "plan");
   for (size_t k = 0; k < ps->argv.n; k++)
     {
-      int r = avm_plan_arg_parse (ps->argv.v[k], &ps->s.argv[k]);
+      int r = avm_plan_arg_parse (ps->argv.v[k], &s->argv[k]);
       if (r < 0)
-        return avm_error_input (c->err, "plan: service %s: argument %zu: unterminated ${fd:", name, k);
-      ps->s.argc = k + 1;
+        return avm_error_input (c->err, "plan: service %s: argument %zu: unterminated ${fd:", s->name, k);
+      s->argc = k + 1;
     }
-  if (ps->s.argc == 0)
-    return avm_error_input (c->err, "plan: service %s has no argv", name);
+  if (s->argc == 0)
+    return avm_error_input (c->err, "plan: service %s has no argv", s->name);
   for (char **a = ps->after; a && *a; a++)
     {
       size_t j = 0;
       while (j < i && !streq (plan->services[j].name, *a))
         j++;
       if (j >= i)
-        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", name, *a);
-      ps->s.after[ps->s.nafter++] = j;
+        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", s->name, *a);
+      s->after[s->nafter++] = j;
     }
-  ps->s.uses = ps->uses.n ? avm_argv_steal (&ps->uses) : NULL;
-  ps->s.serves = ps->serves.n ? avm_argv_steal (&ps->serves) : NULL;
-  *s = ps->s;
-  ps->s = (struct avm_plan_service) { 0 };
   return 0;
 }
+AVM_ANALYZER_IGNORE_END
 
 /* QEMU: the last service, ready when its monitor answers.  */
 static int
@@ -163,32 +164,13 @@ qemu_of (struct plan_ctx *c, struct avm_plan *plan)
 static int
 services_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  plan->services = calloc (c->nsvcs + 1, sizeof *plan->services);
-  if (!plan->services)
-    return avm_error_sys (c->err, ENOMEM, "plan");
   int r;
-  for (size_t i = 0; i < c->nsvcs; i++)
-    {
-      if ((r = helper_of (c, plan, plan->nservices, &c->svcs[i])) < 0)
-        return r;
-      plan->nservices++;
-    }
-  plan->nservices++;
+  for (size_t i = 0; i + 1 < plan->nservices; i++)
+    if ((r = helper_of (c, plan, i, &c->svcs[i])) < 0)
+      return r;
   if ((r = qemu_of (c, plan)) < 0)
     return r;
-  plan->skipped = steal_pointer (&c->skipped);
-  plan->nskipped = c->nskipped;
-  c->nskipped = 0;
   return 0;
-}
-
-/* The resources, as planned (taken from the planner).  */
-static void
-resources_of (struct plan_ctx *c, struct avm_plan *plan)
-{
-  plan->resources = steal_pointer (&c->res);
-  plan->nresources = c->nres;
-  c->nres = c->res_alloc = 0;
 }
 
 static int
@@ -243,21 +225,23 @@ plan_generated_clear (struct avm_plan_generated *g)
 static int
 disks_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  plan->generated = steal_pointer (&c->gen);
-  plan->ngenerated = c->ngen;
-  c->ngen = 0;
   plan->has_boot_props = json_object_get (c->p, "boot_properties") != NULL;
   const char *k;
   json_t *v;
-  plan->boot_props = calloc (json_object_size (c->bootprops) + 1, sizeof *plan->boot_props);
-  if (!plan->boot_props)
+  size_t n = 0;
+  struct avm_plan_pair *props = calloc (json_object_size (c->bootprops) + 1, sizeof *props);
+  if (!props)
     return avm_error_sys (c->err, ENOMEM, "plan");
   json_object_foreach (c->bootprops, k, v)
     {
-      struct avm_plan_pair *p = &plan->boot_props[plan->nboot_props++];
-      if (!(p->name = strdup (k)) || !(p->value = strdup (json_string_value (v) ?: "")))
-        return avm_error_sys (c->err, ENOMEM, "plan");
+      if (!(props[n].name = strdup (k)) || !(props[n].value = strdup (json_string_value (v) ?: "")))
+        break;
+      n++;
     }
+  plan->boot_props = props;
+  plan->nboot_props = n + (n < json_object_size (c->bootprops)); /* (a pair half made is freed too) */
+  if (n < json_object_size (c->bootprops))
+    return avm_error_sys (c->err, ENOMEM, "plan");
   return 0;
 }
 
@@ -266,9 +250,6 @@ reach_of (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
 {
   plan->cid = streq (pstr (c, "vsock.mode"), "none") ? -1 : c->cid;
   plan->adb = dup_or_null (json_string_value (adb));
-  plan->display_backend = steal_pointer (&c->display_backend);
-  plan->display_address = steal_pointer (&c->display_address);
-  plan->macs = avm_argv_steal (&c->macs);
   if (!plan->macs && !(plan->macs = calloc (1, sizeof (char *))))
     return avm_error_sys (c->err, ENOMEM, "plan");
   return 0;
@@ -293,6 +274,41 @@ paths_of (struct plan_ctx *c, struct avm_plan *plan)
   return 0;
 }
 
+/* What the planner made typed moves to the plan as it is: resources,
+   services (all but their arguments and `after`), skipped services,
+   generated disks, MACs and display.  (Here, apart from plan_make_typed,
+   which only reads the planner's state: gcc -fanalyzer cannot tell the
+   two apart and loses what is stored in the plan.)  */
+int
+plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
+{
+  plan->services = calloc (c->nsvcs + 1, sizeof *plan->services);
+  if (!plan->services)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  plan->nservices = c->nsvcs + 1; /* and QEMU */
+  for (size_t i = 0; i < c->nsvcs; i++)
+    {
+      struct plan_service *ps = &c->svcs[i];
+      plan->services[i] = ps->s;
+      ps->s = (struct avm_plan_service) { 0 };
+      plan->services[i].uses = ps->uses.n ? avm_argv_steal (&ps->uses) : NULL;
+      plan->services[i].serves = ps->serves.n ? avm_argv_steal (&ps->serves) : NULL;
+    }
+  plan->resources = steal_pointer (&c->res);
+  plan->nresources = c->nres;
+  c->nres = c->res_alloc = 0;
+  plan->skipped = steal_pointer (&c->skipped);
+  plan->nskipped = c->nskipped;
+  c->nskipped = 0;
+  plan->generated = steal_pointer (&c->gen);
+  plan->ngenerated = c->ngen;
+  c->ngen = 0;
+  plan->display_backend = steal_pointer (&c->display_backend);
+  plan->display_address = steal_pointer (&c->display_address);
+  plan->macs = avm_argv_steal (&c->macs);
+  return 0;
+}
+
 int
 plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
 {
@@ -305,7 +321,6 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
       || !(plan->accel = dup_or_null (c->accel)) || !(plan->unapproved = strv_of (c->unapproved))
       || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  resources_of (c, plan);
   if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0
       || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
     return r;
