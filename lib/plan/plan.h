@@ -141,9 +141,6 @@ const char *avm_resource_type_name (enum avm_resource_type t);
 /* What creating R needs (a path, a port, a file's content): an input
    error naming the resource when it is not there.  */
 int avm_plan_resource_check (const struct avm_plan_resource *r, avm_error_t *err);
-/* Fill *OUT from a resource object as the JSON plan prints it
-   (resources[I]), checked as above.  */
-int avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *out, avm_error_t *err);
 void avm_plan_resource_clear (struct avm_plan_resource *r);
 
 struct avm_plan_boot

@@ -57,9 +57,6 @@ struct avm_resource_fd
    and removed.  */
 int avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct avm_resources **out,
                                avm_error_t *err);
-/* The same from the JSON array RESOURCES (a plan's "resources" as printed).
-   Bad definitions are input errors naming the resource.  */
-int avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err);
 
 /* Close everything; remove the FIFOs this created and the unix sockets
    (only while they still are the ones created).  NULL is accepted.  */
