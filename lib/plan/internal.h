@@ -91,6 +91,8 @@ int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *s
 int plan_prune_resources (struct plan_ctx *c);
 /* Record in C->uses that NAME (or NAME.suffix) is referenced.  */
 void plan_note_use (struct plan_ctx *c, const char *name);
+/* The resources the profile declares and the console FIFOs (resources.c).  */
+int plan_resources (struct plan_ctx *c);
 /* Resource NAME, or NULL.  */
 struct avm_plan_resource *plan_resource (struct plan_ctx *c, const char *name);
 /* *R with NAME, TYPE and PATH (copied, or NULL) set, no port; -ENOMEM.  */
