@@ -108,15 +108,14 @@ plan_boot_properties (struct plan_ctx *c)
 {
   json_t *props = avm_json_path (c->p, "boot_properties");
   json_t *defs = avm_json_path (c->p, "services");
-  const char *k;
-  json_t *v;
   int r;
 
   if (!props)
     return 0;
   /* Those of the services that run, then the profile's own.  */
-  json_object_foreach (c->services, k, v)
+  for (size_t i = 0; i < c->nsvcs; i++)
     {
+      const char *k = c->svcs[i].s.name;
       json_t *sp = json_object_get (json_object_get (defs, k), "boot_properties");
       _cleanup_free_ char *prefix = NULL;
       if (!sp)

@@ -66,10 +66,10 @@ tap_address (const char *name, char ip[16], char gw[16], int *prefix)
 static int
 add_dir (struct plan_ctx *c, const char *name, const char *path)
 {
-  json_t *res = json_pack ("{s:s, s:s}", "type", "directory", "path", path);
-  if (!res || json_object_set_new (c->resources, name, res) < 0)
+  struct avm_plan_resource res;
+  if (plan_resource_init (&res, name, AVM_RES_DIRECTORY, path) < 0)
     return avm_error_sys (c->err, ENOMEM, "cuttlefish");
-  return 0;
+  return plan_set_resource (c, &res);
 }
 
 int
@@ -135,8 +135,9 @@ plan_cuttlefish_config (struct plan_ctx *c)
       if ((r = add_dir (c, subdirs[i][0], p)) < 0)
         return r;
     }
-  json_t *file = json_pack ("{s:s, s:s, s:s}", "type", "file", "path", c->cf_config, "content", text);
-  if (!file || json_object_set_new (c->resources, "cuttlefish_config", file) < 0)
+  struct avm_plan_resource file;
+  if (plan_resource_init (&file, "cuttlefish_config", AVM_RES_FILE, c->cf_config) < 0)
     return avm_error_sys (c->err, ENOMEM, "cuttlefish");
-  return 0;
+  file.content = steal_pointer (&text);
+  return plan_set_resource (c, &file);
 }

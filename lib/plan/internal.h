@@ -6,6 +6,18 @@
 #include "profile/vars.h"
 #include "util/strv.h"
 
+/* A helper service while it is planned: the plan's service (argv and
+   after are made from what follows when the plan is (typed.c)) and what
+   only the planner needs.  */
+struct plan_service
+{
+  struct avm_plan_service s;
+  struct avm_argv argv;  /* as expanded ("$$" and ${fd:NAME} kept) */
+  char **after;          /* names of the services it starts after */
+  struct avm_argv uses;  /* the resources it refers to */
+  struct avm_argv serves; /* the QEMU devices it backs */
+};
+
 struct plan_ctx
 {
   const struct avm_plan_request *req;
@@ -33,21 +45,25 @@ struct plan_ctx
   size_t n_lines, lines_alloc;
 
   json_t *pci;        /* [{"slot","device","for"}] */
-  json_t *services;   /* {name: service} as expanded */
-  json_t *resources;  /* {name: resource} */
-  json_t *uses;       /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
+  struct plan_service *svcs; /* the helper services as expanded, in start order */
+  size_t nsvcs;
+  struct avm_plan_resource *res; /* resources, in order */
+  size_t nres, res_alloc;
+  struct avm_argv *uses; /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
   int var_depth;      /* ${var:} expansions under way */
-  json_t *global_uses; /* ... referred to outside any service (boot properties, console tees) */
+  struct avm_argv global_uses; /* ... referred to outside any service (boot properties, console tees) */
   json_t *warnings;   /* ["..."] */
   json_t *unapproved; /* ["what is not approved", ...] */
   json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
   char *helper_dirs;  /* paths.helpers, expanded (named when programs are missing) */
   bool flags_mismatch; /* a helper does not accept a flag of its argv */
-  json_t *skipped;    /* [{"name","reason","description"?}]: services whose program is missing */
+  struct avm_plan_skipped *skipped; /* services whose program is missing */
+  size_t nskipped;
   json_t *bootprops;  /* {"androidboot.x": "v"} */
-  json_t *generated;  /* [{"name","path","key"}]: disks avm builds from bootprops; [{"name","kind":"flash","path","code","pad_to"}]: the x86 flash variables */
-  json_t *macs;       /* the guest NICs' MAC addresses, as given to QEMU */
-  json_t *display;    /* {"backend", "address"}: where a viewer connects, or NULL */
+  struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
+  size_t ngen;
+  struct avm_argv macs; /* the guest NICs' MAC addresses, as given to QEMU */
+  char *display_backend, *display_address; /* where a viewer connects, or NULL */
   int next_slot;
   avm_error_t *err;
 };
@@ -75,9 +91,53 @@ int plan_service_socket (struct plan_ctx *c, const char *key_path, const char *s
 int plan_prune_resources (struct plan_ctx *c);
 /* Record in C->uses that NAME (or NAME.suffix) is referenced.  */
 void plan_note_use (struct plan_ctx *c, const char *name);
+/* The resources the profile declares and the console FIFOs (resources.c).  */
+int plan_resources (struct plan_ctx *c);
+/* Resource NAME, or NULL.  */
+struct avm_plan_resource *plan_resource (struct plan_ctx *c, const char *name);
+/* *R with NAME, TYPE and PATH (copied, or NULL) set, no port; -ENOMEM.  */
+int plan_resource_init (struct avm_plan_resource *r, const char *name, enum avm_resource_type type, const char *path);
+/* Add *RES (taken: cleared, also on failure), checked; declared at WHERE
+   (an input error when the name is taken), or in place of one of the same
+   name (plan_set_resource).  */
+int plan_add_resource (struct plan_ctx *c, struct avm_plan_resource *res, const char *where);
+int plan_set_resource (struct plan_ctx *c, struct avm_plan_resource *res);
+/* The private dbus-daemon of -display dbus (dbus.c): its definition, as a
+   profile would write it, and its configuration file (a resource).  */
+json_t *plan_implied_dbus (void);
+int plan_implied_dbus_config (struct plan_ctx *c);
+/* The N expanded services V against their programs (helpers.c): flags a
+   gflags program does not define, programs that are not installed
+   (refused when critical, else skipped with what is started after them:
+   moved from V into c->skipped, *N lowered).  */
+int plan_check_flags (struct plan_ctx *c, struct plan_service *v, size_t n);
+int plan_missing_programs (struct plan_ctx *c, struct plan_service *v, size_t *n);
+/* Service NAME of the N in V, or NULL.  */
+struct plan_service *plan_service_find (struct plan_service *v, size_t n, const char *name);
+void plan_service_clear (struct plan_service *ps);
 
 /* QEMU argv (qemu_argv.c).  */
 int plan_qemu_argv (struct plan_ctx *c);
+/* ... its pieces: a new output line; an option line (OPTION, then the
+   formatted value unless FMT is NULL); a catalog device checked against
+   the QEMU capabilities (KEY: the profile key it is for); the same added
+   at PCI SLOT (-1: none), recorded in c->pci; the next free PCI slot; a
+   free value with its commas doubled; a profile value expanded so.  */
+int plan_new_line (struct plan_ctx *c);
+int plan_opt (struct plan_ctx *c, const char *option, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+int plan_need_device (struct plan_ctx *c, const char *type, const char *key);
+int plan_device (struct plan_ctx *c, const char *type, const char *key, int slot, const char *fmt, ...)
+    __attribute__ ((format (printf, 5, 6)));
+int plan_alloc_slot (struct plan_ctx *c, const char *what, int *slot);
+char *plan_qv (const char *s);
+int plan_expand_q (struct plan_ctx *c, const char *s, const char *where, char **out);
+/* The display, GPU, serial and console options (qemu_display.c); the
+   devices after the disks (qemu_devices.c).  */
+int plan_emit_display (struct plan_ctx *c);
+int plan_emit_gpu (struct plan_ctx *c);
+int plan_emit_serial (struct plan_ctx *c);
+int plan_emit_consoles (struct plan_ctx *c);
+int plan_emit_devices (struct plan_ctx *c);
 /* cuttlefish.config (cuttlefish.c): the variables ${cf_config} and
    ${cf_instance_dir} (before the services are planned), then the
    configuration file and directories (once the network is known).  */
@@ -88,7 +148,12 @@ int plan_cuttlefish_config (struct plan_ctx *c);
 int plan_check_sockets (struct plan_ctx *c);
 /* Android boot properties (bootprops.c).  */
 int plan_boot_properties (struct plan_ctx *c);
+/* Add *G (its strings taken, also on failure) to the generated disks.  */
+int plan_add_generated (struct plan_ctx *c, struct avm_plan_generated *g);
+void plan_generated_clear (struct avm_plan_generated *g);
 /* The typed plan from the planner's state (typed.c); ADB is the guest's
    adb endpoint (a string or null).  */
 int plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb);
+/* ... first moving what the planner made typed to PLAN.  */
+int plan_hand_over (struct plan_ctx *c, struct avm_plan *plan);
 void plan_typed_clear (struct avm_plan *plan);

@@ -64,32 +64,31 @@ lookup_resource (void *data, const char *ns, const char *arg, const char *where,
     {
       /* NAME, or NAME.read/NAME.write of a pipe, NAME.in/NAME.out of a FIFO pair.  */
       const char *dot = strrchr (arg, '.');
-      if (dot && !json_object_get (c->resources, arg))
+      if (dot && !plan_resource (c, arg))
         {
           _cleanup_free_ char *base = strndup (arg, dot - arg);
-          const char *type = json_string_value (json_object_get (json_object_get (c->resources, base), "type"));
-          int t = avm_resource_type_from_name (type);
-          for (const char *const *end = t >= 0 ? avm_resource_ends ((enum avm_resource_type) t) : NULL; end && *end;
-               end++)
+          const struct avm_plan_resource *res = plan_resource (c, base);
+          for (const char *const *end = res ? avm_resource_ends (res->type) : NULL; end && *end; end++)
             if (streq (dot, *end))
               return 0;
         }
-      if (!json_object_get (c->resources, arg))
+      if (!plan_resource (c, arg))
         {
-          _cleanup_free_ char *list = avm_json_keys_join (c->resources, ", ");
-          bool any = list && *list;
+          _cleanup_strbuf_ struct avm_strbuf list = { 0 };
+          for (size_t i = 0; i < c->nres; i++)
+            avm_strbuf_join (&list, ", ", c->res[i].name);
+          bool any = list.s && *list.s;
           return avm_error_input (err, "%s: ${fd:%s}: no such resource%s%s%s", where, arg, any ? " (resources: " : "",
-                                  any ? list : "", any ? ")" : "");
+                                  any ? list.s : "", any ? ")" : "");
         }
       return 0; /* the supervisor substitutes the descriptor number */
     }
   if (streq (ns, "port"))
     {
-      json_t *r = json_object_get (c->resources, arg);
-      json_t *port = json_object_get (r, "port");
-      if (!port)
+      const struct avm_plan_resource *res = plan_resource (c, arg);
+      if (!res || res->port < 0)
         return avm_error_input (err, "%s: ${port:%s}: no listening resource with a port of that name", where, arg);
-      return asprintf (repl, "%lld", (long long) json_integer_value (port)) < 0 ? -ENOMEM : 0;
+      return asprintf (repl, "%d", res->port) < 0 ? -ENOMEM : 0;
     }
   if (streq (ns, "var"))
     {
@@ -235,8 +234,8 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
     return 0;
   if ((e == ENOENT || e == ENOTDIR) && in_images (c, path))
     {
-      struct stat st;
-      if (stat (c->images, &st) < 0 || !S_ISDIR (st.st_mode))
+      struct stat dst;
+      if (stat (c->images, &dst) < 0 || !S_ISDIR (dst.st_mode))
         return images_missing (c);
     }
   if (c->req->dry_run)
@@ -368,9 +367,11 @@ generated_disks (struct plan_ctx *c)
       if ((r = plan_expand (c, json_string_value (json_object_get (d, "path")), pwhere, &path)) < 0
           || (r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
         return r;
-      json_array_append_new (c->generated, json_pack ("{s:s, s:s, s:s}", "name",
-                                                      json_string_value (json_object_get (d, "name")), "path", path,
-                                                      "key", key));
+      const char *name = json_string_value (json_object_get (d, "name"));
+      struct avm_plan_generated g = { .name = name ? strdup (name) : NULL, .path = steal_pointer (&path),
+                                      .key = steal_pointer (&key) };
+      if ((r = plan_add_generated (c, &g)) < 0)
+        return r;
     }
   return 0;
 }
@@ -421,15 +422,11 @@ check_unapproved (struct plan_ctx *c, bool *approved)
 static json_t *
 adb_endpoint (struct plan_ctx *c)
 {
-  json_t *res = json_object_get (c->resources, "adb_tcp");
-  const char *type = json_string_value (json_object_get (res, "type"));
-  if (type && streq (type, "tcp-listen"))
+  const struct avm_plan_resource *res = plan_resource (c, "adb_tcp");
+  if (res && res->type == AVM_RES_TCP_LISTEN)
     {
-      const char *a = json_string_value (json_object_get (res, "address"));
-      if (!a)
-        a = "127.0.0.1"; /* resources.c's default */
-      return json_sprintf (strchr (a, ':') ? "[%s]:%lld" : "%s:%lld", a,
-                           (long long) json_integer_value (json_object_get (res, "port")));
+      const char *a = res->address ? res->address : "127.0.0.1"; /* resources.c's default */
+      return json_sprintf (strchr (a, ':') ? "[%s]:%d" : "%s:%d", a, res->port);
     }
   size_t i;
   json_t *fw;
@@ -467,16 +464,10 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   c.instance = req->instance > 0 ? req->instance : 1;
   c.cid = pint (&c, "vsock.guest_cid") + c.instance - 1;
   c.pci = json_array ();
-  c.services = json_object ();
-  c.resources = json_object ();
   c.warnings = json_array ();
   c.unapproved = json_array ();
   c.missing = json_array ();
-  c.skipped = json_array ();
-  c.global_uses = json_array ();
   c.bootprops = json_object ();
-  c.generated = json_array ();
-  c.macs = json_array ();
   c.run_dir = avm_instance_run_dir (c.instance);
   c.state_dir = avm_instance_state_dir (c.instance);
   c.data_dir = avm_data_dir ();
@@ -570,7 +561,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
   plan->n_lines = c.n_lines;
   plan->caps = steal_pointer (&c.caps);
   adb = adb_endpoint (&c);
-  if ((r = plan_make_typed (&c, plan, adb)) < 0)
+  if ((r = plan_hand_over (&c, plan)) < 0 || (r = plan_make_typed (&c, plan, adb)) < 0)
     goto out;
   *out = steal_pointer (&plan);
   r = 0;
@@ -581,18 +572,31 @@ out:
   avm_argv_clear (&c.argv);
   free (c.lines);
   json_decref (c.pci);
-  json_decref (c.services);
-  json_decref (c.resources);
+  for (size_t i = 0; i < c.nsvcs; i++)
+    plan_service_clear (&c.svcs[i]);
+  free (c.svcs);
+  for (size_t i = 0; i < c.nres; i++)
+    avm_plan_resource_clear (&c.res[i]);
+  free (c.res);
   json_decref (c.warnings);
   json_decref (c.unapproved);
   json_decref (c.missing);
-  json_decref (c.skipped);
-  json_decref (c.global_uses);
+  for (size_t i = 0; i < c.nskipped; i++)
+    {
+      free (c.skipped[i].name);
+      free (c.skipped[i].reason);
+      free (c.skipped[i].description);
+    }
+  free (c.skipped);
+  avm_argv_clear (&c.global_uses);
   free (c.helper_dirs);
   json_decref (c.bootprops);
-  json_decref (c.generated);
-  json_decref (c.macs);
-  json_decref (c.display);
+  for (size_t i = 0; i < c.ngen; i++)
+    plan_generated_clear (&c.gen[i]);
+  free (c.gen);
+  avm_argv_clear (&c.macs);
+  free (c.display_backend);
+  free (c.display_address);
   free (c.run_dir);
   free (c.state_dir);
   free (c.data_dir);

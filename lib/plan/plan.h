@@ -89,10 +89,17 @@ struct avm_plan_service
   uint64_t ready_timeout; /* microseconds */
   enum avm_restart_policy restart;
   bool critical;
-  uint64_t stop_timeout;  /* microseconds */
+  uint64_t stop_timeout;  /* microseconds between SIGTERM and SIGKILL (helpers; QEMU: see avm_plan.stop) */
   size_t *after;          /* indexes into avm_plan.services, all before this one */
   size_t nafter;
-  json_t *json;           /* output only (avm_plan_to_json): the service as planned */
+  /* What the plan shows of a helper (avm_plan_to_json).  */
+  bool implied;           /* added by avm (the private D-Bus of -display dbus) */
+  char **uses;            /* resources it refers to (${fd:}, ${port:}), or NULL */
+  char *socket;           /* its socket (services.NAME.socket), or NULL */
+  char *missing;          /* why it cannot start (a critical one, in a dry run), or NULL */
+  char *missing_program;  /* ... the program that is not installed, or NULL */
+  char *description;      /* or NULL */
+  char **serves;          /* the QEMU devices it backs ("display.gpu"), or NULL */
 };
 
 enum avm_resource_type
@@ -115,13 +122,13 @@ struct avm_plan_resource
   enum avm_resource_type type;
   const char *type_name;  /* "fifo-pair" (static) */
   char *path;             /* or NULL */
-  int port;               /* listeners and ports, else -1 */
+  int port;               /* listeners and ports (a unix socket standing for a
+                             vsock port keeps it), else -1 */
   char *address;          /* tcp-listen, or NULL for 127.0.0.1 */
   char *content;          /* file */
   bool log;               /* a console FIFO avm reads into a log */
   char *console;          /* ... its console name, or NULL for the resource's */
   char *tee;              /* ... the pipe its lines are copied to, or NULL */
-  json_t *json;           /* output only (avm_plan_to_json): the resource as planned */
 };
 
 /* The descriptors of a resource of type T when they are not named like it:
@@ -131,9 +138,9 @@ const char *const *avm_resource_ends (enum avm_resource_type t);
 /* "pipe" -> AVM_RES_PIPE; -1 when unknown.  */
 int avm_resource_type_from_name (const char *name);
 const char *avm_resource_type_name (enum avm_resource_type t);
-/* Fill *OUT from a plan's resource object (resources[I]), checking what
-   creating it needs: an input error naming the resource otherwise.  */
-int avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *out, avm_error_t *err);
+/* What creating R needs (a path, a port, a file's content): an input
+   error naming the resource when it is not there.  */
+int avm_plan_resource_check (const struct avm_plan_resource *r, avm_error_t *err);
 void avm_plan_resource_clear (struct avm_plan_resource *r);
 
 struct avm_plan_boot
@@ -144,6 +151,12 @@ struct avm_plan_boot
   uint64_t timeout;       /* microseconds, 0: none (already scaled under TCG) */
   unsigned reset_limit;   /* 0: any */
   json_t *json;           /* output only: the boot object */
+};
+
+/* How the guest is stopped (the profile's "stop").  */
+struct avm_plan_stop
+{
+  uint64_t powerdown_timeout; /* microseconds between system_powerdown and QMP quit; 0: quit at once */
 };
 
 struct avm_plan_generated
@@ -180,6 +193,7 @@ struct avm_plan
   struct avm_plan_resource *resources;
   size_t nresources;
   struct avm_plan_boot boot;
+  struct avm_plan_stop stop;
   struct avm_plan_generated *generated;
   size_t ngenerated;
   struct avm_plan_pair *boot_props; /* in order */

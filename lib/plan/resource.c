@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A plan's resource, typed: the one place a resource definition is read
- * and checked after the schema (the planner's resources and the JSON
- * array avm_resources_create is given both come through here).
+ * A plan's resource, typed: its type names and descriptor ends, and the
+ * check of what creating it needs (the planner's, when it adds one).
  */
 #include "plan/plan.h"
 #include "util/cleanup.h"
@@ -58,62 +57,18 @@ needs_port (enum avm_resource_type t)
   return t == AVM_RES_VSOCK_LISTEN || t == AVM_RES_TCP_LISTEN || t == AVM_RES_PORT;
 }
 
-static int
-dup_str (json_t *v, char **out)
-{
-  *out = NULL;
-  if (!json_is_string (v))
-    return 0;
-  *out = strdup (json_string_value (v));
-  return *out ? 0 : -ENOMEM;
-}
-
 int
-avm_plan_resource_from_json (json_t *res, size_t i, struct avm_plan_resource *out, avm_error_t *err)
+avm_plan_resource_check (const struct avm_plan_resource *r, avm_error_t *err)
 {
-  memset (out, 0, sizeof *out);
-  out->port = -1;
-  if (!json_is_object (res))
-    return avm_error_input (err, "resources[%zu]: not an object", i);
-  const char *n = json_string_value (json_object_get (res, "name"));
-  if (!n || !*n)
-    return avm_error_input (err, "resources[%zu]: name is missing", i);
-  const char *type = json_string_value (json_object_get (res, "type"));
-  if (!type)
-    return avm_error_input (err, "resource %s: type is missing", n);
-  int t = avm_resource_type_from_name (type);
-  if (t < 0)
-    return avm_error_input (err, "resource %s: unknown type \"%s\"", n, type);
-  out->type = (enum avm_resource_type) t;
-  out->type_name = type_names[t];
-  const char *path = json_string_value (json_object_get (res, "path"));
-  if (needs_path (out->type) && (!path || !*path))
+  const char *n = r->name, *type = avm_resource_type_name (r->type);
+  if (needs_path (r->type) && (!r->path || !*r->path))
     return avm_error_input (err, "resource %s: path is required for type %s", n, type);
-  if (needs_port (out->type))
-    {
-      json_t *p = json_object_get (res, "port");
-      if (!json_is_integer (p))
-        return avm_error_input (err, "resource %s: port is required for type %s", n, type);
-      long long port = json_integer_value (p);
-      if (port < 0 || port > 65535)
-        return avm_error_input (err, "resource %s: port %lld is out of range", n, port);
-      out->port = (int) port;
-    }
-  json_t *a = json_object_get (res, "address");
-  if (out->type == AVM_RES_TCP_LISTEN && a && !json_is_string (a) && !json_is_null (a))
-    return avm_error_input (err, "resource %s: address must be a string", n);
-  json_t *content = json_object_get (res, "content");
-  if (out->type == AVM_RES_FILE && !json_is_string (content))
+  if (needs_port (r->type) && r->port < 0)
+    return avm_error_input (err, "resource %s: port is required for type %s", n, type);
+  if (r->port > 65535)
+    return avm_error_input (err, "resource %s: port %d is out of range", n, r->port);
+  if (r->type == AVM_RES_FILE && !r->content)
     return avm_error_input (err, "resource %s: content is required for type file", n);
-  out->log = json_is_true (json_object_get (res, "log"));
-  if (!(out->name = strdup (n)) || (needs_path (out->type) && !(out->path = strdup (path)))
-      || dup_str (a, &out->address) < 0 || dup_str (content, &out->content) < 0
-      || dup_str (json_object_get (res, "console"), &out->console) < 0
-      || dup_str (json_object_get (res, "tee"), &out->tee) < 0)
-    {
-      avm_plan_resource_clear (out);
-      return avm_error_sys (err, ENOMEM, "resource %s", n);
-    }
   return 0;
 }
 
@@ -126,7 +81,6 @@ avm_plan_resource_clear (struct avm_plan_resource *r)
   free (r->content);
   free (r->console);
   free (r->tee);
-  json_decref (r->json);
   memset (r, 0, sizeof *r);
   r->port = -1;
 }

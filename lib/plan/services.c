@@ -1,189 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The helper services as planned: expanded from the profile (and the
+ * implied D-Bus, dbus.c), checked against their programs (helpers.c),
+ * ordered by `after`, approved, and the sockets vhost-user devices use.
+ */
 #include "plan/internal.h"
-#include "cuttlefish/flags.h"
 #include "helper/catalog.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/strbuf.h"
+#include "util/strfmt.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static int
-add_resource (struct plan_ctx *c, const char *name, json_t *res, const char *where)
-{
-  if (json_object_get (c->resources, name))
-    {
-      json_decref (res);
-      return avm_error_input (c->err, "%s: %s: resource name \"%s\" is used twice", c->file, where, name);
-    }
-  json_object_set_new (c->resources, name, res);
-  return 0;
-}
-
-static int
-plan_resources (struct plan_ctx *c)
-{
-  const char *name;
-  json_t *def;
-  int r;
-
-  json_object_foreach (avm_json_path (c->p, "resources"), name, def)
-    {
-      _cleanup_free_ char *where = NULL;
-      const char *type = json_string_value (json_object_get (def, "type"));
-      json_t *path = json_object_get (def, "path"), *port = json_object_get (def, "port");
-      if (asprintf (&where, "resources.%s", name) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if (!type)
-        return avm_error_input (c->err, "%s: %s.type: required key is missing", c->file, where);
-      bool wants_path = streq (type, "fifo") || streq (type, "unix-listen") || streq (type, "directory");
-      bool wants_port = streq (type, "vsock-listen") || streq (type, "tcp-listen") || streq (type, "port");
-      if (wants_path && !path)
-        return avm_error_input (c->err, "%s: %s.path: required for type %s", c->file, where, type);
-      if (wants_port && !port)
-        return avm_error_input (c->err, "%s: %s.port: required for type %s", c->file, where, type);
-      json_t *res = json_object ();
-      json_object_set_new (res, "type", json_string (type));
-      if (wants_path)
-        {
-          _cleanup_free_ char *p = NULL, *w = NULL;
-          if (asprintf (&w, "%s.path", where) < 0)
-            r = -ENOMEM;
-          else
-            r = plan_expand (c, json_string_value (path), w, &p);
-          if (r < 0)
-            {
-              json_decref (res);
-              return r;
-            }
-          json_object_set_new (res, "path", json_string (p));
-        }
-      if (wants_port || port)
-        {
-          /* Host listeners shared by all instances (vsock on any CID, TCP)
-             move with the instance; a unix socket standing for a vsock port
-             lives in the instance's own run directory and keeps it.  */
-          long long pt = json_integer_value (port) + (wants_port ? c->instance - 1 : 0);
-          if (pt > 65535)
-            {
-              json_decref (res);
-              return avm_error_input (c->err, "%s: %s.port: %lld for instance %d is above 65535", c->file, where, pt,
-                                      c->instance);
-            }
-          json_object_set_new (res, "port", json_integer (pt));
-          if (streq (type, "tcp-listen"))
-            json_object_set (res, "address", json_object_get (def, "address"));
-        }
-      if ((r = add_resource (c, name, res, where)) < 0)
-        return r;
-    }
-
-  /* Console ports that need host-side FIFOs.  */
-  size_t i;
-  json_t *port;
-  json_array_foreach (avm_json_path (c->p, "consoles.ports"), i, port)
-    {
-      const char *pname = json_string_value (json_object_get (port, "name"));
-      const char *kind = json_string_value (json_object_get (port, "kind"));
-      const char *path = json_string_value (json_object_get (port, "path"));
-      _cleanup_free_ char *where = NULL, *expanded = NULL, *deflt = NULL;
-      if (asprintf (&where, "consoles.ports[%zu]", i) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if (!streq (kind, "log") && !streq (kind, "pipe"))
-        continue;
-      if (!path && streq (kind, "pipe"))
-        return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file,
-                                where);
-      if (!path && asprintf (&deflt, "${run_dir}/%s.fifo", pname) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = plan_expand (c, path ? path : deflt, where, &expanded)) < 0)
-        return r;
-      json_t *res = json_object ();
-      json_object_set_new (res, "type", json_string (streq (kind, "log") ? "fifo" : "fifo-pair"));
-      json_object_set_new (res, "path", json_string (expanded));
-      json_object_set_new (res, "console", json_string (pname));
-      if (streq (kind, "log"))
-        json_object_set_new (res, "log", json_true ());
-      json_t *tee = json_object_get (port, "tee");
-      if (tee && !streq (kind, "log"))
-        {
-          json_decref (res);
-          return avm_error_input (c->err, "%s: %s.tee: only ports of kind log can tee", c->file, where);
-        }
-      if (tee)
-        {
-          json_t *pipe = json_object_get (c->resources, json_string_value (tee));
-          if (!pipe || !streq (json_string_value (json_object_get (pipe, "type")), "pipe"))
-            {
-              json_decref (res);
-              return avm_error_input (c->err, "%s: %s.tee: \"%s\" is not a pipe resource", c->file, where,
-                                      json_string_value (tee));
-            }
-          json_object_set (res, "tee", tee);
-          plan_note_use (c, json_string_value (tee));
-        }
-      if ((r = add_resource (c, pname, res, where)) < 0)
-        return r;
-    }
-  return 0;
-}
-
-/* A private dbus-daemon for `-display dbus`, unless the profile declares
-   its own "dbus" service.  Its configuration is avm's own (a "file"
-   resource): a session-type bus with EXTERNAL authentication (only the
-   user avm runs as) and no service directories, so nothing can be
-   activated on it and only QEMU and the display program meet there.  */
-static const char dbus_config[]
-    = "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-      " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-      "<!-- written by avm: the private bus of -display dbus -->\n"
-      "<busconfig>\n"
-      "  <type>session</type>\n"
-      "  <listen>unix:path=%s</listen>\n"
-      "  <auth>EXTERNAL</auth>\n"
-      "  <policy context=\"default\">\n"
-      "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-      "    <allow eavesdrop=\"true\"/>\n"
-      "    <allow own=\"*\"/>\n"
-      "  </policy>\n"
-      "</busconfig>\n";
-
-static json_t *
-implied_dbus (void)
-{
-  json_t *s = json_pack ("{s:[s,s,s,s,s,s], s:s, s:s, s:s, s:b, s:s}", "exec", "dbus-daemon",
-                         "--config-file=${run_dir}/dbus.conf", "--nofork", "--nopidfile", "--nosyslog",
-                         "--address=unix:path=${socket}", "socket", "${run_dir}/dbus.sock", "ready", "socket",
-                         "restart", "on-failure", "critical", 1, "description",
-                         "private D-Bus for -display dbus (an external display program attaches here)");
-  return s;
-}
-
-/* The configuration: its <listen> (required by dbus-daemon, and the same
-   as the --address that overrides it) is the service's socket, XML-escaped.  */
-static int
-implied_dbus_config (struct plan_ctx *c)
-{
-  _cleanup_free_ char *path = NULL, *sock = NULL, *content = NULL;
-  int r;
-  if ((r = plan_expand (c, "${run_dir}/dbus.conf", "services.dbus", &path)) < 0
-      || (r = plan_expand (c, "${run_dir}/dbus.sock", "services.dbus", &sock)) < 0)
-    return r;
-  struct avm_strbuf b = { 0 };
-  for (const char *p = sock; *p; p++)
-    avm_strbuf_adds (&b, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : (char[]) { *p, 0 });
-  _cleanup_free_ char *esc = avm_strbuf_steal (&b);
-  if (!esc)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  if (asprintf (&content, dbus_config, esc) < 0)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  return add_resource (c, "dbus_config",
-                       json_pack ("{s:s, s:s, s:s}", "type", "file", "path", path, "content", content),
-                       "services.dbus");
-}
 
 static size_t
 count_commas (const char *s)
@@ -194,137 +25,148 @@ count_commas (const char *s)
   return n;
 }
 
-static int
-expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
+struct plan_service *
+plan_service_find (struct plan_service *v, size_t n, const char *name)
 {
-  _cleanup_free_ char *socket = NULL, *base = NULL, *dirs = NULL, *found = NULL;
-  _cleanup_json_ json_t *allenv = NULL;
-  int r;
-  if (asprintf (&base, "services.%s", name) < 0)
-    return avm_error_sys (c->err, ENOMEM, "plan");
+  for (size_t i = 0; name && i < n; i++)
+    if (v[i].s.name && streq (v[i].s.name, name))
+      return &v[i];
+  return NULL;
+}
 
-  json_t *sock = json_object_get (def, "socket");
-  if (sock)
+void
+plan_service_clear (struct plan_service *ps)
+{
+  struct avm_plan_service *s = &ps->s;
+  free (s->name);
+  free (s->program);
+  for (size_t i = 0; i < s->nenv; i++)
     {
-      _cleanup_free_ char *w = NULL;
-      if (asprintf (&w, "%s.socket", base) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = plan_expand (c, json_string_value (sock), w, &socket)) < 0)
-        return r;
+      free (s->env[i].name);
+      free (s->env[i].value);
     }
-  struct avm_var svars[1] = { { "socket", socket } };
-  struct avm_vars scope = { .vars = svars, .n = socket ? 1 : 0, .parent = &c->scope };
-  /* The supervisor expands the arguments again for ${fd:NAME}: literal
-     dollars are written "$$" for it (profile/vars.h).  */
-  struct avm_vars argscope = scope;
-  argscope.keep_dollar = true;
+  free (s->env);
+  free (s->workdir);
+  free (s->ready_path);
+  free (s->socket);
+  free (s->missing);
+  free (s->missing_program);
+  free (s->description);
+  for (size_t i = 0; i < s->argc; i++)
+    avm_plan_arg_clear (&s->argv[i]);
+  free (s->argv);
+  free (s->after);
+  avm_strv_free (s->uses);
+  avm_strv_free (s->serves);
+  avm_argv_clear (&ps->argv);
+  avm_argv_clear (&ps->uses);
+  avm_argv_clear (&ps->serves);
+  avm_strv_free (ps->after);
+  *ps = (struct plan_service) { 0 };
+}
 
-  json_t *s = json_object ();
-  json_t *uses = json_array ();
-  json_object_set_new (s, "name", json_string (name));
-  json_object_set_new (s, "uses", uses);
-  c->uses = uses;
-  if (implied)
-    json_object_set_new (s, "implied", json_true ());
-  json_t *argv = json_array ();
-  json_object_set_new (s, "argv", argv);
+static int
+set_missing (struct plan_service *ps, char *why)
+{
+  if (!why)
+    return -ENOMEM;
+  free (ps->s.missing);
+  ps->s.missing = why;
+  return 0;
+}
+
+/* The arguments (ARGSCOPE: "$$" kept for the supervisor) and environment
+   of service NAME (DEF; BASE is "services.NAME").  */
+static int
+expand_command (struct plan_ctx *c, json_t *def, const char *base, const struct avm_vars *scope,
+                const struct avm_vars *argscope, struct plan_service *ps)
+{
+  _cleanup_json_ json_t *allenv = NULL;
   size_t i;
   json_t *a;
+  int r;
   json_array_foreach (json_object_get (def, "exec"), i, a)
     {
       _cleanup_free_ char *e = NULL, *label = NULL;
       if (asprintf (&label, "%s: %s.exec[%zu]", c->file, base, i) < 0)
-        goto nomem;
-      r = avm_vars_expand (&argscope, json_string_value (a), label, &e, c->err);
-      if (r < 0)
-        {
-          json_decref (s);
-          return r;
-        }
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      if ((r = avm_vars_expand (argscope, json_string_value (a), label, &e, c->err)) < 0)
+        return r;
       /* Helpers split many arguments at commas (virtiofsd -o source=...,
          vhost-device-vsock --vm guest-cid=...,socket=...): a comma that
          comes from a variable's value (a directory named "a,sandbox=none")
          would add options the profile never wrote.  No helper has an
          escape for it, so such a value is refused.  */
       if (count_commas (e) != count_commas (json_string_value (a)))
-        {
-          r = avm_error_input (c->err,
-                               "%s: \"%s\" expands to \"%s\": commas from a variable's value are refused in "
-                               "helper arguments (helpers such as virtiofsd split them into options); rename the "
-                               "directory, or use another path",
-                               label, json_string_value (a), e);
-          json_decref (s);
-          return r;
-        }
-      json_array_append_new (argv, json_string (e));
+        return avm_error_input (c->err,
+                                "%s: \"%s\" expands to \"%s\": commas from a variable's value are refused in "
+                                "helper arguments (helpers such as virtiofsd split them into options); rename the "
+                                "directory, or use another path",
+                                label, json_string_value (a), e);
+      if (avm_argv_push_take (&ps->argv, steal_pointer (&e)) < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
     }
-  json_t *env = json_object ();
-  json_object_set_new (s, "env", env);
   const char *k;
   json_t *v;
   allenv = json_deep_copy (avm_json_path (c->p, "service_env"));
   if (!allenv)
     allenv = json_object ();
   json_object_update (allenv, json_object_get (def, "env"));
+  struct avm_plan_pair *env = calloc (json_object_size (allenv) + 1, sizeof *env);
+  if (!(ps->s.env = env))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
   json_object_foreach (allenv, k, v)
     {
       _cleanup_free_ char *e = NULL, *label = NULL;
       if (asprintf (&label, "%s: %s.env.%s", c->file, base, k) < 0)
-        goto nomem;
-      r = avm_vars_expand (&scope, json_string_value (v), label, &e, c->err);
-      if (r < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      if ((r = avm_vars_expand (scope, json_string_value (v), label, &e, c->err)) < 0)
+        return r;
+      if (asprintf (&env[ps->s.nenv].name, "%s", k) < 0)
         {
-          json_decref (s);
-          return r;
+          env[ps->s.nenv].name = NULL;
+          return avm_error_sys (c->err, ENOMEM, "%s", base);
         }
-      json_object_set_new (env, k, json_string (e));
+      env[ps->s.nenv++].value = steal_pointer (&e);
     }
-  if (socket)
-    json_object_set_new (s, "socket", json_string (socket));
-  json_t *wd = json_object_get (def, "workdir");
-  if (wd)
-    {
-      _cleanup_free_ char *e = NULL, *w = NULL;
-      if (asprintf (&w, "%s.workdir", base) < 0)
-        goto nomem;
-      if ((r = plan_expand (c, json_string_value (wd), w, &e)) < 0)
-        {
-          json_decref (s);
-          return r;
-        }
-      if (e[0] != '/')
-        {
-          json_decref (s);
-          return avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute path", c->file, w, e);
-        }
-      json_object_set_new (s, "workdir", json_string (e));
-    }
+  return 0;
+}
 
-  /* The program: a path, or searched in paths.helpers then $PATH.  */
-  const char *prog = json_string_value (json_array_get (argv, 0));
+/* The program: a path, or searched in paths.helpers then $PATH; when it
+   cannot run, why (ps->s.missing).  */
+static int
+find_program (struct plan_ctx *c, json_t *def, const char *base, struct plan_service *ps)
+{
+  _cleanup_free_ char *dirs = NULL, *found = NULL, *prog = NULL;
+  struct avm_plan_service *s = &ps->s;
+  size_t i;
+  json_t *alt;
+  int r;
+  if (ps->argv.n && !(prog = strdup (ps->argv.v[0])))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
   if ((r = plan_expand (c, pstr (c, "paths.helpers"), "paths.helpers", &dirs)) < 0)
-    {
-      json_decref (s);
-      return r;
-    }
+    return r;
   found = prog ? avm_find_program (prog, *dirs ? dirs : NULL) : NULL;
   /* Other names the same program goes by (a host package's build and an
      upstream one), tried in order.  */
-  json_t *alt;
   json_array_foreach (json_object_get (def, "alternatives"), i, alt)
     if (!found && (found = avm_find_program (json_string_value (alt), *dirs ? dirs : NULL)))
-      json_array_set_new (argv, 0, json_string (json_string_value (alt)));
-  json_object_set_new (s, "program", found ? json_string (found) : json_null ());
-  if (!found)
+      {
+        char *name = strdup (json_string_value (alt));
+        if (!name)
+          return avm_error_sys (c->err, ENOMEM, "%s", base);
+        free (ps->argv.v[0]);
+        ps->argv.v[0] = name;
+      }
+  s->program = steal_pointer (&found);
+  if (!s->program)
     {
       /* Decided once every service is known (plan_missing_programs).  */
-      _cleanup_free_ char *why = NULL;
-      if (asprintf (&why, "program %s is not installed", prog) < 0)
-        goto nomem;
       free (c->helper_dirs);
       c->helper_dirs = steal_pointer (&dirs);
-      json_object_set_new (s, "missing", json_string (why));
-      json_object_set_new (s, "missing_program", json_string (prog));
+      if (set_missing (ps, avm_strdupf ("program %s is not installed", prog)) < 0
+          || !(s->missing_program = strdup (prog ? prog : "")))
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
     }
   else if (json_is_true (json_object_get (def, "requires_root")) && geteuid () != 0)
     {
@@ -338,339 +180,186 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
           const char *fmt = "%s: %s: %s runs only as root (requires_root) and avm runs as uid %u: run avm as root, "
                             "or set %s.critical to false to start without it";
           if (!c->req->dry_run)
-            {
-              r = avm_error_fail (c->err, EPERM, fmt, c->file, base, prog, (unsigned) geteuid (), base);
-              json_decref (s);
-              return r;
-            }
-          if ((r = plan_warn (c, fmt, c->file, base, prog, (unsigned) geteuid (), base)) < 0)
-            {
-              json_decref (s);
-              return r;
-            }
+            return avm_error_fail (c->err, EPERM, fmt, c->file, base, prog, (unsigned) geteuid (), base);
+          return plan_warn (c, fmt, c->file, base, prog, (unsigned) geteuid (), base);
         }
-      else
-        {
-          _cleanup_free_ char *why = NULL;
-          if (asprintf (&why, "%s runs only as root (requires_root), avm runs as uid %u", prog,
-                        (unsigned) geteuid ())
-              < 0)
-            goto nomem;
-          json_object_set_new (s, "missing", json_string (why));
-        }
+      if (set_missing (ps, avm_strdupf ("%s runs only as root (requires_root), avm runs as uid %u", prog,
+                                        (unsigned) geteuid ()))
+          < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
     }
-
-  const char *ready = json_string_value (json_object_get (def, "ready"));
-  if (!ready)
-    ready = "none";
-  json_t *rd = json_object ();
-  json_object_set_new (s, "ready", rd);
-  json_object_set_new (rd, "type", json_string (ready));
-  json_t *rt = json_object_get (def, "ready_timeout");
-  json_object_set_new (rd, "timeout", json_integer (rt ? json_integer_value (rt) : 10));
-  if (streq (ready, "socket"))
-    {
-      if (!socket)
-        {
-          json_decref (s);
-          return avm_error_input (c->err, "%s: %s.ready: \"socket\" needs %s.socket", c->file, base, base);
-        }
-      json_object_set_new (rd, "path", json_string (socket));
-    }
-  else if (streq (ready, "file"))
-    {
-      json_t *rp = json_object_get (def, "ready_path");
-      _cleanup_free_ char *e = NULL, *w = NULL;
-      if (!rp)
-        {
-          json_decref (s);
-          return avm_error_input (c->err, "%s: %s.ready: \"file\" needs %s.ready_path", c->file, base, base);
-        }
-      if (asprintf (&w, "%s.ready_path", base) < 0)
-        goto nomem;
-      if ((r = plan_expand (c, json_string_value (rp), w, &e)) < 0)
-        {
-          json_decref (s);
-          return r;
-        }
-      json_object_set_new (rd, "path", json_string (e));
-    }
-  static const char *const copy[] = { "after", "restart", "critical", "stop_timeout", "description" };
-  for (size_t j = 0; j < ARRAY_SIZE (copy); j++)
-    {
-      json_t *x = json_object_get (def, copy[j]);
-      if (x)
-        json_object_set (s, copy[j], x);
-    }
-  if (!json_object_get (s, "after"))
-    json_object_set_new (s, "after", json_array ());
-  if (!json_object_get (s, "restart"))
-    json_object_set_new (s, "restart", json_string ("on-failure"));
-  if (!json_object_get (s, "critical"))
-    json_object_set_new (s, "critical", json_false ());
-  if (!json_object_get (s, "stop_timeout"))
-    json_object_set_new (s, "stop_timeout", json_integer (5));
-  *out = s;
   return 0;
-
-nomem:
-  json_decref (s);
-  return avm_error_sys (c->err, ENOMEM, "%s", base);
 }
 
-/* expand_service, recording the resources the service refers to in its
-   "uses" (kept only when there are some).  */
+/* Readiness and the policies (DEF's, or their defaults).  */
 static int
-expand_one (struct plan_ctx *c, const char *name, json_t *def, bool implied, json_t **out)
+expand_policy (struct plan_ctx *c, json_t *def, const char *base, struct plan_service *ps)
 {
-  int r = expand_service (c, name, def, implied, out);
+  struct avm_plan_service *s = &ps->s;
+  const char *ready = json_string_value (json_object_get (def, "ready"));
+  json_t *rt = json_object_get (def, "ready_timeout"), *st = json_object_get (def, "stop_timeout");
+  const char *restart = json_string_value (json_object_get (def, "restart"));
+  int r;
+  if (!ready || streq (ready, "none"))
+    s->ready = AVM_READY_NONE;
+  else if (streq (ready, "socket"))
+    s->ready = AVM_READY_SOCKET;
+  else if (streq (ready, "file"))
+    s->ready = AVM_READY_FILE;
+  else if (streq (ready, "notify"))
+    s->ready = AVM_READY_NOTIFY;
+  else
+    return avm_error_input (c->err, "%s: %s.ready: unknown readiness \"%s\"", c->file, base, ready);
+  s->ready_timeout = (uint64_t) (rt ? json_integer_value (rt) : 10) * 1000000;
+  if (s->ready == AVM_READY_SOCKET)
+    {
+      if (!s->socket)
+        return avm_error_input (c->err, "%s: %s.ready: \"socket\" needs %s.socket", c->file, base, base);
+      if (!(s->ready_path = strdup (s->socket)))
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+    }
+  else if (s->ready == AVM_READY_FILE)
+    {
+      json_t *rp = json_object_get (def, "ready_path");
+      _cleanup_free_ char *w = NULL;
+      if (!rp)
+        return avm_error_input (c->err, "%s: %s.ready: \"file\" needs %s.ready_path", c->file, base, base);
+      if (asprintf (&w, "%s.ready_path", base) < 0)
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      if ((r = plan_expand (c, json_string_value (rp), w, &s->ready_path)) < 0)
+        return r;
+    }
+  if (!restart || streq (restart, "on-failure"))
+    s->restart = AVM_RESTART_ON_FAILURE;
+  else if (streq (restart, "always"))
+    s->restart = AVM_RESTART_ALWAYS;
+  else if (streq (restart, "no"))
+    s->restart = AVM_RESTART_NO;
+  else
+    return avm_error_input (c->err, "%s: %s.restart: unknown policy \"%s\"", c->file, base, restart);
+  s->critical = json_is_true (json_object_get (def, "critical"));
+  s->stop_timeout = (uint64_t) (st ? json_integer_value (st) : 5) * 1000000;
+  const char *desc = json_string_value (json_object_get (def, "description"));
+  if (desc && !(s->description = strdup (desc)))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
+  struct avm_argv after = { 0 };
+  size_t i;
+  json_t *a;
+  json_array_foreach (json_object_get (def, "after"), i, a)
+    if (avm_argv_push (&after, json_string_value (a) ?: "") < 0)
+      {
+        avm_argv_clear (&after);
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      }
+  ps->after = avm_argv_steal (&after);
+  if (!ps->after && !(ps->after = calloc (1, sizeof *ps->after)))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
+  return 0;
+}
+
+static int
+expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, struct plan_service *ps)
+{
+  _cleanup_free_ char *base = NULL;
+  int r;
+  if (asprintf (&base, "services.%s", name) < 0 || !(ps->s.name = strdup (name)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  ps->s.kind = AVM_SERVICE_HELPER;
+  ps->s.implied = implied;
+
+  json_t *sock = json_object_get (def, "socket");
+  if (sock)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.socket", base) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_expand (c, json_string_value (sock), w, &ps->s.socket)) < 0)
+        return r;
+    }
+  struct avm_var svars[1] = { { "socket", ps->s.socket } };
+  struct avm_vars scope = { .vars = svars, .n = ps->s.socket ? 1 : 0, .parent = &c->scope };
+  /* The supervisor expands the arguments again for ${fd:NAME}: literal
+     dollars are written "$$" for it (profile/vars.h).  */
+  struct avm_vars argscope = scope;
+  argscope.keep_dollar = true;
+  if ((r = expand_command (c, def, base, &scope, &argscope, ps)) < 0)
+    return r;
+  json_t *wd = json_object_get (def, "workdir");
+  if (wd)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.workdir", base) < 0)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_expand (c, json_string_value (wd), w, &ps->s.workdir)) < 0)
+        return r;
+      if (ps->s.workdir[0] != '/')
+        return avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute path", c->file, w, ps->s.workdir);
+    }
+  if ((r = find_program (c, def, base, ps)) < 0)
+    return r;
+  return expand_policy (c, def, base, ps);
+}
+
+/* expand_service into *PS, recording the resources the service refers to
+   (its uses).  */
+static int
+expand_one (struct plan_ctx *c, const char *name, json_t *def, bool implied, struct plan_service *ps)
+{
+  *ps = (struct plan_service) { 0 };
+  c->uses = &ps->uses;
+  int r = expand_service (c, name, def, implied, ps);
   c->uses = NULL;
-  if (r >= 0 && json_array_size (json_object_get (*out, "uses")) == 0)
-    json_object_del (*out, "uses");
+  if (r < 0)
+    plan_service_clear (ps);
   return r;
 }
 
 void
 plan_note_use (struct plan_ctx *c, const char *name)
 {
-  json_t *into = c->uses ? c->uses : c->global_uses;
+  struct avm_argv *into = c->uses ? c->uses : &c->global_uses;
   _cleanup_free_ char *base = NULL;
   const char *dot = strrchr (name, '.');
-  if (dot && !json_object_get (c->resources, name))
+  if (dot && !plan_resource (c, name))
     name = base = strndup (name, dot - name);
-  if (!name || !into)
+  if (!name)
     return;
-  size_t i;
-  json_t *u;
-  json_array_foreach (into, i, u)
-    if (streq (json_string_value (u), name))
+  for (size_t i = 0; i < into->n; i++)
+    if (streq (into->v[i], name))
       return;
-  json_array_append_new (into, json_string (name));
+  avm_argv_push (into, name);
 }
 
-static bool
-array_has (json_t *a, const char *s)
-{
-  size_t i;
-  json_t *v;
-  json_array_foreach (a, i, v)
-    if (streq (json_string_value (v), s))
-      return true;
-  return false;
-}
-
-int
-plan_prune_resources (struct plan_ctx *c)
-{
-  json_t *declared = avm_json_path (c->p, "resources");
-  const char *name;
-  json_t *res;
-  void *tmp;
-  json_object_foreach_safe (c->resources, tmp, name, res)
-    {
-      if (!json_object_get (declared, name) || array_has (c->global_uses, name))
-        continue; /* consoles, implied files; or used outside a service */
-      bool used = false;
-      const char *sname;
-      json_t *svc;
-      json_object_foreach (c->services, sname, svc)
-        used = used || array_has (json_object_get (svc, "uses"), name);
-      if (!used)
-        json_object_del (c->resources, name);
-    }
-  return 0;
-}
-
-/* Services whose program parses its flags with gflags (services.*.flags):
-   every flag of the plan's argv must be one the program defines, asked
-   once per binary (cuttlefish/flags.h).  A flag it does not know would
-   make it exit at once: the service counts as missing, named with the
-   flags, before anything starts.  */
+/* Order the N services V by `after` into c->svcs (Kahn; ties keep
+   declaration order), moving them.  */
 static int
-plan_check_flags (struct plan_ctx *c, json_t *unordered)
+order_services (struct plan_ctx *c, struct plan_service *v, size_t n)
 {
-  json_t *defs = avm_json_path (c->p, "services");
-  const char *name;
-  json_t *s;
-  struct avm_cf_probe_env pe = { 0 };
-  int r = 0;
-  if (c->req->layout_only)
-    return 0;
-  json_object_foreach (unordered, name, s)
-    {
-      const char *program = json_string_value (json_object_get (s, "program"));
-      const char *kind = json_string_value (json_object_get (json_object_get (defs, name), "flags"));
-      if (!program || !kind || !streq (kind, "gflags") || json_object_get (s, "missing"))
-        continue;
-      _cleanup_strv_ char **flags = NULL;
-      _cleanup_error_ avm_error_t perr = NULL;
-      /* Asked only the first time (per binary), with a configuration of
-         its own to read (made once for all the probes of this plan).  */
-      if (!avm_cf_gflags_cached (program, &flags)
-          && ((!pe.root && (r = avm_cf_probe_env_make (&pe, c->instance, c->err)) < 0)
-              || avm_cf_gflags_probe (program, pe.envp, &flags, &perr) < 0))
-        {
-          if (r < 0)
-            break;
-          /* It could not even be run: it would not start either.  */
-          json_object_set_new (s, "missing", json_string (perr && perr->msg ? perr->msg : "cannot be run"));
-          continue;
-        }
-      if (!flags)
-        {
-          plan_warn (c, "service %s: %s does not list its flags as gflags does (--helpxml); they are not checked", name,
-                     program);
-          continue;
-        }
-      json_t *argv = json_object_get (s, "argv");
-      size_t n = json_array_size (argv);
-      _cleanup_free_ const char **v = calloc (n + 1, sizeof *v);
-      if (!v)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      for (size_t i = 0; i < n; i++)
-        v[i] = json_string_value (json_array_get (argv, i));
-      _cleanup_free_ char *unknown = avm_cf_gflags_unknown (flags, v);
-      if (!unknown)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      if (!*unknown)
-        continue;
-      _cleanup_free_ char *why = NULL;
-      if (asprintf (&why, "%s does not accept %s", program, unknown) < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_set_new (s, "missing", json_string (why));
-      c->flags_mismatch = true;
-    }
-  avm_cf_probe_env_clear (&pe);
-  return r;
-}
-
-/* Helper programs that are not installed.  A critical service cannot do
-   without its program: the start is refused, naming every program missing
-   at once.  A service that is not critical is skipped with a warning (a
-   feature the images may not ship, e.g. a helper of a later release), and
-   so is every service started after it; `avm status` lists them.  In a dry
-   run the refusal is a warning too.  */
-static int
-plan_missing_programs (struct plan_ctx *c, json_t *unordered)
-{
-  const char *name;
-  json_t *s;
-  struct avm_strbuf crit = { 0 }, skipped = { 0 };
-  bool changed = true;
-  int r = 0;
-
-  if (c->req->layout_only)
-    return 0;
-  /* Skipping is transitive through `after`.  */
-  while (changed)
-    {
-      changed = false;
-      json_object_foreach (unordered, name, s)
-        {
-          size_t i;
-          json_t *a;
-          if (json_object_get (s, "missing"))
-            continue;
-          json_array_foreach (json_object_get (s, "after"), i, a)
-            {
-              json_t *dep = json_object_get (unordered, json_string_value (a));
-              if (dep && json_object_get (dep, "missing"))
-                {
-                  _cleanup_free_ char *why = NULL;
-                  if (asprintf (&why, "needs %s", json_string_value (a)) < 0)
-                    return avm_error_sys (c->err, ENOMEM, "plan");
-                  json_object_set_new (s, "missing", json_string (why));
-                  changed = true;
-                  break;
-                }
-            }
-        }
-    }
-  json_object_foreach (unordered, name, s)
-    {
-      const char *why = json_string_value (json_object_get (s, "missing"));
-      if (!why)
-        continue;
-      /* "name", "name (program P)" or "name (needs S)".  */
-      struct avm_strbuf *b = json_is_true (json_object_get (s, "critical")) ? &crit : &skipped;
-      const char *prog = json_string_value (json_object_get (s, "missing_program"));
-      avm_strbuf_addf (b, "%s%s", b->len ? ", " : "", name);
-      if (!prog)
-        avm_strbuf_addf (b, " (%s)", why);
-      else if (!streq (prog, name))
-        avm_strbuf_addf (b, " (program %s)", prog);
-    }
-  _cleanup_free_ char *critmsg = avm_strbuf_steal (&crit), *skipmsg = avm_strbuf_steal (&skipped);
-  if (!critmsg || !skipmsg)
+  if (!(c->svcs = calloc (n + 1, sizeof *c->svcs)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  if (*critmsg)
-    {
-      const char *dirs = c->helper_dirs ? c->helper_dirs : "";
-      _cleanup_free_ char *searched = NULL;
-      if (c->helper_dirs && asprintf (&searched, " (searched %s%s$PATH)", dirs, *dirs ? " and " : "") < 0)
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      const char *fix = c->flags_mismatch && !c->helper_dirs
-                          ? "the helpers are of another release than the profile's choice: use the host package of "
-                            "these images, or pass --option release=... to match it"
-                        : c->flags_mismatch
-                          ? "install the Cuttlefish host package of these images in the images directory (bin/), or "
-                            "set paths.helpers"
-                          : "install the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
-      const char *fmt = "%s: critical services cannot start: %s%s%s%s; %s";
-      const char *also = *skipmsg ? "; and, not critical: " : "";
-      if (!c->req->dry_run)
-        return avm_error_fail (c->err, ENOENT, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
-      plan_warn (c, fmt, c->file, critmsg, also, skipmsg, searched ? searched : "", fix);
-    }
-  /* Move the skipped ones out of the start order.  */
-  void *tmp;
-  json_object_foreach_safe (unordered, tmp, name, s)
-    {
-      const char *why = json_string_value (json_object_get (s, "missing"));
-      if (!why || json_is_true (json_object_get (s, "critical")))
-        continue;
-      plan_warn (c, "service %s skipped: %s", name, why);
-      json_t *e = json_pack ("{s:s, s:s, s:O?}", "name", name, "reason", why, "description",
-                             json_object_get (s, "description"));
-      if (!e || json_array_append_new (c->skipped, e) < 0)
-        r = avm_error_sys (c->err, ENOMEM, "plan");
-      json_object_del (unordered, name);
-    }
-  return r;
-}
-
-/* Order by `after` (Kahn; ties keep declaration order).  */
-static int
-order_services (struct plan_ctx *c, json_t *unordered)
-{
-  size_t n = json_object_size (unordered), done = 0;
-  while (done < n)
+  while (c->nsvcs < n)
     {
       bool progress = false;
-      const char *name;
-      json_t *s;
-      json_object_foreach (unordered, name, s)
+      for (size_t i = 0; i < n; i++)
         {
-          if (json_object_get (c->services, name))
-            continue;
+          if (!v[i].s.name)
+            continue; /* (moved) */
           bool ready = true;
-          size_t i;
-          json_t *a;
-          json_array_foreach (json_object_get (s, "after"), i, a)
-            if (!json_object_get (c->services, json_string_value (a)))
+          for (char **a = v[i].after; *a; a++)
+            if (!plan_service_find (c->svcs, c->nsvcs, *a))
               ready = false;
           if (!ready)
             continue;
-          json_object_set (c->services, name, s);
-          done++;
+          c->svcs[c->nsvcs++] = v[i];
+          v[i] = (struct plan_service) { 0 };
           progress = true;
         }
       if (!progress)
         {
           _cleanup_strbuf_ struct avm_strbuf list = { 0 };
-          json_object_foreach (unordered, name, s)
-            if (!json_object_get (c->services, name))
-              avm_strbuf_join (&list, ", ", name);
+          for (size_t i = 0; i < n; i++)
+            if (v[i].s.name)
+              avm_strbuf_join (&list, ", ", v[i].s.name);
           return avm_error_input (c->err, "%s: services: the `after` dependencies of %s form a cycle", c->file,
                                   list.s ? list.s : "?");
         }
@@ -678,68 +367,82 @@ order_services (struct plan_ctx *c, json_t *unordered)
   return 0;
 }
 
+static void
+services_free (struct plan_service *v, size_t n)
+{
+  for (size_t i = 0; v && i < n; i++)
+    plan_service_clear (&v[i]);
+  free (v);
+}
+
 int
 plan_services (struct plan_ctx *c)
 {
-  _cleanup_json_ json_t *unordered = json_object ();
   json_t *defs = avm_json_path (c->p, "services");
+  struct plan_service *v = calloc (json_object_size (defs) + 2, sizeof *v);
+  size_t n = 0;
   const char *name;
   json_t *def;
   int r;
 
+  if (!v)
+    return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = plan_resources (c)) < 0)
-    return r;
-
+    goto out;
   if (streq (pstr (c, "display.backend"), "dbus") && !json_object_get (defs, "dbus"))
     {
-      _cleanup_json_ json_t *d = implied_dbus ();
-      json_t *s = NULL;
-      if ((r = implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &s)) < 0)
-        return r;
-      json_object_set_new (unordered, "dbus", s);
+      _cleanup_json_ json_t *d = plan_implied_dbus ();
+      if ((r = plan_implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &v[n])) < 0)
+        goto out;
+      n++;
     }
   json_object_foreach (defs, name, def)
     {
       if (json_is_false (json_object_get (def, "enabled")))
         continue;
-      json_t *s = NULL;
-      if ((r = expand_one (c, name, def, false, &s)) < 0)
-        return r;
-      json_object_set_new (unordered, name, s);
+      if ((r = expand_one (c, name, def, false, &v[n])) < 0)
+        goto out;
+      n++;
     }
-  if ((r = plan_check_flags (c, unordered)) < 0 || (r = plan_missing_programs (c, unordered)) < 0)
-    return r;
+  if ((r = plan_check_flags (c, v, n)) < 0 || (r = plan_missing_programs (c, v, &n)) < 0)
+    goto out;
   /* `after` must name enabled services.  */
-  json_object_foreach (unordered, name, def)
-    {
-      size_t i;
-      json_t *a;
-      json_array_foreach (json_object_get (def, "after"), i, a)
-        {
-          const char *dep = json_string_value (a);
-          if (json_object_get (unordered, dep))
-            continue;
-          if (json_object_get (defs, dep))
-            return avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file, name, i,
-                                    dep);
-          return avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, name, i, dep);
-        }
-    }
-  return order_services (c, unordered);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; v[i].after[k]; k++)
+      {
+        const char *dep = v[i].after[k];
+        if (plan_service_find (v, n, dep))
+          continue;
+        if (json_object_get (defs, dep))
+          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file,
+                               v[i].s.name, k, dep);
+        else
+          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, v[i].s.name, k,
+                               dep);
+        goto out;
+      }
+  r = order_services (c, v, n);
+out:
+  services_free (v, n);
+  return r;
 }
 
 int
 plan_approve_services (struct plan_ctx *c)
 {
-  const char *name;
-  json_t *s;
-  json_object_foreach (c->services, name, s)
+  for (size_t i = 0; i < c->nsvcs; i++)
     {
+      const struct plan_service *ps = &c->svcs[i];
+      _cleanup_json_ json_t *argv = json_array (), *env = json_object ();
       _cleanup_free_ char *why = NULL;
-      int r = avm_helper_approved (json_object_get (s, "argv"), json_object_get (s, "env"), &why);
+      for (size_t k = 0; k < ps->argv.n; k++)
+        json_array_append_new (argv, json_string (ps->argv.v[k]));
+      for (size_t k = 0; k < ps->s.nenv; k++)
+        json_object_set_new (env, ps->s.env[k].name, json_string (ps->s.env[k].value));
+      int r = avm_helper_approved (argv, env, &why);
       if (r < 0)
         return avm_error_sys (c->err, -r, "plan");
-      if (r > 0 && json_array_append_new (c->unapproved, json_sprintf ("services.%s: %s", name, why)) < 0)
+      if (r > 0 && json_array_append_new (c->unapproved, json_sprintf ("services.%s: %s", ps->s.name, why)) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
     }
   return 0;
@@ -748,23 +451,21 @@ plan_approve_services (struct plan_ctx *c)
 const char *
 plan_service_skipped (struct plan_ctx *c, const char *service)
 {
-  size_t i;
-  json_t *sk;
-  json_array_foreach (c->skipped, i, sk)
-    if (streq (json_string_value (json_object_get (sk, "name")), service))
-      return json_string_value (json_object_get (sk, "reason"));
+  for (size_t i = 0; i < c->nskipped; i++)
+    if (streq (c->skipped[i].name, service))
+      return c->skipped[i].reason;
   return NULL;
 }
 
 int
 plan_service_socket (struct plan_ctx *c, const char *key_path, const char *service, char **socket)
 {
-  json_t *s = json_object_get (c->services, service);
+  struct plan_service *ps = plan_service_find (c->svcs, c->nsvcs, service);
   const char *skipped = plan_service_skipped (c, service);
   if (skipped)
     return avm_error_fail (c->err, ENOENT, "%s: %s: service \"%s\" is skipped (%s)", c->file, key_path, service,
                            skipped);
-  if (!s)
+  if (!ps)
     {
       if (json_object_get (avm_json_path (c->p, "services"), service))
         return avm_error_input (c->err, "%s: %s: service \"%s\" is disabled (services.%s.enabled)", c->file, key_path,
@@ -772,14 +473,10 @@ plan_service_socket (struct plan_ctx *c, const char *key_path, const char *servi
       return avm_error_input (c->err, "%s: %s: no service \"%s\" in services (declare the vhost-user backend there)",
                               c->file, key_path, service);
     }
-  json_t *sock = json_object_get (s, "socket");
-  if (!sock)
+  if (!ps->s.socket)
     return avm_error_input (c->err, "%s: %s: service \"%s\" declares no socket (services.%s.socket)", c->file,
                             key_path, service, service);
-  json_t *serves = json_object_get (s, "serves");
-  if (!serves)
-    json_object_set_new (s, "serves", serves = json_array ());
-  json_array_append_new (serves, json_string (key_path));
-  *socket = strdup (json_string_value (sock));
-  return *socket ? 0 : -ENOMEM;
+  if (avm_argv_push (&ps->serves, key_path) < 0 || !(*socket = strdup (ps->s.socket)))
+    return -ENOMEM;
+  return 0;
 }

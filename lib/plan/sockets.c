@@ -39,13 +39,11 @@ check_run_dir (struct plan_ctx *c)
                                 c->run_dir, p, strlen (p), SUN_PATH_MAX, fix);
     }
   /* The notification socket of each service with readiness notify.  */
-  const char *name;
-  json_t *s;
-  json_object_foreach (c->services, name, s)
+  for (size_t i = 0; i < c->nsvcs; i++)
     {
-      const char *ready = json_string_value (json_object_get (json_object_get (s, "ready"), "type"));
+      const char *name = c->svcs[i].s.name;
       _cleanup_free_ char *p = NULL, *key = NULL;
-      if (!ready || !streq (ready, "notify"))
+      if (c->svcs[i].s.ready != AVM_READY_NOTIFY)
         continue;
       if (asprintf (&p, "%s/notify-%s.sock", c->run_dir, name) < 0 || asprintf (&key, "services.%s.ready", name) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
@@ -75,7 +73,6 @@ check_port (struct plan_ctx *c, json_t *port, const char *where)
 int
 plan_check_sockets (struct plan_ctx *c)
 {
-  const char *name;
   json_t *v;
   int r;
 
@@ -84,25 +81,24 @@ plan_check_sockets (struct plan_ctx *c)
   if ((r = check_run_dir (c)) < 0)
     return r;
   /* Services' sockets (the private D-Bus, vhost-user backends).  */
-  json_object_foreach (c->services, name, v)
+  for (size_t k = 0; k < c->nsvcs; k++)
     {
-      const char *p = json_string_value (json_object_get (v, "socket"));
+      const char *p = c->svcs[k].s.socket;
       _cleanup_free_ char *key = NULL;
       if (!p || strlen (p) <= SUN_PATH_MAX)
         continue;
-      if (asprintf (&key, "services.%s.socket", name) < 0)
+      if (asprintf (&key, "services.%s.socket", c->svcs[k].s.name) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
       return too_long (c, key, p, "use a shorter path");
     }
   /* Listening sockets avm creates for the services.  */
-  json_object_foreach (c->resources, name, v)
+  for (size_t k = 0; k < c->nres; k++)
     {
-      const char *type = json_string_value (json_object_get (v, "type"));
-      const char *p = json_string_value (json_object_get (v, "path"));
+      const char *p = c->res[k].path;
       _cleanup_free_ char *key = NULL;
-      if (!type || !streq (type, "unix-listen") || !p || strlen (p) <= SUN_PATH_MAX)
+      if (c->res[k].type != AVM_RES_UNIX_LISTEN || !p || strlen (p) <= SUN_PATH_MAX)
         continue;
-      if (asprintf (&key, "resources.%s.path", name) < 0)
+      if (asprintf (&key, "resources.%s.path", c->res[k].name) < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
       return too_long (c, key, p, "use a shorter path");
     }

@@ -72,10 +72,110 @@ avm_plan_boot_props_json (const struct avm_plan *plan)
   return o;
 }
 
-static json_t *
-service_json (const struct avm_plan_service *s)
+static const char *
+ready_name (enum avm_ready_type t)
 {
-  return json_incref (s->json);
+  static const char *const names[]
+      = { [AVM_READY_NONE] = "none", [AVM_READY_SOCKET] = "socket", [AVM_READY_FILE] = "file",
+          [AVM_READY_NOTIFY] = "notify", [AVM_READY_QMP] = "qmp" };
+  return (size_t) t < ARRAY_SIZE (names) ? names[t] : "?";
+}
+
+static const char *
+restart_name (enum avm_restart_policy p)
+{
+  return p == AVM_RESTART_ALWAYS ? "always" : p == AVM_RESTART_NO ? "no" : "on-failure";
+}
+
+/* A helper service (S of PLAN), its keys in the order the planner has
+   always written them: an implied service's policy keys are those of its
+   built-in definition, in that order.  */
+static json_t *
+service_json (const struct avm_plan *plan, const struct avm_plan_service *s)
+{
+  json_t *o = json_object ();
+  json_object_set_new (o, "name", json_string (s->name));
+  if (s->uses && s->uses[0])
+    json_object_set_new (o, "uses", strv_json (s->uses));
+  if (s->implied)
+    json_object_set_new (o, "implied", json_true ());
+  json_t *argv = json_array ();
+  for (size_t i = 0; i < s->argc; i++)
+    {
+      /* As planned: "$$" for a literal dollar, ${fd:NAME} kept.  */
+      _cleanup_free_ char *a = avm_plan_arg_string (&s->argv[i]);
+      json_array_append_new (argv, json_string (a ? a : ""));
+    }
+  json_object_set_new (o, "argv", argv);
+  json_t *env = json_object ();
+  for (size_t i = 0; i < s->nenv; i++)
+    json_object_set_new (env, s->env[i].name, json_string (s->env[i].value));
+  json_object_set_new (o, "env", env);
+  if (s->socket)
+    json_object_set_new (o, "socket", json_string (s->socket));
+  if (s->workdir)
+    json_object_set_new (o, "workdir", json_string (s->workdir));
+  json_object_set_new (o, "program", s->program ? json_string (s->program) : json_null ());
+  if (s->missing)
+    json_object_set_new (o, "missing", json_string (s->missing));
+  if (s->missing_program)
+    json_object_set_new (o, "missing_program", json_string (s->missing_program));
+  json_t *ready = json_object ();
+  json_object_set_new (ready, "type", json_string (ready_name (s->ready)));
+  json_object_set_new (ready, "timeout", json_integer ((json_int_t) (s->ready_timeout / 1000000)));
+  if (s->ready_path)
+    json_object_set_new (ready, "path", json_string (s->ready_path));
+  json_object_set_new (o, "ready", ready);
+  json_t *after = json_array ();
+  for (size_t i = 0; i < s->nafter; i++)
+    json_array_append_new (after, json_string (plan->services[s->after[i]].name));
+  json_t *stop = json_integer ((json_int_t) (s->stop_timeout / 1000000));
+  if (!s->implied)
+    {
+      json_object_set_new (o, "after", after);
+      after = NULL;
+    }
+  json_object_set_new (o, "restart", json_string (restart_name (s->restart)));
+  json_object_set_new (o, "critical", json_boolean (s->critical));
+  if (!s->implied)
+    {
+      json_object_set_new (o, "stop_timeout", stop);
+      stop = NULL;
+    }
+  if (s->description)
+    json_object_set_new (o, "description", json_string (s->description));
+  if (after)
+    json_object_set_new (o, "after", after);
+  if (stop)
+    json_object_set_new (o, "stop_timeout", stop);
+  if (s->serves)
+    json_object_set_new (o, "serves", strv_json (s->serves));
+  return o;
+}
+
+/* Keys in this order: type, path, port, address, console, log, tee,
+   content, name (each one only when set).  */
+static json_t *
+resource_json (const struct avm_plan_resource *r)
+{
+  json_t *o = json_object ();
+  json_object_set_new (o, "type", json_string (r->type_name));
+  if (r->path)
+    json_object_set_new (o, "path", json_string (r->path));
+  if (r->port >= 0)
+    json_object_set_new (o, "port", json_integer (r->port));
+  if (r->address)
+    json_object_set_new (o, "address", json_string (r->address));
+  if (r->console)
+    json_object_set_new (o, "console", json_string (r->console));
+  if (r->log)
+    json_object_set_new (o, "log", json_true ());
+  if (r->tee)
+    json_object_set_new (o, "tee", json_string (r->tee));
+  if (r->content)
+    json_object_set_new (o, "content", json_string (r->content));
+  json_object_set_new (o, "name", json_string (r->name));
+  return o;
 }
 
 static json_t *
@@ -90,7 +190,6 @@ generated_json (const struct avm_plan_generated *g)
 json_t *
 avm_plan_to_json (const struct avm_plan *plan)
 {
-  const struct avm_plan_service *qemu = avm_plan_qemu (plan);
   json_t *j = json_object ();
   json_object_set_new (j, "avm_version", json_string (AVM_VERSION));
   json_object_set_new (j, "profile", json_string (plan->profile));
@@ -121,7 +220,7 @@ avm_plan_to_json (const struct avm_plan *plan)
   /* Services in start order (QEMU is "qemu" above).  */
   json_t *svcs = json_array ();
   for (size_t i = 0; i + 1 < plan->nservices; i++)
-    json_array_append_new (svcs, service_json (&plan->services[i]));
+    json_array_append_new (svcs, service_json (plan, &plan->services[i]));
   json_object_set_new (j, "services", svcs);
   json_t *sk = json_array ();
   for (size_t i = 0; i < plan->nskipped; i++)
@@ -130,10 +229,10 @@ avm_plan_to_json (const struct avm_plan *plan)
   json_object_set_new (j, "skipped_services", sk);
   json_t *res = json_array ();
   for (size_t i = 0; i < plan->nresources; i++)
-    json_array_append (res, plan->resources[i].json);
+    json_array_append_new (res, resource_json (&plan->resources[i]));
   json_object_set_new (j, "resources", res);
   json_object_set (j, "boot", plan->boot.json);
-  json_object_set_new (j, "stop_timeout", json_integer ((json_int_t) (qemu->stop_timeout / 1000000)));
+  json_object_set_new (j, "stop_timeout", json_integer ((json_int_t) (plan->stop.powerdown_timeout / 1000000)));
   json_object_set_new (j, "logs", json_pack ("{s:I, s:I}", "max_size", (json_int_t) plan->log_max_size, "files",
                                              (json_int_t) plan->log_files));
   if (plan->has_boot_props)

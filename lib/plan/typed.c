@@ -5,6 +5,7 @@
  * supervisor to execute without reading any of it back by name.
  */
 #include "plan/internal.h"
+#include "util/analyzer.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -103,99 +104,41 @@ usec_of (json_t *seconds)
   return (uint64_t) (json_number_value (seconds) * 1000000.0);
 }
 
+/* make lint: false positive: what helper_of stores in the plan's services
+   (moved there by plan_hand_over, freed by plan_typed_clear) is lost by
+   the analyzer, which cannot bound I against their number.  */
+AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
+/* One helper service (index I of the start order, moved from the
+   planner's PS by plan_hand_over): its arguments split, its `after` as
+   indexes of services before it.  */
 static int
-ready_of (const char *type, enum avm_ready_type *out)
-{
-  static const char *const names[] = { [AVM_READY_NONE] = "none", [AVM_READY_SOCKET] = "socket",
-                                       [AVM_READY_FILE] = "file", [AVM_READY_NOTIFY] = "notify" };
-  for (size_t i = 0; type && i < ARRAY_SIZE (names); i++)
-    if (names[i] && streq (names[i], type))
-      {
-        *out = (enum avm_ready_type) i;
-        return 0;
-      }
-  return -EINVAL;
-}
-
-static int
-restart_of (const char *s, enum avm_restart_policy *out)
-{
-  if (!s)
-    return -EINVAL;
-  *out = streq (s, "always") ? AVM_RESTART_ALWAYS : streq (s, "no") ? AVM_RESTART_NO : AVM_RESTART_ON_FAILURE;
-  return streq (s, "always") || streq (s, "no") || streq (s, "on-failure") ? 0 : -EINVAL;
-}
-
-/* One helper service (the planner's object DEF, at index I of the start
-   order, whose `after` names services before it).  */
-static int
-helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, json_t *def)
+helper_of (struct plan_ctx *c, struct avm_plan *plan, size_t i, struct plan_service *ps)
 {
   struct avm_plan_service *s = &plan->services[i];
-  const char *name = json_string_value (json_object_get (def, "name"));
-  json_t *ready = json_object_get (def, "ready");
-  s->kind = AVM_SERVICE_HELPER;
-  s->json = json_incref (def);
-  if (!(s->name = dup_or_null (name)))
+  if (!(s->argv = calloc (ps->argv.n + 1, sizeof *s->argv))
+      || !(s->after = calloc (avm_strv_length (ps->after) + 1, sizeof *s->after)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  s->program = dup_or_null (json_string_value (json_object_get (def, "program")));
-  s->workdir = dup_or_null (json_string_value (json_object_get (def, "workdir")));
-  s->ready_path = dup_or_null (json_string_value (json_object_get (ready, "path")));
-  s->ready_timeout = usec_of (json_object_get (ready, "timeout"));
-  s->stop_timeout = usec_of (json_object_get (def, "stop_timeout"));
-  s->critical = json_is_true (json_object_get (def, "critical"));
-  if (ready_of (json_string_value (json_object_get (ready, "type")), &s->ready) < 0
-      || restart_of (json_string_value (json_object_get (def, "restart")), &s->restart) < 0)
-    return avm_error_input (c->err, "plan: service %s: unknown readiness or restart policy", name);
-  if ((s->ready == AVM_READY_SOCKET || s->ready == AVM_READY_FILE) && !s->ready_path)
-    return avm_error_input (c->err, "plan: service %s: readiness without a path", name);
-
-  json_t *argv = json_object_get (def, "argv");
-  s->argv = calloc (json_array_size (argv) + 1, sizeof *s->argv);
-  if (!s->argv)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  size_t k;
-  json_t *a;
-  json_array_foreach (argv, k, a)
+  for (size_t k = 0; k < ps->argv.n; k++)
     {
-      int r = avm_plan_arg_parse (json_string_value (a) ?: "", &s->argv[k]);
+      int r = avm_plan_arg_parse (ps->argv.v[k], &s->argv[k]);
       if (r < 0)
-        return avm_error_input (c->err, "plan: service %s: argument %zu: unterminated ${fd:", name, k);
+        return avm_error_input (c->err, "plan: service %s: argument %zu: unterminated ${fd:", s->name, k);
       s->argc = k + 1;
     }
   if (s->argc == 0)
-    return avm_error_input (c->err, "plan: service %s has no argv", name);
-
-  json_t *env = json_object_get (def, "env");
-  const char *key;
-  json_t *v;
-  s->env = calloc (json_object_size (env) + 1, sizeof *s->env);
-  if (!s->env)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_object_foreach (env, key, v)
+    return avm_error_input (c->err, "plan: service %s has no argv", s->name);
+  for (char **a = ps->after; a && *a; a++)
     {
-      struct avm_plan_pair *p = &s->env[s->nenv++];
-      if (!(p->name = strdup (key)) || !(p->value = strdup (json_string_value (v) ?: "")))
-        return avm_error_sys (c->err, ENOMEM, "plan");
-    }
-
-  json_t *after = json_object_get (def, "after");
-  s->after = calloc (json_array_size (after) + 1, sizeof *s->after);
-  if (!s->after)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_array_foreach (after, k, a)
-    {
-      const char *an = json_string_value (a);
       size_t j = 0;
-      while (j < i && !(an && streq (plan->services[j].name, an)))
+      while (j < i && !streq (plan->services[j].name, *a))
         j++;
       if (j >= i)
-        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", name,
-                                an ? an : "?");
+        return avm_error_input (c->err, "service %s: after \"%s\": no such service started before it", s->name, *a);
       s->after[s->nafter++] = j;
     }
   return 0;
 }
+AVM_ANALYZER_IGNORE_END
 
 /* QEMU: the last service, ready when its monitor answers.  */
 static int
@@ -207,7 +150,6 @@ qemu_of (struct plan_ctx *c, struct avm_plan *plan)
   q->ready = AVM_READY_QMP;
   q->restart = AVM_RESTART_NO;
   q->critical = true;
-  q->stop_timeout = (uint64_t) pint (c, "stop.timeout") * 1000000;
   if (!(q->name = strdup ("qemu")) || !(q->program = dup_or_null (plan->qemu_argv[0]))
       || !(q->argv = calloc (n + 1, sizeof *q->argv)) || !(q->env = calloc (1, sizeof *q->env))
       || !(q->after = calloc (1, sizeof *q->after)))
@@ -222,65 +164,12 @@ qemu_of (struct plan_ctx *c, struct avm_plan *plan)
 static int
 services_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  size_t n = json_object_size (c->services);
-  plan->services = calloc (n + 1, sizeof *plan->services);
-  if (!plan->services)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  const char *k;
-  json_t *v;
   int r;
-  json_object_foreach (c->services, k, v)
-    {
-      if ((r = helper_of (c, plan, plan->nservices, v)) < 0)
-        return r;
-      plan->nservices++;
-    }
-  plan->nservices++;
+  for (size_t i = 0; i + 1 < plan->nservices; i++)
+    if ((r = helper_of (c, plan, i, &c->svcs[i])) < 0)
+      return r;
   if ((r = qemu_of (c, plan)) < 0)
     return r;
-
-  size_t i;
-  json_t *sk;
-  plan->skipped = calloc (json_array_size (c->skipped) + 1, sizeof *plan->skipped);
-  if (!plan->skipped)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_array_foreach (c->skipped, i, sk)
-    {
-      struct avm_plan_skipped *s = &plan->skipped[plan->nskipped++];
-      if (!(s->name = dup_or_null (json_string_value (json_object_get (sk, "name"))))
-          || !(s->reason = dup_or_null (json_string_value (json_object_get (sk, "reason")))))
-        return avm_error_sys (c->err, ENOMEM, "plan");
-      s->description = dup_or_null (json_string_value (json_object_get (sk, "description")));
-    }
-  return 0;
-}
-
-static int
-resources_of (struct plan_ctx *c, struct avm_plan *plan)
-{
-  plan->resources = calloc (json_object_size (c->resources) + 1, sizeof *plan->resources);
-  if (!plan->resources)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  const char *k;
-  json_t *v;
-  json_object_foreach (c->resources, k, v)
-    {
-      json_t *e = json_deep_copy (v);
-      if (!e || json_object_set_new (e, "name", json_string (k)) < 0)
-        {
-          json_decref (e);
-          return avm_error_sys (c->err, ENOMEM, "plan");
-        }
-      struct avm_plan_resource *r = &plan->resources[plan->nresources];
-      int rr = avm_plan_resource_from_json (e, plan->nresources, r, c->err);
-      if (rr < 0)
-        {
-          json_decref (e);
-          return rr;
-        }
-      r->json = e;
-      plan->nresources++;
-    }
   return 0;
 }
 
@@ -308,39 +197,51 @@ boot_of (struct plan_ctx *c, struct avm_plan *plan)
   return 0;
 }
 
+int
+plan_add_generated (struct plan_ctx *c, struct avm_plan_generated *g)
+{
+  struct avm_plan_generated *v = NULL;
+  if (!g->path || (g->flash ? !g->code : !g->key) || !(v = realloc (c->gen, (c->ngen + 1) * sizeof *v)))
+    {
+      plan_generated_clear (g);
+      return avm_error_sys (c->err, ENOMEM, "plan");
+    }
+  c->gen = v;
+  c->gen[c->ngen++] = *g;
+  *g = (struct avm_plan_generated) { 0 };
+  return 0;
+}
+
+void
+plan_generated_clear (struct avm_plan_generated *g)
+{
+  free (g->name);
+  free (g->path);
+  free (g->key);
+  free (g->code);
+  *g = (struct avm_plan_generated) { 0 };
+}
+
 static int
 disks_of (struct plan_ctx *c, struct avm_plan *plan)
 {
-  size_t i;
-  json_t *d;
-  plan->generated = calloc (json_array_size (c->generated) + 1, sizeof *plan->generated);
-  if (!plan->generated)
-    return avm_error_sys (c->err, ENOMEM, "plan");
-  json_array_foreach (c->generated, i, d)
-    {
-      struct avm_plan_generated *g = &plan->generated[plan->ngenerated++];
-      const char *kind = json_string_value (json_object_get (d, "kind"));
-      g->flash = kind && streq (kind, "flash");
-      g->name = dup_or_null (json_string_value (json_object_get (d, "name")));
-      g->path = dup_or_null (json_string_value (json_object_get (d, "path")));
-      g->key = dup_or_null (json_string_value (json_object_get (d, "key")));
-      g->code = dup_or_null (json_string_value (json_object_get (d, "code")));
-      g->pad_to = (uint64_t) json_integer_value (json_object_get (d, "pad_to"));
-      if (!g->path || (g->flash ? !g->code : !g->key))
-        return avm_error_input (c->err, "plan: generated disk %zu has no path, key or code", i);
-    }
   plan->has_boot_props = json_object_get (c->p, "boot_properties") != NULL;
   const char *k;
   json_t *v;
-  plan->boot_props = calloc (json_object_size (c->bootprops) + 1, sizeof *plan->boot_props);
-  if (!plan->boot_props)
+  size_t n = 0;
+  struct avm_plan_pair *props = calloc (json_object_size (c->bootprops) + 1, sizeof *props);
+  if (!props)
     return avm_error_sys (c->err, ENOMEM, "plan");
   json_object_foreach (c->bootprops, k, v)
     {
-      struct avm_plan_pair *p = &plan->boot_props[plan->nboot_props++];
-      if (!(p->name = strdup (k)) || !(p->value = strdup (json_string_value (v) ?: "")))
-        return avm_error_sys (c->err, ENOMEM, "plan");
+      if (!(props[n].name = strdup (k)) || !(props[n].value = strdup (json_string_value (v) ?: "")))
+        break;
+      n++;
     }
+  plan->boot_props = props;
+  plan->nboot_props = n + (n < json_object_size (c->bootprops)); /* (a pair half made is freed too) */
+  if (n < json_object_size (c->bootprops))
+    return avm_error_sys (c->err, ENOMEM, "plan");
   return 0;
 }
 
@@ -349,9 +250,7 @@ reach_of (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
 {
   plan->cid = streq (pstr (c, "vsock.mode"), "none") ? -1 : c->cid;
   plan->adb = dup_or_null (json_string_value (adb));
-  plan->display_backend = dup_or_null (json_string_value (json_object_get (c->display, "backend")));
-  plan->display_address = dup_or_null (json_string_value (json_object_get (c->display, "address")));
-  if (!(plan->macs = strv_of (c->macs)))
+  if (!plan->macs && !(plan->macs = calloc (1, sizeof (char *))))
     return avm_error_sys (c->err, ENOMEM, "plan");
   return 0;
 }
@@ -375,19 +274,55 @@ paths_of (struct plan_ctx *c, struct avm_plan *plan)
   return 0;
 }
 
+/* What the planner made typed moves to the plan as it is: resources,
+   services (all but their arguments and `after`), skipped services,
+   generated disks, MACs and display.  (Here, apart from plan_make_typed,
+   which only reads the planner's state: gcc -fanalyzer cannot tell the
+   two apart and loses what is stored in the plan.)  */
+int
+plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
+{
+  plan->services = calloc (c->nsvcs + 1, sizeof *plan->services);
+  if (!plan->services)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  plan->nservices = c->nsvcs + 1; /* and QEMU */
+  for (size_t i = 0; i < c->nsvcs; i++)
+    {
+      struct plan_service *ps = &c->svcs[i];
+      plan->services[i] = ps->s;
+      ps->s = (struct avm_plan_service) { 0 };
+      plan->services[i].uses = ps->uses.n ? avm_argv_steal (&ps->uses) : NULL;
+      plan->services[i].serves = ps->serves.n ? avm_argv_steal (&ps->serves) : NULL;
+    }
+  plan->resources = steal_pointer (&c->res);
+  plan->nresources = c->nres;
+  c->nres = c->res_alloc = 0;
+  plan->skipped = steal_pointer (&c->skipped);
+  plan->nskipped = c->nskipped;
+  c->nskipped = 0;
+  plan->generated = steal_pointer (&c->gen);
+  plan->ngenerated = c->ngen;
+  c->ngen = 0;
+  plan->display_backend = steal_pointer (&c->display_backend);
+  plan->display_address = steal_pointer (&c->display_address);
+  plan->macs = avm_argv_steal (&c->macs);
+  return 0;
+}
+
 int
 plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
 {
   int r;
   plan->instance = c->instance;
+  plan->stop.powerdown_timeout = (uint64_t) pint (c, "stop.timeout") * 1000000;
   plan->log_max_size = (uint64_t) pint (c, "logs.max_size") << 20;
   plan->log_files = (unsigned) pint (c, "logs.files");
   if (!(plan->profile = strdup (c->req->profile->name)) || !(plan->profile_path = strdup (c->file))
       || !(plan->accel = dup_or_null (c->accel)) || !(plan->unapproved = strv_of (c->unapproved))
       || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = resources_of (c, plan)) < 0
-      || (r = boot_of (c, plan)) < 0 || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
+  if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0
+      || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
     return r;
   plan->options = json_incref (c->req->profile->options);
   plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
@@ -423,7 +358,12 @@ service_clear (struct avm_plan_service *s)
   free (s->workdir);
   free (s->ready_path);
   free (s->after);
-  json_decref (s->json);
+  avm_strv_free (s->uses);
+  free (s->socket);
+  free (s->missing);
+  free (s->missing_program);
+  free (s->description);
+  avm_strv_free (s->serves);
 }
 
 void
@@ -450,12 +390,7 @@ plan_typed_clear (struct avm_plan *plan)
   free (plan->boot.console);
   json_decref (plan->boot.json);
   for (size_t i = 0; i < plan->ngenerated; i++)
-    {
-      free (plan->generated[i].name);
-      free (plan->generated[i].path);
-      free (plan->generated[i].key);
-      free (plan->generated[i].code);
-    }
+    plan_generated_clear (&plan->generated[i]);
   free (plan->generated);
   pairs_free (plan->boot_props, plan->nboot_props);
   free (plan->run_dir);

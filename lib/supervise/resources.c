@@ -35,8 +35,6 @@ struct avm_resources
 {
   struct entry *v;
   size_t n, alloc;
-  struct avm_plan_resource *owned; /* the definitions, when given as JSON */
-  size_t nowned;
 };
 
 /* What one resource definition says.  */
@@ -71,9 +69,6 @@ avm_resources_free (struct avm_resources *r)
       free (e->path);
     }
   free (r->v);
-  for (size_t i = 0; i < r->nowned; i++)
-    avm_plan_resource_clear (&r->owned[i]);
-  free (r->owned);
   free (r);
 }
 
@@ -154,7 +149,6 @@ add_fd (struct avm_resources *r, const struct def *d, const char *suffix, const 
   e->pub.path = e->path;
   e->pub.port = port;
   e->pub.res = d->res;
-  e->pub.def = d->res->json;
   e->pub.fd = steal_fd (&owned);
   if (created && path)
     {
@@ -473,7 +467,7 @@ static int (*const create[]) (struct avm_resources *r, const struct def *d, avm_
   [AVM_RES_PORT] = create_port,
 };
 
-/* (The definition was checked when it was read: avm_plan_resource_from_json.)  */
+/* (The definition was checked when it was planned: avm_plan_resource_check.)  */
 static int
 create_one (struct avm_resources *r, const struct avm_plan_resource *res, avm_error_t *err)
 {
@@ -500,38 +494,5 @@ avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct a
     if ((rr = create_one (r, &v[i], err)) < 0)
       return rr;
   *out = steal_pointer (&r);
-  return 0;
-}
-
-int
-avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err)
-{
-  _cleanup_free_ struct avm_plan_resource *v = NULL;
-  size_t n = 0, i;
-  json_t *res;
-  int rr = 0;
-
-  *out = NULL;
-  if (resources && !json_is_array (resources))
-    return avm_error_input (err, "resources: not an array");
-  v = calloc (json_array_size (resources) + 1, sizeof *v);
-  if (!v)
-    return avm_error_sys (err, ENOMEM, "resources");
-  json_array_foreach (resources, i, res)
-    {
-      if ((rr = avm_plan_resource_from_json (res, i, &v[n], err)) < 0)
-        break;
-      v[n++].json = json_incref (res);
-    }
-  if (rr == 0)
-    rr = avm_resources_create_plan (v, n, out, err);
-  if (rr < 0)
-    {
-      for (i = 0; i < n; i++)
-        avm_plan_resource_clear (&v[i]);
-      return rr;
-    }
-  (*out)->owned = steal_pointer (&v);
-  (*out)->nowned = n;
   return 0;
 }

@@ -51,7 +51,6 @@ struct avm_resource_fd
   int port;             /* vsock and TCP listeners (the bound port), else -1 */
   int fd;
   const struct avm_plan_resource *res; /* the plan's resource (log, console, tee, ...) */
-  json_t *def;          /* ... as the plan prints it (borrowed) */
 };
 
 /* Create the N resources V (a plan's: avm_plan.resources, borrowed for the
@@ -59,9 +58,6 @@ struct avm_resource_fd
    and removed.  */
 int avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct avm_resources **out,
                                avm_error_t *err);
-/* The same from the JSON array RESOURCES (a plan's "resources" as printed).
-   Bad definitions are input errors naming the resource.  */
-int avm_resources_create (json_t *resources, struct avm_resources **out, avm_error_t *err);
 
 /* Close everything; remove the FIFOs this created and the unix sockets
    (only while they still are the ones created).  NULL is accepted.  */

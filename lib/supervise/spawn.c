@@ -73,57 +73,6 @@ avm_spawn_expand_arg (const char *arg, char *const *map, size_t n)
   return r;
 }
 
-/* A request given as JSON (an array of arguments, an object of
-   variables): the same as a plan's.  */
-struct owned_args
-{
-  struct avm_plan_arg *args;
-  size_t nargs, cap;
-  struct avm_plan_pair *env;
-  size_t nenv;
-};
-
-static void
-owned_args_clear (struct owned_args *o)
-{
-  for (size_t i = 0; i < o->cap; i++) /* (a failed one is cleared too) */
-    avm_plan_arg_clear (&o->args[i]);
-  free (o->args);
-  free (o->env); /* (borrowed strings) */
-}
-
-/* make lint: false positive: the pieces belong to O->args (freed by
-   owned_args_clear up to O->cap); the analyzer loses them in the array.  */
-AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
-static int
-from_json (const struct avm_spawn_request *req, struct owned_args *o, avm_error_t *err)
-{
-  size_t i;
-  json_t *a;
-  o->cap = json_array_size (req->argv);
-  o->args = calloc (o->cap + 1, sizeof *o->args);
-  o->env = calloc (json_object_size (req->env) + 1, sizeof *o->env);
-  if (!o->args || !o->env)
-    return avm_error_sys (err, ENOMEM, "%s", req->what);
-  json_array_foreach (req->argv, i, a)
-    {
-      const char *s = json_string_value (a) ?: "";
-      struct avm_plan_arg *arg = &o->args[o->nargs];
-      int r = req->literal ? avm_plan_arg_literal (s, arg) : avm_plan_arg_parse (s, arg);
-      if (r == -EINVAL)
-        return avm_error_input (err, "%s: argument %zu: unterminated ${fd:", req->what, i);
-      if (r < 0)
-        return avm_error_sys (err, -r, "%s", req->what);
-      o->nargs++;
-    }
-  const char *k;
-  json_t *v;
-  json_object_foreach (req->env, k, v)
-    o->env[o->nenv++] = (struct avm_plan_pair) { (char *) k, (char *) json_string_value (v) };
-  return 0;
-}
-AVM_ANALYZER_IGNORE_END
-
 /* In the child, which shares the parent's memory (CLONE_VM | CLONE_VFORK):
    only system calls until exec, nothing that allocates or takes a lock.
    A failure is written as an errno value and a step to ERR_FD, the write
@@ -213,7 +162,6 @@ int
 avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error_t *err)
 {
   struct avm_argv names = { 0 }, argv = { 0 }, env = { 0 };
-  struct owned_args owned = { 0 };
   const struct avm_plan_arg *args = req->args;
   size_t nargs = req->nargs;
   const struct avm_plan_pair *envv = req->envv;
@@ -221,12 +169,6 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
   int src[MAX_PASSED], r;
   pid_t pid;
 
-  if (!args)
-    {
-      if ((r = from_json (req, &owned, err)) < 0)
-        goto out;
-      args = owned.args, nargs = owned.nargs, envv = owned.env, nenv = owned.nenv;
-    }
   if ((r = collect_fds (args, nargs, &names, req->what, err)) < 0)
     goto out;
   for (size_t i = 0; i < names.n; i++)
@@ -309,7 +251,6 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
   out->pid = pid;
   r = 0;
 out:
-  owned_args_clear (&owned);
   avm_argv_clear (&names);
   avm_argv_clear (&argv);
   avm_argv_clear (&env);

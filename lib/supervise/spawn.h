@@ -17,7 +17,6 @@
 #include "plan/plan.h"
 #include "util/error.h"
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -29,19 +28,16 @@ struct avm_spawn_request
 {
   const char *program;     /* absolute path */
   /* The arguments, argv[0] kept as the process name: a plan's (split at
-     plan time), or else an array of strings written as a plan's are.  */
+     plan time).  */
   const struct avm_plan_arg *args;
   size_t nargs;
-  json_t *argv;
-  /* Environment additions: a plan's pairs, or else an object, or NULL.  */
+  /* Environment additions: a plan's pairs.  */
   const struct avm_plan_pair *envv;
   size_t nenv;
-  json_t *env;
   avm_fd_lookup_fn lookup; /* for ${fd:NAME} */
   void *lookup_data;
   int out_fd;              /* stdout and stderr, or -1 for /dev/null */
   const char *workdir;     /* working directory, or NULL for the supervisor's */
-  bool literal;            /* ARGV (the JSON array) as it is: no ${fd:NAME}, no "$$" */
   const char *what;        /* "service kernel_log_monitor", for messages */
 };
 

@@ -285,7 +285,10 @@ setup_services (struct sv *sv, avm_error_t *err)
       if ((r = svc_init (sv, &sv->svcs[i], &plan->services[i], err)) < 0)
         return r;
     }
-  return svc_init (sv, &sv->g.qemu, avm_plan_qemu (plan), err);
+  if ((r = svc_init (sv, &sv->g.qemu, avm_plan_qemu (plan), err)) < 0)
+    return r;
+  sv->g.qemu.stop_timeout = plan->stop.powerdown_timeout;
+  return 0;
 }
 
 static int

@@ -15,6 +15,36 @@
 
 #define assert_contains(hay, needle) cr_assert (strstr ((hay), (needle)), "expected \"%s\" in:\n%s", (needle), (hay))
 
+/* Arguments as a plan has them (split by avm_plan_arg_parse).  */
+struct targs
+{
+  struct avm_plan_arg *v;
+  size_t n;
+};
+
+static struct targs
+targs (const char *const *v)
+{
+  struct targs t = { 0 };
+  while (v[t.n])
+    t.n++;
+  t.v = calloc (t.n + 1, sizeof *t.v);
+  cr_assert_not_null (t.v);
+  for (size_t i = 0; i < t.n; i++)
+    cr_assert_eq (avm_plan_arg_parse (v[i], &t.v[i]), 0);
+  return t;
+}
+#define TARGS(...) targs ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void
+targs_free (struct targs *t)
+{
+  for (size_t i = 0; i < t->n; i++)
+    avm_plan_arg_clear (&t->v[i]);
+  free (t->v);
+  *t = (struct targs) { 0 };
+}
+
 struct fds
 {
   const char *names[4];
@@ -63,10 +93,10 @@ Test (spawn, descriptors_are_passed_in_order_and_nothing_else)
   int fa = open (a, O_CREAT | O_RDWR | O_CLOEXEC, 0600), fb = open (b, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   int leak = open ("/dev/null", O_RDONLY); /* not close-on-exec: must not reach the child */
   struct fds f = { { "b.thing", "a", NULL }, { fb, fa } };
-  json_t *argv = json_pack ("[s, s, s, s, s]", "ls", "-l", "--", "/proc/self/fd/", "fd=${fd:a},${fd:b.thing},${fd:a}");
+  struct targs argv = TARGS ("ls", "-l", "--", "/proc/self/fd/", "fd=${fd:a},${fd:b.thing},${fd:a}");
   /* ls lists its own fd directory too; the last argument is a file name that
      does not exist, so ls reports it with the expanded numbers.  */
-  struct avm_spawn_request req = { .program = "/bin/ls", .argv = argv, .lookup = lookup, .lookup_data = &f,
+  struct avm_spawn_request req = { .program = "/bin/ls", .args = argv.v, .nargs = argv.n, .lookup = lookup, .lookup_data = &f,
                                    .what = "service test" };
   int status;
   char *out = run (&req, &status);
@@ -79,7 +109,7 @@ Test (spawn, descriptors_are_passed_in_order_and_nothing_else)
   cr_assert_null (strstr (out, " 6 -> "), "a descriptor leaked:\n%s", out);
   cr_assert_null (strstr (out, "/dev/null\n 4"), "%s", out);
   free (out);
-  json_decref (argv);
+  targs_free (&argv);
   close (fa);
   close (fb);
   close (leak);
@@ -91,46 +121,45 @@ Test (spawn, descriptors_are_passed_in_order_and_nothing_else)
 
 Test (spawn, environment_and_process_group)
 {
-  json_t *argv = json_pack ("[s]", "env");
-  json_t *env = json_pack ("{s:s, s:s}", "AVM_TEST_X", "one", "HOME", "/images");
-  struct avm_spawn_request req = { .program = "/usr/bin/env", .argv = argv, .env = env, .what = "service env" };
+  struct targs argv = TARGS ("env");
+  struct avm_plan_pair env[] = { { (char *) "AVM_TEST_X", (char *) "one" }, { (char *) "HOME", (char *) "/images" } };
+  struct avm_spawn_request req = { .program = "/usr/bin/env", .args = argv.v, .nargs = argv.n, .envv = env, .nenv = 2, .what = "service env" };
   int status;
   char *out = run (&req, &status);
   cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   assert_contains (out, "AVM_TEST_X=one\n");
   assert_contains (out, "HOME=/images\n");
   free (out);
-  json_decref (argv);
-  json_decref (env);
+  targs_free (&argv);
 
   /* Its own process group.  */
-  argv = json_pack ("[s, s]", "sleep", "5");
-  struct avm_spawn_request s2 = { .program = "/bin/sleep", .argv = argv, .out_fd = -1, .what = "service sleep" };
+  argv = TARGS ("sleep", "5");
+  struct avm_spawn_request s2 = { .program = "/bin/sleep", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service sleep" };
   struct avm_child c;
   avm_error_t err = NULL;
   cr_assert_eq (avm_spawn (&s2, &c, &err), 0);
   cr_assert_eq (getpgid (c.pid), c.pid);
   kill (c.pid, SIGKILL);
   waitpid (c.pid, NULL, 0);
-  json_decref (argv);
+  targs_free (&argv);
 }
 
 Test (spawn, exec_failure_and_missing_resource_are_reported)
 {
-  json_t *argv = json_pack ("[s]", "nope");
-  struct avm_spawn_request req = { .program = "/nonexistent/nope", .argv = argv, .out_fd = -1, .what = "service nope" };
+  struct targs argv = TARGS ("nope");
+  struct avm_spawn_request req = { .program = "/nonexistent/nope", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service nope" };
   struct avm_child c;
   avm_error_t err = NULL;
   cr_assert_lt (avm_spawn (&req, &c, &err), 0);
   assert_contains (err->msg, "service nope: cannot exec /nonexistent/nope: No such file or directory");
   avm_error_freep (&err);
-  json_decref (argv);
-  argv = json_pack ("[s, s]", "true", "--x=${fd:missing}");
-  struct avm_spawn_request r2 = { .program = "/bin/true", .argv = argv, .out_fd = -1, .what = "service t" };
+  targs_free (&argv);
+  argv = TARGS ("true", "--x=${fd:missing}");
+  struct avm_spawn_request r2 = { .program = "/bin/true", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service t" };
   cr_assert_lt (avm_spawn (&r2, &c, &err), 0);
   assert_contains (err->msg, "service t: no resource \"missing\"");
   avm_error_freep (&err);
-  json_decref (argv);
+  targs_free (&argv);
 }
 
 Test (spawn, children_die_with_the_supervisor)
@@ -141,8 +170,8 @@ Test (spawn, children_die_with_the_supervisor)
   pid_t sup = fork ();
   if (sup == 0)
     {
-      json_t *argv = json_pack ("[s, s]", "sleep", "30");
-      struct avm_spawn_request req = { .program = "/bin/sleep", .argv = argv, .out_fd = -1, .what = "s" };
+      struct targs argv = TARGS ("sleep", "30");
+      struct avm_spawn_request req = { .program = "/bin/sleep", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "s" };
       struct avm_child c;
       avm_error_t err = NULL;
       if (avm_spawn (&req, &c, &err) < 0)
