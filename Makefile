@@ -85,11 +85,6 @@ $(CONFIG_STAMP):
 $(BUILD)/lib/profile/profile.o: $(CONFIG_STAMP)
 # The supervisor sizes nothing on the stack from the plan.
 $(BUILD)/lib/supervise/%.o: CFLAGS_AVM += -Wvla
-# Temporary: lib/plan is being rewritten on another branch and is not yet
-# clean of -Wshadow and -Wmissing-prototypes; this exemption (here, in the
-# fuzz build and in make lint) goes away when lib/plan is converted.
-PLAN_WARN_EXEMPT := -Wno-shadow -Wno-missing-prototypes
-$(BUILD)/lib/plan/%.o: CFLAGS_AVM += $(PLAN_WARN_EXEMPT)
 
 # The same for the list of objects: a source file removed or moved relinks
 # what held it (make would otherwise keep a binary newer than every object
@@ -298,7 +293,6 @@ $(LINT_DIR)/cppcheck.stamp: $(wildcard $(addsuffix /*.c,$(CPPCHECK_DIRS)) $(adds
 	$(CPPCHECK) $(CPPCHECK_FLAGS) $(CPPCHECK_DIRS)
 	@touch $@
 
-$(LINT_DIR)/lib/plan/%.analyzer: ANALYZER_FLAGS += $(PLAN_WARN_EXEMPT)
 $(LINT_DIR)/%.analyzer: %.c
 	@mkdir -p $(@D)
 	@echo "  ANALYZE $<"
@@ -451,7 +445,6 @@ FUZZ_TARGETS ?= $(FUZZ_NAMES)
 FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_OBJDIR)/%.o) $(FUZZ_OBJDIR)/tests/fuzz/fuzzutil.o
 
-$(FUZZ_OBJDIR)/lib/plan/%.o: FUZZ_CFLAGS += $(PLAN_WARN_EXEMPT)
 $(FUZZ_OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS_AVM) -DAVM_FUZZ_SRCDIR=\"$(CURDIR)\" $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
