@@ -188,49 +188,16 @@ Test (cvd2img, compat_messages)
 static char *
 run_on_pty (char *const args[], int *rc)
 {
-  int master, slave;
-  if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
-    cr_skip_test ("openpty: %s", strerror (errno));
-  fcntl (master, F_SETFD, FD_CLOEXEC);
-  fcntl (slave, F_SETFD, FD_CLOEXEC);
   char *argv[16];
   size_t n = 0;
   argv[n++] = (char *) tu_avm_bin ();
   for (size_t i = 0; args[i]; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2 (&fa, slave, 2);
   char **env = avm_env ();
-  pid_t pid;
-  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, env);
-  posix_spawn_file_actions_destroy (&fa);
+  char *out = tu_run_on_pty (argv, env, rc);
   free (env);
-  close (slave);
-  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream (&buf, &len);
-  char chunk[4096];
-  for (;;)
-    {
-      ssize_t k = read (master, chunk, sizeof chunk);
-      if (k < 0 && errno == EINTR)
-        continue;
-      if (k <= 0)
-        break; /* EIO once the child closed the slave */
-      fwrite (chunk, 1, k, m);
-    }
-  fclose (m);
-  close (master);
-  int st;
-  while (waitpid (pid, &st, 0) < 0)
-    cr_assert_eq (errno, EINTR);
-  *rc = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
-  return buf;
+  return out;
 }
 
 Test (cvd2img, progress_on_terminal)

@@ -214,11 +214,6 @@ Test (inspect, missing_file_exit_2)
 static __attribute__ ((noinline)) char *
 run_on_pty (char *const argv[], char *const env[], int *rc)
 {
-  int master, slave;
-  if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
-    cr_skip_test ("openpty: %s", strerror (errno));
-  fcntl (master, F_SETFD, FD_CLOEXEC);
-  fcntl (slave, F_SETFD, FD_CLOEXEC);
   size_t n = 0, k = 0;
   while (environ[n])
     n++;
@@ -234,37 +229,9 @@ run_on_pty (char *const argv[], char *const env[], int *rc)
         envp[k++] = environ[i];
     }
   envp[k] = NULL;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2 (&fa, slave, 2);
-  pid_t pid;
-  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, envp);
-  posix_spawn_file_actions_destroy (&fa);
+  char *out = tu_run_on_pty (argv, envp, rc);
   free (envp);
-  close (slave);
-  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream (&buf, &len);
-  char chunk[4096];
-  for (;;)
-    {
-      ssize_t got = read (master, chunk, sizeof chunk);
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0)
-        break; /* EIO once the child closed the slave */
-      fwrite (chunk, 1, got, m);
-    }
-  fclose (m);
-  close (master);
-  int st;
-  while (waitpid (pid, &st, 0) < 0)
-    cr_assert_eq (errno, EINTR);
-  *rc = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
-  return buf;
+  return out;
 }
 
 /* --verify on a terminal: a status line says what it is doing (the

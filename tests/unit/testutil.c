@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "testutil.h"
+#include <pty.h>
 
 #include <criterion/criterion.h>
 #include <sys/file.h>
@@ -526,4 +527,47 @@ tu_test_firmware (const char *arch, const char *path)
   FILE *f = fopen (path, "w");
   if (!f || fwrite (rom, 1, sizeof rom, f) != sizeof rom || fclose (f) != 0)
     abort ();
+}
+
+/* Run ARGV with environment ENVP, stderr on a terminal (stdin and stdout
+   /dev/null): what the terminal shows (malloc'd), *RC the exit status.
+   Skips the test when no pty can be had.  */
+char *
+tu_run_on_pty (char *const argv[], char *const envp[], int *rc)
+{
+  int master, slave;
+  if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
+    cr_skip_test ("openpty: %s", strerror (errno));
+  fcntl (master, F_SETFD, FD_CLOEXEC);
+  fcntl (slave, F_SETFD, FD_CLOEXEC);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2 (&fa, slave, 2);
+  pid_t pid;
+  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, envp);
+  posix_spawn_file_actions_destroy (&fa);
+  close (slave);
+  cr_assert_eq (r, 0, "spawn %s: %s", argv[0], strerror (r));
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream (&buf, &len);
+  char chunk[4096];
+  for (;;)
+    {
+      ssize_t got = read (master, chunk, sizeof chunk);
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0)
+        break; /* EIO once the child closed the slave */
+      fwrite (chunk, 1, got, m);
+    }
+  fclose (m);
+  close (master);
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    cr_assert_eq (errno, EINTR);
+  *rc = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+  return buf;
 }

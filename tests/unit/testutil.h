@@ -84,3 +84,7 @@ void tu_flip_bits (const char *path, long long off, unsigned char mask);
 /* Fail the test unless ERR is set and its message contains NEEDLE.  */
 #include "util/error.h"
 void tu_assert_err_has (avm_error_t err, const char *needle);
+
+/* ARGV with environment ENVP and stderr on a pty: what the terminal
+   shows (malloc'd), *RC the exit status; skips without a pty.  */
+char *tu_run_on_pty (char *const argv[], char *const envp[], int *rc);
