@@ -22,14 +22,22 @@ avm_props_uboot_env_entries (const char *arch)
   struct avm_argv a = { 0 };
   /* launch_cvd's QEMU kernel arguments (libs/config/kernel_args.cpp).  On
      x86, pnpacpi=off keeps ACPI from claiming the ISA serial ports (serdev
-     uses them as platform devices).  Its ramoops.* arguments are left out:
-     they name 0x150000000, crosvm's layout, while QEMU places the pstore
-     nvdimm after the guest's RAM (0x140000000 with 4 GiB on QEMU 7.2, its
-     "info memory-devices"), so they would point beside it.  */
-  const char *kargs = streq (arch, "aarch64") ? "console=hvc0 earlycon=pl011,mmio32,0x9000000"
-                                              : "console=hvc0 earlycon=uart8250,io,0x3f8 pnpacpi=off";
+     uses them as platform devices), and ramoops keeps the kernel's last log
+     across a reboot in the 2 MiB pstore region at 0x150000000: the nvdimm
+     that avm start attaches at that very address (machine.ramoops; QEMU
+     would otherwise place it right after the RAM).  Without that nvdimm
+     the address is RAM or nothing and the kernel leaves ramoops off, as
+     under launch_cvd without its pstore file.  */
   avm_argv_push (&a, "ethprime=eth1");
-  avm_argv_pushf (&a, "uenvcmd=setenv bootargs \"$cbootargs %s\" && %s", kargs, android_entry);
+  if (streq (arch, "aarch64"))
+    avm_argv_pushf (&a, "uenvcmd=setenv bootargs \"$cbootargs console=hvc0 earlycon=pl011,mmio32,0x9000000\" && %s",
+                    android_entry);
+  else
+    avm_argv_pushf (&a,
+                    "uenvcmd=setenv bootargs \"$cbootargs console=hvc0 earlycon=uart8250,io,0x3f8 pnpacpi=off "
+                    "ramoops.mem_address=0x%llx ramoops.mem_size=0x%x ramoops.console_size=0x80000 "
+                    "ramoops.record_size=0x80000 ramoops.dump_oops=1\" && %s",
+                    (unsigned long long) AVM_RAMOOPS_ADDRESS, AVM_RAMOOPS_SIZE, android_entry);
   return avm_argv_steal (&a);
 }
 

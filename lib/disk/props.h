@@ -29,6 +29,13 @@ struct avm_props_spec
    contain newlines.  */
 int avm_bootconfig_text (json_t *props, char **text, avm_error_t *err);
 
+/* The guest kernel's pstore region on x86 (launch_cvd's ramoops kernel
+   arguments, libs/config/kernel_args.cpp): where the kernel arguments of
+   the U-Boot environment look for it, and where avm start attaches the
+   nvdimm holding it (machine.ramoops).  */
+#define AVM_RAMOOPS_ADDRESS 0x150000000ULL
+#define AVM_RAMOOPS_SIZE 0x200000
+
 /* The U-Boot environment entries for ARCH (NULL-terminated, malloc'd).  */
 char **avm_props_uboot_env_entries (const char *arch);
 

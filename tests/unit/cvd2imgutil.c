@@ -733,7 +733,10 @@ check_props (struct ctx *c, const char *path, struct disk *d)
             "uenvcmd=setenv bootargs \"$cbootargs console=hvc0 %s\" && bcb load virtio 0 misc; if bcb test command "
             "= boot-quiescent; then setenv bootargs \"$bootargs androidboot.quiescent=1\"; bcb clear command; bcb "
             "store; fi; run bootcmd_android",
-            streq (c->arch, "aarch64") ? "earlycon=pl011,mmio32,0x9000000" : "earlycon=uart8250,io,0x3f8 pnpacpi=off");
+            streq (c->arch, "aarch64") ? "earlycon=pl011,mmio32,0x9000000"
+                                       : "earlycon=uart8250,io,0x3f8 pnpacpi=off ramoops.mem_address=0x150000000 "
+                                         "ramoops.mem_size=0x200000 ramoops.console_size=0x80000 "
+                                         "ramoops.record_size=0x80000 ramoops.dump_oops=1");
   cr_assert_str_eq (entries[1], want, "%s: uenvcmd", what);
 
   /* vbmeta: chains uboot_env:1 and bootconfig:2 with the key, zero-padded.  */
