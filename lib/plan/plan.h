@@ -159,14 +159,22 @@ struct avm_plan_stop
   uint64_t powerdown_timeout; /* microseconds between system_powerdown and QMP quit; 0: quit at once */
 };
 
+/* Files avm makes before QEMU opens them.  */
+enum avm_plan_generated_kind
+{
+  AVM_GENERATED_PROPERTIES, /* a properties disk holding the plan's boot properties */
+  AVM_GENERATED_FLASH,      /* the x86 flash variables (firmware.pflash) */
+  AVM_GENERATED_PSTORE,     /* the x86 pstore nvdimm's file (machine.ramoops) */
+};
+
 struct avm_plan_generated
 {
   char *name;
-  bool flash;             /* the x86 flash variables, else a properties disk */
+  enum avm_plan_generated_kind kind;
   char *path;
   char *key;              /* properties disk: the signing key */
   char *code;             /* flash: the bootloader */
-  uint64_t pad_to;
+  uint64_t size;          /* flash: both chips together (the bootloader padded to it); pstore: the file */
 };
 
 struct avm_plan_skipped

@@ -8,6 +8,7 @@
  * androidboot.boot_devices (bootprops.c) is derived from the same table.
  */
 #include "plan/internal.h"
+#include "disk/props.h"
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
 #include "util/quote.h"
@@ -134,6 +135,68 @@ plan_expand_q (struct plan_ctx *c, const char *s, const char *where, char **out)
 
 /* ---------------------------------------------------------------- */
 
+/* Where QEMU's pc and q35 machines begin the memory-device region (the
+   nvdimm's home): after the RAM above 4 GiB, rounded up to a GiB.  The RAM
+   is split at 4 GiB once it reaches the machine's PCI hole (QEMU's
+   hw/i386/pc_piix.c and pc_q35.c, unchanged from 2.x to 10.x: pc keeps
+   3 GiB below once RAM reaches 3.5 GiB, q35 2 GiB once it reaches 2.75 GiB).  */
+static uint64_t
+device_memory_base (bool q35, uint64_t ram)
+{
+  uint64_t split = q35 ? 0xb0000000ULL : 0xe0000000ULL, low = q35 ? 0x80000000ULL : 0xc0000000ULL;
+  uint64_t above = ram >= split ? ram - low : 0, gib = 1ULL << 30;
+  return (1ULL << 32) + (above + gib - 1) / gib * gib;
+}
+
+/* machine.ramoops: the pstore nvdimm is pinned at the address the kernel
+   arguments of the properties disk name (disk/props.h).  That address is
+   inside QEMU's memory-device region only while the RAM above 4 GiB stays
+   under a GiB (pc: 4 GiB of RAM, q35: 3 GiB); with more, QEMU would refuse
+   the nvdimm, so it is left out with a warning (the kernel then finds RAM
+   there and keeps ramoops off).  */
+static int
+check_pstore (struct plan_ctx *c, const char *type, long long mem, bool *on)
+{
+  if (!streq (c->arch, "x86_64"))
+    return avm_error_input (c->err,
+                            "%s: machine.ramoops: x86 machines only (launch_cvd attaches the pstore nvdimm on x86 "
+                            "only); set it to false",
+                            c->file);
+  bool q35 = strncmp (type, "q35", 3) == 0 || strncmp (type, "pc-q35", 6) == 0;
+  uint64_t base = device_memory_base (q35, (uint64_t) mem << 20);
+  if (base <= AVM_RAMOOPS_ADDRESS)
+    return 0;
+  *on = false;
+  return plan_warn (c,
+                    "machine.ramoops: left out: with %lld MiB of RAM the %s machine puts memory devices at 0x%llx, "
+                    "above the pstore address 0x%llx of the guest's kernel arguments (%s keeps it up to %d MiB)",
+                    mem, type, (unsigned long long) base, (unsigned long long) AVM_RAMOOPS_ADDRESS, type,
+                    q35 ? 3072 : 4096);
+}
+
+/* The pstore nvdimm (launch_cvd's qemu_manager.cpp, x86 only): a 2 MiB
+   file in the state directory that avm makes at start and keeps from run
+   to run, so the guest finds the previous boot's log in /sys/fs/pstore.  */
+static int
+emit_pstore (struct plan_ctx *c)
+{
+  _cleanup_free_ char *path = NULL, *qpath = NULL;
+  int r;
+  if ((r = plan_expand (c, "${state_dir}/pstore.img", "machine.ramoops", &path)) < 0)
+    return r;
+  if (!(qpath = plan_qv (path)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  struct avm_plan_generated g = { .name = strdup ("pstore"), .kind = AVM_GENERATED_PSTORE, .path = strdup (path),
+                                   .size = AVM_RAMOOPS_SIZE };
+  if ((r = plan_add_generated (c, &g)) < 0)
+    return r;
+  if ((r = plan_opt (c, "-object", "memory-backend-file,id=objpmem0,share=on,mem-path=%s,size=%d", qpath,
+                     AVM_RAMOOPS_SIZE)) < 0)
+    return r;
+  return plan_device (c, "nvdimm", "machine.ramoops", -1, "memdev=objpmem0,id=ramoops,addr=0x%llx",
+                      (unsigned long long) AVM_RAMOOPS_ADDRESS);
+}
+
 static int
 emit_machine (struct plan_ctx *c)
 {
@@ -162,10 +225,14 @@ emit_machine (struct plan_ctx *c)
   if (!x86 && !kvm && cpus > 8)
     return avm_error_input (c->err, "%s: machine.cpus: at most 8 vCPUs with GICv2 under TCG on aarch64", c->file);
 
+  bool ramoops = pbool (c, "machine.ramoops");
+  if (ramoops && (r = check_pstore (c, type, mem, &ramoops)) < 0)
+    return r;
+
   if ((r = plan_opt (c, "-name", "guest=%s,debug-threads=on", c->guest_name)) < 0)
     return r;
-  if ((r = plan_opt (c, "-machine", "%s,usb=off,dump-guest-core=off%s%s", type, shared ? ",memory-backend=vm_ram" : "",
-                x86 ? "" : (kvm ? ",gic-version=3" : ",gic-version=2"))) < 0)
+  if ((r = plan_opt (c, "-machine", "%s,usb=off,dump-guest-core=off%s%s%s", type, ramoops ? ",nvdimm=on" : "",
+                     shared ? ",memory-backend=vm_ram" : "", x86 ? "" : (kvm ? ",gic-version=3" : ",gic-version=2"))) < 0)
     return r;
   if ((r = plan_opt (c, "-accel", "%s", c->accel)) < 0)
     return r;
@@ -191,7 +258,13 @@ emit_machine (struct plan_ctx *c)
         return r;
       r = plan_opt (c, "-object", "memory-backend-file,id=vm_ram,size=%lldM,mem-path=%s,share=on", mem, dir);
     }
-  if (r < 0 || (r = plan_opt (c, "-m", "%lldM", mem)) < 0)
+  if (r < 0)
+    return r;
+  if (ramoops)
+    r = plan_opt (c, "-m", "%lldM,maxmem=%lldM,slots=2", mem, mem + (AVM_RAMOOPS_SIZE >> 20));
+  else
+    r = plan_opt (c, "-m", "%lldM", mem);
+  if (r < 0 || (ramoops && (r = emit_pstore (c)) < 0))
     return r;
   if ((r = plan_opt (c, "-smp", "%lld,cores=%lld,threads=1", cpus, cpus)) < 0)
     return r;
@@ -207,7 +280,7 @@ emit_machine (struct plan_ctx *c)
     return r;
   /* QMP for the supervisor (graceful stop, status, watchdog).  */
   _cleanup_free_ char *qmp = NULL;
-  if (asprintf (&qmp, "%s/qmp.sock", c->run_dir) < 0)
+  if (asprintf (&qmp, "%s/" AVM_QMP_SOCKET, c->run_dir) < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
   _cleanup_free_ char *qmpq = plan_qv (qmp);
   if ((r = plan_opt (c, "-chardev", "socket,id=qmp,path=%s,server=on,wait=off", qmpq)) < 0)
@@ -281,8 +354,8 @@ emit_pflash (struct plan_ctx *c, const char *bios)
                             c->file, code, (long long) st.st_size);
   if (!(qcode = plan_qv (code)) || !(qvars = plan_qv (vars)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  struct avm_plan_generated g = { .name = strdup ("pflash"), .flash = true, .path = strdup (vars),
-                                   .code = strdup (code), .pad_to = AVM_PFLASH_SIZE };
+  struct avm_plan_generated g = { .name = strdup ("pflash"), .kind = AVM_GENERATED_FLASH, .path = strdup (vars),
+                                   .code = strdup (code), .size = AVM_PFLASH_SIZE };
   if ((r = plan_add_generated (c, &g)) < 0)
     return r;
   if ((r = plan_opt (c, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=%s", qcode)) < 0)

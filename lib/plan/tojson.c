@@ -181,9 +181,12 @@ resource_json (const struct avm_plan_resource *r)
 static json_t *
 generated_json (const struct avm_plan_generated *g)
 {
-  if (g->flash)
+  if (g->kind == AVM_GENERATED_FLASH)
     return json_pack ("{s:s?, s:s, s:s, s:s, s:I}", "name", g->name, "kind", "flash", "path", g->path, "code",
-                      g->code, "pad_to", (json_int_t) g->pad_to);
+                      g->code, "pad_to", (json_int_t) g->size);
+  if (g->kind == AVM_GENERATED_PSTORE)
+    return json_pack ("{s:s?, s:s, s:s, s:I}", "name", g->name, "kind", "pstore", "path", g->path, "size",
+                      (json_int_t) g->size);
   return json_pack ("{s:s?, s:s, s:s}", "name", g->name, "path", g->path, "key", g->key);
 }
 

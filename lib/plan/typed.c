@@ -201,7 +201,8 @@ int
 plan_add_generated (struct plan_ctx *c, struct avm_plan_generated *g)
 {
   struct avm_plan_generated *v = NULL;
-  if (!g->path || (g->flash ? !g->code : !g->key) || !(v = realloc (c->gen, (c->ngen + 1) * sizeof *v)))
+  if (!g->path || (g->kind == AVM_GENERATED_FLASH && !g->code) || (g->kind == AVM_GENERATED_PROPERTIES && !g->key)
+      || !(v = realloc (c->gen, (c->ngen + 1) * sizeof *v)))
     {
       plan_generated_clear (g);
       return avm_error_sys (c->err, ENOMEM, "plan");

@@ -38,9 +38,10 @@ static const struct avm_skey machine_keys[] = {
         "Guest RAM backend: auto (shared memfd when a vhost-user device needs it), default, memfd or file (share=on)."),
   STR ("memory_path", "\"/dev/shm\"", AVM_SF_TEXT, "Directory for the file memory backend."),
   BOOL ("ramoops", "false",
-        "x86 pc machines only: the guest kernel's pstore (its log kept across a reboot) in a 2 MiB nvdimm at "
+        "x86 machines only: the guest kernel's pstore (its log kept across a reboot) in a 2 MiB nvdimm at "
         "0x150000000, where launch_cvd's ramoops kernel arguments look for it, backed by ${state_dir}/pstore.img "
-        "(kept from run to run); left out with a warning when machine.memory is over 4 GiB (the address is RAM then)."),
+        "(kept from run to run); left out with a warning when machine.memory is over 4 GiB on pc, 3 GiB on q35 "
+        "(QEMU places memory devices above that address then)."),
   END,
 };
 

@@ -9,6 +9,7 @@ static const struct avm_qdev catalog[] = {
   { "AC97", 0, 12, "AC97 sound card", "--set audio.model=none" },
   { "hda-duplex", 0, 14, "HDA codec", NULL },
   { "ich9-intel-hda", 1, 0, "Intel HDA sound card", "--set audio.model=none" },
+  { "nvdimm", 2, 6, "NVDIMM (the x86 pstore region)", "--set machine.ramoops=false" },
   { "qemu-xhci", 2, 12, "USB xHCI controller", "--set xhci=false" },
   { "vhost-user-fs-pci", 4, 2, "virtiofs (vhost-user-fs)", "remove the share" },
   { "vhost-user-gpu-pci", 4, 1, "vhost-user GPU", "--set display.gpu=virtio-gpu" },

@@ -355,7 +355,7 @@ sync_flash (struct sv *sv, const struct avm_plan_generated *d, avm_error_t *err)
 {
   const char *path = d->path;
   const char *code = d->code;
-  uint64_t pad = d->pad_to;
+  uint64_t pad = d->size;
   struct stat cs, vs;
   if (stat (code, &cs) < 0)
     return avm_error_sys (err, errno, "firmware.bios %s", code);
@@ -374,6 +374,25 @@ sync_flash (struct sv *sv, const struct avm_plan_generated *d, avm_error_t *err)
   return 0;
 }
 
+/* The x86 pstore nvdimm's file (plan "generated_disks", kind pstore):
+   kept from run to run, since what the previous boot left there is the
+   guest's /sys/fs/pstore; made anew (zeros) when missing or of another
+   size, as QEMU maps exactly SIZE bytes.  */
+static int
+sync_pstore (struct sv *sv, const struct avm_plan_generated *d, avm_error_t *err)
+{
+  struct stat st;
+  bool exists = stat (d->path, &st) == 0;
+  if (exists && S_ISREG (st.st_mode) && (uint64_t) st.st_size == d->size)
+    return 0;
+  int r = avm_blank_file_atomic (d->path, d->size, 0600, err);
+  if (r < 0)
+    return r;
+  sv_info (sv, "pstore: %s %s (%llu KiB)", exists ? "made anew" : "created", d->path,
+           (unsigned long long) (d->size >> 10));
+  return 0;
+}
+
 /* Generated disks (the properties disk) must hold the plan's boot
    properties before QEMU opens them: rebuilt with the cvd2img library when
    they do not.  */
@@ -387,9 +406,9 @@ sync_generated_disks (struct sv *sv, avm_error_t *err)
       const struct avm_plan_generated *d = &plan->generated[i];
       bool rebuilt = false;
       int r;
-      if (d->flash)
+      if (d->kind == AVM_GENERATED_FLASH || d->kind == AVM_GENERATED_PSTORE)
         {
-          if ((r = sync_flash (sv, d, err)) < 0)
+          if ((r = (d->kind == AVM_GENERATED_FLASH ? sync_flash : sync_pstore) (sv, d, err)) < 0)
             return r;
           continue;
         }

@@ -12,7 +12,7 @@ allowed() {
 	profile | qemu | host | helper | disk) echo "util" ;;
 	cuttlefish) echo "util profile" ;;
 	imageset) echo "util profile cuttlefish disk" ;;
-	plan) echo "util profile qemu host helper cuttlefish imageset" ;;
+	plan) echo "util profile qemu host helper cuttlefish imageset disk" ;;
 	cvd2img) echo "util profile cuttlefish disk imageset plan" ;;
 	supervise) echo "util qemu disk plan" ;;
 	compat) echo "util profile plan" ;;

@@ -201,6 +201,15 @@ boot_release (const struct expect *e, const char *arch, int inst)
     }
   else
     cr_assert (stat (vars, &vs) < 0, "%s: %s made", e->release, vars);
+  /* The pstore nvdimm's file (machine.ramoops), x86 only, any release.  */
+  char *pstore = ts_fmt ("%s/%d/pstore.img", env.state, inst);
+  if (strcmp (arch, "x86_64") == 0)
+    {
+      cr_assert (strstr (err, ts_fmt ("pstore: created %s (2048 KiB)", pstore)), "%s", err);
+      cr_assert (stat (pstore, &vs) == 0 && vs.st_size == 2 << 20 && (vs.st_mode & 0777) == 0600, "%s", pstore);
+    }
+  else
+    cr_assert (stat (pstore, &vs) < 0, "%s: %s made", e->release, pstore);
 
   cr_assert_eq (ts_avm (&env, &out, "stop", "-i", instance, NULL), 0);
   cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
@@ -222,25 +231,36 @@ boot_once (const char *images)
   return ts_stderr (&a);
 }
 
-/* The flash variables (U-Boot's environment) outlive a run, as
-   launch_cvd's pflash.img does; a bootloader of another size gets a chip
-   of the size that pads it to 4 MiB again.  */
-Test (aaos, x86_pflash_kept_and_made_anew)
+/* The flash variables (U-Boot's environment) and the pstore (the kernel's
+   last log) outlive a run, as launch_cvd's pflash.img and pstore do; a
+   bootloader of another size gets a chip of the size that pads it to
+   4 MiB again, a pstore file of another size is made anew.  */
+Test (aaos, x86_pflash_and_pstore_kept_and_made_anew)
 {
   char *images = shaped ("android16", "x86_64");
-  char *vars = ts_fmt ("%s/18/pflash.img", env.state);
+  char *vars = ts_fmt ("%s/18/pflash.img", env.state), *pstore = ts_fmt ("%s/18/pstore.img", env.state);
   char *err = boot_once (images);
   cr_assert (strstr (err, "pflash: created"), "%s", err);
-  /* What U-Boot would have saved.  */
+  cr_assert (strstr (err, "pstore: created"), "%s", err);
+  /* What U-Boot and the kernel's ramoops would have saved.  */
   FILE *f = fopen (vars, "r+");
   cr_assert_not_null (f, "%s", vars);
   fputs ("bootcmd=saved by the guest", f);
   fclose (f);
+  f = fopen (pstore, "r+");
+  cr_assert_not_null (f, "%s", pstore);
+  fputs ("Kernel panic - not syncing: the last boot", f);
+  fclose (f);
   err = boot_once (images);
   cr_assert_null (strstr (err, "pflash:"), "%s", err);
+  cr_assert_null (strstr (err, "pstore:"), "%s", err);
   char *kept = tu_read (vars);
   cr_assert (kept && strcmp (kept, "bootcmd=saved by the guest") == 0, "%s lost what the guest saved", vars);
   free (kept);
+  kept = tu_read (pstore);
+  cr_assert (kept && strcmp (kept, "Kernel panic - not syncing: the last boot") == 0, "%s lost the last log", pstore);
+  free (kept);
+  cr_assert_eq (truncate (pstore, 1 << 20), 0);
 
   /* A bootloader of 1 MiB and more (padding in front: the reset vector
      stays at its end): a 3 MiB chip.  */
@@ -257,6 +277,8 @@ Test (aaos, x86_pflash_kept_and_made_anew)
   err = boot_once (images);
   cr_assert (strstr (err, ts_fmt ("pflash: made anew %s (3072 KiB", vars)), "%s", err);
   cr_assert (stat (vars, &st) == 0 && st.st_size == 3 << 20);
+  cr_assert (strstr (err, ts_fmt ("pstore: made anew %s (2048 KiB)", pstore)), "%s", err);
+  cr_assert (stat (pstore, &st) == 0 && st.st_size == 2 << 20);
 }
 
 Test (aaos, android14_x86_64)

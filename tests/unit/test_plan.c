@@ -631,9 +631,18 @@ Test (plan, generated_properties_disk)
   json_t *j = plan_json ("aaos-x86_64", "10.0-x86_64", i2, &err);
   cr_assert (asprintf (&want, "%s/properties.img", state) > 0);
   json_t *g = json_object_get (j, "generated_disks");
-  /* The properties disk, and the x86 flash variables of Android 16.  */
-  cr_assert_eq (json_array_size (g), 2);
+  /* The properties disk, the x86 flash variables of Android 16, and the
+     pstore of machine.ramoops, both in the state directory.  */
+  cr_assert_eq (json_array_size (g), 3);
   cr_assert_not_null (gen_named (j, "pflash"));
+  json_t *ps = gen_named (j, "pstore");
+  cr_assert_not_null (ps);
+  cr_assert_str_eq (json_string_value (json_object_get (ps, "kind")), "pstore");
+  cr_assert_eq (json_integer_value (json_object_get (ps, "size")), 2 << 20);
+  char *pwant = NULL;
+  cr_assert (asprintf (&pwant, "%s/pstore.img", state) > 0);
+  cr_assert_str_eq (json_string_value (json_object_get (ps, "path")), pwant);
+  free (pwant);
   json_t *d = gen_named (j, "properties");
   cr_assert_not_null (d);
   cr_assert_str_eq (json_string_value (json_object_get (d, "path")), want);
