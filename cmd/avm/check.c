@@ -5,6 +5,7 @@
 #include "supervise/peers.h"
 #include "util/cleanup.h"
 #include "util/json.h"
+#include "util/strfmt.h"
 
 #include <string.h>
 
@@ -122,17 +123,16 @@ avm_cmd_check (int argc, char **argv)
   json_t *det;
   json_object_foreach (p->detected, oname, det)
     {
-      _cleanup_free_ char *d = NULL, *key = NULL;
       const char *warning = json_string_value (json_object_get (det, "warning"));
       const char *source = json_string_value (json_object_get (det, "source"));
-      if (asprintf (&key, "%s", oname) < 0
-          || asprintf (&d, "%s (%s%s: %s)", json_string_value (json_object_get (p->options, oname)),
-                       source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
-                       json_string_value (json_object_get (det, "evidence")) ?: "")
-                 < 0)
-        continue;
-      avm_host_report_add (&rep, warning ? AVM_CHECK_WARN : AVM_CHECK_OK, key, warning ? warning : d,
-                           warning ? "use a host package of the same release as the images" : NULL);
+      if (warning)
+        avm_host_report_add (&rep, AVM_CHECK_WARN, oname, warning,
+                             "use a host package of the same release as the images");
+      else
+        avm_host_report_addf (&rep, AVM_CHECK_OK, oname, NULL, "%s (%s%s: %s)",
+                              json_string_value (json_object_get (p->options, oname)),
+                              source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
+                              json_string_value (json_object_get (det, "evidence")) ?: "");
     }
 
   avm_host_check_kvm (&rep, !accel_allows_tcg (pj), &err);
@@ -165,13 +165,10 @@ avm_cmd_check (int argc, char **argv)
   else
     {
       const struct avm_plan_service *q = avm_plan_qemu (plan);
-      _cleanup_free_ char *detail = NULL;
-      if (asprintf (&detail, "%s %s (%s capabilities), accelerator %s, has every device the profile needs (%zu PCI)",
-                    q->program, plan->caps->version, avm_plan_caps_source_name (plan->caps->source), plan->accel,
-                    json_array_size (plan->pci))
-          < 0)
-        detail = NULL;
-      avm_host_report_add (&rep, AVM_CHECK_OK, "qemu", detail ? detail : "", NULL);
+      avm_host_report_addf (&rep, AVM_CHECK_OK, "qemu", NULL,
+                            "%s %s (%s capabilities), accelerator %s, has every device the profile needs (%zu PCI)",
+                            q->program, plan->caps->version, avm_plan_caps_source_name (plan->caps->source),
+                            plan->accel, json_array_size (plan->pci));
       /* /dev/kvm may open and create VMs yet abort or hang the moment a
          vCPU runs: run one, with the CPU model the guest would get.  */
       if (streq (plan->accel ?: "", "kvm"))
@@ -193,34 +190,30 @@ avm_cmd_check (int argc, char **argv)
       for (i = 0; i + 1 < plan->nservices; i++)
         {
           const struct avm_plan_service *s = &plan->services[i];
-          _cleanup_free_ char *name = NULL;
-          if (asprintf (&name, "helper:%s", s->name) < 0)
-            continue;
-          if (s->program)
+          _cleanup_free_ char *name = avm_strdupf ("helper:%s", s->name), *arg0 = NULL;
+          if (!name || (!s->program && !(arg0 = avm_plan_arg_string (&s->argv[0]))))
+            avm_host_report_lose (&rep);
+          else if (s->program)
             avm_host_report_add (&rep, AVM_CHECK_OK, name, s->program, NULL);
           else
-            {
-              _cleanup_free_ char *d = NULL, *arg0 = avm_plan_arg_string (&s->argv[0]);
-              asprintf (&d, "%s not found", arg0);
-              avm_host_report_add (&rep, AVM_CHECK_FAIL, name, d ? d : "not found",
-                                   "install it or add its directory to paths.helpers");
-            }
+            avm_host_report_addf (&rep, AVM_CHECK_FAIL, name, "install it or add its directory to paths.helpers",
+                                  "%s not found", arg0);
         }
       for (i = 0; i < plan->nskipped; i++)
         {
-          _cleanup_free_ char *name = NULL, *d = NULL;
-          if (asprintf (&name, "helper:%s", plan->skipped[i].name) < 0
-              || asprintf (&d, "skipped: %s", plan->skipped[i].reason) < 0)
-            continue;
-          avm_host_report_add (&rep, AVM_CHECK_WARN, name, d,
-                               "not critical: the platform starts without it (install it for its feature)");
+          _cleanup_free_ char *name = avm_strdupf ("helper:%s", plan->skipped[i].name);
+          if (!name)
+            avm_host_report_lose (&rep);
+          else
+            avm_host_report_addf (&rep, AVM_CHECK_WARN, name,
+                                  "not critical: the platform starts without it (install it for its feature)",
+                                  "skipped: %s", plan->skipped[i].reason);
         }
       /* What the guest asks of this host (not with --caps: a plan for
          another QEMU), and what it would share with a running guest.  */
       _cleanup_json_ json_t *fit = json_array (), *peers = json_array ();
-      if (!o.caps_file)
-        avm_plan_host_fit (pj, fit);
-      avm_peers_check (plan, peers);
+      if (!fit || !peers || (!o.caps_file && avm_plan_host_fit (pj, fit) < 0) || avm_peers_check (plan, peers) < 0)
+        avm_host_report_lose (&rep);
       json_t *w;
       json_array_foreach (fit, i, w)
         avm_host_report_add (&rep, AVM_CHECK_WARN, "host-fit", json_string_value (w), NULL);
@@ -233,24 +226,27 @@ avm_cmd_check (int argc, char **argv)
       json_t *m;
       json_array_foreach (plan->missing, i, m)
         {
-          _cleanup_free_ char *d = NULL;
-          if (asprintf (&d, "%s %s: %s", json_string_value (json_object_get (m, "key")),
-                        json_string_value (json_object_get (m, "path")),
-                        json_string_value (json_object_get (m, "error"))) < 0)
-            continue;
           bool set = json_object_get (m, "kind") != NULL; /* "image_set": says what to do itself */
-          avm_host_report_add (&rep, AVM_CHECK_FAIL, "images", d,
-                               set ? NULL
-                                   : "pass --images DIR (the directory holding the platform's images) or fix the path "
-                                     "in the profile");
+          avm_host_report_addf (&rep, AVM_CHECK_FAIL, "images",
+                                set ? NULL
+                                    : "pass --images DIR (the directory holding the platform's images) or fix the "
+                                      "path in the profile",
+                                "%s %s: %s", json_string_value (json_object_get (m, "key")),
+                                json_string_value (json_object_get (m, "path")),
+                                json_string_value (json_object_get (m, "error")));
         }
     }
 
   if (json)
     {
       _cleanup_json_ json_t *j = avm_host_report_to_json (&rep);
-      json_object_set_new (j, "profile", json_string (p->name));
-      avm_json_print (j, stdout);
+      if (j && json_object_set_new (j, "profile", json_string (p->name)) < 0)
+        json_decref (steal_pointer (&j));
+      if (avm_json_print (j, stdout) < 0)
+        {
+          ret = AVM_EXIT_FAILURE;
+          goto out;
+        }
     }
   else
     {

@@ -116,11 +116,21 @@ avm_usage_error (const char *cmd, const char *fmt, ...)
   return AVM_EXIT_USAGE;
 }
 
+/* J is NULL when building it ran out of memory: said here, once for
+   every caller, which then exits 1.  */
 int
 avm_json_print (json_t *j, FILE *out)
 {
+  if (!j)
+    {
+      fprintf (stderr, "avm: out of memory while building the JSON output\n");
+      return -ENOMEM;
+    }
   if (json_dumpf (j, out, JSON_INDENT (2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (9)) < 0)
-    return -EIO;
+    {
+      fprintf (stderr, "avm: cannot write the JSON output\n");
+      return -EIO;
+    }
   fputc ('\n', out);
   return 0;
 }

@@ -175,9 +175,12 @@ avm_cmd_inspect (int argc, char **argv)
       if (r < 0)
         return avm_error_report (&err);
       if (json)
-        avm_json_print (json_pack ("{s:s, s:s, s:O, s:b}", "file", disk, "manifest", manifest, "problems", rep, "ok",
-                                   json_array_size (rep) == 0),
-                        stdout);
+        {
+          _cleanup_json_ json_t *out = json_pack ("{s:s, s:s, s:O, s:b}", "file", disk, "manifest", manifest,
+                                                  "problems", rep, "ok", json_array_size (rep) == 0);
+          if (avm_json_print (out, stdout) < 0)
+            return AVM_EXIT_FAILURE;
+        }
       else
         {
           size_t i;
@@ -194,16 +197,24 @@ avm_cmd_inspect (int argc, char **argv)
     return avm_error_report (&err);
   /* The disk is sound on its own; with the files converted with it too?  */
   _cleanup_json_ json_t *set = json_array ();
+  if (!set)
+    {
+      fprintf (stderr, "avm inspect: out of memory\n");
+      return AVM_EXIT_FAILURE;
+    }
   if (avm_setcheck (disk, true, AVM_SETCHECK_FULL, set, &err) < 0)
     return avm_error_report (&err);
-  if (json_array_size (set))
+  if (json_array_size (set)
+      && (json_object_set (rep, "image_set_problems", set) < 0 || json_object_set_new (rep, "ok", json_false ()) < 0))
+    json_decref (steal_pointer (&rep));
+  if (json && avm_json_print (rep, stdout) < 0)
+    return AVM_EXIT_FAILURE;
+  if (!rep)
     {
-      json_object_set (rep, "image_set_problems", set);
-      json_object_set_new (rep, "ok", json_false ());
+      fprintf (stderr, "avm inspect: out of memory while building the report\n");
+      return AVM_EXIT_FAILURE;
     }
-  if (json)
-    avm_json_print (rep, stdout);
-  else
+  if (!json)
     print_report (rep);
   return json_is_true (json_object_get (rep, "ok")) ? 0 : AVM_EXIT_FAILURE;
 }

@@ -242,21 +242,28 @@ avm_cmd_status (int argc, char **argv)
       int r = query (i, &st, &err);
       if (r < 0)
         return avm_error_report (&err);
-      if (r == 0)
-        json_array_append_new (list, st);
+      /* An instance left out of the list would look stopped.  */
+      if (r == 0 && (!list || json_array_append_new (list, st) < 0))
+        {
+          avm_error_sys (&err, ENOMEM, "status of instance %d", i);
+          return avm_error_report (&err);
+        }
     }
   if (json)
     {
+      int pr;
       if (all)
-        avm_json_print (list, stdout);
+        pr = avm_json_print (list, stdout);
       else if (json_array_size (list))
-        avm_json_print (json_array_get (list, 0), stdout);
+        pr = avm_json_print (json_array_get (list, 0), stdout);
       else
         {
           _cleanup_json_ json_t *none = json_pack ("{s:b, s:i, s:s}", "ok", 1, "instance", instance, "state",
                                                    "stopped");
-          avm_json_print (none, stdout);
+          pr = avm_json_print (none, stdout);
         }
+      if (pr < 0)
+        return AVM_EXIT_FAILURE;
     }
   else
     {

@@ -48,20 +48,20 @@ struct avm_avb_key
 };
 
 /* OpenSSL objects for the cleanup attribute.  */
-static void pkey_freep (EVP_PKEY **p) { sym_EVP_PKEY_free (*p); }
-static void pkey_ctx_freep (EVP_PKEY_CTX **p) { sym_EVP_PKEY_CTX_free (*p); }
-static void md_ctx_freep (EVP_MD_CTX **p) { sym_EVP_MD_CTX_free (*p); }
-static void bn_freep (BIGNUM **p) { sym_BN_free (*p); }
-static void bn_ctx_freep (BN_CTX **p) { sym_BN_CTX_free (*p); }
-static void bio_freep (BIO **p) { sym_BIO_free (*p); }
-static void param_bld_freep (OSSL_PARAM_BLD **p) { sym_OSSL_PARAM_BLD_free (*p); }
-static void params_freep (OSSL_PARAM **p) { sym_OSSL_PARAM_free (*p); }
-#define _cleanup_pkey_ _cleanup_ (pkey_freep)
-#define _cleanup_pkey_ctx_ _cleanup_ (pkey_ctx_freep)
-#define _cleanup_md_ctx_ _cleanup_ (md_ctx_freep)
-#define _cleanup_bn_ _cleanup_ (bn_freep)
-#define _cleanup_bn_ctx_ _cleanup_ (bn_ctx_freep)
-#define _cleanup_bio_ _cleanup_ (bio_freep)
+DEFINE_TRIVIAL_CLEANUP_FUNC (EVP_PKEY *, sym_EVP_PKEY_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (EVP_PKEY_CTX *, sym_EVP_PKEY_CTX_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (EVP_MD_CTX *, sym_EVP_MD_CTX_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (BIGNUM *, sym_BN_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (BN_CTX *, sym_BN_CTX_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (BIO *, sym_BIO_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (OSSL_PARAM_BLD *, sym_OSSL_PARAM_BLD_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC (OSSL_PARAM *, sym_OSSL_PARAM_free)
+#define _cleanup_pkey_ _cleanup_ (sym_EVP_PKEY_freep)
+#define _cleanup_pkey_ctx_ _cleanup_ (sym_EVP_PKEY_CTX_freep)
+#define _cleanup_md_ctx_ _cleanup_ (sym_EVP_MD_CTX_freep)
+#define _cleanup_bn_ _cleanup_ (sym_BN_freep)
+#define _cleanup_bn_ctx_ _cleanup_ (sym_BN_CTX_freep)
+#define _cleanup_bio_ _cleanup_ (sym_BIO_freep)
 
 /* ------------------------------------------------------------------ */
 /* Byte order and small helpers.  */
@@ -570,8 +570,8 @@ verify_rsa (const uint8_t *pk, const uint8_t digest[HASH_SIZE], const uint8_t *s
 {
   _cleanup_bn_ BIGNUM *n = sym_BN_bin2bn (pk + 8, KEY_BYTES, NULL);
   _cleanup_bn_ BIGNUM *e = sym_BN_new ();
-  _cleanup_ (param_bld_freep) OSSL_PARAM_BLD *bld = sym_OSSL_PARAM_BLD_new ();
-  _cleanup_ (params_freep) OSSL_PARAM *params = NULL;
+  _cleanup_ (sym_OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = sym_OSSL_PARAM_BLD_new ();
+  _cleanup_ (sym_OSSL_PARAM_freep) OSSL_PARAM *params = NULL;
   _cleanup_pkey_ctx_ EVP_PKEY_CTX *fctx = NULL;
   _cleanup_pkey_ctx_ EVP_PKEY_CTX *vctx = NULL;
   _cleanup_pkey_ EVP_PKEY *pkey = NULL;

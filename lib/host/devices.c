@@ -8,24 +8,9 @@
 #include "host/lazy_udev.h"
 #include <string.h>
 
-static inline void
-udev_unrefp (struct udev **u)
-{
-  if (*u)
-    sym_udev_unref (*u);
-}
-static inline void
-udev_enumerate_unrefp (struct udev_enumerate **e)
-{
-  if (*e)
-    sym_udev_enumerate_unref (*e);
-}
-static inline void
-udev_device_unrefp (struct udev_device **d)
-{
-  if (*d)
-    sym_udev_device_unref (*d);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct udev *, sym_udev_unref)
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct udev_enumerate *, sym_udev_enumerate_unref)
+DEFINE_TRIVIAL_CLEANUP_FUNC (struct udev_device *, sym_udev_device_unref)
 
 /* The driver of DEV or of its nearest ancestor that has one: a render node
    has no driver itself, its PCI or virtio parent has.  */
@@ -91,8 +76,8 @@ int
 avm_host_list_devices (const char *subsystem, const char *sysname, struct avm_dev_node **nodes, size_t *n,
                        avm_error_t *err)
 {
-  _cleanup_ (udev_unrefp) struct udev *udev = NULL;
-  _cleanup_ (udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
+  _cleanup_ (sym_udev_unrefp) struct udev *udev = NULL;
+  _cleanup_ (sym_udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
   struct avm_dev_node *out = NULL;
   size_t count = 0;
   int r;
@@ -120,7 +105,7 @@ avm_host_list_devices (const char *subsystem, const char *sysname, struct avm_de
   for (entry = sym_udev_enumerate_get_list_entry (e); entry; entry = sym_udev_list_entry_get_next (entry))
     {
       const char *syspath = sym_udev_list_entry_get_name (entry);
-      _cleanup_ (udev_device_unrefp) struct udev_device *dev = sym_udev_device_new_from_syspath (udev, syspath);
+      _cleanup_ (sym_udev_device_unrefp) struct udev_device *dev = sym_udev_device_new_from_syspath (udev, syspath);
       struct avm_dev_node *grown;
 
       if (!dev)

@@ -4,7 +4,9 @@
 #include "host/hostcheck.h"
 #include "util/cleanup.h"
 #include "util/escape.h"
+#include "util/strfmt.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 const char *
@@ -40,11 +42,11 @@ avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, co
   _cleanup_free_ char *h = hint ? strdup (hint) : NULL;
   struct avm_check_item *items;
 
-  if (!n || !d || (hint && !h))
-    return -ENOMEM;
-  items = realloc (r->items, (r->n + 1) * sizeof *items);
-  if (!items)
-    return -ENOMEM;
+  if (!n || !d || (hint && !h) || !(items = realloc (r->items, (r->n + 1) * sizeof *items)))
+    {
+      r->lost = true;
+      return -ENOMEM;
+    }
   r->items = items;
   items[r->n++] = (struct avm_check_item) {
     .name = steal_pointer (&n),
@@ -55,9 +57,33 @@ avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, co
   return 0;
 }
 
+int
+avm_host_report_addf (struct avm_host_report *r, enum avm_check_status status, const char *name, const char *hint,
+                      const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  _cleanup_free_ char *detail = avm_vstrdupf (fmt, ap);
+  va_end (ap);
+  if (!detail)
+    {
+      r->lost = true;
+      return -ENOMEM;
+    }
+  return avm_host_report_add (r, status, name, detail, hint);
+}
+
+void
+avm_host_report_lose (struct avm_host_report *r)
+{
+  r->lost = true;
+}
+
 bool
 avm_host_report_ok (const struct avm_host_report *r)
 {
+  if (r->lost)
+    return false;
   for (size_t i = 0; i < r->n; i++)
     if (r->items[i].status == AVM_CHECK_FAIL)
       return false;
@@ -112,6 +138,8 @@ avm_host_report_print (const struct avm_host_report *r, FILE *out)
           print_lines (out, it->hint, sw + 8);
         }
     }
+  if (r->lost)
+    fprintf (out, "%-*s  report incomplete: out of memory while recording a check\n", sw, status_label (AVM_CHECK_FAIL));
 }
 
 json_t *
@@ -131,7 +159,8 @@ avm_host_report_to_json (const struct avm_host_report *r)
       if (!o || json_array_append_new (checks, o) < 0)
         goto oom;
     }
-  if (json_object_set_new (root, "ok", json_boolean (avm_host_report_ok (r))) < 0)
+  if (json_object_set_new (root, "ok", json_boolean (avm_host_report_ok (r))) < 0
+      || (r->lost && json_object_set_new (root, "incomplete", json_true ()) < 0))
     goto oom;
   /* json_object_set_new consumes CHECKS even when it fails.  */
   if (json_object_set_new (root, "checks", steal_pointer (&checks)) < 0)
@@ -156,4 +185,5 @@ avm_host_report_clear (struct avm_host_report *r)
   free (r->items);
   r->items = NULL;
   r->n = 0;
+  r->lost = false;
 }

@@ -779,3 +779,27 @@ Test (host, kvm_vcpu_outcomes)
   tu_rmtree (dir);
   free (dir);
 }
+
+/* A check item that could not be recorded (out of memory) must not leave
+   the report ok: text and JSON say the report is incomplete.  */
+Test (host, report_lost_item_is_not_ok)
+{
+  struct avm_host_report r = { 0 };
+  cr_assert_eq (avm_host_report_addf (&r, AVM_CHECK_OK, "qemu", NULL, "%s %d", "QEMU", 7), 0);
+  cr_assert_str_eq (r.items[0].detail, "QEMU 7");
+  cr_assert (avm_host_report_ok (&r));
+  avm_host_report_lose (&r);
+  cr_assert_not (avm_host_report_ok (&r));
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&text, &len);
+  avm_host_report_print (&r, f);
+  fclose (f);
+  cr_assert (strstr (text, "report incomplete: out of memory"), "%s", text);
+  json_t *j = avm_host_report_to_json (&r);
+  cr_assert (json_is_false (json_object_get (j, "ok")));
+  cr_assert (json_is_true (json_object_get (j, "incomplete")));
+  json_decref (j);
+  free (text);
+  avm_host_report_clear (&r);
+}
