@@ -3,6 +3,17 @@
  * QMP client.  The protocol, the framing rules and the error model are
  * described in qmp.h.
  *
+ * Files: qmp.c (this one) is the protocol engine: the error helpers, the
+ * output buffer and the pending list, reading and dispatching what QEMU
+ * sends, the I/O loops (do_io, qmp_wait_for), the event-loop interface and
+ * the state accessors.  qmp_connect.c creates, connects and closes a client
+ * and holds the handshake (the greeting, qmp_capabilities).  qmp_call.c
+ * holds the requests (avm_qmp_send_async, avm_qmp_execute, avm_qmp_quit)
+ * and the event API (avm_qmp_set_event_handler, avm_qmp_wait_event).
+ * qmp_internal.h is what they share: struct avm_qmp and the engine's qmp_*
+ * functions.  qmploop.c is the non-blocking connection attempt and the
+ * event fields the supervisor reads.
+ *
  * Structure: one non-blocking socket, an input buffer holding at most one
  * incomplete line (util/linebuf.h, the framing the control socket uses too:
  * bounded by AVM_QMP_MAX_LINE plus one read), an output
@@ -10,10 +21,10 @@
  * with a reply callback.  Everything that arrives goes through ingest(),
  * which parses complete lines and dispatches greeting, replies and events.
  * The synchronous calls (connect, execute, quit, wait_event) are loops of
- * do_io() and poll() until a predicate holds; avm_qmp_process() is one
- * do_io().  Synchronous execute registers an internal reply callback, so
- * replies to requests sent asynchronously keep reaching their own callbacks
- * while it waits.
+ * do_io() and poll() until a predicate holds (qmp_wait_for);
+ * avm_qmp_process() is one do_io().  Synchronous execute registers an
+ * internal reply callback, so replies to requests sent asynchronously keep
+ * reaching their own callbacks while it waits.
  *
  * Re-entrancy: a line is consumed from the input buffer and parsed before
  * anything is dispatched, and the pending list is unlinked before callbacks
@@ -25,25 +36,20 @@
  * protocol or I/O error (sticky, with its message).  Leaving READY fails
  * every pending request: its callback gets (NULL, NULL).
  */
-#include "qemu/qmp.h"
+#include "qemu/qmp_internal.h"
 #include "util/deadline.h"
-#include "util/linebuf.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/strfmt.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
+#include <unistd.h>
 
 #define READ_CHUNK 65536
 /* Reads per avm_qmp_process call, so that a flood cannot starve the loop.  */
@@ -55,58 +61,6 @@
 /* Longest error description from QEMU copied into a message.  */
 #define DESC_LEN 512
 
-enum qmp_state
-{
-  QMP_GREETING,
-  QMP_NEGOTIATING,
-  QMP_READY,
-  QMP_CLOSED,
-  QMP_FAILED,
-};
-
-struct pending
-{
-  struct pending *next;
-  json_int_t id;
-  avm_qmp_reply_fn cb;
-  void *data;
-};
-
-struct event_waiter
-{
-  const char *name; /* NULL: any */
-  json_t *got;
-};
-
-struct avm_qmp
-{
-  int fd;
-  char *name;
-  enum qmp_state state;
-  enum qmp_state closed_in; /* state when QEMU closed the monitor */
-  int fail_code;            /* negative errno when FAILED */
-  char *fail_msg;           /* whole message when FAILED */
-  size_t discarded;         /* bytes of an incomplete line at the close */
-  bool write_dead;          /* the peer stopped reading (EPIPE) */
-
-  json_t *greeting;
-  char version[48];
-  int major, minor, micro;
-  char *package;
-
-  struct avm_linebuf in; /* framing (util/linebuf.h), at most AVM_QMP_MAX_LINE a message */
-  char *wbuf;
-  size_t wpos, wlen, walloc;
-
-  json_int_t next_id;
-  struct pending *head, *tail;
-
-  avm_qmp_event_fn event_fn;
-  void *event_data;
-  json_t *queue; /* events kept while no handler is set */
-  struct event_waiter *waiter;
-};
-
 /* ------------------------------------------------------------------ */
 /* Messages.  */
 
@@ -114,8 +68,8 @@ struct avm_qmp
    escaped, "..." appended when cut), so that whatever QEMU (or a fuzzer)
    sends cannot break the one-problem-per-line error format.  malloc'd, or
    NULL when out of memory.  */
-static char *
-printable (const char *s, size_t len, size_t max)
+char *
+qmp_printable (const char *s, size_t len, size_t max)
 {
   size_t n = len < max ? len : max;
   char *out = malloc (n * 4 + 4), *o = out;
@@ -135,8 +89,8 @@ printable (const char *s, size_t len, size_t max)
   return out;
 }
 
-static void
-fail_pending (struct avm_qmp *q)
+void
+qmp_fail_pending (struct avm_qmp *q)
 {
   struct pending *p = q->head;
 
@@ -151,13 +105,8 @@ fail_pending (struct avm_qmp *q)
     }
 }
 
-/* Enter FAILED with "QMP socket NAME: MESSAGE" (": strerror" appended when
-   WITH_STRERROR); the first failure is kept.  Returns the stored code.  */
-static int fail_conn (struct avm_qmp *q, int errnum, bool with_strerror, const char *fmt, ...)
-  __attribute__ ((format (printf, 4, 5)));
-
-static int
-fail_conn (struct avm_qmp *q, int errnum, bool with_strerror, const char *fmt, ...)
+int
+qmp_fail_conn (struct avm_qmp *q, int errnum, bool with_strerror, const char *fmt, ...)
 {
   va_list ap;
   _cleanup_free_ char *msg = NULL;
@@ -176,23 +125,23 @@ fail_conn (struct avm_qmp *q, int errnum, bool with_strerror, const char *fmt, .
     q->fail_msg = avm_strdupf ("QMP socket %s: %s", q->name, msg ? msg : "error");
   q->fail_code = -(errnum > 0 ? errnum : EIO);
   q->state = QMP_FAILED;
-  fail_pending (q);
+  qmp_fail_pending (q);
   return q->fail_code;
 }
 
-static int
-protocol_error (struct avm_qmp *q, const char *what, const char *line, size_t len)
+int
+qmp_protocol_error (struct avm_qmp *q, const char *what, const char *line, size_t len)
 {
-  _cleanup_free_ char *snip = line ? printable (line, len, SNIPPET_LEN) : NULL;
+  _cleanup_free_ char *snip = line ? qmp_printable (line, len, SNIPPET_LEN) : NULL;
 
   if (snip)
-    return fail_conn (q, EPROTO, false, "protocol error: %s: %s", what, snip);
-  return fail_conn (q, EPROTO, false, "protocol error: %s", what);
+    return qmp_fail_conn (q, EPROTO, false, "protocol error: %s: %s", what, snip);
+  return qmp_fail_conn (q, EPROTO, false, "protocol error: %s", what);
 }
 
 /* The sticky error of a FAILED client into ERR.  */
-static int
-failed_error (struct avm_qmp *q, avm_error_t *err)
+int
+qmp_failed_error (struct avm_qmp *q, avm_error_t *err)
 {
   return avm_error_fail (err, -q->fail_code, "%s", q->fail_msg ? q->fail_msg : "QMP connection failed");
 }
@@ -205,12 +154,12 @@ mark_closed (struct avm_qmp *q)
   q->closed_in = q->state;
   q->discarded = avm_linebuf_pending (&q->in);
   q->state = QMP_CLOSED;
-  fail_pending (q);
+  qmp_fail_pending (q);
 }
 
 /* "QMP socket NAME: QEMU closed the monitor[ WHILE]" into ERR.  */
-static int
-closed_error (struct avm_qmp *q, const char *while_fmt, const char *what, avm_error_t *err)
+int
+qmp_closed_error (struct avm_qmp *q, const char *while_fmt, const char *what, avm_error_t *err)
 {
   _cleanup_free_ char *tail = NULL;
   _cleanup_free_ char *extra = NULL;
@@ -224,14 +173,14 @@ closed_error (struct avm_qmp *q, const char *while_fmt, const char *what, avm_er
 }
 
 /* An error reply to COMMAND into ERR: "QMP COMMAND: CLASS: DESC".  */
-static int
-reply_error (const char *command, json_t *error, avm_error_t *err)
+int
+qmp_reply_error (const char *command, json_t *error, avm_error_t *err)
 {
   /* Both are strings: handle_reply checked.  */
   json_t *cls = json_object_get (error, "class");
   json_t *desc = json_object_get (error, "desc");
-  _cleanup_free_ char *cls_p = printable (json_string_value (cls), json_string_length (cls), 128);
-  _cleanup_free_ char *desc_p = printable (json_string_value (desc), json_string_length (desc), DESC_LEN);
+  _cleanup_free_ char *cls_p = qmp_printable (json_string_value (cls), json_string_length (cls), 128);
+  _cleanup_free_ char *desc_p = qmp_printable (json_string_value (desc), json_string_length (desc), DESC_LEN);
   int code = streq (json_string_value (cls), "CommandNotFound") ? EOPNOTSUPP : EREMOTEIO;
 
   return avm_error_fail (err, code, "QMP %s: %s: %s", command, cls_p ? cls_p : "?", desc_p ? desc_p : "?");
@@ -240,8 +189,8 @@ reply_error (const char *command, json_t *error, avm_error_t *err)
 /* ------------------------------------------------------------------ */
 /* Output.  */
 
-static int
-flush_output (struct avm_qmp *q)
+int
+qmp_flush_output (struct avm_qmp *q)
 {
   if (q->state == QMP_FAILED)
     return q->fail_code;
@@ -265,7 +214,7 @@ flush_output (struct avm_qmp *q)
               q->wpos = q->wlen = 0;
               return 0;
             }
-          return fail_conn (q, errno, true, "cannot write");
+          return qmp_fail_conn (q, errno, true, "cannot write");
         }
       q->wpos += w;
     }
@@ -275,9 +224,9 @@ flush_output (struct avm_qmp *q)
 
 /* Append a request to the output buffer and the pending list.  ARGS is
    stolen.  No I/O.  */
-static int
-enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data, json_int_t *idp,
-         avm_error_t *err)
+int
+qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data,
+             json_int_t *idp, avm_error_t *err)
 {
   _cleanup_json_ json_t *a = args;
   _cleanup_json_ json_t *msg = NULL;
@@ -353,8 +302,8 @@ unlink_pending (struct avm_qmp *q, struct pending *prev, struct pending *p)
 }
 
 /* Forget a pending request (timeout): a late reply is then ignored.  */
-static void
-cancel_pending (struct avm_qmp *q, json_int_t id)
+void
+qmp_cancel_pending (struct avm_qmp *q, json_int_t id)
 {
   struct pending *prev = NULL;
   for (struct pending *p = q->head; p; prev = p, p = p->next)
@@ -369,83 +318,8 @@ cancel_pending (struct avm_qmp *q, json_int_t id)
 /* ------------------------------------------------------------------ */
 /* Input.  */
 
-static void
-caps_reply (void *data, json_t *ret, json_t *error)
-{
-  struct avm_qmp *q = data;
-
-  /* (NULL, NULL): the connection closed or failed, or the client is being
-     freed; the state already says so.  */
-  if (ret)
-    {
-      if (q->state == QMP_NEGOTIATING)
-        q->state = QMP_READY;
-    }
-  else if (error)
-    {
-      avm_error_t e = NULL;
-      reply_error ("qmp_capabilities", error, &e);
-      fail_conn (q, e ? e->code : EPROTO, false, "%s", e ? e->msg : "qmp_capabilities failed");
-      avm_error_free (e);
-    }
-}
-
-static int
-handle_greeting (struct avm_qmp *q, json_t *msg, const char *line, size_t len)
-{
-  json_t *qmp = json_object_get (msg, "QMP");
-  json_t *ver = json_object_get (qmp, "version");
-  json_t *qemu = json_object_get (ver, "qemu");
-  json_t *pkg = json_object_get (ver, "package");
-  json_t *num[3] = { json_object_get (qemu, "major"), json_object_get (qemu, "minor"),
-                     json_object_get (qemu, "micro") };
-  int v[3];
-
-  if (!json_is_object (qmp))
-    return protocol_error (q, "expected the QMP greeting", line, len);
-  for (int i = 0; i < 3; i++)
-    {
-      if (!json_is_integer (num[i]) || json_integer_value (num[i]) < 0 || json_integer_value (num[i]) > 99999)
-        return protocol_error (q, "greeting without a valid QEMU version", line, len);
-      v[i] = (int) json_integer_value (num[i]);
-    }
-  if (pkg && !json_is_string (pkg))
-    return protocol_error (q, "greeting with a package that is not a string", line, len);
-
-  q->major = v[0];
-  q->minor = v[1];
-  q->micro = v[2];
-  snprintf (q->version, sizeof q->version, "%d.%d.%d", v[0], v[1], v[2]);
-  if (pkg)
-    {
-      /* Older QEMU sent " (Debian 1:2.8+dfsg-6)".  */
-      const char *s = json_string_value (pkg), *e = s + json_string_length (pkg);
-      while (s < e && (*s == ' ' || *s == '('))
-        s++;
-      while (e > s && (e[-1] == ' ' || e[-1] == ')'))
-        e--;
-      if (e > s)
-        {
-          q->package = printable (s, e - s, 256);
-          if (!q->package)
-            return fail_conn (q, ENOMEM, true, "reading the greeting");
-        }
-    }
-  q->greeting = json_incref (msg);
-  q->state = QMP_NEGOTIATING;
-  avm_error_t e = NULL;
-  int r = enqueue (q, "qmp_capabilities", NULL, caps_reply, q, NULL, &e);
-  if (r < 0)
-    {
-      fail_conn (q, -r, false, "%s", e ? e->msg : "cannot send qmp_capabilities");
-      avm_error_free (e);
-      return q->fail_code;
-    }
-  return 0;
-}
-
-static void
-queue_event (struct avm_qmp *q, json_t *msg)
+void
+qmp_queue_event (struct avm_qmp *q, json_t *msg)
 {
   if (!q->queue)
     q->queue = json_array ();
@@ -456,8 +330,8 @@ queue_event (struct avm_qmp *q, json_t *msg)
   json_array_append (q->queue, msg);
 }
 
-static bool
-event_matches (const char *want, json_t *msg)
+bool
+qmp_event_matches (const char *want, json_t *msg)
 {
   return !want || streq (want, json_string_value (json_object_get (msg, "event")));
 }
@@ -470,15 +344,15 @@ handle_event (struct avm_qmp *q, json_t *msg, json_t *ev, const char *line, size
   bool taken = false;
 
   if (!json_is_string (ev) || json_string_length (ev) == 0)
-    return protocol_error (q, "event name is not a non-empty string", line, len);
+    return qmp_protocol_error (q, "event name is not a non-empty string", line, len);
   if (data && !json_is_object (data))
-    return protocol_error (q, "event data is not an object", line, len);
+    return qmp_protocol_error (q, "event data is not an object", line, len);
   if (ts && !json_is_object (ts))
-    return protocol_error (q, "event timestamp is not an object", line, len);
+    return qmp_protocol_error (q, "event timestamp is not an object", line, len);
   if (json_object_get (msg, "return") || json_object_get (msg, "error"))
-    return protocol_error (q, "message is both an event and a reply", line, len);
+    return qmp_protocol_error (q, "message is both an event and a reply", line, len);
 
-  if (q->waiter && !q->waiter->got && event_matches (q->waiter->name, msg))
+  if (q->waiter && !q->waiter->got && qmp_event_matches (q->waiter->name, msg))
     {
       q->waiter->got = json_incref (msg);
       taken = true;
@@ -486,7 +360,7 @@ handle_event (struct avm_qmp *q, json_t *msg, json_t *ev, const char *line, size
   if (q->event_fn)
     q->event_fn (q->event_data, json_string_value (ev), data, ts);
   else if (!taken)
-    queue_event (q, msg);
+    qmp_queue_event (q, msg);
   return 0;
 }
 
@@ -497,10 +371,10 @@ handle_reply (struct avm_qmp *q, json_t *msg, json_t *ret, json_t *error, const 
   struct pending *p, *prev = NULL;
 
   if (ret && error)
-    return protocol_error (q, "reply with both \"return\" and \"error\"", line, len);
+    return qmp_protocol_error (q, "reply with both \"return\" and \"error\"", line, len);
   if (error && (!json_is_object (error) || !json_is_string (json_object_get (error, "class"))
                 || !json_is_string (json_object_get (error, "desc"))))
-    return protocol_error (q, "error reply without a class and a description", line, len);
+    return qmp_protocol_error (q, "error reply without a class and a description", line, len);
 
   /* QEMU echoes the id; it omits it only when it could not parse the
      request, and it answers in order: such a reply is the oldest request's.  */
@@ -533,17 +407,17 @@ handle_line (struct avm_qmp *q, const char *line, size_t len)
   json_t *ev, *ret, *error;
 
   if (len > AVM_QMP_MAX_LINE)
-    return fail_conn (q, EPROTO, false, "protocol error: message longer than %d bytes", AVM_QMP_MAX_LINE);
+    return qmp_fail_conn (q, EPROTO, false, "protocol error: message longer than %d bytes", AVM_QMP_MAX_LINE);
   msg = json_loadb (line, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!msg)
     {
       _cleanup_free_ char *what = avm_strdupf ("malformed JSON at byte %d (%s)", jerr.position, jerr.text);
-      return protocol_error (q, what ? what : "malformed JSON", line, len);
+      return qmp_protocol_error (q, what ? what : "malformed JSON", line, len);
     }
   if (!json_is_object (msg))
-    return protocol_error (q, "message is not a JSON object", line, len);
+    return qmp_protocol_error (q, "message is not a JSON object", line, len);
   if (q->state == QMP_GREETING)
-    return handle_greeting (q, msg, line, len);
+    return qmp_handle_greeting (q, msg, line, len);
 
   ev = json_object_get (msg, "event");
   ret = json_object_get (msg, "return");
@@ -553,8 +427,8 @@ handle_line (struct avm_qmp *q, const char *line, size_t len)
   if (ret || error)
     return handle_reply (q, msg, ret, error, line, len);
   if (json_object_get (msg, "QMP"))
-    return protocol_error (q, "second greeting", line, len);
-  return protocol_error (q, "message is neither a reply nor an event", line, len);
+    return qmp_protocol_error (q, "second greeting", line, len);
+  return qmp_protocol_error (q, "message is neither a reply nor an event", line, len);
 }
 
 /* Parse and dispatch every complete line in the input buffer.  */
@@ -571,7 +445,7 @@ ingest (struct avm_qmp *q)
       if (r == 0)
         return 0;
       if (r < 0)
-        return fail_conn (q, EPROTO, false, "protocol error: message longer than %d bytes", AVM_QMP_MAX_LINE);
+        return qmp_fail_conn (q, EPROTO, false, "protocol error: message longer than %d bytes", AVM_QMP_MAX_LINE);
       if (is_blank (line, len))
         continue;
       r = handle_line (q, line, len);
@@ -592,14 +466,14 @@ do_io (struct avm_qmp *q)
     return q->fail_code;
   if (q->state == QMP_CLOSED)
     return 1;
-  r = flush_output (q);
+  r = qmp_flush_output (q);
   if (r < 0)
     return r;
   for (int i = 0; q->fd >= 0 && i < MAX_READS_PER_CALL; i++)
     {
       char *tail;
       if (avm_linebuf_reserve (&q->in, READ_CHUNK, &tail) < 0)
-        return fail_conn (q, ENOMEM, true, "reading");
+        return qmp_fail_conn (q, ENOMEM, true, "reading");
       ssize_t n = read (q->fd, tail, READ_CHUNK);
       if (n < 0)
         {
@@ -612,7 +486,7 @@ do_io (struct avm_qmp *q)
               mark_closed (q);
               return 1;
             }
-          return fail_conn (q, errno, true, "cannot read");
+          return qmp_fail_conn (q, errno, true, "cannot read");
         }
       if (n == 0)
         {
@@ -629,7 +503,7 @@ do_io (struct avm_qmp *q)
         break;
     }
   /* Dispatching may have queued requests (qmp_capabilities, callbacks).  */
-  r = flush_output (q);
+  r = qmp_flush_output (q);
   if (r < 0)
     return r;
   return q->state == QMP_CLOSED ? 1 : 0;
@@ -638,8 +512,8 @@ do_io (struct avm_qmp *q)
 /* Loop of do_io and poll until DONE holds, the connection closes or fails
    (-ECONNRESET, the failure code), or DEADLINE passes (-ETIMEDOUT).  DONE
    is checked first, so what completes together with the close counts.  */
-static int
-wait_for (struct avm_qmp *q, bool (*done) (struct avm_qmp *, void *), void *arg, long long deadline)
+int
+qmp_wait_for (struct avm_qmp *q, bool (*done) (struct avm_qmp *, void *), void *arg, long long deadline)
 {
   for (;;)
     {
@@ -657,421 +531,8 @@ wait_for (struct avm_qmp *q, bool (*done) (struct avm_qmp *, void *), void *arg,
         return -ETIMEDOUT;
       struct pollfd pfd = { .fd = q->fd, .events = POLLIN | (q->wpos < q->wlen && !q->write_dead ? POLLOUT : 0) };
       if (poll (&pfd, 1, left) < 0 && errno != EINTR)
-        return fail_conn (q, errno, true, "poll");
+        return qmp_fail_conn (q, errno, true, "poll");
     }
-}
-
-/* ------------------------------------------------------------------ */
-/* Connection.  */
-
-int
-avm_qmp_new (int fd, const char *name, struct avm_qmp **out, avm_error_t *err)
-{
-  _cleanup_close_ int owned = fd;
-  struct avm_qmp *q;
-
-  *out = NULL;
-  if (!name)
-    name = "(unnamed)";
-  if (fd >= 0)
-    {
-      int fl = fcntl (fd, F_GETFL);
-      if (fl < 0 || fcntl (fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return avm_error_sys (err, errno, "QMP socket %s", name);
-    }
-  q = calloc (1, sizeof *q);
-  if (!q || !(q->name = strdup (name)))
-    {
-      free (q);
-      return avm_error_sys (err, ENOMEM, "QMP socket %s", name);
-    }
-  q->fd = steal_fd (&owned);
-  q->in.max_line = AVM_QMP_MAX_LINE;
-  q->state = QMP_GREETING;
-  q->next_id = 1;
-  *out = q;
-  return 0;
-}
-
-static bool
-ready_done (struct avm_qmp *q, void *arg)
-{
-  return q->state == QMP_READY;
-}
-
-static int
-handshake (struct avm_qmp *q, long long deadline, int timeout_ms, avm_error_t *err)
-{
-  int r = wait_for (q, ready_done, NULL, deadline);
-
-  if (r == 0)
-    return 0;
-  if (q->state == QMP_FAILED)
-    return failed_error (q, err);
-  if (q->state == QMP_CLOSED)
-    return closed_error (q, q->closed_in == QMP_GREETING ? " before the greeting" : " during %s",
-                         "capabilities negotiation", err);
-  if (q->state == QMP_GREETING)
-    return avm_error_fail (err, ETIMEDOUT,
-                           "QMP socket %s: no greeting from QEMU within %d ms (is another client connected?)",
-                           q->name, timeout_ms);
-  return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: no reply to qmp_capabilities within %d ms", q->name,
-                         timeout_ms);
-}
-
-static int
-connect_fd_until (int fd, const char *name, long long deadline, int timeout_ms, struct avm_qmp **out,
-                  avm_error_t *err)
-{
-  struct avm_qmp *q = NULL;
-  int r = avm_qmp_new (fd, name, &q, err);
-
-  if (r < 0)
-    return r;
-  r = handshake (q, deadline, timeout_ms, err);
-  if (r < 0)
-    {
-      avm_qmp_close (q);
-      return r;
-    }
-  *out = q;
-  return 0;
-}
-
-int
-avm_qmp_connect_fd (int fd, const char *name, int timeout_ms, struct avm_qmp **out, avm_error_t *err)
-{
-  *out = NULL;
-  return connect_fd_until (fd, name, avm_deadline_after (timeout_ms), timeout_ms, out, err);
-}
-
-/* Wait for a non-blocking connect that returned EINPROGRESS.  0 or errno.  */
-static int
-finish_connect (int fd, long long deadline)
-{
-  struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-  int e = 0;
-  socklen_t elen = sizeof e;
-
-  for (;;)
-    {
-      int r = poll (&pfd, 1, avm_time_left (deadline));
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        return errno;
-      if (r == 0)
-        return ETIMEDOUT;
-      break;
-    }
-  if (getsockopt (fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
-    return errno;
-  return e;
-}
-
-int
-avm_qmp_connect (const char *socket_path, int timeout_ms, struct avm_qmp **out, avm_error_t *err)
-{
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  long long deadline = avm_deadline_after (timeout_ms);
-  int delay = 5;
-
-  *out = NULL;
-  if (strlen (socket_path) >= sizeof sa.sun_path)
-    return avm_error_fail (err, ENAMETOOLONG, "QMP socket path %s is too long (at most %zu bytes)", socket_path,
-                           sizeof sa.sun_path - 1);
-  strcpy (sa.sun_path, socket_path);
-
-  for (;;)
-    {
-      _cleanup_close_ int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-      int e = 0;
-
-      if (fd < 0)
-        return avm_error_sys (err, errno, "cannot create a socket for QMP socket %s", socket_path);
-      if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-        e = errno == EINPROGRESS ? finish_connect (fd, deadline) : errno;
-      if (e == 0)
-        return connect_fd_until (steal_fd (&fd), socket_path, deadline, timeout_ms, out, err);
-      /* A regular file or a directory is refused too: not worth waiting for.  */
-      struct stat st;
-      if (e == ECONNREFUSED && stat (socket_path, &st) == 0 && !S_ISSOCK (st.st_mode))
-        return avm_error_fail (err, ENOTSOCK, "QMP socket %s is not a socket", socket_path);
-      /* Not there yet, or not listening yet (QEMU starting), or the
-         backlog is full: retry.  */
-      if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR && e != ETIMEDOUT)
-        return avm_error_sys (err, e, "cannot connect to QMP socket %s", socket_path);
-      int left = avm_time_left (deadline);
-      if (left == 0)
-        return avm_error_fail (err, ETIMEDOUT, "cannot connect to QMP socket %s within %d ms: %s", socket_path,
-                               timeout_ms, strerror (e));
-      int ms = left >= 0 && left < delay ? left : delay;
-      struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-      nanosleep (&ts, NULL);
-      if (delay < 100)
-        delay *= 2;
-    }
-}
-
-void
-avm_qmp_close (struct avm_qmp *q)
-{
-  if (!q)
-    return;
-  if (q->state != QMP_FAILED)
-    q->state = QMP_CLOSED;
-  fail_pending (q);
-  if (q->fd >= 0)
-    close (q->fd);
-  json_decref (q->greeting);
-  json_decref (q->queue);
-  free (q->package);
-  avm_linebuf_free (&q->in);
-  free (q->wbuf);
-  free (q->fail_msg);
-  free (q->name);
-  free (q);
-}
-
-void
-avm_qmp_closep (struct avm_qmp **q)
-{
-  avm_qmp_close (*q);
-  *q = NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Requests.  */
-
-/* Can requests be sent?  */
-static int
-check_ready (struct avm_qmp *q, const char *command, avm_error_t *err)
-{
-  switch (q->state)
-    {
-    case QMP_READY:
-      return 0;
-    case QMP_FAILED:
-      return failed_error (q, err);
-    case QMP_CLOSED:
-      return closed_error (q, NULL, NULL, err);
-    default:
-      return avm_error_fail (err, ENOTCONN, "QMP socket %s: cannot send %s before the handshake completed", q->name,
-                             command ? command : "a command");
-    }
-}
-
-int
-avm_qmp_send_async (struct avm_qmp *q, const char *command, json_t *arguments, avm_qmp_reply_fn reply_cb,
-                    void *data, avm_error_t *err)
-{
-  _cleanup_json_ json_t *args = arguments;
-  int r = check_ready (q, command, err);
-
-  if (r < 0)
-    return r;
-  r = enqueue (q, command, steal_pointer (&args), reply_cb, data, NULL, err);
-  if (r < 0)
-    return r;
-  /* A write failure fails the connection, and with it this request: its
-     callback runs, so the request counts as sent.  */
-  flush_output (q);
-  return 0;
-}
-
-struct sync_reply
-{
-  bool done;
-  json_t *ret;
-  json_t *error;
-};
-
-static void
-sync_reply_cb (void *data, json_t *ret, json_t *error)
-{
-  struct sync_reply *s = data;
-  s->done = true;
-  s->ret = json_incref (ret);
-  s->error = json_incref (error);
-}
-
-static bool
-sync_done (struct avm_qmp *q, void *arg)
-{
-  return ((struct sync_reply *) arg)->done;
-}
-
-int
-avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int timeout_ms, json_t **ret,
-                 avm_error_t *err)
-{
-  _cleanup_json_ json_t *args = arguments;
-  long long deadline = avm_deadline_after (timeout_ms);
-  struct sync_reply s = { 0 };
-  json_int_t id;
-  int r;
-
-  if (ret)
-    *ret = NULL;
-  r = check_ready (q, command, err);
-  if (r < 0)
-    return r;
-  r = enqueue (q, command, steal_pointer (&args), sync_reply_cb, &s, &id, err);
-  if (r < 0)
-    return r;
-  r = wait_for (q, sync_done, &s, deadline);
-  if (!s.done)
-    cancel_pending (q, id);
-
-  if (s.ret)
-    {
-      if (ret)
-        *ret = s.ret;
-      else
-        json_decref (s.ret);
-      return 0;
-    }
-  if (s.error)
-    {
-      r = reply_error (command, s.error, err);
-      json_decref (s.error);
-      return r;
-    }
-  if (q->state == QMP_FAILED)
-    return failed_error (q, err);
-  if (q->state == QMP_CLOSED)
-    return closed_error (q, " while waiting for the reply to %s", command, err);
-  if (r == -ETIMEDOUT)
-    return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: no reply to %s within %d ms", q->name, command,
-                           timeout_ms);
-  return avm_error_fail (err, r < 0 ? -r : EIO, "QMP socket %s: %s failed", q->name, command);
-}
-
-static bool
-quit_done (struct avm_qmp *q, void *arg)
-{
-  return q->state == QMP_CLOSED || ((struct sync_reply *) arg)->error;
-}
-
-int
-avm_qmp_quit (struct avm_qmp *q, int timeout_ms, avm_error_t *err)
-{
-  long long deadline = avm_deadline_after (timeout_ms);
-  struct sync_reply s = { 0 };
-  json_int_t id;
-  int r;
-
-  if (q->state == QMP_CLOSED)
-    return 0;
-  r = check_ready (q, "quit", err);
-  if (r < 0)
-    return r;
-  r = enqueue (q, "quit", NULL, sync_reply_cb, &s, &id, err);
-  if (r < 0)
-    return r;
-  r = wait_for (q, quit_done, &s, deadline);
-  if (!s.done)
-    cancel_pending (q, id);
-  json_decref (s.ret);
-
-  if (s.error)
-    {
-      r = reply_error ("quit", s.error, err);
-      json_decref (s.error);
-      return r;
-    }
-  if (q->state == QMP_CLOSED)
-    return 0;
-  if (q->state == QMP_FAILED)
-    return failed_error (q, err);
-  if (r == -ETIMEDOUT)
-    return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: %s within %d ms", q->name,
-                           s.done ? "QEMU acknowledged quit but did not close the monitor"
-                                  : "no reply to quit and no close of the monitor",
-                           timeout_ms);
-  return avm_error_fail (err, r < 0 ? -r : EIO, "QMP socket %s: quit failed", q->name);
-}
-
-/* ------------------------------------------------------------------ */
-/* Events.  */
-
-void
-avm_qmp_set_event_handler (struct avm_qmp *q, avm_qmp_event_fn fn, void *data)
-{
-  q->event_fn = fn;
-  q->event_data = data;
-  if (!fn || !q->queue || json_array_size (q->queue) == 0)
-    return;
-  /* Detach first: the handler may change the handler again.  */
-  _cleanup_json_ json_t *queued = steal_pointer (&q->queue);
-  size_t i;
-  json_t *ev;
-  json_array_foreach (queued, i, ev)
-    {
-      if (!q->event_fn)
-        {
-          queue_event (q, ev);
-          continue;
-        }
-      q->event_fn (q->event_data, json_string_value (json_object_get (ev, "event")), json_object_get (ev, "data"),
-                   json_object_get (ev, "timestamp"));
-    }
-}
-
-static bool
-event_done (struct avm_qmp *q, void *arg)
-{
-  return ((struct event_waiter *) arg)->got != NULL;
-}
-
-int
-avm_qmp_wait_event (struct avm_qmp *q, const char *name, int timeout_ms, json_t **event, avm_error_t *err)
-{
-  long long deadline = avm_deadline_after (timeout_ms);
-  struct event_waiter w = { .name = name };
-  struct event_waiter *outer = q->waiter;
-  const char *what = name ? name : "QMP";
-  int r;
-
-  if (event)
-    *event = NULL;
-  if (!q->event_fn && q->queue)
-    {
-      size_t i;
-      json_t *ev;
-      json_array_foreach (q->queue, i, ev)
-        if (event_matches (name, ev))
-          {
-            if (event)
-              *event = json_incref (ev);
-            json_array_remove (q->queue, i);
-            return 0;
-          }
-    }
-  if (q->state == QMP_FAILED)
-    return failed_error (q, err);
-  if (q->state == QMP_CLOSED)
-    return closed_error (q, " while waiting for the %s event", what, err);
-
-  q->waiter = &w;
-  r = wait_for (q, event_done, &w, deadline);
-  q->waiter = outer;
-
-  if (w.got)
-    {
-      if (event)
-        *event = w.got;
-      else
-        json_decref (w.got);
-      return 0;
-    }
-  if (q->state == QMP_FAILED)
-    return failed_error (q, err);
-  if (q->state == QMP_CLOSED)
-    return closed_error (q, " while waiting for the %s event", what, err);
-  if (r == -ETIMEDOUT)
-    return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: no %s event within %d ms", q->name, what, timeout_ms);
-  return avm_error_fail (err, r < 0 ? -r : EIO, "QMP socket %s: waiting for the %s event failed", q->name, what);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1095,7 +556,7 @@ static int
 process_result (struct avm_qmp *q, int r, avm_error_t *err)
 {
   if (q->state == QMP_FAILED)
-    return failed_error (q, err);
+    return qmp_failed_error (q, err);
   if (r < 0)
     return avm_error_fail (err, -r, "QMP socket %s: I/O error", q->name);
   return q->state == QMP_CLOSED ? 1 : 0;
@@ -1118,7 +579,7 @@ avm_qmp_feed (struct avm_qmp *q, const void *buf, size_t len, avm_error_t *err)
       size_t n = len < READ_CHUNK ? len : READ_CHUNK;
       if (avm_linebuf_append (&q->in, p, n) < 0)
         {
-          r = fail_conn (q, ENOMEM, true, "reading");
+          r = qmp_fail_conn (q, ENOMEM, true, "reading");
           break;
         }
       p += n;
@@ -1128,7 +589,7 @@ avm_qmp_feed (struct avm_qmp *q, const void *buf, size_t len, avm_error_t *err)
         break;
     }
   if (r >= 0)
-    r = flush_output (q);
+    r = qmp_flush_output (q);
   return process_result (q, r, err);
 }
 
