@@ -62,7 +62,7 @@ TEST_BIN := $(BUILD)/tests/avm-tests
 FAKEHELPER := $(BUILD)/tests/avm-fakehelper
 FAKECF := $(BUILD)/tests/avm-fakecf
 
-.PHONY: container-base-soft all check check-asan bench clean install uninstall lint golden demo demo-arm64 fuzz fuzz-smoke
+.PHONY: container-base-soft all check check-asan bench clean install uninstall lint format golden demo demo-arm64 fuzz fuzz-smoke
 
 all: $(AVM)
 
@@ -270,6 +270,8 @@ clean:
 # given -j.
 ANALYZER_CC ?= gcc
 CPPCHECK ?= cppcheck
+CLANG_FORMAT ?= clang-format
+FORMAT_SRCS = $(shell find lib cmd tests bench -name '*.[ch]' | sort)
 LINT_DIR := $(BUILD)/lint
 CPPCHECK_DIRS := lib cmd tests/helpers bench
 CPPCHECK_FLAGS := --library=tests/lint/cppcheck.cfg -Ilib -D_GNU_SOURCE --std=c11 \
@@ -285,7 +287,13 @@ lint:
 
 lint-run: $(LINT_STAMPS)
 	@tests/tools/layers.sh
-	@echo "lint: cppcheck, gcc -fanalyzer and the module layering clean"
+	@$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_SRCS) || \
+		{ echo "lint: not in the style of .clang-format: run 'make format'" >&2; exit 1; }
+	@echo "lint: cppcheck, gcc -fanalyzer, the module layering and the format clean"
+
+# The C style of .clang-format, applied to every source.
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRCS)
 
 $(LINT_DIR)/cppcheck.stamp: $(wildcard $(addsuffix /*.c,$(CPPCHECK_DIRS)) $(addsuffix /*/*.c,$(CPPCHECK_DIRS)) \
 		$(addsuffix /*.h,$(CPPCHECK_DIRS)) $(addsuffix /*/*.h,$(CPPCHECK_DIRS))) tests/lint/cppcheck.cfg

@@ -322,12 +322,12 @@ bench_summary_print (void)
   if (n_summary == 0)
     return;
   printf ("\n== summary: every benchmark against its baseline, measured in the same run ==\n");
-  printf ("%-44s %-4s %9s %9s %9s  %-40s %9s %8s  %-10s %s\n", "benchmark", "unit", "min", "median", "max",
-          "baseline", "median", "ratio", "target", "");
+  printf ("%-44s %-4s %9s %9s %9s  %-40s %9s %8s  %-10s %s\n", "benchmark", "unit", "min", "median", "max", "baseline",
+          "median", "ratio", "target", "");
   for (int i = 0; i < n_summary; i++)
     printf ("%-44s %-4s %9.2f %9.2f %9.2f  %-40s %9.2f %7.2fx  %-10s %s\n", summary[i].what, summary[i].unit,
-            summary[i].min, summary[i].med, summary[i].max, summary[i].baseline, summary[i].base_med,
-            summary[i].ratio, summary[i].target, verdict (summary[i].met));
+            summary[i].min, summary[i].med, summary[i].max, summary[i].baseline, summary[i].base_med, summary[i].ratio,
+            summary[i].target, verdict (summary[i].met));
 }
 
 const char *const start_avm_probes[START_AVM_PROBES] = { "-display", "-device", "-audio" };
@@ -456,8 +456,7 @@ print_machine (const char *avm, const char *qemu)
     {
       char line[512];
       while (fgets (line, sizeof line, f))
-        if (!strncmp (line, "model name", 10) || !strncmp (line, "Model", 5)
-            || !strncmp (line, "cpu model", 9))
+        if (!strncmp (line, "model name", 10) || !strncmp (line, "Model", 5) || !strncmp (line, "cpu model", 9))
           {
             char *c = strchr (line, ':');
             if (c)
@@ -475,8 +474,8 @@ print_machine (const char *avm, const char *qemu)
   char *qv = first_line ((char *[]) { (char *) qemu, "-version", NULL });
   char *av = first_line ((char *[]) { (char *) avm, "--version", NULL });
 
-  printf ("machine: %s, %ld CPUs online, %s %s %s\n", model, sysconf (_SC_NPROCESSORS_ONLN), u.sysname,
-          u.release, u.machine);
+  printf ("machine: %s, %ld CPUs online, %s %s %s\n", model, sysconf (_SC_NPROCESSORS_ONLN), u.sysname, u.release,
+          u.machine);
   printf ("qemu:    %s (%s)\n", qemu, qv && *qv ? qv : "version unknown");
   printf ("avm:     %s (%s)\n", avm, av && *av ? av : "version unknown");
   print_load ("load at start");
@@ -493,14 +492,12 @@ verdict (bool met)
 static void
 print_table (struct series *all, size_t n, long harness_kib)
 {
-  printf ("\n%-46s %5s %9s %9s %9s %13s\n", "benchmark", "runs", "min ms", "median ms", "max ms",
-          "peak RSS MiB");
+  printf ("\n%-46s %5s %9s %9s %9s %13s\n", "benchmark", "runs", "min ms", "median ms", "max ms", "peak RSS MiB");
   for (size_t i = 0; i < n; i++)
     {
       struct series *s = &all[i];
       if (s->ok)
-        printf ("%-46s %5d %9.2f %9.2f %9.2f %13.1f\n", s->name, s->runs, s->min, s->median, s->max,
-                s->rss_mib);
+        printf ("%-46s %5d %9.2f %9.2f %9.2f %13.1f\n", s->name, s->runs, s->min, s->median, s->max, s->rss_mib);
       else
         printf ("%-46s %5d %9s %9s %9s %13s\n", s->name, s->runs, "FAILED", "-", "-", "-");
     }
@@ -519,9 +516,10 @@ main (int argc, char **argv)
 {
   if (argc != 2 || argv[1][0] == '-')
     {
-      fprintf (stderr, "Usage: %s PATH-TO-AVM\n"
-                       "Environment: BENCH_RUNS (default 50), BENCH_SLOW_RUNS (default 20), BENCH_QEMU,\n"
-                       "  BENCH_SKIP_C2I=1, BENCH_C2I_RUNS (default 3), BENCH_C2I_MIB (default 4096), BENCH_DIR\n",
+      fprintf (stderr,
+               "Usage: %s PATH-TO-AVM\n"
+               "Environment: BENCH_RUNS (default 50), BENCH_SLOW_RUNS (default 20), BENCH_QEMU,\n"
+               "  BENCH_SKIP_C2I=1, BENCH_C2I_RUNS (default 3), BENCH_C2I_MIB (default 4096), BENCH_DIR\n",
                argv[0]);
       return 2;
     }
@@ -592,10 +590,10 @@ main (int argc, char **argv)
   posix_spawnattr_setsigmask (&spawn_attr, &none);
   posix_spawnattr_setflags (&spawn_attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
-  char *dry[] = { avm, "start", "--dry-run", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
-                  "--images", images, NULL };
-  char *dry_json[] = { avm, "start", "--dry-run", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
-                       "--images", images, NULL };
+  char *dry[]
+      = { avm, "start", "--dry-run", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", "--images", images, NULL };
+  char *dry_json[] = { avm,        "start", "--dry-run", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg",
+                       "--images", images,  NULL };
   char *avm_version[] = { avm, "--version", NULL };
   char *q_display[] = { qemu, (char *) start_avm_probes[0], "help", NULL };
   char *q_device[] = { qemu, (char *) start_avm_probes[1], "help", NULL };
@@ -608,15 +606,22 @@ main (int argc, char **argv)
     { .name = "avm start --dry-run --json (warm cache)", .runs = runs, .n_steps = 1, .steps = { dry_json } },
     { .name = "avm start --dry-run (cold cache: probes QEMU)",
       .note = "the cache is deleted before each run (untimed); avm runs its 6 QEMU probes in parallel",
-      .runs = slow_runs, .n_steps = 1, .steps = { dry }, .clear_before_each = caps_dir },
+      .runs = slow_runs,
+      .n_steps = 1,
+      .steps = { dry },
+      .clear_before_each = caps_dir },
     { .name = "avm --version (process start floor)",
       .note = "exec + loading avm's shared libraries, no work",
-      .runs = runs, .n_steps = 1, .steps = { avm_version } },
+      .runs = runs,
+      .n_steps = 1,
+      .steps = { avm_version } },
     { .name = "/bin/true (spawn floor)", .runs = runs, .n_steps = 1, .steps = { true_argv } },
     { .name = "probes: -display,-device,-audio help",
       .note = "start-avm's per-start probes, in its order, one process each; start-avm runs\n"
               "    `-display help` twice when the dbus display is missing: see the 2nd ratio",
-      .runs = slow_runs, .n_steps = 3, .steps = { q_display, q_device, q_audio } },
+      .runs = slow_runs,
+      .n_steps = 3,
+      .steps = { q_display, q_device, q_audio } },
     { .name = "probe: qemu -display help", .runs = slow_runs, .n_steps = 1, .steps = { q_display } },
     { .name = "probe: qemu -version", .runs = slow_runs, .n_steps = 1, .steps = { q_version } },
   };
@@ -632,7 +637,7 @@ main (int argc, char **argv)
     QVERSION,
     N_SERIES
   };
-  _Static_assert (sizeof all / sizeof all[0] == N_SERIES, "series table");
+  _Static_assert(sizeof all / sizeof all[0] == N_SERIES, "series table");
 
   print_machine (avm, qemu);
   fflush (stdout);

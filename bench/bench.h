@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-extern char **child_env;                 /* the environment of every child */
-extern bool failed;                      /* a command failed: exit status 1 */
-extern bool progress_open;               /* the progress line on stderr is unfinished */
+extern char **child_env;                  /* the environment of every child */
+extern bool failed;                       /* a command failed: exit status 1 */
+extern bool progress_open;                /* the progress line on stderr is unfinished */
 extern volatile sig_atomic_t interrupted; /* SIGINT/SIGTERM/SIGHUP seen (its number) */
 
 void *xmalloc (size_t n);

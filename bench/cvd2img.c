@@ -43,8 +43,8 @@
 #define BLOCK 4096
 #define BUF_SIZE (1 << 20) /* every buffer: the harness's RSS is the floor of its children's ru_maxrss */
 #define SECTOR 512
-#define FIRST_OFFSET (40 * SECTOR)  /* Cuttlefish: the first partition at LBA 40 */
-#define GPT_TAIL (33 * SECTOR)      /* backup entries + header */
+#define FIRST_OFFSET (40 * SECTOR) /* Cuttlefish: the first partition at LBA 40 */
+#define GPT_TAIL (33 * SECTOR)     /* backup entries + header */
 #define DISK_ALIGN (64 * 1024)
 #define VBMETA_PARTITION 65536
 #define MAX_RUNS 100
@@ -110,12 +110,9 @@ static const struct blob
   const char *name;
   uint64_t size;
 } blobs[] = {
-  { "boot.img", 64 * MIB },
-  { "init_boot.img", 8 * MIB },
-  { "vendor_boot.img", 64 * MIB },
-  { "vbmeta.img", 8192 },
-  { "vbmeta_system.img", 4096 },
-  { "vbmeta_vendor_dlkm.img", 4096 },
+  { "boot.img", 64 * MIB },           { "init_boot.img", 8 * MIB },
+  { "vendor_boot.img", 64 * MIB },    { "vbmeta.img", 8192 },
+  { "vbmeta_system.img", 4096 },      { "vbmeta_vendor_dlkm.img", 4096 },
   { "vbmeta_system_dlkm.img", 4096 },
 };
 #define N_BLOBS (sizeof blobs / sizeof blobs[0])
@@ -153,17 +150,17 @@ static const struct part
 
 struct imgset
 {
-  uint64_t mib;                 /* super + userdata, expanded */
-  char *dir;                    /* the CVD directory avm reads */
-  char *raw_dir;                /* super.raw, userdata.raw: the expanded images (sparse files) */
+  uint64_t mib;  /* super + userdata, expanded */
+  char *dir;     /* the CVD directory avm reads */
+  char *raw_dir; /* super.raw, userdata.raw: the expanded images (sparse files) */
   uint64_t super_size, userdata_size;
   uint64_t offset[N_PARTS], size[N_PARTS], disk_size;
-  uint64_t data_blocks;         /* non-zero 4 KiB blocks over all partitions */
-  uint64_t image_bytes;         /* bytes of every partition image (dd's share of the naive writes) */
+  uint64_t data_blocks; /* non-zero 4 KiB blocks over all partitions */
+  uint64_t image_bytes; /* bytes of every partition image (dd's share of the naive writes) */
 };
 
-static char *work;     /* the work directory, removed at the end */
-static char *err_log;  /* children's stderr */
+static char *work;    /* the work directory, removed at the end */
+static char *err_log; /* children's stderr */
 static char *p_simg2img, *p_img2simg, *p_dd, *p_cp, *p_truncate, *p_sgdisk, *p_openssl;
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
@@ -605,8 +602,8 @@ make_set (struct imgset *s, uint64_t mib, const char *name, const struct imgset 
   char *super_raw = xasprintf ("%s/super.raw", s->raw_dir), *userdata_raw = xasprintf ("%s/userdata.raw", s->raw_dir);
   char *super_img = xasprintf ("%s/super.img", s->dir), *userdata_img = xasprintf ("%s/userdata.img", s->dir);
   if (!interrupted && make_sparse_raw (super_raw, s->super_size, buf) == 0
-      && make_sparse_raw (userdata_raw, s->userdata_size, buf) == 0 && to_sparse (super_raw, super_img, img2simg_ms) == 0
-      && to_sparse (userdata_raw, userdata_img, img2simg_ms) == 0)
+      && make_sparse_raw (userdata_raw, s->userdata_size, buf) == 0
+      && to_sparse (super_raw, super_img, img2simg_ms) == 0 && to_sparse (userdata_raw, userdata_img, img2simg_ms) == 0)
     r = 0;
   free (super_raw);
   free (userdata_raw);
@@ -663,16 +660,16 @@ struct c2i_step
 struct c2i
 {
   const char *name;
-  char *out;         /* output directory, removed before and after each run */
-  bool precreate;    /* mkdir out (and out/a, out/b with ab) before each run, untimed */
+  char *out;      /* output directory, removed before and after each run */
+  bool precreate; /* mkdir out (and out/a, out/b with ab) before each run, untimed */
   bool ab;
-  bool timed_sync;   /* also time a sync() after the steps */
+  bool timed_sync; /* also time a sync() after the steps */
   bool is_avm;
   struct c2i_step steps[40];
   size_t n;
   int runs;
   /* Results.  */
-  double t[MAX_RUNS], ts[MAX_RUNS];  /* ms: the steps; the steps + sync */
+  double t[MAX_RUNS], ts[MAX_RUNS]; /* ms: the steps; the steps + sync */
   double kind_ms[K_N][MAX_RUNS];
   long max_kib;
   enum kind max_kind; /* the step with the peak */
@@ -916,9 +913,11 @@ bench_cvd2img (const char *avm)
   struct imgset big = { 0 }, small = { 0 };
   struct c2i series[4] = {
     { .name = "avm cvd2img -q", .is_avm = true, .runs = c2i_runs },
-    { .name = "naive: simg2img x2, truncate, dd x16, sgdisk", .precreate = true, .timed_sync = true,
-      .runs = c2i_runs },
-    { .name = "copy limit: cp --sparse=always x2", .precreate = true, .ab = true, .timed_sync = true,
+    { .name = "naive: simg2img x2, truncate, dd x16, sgdisk", .precreate = true, .timed_sync = true, .runs = c2i_runs },
+    { .name = "copy limit: cp --sparse=always x2",
+      .precreate = true,
+      .ab = true,
+      .timed_sync = true,
       .runs = c2i_runs },
     { .name = "avm cvd2img -q (quarter-size set)", .is_avm = true, .runs = 1 },
   };
@@ -937,8 +936,8 @@ bench_cvd2img (const char *avm)
   fflush (stdout);
 
   /* The sets.  */
-  fprintf (stderr, "avm-bench: cvd2img: generating a %" PRIu64 " MiB and a %" PRIu64 " MiB image set in %s\n",
-           set_mib, set_mib / 4, work);
+  fprintf (stderr, "avm-bench: cvd2img: generating a %" PRIu64 " MiB and a %" PRIu64 " MiB image set in %s\n", set_mib,
+           set_mib / 4, work);
   double t0 = now_ms (), img2simg_ms = 0, openssl_ms = 0;
   if (make_set (&big, set_mib, "set", NULL, buf, &img2simg_ms, &openssl_ms) < 0
       || make_set (&small, set_mib / 4, "set-quarter", &big, buf, &img2simg_ms, &openssl_ms) < 0)
@@ -1037,8 +1036,7 @@ bench_cvd2img (const char *avm)
           "  128 KiB-1.9 MiB, holes between), boot and vendor_boot 64 MiB, init_boot 8 MiB, four vbmeta, 1 MiB\n"
           "  bootloader, RSA-4096 key; generated in %.1f s (img2simg %.1f s, openssl genrsa %.1f s); the quarter\n"
           "  set (%" PRIu64 " MiB) shares the small files\n",
-          big.super_size / MIB, big.userdata_size / MIB, gen_ms / 1e3, img2simg_ms / 1e3, openssl_ms / 1e3,
-          small.mib);
+          big.super_size / MIB, big.userdata_size / MIB, gen_ms / 1e3, img2simg_ms / 1e3, openssl_ms / 1e3, small.mib);
   print_chunks (big.dir, "super.img");
   print_chunks (big.dir, "userdata.img");
   printf ("system.img: %" PRIu64 " bytes, %zu partitions; data: %" PRIu64 " non-zero 4 KiB blocks (%.1f MiB,\n"
@@ -1092,8 +1090,7 @@ bench_cvd2img (const char *avm)
   double rss_big = series[AVM].max_kib / 1024.0, rss_small = series[AVM_SMALL].max_kib / 1024.0;
   double alloc_ratio = big.data_blocks ? (double) series[AVM].alloc / (big.data_blocks * BLOCK) : 0;
   printf ("\ncvd2img targets:\n");
-  printf ("  avm peak RSS <= %.0f MiB:            %.1f MiB (%" PRIu64 " MiB set), %.1f MiB (%" PRIu64
-          " MiB set)  %s\n",
+  printf ("  avm peak RSS <= %.0f MiB:            %.1f MiB (%" PRIu64 " MiB set), %.1f MiB (%" PRIu64 " MiB set)  %s\n",
           TARGET_RSS_MIB, rss_big, set_mib, rss_small, small.mib,
           verdict (rss_big <= TARGET_RSS_MIB && rss_small <= TARGET_RSS_MIB));
   printf ("  system.img allocated / data <= %.2fx: %.4fx (%.1f MiB st_blocks vs %.1f MiB of non-zero blocks)  %s\n",
@@ -1104,13 +1101,13 @@ bench_cvd2img (const char *avm)
   snprintf (t_naive, sizeof t_naive, ">= %.0fx", TARGET_NAIVE_RATIO);
   snprintf (t_rss, sizeof t_rss, "<= %.0f MiB", TARGET_RSS_MIB);
   bench_summary_add ("avm cvd2img (system disk, fsynced)", "s", st[AVM].min / 1e3, st[AVM].median / 1e3,
-                     st[AVM].max / 1e3, "copy limit + sync (avm/copy)", st_sync[COPY].median / 1e3, r_copy_sync,
-                     t_copy, r_copy_sync <= TARGET_COPY_RATIO);
+                     st[AVM].max / 1e3, "copy limit + sync (avm/copy)", st_sync[COPY].median / 1e3, r_copy_sync, t_copy,
+                     r_copy_sync <= TARGET_COPY_RATIO);
   bench_summary_add ("avm cvd2img vs slp/cvd2img's pipeline", "s", st[AVM].min / 1e3, st[AVM].median / 1e3,
                      st[AVM].max / 1e3, "naive tools + sync (naive/avm)", st_sync[NAIVE].median / 1e3, r_naive_sync,
                      t_naive, r_naive_sync >= TARGET_NAIVE_RATIO);
-  bench_summary_add ("avm cvd2img peak RSS", "MiB", rss_small, rss_big, rss_big, "quarter-size set (big/small)", rss_small,
-                     rss_small > 0 ? rss_big / rss_small : 0, t_rss,
+  bench_summary_add ("avm cvd2img peak RSS", "MiB", rss_small, rss_big, rss_big, "quarter-size set (big/small)",
+                     rss_small, rss_small > 0 ? rss_big / rss_small : 0, t_rss,
                      rss_big <= TARGET_RSS_MIB && rss_small <= TARGET_RSS_MIB);
   print_load ("\nload at end of the cvd2img part");
   ret = 0;

@@ -320,8 +320,8 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
             break;
           unlink (stamp_file);
           double t0 = mono_ms ();
-          pid_t pid = which == FLOOR ? floor_launch (fake, stamp, floor_dir, extra)
-                                     : spawn_env (ser[which].argv, extra);
+          pid_t pid
+              = which == FLOOR ? floor_launch (fake, stamp, floor_dir, extra) : spawn_env (ser[which].argv, extra);
           if (pid < 0)
             return -1;
           double t1 = wait_stamp (stamp_file, 30000);
@@ -468,7 +468,7 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
   char *npath = xasprintf ("%s/notify.sock", dir), *env_notify = xasprintf ("NOTIFY_SOCKET=%s", npath);
   char *plan_path = xasprintf ("%s/demo-plan.json", dir);
   /* The plan: its QEMU argv and helper argvs are what the bare run uses.  */
-  char *plan_argv[] = { (char *) avm, "start", "-p", "demo", "--images", (char *) images, "--set",
+  char *plan_argv[] = { (char *) avm,        "start",     "-p",     "demo", "--images", (char *) images, "--set",
                         "machine.accel=tcg", "--dry-run", "--json", NULL };
   {
     size_t n = 0;
@@ -513,7 +513,7 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
       /* avm */
       int nfd = notify_socket (npath);
       char *extra[] = { env_run, env_state, env_notify, NULL };
-      char *argv[] = { (char *) avm, "start", "-q", "-p", "demo", "--images", (char *) images, "--set",
+      char *argv[] = { (char *) avm,        "start", "-q", "-p", "demo", "--images", (char *) images, "--set",
                        "machine.accel=tcg", NULL };
       double t0 = mono_ms ();
       pid_t pid = spawn_env (argv, extra);

@@ -21,7 +21,7 @@ mandoc man-db shellcheck bash
 cppcheck
 systemd util-linux debian-archive-keyring
 podman debootstrap
-clang valgrind
+clang clang-format valgrind
 "
 
 missing=""

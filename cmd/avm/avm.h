@@ -44,11 +44,13 @@ enum
   OPT_SEED,
 };
 
+/* clang-format off */
 #define AVM_PROFILE_LONGOPTS                                                                                           \
   { "profile", required_argument, NULL, 'p' }, { "set", required_argument, NULL, OPT_SET },                            \
       { "option", required_argument, NULL, 'O' }, { "instance", required_argument, NULL, 'i' },                        \
       { "images", required_argument, NULL, OPT_IMAGES }, { "caps", required_argument, NULL, OPT_CAPS },                \
       { "allow-unapproved", no_argument, NULL, OPT_ALLOW_UNAPPROVED }
+/* clang-format on */
 
 /* Handle one of the shared options; returns 1 if handled, 0 if not, or a
    negative error (usage).  */
@@ -68,9 +70,9 @@ int avm_json_print (json_t *j, FILE *out);
 /* `avm start` once its options are parsed; start-avm runs it too.  */
 struct avm_start_run
 {
-  bool dry_run;                   /* print the plan, start nothing */
-  bool json;                      /* with dry_run: the whole plan as JSON */
-  bool show_cmdline;              /* print the QEMU command line on stderr before starting */
+  bool dry_run;      /* print the plan, start nothing */
+  bool json;         /* with dry_run: the whole plan as JSON */
+  bool show_cmdline; /* print the QEMU command line on stderr before starting */
   bool stop_after_boot;
   enum avm_log_target log_target;
   bool verbose, quiet;

@@ -253,7 +253,7 @@ avm_cmd_check (int argc, char **argv)
       printf ("avm check: profile %s (%s)\n", p->name, p->path);
       avm_host_report_print (&rep, stdout);
       printf ("%s\n", avm_host_report_ok (&rep) ? "=> this host can run the profile"
-                                                  : "=> this host cannot run the profile as it is (see FAIL above)");
+                                                : "=> this host cannot run the profile as it is (see FAIL above)");
     }
   ret = avm_host_report_ok (&rep) ? AVM_EXIT_OK : AVM_EXIT_FAILURE;
 out:

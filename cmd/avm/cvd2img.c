@@ -81,8 +81,9 @@ run (struct avm_cvd2img_request *req, const char *cmd, int nargs, char **args)
   if (nargs == 1)
     {
       if (!is_dir (args[0]))
-        return avm_usage_error (cmd, "%s is not a directory (give a Cuttlefish image directory, or the image zip and "
-                                     "the host package)",
+        return avm_usage_error (cmd,
+                                "%s is not a directory (give a Cuttlefish image directory, or the image zip and "
+                                "the host package)",
                                 args[0]);
       req->dir = args[0];
     }
@@ -121,9 +122,9 @@ int
 avm_cmd_cvd2img_compat (int argc, char **argv)
 {
   static const struct option longopts[] = {
-    { "arch", required_argument, NULL, 'a' },      { "system", required_argument, NULL, 's' },
-    { "props", required_argument, NULL, 'p' },     { "virgl-props", required_argument, NULL, 'v' },
-    { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
+    { "arch", required_argument, NULL, 'a' },  { "system", required_argument, NULL, 's' },
+    { "props", required_argument, NULL, 'p' }, { "virgl-props", required_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
   };
   /* slp/cvd2img's outputs only: it is run in the image directory, which
      already has the host package (avm-cvd2img(1), COMPATIBILITY).  */
@@ -186,11 +187,16 @@ int
 avm_cmd_cvd2img (int argc, char **argv)
 {
   static const struct option longopts[] = {
-    { "output", required_argument, NULL, 'o' },  { "arch", required_argument, NULL, 'a' },
-    { "key", required_argument, NULL, 'k' },     { "pubkey", required_argument, NULL, 'K' },
-    { "profile", required_argument, NULL, 'p' }, { "option", required_argument, NULL, 'O' },
-    { "set", required_argument, NULL, OPT_SET }, { "no-virgl", no_argument, NULL, 'V' },
-    { "seed", required_argument, NULL, OPT_SEED }, { "quiet", no_argument, NULL, 'q' },
+    { "output", required_argument, NULL, 'o' },
+    { "arch", required_argument, NULL, 'a' },
+    { "key", required_argument, NULL, 'k' },
+    { "pubkey", required_argument, NULL, 'K' },
+    { "profile", required_argument, NULL, 'p' },
+    { "option", required_argument, NULL, 'O' },
+    { "set", required_argument, NULL, OPT_SET },
+    { "no-virgl", no_argument, NULL, 'V' },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };

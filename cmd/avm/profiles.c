@@ -67,10 +67,12 @@ cmd_list (int argc, char **argv)
       const char *why = json_string_value (error);
       /* Names, paths and descriptions are the files' own: shown escaped.  */
       avm_fprintf_escaped (stdout, "%-*s  %s\n", (int) w, json_string_value (json_object_get (e, "name")),
-              why ? (strstr (why, "malformed JSON") ? "(malformed JSON)" : "(unreadable: see --json)")
-              : desc ? json_string_value (desc) : "");
+                           why    ? (strstr (why, "malformed JSON") ? "(malformed JSON)" : "(unreadable: see --json)")
+                           : desc ? json_string_value (desc)
+                                  : "");
       avm_fprintf_escaped (stdout, "%-*s  %s%s%s%s\n", (int) w, "", json_string_value (json_object_get (e, "path")),
-              shadow ? "  (shadowed by " : "", shadow ? json_string_value (shadow) : "", shadow ? ")" : "");
+                           shadow ? "  (shadowed by " : "", shadow ? json_string_value (shadow) : "",
+                           shadow ? ")" : "");
     }
   return 0;
 }

@@ -60,8 +60,7 @@ help (FILE *out)
          out);
 }
 
-static int __attribute__ ((format (printf, 1, 2)))
-usage_error (const char *fmt, ...)
+static int __attribute__ ((format (printf, 1, 2))) usage_error (const char *fmt, ...)
 {
   va_list ap;
   fputs ("start-avm: ", stderr);
@@ -97,16 +96,11 @@ int
 avm_cmd_start_avm (int argc, char **argv)
 {
   static const struct option longopts[] = {
-    { "mt", no_argument, NULL, SA_MT },
-    { "video", no_argument, NULL, SA_VIDEO },
-    { "rotary", no_argument, NULL, SA_ROTARY },
-    { "mode", required_argument, NULL, 'm' },
-    { "qemu", required_argument, NULL, 'q' },
-    { "dry-run", no_argument, NULL, 'n' },
-    { "json", no_argument, NULL, SA_JSON },
-    { "caps", required_argument, NULL, SA_CAPS },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    { "mt", no_argument, NULL, SA_MT },         { "video", no_argument, NULL, SA_VIDEO },
+    { "rotary", no_argument, NULL, SA_ROTARY }, { "mode", required_argument, NULL, 'm' },
+    { "qemu", required_argument, NULL, 'q' },   { "dry-run", no_argument, NULL, 'n' },
+    { "json", no_argument, NULL, SA_JSON },     { "caps", required_argument, NULL, SA_CAPS },
+    { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
   };
   struct avm_startavm sa = { 0 };
   struct avm_startavm_start s = { 0 };

@@ -106,8 +106,8 @@ print_status (FILE *out, json_t *st)
     {
       /* Locked, control socket not up yet (or no longer).  */
       avm_fprintf_escaped (out, "instance %lld: %s (avm pid %lld, runtime directory %s)\n",
-               (long long) json_integer_value (json_object_get (st, "instance")), field (st, "state"),
-               (long long) json_integer_value (json_object_get (st, "pid")), field (st, "run_dir"));
+                           (long long) json_integer_value (json_object_get (st, "instance")), field (st, "state"),
+                           (long long) json_integer_value (json_object_get (st, "pid")), field (st, "run_dir"));
       return;
     }
   char up[32], boot[32] = "";
@@ -116,9 +116,8 @@ print_status (FILE *out, json_t *st)
   if (json_is_number (bt))
     format_duration (json_number_value (bt), boot, sizeof boot);
   avm_fprintf_escaped (out, "instance %lld: %s (profile %s, avm pid %lld, up %s)\n",
-           (long long) json_integer_value (json_object_get (st, "instance")),
-           field (st, "state"), field (st, "profile"),
-           (long long) json_integer_value (json_object_get (st, "pid")), up);
+                       (long long) json_integer_value (json_object_get (st, "instance")), field (st, "state"),
+                       field (st, "profile"), (long long) json_integer_value (json_object_get (st, "pid")), up);
   size_t k;
   json_t *w;
   json_array_foreach (json_object_get (st, "unapproved"), k, w)
@@ -134,8 +133,8 @@ print_status (FILE *out, json_t *st)
   if (json_is_object (display))
     {
       const char *addr = json_string_value (json_object_get (display, "address"));
-      avm_strbuf_addf (&reach, "%sdisplay %s%s%s", reach.len ? ", " : "", field (display, "backend"),
-                       addr ? " " : "", addr ? addr : "");
+      avm_strbuf_addf (&reach, "%sdisplay %s%s%s", reach.len ? ", " : "", field (display, "backend"), addr ? " " : "",
+                       addr ? addr : "");
     }
   if (reach.len)
     {
@@ -145,7 +144,7 @@ print_status (FILE *out, json_t *st)
     }
   if (*boot)
     avm_fprintf_escaped (out, "  booted in %s%s\n", boot,
-             json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");
+                         json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");
   else
     avm_fprintf_escaped (out, "  not booted yet\n");
   json_t *q = json_object_get (st, "qemu");
@@ -258,8 +257,8 @@ avm_cmd_status (int argc, char **argv)
         pr = avm_json_print (json_array_get (list, 0), stdout);
       else
         {
-          _cleanup_json_ json_t *none = json_pack ("{s:b, s:i, s:s}", "ok", 1, "instance", instance, "state",
-                                                   "stopped");
+          _cleanup_json_ json_t *none
+              = json_pack ("{s:b, s:i, s:s}", "ok", 1, "instance", instance, "state", "stopped");
           pr = avm_json_print (none, stdout);
         }
       if (pr < 0)

@@ -116,7 +116,7 @@ avm_cmd_stop (int argc, char **argv)
   if (!json_is_true (json_object_get (reply, "ok")))
     {
       avm_fprintf_escaped (stderr, "avm stop: instance %d: %s\n", instance,
-               json_string_value (json_object_get (reply, "error")) ?: "request refused");
+                           json_string_value (json_object_get (reply, "error")) ?: "request refused");
       return AVM_EXIT_FAILURE;
     }
   if (!wait)
@@ -126,8 +126,8 @@ avm_cmd_stop (int argc, char **argv)
     {
       if (now_s () > deadline)
         {
-          fprintf (stderr, "avm stop: instance %d (pid %d) still running after %.0f s; try avm stop --kill\n",
-                   instance, (int) pid, timeout);
+          fprintf (stderr, "avm stop: instance %d (pid %d) still running after %.0f s; try avm stop --kill\n", instance,
+                   (int) pid, timeout);
           return AVM_EXIT_FAILURE;
         }
       struct timespec ts = { 0, 20 * 1000 * 1000 };

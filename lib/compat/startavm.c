@@ -53,8 +53,9 @@ pick_arch (const struct avm_startavm *o, struct avm_startavm_start *out, avm_err
   if (!o->qemu_dir)
     {
       if (!streq (host, "x86_64") && !streq (host, "aarch64"))
-        return avm_error_input (err, "no aaos profile for this host's architecture %s (x86_64 or aarch64; use -q DIR "
-                                     "with a qemu-system-x86_64 or qemu-system-aarch64)",
+        return avm_error_input (err,
+                                "no aaos profile for this host's architecture %s (x86_64 or aarch64; use -q DIR "
+                                "with a qemu-system-x86_64 or qemu-system-aarch64)",
                                 host);
       out->arch = strdup (host);
       return out->arch ? 0 : avm_error_sys (err, ENOMEM, "start-avm");
@@ -80,7 +81,8 @@ pick_arch (const struct avm_startavm *o, struct avm_startavm_start *out, avm_err
           return avm_error_sys (err, ENOMEM, "start-avm");
         return 0;
       }
-  return avm_error_input (err, "-q/--qemu %s: no executable qemu-system-x86_64 or qemu-system-aarch64 in it", o->qemu_dir);
+  return avm_error_input (err, "-q/--qemu %s: no executable qemu-system-x86_64 or qemu-system-aarch64 in it",
+                          o->qemu_dir);
 }
 
 /* "${images}/REST" -> REST, else NULL.  */
@@ -148,8 +150,8 @@ map_images (const struct avm_startavm *o, struct avm_startavm_start *out, avm_er
             r = avm_argv_pushf (&out->sets, "%s=%s", path, own);
           else
             r = set_first (out, path, out->images,
-                           (const char *const[]){ "qemu/avb_key.pem", "etc/cvd_avb_testkey_rsa4096.pem",
-                                                  "etc/cvd_avb_testkey.pem", NULL });
+                           (const char *const[]) { "qemu/avb_key.pem", "etc/cvd_avb_testkey_rsa4096.pem",
+                                                   "etc/cvd_avb_testkey.pem", NULL });
           if (r < 0)
             return avm_error_sys (err, ENOMEM, "start-avm");
         }
@@ -160,7 +162,7 @@ map_images (const struct avm_startavm *o, struct avm_startavm_start *out, avm_er
     {
       _cleanup_free_ char *cf = NULL;
       if (asprintf (&cf, "etc/bootloader_%s/bootloader.qemu", out->arch) < 0
-          || set_first (out, "firmware.bios", out->images, (const char *const[]){ "qemu/bootloader", cf, NULL }) < 0)
+          || set_first (out, "firmware.bios", out->images, (const char *const[]) { "qemu/bootloader", cf, NULL }) < 0)
         return avm_error_sys (err, ENOMEM, "start-avm");
     }
   else if (bios && avm_argv_pushf (&out->sets, "firmware.bios=%s/%s", qdir, bios) < 0)
@@ -172,7 +174,7 @@ int
 avm_startavm_translate (const struct avm_startavm *o, struct avm_startavm_start *out, avm_error_t *err)
 {
   int r;
-  *out = (struct avm_startavm_start){ 0 };
+  *out = (struct avm_startavm_start) { 0 };
   if (!o->cvd_dir || !*o->cvd_dir)
     return avm_error_input (err, "missing the Cuttlefish directory (ANDROID_BASE_DIR)");
   if (!is_dir (o->cvd_dir))
@@ -193,8 +195,9 @@ avm_startavm_translate (const struct avm_startavm *o, struct avm_startavm_start 
     bool on;
     const char *option;
   } flags[] = {
-    { o->tap_network, "network=tap" }, { o->vhost_user_vsock, "vsock=vhost-user" }, { o->virgl, "gpu=virgl" },
-    { o->multitouch, "touch=multitouch" }, { o->video, "video=on" }, { o->rotary, "rotary=on" },
+    { o->tap_network, "network=tap" }, { o->vhost_user_vsock, "vsock=vhost-user" },
+    { o->virgl, "gpu=virgl" },         { o->multitouch, "touch=multitouch" },
+    { o->video, "video=on" },          { o->rotary, "rotary=on" },
     { o->phone, "mode=phone" },
   };
   for (size_t i = 0; i < ARRAY_SIZE (flags); i++)
@@ -221,5 +224,5 @@ avm_startavm_start_clear (struct avm_startavm_start *s)
   free (s->images);
   avm_argv_clear (&s->options);
   avm_argv_clear (&s->sets);
-  *s = (struct avm_startavm_start){ 0 };
+  *s = (struct avm_startavm_start) { 0 };
 }

@@ -47,9 +47,9 @@ int avm_startavm_parse_mode (const char *arg, bool *phone, avm_error_t *err);
 /* The equivalent `avm start` request.  */
 struct avm_startavm_start
 {
-  char *profile;          /* aaos-x86_64 or aaos-arm64 */
-  char *arch;             /* x86_64 or aarch64 */
-  char *images;           /* --images: the Cuttlefish directory, absolute */
+  char *profile;           /* aaos-x86_64 or aaos-arm64 */
+  char *arch;              /* x86_64 or aarch64 */
+  char *images;            /* --images: the Cuttlefish directory, absolute */
   struct avm_argv options; /* NAME=CHOICE */
   struct avm_argv sets;    /* PATH=VALUE */
 };

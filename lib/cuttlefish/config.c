@@ -54,11 +54,11 @@ avm_cf_config_text (const struct avm_cf_config *in, char **out, avm_error_t *err
 {
   char id[16];
   snprintf (id, sizeof id, "%d", in->instance);
-  _cleanup_json_ json_t *inst = json_pack ("{s:b, s:i, s:s, s:i, s:s, s:s, s:s, s:s}", "run_as_daemon", 0,
-                                           "modem_simulator_host_id", 1000 + in->instance, "ril_ipaddr", in->ril_ip,
-                                           "ril_prefixlen", in->ril_prefix, "ril_gateway", in->ril_gateway,
-                                           "ril_dns", in->ril_dns, "mobile_tap_name",
-                                           in->mobile_tap ? in->mobile_tap : "", "mobile_bridge_name", "");
+  _cleanup_json_ json_t *inst
+      = json_pack ("{s:b, s:i, s:s, s:i, s:s, s:s, s:s, s:s}", "run_as_daemon", 0, "modem_simulator_host_id",
+                   1000 + in->instance, "ril_ipaddr", in->ril_ip, "ril_prefixlen", in->ril_prefix, "ril_gateway",
+                   in->ril_gateway, "ril_dns", in->ril_dns, "mobile_tap_name", in->mobile_tap ? in->mobile_tap : "",
+                   "mobile_bridge_name", "");
   json_t *displays = json_array ();
   if (!inst || !displays)
     {
@@ -66,9 +66,9 @@ avm_cf_config_text (const struct avm_cf_config *in, char **out, avm_error_t *err
       return avm_error_sys (err, ENOMEM, "Cuttlefish configuration");
     }
   for (size_t i = 0; i < in->ndisplays; i++)
-    json_array_append_new (displays, json_pack ("{s:i, s:i, s:i, s:i}", "x_res", in->displays[i].xres, "y_res",
-                                                in->displays[i].yres, "dpi", in->displays[i].dpi, "refresh_rate_hz",
-                                                60));
+    json_array_append_new (displays,
+                           json_pack ("{s:i, s:i, s:i, s:i}", "x_res", in->displays[i].xres, "y_res",
+                                      in->displays[i].yres, "dpi", in->displays[i].dpi, "refresh_rate_hz", 60));
   json_object_set_new (inst, "display_configs", displays);
   _cleanup_json_ json_t *root = json_pack ("{s:s, s:s, s:{s:O}}", "root_dir", in->root_dir, "instances_uds_dir",
                                            in->uds_dir, "instances", id, inst);

@@ -141,10 +141,16 @@ avm_cf_probe_env_make (struct avm_cf_probe_env *pe, int instance, avm_error_t *e
     return avm_error_sys (err, errno, "a temporary directory for the helpers' flag probes");
   pe->root = strdup (tmpl);
   _cleanup_free_ char *idir = avm_cf_instance_dir (tmpl, instance), *logs = NULL, *conf = NULL, *text = NULL;
-  if (!pe->root || !idir || asprintf (&logs, "%s/logs", idir) < 0 || asprintf (&conf, "%s/cuttlefish_config.json", tmpl) < 0)
+  if (!pe->root || !idir || asprintf (&logs, "%s/logs", idir) < 0
+      || asprintf (&conf, "%s/cuttlefish_config.json", tmpl) < 0)
     return avm_error_sys (err, ENOMEM, "flag probes");
-  const struct avm_cf_config cfg = { .root_dir = tmpl, .uds_dir = tmpl, .instance = instance, .ril_ip = "10.0.2.15",
-                                     .ril_gateway = "10.0.2.2", .ril_dns = "10.0.2.3", .ril_prefix = 24 };
+  const struct avm_cf_config cfg = { .root_dir = tmpl,
+                                     .uds_dir = tmpl,
+                                     .instance = instance,
+                                     .ril_ip = "10.0.2.15",
+                                     .ril_gateway = "10.0.2.2",
+                                     .ril_dns = "10.0.2.3",
+                                     .ril_prefix = 24 };
   int r;
   if ((r = avm_mkdir_p (logs, 0700, err)) < 0 || (r = avm_cf_config_text (&cfg, &text, err)) < 0
       || (r = avm_write_file_atomic (conf, text, strlen (text), 0600, err)) < 0)
@@ -192,9 +198,21 @@ has (char *const *v, const char *name)
 }
 
 /* gflags' own flags, which every program has.  */
-static const char *const builtin[] = { "flagfile", "fromenv", "tryfromenv", "undefok", "help", "helpfull",
-                                       "helpshort", "helpon", "helpmatch", "helppackage", "helpxml", "version",
-                                       "tab_completion_columns", "tab_completion_word", NULL };
+static const char *const builtin[] = { "flagfile",
+                                       "fromenv",
+                                       "tryfromenv",
+                                       "undefok",
+                                       "help",
+                                       "helpfull",
+                                       "helpshort",
+                                       "helpon",
+                                       "helpmatch",
+                                       "helppackage",
+                                       "helpxml",
+                                       "version",
+                                       "tab_completion_columns",
+                                       "tab_completion_word",
+                                       NULL };
 
 char *
 avm_cf_gflags_unknown (char *const *flags, const char *const *argv)
@@ -219,7 +237,8 @@ avm_cf_gflags_unknown (char *const *flags, const char *const *argv)
       _cleanup_free_ char *name = strndup (a, n);
       if (!name)
         break;
-      bool known = has (flags, name) || avm_strv_contains (undefok.v, name) || avm_strv_contains ((char **) builtin, name);
+      bool known
+          = has (flags, name) || avm_strv_contains (undefok.v, name) || avm_strv_contains ((char **) builtin, name);
       /* -noNAME sets a boolean NAME to false.  */
       if (!known && strncmp (name, "no", 2) == 0)
         known = has (flags, name + 2) || avm_strv_contains (undefok.v, name + 2);

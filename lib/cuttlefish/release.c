@@ -86,10 +86,8 @@ static const struct
   size_t off;
   int release;
 } marks[AVM_CF_HOST_MARKERS] = {
-  { offsetof (struct avm_cf_facts, sensors_simulator), 4 },
-  { offsetof (struct avm_cf_facts, vhalconfig), 3 },
-  { offsetof (struct avm_cf_facts, vhal_proxy_server), 2 },
-  { offsetof (struct avm_cf_facts, vhost_device_vsock), 1 },
+  { offsetof (struct avm_cf_facts, sensors_simulator), 4 }, { offsetof (struct avm_cf_facts, vhalconfig), 3 },
+  { offsetof (struct avm_cf_facts, vhal_proxy_server), 2 }, { offsetof (struct avm_cf_facts, vhost_device_vsock), 1 },
   { offsetof (struct avm_cf_facts, secure_env), 0 },
 };
 const char *const avm_cf_host_markers[AVM_CF_HOST_MARKERS] = {
@@ -141,8 +139,8 @@ avm_cf_release_decide (const struct avm_cf_facts *f, struct avm_cf_release *out)
     {
       rel = avm_cf_release_index (f->manifest_release);
       snprintf (out->source, sizeof out->source, "manifest.json");
-      snprintf (out->evidence, sizeof out->evidence, "recorded by avm cvd2img%s%s",
-                f->manifest_evidence ? ": " : "", f->manifest_evidence ? f->manifest_evidence : "");
+      snprintf (out->evidence, sizeof out->evidence, "recorded by avm cvd2img%s%s", f->manifest_evidence ? ": " : "",
+                f->manifest_evidence ? f->manifest_evidence : "");
     }
   else if (f->android_info)
     {
@@ -176,8 +174,9 @@ avm_cf_release_decide (const struct avm_cf_facts *f, struct avm_cf_release *out)
       else
         {
           rel = 0;
-          snprintf (out->evidence, sizeof out->evidence, "none of gfxstream, vhost_user_vsock, "
-                                                         "output_audio_streams_count");
+          snprintf (out->evidence, sizeof out->evidence,
+                    "none of gfxstream, vhost_user_vsock, "
+                    "output_audio_streams_count");
         }
       if (info_value (f->android_info, "config", v, sizeof v) && !streq (v, "auto"))
         snprintf (out->warning, sizeof out->warning,

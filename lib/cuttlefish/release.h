@@ -37,11 +37,11 @@ extern const char *const avm_cf_releases[];
 /* What a set was seen to contain.  */
 struct avm_cf_facts
 {
-  char *android_info;   /* android-info.txt, or NULL */
-  int boot_os_major;    /* boot.img header os_version major (14, 15, ...), 0 when unknown */
-  bool hostpkg;         /* a host package is there (bin/ or etc/) */
+  char *android_info; /* android-info.txt, or NULL */
+  int boot_os_major;  /* boot.img header os_version major (14, 15, ...), 0 when unknown */
+  bool hostpkg;       /* a host package is there (bin/ or etc/) */
   bool sensors_simulator, vhalconfig, vhal_proxy_server, vhost_device_vsock, secure_env;
-  char *manifest_release;  /* "release" recorded in manifest.json, or NULL */
+  char *manifest_release; /* "release" recorded in manifest.json, or NULL */
   char *manifest_evidence;
 };
 void avm_cf_facts_clear (struct avm_cf_facts *f);
@@ -72,10 +72,10 @@ int avm_cf_boot_os_major (const unsigned char *hdr, size_t len);
 
 struct avm_cf_release
 {
-  const char *release;   /* one of avm_cf_releases, or NULL */
-  char source[64];       /* "manifest.json", "android-info.txt", "host package" */
-  char evidence[256];    /* what decided it, for the dry run and avm check */
-  char warning[320];     /* e.g. the host package is older than the images; "" */
+  const char *release; /* one of avm_cf_releases, or NULL */
+  char source[64];     /* "manifest.json", "android-info.txt", "host package" */
+  char evidence[256];  /* what decided it, for the dry run and avm check */
+  char warning[320];   /* e.g. the host package is older than the images; "" */
 };
 
 /* Decide from FACTS (never fails).  */

@@ -342,15 +342,18 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
     arch = host_arch ();
   json_object_set_new (manifest, "avm_version", json_string (AVM_VERSION));
   json_object_set_new (manifest, "arch", json_string (arch));
-  json_object_set_new (manifest, "input", req->dir ? json_pack ("{s:s}", "dir", req->dir)
-                                                   : json_pack ("{s:s, s:s}", "zip", req->zip, "host_package", req->hostpkg));
+  json_object_set_new (manifest, "input",
+                       req->dir ? json_pack ("{s:s}", "dir", req->dir)
+                                : json_pack ("{s:s, s:s}", "zip", req->zip, "host_package", req->hostpkg));
   if ((r = avm_cvd2img_load_key (req, set, &key, &key_pem, &key_pem_len, manifest, err)) < 0)
     goto out;
 
   /* Profiles for the boot properties: as asked, and its virgl variant;
      options such as the Android release told by the set itself.  */
   struct avm_profile_request preq = {
-    .name = req->profile ? req->profile : streq (arch, "aarch64") ? "aaos-arm64" : "aaos-x86_64",
+    .name = req->profile              ? req->profile
+            : streq (arch, "aarch64") ? "aaos-arm64"
+                                      : "aaos-x86_64",
     .options = req->options,
     .sets = req->sets,
     .images = avm_imgset_label (set),
@@ -370,7 +373,8 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
         json_object_set (m, "warning", json_object_get (rel, "warning"));
       json_object_set_new (manifest, "release", m);
     }
-  json_t *gpu_choices = json_object_get (json_object_get (json_object_get (profile->json, "options"), "gpu"), "choices");
+  json_t *gpu_choices
+      = json_object_get (json_object_get (json_object_get (profile->json, "options"), "gpu"), "choices");
   if (!req->no_virgl && json_object_get (gpu_choices, "virgl"))
     {
       for (size_t i = 0; req->options && req->options[i]; i++)
@@ -425,7 +429,9 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* --seed: the GUIDs derived, not drawn; the same inputs and seed give
      the same disk, byte for byte.  */
   if ((r = avm_gpt_finish (gpt, err)) < 0
-      || (req->seed && ((r = avm_cvd2img_seed_key (req->seed, set, seed, err)) < 0 || (r = avm_cvd2img_seed_gpt (gpt, seed, err)) < 0))
+      || (req->seed
+          && ((r = avm_cvd2img_seed_key (req->seed, set, seed, err)) < 0
+              || (r = avm_cvd2img_seed_gpt (gpt, seed, err)) < 0))
       || (r = avm_gpt_build (gpt, head, tail, err)) < 0)
     {
       json_decref (sources);
@@ -449,9 +455,15 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
   /* The names of the set's files (and of the marker): no tree entry may
      have one.  Then the output directory to ourselves, what a killed run
      left there removed, and the tree's effect on the directory planned.  */
-  const char *const set_names[] = { avm_path_base (sys_path), avm_path_base (props_path), avm_path_base (virgl_path),
-                                    "bootloader", "manifest.json", "avb_key.pem", "android-info.txt",
-                                    AVM_CVD2IMG_MARKER, HOST_TREE };
+  const char *const set_names[] = { avm_path_base (sys_path),
+                                    avm_path_base (props_path),
+                                    avm_path_base (virgl_path),
+                                    "bootloader",
+                                    "manifest.json",
+                                    "avb_key.pem",
+                                    "android-info.txt",
+                                    AVM_CVD2IMG_MARKER,
+                                    HOST_TREE };
   for (size_t i = 0; i < ARRAY_SIZE (set_names); i++)
     if (!avm_strv_contains (reserved.v, set_names[i]))
       avm_argv_push (&reserved, set_names[i]);
@@ -473,9 +485,9 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
      random per conversion (--seed: derived from the seed and the inputs).  */
   char sys_guid[40];
   avm_guid_format (gpt->disk_guid, sys_guid);
-  json_object_set_new (manifest, "system", json_pack ("{s:s, s:I, s:s, s:o}", "file", sys_path, "size",
-                                                      (json_int_t) gpt->disk_size, "disk_guid", sys_guid,
-                                                      "partitions", sysparts));
+  json_object_set_new (manifest, "system",
+                       json_pack ("{s:s, s:I, s:s, s:o}", "file", sys_path, "size", (json_int_t) gpt->disk_size,
+                                  "disk_guid", sys_guid, "partitions", sysparts));
 
   /* Write everything to temporaries.  */
   if ((r = avm_out_open (sys_path, gpt->disk_size, &outs.o[OUT_SYSTEM], err)) < 0)
@@ -510,13 +522,15 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
 
   json_t *info = NULL;
   if ((r = write_props (profile, arch, key, "properties", req->seed ? seed : NULL, props_path, &outs.o[OUT_PROPS],
-                       &info, err)) < 0)
+                        &info, err))
+      < 0)
     goto out;
   json_object_set_new (manifest, "properties", info);
   if (profile_virgl)
     {
       if ((r = write_props (profile_virgl, arch, key, "properties_virgl", req->seed ? seed : NULL, virgl_path,
-                            &outs.o[OUT_PROPS_VIRGL], &info, err)) < 0)
+                            &outs.o[OUT_PROPS_VIRGL], &info, err))
+          < 0)
         goto out;
       json_object_set_new (manifest, "properties_virgl", info);
     }
@@ -535,8 +549,9 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
     goto out;
   char sha[65];
   avm_avb_sha256_hex (bootloader, bootloader_len, sha);
-  json_object_set_new (manifest, "bootloader", json_pack ("{s:s, s:s, s:I, s:s}", "file", boot_path, "source", blpath,
-                                                          "size", (json_int_t) bootloader_len, "sha256", sha));
+  json_object_set_new (manifest, "bootloader",
+                       json_pack ("{s:s, s:s, s:I, s:s}", "file", boot_path, "source", blpath, "size",
+                                  (json_int_t) bootloader_len, "sha256", sha));
 
   /* The host package's test key, so that `avm start` can rebuild the
      properties disk when the profile's boot properties change (the
@@ -565,8 +580,8 @@ avm_cvd2img (const struct avm_cvd2img_request *req, struct avm_cvd2img_result *r
           || (r = avm_out_write (outs.o[OUT_INFO], 0, info_text, ilen, err)) < 0)
         goto out;
       avm_avb_sha256_hex ((const uint8_t *) info_text, ilen, sha);
-      json_object_set_new (manifest, "android_info", json_pack ("{s:s, s:I, s:s}", "file", info_path, "size",
-                                                                (json_int_t) ilen, "sha256", sha));
+      json_object_set_new (manifest, "android_info",
+                           json_pack ("{s:s, s:I, s:s}", "file", info_path, "size", (json_int_t) ilen, "sha256", sha));
     }
 
   /* The host package's tree, and what avm start and avm inspect compare

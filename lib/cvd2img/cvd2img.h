@@ -22,21 +22,21 @@
 
 struct avm_cvd2img_request
 {
-  const char *dir;      /* unpacked image directory, or */
-  const char *zip;      /* image zip ... */
-  const char *hostpkg;  /* ... and host package tarball */
-  const char *out_dir;  /* default "." */
+  const char *dir;                                         /* unpacked image directory, or */
+  const char *zip;                                         /* image zip ... */
+  const char *hostpkg;                                     /* ... and host package tarball */
+  const char *out_dir;                                     /* default "." */
   const char *system_path, *props_path, *props_virgl_path; /* NULL: OUT_DIR/default names */
   const char *arch;     /* "x86_64", "aarch64", or NULL: from the bootloader, else the host */
   const char *key;      /* PEM private key, NULL: the host package's test key */
   const char *pubkey;   /* .avbpubkey to check against the key, or NULL */
-  const char *profile;    /* boot properties from this profile; NULL: aaos-<arch> */
-  char *const *options;   /* --option NAME=CHOICE */
-  char *const *sets;      /* --set PATH=VALUE */
-  bool no_virgl;          /* skip properties_virgl.img (else written when the
-                             profile has the option gpu=virgl) */
-  bool no_host_tree;      /* do not put the host package's tree into the output
-                             directory (the slp/cvd2img personality) */
+  const char *profile;  /* boot properties from this profile; NULL: aaos-<arch> */
+  char *const *options; /* --option NAME=CHOICE */
+  char *const *sets;    /* --set PATH=VALUE */
+  bool no_virgl;        /* skip properties_virgl.img (else written when the
+                           profile has the option gpu=virgl) */
+  bool no_host_tree;    /* do not put the host package's tree into the output
+                           directory (the slp/cvd2img personality) */
   const char *seed;     /* reproducible output: the disks' GUIDs and AVB
                            salts derived from this and the image set, not
                            drawn at random (NULL) */
@@ -73,7 +73,7 @@ struct avm_cvd_part
   const char *name;    /* "boot_a" */
   uint64_t blank_size; /* for blank partitions */
   bool optional;
-  bool vbmeta;         /* padded to 65536 */
+  bool vbmeta; /* padded to 65536 */
 };
 extern const struct avm_cvd_part avm_cvd_parts[];
 extern const size_t avm_cvd_nparts;

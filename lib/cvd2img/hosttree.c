@@ -26,7 +26,7 @@ void
 avm_host_tally_clear (struct avm_host_tally *t)
 {
   avm_argv_clear (&t->top);
-  *t = (struct avm_host_tally){ 0 };
+  *t = (struct avm_host_tally) { 0 };
 }
 
 /* The next component of *P, skipping empty and "." ones; *P moves past it.
@@ -103,8 +103,7 @@ check_path (const char *where, const char *entry, const char *path, bool dir, co
   if (!ename || asprintf (&name, *what ? "%s: %s%s" : "%s", ename, what, path) < 0)
     return avm_error_sys (err, ENOMEM, "%s", where);
   if (strlen (path) >= PATH_MAX)
-    return avm_error_input (err, "%s: a path longer than %d bytes; refusing the host package", name,
-                            PATH_MAX - 1);
+    return avm_error_input (err, "%s: a path longer than %d bytes; refusing the host package", name, PATH_MAX - 1);
   if (path[0] == '/')
     return avm_error_input (err, "%s: absolute path; refusing the host package", name);
   while ((n = avm_host_next_comp (&p, &c)))
@@ -112,8 +111,7 @@ check_path (const char *where, const char *entry, const char *path, bool dir, co
       if (is_dotdot (c, n))
         return avm_error_input (err, "%s: path traversal (.. component); refusing the host package", name);
       if (n > NAME_MAX)
-        return avm_error_input (err, "%s: a name longer than %d bytes; refusing the host package", name,
-                                NAME_MAX);
+        return avm_error_input (err, "%s: a name longer than %d bytes; refusing the host package", name, NAME_MAX);
       if (!*depth)
         {
           *top = c;
@@ -122,8 +120,7 @@ check_path (const char *where, const char *entry, const char *path, bool dir, co
       ++*depth;
     }
   if (*depth > AVM_HOST_MAX_DEPTH)
-    return avm_error_input (err, "%s: more than %d levels deep; refusing the host package", name,
-                            AVM_HOST_MAX_DEPTH);
+    return avm_error_input (err, "%s: more than %d levels deep; refusing the host package", name, AVM_HOST_MAX_DEPTH);
   return 0;
 }
 
@@ -146,8 +143,9 @@ avm_host_check_entry (struct avm_host_tally *t, const char *where, const char *p
       return avm_error_input (err, "%s: not a name; refusing the host package", name);
     }
   if (top[0] == '.')
-    return avm_error_input (err, "%s: hidden name %.*s at the top of the package (such names are avm's "
-                                 "temporaries); refusing the host package",
+    return avm_error_input (err,
+                            "%s: hidden name %.*s at the top of the package (such names are avm's "
+                            "temporaries); refusing the host package",
                             name, (int) toplen, top);
 
   if (hardlink)
@@ -171,17 +169,20 @@ avm_host_check_entry (struct avm_host_tally *t, const char *where, const char *p
   else if (type == S_IFDIR)
     size = 0;
   else if (type != S_IFREG)
-    return avm_error_input (err, "%s is %s, not a host package file (only regular files, directories and links "
-                                 "inside the package are taken); refusing the host package",
+    return avm_error_input (err,
+                            "%s is %s, not a host package file (only regular files, directories and links "
+                            "inside the package are taken); refusing the host package",
                             name, avm_file_kind (type));
 
   if (++t->entries > AVM_HOST_MAX_ENTRIES)
-    return avm_error_input (err, "%s: more than %u entries; refusing the host package (a host package has some "
-                                 "thousands)",
+    return avm_error_input (err,
+                            "%s: more than %u entries; refusing the host package (a host package has some "
+                            "thousands)",
                             where, AVM_HOST_MAX_ENTRIES);
   if (size > AVM_HOST_MAX_BYTES || t->bytes + size > AVM_HOST_MAX_BYTES)
-    return avm_error_input (err, "%s: more than %llu GiB of files (at entry %s, %" PRIu64 " bytes); refusing the "
-                                 "host package (one is 1 to 2 GiB unpacked)",
+    return avm_error_input (err,
+                            "%s: more than %llu GiB of files (at entry %s, %" PRIu64 " bytes); refusing the "
+                            "host package (one is 1 to 2 GiB unpacked)",
                             where, AVM_HOST_MAX_BYTES >> 30, path, size);
   t->bytes += size;
 

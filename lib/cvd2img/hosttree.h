@@ -68,11 +68,11 @@ bool avm_host_is_root (const char *path);
 struct avm_host_writer
 {
   int root;
-  const char *label; /* where the tree comes from, for messages */
-  struct avm_argv dirs;  /* directories whose mode is set at the end ... */
-  mode_t *modes;         /* ... to these */
+  const char *label;    /* where the tree comes from, for messages */
+  struct avm_argv dirs; /* directories whose mode is set at the end ... */
+  mode_t *modes;        /* ... to these */
   size_t modes_alloc;
-  uint64_t bytes;        /* file data written, against AVM_HOST_MAX_BYTES */
+  uint64_t bytes; /* file data written, against AVM_HOST_MAX_BYTES */
   avm_progress_fn progress;
   void *progress_data;
 };

@@ -65,8 +65,9 @@ copy_file (struct walk *k, int sfd, const char *name, avm_error_t *err)
         {
           loff_t ioff = (loff_t) done, ooff = (loff_t) done;
           n = copy_file_range (in, &ioff, out, &ooff, want, 0);
-          if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
-                        || errno == ENOTSUP || errno == EBADF || errno == ETXTBSY))
+          if (n < 0
+              && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == ENOTSUP
+                  || errno == EBADF || errno == ETXTBSY))
             {
               cfr = false;
               continue;
@@ -107,8 +108,9 @@ copy_file (struct walk *k, int sfd, const char *name, avm_error_t *err)
       if (n == 0)
         {
           close (out);
-          return avm_error_input (err, "%s/%s: shorter than it was (%" PRIu64 " bytes): changed during the "
-                                       "conversion",
+          return avm_error_input (err,
+                                  "%s/%s: shorter than it was (%" PRIu64 " bytes): changed during the "
+                                  "conversion",
                                   k->dir, k->rel, size);
         }
       done += (uint64_t) n;
@@ -307,7 +309,7 @@ avm_host_dir_scan (const char *dir, dev_t skip_dev, ino_t skip_ino, struct avm_h
   struct walk *k = calloc (1, sizeof *k);
   if (!k)
     return avm_error_sys (err, ENOMEM, "%s", dir);
-  *k = (struct walk){ .dir = dir, .skip_dev = skip_dev, .skip_ino = skip_ino, .t = t };
+  *k = (struct walk) { .dir = dir, .skip_dev = skip_dev, .skip_ino = skip_ino, .t = t };
   int r = walk_top (k, NULL, err);
   free (k);
   return r;
@@ -323,8 +325,8 @@ avm_host_dir_copy (const char *dir, dev_t skip_dev, ino_t skip_ino, char *const 
     return avm_error_sys (err, ENOMEM, "%s", dir);
   /* Checked again as it is copied: the directory may have changed since
      it was scanned.  */
-  *k = (struct walk){ .dir = dir, .skip_dev = skip_dev, .skip_ino = skip_ino, .t = &t, .w = w };
-  int r = walk_top (k, top ? top : (char *const[]){ NULL }, err);
+  *k = (struct walk) { .dir = dir, .skip_dev = skip_dev, .skip_ino = skip_ino, .t = &t, .w = w };
+  int r = walk_top (k, top ? top : (char *const[]) { NULL }, err);
   free (k);
   avm_host_tally_clear (&t);
   return r;

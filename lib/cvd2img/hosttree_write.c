@@ -23,7 +23,7 @@
 void
 avm_host_writer_init (struct avm_host_writer *w, int root, const char *label)
 {
-  *w = (struct avm_host_writer){ .root = root, .label = label };
+  *w = (struct avm_host_writer) { .root = root, .label = label };
 }
 
 void
@@ -96,8 +96,9 @@ open_parent (struct avm_host_writer *w, const char *path, bool create, int *out,
       int e = errno;
       close (fd);
       if (sub < 0 && (e == ELOOP || e == ENOTDIR))
-        return avm_error_input (err, "%s: entry %s: %.*s is not a directory (a symbolic link or a file is in the "
-                                     "way); refusing the host package",
+        return avm_error_input (err,
+                                "%s: entry %s: %.*s is not a directory (a symbolic link or a file is in the "
+                                "way); refusing the host package",
                                 w->label, path, (int) (c + n - path), path);
       if (sub < 0 && e == ENOENT)
         return -ENOENT; /* not in the tree: the caller says what that means */
@@ -164,8 +165,8 @@ int
 avm_host_wrote (struct avm_host_writer *w, const char *path, uint64_t len, avm_error_t *err)
 {
   if (len > AVM_HOST_MAX_BYTES - w->bytes)
-    return avm_error_input (err, "%s: more than %llu GiB of files (at entry %s); refusing the host package",
-                            w->label, AVM_HOST_MAX_BYTES >> 30, path);
+    return avm_error_input (err, "%s: more than %llu GiB of files (at entry %s); refusing the host package", w->label,
+                            AVM_HOST_MAX_BYTES >> 30, path);
   w->bytes += len;
   if (w->progress && len)
     w->progress (w->progress_data, len);
@@ -173,8 +174,7 @@ avm_host_wrote (struct avm_host_writer *w, const char *path, uint64_t len, avm_e
 }
 
 int
-avm_host_file_done (struct avm_host_writer *w, const char *path, int fd, uint64_t size, mode_t mode,
-                    avm_error_t *err)
+avm_host_file_done (struct avm_host_writer *w, const char *path, int fd, uint64_t size, mode_t mode, avm_error_t *err)
 {
   int e = 0;
   if (ftruncate (fd, (off_t) size) < 0 || fchmod (fd, mode & 0777) < 0)
@@ -209,16 +209,17 @@ avm_host_put_hardlink (struct avm_host_writer *w, const char *path, const char *
   struct stat st;
   int r = open_parent (w, target, false, &tfd, tbase, err);
   if (r == -ENOENT || (r == 0 && fstatat (tfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
-    return avm_error_input (err, "%s: entry %s: a hard link to %s, which is not an earlier entry of the package; "
-                                 "refusing the host package",
+    return avm_error_input (err,
+                            "%s: entry %s: a hard link to %s, which is not an earlier entry of the package; "
+                            "refusing the host package",
                             w->label, path, target);
   if (r < 0)
     return r;
   if (fstatat (tfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return avm_error_sys (err, errno, "%s: entry %s: cannot read %s", w->label, path, target);
   if (S_ISDIR (st.st_mode))
-    return avm_error_input (err, "%s: entry %s: a hard link to the directory %s; refusing the host package",
-                            w->label, path, target);
+    return avm_error_input (err, "%s: entry %s: a hard link to the directory %s; refusing the host package", w->label,
+                            path, target);
   if ((r = open_parent (w, path, true, &pfd, base, err)) < 0)
     return r;
   if (linkat (tfd, tbase, pfd, base, 0) == 0)

@@ -35,7 +35,7 @@ static const char *const host_files[] = {
   "etc/bootloader_x86_64/bootloader.qemu",
   "etc/bootloader_aarch64/bootloader.qemu",
 };
-_Static_assert (ARRAY_SIZE (host_files) == AVM_IMGSET_HOST_FILES, "AVM_IMGSET_HOST_FILES");
+_Static_assert(ARRAY_SIZE (host_files) == AVM_IMGSET_HOST_FILES, "AVM_IMGSET_HOST_FILES");
 
 #define MAX_INFO (64u << 10)
 
@@ -225,12 +225,15 @@ check_format (const struct avm_img *img, const char *name, const char *label, av
         {
           if (formats[i].sparse_ok)
             return 0;
-          return avm_error_input (err, "%s is an Android sparse image; %s is stored raw (the image set is damaged, "
-                                  "or this file is something else)", label, name);
+          return avm_error_input (err,
+                                  "%s is an Android sparse image; %s is stored raw (the image set is damaged, "
+                                  "or this file is something else)",
+                                  label, name);
         }
       size_t ml = strlen (formats[i].magic);
       if (img->head_len < formats[i].off + ml || memcmp (img->head + formats[i].off, formats[i].magic, ml) != 0)
-        return avm_error_input (err, "%s is not %s (no %s magic%s%s): the image set is damaged, or this file is "
+        return avm_error_input (err,
+                                "%s is not %s (no %s magic%s%s): the image set is damaged, or this file is "
                                 "something else",
                                 label, formats[i].what, formats[i].magic, formats[i].off ? " at byte " : "",
                                 formats[i].off ? "4096" : "");
@@ -340,11 +343,11 @@ scan_zip (struct avm_imgset *s, avm_error_t *err)
           r = avm_error_sys (err, ENOMEM, "%s", s->zip);
           goto out;
         }
-      struct avm_stream st = { .read = avm_imgset_archive_stream_read,
-                               .ctx = a,
-                               .name = label,
-                               .size = sym_archive_entry_size_is_set (e) ? (uint64_t) sym_archive_entry_size (e)
-                                                                         : UINT64_MAX };
+      struct avm_stream st
+          = { .read = avm_imgset_archive_stream_read,
+              .ctx = a,
+              .name = label,
+              .size = sym_archive_entry_size_is_set (e) ? (uint64_t) sym_archive_entry_size (e) : UINT64_MAX };
       if ((r = probe_stream (img, &st, err)) < 0 || (r = check_format (img, name, label, err)) < 0)
         goto out;
       if (!img->sparse && img->size == UINT64_MAX)
@@ -400,8 +403,9 @@ scan_hostpkg (struct avm_imgset *s, avm_error_t *err)
                   src = &s->host[k];
               if (!src)
                 {
-                  r = avm_error_input (err, "%s: entry %s: a hard link to %s, whose data avm does not keep (it "
-                                            "needs %s as a file of its own)",
+                  r = avm_error_input (err,
+                                       "%s: entry %s: a hard link to %s, whose data avm does not keep (it "
+                                       "needs %s as a file of its own)",
                                        s->hostpkg, name, to, name);
                   goto out;
                 }
@@ -465,8 +469,8 @@ scan_dir (struct avm_imgset *s, avm_error_t *err)
   if (stat (s->dir, &st) < 0)
     return avm_error_input (err, "%s: %s", s->dir, strerror (errno));
   if (!S_ISDIR (st.st_mode))
-    return avm_error_input (err, "%s: not a directory (pass the Cuttlefish image directory, or --images-zip and --host-package)",
-                            s->dir);
+    return avm_error_input (
+        err, "%s: not a directory (pass the Cuttlefish image directory, or --images-zip and --host-package)", s->dir);
   for (size_t i = 0; i < s->n; i++)
     {
       _cleanup_free_ char *path = avm_path_join (s->dir, s->names[i]);

@@ -66,7 +66,7 @@ extract_file (struct archive *a, const char *archive, struct archive_entry *e, c
   if (r < 0)
     return r;
   uint64_t size
-    = sym_archive_entry_size_is_set (e) && sym_archive_entry_size (e) > 0 ? (uint64_t) sym_archive_entry_size (e) : 0;
+      = sym_archive_entry_size_is_set (e) && sym_archive_entry_size (e) > 0 ? (uint64_t) sym_archive_entry_size (e) : 0;
   for (;;)
     {
       const void *buf;

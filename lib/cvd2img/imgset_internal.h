@@ -32,9 +32,9 @@ struct avm_imgset_blob
 struct avm_imgset
 {
   char *dir, *zip, *hostpkg;
-  char *android_info;  /* android-info.txt of the images, or NULL */
+  char *android_info;                /* android-info.txt of the images, or NULL */
   bool markers[AVM_CF_HOST_MARKERS]; /* avm_cf_host_markers */
-  bool host_seen;      /* the host package had any entry */
+  bool host_seen;                    /* the host package had any entry */
   struct avm_img imgs[MAX_IMAGES];
   char *names[MAX_IMAGES];
   size_t n;

@@ -105,7 +105,8 @@ with_image (struct avm_imgset *s, const char *name, image_fn fn, void *data, avm
           r = avm_error_sys (err, ENOMEM, "%s", s->zip);
           break;
         }
-      struct avm_stream st = { .read = avm_imgset_archive_stream_read, .ctx = a, .name = label, .size = img->stored_size };
+      struct avm_stream st
+          = { .read = avm_imgset_archive_stream_read, .ctx = a, .name = label, .size = img->stored_size };
       r = fn (img, &st, -1, data, err);
       break;
     }
@@ -163,4 +164,3 @@ avm_imgset_check_size (struct avm_imgset *s, const char *name, avm_error_t *err)
     return 0;
   return with_image (s, name, check_image, NULL, err);
 }
-

@@ -81,8 +81,7 @@ avm_cvd2img_load_key (const struct avm_cvd2img_request *req, struct avm_imgset *
   if (r < 0)
     return r;
   if (publen != sizeof blob || memcmp (pub, blob, sizeof blob) != 0)
-    return avm_error_input (err, "%s: public key does not match the signing key %s (key SHA-1 %s)", pubsrc,
-                            source, sha1);
+    return avm_error_input (err, "%s: public key does not match the signing key %s (key SHA-1 %s)", pubsrc, source,
+                            sha1);
   return 0;
 }
-

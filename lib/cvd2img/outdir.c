@@ -66,7 +66,8 @@ previous_entries (const char *odir, char *const *reserved, struct avm_argv *prev
       char *save = NULL;
       int line = 0;
       for (char *l = strtok_r (marker, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
-        if (++line > 2 && entry_name_ok (avm_path_base (l), reserved) && !avm_strv_contains (prev->v, avm_path_base (l)))
+        if (++line > 2 && entry_name_ok (avm_path_base (l), reserved)
+            && !avm_strv_contains (prev->v, avm_path_base (l)))
           avm_argv_push (prev, avm_path_base (l));
     }
   return 0;
@@ -92,7 +93,7 @@ inside (const char *path, const char *entry)
    replaces.  */
 int
 avm_cvd2img_plan_tree (const struct avm_cvd2img_request *req, const char *odir, char *const *new, char *const *reserved,
-           struct avm_argv *retire, avm_error_t *err)
+                       struct avm_argv *retire, avm_error_t *err)
 {
   struct avm_argv prev = { 0 };
   bool legacy = false;
@@ -106,13 +107,15 @@ avm_cvd2img_plan_tree (const struct avm_cvd2img_request *req, const char *odir, 
       if (!p)
         r = avm_error_sys (err, ENOMEM, "%s", odir);
       else if (!entry_name_ok (new[i], reserved))
-        r = avm_error_input (err, "%s: the host package has an entry %s at its top, the name of a file avm cvd2img "
-                                  "writes; refusing the host package",
+        r = avm_error_input (err,
+                             "%s: the host package has an entry %s at its top, the name of a file avm cvd2img "
+                             "writes; refusing the host package",
                              req->hostpkg ? req->hostpkg : req->dir, new[i]);
       else if (lstat (p, &st) == 0 && !legacy && !avm_strv_contains (prev.v, new[i]))
-        r = avm_error_input (err, "%s is in the way: the host package's %s would replace it, and it is not from an "
-                                  "earlier avm cvd2img run (%s/manifest.json does not list it); move it away or "
-                                  "choose another output directory",
+        r = avm_error_input (err,
+                             "%s is in the way: the host package's %s would replace it, and it is not from an "
+                             "earlier avm cvd2img run (%s/manifest.json does not list it); move it away or "
+                             "choose another output directory",
                              p, new[i], odir);
     }
   for (size_t i = 0; r == 0 && i < prev.n; i++)
@@ -121,13 +124,14 @@ avm_cvd2img_plan_tree (const struct avm_cvd2img_request *req, const char *odir, 
 
   /* Nothing read now may go with what the commit replaces.  */
   for (int pass = 0; pass < 2 && r == 0; pass++)
-    for (char *const *e = pass ? retire->v : new; r == 0 && e && *e; e++)
+    for (char *const *e = pass ? retire->v : new; r == 0 && e &&*e; e++)
       {
         _cleanup_free_ char *p = avm_path_join (odir, *e);
         for (size_t k = 0; r == 0 && p && k < ARRAY_SIZE (inputs); k++)
           if (inputs[k] && inside (inputs[k], p))
-            r = avm_error_input (err, "%s is inside %s, which this conversion replaces with the host package's; move "
-                                      "it out of the output directory first",
+            r = avm_error_input (err,
+                                 "%s is inside %s, which this conversion replaces with the host package's; move "
+                                 "it out of the output directory first",
                                  inputs[k], p);
       }
   avm_argv_clear (&prev);
@@ -149,9 +153,9 @@ avm_cvd2img_lock_output (const char *odir, int *fd, bool *locked, avm_error_t *e
   if (flock (*fd, LOCK_EX | LOCK_NB) == 0)
     *locked = true;
   else if (errno == EWOULDBLOCK)
-    return avm_error_fail (err, EBUSY, "%s: another conversion is writing there (it holds the directory's lock); "
-                                       "wait for it to finish",
+    return avm_error_fail (err, EBUSY,
+                           "%s: another conversion is writing there (it holds the directory's lock); "
+                           "wait for it to finish",
                            odir);
   return 0;
 }
-

@@ -77,8 +77,8 @@ avm_cvd2img_seed_gpt (struct avm_gpt *g, const uint8_t key[32], avm_error_t *err
    KEY and what the disk holds: the boot properties, the architecture (its
    U-Boot environment), the signing key.  */
 int
-avm_cvd2img_seed_props_key (const uint8_t key[32], const char *label, const struct avm_props_spec *spec, uint8_t out[32],
-                avm_error_t *err)
+avm_cvd2img_seed_props_key (const uint8_t key[32], const char *label, const struct avm_props_spec *spec,
+                            uint8_t out[32], avm_error_t *err)
 {
   _cleanup_free_ char *text = NULL, *all = NULL;
   uint8_t blob[AVM_AVB_PUBKEY_SIZE];
@@ -96,4 +96,3 @@ avm_cvd2img_seed_props_key (const uint8_t key[32], const char *label, const stru
     }
   return avm_cvd2img_derive (key, all, (size_t) n, out, err);
 }
-

@@ -62,4 +62,3 @@ avm_cvd2img_summary (const struct avm_cvd2img_result *res)
   avm_argv_clear (&items);
   return text;
 }
-

@@ -86,8 +86,7 @@ gfs_unload (struct gfs *f)
      unloading them would only turn that memory into leaks.  */
 }
 
-static void __attribute__ ((format (printf, 2, 3)))
-problem (json_t *problems, const char *fmt, ...)
+static void __attribute__ ((format (printf, 2, 3))) problem (json_t *problems, const char *fmt, ...)
 {
   va_list ap;
   char *s = NULL;
@@ -142,8 +141,9 @@ avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_n
       int e = -r;
       if (!manifest_named && (e == ENOENT || e == ENOTDIR))
         {
-          avm_error_input (err, "%s: no manifest next to it (%s: %s): --verify compares the disk with the "
-                                "manifest.json avm cvd2img wrote beside it; name one with --manifest FILE",
+          avm_error_input (err,
+                           "%s: no manifest next to it (%s: %s): --verify compares the disk with the "
+                           "manifest.json avm cvd2img wrote beside it; name one with --manifest FILE",
                            path, manifest_path, strerror (e));
           if (*err)
             (*err)->code = e; /* the errno stays the one that happened */
@@ -174,8 +174,9 @@ avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_n
     {
       /* Its first line: the rest tells how to debug libguestfs.  */
       const char *e = f.last_error (f.g) ?: "launch failed";
-      r = avm_error_fail (err, EIO, "libguestfs: %.*s (without KVM set LIBGUESTFS_BACKEND=direct "
-                                    "LIBGUESTFS_BACKEND_SETTINGS=force_tcg; LIBGUESTFS_DEBUG=1 tells more)",
+      r = avm_error_fail (err, EIO,
+                          "libguestfs: %.*s (without KVM set LIBGUESTFS_BACKEND=direct "
+                          "LIBGUESTFS_BACKEND_SETTINGS=force_tcg; LIBGUESTFS_DEBUG=1 tells more)",
                           (int) strcspn (e, "\n"), e);
       goto fail;
     }
@@ -229,7 +230,8 @@ avm_inspect_verify (const char *path, const char *manifest_path, bool manifest_n
       char *kbytes = f.pread_device (f.g, partdev, (int) padded, 0, &got);
       _cleanup_free_ uint8_t *fbytes = malloc (padded);
       if (!kbytes || got != padded || !fbytes || fd < 0 || pread (fd, fbytes, padded, woff) != (ssize_t) padded)
-        problem (problems, "partition %s: cannot read %llu bytes through the kernel", wname, (unsigned long long) padded);
+        problem (problems, "partition %s: cannot read %llu bytes through the kernel", wname,
+                 (unsigned long long) padded);
       else
         {
           struct avm_avb_info info = { 0 };

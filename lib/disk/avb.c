@@ -38,7 +38,7 @@
 
 #define TAG_HASH 2
 #define TAG_CHAIN 4
-#define HASH_DESC_SIZE 132  /* including the 16-byte generic header */
+#define HASH_DESC_SIZE 132 /* including the 16-byte generic header */
 #define CHAIN_DESC_SIZE 92
 
 struct avm_avb_key
@@ -80,8 +80,7 @@ fits (uint64_t a, uint64_t b, uint64_t limit)
 }
 
 /* An error for a failed OpenSSL call, with OpenSSL's reason.  */
-static int __attribute__ ((format (printf, 2, 3)))
-ossl_error (avm_error_t *err, const char *fmt, ...)
+static int __attribute__ ((format (printf, 2, 3))) ossl_error (avm_error_t *err, const char *fmt, ...)
 {
   char reason[256] = "unknown error";
   unsigned long e = sym_ERR_peek_last_error ();
@@ -355,8 +354,7 @@ avm_avb_pubkey_check (const uint8_t *blob, size_t len, const char *what, avm_err
 /* Signing.  */
 
 static int
-sign_digest (const struct avm_avb_key *key, const uint8_t digest[HASH_SIZE], uint8_t sig[KEY_BYTES],
-             avm_error_t *err)
+sign_digest (const struct avm_avb_key *key, const uint8_t digest[HASH_SIZE], uint8_t sig[KEY_BYTES], avm_error_t *err)
 {
   _cleanup_pkey_ctx_ EVP_PKEY_CTX *ctx = sym_EVP_PKEY_CTX_new_from_pkey (NULL, key->pkey, NULL);
   size_t siglen = KEY_BYTES;
@@ -390,20 +388,20 @@ make_vbmeta (const uint8_t *desc, size_t desc_len, const struct avm_avb_key *key
   uint8_t *h = v, *auth = v + HEADER_SIZE, *aux = auth + AUTH_SIZE;
 
   memcpy (h, "AVB0", 4);
-  put_be32 (h + 4, 1);                 /* required_libavb_version_major */
-  put_be32 (h + 8, 0);                 /* required_libavb_version_minor */
+  put_be32 (h + 4, 1); /* required_libavb_version_major */
+  put_be32 (h + 8, 0); /* required_libavb_version_minor */
   put_be64 (h + 12, AUTH_SIZE);
   put_be64 (h + 20, aux_len);
   put_be32 (h + 28, ALG_SHA256_RSA4096);
-  put_be64 (h + 32, 0);                /* hash_offset */
+  put_be64 (h + 32, 0); /* hash_offset */
   put_be64 (h + 40, HASH_SIZE);
-  put_be64 (h + 48, HASH_SIZE);        /* signature_offset */
+  put_be64 (h + 48, HASH_SIZE); /* signature_offset */
   put_be64 (h + 56, KEY_BYTES);
   put_be64 (h + 64, pk_off);
   put_be64 (h + 72, AVM_AVB_PUBKEY_SIZE);
   put_be64 (h + 80, pk_off + AVM_AVB_PUBKEY_SIZE); /* metadata offset, even when empty */
   put_be64 (h + 88, 0);
-  put_be64 (h + 96, 0);                /* descriptors_offset */
+  put_be64 (h + 96, 0); /* descriptors_offset */
   put_be64 (h + 104, desc_len);
   /* rollback_index, flags, rollback_index_location: 0 */
   memcpy (h + 128, AVM_AVB_RELEASE_STRING, sizeof AVM_AVB_RELEASE_STRING);
@@ -448,12 +446,12 @@ avm_avb_hash_footer (const uint8_t *image, size_t len, const char *partition, ui
   if (r < 0)
     return r;
   if (part_size % BLOCK != 0)
-    return avm_error_input (err, "%s: partition size %" PRIu64 " is not a multiple of %d", partition, part_size,
-                            BLOCK);
+    return avm_error_input (err, "%s: partition size %" PRIu64 " is not a multiple of %d", partition, part_size, BLOCK);
   if (part_size < AVM_AVB_MAX_METADATA || len > part_size - AVM_AVB_MAX_METADATA
       || round_up (len, BLOCK) > part_size - AVM_AVB_MAX_METADATA || part_size > SIZE_MAX)
-    return avm_error_input (err, "%s: image of %zu bytes does not fit a partition of %" PRIu64
-                            " bytes with AVB metadata", partition, len, part_size);
+    return avm_error_input (err,
+                            "%s: image of %zu bytes does not fit a partition of %" PRIu64 " bytes with AVB metadata",
+                            partition, len, part_size);
 
   if (!salt)
     {
@@ -582,8 +580,7 @@ verify_rsa (const uint8_t *pk, const uint8_t digest[HASH_SIZE], const uint8_t *s
   if (sym_BN_num_bits (n) != KEY_BITS || !sym_BN_is_odd (n))
     return 0; /* not a usable modulus: the signature cannot verify */
   if (!sym_OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_N, n)
-      || !sym_OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_E, e)
-      || !(params = sym_OSSL_PARAM_BLD_to_param (bld)))
+      || !sym_OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_E, e) || !(params = sym_OSSL_PARAM_BLD_to_param (bld)))
     return ossl_error (err, "RSA public key");
   fctx = sym_EVP_PKEY_CTX_new_from_name (NULL, "RSA", NULL);
   if (!fctx || sym_EVP_PKEY_fromdata_init (fctx) <= 0
@@ -616,8 +613,10 @@ walk_descriptors (const uint8_t *d, uint64_t size, const uint8_t *image, size_t 
       const uint8_t *p = d + off;
       uint64_t tag = get_be64 (p), nbf = get_be64 (p + 8);
       if (nbf % 8 != 0 || nbf > left - 16)
-        return avm_error_input (err, "%s: descriptor at offset %" PRIu64 " claims %" PRIu64
-                                " bytes, beyond the descriptor area", what, off, nbf);
+        return avm_error_input (err,
+                                "%s: descriptor at offset %" PRIu64 " claims %" PRIu64
+                                " bytes, beyond the descriptor area",
+                                what, off, nbf);
 
       if (tag == TAG_HASH)
         {
@@ -637,8 +636,10 @@ walk_descriptors (const uint8_t *d, uint64_t size, const uint8_t *image, size_t 
               if (image)
                 {
                   if (image_size > image_len)
-                    return avm_error_input (err, "%s: hash descriptor covers %" PRIu64
-                                            " bytes, more than the %zu-byte partition", what, image_size, image_len);
+                    return avm_error_input (err,
+                                            "%s: hash descriptor covers %" PRIu64
+                                            " bytes, more than the %zu-byte partition",
+                                            what, image_size, image_len);
                   if (memcmp (p + 24, sha256_name, sizeof sha256_name) == 0 && digest_len == HASH_SIZE)
                     {
                       uint8_t md[HASH_SIZE];
@@ -705,8 +706,10 @@ verify_blob (const uint8_t *v, size_t len, const uint8_t *image, size_t image_le
   if (auth_size % 64 != 0 || aux_size % 64 != 0)
     return avm_error_input (err, "%s: vbmeta block sizes are not multiples of 64", what);
   if (!fits (auth_size, aux_size, len - HEADER_SIZE))
-    return avm_error_input (err, "%s: vbmeta blocks (%" PRIu64 " + %" PRIu64 " bytes) extend beyond the %zu bytes"
-                            " available", what, auth_size, aux_size, len);
+    return avm_error_input (err,
+                            "%s: vbmeta blocks (%" PRIu64 " + %" PRIu64 " bytes) extend beyond the %zu bytes"
+                            " available",
+                            what, auth_size, aux_size, len);
   if (!fits (hash_off, hash_size, auth_size) || !fits (sig_off, sig_size, auth_size))
     return avm_error_input (err, "%s: vbmeta hash or signature outside the authentication block", what);
   if (!fits (pk_off, pk_size, aux_size) || (pkmd_size > 0 && !fits (pkmd_off, pkmd_size, aux_size)))
@@ -720,8 +723,10 @@ verify_blob (const uint8_t *v, size_t len, const uint8_t *image, size_t image_le
     avm_avb_sha1_hex (pk, pk_size, info->key_sha1);
 
   if (info->algorithm != ALG_SHA256_RSA4096)
-    return avm_error_fail (err, ENOTSUP, "%s: vbmeta algorithm %" PRIu32 " is not supported (only 2,"
-                           " SHA256_RSA4096)", what, info->algorithm);
+    return avm_error_fail (err, ENOTSUP,
+                           "%s: vbmeta algorithm %" PRIu32 " is not supported (only 2,"
+                           " SHA256_RSA4096)",
+                           what, info->algorithm);
   if (hash_size != HASH_SIZE || sig_size != KEY_BYTES)
     return avm_error_input (err, "%s: vbmeta hash or signature size does not match SHA256_RSA4096", what);
   if (pk_size != AVM_AVB_PUBKEY_SIZE || get_be32 (pk) != KEY_BITS)
@@ -742,8 +747,7 @@ verify_blob (const uint8_t *v, size_t len, const uint8_t *image, size_t image_le
 }
 
 int
-avm_avb_verify_vbmeta (const uint8_t *data, size_t len, const char *what, struct avm_avb_info *info,
-                       avm_error_t *err)
+avm_avb_verify_vbmeta (const uint8_t *data, size_t len, const char *what, struct avm_avb_info *info, avm_error_t *err)
 {
   memset (info, 0, sizeof *info);
   int r = avm_dlopen_crypto (err);
@@ -756,8 +760,7 @@ avm_avb_verify_vbmeta (const uint8_t *data, size_t len, const char *what, struct
 }
 
 int
-avm_avb_verify_footer (const uint8_t *data, size_t len, const char *what, struct avm_avb_info *info,
-                       avm_error_t *err)
+avm_avb_verify_footer (const uint8_t *data, size_t len, const char *what, struct avm_avb_info *info, avm_error_t *err)
 {
   memset (info, 0, sizeof *info);
   int r = avm_dlopen_crypto (err);
@@ -780,8 +783,9 @@ avm_avb_verify_footer (const uint8_t *data, size_t len, const char *what, struct
     return avm_error_input (err, "%s: AVB footer claims an image of %" PRIu64 " bytes in %zu bytes", what,
                             info->original_size, len);
   if (!fits (info->vbmeta_offset, info->vbmeta_size, room))
-    return avm_error_input (err, "%s: AVB footer places vbmeta at %" PRIu64 " (%" PRIu64
-                            " bytes), beyond the %zu-byte partition", what, info->vbmeta_offset,
-                            info->vbmeta_size, len);
+    return avm_error_input (err,
+                            "%s: AVB footer places vbmeta at %" PRIu64 " (%" PRIu64
+                            " bytes), beyond the %zu-byte partition",
+                            what, info->vbmeta_offset, info->vbmeta_size, len);
   return verify_blob (data + info->vbmeta_offset, info->vbmeta_size, data, len, what, info, err);
 }

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AVM_AVB_PUBKEY_SIZE 1032          /* RSA-4096 blob */
-#define AVM_AVB_MAX_METADATA 69632        /* vbmeta (64 KiB) + footer block (4 KiB) */
+#define AVM_AVB_PUBKEY_SIZE 1032   /* RSA-4096 blob */
+#define AVM_AVB_MAX_METADATA 69632 /* vbmeta (64 KiB) + footer block (4 KiB) */
 #define AVM_AVB_VBMETA_PARTITION 65536
 #define AVM_AVB_FOOTER_SIZE 64
 #define AVM_AVB_SALT_SIZE 32
@@ -30,8 +30,7 @@ struct avm_avb_key;
 int avm_avb_key_load (const char *path, struct avm_avb_key **key, avm_error_t *err);
 /* The same from PEM text in memory (a host package file read from a
    tarball); WHAT names it in messages.  Encrypted keys are refused.  */
-int avm_avb_key_load_pem (const void *pem, size_t len, const char *what, struct avm_avb_key **key,
-                          avm_error_t *err);
+int avm_avb_key_load_pem (const void *pem, size_t len, const char *what, struct avm_avb_key **key, avm_error_t *err);
 void avm_avb_key_free (struct avm_avb_key *key);
 /* The AvbRSAPublicKeyHeader blob of KEY (AVM_AVB_PUBKEY_SIZE bytes).  */
 int avm_avb_key_blob (const struct avm_avb_key *key, uint8_t blob[AVM_AVB_PUBKEY_SIZE], avm_error_t *err);
@@ -74,17 +73,17 @@ struct avm_avb_info
 {
   bool has_footer;
   uint64_t original_size, vbmeta_offset, vbmeta_size;
-  uint32_t algorithm;           /* 2 = SHA256_RSA4096 */
-  bool signature_ok;            /* hash and RSA signature over header+aux verify */
-  bool hash_ok;                 /* SHA-256 of header+aux equals the stored hash
-                                   (false: header or aux block altered) */
-  bool digest_ok;               /* hash descriptor digest matches the image (footer case) */
+  uint32_t algorithm;                  /* 2 = SHA256_RSA4096 */
+  bool signature_ok;                   /* hash and RSA signature over header+aux verify */
+  bool hash_ok;                        /* SHA-256 of header+aux equals the stored hash
+                                          (false: header or aux block altered) */
+  bool digest_ok;                      /* hash descriptor digest matches the image (footer case) */
   uint32_t libavb_major, libavb_minor; /* required libavb version */
   uint64_t rollback_index;
   uint32_t flags, rollback_index_location;
-  size_t n_chains_total;        /* chain descriptors found (only 8 are listed) */
-  char key_sha1[41];            /* SHA-1 of the public key blob, hex */
-  char partition[64];           /* hash descriptor's partition name (footer case) */
+  size_t n_chains_total; /* chain descriptors found (only 8 are listed) */
+  char key_sha1[41];     /* SHA-1 of the public key blob, hex */
+  char partition[64];    /* hash descriptor's partition name (footer case) */
   size_t n_chains;
   struct
   {

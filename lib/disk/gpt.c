@@ -32,8 +32,8 @@
 #define SECTOR 512
 #define ENTRY_SIZE 128
 #define NUM_ENTRIES 128
-#define ENTRIES_BYTES (NUM_ENTRIES * ENTRY_SIZE)        /* 16384 */
-#define ENTRIES_SECTORS (ENTRIES_BYTES / SECTOR)        /* 32 */
+#define ENTRIES_BYTES (NUM_ENTRIES * ENTRY_SIZE) /* 16384 */
+#define ENTRIES_SECTORS (ENTRIES_BYTES / SECTOR) /* 32 */
 #define HEADER_SIZE 92
 #define GPT_REVISION 0x00010000U
 #define MBR_TYPE_PROTECTIVE 0xEE
@@ -97,8 +97,8 @@ avm_guid_from_hash (const uint8_t md[32], uint8_t guid[16])
 void
 avm_guid_format (const uint8_t g[16], char *buf)
 {
-  sprintf (buf, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
-           g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+  sprintf (buf, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", g[3], g[2], g[1], g[0], g[5],
+           g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
 }
 
 static bool
@@ -293,8 +293,8 @@ avm_gpt_build (const struct avm_gpt *g, uint8_t head[AVM_GPT_HEAD_SIZE], uint8_t
   /* Protective MBR: one record covering the disk (or as much of it as 32
      bits can say).  */
   uint8_t *rec = head + 446;
-  rec[0] = 0x00;                /* status: not bootable */
-  rec[1] = 0x00;                /* start CHS 0x000200: head 0, sector 2, cylinder 0 */
+  rec[0] = 0x00; /* status: not bootable */
+  rec[1] = 0x00; /* start CHS 0x000200: head 0, sector 2, cylinder 0 */
   rec[2] = 0x02;
   rec[3] = 0x00;
   rec[4] = MBR_TYPE_PROTECTIVE;
@@ -337,7 +337,8 @@ read_at (int fd, const char *file, void *buf, size_t len, uint64_t off, const ch
           uint64_t end = off + got;
           if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && (uint64_t) st.st_size < end)
             end = st.st_size;
-          return avm_error_input (err, "%s: file ends at offset %" PRIu64 ", before the end of the %s at offset %" PRIu64
+          return avm_error_input (err,
+                                  "%s: file ends at offset %" PRIu64 ", before the end of the %s at offset %" PRIu64
                                   " (truncated?)",
                                   file, end, what, off + len);
         }
@@ -483,8 +484,7 @@ check_pmbr (const uint8_t *mbr, uint64_t lbas, const char *file, avm_error_t *er
     return avm_error_input (err, "%s: MBR has no protective (type 0xEE) record: not a GPT disk", file);
   for (int i = 0; i < 4; i++)
     if (i != found && !is_zero (mbr + 446 + 16 * i, 16))
-      return avm_error_input (err, "%s: MBR record %d is used next to the protective record (hybrid MBR)", file,
-                              i + 1);
+      return avm_error_input (err, "%s: MBR record %d is used next to the protective record (hybrid MBR)", file, i + 1);
 
   const uint8_t *rec = mbr + 446 + 16 * found;
   uint32_t start = get_le32 (rec + 8), size = get_le32 (rec + 12);
@@ -616,8 +616,7 @@ avm_gpt_read (int fd, uint64_t disk_size, const char *file, struct avm_gpt *g, a
     differs = "disk GUID";
   else if (primary.num_entries != backup.num_entries || primary.entry_size != backup.entry_size)
     differs = "partition entry count or size";
-  else if (primary.entries_crc != backup.entries_crc
-           || memcmp (entries, backup_entries, primary.entries_bytes) != 0)
+  else if (primary.entries_crc != backup.entries_crc || memcmp (entries, backup_entries, primary.entries_bytes) != 0)
     differs = "partition entries";
   if (differs)
     return avm_error_input (err, "%s: primary and backup GPT differ (%s)", file, differs);

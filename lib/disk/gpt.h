@@ -18,11 +18,11 @@
 
 #define AVM_GPT_MAX_PARTS 128
 #define AVM_GPT_FIRST_LBA 40
-#define AVM_GPT_HEAD_SIZE (AVM_GPT_FIRST_LBA * 512)   /* 20480: MBR, header, entries, padding */
-#define AVM_GPT_TAIL_SIZE (33 * 512)                  /* 16896: backup entries and header */
-#define AVM_GPT_PART_ALIGN 4096                       /* every partition padded to this */
-#define AVM_GPT_DISK_ALIGN 65536                      /* disk size rounded up to this */
-#define AVM_GPT_NAME_UNITS 36                         /* UTF-16 code units in an entry's name */
+#define AVM_GPT_HEAD_SIZE (AVM_GPT_FIRST_LBA * 512) /* 20480: MBR, header, entries, padding */
+#define AVM_GPT_TAIL_SIZE (33 * 512)                /* 16896: backup entries and header */
+#define AVM_GPT_PART_ALIGN 4096                     /* every partition padded to this */
+#define AVM_GPT_DISK_ALIGN 65536                    /* disk size rounded up to this */
+#define AVM_GPT_NAME_UNITS 36                       /* UTF-16 code units in an entry's name */
 /* UTF-8 bytes of the longest name: 36 BMP characters of 3 bytes each (a
    4-byte character takes 2 code units).  */
 #define AVM_GPT_NAME_MAX (AVM_GPT_NAME_UNITS * 3)
@@ -30,11 +30,11 @@
 struct avm_gpt_part
 {
   char name[AVM_GPT_NAME_MAX + 1]; /* UTF-8, at most 36 UTF-16 code units */
-  uint64_t offset;        /* bytes */
-  uint64_t size;          /* bytes, as requested (not padded); from avm_gpt_read:
-                             the size the LBAs cover */
+  uint64_t offset;                 /* bytes */
+  uint64_t size;                   /* bytes, as requested (not padded); from avm_gpt_read:
+                                      the size the LBAs cover */
   uint64_t first_lba, last_lba;
-  uint8_t type_guid[16];  /* on-disk byte order */
+  uint8_t type_guid[16]; /* on-disk byte order */
   uint8_t unique_guid[16];
   uint64_t attributes;
 };
@@ -44,7 +44,7 @@ struct avm_gpt
   size_t n;
   struct avm_gpt_part parts[AVM_GPT_MAX_PARTS];
   uint8_t disk_guid[16];
-  uint64_t disk_size;     /* bytes, after avm_gpt_finish */
+  uint64_t disk_size;                         /* bytes, after avm_gpt_finish */
   uint64_t first_usable_lba, last_usable_lba; /* 40 and disk_size/512 - 34 (gpt.c) */
 };
 

@@ -16,7 +16,7 @@
 static const char *
 algorithm_name (uint32_t a)
 {
-  static const char *const names[] = { "NONE", "SHA256_RSA2048", "SHA256_RSA4096", "SHA256_RSA8192",
+  static const char *const names[] = { "NONE",           "SHA256_RSA2048", "SHA256_RSA4096", "SHA256_RSA8192",
                                        "SHA512_RSA2048", "SHA512_RSA4096", "SHA512_RSA8192" };
   return a < sizeof names / sizeof names[0] ? names[a] : "unknown";
 }
@@ -39,8 +39,8 @@ avb_json (const struct avm_avb_info *i, bool footer)
       json_t *chains = json_array ();
       for (size_t k = 0; k < i->n_chains; k++)
         json_array_append_new (chains, json_pack ("{s:s, s:i, s:s}", "partition", i->chains[k].partition,
-                                                  "rollback_index_location", (int) i->chains[k].location,
-                                                  "key_sha1", i->chains[k].key_sha1));
+                                                  "rollback_index_location", (int) i->chains[k].location, "key_sha1",
+                                                  i->chains[k].key_sha1));
       json_object_set_new (j, "chains", chains);
     }
   return j;
@@ -101,7 +101,8 @@ inspect_properties (int fd, const struct avm_gpt *g, const char *file, json_t *r
 
   if (g->n == 0 || !streq (g->parts[0].name, "uboot_env"))
     {
-      json_object_set_new (report, "warning", json_string ("uboot_env is not the first partition: U-Boot will not find its environment"));
+      json_object_set_new (report, "warning",
+                           json_string ("uboot_env is not the first partition: U-Boot will not find its environment"));
       *ok = false;
     }
   if ((r = inspect_footer (fd, env, file, report, &ienv, &denv, ok, err)) < 0)
@@ -165,9 +166,14 @@ inspect_properties (int fd, const struct avm_gpt *g, const char *file, json_t *r
         {
           const char *part = json_string_value (json_object_get (ch, "partition"));
           const char *want = json_string_value (json_object_get (ch, "key_sha1"));
-          const struct avm_avb_info *signer = streq (part, "uboot_env") ? &ienv : streq (part, "bootconfig") && bc ? &ibc : NULL;
+          const struct avm_avb_info *signer = streq (part, "uboot_env")          ? &ienv
+                                              : streq (part, "bootconfig") && bc ? &ibc
+                                                                                 : NULL;
           bool match = signer && streq (signer->key_sha1, want);
-          json_object_set_new (ch, "signer", json_string (match ? "matches" : signer ? "DIFFERENT KEY" : "partition missing"));
+          json_object_set_new (ch, "signer",
+                               json_string (match    ? "matches"
+                                            : signer ? "DIFFERENT KEY"
+                                                     : "partition missing"));
           *ok &= match;
         }
       json_object_set_new (j, "avb", avb);
@@ -221,11 +227,11 @@ avm_inspect (const char *path, json_t **out, avm_error_t *err)
       char pg[40], tg[40];
       avm_guid_format (g->parts[i].unique_guid, pg);
       avm_guid_format (g->parts[i].type_guid, tg);
-      json_array_append_new (parts, json_pack ("{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "index", (int) i + 1, "name",
-                                               g->parts[i].name, "offset", (json_int_t) g->parts[i].offset, "size",
-                                               (json_int_t) g->parts[i].size, "first_lba",
-                                               (json_int_t) g->parts[i].first_lba, "last_lba",
-                                               (json_int_t) g->parts[i].last_lba, "type_guid", tg, "guid", pg));
+      json_array_append_new (parts,
+                             json_pack ("{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "index", (int) i + 1, "name",
+                                        g->parts[i].name, "offset", (json_int_t) g->parts[i].offset, "size",
+                                        (json_int_t) g->parts[i].size, "first_lba", (json_int_t) g->parts[i].first_lba,
+                                        "last_lba", (json_int_t) g->parts[i].last_lba, "type_guid", tg, "guid", pg));
     }
   json_object_set_new (rep, "partitions", parts);
   bool props = avm_gpt_find (g, "uboot_env") != NULL;

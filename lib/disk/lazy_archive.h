@@ -14,25 +14,25 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#define AVM_ARCHIVE_FUNCS(X) \
-  X (archive_entry_filetype) \
-  X (archive_entry_hardlink) \
-  X (archive_entry_pathname) \
-  X (archive_entry_perm) \
-  X (archive_entry_size) \
-  X (archive_entry_size_is_set) \
-  X (archive_entry_symlink) \
-  X (archive_errno) \
-  X (archive_error_string) \
-  X (archive_read_data) \
-  X (archive_read_data_block) \
-  X (archive_read_free) \
-  X (archive_read_new) \
-  X (archive_read_next_header) \
-  X (archive_read_open_fd) \
-  X (archive_read_support_filter_all) \
-  X (archive_read_support_format_gnutar) \
-  X (archive_read_support_format_tar) \
+#define AVM_ARCHIVE_FUNCS(X)                                                                                           \
+  X (archive_entry_filetype)                                                                                           \
+  X (archive_entry_hardlink)                                                                                           \
+  X (archive_entry_pathname)                                                                                           \
+  X (archive_entry_perm)                                                                                               \
+  X (archive_entry_size)                                                                                               \
+  X (archive_entry_size_is_set)                                                                                        \
+  X (archive_entry_symlink)                                                                                            \
+  X (archive_errno)                                                                                                    \
+  X (archive_error_string)                                                                                             \
+  X (archive_read_data)                                                                                                \
+  X (archive_read_data_block)                                                                                          \
+  X (archive_read_free)                                                                                                \
+  X (archive_read_new)                                                                                                 \
+  X (archive_read_next_header)                                                                                         \
+  X (archive_read_open_fd)                                                                                             \
+  X (archive_read_support_filter_all)                                                                                  \
+  X (archive_read_support_format_gnutar)                                                                               \
+  X (archive_read_support_format_tar)                                                                                  \
   X (archive_read_support_format_zip_seekable)
 
 AVM_DL_DECLARE (AVM_ARCHIVE_FUNCS)

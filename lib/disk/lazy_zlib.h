@@ -12,10 +12,10 @@
 
 #include <zlib.h>
 
-#define AVM_ZLIB_FUNCS(X) \
-  X (crc32) \
-  X (crc32_z) \
-  X (crc32_combine_gen64) \
+#define AVM_ZLIB_FUNCS(X)                                                                                              \
+  X (crc32)                                                                                                            \
+  X (crc32_z)                                                                                                          \
+  X (crc32_combine_gen64)                                                                                              \
   X (crc32_combine_op)
 
 AVM_DL_DECLARE (AVM_ZLIB_FUNCS)

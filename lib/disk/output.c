@@ -34,7 +34,6 @@
    progress callback keeps moving during long copies.  */
 #define COPY_CHUNK (16 * 1024 * 1024)
 
-
 /* Start writeback every WRITEBACK_CHUNK bytes so that the fsync before the
    rename finds little left to flush: the disk works while we read input.  */
 #define WRITEBACK_CHUNK (32u << 20)
@@ -50,7 +49,6 @@ kick_writeback (struct avm_out *o, uint64_t bytes)
      at fsync.  */
   (void) sync_file_range (o->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
-
 
 void
 avm_out_dispose (struct avm_out *o)
@@ -213,9 +211,8 @@ avm_out_tree_retire (struct avm_out *o, char *const *names, avm_error_t *err)
     return avm_error_fail (err, EINVAL, "%s: not a tree", o->path);
   for (size_t i = 0; names && names[i]; i++)
     if (!*names[i] || strchr (names[i], '/') || streq (names[i], ".") || streq (names[i], ".."))
-      return avm_error_fail (err, EINVAL, "%s: cannot remove \"%s\": not an entry of the directory", o->path,
-                             names[i]);
-  char **copy = avm_strv_copy (names ? names : (char *const[]){ NULL });
+      return avm_error_fail (err, EINVAL, "%s: cannot remove \"%s\": not an entry of the directory", o->path, names[i]);
+  char **copy = avm_strv_copy (names ? names : (char *const[]) { NULL });
   if (!copy)
     return avm_error_sys (err, ENOMEM, "%s", o->path);
   avm_strv_free (o->retire);
@@ -280,8 +277,7 @@ check_range (struct avm_out *o, uint64_t off, uint64_t len, avm_error_t *err)
 {
   if (off > o->size || len > o->size - off)
     return avm_error_fail (err, EINVAL,
-                           "%s: cannot write %" PRIu64 " bytes at offset %" PRIu64 ": past the end (%" PRIu64
-                           " bytes)",
+                           "%s: cannot write %" PRIu64 " bytes at offset %" PRIu64 ": past the end (%" PRIu64 " bytes)",
                            o->path, len, off, o->size);
   return 0;
 }
@@ -295,8 +291,8 @@ pwrite_all (struct avm_out *o, const uint8_t *p, size_t len, uint64_t off, avm_e
       if (w < 0 && errno == EINTR)
         continue;
       if (w <= 0)
-        return avm_error_sys (err, w < 0 ? errno : ENOSPC, "%s: cannot write %zu bytes at offset %" PRIu64,
-                              o->path, len, off);
+        return avm_error_sys (err, w < 0 ? errno : ENOSPC, "%s: cannot write %zu bytes at offset %" PRIu64, o->path,
+                              len, off);
       kick_writeback (o, (uint64_t) w);
       p += w;
       off += (uint64_t) w;
@@ -364,8 +360,7 @@ int
 avm_out_set_mode (struct avm_out *o, mode_t mode, avm_error_t *err)
 {
   if (fchmod (o->fd, mode) < 0)
-    return avm_error_sys (err, errno, "%s: cannot set mode %04o on its temporary %s", o->path, (unsigned) mode,
-                          o->tmp);
+    return avm_error_sys (err, errno, "%s: cannot set mode %04o on its temporary %s", o->path, (unsigned) mode, o->tmp);
   return 0;
 }
 
@@ -438,8 +433,8 @@ eof_error (avm_error_t *err, const char *in_name, uint64_t at)
 
 /* Copy the data extent [SRC, SRC+LEN) of IN_FD to DST.  */
 static int
-copy_extent (struct avm_out *o, uint64_t dst, int in_fd, uint64_t src, uint64_t len, const char *in_name,
-             bool *use_cfr, avm_error_t *err)
+copy_extent (struct avm_out *o, uint64_t dst, int in_fd, uint64_t src, uint64_t len, const char *in_name, bool *use_cfr,
+             avm_error_t *err)
 {
   int r;
 
@@ -452,15 +447,16 @@ copy_extent (struct avm_out *o, uint64_t dst, int in_fd, uint64_t src, uint64_t 
           ssize_t c = copy_file_range (in_fd, &ioff, o->fd, &ooff, n, 0);
           if (c < 0 && errno == EINTR)
             continue;
-          if (c < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
-                        || errno == ENOTSUP || errno == EBADF || errno == ETXTBSY))
+          if (c < 0
+              && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == ENOTSUP
+                  || errno == EBADF || errno == ETXTBSY))
             {
               *use_cfr = false;
               continue;
             }
           if (c < 0)
-            return avm_error_sys (err, errno, "%s: cannot copy %" PRIu64 " bytes from %s at offset %" PRIu64,
-                                  o->path, len, in_name, src);
+            return avm_error_sys (err, errno, "%s: cannot copy %" PRIu64 " bytes from %s at offset %" PRIu64, o->path,
+                                  len, in_name, src);
           if (c == 0)
             {
               /* End of file, or a file copy_file_range cannot see into:
@@ -506,8 +502,8 @@ avm_out_copy_fd (struct avm_out *o, uint64_t off, int in_fd, uint64_t in_off, ui
   if (r < 0)
     return r;
   if (in_off > INT64_MAX || len > INT64_MAX - in_off)
-    return avm_error_fail (err, EINVAL, "%s: offset %" PRIu64 " and length %" PRIu64 " out of range", in_name,
-                           in_off, len);
+    return avm_error_fail (err, EINVAL, "%s: offset %" PRIu64 " and length %" PRIu64 " out of range", in_name, in_off,
+                           len);
   if (fstat (in_fd, &st) < 0)
     return avm_error_sys (err, errno, "%s: cannot stat", in_name);
   if (S_ISREG (st.st_mode) && (uint64_t) st.st_size < in_off + len)
@@ -565,7 +561,6 @@ avm_out_sync_tmp (struct avm_out *o, avm_error_t *err)
     return avm_error_sys (err, e, "%s: cannot write", o->path);
   return 0;
 }
-
 
 int
 avm_out_commit (struct avm_out *o, avm_error_t *err)

@@ -16,16 +16,16 @@
 struct avm_out
 {
   int fd;
-  char *path;  /* final path */
-  char *tmp;   /* temporary, registered for signal cleanup */
-  char *dir;   /* directory of both, fsynced on commit */
+  char *path; /* final path */
+  char *tmp;  /* temporary, registered for signal cleanup */
+  char *dir;  /* directory of both, fsynced on commit */
   uint64_t size;
-  int slot;    /* index in the live registry */
+  int slot; /* index in the live registry */
   avm_progress_fn progress;
   void *progress_data;
-  uint8_t *fill;      /* pattern buffer for avm_out_fill */
+  uint8_t *fill; /* pattern buffer for avm_out_fill */
   size_t fill_cap;
-  size_t fill_valid;  /* bytes of it holding fill_pattern */
+  size_t fill_valid; /* bytes of it holding fill_pattern */
   uint32_t fill_pattern;
   uint8_t *copy;      /* read buffer for the avm_out_copy_fd fallback */
   uint64_t unflushed; /* bytes written since writeback was last started */
@@ -34,7 +34,7 @@ struct avm_out
      starts, "old" (what the commit moves out of DIR).  */
   bool tree;
   int tfd, newfd;
-  char **names;  /* the top-level entries of "new", read at commit */
+  char **names; /* the top-level entries of "new", read at commit */
   size_t nnames;
   char **retire; /* entries of DIR to remove at commit (not in the new tree) */
 };

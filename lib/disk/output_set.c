@@ -169,8 +169,8 @@ check_tree_names (struct avm_out **outs, size_t n, const struct avm_out *t, cons
     {
       const char *name = t->names[k];
       if (streq (name, marker))
-        return avm_error_input (err, "%s/%s: the tree has an entry of that name, which is the commit marker",
-                                t->dir, name);
+        return avm_error_input (err, "%s/%s: the tree has an entry of that name, which is the commit marker", t->dir,
+                                name);
       for (size_t i = 0; i < n; i++)
         if (outs[i] && !outs[i]->tree && streq (outs[i]->dir, t->dir) && streq (base_of (outs[i]->path), name))
           return avm_error_input (err, "%s: the tree has an entry of that name, which is another output",
@@ -264,11 +264,10 @@ avm_out_commit_set (struct avm_out **outs, size_t n, const char *marker, const c
         continue;
       if (ndirs == ARRAY_SIZE (dirs))
         {
-          r = avm_error_fail (err, EMFILE, "%s: more than %d directories in one set", outs[i]->path,
-                              AVM_OUT_MAX_OPEN);
+          r = avm_error_fail (err, EMFILE, "%s: more than %d directories in one set", outs[i]->path, AVM_OUT_MAX_OPEN);
           break;
         }
-      dirs[ndirs] = (struct set_dir){ .path = outs[i]->dir, .fd = -1 };
+      dirs[ndirs] = (struct set_dir) { .path = outs[i]->dir, .fd = -1 };
       dirs[ndirs].fd = open (outs[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (dirs[ndirs].fd < 0)
         {

@@ -12,9 +12,10 @@
 
 /* U-Boot runs this; Cuttlefish's Android boot flow with the BCB quiescent
    check (cuttlefish.md 2.2).  */
-static const char android_entry[] = "bcb load virtio 0 misc; if bcb test command = boot-quiescent; then setenv bootargs "
-                                    "\"$bootargs androidboot.quiescent=1\"; bcb clear command; bcb store; fi; "
-                                    "run bootcmd_android";
+static const char android_entry[]
+    = "bcb load virtio 0 misc; if bcb test command = boot-quiescent; then setenv bootargs "
+      "\"$bootargs androidboot.quiescent=1\"; bcb clear command; bcb store; fi; "
+      "run bootcmd_android";
 
 char **
 avm_props_uboot_env_entries (const char *arch)
@@ -107,11 +108,13 @@ avm_props_disk_write (const struct avm_props_spec *spec, struct avm_out *o, cons
     return r;
   if ((r = avm_uboot_env_build (entries, env, err)) < 0)
     return r;
-  if ((r = avm_avb_hash_footer (env, sizeof env, "uboot_env", gpt->parts[0].size, spec->key, spec->salt, &env_part,
-                                err)) < 0)
+  if ((r
+       = avm_avb_hash_footer (env, sizeof env, "uboot_env", gpt->parts[0].size, spec->key, spec->salt, &env_part, err))
+      < 0)
     return r;
   if ((r = avm_avb_hash_footer ((const uint8_t *) text, strlen (text), "bootconfig", gpt->parts[3].size, spec->key,
-                                spec->salt, &bc_part, err)) < 0)
+                                spec->salt, &bc_part, err))
+      < 0)
     return r;
   if ((r = avm_avb_key_blob (spec->key, pubkey, err)) < 0)
     return r;

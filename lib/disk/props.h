@@ -19,10 +19,10 @@
 
 struct avm_props_spec
 {
-  json_t *boot_properties;         /* {"androidboot.x": "v", ...} (plan "boot_properties") */
-  const char *arch;                /* "x86_64" or "aarch64": kernel console and earlycon */
-  const struct avm_avb_key *key;   /* signing key (RSA-4096) */
-  const uint8_t *salt;             /* 32 bytes for reproducible output, or NULL (random) */
+  json_t *boot_properties;       /* {"androidboot.x": "v", ...} (plan "boot_properties") */
+  const char *arch;              /* "x86_64" or "aarch64": kernel console and earlycon */
+  const struct avm_avb_key *key; /* signing key (RSA-4096) */
+  const uint8_t *salt;           /* 32 bytes for reproducible output, or NULL (random) */
 };
 
 /* "key=value\n" for every property (malloc'd); values may not be empty or

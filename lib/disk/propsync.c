@@ -24,11 +24,11 @@
 struct want
 {
   const char *path;
-  const char *text;               /* bootconfig */
+  const char *text; /* bootconfig */
   size_t text_len;
   uint8_t env[AVM_UBOOT_ENV_SIZE]; /* uboot_env image */
   struct avm_gpt *layout;
-  char signer[41];                /* key SHA-1; "" (key missing): the first signature's */
+  char signer[41]; /* key SHA-1; "" (key missing): the first signature's */
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC (struct avm_avb_key *, avm_avb_key_free)
@@ -46,7 +46,7 @@ signed_ok (struct want *w, const struct avm_avb_info *info)
 }
 
 /* Read the signed partition P (of the layout, so present) and verify it:
-   *OK false when it does not parse or verify; errors are I/O failures.  */
+ *OK false when it does not parse or verify; errors are I/O failures.  */
 static int
 read_signed (int fd, const struct avm_gpt_part *p, bool footer, struct want *w, struct avm_avb_info *info,
              uint8_t **data, bool *ok, avm_error_t *err)
@@ -106,8 +106,8 @@ disk_matches (int fd, uint64_t size, struct want *w, bool *match, enum kind *kin
   const struct avm_gpt_part *penv = avm_gpt_find (g, "uboot_env"), *pbc = avm_gpt_find (g, "bootconfig");
   const struct avm_gpt_part *pvb = avm_gpt_find (g, "vbmeta");
   bool ok;
-  if ((r = read_signed (fd, penv, true, w, &ienv, &env, &ok, err)) < 0 || !ok
-      || ienv.original_size != sizeof w->env || memcmp (env, w->env, sizeof w->env) != 0)
+  if ((r = read_signed (fd, penv, true, w, &ienv, &env, &ok, err)) < 0 || !ok || ienv.original_size != sizeof w->env
+      || memcmp (env, w->env, sizeof w->env) != 0)
     return r;
   if ((r = read_signed (fd, pbc, true, w, &ibc, &bc, &ok, err)) < 0 || !ok || ibc.original_size != w->text_len
       || memcmp (bc, w->text, w->text_len) != 0)
@@ -159,8 +159,8 @@ avm_props_sync (const char *path, json_t *boot_properties, const char *arch, con
     return avm_error_sys (err, ENOMEM, "%s", path);
 
   /* What the disk must hold.  */
-  if ((r = avm_bootconfig_text (boot_properties, &text, err)) < 0
-      || (r = avm_uboot_env_build (entries, w.env, err)) < 0 || (r = avm_props_disk_layout (&spec, layout, err)) < 0)
+  if ((r = avm_bootconfig_text (boot_properties, &text, err)) < 0 || (r = avm_uboot_env_build (entries, w.env, err)) < 0
+      || (r = avm_props_disk_layout (&spec, layout, err)) < 0)
     {
       avm_error_prefix (err, "properties disk %s", path);
       return r;

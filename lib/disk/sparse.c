@@ -34,7 +34,6 @@ enum
   CHUNK_CRC32 = 0xcac4,
 };
 
-
 bool
 avm_sparse_magic (const void *buf)
 {
@@ -66,8 +65,7 @@ parse_header (const uint8_t *b, const char *name, uint64_t at, struct avm_sparse
   h->total_chunks = get_le32 (b + 20);
   h->image_checksum = get_le32 (b + 24);
   if (h->major != 1)
-    return avm_error_input (err, "%s: offset %" PRIu64 ": unsupported sparse major version %u", name, at + 4,
-                            h->major);
+    return avm_error_input (err, "%s: offset %" PRIu64 ": unsupported sparse major version %u", name, at + 4, h->major);
   if (h->file_hdr_sz < SPARSE_HEADER_SIZE)
     return avm_error_input (err, "%s: offset %" PRIu64 ": file header size %u is smaller than %d", name, at + 8,
                             h->file_hdr_sz, SPARSE_HEADER_SIZE);
@@ -75,8 +73,8 @@ parse_header (const uint8_t *b, const char *name, uint64_t at, struct avm_sparse
     return avm_error_input (err, "%s: offset %" PRIu64 ": chunk header size %u is smaller than %d", name, at + 10,
                             h->chunk_hdr_sz, CHUNK_HEADER_SIZE);
   if (h->blk_sz == 0 || h->blk_sz % 4)
-    return avm_error_input (err, "%s: offset %" PRIu64 ": block size %u is not a nonzero multiple of 4", name,
-                            at + 12, h->blk_sz);
+    return avm_error_input (err, "%s: offset %" PRIu64 ": block size %u is not a nonzero multiple of 4", name, at + 12,
+                            h->blk_sz);
   /* 32 x 32 bits cannot overflow 64 bits, but must fit in an off_t.  */
   if (avm_sparse_size (h) > INT64_MAX)
     return avm_error_input (err, "%s: offset %" PRIu64 ": %u blocks of %u bytes: expanded size too large", name,
@@ -109,14 +107,14 @@ avm_sparse_read_header (struct avm_stream *s, struct avm_sparse_header *h, avm_e
   if (n >= 4 && !avm_sparse_magic (b))
     return parse_header (b, s->name, at, h, err);
   if (n < (ssize_t) sizeof b)
-    return avm_error_input (err, "%s: offset %" PRIu64 ": truncated sparse header (%zd of %d bytes)", s->name, at,
-                            n, SPARSE_HEADER_SIZE);
+    return avm_error_input (err, "%s: offset %" PRIu64 ": truncated sparse header (%zd of %d bytes)", s->name, at, n,
+                            SPARSE_HEADER_SIZE);
   if ((r = parse_header (b, s->name, at, h, err)) < 0)
     return r;
   r = avm_stream_skip (s, h->file_hdr_sz - SPARSE_HEADER_SIZE);
   if (r == -EIO)
-    return avm_error_input (err, "%s: offset %" PRIu64 ": truncated sparse header (file header size %u)", s->name,
-                            at, h->file_hdr_sz);
+    return avm_error_input (err, "%s: offset %" PRIu64 ": truncated sparse header (file header size %u)", s->name, at,
+                            h->file_hdr_sz);
   if (r < 0)
     return read_error (err, s, r);
   return 0;
@@ -136,9 +134,9 @@ static uint32_t
 crc_append_repeat (uint32_t crc, const uint8_t unit[4], uint64_t len)
 {
   uint64_t n = len / 4;
-  uint32_t g = (uint32_t) sym_crc32 (0, unit, 4); /* CRC of the current block */
+  uint32_t g = (uint32_t) sym_crc32 (0, unit, 4);       /* CRC of the current block */
   uint32_t xp = (uint32_t) sym_crc32_combine_gen64 (4); /* x^(8 * its length) */
-  uint32_t r = 0;                                  /* CRC of the blocks taken */
+  uint32_t r = 0;                                       /* CRC of the blocks taken */
 
   if (len == 0)
     return crc;
@@ -183,8 +181,7 @@ struct expander
   uint32_t index; /* 1-based */
 };
 
-static int __attribute__ ((format (printf, 2, 3)))
-chunk_error (struct expander *x, const char *fmt, ...)
+static int __attribute__ ((format (printf, 2, 3))) chunk_error (struct expander *x, const char *fmt, ...)
 {
   _cleanup_free_ char *msg = NULL;
   va_list ap;
@@ -262,8 +259,8 @@ chunk_header (struct expander *x, uint64_t blk, uint16_t *type, const char **nam
     {
     case CHUNK_RAW:
       if (*data != len)
-        return chunk_error (x, "RAW chunk of %" PRIu32 " blocks has %" PRIu64 " bytes of data, expected %" PRIu64,
-                            *csz, *data, len);
+        return chunk_error (x, "RAW chunk of %" PRIu32 " blocks has %" PRIu64 " bytes of data, expected %" PRIu64, *csz,
+                            *data, len);
       break;
     case CHUNK_FILL:
     case CHUNK_CRC32:
@@ -300,8 +297,9 @@ chunks_cover (struct expander *x, uint64_t blk)
     return 0;
   avm_format_bytes (avm_sparse_size (h), size, sizeof size);
   return avm_error_input (x->err,
-                          "%s: offset %" PRIu64 ": the %" PRIu32 " chunks cover %" PRIu64 " blocks, the header says %" PRIu32
-                          " (of %" PRIu32 " bytes: %s, at offset 16): the sparse image is damaged",
+                          "%s: offset %" PRIu64 ": the %" PRIu32 " chunks cover %" PRIu64
+                          " blocks, the header says %" PRIu32 " (of %" PRIu32
+                          " bytes: %s, at offset 16): the sparse image is damaged",
                           x->s->name, x->at, h->total_chunks, blk, h->total_blks, h->blk_sz, size);
 }
 
@@ -322,8 +320,10 @@ avm_sparse_check (struct avm_stream *s, const struct avm_sparse_header *h, avm_e
         return r;
       r = avm_stream_skip (s, data);
       if (r == -EIO)
-        return truncated (&x, type == CHUNK_RAW ? "RAW chunk data" : type == CHUNK_FILL ? "FILL chunk pattern"
-                                                                                        : "CRC32 chunk value",
+        return truncated (&x,
+                          type == CHUNK_RAW    ? "RAW chunk data"
+                          : type == CHUNK_FILL ? "FILL chunk pattern"
+                                               : "CRC32 chunk value",
                           data);
       if (r < 0)
         return read_error (err, s, r);
@@ -404,8 +404,9 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
           if (h->crc_unneeded)
             return chunk_error (&x, "CRC32 chunk in an image scanned as having none (file changed while read?)");
           if (get_le32 (v) != crc)
-            return chunk_error (&x, "CRC32 mismatch: the chunk says 0x%08" PRIx32 ", the %" PRIu64
-                                    " blocks before it have 0x%08" PRIx32,
+            return chunk_error (&x,
+                                "CRC32 mismatch: the chunk says 0x%08" PRIx32 ", the %" PRIu64
+                                " blocks before it have 0x%08" PRIx32,
                                 get_le32 (v), blk, crc);
           break;
         }
@@ -426,8 +427,8 @@ avm_sparse_expand (struct avm_stream *s, const struct avm_sparse_header *h, stru
       more = n > 0;
     }
   if (more)
-    return avm_error_input (err, "%s: offset %" PRIu64 ": data after the last of the %" PRIu32 " chunks", s->name,
-                            x.at, h->total_chunks);
+    return avm_error_input (err, "%s: offset %" PRIu64 ": data after the last of the %" PRIu32 " chunks", s->name, x.at,
+                            h->total_chunks);
   if (h->image_checksum && !h->crc_unneeded && h->image_checksum != crc)
     return avm_error_input (err,
                             "%s: offset 24: image checksum 0x%08" PRIx32 " does not match the expanded data "

@@ -34,9 +34,9 @@ struct opt
 {
   const char *name; /* flag (with its dashes), option key, or NULL for a positional */
   enum kind kind;
-  const char *values; /* K_ENUM, K_URI */
+  const char *values;    /* K_ENUM, K_URI */
   const struct opt *sub; /* K_OPTS */
-  bool next; /* the value is the next argument (-o VALUE), not after '=' */
+  bool next;             /* the value is the next argument (-o VALUE), not after '=' */
 };
 
 enum style
@@ -53,37 +53,68 @@ struct helper
   const struct opt *positional; /* in order, kind K_NONE-terminated; NULL: none */
 };
 
-#define END { NULL, K_NONE, NULL, NULL, false }
-#define F(n, k) { n, k, NULL, NULL, false }
-#define E(n, v) { n, K_ENUM, v, NULL, false }
+#define END                                                                                                            \
+  {                                                                                                                    \
+    NULL, K_NONE, NULL, NULL, false                                                                                    \
+  }
+#define F(n, k)                                                                                                        \
+  {                                                                                                                    \
+    n, k, NULL, NULL, false                                                                                            \
+  }
+#define E(n, v)                                                                                                        \
+  {                                                                                                                    \
+    n, K_ENUM, v, NULL, false                                                                                          \
+  }
 
 static const struct opt virtiofsd_o[] = {
-  F ("source", K_PATH), E ("cache", "auto|always|none|never|metadata"), E ("sandbox", "namespace|chroot"),
-  F ("xattr", K_NONE), F ("no_xattr", K_NONE), F ("flock", K_NONE), F ("no_flock", K_NONE),
-  F ("posix_lock", K_NONE), F ("no_posix_lock", K_NONE), F ("readdirplus", K_NONE), F ("no_readdirplus", K_NONE),
-  F ("writeback", K_NONE), F ("no_writeback", K_NONE), F ("announce_submounts", K_NONE),
-  E ("log_level", "debug|info|warn|err|error"), F ("timeout", K_UINT), F ("max_idle_threads", K_UINT),
+  F ("source", K_PATH),
+  E ("cache", "auto|always|none|never|metadata"),
+  E ("sandbox", "namespace|chroot"),
+  F ("xattr", K_NONE),
+  F ("no_xattr", K_NONE),
+  F ("flock", K_NONE),
+  F ("no_flock", K_NONE),
+  F ("posix_lock", K_NONE),
+  F ("no_posix_lock", K_NONE),
+  F ("readdirplus", K_NONE),
+  F ("no_readdirplus", K_NONE),
+  F ("writeback", K_NONE),
+  F ("no_writeback", K_NONE),
+  F ("announce_submounts", K_NONE),
+  E ("log_level", "debug|info|warn|err|error"),
+  F ("timeout", K_UINT),
+  F ("max_idle_threads", K_UINT),
   END,
 };
 
 static const struct opt virtiofsd[] = {
-  F ("--socket-path", K_PATH), F ("--fd", K_FD), F ("--shared-dir", K_PATH),
-  E ("--cache", "auto|always|never|metadata"), E ("--sandbox", "namespace|chroot|none"),
-  E ("--log-level", "error|warn|info|debug|trace|off"), E ("--inode-file-handles", "never|prefer|mandatory"),
-  F ("--thread-pool-size", K_UINT), F ("--xattr", K_NONE), F ("--announce-submounts", K_NONE),
-  F ("--rlimit-nofile", K_UINT), F ("--syslog", K_NONE),
+  F ("--socket-path", K_PATH),
+  F ("--fd", K_FD),
+  F ("--shared-dir", K_PATH),
+  E ("--cache", "auto|always|never|metadata"),
+  E ("--sandbox", "namespace|chroot|none"),
+  E ("--log-level", "error|warn|info|debug|trace|off"),
+  E ("--inode-file-handles", "never|prefer|mandatory"),
+  F ("--thread-pool-size", K_UINT),
+  F ("--xattr", K_NONE),
+  F ("--announce-submounts", K_NONE),
+  F ("--rlimit-nofile", K_UINT),
+  F ("--syslog", K_NONE),
   { "-o", K_OPTS, NULL, virtiofsd_o, true },
   END,
 };
 
 static const struct opt vsock_vm[] = {
-  F ("guest-cid", K_UINT), F ("socket", K_PATH), F ("uds-path", K_PATH), F ("tx-buffer-size", K_UINT),
-  F ("groups", K_WORD), END,
+  F ("guest-cid", K_UINT),      F ("socket", K_PATH), F ("uds-path", K_PATH),
+  F ("tx-buffer-size", K_UINT), F ("groups", K_WORD), END,
 };
 
 static const struct opt vhost_device_vsock[] = {
   { "--vm", K_OPTS, NULL, vsock_vm, true },
-  F ("--guest-cid", K_UINT), F ("--socket", K_PATH), F ("--uds-path", K_PATH), F ("--tx-buffer-size", K_UINT),
+  F ("--guest-cid", K_UINT),
+  F ("--socket", K_PATH),
+  F ("--uds-path", K_PATH),
+  F ("--tx-buffer-size", K_UINT),
   END,
 };
 
@@ -92,17 +123,26 @@ static const struct opt vhost_user_gpu[] = {
 };
 
 static const struct opt vhost_device_video[] = {
-  F ("--socket-path", K_PATH), F ("--v4l2-device", K_PATH), E ("--backend", "v4l2-decoder|null"), END,
+  F ("--socket-path", K_PATH),
+  F ("--v4l2-device", K_PATH),
+  E ("--backend", "v4l2-decoder|null"),
+  END,
 };
 
 static const struct opt dbus_daemon[] = {
-  F ("--config-file", K_PATH), F ("--nofork", K_NONE), F ("--nopidfile", K_NONE), F ("--nosyslog", K_NONE),
+  F ("--config-file", K_PATH),
+  F ("--nofork", K_NONE),
+  F ("--nopidfile", K_NONE),
+  F ("--nosyslog", K_NONE),
   { "--address", K_URI, "unix-path", NULL, false },
   END,
 };
 
 static const struct opt vhal_proxy_server_pos[] = {
-  F (NULL, K_PATH), F (NULL, K_HOSTPORT), { NULL, K_URI, "vsock|unix", NULL, false }, END,
+  F (NULL, K_PATH),
+  F (NULL, K_HOSTPORT),
+  { NULL, K_URI, "vsock|unix", NULL, false },
+  END,
 };
 
 /* Cuttlefish's host tools: the flags avm's profiles give them (and the
@@ -110,11 +150,23 @@ static const struct opt vhal_proxy_server_pos[] = {
 static const struct opt kernel_log_monitor[] = { F ("log_pipe_fd", K_FD), F ("subscriber_fds", K_FDS), END };
 static const struct opt logcat_receiver[] = { F ("log_pipe_fd", K_FD), END };
 static const struct opt secure_env[] = {
-  F ("confui_server_fd", K_FD), F ("snapshot_control_fd", K_FD), F ("keymaster_fd_in", K_FD),
-  F ("keymaster_fd_out", K_FD), F ("gatekeeper_fd_in", K_FD), F ("gatekeeper_fd_out", K_FD),
-  F ("oemlock_fd_in", K_FD), F ("oemlock_fd_out", K_FD), F ("keymint_fd_in", K_FD), F ("keymint_fd_out", K_FD),
-  F ("kernel_events_fd", K_FD), E ("keymint_impl", "software|tpm"), E ("gatekeeper_impl", "software|tpm"),
-  E ("oemlock_impl", "software|tpm"), E ("tpm_impl", "in_memory|host_device"), F ("undefok", K_WORDS), END,
+  F ("confui_server_fd", K_FD),
+  F ("snapshot_control_fd", K_FD),
+  F ("keymaster_fd_in", K_FD),
+  F ("keymaster_fd_out", K_FD),
+  F ("gatekeeper_fd_in", K_FD),
+  F ("gatekeeper_fd_out", K_FD),
+  F ("oemlock_fd_in", K_FD),
+  F ("oemlock_fd_out", K_FD),
+  F ("keymint_fd_in", K_FD),
+  F ("keymint_fd_out", K_FD),
+  F ("kernel_events_fd", K_FD),
+  E ("keymint_impl", "software|tpm"),
+  E ("gatekeeper_impl", "software|tpm"),
+  E ("oemlock_impl", "software|tpm"),
+  E ("tpm_impl", "in_memory|host_device"),
+  F ("undefok", K_WORDS),
+  END,
 };
 static const struct opt modem_simulator[] = { F ("server_fds", K_FDS), F ("sim_type", K_UINT), END };
 static const struct opt root_canal[] = {
@@ -124,22 +176,41 @@ static const struct opt tcp_connector[] = {
   F ("fifo_in", K_FD), F ("fifo_out", K_FD), F ("data_port", K_PORT), F ("buffer_size", K_UINT), END,
 };
 static const struct opt socket_vsock_proxy[] = {
-  E ("server_type", "tcp|vsock|unix"), E ("client_type", "tcp|vsock|unix"), F ("server_fd", K_FD),
-  F ("server_tcp_port", K_PORT), F ("server_vsock_port", K_UINT), F ("client_tcp_host", K_WORD),
-  F ("client_tcp_port", K_PORT), F ("client_vsock_id", K_UINT), F ("client_vsock_port", K_UINT),
-  F ("label", K_WORD), F ("events_fd", K_FD), F ("start_event_id", K_UINT), F ("stop_event_id", K_UINT),
-  F ("vhost_user_vsock", K_BOOL), END,
+  E ("server_type", "tcp|vsock|unix"),
+  E ("client_type", "tcp|vsock|unix"),
+  F ("server_fd", K_FD),
+  F ("server_tcp_port", K_PORT),
+  F ("server_vsock_port", K_UINT),
+  F ("client_tcp_host", K_WORD),
+  F ("client_tcp_port", K_PORT),
+  F ("client_vsock_id", K_UINT),
+  F ("client_vsock_port", K_UINT),
+  F ("label", K_WORD),
+  F ("events_fd", K_FD),
+  F ("start_event_id", K_UINT),
+  F ("stop_event_id", K_UINT),
+  F ("vhost_user_vsock", K_BOOL),
+  END,
 };
 static const struct opt adb_connector[] = { F ("addresses", K_HOSTPORT), END };
 static const struct opt gnss_grpc_proxy[] = {
-  F ("gnss_in_fd", K_FD), F ("gnss_out_fd", K_FD), F ("fixed_location_in_fd", K_FD),
-  F ("fixed_location_out_fd", K_FD), F ("gnss_grpc_socket", K_PATH), F ("gnss_grpc_port", K_PORT),
-  F ("gnss_file_path", K_PATH), F ("fixed_location_file_path", K_PATH), END,
+  F ("gnss_in_fd", K_FD),
+  F ("gnss_out_fd", K_FD),
+  F ("fixed_location_in_fd", K_FD),
+  F ("fixed_location_out_fd", K_FD),
+  F ("gnss_grpc_socket", K_PATH),
+  F ("gnss_grpc_port", K_PORT),
+  F ("gnss_file_path", K_PATH),
+  F ("fixed_location_file_path", K_PATH),
+  END,
 };
 static const struct opt tombstone_receiver[] = { F ("server_fd", K_FD), F ("tombstone_dir", K_PATH), END };
 static const struct opt config_server[] = { F ("server_fd", K_FD), END };
 static const struct opt sensors_simulator[] = {
-  F ("sensors_in_fd", K_FD), F ("sensors_out_fd", K_FD), F ("webrtc_fd", K_FD), END,
+  F ("sensors_in_fd", K_FD),
+  F ("sensors_out_fd", K_FD),
+  F ("webrtc_fd", K_FD),
+  END,
 };
 static const struct opt no_flags[] = { END };
 
@@ -168,9 +239,14 @@ static const struct helper catalog[] = {
 /* The environment a helper may be given (profiles/aaos-base.json's
    service_env: where the Cuttlefish tools find their configuration).  */
 static const struct opt approved_env[] = {
-  F ("CUTTLEFISH_CONFIG_FILE", K_ENVPATH), F ("CUTTLEFISH_INSTANCE", K_UINT), F ("ANDROID_HOST_OUT", K_ENVPATH),
-  F ("ANDROID_PRODUCT_OUT", K_ENVPATH), F ("ANDROID_ROOT", K_ENVPATH), F ("ANDROID_TZDATA_ROOT", K_ENVPATH),
-  F ("HOME", K_ENVPATH), END,
+  F ("CUTTLEFISH_CONFIG_FILE", K_ENVPATH),
+  F ("CUTTLEFISH_INSTANCE", K_UINT),
+  F ("ANDROID_HOST_OUT", K_ENVPATH),
+  F ("ANDROID_PRODUCT_OUT", K_ENVPATH),
+  F ("ANDROID_ROOT", K_ENVPATH),
+  F ("ANDROID_TZDATA_ROOT", K_ENVPATH),
+  F ("HOME", K_ENVPATH),
+  END,
 };
 
 const char *const *

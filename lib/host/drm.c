@@ -7,8 +7,8 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define NO_NODE_HINT                                                                                         \
-  "virgl and vhost-user-gpu need a render node: load the host GPU driver, or pass the node to the "        \
+#define NO_NODE_HINT                                                                                                   \
+  "virgl and vhost-user-gpu need a render node: load the host GPU driver, or pass the node to the "                    \
   "container (podman --device /dev/dri/renderD128)"
 
 #define fmt avm_strdupf

@@ -67,8 +67,7 @@ avm_host_check_char_device (struct avm_host_report *r, const char *name, const c
       if (fd >= 0)
         {
           close (fd);
-          detail = fmt ("%s: character device %u:%u, opened read-write", path, major (st.st_rdev),
-                        minor (st.st_rdev));
+          detail = fmt ("%s: character device %u:%u, opened read-write", path, major (st.st_rdev), minor (st.st_rdev));
           if (!detail)
             return avm_error_sys (err, ENOMEM, "host check %s", name);
           ret = avm_host_report_add (r, AVM_CHECK_OK, name, detail, NULL);
@@ -81,8 +80,7 @@ avm_host_check_char_device (struct avm_host_report *r, const char *name, const c
         {
           detail = fmt ("permission denied opening %s read-write (mode %04o, owner %u:%u)", path,
                         (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid, (unsigned) st.st_gid);
-          own_hint = hint ? NULL
-                          : fmt ("add the user to the group owning %s, or a udev rule granting access", path);
+          own_hint = hint ? NULL : fmt ("add the user to the group owning %s, or a udev rule granting access", path);
         }
       else if (e == ENXIO || e == ENODEV)
         {

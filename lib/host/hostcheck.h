@@ -32,7 +32,7 @@ struct avm_host_report
 {
   struct avm_check_item *items;
   size_t n;
-  bool lost;  /* an item could not be recorded (out of memory): the report is not ok */
+  bool lost; /* an item could not be recorded (out of memory): the report is not ok */
 };
 
 /* Is KVM usable by this user (open O_RDWR, KVM_GET_API_VERSION == 12,
@@ -80,16 +80,16 @@ int avm_host_check_program (struct avm_host_report *r, const char *name, const c
 /* The items avm_host_check_render_nodes adds for NODES (from avm_host_list_devices
    ("drm", "renderD*")): OK per usable node, the others INFO when one is usable,
    else FAIL (REQUIRED) or WARN; one FAIL/WARN item when there is none.  */
-int avm_host_report_render_nodes (struct avm_host_report *r, const struct avm_dev_node *nodes, size_t n,
-                                  bool required, avm_error_t *err);
+int avm_host_report_render_nodes (struct avm_host_report *r, const struct avm_dev_node *nodes, size_t n, bool required,
+                                  avm_error_t *err);
 /* Add an item computed elsewhere (e.g. the QEMU version and capability
    check).  Out of memory marks the report lost (and returns -ENOMEM): a
    check that went missing must not leave the report ok.  */
-int avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, const char *name,
-                         const char *detail, const char *hint);
+int avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, const char *name, const char *detail,
+                         const char *hint);
 /* The same with DETAIL formatted.  */
-int avm_host_report_addf (struct avm_host_report *r, enum avm_check_status status, const char *name,
-                          const char *hint, const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
+int avm_host_report_addf (struct avm_host_report *r, enum avm_check_status status, const char *name, const char *hint,
+                          const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
 /* For a caller whose own allocation failed while making an item.  */
 void avm_host_report_lose (struct avm_host_report *r);
 

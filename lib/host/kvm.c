@@ -18,8 +18,7 @@
 
 #define KVM_DEVICE "/dev/kvm"
 
-static bool __attribute__ ((format (printf, 2, 3)))
-unusable (char **why, const char *fmt, ...)
+static bool __attribute__ ((format (printf, 2, 3))) unusable (char **why, const char *fmt, ...)
 {
   va_list ap;
   if (!why)
@@ -102,11 +101,10 @@ avm_kvm_usable_at (const char *path, char **why)
     {
       int e = errno;
       if (e == EPERM || e == EACCES)
-        return unusable (why, "%s: KVM_CREATE_VM is not permitted (%s): a seccomp or security policy blocks it",
-                         path, strerror (e));
-      if (e == ENOMEM || e == EAGAIN)
-        return unusable (why, "%s: KVM_CREATE_VM failed: %s (out of memory or VM limit reached)", path,
+        return unusable (why, "%s: KVM_CREATE_VM is not permitted (%s): a seccomp or security policy blocks it", path,
                          strerror (e));
+      if (e == ENOMEM || e == EAGAIN)
+        return unusable (why, "%s: KVM_CREATE_VM failed: %s (out of memory or VM limit reached)", path, strerror (e));
       return unusable (why,
                        "%s: KVM_CREATE_VM failed: %s (hardware virtualization disabled or taken by another "
                        "hypervisor?)",
@@ -208,10 +206,23 @@ avm_kvm_run_vcpu (const char *qemu, const char *arch, const char *cpu, char **wh
         unlink (path);
       return unusable (why, "cannot write a test firmware to %s: %s", path, strerror (errno));
     }
-  char *argv[] = { (char *) qemu, "-machine", arm ? "virt,accel=kvm,gic-version=host" : "pc,accel=kvm",
-                   "-cpu", (char *) cpu, "-m", "64", "-nodefaults", "-no-user-config", "-display", "none",
-                   "-no-reboot", "-bios", path,
-                   arm ? NULL : "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", NULL };
+  char *argv[] = { (char *) qemu,
+                   "-machine",
+                   arm ? "virt,accel=kvm,gic-version=host" : "pc,accel=kvm",
+                   "-cpu",
+                   (char *) cpu,
+                   "-m",
+                   "64",
+                   "-nodefaults",
+                   "-no-user-config",
+                   "-display",
+                   "none",
+                   "-no-reboot",
+                   "-bios",
+                   path,
+                   arm ? NULL : "-device",
+                   "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                   NULL };
   struct avm_capture job = { .argv = argv, .with_stderr = true };
   _cleanup_error_ avm_error_t err = NULL;
   int r = avm_capture_run (&job, 1, 5000, &err);
@@ -220,9 +231,9 @@ avm_kvm_run_vcpu (const char *qemu, const char *arch, const char *cpu, char **wh
     {
       _cleanup_free_ char *words = last_words (job.out);
       bool ok = r == -ETIMEDOUT
-                  ? unusable (why, "a vCPU under KVM (-cpu %s) did not come back within 5 s: guests hang%s%s", cpu,
-                              words ? "; QEMU said: " : "", words ? words : "")
-                  : unusable (why, "%s", err && err->msg ? err->msg : "QEMU could not be run");
+                    ? unusable (why, "a vCPU under KVM (-cpu %s) did not come back within 5 s: guests hang%s%s", cpu,
+                                words ? "; QEMU said: " : "", words ? words : "")
+                    : unusable (why, "%s", err && err->msg ? err->msg : "QEMU could not be run");
       avm_capture_clear (&job, 1);
       return ok;
     }
@@ -233,8 +244,8 @@ avm_kvm_run_vcpu (const char *qemu, const char *arch, const char *cpu, char **wh
     return true;
   if (WIFSIGNALED (st))
     return unusable (why, "QEMU was killed by SIG%s as soon as a vCPU ran under KVM (-cpu %s)%s%s",
-                     sigabbrev_np (WTERMSIG (st)) ? sigabbrev_np (WTERMSIG (st)) : "?", cpu,
-                     words ? ": " : "", words ? words : "");
+                     sigabbrev_np (WTERMSIG (st)) ? sigabbrev_np (WTERMSIG (st)) : "?", cpu, words ? ": " : "",
+                     words ? words : "");
   return unusable (why, "QEMU exited with status %d instead of running a vCPU under KVM (-cpu %s)%s%s",
                    WIFEXITED (st) ? WEXITSTATUS (st) : -1, cpu, words ? ": " : "", words ? words : "");
 }

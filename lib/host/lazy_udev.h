@@ -11,23 +11,23 @@
 
 #include <libudev.h>
 
-#define AVM_UDEV_FUNCS(X) \
-  X (udev_new) \
-  X (udev_unref) \
-  X (udev_enumerate_new) \
-  X (udev_enumerate_unref) \
-  X (udev_enumerate_add_match_subsystem) \
-  X (udev_enumerate_add_match_sysname) \
-  X (udev_enumerate_scan_devices) \
-  X (udev_enumerate_get_list_entry) \
-  X (udev_list_entry_get_next) \
-  X (udev_list_entry_get_name) \
-  X (udev_device_new_from_syspath) \
-  X (udev_device_unref) \
-  X (udev_device_get_parent) \
-  X (udev_device_get_driver) \
-  X (udev_device_get_sysname) \
-  X (udev_device_get_devnode) \
+#define AVM_UDEV_FUNCS(X)                                                                                              \
+  X (udev_new)                                                                                                         \
+  X (udev_unref)                                                                                                       \
+  X (udev_enumerate_new)                                                                                               \
+  X (udev_enumerate_unref)                                                                                             \
+  X (udev_enumerate_add_match_subsystem)                                                                               \
+  X (udev_enumerate_add_match_sysname)                                                                                 \
+  X (udev_enumerate_scan_devices)                                                                                      \
+  X (udev_enumerate_get_list_entry)                                                                                    \
+  X (udev_list_entry_get_next)                                                                                         \
+  X (udev_list_entry_get_name)                                                                                         \
+  X (udev_device_new_from_syspath)                                                                                     \
+  X (udev_device_unref)                                                                                                \
+  X (udev_device_get_parent)                                                                                           \
+  X (udev_device_get_driver)                                                                                           \
+  X (udev_device_get_sysname)                                                                                          \
+  X (udev_device_get_devnode)                                                                                          \
   X (udev_device_get_syspath)
 
 AVM_DL_DECLARE (AVM_UDEV_FUNCS)

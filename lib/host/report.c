@@ -34,8 +34,8 @@ status_label (enum avm_check_status s)
 }
 
 int
-avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, const char *name,
-                     const char *detail, const char *hint)
+avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, const char *name, const char *detail,
+                     const char *hint)
 {
   _cleanup_free_ char *n = strdup (name ? name : "");
   _cleanup_free_ char *d = strdup (detail ? detail : "");
@@ -139,7 +139,8 @@ avm_host_report_print (const struct avm_host_report *r, FILE *out)
         }
     }
   if (r->lost)
-    fprintf (out, "%-*s  report incomplete: out of memory while recording a check\n", sw, status_label (AVM_CHECK_FAIL));
+    fprintf (out, "%-*s  report incomplete: out of memory while recording a check\n", sw,
+             status_label (AVM_CHECK_FAIL));
 }
 
 json_t *
@@ -152,9 +153,8 @@ avm_host_report_to_json (const struct avm_host_report *r)
   for (size_t i = 0; i < r->n; i++)
     {
       const struct avm_check_item *it = &r->items[i];
-      json_t *o = json_pack ("{s:s, s:s, s:s, s:s?}", "name", it->name, "status",
-                             avm_check_status_name (it->status), "detail", it->detail ? it->detail : "",
-                             "hint", it->hint);
+      json_t *o = json_pack ("{s:s, s:s, s:s, s:s?}", "name", it->name, "status", avm_check_status_name (it->status),
+                             "detail", it->detail ? it->detail : "", "hint", it->hint);
       /* "s?" packs a NULL hint as null.  */
       if (!o || json_array_append_new (checks, o) < 0)
         goto oom;

@@ -18,8 +18,8 @@
 
 /* The manifest sections that describe one file each ("file"), in the order
    cvd2img writes them.  */
-static const char *const sections[] = { "system", "properties", "properties_virgl", "bootloader", "key",
-                                        "android_info" };
+static const char *const sections[]
+    = { "system", "properties", "properties_virgl", "bootloader", "key", "android_info" };
 
 /* The bootloader and the key are hashed whole (FULL mode) up to these
    sizes; cvd2img copies at most 64 MiB of bootloader and 1 MiB of key.  */
@@ -208,10 +208,10 @@ check_host_tree (struct set *s, avm_error_t *err)
   o = 0;
   for (size_t k = 0; k < n && o < sizeof got; k++)
     o += snprintf (got + o, sizeof got - o, "%s%s", o ? ", " : "", have[k]);
-  add (s->problems, avm_strdupf ("the host tools in %s are not those converted (another host package, or changed "
-                                 "since): %s records the release markers [%s], the directory has [%s]; "
-                                 AVM_CVD2IMG_REMEDY,
-                                 s->dir, s->manifest_path, want, got));
+  add (s->problems,
+       avm_strdupf ("the host tools in %s are not those converted (another host package, or changed "
+                    "since): %s records the release markers [%s], the directory has [%s]; " AVM_CVD2IMG_REMEDY,
+                    s->dir, s->manifest_path, want, got));
   return 0;
 }
 

@@ -31,7 +31,8 @@ derived (struct plan_ctx *c, const char *key, const char *value)
   json_t *def;
   if (json_object_get (avm_json_path (c->p, "boot_properties"), key))
     return avm_error_input (c->err,
-                            "%s: boot_properties[\"%s\"]: avm derives this key from the profile (it must match the QEMU "
+                            "%s: boot_properties[\"%s\"]: avm derives this key from the profile (it must match the "
+                            "QEMU "
                             "command line); remove it",
                             c->file, key);
   json_object_foreach (avm_json_path (c->p, "services"), name, def)

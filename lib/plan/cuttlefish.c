@@ -32,8 +32,8 @@ plan_cuttlefish_vars (struct plan_ctx *c)
   c->cf_config = avm_path_join (c->cf_root, "cuttlefish_config.json");
   if (!c->cf_instance_dir || !c->cf_config)
     return avm_error_sys (c->err, ENOMEM, "cuttlefish.root");
-  c->vars[c->scope.n++] = (struct avm_var){ "cf_config", c->cf_config };
-  c->vars[c->scope.n++] = (struct avm_var){ "cf_instance_dir", c->cf_instance_dir };
+  c->vars[c->scope.n++] = (struct avm_var) { "cf_config", c->cf_config };
+  c->vars[c->scope.n++] = (struct avm_var) { "cf_instance_dir", c->cf_instance_dir };
   return 0;
 }
 

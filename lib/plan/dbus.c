@@ -11,20 +11,19 @@
    resource): a session-type bus with EXTERNAL authentication (only the
    user avm runs as) and no service directories, so nothing can be
    activated on it and only QEMU and the display program meet there.  */
-static const char dbus_config[]
-    = "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-      " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-      "<!-- written by avm: the private bus of -display dbus -->\n"
-      "<busconfig>\n"
-      "  <type>session</type>\n"
-      "  <listen>unix:path=%s</listen>\n"
-      "  <auth>EXTERNAL</auth>\n"
-      "  <policy context=\"default\">\n"
-      "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-      "    <allow eavesdrop=\"true\"/>\n"
-      "    <allow own=\"*\"/>\n"
-      "  </policy>\n"
-      "</busconfig>\n";
+static const char dbus_config[] = "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                                  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                                  "<!-- written by avm: the private bus of -display dbus -->\n"
+                                  "<busconfig>\n"
+                                  "  <type>session</type>\n"
+                                  "  <listen>unix:path=%s</listen>\n"
+                                  "  <auth>EXTERNAL</auth>\n"
+                                  "  <policy context=\"default\">\n"
+                                  "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+                                  "    <allow eavesdrop=\"true\"/>\n"
+                                  "    <allow own=\"*\"/>\n"
+                                  "  </policy>\n"
+                                  "</busconfig>\n";
 
 json_t *
 plan_implied_dbus (void)

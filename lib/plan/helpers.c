@@ -139,12 +139,12 @@ plan_missing_programs (struct plan_ctx *c, struct plan_service *v, size_t *n)
       if (c->helper_dirs && asprintf (&searched, " (searched %s%s$PATH)", dirs, *dirs ? " and " : "") < 0)
         return avm_error_sys (c->err, ENOMEM, "plan");
       const char *fix = c->flags_mismatch && !c->helper_dirs
-                          ? "the helpers are of another release than the profile's choice: use the host package of "
-                            "these images, or pass --option release=... to match it"
+                            ? "the helpers are of another release than the profile's choice: use the host package of "
+                              "these images, or pass --option release=... to match it"
                         : c->flags_mismatch
-                          ? "install the Cuttlefish host package of these images in the images directory (bin/), or "
-                            "set paths.helpers"
-                          : "install the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
+                            ? "install the Cuttlefish host package of these images in the images directory (bin/), or "
+                              "set paths.helpers"
+                            : "install the Cuttlefish host package in the images directory (bin/) or set paths.helpers";
       const char *fmt = "%s: critical services cannot start: %s%s%s%s; %s";
       const char *also = *skipmsg ? "; and, not critical: " : "";
       if (!c->req->dry_run)

@@ -43,14 +43,14 @@ avm_plan_host_fit (json_t *profile, json_t *warnings)
                                 json_sprintf ("machine.memory: the guest gets %lld MiB, more than this host has (%lld "
                                               "MiB): it would swap or be killed; use --set machine.memory=SIZE",
                                               memory, have_mib))
-           < 0)
+             < 0)
     return -ENOMEM;
   if (cpus > 0 && online > 0 && cpus > online
       && json_array_append_new (warnings,
                                 json_sprintf ("machine.cpus: the guest gets %lld vCPUs, more than the %ld CPUs online "
                                               "on this host: it would run slowly; use --set machine.cpus=%ld",
                                               cpus, online, online))
-           < 0)
+             < 0)
     return -ENOMEM;
   return 0;
 }

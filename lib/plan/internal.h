@@ -12,18 +12,18 @@
 struct plan_service
 {
   struct avm_plan_service s;
-  struct avm_argv argv;  /* as expanded ("$$" and ${fd:NAME} kept) */
-  char **after;          /* names of the services it starts after */
-  struct avm_argv uses;  /* the resources it refers to */
+  struct avm_argv argv;   /* as expanded ("$$" and ${fd:NAME} kept) */
+  char **after;           /* names of the services it starts after */
+  struct avm_argv uses;   /* the resources it refers to */
   struct avm_argv serves; /* the QEMU devices it backs */
 };
 
 struct plan_ctx
 {
   const struct avm_plan_request *req;
-  json_t *p;          /* resolved profile */
-  const char *file;   /* profile path, for messages */
-  const char *arch;   /* "x86_64", "aarch64" */
+  json_t *p;        /* resolved profile */
+  const char *file; /* profile path, for messages */
+  const char *arch; /* "x86_64", "aarch64" */
   int instance;
   long long cid;
   char *run_dir, *state_dir, *images, *data_dir;
@@ -35,8 +35,8 @@ struct plan_ctx
   struct avm_vars scope;
   struct avm_qemu_caps *caps;
   const char *accel;
-  const char *qemu_binary; /* resolved path (argv[0]) */
-  bool shared_memory;      /* a vhost-user device needs share=on RAM */
+  const char *qemu_binary;  /* resolved path (argv[0]) */
+  bool shared_memory;       /* a vhost-user device needs share=on RAM */
   const char *boot_console; /* console port watched for boot patterns */
   bool any_caps;            /* layout only: every device counts as present */
 
@@ -44,25 +44,25 @@ struct plan_ctx
   size_t *lines;
   size_t n_lines, lines_alloc;
 
-  json_t *pci;        /* [{"slot","device","for"}] */
+  json_t *pci;               /* [{"slot","device","for"}] */
   struct plan_service *svcs; /* the helper services as expanded, in start order */
   size_t nsvcs;
   struct avm_plan_resource *res; /* resources, in order */
   size_t nres, res_alloc;
-  struct avm_argv *uses; /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
-  int var_depth;      /* ${var:} expansions under way */
-  struct avm_argv global_uses; /* ... referred to outside any service (boot properties, console tees) */
-  json_t *warnings;   /* ["..."] */
-  json_t *unapproved; /* ["what is not approved", ...] */
-  json_t *missing;    /* dry run: [{"key","path","error"}] of files that are not there */
-  char *helper_dirs;  /* paths.helpers, expanded (named when programs are missing) */
-  bool flags_mismatch; /* a helper does not accept a flag of its argv */
+  struct avm_argv *uses;            /* while expanding a service: the resources it refers to (${fd:}, ${port:}) */
+  int var_depth;                    /* ${var:} expansions under way */
+  struct avm_argv global_uses;      /* ... referred to outside any service (boot properties, console tees) */
+  json_t *warnings;                 /* ["..."] */
+  json_t *unapproved;               /* ["what is not approved", ...] */
+  json_t *missing;                  /* dry run: [{"key","path","error"}] of files that are not there */
+  char *helper_dirs;                /* paths.helpers, expanded (named when programs are missing) */
+  bool flags_mismatch;              /* a helper does not accept a flag of its argv */
   struct avm_plan_skipped *skipped; /* services whose program is missing */
   size_t nskipped;
-  json_t *bootprops;  /* {"androidboot.x": "v"} */
+  json_t *bootprops;              /* {"androidboot.x": "v"} */
   struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
   size_t ngen;
-  struct avm_argv macs; /* the guest NICs' MAC addresses, as given to QEMU */
+  struct avm_argv macs;                    /* the guest NICs' MAC addresses, as given to QEMU */
   char *display_backend, *display_address; /* where a viewer connects, or NULL */
   int next_slot;
   avm_error_t *err;

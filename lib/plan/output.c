@@ -25,8 +25,8 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
       const char *evidence = json_string_value (json_object_get (d, "evidence"));
       const char *warning = json_string_value (json_object_get (d, "warning"));
       avm_fprintf_escaped (out, "# %s %s (%s%s: %s)\n", name, choice ? choice : "?",
-               source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
-               evidence ? evidence : "");
+                           source && streq (source, "default") ? "the profile's " : "", source ? source : "?",
+                           evidence ? evidence : "");
       if (warning)
         avm_fprintf_escaped (out, "# WARNING: %s\n", warning);
     }
@@ -46,7 +46,6 @@ avm_plan_print_cmdline (const struct avm_plan *plan, FILE *out)
     }
   for (size_t i = 0; plan->unapproved && plan->unapproved[i]; i++)
     avm_fprintf_escaped (out, "# WARNING: UNAPPROVED (--allow-unapproved): %s\n", plan->unapproved[i]);
-
 
   for (size_t l = 0; l < plan->n_lines; l++)
     {

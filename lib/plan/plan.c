@@ -129,9 +129,9 @@ resolve_qemu (struct plan_ctx *c, char **binary)
                         c->req->caps_file);
     }
   return avm_error_fail (c->err, ENOENT,
-                         "%s: qemu.binary: %s not found in %s%s$PATH (install Debian's qemu-system-%s package or set qemu.binary)",
-                         c->file, name, dirs, *dirs ? " or " : "",
-                         streq (c->arch, "x86_64") ? "x86" : "arm");
+                         "%s: qemu.binary: %s not found in %s%s$PATH (install Debian's qemu-system-%s package or set "
+                         "qemu.binary)",
+                         c->file, name, dirs, *dirs ? " or " : "", streq (c->arch, "x86_64") ? "x86" : "arm");
 }
 
 const char *
@@ -200,16 +200,17 @@ images_missing (struct plan_ctx *c)
   const char *hint = c->req->images ? NULL : pstr (c, "paths.images_hint");
   _cleanup_free_ char *msg = NULL;
   if (!list.s
-      || asprintf (&msg, "%s %s %s (%s)%s%s%s", several ? "images directories" : "images directory", list.s,
-                   absent, c->req->images ? "--images" : "paths.images",
-                   c->req->images ? "" : ": ", hint ? hint : "",
-                   c->req->images ? "" : hint ? ", or pass --images DIR" : "pass --images DIR")
-           < 0)
+      || asprintf (&msg, "%s %s %s (%s)%s%s%s", several ? "images directories" : "images directory", list.s, absent,
+                   c->req->images ? "--images" : "paths.images", c->req->images ? "" : ": ", hint ? hint : "",
+                   c->req->images ? ""
+                   : hint         ? ", or pass --images DIR"
+                                  : "pass --images DIR")
+             < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
   if (!c->req->dry_run)
     return c->req->images ? avm_error_input (c->err, "%s", msg) : avm_error_input (c->err, "%s: %s", c->file, msg);
-  json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s}", "key", "paths.images", "path", c->images,
-                                                "error", "No such directory"));
+  json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s}", "key", "paths.images", "path", c->images, "error",
+                                                "No such directory"));
   return plan_warn (c, "%s", msg);
 }
 
@@ -240,7 +241,8 @@ check_file (struct plan_ctx *c, const char *path, const char *what)
     }
   if (c->req->dry_run)
     {
-      json_array_append_new (c->missing, json_pack ("{s:s, s:s, s:s}", "key", what, "path", path, "error", strerror (e)));
+      json_array_append_new (c->missing,
+                             json_pack ("{s:s, s:s, s:s}", "key", what, "path", path, "error", strerror (e)));
       return plan_warn (c, "%s %s: %s", what, path, strerror (e));
     }
   /* A file that is not there is bad input (exit 2); one that cannot be
@@ -368,8 +370,8 @@ generated_disks (struct plan_ctx *c)
           || (r = plan_expand (c, json_string_value (json_object_get (d, "key")), kwhere, &key)) < 0)
         return r;
       const char *name = json_string_value (json_object_get (d, "name"));
-      struct avm_plan_generated g = { .name = name ? strdup (name) : NULL, .path = steal_pointer (&path),
-                                      .key = steal_pointer (&key) };
+      struct avm_plan_generated g
+          = { .name = name ? strdup (name) : NULL, .path = steal_pointer (&path), .key = steal_pointer (&key) };
       if ((r = plan_add_generated (c, &g)) < 0)
         return r;
     }
@@ -393,8 +395,9 @@ check_unapproved (struct plan_ctx *c, bool *approved)
     return 0;
   if (json_array_size (extra) > 0
       && json_array_insert_new (c->unapproved, 0,
-                                json_sprintf ("extra_qemu_args: %zu free-form QEMU argument(s)", json_array_size (extra)))
-           < 0)
+                                json_sprintf ("extra_qemu_args: %zu free-form QEMU argument(s)",
+                                              json_array_size (extra)))
+             < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = plan_approve_services (c)) < 0)
     return r;
@@ -477,14 +480,14 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
 
   /* ${images} may itself use the other variables.  */
   size_t nv = 0;
-  c.vars[nv++] = (struct avm_var){ "arch", c.arch };
-  c.vars[nv++] = (struct avm_var){ "name", req->profile->name };
-  c.vars[nv++] = (struct avm_var){ "instance", c.instance_str };
-  c.vars[nv++] = (struct avm_var){ "cid", c.cid_str };
-  c.vars[nv++] = (struct avm_var){ "run_dir", c.run_dir };
-  c.vars[nv++] = (struct avm_var){ "state_dir", c.state_dir };
-  c.vars[nv++] = (struct avm_var){ "data_dir", c.data_dir };
-  c.scope = (struct avm_vars){ .vars = c.vars, .n = nv, .lookup_ns = lookup_resource, .data = &c };
+  c.vars[nv++] = (struct avm_var) { "arch", c.arch };
+  c.vars[nv++] = (struct avm_var) { "name", req->profile->name };
+  c.vars[nv++] = (struct avm_var) { "instance", c.instance_str };
+  c.vars[nv++] = (struct avm_var) { "cid", c.cid_str };
+  c.vars[nv++] = (struct avm_var) { "run_dir", c.run_dir };
+  c.vars[nv++] = (struct avm_var) { "state_dir", c.state_dir };
+  c.vars[nv++] = (struct avm_var) { "data_dir", c.data_dir };
+  c.scope = (struct avm_vars) { .vars = c.vars, .n = nv, .lookup_ns = lookup_resource, .data = &c };
   if (req->images)
     c.images = realpath (req->images, NULL) ?: strdup (req->images);
   else
@@ -503,7 +506,7 @@ avm_plan_build (const struct avm_plan_request *req, struct avm_plan **out, avm_e
       if (!found)
         c.images_tried = steal_pointer (&list);
     }
-  c.vars[nv++] = (struct avm_var){ "images", c.images };
+  c.vars[nv++] = (struct avm_var) { "images", c.images };
   c.scope.n = nv;
 
   if (req->layout_only)

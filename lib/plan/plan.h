@@ -20,15 +20,15 @@
 struct avm_plan_request
 {
   struct avm_profile *profile;
-  int instance;              /* 1.. */
-  const char *images;        /* --images, or NULL for paths.images */
-  const char *caps_file;     /* --caps FILE, or NULL to probe/cache the binary */
-  bool allow_unapproved;     /* --allow-unapproved */
-  bool dry_run;              /* missing files are warnings, not errors */
-  bool layout_only;          /* no QEMU needed: devices, displays and the first
-                                accelerator are assumed available, files and
-                                programs are not checked (cvd2img uses this to
-                                derive boot properties from a profile) */
+  int instance;          /* 1.. */
+  const char *images;    /* --images, or NULL for paths.images */
+  const char *caps_file; /* --caps FILE, or NULL to probe/cache the binary */
+  bool allow_unapproved; /* --allow-unapproved */
+  bool dry_run;          /* missing files are warnings, not errors */
+  bool layout_only;      /* no QEMU needed: devices, displays and the first
+                            accelerator are assumed available, files and
+                            programs are not checked (cvd2img uses this to
+                            derive boot properties from a profile) */
 };
 
 /* One argument of a service's command line, split at plan time: literal
@@ -37,8 +37,8 @@ struct avm_plan_request
    parses "${fd:" again after the plan.  */
 struct avm_plan_piece
 {
-  char *text;   /* literal text ('$' as it is), or the descriptor's name */
-  bool fd;      /* a descriptor reference: "keymaster.in" */
+  char *text; /* literal text ('$' as it is), or the descriptor's name */
+  bool fd;    /* a descriptor reference: "keymaster.in" */
 };
 
 struct avm_plan_arg
@@ -78,28 +78,28 @@ struct avm_plan_service
 {
   enum avm_service_kind kind;
   char *name;
-  char *program;          /* absolute path, or NULL when it was not found */
+  char *program; /* absolute path, or NULL when it was not found */
   struct avm_plan_arg *argv;
   size_t argc;
   struct avm_plan_pair *env;
   size_t nenv;
-  char *workdir;          /* or NULL */
+  char *workdir; /* or NULL */
   enum avm_ready_type ready;
   char *ready_path;       /* socket and file readiness */
   uint64_t ready_timeout; /* microseconds */
   enum avm_restart_policy restart;
   bool critical;
-  uint64_t stop_timeout;  /* microseconds between SIGTERM and SIGKILL (helpers; QEMU: see avm_plan.stop) */
-  size_t *after;          /* indexes into avm_plan.services, all before this one */
+  uint64_t stop_timeout; /* microseconds between SIGTERM and SIGKILL (helpers; QEMU: see avm_plan.stop) */
+  size_t *after;         /* indexes into avm_plan.services, all before this one */
   size_t nafter;
   /* What the plan shows of a helper (avm_plan_to_json).  */
-  bool implied;           /* added by avm (the private D-Bus of -display dbus) */
-  char **uses;            /* resources it refers to (${fd:}, ${port:}), or NULL */
-  char *socket;           /* its socket (services.NAME.socket), or NULL */
-  char *missing;          /* why it cannot start (a critical one, in a dry run), or NULL */
-  char *missing_program;  /* ... the program that is not installed, or NULL */
-  char *description;      /* or NULL */
-  char **serves;          /* the QEMU devices it backs ("display.gpu"), or NULL */
+  bool implied;          /* added by avm (the private D-Bus of -display dbus) */
+  char **uses;           /* resources it refers to (${fd:}, ${port:}), or NULL */
+  char *socket;          /* its socket (services.NAME.socket), or NULL */
+  char *missing;         /* why it cannot start (a critical one, in a dry run), or NULL */
+  char *missing_program; /* ... the program that is not installed, or NULL */
+  char *description;     /* or NULL */
+  char **serves;         /* the QEMU devices it backs ("display.gpu"), or NULL */
 };
 
 enum avm_resource_type
@@ -120,15 +120,15 @@ struct avm_plan_resource
 {
   char *name;
   enum avm_resource_type type;
-  const char *type_name;  /* "fifo-pair" (static) */
-  char *path;             /* or NULL */
-  int port;               /* listeners and ports (a unix socket standing for a
-                             vsock port keeps it), else -1 */
-  char *address;          /* tcp-listen, or NULL for 127.0.0.1 */
-  char *content;          /* file */
-  bool log;               /* a console FIFO avm reads into a log */
-  char *console;          /* ... its console name, or NULL for the resource's */
-  char *tee;              /* ... the pipe its lines are copied to, or NULL */
+  const char *type_name; /* "fifo-pair" (static) */
+  char *path;            /* or NULL */
+  int port;              /* listeners and ports (a unix socket standing for a
+                            vsock port keeps it), else -1 */
+  char *address;         /* tcp-listen, or NULL for 127.0.0.1 */
+  char *content;         /* file */
+  bool log;              /* a console FIFO avm reads into a log */
+  char *console;         /* ... its console name, or NULL for the resource's */
+  char *tee;             /* ... the pipe its lines are copied to, or NULL */
 };
 
 /* The descriptors of a resource of type T when they are not named like it:
@@ -145,12 +145,12 @@ void avm_plan_resource_clear (struct avm_plan_resource *r);
 
 struct avm_plan_boot
 {
-  char **completed;       /* boot patterns, NULL-terminated (may be empty) */
+  char **completed; /* boot patterns, NULL-terminated (may be empty) */
   char **failed;
-  char *console;          /* console port matched, or NULL */
-  uint64_t timeout;       /* microseconds, 0: none (already scaled under TCG) */
-  unsigned reset_limit;   /* 0: any */
-  json_t *json;           /* output only: the boot object */
+  char *console;        /* console port matched, or NULL */
+  uint64_t timeout;     /* microseconds, 0: none (already scaled under TCG) */
+  unsigned reset_limit; /* 0: any */
+  json_t *json;         /* output only: the boot object */
 };
 
 /* How the guest is stopped (the profile's "stop").  */
@@ -172,9 +172,9 @@ struct avm_plan_generated
   char *name;
   enum avm_plan_generated_kind kind;
   char *path;
-  char *key;              /* properties disk: the signing key */
-  char *code;             /* flash: the bootloader */
-  uint64_t size;          /* flash: both chips together (the bootloader padded to it); pstore: the file */
+  char *key;     /* properties disk: the signing key */
+  char *code;    /* flash: the bootloader */
+  uint64_t size; /* flash: both chips together (the bootloader padded to it); pstore: the file */
 };
 
 struct avm_plan_skipped
@@ -189,13 +189,13 @@ struct avm_plan_skipped
 struct avm_plan
 {
   /* What runs.  */
-  char *profile;          /* name */
+  char *profile; /* name */
   char *profile_path;
   int instance;
-  bool approved;          /* false when unapproved parts run (--allow-unapproved) */
-  char **unapproved;      /* what is not approved */
+  bool approved;                     /* false when unapproved parts run (--allow-unapproved) */
+  char **unapproved;                 /* what is not approved */
   struct avm_plan_service *services; /* helpers in start order, then QEMU (kind AVM_SERVICE_QEMU) */
-  size_t nservices;       /* including QEMU */
+  size_t nservices;                  /* including QEMU */
   struct avm_plan_skipped *skipped;
   size_t nskipped;
   struct avm_plan_resource *resources;
@@ -206,31 +206,31 @@ struct avm_plan
   size_t ngenerated;
   struct avm_plan_pair *boot_props; /* in order */
   size_t nboot_props;
-  bool has_boot_props;    /* the profile has boot_properties (maybe none) */
-  uint64_t log_max_size;  /* bytes */
+  bool has_boot_props;   /* the profile has boot_properties (maybe none) */
+  uint64_t log_max_size; /* bytes */
   unsigned log_files;
 
   /* Where.  */
   char *run_dir, *state_dir;
   char *qmp_socket, *control_socket; /* in run_dir */
-  struct avm_plan_pair *vars; /* the profile variables as expanded, in order */
+  struct avm_plan_pair *vars;        /* the profile variables as expanded, in order */
   size_t nvars;
-  char *arch;             /* of the guest: "x86_64", "aarch64" */
+  char *arch; /* of the guest: "x86_64", "aarch64" */
 
   /* QEMU.  */
-  char **qemu_argv;       /* NULL-terminated */
-  size_t *qemu_lines;     /* index of the first argv element of each output line */
+  char **qemu_argv;   /* NULL-terminated */
+  size_t *qemu_lines; /* index of the first argv element of each output line */
   size_t n_lines;
   char *accel;
   struct avm_qemu_caps *caps;
 
   /* How the guest is reached.  */
-  long long cid;          /* -1: no vsock */
+  long long cid; /* -1: no vsock */
   char **macs;
-  char *adb;              /* "127.0.0.1:6520", or NULL */
+  char *adb;                               /* "127.0.0.1:6520", or NULL */
   char *display_backend, *display_address; /* or NULL */
 
-  char **warnings;        /* grows: avm start adds the peers' */
+  char **warnings; /* grows: avm start adds the peers' */
   /* Output only (avm_plan_to_json).  */
   json_t *options, *detected, *pci, *missing;
 };

@@ -71,9 +71,9 @@ plan_need_device (struct plan_ctx *c, const char *type, const char *key)
     snprintf (added, sizeof added, "added in QEMU %d.%d", d->since_major, d->since_minor);
   else
     snprintf (added, sizeof added, "not in upstream QEMU");
-  return avm_error_input (c->err, "profile %s needs %s (%s, for %s), which %s %s lacks (%s); use %s%s", c->req->profile->name,
-                          type, d->what, key, c->caps->binary, c->caps->version, added, d->fix ? d->fix : "a QEMU that has it",
-                          d->fix && d->since_major ? " or a newer QEMU" : "");
+  return avm_error_input (c->err, "profile %s needs %s (%s, for %s), which %s %s lacks (%s); use %s%s",
+                          c->req->profile->name, type, d->what, key, c->caps->binary, c->caps->version, added,
+                          d->fix ? d->fix : "a QEMU that has it", d->fix && d->since_major ? " or a newer QEMU" : "");
 }
 
 int
@@ -186,12 +186,13 @@ emit_pstore (struct plan_ctx *c)
     return r;
   if (!(qpath = plan_qv (path)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  struct avm_plan_generated g = { .name = strdup ("pstore"), .kind = AVM_GENERATED_PSTORE, .path = strdup (path),
-                                   .size = AVM_RAMOOPS_SIZE };
+  struct avm_plan_generated g
+      = { .name = strdup ("pstore"), .kind = AVM_GENERATED_PSTORE, .path = strdup (path), .size = AVM_RAMOOPS_SIZE };
   if ((r = plan_add_generated (c, &g)) < 0)
     return r;
   if ((r = plan_opt (c, "-object", "memory-backend-file,id=objpmem0,share=on,mem-path=%s,size=%d", qpath,
-                     AVM_RAMOOPS_SIZE)) < 0)
+                     AVM_RAMOOPS_SIZE))
+      < 0)
     return r;
   return plan_device (c, "nvdimm", "machine.ramoops", -1, "memdev=objpmem0,id=ramoops,addr=0x%llx",
                       (unsigned long long) AVM_RAMOOPS_ADDRESS);
@@ -219,7 +220,8 @@ emit_machine (struct plan_ctx *c)
                             c->caps->version, type);
   if (c->shared_memory && streq (backend, "default"))
     return avm_error_input (c->err,
-                            "%s: machine.memory_backend: vhost-user devices need shared guest RAM; use auto, memfd or file",
+                            "%s: machine.memory_backend: vhost-user devices need shared guest RAM; use auto, memfd or "
+                            "file",
                             c->file);
   bool shared = c->shared_memory || streq (backend, "memfd") || streq (backend, "file");
   if (!x86 && !kvm && cpus > 8)
@@ -232,7 +234,8 @@ emit_machine (struct plan_ctx *c)
   if ((r = plan_opt (c, "-name", "guest=%s,debug-threads=on", c->guest_name)) < 0)
     return r;
   if ((r = plan_opt (c, "-machine", "%s,usb=off,dump-guest-core=off%s%s%s", type, ramoops ? ",nvdimm=on" : "",
-                     shared ? ",memory-backend=vm_ram" : "", x86 ? "" : (kvm ? ",gic-version=3" : ",gic-version=2"))) < 0)
+                     shared ? ",memory-backend=vm_ram" : "", x86 ? "" : (kvm ? ",gic-version=3" : ",gic-version=2")))
+      < 0)
     return r;
   if ((r = plan_opt (c, "-accel", "%s", c->accel)) < 0)
     return r;
@@ -312,15 +315,18 @@ emit_disks (struct plan_ctx *c)
       if ((r = plan_expand_q (c, json_string_value (json_object_get (d, "path")), wpath, &path)) < 0)
         break;
       if ((r = plan_opt (c, "-drive", "file=%s,if=none,id=drive-virtio-disk%zu,format=%s,aio=%s%s%s", path, i,
-                    json_string_value (json_object_get (d, "format")), json_string_value (json_object_get (d, "aio")),
-                    json_is_true (json_object_get (d, "snapshot")) ? ",snapshot=on" : "",
-                    json_is_true (json_object_get (d, "readonly")) ? ",readonly=on" : "")) < 0)
+                         json_string_value (json_object_get (d, "format")),
+                         json_string_value (json_object_get (d, "aio")),
+                         json_is_true (json_object_get (d, "snapshot")) ? ",snapshot=on" : "",
+                         json_is_true (json_object_get (d, "readonly")) ? ",readonly=on" : ""))
+          < 0)
         break;
       int slot = 0;
       if ((r = plan_alloc_slot (c, where, &slot)) < 0)
         break;
-      if ((r = plan_device (c, "virtio-blk-pci-non-transitional", where, slot, "drive=drive-virtio-disk%zu,id=virtio-disk%zu%s",
-                       i, i, i == 0 ? ",bootindex=1" : "")) < 0)
+      if ((r = plan_device (c, "virtio-blk-pci-non-transitional", where, slot,
+                            "drive=drive-virtio-disk%zu,id=virtio-disk%zu%s", i, i, i == 0 ? ",bootindex=1" : ""))
+          < 0)
         break;
     }
   json_decref (names);
@@ -354,8 +360,11 @@ emit_pflash (struct plan_ctx *c, const char *bios)
                             c->file, code, (long long) st.st_size);
   if (!(qcode = plan_qv (code)) || !(qvars = plan_qv (vars)))
     return avm_error_sys (c->err, ENOMEM, "plan");
-  struct avm_plan_generated g = { .name = strdup ("pflash"), .kind = AVM_GENERATED_FLASH, .path = strdup (vars),
-                                   .code = strdup (code), .size = AVM_PFLASH_SIZE };
+  struct avm_plan_generated g = { .name = strdup ("pflash"),
+                                  .kind = AVM_GENERATED_FLASH,
+                                  .path = strdup (vars),
+                                  .code = strdup (code),
+                                  .size = AVM_PFLASH_SIZE };
   if ((r = plan_add_generated (c, &g)) < 0)
     return r;
   if ((r = plan_opt (c, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=%s", qcode)) < 0)
@@ -389,9 +398,11 @@ emit_firmware (struct plan_ctx *c)
   _cleanup_free_ char *k = NULL, *i = NULL, *a = NULL;
   if ((r = plan_expand (c, kernel, "firmware.kernel", &k)) < 0 || (r = plan_opt (c, "-kernel", "%s", k)) < 0)
     return r;
-  if (initrd && ((r = plan_expand (c, initrd, "firmware.initrd", &i)) < 0 || (r = plan_opt (c, "-initrd", "%s", i)) < 0))
+  if (initrd
+      && ((r = plan_expand (c, initrd, "firmware.initrd", &i)) < 0 || (r = plan_opt (c, "-initrd", "%s", i)) < 0))
     return r;
-  if (cmdline && ((r = plan_expand (c, cmdline, "firmware.cmdline", &a)) < 0 || (r = plan_opt (c, "-append", "%s", a)) < 0))
+  if (cmdline
+      && ((r = plan_expand (c, cmdline, "firmware.cmdline", &a)) < 0 || (r = plan_opt (c, "-append", "%s", a)) < 0))
     return r;
   return 0;
 }
@@ -413,8 +424,7 @@ needs_shared_memory (struct plan_ctx *c)
 {
   return streq (pstr (c, "display.gpu"), "vhost-user-gpu") || streq (pstr (c, "vsock.mode"), "vhost-user")
          || streq (pstr (c, "audio.model"), "vhost-user-snd") || streq (pstr (c, "video.model"), "vhost-user-video")
-         || any_share (c)
-         || json_array_size (avm_json_path (c->p, "input.vhost_user")) > 0;
+         || any_share (c) || json_array_size (avm_json_path (c->p, "input.vhost_user")) > 0;
 }
 
 int
@@ -425,9 +435,9 @@ plan_qemu_argv (struct plan_ctx *c)
   c->shared_memory = needs_shared_memory (c);
   if ((r = plan_new_line (c)) < 0 || (r = avm_argv_push (&c->argv, c->qemu_binary)) < 0)
     return avm_error_sys (c->err, ENOMEM, "building the QEMU command line");
-  if ((r = emit_machine (c)) < 0 || (r = plan_emit_display (c)) < 0 || (r = plan_emit_gpu (c)) < 0 || (r = plan_emit_serial (c)) < 0
-      || (r = plan_emit_consoles (c)) < 0 || (r = emit_disks (c)) < 0 || (r = plan_emit_devices (c)) < 0
-      || (r = emit_firmware (c)) < 0)
+  if ((r = emit_machine (c)) < 0 || (r = plan_emit_display (c)) < 0 || (r = plan_emit_gpu (c)) < 0
+      || (r = plan_emit_serial (c)) < 0 || (r = plan_emit_consoles (c)) < 0 || (r = emit_disks (c)) < 0
+      || (r = plan_emit_devices (c)) < 0 || (r = emit_firmware (c)) < 0)
     return r;
 
   size_t i;

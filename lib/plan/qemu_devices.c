@@ -39,8 +39,8 @@ ipv4_ok (const char *s, bool cidr)
   unsigned a, b, d, e, n;
   char tail;
   if (cidr)
-    return sscanf (s, "%u.%u.%u.%u/%u%c", &a, &b, &d, &e, &n, &tail) == 5 && a < 256 && b < 256 && d < 256
-           && e < 256 && n >= 8 && n <= 30 && strspn (s, "0123456789./") == strlen (s);
+    return sscanf (s, "%u.%u.%u.%u/%u%c", &a, &b, &d, &e, &n, &tail) == 5 && a < 256 && b < 256 && d < 256 && e < 256
+           && n >= 8 && n <= 30 && strspn (s, "0123456789./") == strlen (s);
   return sscanf (s, "%u.%u.%u.%u%c", &a, &b, &d, &e, &tail) == 4 && a < 256 && b < 256 && d < 256 && e < 256
          && strspn (s, "0123456789.") == strlen (s);
 }
@@ -92,7 +92,8 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
           if (!json_object_get (fw, "host_port") || !json_object_get (fw, "guest_port") || hp > 65535)
             {
               avm_strbuf_free (&b);
-              return avm_error_input (c->err, "%s: network.forwards[%zu]: host_port and guest_port are required (1..65535)",
+              return avm_error_input (c->err,
+                                      "%s: network.forwards[%zu]: host_port and guest_port are required (1..65535)",
                                       c->file, i);
             }
           for (const char *p = addr; *p; p++)
@@ -117,7 +118,7 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
         if (!strchr ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p) || p - tap >= 15)
           return avm_error_input (c->err, "%s: %s: \"%s\" is not an interface name", c->file, K ("tap"), tap);
       r = plan_opt (c, "-netdev", "tap,id=hostnet%d,ifname=%s,script=no,downscript=no%s", n, tap,
-               pbool (c, K ("vhost")) ? ",vhost=on" : "");
+                    pbool (c, K ("vhost")) ? ",vhost=on" : "");
     }
 #undef K
   if (r < 0 || (r = plan_alloc_slot (c, key, &slot)) < 0)
@@ -126,8 +127,8 @@ emit_nic (struct plan_ctx *c, const char *key, int n)
       < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
   return plan_device (c, "virtio-net-pci-non-transitional", key, slot,
-                 "netdev=hostnet%d,id=net%d,mac=%02x:%02x:%02x:%02x:%02x:%02x", n, n, m[0], m[1], m[2], m[3], m[4],
-                 m[5]);
+                      "netdev=hostnet%d,id=net%d,mac=%02x:%02x:%02x:%02x:%02x:%02x", n, n, m[0], m[1], m[2], m[3], m[4],
+                      m[5]);
 }
 
 /* Share I (SH): a vhost-user-fs device, unless its service is skipped.  */
@@ -156,8 +157,11 @@ plan_emit_devices (struct plan_ctx *c)
 
   if (pbool (c, "rng"))
     {
-      if ((r = plan_opt (c, "-object", "rng-random,id=objrng0,filename=/dev/urandom")) < 0 || (r = plan_alloc_slot (c, "rng", &slot)) < 0
-          || (r = plan_device (c, "virtio-rng-pci-non-transitional", "rng", slot, "rng=objrng0,id=rng0,max-bytes=1024,period=2000")) < 0)
+      if ((r = plan_opt (c, "-object", "rng-random,id=objrng0,filename=/dev/urandom")) < 0
+          || (r = plan_alloc_slot (c, "rng", &slot)) < 0
+          || (r = plan_device (c, "virtio-rng-pci-non-transitional", "rng", slot,
+                               "rng=objrng0,id=rng0,max-bytes=1024,period=2000"))
+                 < 0)
         return r;
     }
   const char *touch = pstr (c, "input.touch");
@@ -166,7 +170,8 @@ plan_emit_devices (struct plan_ctx *c)
       const char *type = streq (touch, "mouse")    ? "virtio-mouse-pci"
                          : streq (touch, "tablet") ? "virtio-tablet-pci"
                                                    : "virtio-multitouch-pci";
-      if ((r = plan_alloc_slot (c, "input.touch", &slot)) < 0 || (r = plan_device (c, type, "input.touch", slot, "disable-legacy=on")) < 0)
+      if ((r = plan_alloc_slot (c, "input.touch", &slot)) < 0
+          || (r = plan_device (c, type, "input.touch", slot, "disable-legacy=on")) < 0)
         return r;
     }
   if (pbool (c, "input.keyboard"))
@@ -194,8 +199,9 @@ plan_emit_devices (struct plan_ctx *c)
       char key[48], id[80];
       snprintf (key, sizeof key, "input.vhost_user[%zu]", i);
       snprintf (id, sizeof id, "input-%s", json_string_value (json_object_get (vi, "name")));
-      if ((r = emit_vhost_user_device (c, "vhost-user-input-pci", key, json_string_value (json_object_get (vi, "service")),
-                                       id, NULL)) < 0)
+      if ((r = emit_vhost_user_device (c, "vhost-user-input-pci", key,
+                                       json_string_value (json_object_get (vi, "service")), id, NULL))
+          < 0)
         return r;
     }
 
@@ -211,12 +217,15 @@ plan_emit_devices (struct plan_ctx *c)
   if (streq (vs, "kernel"))
     {
       if ((r = plan_alloc_slot (c, "vsock", &slot)) < 0
-          || (r = plan_device (c, "vhost-vsock-pci-non-transitional", "vsock", slot, "guest-cid=%lld,id=vsock0", c->cid)) < 0)
+          || (r
+              = plan_device (c, "vhost-vsock-pci-non-transitional", "vsock", slot, "guest-cid=%lld,id=vsock0", c->cid))
+                 < 0)
         return r;
     }
   else if (streq (vs, "vhost-user"))
     {
-      if ((r = emit_vhost_user_device (c, "vhost-user-vsock-pci", "vsock", pstr (c, "vsock.service"), "vsock0", NULL)) < 0)
+      if ((r = emit_vhost_user_device (c, "vhost-user-vsock-pci", "vsock", pstr (c, "vsock.service"), "vsock0", NULL))
+          < 0)
         return r;
     }
 
@@ -224,7 +233,8 @@ plan_emit_devices (struct plan_ctx *c)
   const char *model = pstr (c, "audio.model");
   if (streq (model, "vhost-user-snd"))
     {
-      if ((r = emit_vhost_user_device (c, "vhost-user-snd-pci", "audio.model", pstr (c, "audio.service"), "snd0", NULL)) < 0)
+      if ((r = emit_vhost_user_device (c, "vhost-user-snd-pci", "audio.model", pstr (c, "audio.service"), "snd0", NULL))
+          < 0)
         return r;
     }
   else if (!streq (model, "none"))
@@ -247,13 +257,15 @@ plan_emit_devices (struct plan_ctx *c)
 
   /* Video, after the sound card as in start-avm.  */
   if (streq (pstr (c, "video.model"), "vhost-user-video")
-      && (r = emit_vhost_user_device (c, "vhost-user-video-pci", "video.model", pstr (c, "video.service"), "video0", NULL))
+      && (r = emit_vhost_user_device (c, "vhost-user-video-pci", "video.model", pstr (c, "video.service"), "video0",
+                                      NULL))
              < 0)
     return r;
 
   if (pbool (c, "xhci"))
     {
-      if ((r = plan_alloc_slot (c, "xhci", &slot)) < 0 || (r = plan_device (c, "qemu-xhci", "xhci", slot, "id=xhci")) < 0)
+      if ((r = plan_alloc_slot (c, "xhci", &slot)) < 0
+          || (r = plan_device (c, "qemu-xhci", "xhci", slot, "id=xhci")) < 0)
         return r;
     }
 

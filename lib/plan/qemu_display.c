@@ -106,7 +106,8 @@ plan_emit_gpu (struct plan_ctx *c)
   if (!c->any_caps && streq (c->accel, "tcg") && !avm_qemu_caps_at_least (c->caps, 8, 0))
     return avm_error_input (c->err,
                             "profile %s needs vhost-user-gpu-pci, which %s %s supports only with KVM (the accelerator "
-                            "here is tcg; QEMU 8.0 lifted that); use --set display.gpu=virtio-gpu, KVM, or a newer QEMU",
+                            "here is tcg; QEMU 8.0 lifted that); use --set display.gpu=virtio-gpu, KVM, or a newer "
+                            "QEMU",
                             c->req->profile->name, c->caps->binary, c->caps->version);
   _cleanup_free_ char *sock = NULL;
   if ((r = plan_service_socket (c, "display.gpu", pstr (c, "display.gpu_service"), &sock)) < 0)
@@ -160,7 +161,8 @@ plan_emit_serial (struct plan_ctx *c)
     {
       const struct avm_plan_resource *res = plan_resource (c, port);
       if (!streq (kind, "log") || !res || !res->log)
-        return avm_error_input (c->err, "%s: serial.port: \"%s\" is not a console port of kind log (needs serial.kind log)",
+        return avm_error_input (c->err,
+                                "%s: serial.port: \"%s\" is not a console port of kind log (needs serial.kind log)",
                                 c->file, port);
     }
   else if (streq (kind, "log") && !pstr (c, "serial.path"))
@@ -199,13 +201,16 @@ plan_emit_consoles (struct plan_ctx *c)
   if (json_array_size (ports) > 31)
     {
       json_decref (names);
-      return avm_error_input (c->err, "%s: consoles.ports: at most 31 ports, got %zu", c->file, json_array_size (ports));
+      return avm_error_input (c->err, "%s: consoles.ports: at most 31 ports, got %zu", c->file,
+                              json_array_size (ports));
     }
   if (multiport && json_array_size (ports) > 0)
     {
       int slot = 0;
       if ((r = plan_alloc_slot (c, "consoles", &slot)) < 0
-          || (r = plan_device (c, "virtio-serial-pci-non-transitional", "consoles", slot, "max_ports=31,id=virtio-serial")) < 0)
+          || (r = plan_device (c, "virtio-serial-pci-non-transitional", "consoles", slot,
+                               "max_ports=31,id=virtio-serial"))
+                 < 0)
         goto out;
     }
   json_array_foreach (ports, i, port)
@@ -223,7 +228,8 @@ plan_emit_consoles (struct plan_ctx *c)
       json_object_set_new (names, name, json_string (kind));
       bool has_res = streq (kind, "log") || streq (kind, "pipe");
       if ((r = emit_chardev (c, id, kind, json_string_value (json_object_get (port, "path")), has_res ? name : NULL,
-                             where)) < 0)
+                             where))
+          < 0)
         goto out;
       if (multiport)
         r = plan_device (c, "virtconsole", where, -1, "bus=virtio-serial.0,chardev=%s,name=%s", id, name);

@@ -159,8 +159,7 @@ console_resource (struct plan_ctx *c, size_t i, json_t *port)
   if (asprintf (&where, "consoles.ports[%zu]", i) < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
   if (!path && streq (kind, "pipe"))
-    return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file,
-                            where);
+    return avm_error_input (c->err, "%s: %s.path: required for kind pipe (FIFOs PATH.in and PATH.out)", c->file, where);
   if (!path && asprintf (&deflt, "${run_dir}/%s.fifo", pname) < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = plan_expand (c, path ? path : deflt, where, &expanded)) < 0)

@@ -414,11 +414,10 @@ plan_services (struct plan_ctx *c)
         if (plan_service_find (v, n, dep))
           continue;
         if (json_object_get (defs, dep))
-          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file,
-                               v[i].s.name, k, dep);
+          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: service \"%s\" is disabled", c->file, v[i].s.name,
+                               k, dep);
         else
-          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, v[i].s.name, k,
-                               dep);
+          r = avm_error_input (c->err, "%s: services.%s.after[%zu]: no service \"%s\"", c->file, v[i].s.name, k, dep);
         goto out;
       }
   r = order_services (c, v, n);
@@ -474,8 +473,8 @@ plan_service_socket (struct plan_ctx *c, const char *key_path, const char *servi
                               c->file, key_path, service);
     }
   if (!ps->s.socket)
-    return avm_error_input (c->err, "%s: %s: service \"%s\" declares no socket (services.%s.socket)", c->file,
-                            key_path, service, service);
+    return avm_error_input (c->err, "%s: %s: service \"%s\" declares no socket (services.%s.socket)", c->file, key_path,
+                            service, service);
   if (avm_argv_push (&ps->serves, key_path) < 0 || !(*socket = strdup (ps->s.socket)))
     return -ENOMEM;
   return 0;

@@ -56,10 +56,10 @@ avm_plan_guest_json (const struct avm_plan *plan)
   json_object_set_new (g, "cid", plan->cid < 0 ? json_null () : json_integer (plan->cid));
   json_object_set_new (g, "macs", strv_json (plan->macs));
   json_object_set_new (g, "adb", plan->adb ? json_string (plan->adb) : json_null ());
-  json_object_set_new (g, "display", plan->display_backend
-                                         ? json_pack ("{s:s, s:s?}", "backend", plan->display_backend, "address",
-                                                      plan->display_address)
-                                         : json_null ());
+  json_object_set_new (g, "display",
+                       plan->display_backend ? json_pack ("{s:s, s:s?}", "backend", plan->display_backend, "address",
+                                                          plan->display_address)
+                                             : json_null ());
   return g;
 }
 
@@ -75,9 +75,11 @@ avm_plan_boot_props_json (const struct avm_plan *plan)
 static const char *
 ready_name (enum avm_ready_type t)
 {
-  static const char *const names[]
-      = { [AVM_READY_NONE] = "none", [AVM_READY_SOCKET] = "socket", [AVM_READY_FILE] = "file",
-          [AVM_READY_NOTIFY] = "notify", [AVM_READY_QMP] = "qmp" };
+  static const char *const names[] = { [AVM_READY_NONE] = "none",
+                                       [AVM_READY_SOCKET] = "socket",
+                                       [AVM_READY_FILE] = "file",
+                                       [AVM_READY_NOTIFY] = "notify",
+                                       [AVM_READY_QMP] = "qmp" };
   return (size_t) t < ARRAY_SIZE (names) ? names[t] : "?";
 }
 
@@ -182,8 +184,8 @@ static json_t *
 generated_json (const struct avm_plan_generated *g)
 {
   if (g->kind == AVM_GENERATED_FLASH)
-    return json_pack ("{s:s?, s:s, s:s, s:s, s:I}", "name", g->name, "kind", "flash", "path", g->path, "code",
-                      g->code, "pad_to", (json_int_t) g->size);
+    return json_pack ("{s:s?, s:s, s:s, s:s, s:I}", "name", g->name, "kind", "flash", "path", g->path, "code", g->code,
+                      "pad_to", (json_int_t) g->size);
   if (g->kind == AVM_GENERATED_PSTORE)
     return json_pack ("{s:s?, s:s, s:s, s:I}", "name", g->name, "kind", "pstore", "path", g->path, "size",
                       (json_int_t) g->size);
@@ -236,8 +238,9 @@ avm_plan_to_json (const struct avm_plan *plan)
   json_object_set_new (j, "resources", res);
   json_object_set (j, "boot", plan->boot.json);
   json_object_set_new (j, "stop_timeout", json_integer ((json_int_t) (plan->stop.powerdown_timeout / 1000000)));
-  json_object_set_new (j, "logs", json_pack ("{s:I, s:I}", "max_size", (json_int_t) plan->log_max_size, "files",
-                                             (json_int_t) plan->log_files));
+  json_object_set_new (j, "logs",
+                       json_pack ("{s:I, s:I}", "max_size", (json_int_t) plan->log_max_size, "files",
+                                  (json_int_t) plan->log_files));
   if (plan->has_boot_props)
     json_object_set_new (j, "boot_properties", avm_plan_boot_props_json (plan));
   json_t *gen = json_array ();

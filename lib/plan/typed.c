@@ -61,7 +61,7 @@ avm_plan_arg_string (const struct avm_plan_arg *a)
       avm_strbuf_addf (&b, "${fd:%s}", a->pieces[i].text);
     else
       for (const char *p = a->pieces[i].text; *p; p++)
-        avm_strbuf_adds (&b, *p == '$' ? "$$" : (char[2]){ *p, 0 });
+        avm_strbuf_adds (&b, *p == '$' ? "$$" : (char[2]) { *p, 0 });
   return avm_strbuf_steal (&b);
 }
 
@@ -327,8 +327,8 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
     return r;
   plan->options = json_incref (c->req->profile->options);
   plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
-                     ? json_incref (c->req->profile->detected)
-                     : NULL;
+                       ? json_incref (c->req->profile->detected)
+                       : NULL;
   plan->pci = json_incref (c->pci);
   plan->missing = json_incref (c->missing);
   return 0;

@@ -21,7 +21,6 @@
 
 #define MAX_EXTENDS_DEPTH 16
 
-
 static bool
 is_dir (const char *p)
 {
@@ -40,7 +39,7 @@ find_data_dir (void)
       if (rel && is_dir (rel))
         return realpath (rel, NULL);
       /* Running from the source tree (./avm, build-asan/avm).  */
-      if (is_dir (self) )
+      if (is_dir (self))
         {
           _cleanup_free_ char *p = avm_path_join (self, "profiles");
           if (p && is_dir (p))
@@ -310,10 +309,10 @@ detect_choice (json_t *root, const char *name, json_t *opt, const struct avm_pro
   if (req->detect && images && (r = req->detect (req->detect_data, detector, images, choice, &info, err)) < 0)
     return r;
   if (!info)
-    info = json_pack ("{s:s, s:s}", "source", "default",
-                      "evidence", !images ? "paths.images is not a plain directory"
-                                  : req->detect ? "the images directory tells nothing"
-                                                : "not detected");
+    info = json_pack ("{s:s, s:s}", "source", "default", "evidence",
+                      !images       ? "paths.images is not a plain directory"
+                      : req->detect ? "the images directory tells nothing"
+                                    : "not detected");
   if (*choice)
     json_object_set_new (info, "choice", json_string (*choice));
   json_object_set_new (detected, name, info);
@@ -362,11 +361,14 @@ apply_options (json_t *root, const char *file, const struct avm_profile_request 
         return r;
       if (sel && json_object_get (opt, "detect"))
         json_object_set_new (detected, name, json_pack ("{s:s, s:s}", "source", "--option", "evidence", "chosen"));
-      const char *choice = sel ? json_string_value (sel) : found ? found : json_string_value (json_object_get (opt, "default"));
+      const char *choice = sel     ? json_string_value (sel)
+                           : found ? found
+                                   : json_string_value (json_object_get (opt, "default"));
       json_t *ch = json_object_get (json_object_get (opt, "choices"), choice);
       if (!ch && found)
-        return avm_error_input (err, "%s: options.%s: the images are %s (%s), which this profile has no choice for; "
-                                     "pass --option %s=CHOICE",
+        return avm_error_input (err,
+                                "%s: options.%s: the images are %s (%s), which this profile has no choice for; "
+                                "pass --option %s=CHOICE",
                                 file, name, found,
                                 json_string_value (json_object_get (json_object_get (detected, name), "evidence")),
                                 name);

@@ -26,11 +26,11 @@
 
 struct avm_profile
 {
-  char *name;      /* "aaos-x86_64" */
-  char *path;      /* file of the profile itself */
-  char **chain;    /* files from the profile up to its root ancestor */
-  json_t *json;    /* resolved and validated, defaults filled in */
-  json_t *options; /* {"option": "choice"} as selected */
+  char *name;       /* "aaos-x86_64" */
+  char *path;       /* file of the profile itself */
+  char **chain;     /* files from the profile up to its root ancestor */
+  json_t *json;     /* resolved and validated, defaults filled in */
+  json_t *options;  /* {"option": "choice"} as selected */
   json_t *detected; /* {"option": {"choice"?, "source", "evidence", "warning"?}}: options with a detector */
   char **sets;      /* the --set PATH=VALUE overrides applied, or NULL */
 };
@@ -44,10 +44,10 @@ typedef int (*avm_profile_detect_fn) (void *data, const char *detector, const ch
 
 struct avm_profile_request
 {
-  const char *name;     /* name or path */
-  char *const *options; /* "NAME=CHOICE" */
-  char *const *sets;    /* "PATH=VALUE" */
-  const char *images;   /* --images, for detectors (else the profile's paths.images) */
+  const char *name;             /* name or path */
+  char *const *options;         /* "NAME=CHOICE" */
+  char *const *sets;            /* "PATH=VALUE" */
+  const char *images;           /* --images, for detectors (else the profile's paths.images) */
   avm_profile_detect_fn detect; /* NULL: options with "detect" take their default */
   void *detect_data;
 };
@@ -72,7 +72,6 @@ int avm_profile_list (json_t **out, avm_error_t *err);
    the schema.  Exposed for tests.  */
 int avm_profile_apply_set (json_t *root, const char *assignment, avm_error_t *err);
 
-
 /* A profile is a regular file of at most this many bytes (the shipped ones
    are a few KiB): a disk image or a device given by mistake is refused
    before it is read.  */
@@ -88,4 +87,3 @@ int avm_profile_apply_set (json_t *root, const char *assignment, avm_error_t *er
    "P->path (with --set PATH=VALUE, ...): KEY: problem".  Nothing changes
    without overrides.  Used on the final validation and by the plan.  */
 void avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err);
-

@@ -99,8 +99,9 @@ avm_profile_apply_set (json_t *root_json, const char *assignment, avm_error_t *e
               for (const struct avm_skey *i = s->sub; i && i->name && n < 64; i++)
                 names[n++] = i->name;
               const char *hint = avm_closest (key, names, n);
-              return avm_error_input (err, "--set %s: %s%s%s: unknown key%s%s%s", assignment, walked, *walked ? "." : "",
-                                      key, hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
+              return avm_error_input (err, "--set %s: %s%s%s: unknown key%s%s%s", assignment, walked,
+                                      *walked ? "." : "", key, hint ? "; did you mean \"" : "", hint ? hint : "",
+                                      hint ? "\"?" : "");
             }
         }
       else
@@ -249,4 +250,3 @@ avm_profile_blame_sets (const struct avm_profile *p, avm_error_t *err)
       (*err)->msg = msg;
     }
 }
-

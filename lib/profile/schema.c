@@ -11,10 +11,13 @@
 
 #include <string.h>
 
+/* clang-format off */
 #define END { NULL, 0, NULL, 0, 0, NULL, NULL, 0, NULL }
 #define V(...) ((const char *const[]){ __VA_ARGS__, NULL })
+/* clang-format on */
 
 /* -------- leaf helpers -------- */
+/* clang-format off */
 #define STR(n, d, f, doc) { n, AVM_ST_STRING, NULL, 0, 0, NULL, d, f, doc }
 #define INT(n, lo, hi, d, doc) { n, AVM_ST_INT, NULL, lo, hi, NULL, d, 0, doc }
 #define BOOL(n, d, doc) { n, AVM_ST_BOOL, NULL, 0, 0, NULL, d, 0, doc }
@@ -22,11 +25,11 @@
 #define OBJ(n, sub, f, doc) { n, AVM_ST_OBJECT, sub, 0, 0, NULL, NULL, f, doc }
 #define ARR(n, f, doc, ...) { n, AVM_ST_ARRAY, (const struct avm_skey[]){ __VA_ARGS__, END }, 0, 0, NULL, NULL, f, doc }
 #define MAP(n, f, doc, ...) { n, AVM_ST_MAP, (const struct avm_skey[]){ __VA_ARGS__, END }, 0, 0, NULL, NULL, f, doc }
+/* clang-format on */
 
 static const struct avm_skey machine_keys[] = {
   ENUM ("arch", V ("x86_64", "aarch64"), "\"x86_64\"", "Guest architecture; selects qemu-system-ARCH."),
-  ENUM ("type", V ("pc", "q35", "virt"), NULL,
-        "QEMU machine type (default: pc for x86_64, virt for aarch64)."),
+  ENUM ("type", V ("pc", "q35", "virt"), NULL, "QEMU machine type (default: pc for x86_64, virt for aarch64)."),
   { "accel", AVM_ST_ENUM_LIST, NULL, 0, 0, V ("kvm", "tcg"), "[\"kvm\", \"tcg\"]", 0,
     "Accelerators in order of preference; the first one usable on this host is used (a string is a list of one)." },
   INT ("cpus", 1, 256, "2", "Number of vCPUs."),
@@ -83,7 +86,8 @@ static const struct avm_skey disk_keys[] = {
   ENUM ("aio", V ("threads", "native", "io_uring"), "\"threads\"", "QEMU AIO mode."),
   BOOL ("boot_device", "true", "List this disk in androidboot.boot_devices (Android profiles)."),
   BOOL ("boot_properties", "false",
-        "avm generates this disk from the plan's boot properties before QEMU starts, and rebuilds it when they change."),
+        "avm generates this disk from the plan's boot properties before QEMU starts, and rebuilds it when they "
+        "change."),
   STR ("key", "\"${images}/avb_key.pem\"", AVM_SF_TEXT | AVM_SF_NOTEMPTY,
        "AVB signing key (PEM, RSA-4096) of a generated disk; only used with boot_properties."),
   END,
@@ -106,7 +110,8 @@ static const struct avm_skey display_keys[] = {
   ENUM ("backend", V ("none", "dbus", "egl-headless", "vnc", "gtk"), "\"none\"",
         "QEMU display backend; dbus starts a private dbus-daemon for an external display program."),
   ENUM ("gpu", V ("none", "virtio-gpu", "virtio-gpu-gl", "vhost-user-gpu"), "\"virtio-gpu\"",
-        "GPU device: virtio-gpu (guest rendering), virtio-gpu-gl (virgl in QEMU), vhost-user-gpu (virgl in a backend service)."),
+        "GPU device: virtio-gpu (guest rendering), virtio-gpu-gl (virgl in QEMU), vhost-user-gpu (virgl in a backend "
+        "service)."),
   STR ("gpu_service", "\"vhost-user-gpu\"", AVM_SF_NAME, "Service providing the vhost-user-gpu backend socket."),
   BOOL ("gl", "false", "Enable OpenGL in the display backend (gl=on)."),
   ARR ("outputs", 0, "Display outputs; the first sets xres/yres, their count sets max_outputs.",
@@ -159,7 +164,8 @@ static const struct avm_skey port_keys[] = {
   STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Port name (unique)."),
   ENUM ("kind", V ("null", "log", "file", "pipe", "socket"), "\"null\"",
         "null: discarded; log: read by avm into a size-capped log and matched for boot patterns; "
-        "file: written by QEMU to path; pipe: FIFO pair path.in/path.out for a helper; socket: unix socket QEMU listens on."),
+        "file: written by QEMU to path; pipe: FIFO pair path.in/path.out for a helper; socket: unix socket QEMU "
+        "listens on."),
   STR ("path", NULL, AVM_SF_TEXT, "Path (file, pipe base name, socket); log ports default to ${run_dir}/NAME.fifo."),
   STR ("tee", NULL, AVM_SF_NAME,
        "Log ports: a pipe resource that also receives everything read (for a helper such as kernel_log_monitor)."),
@@ -184,15 +190,16 @@ static const struct avm_skey serial_keys[] = {
 static const struct avm_skey forward_keys[] = {
   ENUM ("proto", V ("tcp", "udp"), "\"tcp\"", "Protocol."),
   STR ("host_addr", "\"127.0.0.1\"", AVM_SF_TEXT, "Host address (loopback unless said otherwise)."),
-  { "host_port", AVM_ST_INT, NULL, 1, 65535, NULL, NULL, AVM_SF_REQUIRED, "Host port of instance 1 (instance N adds N - 1)." },
+  { "host_port", AVM_ST_INT, NULL, 1, 65535, NULL, NULL, AVM_SF_REQUIRED,
+    "Host port of instance 1 (instance N adds N - 1)." },
   { "guest_port", AVM_ST_INT, NULL, 1, 65535, NULL, NULL, AVM_SF_REQUIRED, "Guest port." },
   END,
 };
 
 #define SLIRP_KEYS                                                                                                     \
-  STR ("net", NULL, AVM_SF_TEXT, "Mode user: the guest's network, an IPv4 CIDR (QEMU's default 10.0.2.0/24)."),          \
+  STR ("net", NULL, AVM_SF_TEXT, "Mode user: the guest's network, an IPv4 CIDR (QEMU's default 10.0.2.0/24)."),        \
       STR ("host", NULL, AVM_SF_TEXT,                                                                                  \
-           "Mode user: the host's address in that network (default: its .2); connections to it reach the host's "    \
+           "Mode user: the host's address in that network (default: its .2); connections to it reach the host's "      \
            "loopback."),                                                                                               \
       STR ("dns", NULL, AVM_SF_TEXT, "Mode user: the virtual DNS server's address (default: its .3).")
 
@@ -212,8 +219,7 @@ static const struct avm_skey network_keys[] = {
   STR ("mac", "\"00:1a:11:e0:cf:00\"", AVM_SF_TEXT, "MAC address of the NIC (instance N adds N - 1 to the last byte)."),
   BOOL ("vhost", "false", "vhost-net acceleration for tap (/dev/vhost-net)."),
   SLIRP_KEYS,
-  ARR ("forwards", 0, "Host-to-guest port forwards (mode user).",
-       OBJ (NULL, forward_keys, 0, "A host port forward.")),
+  ARR ("forwards", 0, "Host-to-guest port forwards (mode user).", OBJ (NULL, forward_keys, 0, "A host port forward.")),
   OBJ ("ethernet", ethernet_keys, 0, "A second NIC (guest eth1)."),
   END,
 };
@@ -225,14 +231,15 @@ static const struct avm_skey share_keys[] = {
 };
 
 static const struct avm_skey service_keys[] = {
-  { "exec", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT, "An argument."), END }, 0, 0,
-    NULL, NULL, AVM_SF_REQUIRED | AVM_SF_NOTEMPTY,
+  { "exec", AVM_ST_ARRAY, (const struct avm_skey[]) { STR (NULL, NULL, AVM_SF_TEXT, "An argument."), END }, 0, 0, NULL,
+    NULL, AVM_SF_REQUIRED | AVM_SF_NOTEMPTY,
     "Program and arguments (argv; never a shell). ${socket}, ${fd:RESOURCE} and profile variables are expanded." },
-  { "alternatives", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A program name."), END },
-    0, 0, NULL, NULL, 0,
-    "Other names of the program (exec[0]), tried in order when it is not found (a host package's build and an upstream one)." },
-  MAP ("env", 0, "Environment variables added for the service.",
-       STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
+  { "alternatives", AVM_ST_ARRAY,
+    (const struct avm_skey[]) { STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A program name."), END }, 0, 0, NULL,
+    NULL, 0,
+    "Other names of the program (exec[0]), tried in order when it is not found (a host package's build and an upstream "
+    "one)." },
+  MAP ("env", 0, "Environment variables added for the service.", STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
   BOOL ("enabled", "true", "Start this service."),
   ENUM ("flags", V ("none", "gflags"), "\"none\"",
         "How the program parses its flags: gflags (Cuttlefish's host tools): avm asks it once for the flags it "
@@ -244,7 +251,7 @@ static const struct avm_skey service_keys[] = {
         "Readiness: socket (listening, checked without connecting), file (appears), notify (sd_notify READY=1), none."),
   STR ("ready_path", NULL, AVM_SF_TEXT, "File that signals readiness (ready: file)."),
   INT ("ready_timeout", 1, 3600, "10", "Seconds to wait for readiness."),
-  { "after", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_NAME, "A service name."), END }, 0, 0,
+  { "after", AVM_ST_ARRAY, (const struct avm_skey[]) { STR (NULL, NULL, AVM_SF_NAME, "A service name."), END }, 0, 0,
     NULL, "[]", 0, "Services that must be ready before this one starts." },
   ENUM ("restart", V ("no", "on-failure", "always"), "\"on-failure\"", "Restart policy."),
   BOOL ("critical", "false", "Tear the platform down when this service fails for good."),
@@ -262,8 +269,10 @@ static const struct avm_skey service_keys[] = {
 
 static const struct avm_skey resource_keys[] = {
   { "type", AVM_ST_ENUM, NULL, 0, 0,
-    V ("fifo", "unix-listen", "vsock-listen", "tcp-listen", "pipe", "socketpair", "directory", "port"), NULL, AVM_SF_REQUIRED,
-    "fifo: a FIFO held open read-write; unix-listen/vsock-listen/tcp-listen: listening sockets; pipe: a pipe (NAME.read, "
+    V ("fifo", "unix-listen", "vsock-listen", "tcp-listen", "pipe", "socketpair", "directory", "port"), NULL,
+    AVM_SF_REQUIRED,
+    "fifo: a FIFO held open read-write; unix-listen/vsock-listen/tcp-listen: listening sockets; pipe: a pipe "
+    "(NAME.read, "
     "NAME.write); socketpair: a connected pair, one end for a helper (NAME), the other held by avm; directory: created "
     "(mkdir -p); port: a port number a helper binds itself (${port:NAME}), nothing created." },
   STR ("path", NULL, AVM_SF_TEXT, "Path (fifo, unix-listen, directory)."),
@@ -276,15 +285,18 @@ static const struct avm_skey resource_keys[] = {
 
 static const struct avm_skey boot_keys[] = {
   STR ("console", NULL, AVM_SF_NAME, "Console port (kind log) watched for the boot patterns."),
-  { "completed", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END },
-    0, 0, NULL, "[]", 0, "Substrings that mean the guest has booted." },
-  { "failed", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END },
-    0, 0, NULL, "[]", 0, "Substrings that mean the boot failed." },
+  { "completed", AVM_ST_ARRAY,
+    (const struct avm_skey[]) { STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END }, 0, 0, NULL, "[]",
+    0, "Substrings that mean the guest has booted." },
+  { "failed", AVM_ST_ARRAY,
+    (const struct avm_skey[]) { STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A pattern."), END }, 0, 0, NULL, "[]",
+    0, "Substrings that mean the boot failed." },
   INT ("timeout", 0, 86400, "0", "Seconds to wait for boot before failing (0: no limit)."),
   INT ("tcg_multiplier", 1, 100, "1",
        "The timeout is multiplied by this when the accelerator is tcg (software emulation boots many times slower)."),
   INT ("reset_limit", 0, 1000, "0",
-       "Guest resets (QMP RESET) tolerated before a boot completes; one more is a boot failure, a boot loop (0: no limit)."),
+       "Guest resets (QMP RESET) tolerated before a boot completes; one more is a boot failure, a boot loop (0: no "
+       "limit)."),
   END,
 };
 
@@ -297,7 +309,8 @@ static const struct avm_skey logs_keys[] = {
 
 static const struct avm_skey stop_keys[] = {
   INT ("timeout", 0, 3600, "30",
-       "Seconds to wait for the guest after system_powerdown before quitting QEMU (0: no power-down, QMP quit at once)."),
+       "Seconds to wait for the guest after system_powerdown before quitting QEMU (0: no power-down, QMP quit at "
+       "once)."),
   END,
 };
 
@@ -316,8 +329,7 @@ static const struct avm_skey option_keys[] = {
         "Choose from what the images directory contains unless --option NAME=CHOICE is given: cuttlefish-release "
         "detects the Android release of a Cuttlefish image set (avm-releases(7)); the default applies when nothing "
         "tells."),
-  MAP ("choices", AVM_SF_REQUIRED, "The choices.",
-       OBJ (NULL, choice_keys, 0, "A choice.")),
+  MAP ("choices", AVM_SF_REQUIRED, "The choices.", OBJ (NULL, choice_keys, 0, "A choice.")),
   END,
 };
 
@@ -334,14 +346,12 @@ static const struct avm_skey cuttlefish_keys[] = {
 static const struct avm_skey root_keys[] = {
   STR ("description", NULL, AVM_SF_TEXT, "One line describing the platform."),
   STR ("extends", NULL, AVM_SF_TEXT, "Parent profile (name or path); this profile is a merge patch over it."),
-  MAP ("options", 0, "Named variants selected with --option NAME=CHOICE.",
-       OBJ (NULL, option_keys, 0, "An option.")),
+  MAP ("options", 0, "Named variants selected with --option NAME=CHOICE.", OBJ (NULL, option_keys, 0, "An option.")),
   OBJ ("machine", machine_keys, 0, "Machine, CPU and memory."),
   OBJ ("qemu", qemu_keys, 0, "The QEMU binary."),
   OBJ ("paths", paths_keys, 0, "Directories."),
   OBJ ("firmware", firmware_keys, 0, "Bootloader or direct kernel boot."),
-  ARR ("disks", 0, "virtio-blk disks in PCI order; the first is the boot disk.",
-       OBJ (NULL, disk_keys, 0, "A disk.")),
+  ARR ("disks", 0, "virtio-blk disks in PCI order; the first is the boot disk.", OBJ (NULL, disk_keys, 0, "A disk.")),
   OBJ ("display", display_keys, 0, "Display backend, GPU and outputs."),
   OBJ ("input", input_keys, 0, "Input devices."),
   OBJ ("audio", audio_keys, 0, "Sound."),
@@ -364,14 +374,16 @@ static const struct avm_skey root_keys[] = {
        STR (NULL, NULL, AVM_SF_TEXT, "A value.")),
   MAP ("services", 0, "Helper services started before QEMU, keyed by name.",
        OBJ (NULL, service_keys, 0, "A helper service.")),
-  MAP ("resources", 0, "FIFOs, listening sockets and pipes created by avm before any process starts; services get them as ${fd:NAME}.",
+  MAP ("resources", 0,
+       "FIFOs, listening sockets and pipes created by avm before any process starts; services get them as ${fd:NAME}.",
        OBJ (NULL, resource_keys, 0, "A resource.")),
   OBJ ("boot", boot_keys, 0, "Boot detection."),
   OBJ ("stop", stop_keys, 0, "Shutdown."),
   OBJ ("logs", logs_keys, 0, "Log files of the consoles, the helpers and QEMU (${state_dir}/logs)."),
-  MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY, "androidboot.* boot properties written to the bootconfig partition; derived keys are added by avm.",
+  MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY,
+       "androidboot.* boot properties written to the bootconfig partition; derived keys are added by avm.",
        STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A value.")),
-  { "extra_qemu_args", AVM_ST_ARRAY, (const struct avm_skey[]){ STR (NULL, NULL, 0, "An argument."), END }, 0, 0, NULL,
+  { "extra_qemu_args", AVM_ST_ARRAY, (const struct avm_skey[]) { STR (NULL, NULL, 0, "An argument."), END }, 0, 0, NULL,
     NULL, 0, "Unapproved free-form QEMU arguments; refused unless --allow-unapproved, flagged in every output." },
   END,
 };

@@ -14,11 +14,11 @@
 
 enum avm_stype
 {
-  AVM_ST_OBJECT,    /* fixed keys (sub = NULL-name-terminated key list) */
-  AVM_ST_MAP,       /* free keys, each value of schema sub[0] */
-  AVM_ST_ARRAY,     /* elements of schema sub[0] */
+  AVM_ST_OBJECT, /* fixed keys (sub = NULL-name-terminated key list) */
+  AVM_ST_MAP,    /* free keys, each value of schema sub[0] */
+  AVM_ST_ARRAY,  /* elements of schema sub[0] */
   AVM_ST_STRING,
-  AVM_ST_INT,       /* min..max */
+  AVM_ST_INT, /* min..max */
   AVM_ST_BOOL,
   AVM_ST_ENUM,      /* one of values[] */
   AVM_ST_ENUM_LIST, /* a value of values[] or an array of them (normalised to an array) */
@@ -28,11 +28,11 @@ enum avm_stype
 enum
 {
   AVM_SF_REQUIRED = 1 << 0,
-  AVM_SF_NAME = 1 << 1,      /* string of [A-Za-z0-9_-], 1..63 chars (also map keys) */
-  AVM_SF_TEXT = 1 << 2,      /* string without control characters */
-  AVM_SF_FLATKEYS = 1 << 3,  /* map whose keys may contain dots (--set takes the rest of the path) */
-  AVM_SF_PROPKEY = 1 << 4,   /* map keys are [A-Za-z0-9_.-]+ (boot properties) */
-  AVM_SF_NOTEMPTY = 1 << 5,  /* string or array must not be empty */
+  AVM_SF_NAME = 1 << 1,     /* string of [A-Za-z0-9_-], 1..63 chars (also map keys) */
+  AVM_SF_TEXT = 1 << 2,     /* string without control characters */
+  AVM_SF_FLATKEYS = 1 << 3, /* map whose keys may contain dots (--set takes the rest of the path) */
+  AVM_SF_PROPKEY = 1 << 4,  /* map keys are [A-Za-z0-9_.-]+ (boot properties) */
+  AVM_SF_NOTEMPTY = 1 << 5, /* string or array must not be empty */
 };
 
 struct avm_skey

@@ -104,8 +104,8 @@ verror (struct vctx *c, const struct vpath *path, const char *fmt, ...)
   if (c->nerr <= 20)
     {
       _cleanup_free_ char *where = path_string (path);
-      avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: %s: %s", c->file,
-                        where && *where ? where : "(top level)", msg ? msg : "invalid");
+      avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: %s: %s", c->file, where && *where ? where : "(top level)",
+                        msg ? msg : "invalid");
     }
   else if (c->nerr == 21)
     avm_error_append (c->err, AVM_EXIT_USAGE, EINVAL, "%s: more problems not shown", c->file);
@@ -164,7 +164,8 @@ type_name (const struct avm_skey *s)
   return "?";
 }
 
-static void enum_expected (const struct avm_skey *s, char *buf, size_t len)
+static void
+enum_expected (const struct avm_skey *s, char *buf, size_t len)
 {
   struct avm_strbuf b = { 0 };
   for (size_t i = 0; s->values[i]; i++)
@@ -371,9 +372,8 @@ validate_node (struct vctx *c, json_t *parent, const char *key, size_t idx, json
         {
           enum_expected (s, buf, sizeof buf);
           got = avm_json_brief (v);
-          const char *hint = json_is_string (v)
-                                 ? avm_closest (json_string_value (v), s->values, avm_strv_count (s->values))
-                                 : NULL;
+          const char *hint
+              = json_is_string (v) ? avm_closest (json_string_value (v), s->values, avm_strv_count (s->values)) : NULL;
           if (hint)
             verror (c, path, "expected one of %s, got %s; did you mean \"%s\"?", buf, got, hint);
           else
@@ -451,8 +451,7 @@ avm_schema_validate (json_t *root_json, const char *file, avm_error_t *err)
 }
 
 int
-avm_schema_validate_fragment (json_t *v, const struct avm_skey *s, const char *file, const char *path,
-                              avm_error_t *err)
+avm_schema_validate_fragment (json_t *v, const struct avm_skey *s, const char *file, const char *path, avm_error_t *err)
 {
   struct vctx c = { .file = file, .err = err, .partial = true };
   const struct vpath top = { .text = path };
@@ -476,7 +475,6 @@ avm_schema_validate_fragment (json_t *v, const struct avm_skey *s, const char *f
     }
   return c.nerr ? -EINVAL : 0;
 }
-
 
 /* ---------------------------------------------------------------- */
 

@@ -68,7 +68,8 @@ avm_vars_expand (const struct avm_vars *vars, const char *in, const char *where,
         }
       const char *end = strchr (p + 2, '}');
       if (!end)
-        return avm_error_input (err, "%s: unterminated variable reference in \"%s\" (write $$ for a literal $)", where, in);
+        return avm_error_input (err, "%s: unterminated variable reference in \"%s\" (write $$ for a literal $)", where,
+                                in);
       const char *name = p + 2;
       size_t len = end - name;
       const char *colon = memchr (name, ':', len);

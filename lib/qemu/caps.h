@@ -39,7 +39,7 @@ struct avm_qemu_caps
   char *binary;  /* absolute path probed, or as recorded */
   char *version; /* "7.2.22" */
   int major, minor, micro;
-  char *package; /* text in parentheses after the version, e.g. "Debian 1:7.2+dfsg-7+deb12u18+b3", or NULL */
+  char *package;    /* text in parentheses after the version, e.g. "Debian 1:7.2+dfsg-7+deb12u18+b3", or NULL */
   char **devices;   /* sorted, NULL-terminated: "virtio-gpu-pci", ... */
   char **displays;  /* "none", "gtk", "dbus", "egl-headless", ... */
   char **machines;  /* "pc", "pc-i440fx-7.2", "q35", "virt", ... (aliases included) */

@@ -53,19 +53,19 @@ ns (struct timespec ts)
 }
 
 #if defined(__x86_64__)
-# define MULTIARCH "x86_64-linux-gnu"
+#define MULTIARCH "x86_64-linux-gnu"
 #elif defined(__aarch64__)
-# define MULTIARCH "aarch64-linux-gnu"
+#define MULTIARCH "aarch64-linux-gnu"
 #elif defined(__i386__)
-# define MULTIARCH "i386-linux-gnu"
+#define MULTIARCH "i386-linux-gnu"
 #elif defined(__arm__)
-# define MULTIARCH "arm-linux-gnueabihf"
+#define MULTIARCH "arm-linux-gnueabihf"
 #elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-# define MULTIARCH "powerpc64le-linux-gnu"
+#define MULTIARCH "powerpc64le-linux-gnu"
 #elif defined(__riscv) && __riscv_xlen == 64
-# define MULTIARCH "riscv64-linux-gnu"
+#define MULTIARCH "riscv64-linux-gnu"
 #elif defined(__s390x__)
-# define MULTIARCH "s390x-linux-gnu"
+#define MULTIARCH "s390x-linux-gnu"
 #endif
 
 /* Append {"path", "mtime_ns"} of DIR to MODDIRS when DIR is a directory.  */
@@ -142,14 +142,9 @@ identity_json (const char *binary, const struct stat *st)
 
   if (!moddirs)
     return NULL;
-  return json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}",
-                    "path", binary,
-                    "dev", (json_int_t) st->st_dev,
-                    "ino", (json_int_t) st->st_ino,
-                    "size", (json_int_t) st->st_size,
-                    "mtime_ns", (json_int_t) ns (st->st_mtim),
-                    "ctime_ns", (json_int_t) ns (st->st_ctim),
-                    "moddirs", moddirs);
+  return json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "path", binary, "dev", (json_int_t) st->st_dev, "ino",
+                    (json_int_t) st->st_ino, "size", (json_int_t) st->st_size, "mtime_ns",
+                    (json_int_t) ns (st->st_mtim), "ctime_ns", (json_int_t) ns (st->st_ctim), "moddirs", moddirs);
 }
 
 /* Cache entries: a line format of avm's own, not JSON.  A start reads its
@@ -295,7 +290,8 @@ read_cache (const char *path, const char *binary, json_t *identity)
   _cleanup_error_ avm_error_t ignored = NULL;
   size_t len;
 
-  if (!id || avm_read_file (path, AVM_CAPS_MAX_SIZE, "a capability cache entry", &text, &len, &ignored) < 0 || strlen (text) != len)
+  if (!id || avm_read_file (path, AVM_CAPS_MAX_SIZE, "a capability cache entry", &text, &len, &ignored) < 0
+      || strlen (text) != len)
     return NULL;
   return cache_parse (text, id, binary, path);
 }
@@ -361,4 +357,3 @@ avm_qemu_caps_get (const char *binary, struct avm_qemu_caps **out, avm_error_t *
   *out = steal_pointer (&caps);
   return 0;
 }
-

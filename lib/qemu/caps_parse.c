@@ -21,8 +21,8 @@
 static bool
 is_name_char (char c)
 {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-         || c == '_' || c == '-' || c == '.' || c == ',' || c == '+';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'
+         || c == ',' || c == '+';
 }
 
 static bool
@@ -223,8 +223,7 @@ avm_qemu_caps_parse_version (struct avm_qemu_caps *caps, const char *text, avm_e
   int major, minor, micro;
 
   if (!p)
-    return avm_error_fail (err, EPROTO, "unexpected -version output (no \"%.*s\")",
-                           (int) sizeof marker - 2, marker);
+    return avm_error_fail (err, EPROTO, "unexpected -version output (no \"%.*s\")", (int) sizeof marker - 2, marker);
   p += sizeof marker - 1;
   const char *eol = strchrnul (p, '\n');
   size_t vlen = strcspn (p, " \t\r\n(");
@@ -260,4 +259,3 @@ avm_qemu_caps_parse_version (struct avm_qemu_caps *caps, const char *text, avm_e
   caps->micro = micro;
   return 0;
 }
-

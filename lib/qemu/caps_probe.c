@@ -91,8 +91,8 @@ parse_outputs (struct avm_qemu_caps *caps, struct avm_capture *jobs, avm_error_t
           char how[96];
           describe_status (jobs[i].status, how, sizeof how);
           if (probes[i].required)
-            return avm_error_fail (err, EPROTO, "%s %s%s%s %s", binary, probes[i].opt,
-                                   probes[i].arg ? " " : "", probes[i].arg ? probes[i].arg : "", how);
+            return avm_error_fail (err, EPROTO, "%s %s%s%s %s", binary, probes[i].opt, probes[i].arg ? " " : "",
+                                   probes[i].arg ? probes[i].arg : "", how);
           text = ""; /* odd build: treat as an empty list */
         }
       int r = probes[i].parse (caps, text, err);
@@ -144,4 +144,3 @@ avm_qemu_caps_probe (const char *binary, struct avm_qemu_caps **out, avm_error_t
     return r;
   return avm_caps_probe_binary (binary, out, err);
 }
-

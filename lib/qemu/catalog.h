@@ -9,10 +9,10 @@
 
 struct avm_qdev
 {
-  const char *name;      /* QEMU type name */
+  const char *name;             /* QEMU type name */
   int since_major, since_minor; /* first upstream release; 0.0 = not upstream */
-  const char *what;      /* what it is, for messages */
-  const char *fix;       /* what the user can do instead, or NULL */
+  const char *what;             /* what it is, for messages */
+  const char *fix;              /* what the user can do instead, or NULL */
 };
 
 /* NULL when NAME is not in the catalog.  */

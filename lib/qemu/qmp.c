@@ -168,8 +168,8 @@ qmp_closed_error (struct avm_qmp *q, const char *while_fmt, const char *what, av
     tail = avm_strdupf (while_fmt, what);
   if (q->discarded)
     extra = avm_strdupf (" (%zu bytes of an incomplete message discarded)", q->discarded);
-  return avm_error_fail (err, ECONNRESET, "QMP socket %s: QEMU closed the monitor%s%s", q->name,
-                         tail ? tail : "", extra ? extra : "");
+  return avm_error_fail (err, ECONNRESET, "QMP socket %s: QEMU closed the monitor%s%s", q->name, tail ? tail : "",
+                         extra ? extra : "");
 }
 
 /* An error reply to COMMAND into ERR: "QMP COMMAND: CLASS: DESC".  */
@@ -225,8 +225,8 @@ qmp_flush_output (struct avm_qmp *q)
 /* Append a request to the output buffer and the pending list.  ARGS is
    stolen.  No I/O.  */
 int
-qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data,
-             json_int_t *idp, avm_error_t *err)
+qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data, json_int_t *idp,
+             avm_error_t *err)
 {
   _cleanup_json_ json_t *a = args;
   _cleanup_json_ json_t *msg = NULL;
@@ -243,8 +243,7 @@ qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply
     return avm_error_fail (err, EINVAL, "QMP socket %s: command name is not valid UTF-8", q->name);
   msg = json_object ();
   p = calloc (1, sizeof *p);
-  if (!msg || !p || json_object_set_new (msg, "execute", cmd) < 0
-      || (a && json_object_set (msg, "arguments", a) < 0)
+  if (!msg || !p || json_object_set_new (msg, "execute", cmd) < 0 || (a && json_object_set (msg, "arguments", a) < 0)
       || json_object_set_new (msg, "id", json_integer (q->next_id)) < 0)
     return avm_error_sys (err, ENOMEM, "QMP %s", command);
   text = json_dumps (msg, JSON_COMPACT);
@@ -253,8 +252,8 @@ qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply
 
   size_t n = strlen (text);
   if (q->wlen - q->wpos + n + 1 > MAX_OUTPUT)
-    return avm_error_fail (err, ENOBUFS, "QMP socket %s: QEMU does not read its requests (%zu bytes waiting)",
-                           q->name, q->wlen - q->wpos);
+    return avm_error_fail (err, ENOBUFS, "QMP socket %s: QEMU does not read its requests (%zu bytes waiting)", q->name,
+                           q->wlen - q->wpos);
   if (q->wpos > 0)
     {
       memmove (q->wbuf, q->wbuf + q->wpos, q->wlen - q->wpos);
@@ -372,8 +371,9 @@ handle_reply (struct avm_qmp *q, json_t *msg, json_t *ret, json_t *error, const 
 
   if (ret && error)
     return qmp_protocol_error (q, "reply with both \"return\" and \"error\"", line, len);
-  if (error && (!json_is_object (error) || !json_is_string (json_object_get (error, "class"))
-                || !json_is_string (json_object_get (error, "desc"))))
+  if (error
+      && (!json_is_object (error) || !json_is_string (json_object_get (error, "class"))
+          || !json_is_string (json_object_get (error, "desc"))))
     return qmp_protocol_error (q, "error reply without a class and a description", line, len);
 
   /* QEMU echoes the id; it omits it only when it could not parse the

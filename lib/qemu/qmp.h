@@ -176,8 +176,8 @@ int avm_qmp_try_connect (const char *socket_path, struct avm_qmp **out, avm_erro
 /* What a SHUTDOWN or RESET event's data says (strings borrowed from it).  */
 struct avm_qmp_shutdown
 {
-  bool guest;          /* the guest asked for it */
-  const char *reason;  /* "guest-shutdown", "host-qmp-quit", ...; or NULL */
+  bool guest;         /* the guest asked for it */
+  const char *reason; /* "guest-shutdown", "host-qmp-quit", ...; or NULL */
 };
 struct avm_qmp_shutdown avm_qmp_shutdown_data (json_t *data);
 /* The "status" of a query-status answer ("running", ...), or NULL.  */

@@ -33,8 +33,8 @@ check_ready (struct avm_qmp *q, const char *command, avm_error_t *err)
 }
 
 int
-avm_qmp_send_async (struct avm_qmp *q, const char *command, json_t *arguments, avm_qmp_reply_fn reply_cb,
-                    void *data, avm_error_t *err)
+avm_qmp_send_async (struct avm_qmp *q, const char *command, json_t *arguments, avm_qmp_reply_fn reply_cb, void *data,
+                    avm_error_t *err)
 {
   _cleanup_json_ json_t *args = arguments;
   int r = check_ready (q, command, err);
@@ -113,8 +113,7 @@ avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int 
   if (q->state == QMP_CLOSED)
     return qmp_closed_error (q, " while waiting for the reply to %s", command, err);
   if (r == -ETIMEDOUT)
-    return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: no reply to %s within %d ms", q->name, command,
-                           timeout_ms);
+    return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: no reply to %s within %d ms", q->name, command, timeout_ms);
   return avm_error_fail (err, r < 0 ? -r : EIO, "QMP socket %s: %s failed", q->name, command);
 }
 

@@ -52,8 +52,8 @@ qmp_handle_greeting (struct avm_qmp *q, json_t *msg, const char *line, size_t le
   json_t *ver = json_object_get (qmp, "version");
   json_t *qemu = json_object_get (ver, "qemu");
   json_t *pkg = json_object_get (ver, "package");
-  json_t *num[3] = { json_object_get (qemu, "major"), json_object_get (qemu, "minor"),
-                     json_object_get (qemu, "micro") };
+  json_t *num[3]
+      = { json_object_get (qemu, "major"), json_object_get (qemu, "minor"), json_object_get (qemu, "micro") };
   int v[3];
 
   if (!json_is_object (qmp))
@@ -151,15 +151,14 @@ handshake (struct avm_qmp *q, long long deadline, int timeout_ms, avm_error_t *e
                              "capabilities negotiation", err);
   if (q->state == QMP_GREETING)
     return avm_error_fail (err, ETIMEDOUT,
-                           "QMP socket %s: no greeting from QEMU within %d ms (is another client connected?)",
-                           q->name, timeout_ms);
+                           "QMP socket %s: no greeting from QEMU within %d ms (is another client connected?)", q->name,
+                           timeout_ms);
   return avm_error_fail (err, ETIMEDOUT, "QMP socket %s: no reply to qmp_capabilities within %d ms", q->name,
                          timeout_ms);
 }
 
 static int
-connect_fd_until (int fd, const char *name, long long deadline, int timeout_ms, struct avm_qmp **out,
-                  avm_error_t *err)
+connect_fd_until (int fd, const char *name, long long deadline, int timeout_ms, struct avm_qmp **out, avm_error_t *err)
 {
   struct avm_qmp *q = NULL;
   int r = avm_qmp_new (fd, name, &q, err);

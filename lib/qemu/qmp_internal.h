@@ -83,7 +83,7 @@ void qmp_fail_pending (struct avm_qmp *q);
 /* Enter FAILED with "QMP socket NAME: MESSAGE" (": strerror" appended when
    WITH_STRERROR); the first failure is kept.  Returns the stored code.  */
 int qmp_fail_conn (struct avm_qmp *q, int errnum, bool with_strerror, const char *fmt, ...)
-  __attribute__ ((format (printf, 4, 5)));
+    __attribute__ ((format (printf, 4, 5)));
 /* Fail with "protocol error: WHAT: " and the start of LINE (when not NULL).  */
 int qmp_protocol_error (struct avm_qmp *q, const char *what, const char *line, size_t len);
 /* The sticky error of a FAILED client into ERR.  */
@@ -100,9 +100,9 @@ int qmp_reply_error (const char *command, json_t *error, avm_error_t *err);
    the failure code.  */
 int qmp_flush_output (struct avm_qmp *q);
 /* Append a request to the output buffer and the pending list (its id into
-   *IDP when IDP is not NULL).  ARGS is stolen.  No I/O.  */
-int qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data,
-                 json_int_t *idp, avm_error_t *err);
+ *IDP when IDP is not NULL).  ARGS is stolen.  No I/O.  */
+int qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data, json_int_t *idp,
+                 avm_error_t *err);
 /* Forget a pending request (timeout): a late reply is then ignored.  */
 void qmp_cancel_pending (struct avm_qmp *q, json_int_t id);
 

@@ -371,7 +371,7 @@ on_client_idle (sd_event_source *s, uint64_t usec, void *userdata)
   if (cl->wpos == cl->wlen)
     {
       _cleanup_json_ json_t *reply
-        = error_reply ("no complete request within %llu ms", (unsigned long long) (cl->ctl->idle_usec / 1000));
+          = error_reply ("no complete request within %llu ms", (unsigned long long) (cl->ctl->idle_usec / 1000));
       send_and_forget (cl->fd, reply);
     }
   client_free (cl);
@@ -422,8 +422,8 @@ accept_client (struct avm_control *c, int fd)
   c->nclients++;
   if (sym_sd_event_add_io (c->event, &cl->io, fd, EPOLLIN, on_client_io, cl) < 0
       || sym_sd_event_add_time_relative (c->event, &cl->timer, CLOCK_MONOTONIC, c->idle_usec, TIMER_ACCURACY_USEC,
-                                     on_client_idle, cl)
-           < 0)
+                                         on_client_idle, cl)
+             < 0)
     {
       cl->fd = -1;
       client_free (cl);
@@ -454,7 +454,7 @@ pause_accepting (struct avm_control *c)
     }
   else
     r = sym_sd_event_add_time_relative (c->event, &c->retry_timer, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC,
-                                    TIMER_ACCURACY_USEC, on_accept_retry, c);
+                                        TIMER_ACCURACY_USEC, on_accept_retry, c);
   if (r >= 0)
     sym_sd_event_source_set_enabled (c->listen_io, SD_EVENT_OFF);
 }

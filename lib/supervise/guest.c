@@ -339,8 +339,7 @@ on_boot_timeout (sd_event_source *src, uint64_t usec, void *data)
       log = avm_logsink_path (sv->g.cons[i].log);
   sv_fail (sv, AVM_EXIT_BOOT_TIMEOUT,
            "the guest did not boot within %.0f s (no \"%s\" on console %s); see %s, or raise boot.timeout",
-           (double) sv->g.boot->timeout / USEC_PER_SEC, sv->g.boot->completed[0],
-           console, log);
+           (double) sv->g.boot->timeout / USEC_PER_SEC, sv->g.boot->completed[0], console, log);
   return 0;
 }
 
@@ -520,8 +519,7 @@ on_qemu_stop_timeout (sd_event_source *src, uint64_t usec, void *data)
       if (sv->g.stopped_booting)
         ;
       else if (q->stop_timeout > 0)
-        sv_info (sv, "qemu: the guest did not power off within %.0f s: quit",
-                 (double) q->stop_timeout / USEC_PER_SEC);
+        sv_info (sv, "qemu: the guest did not power off within %.0f s: quit", (double) q->stop_timeout / USEC_PER_SEC);
       else
         sv_info (sv, "qemu: quit");
       if (sv->g.qmp_ready)

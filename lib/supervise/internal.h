@@ -24,12 +24,12 @@
 #define USEC_PER_SEC 1000000ULL
 
 /* Restart policy limits (avm-profile(5), services.NAME.restart).  */
-#define RESTART_BURST 5                       /* starts ... */
-#define RESTART_INTERVAL (30 * USEC_PER_SEC)  /* ... within this window: crash loop */
+#define RESTART_BURST 5                      /* starts ... */
+#define RESTART_INTERVAL (30 * USEC_PER_SEC) /* ... within this window: crash loop */
 #define RESTART_DELAY_MIN (100 * USEC_PER_MSEC)
 #define RESTART_DELAY_MAX (5 * USEC_PER_SEC)
-#define RESTART_STABLE (10 * USEC_PER_SEC)    /* up this long: the backoff starts over */
-#define QMP_TIMEOUT (30 * USEC_PER_SEC)       /* QEMU start to QMP handshake */
+#define RESTART_STABLE (10 * USEC_PER_SEC) /* up this long: the backoff starts over */
+#define QMP_TIMEOUT (30 * USEC_PER_SEC)    /* QEMU start to QMP handshake */
 #define QMP_QUIT_TIMEOUT (5 * USEC_PER_SEC)
 #define QEMU_TERM_TIMEOUT (5 * USEC_PER_SEC)
 #define EXTEND_INTERVAL (10 * USEC_PER_SEC)
@@ -72,18 +72,18 @@ struct svc
   uint64_t stop_timeout;
 
   enum svc_state state;
-  pid_t pid;           /* also the process group */
-  int exit_code;       /* last exit: code, or -1 */
-  int exit_signal;     /* ... or signal, else 0 */
+  pid_t pid;       /* also the process group */
+  int exit_code;   /* last exit: code, or -1 */
+  int exit_signal; /* ... or signal, else 0 */
   uint64_t t_spawn, t_ready, t_first;
-  uint64_t t_restart;  /* when SVC_BACKOFF ends */
+  uint64_t t_restart; /* when SVC_BACKOFF ends */
   unsigned starts, restarts, failures;
   uint64_t burst[RESTART_BURST];
-  bool killed;         /* SIGKILL sent during stop */
+  bool killed;            /* SIGKILL sent during stop */
   sd_event_source *timer; /* readiness deadline, backoff, stop escalation */
 
   struct avm_logsink *log;
-  int out_fd;          /* read end of the stdout/stderr pipe */
+  int out_fd; /* read end of the stdout/stderr pipe */
   sd_event_source *out_src;
   char *tail[TAIL_LINES];
   size_t tail_next;
@@ -97,17 +97,17 @@ struct svc
 struct console
 {
   struct sv *sv;
-  const char *name;     /* the console port */
+  const char *name; /* the console port */
   const struct avm_resource_fd *res;
   struct avm_logsink *log;
   sd_event_source *src;
-  bool boot;            /* matched against the boot patterns */
+  bool boot; /* matched against the boot patterns */
 };
 
 enum phase
 {
   PHASE_HELPERS,
-  PHASE_QEMU,    /* QEMU started, QMP not up yet */
+  PHASE_QEMU, /* QEMU started, QMP not up yet */
   PHASE_BOOTING,
   PHASE_RUNNING,
   PHASE_STOPPING,
@@ -132,8 +132,8 @@ struct guest
 
   uint64_t t_qemu, t_booted;
   unsigned boots;
-  unsigned resets;         /* guest resets since QEMU started or the last completed boot */
-  bool stopped_booting;    /* stopped before the guest booted: QEMU quit, no power-down */
+  unsigned resets;      /* guest resets since QEMU started or the last completed boot */
+  bool stopped_booting; /* stopped before the guest booted: QEMU quit, no power-down */
   sd_event_source *boot_timer;
   sd_event_source *progress_timer; /* "still booting" while the guest has not booted */
 
@@ -142,8 +142,8 @@ struct guest
   sd_event_source *qmp_src, *qmp_timer;
   bool qmp_ready;
   uint64_t t_qmp;
-  char *qemu_status;   /* last query-status answer */
-  bool shutdown;       /* SHUTDOWN event with guest=true */
+  char *qemu_status; /* last query-status answer */
+  bool shutdown;     /* SHUTDOWN event with guest=true */
   char *shutdown_reason;
   enum qemu_stop_stage qstop;
   sd_event_source *stop_timer;
@@ -164,20 +164,20 @@ struct sv
   struct avm_notifier notifier;
   struct avm_control *control;
 
-  struct svc *svcs;    /* the helpers, in plan order */
+  struct svc *svcs; /* the helpers, in plan order */
   size_t n;
   struct guest g;
 
-  enum phase phase;    /* set by sv_set_phase only */
+  enum phase phase; /* set by sv_set_phase only */
   uint64_t t_start;
-  char *run_header;        /* the line each log file of this run begins with */
+  char *run_header; /* the line each log file of this run begins with */
   sd_event_source *ready_poll, *watchdog_timer, *extend_timer;
   uint64_t ready_poll_since;
   avm_error_t early_error; /* the spawn that failed before the loop existed */
   /* Scheduling: one pass per loop iteration, from a deferred event source
      (sv_schedule asks for one; nothing schedules from within a pass).  */
   sd_event_source *schedule_src;
-  bool *started;           /* [n]: spawned by this pass */
+  bool *started; /* [n]: spawned by this pass */
   /* inotify on the directories of the sockets and files services are
      waited for: a creation wakes the readiness check at once (service.c).  */
   int ready_inotify;
@@ -190,9 +190,9 @@ struct sv
   char *stop_reason;
   unsigned interrupts;
 
-  char *last_status;  /* the last STATUS= sent */
+  char *last_status; /* the last STATUS= sent */
   int exit_status;
-  avm_error_t error;   /* the first failure */
+  avm_error_t error; /* the first failure */
 };
 
 /* supervisor.c (phase.c: sv_status, sv_set_phase) */

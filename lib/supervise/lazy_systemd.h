@@ -20,24 +20,24 @@
 #include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 
-#define AVM_SYSTEMD_FUNCS(X) \
-  X (sd_event_new) \
-  X (sd_event_ref) \
-  X (sd_event_unref) \
-  X (sd_event_loop) \
-  X (sd_event_exit) \
-  X (sd_event_now) \
-  X (sd_event_add_io) \
-  X (sd_event_add_signal) \
-  X (sd_event_add_time) \
-  X (sd_event_add_time_relative) \
-  X (sd_event_add_defer) \
-  X (sd_event_source_unref) \
-  X (sd_event_source_disable_unref) \
-  X (sd_event_source_set_enabled) \
-  X (sd_event_source_set_time_relative) \
-  X (sd_event_source_set_io_events) \
-  X (sd_event_source_set_priority) \
+#define AVM_SYSTEMD_FUNCS(X)                                                                                           \
+  X (sd_event_new)                                                                                                     \
+  X (sd_event_ref)                                                                                                     \
+  X (sd_event_unref)                                                                                                   \
+  X (sd_event_loop)                                                                                                    \
+  X (sd_event_exit)                                                                                                    \
+  X (sd_event_now)                                                                                                     \
+  X (sd_event_add_io)                                                                                                  \
+  X (sd_event_add_signal)                                                                                              \
+  X (sd_event_add_time)                                                                                                \
+  X (sd_event_add_time_relative)                                                                                       \
+  X (sd_event_add_defer)                                                                                               \
+  X (sd_event_source_unref)                                                                                            \
+  X (sd_event_source_disable_unref)                                                                                    \
+  X (sd_event_source_set_enabled)                                                                                      \
+  X (sd_event_source_set_time_relative)                                                                                \
+  X (sd_event_source_set_io_events)                                                                                    \
+  X (sd_event_source_set_priority)                                                                                     \
   X (sd_journal_sendv)
 
 AVM_DL_DECLARE (AVM_SYSTEMD_FUNCS)

@@ -44,13 +44,13 @@ enum
 struct avm_logsink
 {
   int dirfd;
-  int fd;               /* NAME.log, -1 after a failed (re)open */
+  int fd; /* NAME.log, -1 after a failed (re)open */
   char *dir;
   char *name;
-  char *logname;        /* NAME.log */
-  char *path;           /* DIR/NAME.log */
+  char *logname; /* NAME.log */
+  char *path;    /* DIR/NAME.log */
   uint64_t max_size;
-  uint64_t size;        /* of NAME.log */
+  uint64_t size; /* of NAME.log */
   unsigned keep;
 
   bool journal;
@@ -83,9 +83,8 @@ line_buf (struct avm_logsink *s)
 }
 
 /* Count a log-file error and keep the first message.  */
-static void
-record_error (struct avm_logsink *s, int errnum, const char *fmt, ...)
-  __attribute__ ((format (printf, 3, 4)));
+static void record_error (struct avm_logsink *s, int errnum, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 static void
 record_error (struct avm_logsink *s, int errnum, const char *fmt, ...)
@@ -147,9 +146,9 @@ open_log (struct avm_logsink *s, avm_error_t *err)
 {
   struct stat st;
   /* O_NONBLOCK: a FIFO planted as NAME.log must not block the open.  */
-  _cleanup_close_ int fd = openat (s->dirfd, s->logname,
-                                   O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                                   0640);
+  _cleanup_close_ int fd
+      = openat (s->dirfd, s->logname, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                0640);
   if (fd < 0)
     {
       if (errno == ELOOP)
@@ -343,10 +342,8 @@ emit_line (struct avm_logsink *s, bool strip_cr)
   if (s->echo_fd >= 0)
     {
       struct iovec iov[] = {
-        { .iov_base = (void *) "[", .iov_len = 1 },
-        { .iov_base = s->name, .iov_len = strlen (s->name) },
-        { .iov_base = (void *) "] ", .iov_len = 2 },
-        { .iov_base = line, .iov_len = len },
+        { .iov_base = (void *) "[", .iov_len = 1 },  { .iov_base = s->name, .iov_len = strlen (s->name) },
+        { .iov_base = (void *) "] ", .iov_len = 2 }, { .iov_base = line, .iov_len = len },
         { .iov_base = (void *) "\n", .iov_len = 1 },
       };
       (void) writev_nosigpipe (s->echo_fd, iov, (int) ARRAY_SIZE (iov));
@@ -392,8 +389,8 @@ split_lines (struct avm_logsink *s, const char *p, size_t len)
 /* --- API ------------------------------------------------------------- */
 
 int
-avm_logsink_open (const struct avm_logsink_config *cfg, const char *name, const char *service,
-                  int priority, struct avm_logsink **out, avm_error_t *err)
+avm_logsink_open (const struct avm_logsink_config *cfg, const char *name, const char *service, int priority,
+                  struct avm_logsink **out, avm_error_t *err)
 {
   struct avm_logsink *s;
   int r;

@@ -77,15 +77,15 @@
 
 struct avm_logsink_config
 {
-  const char *dir;  /* log directory (created if missing) */
-  uint64_t max_size; /* bytes per file before rotating; 0 = unlimited */
-  unsigned keep;    /* rotated generations kept (NAME.log.1 .. NAME.log.KEEP);
-                       0: none, NAME.log is truncated instead */
-  bool journal;     /* also send lines to the journal */
-  int instance;     /* AVM_INSTANCE */
-  int echo_fd;      /* -1 or a descriptor lines are echoed to */
-  bool timestamps;  /* the file gets lines, each after its time of arrival
-                       ("2026-12-07T03:55:01.123Z "), not the raw bytes */
+  const char *dir;        /* log directory (created if missing) */
+  uint64_t max_size;      /* bytes per file before rotating; 0 = unlimited */
+  unsigned keep;          /* rotated generations kept (NAME.log.1 .. NAME.log.KEEP);
+                             0: none, NAME.log is truncated instead */
+  bool journal;           /* also send lines to the journal */
+  int instance;           /* AVM_INSTANCE */
+  int echo_fd;            /* -1 or a descriptor lines are echoed to */
+  bool timestamps;        /* the file gets lines, each after its time of arrival
+                             ("2026-12-07T03:55:01.123Z "), not the raw bytes */
   const char *run_header; /* written to the file as a line of its own when
                              the sink is opened ("=== TEXT ==="), or NULL */
 };
@@ -99,8 +99,8 @@ struct avm_logsink;
    priority (0-7, e.g. 6 for info).  The strings are copied.  Fails when the
    directory cannot be created or NAME.log cannot be opened (a symbolic link
    or not a regular file: the message names the file).  */
-int avm_logsink_open (const struct avm_logsink_config *cfg, const char *name, const char *service,
-                      int priority, struct avm_logsink **out, avm_error_t *err);
+int avm_logsink_open (const struct avm_logsink_config *cfg, const char *name, const char *service, int priority,
+                      struct avm_logsink **out, avm_error_t *err);
 
 /* Copy the raw bytes to FD (non-blocking, not owned), or stop with -1.  */
 void avm_logsink_set_tee (struct avm_logsink *s, int fd);

@@ -23,8 +23,8 @@
 
 struct avm_notifier
 {
-  int fd;              /* -1: no service manager listening */
-  char *socket;        /* as given in $NOTIFY_SOCKET */
+  int fd;                 /* -1: no service manager listening */
+  char *socket;           /* as given in $NOTIFY_SOCKET */
   uint64_t watchdog_usec; /* 0: no watchdog */
 };
 

@@ -41,7 +41,7 @@ avm_peers_compare (json_t *guest, int instance, json_t *peer, json_t *warnings)
                                             "--instance or --set vsock.guest_cid=N",
                                             (int) other, profile ? profile : "?", (int) pid,
                                             (long long) json_integer_value (cid))))
-           < 0)
+             < 0)
     return r;
   size_t i, k;
   json_t *m, *pm;
@@ -53,7 +53,7 @@ avm_peers_compare (json_t *guest, int instance, json_t *peer, json_t *warnings)
                                       "address %s; the two guests would share it: use another --instance or --set "
                                       "network.mac=xx:xx:xx:xx:xx:xx",
                                       (int) other, profile ? profile : "?", (int) pid, json_string_value (m))))
-               < 0)
+                 < 0)
         return r;
   return 0;
 }

@@ -89,4 +89,3 @@ sv_set_phase (struct sv *sv, enum phase p, const char *reason)
       break;
     }
 }
-

@@ -17,7 +17,7 @@
 #include <linux/vm_sockets.h>
 
 #define VSOCK_UNAVAILABLE                                                                                              \
-  "AF_VSOCK is not available (load vhost_vsock, pass /dev/vhost-vsock to the container, or use the vhost-user vsock " \
+  "AF_VSOCK is not available (load vhost_vsock, pass /dev/vhost-vsock to the container, or use the vhost-user vsock "  \
   "option)"
 
 struct entry
@@ -342,7 +342,8 @@ static int
 create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
 {
   const char *address = d->res->address ? d->res->address : "127.0.0.1";
-  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE, .ai_family = AF_UNSPEC,
+  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+                            .ai_family = AF_UNSPEC,
                             .ai_socktype = SOCK_STREAM };
   struct addrinfo *ai = NULL;
   char portstr[16], shown[INET6_ADDRSTRLEN + 16];
@@ -353,8 +354,7 @@ create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
   snprintf (shown, sizeof shown, strchr (address, ':') ? "[%s]:%lld" : "%s:%lld", address, d->port);
   g = getaddrinfo (address, portstr, &hints, &ai);
   if (g == EAI_NONAME || (g == 0 && !ai))
-    return avm_error_input (err, "resource %s: address \"%s\" is not a literal IPv4 or IPv6 address", d->name,
-                            address);
+    return avm_error_input (err, "resource %s: address \"%s\" is not a literal IPv4 or IPv6 address", d->name, address);
   if (g != 0)
     return avm_error_fail (err, EINVAL, "resource %s: address \"%s\": %s", d->name, address, gai_strerror (g));
 
@@ -378,8 +378,8 @@ create_tcp (struct avm_resources *r, const struct def *d, avm_error_t *err)
         be = errno;
       if (be == EADDRINUSE)
         return avm_error_fail (err, EADDRINUSE,
-                               "resource %s: %s is already in use (another instance or program listens there)",
-                               d->name, shown);
+                               "resource %s: %s is already in use (another instance or program listens there)", d->name,
+                               shown);
       return avm_error_sys (err, be, "resource %s: cannot listen on %s", d->name, shown);
     }
 
@@ -455,15 +455,9 @@ create_port (struct avm_resources *r, const struct def *d, avm_error_t *err)
 
 /* By type (enum avm_resource_type).  */
 static int (*const create[]) (struct avm_resources *r, const struct def *d, avm_error_t *err) = {
-  [AVM_RES_FIFO] = create_fifo,
-  [AVM_RES_FIFO_PAIR] = create_fifo_pair,
-  [AVM_RES_PIPE] = create_pipe,
-  [AVM_RES_UNIX_LISTEN] = create_unix,
-  [AVM_RES_VSOCK_LISTEN] = create_vsock,
-  [AVM_RES_TCP_LISTEN] = create_tcp,
-  [AVM_RES_FILE] = create_file,
-  [AVM_RES_SOCKETPAIR] = create_socketpair,
-  [AVM_RES_DIRECTORY] = create_directory,
+  [AVM_RES_FIFO] = create_fifo,        [AVM_RES_FIFO_PAIR] = create_fifo_pair,   [AVM_RES_PIPE] = create_pipe,
+  [AVM_RES_UNIX_LISTEN] = create_unix, [AVM_RES_VSOCK_LISTEN] = create_vsock,    [AVM_RES_TCP_LISTEN] = create_tcp,
+  [AVM_RES_FILE] = create_file,        [AVM_RES_SOCKETPAIR] = create_socketpair, [AVM_RES_DIRECTORY] = create_directory,
   [AVM_RES_PORT] = create_port,
 };
 
@@ -481,8 +475,7 @@ create_one (struct avm_resources *r, const struct avm_plan_resource *res, avm_er
 }
 
 int
-avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct avm_resources **out,
-                           avm_error_t *err)
+avm_resources_create_plan (const struct avm_plan_resource *v, size_t n, struct avm_resources **out, avm_error_t *err)
 {
   _cleanup_resources_ struct avm_resources *r = calloc (1, sizeof *r);
   int rr;

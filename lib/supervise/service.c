@@ -171,7 +171,7 @@ on_ready_timeout (sd_event_source *src, uint64_t usec, void *data)
   const char *what = s->ready == AVM_READY_SOCKET   ? "its socket is not listening"
                      : s->ready == AVM_READY_FILE   ? "its ready file does not exist"
                      : s->ready == AVM_READY_NOTIFY ? "it did not send READY=1"
-                                                : "not ready";
+                                                    : "not ready";
   _cleanup_free_ char *tail = svc_tail (s);
   sv_fail (s->sv, AVM_EXIT_SERVICE, "service %s (pid %d) not ready within %.1f s: %s%s%s%s%s%s; log: %s", s->name,
            (int) s->pid, (double) s->ready_timeout / USEC_PER_SEC, what, s->ready_path ? " (" : "",
@@ -317,7 +317,7 @@ static int
 on_ready_event (sd_event_source *src, int fd, uint32_t revents, void *data)
 {
   struct sv *sv = data;
-  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
   while (read (fd, buf, sizeof buf) > 0) /* the events only wake us: drain them */
     ;
   if (svc_check_ready (sv))
@@ -422,8 +422,9 @@ svc_check_ready (struct sv *sv)
   if (sv->ready_poll)
     return any;
   uint64_t since = sv_now (sv) - sv->ready_poll_since;
-  uint64_t delay = since < 50 * USEC_PER_MSEC ? USEC_PER_MSEC : since < USEC_PER_SEC ? 10 * USEC_PER_MSEC
-                                                                                      : 50 * USEC_PER_MSEC;
+  uint64_t delay = since < 50 * USEC_PER_MSEC ? USEC_PER_MSEC
+                   : since < USEC_PER_SEC     ? 10 * USEC_PER_MSEC
+                                              : 50 * USEC_PER_MSEC;
   sv_timer (sv, &sv->ready_poll, delay, on_ready_poll, sv);
   return any;
 }

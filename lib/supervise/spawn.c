@@ -26,8 +26,7 @@ extern char **environ;
 /* The descriptors ARGS pass, by name in order of first use (the argument
    pieces were split at plan time: profile/vars.h, avm_vars_split_fd).  */
 static int
-collect_fds (const struct avm_plan_arg *args, size_t nargs, struct avm_argv *names, const char *what,
-             avm_error_t *err)
+collect_fds (const struct avm_plan_arg *args, size_t nargs, struct avm_argv *names, const char *what, avm_error_t *err)
 {
   for (size_t i = 0; i < nargs; i++)
     for (size_t k = 0; k < args[i].n; k++)
@@ -154,9 +153,10 @@ fail:;
   _exit (127);
 }
 
-static const char *const steps[] = { "reset signals", "create its process group", "set the parent-death signal",
-                                     "pass descriptors", "set up stdio", "place descriptors", "close descriptors",
-                                     "change to its working directory", "exec" };
+static const char *const steps[]
+    = { "reset signals", "create its process group", "set the parent-death signal", "pass descriptors",
+        "set up stdio",  "place descriptors",        "close descriptors",           "change to its working directory",
+        "exec" };
 
 int
 avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error_t *err)
@@ -211,7 +211,8 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
       r = avm_error_sys (err, errno, "%s: pipe", req->what);
       goto out;
     }
-  struct child_args ca = { req->program, argv.v, env.v, src, names.n, req->out_fd, errpipe[1], getpid (), req->workdir };
+  struct child_args ca
+      = { req->program, argv.v, env.v, src, names.n, req->out_fd, errpipe[1], getpid (), req->workdir };
   size_t stack_size = 64 * 1024;
   void *stack = mmap (NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)

@@ -26,7 +26,7 @@ typedef int (*avm_fd_lookup_fn) (void *data, const char *name);
 
 struct avm_spawn_request
 {
-  const char *program;     /* absolute path */
+  const char *program; /* absolute path */
   /* The arguments, argv[0] kept as the process name: a plan's (split at
      plan time).  */
   const struct avm_plan_arg *args;
@@ -36,9 +36,9 @@ struct avm_spawn_request
   size_t nenv;
   avm_fd_lookup_fn lookup; /* for ${fd:NAME} */
   void *lookup_data;
-  int out_fd;              /* stdout and stderr, or -1 for /dev/null */
-  const char *workdir;     /* working directory, or NULL for the supervisor's */
-  const char *what;        /* "service kernel_log_monitor", for messages */
+  int out_fd;          /* stdout and stderr, or -1 for /dev/null */
+  const char *workdir; /* working directory, or NULL for the supervisor's */
+  const char *what;    /* "service kernel_log_monitor", for messages */
 };
 
 struct avm_child

@@ -28,8 +28,8 @@ seconds (uint64_t usec)
 static json_t *
 service_json (struct sv *sv, struct svc *s, uint64_t now)
 {
-  json_t *j = json_pack ("{s:s, s:s, s:b, s:i, s:i}", "name", s->name, "state", svc_state_name (s->state),
-                         "critical", s->critical, "starts", (int) s->starts, "restarts", (int) s->restarts);
+  json_t *j = json_pack ("{s:s, s:s, s:b, s:i, s:i}", "name", s->name, "state", svc_state_name (s->state), "critical",
+                         s->critical, "starts", (int) s->starts, "restarts", (int) s->restarts);
   if (!j)
     return NULL;
   json_object_set_new (j, "pid", s->pid > 0 ? json_integer (s->pid) : json_null ());
@@ -56,8 +56,8 @@ json_t *
 sv_status_json (struct sv *sv)
 {
   uint64_t now = sv_now (sv);
-  json_t *j = json_pack ("{s:b, s:i, s:s?, s:i, s:s, s:o, s:s, s:s, s:s}", "ok", 1, "instance", sv->instance,
-                         "profile", sv->profile, "pid", (int) getpid (), "state", phase_name (sv->phase), "uptime",
+  json_t *j = json_pack ("{s:b, s:i, s:s?, s:i, s:s, s:o, s:s, s:s, s:s}", "ok", 1, "instance", sv->instance, "profile",
+                         sv->profile, "pid", (int) getpid (), "state", phase_name (sv->phase), "uptime",
                          seconds (now - sv->t_start), "run_dir", sv->run_dir, "state_dir", sv->state_dir, "log_dir",
                          sv->log_dir);
   if (!j)
@@ -92,15 +92,15 @@ sv_status_json (struct sv *sv)
   for (size_t k = 0; k < sv->plan->nskipped; k++)
     json_array_append_new (arr, json_pack ("{s:s, s:s, s:b, s:s, s:i, s:i, s:n, s:n, s:n}", "name",
                                            sv->plan->skipped[k].name, "state", "skipped", "critical", 0, "reason",
-                                           sv->plan->skipped[k].reason, "starts", 0, "restarts", 0, "pid",
-                                           "uptime", "ready_after"));
+                                           sv->plan->skipped[k].reason, "starts", 0, "restarts", 0, "pid", "uptime",
+                                           "ready_after"));
   json_object_set_new (j, "services", arr);
   arr = json_array ();
   for (size_t i = 0; i < sv->g.ncons; i++)
-    json_array_append_new (arr, json_pack ("{s:s, s:s, s:I, s:b}", "name", sv->g.cons[i].name, "log",
-                                           avm_logsink_path (sv->g.cons[i].log), "bytes",
-                                           (json_int_t) avm_logsink_bytes (sv->g.cons[i].log), "boot",
-                                           sv->g.cons[i].boot));
+    json_array_append_new (arr,
+                           json_pack ("{s:s, s:s, s:I, s:b}", "name", sv->g.cons[i].name, "log",
+                                      avm_logsink_path (sv->g.cons[i].log), "bytes",
+                                      (json_int_t) avm_logsink_bytes (sv->g.cons[i].log), "boot", sv->g.cons[i].boot));
   json_object_set_new (j, "consoles", arr);
   return j;
 }

@@ -146,8 +146,9 @@ sv_log_check (struct sv *sv, struct avm_logsink *log)
 {
   const char *why = avm_logsink_new_error (log);
   if (why)
-    sv_info (sv, "warning: %s: %s; its lines are lost from now on (they still reach the boot check and the other "
-                 "targets)",
+    sv_info (sv,
+             "warning: %s: %s; its lines are lost from now on (they still reach the boot check and the other "
+             "targets)",
              avm_logsink_path (log), why);
 }
 
@@ -339,8 +340,9 @@ setup_dirs (struct sv *sv, avm_error_t *err)
   };
   /* Lines for the journal go nowhere without journald: say so once.  */
   if (journal && access ("/run/systemd/journal/socket", W_OK) < 0)
-    sv_info (sv, "warning: --log-target journal, but there is no journald here (/run/systemd/journal/socket: %s); "
-                 "lines go to the log files only",
+    sv_info (sv,
+             "warning: --log-target journal, but there is no journald here (/run/systemd/journal/socket: %s); "
+             "lines go to the log files only",
              strerror (errno));
   return 0;
 }
@@ -546,8 +548,8 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
   sv_start_early (&sv);
   if ((r = avm_dlopen_systemd (err)) < 0 || (r = setup_loop (&sv, err)) < 0 || (r = guest_setup (&sv, err)) < 0)
     goto fail;
-  if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), AVM_CONTROL_SOCKET, sv.plan->control_socket,
-                               sv_control, &sv, &sv.control, err))
+  if ((r = avm_control_listen (sv.e, avm_rundir_fd (sv.rundir), AVM_CONTROL_SOCKET, sv.plan->control_socket, sv_control,
+                               &sv, &sv.control, err))
       < 0)
     goto fail;
 
@@ -565,7 +567,7 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
     }
   if (sv.exit_status == 0)
     sv_info (&sv, sv.g.stopped_booting ? "stopped before the guest had booted (QEMU quit: nothing to shut down)"
-                                      : "stopped");
+                                       : "stopped");
   teardown (&sv);
   if (sv.error)
     *err = steal_pointer (&sv.error);

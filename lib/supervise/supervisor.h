@@ -38,16 +38,16 @@
 /* Exit statuses of `avm start` (avm-start(1), EXIT STATUS).  */
 enum
 {
-  AVM_EXIT_BOOT_FAILED = 3,   /* the guest printed a boot-failure pattern */
-  AVM_EXIT_BOOT_TIMEOUT = 4,  /* no boot-completed pattern within boot.timeout */
-  AVM_EXIT_QEMU = 5,          /* QEMU exited, was killed, or its monitor failed */
-  AVM_EXIT_SERVICE = 6,       /* a critical helper service failed for good */
-  AVM_EXIT_KILLED = 7,        /* stopped at once (second interrupt, stop --kill) */
+  AVM_EXIT_BOOT_FAILED = 3,  /* the guest printed a boot-failure pattern */
+  AVM_EXIT_BOOT_TIMEOUT = 4, /* no boot-completed pattern within boot.timeout */
+  AVM_EXIT_QEMU = 5,         /* QEMU exited, was killed, or its monitor failed */
+  AVM_EXIT_SERVICE = 6,      /* a critical helper service failed for good */
+  AVM_EXIT_KILLED = 7,       /* stopped at once (second interrupt, stop --kill) */
 };
 
 enum avm_log_target
 {
-  AVM_LOG_AUTO,    /* files, and the journal when stderr is the journal */
+  AVM_LOG_AUTO, /* files, and the journal when stderr is the journal */
   AVM_LOG_FILE,
   AVM_LOG_JOURNAL, /* files and the journal */
 };
@@ -55,10 +55,10 @@ enum avm_log_target
 struct avm_supervise_options
 {
   struct avm_plan *plan;
-  bool stop_after_boot;        /* power down once booted; exit 0 */
+  bool stop_after_boot; /* power down once booted; exit 0 */
   enum avm_log_target log_target;
-  bool verbose;                /* echo console and helper lines to stderr */
-  bool quiet;                  /* no progress lines on stderr */
+  bool verbose; /* echo console and helper lines to stderr */
+  bool quiet;   /* no progress lines on stderr */
 };
 
 /* Run the plan to the end.  Returns the exit status (0 after a clean stop,

@@ -9,12 +9,12 @@
 
 struct avm_capture
 {
-  char *const *argv;  /* in: argv[0] is an absolute path */
-  char *const *envp;  /* in: the environment, or NULL for avm's own */
-  bool with_stderr;   /* in: stderr into OUT too (else /dev/null) */
-  char *out;          /* out: NUL-terminated stdout (malloc'd) */
+  char *const *argv; /* in: argv[0] is an absolute path */
+  char *const *envp; /* in: the environment, or NULL for avm's own */
+  bool with_stderr;  /* in: stderr into OUT too (else /dev/null) */
+  char *out;         /* out: NUL-terminated stdout (malloc'd) */
   size_t out_len;
-  int status;         /* out: wait status */
+  int status; /* out: wait status */
 };
 
 /* Start all N programs at once (stdin and stderr on /dev/null), read their

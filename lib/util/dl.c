@@ -35,8 +35,8 @@ avm_dl_load (struct avm_dl_lib *lib)
   for (size_t i = 0; i < lib->n; i++)
     if (!(found[i] = dlsym (handle, lib->syms[i].name)))
       {
-        if (asprintf (&lib->msg, "%s lacks the function %s (the Debian package %s is too old or broken)",
-                      lib->soname, lib->syms[i].name, lib->package)
+        if (asprintf (&lib->msg, "%s lacks the function %s (the Debian package %s is too old or broken)", lib->soname,
+                      lib->syms[i].name, lib->package)
             < 0)
           lib->msg = NULL;
         dlclose (handle);

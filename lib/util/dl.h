@@ -71,6 +71,7 @@ int avm_dl_status (const struct avm_dl_lib *lib, avm_error_t *err);
    asks first, and returns the outcome every time.  AVM_DL_DEFINE adds the
    public int avm_dlopen_LIB (avm_error_t *err) that calls it.  */
 #define AVM_DL_VAR_(f) __typeof__ (f) *sym_##f;
+/* clang-format off */
 #define AVM_DL_SYM_(f) { #f, (void **) &sym_##f },
 #define AVM_DL_TABLE(lib, FUNCS, soname_, package_)                                                                   \
   FUNCS (AVM_DL_VAR_)                                                                                                 \
@@ -97,3 +98,4 @@ int avm_dl_status (const struct avm_dl_lib *lib, avm_error_t *err);
   {                                                                                                                   \
     return lib##_bind (err);                                                                                          \
   }
+/* clang-format on */

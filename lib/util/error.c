@@ -40,8 +40,7 @@ set_error (avm_error_t *err, int exit_code, int errnum, bool with_strerror, cons
   return -errnum;
 }
 
-int
-(avm_error_sys) (avm_error_t *err, int errnum, const char *fmt, ...)
+int (avm_error_sys) (avm_error_t *err, int errnum, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -50,8 +49,7 @@ int
   return r;
 }
 
-int
-(avm_error_fail) (avm_error_t *err, int errnum, const char *fmt, ...)
+int (avm_error_fail) (avm_error_t *err, int errnum, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -60,8 +58,7 @@ int
   return r;
 }
 
-int
-(avm_error_input) (avm_error_t *err, const char *fmt, ...)
+int (avm_error_input) (avm_error_t *err, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -70,8 +67,7 @@ int
   return r;
 }
 
-int
-(avm_error_append) (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
+int (avm_error_append) (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
 {
   va_list ap;
   char *line = NULL;

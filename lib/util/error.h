@@ -38,20 +38,16 @@ typedef struct avm_error *avm_error_t;
 
 /* Runtime failure caused by errno value ERRNUM; ": strerror" is appended
    when ERRNUM is not 0.  Returns -ERRNUM (or -EIO when ERRNUM is 0).  */
-int avm_error_sys (avm_error_t *err, int errnum, const char *fmt, ...)
-  __attribute__ ((format (printf, 3, 4)));
+int avm_error_sys (avm_error_t *err, int errnum, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
 /* Bad input (exit code 2).  Returns -EINVAL.  */
-int avm_error_input (avm_error_t *err, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
+int avm_error_input (avm_error_t *err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 /* Runtime failure with a given errno but no strerror suffix.  */
-int avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...)
-  __attribute__ ((format (printf, 3, 4)));
+int avm_error_fail (avm_error_t *err, int errnum, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
 /* Add "PREFIX: " in front of the message (each line).  */
-void avm_error_prefix (avm_error_t *err, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
+void avm_error_prefix (avm_error_t *err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 /* R (a negative errno, with ERR filled) unchanged; when R says a path
    does not lead to a file (-ENOENT, -ENOTDIR, -ELOOP), ERR's exit code
@@ -61,7 +57,7 @@ int avm_error_input_if_missing (avm_error_t *err, int r);
 
 /* Append one more line to an existing (or new) error.  */
 int avm_error_append (avm_error_t *err, int exit_code, int errnum, const char *fmt, ...)
-  __attribute__ ((format (printf, 4, 5)));
+    __attribute__ ((format (printf, 4, 5)));
 
 /* The four functions above return a negative errno, always.  The static
    analyzer (make lint) does not see into error.c and would otherwise follow

@@ -16,7 +16,7 @@
 #include <stdio.h>
 
 /* At S (N > 0 bytes left): how many bytes to escape (0 if none), else in
-   *OK how many bytes are fine as they are (a whole UTF-8 sequence).  */
+ *OK how many bytes are fine as they are (a whole UTF-8 sequence).  */
 size_t avm_escape_span (const char *s, size_t n, size_t *ok);
 /* Whether S (N bytes) has anything to escape.  */
 bool avm_needs_escape (const char *s, size_t n);

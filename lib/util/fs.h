@@ -31,8 +31,7 @@ int avm_open_regular_nofollow (const char *path, const char *what, int *fd, stru
    size stat does not tell (/proc) or that grow.  */
 int avm_read_file (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err);
 /* The same with avm_open_regular_nofollow.  */
-int avm_read_file_nofollow (const char *path, size_t max, const char *what, char **out, size_t *len,
-                            avm_error_t *err);
+int avm_read_file_nofollow (const char *path, size_t max, const char *what, char **out, size_t *len, avm_error_t *err);
 
 /* Write DATA to PATH atomically: temporary file in the same directory
    (O_EXCL), fsync, rename.  An existing PATH is never half-overwritten.  */

@@ -19,7 +19,9 @@ struct avm_linebuf
   size_t max_line;
 };
 
+/* clang-format off */
 #define AVM_LINEBUF_INIT(max) { .max_line = (max) }
+/* clang-format on */
 
 /* Room for at least N more bytes: *TAIL is where they go.  -ENOMEM.  */
 int avm_linebuf_reserve (struct avm_linebuf *lb, size_t n, char **tail);

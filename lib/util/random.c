@@ -55,4 +55,3 @@ avm_random_bytes (uint8_t *buf, size_t len)
       buf[got] = (uint8_t) (z ^ (z >> 31));
     }
 }
-

@@ -38,7 +38,6 @@ avm_utf8_decode (const unsigned char *s, uint32_t *cp)
   return len;
 }
 
-
 size_t
 avm_utf8_encode (uint32_t c, char *out)
 {
@@ -66,7 +65,6 @@ avm_utf8_encode (uint32_t c, char *out)
   out[3] = 0x80 | (c & 0x3F);
   return 4;
 }
-
 
 /* NAME (UTF-8) as UTF-16 code units; returns how many, or -1 when NAME is
    not valid UTF-8.  Stores at most MAX units in OUT (which may be NULL)
@@ -104,7 +102,6 @@ avm_utf8_to_utf16 (const char *name, uint16_t *out, size_t max)
   return n;
 }
 
-
 /* NAME for an error message: invalid bytes and control characters as \xNN.  */
 char *
 avm_utf8_for_message (const char *name)
@@ -132,7 +129,6 @@ avm_utf8_for_message (const char *name)
   *o = '\0';
   return out;
 }
-
 
 /* At most UNITS UTF-16LE code units at RAW (up to a NUL one) to UTF-8 in OUT.  */
 int

@@ -26,10 +26,7 @@
 #define AVM_FUZZ_TARGET(name)                                                                                          \
   AVM_FUZZ_DECLARE (name);                                                                                             \
   int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);                                                       \
-  int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)                                                        \
-  {                                                                                                                    \
-    return avm_fuzz_##name (data, size);                                                                               \
-  }                                                                                                                    \
+  int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) { return avm_fuzz_##name (data, size); }               \
   AVM_FUZZ_DECLARE (name)
 #else
 #define AVM_FUZZ_TARGET(name) AVM_FUZZ_DECLARE (name)

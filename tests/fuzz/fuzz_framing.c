@@ -21,8 +21,7 @@
    whether it is refused; returns false at the end of the complete lines,
    with *REFUSED telling whether the incomplete rest is already too long.  */
 static bool
-reference_line (const uint8_t *data, size_t size, size_t *off, size_t max, size_t *start, size_t *len,
-                bool *refused)
+reference_line (const uint8_t *data, size_t size, size_t *off, size_t max, size_t *start, size_t *len, bool *refused)
 {
   const uint8_t *nl = memchr (data + *off, '\n', size - *off);
   if (!nl)

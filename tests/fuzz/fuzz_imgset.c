@@ -21,8 +21,8 @@
 #define LIMIT (8u << 20)
 
 static char *const wanted[] = { "boot.img", "super.img", "vbmeta.img", "userdata.img", NULL };
-static const char *const host_paths[] = { "etc/cvd_avb_testkey_rsa4096.pem", "etc/cvd.avbpubkey",
-                                          "etc/bootloader_x86_64/bootloader.qemu", "etc/none" };
+static const char *const host_paths[]
+    = { "etc/cvd_avb_testkey_rsa4096.pem", "etc/cvd.avbpubkey", "etc/bootloader_x86_64/bootloader.qemu", "etc/none" };
 
 AVM_FUZZ_TARGET (imgset)
 {

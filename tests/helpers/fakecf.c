@@ -71,16 +71,40 @@
 
 /* ---- Releases and tools ------------------------------------------------- */
 
-enum rel { A14, A14Q2, A15, A15Q2, A16, NREL };
-static const char *const rel_names[NREL] = { "android14", "android14-qpr2", "android15", "android15-qpr2",
-                                             "android16" };
+enum rel
+{
+  A14,
+  A14Q2,
+  A15,
+  A15Q2,
+  A16,
+  NREL
+};
+static const char *const rel_names[NREL]
+    = { "android14", "android14-qpr2", "android15", "android15-qpr2", "android16" };
 #define B(r) (1u << (r))
 #define ALL ((1u << NREL) - 1)
 #define FROM(r) (ALL & ~(B (r) - 1))
 #define UPTO(r) (B ((r) + 1) - 1)
 
-enum tool { SECURE_ENV, KLM, LOGCAT, MODEM, SVP, ADB, TCP, ROOTCANAL, GNSS, TOMBSTONE, VHAL, SENSORS, CONFIGSRV,
-            VSOCKDEV, NTOOLS };
+enum tool
+{
+  SECURE_ENV,
+  KLM,
+  LOGCAT,
+  MODEM,
+  SVP,
+  ADB,
+  TCP,
+  ROOTCANAL,
+  GNSS,
+  TOMBSTONE,
+  VHAL,
+  SENSORS,
+  CONFIGSRV,
+  VSOCKDEV,
+  NTOOLS
+};
 
 static const struct
 {
@@ -114,7 +138,13 @@ static const struct
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-enum ftype { BOOL, INT32, UINT32, STRING };
+enum ftype
+{
+  BOOL,
+  INT32,
+  UINT32,
+  STRING
+};
 static const char *const type_names[] = { "bool", "int32", "uint32", "string" };
 
 static const struct flagdef
@@ -212,8 +242,8 @@ static const struct flagdef
   { ROOTCANAL, ALL, "hci_port", UINT32, "6402", "HCI TCP port" },
   { ROOTCANAL, ALL, "link_port", UINT32, "6403", "link TCP port" },
   { ROOTCANAL, ALL, "link_ble_port", UINT32, "6404", "LE link TCP port" },
-  /* gflags 2.2.2's own: gflags.cc:119-128, gflags_completions.cc:68-72,
-     gflags_reporting.cc:65-72 (r2 §1).  */
+/* gflags 2.2.2's own: gflags.cc:119-128, gflags_completions.cc:68-72,
+   gflags_reporting.cc:65-72 (r2 §1).  */
 #define GF "external/gflags/src/gflags.cc"
 #define GFC "external/gflags/src/gflags_completions.cc"
 #define GFR "external/gflags/src/gflags_reporting.cc"
@@ -243,9 +273,16 @@ enum how
   RETURN,     /* LOG(ERROR) << MSG[: error]; exit(CODE) */
   LOG_ONLY,   /* LOG(ERROR) << MSG[: error]; go on without it */
 };
-enum kind { SOCKET, LISTENING, LISTENING_UNIX, READABLE, WRITABLE };
-static const char *const kind_names[] = { "a socket", "a listening socket", "a listening AF_UNIX socket", "readable",
-                                          "writable" };
+enum kind
+{
+  SOCKET,
+  LISTENING,
+  LISTENING_UNIX,
+  READABLE,
+  WRITABLE
+};
+static const char *const kind_names[]
+    = { "a socket", "a listening socket", "a listening AF_UNIX socket", "readable", "writable" };
 
 static const struct fdrule
 {
@@ -254,7 +291,7 @@ static const struct fdrule
   const char *flag;
   enum how how;
   int code;
-  enum kind kind; /* what the real tool uses it as: otherwise a warning */
+  enum kind kind;         /* what the real tool uses it as: otherwise a warning */
   const char *expr, *msg; /* MSG may hold a %d: the descriptor */
   bool err;               /* ": strerror" appended */
   const char *where;
@@ -305,7 +342,12 @@ static const struct fdrule
 /* kernel_log_server.cc kStageTable with config_constants.h (A14:
    cuttlefish_config.h), event ids of kernel_log_server.h:31-47 (r2 §3).  In
    table order: one line may emit several events.  */
-enum evfmt { BARE, KV, PREFIX };
+enum evfmt
+{
+  BARE,
+  KV,
+  PREFIX
+};
 static const struct
 {
   unsigned rels;
@@ -331,7 +373,10 @@ static const struct
   { FROM (A15Q2), "PM: hibernation: hibernation exit", 13, BARE },
   { FROM (A15Q2), "PM: hibernation: hibernation exit", 5, BARE },
 };
-enum { EV_BOOTLOADER_LOADED = 9 };
+enum
+{
+  EV_BOOTLOADER_LOADED = 9
+};
 #pragma GCC diagnostic pop
 
 /* ---- Logging and dying -------------------------------------------------- */
@@ -356,8 +401,7 @@ write_all (int fd, const void *buf, size_t len)
       return;
 }
 
-static void __attribute__ ((format (printf, 3, 4)))
-lg (char sev, const char *where, const char *fmt, ...)
+static void __attribute__ ((format (printf, 3, 4))) lg (char sev, const char *where, const char *fmt, ...)
 {
   char msg[2048], line[2300], ts[32];
   va_list ap;
@@ -382,8 +426,7 @@ lg (char sev, const char *where, const char *fmt, ...)
       write_all (log_fds[i], line, len);
 }
 
-static void __attribute__ ((noreturn))
-die_by (int sig)
+static void __attribute__ ((noreturn)) die_by (int sig)
 {
   struct rlimit rl = { 0, 0 };
   setrlimit (RLIMIT_CORE, &rl);
@@ -397,25 +440,23 @@ die_by (int sig)
 }
 
 #define FATALF(where, ...) (lg ('F', (where), __VA_ARGS__), die_by (SIGABRT))
-#define CHECK(cond, where, expr, ...)                                                                      \
-  do                                                                                                       \
-    if (!(cond))                                                                                           \
-      {                                                                                                    \
-        char check_msg_[1024];                                                                             \
-        snprintf (check_msg_, sizeof check_msg_, __VA_ARGS__);                                             \
-        FATALF ((where), "Check failed: %s %s", (expr), check_msg_);                                       \
-      }                                                                                                    \
+#define CHECK(cond, where, expr, ...)                                                                                  \
+  do                                                                                                                   \
+    if (!(cond))                                                                                                       \
+      {                                                                                                                \
+        char check_msg_[1024];                                                                                         \
+        snprintf (check_msg_, sizeof check_msg_, __VA_ARGS__);                                                         \
+        FATALF ((where), "Check failed: %s %s", (expr), check_msg_);                                                   \
+      }                                                                                                                \
   while (0)
 
-static void __attribute__ ((noreturn))
-uncaught (const char *type, const char *what)
+static void __attribute__ ((noreturn)) uncaught (const char *type, const char *what)
 {
   dprintf (STDERR_FILENO, "libc++abi: terminating due to uncaught exception of type %s: %s\n", type, what);
   die_by (SIGABRT);
 }
 
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-usage_error (const char *fmt, ...)
+static void __attribute__ ((noreturn, format (printf, 1, 2))) usage_error (const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -432,22 +473,19 @@ ready (void)
   lg ('I', "fakecf.c:1", "%s: %s (%s) ready", PROG, tools[T].name, rel_names[R]);
 }
 
-static void __attribute__ ((noreturn))
-hold (void)
+static void __attribute__ ((noreturn)) hold (void)
 {
   for (;;)
     pause ();
 }
 
-static void __attribute__ ((noreturn))
-ready_and_hold (void)
+static void __attribute__ ((noreturn)) ready_and_hold (void)
 {
   ready ();
   hold ();
 }
 
-static char * __attribute__ ((format (printf, 1, 2)))
-str (const char *fmt, ...)
+static char *__attribute__ ((format (printf, 1, 2))) str (const char *fmt, ...)
 {
   char *s = NULL;
   va_list ap;
@@ -576,13 +614,12 @@ static void
 xml_text (const char *s)
 {
   for (; *s; s++)
-    fputs (*s == '&' ? "&amp;" : *s == '<' ? "&lt;" : (char[]){ *s, 0 }, stdout);
+    fputs (*s == '&' ? "&amp;" : *s == '<' ? "&lt;" : (char[]) { *s, 0 }, stdout);
 }
 
 /* --helpxml (gflags_reporting.cc:186-213, 312-334), --help (:119-183):
    every flag sorted by (file, name), gflags' own ones included; exit 1.  */
-static void __attribute__ ((noreturn))
-show_flags (bool xml)
+static void __attribute__ ((noreturn)) show_flags (bool xml)
 {
   size_t order[N (flags)] = { 0 }, n = 0;
   for (size_t i = 0; i < N (flags); i++)
@@ -662,8 +699,8 @@ parse_gflags (void)
         value = "1";
       else if (!value && i + 1 >= first_nonopt)
         {
-          set_error (key, str ("ERROR: flag '%s' is missing its argument; flag description: %s\n", av[i],
-                               flags[f].meaning));
+          set_error (key,
+                     str ("ERROR: flag '%s' is missing its argument; flag description: %s\n", av[i], flags[f].meaning));
           break;
         }
       else if (!value)
@@ -1156,8 +1193,8 @@ run_secure_env (void)
       FATALF (AT (440), "Unknown Keymint Implementation: %s", km);
     }
   int snap = R >= A14Q2 ? take_fd ("snapshot_control_fd", FI ("snapshot_control_fd")) : -1;
-  static const char *const fds[] = { "keymaster_fd_in", "keymaster_fd_out", "gatekeeper_fd_in", "gatekeeper_fd_out",
-                                     "oemlock_fd_in", "oemlock_fd_out" };
+  static const char *const fds[] = { "keymaster_fd_in",   "keymaster_fd_out", "gatekeeper_fd_in",
+                                     "gatekeeper_fd_out", "oemlock_fd_in",    "oemlock_fd_out" };
   for (size_t i = rust ? 2 : 0; i < (R == A14 ? 4u : 6u); i++) /* A14's Rust KeyMint takes raw keymaster fds */
     take_fd (fds[i], FI (fds[i]));
   int confui = take_fd ("confui_server_fd", FI ("confui_server_fd"));
@@ -1446,7 +1483,8 @@ proxy_client (void)
       free (path), free (msg), free (want);
       return fd;
     }
-  struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = (unsigned) FI ("client_vsock_id"),
+  struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+                            .svm_cid = (unsigned) FI ("client_vsock_id"),
                             .svm_port = (unsigned) FI ("client_vsock_port") };
   return connect_to (AF_VSOCK, &sa, sizeof sa);
 }
@@ -1776,7 +1814,7 @@ run_vhost_device_vsock (void)
   int nvm = 0;
   for (int i = 1; i < ARGC; i++)
     {
-      const char *a = ARGV[i], *v = !strncmp (a, "--vm=", 5)                  ? a + 5
+      const char *a = ARGV[i], *v = !strncmp (a, "--vm=", 5)              ? a + 5
                                     : !strcmp (a, "--vm") && i + 1 < ARGC ? ARGV[++i]
                                                                           : NULL;
       if (!strcmp (a, "-V") || !strcmp (a, "--version"))
@@ -1784,9 +1822,11 @@ run_vhost_device_vsock (void)
       if (!strcmp (a, "-h") || !strcmp (a, "--help"))
         printf ("Usage: vhost-device-vsock [OPTIONS]\n"), exit (0);
       if (!v)
-        dprintf (STDERR_FILENO, "error: unexpected argument '%s' found\n\nUsage: vhost-device-vsock [OPTIONS]\n\n"
-                                "For more information, try '--help'.\n", a),
-          exit (2);
+        dprintf (STDERR_FILENO,
+                 "error: unexpected argument '%s' found\n\nUsage: vhost-device-vsock [OPTIONS]\n\n"
+                 "For more information, try '--help'.\n",
+                 a),
+            exit (2);
       char *copy = strdup (v), *save = NULL, *sock = NULL, *uds = NULL;
       bool bad = false;
       for (char *kv = strtok_r (copy, ",", &save); kv; kv = strtok_r (NULL, ",", &save))
@@ -1797,14 +1837,14 @@ run_vhost_device_vsock (void)
       if (bad || !sock || !uds)
         dprintf (STDERR_FILENO, "error: invalid value '%s' for '--vm <VM>'\n\nFor more information, try '--help'.\n",
                  v),
-          exit (2);
+            exit (2);
       if (listen_unix (sock, false) < 0 || listen_unix (uds, false) < 0)
         dprintf (STDERR_FILENO, "Error: %s\n", strerror (errno)), exit (1);
       nvm++;
     }
   if (!nvm)
     dprintf (STDERR_FILENO, "error: the following required arguments were not provided:\n  --socket <SOCKET>\n"),
-      exit (2);
+        exit (2);
   ready_and_hold ();
 }
 
@@ -1837,15 +1877,15 @@ log_start (void)
     }
   if (d)
     closedir (d);
-  static const char *const vars[] = { "CUTTLEFISH_CONFIG_FILE", "CUTTLEFISH_INSTANCE", "ANDROID_HOST_OUT", "HOME",
-                                      "USER" };
+  static const char *const vars[]
+      = { "CUTTLEFISH_CONFIG_FILE", "CUTTLEFISH_INSTANCE", "ANDROID_HOST_OUT", "HOME", "USER" };
   for (size_t i = 0; i < N (vars); i++)
     if (getenv (vars[i]))
       json_object_set_new (env, vars[i], json_string (getenv (vars[i])));
   char cwd[PATH_MAX];
-  json_t *o = json_pack ("{s:s, s:s, s:i, s:o, s:s, s:o, s:o}", "tool", tools[T].name, "release", rel_names[R], "pid",
-                         (int) getpid (), "argv", argv, "cwd", getcwd (cwd, sizeof cwd) ? cwd : "", "fds", fds, "env",
-                         env);
+  json_t *o
+      = json_pack ("{s:s, s:s, s:i, s:o, s:s, s:o, s:o}", "tool", tools[T].name, "release", rel_names[R], "pid",
+                   (int) getpid (), "argv", argv, "cwd", getcwd (cwd, sizeof cwd) ? cwd : "", "fds", fds, "env", env);
   char *line = json_dumps (o, JSON_COMPACT), *nl = str ("%s\n", line ? line : "{}");
   int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd >= 0)
@@ -1865,11 +1905,13 @@ int
 main (int argc, char **argv)
 {
   static void (*const run[NTOOLS]) (void) = {
-    [SECURE_ENV] = run_secure_env,     [KLM] = run_kernel_log_monitor,       [LOGCAT] = run_logcat_receiver,
-    [MODEM] = run_modem_simulator,     [SVP] = run_socket_vsock_proxy,       [ADB] = run_adb_connector,
-    [TCP] = run_tcp_connector,         [ROOTCANAL] = run_root_canal,         [GNSS] = run_gnss_grpc_proxy,
-    [TOMBSTONE] = run_tombstone_receiver, [VHAL] = run_vhal_proxy_server,    [SENSORS] = run_sensors_simulator,
-    [CONFIGSRV] = run_config_server,   [VSOCKDEV] = run_vhost_device_vsock,
+    [SECURE_ENV] = run_secure_env,   [KLM] = run_kernel_log_monitor,
+    [LOGCAT] = run_logcat_receiver,  [MODEM] = run_modem_simulator,
+    [SVP] = run_socket_vsock_proxy,  [ADB] = run_adb_connector,
+    [TCP] = run_tcp_connector,       [ROOTCANAL] = run_root_canal,
+    [GNSS] = run_gnss_grpc_proxy,    [TOMBSTONE] = run_tombstone_receiver,
+    [VHAL] = run_vhal_proxy_server,  [SENSORS] = run_sensors_simulator,
+    [CONFIGSRV] = run_config_server, [VSOCKDEV] = run_vhost_device_vsock,
   };
   ARGC = argc, ARGV = argv;
   const char *slash = strrchr (argv[0], '/');

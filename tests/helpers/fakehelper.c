@@ -53,8 +53,7 @@
 
 static const char *current; /* the action being run, for messages */
 
-static void __attribute__ ((format (printf, 2, 3), noreturn))
-die (int status, const char *fmt, ...)
+static void __attribute__ ((format (printf, 2, 3), noreturn)) die (int status, const char *fmt, ...)
 {
   char msg[1024];
   va_list ap;
@@ -65,17 +64,12 @@ die (int status, const char *fmt, ...)
   _exit (status);
 }
 
-static void __attribute__ ((noreturn))
-die_errno (const char *what)
+static void __attribute__ ((noreturn)) die_errno (const char *what)
 {
   die (1, "%s: %s: %s", current, what, strerror (errno));
 }
 
-static void __attribute__ ((noreturn))
-bad_value (void)
-{
-  die (2, "bad value in '%s'", current);
-}
+static void __attribute__ ((noreturn)) bad_value (void) { die (2, "bad value in '%s'", current); }
 
 /* Write all of BUF to FD; blocking, restarting on EINTR.  */
 static void
@@ -259,8 +253,7 @@ do_notify (const char *text)
   free (msg);
 }
 
-static void __attribute__ ((noreturn))
-do_crash (void)
+static void __attribute__ ((noreturn)) do_crash (void)
 {
   struct rlimit rl = { 0, 0 };
   setrlimit (RLIMIT_CORE, &rl);
@@ -290,7 +283,11 @@ do_ignore_term (void)
 static void
 do_flood (unsigned long long bytes, int nolf)
 {
-  enum { LINE = 64, LINES = 1024 };
+  enum
+  {
+    LINE = 64,
+    LINES = 1024
+  };
   static char buf[LINE * LINES];
   unsigned long long line = 1;
   while (bytes > 0)
@@ -487,9 +484,9 @@ run_action (char *arg)
   /* Actions without a value.  */
   static const char *const bare[] = { "crash", "ignore-term", "hang", "fds", NULL };
   /* Actions with one.  */
-  static const char *const valued[] = { "print", "stderr", "listen", "touch", "notify", "sleep", "exit", "kill",
-                                        "flood", "flood-nolf", "fork-orphan", "count", "fail-first", "pidfile",
-                                        "env", "echo-fd", "write-fd", NULL };
+  static const char *const valued[]
+      = { "print",      "stderr",      "listen", "touch",      "notify",  "sleep", "exit",    "kill",     "flood",
+          "flood-nolf", "fork-orphan", "count",  "fail-first", "pidfile", "env",   "echo-fd", "write-fd", NULL };
   int known = 0;
   for (const char *const *k = value ? valued : bare; *k; k++)
     known |= !strcmp (*k, name);

@@ -57,8 +57,8 @@ static const struct
 };
 
 /* Firmware QEMU can run, by preference.  */
-static const char *const firmware_x86[] = { "/usr/lib/u-boot/qemu-x86_64/u-boot.rom",
-                                            "/usr/share/seabios/bios-256k.bin" };
+static const char *const firmware_x86[]
+    = { "/usr/lib/u-boot/qemu-x86_64/u-boot.rom", "/usr/share/seabios/bios-256k.bin" };
 static const char *const firmware_arm[] = { "/usr/lib/u-boot/qemu_arm64/u-boot.bin" };
 
 static const char icc_profile[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
@@ -168,7 +168,7 @@ make_shared (const char *d, const char *fakecf)
 {
   char *bin = pj (d, "avm-fakecf"), *key = pj (d, "key.pem"), *kernel = pj (d, "kernel");
   copy_file (fakecf, bin, 0755);
-  pid_t gen = spawn_quiet ((char *[]){ "openssl", "genrsa", "-out", key, "4096", NULL });
+  pid_t gen = spawn_quiet ((char *[]) { "openssl", "genrsa", "-out", key, "4096", NULL });
   char blob[4096];
   for (size_t i = 0; i < sizeof blob; i++)
     blob[i] = (char) (i * 131 + 7);
@@ -184,9 +184,9 @@ make_shared (const char *d, const char *fakecf)
       free (name);
       /* Debian's mkbootimg writes header versions up to 3; os_version is at
          byte 16 in both v3 and v4.  */
-      mk[r] = spawn_quiet ((char *[]){ "mkbootimg", "--kernel", kernel, "--header_version", "3", "--os_version",
-                                       (char *) releases[r].os_version, "--os_patch_level",
-                                       (char *) releases[r].patch_level, "-o", boot[r], NULL });
+      mk[r] = spawn_quiet ((char *[]) { "mkbootimg", "--kernel", kernel, "--header_version", "3", "--os_version",
+                                        (char *) releases[r].os_version, "--os_patch_level",
+                                        (char *) releases[r].patch_level, "-o", boot[r], NULL });
     }
   const char *x86 = first_existing (firmware_x86, 2), *arm = first_existing (firmware_arm, 1);
   cr_assert_not_null (x86, "no firmware for QEMU x86_64: install u-boot-qemu or seabios (tests/deps.sh)");
@@ -281,8 +281,8 @@ tu_cf_imageset (const char *dir, const char *release, const char *arch)
   free (p);
   if (releases[r].vhalconfig)
     {
-      static const char *const files[] = { "DefaultProperties.json", "TestProperties.json",
-                                           "VendorClusterTestProperties.json" };
+      static const char *const files[]
+          = { "DefaultProperties.json", "TestProperties.json", "VendorClusterTestProperties.json" };
       char *vhal = pj (etc, "automotive/vhalconfig");
       mkdirs (vhal);
       for (size_t i = 0; i < 3; i++)

@@ -213,11 +213,10 @@ sgdisk_verify (const char *path)
 {
   _cleanup_free_ char *err = NULL;
   _cleanup_free_ char *out = fx_run_ok ((char *[]) { "sgdisk", "--verify", (char *) path, NULL }, &err);
-  static const char notice[]
-    = "Warning: There is a gap between the main partition table (ending sector 33)\n"
-      "and the first usable sector (40). This is helpful in some exotic configurations,\n"
-      "but is unusual. The util-linux fdisk program often creates disks like this.\n"
-      "Using 'j' on the experts' menu can adjust this gap.\n";
+  static const char notice[] = "Warning: There is a gap between the main partition table (ending sector 33)\n"
+                               "and the first usable sector (40). This is helpful in some exotic configurations,\n"
+                               "but is unusual. The util-linux fdisk program often creates disks like this.\n"
+                               "Using 'j' on the experts' menu can adjust this gap.\n";
   const char *rest = out;
   while (*rest == '\n')
     rest++;
@@ -280,8 +279,7 @@ check_disk (const char *path, const char *const *names, const uint64_t *sizes, s
     {
       const struct pinfo *p = &d->p[i];
       cr_assert_str_eq (p->name, names[i], "%s: partition %zu is %s, expected %s", path, i + 1, p->name, names[i]);
-      cr_assert_eq (p->start % 8, 0, "%s: %s starts at sector %" PRIu64 ", not 4 KiB-aligned", path, p->name,
-                    p->start);
+      cr_assert_eq (p->start % 8, 0, "%s: %s starts at sector %" PRIu64 ", not 4 KiB-aligned", path, p->name, p->start);
       cr_assert_eq (p->start, next, "%s: %s starts at %" PRIu64 ", expected %" PRIu64, path, p->name, p->start, next);
       cr_assert_eq (p->size * 512, sizes[i], "%s: %s is %" PRIu64 " bytes, expected %" PRIu64, path, p->name,
                     p->size * 512, sizes[i]);
@@ -381,8 +379,8 @@ check_region (int fd, uint64_t off, uint64_t room, const uint8_t *expect, size_t
       if (!all_zero (buf + img, want - img))
         for (size_t i = img; i < want; i++)
           if (buf[i])
-            cr_assert_fail ("%s: byte %" PRIu64 " of the partition is 0x%02x, expected 0 (%s)", what, done + i,
-                            buf[i], len ? "padding after the image" : "blank partition");
+            cr_assert_fail ("%s: byte %" PRIu64 " of the partition is 0x%02x, expected 0 (%s)", what, done + i, buf[i],
+                            len ? "padding after the image" : "blank partition");
       done += want;
     }
   free (buf);
@@ -713,8 +711,8 @@ check_props (struct ctx *c, const char *path, struct disk *d)
   char what[160];
   snprintf (what, sizeof what, "%s:uboot_env", path);
   size_t envlen;
-  _cleanup_free_ uint8_t *env = check_footer_partition (c, disk + d->p[0].start * 512, 73728, "uboot_env", what,
-                                                        &envlen);
+  _cleanup_free_ uint8_t *env
+      = check_footer_partition (c, disk + d->p[0].start * 512, 73728, "uboot_env", what, &envlen);
   cr_assert_eq (envlen, 4096, "%s: environment of %zu bytes", what, envlen);
   cr_assert_eq (le32 (env), (uint32_t) crc32 (0, env + 4, 4092), "%s: CRC32 mismatch", what);
   size_t at = 4;
@@ -774,8 +772,8 @@ check_props (struct ctx *c, const char *path, struct disk *d)
   /* bootconfig: "key=value\n" lines + footer.  */
   snprintf (what, sizeof what, "%s:bootconfig", path);
   size_t tlen;
-  char *text = (char *) check_footer_partition (c, disk + d->p[3].start * 512, d->p[3].size * 512, "bootconfig",
-                                                what, &tlen);
+  char *text
+      = (char *) check_footer_partition (c, disk + d->p[3].start * 512, d->p[3].size * 512, "bootconfig", what, &tlen);
   cr_assert_eq (strlen (text), tlen, "%s: NUL in the text", what);
   cr_assert (tlen > 0 && text[tlen - 1] == '\n', "%s: text does not end with a newline", what);
   for (const char *l = text; *l;)
@@ -1032,8 +1030,9 @@ check_all (struct ctx *c, const char *out, struct result *r)
     cr_assert_null (json_object_get (mkey, "file"), "manifest.json names a key copy, yet none was made");
 
   /* The boot properties every profile of ours derives.  */
-  const char *bd = streq (c->arch, "aarch64") ? "androidboot.boot_devices=4010000000.pcie"
-                                              : "androidboot.boot_devices=pci0000:00/0000:00:0f.0,pci0000:00/0000:00:10.0";
+  const char *bd = streq (c->arch, "aarch64")
+                       ? "androidboot.boot_devices=4010000000.pcie"
+                       : "androidboot.boot_devices=pci0000:00/0000:00:0f.0,pci0000:00/0000:00:10.0";
   assert_line (r->bc, bd, props);
   assert_line (r->bc, "androidboot.hardware.egl=angle", props);
   if (c->virgl)
@@ -1123,8 +1122,8 @@ avm_ok (char *const args[])
 /* ------------------------------------------------------------------ */
 /* Successful conversions.  */
 
-const char *const out_names[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
-                                         "manifest.json", "avb_key.pem" };
+const char *const out_names[]
+    = { "system.img", "properties.img", "properties_virgl.img", "bootloader", "manifest.json", "avb_key.pem" };
 void
 seed_outputs (const char *out)
 {
@@ -1238,7 +1237,8 @@ no_helpers_profile (void)
                    "    \"kernel_log_monitor\": { \"enabled\": false }, \"logcat_receiver\": { \"enabled\": false },\n"
                    "    \"secure_env\": { \"enabled\": false }, \"modem_simulator\": { \"enabled\": false },\n"
                    "    \"root-canal\": { \"enabled\": false }, \"tcp_connector\": { \"enabled\": false },\n"
-                   "    \"socket_vsock_proxy\": { \"enabled\": false }, \"adb_connector\": { \"enabled\": false } } }\n");
+                   "    \"socket_vsock_proxy\": { \"enabled\": false }, \"adb_connector\": { \"enabled\": false } } "
+                   "}\n");
 }
 /* `avm inspect DISK` says the set is not sound: exit 1, each NEEDLE in
    its report.  */

@@ -126,17 +126,17 @@ const struct pinfo *dpart (const struct disk *d, const char *name);
 
 struct ctx
 {
-  const char *images;     /* directory with the input images (compared against) */
-  const char *arch;       /* "x86_64" or "aarch64" */
-  const char *bootloader; /* file the bootloader output must equal */
-  bool optional;          /* init_boot and the dlkm vbmetas present */
-  bool virgl;             /* properties_virgl.img expected */
-  bool key_copied;        /* avb_key.pem expected (the host package's key) */
-  bool tree;              /* the host package's tree expected in the output */
-  const char *host_src;   /* the directory the tree must equal (default: IMAGES) */
+  const char *images;        /* directory with the input images (compared against) */
+  const char *arch;          /* "x86_64" or "aarch64" */
+  const char *bootloader;    /* file the bootloader output must equal */
+  bool optional;             /* init_boot and the dlkm vbmetas present */
+  bool virgl;                /* properties_virgl.img expected */
+  bool key_copied;           /* avb_key.pem expected (the host package's key) */
+  bool tree;                 /* the host package's tree expected in the output */
+  const char *host_src;      /* the directory the tree must equal (default: IMAGES) */
   char *const *host_entries; /* its top-level entries (default: fx_host_entries) */
-  char *keyfile;          /* the host package's signing key in the fixture */
-  char *pubpem;           /* `openssl rsa -pubout` of the signing key */
+  char *keyfile;             /* the host package's signing key in the fixture */
+  char *pubpem;              /* `openssl rsa -pubout` of the signing key */
   uint8_t pubkey[AVM_AVB_PUBKEY_SIZE];
   char key_sha1[41];
   char *expanded[2]; /* simg2img of super.img and userdata.img */
@@ -155,7 +155,7 @@ char *check_props (struct ctx *c, const char *path, struct disk *d);
 
 bool has_line (const char *text, const char *line);
 
-#define assert_line(text, line, what)                                                                              \
+#define assert_line(text, line, what)                                                                                  \
   cr_assert (has_line ((text), (line)), "%s: bootconfig lacks \"%s\":\n%s", (what), (line), (text))
 
 /* The output directory holds exactly NAMES: no temporaries.  */

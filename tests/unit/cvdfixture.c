@@ -32,63 +32,62 @@ char *const fx_host_entries[] = { "bin", "etc", "lib64", "usr", NULL };
    (generating one takes 1 to 5 seconds here, more than the rest of the
    fixture): refused as a signing key, and its public key blob is the
    well-formed 4096-bit .avbpubkey that does not match.  */
-const char fx_key_e3_pem[] =
-  "-----BEGIN PRIVATE KEY-----\n"
-  "MIIJQwIBADANBgkqhkiG9w0BAQEFAASCCS0wggkpAgEAAoICAQDM7zD067mAVXhc\n"
-  "oa4cJeSj5BLYP4E2031yprD4wic7D0+p7NXJA4e+QNWH8qETQkgN36KH0t2bd6Ef\n"
-  "Kylf+wSw2Bk0ysvPRf6/3ak3XW48y+cpT7Ao+4wRXOaHOAzk7X/UkjKuQXJryjNq\n"
-  "NQnvc+MPJFvbeKUNJmcLpIJWyMI+MR6JXsGvt7CRPyxxsgQEwQTMFd0D/WlAMPD1\n"
-  "9bVA8rs6v83gB8p0tjq2WNjVj2M1y+n89guDhqIBfU0sFpSGCEwXKK2F5UeiE84y\n"
-  "LZAS7VHanadzOZ11bb1HPM8dpQdYj9eQs9lJun0u8Ctp26k4GIQfzv49YkDYmP3i\n"
-  "D+cHR2EKShawB8p/RQ4gtQ44Gof8cjhpneeKkxKVfkyXFwL4JGFsRx3kWe1VGHH3\n"
-  "td448/leaB56t9hpDsjcGV8NpsuZhC38pdXLZ7Z/1IY20RGmyxUrBTiCckAo3cZq\n"
-  "vDA9shR50WXDduTu3pF5/ljIVnO0HqiwzdvzIDNBTCupi/ULu0gXSd2F/nV+P+ro\n"
-  "Pi5WSgM+QlkfS8V1CqyFWxIyUcIrGcfhz6X453Xx8HGRveGw5nqN1rksnd+fjtIe\n"
-  "hwV/8Q0YP405aUV42gZGmuB3jlyyhpGdjt4zlPfBtYyASXzK2GBbTIAiFgxGRhJT\n"
-  "FoJpGmx0iC/hr4eN76MLXFaUqIuEXQIBAwKCAgEAiJ91+J0mVY5QPcEevW6YbUK3\n"
-  "OtUAzzeo9xnLUIFvfLTfxp3j21ev1Cs5BUxrYiwwCT/Br+HpEk/Av3IblVIDIJAQ\n"
-  "zdyH34P/KpPGJOj0KIfvcN/Kxf0IC5NEWiVd7fOqjbbMdCuhnTF3nCNb9PfstMLn\n"
-  "56XDXhmaB8MBjzCBfstpsOnWdSUgYNTIS8wCrdYDMrk+Aqjw1XX1+U541fcnfH/e\n"
-  "lVqG+Hl8eZCQjl+XeTKb/fldAlnBVlOIyA8NrrAyuhseWUOFFrfezB5gDJ42kb5v\n"
-  "oiZo+PPThNM0vm4E5bU6YHfmMSb+H0rHm+fGJWWtaon+05bV5btT7AqaBNpAsFRm\n"
-  "IEDpNFUHqrLsiWJZNwzt7kIplPeRhNt5UJC2TsZbqSKmD7f9nnvLVXiInH2+9WIg\n"
-  "SbcR+GFX/Ecx5Yl3dZPogvSCZW5NyN2aDnQAmKY8oKRz3i+NoaLkRdWxjEYpkOTD\n"
-  "j29CqqdP420wy87OvY7OVIHPjrE89kLvzeu/qWTHr52YLPX2XvlLepCZe1NcHPaf\n"
-  "1ycSP4fOtRid9HYDvbbHDG1Oib0LSM3u1CW+SkgXedjhjwgCsYz5tjFpJG77WvFB\n"
-  "3mBWvOU/sgOKZZOudHotyXeZJiAovipxpgRTMx6qWI4IHN3xNEoK8HbEnRqW2J78\n"
-  "L+wX5ylJD0dTn3zAoxMCggEBAPefiuQ12MsBGrQui+6TtMtGJwyNkLjIRD+JfG8v\n"
-  "Sac6iFlffkUx1bLhxJw0Lo81gYkGO93rq5ub/Q7qWfrSwV9Kk9jqCUylcIuk/B8+\n"
-  "7q3pz9/n6BtFLXDT5JGc/ZNtVAfM3Z0LCfAOAEZH7V4KgU7RQr+Zo4etSxB2u4AZ\n"
-  "WnInkfBqvjs15CEgpDFNHeCH2vvOT1eOeaPRc/Ws70o/1ZhKuQgS7oQraVXgtn3B\n"
-  "e9f76nYrFgil4zpTevW0Rl+gS7H22S/wEGAaqSzWdBgOECY+T7CuaXTuTiM2ZsfO\n"
-  "vM4SApwKIXR2+gVxBnpNqLPLnYD8C8VSljMLEioipxoANKsCggEBANPd9MI21/qB\n"
-  "hfR83hhudRONXS4bmmbwCfWNIc7COFOdZjnFToC/EavfMuTdH6glbMvn0EdRyOEo\n"
-  "5J+p213Fp8cGpF4oKfWcYfx6JQPR0yPQai6izQ+miPicHWoI7bVozHJzjrL15POL\n"
-  "pJRHqUIzFnmh70uK+Y6qhNdNOSo8MzH0/e0OhFJOC6jZDDP6/2xxN9SbDTmbnBsl\n"
-  "AcB4VFZ8uO9SliOdO8e5m2WqnQeCxaJbbJs7wAk1sgEIEkczgurzxCOzkqjTTSIM\n"
-  "Emi6axjI86kOn6rKEO/MVlKroHsxQVxO09tp1VSrfdGQ4+oN1L6+khi5jggRHP6q\n"
-  "Ykc2flNqWxcCggEBAKUVB0LOkIdWEc10XUm3zdzZb12ztdCFgtUGUvTKMRonBZDq\n"
-  "VC4hOSHr2GgiybTOVltZfT6dHRJn/gnxkVHh1j+HDTtGsN3DoF0YqBTUnx6b3+qa\n"
-  "mrzYyPXimGETU7eeOAUzPmiyBqAJVYQv85QHAN82LH+7wlpzh2BPJ6q7kaFvtqBH\n"
-  "KXzOmBYVwsuIvpWv51KJijpe+8KLoqPIn4bVORAx0LAMnwLHm46Vzv6A/Tqn8aQc\n"
-  "uVsZQibiUfki2ZUVh8v55h/1YEARxh3kTWVetW7UNSB0Rk30NBd5mdqJ0zQMAb1c\n"
-  "Fk2kpq5LWabecHfdE6tSsoOMZCIHYXFsb2aqzccCggEBAI0+oywkj/xWWU2olBBJ\n"
-  "o2JePh69EZn1W/kIwTSBeuJo7tEuNFXUtnKUzJiTanAY8zKaito2hetwmGpxPOku\n"
-  "b9oEbZQaxqO9lqhRbgKL4hfgRsnB3gpvBfsSvkawnnjwiExNCcyj7feybbgvxiwi\n"
-  "DvvBSjJcpl8cWI+I0MbSzMv4qUi0WDbesnCQss1R/52gz+MSCNESaBIYq9WljY79\n"
-  "0J+MZBe+J9p7vO5xvgUB2RbnnbzSgAYjzACwDC93rJyigsJ3txs3iMFdYZsm8hCF\n"
-  "98YJv8cxYJ/djuHHwFIg1j2J4pJGjjhyU+ELQpwJOH8ptrsmXrALaKnG7C95qYzx\n"
-  "kg8CggEBAPH+cctZGnbj7YrI6N2QHT9S8sIBLfAwB3tZJ6/OgJ5JnXWHKRyn0xf8\n"
-  "OvVJSs+T9ER56syQ39ywty83r95FdML2yNVu8N5RzJ5jgTmwEbRS6ttpJJLF3JPq\n"
-  "pXuGteomLGtxBP33C9pzpPbPwInLf0fhotaQYbRXnLAIt2YbTnfJlB9PrDFOkpzP\n"
-  "whmCYnAPWXen/DuSiYPCP2YHvjAHvu8V/HXDCnddPNr57aaWbJOIVMxhLDPvRUiL\n"
-  "dB/+yJe8u6Q/7WoqQd7VgNrYEQUST4fsK0/T8elcsmMNXG67dETn7Exx8c7AcLqB\n"
-  "MEKMwf6cUXZFrpIOrITOM5tVACUAif8=\n"
-  "-----END PRIVATE KEY-----\n";
+const char fx_key_e3_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+                             "MIIJQwIBADANBgkqhkiG9w0BAQEFAASCCS0wggkpAgEAAoICAQDM7zD067mAVXhc\n"
+                             "oa4cJeSj5BLYP4E2031yprD4wic7D0+p7NXJA4e+QNWH8qETQkgN36KH0t2bd6Ef\n"
+                             "Kylf+wSw2Bk0ysvPRf6/3ak3XW48y+cpT7Ao+4wRXOaHOAzk7X/UkjKuQXJryjNq\n"
+                             "NQnvc+MPJFvbeKUNJmcLpIJWyMI+MR6JXsGvt7CRPyxxsgQEwQTMFd0D/WlAMPD1\n"
+                             "9bVA8rs6v83gB8p0tjq2WNjVj2M1y+n89guDhqIBfU0sFpSGCEwXKK2F5UeiE84y\n"
+                             "LZAS7VHanadzOZ11bb1HPM8dpQdYj9eQs9lJun0u8Ctp26k4GIQfzv49YkDYmP3i\n"
+                             "D+cHR2EKShawB8p/RQ4gtQ44Gof8cjhpneeKkxKVfkyXFwL4JGFsRx3kWe1VGHH3\n"
+                             "td448/leaB56t9hpDsjcGV8NpsuZhC38pdXLZ7Z/1IY20RGmyxUrBTiCckAo3cZq\n"
+                             "vDA9shR50WXDduTu3pF5/ljIVnO0HqiwzdvzIDNBTCupi/ULu0gXSd2F/nV+P+ro\n"
+                             "Pi5WSgM+QlkfS8V1CqyFWxIyUcIrGcfhz6X453Xx8HGRveGw5nqN1rksnd+fjtIe\n"
+                             "hwV/8Q0YP405aUV42gZGmuB3jlyyhpGdjt4zlPfBtYyASXzK2GBbTIAiFgxGRhJT\n"
+                             "FoJpGmx0iC/hr4eN76MLXFaUqIuEXQIBAwKCAgEAiJ91+J0mVY5QPcEevW6YbUK3\n"
+                             "OtUAzzeo9xnLUIFvfLTfxp3j21ev1Cs5BUxrYiwwCT/Br+HpEk/Av3IblVIDIJAQ\n"
+                             "zdyH34P/KpPGJOj0KIfvcN/Kxf0IC5NEWiVd7fOqjbbMdCuhnTF3nCNb9PfstMLn\n"
+                             "56XDXhmaB8MBjzCBfstpsOnWdSUgYNTIS8wCrdYDMrk+Aqjw1XX1+U541fcnfH/e\n"
+                             "lVqG+Hl8eZCQjl+XeTKb/fldAlnBVlOIyA8NrrAyuhseWUOFFrfezB5gDJ42kb5v\n"
+                             "oiZo+PPThNM0vm4E5bU6YHfmMSb+H0rHm+fGJWWtaon+05bV5btT7AqaBNpAsFRm\n"
+                             "IEDpNFUHqrLsiWJZNwzt7kIplPeRhNt5UJC2TsZbqSKmD7f9nnvLVXiInH2+9WIg\n"
+                             "SbcR+GFX/Ecx5Yl3dZPogvSCZW5NyN2aDnQAmKY8oKRz3i+NoaLkRdWxjEYpkOTD\n"
+                             "j29CqqdP420wy87OvY7OVIHPjrE89kLvzeu/qWTHr52YLPX2XvlLepCZe1NcHPaf\n"
+                             "1ycSP4fOtRid9HYDvbbHDG1Oib0LSM3u1CW+SkgXedjhjwgCsYz5tjFpJG77WvFB\n"
+                             "3mBWvOU/sgOKZZOudHotyXeZJiAovipxpgRTMx6qWI4IHN3xNEoK8HbEnRqW2J78\n"
+                             "L+wX5ylJD0dTn3zAoxMCggEBAPefiuQ12MsBGrQui+6TtMtGJwyNkLjIRD+JfG8v\n"
+                             "Sac6iFlffkUx1bLhxJw0Lo81gYkGO93rq5ub/Q7qWfrSwV9Kk9jqCUylcIuk/B8+\n"
+                             "7q3pz9/n6BtFLXDT5JGc/ZNtVAfM3Z0LCfAOAEZH7V4KgU7RQr+Zo4etSxB2u4AZ\n"
+                             "WnInkfBqvjs15CEgpDFNHeCH2vvOT1eOeaPRc/Ws70o/1ZhKuQgS7oQraVXgtn3B\n"
+                             "e9f76nYrFgil4zpTevW0Rl+gS7H22S/wEGAaqSzWdBgOECY+T7CuaXTuTiM2ZsfO\n"
+                             "vM4SApwKIXR2+gVxBnpNqLPLnYD8C8VSljMLEioipxoANKsCggEBANPd9MI21/qB\n"
+                             "hfR83hhudRONXS4bmmbwCfWNIc7COFOdZjnFToC/EavfMuTdH6glbMvn0EdRyOEo\n"
+                             "5J+p213Fp8cGpF4oKfWcYfx6JQPR0yPQai6izQ+miPicHWoI7bVozHJzjrL15POL\n"
+                             "pJRHqUIzFnmh70uK+Y6qhNdNOSo8MzH0/e0OhFJOC6jZDDP6/2xxN9SbDTmbnBsl\n"
+                             "AcB4VFZ8uO9SliOdO8e5m2WqnQeCxaJbbJs7wAk1sgEIEkczgurzxCOzkqjTTSIM\n"
+                             "Emi6axjI86kOn6rKEO/MVlKroHsxQVxO09tp1VSrfdGQ4+oN1L6+khi5jggRHP6q\n"
+                             "Ykc2flNqWxcCggEBAKUVB0LOkIdWEc10XUm3zdzZb12ztdCFgtUGUvTKMRonBZDq\n"
+                             "VC4hOSHr2GgiybTOVltZfT6dHRJn/gnxkVHh1j+HDTtGsN3DoF0YqBTUnx6b3+qa\n"
+                             "mrzYyPXimGETU7eeOAUzPmiyBqAJVYQv85QHAN82LH+7wlpzh2BPJ6q7kaFvtqBH\n"
+                             "KXzOmBYVwsuIvpWv51KJijpe+8KLoqPIn4bVORAx0LAMnwLHm46Vzv6A/Tqn8aQc\n"
+                             "uVsZQibiUfki2ZUVh8v55h/1YEARxh3kTWVetW7UNSB0Rk30NBd5mdqJ0zQMAb1c\n"
+                             "Fk2kpq5LWabecHfdE6tSsoOMZCIHYXFsb2aqzccCggEBAI0+oywkj/xWWU2olBBJ\n"
+                             "o2JePh69EZn1W/kIwTSBeuJo7tEuNFXUtnKUzJiTanAY8zKaito2hetwmGpxPOku\n"
+                             "b9oEbZQaxqO9lqhRbgKL4hfgRsnB3gpvBfsSvkawnnjwiExNCcyj7feybbgvxiwi\n"
+                             "DvvBSjJcpl8cWI+I0MbSzMv4qUi0WDbesnCQss1R/52gz+MSCNESaBIYq9WljY79\n"
+                             "0J+MZBe+J9p7vO5xvgUB2RbnnbzSgAYjzACwDC93rJyigsJ3txs3iMFdYZsm8hCF\n"
+                             "98YJv8cxYJ/djuHHwFIg1j2J4pJGjjhyU+ELQpwJOH8ptrsmXrALaKnG7C95qYzx\n"
+                             "kg8CggEBAPH+cctZGnbj7YrI6N2QHT9S8sIBLfAwB3tZJ6/OgJ5JnXWHKRyn0xf8\n"
+                             "OvVJSs+T9ER56syQ39ywty83r95FdML2yNVu8N5RzJ5jgTmwEbRS6ttpJJLF3JPq\n"
+                             "pXuGteomLGtxBP33C9pzpPbPwInLf0fhotaQYbRXnLAIt2YbTnfJlB9PrDFOkpzP\n"
+                             "whmCYnAPWXen/DuSiYPCP2YHvjAHvu8V/HXDCnddPNr57aaWbJOIVMxhLDPvRUiL\n"
+                             "dB/+yJe8u6Q/7WoqQd7VgNrYEQUST4fsK0/T8elcsmMNXG67dETn7Exx8c7AcLqB\n"
+                             "MEKMwf6cUXZFrpIOrITOM5tVACUAif8=\n"
+                             "-----END PRIVATE KEY-----\n";
 
 /* The Cuttlefish images of the fixture's image zip.  */
-const char *const fx_zip_images[7] = { "boot.img", "vendor_boot.img", "vbmeta.img", "vbmeta_system.img",
-                                          "super.img", "userdata.img", "android-info.txt" };
+const char *const fx_zip_images[7] = { "boot.img",  "vendor_boot.img", "vbmeta.img",      "vbmeta_system.img",
+                                       "super.img", "userdata.img",    "android-info.txt" };
 const char *const fx_opt_images[3] = { "init_boot.img", "vbmeta_vendor_dlkm.img", "vbmeta_system_dlkm.img" };
 
 char *
@@ -331,7 +330,8 @@ make_fixture (const char *F)
   fx_mkdirs (etc_x86);
 
   /* The RSA-4096 key takes a second or two: make it meanwhile.  */
-  _cleanup_free_ char *key = fx_join (cvd, KEY_PEM), *ke3 = fx_join (keys, "ke3.pem"), *k2048 = fx_join (keys, "k2048.pem");
+  _cleanup_free_ char *key = fx_join (cvd, KEY_PEM), *ke3 = fx_join (keys, "ke3.pem"),
+                      *k2048 = fx_join (keys, "k2048.pem");
   _cleanup_free_ char *openssl = fx_tool ("openssl");
   pid_t gen1 = fx_spawn_quiet ((char *[]) { openssl, "genrsa", "-out", key, "4096", NULL });
   pid_t gen2 = fx_spawn_quiet ((char *[]) { openssl, "genrsa", "-out", k2048, "2048", NULL });
@@ -350,11 +350,11 @@ make_fixture (const char *F)
   _cleanup_free_ char *mkbootimg = fx_tool ("mkbootimg");
   pid_t mk[3];
   mk[0] = fx_spawn_quiet (
-    (char *[]) { mkbootimg, "--kernel", K, "--ramdisk", R, "--header_version", "3", "-o", boot, NULL });
+      (char *[]) { mkbootimg, "--kernel", K, "--ramdisk", R, "--header_version", "3", "-o", boot, NULL });
   mk[1] = fx_spawn_quiet ((char *[]) { mkbootimg, "--vendor_boot", vboot, "--vendor_ramdisk", R, "--dtb", D,
-                                    "--header_version", "3", NULL });
+                                       "--header_version", "3", NULL });
   mk[2] = fx_spawn_quiet (
-    (char *[]) { mkbootimg, "--kernel", K2, "--ramdisk", R2, "--header_version", "3", "-o", iboot, NULL });
+      (char *[]) { mkbootimg, "--kernel", K2, "--ramdisk", R2, "--header_version", "3", "-o", iboot, NULL });
 
   /* super and userdata: random data, zero runs, 4-byte patterns, a
      compressible run (so zip deflates them) and a block that is zero but

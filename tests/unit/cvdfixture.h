@@ -73,7 +73,7 @@ uint8_t *fx_read_bin (const char *path, size_t *len);
 /* NAME in $PATH, /usr/sbin or /sbin (malloc'd); fails the test if absent.  */
 char *fx_tool (const char *name);
 /* Run ARGV (argv[0] a tool name, no shell): it must exit 0.  Its stdout;
-   *ERR its stderr when ERR is given.  */
+ *ERR its stderr when ERR is given.  */
 char *fx_run_ok (char *const argv[], char **err);
 /* A child with stdio on /dev/null; wait for it to exit 0.  */
 pid_t fx_spawn_quiet (char *const argv[]);

@@ -178,22 +178,22 @@ ts_boot (int timeout)
 char *
 ts_profile (struct ts_env *env, const char *name, const char *services, const char *boot, const char *extra)
 {
-  char *text = ts_fmt ("{\n"
-                       "  \"description\": \"test profile %s\",\n"
-                       "  \"machine\": { \"arch\": \"x86_64\", \"type\": \"pc\", \"accel\": \"tcg\", \"cpus\": 1,"
-                       " \"memory\": \"128M\" },\n"
-                       "  \"display\": { \"backend\": \"none\", \"gpu\": \"none\" },\n"
-                       "  \"input\": { \"keyboard\": false, \"touch\": \"none\" },\n"
-                       "  \"network\": { \"mode\": \"none\" },\n"
-                       "  \"rng\": false, \"balloon\": false,\n"
-                       "  \"consoles\": { \"transport\": \"multiport\", \"ports\": [ { \"name\": \"console\","
-                       " \"kind\": \"log\" } ] },\n"
-                       "  %s%s\n"
-                       "  %s%s\n"
-                       "  \"services\": %s\n"
-                       "}\n",
-                       name, boot ? boot : "", boot ? "," : "", extra ? extra : "\"stop\": {\"timeout\": 1}", ",",
-                       services);
+  char *text
+      = ts_fmt ("{\n"
+                "  \"description\": \"test profile %s\",\n"
+                "  \"machine\": { \"arch\": \"x86_64\", \"type\": \"pc\", \"accel\": \"tcg\", \"cpus\": 1,"
+                " \"memory\": \"128M\" },\n"
+                "  \"display\": { \"backend\": \"none\", \"gpu\": \"none\" },\n"
+                "  \"input\": { \"keyboard\": false, \"touch\": \"none\" },\n"
+                "  \"network\": { \"mode\": \"none\" },\n"
+                "  \"rng\": false, \"balloon\": false,\n"
+                "  \"consoles\": { \"transport\": \"multiport\", \"ports\": [ { \"name\": \"console\","
+                " \"kind\": \"log\" } ] },\n"
+                "  %s%s\n"
+                "  %s%s\n"
+                "  \"services\": %s\n"
+                "}\n",
+                name, boot ? boot : "", boot ? "," : "", extra ? extra : "\"stop\": {\"timeout\": 1}", ",", services);
   char *file = ts_fmt ("%s.json", name);
   return keep (tu_write (env->dir, file, text));
 }

@@ -281,40 +281,19 @@ Test (aaos, x86_pflash_and_pstore_kept_and_made_anew)
   cr_assert (stat (pstore, &st) == 0 && st.st_size == 2 << 20);
 }
 
-Test (aaos, android14_x86_64)
-{
-  boot_release (&expects[0], "x86_64", 11);
-}
+Test (aaos, android14_x86_64) { boot_release (&expects[0], "x86_64", 11); }
 
-Test (aaos, android14_qpr2_x86_64)
-{
-  boot_release (&expects[1], "x86_64", 12);
-}
+Test (aaos, android14_qpr2_x86_64) { boot_release (&expects[1], "x86_64", 12); }
 
-Test (aaos, android15_x86_64)
-{
-  boot_release (&expects[2], "x86_64", 13);
-}
+Test (aaos, android15_x86_64) { boot_release (&expects[2], "x86_64", 13); }
 
-Test (aaos, android15_qpr2_x86_64)
-{
-  boot_release (&expects[3], "x86_64", 14);
-}
+Test (aaos, android15_qpr2_x86_64) { boot_release (&expects[3], "x86_64", 14); }
 
-Test (aaos, android16_x86_64)
-{
-  boot_release (&expects[4], "x86_64", 15);
-}
+Test (aaos, android16_x86_64) { boot_release (&expects[4], "x86_64", 15); }
 
-Test (aaos, android14_arm64)
-{
-  boot_release (&expects[0], "arm64", 16);
-}
+Test (aaos, android14_arm64) { boot_release (&expects[0], "arm64", 16); }
 
-Test (aaos, android16_arm64)
-{
-  boot_release (&expects[4], "arm64", 17);
-}
+Test (aaos, android16_arm64) { boot_release (&expects[4], "arm64", 17); }
 
 /* ---- what goes wrong when avm gets a helper's needs wrong ------------------ */
 
@@ -326,8 +305,8 @@ expect_failure (const char *release, int inst, const char *const extra[], int wa
   char *images = shaped (release, "x86_64"), *instance = ts_fmt ("%d", inst);
   const char *argv[40];
   size_t n = 0;
-  for (const char *const *p = (const char *const[]){ "--images", images, "-i", instance, "--set", "machine.accel=tcg",
-                                                     "--set", "vsock.mode=none", "--set", "stop.timeout=0", NULL };
+  for (const char *const *p = (const char *const[]) { "--images", images, "-i", instance, "--set", "machine.accel=tcg",
+                                                      "--set", "vsock.mode=none", "--set", "stop.timeout=0", NULL };
        *p; p++)
     argv[n++] = *p;
   for (size_t i = 0; extra[i]; i++)
@@ -348,10 +327,9 @@ Test (aaos, unknown_flag_refused_at_plan_time)
 {
   /* android14's secure_env has no snapshot/oemlock/keymint flags: without
      the --undefok, the plan names them before anything starts.  */
-  const char *const extra[] = { "--set", "services.secure_env.exec[15]=-kernel_events_fd=${fd:secure_env_events.read}",
-                                NULL };
-  expect_failure ("android14", 18, extra, 1,
-                  "critical services cannot start: secure_env (" );
+  const char *const extra[]
+      = { "--set", "services.secure_env.exec[15]=-kernel_events_fd=${fd:secure_env_events.read}", NULL };
+  expect_failure ("android14", 18, extra, 1, "critical services cannot start: secure_env (");
   expect_failure ("android14", 18, extra, 1, "does not accept -snapshot_control_fd, -oemlock_fd_in");
 }
 
@@ -375,7 +353,8 @@ Test (aaos, missing_snapshot_fd_aborts_secure_env)
 
 Test (aaos, no_cuttlefish_config_aborts_the_helpers)
 {
-  const char *const extra[] = { "--set", "service_env.CUTTLEFISH_CONFIG_FILE=/nonexistent/cuttlefish_config.json", NULL };
+  const char *const extra[]
+      = { "--set", "service_env.CUTTLEFISH_CONFIG_FILE=/nonexistent/cuttlefish_config.json", NULL };
   expect_failure ("android15-qpr2", 21, extra, 6, "Could not open cuttlefish config");
 }
 

@@ -143,8 +143,20 @@ patched_caps (const char *dir, const char *name)
 static void
 expect_approved (const char *profile, const char *caps, const char *option)
 {
-  char *args[] = { "start",          "-n", "--json", "--caps", (char *) caps, "--images", "/nonexistent", "--set",
-                   "machine.accel=tcg", "-p", (char *) profile, option ? "-O" : NULL, (char *) option, NULL };
+  char *args[] = { "start",
+                   "-n",
+                   "--json",
+                   "--caps",
+                   (char *) caps,
+                   "--images",
+                   "/nonexistent",
+                   "--set",
+                   "machine.accel=tcg",
+                   "-p",
+                   (char *) profile,
+                   option ? "-O" : NULL,
+                   (char *) option,
+                   NULL };
   char *out = NULL, *err = NULL;
   int r = tu_avmv (args, &out, &err);
   cr_assert_eq (r, 0, "%s -O %s: exit %d: %s", profile, option ? option : "-", r, err);
@@ -214,8 +226,9 @@ Test (approval, shell_through_set_refused_or_flagged)
   /* Refused: exit 2, said, nothing on stdout; in a dry run too.  */
   for (int dry = 0; dry < 2; dry++)
     {
-      char *args[] = { "start", dry ? "-n" : "--verbose", "--caps", caps, "-p", "demo", "--images", "/nonexistent",
-                       "--set", "machine.accel=tcg", "--set", (char *) evil, NULL };
+      char *args[]
+          = { "start", dry ? "-n" : "--verbose", "--caps", caps,          "-p", "demo", "--images", "/nonexistent",
+              "--set", "machine.accel=tcg",      "--set",  (char *) evil, NULL };
       int r = tu_avmv (args, &out, &err);
       cr_assert_eq (r, 2, "exit %d: %s", r, err);
       /* The override that brought it in is named, not the file.  */
@@ -228,9 +241,22 @@ Test (approval, shell_through_set_refused_or_flagged)
     }
 
   /* Accepted with --allow-unapproved, and flagged.  */
-  char *dry[] = { "start", "-n", "--caps", caps, "-p", "demo", "--images", "/nonexistent", "--set", "machine.accel=tcg",
-                  "--set", (char *) evil, "--set", "services.virtiofsd.env={\"LD_PRELOAD\": \"/tmp/x.so\"}",
-                  "--allow-unapproved", NULL };
+  char *dry[] = { "start",
+                  "-n",
+                  "--caps",
+                  caps,
+                  "-p",
+                  "demo",
+                  "--images",
+                  "/nonexistent",
+                  "--set",
+                  "machine.accel=tcg",
+                  "--set",
+                  (char *) evil,
+                  "--set",
+                  "services.virtiofsd.env={\"LD_PRELOAD\": \"/tmp/x.so\"}",
+                  "--allow-unapproved",
+                  NULL };
   cr_assert_eq (tu_avmv (dry, &out, &err), 0, "%s", err);
   assert_contains (out, "# WARNING: UNAPPROVED (--allow-unapproved): services.evil: program sh is not an approved "
                         "helper\n");
@@ -239,8 +265,21 @@ Test (approval, shell_through_set_refused_or_flagged)
   assert_contains (err, "avm: warning: UNAPPROVED configuration: services.evil: program sh is not an approved helper");
   free (out);
   free (err);
-  char *json[] = { "start", "-n", "--json", "--caps", caps, "-p", "demo", "--images", "/nonexistent", "--set",
-                   "machine.accel=tcg", "--set", (char *) evil, "--allow-unapproved", NULL };
+  char *json[] = { "start",
+                   "-n",
+                   "--json",
+                   "--caps",
+                   caps,
+                   "-p",
+                   "demo",
+                   "--images",
+                   "/nonexistent",
+                   "--set",
+                   "machine.accel=tcg",
+                   "--set",
+                   (char *) evil,
+                   "--allow-unapproved",
+                   NULL };
   cr_assert_eq (tu_avmv (json, &out, &err), 0, "%s", err);
   json_t *j = json_loads (out, 0, NULL);
   cr_assert_not_null (j);
@@ -252,8 +291,18 @@ Test (approval, shell_through_set_refused_or_flagged)
   free (err);
 
   /* avm check: a warning naming it.  */
-  char *check[] = { "check", "-p", "demo", "--images", "/nonexistent", "--set", "machine.accel=tcg", "--set",
-                    (char *) evil, "--allow-unapproved", "--json", NULL };
+  char *check[] = { "check",
+                    "-p",
+                    "demo",
+                    "--images",
+                    "/nonexistent",
+                    "--set",
+                    "machine.accel=tcg",
+                    "--set",
+                    (char *) evil,
+                    "--allow-unapproved",
+                    "--json",
+                    NULL };
   tu_avmv (check, &out, &err);
   assert_contains (out, "services.evil: program sh is not an approved helper");
   free (out);

@@ -51,9 +51,12 @@ Test (caps, version_debian)
   struct avm_qemu_caps c = { 0 };
   _cleanup_error_ avm_error_t err = NULL;
 
-  cr_assert_eq (avm_qemu_caps_parse_version (&c, "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n"
-                                                 "Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers\n",
-                                             &err), 0);
+  cr_assert_eq (avm_qemu_caps_parse_version (&c,
+                                             "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n"
+                                             "Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project "
+                                             "developers\n",
+                                             &err),
+                0);
   cr_assert_str_eq (c.version, "7.2.22");
   cr_assert_eq (c.major, 7);
   cr_assert_eq (c.minor, 2);
@@ -116,31 +119,31 @@ Test (caps, version_errors)
   caps_clear (&c);
 }
 
-static const char device_help[] =
-  "Controller/Bridge/Hub devices:\n"
-  "name \"pcie-root-port\", bus PCI, desc \"PCI Express Root Port\"\n"
-  "name \"usb-host\", bus usb-bus\n"
-  "\n"
-  "Display devices:\n"
-  "name \"virtio-gpu-pci\", bus PCI, alias \"virtio-gpu\"\n"
-  "name \"vhost-user-gpu-pci\", bus PCI\n"
-  "name \"virtio-gpu-gl-pci\", bus PCI, alias \"virtio-gpu-gl\"\n"
-  "\n"
-  "Misc devices:\n"
-  "name \"vhost-vsock-pci\", bus PCI\n"
-  "name \"xlnx,efuse\"\n"
-  "name \"vhost-vsock-pci\", bus PCI\n"
-  "name \"\", bus PCI\n"
-  "name \"broken\n"
-  "bogus line name \"nope\"\n"
-  "name \"virtio-sound-pci\", bus PCI, alias \"virtio-sound\", desc \"Virtio Sound\"qemu: module hw-audio-foo not found\n";
+static const char device_help[] = "Controller/Bridge/Hub devices:\n"
+                                  "name \"pcie-root-port\", bus PCI, desc \"PCI Express Root Port\"\n"
+                                  "name \"usb-host\", bus usb-bus\n"
+                                  "\n"
+                                  "Display devices:\n"
+                                  "name \"virtio-gpu-pci\", bus PCI, alias \"virtio-gpu\"\n"
+                                  "name \"vhost-user-gpu-pci\", bus PCI\n"
+                                  "name \"virtio-gpu-gl-pci\", bus PCI, alias \"virtio-gpu-gl\"\n"
+                                  "\n"
+                                  "Misc devices:\n"
+                                  "name \"vhost-vsock-pci\", bus PCI\n"
+                                  "name \"xlnx,efuse\"\n"
+                                  "name \"vhost-vsock-pci\", bus PCI\n"
+                                  "name \"\", bus PCI\n"
+                                  "name \"broken\n"
+                                  "bogus line name \"nope\"\n"
+                                  "name \"virtio-sound-pci\", bus PCI, alias \"virtio-sound\", desc \"Virtio "
+                                  "Sound\"qemu: module hw-audio-foo not found\n";
 
 Test (caps, devices)
 {
   struct avm_qemu_caps c = { 0 };
   _cleanup_error_ avm_error_t err = NULL;
-  const char *expect[] = { "pcie-root-port", "usb-host", "vhost-user-gpu-pci", "vhost-vsock-pci",
-                           "virtio-gpu-gl-pci", "virtio-gpu-pci", "virtio-sound-pci", "xlnx,efuse" };
+  const char *expect[] = { "pcie-root-port",    "usb-host",       "vhost-user-gpu-pci", "vhost-vsock-pci",
+                           "virtio-gpu-gl-pci", "virtio-gpu-pci", "virtio-sound-pci",   "xlnx,efuse" };
 
   cr_assert_eq (avm_qemu_caps_parse_devices (&c, device_help, &err), 0);
   cr_assert_eq (count (c.devices), ARRAY_SIZE (expect));
@@ -167,19 +170,20 @@ Test (caps, displays)
   _cleanup_error_ avm_error_t err = NULL;
   /* QEMU 10.0 prose after the list; a module loader message glued to a
      name and one on a line of its own.  */
-  static const char text[] =
-    "Available display backend types:\n"
-    "none\n"
-    "gtk\n"
-    "qemu: module ui-ui-sdl not found, do you want to install qemu-system-gui package?\n"
-    "egl-headless\n"
-    "dbusqemu: module ui-ui-curses not found, do you want to install qemu-system-gui package?\n"
-    "spice-app\r\n"
-    "gtk\n"
-    "\n"
-    "Some display backends support suboptions, which can be set with\n"
-    "   -display backend,option=value,option=value...\n"
-    "For a short list of the suboptions for each display, see the top-level -help output; more detail is in the documentation.\n";
+  static const char text[]
+      = "Available display backend types:\n"
+        "none\n"
+        "gtk\n"
+        "qemu: module ui-ui-sdl not found, do you want to install qemu-system-gui package?\n"
+        "egl-headless\n"
+        "dbusqemu: module ui-ui-curses not found, do you want to install qemu-system-gui package?\n"
+        "spice-app\r\n"
+        "gtk\n"
+        "\n"
+        "Some display backends support suboptions, which can be set with\n"
+        "   -display backend,option=value,option=value...\n"
+        "For a short list of the suboptions for each display, see the top-level -help output; more detail is in the "
+        "documentation.\n";
   const char *expect[] = { "dbus", "egl-headless", "gtk", "none", "spice-app" };
 
   cr_assert_eq (avm_qemu_caps_parse_displays (&c, text, &err), 0);
@@ -203,16 +207,16 @@ Test (caps, machines)
 {
   struct avm_qemu_caps c = { 0 };
   _cleanup_error_ avm_error_t err = NULL;
-  static const char text[] =
-    "Supported machines are:\n"
-    "microvm              microvm (i386)\n"
-    "pc                   Standard PC (i440FX + PIIX, 1996) (alias of pc-i440fx-7.2)\n"
-    "pc-i440fx-7.2        Standard PC (i440FX + PIIX, 1996) (default)\n"
-    "q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)\n"
-    "pc-q35-7.2           Standard PC (Q35 + ICH9, 2009)\n"
-    "none                 empty machine\n"
-    "x-remote             Experimental remote machine\n"
-    "pc-i440fx-7.1        Standard PC (i440FX + PIIX, 1996)qemu: module ui-ui-none not found, do you want to install qemu-system-modules-opengl package?";
+  static const char text[] = "Supported machines are:\n"
+                             "microvm              microvm (i386)\n"
+                             "pc                   Standard PC (i440FX + PIIX, 1996) (alias of pc-i440fx-7.2)\n"
+                             "pc-i440fx-7.2        Standard PC (i440FX + PIIX, 1996) (default)\n"
+                             "q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)\n"
+                             "pc-q35-7.2           Standard PC (Q35 + ICH9, 2009)\n"
+                             "none                 empty machine\n"
+                             "x-remote             Experimental remote machine\n"
+                             "pc-i440fx-7.1        Standard PC (i440FX + PIIX, 1996)qemu: module ui-ui-none not found, "
+                             "do you want to install qemu-system-modules-opengl package?";
   const char *expect[] = { "microvm", "none", "pc", "pc-i440fx-7.1", "pc-i440fx-7.2", "pc-q35-7.2", "q35", "x-remote" };
 
   cr_assert_eq (avm_qemu_caps_parse_machines (&c, text, &err), 0);
@@ -266,8 +270,8 @@ parse_recording (const char *dir, const char *binary)
 {
   static const char *const names[] = { "version", "device", "display", "machine", "accel", "audiodev" };
   int (*const parse[]) (struct avm_qemu_caps *, const char *, avm_error_t *) = {
-    avm_qemu_caps_parse_version, avm_qemu_caps_parse_devices, avm_qemu_caps_parse_displays,
-    avm_qemu_caps_parse_machines, avm_qemu_caps_parse_accels, avm_qemu_caps_parse_audiodevs,
+    avm_qemu_caps_parse_version,  avm_qemu_caps_parse_devices, avm_qemu_caps_parse_displays,
+    avm_qemu_caps_parse_machines, avm_qemu_caps_parse_accels,  avm_qemu_caps_parse_audiodevs,
   };
   struct avm_qemu_caps *c = calloc (1, sizeof *c);
   _cleanup_error_ avm_error_t err = NULL;
@@ -280,7 +284,7 @@ parse_recording (const char *dir, const char *binary)
       cr_assert_geq (asprintf (&rel, "%s/%s.txt", dir, names[i]), 0);
       path = srcdir_path (rel);
       cr_assert_eq (avm_read_file (path, 16u << 20, "a recording", &text, NULL, &err), 0, "%s", err ? err->msg : "");
-      cr_assert_eq (parse[i] (c, text, &err), 0, "%s: %s", path, err ? err->msg : "");
+      cr_assert_eq (parse[i](c, text, &err), 0, "%s: %s", path, err ? err->msg : "");
     }
   return c;
 }
@@ -301,7 +305,8 @@ check_recording (const char *version, const char *arch)
   parsed = parse_recording (dir, binary);
   dumped = avm_qemu_caps_dump (parsed);
   cr_assert_not_null (dumped);
-  cr_assert_eq (avm_read_file (json_path, AVM_CAPS_MAX_SIZE, "a capabilities file", &committed, NULL, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_read_file (json_path, AVM_CAPS_MAX_SIZE, "a capabilities file", &committed, NULL, &err), 0, "%s",
+                err ? err->msg : "");
   cr_assert_str_eq (dumped, committed, "%s drifted from %s/*.txt", json_rel, dir);
 
   cr_assert_eq (avm_qemu_caps_load_file (json_path, &loaded, &err), 0, "%s", err ? err->msg : "");
@@ -318,25 +323,13 @@ check_recording (const char *version, const char *arch)
   cr_assert_str_eq (again, committed);
 }
 
-Test (caps, recorded_7_2_x86_64)
-{
-  check_recording ("7.2", "x86_64");
-}
+Test (caps, recorded_7_2_x86_64) { check_recording ("7.2", "x86_64"); }
 
-Test (caps, recorded_7_2_aarch64)
-{
-  check_recording ("7.2", "aarch64");
-}
+Test (caps, recorded_7_2_aarch64) { check_recording ("7.2", "aarch64"); }
 
-Test (caps, recorded_10_0_x86_64)
-{
-  check_recording ("10.0", "x86_64");
-}
+Test (caps, recorded_10_0_x86_64) { check_recording ("10.0", "x86_64"); }
 
-Test (caps, recorded_10_0_aarch64)
-{
-  check_recording ("10.0", "aarch64");
-}
+Test (caps, recorded_10_0_aarch64) { check_recording ("10.0", "aarch64"); }
 
 static struct avm_qemu_caps *
 load_data (const char *rel)
@@ -356,7 +349,7 @@ Test (caps, recorded_contents)
   _cleanup_caps_ struct avm_qemu_caps *a7 = load_data ("tests/data/caps-qemu-7.2-aarch64.json");
   static const char *const new_devices[] = { "virtio-multitouch-pci", "vhost-user-snd-pci", "virtio-sound-pci" };
   static const char *const both[] = { "vhost-user-gpu-pci", "vhost-user-vsock-pci", "vhost-vsock-pci-non-transitional",
-                                      "virtio-gpu-gl-pci", "vhost-vsock-pci", "virtio-gpu-pci" };
+                                      "virtio-gpu-gl-pci",  "vhost-vsock-pci",      "virtio-gpu-pci" };
 
   cr_assert (avm_qemu_caps_at_least (x10, 10, 0));
   cr_assert_eq (x10->major, 10);
@@ -444,11 +437,13 @@ expect_load_error (const char *content, const char *needle)
 }
 
 #define GOOD_HEAD "{\"format\": 1, \"binary\": \"/usr/bin/qemu\", \"version\": \"8.2.1\", "
-#define GOOD_LISTS "\"devices\": [\"b\", \"a\"], \"displays\": [], \"machines\": [\"virt\"], \"accels\": [\"tcg\"], \"audiodevs\": []"
+#define GOOD_LISTS                                                                                                     \
+  "\"devices\": [\"b\", \"a\"], \"displays\": [], \"machines\": [\"virt\"], \"accels\": [\"tcg\"], \"audiodevs\": []"
 
 Test (caps, load_file_ok, .init = tmp_setup, .fini = tmp_teardown)
 {
-  _cleanup_free_ char *path = tmp_file ("caps.json", GOOD_HEAD GOOD_LISTS ", \"identity\": {\"path\": \"x\"}, \"extra\": 1}");
+  _cleanup_free_ char *path
+      = tmp_file ("caps.json", GOOD_HEAD GOOD_LISTS ", \"identity\": {\"path\": \"x\"}, \"extra\": 1}");
   _cleanup_caps_ struct avm_qemu_caps *c = NULL;
   _cleanup_error_ avm_error_t err = NULL;
 
@@ -501,19 +496,24 @@ Test (caps, load_file_types, .init = tmp_setup, .fini = tmp_teardown)
   expect_load_error ("{\"format\": \"1\"}", "format: expected integer 1");
   expect_load_error ("{\"format\": 2}", "format: unsupported format 2");
   expect_load_error ("{\"format\": 1, \"version\": \"8.2.1\", " GOOD_LISTS "}", "binary: expected string");
-  expect_load_error ("{\"format\": 1, \"binary\": [], \"version\": \"8.2.1\", " GOOD_LISTS "}", "binary: expected string");
-  expect_load_error ("{\"format\": 1, \"binary\": \"/q\", \"version\": 8.2, " GOOD_LISTS "}", "version: expected string");
+  expect_load_error ("{\"format\": 1, \"binary\": [], \"version\": \"8.2.1\", " GOOD_LISTS "}",
+                     "binary: expected string");
+  expect_load_error ("{\"format\": 1, \"binary\": \"/q\", \"version\": 8.2, " GOOD_LISTS "}",
+                     "version: expected string");
   expect_load_error ("{\"format\": 1, \"binary\": \"/q\", \"version\": \"eight\", " GOOD_LISTS "}",
                      "version: expected \"MAJOR.MINOR[.MICRO]\"");
   expect_load_error (GOOD_HEAD "\"package\": 3, " GOOD_LISTS "}", "package: expected string or null");
   expect_load_error (GOOD_HEAD "\"devices\": \"virtio-gpu-pci\"}", "devices: expected array of strings");
   expect_load_error (GOOD_HEAD "\"devices\": [\"a\", 1]}", "devices: expected array of strings");
-  expect_load_error (GOOD_HEAD "\"devices\": [\"a\"], \"displays\": [\"gtk\"], \"machines\": {}}", "machines: expected array of strings");
+  expect_load_error (GOOD_HEAD "\"devices\": [\"a\"], \"displays\": [\"gtk\"], \"machines\": {}}",
+                     "machines: expected array of strings");
   expect_load_error (GOOD_HEAD "\"devices\": [\"a\"], \"displays\": [], \"machines\": [], \"accels\": []}",
                      "audiodevs: expected array of strings");
-  expect_load_error (GOOD_HEAD "\"devices\": [\"a\", \"\"], \"displays\": [], \"machines\": [], \"accels\": [], \"audiodevs\": []}",
+  expect_load_error (GOOD_HEAD "\"devices\": [\"a\", \"\"], \"displays\": [], \"machines\": [], \"accels\": [], "
+                               "\"audiodevs\": []}",
                      "devices[1]: expected a non-empty name");
-  expect_load_error (GOOD_HEAD "\"devices\": [], \"displays\": [], \"machines\": [], \"accels\": [], \"audiodevs\": []}",
+  expect_load_error (GOOD_HEAD
+                     "\"devices\": [], \"displays\": [], \"machines\": [], \"accels\": [], \"audiodevs\": []}",
                      "devices: expected at least one device");
 }
 
@@ -788,14 +788,14 @@ Test (caps, cache_corrupt, .init = cache_setup, .fini = cache_teardown)
 
   /* Every damage makes the entry invalid: probed again, and cached again.  */
   const char *damage[][2] = {
-    { "avm-qemu-caps-cache 1\n", "avm-qemu-caps-cache 2\n" },  /* another format */
-    { "\"ino\":", "\"ino\":1" },                             /* another file */
-    { "\nend\n", "\n" },                                       /* truncated */
-    { "\nend\n", "\nend\nmore\n" },                            /* trailing data */
-    { "\ndevices ", "\ndevices 1" },                            /* wrong count */
-    { "\naccels ", "\naccels \n" },                             /* no count */
-    { "\nversion 7.", "\nversion x" },                          /* bad version */
-    { "\nbinary /", "\nbinary /x/" },                            /* another binary */
+    { "avm-qemu-caps-cache 1\n", "avm-qemu-caps-cache 2\n" }, /* another format */
+    { "\"ino\":", "\"ino\":1" },                              /* another file */
+    { "\nend\n", "\n" },                                      /* truncated */
+    { "\nend\n", "\nend\nmore\n" },                           /* trailing data */
+    { "\ndevices ", "\ndevices 1" },                          /* wrong count */
+    { "\naccels ", "\naccels \n" },                           /* no count */
+    { "\nversion 7.", "\nversion x" },                        /* bad version */
+    { "\nbinary /", "\nbinary /x/" },                         /* another binary */
   };
   for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++)
     {

@@ -164,7 +164,7 @@ complete_with (const char *fn, const char *const *words)
   return w;
 }
 
-#define COMPLETE(fn, ...) complete_with (fn, (const char *const[]){ __VA_ARGS__, NULL })
+#define COMPLETE(fn, ...) complete_with (fn, (const char *const[]) { __VA_ARGS__, NULL })
 
 static char *
 run_ok (char *const argv[])
@@ -236,8 +236,9 @@ expect_same (const struct words *got, const struct words *want, const char *what
     cr_expect (w_has (got, want->v[i]), "%s: the completion lacks %s\n  completion: %s\n  expected:   %s", what,
                want->v[i], g, w);
   for (size_t i = 0; i < got->n; i++)
-    cr_expect (w_has (want, got->v[i]), "%s: the completion offers %s, which is not expected\n  completion: %s\n"
-                                        "  expected:   %s",
+    cr_expect (w_has (want, got->v[i]),
+               "%s: the completion offers %s, which is not expected\n  completion: %s\n"
+               "  expected:   %s",
                what, got->v[i], g, w);
   free (g);
   free (w);

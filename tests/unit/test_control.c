@@ -37,7 +37,6 @@
 static char *tmp;
 static pid_t child_pid = -1;
 
-
 static char *
 sock_path (void)
 {
@@ -404,7 +403,7 @@ Test (control, status_round_trip, .init = setup, .fini = teardown, .timeout = TU
   _cleanup_error_ avm_error_t err = NULL;
   int r;
   _cleanup_json_ json_t *echo
-    = call (srv.path, json_pack ("{s:s, s:[i,s]}", "command", "echo", "args", 1, "two"), 2000, &r, &err);
+      = call (srv.path, json_pack ("{s:s, s:[i,s]}", "command", "echo", "args", 1, "two"), 2000, &r, &err);
   cr_assert_eq (r, 0);
   assert_ok (echo);
   json_t *req = json_object_get (echo, "request");
@@ -736,7 +735,7 @@ Test (control, large_reply_buffered, .init = setup, .fini = teardown, .timeout =
   _cleanup_error_ avm_error_t err = NULL;
   int r;
   _cleanup_json_ json_t *reply
-    = call (srv.path, json_pack ("{s:s, s:i}", "command", "big", "size", 900000), 2000, &r, &err);
+      = call (srv.path, json_pack ("{s:s, s:i}", "command", "big", "size", 900000), 2000, &r, &err);
   cr_assert_eq (r, 0, "%s", err ? err->msg : "");
   cr_assert_eq (strlen (json_string_value (json_object_get (reply, "data"))), 900000);
 }

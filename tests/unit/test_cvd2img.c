@@ -74,8 +74,8 @@ Test (cvd2img, seed_reproducible)
   avm_ok ((char *[]) { "cvd2img", "-o", o3, cvd, NULL });
   avm_ok ((char *[]) { "cvd2img", "--seed", "build-43", "-o", o4, cvd, NULL });
   avm_ok ((char *[]) { "cvd2img", "--seed", "build-42", "-o", o5, zip, host, NULL });
-  static const char *const files[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
-                                       "avb_key.pem", "android-info.txt" };
+  static const char *const files[]
+      = { "system.img", "properties.img", "properties_virgl.img", "bootloader", "avb_key.pem", "android-info.txt" };
   for (size_t i = 0; i < ARRAY_SIZE (files); i++)
     {
       _cleanup_free_ char *a = fx_join (o1, files[i]), *b = fx_join (o2, files[i]), *z = fx_join (o5, files[i]);
@@ -166,16 +166,10 @@ zip_case (const char *zipname, bool deflated, bool reversed)
   ctx_free (&c);
 }
 
-Test (cvd2img, zip_deflated)
-{
-  zip_case ("img.zip", true, false);
-}
+Test (cvd2img, zip_deflated) { zip_case ("img.zip", true, false); }
 
 /* zip -0, and the tarball given first.  */
-Test (cvd2img, zip_stored)
-{
-  zip_case ("img-stored.zip", false, true);
-}
+Test (cvd2img, zip_stored) { zip_case ("img-stored.zip", false, true); }
 
 Test (cvd2img, optional_absent)
 {
@@ -186,8 +180,8 @@ Test (cvd2img, optional_absent)
   sfdisk_read (sys, &d);
   cr_assert_eq (d.n, 12, "%zu partitions", d.n);
   for (size_t i = 0; i < d.n; i++)
-    cr_assert (!strstr (d.p[i].name, "init_boot") && !strstr (d.p[i].name, "dlkm"), "%s: unexpected partition %s",
-               sys, d.p[i].name);
+    cr_assert (!strstr (d.p[i].name, "init_boot") && !strstr (d.p[i].name, "dlkm"), "%s: unexpected partition %s", sys,
+               d.p[i].name);
   _cleanup_free_ char *text = tu_read (man);
   cr_assert_null (strstr (text, "init_boot"));
   cr_assert_null (strstr (text, "dlkm"));
@@ -262,7 +256,7 @@ Test (cvd2img, aarch64_zip)
   ctx_init (&c, cvd, "aarch64", bl);
   _cleanup_free_ char *arm = fx_path ("cvd-arm");
   c.host_src = arm;
-  c.host_entries = (char *const[]){ "etc", NULL };
+  c.host_entries = (char *const[]) { "etc", NULL };
   avm_ok ((char *[]) { "cvd2img", "-a", "aarch64", "-o", out, zip, host, NULL });
   check_all (&c, out, &r);
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (r.manifest, "properties"), "profile")),
@@ -287,7 +281,8 @@ Test (cvd2img, aarch64_from_bootloader)
 /* --key: the user's key is not copied (nor an avb_key.pem there replaced).  */
 Test (cvd2img, user_key_not_copied)
 {
-  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *out2 = tpath ("out2"), *bl = fx_path ("cvd/" BL_X86);
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *out = tpath ("out"), *out2 = tpath ("out2"),
+                      *bl = fx_path ("cvd/" BL_X86);
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
@@ -320,8 +315,9 @@ start_boot_properties (const char *images, const char *option)
   _cleanup_free_ char *caps = NULL, *helpers = NULL;
   cr_assert (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ()) > 0);
   cr_assert (asprintf (&helpers, "paths.helpers=%s", tu_fake_helpers ()) > 0);
-  char *args[] = { "start", "-n", "--json", "-p", "aaos-x86_64", "--caps", caps, "--images", (char *) images,
-                   "--set", "machine.accel=tcg", "--set", helpers, "-O", (char *) option, NULL };
+  char *args[] = { "start", "-n",       "--json",        "-p",    "aaos-x86_64",       "--caps",
+                   caps,    "--images", (char *) images, "--set", "machine.accel=tcg", "--set",
+                   helpers, "-O",       (char *) option, NULL };
   char *out = NULL, *err = NULL;
   int rc = tu_avmv (args, &out, &err);
   cr_assert_eq (rc, 0, "avm start -n: %s", err);

@@ -69,8 +69,7 @@ Test (cvd2img, compat_paths)
   ctx_free (&c);
   /* slp/cvd2img's outputs: no host package tree (it is run in the image
      directory, which has one).  */
-  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json", "avb_key.pem",
-                          "android-info.txt" };
+  const char *names[] = { "S.img", "P.img", "V.img", "bootloader", "manifest.json", "avb_key.pem", "android-info.txt" };
   check_dir_entries (dst, names, 7);
   /* bootloader and manifest.json go next to the system disk, never into
      the current directory.  */

@@ -6,10 +6,9 @@
  */
 #include "cvd2imgutil.h"
 
-
 #define SET_FILES 6
-static const char *const set_files[SET_FILES] = { "system.img", "properties.img", "properties_virgl.img",
-                                                  "bootloader", "manifest.json", "avb_key.pem" };
+static const char *const set_files[SET_FILES]
+    = { "system.img", "properties.img", "properties_virgl.img", "bootloader", "manifest.json", "avb_key.pem" };
 
 struct setsum
 {
@@ -287,7 +286,7 @@ wait_for_commit (int inotify, pid_t pid)
       int n = poll (&p, 1, 5);
       if (n > 0)
         {
-          char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+          char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
           ssize_t len = read (inotify, buf, sizeof buf);
           for (char *q = buf; len > 0 && q < buf + len;)
             {
@@ -309,7 +308,7 @@ wait_for_commit (int inotify, pid_t pid)
 static void
 drain (int inotify)
 {
-  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
   while (read (inotify, buf, sizeof buf) > 0)
     ;
 }
@@ -505,12 +504,14 @@ Test (cvd2img, hand_mixed_set)
   avm_ok ((char *[]) { "cvd2img", "-o", a, cvd, NULL });
   avm_ok ((char *[]) { "cvd2img", "-o", b, other, NULL });
   _cleanup_free_ char *asys = fx_join (a, "system.img"), *bsys = fx_join (b, "system.img");
-  _cleanup_free_ char *aprops = fx_join (a, "properties.img"), *abl = fx_join (a, "bootloader"), *bbl = fx_join (b, "bootloader");
+  _cleanup_free_ char *aprops = fx_join (a, "properties.img"), *abl = fx_join (a, "bootloader"),
+                      *bbl = fx_join (b, "bootloader");
   expect_inspect_sound (asys);
   expect_inspect_sound (bsys);
 
   /* b's system disk in a */
-  _cleanup_free_ char *saved = fx_join (tmp, "system.img.a"), *bc = tpath ("b-copy"), *bcsys = fx_join (bc, "system.img");
+  _cleanup_free_ char *saved = fx_join (tmp, "system.img.a"), *bc = tpath ("b-copy"),
+                      *bcsys = fx_join (bc, "system.img");
   cr_assert_eq (rename (asys, saved), 0);
   fx_link_tree (b, bc);
   cr_assert_eq (rename (bcsys, asys), 0);

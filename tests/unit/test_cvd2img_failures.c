@@ -6,7 +6,6 @@
  */
 #include "cvd2imgutil.h"
 
-
 Test (cvd2img, missing_boot_dir)
 {
   _cleanup_free_ char *cvd = clone_cvd ("cvd", "boot.img"), *out = tpath ("out");
@@ -496,8 +495,8 @@ Test (cvd2img, fifo_inputs_refused, .timeout = TU_TIMEOUT (60))
   /* a host package file of the directory (read after the system disk is written) */
   _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *bl = fx_join (cvd2, BL_X86);
   fifo_in_place_of (bl);
-  expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { bl, "is a FIFO, not a host package file", NULL },
-                  (const char *[]) { cvd2, NULL });
+  expect_failure (out, 2, (char *[]) { cvd2, NULL },
+                  (const char *[]) { bl, "is a FIFO, not a host package file", NULL }, (const char *[]) { cvd2, NULL });
   /* the image zip and the host package */
   _cleanup_free_ char *zip = tpath ("img.zip"), *host = fx_path ("host.tar.gz"), *goodzip = fx_path ("img.zip");
   fifo_in_place_of (zip);
@@ -506,16 +505,19 @@ Test (cvd2img, fifo_inputs_refused, .timeout = TU_TIMEOUT (60))
   _cleanup_free_ char *hfifo = tpath ("host.tar.gz");
   fifo_in_place_of (hfifo);
   expect_failure (out, 2, (char *[]) { goodzip, hfifo, NULL },
-                  (const char *[]) { hfifo, "is a FIFO, not a host package", NULL }, (const char *[]) { goodzip, NULL });
+                  (const char *[]) { hfifo, "is a FIFO, not a host package", NULL },
+                  (const char *[]) { goodzip, NULL });
   /* --key, --pubkey and --profile */
   _cleanup_free_ char *kfifo = tpath ("key.pem");
   fifo_in_place_of (kfifo);
   expect_failure (out, 2, (char *[]) { "--key", kfifo, good, NULL },
-                  (const char *[]) { kfifo, "is a FIFO, not a PEM private key", NULL }, (const char *[]) { good, NULL });
+                  (const char *[]) { kfifo, "is a FIFO, not a PEM private key", NULL },
+                  (const char *[]) { good, NULL });
   _cleanup_free_ char *pfifo = tpath ("pub.avbpubkey");
   fifo_in_place_of (pfifo);
   expect_failure (out, 2, (char *[]) { "--pubkey", pfifo, good, NULL },
-                  (const char *[]) { pfifo, "is a FIFO, not an .avbpubkey file", NULL }, (const char *[]) { good, NULL });
+                  (const char *[]) { pfifo, "is a FIFO, not an .avbpubkey file", NULL },
+                  (const char *[]) { good, NULL });
   expect_failure (out, 2, (char *[]) { "-p", "/dev/zero", good, NULL },
                   (const char *[]) { "/dev/zero is a character device, not a profile", NULL },
                   (const char *[]) { good, NULL });
@@ -546,7 +548,8 @@ Test (cvd2img, pubkey_mismatch)
 /* The host package's own .avbpubkey is checked too.  */
 Test (cvd2img, hostpkg_pubkey_mismatch)
 {
-  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *pub = fx_join (cvd, KEY_PUB), *other = fx_path ("keys/other.avbpubkey");
+  _cleanup_free_ char *cvd = clone_cvd ("cvd", NULL), *pub = fx_join (cvd, KEY_PUB),
+                      *other = fx_path ("keys/other.avbpubkey");
   _cleanup_free_ char *out = tpath ("out");
   size_t len;
   _cleanup_free_ uint8_t *d = fx_read_bin (other, &len);
@@ -603,7 +606,8 @@ Test (cvd2img, unaligned_image)
 /* A host package made with `tar -C DIR .`: entries are "./etc/...".  */
 Test (cvd2img, hostpkg_dot_entries)
 {
-  _cleanup_free_ char *cvd = fx_path ("cvd"), *zip = fx_path ("img.zip"), *host = fx_path ("host-dot.tar.gz"), *out = tpath ("out");
+  _cleanup_free_ char *cvd = fx_path ("cvd"), *zip = fx_path ("img.zip"), *host = fx_path ("host-dot.tar.gz"),
+                      *out = tpath ("out");
   _cleanup_free_ char *bl = fx_path ("cvd/" BL_X86);
   _cleanup_free_ char *list = fx_run_ok ((char *[]) { "tar", "tzf", host, NULL }, NULL);
   cr_assert_not_null (strstr (list, "./" KEY_PEM "\n"), "%s", list);
@@ -611,7 +615,7 @@ Test (cvd2img, hostpkg_dot_entries)
   struct ctx c;
   struct result r;
   ctx_init (&c, cvd, "x86_64", bl);
-  c.host_entries = (char *const[]){ "etc", NULL };
+  c.host_entries = (char *const[]) { "etc", NULL };
   avm_ok ((char *[]) { "cvd2img", "-o", out, zip, host, NULL });
   check_all (&c, out, &r);
   result_free (&r);
@@ -626,8 +630,7 @@ Test (cvd2img, empty_image)
   fx_write_bin (boot, "", 0);
   expect_failure (out, 2, (char *[]) { cvd, NULL }, (const char *[]) { NULL }, (const char *[]) { cvd, NULL });
   cr_expect (strstr (last_error, "boot.img") && strstr (last_error, cvd),
-             "an empty %s/boot.img must be reported naming the file and the input: %s",
-             cvd, last_error);
+             "an empty %s/boot.img must be reported naming the file and the input: %s", cvd, last_error);
 }
 
 /* An archive with two entries of the same name is ambiguous.  */

@@ -5,8 +5,8 @@
  */
 #include "cvd2imgutil.h"
 
-
-#define SET_LISTING "android-info.txt avb_key.pem bootloader manifest.json properties.img properties_virgl.img system.img"
+#define SET_LISTING                                                                                                    \
+  "android-info.txt avb_key.pem bootloader manifest.json properties.img properties_virgl.img system.img"
 
 static void
 assert_listing (const char *out, const char *host, const char *extra)
@@ -53,8 +53,8 @@ Test (cvd2img, directory_input_takes_only_the_host_package)
   _cleanup_free_ char *lib = fx_join (cvd, "lib"), *img = fx_join (cvd, "current.img");
   _cleanup_free_ char *cfg = fx_join (cvd, "fetcher_config.json");
   cr_assert_eq (symlink ("/tmp", rt), 0);
-  cr_assert_eq (symlink ("/usr", away), 0);   /* a top-level link out: not taken */
-  cr_assert_eq (symlink ("lib64", lib), 0);   /* a top-level link to a directory of it: taken */
+  cr_assert_eq (symlink ("/usr", away), 0);    /* a top-level link out: not taken */
+  cr_assert_eq (symlink ("lib64", lib), 0);    /* a top-level link to a directory of it: taken */
   cr_assert_eq (symlink ("boot.img", img), 0); /* a link to a file: not the host package */
   fx_write_bin (cfg, "{}\n", 3);
   avm_ok ((char *[]) { "cvd2img", "-o", out, cvd, NULL });
@@ -82,7 +82,8 @@ Test (cvd2img, directory_input_link_out_refused)
   expect_failure (out, 2, (char *[]) { cvd2, NULL }, (const char *[]) { up, "out of the package", NULL },
                   (const char *[]) { cvd2, NULL });
   /* the key, which avm reads itself: refused before it is read */
-  _cleanup_free_ char *cvd3 = clone_cvd ("cvd3", NULL), *key = fx_join (cvd3, KEY_PEM), *real = fx_path ("cvd/" KEY_PEM);
+  _cleanup_free_ char *cvd3 = clone_cvd ("cvd3", NULL), *key = fx_join (cvd3, KEY_PEM),
+                      *real = fx_path ("cvd/" KEY_PEM);
   unlink (key);
   cr_assert_eq (symlink (real, key), 0);
   expect_failure (out, 2, (char *[]) { cvd3, NULL }, (const char *[]) { key, "an absolute path", NULL },
@@ -169,7 +170,8 @@ Test (cvd2img, users_directory_in_the_way)
 Test (cvd2img, older_output_with_a_hand_unpacked_package)
 {
   _cleanup_free_ char *zip = fx_path ("img.zip"), *host = fx_path ("host.tar.gz"), *out = tpath ("out");
-  _cleanup_free_ char *bin = fx_join (out, "bin"), *old = fx_join (bin, "old-tool"), *man = fx_join (out, "manifest.json");
+  _cleanup_free_ char *bin = fx_join (out, "bin"), *old = fx_join (bin, "old-tool"),
+                      *man = fx_join (out, "manifest.json");
   fx_mkdirs (bin);
   fx_write_bin (old, "x", 1);
   const char *old_manifest = "{\"avm_version\": \"0.0.9\", \"arch\": \"x86_64\"}\n";
@@ -300,7 +302,8 @@ Test (cvd2img, directory_image_link_refused)
   cr_assert_eq (unlink (boot), 0);
   cr_assert_eq (symlink ("/etc/passwd", boot), 0);
   expect_failure (out, 2, (char *[]) { cvd, NULL },
-                  (const char *[]) { boot, "is a symbolic link, not an image file", NULL }, (const char *[]) { cvd, NULL });
+                  (const char *[]) { boot, "is a symbolic link, not an image file", NULL },
+                  (const char *[]) { cvd, NULL });
   /* A link inside the set too: the archive rule.  */
   _cleanup_free_ char *cvd2 = clone_cvd ("cvd2", NULL), *vb = fx_join (cvd2, "vbmeta_system.img");
   cr_assert_eq (unlink (vb), 0);
@@ -364,7 +367,8 @@ Test (cvd2img, image_formats_checked)
   format_refused ("vendor_boot.img", "f2", 8192, "is not an Android vendor boot image (no VNDRBOOT magic)");
   format_refused ("vbmeta.img", "f3", 4096, "is not an AVB vbmeta image (no AVB0 magic)");
   format_refused ("vbmeta_system.img", "f4", 4096, "is not an AVB vbmeta image (no AVB0 magic)");
-  format_refused ("super.img", "f5", 65536, "is not an Android super image (its geometry) (no gDla magic at byte 4096)");
+  format_refused ("super.img", "f5", 65536,
+                  "is not an Android super image (its geometry) (no gDla magic at byte 4096)");
   /* The same in an image zip: an entry of random bytes named boot.img.  */
   _cleanup_free_ char *rnd = tpath ("random.bin"), *zip = tpath ("bad.zip"), *host = fx_path ("host.tar.gz");
   _cleanup_free_ char *out = tpath ("out");

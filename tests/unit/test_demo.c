@@ -314,12 +314,34 @@ Test (demo, plain, .timeout = TU_TIMEOUT (90))
   char *qmp_path = pj (tmp, "qmp.sock");
   char *c0 = fmt ("file,id=c0,path=%s", console), *r0 = fmt ("file,id=r0,path=%s", report);
   char *qmparg = fmt ("unix:%s,server=on,wait=off", qmp_path);
-  char *argv[] = { QEMU, "-accel", "tcg", "-m", "512", "-nodefaults", "-no-user-config", "-display", "none",
-                   "-kernel", kernel, "-initrd", initrd, "-append", "console=hvc0 quiet panic=-1",
-                   "-device", "virtio-serial-pci",
-                   "-chardev", c0, "-device", "virtconsole,chardev=c0,name=console",
-                   "-chardev", r0, "-device", "virtserialport,chardev=r0,name=report",
-                   "-qmp", qmparg, NULL };
+  char *argv[] = { QEMU,
+                   "-accel",
+                   "tcg",
+                   "-m",
+                   "512",
+                   "-nodefaults",
+                   "-no-user-config",
+                   "-display",
+                   "none",
+                   "-kernel",
+                   kernel,
+                   "-initrd",
+                   initrd,
+                   "-append",
+                   "console=hvc0 quiet panic=-1",
+                   "-device",
+                   "virtio-serial-pci",
+                   "-chardev",
+                   c0,
+                   "-device",
+                   "virtconsole,chardev=c0,name=console",
+                   "-chardev",
+                   r0,
+                   "-device",
+                   "virtserialport,chardev=r0,name=report",
+                   "-qmp",
+                   qmparg,
+                   NULL };
   pid_t qemu = spawn (argv, log);
   double t;
   char *c = wait_marker (qemu, console, log, &t, false, NULL);
@@ -365,8 +387,9 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
 
   /* virtiofsd: chroot sandbox as root (the demo profile's), none otherwise.  */
   char *fs_sockarg = fmt ("--socket-path=%s", fs_sock), *srcarg = fmt ("source=%s", share);
-  char *fsargv[] = { VIRTIOFSD, fs_sockarg, "-o", srcarg, "-o", "cache=auto", "-o",
-                     geteuid () == 0 ? "sandbox=chroot" : "sandbox=none", NULL };
+  char *fsargv[] = { VIRTIOFSD, fs_sockarg,   "-o", srcarg,
+                     "-o",      "cache=auto", "-o", geteuid () == 0 ? "sandbox=chroot" : "sandbox=none",
+                     NULL };
   char *fslog = pj (dir, "virtiofsd.log");
   run->fs = spawn (fsargv, fslog);
   wait_socket (fs_sock, run->fs, fslog);
@@ -393,19 +416,54 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
   char *f0 = fmt ("socket,id=f,path=%s", fs_sock), *qmparg = fmt ("unix:%s,server=on,wait=off", run->qmp_path);
   /* Like avm's demo plan: shared guest memory for the vhost-user
      backends, the report port a virtconsole on a FIFO pair.  */
-  char *argv[] = { QEMU, "-accel", "tcg", "-m", "512", "-nodefaults", "-no-user-config", "-display", "none",
-                   "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
-                   "-machine", "pc,memory-backend=mem",
-                   "-kernel", kernel, "-initrd", initrd, "-append", "console=hvc0 quiet panic=-1",
-                   "-device", "virtio-serial-pci,max_ports=31",
-                   "-chardev", c0, "-device", "virtconsole,chardev=c0,name=console",
-                   "-chardev", r0, "-device", "virtconsole,chardev=r0,name=report",
-                   "-chardev", gpu_chardev, "-device", gpu_device,
-                   "-chardev", f0, "-device", "vhost-user-fs-pci,chardev=f,tag=demo",
-                   "-object", "rng-random,id=rng0,filename=/dev/urandom",
-                   "-device", "virtio-rng-pci,rng=rng0",
-                   "-device", "virtio-tablet-pci", "-device", "virtio-keyboard-pci",
-                   "-qmp", qmparg, NULL };
+  char *argv[] = { QEMU,
+                   "-accel",
+                   "tcg",
+                   "-m",
+                   "512",
+                   "-nodefaults",
+                   "-no-user-config",
+                   "-display",
+                   "none",
+                   "-object",
+                   "memory-backend-memfd,id=mem,size=512M,share=on",
+                   "-machine",
+                   "pc,memory-backend=mem",
+                   "-kernel",
+                   kernel,
+                   "-initrd",
+                   initrd,
+                   "-append",
+                   "console=hvc0 quiet panic=-1",
+                   "-device",
+                   "virtio-serial-pci,max_ports=31",
+                   "-chardev",
+                   c0,
+                   "-device",
+                   "virtconsole,chardev=c0,name=console",
+                   "-chardev",
+                   r0,
+                   "-device",
+                   "virtconsole,chardev=r0,name=report",
+                   "-chardev",
+                   gpu_chardev,
+                   "-device",
+                   gpu_device,
+                   "-chardev",
+                   f0,
+                   "-device",
+                   "vhost-user-fs-pci,chardev=f,tag=demo",
+                   "-object",
+                   "rng-random,id=rng0,filename=/dev/urandom",
+                   "-device",
+                   "virtio-rng-pci,rng=rng0",
+                   "-device",
+                   "virtio-tablet-pci",
+                   "-device",
+                   "virtio-keyboard-pci",
+                   "-qmp",
+                   qmparg,
+                   NULL };
   run->qemu = spawn (argv, run->log);
 }
 
@@ -462,8 +520,8 @@ Test (demo, backends, .timeout = TU_TIMEOUT (90))
       c = wait_marker (run.qemu, run.console, run.log, &t, false, NULL);
       real_gpu = false;
     }
-  cr_log_info ("demo: TCG boot with virtiofsd and %s: boot marker after %.1f s", real_gpu ? "vhost-user-gpu" :
-               "virtio-gpu-pci", t);
+  cr_log_info ("demo: TCG boot with virtiofsd and %s: boot marker after %.1f s",
+               real_gpu ? "vhost-user-gpu" : "virtio-gpu-pci", t);
 
   cr_assert_null (strstr (c, MARKER_FAILED), "boot failed:\n%s", c);
   expect (c, MARKER_OK);

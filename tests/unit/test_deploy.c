@@ -189,11 +189,11 @@ plan_budget (json_t *plan)
   size_t i;
   json_t *s;
   json_array_foreach (json_object_get (plan, "services"), i, s)
-  {
-    json_t *t = json_object_get (s, "stop_timeout");
-    cr_assert (json_is_number (t), "service %s has no stop_timeout", json_string_value (json_object_get (s, "name")));
-    b += json_number_value (t);
-  }
+    {
+      json_t *t = json_object_get (s, "stop_timeout");
+      cr_assert (json_is_number (t), "service %s has no stop_timeout", json_string_value (json_object_get (s, "name")));
+      b += json_number_value (t);
+    }
   return (long long) b;
 }
 
@@ -207,8 +207,18 @@ dry_plan (const char *profile, const char *extra_env)
      package: a missing one is skipped and would not count.  */
   char *helpers = ts_fmt ("paths.helpers=%s", tu_fake_helpers ());
   /* The tests' own profiles (files) run the fault-injection helper.  */
-  char *argv[] = { (char *) tu_avm_bin (), "start", "--profile", (char *) profile, "--images", images,
-                   "--dry-run", "--json", "--set", helpers, strchr (profile, '/') ? "--allow-unapproved" : NULL, NULL };
+  char *argv[] = { (char *) tu_avm_bin (),
+                   "start",
+                   "--profile",
+                   (char *) profile,
+                   "--images",
+                   images,
+                   "--dry-run",
+                   "--json",
+                   "--set",
+                   helpers,
+                   strchr (profile, '/') ? "--allow-unapproved" : NULL,
+                   NULL };
   char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
   char *envv[] = { extra_env ? (char *) extra_env : e1, e2, NULL };
   char *out, *err;
@@ -321,8 +331,9 @@ Test (deploy, stop_budget_agrees_everywhere)
   cr_assert_gt (b, 30);
   struct instr in[64];
   size_t n = containerfile (in, 64);
-  cr_assert_eq (atoll (label (in, n, "io.avm.stop-timeout")), b, "Containerfile label io.avm.stop-timeout %s, avm's budget %lld s",
-                label (in, n, "io.avm.stop-timeout"), b);
+  cr_assert_eq (atoll (label (in, n, "io.avm.stop-timeout")), b,
+                "Containerfile label io.avm.stop-timeout %s, avm's budget %lld s", label (in, n, "io.avm.stop-timeout"),
+                b);
   char *c = slurp (src ("quadlets/aaos.container"));
   cr_assert_eq (atoll (unit_value (c, "StopTimeout")), b, "aaos.container StopTimeout=%s, avm's budget %lld s",
                 unit_value (c, "StopTimeout"), b);
@@ -333,7 +344,8 @@ Test (deploy, stop_budget_agrees_everywhere)
                 unit_value (s, "TimeoutStopSec"), b);
   /* The comments say the same number.  */
   char *say = ts_fmt ("= %lld s", b);
-  cr_assert (strstr (c, say) && strstr (s, say) && strstr (slurp (src ("containers/Containerfile")), ts_fmt ("is %lld s", b)),
+  cr_assert (strstr (c, say) && strstr (s, say)
+                 && strstr (slurp (src ("containers/Containerfile")), ts_fmt ("is %lld s", b)),
              "a comment still names another budget than %lld s", b);
 }
 
@@ -435,11 +447,11 @@ Test (deploy, containerfile_static_checks)
   size_t i;
   json_t *a;
   json_array_foreach (cmd, i, a)
-  {
-    const char *s = json_string_value (a);
-    if (s[0] == '-')
-      cr_assert (strstr (out, ts_fmt ("%s ", s)), "CMD option %s is not in avm start --help", s);
-  }
+    {
+      const char *s = json_string_value (a);
+      if (s[0] == '-')
+        cr_assert (strstr (out, ts_fmt ("%s ", s)), "CMD option %s is not in avm start --help", s);
+    }
   json_decref (cmd);
 
   /* What `make install` installs is in the build context the stage copies.  */
@@ -487,7 +499,8 @@ Test (deploy, quadlets_generate_and_verify)
   /* The images volume: its unit before the container.  */
   cr_assert (strstr (unit_values (svc, "Requires"), "avm-images-volume.service"), "%s", svc);
   char *vol = slurp (ts_fmt ("%s/avm-images-volume.service", units));
-  cr_assert (strstr (unit_value (vol, "ExecStart"), "volume create") && strstr (unit_value (vol, "ExecStart"), " avm-images"),
+  cr_assert (strstr (unit_value (vol, "ExecStart"), "volume create")
+                 && strstr (unit_value (vol, "ExecStart"), " avm-images"),
              "%s", vol);
   /* Enabled for the default target.  */
   struct stat st;
@@ -500,7 +513,8 @@ Test (deploy, quadlets_generate_and_verify)
   char *dexec = unit_value (disp, "ExecStart");
   cr_assert (strstr (dexec, " -v avm-run:/run/avm "), "%s", dexec);
   cr_assert (strstr (dexec, " --user 1000:36 "), "%s", dexec);
-  cr_assert (strstr (unit_values (disp, "Requires"), "aaos.service") && strstr (unit_values (disp, "After"), "aaos.service"),
+  cr_assert (strstr (unit_values (disp, "Requires"), "aaos.service")
+                 && strstr (unit_values (disp, "After"), "aaos.service"),
              "%s", disp);
   cr_assert (strstr (slurp (src ("containers/Containerfile")), "AVM_RUNTIME_DIR=/run/avm"));
   cr_assert (strstr (slurp (src ("containers/Containerfile")), "--gid 36 kvm")
@@ -511,8 +525,8 @@ Test (deploy, quadlets_generate_and_verify)
   size_t i;
   json_t *s;
   json_array_foreach (json_object_get (plan, "services"), i, s)
-  if (streq (json_string_value (json_object_get (s, "name")), "dbus"))
-    bus = json_string_value (json_object_get (s, "socket"));
+    if (streq (json_string_value (json_object_get (s, "name")), "dbus"))
+      bus = json_string_value (json_object_get (s, "socket"));
   cr_assert (bus, "aaos-x86_64 has no private dbus service");
   cr_assert (strstr (dexec, ts_fmt (" --env DBUS_SESSION_BUS_ADDRESS=unix:path=%s ", bus)), "bus %s: %s", bus, dexec);
   json_decref (plan);
@@ -604,7 +618,8 @@ Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
   cr_assert_str_eq (json_string_value (json_array_get (cmd, 0)), "--profile");
   char *dest = install_tree ();
   char *bin = ts_fmt ("%s%s", dest, json_string_value (json_array_get (ep, 0)));
-  cr_assert_eq (access (bin, X_OK), 0, "ENTRYPOINT %s is not in the installed tree", json_string_value (json_array_get (ep, 0)));
+  cr_assert_eq (access (bin, X_OK), 0, "ENTRYPOINT %s is not in the installed tree",
+                json_string_value (json_array_get (ep, 0)));
   char *images = ts_path (&env, "images");
   mkdir (images, 0755);
   const char *rest[16] = { 0 };
@@ -631,8 +646,8 @@ Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
   char *saved_copy = saved ? ts_fmt ("%s", saved) : NULL;
   setenv ("AVM_BIN", bin, 1);
   struct ts_avm a;
-  ts_start_wrapped (&env, &a, profile, "/usr/bin/unshare", rest[0], rest[1], rest[2], rest[3], rest[4], rest[5], rest[6],
-                    rest[7], rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], NULL);
+  ts_start_wrapped (&env, &a, profile, "/usr/bin/unshare", rest[0], rest[1], rest[2], rest[3], rest[4], rest[5],
+                    rest[6], rest[7], rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], NULL);
   if (saved_copy)
     setenv ("AVM_BIN", saved_copy, 1);
   else
@@ -650,7 +665,8 @@ Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
   cr_assert (strstr (msgs, "STOPPING=1"), "%s", msgs);
   /* The budget formula the deployment files are checked with is what avm
      announces when it stops.  */
-  cr_assert (strstr (msgs, ts_fmt ("EXTEND_TIMEOUT_USEC=%lld\n", budget * 1000000LL)), "budget %lld s:\n%s", budget, msgs);
+  cr_assert (strstr (msgs, ts_fmt ("EXTEND_TIMEOUT_USEC=%lld\n", budget * 1000000LL)), "budget %lld s:\n%s", budget,
+             msgs);
   cr_assert_eq (ts_count_procs_under (env.dir), 0, "processes left running");
   cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
 }
@@ -672,8 +688,17 @@ Test (deploy, image_builds_with_podman)
   /* RUN steps cannot use crun here (it cannot set rlimits in this sandbox):
      buildah's chroot isolation runs them without an OCI runtime.  */
   char *tag = ts_fmt ("localhost/avm-test:%d", (int) getpid ());
-  char *argv[] = { "podman", "build", "--pull=never", "--isolation=chroot", "-q", "-t", tag, "-f",
-                   src ("containers/Containerfile"), (char *) tu_srcdir (), NULL };
+  char *argv[] = { "podman",
+                   "build",
+                   "--pull=never",
+                   "--isolation=chroot",
+                   "-q",
+                   "-t",
+                   tag,
+                   "-f",
+                   src ("containers/Containerfile"),
+                   (char *) tu_srcdir (),
+                   NULL };
   cr_assert_eq (run (argv, NULL, &out, &err), 0, "podman build:\n%s", err);
   char *insp[] = { "podman", "image", "inspect", "--format", "{{json .Config}}", tag, NULL };
   cr_assert_eq (run (insp, NULL, &out, &err), 0, "%s", err);
@@ -692,8 +717,12 @@ Test (deploy, image_builds_with_podman)
   char *mnt[] = { "podman", "image", "mount", tag, NULL };
   cr_assert_eq (run (mnt, NULL, &out, &err), 0, "%s", err);
   char *root = ts_fmt ("%.*s", (int) strcspn (out, "\n"), out);
-  const char *files[] = { "/usr/bin/avm", "/usr/share/avm/profiles/aaos-x86_64.json", "/usr/bin/qemu-system-x86_64",
-                          "/usr/bin/dbus-daemon", "/usr/lib/qemu/vhost-user-gpu", "/usr/lib/qemu/virtiofsd",
+  const char *files[] = { "/usr/bin/avm",
+                          "/usr/share/avm/profiles/aaos-x86_64.json",
+                          "/usr/bin/qemu-system-x86_64",
+                          "/usr/bin/dbus-daemon",
+                          "/usr/lib/qemu/vhost-user-gpu",
+                          "/usr/lib/qemu/virtiofsd",
                           "/usr/lib/x86_64-linux-gnu/qemu/ui-dbus.so" };
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
     cr_assert_eq (access (ts_fmt ("%s%s", root, files[i]), F_OK), 0, "%s is not in the image", files[i]);

@@ -36,9 +36,7 @@ Test (dl, missing_library_is_an_error)
   _cleanup_error_ avm_error_t err = NULL;
   void *slot = untouched;
   const struct avm_dl_sym syms[] = { { "crc32", &slot } };
-  struct avm_dl_lib lib = {
-    .soname = "libavm-no-such-library.so.0", .package = "avm-test-pkg", .syms = syms, .n = 1
-  };
+  struct avm_dl_lib lib = { .soname = "libavm-no-such-library.so.0", .package = "avm-test-pkg", .syms = syms, .n = 1 };
 
   avm_dl_load (&lib);
   cr_assert_eq (avm_dl_status (&lib, &err), -EOPNOTSUPP);
@@ -144,8 +142,8 @@ Test (dl, dry_run_loads_no_lazy_library)
 
   cr_assert (asprintf (&caps, "%s/tests/data/caps-qemu-7.2-x86_64.json", tu_srcdir ()) > 0);
   cr_assert (asprintf (&home, "XDG_CONFIG_HOME=%s", dir) > 0);
-  char *const argv[] = { (char *) tu_avm_bin (), "start", "-n", "-p", "aaos-x86_64", "--caps", caps, "--images", dir,
-                         NULL };
+  char *const argv[]
+      = { (char *) tu_avm_bin (), "start", "-n", "-p", "aaos-x86_64", "--caps", caps, "--images", dir, NULL };
   char *const env[] = { "LD_DEBUG=files", home, "AVM_PROFILE", NULL };
   int st = tu_run (argv, env, &out, &errs);
   cr_assert_eq (st, 0, "avm start -n: %d\n%s", st, errs);

@@ -24,9 +24,11 @@ Test (escape, control_characters_and_bad_utf8)
 {
   check ("plain/path.json", "plain/path.json");
   check ("/tmp/\033[31mred\033[0m", "/tmp/\\x1b[31mred\\x1b[0m");
-  check ("tab\tand\nnewline", "tab\tand\nnewline");        /* kept: line structure */
+  check ("tab\tand\nnewline", "tab\tand\nnewline"); /* kept: line structure */
   check ("bell\a cr\r del\x7f", "bell\\x07 cr\\x0d del\\x7f");
-  check ("c1 csi \xc2\x9b" "31m", "c1 csi \\xc2\\x9b31m");     /* U+009B */
+  check ("c1 csi \xc2\x9b"
+         "31m",
+         "c1 csi \\xc2\\x9b31m");                                                                   /* U+009B */
   check ("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"); /* UTF-8 */
   check ("nbsp \xc2\xa0", "nbsp \xc2\xa0");
   check ("bad \xff", "bad \\xff");

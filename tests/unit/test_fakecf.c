@@ -111,8 +111,11 @@ fx_init (struct fx *f, const char *release)
                     f->root, f->host_id);
   free (tu_write (f->dir, "cuttlefish_config.json", json));
   f->log = fmt ("%s/fakecf.log", f->dir);
-  char *env[] = { fmt ("CUTTLEFISH_CONFIG_FILE=%s", f->config), "CUTTLEFISH_INSTANCE=1",
-                  fmt ("ANDROID_HOST_OUT=%s", f->images), fmt ("HOME=%s", f->dir), fmt ("AVM_FAKECF_LOG=%s", f->log),
+  char *env[] = { fmt ("CUTTLEFISH_CONFIG_FILE=%s", f->config),
+                  "CUTTLEFISH_INSTANCE=1",
+                  fmt ("ANDROID_HOST_OUT=%s", f->images),
+                  fmt ("HOME=%s", f->dir),
+                  fmt ("AVM_FAKECF_LOG=%s", f->log),
                   NULL };
   memcpy (f->env, env, sizeof env);
 }
@@ -253,7 +256,7 @@ run (struct fx *f, const char *cwd, char *const extra[], char **out, char **err,
   *err = p.errs;
   return st;
 }
-#define RUN(f, out, err, ...) run ((f), (f)->idir, NULL, (out), (err), (char *[]){ __VA_ARGS__, NULL })
+#define RUN(f, out, err, ...) run ((f), (f)->idir, NULL, (out), (err), (char *[]) { __VA_ARGS__, NULL })
 
 /* Wait for the readiness line, then stop it: it must end with status 0.  */
 static void
@@ -408,7 +411,7 @@ Test (fakecf, flag_parser_and_positional_tools)
   /* android15-qpr2 with its config: listens on unix:// and ip:port.  */
   char *sock = fmt ("%s/vhal.sock", f16.dir), *unix_addr = fmt ("unix://%s", sock);
   struct proc p;
-  spawn (&f16, &p, NULL, NULL, (char *[]){ v16, cfg, "127.0.0.1:0", unix_addr, NULL });
+  spawn (&f16, &p, NULL, NULL, (char *[]) { v16, cfg, "127.0.0.1:0", unix_addr, NULL });
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   struct stat st;
   cr_assert (stat (sock, &st) == 0 && S_ISSOCK (st.st_mode));
@@ -428,28 +431,28 @@ Test (fakecf, config_is_required)
   struct fx f;
   fx_init (&f, "android16");
   char *out, *err, *missing[] = { fmt ("CUTTLEFISH_CONFIG_FILE=%s/nope.json", f.dir), NULL };
-  cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]){ tool (&f, "logcat_receiver"), NULL }),
+  cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]) { tool (&f, "logcat_receiver"), NULL }),
                 128 + SIGABRT);
   assert_has (err, " F ");
   assert_has (err, "logging.cpp:31] Check failed: config Could not open cuttlefish config");
   /* Even --helpxml: the config comes first.  */
-  cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]){ tool (&f, "secure_env"), "--helpxml", NULL }),
+  cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]) { tool (&f, "secure_env"), "--helpxml", NULL }),
                 128 + SIGABRT);
   assert_has (err, "Could not open cuttlefish config");
   /* modem_simulator does not check: a null dereference.  */
-  cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]){ tool (&f, "modem_simulator"), NULL }),
+  cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]) { tool (&f, "modem_simulator"), NULL }),
                 128 + SIGSEGV);
   /* Without CUTTLEFISH_CONFIG_FILE: $HOME/.cuttlefish_config.json.  */
   char *unset[] = { "CUTTLEFISH_CONFIG_FILE", NULL };
-  cr_assert_eq (run (&f, f.idir, unset, &out, &err, (char *[]){ tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
+  cr_assert_eq (run (&f, f.idir, unset, &out, &err, (char *[]) { tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
   assert_has (err, "Could not open cuttlefish config");
   cr_assert_eq (rename (f.config, fmt ("%s/.cuttlefish_config.json", f.dir)), 0);
-  cr_assert_eq (run (&f, f.idir, unset, &out, &err, (char *[]){ tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
+  cr_assert_eq (run (&f, f.idir, unset, &out, &err, (char *[]) { tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
   assert_has (err, "Check failed: !FLAGS_addresses.empty() Must specify --addresses flag");
   cr_assert_eq (rename (fmt ("%s/.cuttlefish_config.json", f.dir), f.config), 0);
   /* The logs directory must exist; run_as_daemon must be a bool.  */
   char *other[] = { "CUTTLEFISH_INSTANCE=2", NULL };
-  cr_assert_eq (run (&f, f.idir, other, &out, &err, (char *[]){ tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
+  cr_assert_eq (run (&f, f.idir, other, &out, &err, (char *[]) { tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
   assert_has (err, fmt ("Failed to create log file '%s/instances/cvd-2/logs/launcher.log'", f.root));
   free (tu_write (f.dir, "cuttlefish_config.json",
                   fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"run_as_daemon\": \"no\"}}}", f.root)));
@@ -587,8 +590,8 @@ Test (fakecf, kernel_log_monitor_events)
   cloexec (logp[1]), cloexec (s1[0]), cloexec (s2[0]);
   struct proc p;
   spawn (&f, &p, NULL, NULL,
-         (char *[]){ tool (&f, "kernel_log_monitor"), fmt ("-log_pipe_fd=%d", logp[0]),
-                     fmt ("--subscriber_fds=%d,%d", s1[1], s2[1]), NULL });
+         (char *[]) { tool (&f, "kernel_log_monitor"), fmt ("-log_pipe_fd=%d", logp[0]),
+                      fmt ("--subscriber_fds=%d,%d", s1[1], s2[1]), NULL });
   close (logp[0]), close (s1[1]), close (s2[1]);
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   const char *text = "[    0.000000] Linux version 6.6\ninit: x\nVIRTUAL_DEVICE_BOOT_COMPLETED\n"
@@ -644,7 +647,7 @@ Test (fakecf, logcat_receiver)
   cr_assert_eq (pipe (lp), 0);
   cloexec (lp[1]);
   struct proc p;
-  spawn (&f, &p, NULL, NULL, (char *[]){ tool (&f, "logcat_receiver"), fmt ("-log_pipe_fd=%d", lp[0]), NULL });
+  spawn (&f, &p, NULL, NULL, (char *[]) { tool (&f, "logcat_receiver"), fmt ("-log_pipe_fd=%d", lp[0]), NULL });
   close (lp[0]);
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   cr_assert_eq (write (lp[1], "12-07 I/init: hello\n", 20), 20);
@@ -673,14 +676,14 @@ Test (fakecf, socket_vsock_proxy_waits_for_start)
   cr_assert_eq (fcntl (server, F_SETFD, 0), 0);
   struct proc p;
   spawn (&f, &p, NULL, NULL,
-         (char *[]){ tool (&f, "socket_vsock_proxy"), "--label=adb", fmt ("--events_fd=%d", ev[0]),
-                     "--start_event_id=5", "--stop_event_id=11", "--server_type=tcp", fmt ("--server_fd=%d", server),
-                     "--client_type=tcp", "--client_tcp_host=127.0.0.1", fmt ("--client_tcp_port=%d", tport), NULL });
+         (char *[]) { tool (&f, "socket_vsock_proxy"), "--label=adb", fmt ("--events_fd=%d", ev[0]),
+                      "--start_event_id=5", "--stop_event_id=11", "--server_type=tcp", fmt ("--server_fd=%d", server),
+                      "--client_type=tcp", "--client_tcp_host=127.0.0.1", fmt ("--client_tcp_port=%d", tport), NULL });
   close (ev[0]), close (server);
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   assert_has (p.errs, "proxy_adb] avm-fakecf: socket_vsock_proxy (android15-qpr2) ready");
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) sport),
-                            .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  struct sockaddr_in sa
+      = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) sport), .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
   int c = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   cr_assert_eq (connect (c, (struct sockaddr *) &sa, sizeof sa), 0); /* queued in the backlog */
   cr_assert_eq (write (c, "ping", 4), 4);
@@ -713,7 +716,7 @@ Test (fakecf, modem_simulator_host_id)
   fx_init (&f, "android16");
   int s1 = listen_unix (fmt ("%s/m1.sock", f.dir)), s2 = listen_unix (fmt ("%s/m2.sock", f.dir));
   struct proc p;
-  spawn (&f, &p, NULL, NULL, (char *[]){ tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s1), NULL });
+  spawn (&f, &p, NULL, NULL, (char *[]) { tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s1), NULL });
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   assert_lacks (p.errs, "SIM");
   char *out, *err;
@@ -726,7 +729,7 @@ Test (fakecf, modem_simulator_host_id)
                        f.host_id + 1)));
   nohost[1] = fmt ("CUTTLEFISH_CONFIG_FILE=%s/other.json", f.dir);
   struct proc q;
-  spawn (&f, &q, NULL, nohost, (char *[]){ tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s2), NULL });
+  spawn (&f, &q, NULL, nohost, (char *[]) { tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s2), NULL });
   cr_assert (wait_stderr (&q, ") ready", 10), "%s", q.errs);
   assert_has (q.errs, "the guest sees no SIM 0");
   ready_then_term (&q);
@@ -761,7 +764,7 @@ Test (fakecf, other_tools)
   /* Before android15-qpr2 no port is not fatal: it retries on writes.  */
   struct proc p;
   spawn (&f14, &p, NULL, NULL,
-         (char *[]){ tool (&f14, "tcp_connector"), "-fifo_in=0", "-fifo_out=1", "-buffer_size=16", NULL });
+         (char *[]) { tool (&f14, "tcp_connector"), "-fifo_in=0", "-fifo_out=1", "-buffer_size=16", NULL });
   ready_then_term (&p);
   assert_has (p.errs, "Failed to open socket: Connection refused");
   /* gnss_grpc_proxy ends with status 0 on a bad descriptor.  */
@@ -779,7 +782,7 @@ Test (fakecf, other_tools)
   assert_has (err, "hci_port out of range: 70000");
   /* vhost_device_vsock (android14-qpr2 on): --vm with socket and uds-path.  */
   char *vm = fmt ("guest-cid=3,socket=%s/vhost.socket,uds-path=%s/vm.vsock", f16.dir, f16.dir);
-  spawn (&f16, &p, NULL, NULL, (char *[]){ tool (&f16, "vhost_device_vsock"), "--vm", vm, NULL });
+  spawn (&f16, &p, NULL, NULL, (char *[]) { tool (&f16, "vhost_device_vsock"), "--vm", vm, NULL });
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   struct stat st;
   cr_assert (stat (fmt ("%s/vhost.socket", f16.dir), &st) == 0 && S_ISSOCK (st.st_mode));
@@ -788,7 +791,7 @@ Test (fakecf, other_tools)
   cr_assert_eq (RUN (&f16, &out, &err, tool (&f16, "vhost_device_vsock"), "--bogus"), 2);
   assert_has (err, "error: unexpected argument '--bogus' found");
   /* adb_connector with its address stays up; the start is recorded.  */
-  spawn (&f14, &p, NULL, NULL, (char *[]){ tool (&f14, "adb_connector"), "--addresses=0.0.0.0:6520", NULL });
+  spawn (&f14, &p, NULL, NULL, (char *[]) { tool (&f14, "adb_connector"), "--addresses=0.0.0.0:6520", NULL });
   ready_then_term (&p);
   char *log = rd (f14.log);
   assert_has (log, "{\"tool\":\"adb_connector\",\"release\":\"android14\",\"pid\":");
@@ -881,7 +884,7 @@ Test (fakecf, imagesets)
       /* Every tool is the double, told its release (root-canal needs no
          config).  */
       char *out, *err;
-      cr_assert_eq (tu_run ((char *[]){ fmt ("%s/bin/root-canal", dir), "--version", NULL }, NULL, &out, &err), 0);
+      cr_assert_eq (tu_run ((char *[]) { fmt ("%s/bin/root-canal", dir), "--version", NULL }, NULL, &out, &err), 0);
       keep (out), keep (err);
       cr_assert_str_eq (out, "root-canal\n");
     }

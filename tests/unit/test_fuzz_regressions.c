@@ -85,7 +85,11 @@ Test (fuzzregress, set_non_utf8_key)
 {
   json_t *root = json_pack ("{s:{}}", "resources");
   avm_error_t err = NULL;
-  cr_assert_eq (avm_profile_apply_set (root, "resources[\"a\xe4" "b\"].port=6520", &err), -EINVAL);
+  cr_assert_eq (avm_profile_apply_set (root,
+                                       "resources[\"a\xe4"
+                                       "b\"].port=6520",
+                                       &err),
+                -EINVAL);
   tu_assert_err_has (err, "not valid UTF-8");
   cr_assert_eq (err->exit_code, AVM_EXIT_USAGE);
   avm_error_free (err);

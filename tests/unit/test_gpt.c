@@ -263,11 +263,10 @@ static void
 check_sgdisk_verify (const char *path)
 {
   _cleanup_free_ char *out = run_tool ("sgdisk", "--verify", path, NULL);
-  static const char notice[]
-    = "Warning: There is a gap between the main partition table (ending sector 33)\n"
-      "and the first usable sector (40). This is helpful in some exotic configurations,\n"
-      "but is unusual. The util-linux fdisk program often creates disks like this.\n"
-      "Using 'j' on the experts' menu can adjust this gap.\n";
+  static const char notice[] = "Warning: There is a gap between the main partition table (ending sector 33)\n"
+                               "and the first usable sector (40). This is helpful in some exotic configurations,\n"
+                               "but is unusual. The util-linux fdisk program often creates disks like this.\n"
+                               "Using 'j' on the experts' menu can adjust this gap.\n";
   const char *rest = out;
 
   while (*rest == '\n')
@@ -487,8 +486,8 @@ Test (gpt, bytes)
   uint64_t last = g->disk_size / 512 - 1;
 
   /* Protective MBR.  */
-  static const uint8_t rec[16] = { 0x00, 0x00, 0x02, 0x00, 0xEE, 0xFF, 0xFF, 0xFF,
-                                   0x01, 0x00, 0x00, 0x00, 0xFF, 0x09, 0x00, 0x00 };
+  static const uint8_t rec[16]
+      = { 0x00, 0x00, 0x02, 0x00, 0xEE, 0xFF, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00, 0xFF, 0x09, 0x00, 0x00 };
   cr_assert_arr_eq (head + 446, rec, 16);
   for (int i = 0; i < 446; i++)
     cr_assert_eq (head[i], 0);
@@ -521,8 +520,8 @@ Test (gpt, bytes)
 
   /* First entry: Linux filesystem type, name "uboot_env" in UTF-16LE.  */
   const uint8_t *e = head + 1024;
-  static const uint8_t linux_bytes[16] = { 0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47,
-                                           0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4 };
+  static const uint8_t linux_bytes[16]
+      = { 0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4 };
   cr_assert_arr_eq (e, linux_bytes, 16);
   cr_assert_arr_eq (e + 16, g->parts[0].unique_guid, 16);
   cr_assert_eq (le64 (e + 32), 40);
@@ -649,12 +648,12 @@ Test (gpt, guids)
   _cleanup_free_ struct avm_gpt *g = malloc (sizeof *g), *h = malloc (sizeof *h);
   char s[37];
 
-  static const uint8_t linux_bytes[16] = { 0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47,
-                                           0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4 };
+  static const uint8_t linux_bytes[16]
+      = { 0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4 };
   avm_guid_format (linux_bytes, s);
   cr_assert_str_eq (s, linux_fs);
-  static const uint8_t esp_bytes[16] = { 0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11,
-                                         0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B };
+  static const uint8_t esp_bytes[16]
+      = { 0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B };
   avm_guid_format (esp_bytes, s);
   cr_assert_str_eq (s, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
 
@@ -885,7 +884,8 @@ Test (gpt, corrupt_primary_entries)
   flip (path, 1024 + 128 + 56); /* vbmeta's name */
   read_bytes (path, 512, h, sizeof h);
   _cleanup_free_ char *m = read_error (path, "system.img", size);
-  snprintf (want, sizeof want, "system.img: primary GPT partition entries CRC mismatch (stored 0x%08" PRIx32 ", computed 0x",
+  snprintf (want, sizeof want,
+            "system.img: primary GPT partition entries CRC mismatch (stored 0x%08" PRIx32 ", computed 0x",
             le32 (h + 88));
   assert_starts_with (m, want);
 }
@@ -982,7 +982,8 @@ Test (gpt, truncated)
   free (m);
   cr_assert_eq (truncate (path, 0), 0);
   m = read_error (path, "system.img", size);
-  cr_assert_str_eq (m, "system.img: file ends at offset 0, before the end of the protective MBR at offset 512 (truncated?)");
+  cr_assert_str_eq (m, "system.img: file ends at offset 0, before the end of the protective MBR at offset 512 "
+                       "(truncated?)");
   free (m);
 }
 
@@ -1067,8 +1068,8 @@ Test (gpt, bad_entries)
   reseal (path, size);
   m = read_error (path, "p.img", size);
   snprintf (want, sizeof want,
-            "p.img: GPT partition 2 (vbmeta): LBA 184-%" PRIu64 " is outside the usable range 40-%" PRIu64, size / 512 - 33,
-            size / 512 - 34);
+            "p.img: GPT partition 2 (vbmeta): LBA 184-%" PRIu64 " is outside the usable range 40-%" PRIu64,
+            size / 512 - 33, size / 512 - 34);
   cr_assert_str_eq (m, want);
   free (m);
 

@@ -97,8 +97,8 @@ Test (host, kvm_usable_agrees_with_direct_probe)
   _cleanup_free_ char *why = NULL;
   bool usable = avm_kvm_usable (&why);
 
-  cr_assert_eq (usable, expected, "avm_kvm_usable says %d (%s), direct probe says %d", usable,
-                why ? why : "no reason", expected);
+  cr_assert_eq (usable, expected, "avm_kvm_usable says %d (%s), direct probe says %d", usable, why ? why : "no reason",
+                expected);
   if (usable)
     cr_assert_null (why, "a usable KVM has no reason: %s", why);
   else
@@ -198,8 +198,7 @@ Test (host, kvm_usable_at_permission_denied, .fini = tmp_cleanup)
   if (WEXITSTATUS (status) == 77)
     cr_skip_test ("cannot drop privileges here");
   cr_assert_eq (WEXITSTATUS (status), 0, "a file nobody may open was usable as KVM");
-  cr_assert (strstr (buf, "permission denied opening ") && strstr (buf, path) && strstr (buf, "kvm group"), "%s",
-             buf);
+  cr_assert (strstr (buf, "permission denied opening ") && strstr (buf, path) && strstr (buf, "kvm group"), "%s", buf);
 }
 
 /* ---- Character devices --------------------------------------------------- */
@@ -470,8 +469,7 @@ check_render_nodes (bool required)
             {
               cr_assert_not (in_list (openable, n_open, path), "%s opens but was not reported usable", path);
               cr_assert_not_null (r.items[i].hint);
-              cr_assert_eq (r.items[i].status,
-                            n_open ? AVM_CHECK_INFO : required ? AVM_CHECK_FAIL : AVM_CHECK_WARN);
+              cr_assert_eq (r.items[i].status, n_open ? AVM_CHECK_INFO : required ? AVM_CHECK_FAIL : AVM_CHECK_WARN);
             }
         }
       cr_assert_eq (n_ok, n_open, "usable nodes reported: %zu, openable under /dev/dri: %zu", n_ok, n_open);
@@ -512,8 +510,7 @@ Test (host, render_nodes_report)
     }
   cr_assert_str_eq (r.items[0].detail, "/dev/dri/renderD128 (virtio_gpu): in sysfs but missing from /dev");
   cr_assert_str_eq (r.items[0].hint, "pass it to the container (podman --device /dev/dri/renderD128)");
-  cr_assert_str_eq (r.items[1].detail,
-                    "/dev/dri/renderD129 (unknown driver): permission denied opening it read-write");
+  cr_assert_str_eq (r.items[1].detail, "/dev/dri/renderD129 (unknown driver): permission denied opening it read-write");
   cr_assert (strstr (r.items[1].hint, "render"), "%s", r.items[1].hint);
   cr_assert_str_eq (r.items[2].detail, "/dev/dri/renderD130 (i915): in sysfs but missing from /dev");
   cr_assert (strstr (r.items[3].detail, "/dev/dri/renderD131 (amdgpu): cannot open: "), "%s", r.items[3].detail);
@@ -756,8 +753,9 @@ Test (host, kvm_vcpu_outcomes)
   cr_assert (avm_kvm_run_vcpu (ok, "x86_64", "host", &why), "%s", why);
   char *arm = fake_qemu (dir, "arm", "case \"$*\" in *virt,accel=kvm*) exit 0;; esac; exit 1");
   cr_assert (avm_kvm_run_vcpu (arm, "aarch64", "host", &why), "%s", why);
-  char *abrt = fake_qemu (dir, "abrt", "echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n"
-                                       "echo 'kvm.c:3183: kvm_buf_set_msrs: Assertion failed.' >&2\nkill -ABRT $$");
+  char *abrt = fake_qemu (dir, "abrt",
+                          "echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n"
+                          "echo 'kvm.c:3183: kvm_buf_set_msrs: Assertion failed.' >&2\nkill -ABRT $$");
   cr_assert (!avm_kvm_run_vcpu (abrt, "x86_64", "host", &why));
   cr_assert (strstr (why, "QEMU was killed by SIGABRT as soon as a vCPU ran under KVM (-cpu host): qemu: error: "
                           "failed to set MSR 0x10a to 0x69"),

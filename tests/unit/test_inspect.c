@@ -37,7 +37,8 @@ setup (void)
   avm_error_t err = NULL;
   struct avm_avb_key *k = NULL;
   cr_assert_eq (avm_avb_key_load (key, &k, &err), 0);
-  json_t *props = json_pack ("{s:s, s:s}", "androidboot.serialno", "CAR42", "androidboot.boot_devices", "4010000000.pcie");
+  json_t *props
+      = json_pack ("{s:s, s:s}", "androidboot.serialno", "CAR42", "androidboot.boot_devices", "4010000000.pcie");
   struct avm_props_spec spec = { .boot_properties = props, .arch = "aarch64", .key = k };
   cr_assert_eq (avm_props_disk_create (&spec, disk, &err), 0, "%s", err ? err->msg : "");
   struct avm_gpt *g = malloc (sizeof *g);
@@ -84,9 +85,14 @@ Test (inspect, sound_properties_disk)
   cr_assert_not_null (j);
   cr_assert (json_is_true (json_object_get (j, "ok")));
   json_t *bc = json_object_get (j, "bootconfig");
-  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (bc, "properties"), "androidboot.serialno")), "CAR42");
+  cr_assert_str_eq (json_string_value (json_object_get (json_object_get (bc, "properties"), "androidboot.serialno")),
+                    "CAR42");
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (bc, "avb"), "signature")), "verified");
-  cr_assert_str_eq (json_string_value (json_array_get (json_object_get (j, "partitions"), 0) ? json_object_get (json_array_get (json_object_get (j, "partitions"), 0), "name") : NULL), "uboot_env");
+  cr_assert_str_eq (json_string_value (
+                        json_array_get (json_object_get (j, "partitions"), 0)
+                            ? json_object_get (json_array_get (json_object_get (j, "partitions"), 0), "name")
+                            : NULL),
+                    "uboot_env");
   json_decref (j);
   free (out);
   free (err);
@@ -200,7 +206,8 @@ Test (inspect, missing_file_exit_2)
   /* the default manifest, next to the disk: say how to name another */
   cr_assert_eq (mkdir (sub, 0755), 0);
   cr_assert_eq (link (disk, lone), 0);
-  expect_bad_input ((char *[]) { "--verify", lone, NULL }, (const char *[]) { lone, "manifest.json", "--manifest", NULL });
+  expect_bad_input ((char *[]) { "--verify", lone, NULL },
+                    (const char *[]) { lone, "manifest.json", "--manifest", NULL });
   free (missing);
   free (loop_a);
   free (loop_b);

@@ -29,8 +29,7 @@
 
 #define PREFIX "/usr"
 
-static char *
-fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
+static char *fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
 static char *
 fmt (const char *f, ...)
 {
@@ -45,9 +44,9 @@ fmt (const char *f, ...)
 
 /* The environment of make: none of the outer make's variables.  */
 static char *const make_env[] = {
-  "MAKEFLAGS", "MFLAGS",  "MAKELEVEL",      "MAKEOVERRIDES", "GNUMAKEFLAGS", "BUILD",    "DESTDIR",
-  "PREFIX",    "BINDIR",  "DATADIR",        "MANDIR",        "QUADLETDIR",   "SYSTEMDUNITDIR",
-  "BASHCOMPDIR", "OPTFLAGS", "SANFLAGS",    "CFLAGS",        "CPPFLAGS",     "LDFLAGS",  NULL,
+  "MAKEFLAGS", "MFLAGS", "MAKELEVEL",  "MAKEOVERRIDES",  "GNUMAKEFLAGS", "BUILD",    "DESTDIR",  "PREFIX", "BINDIR",
+  "DATADIR",   "MANDIR", "QUADLETDIR", "SYSTEMDUNITDIR", "BASHCOMPDIR",  "OPTFLAGS", "SANFLAGS", "CFLAGS", "CPPFLAGS",
+  "LDFLAGS",   NULL,
 };
 
 /* make -C $AVM_SRCDIR BUILD=BUILD DESTDIR=DEST PREFIX=PFX TARGET; fails the
@@ -260,14 +259,14 @@ wants_build (void)
   want_file (strdup ("usr/share/bash-completion/completions/avm"), fmt ("%s/cmd/avm/avm.bash", tu_srcdir ()), 0644);
   want_link (strdup ("usr/share/bash-completion/completions/start-avm"), "avm");
   want_link (strdup ("usr/share/bash-completion/completions/cvd2img"), "avm");
-  cr_assert_geq (want_dir ("profiles", (const char *const[]){ ".json", NULL }, "usr/share/avm/profiles"), 5);
-  cr_assert_geq (want_dir ("man", (const char *const[]){ ".1", NULL }, "usr/share/man/man1"), 8);
-  cr_assert_geq (want_dir ("man", (const char *const[]){ ".5", NULL }, "usr/share/man/man5"), 1);
-  cr_assert_geq (want_dir ("man", (const char *const[]){ ".7", NULL }, "usr/share/man/man7"), 1);
+  cr_assert_geq (want_dir ("profiles", (const char *const[]) { ".json", NULL }, "usr/share/avm/profiles"), 5);
+  cr_assert_geq (want_dir ("man", (const char *const[]) { ".1", NULL }, "usr/share/man/man1"), 8);
+  cr_assert_geq (want_dir ("man", (const char *const[]) { ".5", NULL }, "usr/share/man/man5"), 1);
+  cr_assert_geq (want_dir ("man", (const char *const[]) { ".7", NULL }, "usr/share/man/man7"), 1);
   /* Whatever quadlets and units the tree has (none is fine).  */
-  want_dir ("quadlets", (const char *const[]){ ".container", ".volume", ".network", ".kube", NULL },
+  want_dir ("quadlets", (const char *const[]) { ".container", ".volume", ".network", ".kube", NULL },
             "usr/share/containers/systemd");
-  want_dir ("quadlets", (const char *const[]){ ".service", NULL }, "usr/lib/systemd/system");
+  want_dir ("quadlets", (const char *const[]) { ".service", NULL }, "usr/lib/systemd/system");
 }
 
 static void

@@ -200,8 +200,8 @@ Test (load, helper_flooding_stdout_keeps_logs_capped_and_memory_flat)
   cr_assert_gt (quiet_hwm, 0);
   cr_assert_gt (loud_hwm, 0);
   if (!sanitized ())
-    cr_assert_lt (loud_hwm, quiet_hwm + 2048, "avm's peak RSS grew under the flood: %ld KiB vs %ld KiB quiet",
-                  loud_hwm, quiet_hwm);
+    cr_assert_lt (loud_hwm, quiet_hwm + 2048, "avm's peak RSS grew under the flood: %ld KiB vs %ld KiB quiet", loud_hwm,
+                  quiet_hwm);
   int files;
   long long size = logs_size (log_dir, "talker.log", &files);
   cr_assert_leq (size, LOG_CAP, "talker logs: %lld bytes in %d files", size, files);
@@ -240,8 +240,8 @@ Test (load, guest_flooding_its_console)
   cr_assert_gt (rss_booted, 0);
   if (!sanitized ())
     {
-      cr_assert_lt (rss_flooded, rss_booted + 1024, "avm's RSS grew from %ld to %ld KiB under the flood",
-                    rss_booted, rss_flooded);
+      cr_assert_lt (rss_flooded, rss_booted + 1024, "avm's RSS grew from %ld to %ld KiB under the flood", rss_booted,
+                    rss_flooded);
       cr_assert_lt (hwm, 32 * 1024, "avm's peak RSS %ld KiB", hwm);
     }
   int files;

@@ -450,8 +450,7 @@ Test (logsink, flood_without_newlines_bounded_memory)
     avm_logsink_feed (s, chunk, sizeof chunk);
   struct mallinfo2 after = mallinfo2 ();
   /* 16 MiB went through; the heap did not follow.  */
-  cr_assert_lt (after.uordblks, before.uordblks + 65536, "heap grew from %zu to %zu", before.uordblks,
-                after.uordblks);
+  cr_assert_lt (after.uordblks, before.uordblks + 65536, "heap grew from %zu to %zu", before.uordblks, after.uordblks);
   cr_assert_eq (count, (size_t) (256 * 65536) / AVM_LOGSINK_LINE_MAX - 1);
   cr_assert_leq (fsize ("con.log"), 1 << 20);
   cr_assert_eq (avm_logsink_bytes (s), 256 * 65536);
@@ -709,7 +708,7 @@ Test (logsink, invalid_arguments)
 /* Run FN in a child that has its own mount namespace; FN returns "ok",
    "skip: ..." or a failure message.  */
 static void
-in_namespace (const char *(*fn) (void))
+in_namespace (const char *(*fn) (void) )
 {
   int p[2];
   cr_assert_eq (pipe2 (p, O_CLOEXEC), 0);
@@ -804,10 +803,7 @@ enospc_child (void)
   return "ok";
 }
 
-Test (logsink, write_error_recorded)
-{
-  in_namespace (enospc_child);
-}
+Test (logsink, write_error_recorded) { in_namespace (enospc_child); }
 
 static bool
 has (const char *buf, size_t len, const char *needle)
@@ -849,8 +845,8 @@ journal_child (void)
   n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
   if (n < 0)
     return child_fail ("no datagram: %s", strerror (errno));
-  const char *want[] = { "MESSAGE=hello\n", "PRIORITY=6\n", "SYSLOG_IDENTIFIER=avm\n", "AVM_INSTANCE=7\n",
-                         "AVM_SERVICE=svc\n", "AVM_STREAM=console\n" };
+  const char *want[] = { "MESSAGE=hello\n",  "PRIORITY=6\n",      "SYSLOG_IDENTIFIER=avm\n",
+                         "AVM_INSTANCE=7\n", "AVM_SERVICE=svc\n", "AVM_STREAM=console\n" };
   for (size_t i = 0; i < ARRAY_SIZE (want); i++)
     if (!has (buf, (size_t) n, want[i]))
       return child_fail ("datagram lacks %.*s: %.*s", (int) strlen (want[i]) - 1, want[i], (int) n, buf);
@@ -868,10 +864,7 @@ journal_child (void)
   return "ok";
 }
 
-Test (logsink, journal_fields)
-{
-  in_namespace (journal_child);
-}
+Test (logsink, journal_fields) { in_namespace (journal_child); }
 
 /* Issue 15: files appended to across runs mark where each run begins, and
    every line carries its time (UTC, milliseconds).  */

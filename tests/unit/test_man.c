@@ -834,7 +834,8 @@ Test (man, commands_have_pages)
   for (size_t i = 0; i < names.n; i++)
     {
       const char *cmd = names.v[i];
-      cr_expect_geq (entry_find (&cmds, cmd, true), 0, "avm --help lists \"%s\", which COMMANDS of man/avm.1 lacks", cmd);
+      cr_expect_geq (entry_find (&cmds, cmd, true), 0, "avm --help lists \"%s\", which COMMANDS of man/avm.1 lacks",
+                     cmd);
       if (strcmp (cmd, "help") == 0)
         continue; /* `help CMD` has no page of its own */
       char page[64], ref[64];
@@ -906,8 +907,10 @@ Test (man, cvd2img_personality)
     }
   cr_assert_gt (in_page.n, 0);
   for (size_t i = 0; i < in_page.n; i++)
-    cr_expect (sl_has (&in_help, in_page.v[i]), "COMPATIBILITY of man/avm-cvd2img.1 names %s, which cvd2img --help "
-                                                "does not list", in_page.v[i]);
+    cr_expect (sl_has (&in_help, in_page.v[i]),
+               "COMPATIBILITY of man/avm-cvd2img.1 names %s, which cvd2img --help "
+               "does not list",
+               in_page.v[i]);
   sl_free (&in_help);
   sl_free (&in_page);
   free (compat);
@@ -1008,9 +1011,8 @@ Test (man, json_plan_keys)
      a vhost-user backend (serves), boot properties.  */
   char *caps = NULL;
   cr_assert_geq (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", srcdir ()), 0);
-  const char *args[] = { "start",    "--dry-run",         "--json", "-p",     "aaos-x86_64", "-O",
-                         "gpu=virgl", "--set",            "machine.accel=tcg", "--images",    scratch_dir (),
-                         "--caps",   caps,                NULL };
+  const char *args[] = { "start", "--dry-run",         "--json",   "-p",           "aaos-x86_64", "-O", "gpu=virgl",
+                         "--set", "machine.accel=tcg", "--images", scratch_dir (), "--caps",      caps, NULL };
   char *out = avm_ok (args);
   json_error_t je;
   json_t *plan = json_loads (out, 0, &je);
@@ -1023,8 +1025,10 @@ Test (man, json_plan_keys)
   const char *k;
   json_t *v;
   json_object_foreach (plan, k, v)
-    cr_expect_geq (entry_find (&doc, k, false), 0, "the JSON plan has the key %s, which JSON PLAN in man/avm-start.1 "
-                                                   "does not document", k);
+    cr_expect_geq (entry_find (&doc, k, false), 0,
+                   "the JSON plan has the key %s, which JSON PLAN in man/avm-start.1 "
+                   "does not document",
+                   k);
 
   /* Keys of the nested objects: documented as entries or in the text.  */
   struct strlist nested = { 0 };
@@ -1048,13 +1052,12 @@ Test (man, json_plan_keys)
   json_object_foreach (json_object_get (plan, "boot"), k, v)
     sl_add_unique (&nested, k, strlen (k));
   for (const char *must[] = { "capabilities_file", "implied", "serves", "program", "for", "console", "tee", NULL },
-       **m = must;
+                  **m = must;
        *m; m++)
     cr_expect (sl_has (&nested, *m), "the test plan lacks the key %s; choose a profile that has it", *m);
   for (size_t i = 0; i < nested.n; i++)
     cr_expect (entry_find (&doc, nested.v[i], false) >= 0 || has_word (text, nested.v[i]),
-               "the JSON plan has the nested key %s, which JSON PLAN in man/avm-start.1 does not mention",
-               nested.v[i]);
+               "the JSON plan has the nested key %s, which JSON PLAN in man/avm-start.1 does not mention", nested.v[i]);
 
   sl_free (&nested);
   free (text);
@@ -1131,8 +1134,8 @@ Test (man, shipped_profiles_and_options)
             {
               char f[64];
               snprintf (f, sizeof f, "%.*s", (int) strcspn (flag, ");"), flag);
-              cr_expect (strstr (tag, f) != NULL, "%s: option %s is \"%s\", man/avm-profile.5 says \"%s\"", name,
-                         oname, f, tag);
+              cr_expect (strstr (tag, f) != NULL, "%s: option %s is \"%s\", man/avm-profile.5 says \"%s\"", name, oname,
+                         f, tag);
             }
         }
       json_decref (p);

@@ -203,8 +203,8 @@ Test (output, commit_set_replaces_every_output_and_removes_the_markers)
   cr_assert_eq (mkdir (sub, 0755), 0);
   seed (dir, "a", "old a");
   seed (sub, "b", "old b");
-  struct avm_out *o[4] = { open_new (dir, "a", "new a"), NULL, open_new (sub, "b", "new b"),
-                           open_new (dir, "c", "new c") };
+  struct avm_out *o[4]
+      = { open_new (dir, "a", "new a"), NULL, open_new (sub, "b", "new b"), open_new (dir, "c", "new c") };
   avm_error_t err = NULL;
   cr_assert_eq (avm_out_commit_set (o, 4, MARKER, "write them again", &err), 0, "%s", err ? err->msg : "");
   for (size_t i = 0; i < 4; i++)
@@ -730,8 +730,7 @@ copy_and_check (const char *d)
   for (uint64_t i = 0; i < base; i++)
     cr_assert_eq (got[i], 0);
   free (got);
-  cr_assert_leq (allocated (path), 64 * 1024 + 4 * 8192, "%llu bytes allocated",
-                 (unsigned long long) allocated (path));
+  cr_assert_leq (allocated (path), 64 * 1024 + 4 * 8192, "%llu bytes allocated", (unsigned long long) allocated (path));
   cr_assert_eq (tu_next_data (path, 0), (off_t) base);
   cr_assert_eq (tu_next_hole (path, base), (off_t) (base + 8192));
   cr_assert_eq (tu_next_data (path, base + 8192), (off_t) (base + (1 << 20)));
@@ -1122,8 +1121,8 @@ Test (output, signal_removes_a_tree)
 Test (output, remove_stale_temporaries)
 {
   static const char *const gone[] = { ".disk.img.tmp.AbC123", ".host.tmp.x1Y2z3" };
-  static const char *const kept[] = { ".other.tmp.AbC123", ".disk.img.tmp.AbC1234", "disk.img", ".hidden",
-                                      ".host.tmp." };
+  static const char *const kept[]
+      = { ".other.tmp.AbC123", ".disk.img.tmp.AbC1234", "disk.img", ".hidden", ".host.tmp." };
   char *tree = path_in (dir, gone[1]);
   cr_assert_eq (mkdir (tree, 0755), 0);
   char *sub = path_in (tree, "new");

@@ -97,14 +97,16 @@ static const struct golden goldens[] = {
   { "aaos-x86_64-phone", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "mode=phone", NULL } },
   { "aaos-x86_64-tap", "10.0-x86_64", { "-p", "aaos-x86_64", "-O", "network=tap", NULL } },
   { "aaos-x86_64-instance2", "10.0-x86_64", { "-p", "aaos-x86_64", "--instance", "2", NULL } },
-  { "aaos-x86_64-all", "10.0-x86_64",
+  { "aaos-x86_64-all",
+    "10.0-x86_64",
     { "-p", "aaos-x86_64", "-O", "gpu=virgl", "-O", "vsock=vhost-user", "-O", "touch=multitouch", "-O", "network=tap",
       NULL } },
   { "aaos-x86_64-qemu7.2", "7.2-x86_64", { "-p", "aaos-x86_64", NULL } },
   { "aaos-arm64", "10.0-aarch64", { "-p", "aaos-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", NULL } },
-  { "aaos-arm64-virgl-vhost-user", "10.0-aarch64",
-    { "-p", "aaos-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", "-O", "gpu=virgl", "-O", "vsock=vhost-user",
-      NULL } },
+  { "aaos-arm64-virgl-vhost-user",
+    "10.0-aarch64",
+    { "-p", "aaos-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", "-O", "gpu=virgl", "-O",
+      "vsock=vhost-user", NULL } },
   { "phone-x86_64", "10.0-x86_64", { "-p", "phone-x86_64", NULL } },
   { "demo", "10.0-x86_64", { "-p", "demo", NULL } },
   { "demo-arm64", "10.0-aarch64", { "-p", "demo-arm64", "--set", "qemu.binary=/usr/bin/qemu-system-aarch64", NULL } },
@@ -124,7 +126,8 @@ check_golden (const char *name, char *actual)
     }
   char *want = tu_read (path);
   cr_assert_not_null (want, "missing golden file %s (make golden)", path);
-  cr_assert_str_eq (actual, want, "%s differs from the golden file (run `make golden` if the change is intended)", name);
+  cr_assert_str_eq (actual, want, "%s differs from the golden file (run `make golden` if the change is intended)",
+                    name);
   free (want);
   free (actual);
   free (path);
@@ -215,8 +218,8 @@ fake_helpers (void)
 Test (plan, golden_release_plans, .timeout = TU_TIMEOUT (120))
 {
   static const char *const releases[] = { "android14", "android14-qpr2", "android15", "android15-qpr2", "android16" };
-  static const char *const arches[][3] = { { "x86_64", "aaos-x86_64", "10.0-x86_64" },
-                                           { "arm64", "aaos-arm64", "10.0-aarch64" } };
+  static const char *const arches[][3]
+      = { { "x86_64", "aaos-x86_64", "10.0-x86_64" }, { "arm64", "aaos-arm64", "10.0-aarch64" } };
   char *tmp = tu_tmpdir ();
   for (size_t a = 0; a < 2; a++)
     for (size_t r = 0; r < sizeof releases / sizeof *releases; r++)
@@ -226,8 +229,18 @@ Test (plan, golden_release_plans, .timeout = TU_TIMEOUT (120))
         free (tu_cf_imageset (dir, releases[r], arches[a][0]));
         cr_assert_geq (asprintf (&bl, "%s/bootloader", dir), 0);
         tu_test_firmware (a ? "aarch64" : "x86_64", bl);
-        char *args[] = { "start", "-n", "--json", "-p", (char *) arches[a][1], "--caps", caps (arches[a][2]),
-                         "--images", dir, "--set", "machine.accel=tcg", "--set",
+        char *args[] = { "start",
+                         "-n",
+                         "--json",
+                         "-p",
+                         (char *) arches[a][1],
+                         "--caps",
+                         caps (arches[a][2]),
+                         "--images",
+                         dir,
+                         "--set",
+                         "machine.accel=tcg",
+                         "--set",
                          a ? "qemu.binary=/usr/bin/qemu-system-aarch64" : "qemu.binary=/usr/bin/qemu-system-x86_64",
                          NULL };
         int rc = tu_avmv (args, &out, &err);
@@ -252,8 +265,19 @@ Test (plan, golden_release_plans, .timeout = TU_TIMEOUT (120))
 static json_t *
 plan_json (const char *profile, const char *caps_name, char *const extra[], char **err)
 {
-  char *args[40] = { "start", "-n", "--json", "--caps", caps (caps_name), "--images", (char *) images_dir (), "--set",
-                     "machine.accel=tcg", "-p", (char *) profile, "--set", (char *) fake_helpers () };
+  char *args[40] = { "start",
+                     "-n",
+                     "--json",
+                     "--caps",
+                     caps (caps_name),
+                     "--images",
+                     (char *) images_dir (),
+                     "--set",
+                     "machine.accel=tcg",
+                     "-p",
+                     (char *) profile,
+                     "--set",
+                     (char *) fake_helpers () };
   size_t n = 13;
   for (size_t i = 0; extra && extra[i]; i++)
     args[n++] = extra[i];
@@ -322,8 +346,8 @@ Test (plan, boot_properties_derived_from_the_same_layout)
   json_decref (j);
 
   /* virgl, multiport consoles, more memory, instance 2.  */
-  char *extra[] = { "-O", "gpu=virgl", "--set", "consoles.transport=multiport", "--set", "machine.memory=8G", "-i", "2",
-                    NULL };
+  char *extra[]
+      = { "-O", "gpu=virgl", "--set", "consoles.transport=multiport", "--set", "machine.memory=8G", "-i", "2", NULL };
   j = plan_json ("aaos-x86_64", "10.0-x86_64", extra, &err);
   cr_assert_str_eq (prop (j, "androidboot.boot_devices"), "pci0000:00/0000:00:04.0,pci0000:00/0000:00:05.0");
   cr_assert_str_eq (prop (j, "androidboot.ddr_size"), "9830MB");
@@ -357,8 +381,9 @@ Test (plan, boot_properties_derived_from_the_same_layout)
 Test (plan, derived_keys_cannot_be_set_by_hand)
 {
   char *out = NULL, *err = NULL;
-  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set",
-                  "machine.accel=tcg", "--set", "boot_properties.androidboot.boot_devices=pci0000:00/0000:00:01.0", NULL);
+  int r
+      = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set",
+                "machine.accel=tcg", "--set", "boot_properties.androidboot.boot_devices=pci0000:00/0000:00:01.0", NULL);
   cr_assert_eq (r, 2, "%s", err);
   assert_contains (err, "boot_properties[\"androidboot.boot_devices\"]: avm derives this key");
   free (out);
@@ -414,7 +439,7 @@ expect_error (const char *json, const char *needle, int code, const char *const 
   char *dir = tu_tmpdir ();
   char *path = tu_write (dir, "bad.json", json);
   char *args[32] = { "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", "/images", "--set", "machine.accel=tcg",
-                     "-p", path };
+                     "-p",    path };
   size_t n = 10;
   for (size_t i = 0; more && more[i]; i++)
     args[n++] = (char *) more[i];
@@ -451,13 +476,15 @@ Test (plan, reference_and_conflict_errors)
                 "services.a.exec[1]: ${fd:nothing}: no such resource", 2, NULL);
   expect_error ("{\"services\": {\"a\": {\"exec\": [\"/bin/true\", \"${imgs}\"]}}}",
                 "services.a.exec[1]: unknown variable ${imgs}", 2, NULL);
-  expect_error ("{\"display\": {\"gl\": true, \"backend\": \"vnc\"}}", "display.gl: OpenGL needs display.backend", 2, NULL);
+  expect_error ("{\"display\": {\"gl\": true, \"backend\": \"vnc\"}}", "display.gl: OpenGL needs display.backend", 2,
+                NULL);
   expect_error ("{\"shares\": [{\"tag\": \"t\", \"service\": \"fs\"}], \"machine\": {\"memory_backend\": \"default\"},"
                 " \"services\": {\"fs\": {\"exec\": [\"/bin/true\"], \"socket\": \"/tmp/x.sock\"}}}",
                 "vhost-user devices need shared guest RAM", 2, NULL);
   expect_error ("{\"machine\": {\"arch\": \"x86_64\", \"type\": \"virt\"}}", "virt is an aarch64 machine", 2, NULL);
   expect_error ("{\"machine\": {\"cpu\": \"host\"}}", "\"host\" needs KVM", 2, NULL);
-  expect_error ("{\"firmware\": {\"bios\": \"/a\", \"kernel\": \"/b\"}}", "bios and kernel exclude each other", 2, NULL);
+  expect_error ("{\"firmware\": {\"bios\": \"/a\", \"kernel\": \"/b\"}}", "bios and kernel exclude each other", 2,
+                NULL);
   expect_error ("{\"consoles\": {\"ports\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}}", "\"a\" is used twice", 2, NULL);
   expect_error ("{\"consoles\": {\"ports\": [{\"name\": \"a\", \"kind\": \"pipe\"}]}}",
                 "consoles.ports[0].path: required for kind pipe", 2, NULL);
@@ -755,8 +782,20 @@ Test (plan, comma_from_a_variable_refused_in_helper_arguments)
   char *run = NULL, *rundir = NULL;
   cr_assert_geq (asprintf (&run, "%s/run,x=y", tmp), 0);
   cr_assert_geq (asprintf (&rundir, "AVM_RUNTIME_DIR=%s", run), 0);
-  char *args2[] = { (char *) tu_avm_bin (), "start", "-n", "-p", "aaos-x86_64", "--caps", caps ("10.0-x86_64"),
-                    "-O", "vsock=vhost-user", "--set", "display.backend=none", "--set", (char *) fake_helpers (), NULL };
+  char *args2[] = { (char *) tu_avm_bin (),
+                    "start",
+                    "-n",
+                    "-p",
+                    "aaos-x86_64",
+                    "--caps",
+                    caps ("10.0-x86_64"),
+                    "-O",
+                    "vsock=vhost-user",
+                    "--set",
+                    "display.backend=none",
+                    "--set",
+                    (char *) fake_helpers (),
+                    NULL };
   char *envv[] = { rundir, NULL };
   cr_assert_eq (tu_run (args2, envv, &out, &err), 2, "%s", err);
   assert_contains (err, "run,x=y/1/");
@@ -856,30 +895,74 @@ Test (plan, guest_endpoints)
 Test (plan, more_than_the_host_has_is_warned)
 {
   char *out = NULL, *err = NULL;
-  char *a1[] = { "start", "-n", "--json", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (),
-                 "--set", "machine.memory=1048576M", "--set", "machine.cpus=256", NULL };
+  char *a1[] = { "start",
+                 "-n",
+                 "--json",
+                 "-p",
+                 "demo",
+                 "--set",
+                 "machine.accel=tcg",
+                 "--images",
+                 (char *) images_dir (),
+                 "--set",
+                 "machine.memory=1048576M",
+                 "--set",
+                 "machine.cpus=256",
+                 NULL };
   cr_assert_eq (tu_avmv (a1, &out, &err), 0, "%s", err);
   assert_contains (out, "machine.memory: the guest gets 1048576 MiB, more than this host has (");
   assert_contains (out, "machine.cpus: the guest gets 256 vCPUs, more than the ");
   assert_contains (err, "avm: warning: machine.memory: the guest gets 1048576 MiB");
   free (out);
   free (err);
-  char *a2[] = { "check", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (), "--set",
-                 "machine.memory=1048576M", NULL };
+  char *a2[] = { "check",
+                 "-p",
+                 "demo",
+                 "--set",
+                 "machine.accel=tcg",
+                 "--images",
+                 (char *) images_dir (),
+                 "--set",
+                 "machine.memory=1048576M",
+                 NULL };
   tu_avmv (a2, &out, &err);
   assert_contains (out, "warn  host-fit ");
   assert_contains (out, "machine.memory: the guest gets 1048576 MiB");
   free (out);
   free (err);
   /* What fits: nothing said; --caps: not this host's business.  */
-  char *a3[] = { "start", "-n", "--json", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (),
-                 "--set", "machine.memory=128M", "--set", "machine.cpus=1", NULL };
+  char *a3[] = { "start",
+                 "-n",
+                 "--json",
+                 "-p",
+                 "demo",
+                 "--set",
+                 "machine.accel=tcg",
+                 "--images",
+                 (char *) images_dir (),
+                 "--set",
+                 "machine.memory=128M",
+                 "--set",
+                 "machine.cpus=1",
+                 NULL };
   cr_assert_eq (tu_avmv (a3, &out, &err), 0, "%s", err);
   cr_assert_null (strstr (out, "more than"), "%s", out);
   free (out);
   free (err);
-  char *a4[] = { "start", "-n", "--json", "-p", "demo", "--set", "machine.accel=tcg", "--images", (char *) images_dir (),
-                 "--set", "machine.memory=1048576M", "--caps", caps ("10.0-x86_64"), NULL };
+  char *a4[] = { "start",
+                 "-n",
+                 "--json",
+                 "-p",
+                 "demo",
+                 "--set",
+                 "machine.accel=tcg",
+                 "--images",
+                 (char *) images_dir (),
+                 "--set",
+                 "machine.memory=1048576M",
+                 "--caps",
+                 caps ("10.0-x86_64"),
+                 NULL };
   cr_assert_eq (tu_avmv (a4, &out, &err), 0, "%s", err);
   cr_assert_null (strstr (out, "more than this host has"), "%s", out);
   free (out);
@@ -902,8 +985,18 @@ demo_in (const char *data_dir, const char *extra, char **out, char **err)
   /* (Should a plan pass, what starts stays in the test's directory.)  */
   cr_assert_geq (asprintf (&rt, "AVM_RUNTIME_DIR=%s/run", data_dir), 0);
   char *env[] = { dd, cache, conf, rt, "AVM_PROFILE", NULL };
-  char *argv[] = { (char *) tu_avm_bin (), "start", "-p", prof, "--caps", caps ("10.0-x86_64"), "--set",
-                   "machine.accel=tcg", "--set", "qemu.binary=/usr/bin/qemu-system-x86_64", (char *) extra, NULL };
+  char *argv[] = { (char *) tu_avm_bin (),
+                   "start",
+                   "-p",
+                   prof,
+                   "--caps",
+                   caps ("10.0-x86_64"),
+                   "--set",
+                   "machine.accel=tcg",
+                   "--set",
+                   "qemu.binary=/usr/bin/qemu-system-x86_64",
+                   (char *) extra,
+                   NULL };
   int r = tu_run (argv, env, out, err);
   free (rt);
   free (dd);
@@ -1042,8 +1135,8 @@ Test (plan, bad_files_exit_2)
   free (out);
   free (err);
 
-  char *a3[] = { "start", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg", "--images",
-                 "/etc/passwd", NULL };
+  char *a3[] = { "start",    "-p",          "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg",
+                 "--images", "/etc/passwd", NULL };
   cr_assert_eq (tu_avmv (a3, &out, &err), 2, "%s", err);
   assert_contains (err, "avm: images directory /etc/passwd is not a directory (--images)");
   free (out);
@@ -1052,7 +1145,7 @@ Test (plan, bad_files_exit_2)
   char *loop = NULL;
   cr_assert_geq (asprintf (&loop, "%s/loop", dir), 0);
   cr_assert_eq (symlink (loop, loop), 0);
-  char *a4[] = { "start", "-n", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg",
+  char *a4[] = { "start",    "-n", "-p", "demo", "--caps", caps ("10.0-x86_64"), "--set", "machine.accel=tcg",
                  "--images", loop, NULL };
   cr_assert_eq (tu_avmv (a4, &out, &err), 0, "%s", err);
   assert_contains (err, "/loop/vmlinuz: Too many levels of symbolic links");
@@ -1093,16 +1186,25 @@ Test (plan, socket_paths_longer_than_sun_path)
   expect_error (svc, "", 0, unapproved);
   free (svc);
   cr_assert_geq (asprintf (&svc, "{\"services\": {\"h\": {\"exec\": [\"/bin/true\"], \"socket\": \"%s\"}}}", bad), 0);
-  cr_assert_geq (asprintf (&want, "services.h.socket: socket path %s is 108 bytes, more than the 107 a unix socket "
-                                  "path can have; use a shorter path", bad), 0);
+  cr_assert_geq (asprintf (&want,
+                           "services.h.socket: socket path %s is 108 bytes, more than the 107 a unix socket "
+                           "path can have; use a shorter path",
+                           bad),
+                 0);
   expect_error (svc, want, 2, NULL);
   free (want);
   /* A listening resource, a console port of kind socket, VNC.  */
-  cr_assert_geq (asprintf (&res, "{\"resources\": {\"l\": {\"type\": \"unix-listen\", \"path\": \"%s\"}},"
-                                 " \"services\": {\"h\": {\"exec\": [\"/bin/true\", \"${fd:l}\"]}}}", bad), 0);
+  cr_assert_geq (asprintf (&res,
+                           "{\"resources\": {\"l\": {\"type\": \"unix-listen\", \"path\": \"%s\"}},"
+                           " \"services\": {\"h\": {\"exec\": [\"/bin/true\", \"${fd:l}\"]}}}",
+                           bad),
+                 0);
   expect_error (res, "resources.l.path: socket path /tmp/x", 2, NULL);
-  cr_assert_geq (asprintf (&port, "{\"consoles\": {\"ports\": [{\"name\": \"c\", \"kind\": \"socket\", \"path\":"
-                                  " \"%s\"}]}}", bad), 0);
+  cr_assert_geq (asprintf (&port,
+                           "{\"consoles\": {\"ports\": [{\"name\": \"c\", \"kind\": \"socket\", \"path\":"
+                           " \"%s\"}]}}",
+                           bad),
+                 0);
   expect_error (port, "consoles.ports[0].path: socket path /tmp/x", 2, NULL);
   cr_assert_geq (asprintf (&set, "display.vnc.listen=unix:%s", bad), 0);
   const char *vnc[] = { "--set", "display.backend=vnc", "--set", set, NULL };
@@ -1115,17 +1217,21 @@ Test (plan, socket_paths_longer_than_sun_path)
   cr_assert_eq (setenv ("AVM_RUNTIME_DIR", rt, 1), 0);
   char *notify = NULL;
   cr_assert_geq (asprintf (&notify, "{\"services\": {\"%s\": {\"exec\": [\"/bin/true\"], \"ready\": \"notify\"}}}",
-                           name), 0);
-  cr_assert_geq (asprintf (&want, "services.%s.ready: socket path %s/1/notify-%s.sock is 108 bytes", name, rt, name), 0);
+                           name),
+                 0);
+  cr_assert_geq (asprintf (&want, "services.%s.ready: socket path %s/1/notify-%s.sock is 108 bytes", name, rt, name),
+                 0);
   expect_error (notify, want, 2, NULL);
   free (want);
   free (rt);
   /* The runtime directory: control.sock and qmp.sock, whatever the profile.  */
   rt = path_of_length (107 - strlen ("/1/control.sock") + 1, "r");
   cr_assert_eq (setenv ("AVM_RUNTIME_DIR", rt, 1), 0);
-  cr_assert_geq (asprintf (&want, "avm: runtime directory %s/1: socket path %s/1/control.sock is 108 bytes, more than "
-                                  "the 107 a unix socket path can have; set AVM_RUNTIME_DIR to a shorter directory",
-                           rt, rt), 0);
+  cr_assert_geq (asprintf (&want,
+                           "avm: runtime directory %s/1: socket path %s/1/control.sock is 108 bytes, more than "
+                           "the 107 a unix socket path can have; set AVM_RUNTIME_DIR to a shorter directory",
+                           rt, rt),
+                 0);
   expect_error ("{}", want, 2, NULL);
   free (want);
   free (rt);
@@ -1157,8 +1263,19 @@ demo_as_user (bool dry_run, const char *extra, char **out, char **err)
       argv[n++] = "--regid=65534";
       argv[n++] = "--clear-groups";
     }
-  const char *rest[] = { tu_avm_bin (), "start", dry_run ? "--dry-run" : "--verbose", "-p", prof, images, "--caps", caps ("10.0-x86_64"),
-                         "--set", "machine.accel=tcg", "--set", "qemu.binary=/usr/bin/qemu-system-x86_64", extra };
+  const char *rest[] = { tu_avm_bin (),
+                         "start",
+                         dry_run ? "--dry-run" : "--verbose",
+                         "-p",
+                         prof,
+                         images,
+                         "--caps",
+                         caps ("10.0-x86_64"),
+                         "--set",
+                         "machine.accel=tcg",
+                         "--set",
+                         "qemu.binary=/usr/bin/qemu-system-x86_64",
+                         extra };
   for (size_t i = 0; i < sizeof rest / sizeof rest[0] && rest[i]; i++)
     argv[n++] = (char *) rest[i];
   argv[n] = NULL;
@@ -1257,8 +1374,8 @@ Test (plan, x86_pflash_by_release)
 Test (plan, x86_pflash_refusals)
 {
   char *out = NULL, *err = NULL;
-  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-aarch64"), "--images", "/images", "-p",
-                  "aaos-arm64", "--set", "machine.accel=tcg", "--set", "firmware.pflash=true", NULL);
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-aarch64"), "--images", "/images", "-p", "aaos-arm64",
+                  "--set", "machine.accel=tcg", "--set", "firmware.pflash=true", NULL);
   cr_assert_eq (r, 2, "%s", err);
   assert_contains (err, "firmware.pflash: x86 machines only (aarch64 boots its firmware with -bios");
   free (out);
@@ -1275,7 +1392,8 @@ Test (plan, x86_pflash_refusals)
   r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", dir, "-p", "aaos-x86_64", "--set",
               "machine.accel=tcg", "-O", "release=android16", NULL);
   cr_assert_eq (r, 2, "%s", err);
-  assert_contains (err, "/bootloader is 28 bytes: in flash (firmware.pflash) it must be a whole number of 4 KiB sectors");
+  assert_contains (err,
+                   "/bootloader is 28 bytes: in flash (firmware.pflash) it must be a whole number of 4 KiB sectors");
   free (out);
   free (err);
   tu_rmtree (dir);

@@ -118,12 +118,9 @@ Test (profile, schema_defaults_are_their_json_text)
 {
   cr_assert_gt (check_defaults (avm_profile_schema ()->sub, 0), 20);
   struct avm_skey odd[] = {
-    { .name = "escaped", .def = "\"a\\\"b\"" },
-    { .name = "list", .def = "[1, \"x\"]" },
-    { .name = "negative", .def = "-3" },
-    { .name = "real", .def = "1.5" },
-    { .name = "null", .def = "null" },
-    { 0 },
+    { .name = "escaped", .def = "\"a\\\"b\"" }, { .name = "list", .def = "[1, \"x\"]" },
+    { .name = "negative", .def = "-3" },        { .name = "real", .def = "1.5" },
+    { .name = "null", .def = "null" },          { 0 },
   };
   cr_assert_eq (check_defaults (odd, 0), 5);
   struct avm_skey bad = { .name = "bad", .def = "007" };
@@ -141,8 +138,7 @@ Test (profile, out_of_range_names_file_path_and_value)
     { "{\"display\": {\"outputs\": [{\"xres\": 1024, \"yres\": 768},"
       " {\"xres\": \"2560px\", \"yres\": 1440}]}}",
       "p.json: display.outputs[1].xres: expected integer 64..8192, got \"2560px\"" },
-    { "{\"machine\": {\"cpus\": 0}}",
-      "machine.cpus: expected integer 1..256, got 0" },
+    { "{\"machine\": {\"cpus\": 0}}", "machine.cpus: expected integer 1..256, got 0" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     {
@@ -158,10 +154,8 @@ Test (profile, unknown_key_suggests_the_closest)
   {
     const char *json, *expect;
   } cases[] = {
-    { "{\"display\": {\"outptus\": []}}",
-      "display.outptus: unknown key; did you mean \"outputs\"?" },
-    { "{\"zzzzzzzz\": 1}",
-      "zzzzzzzz: unknown key (see avm-profile(5)" },
+    { "{\"display\": {\"outptus\": []}}", "display.outptus: unknown key; did you mean \"outputs\"?" },
+    { "{\"zzzzzzzz\": 1}", "zzzzzzzz: unknown key (see avm-profile(5)" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     {
@@ -177,17 +171,14 @@ Test (profile, wrong_types_and_enums)
   {
     const char *json, *expect;
   } cases[] = {
-    { "{\"rng\": \"yes\"}",
-      "rng: expected boolean, got \"yes\"" },
+    { "{\"rng\": \"yes\"}", "rng: expected boolean, got \"yes\"" },
     { "{\"display\": {\"backend\": \"dbsu\"}}",
       "display.backend: expected one of none, dbus, egl-headless, vnc, gtk, got \"dbsu\"; "
       "did you mean \"dbus\"?" },
     { "{\"machine\": {\"accel\": [\"kvm\", \"hvf\"]}}",
       "machine.accel: expected one or more of kvm, tcg, got \"hvf\"" },
-    { "[1, 2]",
-      "expected a JSON object at the top level" },
-    { "{\"services\": {\"bad name\": {\"exec\": [\"x\"]}}}",
-      "services[\"bad name\"]: invalid key name" },
+    { "[1, 2]", "expected a JSON object at the top level" },
+    { "{\"services\": {\"bad name\": {\"exec\": [\"x\"]}}}", "services[\"bad name\"]: invalid key name" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     {
@@ -247,9 +238,9 @@ Test (profile, required_keys)
 Test (profile, extends_merges_deletes_and_replaces_arrays)
 {
   free (tu_write (dir, "base.json",
-            "{\"description\": \"base\", \"machine\": {\"cpus\": 4, \"memory\": 1024},"
-            " \"disks\": [{\"name\": \"a\", \"path\": \"/a\"}, {\"name\": \"b\", \"path\": \"/b\"}],"
-            " \"boot_properties\": {\"androidboot.x\": \"1\", \"androidboot.y\": \"2\"}}"));
+                  "{\"description\": \"base\", \"machine\": {\"cpus\": 4, \"memory\": 1024},"
+                  " \"disks\": [{\"name\": \"a\", \"path\": \"/a\"}, {\"name\": \"b\", \"path\": \"/b\"}],"
+                  " \"boot_properties\": {\"androidboot.x\": \"1\", \"androidboot.y\": \"2\"}}"));
   char *child = tu_write (dir, "child.json",
                           "{\"extends\": \"base.json\", \"machine\": {\"cpus\": 8},"
                           " \"disks\": [{\"name\": \"c\", \"path\": \"/c\"}],"
@@ -260,7 +251,8 @@ Test (profile, extends_merges_deletes_and_replaces_arrays)
   cr_assert_eq (json_integer_value (avm_json_path (p->json, "machine.memory")), 1024);
   cr_assert_eq (json_array_size (avm_json_path (p->json, "disks")), 1);
   cr_assert_null (json_object_get (avm_json_path (p->json, "boot_properties"), "androidboot.x"));
-  cr_assert_str_eq (json_string_value (json_object_get (avm_json_path (p->json, "boot_properties"), "androidboot.y")), "2");
+  cr_assert_str_eq (json_string_value (json_object_get (avm_json_path (p->json, "boot_properties"), "androidboot.y")),
+                    "2");
   cr_assert_null (json_object_get (p->json, "extends"));
   cr_assert_str_eq (p->chain[1] + strlen (p->chain[1]) - 9, "base.json");
   avm_profile_free (p);
@@ -313,8 +305,8 @@ Test (profile, inheritance_cycle_is_named_with_its_chain)
   cr_assert (asprintf (&a, "%s/a.json", dir) > 0);
   cr_assert_lt (load (a, NULL, NULL, NULL, &msg), 0);
   char *want = NULL;
-  cr_assert (asprintf (&want, "%s: extends: inheritance cycle: %s -> %s/b.json -> %s/c.json -> %s", a, a, dir, dir,
-                       a) > 0);
+  cr_assert (asprintf (&want, "%s: extends: inheritance cycle: %s -> %s/b.json -> %s/c.json -> %s", a, a, dir, dir, a)
+             > 0);
   cr_assert_str_eq (msg, want);
   free (msg);
   free (want);
@@ -436,14 +428,15 @@ Test (profile, directory_is_not_a_profile, .timeout = TU_TIMEOUT (10))
   free (sub);
 }
 
-static const char *with_options =
-  "{\"display\": {\"outputs\": [{\"xres\": 800, \"yres\": 600}]},"
-  " \"options\": {\"mode\": {\"default\": \"small\", \"choices\": {"
-  "   \"small\": {},"
-  "   \"big\": {\"description\": \"big\", \"set\": {\"display\": {\"outputs\": [{\"xres\": 1920, \"yres\": 1080}]}}},"
-  "   \"broken\": {\"set\": {\"display\": {\"outputs\": [{\"xres\": \"wide\", \"yres\": 1}]}}}}},"
-  "  \"cpu\": {\"default\": \"many\", \"choices\": {\"few\": {\"set\": {\"machine\": {\"cpus\": 1}}},"
-  "   \"many\": {\"set\": {\"machine\": {\"cpus\": 8}}}}}}}";
+static const char *with_options
+    = "{\"display\": {\"outputs\": [{\"xres\": 800, \"yres\": 600}]},"
+      " \"options\": {\"mode\": {\"default\": \"small\", \"choices\": {"
+      "   \"small\": {},"
+      "   \"big\": {\"description\": \"big\", \"set\": {\"display\": {\"outputs\": [{\"xres\": 1920, \"yres\": "
+      "1080}]}}},"
+      "   \"broken\": {\"set\": {\"display\": {\"outputs\": [{\"xres\": \"wide\", \"yres\": 1}]}}}}},"
+      "  \"cpu\": {\"default\": \"many\", \"choices\": {\"few\": {\"set\": {\"machine\": {\"cpus\": 1}}},"
+      "   \"many\": {\"set\": {\"machine\": {\"cpus\": 8}}}}}}}";
 
 Test (profile, options_defaults_and_selection)
 {
@@ -493,9 +486,15 @@ Test (profile, set_overrides)
   char *path = tu_write (dir, "s.json",
                          "{\"disks\": [{\"name\": \"a\", \"path\": \"/a\"}],"
                          " \"boot_properties\": {\"androidboot.serialno\": \"X\"}}");
-  char *sets[] = { "machine.accel=tcg", "machine.cpus=6", "machine.memory=1G", "disks[0].path=/b",
-                   "boot_properties.androidboot.serialno=Y", "boot_properties.androidboot.new.key=320",
-                   "display.outputs=[{\"xres\": 640, \"yres\": 480}]", "services.svc.exec=[\"/bin/true\"]", NULL };
+  char *sets[] = { "machine.accel=tcg",
+                   "machine.cpus=6",
+                   "machine.memory=1G",
+                   "disks[0].path=/b",
+                   "boot_properties.androidboot.serialno=Y",
+                   "boot_properties.androidboot.new.key=320",
+                   "display.outputs=[{\"xres\": 640, \"yres\": 480}]",
+                   "services.svc.exec=[\"/bin/true\"]",
+                   NULL };
   struct avm_profile *p = NULL;
   char *msg = NULL;
   cr_assert_eq (load (path, NULL, sets, &p, &msg), 0, "%s", msg ?: "");

@@ -161,8 +161,8 @@ inspect_ok (const char *path, const char *keyfile)
   cr_assert (json_is_true (json_object_get (rep, "ok")), "%s does not verify", path);
   cr_assert_str_eq (json_string_value (json_object_get (rep, "kind")), "properties");
   _cleanup_free_ char *sha1 = key_sha1 (keyfile);
-  const char *got = json_string_value (json_object_get (json_object_get (json_object_get (rep, "vbmeta"), "avb"),
-                                                        "key_sha1"));
+  const char *got
+      = json_string_value (json_object_get (json_object_get (json_object_get (rep, "vbmeta"), "avb"), "key_sha1"));
   cr_assert_str_eq (got, sha1, "%s is not signed by %s", path, keyfile);
   return rep;
 }
@@ -170,8 +170,7 @@ inspect_ok (const char *path, const char *keyfile)
 static const char *
 prop (json_t *rep, const char *key)
 {
-  return json_string_value (
-      json_object_get (json_object_get (json_object_get (rep, "bootconfig"), "properties"), key));
+  return json_string_value (json_object_get (json_object_get (json_object_get (rep, "bootconfig"), "properties"), key));
 }
 
 static bool
@@ -191,8 +190,7 @@ assert_same_file (const struct stat *a, const char *path)
   struct stat b;
   cr_assert_eq (stat (path, &b), 0);
   cr_assert_eq (a->st_ino, b.st_ino, "%s was replaced", path);
-  cr_assert (a->st_mtim.tv_sec == b.st_mtim.tv_sec && a->st_mtim.tv_nsec == b.st_mtim.tv_nsec, "%s was written",
-             path);
+  cr_assert (a->st_mtim.tv_sec == b.st_mtim.tv_sec && a->st_mtim.tv_nsec == b.st_mtim.tv_nsec, "%s was written", path);
 }
 
 /* Let a rewrite show in the mtime even on coarse-grained filesystems.  */

@@ -62,8 +62,9 @@ plan_of (const char *type, int mem)
   char *t = NULL, *m = NULL, *out = NULL, *err = NULL;
   cr_assert_geq (asprintf (&t, "machine.type=%s", type), 0);
   cr_assert_geq (asprintf (&m, "machine.memory=%d", mem), 0);
-  char *args[] = { "start", "-n", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", "--set",
-                   "qemu.binary=" QEMU_X86, "--set", t, "--set", m, NULL };
+  char *args[]
+      = { "start", "-n", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", "--set", "qemu.binary=" QEMU_X86,
+          "--set", t,    "--set",  m,    NULL };
   int r = tu_avmv (args, &out, &err);
   cr_assert_eq (r, 0, "%s %d: exit %d: %s", type, mem, r, err);
   json_t *j = json_loads (out, 0, NULL);
@@ -95,9 +96,10 @@ start_qemu (const char *machine, const char *mem, const char *object, const char
 {
   char *qmp = NULL;
   cr_assert_geq (asprintf (&qmp, "unix:%s,server=on,wait=off", sock), 0);
-  char *argv[] = { QEMU_X86,   "-machine",    (char *) machine, "-accel", "tcg", "-m", (char *) mem, "-object",
-                   (char *) object, "-device", (char *) device, "-nodefaults", "-display", "none", "-S", "-qmp",
-                   qmp,        NULL };
+  char *argv[] = {
+    QEMU_X86,  "-machine",      (char *) machine, "-accel",   "tcg",  "-m", (char *) mem, "-object", (char *) object,
+    "-device", (char *) device, "-nodefaults",    "-display", "none", "-S", "-qmp",       qmp,       NULL
+  };
   qemu_pid = fork ();
   cr_assert_geq (qemu_pid, 0);
   if (qemu_pid == 0)
@@ -135,8 +137,7 @@ Test (pstore, nvdimm_where_the_kernel_looks)
     int mem;
     bool fits;
   } cases[] = {
-    { "pc", 2048, true }, { "pc", 4096, true }, { "pc", 4097, false },
-    { "q35", 3072, true }, { "q35", 3584, false },
+    { "pc", 2048, true }, { "pc", 4096, true }, { "pc", 4097, false }, { "q35", 3072, true }, { "q35", 3584, false },
   };
   char *file = avm_path_join (tmp, "pstore.img");
   char *sock = avm_path_join (tmp, "qmp.sock");
@@ -221,8 +222,8 @@ Test (pstore, nvdimm_where_the_kernel_looks)
           cr_assert_eq (w, qemu_pid, "%s %d: QEMU accepted an nvdimm at 0x%llx", type, mem,
                         (unsigned long long) AVM_RAMOOPS_ADDRESS);
           char *e = tu_read (errfile);
-          cr_assert (WIFEXITED (st) && WEXITSTATUS (st) != 0 && e && strstr (e, "usable range"), "%s %d: %s", type,
-                     mem, e ? e : "");
+          cr_assert (WIFEXITED (st) && WEXITSTATUS (st) != 0 && e && strstr (e, "usable range"), "%s %d: %s", type, mem,
+                     e ? e : "");
           free (e);
         }
       qemu_pid = -1;

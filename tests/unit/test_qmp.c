@@ -65,7 +65,6 @@ teardown (void)
   tmp = NULL;
 }
 
-
 /* Wait up to TIMEOUT_MS for PID; its wait status, or -1 when still running.  */
 static int
 wait_exit (pid_t pid, int timeout_ms)
@@ -174,12 +173,30 @@ struct step
   int n;
 };
 
-#define W(t) { S_WRITE, (t), 0 }
-#define R(c) { S_READ, (c), 0 }
-#define SLEEP(ms) { S_SLEEP, NULL, (ms) }
-#define BIG(n) { S_BIG, NULL, (n) }
-#define HOLD { S_HOLD, NULL, 0 }
-#define END { S_END, NULL, 0 }
+#define W(t)                                                                                                           \
+  {                                                                                                                    \
+    S_WRITE, (t), 0                                                                                                    \
+  }
+#define R(c)                                                                                                           \
+  {                                                                                                                    \
+    S_READ, (c), 0                                                                                                     \
+  }
+#define SLEEP(ms)                                                                                                      \
+  {                                                                                                                    \
+    S_SLEEP, NULL, (ms)                                                                                                \
+  }
+#define BIG(n)                                                                                                         \
+  {                                                                                                                    \
+    S_BIG, NULL, (n)                                                                                                   \
+  }
+#define HOLD                                                                                                           \
+  {                                                                                                                    \
+    S_HOLD, NULL, 0                                                                                                    \
+  }
+#define END                                                                                                            \
+  {                                                                                                                    \
+    S_END, NULL, 0                                                                                                     \
+  }
 #define HANDSHAKE W (GREETING), R ("qmp_capabilities"), W ("{\"return\": {}, \"id\": @ID0@}\r\n")
 
 static void
@@ -390,10 +407,9 @@ Test (qmp, feed_greeting_and_framing)
 {
   _cleanup_qmp_ struct avm_qmp *q = NULL;
   _cleanup_error_ avm_error_t err = NULL;
-  const char *all = GREETING "\r\n\n  \r\n" CAPS_OK
-                    "{\"event\": \"STOP\", " TS "}\n"
-                    "{\"event\": \"RESUME\", " TS "}\r\n"
-                    "{\"event\": \"RESET\", \"data\": {\"guest\": true}, " TS "}\r\n";
+  const char *all = GREETING "\r\n\n  \r\n" CAPS_OK "{\"event\": \"STOP\", " TS "}\n"
+                             "{\"event\": \"RESUME\", " TS "}\r\n"
+                             "{\"event\": \"RESET\", \"data\": {\"guest\": true}, " TS "}\r\n";
   struct rec rec = { 0 };
   int major, minor, micro;
 
@@ -435,8 +451,9 @@ Test (qmp, feed_old_package_format)
   _cleanup_error_ avm_error_t err = NULL;
 
   cr_assert_eq (avm_qmp_new (-1, "old", &q, &err), 0);
-  cr_assert_eq (feed_str (q, "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 1, \"minor\": 8, \"major\": 2}, "
-                             "\"package\": \" (Debian 1:2.8+dfsg-6)\"}, \"capabilities\": []}}\n",
+  cr_assert_eq (feed_str (q,
+                          "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 1, \"minor\": 8, \"major\": 2}, "
+                          "\"package\": \" (Debian 1:2.8+dfsg-6)\"}, \"capabilities\": []}}\n",
                           &err),
                 0);
   cr_assert_str_eq (avm_qmp_qemu_version (q), "2.8.1");
@@ -444,8 +461,9 @@ Test (qmp, feed_old_package_format)
 
   _cleanup_qmp_ struct avm_qmp *q2 = NULL;
   cr_assert_eq (avm_qmp_new (-1, "nopkg", &q2, &err), 0);
-  cr_assert_eq (feed_str (q2, "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0, \"major\": 10}, "
-                              "\"package\": \"\"}, \"capabilities\": []}}\n",
+  cr_assert_eq (feed_str (q2,
+                          "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0, \"major\": 10}, "
+                          "\"package\": \"\"}, \"capabilities\": []}}\n",
                           &err),
                 0);
   cr_assert_null (avm_qmp_qemu_package (q2));
@@ -475,8 +493,7 @@ Test (qmp, feed_bad_greetings)
     { "{\"return\": {}}\n", "expected the QMP greeting" },
     { "{\"QMP\": 1}\n", "expected the QMP greeting" },
     { "{\"QMP\": {}}\n", "greeting without a valid QEMU version" },
-    { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2}}}}\n",
-      "greeting without a valid QEMU version" },
+    { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2}}}}\n", "greeting without a valid QEMU version" },
     { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": -7, \"minor\": 2, \"micro\": 0}}}}\n",
       "greeting without a valid QEMU version" },
     { "{\"QMP\": {\"version\": {\"qemu\": {\"major\": \"7\", \"minor\": 2, \"micro\": 0}}}}\n",
@@ -550,8 +567,7 @@ Test (qmp, feed_protocol_errors)
     { "{\"event\": \"X\", \"data\": null}\n", "event data is not an object" },
     { "{\"event\": \"X\", \"timestamp\": 1}\n", "event timestamp is not an object" },
     { "{\"event\": \"X\", \"return\": {}}\n", "both an event and a reply" },
-    { "{\"return\": {}, \"error\": {\"class\": \"A\", \"desc\": \"b\"}, \"id\": 2}\n",
-      "reply with both" },
+    { "{\"return\": {}, \"error\": {\"class\": \"A\", \"desc\": \"b\"}, \"id\": 2}\n", "reply with both" },
     { "{\"error\": \"bad\", \"id\": 2}\n", "error reply without a class and a description" },
     { "{\"error\": {\"class\": \"A\"}, \"id\": 2}\n", "error reply without a class" },
     { "{\"error\": {\"desc\": \"d\"}, \"id\": 2}\n", "error reply without a class" },
@@ -652,14 +668,15 @@ Test (qmp, feed_reply_matching)
   struct reply a = { 0 }, b = { 0 }, c = { 0 };
 
   reply_seq = 0;
-  cr_assert_eq (avm_qmp_send_async (q, "a", NULL, rec_reply, &a, &err), 0); /* id 2 */
+  cr_assert_eq (avm_qmp_send_async (q, "a", NULL, rec_reply, &a, &err), 0);                        /* id 2 */
   cr_assert_eq (avm_qmp_send_async (q, "b", json_pack ("{s:i}", "x", 1), rec_reply, &b, &err), 0); /* id 3 */
-  cr_assert_eq (avm_qmp_send_async (q, "c", NULL, rec_reply, &c, &err), 0); /* id 4 */
+  cr_assert_eq (avm_qmp_send_async (q, "c", NULL, rec_reply, &c, &err), 0);                        /* id 4 */
   /* Unknown ids (number, string, object) are ignored.  */
-  cr_assert_eq (feed_str (q, "{\"return\": {\"wrong\": 1}, \"id\": 99}\r\n"
-                             "{\"return\": {\"wrong\": 2}, \"id\": \"3\"}\r\n"
-                             "{\"return\": {\"wrong\": 3}, \"id\": {\"n\": 3}}\r\n"
-                             "{\"return\": {\"wrong\": 4}, \"id\": 3.0}\r\n",
+  cr_assert_eq (feed_str (q,
+                          "{\"return\": {\"wrong\": 1}, \"id\": 99}\r\n"
+                          "{\"return\": {\"wrong\": 2}, \"id\": \"3\"}\r\n"
+                          "{\"return\": {\"wrong\": 3}, \"id\": {\"n\": 3}}\r\n"
+                          "{\"return\": {\"wrong\": 4}, \"id\": 3.0}\r\n",
                           &err),
                 0);
   cr_assert_eq (a.calls + b.calls + c.calls, 0);
@@ -668,7 +685,8 @@ Test (qmp, feed_reply_matching)
   cr_assert_eq (b.calls, 1);
   cr_assert_str_eq (json_string_value (json_object_get (b.ret, "r")), "b");
   /* Without an id: the oldest pending request's (QEMU could not parse it).  */
-  cr_assert_eq (feed_str (q, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\r\n", &err), 0);
+  cr_assert_eq (feed_str (q, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\r\n", &err),
+                0);
   cr_assert_eq (a.calls, 1);
   cr_assert_null (a.ret);
   cr_assert_str_eq (json_string_value (json_object_get (a.error, "desc")), "JSON parse error");
@@ -717,9 +735,10 @@ Test (qmp, feed_event_queue)
   _cleanup_json_ json_t *ev = NULL;
   struct rec rec = { 0 };
 
-  cr_assert_eq (feed_str (q, "{\"event\": \"STOP\", " TS "}\r\n"
-                             "{\"event\": \"POWERDOWN\", " TS "}\r\n"
-                             "{\"event\": \"RESUME\", " TS "}\r\n",
+  cr_assert_eq (feed_str (q,
+                          "{\"event\": \"STOP\", " TS "}\r\n"
+                          "{\"event\": \"POWERDOWN\", " TS "}\r\n"
+                          "{\"event\": \"RESUME\", " TS "}\r\n",
                           &err),
                 0);
   /* Found in the queue, the others stay.  */
@@ -756,10 +775,40 @@ Test (qmp, feed_event_queue)
 Test (qmp, feed_token_soup)
 {
   static const char *tokens[] = {
-    "{", "}", "[", "]", ":", ",", "\n", "\r\n", "\"event\"", "\"return\"", "\"error\"", "\"id\"", "\"data\"",
-    "\"timestamp\"", "\"QMP\"", "\"class\"", "\"desc\"", "1", "2", "3", "-1", "1e400", "null", "true", "\"x\"",
-    "{\"class\": \"A\", \"desc\": \"d\"}", "\"\\u0000\"", "\xc3\x28", "\x00", " ", GREETING, CAPS_OK,
-    "{\"return\": {}, \"id\": 2}\n", "{\"event\": \"E\", " TS "}\n",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    ",",
+    "\n",
+    "\r\n",
+    "\"event\"",
+    "\"return\"",
+    "\"error\"",
+    "\"id\"",
+    "\"data\"",
+    "\"timestamp\"",
+    "\"QMP\"",
+    "\"class\"",
+    "\"desc\"",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "1e400",
+    "null",
+    "true",
+    "\"x\"",
+    "{\"class\": \"A\", \"desc\": \"d\"}",
+    "\"\\u0000\"",
+    "\xc3\x28",
+    "\x00",
+    " ",
+    GREETING,
+    CAPS_OK,
+    "{\"return\": {}, \"id\": 2}\n",
+    "{\"event\": \"E\", " TS "}\n",
   };
   unsigned long long seed = 0x2545F4914F6CDD1DULL;
   char buf[512];
@@ -893,8 +942,7 @@ Test (qmp, fake_error_reply, .init = setup, .fini = teardown, .timeout = TU_TIME
   cr_assert_str_eq (err->msg, "QMP system_powerdown: CommandNotFound: The command system_powerdown has not been found");
   cr_assert_eq (err->exit_code, AVM_EXIT_FAILURE);
   avm_error_freep (&err);
-  cr_assert_eq (avm_qmp_execute (q, "device_add", json_pack ("{s:s}", "driver", "x"), 2000, &ret, &err),
-                -EREMOTEIO);
+  cr_assert_eq (avm_qmp_execute (q, "device_add", json_pack ("{s:s}", "driver", "x"), 2000, &ret, &err), -EREMOTEIO);
   cr_assert_str_eq (err->msg, "QMP device_add: GenericError: two\\x0alines");
   avm_error_freep (&err);
   /* An error reply leaves the connection usable.  */
@@ -914,7 +962,8 @@ Test (qmp, fake_greeting_missing, .init = setup, .fini = teardown, .timeout = TU
   long long took = avm_now_ms () - t0;
   cr_assert_geq (took, 290);
   cr_assert_lt (took, 2000);
-  cr_assert_str_eq (err->msg, "QMP socket silent.sock: no greeting from QEMU within 300 ms (is another client connected?)");
+  cr_assert_str_eq (err->msg,
+                    "QMP socket silent.sock: no greeting from QEMU within 300 ms (is another client connected?)");
 }
 
 /* The connection is refused before it is ready: QEMU closed it, greeted
@@ -1197,7 +1246,8 @@ Test (qmp, fake_quit_without_close, .init = setup, .fini = teardown, .timeout = 
   _cleanup_error_ avm_error_t err = NULL;
 
   cr_assert_eq (avm_qmp_quit (q, 300, &err), -ETIMEDOUT);
-  cr_assert_str_eq (err->msg, "QMP socket fake.sock: QEMU acknowledged quit but did not close the monitor within 300 ms");
+  cr_assert_str_eq (err->msg,
+                    "QMP socket fake.sock: QEMU acknowledged quit but did not close the monitor within 300 ms");
 }
 
 Test (qmp, fake_quit_after_close, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
@@ -1217,8 +1267,9 @@ Test (qmp, fake_quit_after_close, .init = setup, .fini = teardown, .timeout = TU
 Test (qmp, fake_output_backpressure, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
 {
   static const struct step script[] = {
-    HANDSHAKE, SLEEP (300), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"), R ("big"),
-    R ("ping"), W ("{\"return\": \"pong\", \"id\": @ID9@}\r\n"), END,
+    HANDSHAKE, SLEEP (300), R ("big"), R ("big"), R ("big"),  R ("big"),
+    R ("big"), R ("big"),   R ("big"), R ("big"), R ("ping"), W ("{\"return\": \"pong\", \"id\": @ID9@}\r\n"),
+    END,
   };
   _cleanup_qmp_ struct avm_qmp *q = fake_connect (script);
   _cleanup_error_ avm_error_t err = NULL;
@@ -1441,8 +1492,7 @@ Test (qmp, qemu_machine_none, .init = setup, .fini = teardown, .timeout = TU_TIM
   cr_assert_eq (avm_qmp_execute (q, "no-such-command", NULL, 5000, &ret, &err), -EOPNOTSUPP);
   cr_assert_str_eq (err->msg, "QMP no-such-command: CommandNotFound: The command no-such-command has not been found");
   avm_error_freep (&err);
-  cr_assert_eq (avm_qmp_execute (q, "query-status", json_pack ("{s:i}", "bogus", 1), 5000, &ret, &err),
-                -EREMOTEIO);
+  cr_assert_eq (avm_qmp_execute (q, "query-status", json_pack ("{s:i}", "bogus", 1), 5000, &ret, &err), -EREMOTEIO);
   tu_assert_err_has (err, "QMP query-status: GenericError: ");
   avm_error_freep (&err);
 

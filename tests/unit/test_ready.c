@@ -75,14 +75,17 @@ Test (ready, many_paths_in_one_pass)
   fputs ("Num       RefCount Protocol Flags    Type St Inode Path\n", f);
   for (int i = 0; i < 500; i++)
     fprintf (f, "00000000%08x: 00000002 00000000 %08x 0001 01 %d %s\n", i, i % 3 ? 0x10000 : 0, 20000 + i,
-             i % 5 == 0 ? "" : i % 5 == 1 ? "@/org/freedesktop/abstract" : "/run/user/1000/bus");
+             i % 5 == 0   ? ""
+             : i % 5 == 1 ? "@/org/freedesktop/abstract"
+                          : "/run/user/1000/bus");
   fputs ("0000000000000000: 00000002 00000000 00010000 0001 01 9 /run/avm/1/h1.sock\n", f);
   fputs ("0000000000000000: 00000002 00000000 00000000 0001 01 10 /run/avm/1/h2.sock\n", f);
   fputs ("0000000000000000: 00000002 00000000 00010000 0001 01 11 /real/avm/1/h3.sock   \n", f);
   fputs ("0000000000000000: 00000002 00000000 00010000 0001 01 12 /run/avm/1/with space.sock", f);
   fclose (f);
-  const char *paths[] = { "/run/avm/1/h1.sock", "/run/avm/1/h2.sock", "/var/avm/1/h3.sock", "/real/avm/1/h3.sock",
-                          NULL, "/run/avm/1/with space.sock", "/run/avm/1/h1", "@/org/freedesktop/abstract" };
+  const char *paths[]
+      = { "/run/avm/1/h1.sock",         "/run/avm/1/h2.sock", "/var/avm/1/h3.sock",        "/real/avm/1/h3.sock", NULL,
+          "/run/avm/1/with space.sock", "/run/avm/1/h1",      "@/org/freedesktop/abstract" };
   bool found[8] = { false };
   avm_unix_listening_set (text, paths, 8, found);
   cr_assert (found[0], "listening");

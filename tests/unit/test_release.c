@@ -102,7 +102,8 @@ Test (release, host_package_alone_and_older_than_the_images)
 
 Test (release, manifest_wins)
 {
-  struct avm_cf_facts f = { .android_info = (char *) info_a16, .manifest_release = (char *) "android14",
+  struct avm_cf_facts f = { .android_info = (char *) info_a16,
+                            .manifest_release = (char *) "android14",
                             .manifest_evidence = (char *) "android-info.txt: none" };
   struct avm_cf_release r;
   cr_assert_str_eq (decide (&f, &r), "android14");
@@ -157,8 +158,19 @@ dry_run (const char *images, const char *extra, char **err, int *rc)
 {
   char *caps = NULL;
   cr_assert_geq (asprintf (&caps, "%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ()), 0);
-  char *args[] = { "start", "-n", "-p", "aaos-x86_64", "--caps", caps, "--images", (char *) images,
-                   "--set", "machine.accel=tcg", extra ? "-O" : NULL, (char *) extra, NULL };
+  char *args[] = { "start",
+                   "-n",
+                   "-p",
+                   "aaos-x86_64",
+                   "--caps",
+                   caps,
+                   "--images",
+                   (char *) images,
+                   "--set",
+                   "machine.accel=tcg",
+                   extra ? "-O" : NULL,
+                   (char *) extra,
+                   NULL };
   char *out = NULL;
   *rc = tu_avmv (args, &out, err);
   free (caps);
@@ -316,8 +328,14 @@ Test (release, helper_flags_probed_once_and_checked)
   /* The second time from the cache: the program is not run.  */
   cr_assert_eq (avm_cf_gflags_cached (prog, &flags), 1);
   cr_assert_eq (count_runs (prog), 1);
-  const char *argv[] = { "secure_env", "-confui_server_fd=3", "--keymint_impl=tpm", "-noverbose",
-                         "-snapshot_control_fd=4", "-oemlock_impl=tpm", "positional", NULL };
+  const char *argv[] = { "secure_env",
+                         "-confui_server_fd=3",
+                         "--keymint_impl=tpm",
+                         "-noverbose",
+                         "-snapshot_control_fd=4",
+                         "-oemlock_impl=tpm",
+                         "positional",
+                         NULL };
   char *unknown = avm_cf_gflags_unknown (flags, argv);
   cr_assert_str_eq (unknown, "-snapshot_control_fd, -oemlock_impl");
   free (unknown);

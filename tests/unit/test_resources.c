@@ -459,11 +459,16 @@ create (json_t *res, struct avm_resources **out, avm_error_t *err)
     {
       int t = avm_resource_type_from_name (json_string_value (json_object_get (o, "type")));
       cr_assert_geq (t, 0);
-      v[i] = (struct avm_plan_resource) { .name = str_of (o, "name"), .type = (enum avm_resource_type) t,
+      v[i] = (struct avm_plan_resource) { .name = str_of (o, "name"),
+                                          .type = (enum avm_resource_type) t,
                                           .type_name = avm_resource_type_name ((enum avm_resource_type) t),
-                                          .path = str_of (o, "path"), .port = -1, .address = str_of (o, "address"),
-                                          .content = str_of (o, "content"), .console = str_of (o, "console"),
-                                          .tee = str_of (o, "tee"), .log = json_is_true (json_object_get (o, "log")) };
+                                          .path = str_of (o, "path"),
+                                          .port = -1,
+                                          .address = str_of (o, "address"),
+                                          .content = str_of (o, "content"),
+                                          .console = str_of (o, "console"),
+                                          .tee = str_of (o, "tee"),
+                                          .log = json_is_true (json_object_get (o, "log")) };
       if (json_is_integer (json_object_get (o, "port")))
         v[i].port = (int) json_integer_value (json_object_get (o, "port"));
       nmade[nsets] = i + 1;
@@ -497,21 +502,21 @@ Test (resources, every_type, .timeout = TU_TIMEOUT (20))
   _cleanup_free_ char *pin = path_in (dir, "keymaster_fifo_vm.in"), *pout = path_in (dir, "keymaster_fifo_vm.out");
   _cleanup_free_ char *sock = path_in (dir, "confui.sock");
   int port = free_tcp_port ();
-  _cleanup_json_ json_t *res = parsef (
-    "[{\"name\": \"kernel_log_tee\", \"type\": \"pipe\"},"
-    " {\"name\": \"adb_tcp\", \"type\": \"tcp-listen\", \"port\": %d, \"address\": \"127.0.0.1\"},"
-    " {\"name\": \"confui\", \"type\": \"unix-listen\", \"path\": \"%s\"},"
-    " {\"name\": \"kernel\", \"type\": \"fifo\", \"path\": \"%s\", \"console\": \"kernel\", \"log\": true,"
-    "  \"tee\": \"kernel_log_tee\"},"
-    " {\"name\": \"keymaster\", \"type\": \"fifo-pair\", \"path\": \"%s\", \"console\": \"keymaster\"}]",
-    port, sock, kfifo, pair);
+  _cleanup_json_ json_t *res
+      = parsef ("[{\"name\": \"kernel_log_tee\", \"type\": \"pipe\"},"
+                " {\"name\": \"adb_tcp\", \"type\": \"tcp-listen\", \"port\": %d, \"address\": \"127.0.0.1\"},"
+                " {\"name\": \"confui\", \"type\": \"unix-listen\", \"path\": \"%s\"},"
+                " {\"name\": \"kernel\", \"type\": \"fifo\", \"path\": \"%s\", \"console\": \"kernel\", \"log\": true,"
+                "  \"tee\": \"kernel_log_tee\"},"
+                " {\"name\": \"keymaster\", \"type\": \"fifo-pair\", \"path\": \"%s\", \"console\": \"keymaster\"}]",
+                port, sock, kfifo, pair);
   struct avm_resources *r = NULL;
   struct stat st;
 
   cr_assert_eq (create (res, &r, &err), 0, "%s", err ? err->msg : "");
   cr_assert_eq (avm_resources_count (r), 7);
-  static const char *const names[] = { "kernel_log_tee.read", "kernel_log_tee.write", "adb_tcp", "confui",
-                                       "kernel", "keymaster.in", "keymaster.out" };
+  static const char *const names[] = { "kernel_log_tee.read", "kernel_log_tee.write", "adb_tcp", "confui", "kernel",
+                                       "keymaster.in",        "keymaster.out" };
   for (size_t i = 0; i < ARRAY_SIZE (names); i++)
     {
       cr_assert_str_eq (avm_resources_at (r, i)->name, names[i]);
@@ -596,7 +601,7 @@ Test (resources, every_type, .timeout = TU_TIMEOUT (20))
   cr_assert_eq (t->port, port);
   cr_assert_str_eq (t->type, "tcp-listen");
   struct sockaddr_in si
-    = { .sin_family = AF_INET, .sin_port = htons (port), .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+      = { .sin_family = AF_INET, .sin_port = htons (port), .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
   c = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   cr_assert_eq (connect (c, (struct sockaddr *) &si, sizeof si), 0, "%s", strerror (errno));
   a = accept4 (t->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -622,7 +627,7 @@ Test (resources, fifo_writer_does_not_block, .timeout = TU_TIMEOUT (10))
   _cleanup_error_ avm_error_t err = NULL;
   _cleanup_free_ char *fifo = path_in (dir, "logcat-pipe");
   _cleanup_json_ json_t *res
-    = parsef ("[{\"name\": \"logcat\", \"type\": \"fifo\", \"path\": \"%s\", \"log\": true}]", fifo);
+      = parsef ("[{\"name\": \"logcat\", \"type\": \"fifo\", \"path\": \"%s\", \"log\": true}]", fifo);
   struct avm_resources *r = NULL;
 
   cr_assert_eq (create (res, &r, &err), 0, "%s", err ? err->msg : "");
@@ -760,14 +765,14 @@ Test (resources, tcp_ipv6_and_bad_address)
   _cleanup_error_ avm_error_t err = NULL;
   struct avm_resources *r = NULL;
   _cleanup_json_ json_t *bad
-    = parse ("[{\"name\": \"t\", \"type\": \"tcp-listen\", \"port\": 6520, \"address\": \"localhost\"}]");
+      = parse ("[{\"name\": \"t\", \"type\": \"tcp-listen\", \"port\": 6520, \"address\": \"localhost\"}]");
 
   cr_assert_eq (create (bad, &r, &err), -EINVAL);
   cr_assert_str_eq (err->msg, "resource t: address \"localhost\" is not a literal IPv4 or IPv6 address");
   cr_assert_eq (err->exit_code, AVM_EXIT_USAGE);
 
   _cleanup_json_ json_t *v6
-    = parse ("[{\"name\": \"t\", \"type\": \"tcp-listen\", \"port\": 0, \"address\": \"::1\"}]");
+      = parse ("[{\"name\": \"t\", \"type\": \"tcp-listen\", \"port\": 0, \"address\": \"::1\"}]");
   int rr = create (v6, &r, &err);
   if (rr == -EADDRNOTAVAIL || rr == -EAFNOSUPPORT)
     cr_skip_test ("no IPv6 loopback: %s", err->msg);
@@ -1008,12 +1013,12 @@ Test (resources, no_fd_leaks)
     {
       cr_assert_eq (avm_rundir_acquire (run, &d, &err), 0, "%s", err ? err->msg : "");
       _cleanup_json_ json_t *res
-        = parsef ("[{\"name\": \"e\", \"type\": \"pipe\"},"
-                  " {\"name\": \"k\", \"type\": \"fifo\", \"path\": \"%s/kernel-log-pipe\", \"log\": true},"
-                  " {\"name\": \"km\", \"type\": \"fifo-pair\", \"path\": \"%s/keymaster_fifo_vm\"},"
-                  " {\"name\": \"c\", \"type\": \"unix-listen\", \"path\": \"%s/confui.sock\"},"
-                  " {\"name\": \"t\", \"type\": \"tcp-listen\", \"port\": 0}]",
-                  run, run, run);
+          = parsef ("[{\"name\": \"e\", \"type\": \"pipe\"},"
+                    " {\"name\": \"k\", \"type\": \"fifo\", \"path\": \"%s/kernel-log-pipe\", \"log\": true},"
+                    " {\"name\": \"km\", \"type\": \"fifo-pair\", \"path\": \"%s/keymaster_fifo_vm\"},"
+                    " {\"name\": \"c\", \"type\": \"unix-listen\", \"path\": \"%s/confui.sock\"},"
+                    " {\"name\": \"t\", \"type\": \"tcp-listen\", \"port\": 0}]",
+                    run, run, run);
       struct avm_resources *r = NULL;
       cr_assert_eq (create (res, &r, &err), 0, "%s", err ? err->msg : "");
       cr_assert_eq (count_fds (), before + 2 + 7);

@@ -101,7 +101,13 @@ run_ok (char *const argv[])
 
 /* Streams: 0 a file with its size, 1 a file of unknown size, 2 a file of
    unknown size read in random short pieces.  */
-enum { KNOWN_SIZE, UNKNOWN_SIZE, CHOPPY, N_MODES };
+enum
+{
+  KNOWN_SIZE,
+  UNKNOWN_SIZE,
+  CHOPPY,
+  N_MODES
+};
 
 struct choppy
 {
@@ -267,7 +273,7 @@ make_raw (const char *path, uint64_t *nonzero)
 {
   uint8_t *img = calloc (IMG_BLOCKS, BS);
   uint64_t nz = 0;
-  fill_random (img, 256 * BS, 1);                /* [0, 256) random, [256, 768) zeros */
+  fill_random (img, 256 * BS, 1);                 /* [0, 256) random, [256, 768) zeros */
   for (size_t i = 768 * BS; i < 896 * BS; i += 4) /* [768, 896) pattern */
     memcpy (img + i, "\x78\x56\x34\x12", 4);
   for (size_t b = 896; b < 1152; b += 32) /* 16 random, 16 zero */
@@ -322,12 +328,12 @@ Test (sparse, img2simg_round_trip)
   uint64_t nonzero;
   uint8_t *img = make_raw (raw, &nonzero);
 
-  run_ok ((char *[]){ "img2simg", raw, simg, "4096", NULL });
+  run_ok ((char *[]) { "img2simg", raw, simg, "4096", NULL });
   struct census c = census (simg);
   cr_assert_gt (c.raw, 0, "no RAW chunk");
   cr_assert_gt (c.fill, c.fill_zero, "no FILL chunk with a pattern");
   cr_assert_gt (c.fill_zero, 0, "no zero FILL chunk");
-  run_ok ((char *[]){ "simg2img", simg, ref, NULL });
+  run_ok ((char *[]) { "simg2img", simg, ref, NULL });
 
   for (int mode = 0; mode < N_MODES; mode++)
     {
@@ -350,23 +356,23 @@ Test (sparse, img2simg_round_trip)
 /* DONT_CARE chunks, as other writers emit for zeros.  */
 Test (sparse, dont_care_round_trip)
 {
-  char *raw = path_in ("raw.img"), *simg = path_in ("sparse.img"), *dc = path_in ("dc.img"),
-       *ref = path_in ("ref.img"), *out = path_in ("out.img");
+  char *raw = path_in ("raw.img"), *simg = path_in ("sparse.img"), *dc = path_in ("dc.img"), *ref = path_in ("ref.img"),
+       *out = path_in ("out.img");
   uint64_t nonzero;
   uint8_t *img = make_raw (raw, &nonzero);
   char *msg = NULL;
 
-  run_ok ((char *[]){ "img2simg", raw, simg, NULL });
+  run_ok ((char *[]) { "img2simg", raw, simg, NULL });
   zero_fills_to_dont_care (simg, dc);
   struct census c = census (dc);
   cr_assert_gt (c.raw, 0);
   cr_assert_gt (c.fill, 0);
   cr_assert_gt (c.dont_care, 0);
   cr_assert_eq (c.fill_zero, 0);
-  run_ok ((char *[]){ "simg2img", dc, ref, NULL });
+  run_ok ((char *[]) { "simg2img", dc, ref, NULL });
   assert_same_file (ref, raw);
-  cr_assert_eq (expand (dc, "dc.img", out, (uint64_t) IMG_BLOCKS * BS, 0, UINT64_MAX, KNOWN_SIZE, &msg, NULL), 0,
-                "%s", msg);
+  cr_assert_eq (expand (dc, "dc.img", out, (uint64_t) IMG_BLOCKS * BS, 0, UINT64_MAX, KNOWN_SIZE, &msg, NULL), 0, "%s",
+                msg);
   assert_same_file (out, ref);
   assert_sparse_output (out, nonzero);
   free (img);
@@ -388,8 +394,8 @@ Test (sparse, simg2simg_parts)
   uint8_t *img = make_raw (raw, &nonzero);
   const uint64_t size = (uint64_t) IMG_BLOCKS * BS;
 
-  run_ok ((char *[]){ "img2simg", raw, simg, NULL });
-  run_ok ((char *[]){ "simg2simg", simg, parts, "1000000", NULL });
+  run_ok ((char *[]) { "img2simg", raw, simg, NULL });
+  run_ok ((char *[]) { "simg2simg", simg, parts, "1000000", NULL });
 
   struct avm_out *o = NULL;
   avm_error_t err = NULL;
@@ -407,7 +413,7 @@ Test (sparse, simg2simg_parts)
       dont_care += census (part).dont_care;
       cr_assert (asprintf (&ref, "%s/ref.%u", dir, n) > 0);
       cr_assert (asprintf (&out, "%s/out.%u", dir, n) > 0);
-      run_ok ((char *[]){ "simg2img", part, ref, NULL });
+      run_ok ((char *[]) { "simg2img", part, ref, NULL });
       cr_assert_eq (expand (part, "part.img", out, size, 0, size, UNKNOWN_SIZE, &msg, NULL), 0, "%s", msg);
       assert_same_file (out, ref);
 
@@ -443,7 +449,7 @@ at_base (uint64_t base)
   const uint64_t size = (uint64_t) IMG_BLOCKS * BS, out_size = base + size + 65536;
   char *msg = NULL;
 
-  run_ok ((char *[]){ "img2simg", raw, simg, NULL });
+  run_ok ((char *[]) { "img2simg", raw, simg, NULL });
   cr_assert_eq (expand (simg, "sparse.img", out, out_size, base, size, KNOWN_SIZE, &msg, NULL), 0, "%s", msg);
   size_t len;
   uint8_t *got = read_all (out, &len);
@@ -480,7 +486,7 @@ Test (sparse, block_size_1024)
   uint8_t *img = make_raw (raw, &nonzero);
   char *msg = NULL;
 
-  run_ok ((char *[]){ "img2simg", raw, simg, "1024", NULL });
+  run_ok ((char *[]) { "img2simg", raw, simg, "1024", NULL });
   cr_assert_eq (expand (simg, "sparse.img", out, (uint64_t) IMG_BLOCKS * BS, 0, UINT64_MAX, CHOPPY, &msg, NULL), 0,
                 "%s", msg);
   assert_same_file (out, raw);
@@ -643,16 +649,11 @@ struct header_case
 ParameterizedTestParameters (sparse, header_refused)
 {
   static struct header_case cases[] = {
-    { "bad_major", 2, 28, 12, BS, 1, 1,
-      "super.img: offset 4: unsupported sparse major version 2" },
-    { "small_file_header", 1, 20, 12, BS, 1, 1,
-      "super.img: offset 8: file header size 20 is smaller than 28" },
-    { "small_chunk_header", 1, 28, 8, BS, 1, 1,
-      "super.img: offset 10: chunk header size 8 is smaller than 12" },
-    { "zero_block_size", 1, 28, 12, 0, 1, 1,
-      "super.img: offset 12: block size 0 is not a nonzero multiple of 4" },
-    { "odd_block_size", 1, 28, 12, 4098, 1, 1,
-      "super.img: offset 12: block size 4098 is not a nonzero multiple of 4" },
+    { "bad_major", 2, 28, 12, BS, 1, 1, "super.img: offset 4: unsupported sparse major version 2" },
+    { "small_file_header", 1, 20, 12, BS, 1, 1, "super.img: offset 8: file header size 20 is smaller than 28" },
+    { "small_chunk_header", 1, 28, 8, BS, 1, 1, "super.img: offset 10: chunk header size 8 is smaller than 12" },
+    { "zero_block_size", 1, 28, 12, 0, 1, 1, "super.img: offset 12: block size 0 is not a nonzero multiple of 4" },
+    { "odd_block_size", 1, 28, 12, 4098, 1, 1, "super.img: offset 12: block size 4098 is not a nonzero multiple of 4" },
     { "expanded_size_overflow", 1, 28, 12, 0xfffffffc, 0xffffffff, 1,
       "super.img: offset 16: 4294967295 blocks of 4294967292 bytes: expanded size too large" },
   };
@@ -1007,8 +1008,8 @@ Test (sparse, crc32_chunks_verified)
       char *in = sb_save (&b), *out = path_in ("out.img"), *msg = NULL;
       int mode = seed % N_MODES;
       unlink (out);
-      cr_assert_eq (expand (in, "super.img", out, size ? size : 1, 0, size, mode, &msg, NULL), 0, "seed %u: %s",
-                    seed, msg);
+      cr_assert_eq (expand (in, "super.img", out, size ? size : 1, 0, size, mode, &msg, NULL), 0, "seed %u: %s", seed,
+                    msg);
       size_t len;
       uint8_t *got = read_all (out, &len);
       cr_assert (size == 0 || memcmp (got, img, size) == 0, "seed %u", seed);

@@ -34,7 +34,7 @@ targs (const char *const *v)
     cr_assert_eq (avm_plan_arg_parse (v[i], &t.v[i]), 0);
   return t;
 }
-#define TARGS(...) targs ((const char *const[]){ __VA_ARGS__, NULL })
+#define TARGS(...) targs ((const char *const[]) { __VA_ARGS__, NULL })
 
 static void
 targs_free (struct targs *t)
@@ -96,8 +96,9 @@ Test (spawn, descriptors_are_passed_in_order_and_nothing_else)
   struct targs argv = TARGS ("ls", "-l", "--", "/proc/self/fd/", "fd=${fd:a},${fd:b.thing},${fd:a}");
   /* ls lists its own fd directory too; the last argument is a file name that
      does not exist, so ls reports it with the expanded numbers.  */
-  struct avm_spawn_request req = { .program = "/bin/ls", .args = argv.v, .nargs = argv.n, .lookup = lookup, .lookup_data = &f,
-                                   .what = "service test" };
+  struct avm_spawn_request req = {
+    .program = "/bin/ls", .args = argv.v, .nargs = argv.n, .lookup = lookup, .lookup_data = &f, .what = "service test"
+  };
   int status;
   char *out = run (&req, &status);
   assert_contains (out, "fd=3,4,3");
@@ -123,7 +124,8 @@ Test (spawn, environment_and_process_group)
 {
   struct targs argv = TARGS ("env");
   struct avm_plan_pair env[] = { { (char *) "AVM_TEST_X", (char *) "one" }, { (char *) "HOME", (char *) "/images" } };
-  struct avm_spawn_request req = { .program = "/usr/bin/env", .args = argv.v, .nargs = argv.n, .envv = env, .nenv = 2, .what = "service env" };
+  struct avm_spawn_request req
+      = { .program = "/usr/bin/env", .args = argv.v, .nargs = argv.n, .envv = env, .nenv = 2, .what = "service env" };
   int status;
   char *out = run (&req, &status);
   cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
@@ -134,7 +136,8 @@ Test (spawn, environment_and_process_group)
 
   /* Its own process group.  */
   argv = TARGS ("sleep", "5");
-  struct avm_spawn_request s2 = { .program = "/bin/sleep", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service sleep" };
+  struct avm_spawn_request s2
+      = { .program = "/bin/sleep", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service sleep" };
   struct avm_child c;
   avm_error_t err = NULL;
   cr_assert_eq (avm_spawn (&s2, &c, &err), 0);
@@ -147,7 +150,8 @@ Test (spawn, environment_and_process_group)
 Test (spawn, exec_failure_and_missing_resource_are_reported)
 {
   struct targs argv = TARGS ("nope");
-  struct avm_spawn_request req = { .program = "/nonexistent/nope", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service nope" };
+  struct avm_spawn_request req
+      = { .program = "/nonexistent/nope", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service nope" };
   struct avm_child c;
   avm_error_t err = NULL;
   cr_assert_lt (avm_spawn (&req, &c, &err), 0);
@@ -155,7 +159,8 @@ Test (spawn, exec_failure_and_missing_resource_are_reported)
   avm_error_freep (&err);
   targs_free (&argv);
   argv = TARGS ("true", "--x=${fd:missing}");
-  struct avm_spawn_request r2 = { .program = "/bin/true", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service t" };
+  struct avm_spawn_request r2
+      = { .program = "/bin/true", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "service t" };
   cr_assert_lt (avm_spawn (&r2, &c, &err), 0);
   assert_contains (err->msg, "service t: no resource \"missing\"");
   avm_error_freep (&err);
@@ -171,7 +176,8 @@ Test (spawn, children_die_with_the_supervisor)
   if (sup == 0)
     {
       struct targs argv = TARGS ("sleep", "30");
-      struct avm_spawn_request req = { .program = "/bin/sleep", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "s" };
+      struct avm_spawn_request req
+          = { .program = "/bin/sleep", .args = argv.v, .nargs = argv.n, .out_fd = -1, .what = "s" };
       struct avm_child c;
       avm_error_t err = NULL;
       if (avm_spawn (&req, &c, &err) < 0)

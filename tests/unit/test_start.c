@@ -176,7 +176,10 @@ Test (start, helper_that_cannot_be_executed_stops_the_ones_started_before_it)
    the one before is ready, QEMU after the last.  */
 Test (start, fifty_chained_helpers_ready_in_one_pass, .timeout = 180)
 {
-  enum { N = 50 };
+  enum
+  {
+    N = 50
+  };
   char *svc = ts_fmt ("{\"s0\": {\"exec\": [\"%s\", \"hang\"], \"ready\": \"none\"}", env.fake);
   for (int i = 1; i < N; i++)
     svc = ts_fmt ("%s, \"s%d\": {\"exec\": [\"%s\", \"hang\"], \"ready\": \"none\", \"after\": [\"s%d\"]}", svc, i,
@@ -215,8 +218,8 @@ Test (start, fifty_chained_helpers_ready_in_one_pass, .timeout = 180)
 
 Test (start, boot_pattern_ready_and_stop_after_boot)
 {
-  char *svc = ts_fmt ("{\"guestish\": {\"exec\": [\"%s\", \"write-fd=${fd:console}:kernel: hello\", %s]}}",
-                      env.fake, ts_console_writes ("VIRTUAL_DEVICE_BOOT_COMPLETED"));
+  char *svc = ts_fmt ("{\"guestish\": {\"exec\": [\"%s\", \"write-fd=${fd:console}:kernel: hello\", %s]}}", env.fake,
+                      ts_console_writes ("VIRTUAL_DEVICE_BOOT_COMPLETED"));
   struct ts_avm a;
   ts_start (&env, &a, ts_profile (&env, "boot", svc, ts_boot (0), NULL), "--stop-after-boot", NULL);
   cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
@@ -413,8 +416,9 @@ Test (start, qemu_dying_under_kvm_suggests_tcg)
   char *why = NULL;
   if (!avm_kvm_usable (&why))
     cr_skip_test ("no usable /dev/kvm: %s", why ? why : "?");
-  char *qemu = tu_write (env.dir, "qemu-abort", "#!/bin/sh\necho 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n"
-                                               "kill -ABRT $$\n");
+  char *qemu = tu_write (env.dir, "qemu-abort",
+                         "#!/bin/sh\necho 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n"
+                         "kill -ABRT $$\n");
   chmod (qemu, 0755);
   char *svc = ts_fmt ("{\"h\": {\"exec\": [\"%s\", \"hang\"]}}", env.fake);
   char *caps = ts_fmt ("%s/tests/data/caps-qemu-7.2-x86_64.json", tu_srcdir ());
@@ -640,15 +644,14 @@ Test (start, crash_loop_tears_down_naming_the_service)
   ts_start (&env, &a, ts_profile (&env, "loop", svc, NULL, NULL), NULL);
   cr_assert_eq (ts_wait (&a, 60), 6, "%s", ts_stderr (&a));
   char *err = ts_stderr (&a);
-  cr_assert (strstr (err, "service looping was killed by signal 11 (SIGSEGV); crash loop: 5 starts within 30 s"),
-             "%s", err);
+  cr_assert (strstr (err, "service looping was killed by signal 11 (SIGSEGV); crash loop: 5 starts within 30 s"), "%s",
+             err);
   cr_assert (strstr (err, "last output: segfault in libfoo"), "%s", err);
 }
 
 Test (start, helper_ignoring_sigterm_is_killed_after_its_timeout)
 {
-  char *svc = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 1}}",
-                      env.fake);
+  char *svc = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 1}}", env.fake);
   struct ts_avm a;
   ts_start (&env, &a, ts_profile (&env, "stubborn", svc, NULL, NULL), NULL);
   ts_wait_notify (&a, "READY=1", 30);
@@ -701,8 +704,8 @@ Test (start, avm_sigkilled_leaves_no_orphans)
 
 Test (start, second_sigint_stops_at_once)
 {
-  char *svc = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 60}}",
-                      env.fake);
+  char *svc
+      = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 60}}", env.fake);
   struct ts_avm a;
   ts_start (&env, &a, ts_profile (&env, "twice", svc, NULL, NULL), NULL);
   ts_wait_notify (&a, "READY=1", 30);

@@ -11,10 +11,10 @@
 
 struct ts_env
 {
-  char *dir;   /* per-test temporary directory */
-  char *run;   /* AVM_RUNTIME_DIR */
-  char *state; /* AVM_STATE_DIR */
-  char *run1;  /* run/1 */
+  char *dir;        /* per-test temporary directory */
+  char *run;        /* AVM_RUNTIME_DIR */
+  char *state;      /* AVM_STATE_DIR */
+  char *run1;       /* run/1 */
   const char *fake; /* the fault-injection helper */
   uid_t uid;        /* run avm as this user (uid = gid, no other groups); 0: as the test */
 };
@@ -30,9 +30,9 @@ struct ts_avm
   int notify_fd;
   char *notify_path;
   char *stderr_path;
-  char *msgs;  /* every notification so far, "\n"-separated */
+  char *msgs; /* every notification so far, "\n"-separated */
   size_t len;
-  int status;  /* exit status once reaped, else -1 */
+  int status;    /* exit status once reaped, else -1 */
   unsigned slot; /* MSGS is also registered here, freed at the end of the test */
 };
 
@@ -62,7 +62,7 @@ void ts_start_argv (struct ts_env *env, struct ts_avm *a, char *const args[]);
 /* The same under WRAPPER: "/usr/bin/unshare" runs it as PID 1 of a new pid
    namespace (--pid --fork --mount-proc).  */
 void ts_start_wrapped (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wrapper, ...)
-  __attribute__ ((sentinel));
+    __attribute__ ((sentinel));
 /* Wait for a notification containing WHAT; returns all notifications so far.  */
 char *ts_wait_notify (struct ts_avm *a, const char *what, double timeout);
 char *ts_notify_all (struct ts_avm *a);

@@ -201,8 +201,8 @@ Test (start_demo, unprivileged_boots_without_the_share)
   char *img = ts_fmt ("%s", images);
   free (images);
   if (geteuid () == 0)
-    ts_env_as_user (&env, 65534, tu_avm_bin (), ts_fmt ("%s/vmlinuz", img), ts_fmt ("%s/profiles/demo.json", tu_srcdir ()),
-                    NULL);
+    ts_env_as_user (&env, 65534, tu_avm_bin (), ts_fmt ("%s/vmlinuz", img),
+                    ts_fmt ("%s/profiles/demo.json", tu_srcdir ()), NULL);
   struct ts_avm a;
   ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", NULL);
   char *msgs = ts_wait_notify (&a, "READY=1", 300);

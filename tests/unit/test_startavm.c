@@ -200,23 +200,28 @@ count_lines (const char *s)
 
 struct equivalence
 {
-  const char *flags[6];   /* start-avm options */
-  const char *knobs[12];  /* the same as avm start arguments */
-  const char *shows;      /* in the command line */
-  const char *hides;      /* not in it, or NULL */
+  const char *flags[6];  /* start-avm options */
+  const char *knobs[12]; /* the same as avm start arguments */
+  const char *shows;     /* in the command line */
+  const char *hides;     /* not in it, or NULL */
 };
 
 static const struct equivalence equivalences[] = {
   { { NULL }, { NULL }, "xres=2560,yres=1440,max_outputs=2", "virtio-multitouch-pci" },
   { { "-r", NULL }, { "-O", "network=tap", NULL }, "-netdev tap,id=hostnet0,ifname=cvd-mtap-01", "-netdev user" },
-  { { "-u", NULL }, { "-O", "vsock=vhost-user", NULL }, "-device vhost-user-vsock-pci", "vhost-vsock-pci-non-transitional" },
+  { { "-u", NULL },
+    { "-O", "vsock=vhost-user", NULL },
+    "-device vhost-user-vsock-pci",
+    "vhost-vsock-pci-non-transitional" },
   { { "-v", NULL }, { "-O", "gpu=virgl", NULL }, "-device vhost-user-gpu-pci", "-device virtio-gpu-pci" },
   { { "--mt", NULL }, { "-O", "touch=multitouch", NULL }, "-device virtio-multitouch-pci", "virtio-mouse-pci" },
   { { "-m", "PHONE", NULL }, { "-O", "mode=phone", NULL }, "xres=720,yres=1280", "max_outputs=2" },
   { { "--mode", "AUTO", NULL }, { NULL }, "xres=2560,yres=1440,max_outputs=2", NULL },
   { { "-r", "-u", "-v", "--mt", "--mode=phone", NULL },
-    { "-O", "network=tap", "-O", "vsock=vhost-user", "-O", "gpu=virgl", "-O", "touch=multitouch", "-O", "mode=phone", NULL },
-    "config_server", "virtio-mouse-pci" },
+    { "-O", "network=tap", "-O", "vsock=vhost-user", "-O", "gpu=virgl", "-O", "touch=multitouch", "-O", "mode=phone",
+      NULL },
+    "config_server",
+    "virtio-mouse-pci" },
 };
 
 Test (startavm, each_option_is_the_profile_knob)
@@ -265,7 +270,8 @@ Test (startavm, mode_in_any_case)
   char *phone[] = { "-n", "--caps", (char *) c, "-m", "PHONE", f.cvd, NULL };
   cr_assert_eq (start_avm (&f, phone, &ref, &err), 0, "%s", err);
   assert_contains (ref, "xres=720,yres=1280");
-  const char *spellings[][2] = { { "-m", "phone" }, { "--mode", "Phone" }, { "--mode=pHoNe", NULL }, { "-mphone", NULL } };
+  const char *spellings[][2]
+      = { { "-m", "phone" }, { "--mode", "Phone" }, { "--mode=pHoNe", NULL }, { "-mphone", NULL } };
   for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++)
     {
       char *args[8] = { "-n", "--caps", (char *) c };
@@ -345,7 +351,7 @@ Test (startavm, refused_as_avm_start_refuses)
   assert_contains (out, "-device virtio-rotary-pci,disable-legacy=on");
   assert_contains (out, "-chardev socket,id=video0-char,path=");
   assert_contains (out, "-device vhost-user-video-pci,chardev=video0-char,id=video0");
-  assert_contains (out, "share=on"); /* vhost-user: shared guest RAM */
+  assert_contains (out, "share=on");           /* vhost-user: shared guest RAM */
   assert_contains (out, "vhost-user-video\n"); /* its backend service, started before QEMU */
   free (out);
   free (err);
@@ -368,8 +374,8 @@ Test (startavm, this_hosts_qemu_refuses_as_avm_start)
       char *out = NULL, *err = NULL, *wout = NULL, *werr = NULL;
       int r = start_avm (&f, args, &out, &err);
       int wr = avm_reference (&f, arch, NULL, knob, &wout, &werr);
-      cr_assert_eq (r, wr, "start-avm %s: exit %d, avm start -O %s: exit %d\n%s\n%s", flags[i][0], r, flags[i][1], wr, err,
-                    werr);
+      cr_assert_eq (r, wr, "start-avm %s: exit %d, avm start -O %s: exit %d\n%s\n%s", flags[i][0], r, flags[i][1], wr,
+                    err, werr);
       cr_assert_str_eq (out, wout);
       cr_assert_str_eq (err, werr);
       /* No upstream QEMU has these two.  */
@@ -406,19 +412,19 @@ Test (startavm, usage_errors)
   char *file = join (f.dir, "plain-file");
   free (tu_write (f.dir, "plain-file", ""));
   char *nodir = join (f.dir, "nonexistent");
-  expect_usage (&f, (char *[]){ "--frobnicate", f.cvd, NULL }, "start-avm: unknown option '--frobnicate'");
-  expect_usage (&f, (char *[]){ "-x", f.cvd, NULL }, "start-avm: unknown option '-x'");
-  expect_usage (&f, (char *[]){ f.cvd, "-m", NULL }, "start-avm: option -m needs an argument");
-  expect_usage (&f, (char *[]){ f.cvd, "--mode", NULL }, "start-avm: option --mode needs an argument");
-  expect_usage (&f, (char *[]){ f.cvd, "-q", NULL }, "start-avm: option -q needs an argument");
-  expect_usage (&f, (char *[]){ "-m", "tablet", f.cvd, NULL }, "-m/--mode tablet: expected PHONE or AUTO");
-  expect_usage (&f, (char *[]){ NULL }, "missing the Cuttlefish directory");
-  expect_usage (&f, (char *[]){ "-n", nodir, NULL }, "nonexistent: no such directory");
-  expect_usage (&f, (char *[]){ "-n", file, NULL }, "plain-file: not a directory");
-  expect_usage (&f, (char *[]){ f.cvd, "extra", NULL }, "unexpected argument \"extra\"");
-  expect_usage (&f, (char *[]){ "--json", f.cvd, NULL }, "--json goes with --dry-run");
-  expect_usage (&f, (char *[]){ "-q", nodir, f.cvd, NULL }, "nonexistent: not a directory");
-  expect_usage (&f, (char *[]){ "-q", f.dir, f.cvd, NULL },
+  expect_usage (&f, (char *[]) { "--frobnicate", f.cvd, NULL }, "start-avm: unknown option '--frobnicate'");
+  expect_usage (&f, (char *[]) { "-x", f.cvd, NULL }, "start-avm: unknown option '-x'");
+  expect_usage (&f, (char *[]) { f.cvd, "-m", NULL }, "start-avm: option -m needs an argument");
+  expect_usage (&f, (char *[]) { f.cvd, "--mode", NULL }, "start-avm: option --mode needs an argument");
+  expect_usage (&f, (char *[]) { f.cvd, "-q", NULL }, "start-avm: option -q needs an argument");
+  expect_usage (&f, (char *[]) { "-m", "tablet", f.cvd, NULL }, "-m/--mode tablet: expected PHONE or AUTO");
+  expect_usage (&f, (char *[]) { NULL }, "missing the Cuttlefish directory");
+  expect_usage (&f, (char *[]) { "-n", nodir, NULL }, "nonexistent: no such directory");
+  expect_usage (&f, (char *[]) { "-n", file, NULL }, "plain-file: not a directory");
+  expect_usage (&f, (char *[]) { f.cvd, "extra", NULL }, "unexpected argument \"extra\"");
+  expect_usage (&f, (char *[]) { "--json", f.cvd, NULL }, "--json goes with --dry-run");
+  expect_usage (&f, (char *[]) { "-q", nodir, f.cvd, NULL }, "nonexistent: not a directory");
+  expect_usage (&f, (char *[]) { "-q", f.dir, f.cvd, NULL },
                 "no executable qemu-system-x86_64 or qemu-system-aarch64 in it");
   free (file);
   free (nodir);
@@ -499,7 +505,8 @@ Test (startavm, image_layouts)
   char *args[] = { "-n", "--caps", caps ("10.0", arch), f.cvd, NULL };
   char *out = NULL, *err = NULL, *want = NULL, *werr = NULL;
   cr_assert_eq (start_avm (&f, args, &out, &err), 0, "%s", err);
-  char *ref[] = { "start", "-n", "--caps", caps ("10.0", arch), "-p", (char *) profile_for (arch), "--images", f.cvd, NULL };
+  char *ref[]
+      = { "start", "-n", "--caps", caps ("10.0", arch), "-p", (char *) profile_for (arch), "--images", f.cvd, NULL };
   cr_assert_eq (tu_avmv (ref, &want, &werr), 0, "%s", werr);
   cr_assert_str_eq (out, want);
   free (out);
@@ -524,8 +531,10 @@ Test (startavm, image_layouts)
   assert_contains (out, want_key);
   /* -d: the equivalent avm command first.  */
   char line[4096];
-  snprintf (line, sizeof line, "start-avm: avm start --dry-run -p %s --set 'disks[0].path=%s/system.img' --set "
-           "'disks[1].key=%s' --set firmware.bios=%s", profile_for (arch), f.qemu, want_key, want_bl);
+  snprintf (line, sizeof line,
+            "start-avm: avm start --dry-run -p %s --set 'disks[0].path=%s/system.img' --set "
+            "'disks[1].key=%s' --set firmware.bios=%s",
+            profile_for (arch), f.qemu, want_key, want_bl);
   assert_contains (err, line);
   json_decref (plan);
   free (out);
@@ -584,10 +593,11 @@ Test (startavm, help_and_man_page)
 {
   struct fixture f = setup (true);
   char *out = NULL, *err = NULL;
-  cr_assert_eq (start_avm (&f, (char *[]){ "--help", NULL }, &out, &err), 0);
+  cr_assert_eq (start_avm (&f, (char *[]) { "--help", NULL }, &out, &err), 0);
   assert_contains (out, "Usage: start-avm [OPTIONS] ANDROID_BASE_DIR");
-  for (const char *opt[] = { "  -r ", "  -u ", "  -v ", "  -d ", "--mt ", "--video ", "--rotary ", "-m, --mode PHONE|AUTO",
-                             "-q, --qemu DIR", "-n, --dry-run", "--json", "--caps FILE", "-h, --help", NULL },
+  for (const char *opt[]
+       = { "  -r ", "  -u ", "  -v ", "  -d ", "--mt ", "--video ", "--rotary ", "-m, --mode PHONE|AUTO",
+           "-q, --qemu DIR", "-n, --dry-run", "--json", "--caps FILE", "-h, --help", NULL },
        **o = opt;
        *o; o++)
     assert_contains (out, *o);
@@ -598,10 +608,10 @@ Test (startavm, help_and_man_page)
   /* The page: mandoc-clean, and its OPTIONS are those of --help.  */
   char *page = join (tu_srcdir (), "man/start-avm.1");
   char *lint_out = NULL, *lint_err = NULL;
-  int r = tu_run ((char *[]){ "mandoc", "-Tlint", "-Wwarning", page, NULL }, NULL, &lint_out, &lint_err);
+  int r = tu_run ((char *[]) { "mandoc", "-Tlint", "-Wwarning", page, NULL }, NULL, &lint_out, &lint_err);
   cr_assert_eq (r, 0, "mandoc -Tlint %s: exit %d\n%s%s", page, r, lint_out, lint_err);
   char *text = NULL, *rerr = NULL;
-  r = tu_run ((char *[]){ "mandoc", "-Tascii", "-Owidth=200", page, NULL }, (char *[]){ "MANWIDTH=200", NULL }, &text,
+  r = tu_run ((char *[]) { "mandoc", "-Tascii", "-Owidth=200", page, NULL }, (char *[]) { "MANWIDTH=200", NULL }, &text,
               &rerr);
   cr_assert_eq (r, 0, "%s", rerr);
   /* Strip the backspace overstriking of -Tascii.  */

@@ -57,10 +57,10 @@ TestSuite (tour, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (300));
 
 struct cmd
 {
-  char *line;       /* as the README has it, without its comment */
-  char *argv[48];   /* after "avm", adapted */
+  char *line;     /* as the README has it, without its comment */
+  char *argv[48]; /* after "avm", adapted */
   size_t argc;
-  bool background;  /* ends with & */
+  bool background; /* ends with & */
 };
 
 struct tour
@@ -205,7 +205,7 @@ make_downloads (const struct paths *p)
   const char *bl = ts_fmt ("%s/etc/bootloader_x86_64/bootloader.qemu", cf);
   cr_assert_eq (unlink (bl), 0, "%s: %s", bl, strerror (errno));
   tu_test_firmware ("x86_64", bl);
-  free (fx_run_ok ((char *[]){ "tar", "czf", (char *) p->hostpkg, "-C", (char *) cf, "bin", "etc", NULL }, NULL));
+  free (fx_run_ok ((char *[]) { "tar", "czf", (char *) p->hostpkg, "-C", (char *) cf, "bin", "etc", NULL }, NULL));
 
   /* The image zip: the fixture's images, android16's android-info.txt.  */
   char *zargs[16];
@@ -258,9 +258,15 @@ Test (tour, readme_tour_on_a_fixture)
   c = find (&t, &at, "avm cvd2img");
   rc = run (c, &out, &err);
   cr_assert_eq (rc, 0, "%s: exit %d\n%s%s", c->line, rc, out, err);
-  static const char *const outputs[] = { "system.img", "properties.img", "properties_virgl.img", "bootloader",
-                                         "manifest.json", "avb_key.pem", "android-info.txt",
-                                         "bin/kernel_log_monitor", "bin/sensors_simulator",
+  static const char *const outputs[] = { "system.img",
+                                         "properties.img",
+                                         "properties_virgl.img",
+                                         "bootloader",
+                                         "manifest.json",
+                                         "avb_key.pem",
+                                         "android-info.txt",
+                                         "bin/kernel_log_monitor",
+                                         "bin/sensors_simulator",
                                          "etc/automotive/vhalconfig/DefaultProperties.json" };
   for (size_t i = 0; i < ARRAY_SIZE (outputs); i++)
     cr_assert_eq (access (ts_fmt ("%s/%s", p.out, outputs[i]), R_OK), 0, "%s: no %s after `%s`", p.out, outputs[i],

@@ -16,9 +16,9 @@
 
 TestSuite (ubootenv);
 
-#define UENVCMD                                                                                               \
-  "uenvcmd=setenv bootargs \"$cbootargs console=ttyS0 panic=-1\" && bcb load virtio 0 misc; if bcb test "   \
-  "command = boot-quiescent; then setenv bootargs \"$bootargs androidboot.quiescent=1\"; bcb clear command; " \
+#define UENVCMD                                                                                                        \
+  "uenvcmd=setenv bootargs \"$cbootargs console=ttyS0 panic=-1\" && bcb load virtio 0 misc; if bcb test "              \
+  "command = boot-quiescent; then setenv bootargs \"$bootargs androidboot.quiescent=1\"; bcb clear command; "          \
   "bcb store; fi; run bootcmd_android"
 
 static uint32_t
@@ -158,8 +158,8 @@ Test (ubootenv, crc_corruption_detected)
   env[4000] = 0xff;
 
   env[2] ^= 0x10;
-  snprintf (want, sizeof want, "U-Boot environment CRC mismatch (stored 0x%08x, computed 0x%08x)",
-            good ^ 0x100000u, good);
+  snprintf (want, sizeof want, "U-Boot environment CRC mismatch (stored 0x%08x, computed 0x%08x)", good ^ 0x100000u,
+            good);
   cr_assert_eq (avm_uboot_env_parse (env, sizeof env, &back, &err), -EINVAL);
   assert_msg (err, want);
 }

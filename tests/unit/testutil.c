@@ -460,11 +460,12 @@ const char *
 tu_fake_helpers (void)
 {
   static char *dir;
-  static const char *const tools[]
-      = { "kernel_log_monitor", "logcat_receiver",    "secure_env",      "modem_simulator",    "root-canal",
-          "tcp_connector",      "socket_vsock_proxy", "adb_connector",   "gnss_grpc_proxy",    "tombstone_receiver",
-          "vhal_proxy_server",  "sensors_simulator",  "config_server",   "vhost_device_vsock", "vhost-user-gpu",
-          "vhost-device-video", "virtiofsd",         NULL };
+  static const char *const tools[] = { "kernel_log_monitor", "logcat_receiver",    "secure_env",
+                                       "modem_simulator",    "root-canal",         "tcp_connector",
+                                       "socket_vsock_proxy", "adb_connector",      "gnss_grpc_proxy",
+                                       "tombstone_receiver", "vhal_proxy_server",  "sensors_simulator",
+                                       "config_server",      "vhost_device_vsock", "vhost-user-gpu",
+                                       "vhost-device-video", "virtiofsd",          NULL };
   if (dir)
     return dir;
   dir = tu_run_shared_dir ("helpers");

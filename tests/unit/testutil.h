@@ -12,7 +12,7 @@
 #ifndef AVM_TEST_TIME_SCALE
 #define AVM_TEST_TIME_SCALE 1
 #endif
-#define TU_TIMEOUT(s) ((s) * AVM_TEST_TIME_SCALE)
+#define TU_TIMEOUT(s) ((s) *AVM_TEST_TIME_SCALE)
 
 /* A fresh temporary directory (malloc'd); removed by tu_rmtree.  */
 char *tu_tmpdir (void);
