@@ -53,18 +53,11 @@ struct helper
   const struct opt *positional; /* in order, kind K_NONE-terminated; NULL: none */
 };
 
-#define END                                                                                                            \
-  {                                                                                                                    \
-    NULL, K_NONE, NULL, NULL, false                                                                                    \
-  }
-#define F(n, k)                                                                                                        \
-  {                                                                                                                    \
-    n, k, NULL, NULL, false                                                                                            \
-  }
-#define E(n, v)                                                                                                        \
-  {                                                                                                                    \
-    n, K_ENUM, v, NULL, false                                                                                          \
-  }
+/* clang-format off */
+#define END { NULL, K_NONE, NULL, NULL, false }
+#define F(n, k) { n, k, NULL, NULL, false }
+#define E(n, v) { n, K_ENUM, v, NULL, false }
+/* clang-format on */
 
 static const struct opt virtiofsd_o[] = {
   F ("source", K_PATH),

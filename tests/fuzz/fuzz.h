@@ -23,16 +23,22 @@
 #define AVM_FUZZ_DECLARE(name) int avm_fuzz_##name (const uint8_t *data, size_t size)
 
 #ifdef AVM_FUZZ_MAIN
+/* clang-format off */
 #define AVM_FUZZ_TARGET(name)                                                                                          \
   AVM_FUZZ_DECLARE (name);                                                                                             \
   int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);                                                       \
-  int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) { return avm_fuzz_##name (data, size); }               \
+  int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)                                                        \
+  {                                                                                                                    \
+    return avm_fuzz_##name (data, size);                                                                               \
+  }                                                                                                                    \
   AVM_FUZZ_DECLARE (name)
+/* clang-format on */
 #else
 #define AVM_FUZZ_TARGET(name) AVM_FUZZ_DECLARE (name)
 #endif
 
 /* Abort with a message when COND does not hold.  */
+/* clang-format off */
 #define AVM_FUZZ_CHECK(cond)                                                                                           \
   do                                                                                                                   \
     {                                                                                                                  \
@@ -43,6 +49,7 @@
         }                                                                                                              \
     }                                                                                                                  \
   while (0)
+/* clang-format on */
 
 /* R < 0 must come with a message in ERR; ERR is freed and reset.  */
 static inline void

@@ -440,15 +440,17 @@ static void __attribute__ ((noreturn)) die_by (int sig)
 }
 
 #define FATALF(where, ...) (lg ('F', (where), __VA_ARGS__), die_by (SIGABRT))
-#define CHECK(cond, where, expr, ...)                                                                                  \
-  do                                                                                                                   \
-    if (!(cond))                                                                                                       \
-      {                                                                                                                \
-        char check_msg_[1024];                                                                                         \
-        snprintf (check_msg_, sizeof check_msg_, __VA_ARGS__);                                                         \
-        FATALF ((where), "Check failed: %s %s", (expr), check_msg_);                                                   \
-      }                                                                                                                \
+/* clang-format off */
+#define CHECK(cond, where, expr, ...)                                                                      \
+  do                                                                                                       \
+    if (!(cond))                                                                                           \
+      {                                                                                                    \
+        char check_msg_[1024];                                                                             \
+        snprintf (check_msg_, sizeof check_msg_, __VA_ARGS__);                                             \
+        FATALF ((where), "Check failed: %s %s", (expr), check_msg_);                                       \
+      }                                                                                                    \
   while (0)
+/* clang-format on */
 
 static void __attribute__ ((noreturn)) uncaught (const char *type, const char *what)
 {

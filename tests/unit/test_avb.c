@@ -928,14 +928,16 @@ Test (avb, verify_structural_errors)
   uint8_t *f = p + PART - 64, *h = p + VB, *d = h + 256 + 576;
 
 #define RESET() memcpy (p, orig, PART)
-#define EXPECT(code, want)                                                                                             \
-  do                                                                                                                   \
-    {                                                                                                                  \
-      cr_assert_eq (verify_copy (p, PART, true, &info, &err), code, "%s", err ? err->msg : "");                        \
-      assert_msg (err, want);                                                                                          \
-      RESET ();                                                                                                        \
-    }                                                                                                                  \
+/* clang-format off */
+#define EXPECT(code, want)                                                                  \
+  do                                                                                         \
+    {                                                                                        \
+      cr_assert_eq (verify_copy (p, PART, true, &info, &err), code, "%s", err ? err->msg : ""); \
+      assert_msg (err, want);                                                                \
+      RESET ();                                                                              \
+    }                                                                                        \
   while (0)
+  /* clang-format on */
 
   RESET ();
   cr_assert_eq (verify_copy (p, 63, true, &info, &err), -EINVAL);

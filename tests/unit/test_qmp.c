@@ -29,11 +29,13 @@
 
 #define QEMU_X86 "/usr/bin/qemu-system-x86_64"
 
+/* clang-format off */
 #define GREETING                                                                                                       \
   "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, \"package\": \"Debian "             \
   "1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n"
 #define CAPS_OK "{\"return\": {}, \"id\": 1}\r\n"
 #define TS "\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 5}"
+/* clang-format on */
 
 static pid_t server_pid = -1;
 static pid_t qemu_pid = -1;
@@ -173,31 +175,15 @@ struct step
   int n;
 };
 
-#define W(t)                                                                                                           \
-  {                                                                                                                    \
-    S_WRITE, (t), 0                                                                                                    \
-  }
-#define R(c)                                                                                                           \
-  {                                                                                                                    \
-    S_READ, (c), 0                                                                                                     \
-  }
-#define SLEEP(ms)                                                                                                      \
-  {                                                                                                                    \
-    S_SLEEP, NULL, (ms)                                                                                                \
-  }
-#define BIG(n)                                                                                                         \
-  {                                                                                                                    \
-    S_BIG, NULL, (n)                                                                                                   \
-  }
-#define HOLD                                                                                                           \
-  {                                                                                                                    \
-    S_HOLD, NULL, 0                                                                                                    \
-  }
-#define END                                                                                                            \
-  {                                                                                                                    \
-    S_END, NULL, 0                                                                                                     \
-  }
+/* clang-format off */
+#define W(t) { S_WRITE, (t), 0 }
+#define R(c) { S_READ, (c), 0 }
+#define SLEEP(ms) { S_SLEEP, NULL, (ms) }
+#define BIG(n) { S_BIG, NULL, (n) }
+#define HOLD { S_HOLD, NULL, 0 }
+#define END { S_END, NULL, 0 }
 #define HANDSHAKE W (GREETING), R ("qmp_capabilities"), W ("{\"return\": {}, \"id\": @ID0@}\r\n")
+/* clang-format on */
 
 static void
 child_write (int fd, const char *p, size_t len)
