@@ -42,18 +42,20 @@ avm_host_report_add (struct avm_host_report *r, enum avm_check_status status, co
   _cleanup_free_ char *h = hint ? strdup (hint) : NULL;
   struct avm_check_item *items;
 
-  if (!n || !d || (hint && !h) || !(items = realloc (r->items, (r->n + 1) * sizeof *items)))
+  if (!n || !d || (hint && !h))
+    {
+      r->lost = true;
+      return -ENOMEM;
+    }
+  items = realloc (r->items, (r->n + 1) * sizeof *items);
+  if (!items)
     {
       r->lost = true;
       return -ENOMEM;
     }
   r->items = items;
-  items[r->n++] = (struct avm_check_item) {
-    .name = steal_pointer (&n),
-    .detail = steal_pointer (&d),
-    .hint = steal_pointer (&h),
-    .status = status,
-  };
+  items[r->n++] = (struct avm_check_item) { .name = n, .detail = d, .hint = h, .status = status };
+  n = d = h = NULL; /* owned by the report now */
   return 0;
 }
 
