@@ -12,7 +12,10 @@
  *             vhost-user-gpu.  QEMU before 8.0 refuses vhost-user-gpu
  *             without KVM ("vhost initialization failed: requires kvm");
  *             then the GPU is QEMU's own virtio-gpu-pci (an info line says
- *             so: not a warning, which would fail the run).
+ *             so: not a warning, which would fail the run).  The guest's
+ *             screen (fbcon on virtio-gpu) shows its banner and report
+ *             (QMP screendump); a key and a tablet click sent with QMP
+ *             input-send-event are echoed on the console and the screen.
  *
  * Both end with QMP system_powerdown, after which QEMU must exit within
  * 10 s (the guest's acpid handles the ACPI power button).  Skipped only when
@@ -265,9 +268,9 @@ qmp (int fd, const char *cmd)
     }
 }
 
-/* QMP system_powerdown; QEMU must exit (status 0) within 10 s.  */
-static void
-powerdown (pid_t qemu, const char *qmp_path, const char *console)
+/* Connect to QEMU's QMP socket, past the capabilities negotiation.  */
+static int
+qmp_open (const char *qmp_path)
 {
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   cr_assert_geq (fd, 0);
@@ -279,6 +282,14 @@ powerdown (pid_t qemu, const char *qmp_path, const char *console)
   char line[4096];
   cr_assert (read_line (fd, line, sizeof line) && strstr (line, "\"QMP\""), "no QMP greeting: %s", line);
   qmp (fd, "{\"execute\":\"qmp_capabilities\"}\n");
+  return fd;
+}
+
+/* QMP system_powerdown; QEMU must exit (status 0) within 10 s.  */
+static void
+powerdown (pid_t qemu, const char *qmp_path, const char *console)
+{
+  int fd = qmp_open (qmp_path);
   double start = now ();
   qmp (fd, "{\"execute\":\"system_powerdown\"}\n");
   int status;
@@ -304,6 +315,131 @@ static void
 expect (const char *console, const char *what)
 {
   cr_expect_not_null (strstr (console, what), "console lacks \"%s\":\n%s", what, console);
+}
+
+/* A screendump (QMP, PPM) of QEMU's display: its size, how many pixels are
+   not black, in all and in the top 32 rows (the demo's banner: one line of
+   reverse video in fbcon's TER16x32 font).  */
+struct shot
+{
+  int w, h;
+  long lit, top;
+};
+
+static struct shot
+screendump (int qmp_fd, const char *path)
+{
+  struct shot s = { 0, 0, 0, 0 };
+  char cmd[4096];
+  unlink (path);
+  snprintf (cmd, sizeof cmd, "{\"execute\":\"screendump\",\"arguments\":{\"filename\":\"%s\"}}\n", path);
+  qmp (qmp_fd, cmd);
+  FILE *f = fopen (path, "rb");
+  cr_assert_not_null (f, "screendump %s: %s", path, strerror (errno));
+  int max = 0;
+  cr_assert_eq (fscanf (f, "P6 %d %d %d", &s.w, &s.h, &max), 3, "%s: not a PPM", path);
+  cr_assert (max == 255 && fgetc (f) != EOF, "%s: maxval %d", path, max);
+  for (int y = 0; y < s.h; y++)
+    for (int x = 0; x < s.w; x++)
+      {
+        int r = fgetc (f), g = fgetc (f), b = fgetc (f);
+        cr_assert_neq (b, EOF, "%s: short at %d,%d", path, x, y);
+        if (r | g | b)
+          {
+            s.lit++;
+            s.top += y < 32;
+          }
+      }
+  fclose (f);
+  return s;
+}
+
+/* Wait up to 20 s for each of LINES (whole lines; NULL ends them) on the
+   console.  */
+static void
+wait_lines (const char *console, const char *const *lines)
+{
+  double end = now () + 20;
+  for (;;)
+    {
+      char *c = tu_read (console);
+      const char *const *l = lines;
+      for (; *l; l++)
+        {
+          char line[256];
+          snprintf (line, sizeof line, "\n%s", *l);
+          const char *p = c;
+          size_t n = strlen (line);
+          /* The console's lines end in \r\n (the guest's tty).  */
+          while (p && (p = strstr (p, line)) && !strchr ("\r\n", p[n]))
+            p += n;
+          if (!p)
+            break;
+        }
+      if (!*l)
+        {
+          free (c);
+          return;
+        }
+      if (now () > end)
+        cr_assert_fail ("no line \"%s\" on the console after 20 s:\n%s", *l, c ? c : "");
+      free (c);
+      nap ();
+    }
+}
+
+/* The demo's screen and input echo (tests/demo/README.md): the banner and
+   its report on the screen (fbcon on virtio-gpu's fb0), then keyboard and
+   tablet events sent with QMP input-send-event echoed on the console and
+   drawn on the screen.  */
+static void
+screen_and_input (const char *qmp_path, const char *console)
+{
+  int fd = qmp_open (qmp_path);
+  /* The text reaches the host's display a little after the console.  */
+  struct shot s = { 0, 0, 0, 0 };
+  char *shot1 = pj (tmp, "screen1.ppm"), *shot2 = pj (tmp, "screen2.ppm");
+  double end = now () + 10;
+  do
+    {
+      if (now () > end)
+        cr_assert_fail ("screen %dx%d: %ld pixels lit, %ld in the banner's row", s.w, s.h, s.lit, s.top);
+      nap ();
+      s = screendump (fd, shot1);
+    }
+  while (s.top < 16 * 1024);
+  cr_assert (s.w == 1024 && s.h == 768, "screen %dx%d", s.w, s.h);
+  /* Text on black: 1-30 % lit (the report alone is about 10 %).  */
+  cr_assert (s.lit > 1024 * 768 / 100 && s.lit < 1024 * 768 * 3 / 10, "%ld pixels lit", s.lit);
+  cr_log_info ("demo: screen %dx%d, %ld pixels lit (%ld in the banner's row)", s.w, s.h, s.lit, s.top);
+
+  qmp (fd, "{\"execute\":\"input-send-event\",\"arguments\":{\"events\":[{\"type\":\"key\",\"data\":"
+           "{\"down\":true,\"key\":{\"type\":\"qcode\",\"data\":\"a\"}}}]}}\n");
+  qmp (fd, "{\"execute\":\"input-send-event\",\"arguments\":{\"events\":[{\"type\":\"key\",\"data\":"
+           "{\"down\":false,\"key\":{\"type\":\"qcode\",\"data\":\"a\"}}}]}}\n");
+  qmp (fd, "{\"execute\":\"input-send-event\",\"arguments\":{\"events\":["
+           "{\"type\":\"abs\",\"data\":{\"axis\":\"x\",\"value\":16384}},"
+           "{\"type\":\"abs\",\"data\":{\"axis\":\"y\",\"value\":8192}},"
+           "{\"type\":\"btn\",\"data\":{\"down\":true,\"button\":\"left\"}}]}}\n");
+  qmp (fd, "{\"execute\":\"input-send-event\",\"arguments\":{\"events\":["
+           "{\"type\":\"btn\",\"data\":{\"down\":false,\"button\":\"left\"}}]}}\n");
+  static const char *const echoed[]
+      = { "AVM_DEMO input: key 30 down", "AVM_DEMO input: key 30 up", "AVM_DEMO input: click 272 down at 16384,8192",
+          "AVM_DEMO input: click 272 up at 16384,8192", NULL };
+  wait_lines (console, echoed);
+
+  /* The same lines on the screen: it changes (four more lines of text).  */
+  end = now () + 10;
+  struct shot t = s;
+  do
+    {
+      if (now () > end)
+        cr_assert_fail ("the screen did not change after the input: %ld pixels lit", t.lit);
+      nap ();
+      t = screendump (fd, shot2);
+    }
+  while (t.lit == s.lit);
+  close (fd);
 }
 
 Test (demo, plain, .timeout = TU_TIMEOUT (90))
@@ -351,6 +487,9 @@ Test (demo, plain, .timeout = TU_TIMEOUT (90))
   expect (c, MARKER_OK);
   expect (c, "AVM_DEMO: power button: event");
   expect (c, "AVM_DEMO: gpu: absent");
+  expect (c, "AVM_DEMO: screen: absent (no virtio-gpu device)");
+  /* The pc machine's PS/2 keyboard.  */
+  expect (c, "AVM_DEMO: input echo: event");
   expect (c, "AVM_DEMO: share: absent");
   expect (c, "AVM_DEMO: port report: present (vport");
   expect (c, "AVM_DEMO: rng: absent");
@@ -434,7 +573,7 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
                    "-initrd",
                    initrd,
                    "-append",
-                   "console=hvc0 quiet panic=-1",
+                   "console=hvc0 quiet panic=-1 fbcon=font:TER16x32",
                    "-device",
                    "virtio-serial-pci,max_ports=31",
                    "-chardev",
@@ -526,11 +665,16 @@ Test (demo, backends, .timeout = TU_TIMEOUT (90))
   cr_assert_null (strstr (c, MARKER_FAILED), "boot failed:\n%s", c);
   expect (c, MARKER_OK);
   expect (c, "AVM_DEMO: gpu: card0 virtio_gpu Virtual-1 connected 1024x768");
+  /* fbcon on virtio-gpu's framebuffer, 16x32 characters (fbcon=font:).  */
+  expect (c, "AVM_DEMO: screen: fb0 1024x768 (virtio_gpudrmfb), tty1 64x24\r\n");
   expect (c, fmt ("AVM_DEMO: share: %s", hello));
   expect (c, "AVM_DEMO: port report: present");
   expect (c, "AVM_DEMO: rng: virtio_rng");
   expect (c, "QEMU Virtio Tablet");
   expect (c, "QEMU Virtio Keyboard");
+  expect (c, " (QEMU Virtio Tablet)");
+  expect (c, " (QEMU Virtio Keyboard)");
+  expect (c, "AVM_DEMO: input echo: ");
 
   /* QEMU holds both FIFOs open read-write: the guest's line waits there.  */
   int fd = open (run.report_out, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -541,6 +685,7 @@ Test (demo, backends, .timeout = TU_TIMEOUT (90))
   buf[n > 0 ? n : 0] = '\0';
   cr_expect_not_null (strstr (buf, "AVM_DEMO report: hello from the demo guest"), "report.out: \"%s\"", buf);
 
+  screen_and_input (run.qmp_path, run.console);
   powerdown (run.qemu, run.qmp_path, run.console);
   stop_backend (run.gpu);
   stop_backend (run.fs);

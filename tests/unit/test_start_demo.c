@@ -102,6 +102,12 @@ boot_and_stop (const struct demo *d, const char *img, double ready_timeout)
   cr_assert (strstr (log, root ? "AVM_DEMO: share: hello from the avm demo share" : "AVM_DEMO: share: absent"), "%s",
              log);
   cr_assert (strstr (log, "AVM_DEMO: gpu: card0 virtio_gpu"), "%s", log);
+  /* fbcon on virtio-gpu's framebuffer in the profile's font, 16x32 pixels
+     (fbcon=font:TER16x32: built into Debian's kernels for both).  */
+  cr_assert (strstr (log, "AVM_DEMO: screen: fb0 1024x768 (virtio_gpudrmfb), tty1 64x24"), "%s", log);
+  /* Both virtio input devices echo their events (tests/demo/README.md).  */
+  const char *echo = line_of (log, "AVM_DEMO: input echo: ");
+  cr_assert (strstr (echo, " (QEMU Virtio Keyboard)") && strstr (echo, " (QEMU Virtio Tablet)"), "%s", log);
   cr_assert (strstr (log, "AVM_DEMO: port report: present"), "%s", log);
   cr_assert (strstr (log, "VIRTUAL_DEVICE_BOOT_COMPLETED"), "%s", log);
 
