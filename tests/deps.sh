@@ -16,7 +16,7 @@ android-sdk-libsparse-utils gdisk fdisk mkbootimg openssl zip unzip
 busybox-static cpio kmod
 libguestfs-dev libguestfs0 supermin linux-image-amd64
 qemu-system-x86 qemu-system-arm qemu-system-gui u-boot-qemu
-dbus-daemon
+dbus-daemon websockify novnc
 mandoc man-db shellcheck bash
 cppcheck
 systemd util-linux debian-archive-keyring
