@@ -16,13 +16,19 @@ android-sdk-libsparse-utils gdisk fdisk mkbootimg openssl zip unzip
 busybox-static cpio kmod
 libguestfs-dev libguestfs0 supermin linux-image-amd64
 qemu-system-x86 qemu-system-arm qemu-system-gui u-boot-qemu
-dbus-daemon
+dbus-daemon websockify novnc
 mandoc man-db shellcheck bash
 cppcheck
 systemd util-linux debian-archive-keyring
 podman debootstrap
 clang clang-format valgrind
+chromium
 "
+# The browser test (tests/browser/) drives chromium with npm's
+# playwright-core: Node.js and npm from Debian, unless the machine has its
+# own (a nodesource nodejs bundles npm and conflicts with Debian's npm).
+command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 missing=""
 for p in $PACKAGES; do
@@ -34,8 +40,18 @@ done
 arch=""
 dpkg --print-foreign-architectures | grep -qx arm64 || arch=arm64
 
+# playwright-core, as tests/browser/package-lock.json pins it (no browser
+# download: it drives /usr/bin/chromium).
+browser_modules () {
+  if [ ! -d tests/browser/node_modules/playwright-core ] && command -v npm >/dev/null 2>&1; then
+    echo "deps: npm ci in tests/browser (playwright-core)"
+    (cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts)
+  fi
+}
+
 if [ -z "$missing" ] && [ -z "$arch" ]; then
   echo "deps: all packages present"
+  browser_modules
   exit 0
 fi
 
@@ -58,3 +74,4 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
+browser_modules

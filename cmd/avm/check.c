@@ -7,7 +7,9 @@
 #include "util/json.h"
 #include "util/strfmt.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 void
 avm_help_check (FILE *out)
@@ -31,6 +33,26 @@ avm_help_check (FILE *out)
          "Exit status: 0 when the profile can run here, 1 when it cannot, 2 on bad usage.\n"
          "See avm-check(1).\n",
          out);
+}
+
+/* The web display (display.web, -O display=web): websockify and noVNC,
+   required when the profile shows its screen that way.  */
+static void
+check_web (struct avm_host_report *rep, json_t *web)
+{
+  bool on = json_is_true (json_object_get (web, "enabled"));
+  const char *hint = "apt install websockify novnc (for the web display: -O display=web)";
+  avm_error_t err = NULL;
+  avm_host_check_program (rep, "websockify", "websockify", NULL, on, hint, &err);
+  avm_error_freep (&err);
+  const char *novnc = json_string_value (json_object_get (web, "novnc")) ?: "/usr/share/novnc";
+  _cleanup_free_ char *page = avm_strdupf ("%s/vnc.html", novnc);
+  if (!page)
+    avm_host_report_lose (rep);
+  else if (access (page, R_OK) == 0)
+    avm_host_report_add (rep, AVM_CHECK_OK, "novnc", page, NULL);
+  else
+    avm_host_report_addf (rep, on ? AVM_CHECK_FAIL : AVM_CHECK_WARN, "novnc", hint, "%s: %s", page, strerror (errno));
 }
 
 static bool
@@ -146,6 +168,7 @@ avm_cmd_check (int argc, char **argv)
   bool vhost_net = json_is_true (json_object_get (json_object_get (pj, "network"), "vhost"));
   avm_host_check_char_device (&rep, "vhost-net", "/dev/vhost-net", vhost_net, NULL, &err);
   avm_error_freep (&err);
+  check_web (&rep, json_object_get (json_object_get (pj, "display"), "web"));
 
   /* QEMU, its devices, the helpers and images: through the plan (the same
      code that builds the command line), with missing files reported, not fatal.  */

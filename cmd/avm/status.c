@@ -142,6 +142,10 @@ print_status (FILE *out, json_t *st)
       if (text)
         avm_fprintf_escaped (out, "  %s\n", text);
     }
+  json_t *web = json_object_get (st, "web");
+  json_array_foreach (json_object_get (web, "urls"), k, w)
+    avm_fprintf_escaped (out, "  web display, output %zu: %s (VNC %s)\n", k, json_string_value (w),
+                         json_string_value (json_array_get (json_object_get (web, "vnc"), k)) ?: "?");
   if (*boot)
     avm_fprintf_escaped (out, "  booted in %s%s\n", boot,
                          json_integer_value (json_object_get (st, "boots")) > 1 ? " (rebooted since)" : "");

@@ -131,6 +131,13 @@ static const struct opt dbus_daemon[] = {
   END,
 };
 
+/* Debian's websockify in inetd mode (the listening socket avm bound is
+   its stdin), serving noVNC and proxying to a VNC socket of a directory.  */
+static const struct opt websockify[] = {
+  F ("--inetd", K_NONE),        F ("--web", K_PATH),       E ("--token-plugin", "UnixDomainSocketDirectory"),
+  F ("--token-source", K_PATH), F ("--heartbeat", K_UINT), END,
+};
+
 static const struct opt vhal_proxy_server_pos[] = {
   F (NULL, K_PATH),
   F (NULL, K_HOSTPORT),
@@ -227,6 +234,7 @@ static const struct helper catalog[] = {
   { "vhost_device_vsock", GNU, vhost_device_vsock, NULL },
   { "vhost-user-gpu", GNU, vhost_user_gpu, NULL },
   { "virtiofsd", GNU, virtiofsd, NULL },
+  { "websockify", GNU, websockify, NULL },
 };
 
 /* The environment a helper may be given (profiles/aaos-base.json's

@@ -64,12 +64,15 @@ struct plan_ctx
   size_t ngen;
   struct avm_argv macs;                    /* the guest NICs' MAC addresses, as given to QEMU */
   char *display_backend, *display_address; /* where a viewer connects, or NULL */
+  struct avm_argv web_urls, vnc_sockets;   /* display.web: one each per output */
+  char *web_listen;                        /* ... ADDRESS:PORT, or NULL */
   int next_slot;
   avm_error_t *err;
 };
 
 /* Expand profile variables in S; WHERE is the JSON path (file is added).  */
 int plan_expand (struct plan_ctx *c, const char *s, const char *where, char **out);
+int plan_check_fd (struct plan_ctx *c, const char *name, const char *where, const char *what, avm_error_t *err);
 int plan_warn (struct plan_ctx *c, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* Profile value at PATH (validated, defaults present).  */
 const char *pstr (struct plan_ctx *c, const char *path);
@@ -106,6 +109,13 @@ int plan_set_resource (struct plan_ctx *c, struct avm_plan_resource *res);
    profile would write it, and its configuration file (a resource).  */
 json_t *plan_implied_dbus (void);
 int plan_implied_dbus_config (struct plan_ctx *c);
+/* The web display (web.c): whether the profile has it; its resources (the
+   listening socket, the VNC socket directory) and URLs; websockify as a
+   profile would write it (NULL: no memory); QEMU's VNC servers.  */
+bool plan_web_enabled (struct plan_ctx *c);
+int plan_web_resources (struct plan_ctx *c);
+json_t *plan_implied_web (struct plan_ctx *c);
+int plan_emit_web (struct plan_ctx *c);
 /* The N expanded services V against their programs (helpers.c): flags a
    gflags program does not define, programs that are not installed
    (refused when critical, else skipped with what is started after them:

@@ -53,36 +53,47 @@ plan_expand (struct plan_ctx *c, const char *s, const char *where, char **out)
   return avm_vars_expand (&c->scope, s, label, out, c->err);
 }
 
+/* A descriptor a service is given (${fd:NAME}, its stdin): NAME, or
+   NAME.read/NAME.write of a pipe, NAME.in/NAME.out of a FIFO pair.  WHAT
+   says how it was named, for the error.  */
+int
+plan_check_fd (struct plan_ctx *c, const char *name, const char *where, const char *what, avm_error_t *err)
+{
+  plan_note_use (c, name);
+  const char *dot = strrchr (name, '.');
+  if (dot && !plan_resource (c, name))
+    {
+      _cleanup_free_ char *base = strndup (name, dot - name);
+      const struct avm_plan_resource *res = plan_resource (c, base);
+      for (const char *const *end = res ? avm_resource_ends (res->type) : NULL; end && *end; end++)
+        if (streq (dot, *end))
+          return 0;
+    }
+  if (plan_resource (c, name))
+    return 0;
+  _cleanup_strbuf_ struct avm_strbuf list = { 0 };
+  for (size_t i = 0; i < c->nres; i++)
+    avm_strbuf_join (&list, ", ", c->res[i].name);
+  bool any = list.s && *list.s;
+  return avm_error_input (err, "%s: %s: no such resource%s%s%s", where, what, any ? " (resources: " : "",
+                          any ? list.s : "", any ? ")" : "");
+}
+
 /* ${fd:NAME} and ${port:NAME} refer to resources.  */
 static int
 lookup_resource (void *data, const char *ns, const char *arg, const char *where, char **repl, avm_error_t *err)
 {
   struct plan_ctx *c = data;
-  if (streq (ns, "fd") || streq (ns, "port"))
-    plan_note_use (c, arg);
   if (streq (ns, "fd"))
     {
-      /* NAME, or NAME.read/NAME.write of a pipe, NAME.in/NAME.out of a FIFO pair.  */
-      const char *dot = strrchr (arg, '.');
-      if (dot && !plan_resource (c, arg))
-        {
-          _cleanup_free_ char *base = strndup (arg, dot - arg);
-          const struct avm_plan_resource *res = plan_resource (c, base);
-          for (const char *const *end = res ? avm_resource_ends (res->type) : NULL; end && *end; end++)
-            if (streq (dot, *end))
-              return 0;
-        }
-      if (!plan_resource (c, arg))
-        {
-          _cleanup_strbuf_ struct avm_strbuf list = { 0 };
-          for (size_t i = 0; i < c->nres; i++)
-            avm_strbuf_join (&list, ", ", c->res[i].name);
-          bool any = list.s && *list.s;
-          return avm_error_input (err, "%s: ${fd:%s}: no such resource%s%s%s", where, arg, any ? " (resources: " : "",
-                                  any ? list.s : "", any ? ")" : "");
-        }
-      return 0; /* the supervisor substitutes the descriptor number */
+      _cleanup_free_ char *what = NULL;
+      if (asprintf (&what, "${fd:%s}", arg) < 0)
+        return avm_error_sys (err, ENOMEM, "%s", where);
+      /* The supervisor substitutes the descriptor number.  */
+      return plan_check_fd (c, arg, where, what, err);
     }
+  if (streq (ns, "port"))
+    plan_note_use (c, arg);
   if (streq (ns, "port"))
     {
       const struct avm_plan_resource *res = plan_resource (c, arg);
@@ -598,6 +609,9 @@ out:
     plan_generated_clear (&c.gen[i]);
   free (c.gen);
   avm_argv_clear (&c.macs);
+  avm_argv_clear (&c.web_urls);
+  avm_argv_clear (&c.vnc_sockets);
+  free (c.web_listen);
   free (c.display_backend);
   free (c.display_address);
   free (c.run_dir);

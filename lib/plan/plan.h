@@ -83,7 +83,8 @@ struct avm_plan_service
   size_t argc;
   struct avm_plan_pair *env;
   size_t nenv;
-  char *workdir; /* or NULL */
+  char *workdir;   /* or NULL */
+  char *stdin_res; /* resource given as its standard input (inetd style), or NULL: /dev/null */
   enum avm_ready_type ready;
   char *ready_path;       /* socket and file readiness */
   uint64_t ready_timeout; /* microseconds */
@@ -229,6 +230,10 @@ struct avm_plan
   char **macs;
   char *adb;                               /* "127.0.0.1:6520", or NULL */
   char *display_backend, *display_address; /* or NULL */
+  /* display.web: ADDRESS:PORT websockify serves, and per output its page
+     and QEMU's VNC socket behind it (NULL-terminated); all NULL without.  */
+  char *web_listen;
+  char **web_urls, **vnc_sockets;
 
   char **warnings; /* grows: avm start adds the peers' */
   /* Output only (avm_plan_to_json).  */

@@ -436,8 +436,8 @@ plan_qemu_argv (struct plan_ctx *c)
   if ((r = plan_new_line (c)) < 0 || (r = avm_argv_push (&c->argv, c->qemu_binary)) < 0)
     return avm_error_sys (c->err, ENOMEM, "building the QEMU command line");
   if ((r = emit_machine (c)) < 0 || (r = plan_emit_display (c)) < 0 || (r = plan_emit_gpu (c)) < 0
-      || (r = plan_emit_serial (c)) < 0 || (r = plan_emit_consoles (c)) < 0 || (r = emit_disks (c)) < 0
-      || (r = plan_emit_devices (c)) < 0 || (r = emit_firmware (c)) < 0)
+      || (r = plan_emit_web (c)) < 0 || (r = plan_emit_serial (c)) < 0 || (r = plan_emit_consoles (c)) < 0
+      || (r = emit_disks (c)) < 0 || (r = plan_emit_devices (c)) < 0 || (r = emit_firmware (c)) < 0)
     return r;
 
   size_t i;

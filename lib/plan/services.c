@@ -47,6 +47,7 @@ plan_service_clear (struct plan_service *ps)
     }
   free (s->env);
   free (s->workdir);
+  free (s->stdin_res);
   free (s->ready_path);
   free (s->socket);
   free (s->missing);
@@ -295,6 +296,15 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
       if (ps->s.workdir[0] != '/')
         return avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute path", c->file, w, ps->s.workdir);
     }
+  const char *in = json_string_value (json_object_get (def, "stdin"));
+  if (in)
+    {
+      _cleanup_free_ char *w = NULL;
+      if (asprintf (&w, "%s.stdin", base) < 0 || !(ps->s.stdin_res = strdup (in)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_check_fd (c, in, c->file, w, c->err)) < 0)
+        return r;
+    }
   if ((r = find_program (c, def, base, ps)) < 0)
     return r;
   return expand_policy (c, def, base, ps);
@@ -379,7 +389,7 @@ int
 plan_services (struct plan_ctx *c)
 {
   json_t *defs = avm_json_path (c->p, "services");
-  struct plan_service *v = calloc (json_object_size (defs) + 2, sizeof *v);
+  struct plan_service *v = calloc (json_object_size (defs) + 3, sizeof *v); /* and the implied ones */
   size_t n = 0;
   const char *name;
   json_t *def;
@@ -395,6 +405,23 @@ plan_services (struct plan_ctx *c)
       if ((r = plan_implied_dbus_config (c)) < 0 || (r = expand_one (c, "dbus", d, true, &v[n])) < 0)
         goto out;
       n++;
+    }
+  if (plan_web_enabled (c))
+    {
+      if ((r = plan_web_resources (c)) < 0)
+        goto out;
+      if (!json_object_get (defs, "websockify"))
+        {
+          _cleanup_json_ json_t *d = plan_implied_web (c);
+          if (!d)
+            {
+              r = avm_error_sys (c->err, ENOMEM, "plan");
+              goto out;
+            }
+          if ((r = expand_one (c, "websockify", d, true, &v[n])) < 0)
+            goto out;
+          n++;
+        }
     }
   json_object_foreach (defs, name, def)
     {

@@ -60,6 +60,10 @@ avm_plan_guest_json (const struct avm_plan *plan)
                        plan->display_backend ? json_pack ("{s:s, s:s?}", "backend", plan->display_backend, "address",
                                                           plan->display_address)
                                              : json_null ());
+  json_object_set_new (g, "web",
+                       plan->web_listen ? json_pack ("{s:s, s:o, s:o}", "listen", plan->web_listen, "urls",
+                                                     strv_json (plan->web_urls), "vnc", strv_json (plan->vnc_sockets))
+                                        : json_null ());
   return g;
 }
 
@@ -117,6 +121,8 @@ service_json (const struct avm_plan *plan, const struct avm_plan_service *s)
     json_object_set_new (o, "socket", json_string (s->socket));
   if (s->workdir)
     json_object_set_new (o, "workdir", json_string (s->workdir));
+  if (s->stdin_res)
+    json_object_set_new (o, "stdin", json_string (s->stdin_res));
   json_object_set_new (o, "program", s->program ? json_string (s->program) : json_null ());
   if (s->missing)
     json_object_set_new (o, "missing", json_string (s->missing));

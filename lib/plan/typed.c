@@ -307,6 +307,9 @@ plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
   plan->display_backend = steal_pointer (&c->display_backend);
   plan->display_address = steal_pointer (&c->display_address);
   plan->macs = avm_argv_steal (&c->macs);
+  plan->web_listen = steal_pointer (&c->web_listen);
+  plan->web_urls = c->web_urls.n ? avm_argv_steal (&c->web_urls) : NULL;
+  plan->vnc_sockets = c->vnc_sockets.n ? avm_argv_steal (&c->vnc_sockets) : NULL;
   return 0;
 }
 
@@ -357,6 +360,7 @@ service_clear (struct avm_plan_service *s)
   free (s->argv);
   pairs_free (s->env, s->nenv);
   free (s->workdir);
+  free (s->stdin_res);
   free (s->ready_path);
   free (s->after);
   avm_strv_free (s->uses);
@@ -405,6 +409,9 @@ plan_typed_clear (struct avm_plan *plan)
   free (plan->adb);
   free (plan->display_backend);
   free (plan->display_address);
+  free (plan->web_listen);
+  avm_strv_free (plan->web_urls);
+  avm_strv_free (plan->vnc_sockets);
   avm_strv_free (plan->warnings);
   json_decref (plan->options);
   json_decref (plan->detected);

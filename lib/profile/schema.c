@@ -106,6 +106,20 @@ static const struct avm_skey vnc_keys[] = {
   END,
 };
 
+static const struct avm_skey web_keys[] = {
+  BOOL ("enabled", "false",
+        "Serve the guest's screen to a browser: a VNC server per output on a unix socket in the runtime directory, "
+        "and Debian's websockify serving Debian's noVNC pages on one TCP port (clicks and keys reach the guest)."),
+  STR ("listen", "\"127.0.0.1\"", AVM_SF_TEXT,
+       "IPv4 address the page is served on; a non-loopback one needs display.web.remote (the VNC server has no "
+       "password)."),
+  INT ("port", 1, 65535, "6080", "TCP port of instance 1 (instance N: port + N - 1)."),
+  BOOL ("remote", "false",
+        "Allow a listen address other than loopback. Whoever reaches the port sees and drives the guest: use it only "
+        "on a network that is yours, or behind an authenticating proxy."),
+  STR ("novnc", "\"/usr/share/novnc\"", AVM_SF_TEXT | AVM_SF_NOTEMPTY, "noVNC's pages (Debian's novnc package)."),
+  END,
+};
 static const struct avm_skey display_keys[] = {
   ENUM ("backend", V ("none", "dbus", "egl-headless", "vnc", "gtk"), "\"none\"",
         "QEMU display backend; dbus starts a private dbus-daemon for an external display program."),
@@ -117,6 +131,7 @@ static const struct avm_skey display_keys[] = {
   ARR ("outputs", 0, "Display outputs; the first sets xres/yres, their count sets max_outputs.",
        OBJ (NULL, output_keys, 0, "A display output.")),
   OBJ ("vnc", vnc_keys, 0, "VNC server (backend vnc)."),
+  OBJ ("web", web_keys, 0, "The screen in a browser (noVNC through websockify)."),
   END,
 };
 
@@ -247,6 +262,9 @@ static const struct avm_skey service_keys[] = {
   STR ("workdir", NULL, AVM_SF_TEXT,
        "Working directory of the service (created by avm when missing); default: the directory avm was started in."),
   STR ("socket", NULL, AVM_SF_TEXT, "Unix socket the service listens on (vhost-user backends; ${socket})."),
+  STR ("stdin", NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY,
+       "A resource given to the service as its standard input instead of /dev/null: a listening socket for a "
+       "program in inetd mode (avm binds it, so the address and port are avm's to check), or a pipe or FIFO end."),
   ENUM ("ready", V ("none", "socket", "file", "notify"), "\"none\"",
         "Readiness: socket (listening, checked without connecting), file (appears), notify (sd_notify READY=1), none."),
   STR ("ready_path", NULL, AVM_SF_TEXT, "File that signals readiness (ready: file)."),

@@ -58,6 +58,9 @@ guest_booted (struct sv *sv, const char *line)
     }
   sv->g.t_booted = sv_now (sv);
   sv_info (sv, "guest booted in %.1f s", (double) (sv->g.t_booted - sv->g.t_qemu) / USEC_PER_SEC);
+  /* Where to see it (display.web): one page per output.  */
+  for (size_t k = 0; sv->plan->web_urls && sv->plan->web_urls[k]; k++)
+    sv_info (sv, "web display, output %zu: %s", k, sv->plan->web_urls[k]);
   sv_set_phase (sv, PHASE_RUNNING, NULL);
   if (sv->o->stop_after_boot)
     sv_request_stop (sv, "--stop-after-boot");

@@ -214,6 +214,7 @@ svc_start (struct svc *s, avm_error_t *err)
     .nenv = s->nenv,
     .lookup = avm_resources_lookup,
     .lookup_data = sv->res,
+    .stdin_name = s->def->stdin_res,
     .out_fd = p[1],
     .workdir = s->def->workdir,
     .what = s->qemu ? "QEMU" : what,

@@ -84,7 +84,7 @@ struct child_args
   char *const *argv, *const *envp;
   const int *src;
   size_t n;
-  int out_fd, err_fd;
+  int in_fd, out_fd, err_fd; /* in_fd: standard input, or -1 for /dev/null */
   pid_t parent;
   const char *workdir;
 };
@@ -124,9 +124,12 @@ child_main (void *data)
   for (size_t i = 0; i < a->n; i++)
     if ((tmp[i] = fcntl (a->src[i], F_DUPFD_CLOEXEC, 3 + MAX_PASSED)) < 0)
       goto fail;
+  int in = -1;
+  if (a->in_fd >= 0 && (in = fcntl (a->in_fd, F_DUPFD_CLOEXEC, 3 + MAX_PASSED)) < 0)
+    goto fail;
   step = 4;
   int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (a->out_fd >= 0 ? a->out_fd : devnull, 1) < 0
+  if (devnull < 0 || dup2 (in >= 0 ? in : devnull, 0) < 0 || dup2 (a->out_fd >= 0 ? a->out_fd : devnull, 1) < 0
       || dup2 (a->out_fd >= 0 ? a->out_fd : devnull, 2) < 0)
     goto fail;
   step = 5;
@@ -180,6 +183,12 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
           goto out;
         }
     }
+  int in_fd = -1;
+  if (req->stdin_name && (in_fd = req->lookup ? req->lookup (req->lookup_data, req->stdin_name) : -1) < 0)
+    {
+      r = avm_error_input (err, "%s: no resource \"%s\" for its standard input", req->what, req->stdin_name);
+      goto out;
+    }
   for (size_t i = 0; i < nargs; i++)
     avm_argv_push_take (&argv, join_arg (&args[i], names.v, names.n));
   /* Environment: ours, with the service's additions replacing.  */
@@ -212,7 +221,7 @@ avm_spawn (const struct avm_spawn_request *req, struct avm_child *out, avm_error
       goto out;
     }
   struct child_args ca
-      = { req->program, argv.v, env.v, src, names.n, req->out_fd, errpipe[1], getpid (), req->workdir };
+      = { req->program, argv.v, env.v, src, names.n, in_fd, req->out_fd, errpipe[1], getpid (), req->workdir };
   size_t stack_size = 64 * 1024;
   void *stack = mmap (NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)

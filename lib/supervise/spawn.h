@@ -4,7 +4,7 @@
  * shell), ${fd:NAME} references replaced by descriptors passed to the child
  * ("$$" is a literal '$': profile/vars.h, keep_dollar)
  * as 3, 4, ... in order of first use, every other descriptor closed, stdin
- * on /dev/null, stdout and stderr on OUT_FD (the supervisor's log pipe), its
+ * on /dev/null or a resource (stdin_name), stdout and stderr on OUT_FD (the supervisor's log pipe), its
  * own process group, SIGKILL when the supervisor dies (PR_SET_PDEATHSIG: a
  * supervisor that dies without stopping its children was killed or crashed,
  * and nothing may outlive it, not even a helper ignoring SIGTERM),
@@ -34,7 +34,8 @@ struct avm_spawn_request
   /* Environment additions: a plan's pairs.  */
   const struct avm_plan_pair *envv;
   size_t nenv;
-  avm_fd_lookup_fn lookup; /* for ${fd:NAME} */
+  avm_fd_lookup_fn lookup; /* for ${fd:NAME} and STDIN_NAME */
+  const char *stdin_name;  /* resource for standard input (a listening socket: inetd style), or NULL: /dev/null */
   void *lookup_data;
   int out_fd;          /* stdout and stderr, or -1 for /dev/null */
   const char *workdir; /* working directory, or NULL for the supervisor's */

@@ -120,6 +120,43 @@ Test (spawn, descriptors_are_passed_in_order_and_nothing_else)
   free (b);
 }
 
+/* stdin_name: a resource as standard input (websockify --inetd gets its
+   listening socket so); otherwise /dev/null; a missing one is refused.  */
+Test (spawn, stdin_from_a_resource)
+{
+  int p[2];
+  cr_assert_eq (pipe2 (p, O_CLOEXEC), 0);
+  cr_assert_eq (write (p[1], "through stdin\n", 14), 14);
+  close (p[1]);
+  struct fds f = { { "in.read", NULL }, { p[0] } };
+  struct targs argv = TARGS ("cat");
+  struct avm_spawn_request req = { .program = "/bin/cat",
+                                   .args = argv.v,
+                                   .nargs = argv.n,
+                                   .lookup = lookup,
+                                   .lookup_data = &f,
+                                   .stdin_name = "in.read",
+                                   .what = "service cat" };
+  int status;
+  char *out = run (&req, &status);
+  cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  cr_assert_str_eq (out, "through stdin\n");
+  free (out);
+  close (p[0]);
+  /* Without: /dev/null, cat ends at once with nothing.  */
+  req.stdin_name = NULL;
+  out = run (&req, &status);
+  cr_assert_str_eq (out, "");
+  free (out);
+  req.stdin_name = "missing";
+  struct avm_child c;
+  avm_error_t err = NULL;
+  cr_assert_lt (avm_spawn (&req, &c, &err), 0);
+  assert_contains (err->msg, "service cat: no resource \"missing\" for its standard input");
+  avm_error_freep (&err);
+  targs_free (&argv);
+}
+
 Test (spawn, environment_and_process_group)
 {
   struct targs argv = TARGS ("env");

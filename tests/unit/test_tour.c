@@ -379,5 +379,25 @@ Test (tour, readme_tour_on_a_fixture)
   rc = run (c, &out, &err);
   cr_assert_eq (rc, 0, "%s: exit %d\n%s%s", c->line, rc, out, err);
   cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
+
+  /* 4. The screen in a browser: the page of each output, printed at boot
+     and listed by avm status (test_web.c follows the page to QEMU).  */
+  if (access ("/usr/bin/websockify", X_OK) != 0 || access ("/usr/share/novnc/vnc.html", R_OK) != 0)
+    cr_skip_test ("websockify or novnc not installed (tests/deps.sh installs them)");
+  c = find (&t, &at, "avm start -p aaos-x86_64");
+  cr_assert (c->background && strstr (c->line, "-O display=web"), "%s", c->line);
+  ts_start_argv (&env, &a, c->argv);
+  msgs = ts_wait_notify (&a, "READY=1", TU_TIMEOUT (120));
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  const char *url = "http://127.0.0.1:6080/vnc.html?autoconnect=true&resize=scale&path=websockify%3Ftoken%3D";
+  for (int k = 0; k < 2; k++)
+    cr_assert_not_null (strstr (ts_stderr (&a), ts_fmt ("web display, output %d: %s%d", k, url, k)), "%s",
+                        ts_stderr (&a));
+  c = find (&t, &at, "avm status");
+  rc = run (c, &out, &err);
+  cr_assert_eq (rc, 0, "%s: exit %d\n%s%s", c->line, rc, out, err);
+  cr_assert_not_null (strstr (out, ts_fmt ("web display, output 0: %s0", url)), "%s", out);
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
   cr_assert_eq (at, t.n, "README tour: %zu commands, %zu run", t.n, at);
 }
