@@ -307,3 +307,65 @@ Test (web, demo_page_and_vnc_through_websockify, .timeout = 300)
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
   cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
 }
+
+/* The whole path as a user takes it: Debian's headless Chromium (driven
+   by npm's playwright-core, tests/browser/novnc.mjs) opens the printed URL,
+   the page shows the guest's screen (the demo's text on its framebuffer
+   console: not a black frame), and a click and a key typed in the page
+   reach the guest, which echoes them on its console.  */
+Test (web, chromium_sees_and_drives_the_demo, .timeout = 400)
+{
+  const char *img = tu_demo_image ();
+  if (!img)
+    cr_skip_test ("no demo image (make demo-image)");
+  if (access ("/usr/bin/websockify", X_OK) != 0 || access ("/usr/share/novnc/vnc.html", R_OK) != 0)
+    cr_skip_test ("websockify or novnc not installed (tests/deps.sh installs them)");
+  const char *script = ts_fmt ("%s/tests/browser/novnc.mjs", tu_srcdir ());
+  if (access ("/usr/bin/chromium", X_OK) != 0
+      || access (ts_fmt ("%s/tests/browser/node_modules/playwright-core", tu_srcdir ()), R_OK) != 0)
+    cr_skip_test ("chromium or playwright-core not installed (tests/deps.sh installs them)");
+  int port = free_port ();
+  struct ts_avm a;
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "display=web", "--set",
+            ts_fmt ("display.web.port=%d", port), NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 240);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *url = ts_fmt ("http://127.0.0.1:%d/vnc.html?autoconnect=true&resize=scale&path=websockify%%3Ftoken%%3D0", port);
+  char *shot = ts_path (&env, "browser.png");
+  char *argv[] = { "node", (char *) script, url, shot, "a", NULL };
+  char *out = NULL, *err = NULL;
+  int rc = tu_run (argv, NULL, &out, &err);
+  cr_assert_eq (rc, 0, "novnc.mjs: exit %d\n%s%s", rc, out, err);
+  json_t *r = ts_json (out);
+  /* The guest's screen at its size, with the demo's banner and report:
+     more than a cursor (fbcon's block is 16x32 pixels).  */
+  cr_assert_eq (json_integer_value (json_object_get (r, "width")), 1024, "%s", out);
+  cr_assert_eq (json_integer_value (json_object_get (r, "height")), 768, "%s", out);
+  cr_assert_gt (json_integer_value (json_object_get (r, "lit")), 5000, "the page shows no text: %s (see %s)", out,
+                shot);
+  unsigned char sig[8] = { 0 };
+  FILE *f = fopen (shot, "rb");
+  cr_assert (f && fread (sig, 1, 8, f) == 8 && memcmp (sig, "\x89PNG\r\n\x1a\n", 8) == 0, "%s is not a PNG", shot);
+  fclose (f);
+  json_decref (r);
+
+  /* The click (the tablet's BTN_LEFT in the middle of the screen: absolute
+     16384,16384 of 0..32767, give or take noVNC's rounding) and KEY_A.  */
+  const char *log = NULL;
+  for (int i = 0; i < 100; i++)
+    {
+      log = ts_read_log (&env, "console-console.log");
+      if (strstr (log, "AVM_DEMO input: key 30 up") && strstr (log, "AVM_DEMO input: click 272 up at "))
+        break;
+      tu_sleep_ms (100);
+    }
+  cr_assert (strstr (log, "AVM_DEMO input: key 30 down"), "no key from the page:\n%s", log);
+  const char *click = strstr (log, "AVM_DEMO input: click 272 down at ");
+  cr_assert (click, "no click from the page:\n%s", log);
+  int x = -1, y = -1;
+  cr_assert_eq (sscanf (click, "AVM_DEMO input: click 272 down at %d,%d", &x, &y), 2, "%.60s", click);
+  cr_assert (x > 15000 && x < 17800 && y > 15000 && y < 17800, "click at %d,%d, not the middle", x, y);
+
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
+}
