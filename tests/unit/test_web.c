@@ -262,12 +262,15 @@ Test (web, demo_page_and_vnc_through_websockify, .timeout = 300)
     cr_skip_test ("websockify or novnc not installed (tests/deps.sh installs them)");
   int port = free_port ();
   struct ts_avm a;
+  /* Two outputs: a page each.  */
   ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "display=web", "--set",
-            ts_fmt ("display.web.port=%d", port), NULL);
+            ts_fmt ("display.web.port=%d", port), "--set",
+            "display.outputs=[{\"xres\":1024,\"yres\":768},{\"xres\":800,\"yres\":600}]", NULL);
   char *msgs = ts_wait_notify (&a, "READY=1", 240);
   cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
   char *url = ts_fmt ("http://127.0.0.1:%d/vnc.html?autoconnect=true&resize=scale&path=websockify%%3Ftoken%%3D0", port);
   char *err = ts_stderr (&a);
+  cr_assert (strstr (err, ts_fmt ("web display, output 1: http://127.0.0.1:%d/vnc.html?", port)), "%s", err);
   cr_assert (strstr (err, ts_fmt ("web display, output 0: %s", url)), "%s", err);
 
   char *out = NULL;
@@ -287,22 +290,26 @@ Test (web, demo_page_and_vnc_through_websockify, .timeout = 300)
   cr_assert (strstr (page, "noVNC"), "%.400s", page);
   free (page);
 
-  /* The page's WebSocket: QEMU's RFB greeting in the first binary frame.  */
-  s = connect_port (port);
-  char *resp = exchange (s,
-                         "GET /websockify?token=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n",
-                         false);
-  close (s);
-  cr_assert (strstr (resp, "101 Switching Protocols"), "%.300s", resp);
-  /* RFC 6455's sample key and its accept value.  */
-  cr_assert (strstr (resp, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "%.300s", resp);
-  const char *frame = strstr (resp, "\r\n\r\n") + 4;
-  cr_assert_eq ((unsigned char) frame[0], 0x82, "not a final binary frame");
-  cr_assert_eq (frame[1] & 0x7f, 12);
-  cr_assert (memcmp (frame + 2, "RFB 003.008\n", 12) == 0, "%.12s", frame + 2);
-  free (resp);
+  /* Each page's WebSocket: QEMU's RFB greeting in the first binary frame.  */
+  for (int k = 0; k < 2; k++)
+    {
+      s = connect_port (port);
+      char *resp = exchange (s,
+                             ts_fmt ("GET /websockify?token=%d HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n",
+                                     k),
+                             false);
+      close (s);
+      cr_assert (strstr (resp, "101 Switching Protocols"), "output %d: %.300s", k, resp);
+      /* RFC 6455's sample key and its accept value.  */
+      cr_assert (strstr (resp, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "%.300s", resp);
+      const char *frame = strstr (resp, "\r\n\r\n") + 4;
+      cr_assert_eq ((unsigned char) frame[0], 0x82, "output %d: not a final binary frame", k);
+      cr_assert_eq (frame[1] & 0x7f, 12);
+      cr_assert (memcmp (frame + 2, "RFB 003.008\n", 12) == 0, "output %d: %.12s", k, frame + 2);
+      free (resp);
+    }
 
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
   cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
