@@ -255,4 +255,4 @@ void guest_boot_timers (struct sv *sv, bool arm);
 
 /* status.c */
 json_t *sv_status_json (struct sv *sv);
-json_t *sv_control (void *data, const char *command, json_t *request);
+json_t *sv_control (void *data, const char *command, json_t *request, struct avm_control_request *req);

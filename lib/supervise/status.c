@@ -106,7 +106,7 @@ sv_status_json (struct sv *sv)
 }
 
 json_t *
-sv_control (void *data, const char *command, json_t *request)
+sv_control (void *data, const char *command, json_t *request, struct avm_control_request *req)
 {
   struct sv *sv = data;
   if (streq (command, "status"))
