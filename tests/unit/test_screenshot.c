@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * avm screenshot and the picture of a failed boot, with real QEMU (TCG):
+ *   - a QEMU without a guest (the fast test profile with a two-output
+ *     virtio-gpu): QEMU draws its "not initialized" note; each output
+ *     can be taken, one beyond them is bad usage (2), a profile without a
+ *     GPU too; FILE, the default name, -o - into a pipe, an existing FILE
+ *     left as it was when the picture fails, nothing left in the runtime
+ *     directory;
+ *   - the demo guest booted to READY: the picture has the profile's
+ *     display.outputs[0] size and is not all one colour (the guest's
+ *     text console);
+ *   - a demo boot that times out leaves LOGDIR/boot-failed-*.png and names
+ *     it in the error;
+ *   - no instance: exit 1.
+ * PNGs are decoded here with zlib (8-bit RGB/RGBA, not interlaced: what
+ * QEMU writes).
+ */
+#include "test_start.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static struct ts_env env;
+
+static void
+setup (void)
+{
+  ts_env_init (&env);
+}
+
+static void
+teardown (void)
+{
+  ts_env_fini (&env);
+}
+
+TestSuite (screenshot, .init = setup, .fini = teardown);
+
+/* ---- PNG ----------------------------------------------------------------- */
+
+struct png
+{
+  unsigned width, height;
+  bool one_colour;
+  size_t differing; /* pixels not of the colour of the first */
+};
+
+static uint32_t
+be32 (const unsigned char *p)
+{
+  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static unsigned char *
+read_all (const char *path, size_t *len)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  struct stat st;
+  cr_assert_eq (fstat (fd, &st), 0);
+  unsigned char *buf = malloc (st.st_size + 1);
+  cr_assert_not_null (buf);
+  size_t n = 0;
+  while (n < (size_t) st.st_size)
+    {
+      ssize_t r = read (fd, buf + n, st.st_size - n);
+      cr_assert_gt (r, 0, "%s: short read", path);
+      n += r;
+    }
+  close (fd);
+  *len = n;
+  return buf;
+}
+
+static int
+paeth (int a, int b, int c)
+{
+  int p = a + b - c, pa = abs (p - a), pb = abs (p - b), pc = abs (p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/* Check the PNG at PATH and decode it into P.  */
+static void
+png_read (const char *path, struct png *p)
+{
+  size_t len;
+  unsigned char *buf = read_all (path, &len);
+  static const unsigned char sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+  cr_assert (len > 33 && memcmp (buf, sig, 8) == 0, "%s: not a PNG", path);
+  cr_assert (memcmp (buf + 12, "IHDR", 4) == 0, "%s: no IHDR first", path);
+  *p = (struct png) { .width = be32 (buf + 16), .height = be32 (buf + 20) };
+  unsigned depth = buf[24], ctype = buf[25], interlace = buf[28];
+  cr_assert (depth == 8 && (ctype == 2 || ctype == 6) && interlace == 0,
+             "%s: depth %u, colour type %u, interlace %u: not decoded here", path, depth, ctype, interlace);
+  size_t bpp = ctype == 6 ? 4 : 3;
+
+  /* The IDAT chunks, joined.  */
+  unsigned char *z = malloc (len);
+  size_t zlen = 0;
+  cr_assert_not_null (z);
+  for (size_t off = 8; off + 12 <= len;)
+    {
+      uint32_t clen = be32 (buf + off);
+      cr_assert (off + 12 + clen <= len, "%s: truncated chunk", path);
+      if (memcmp (buf + off + 4, "IDAT", 4) == 0)
+        {
+          memcpy (z + zlen, buf + off + 8, clen);
+          zlen += clen;
+        }
+      if (memcmp (buf + off + 4, "IEND", 4) == 0)
+        break;
+      off += 12 + clen;
+    }
+  size_t stride = (size_t) p->width * bpp;
+  uLongf rawlen = (uLongf) (stride + 1) * p->height;
+  unsigned char *raw = malloc (rawlen);
+  cr_assert_not_null (raw);
+  cr_assert_eq (uncompress (raw, &rawlen, z, zlen), Z_OK, "%s: image data does not inflate", path);
+  cr_assert_eq (rawlen, (uLongf) (stride + 1) * p->height, "%s: image data of the wrong size", path);
+
+  /* Unfilter in place: row Y's pixels at raw + Y * (stride + 1) + 1.  */
+  p->one_colour = true;
+  unsigned char *prev = NULL;
+  for (unsigned y = 0; y < p->height; y++)
+    {
+      unsigned char *row = raw + (size_t) y * (stride + 1);
+      unsigned f = row[0];
+      unsigned char *px = row + 1;
+      cr_assert (f <= 4, "%s: filter type %u in row %u", path, f, y);
+      for (size_t i = 0; i < stride; i++)
+        {
+          int a = i >= bpp ? px[i - bpp] : 0, b = prev ? prev[i] : 0, c = prev && i >= bpp ? prev[i - bpp] : 0;
+          int pred = f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) / 2 : f == 4 ? paeth (a, b, c) : 0;
+          px[i] = (unsigned char) (px[i] + pred);
+        }
+      for (size_t x = 0; x < p->width; x++)
+        if (memcmp (px + x * bpp, raw + 1, bpp) != 0)
+          p->differing++;
+      prev = px;
+    }
+  p->one_colour = p->differing == 0;
+  free (raw);
+  free (z);
+  free (buf);
+}
+
+/* ---- running avm screenshot ---------------------------------------------- */
+
+/* Run `avm screenshot ARGS...` in the directory CWD with the test's
+   instance directories; exit status, stdout and stderr.  PIPE: its
+   standard output goes through a pipe into CWD/piped.png.  */
+static int
+shot_in (const char *cwd, bool pipe, char **out, char **err, const char *const *args)
+{
+  const char *argv[24];
+  size_t n = 0;
+  argv[n++] = "/bin/bash";
+  argv[n++] = "-c";
+  argv[n++] = pipe ? "set -o pipefail; cd \"$0\" && \"$@\" | cat > piped.png" : "cd \"$0\" && exec \"$@\"";
+  argv[n++] = cwd;
+  argv[n++] = tu_avm_bin ();
+  argv[n++] = "screenshot";
+  for (size_t i = 0; args && args[i] && n < 23; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
+  char *envv[] = { e1, e2, NULL };
+  char *o = NULL, *e = NULL;
+  int rc = tu_run ((char **) argv, envv, &o, &e);
+  *out = ts_fmt ("%s", o ? o : "");
+  *err = ts_fmt ("%s", e ? e : "");
+  free (o);
+  free (e);
+  return rc;
+}
+
+#define SHOT(out, err, ...) shot_in (env.dir, false, out, err, (const char *const[]) { __VA_ARGS__, NULL })
+
+/* Files of DIR whose names start with PREFIX.  */
+static int
+count_files (const char *dir, const char *prefix, char **first)
+{
+  DIR *d = opendir (dir);
+  int n = 0;
+  if (!d)
+    return 0;
+  for (struct dirent *de; (de = readdir (d));)
+    if (strncmp (de->d_name, prefix, strlen (prefix)) == 0)
+      {
+        if (first && n == 0)
+          *first = ts_fmt ("%s/%s", dir, de->d_name);
+        n++;
+      }
+  closedir (d);
+  return n;
+}
+
+static void
+assert_file_is (const char *path, const char *content)
+{
+  char *s = tu_read (path);
+  cr_assert_not_null (s, "%s is gone", path);
+  cr_assert_str_eq (s, content, "%s was changed", path);
+  free (s);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+Test (screenshot, no_instance)
+{
+  char *out, *err;
+  int rc = SHOT (&out, &err, "-o", "x.png");
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "instance 1 is not running"), "%s", err);
+  cr_assert_eq (access (ts_fmt ("%s/x.png", env.dir), F_OK), -1);
+  rc = SHOT (&out, &err, "--output", "x");
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, err);
+}
+
+/* QEMU without a guest and a two-output GPU: everything but what a guest
+   draws, in a few seconds.  */
+Test (screenshot, qemu_without_guest, .timeout = TU_TIMEOUT (120))
+{
+  struct ts_avm a;
+  char *out, *err;
+  int rc;
+  ts_start (&env, &a, ts_profile (&env, "gpu", "{}", NULL, NULL), "--set", "display.gpu=virtio-gpu", "--set",
+            "display.outputs=[{\"xres\":800,\"yres\":600},{\"xres\":640,\"yres\":480}]", NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+
+  /* Each output, to FILE; the path is printed.  QEMU draws its note at
+     640x480 until a guest sets a mode.  */
+  for (int k = 0; k < 2; k++)
+    {
+      char *file = ts_fmt ("%s/out%d.png", env.dir, k);
+      rc = SHOT (&out, &err, "--output", k ? "1" : "0", "-o", file);
+      cr_assert_eq (rc, 0, "output %d: exit %d: %s", k, rc, err);
+      cr_assert_str_eq (out, ts_fmt ("%s\n", file));
+      struct png p;
+      png_read (file, &p);
+      cr_assert (p.width == 640 && p.height == 480, "output %d: %ux%u", k, p.width, p.height);
+      cr_assert_not (p.one_colour, "output %d: QEMU's note is missing", k);
+    }
+
+  /* An output beyond the GPU's: bad usage, and an existing FILE stays.  */
+  char *keep = tu_write (env.dir, "keep.png", "precious");
+  rc = SHOT (&out, &err, "--output", "2", "-o", keep);
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "--output 2: profile"), "%s", err);
+  cr_assert (strstr (err, "has 2 display outputs (0..1)"), "%s", err);
+  assert_file_is (keep, "precious");
+
+  /* The default name, in the current directory.  */
+  rc = SHOT (&out, &err, "-i", "1");
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  char *def = NULL;
+  cr_assert_eq (count_files (env.dir, "avm-1-", &def), 1);
+  cr_assert (strstr (out, "avm-1-") && strstr (out, ".png\n"), "%s", out);
+  struct png p;
+  png_read (def, &p);
+
+  /* -o -: the PNG through a pipe, nothing else on stdout.  */
+  rc = shot_in (env.dir, true, &out, &err, (const char *const[]) { "-o", "-", NULL });
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  png_read (ts_fmt ("%s/piped.png", env.dir), &p);
+  cr_assert (p.width == 640 && p.height == 480);
+
+  /* Nothing left behind in the runtime directory.  */
+  cr_assert_eq (count_files (env.run1, "screenshot-", NULL), 0);
+
+  cr_assert_eq (kill (a.pid, SIGTERM), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+
+  /* Gone: a runtime failure, FILE untouched.  */
+  rc = SHOT (&out, &err, "-o", keep);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  assert_file_is (keep, "precious");
+}
+
+/* No GPU (display.gpu none): bad usage.  */
+Test (screenshot, no_gpu, .timeout = TU_TIMEOUT (120))
+{
+  struct ts_avm a;
+  char *out, *err;
+  ts_start (&env, &a, ts_profile (&env, "nogpu", "{}", NULL, NULL), NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  int rc = SHOT (&out, &err, "-o", "x.png");
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "has no GPU (display.gpu is none)"), "%s", err);
+  cr_assert_eq (strchr (err, '\n'), err + strlen (err) - 1, "not one line: %s", err);
+  cr_assert_eq (access (ts_fmt ("%s/x.png", env.dir), F_OK), -1);
+  cr_assert_eq (kill (a.pid, SIGTERM), 0);
+  cr_assert_eq (ts_wait (&a, 30), 0, "%s", ts_stderr (&a));
+}
+
+/* The demo guest at READY: its text console on the profile's output.  */
+Test (screenshot, demo_guest, .timeout = TU_TIMEOUT (600))
+{
+  char *images = tu_demo_image ();
+  char *img = ts_fmt ("%s", images);
+  free (images);
+  struct ts_avm a;
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 300);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+
+  char *out, *err, *file = ts_fmt ("%s/demo.png", env.dir);
+  int rc = SHOT (&out, &err, "-o", file);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  struct png p;
+  png_read (file, &p);
+  /* The profile's display.outputs[0].  */
+  cr_assert (p.width == 1024 && p.height == 768, "%ux%u", p.width, p.height);
+  rc = SHOT (&out, &err, "--output", "1");
+  cr_assert_eq (rc, 2, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "has 1 display output (0..0)"), "%s", err);
+  char *status = NULL;
+  cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
+  cr_assert_null (strstr (status, "boot_failure_screenshot"), "%s", status);
+  cr_assert_eq (kill (a.pid, SIGTERM), 0);
+  cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
+  /* Last: what the guest drew, its text console: more than fbcon's cursor
+     (8x2 pixels; it blinks), a few characters at least.  */
+  cr_expect_gt (p.differing, 4 * 8 * 16,
+                "the demo guest's screen is blank: %zu of %ux%u pixels differ from the background (the cursor?)",
+                p.differing, p.width, p.height);
+}
+
+/* A boot that times out: a picture in the log directory, named.  */
+Test (screenshot, failed_boot_picture, .timeout = TU_TIMEOUT (300))
+{
+  char *images = tu_demo_image ();
+  char *img = ts_fmt ("%s", images);
+  free (images);
+  struct ts_avm a;
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", "--set", "boot.timeout=2", NULL);
+  cr_assert_eq (ts_wait (&a, 120), 4, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  char *logs = ts_fmt ("%s/1/logs", env.state);
+  char *pic = NULL;
+  cr_assert_eq (count_files (logs, "boot-failed-", &pic), 1, "%s", err);
+  cr_assert (strstr (err, "avm: the guest did not boot within"), "%s", err);
+  cr_assert (strstr (err, ts_fmt ("avm: the screen at the boot failure: %s\n", pic)), "%s", err);
+  /* Named in the error, after it (the last lines of stderr).  */
+  const char *fail = strstr (err, "avm: the guest did not boot within");
+  cr_assert (strstr (fail, ts_fmt ("the screen at the boot failure: %s", pic)), "%s", err);
+  struct png p;
+  png_read (pic, &p);
+  cr_assert (p.width > 0 && p.height > 0);
+}
