@@ -425,13 +425,13 @@ client_update (struct client *cl)
     client_free (cl);
 }
 
-void
+int
 avm_control_reply (struct avm_control_request *rq, json_t *reply)
 {
   if (!rq)
     {
       json_decref (reply);
-      return;
+      return -ENOTCONN;
     }
   struct client *cl = rq->cl;
   if (!cl)
@@ -439,7 +439,7 @@ avm_control_reply (struct avm_control_request *rq, json_t *reply)
       /* Its client is gone: nobody to tell.  */
       json_decref (reply);
       free (rq);
-      return;
+      return -ENOTCONN;
     }
   if (!json_is_object (reply))
     {
@@ -449,14 +449,15 @@ avm_control_reply (struct avm_control_request *rq, json_t *reply)
   rq->reply = reply ? reply : error_reply ("internal error");
   rq->done = true;
   if (cl->busy)
-    return; /* (given from within the handler: client_handle_line sends it) */
+    return 0; /* (given from within the handler: client_handle_line sends it) */
   /* Send what is due, then the lines that waited behind a full queue.  */
   if (client_drain (cl) < 0 || client_handle_input (cl) < 0)
     {
       client_free (cl);
-      return;
+      return 0; /* (the reply was queued: the client failed after it) */
     }
   client_update (cl);
+  return 0;
 }
 
 static int

@@ -89,9 +89,10 @@ typedef json_t *(*avm_control_fn) (void *data, const char *command, json_t *requ
 /* Complete the deferred request REQ with REPLY (an object with "ok"; the
    reference is stolen; NULL or a non-object becomes "internal error") and
    send it when the replies before it are sent.  REQ is freed: do not use it
-   again.  When its connection is already gone the reply is dropped.  Not
+   again.  Returns 0, or -ENOTCONN when its connection is already gone and
+   the reply is dropped (what the reply named may then be cleaned up).  Not
    to be called from within avm_control_free().  */
-void avm_control_reply (struct avm_control_request *req, json_t *reply);
+int avm_control_reply (struct avm_control_request *req, json_t *reply);
 
 /* Listen on the unix socket NAME inside the directory DIRFD, whose full
    path is PATH (used for bind(), which needs a path, and in messages; it

@@ -196,7 +196,9 @@ on_control_shot (struct sv *sv, void *data, const char *path, const char *error,
     reply = json_pack ("{s:b, s:s, s:i}", "ok", 1, "path", path, "output", (int) cs->output);
   else
     reply = json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", error, "exit_code", exit_code);
-  avm_control_reply (cs->req, reply);
+  /* A client gone meanwhile will not copy the picture and remove it.  */
+  if (avm_control_reply (cs->req, reply) < 0 && path)
+    unlink (path);
   free (cs);
 }
 

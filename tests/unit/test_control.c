@@ -84,6 +84,7 @@ struct server
   char listen_msg[512];
   int seq;           /* server thread only */
   int deferred_done; /* deferred replies given (server thread) */
+  int deferred_r;    /* what avm_control_reply returned for the last */
 };
 
 static struct server srv;
@@ -101,7 +102,8 @@ on_deferred (sd_event_source *es, uint64_t usec, void *userdata)
 {
   struct deferred *d = userdata;
   d->s->deferred_done++;
-  avm_control_reply (d->req, json_pack ("{s:b, s:s, s:i}", "ok", 1, "tag", d->tag, "seq", ++d->s->seq));
+  d->s->deferred_r
+      = avm_control_reply (d->req, json_pack ("{s:b, s:s, s:i}", "ok", 1, "tag", d->tag, "seq", ++d->s->seq));
   free (d->tag);
   free (d);
   return 0;
@@ -691,6 +693,7 @@ Test (control, deferred_reply_client_gone, .init = setup, .fini = teardown, .tim
       assert_ok (reply);
       server_join (true);
       cr_assert_eq (srv.deferred_done, 1, "%s: the deferred reply was not given", gc->name);
+      cr_assert_eq (srv.deferred_r, -ENOTCONN, "%s: a reply to nobody was not reported", gc->name);
       srv.deferred_done = 0;
     }
 }
