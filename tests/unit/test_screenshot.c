@@ -254,7 +254,9 @@ Test (screenshot, qemu_without_guest, .timeout = TU_TIMEOUT (120))
     }
 
   /* An output beyond the GPU's: bad usage, and an existing FILE stays.  */
-  char *keep = tu_write (env.dir, "keep.png", "precious");
+  char *written = tu_write (env.dir, "keep.png", "precious");
+  char *keep = ts_fmt ("%s", written);
+  free (written);
   rc = SHOT (&out, &err, "--output", "2", "-o", keep);
   cr_assert_eq (rc, 2, "exit %d: %s", rc, err);
   cr_assert (strstr (err, "--output 2: profile"), "%s", err);
