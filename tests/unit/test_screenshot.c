@@ -10,8 +10,10 @@
  *   - the demo guest booted to READY: the picture has the profile's
  *     display.outputs[0] size and is not all one colour (the guest's
  *     text console);
- *   - a demo boot that times out leaves LOGDIR/boot-failed-*.png and names
- *     it in the error;
+ *   - a demo boot that times out, or shows a boot.failed pattern, leaves
+ *     LOGDIR/boot-failed-*.png and names it in the error; without a guest,
+ *     avm status names it while the stop goes on, and a QEMU that does not
+ *     answer (stopped) costs the stop 2 s, not more;
  *   - no instance: exit 1.
  * PNGs are decoded here with zlib (8-bit RGB/RGBA, not interlaced: what
  * QEMU writes).
@@ -380,4 +382,74 @@ Test (screenshot, failed_boot_picture, .timeout = TU_TIMEOUT (600))
       cr_assert (p.width > 0 && p.height > 0);
       ts_avm_done (&a);
     }
+}
+
+/* The fast profile with a GPU and boot patterns but no guest: the boot
+   times out after 1 s.  A helper that ignores SIGTERM (stop timeout 5 s)
+   holds the stop up long enough for `avm status` to show the picture.  */
+static char *
+gpu_boot_profile (const char *name, int boot_timeout)
+{
+  char *svc = ts_fmt ("{\"stubborn\": {\"exec\": [\"%s\", \"ignore-term\", \"hang\"], \"stop_timeout\": 5}}", env.fake);
+  return ts_profile (&env, name, svc, ts_boot (boot_timeout), NULL);
+}
+
+Test (screenshot, failed_boot_in_status, .timeout = TU_TIMEOUT (120))
+{
+  struct ts_avm a;
+  ts_start (&env, &a, gpu_boot_profile ("bootshot", 1), "--set", "display.gpu=virtio-gpu", NULL);
+  /* Stopping, the picture taken: avm status names it.  */
+  json_t *st = NULL;
+  const char *named = NULL;
+  for (double end = ts_now () + 60; ts_now () < end && !named;)
+    {
+      char *out = NULL;
+      if (ts_avm (&env, &out, "status", "--json", NULL) == 0 && out && (st = ts_json (out)))
+        named = json_string_value (json_object_get (st, "boot_failure_screenshot"));
+      if (!named)
+        {
+          json_decref (st);
+          st = NULL;
+          tu_sleep_ms (50);
+        }
+    }
+  cr_assert_not_null (named, "avm status never named the picture:\n%s", ts_stderr (&a));
+  cr_assert_str_eq (json_string_value (json_object_get (st, "state")), "stopping");
+  char *pic = ts_fmt ("%s", named);
+  json_decref (st);
+  cr_assert (strncmp (pic, ts_fmt ("%s/1/logs/boot-failed-", env.state), strlen (env.state) + 20) == 0, "%s", pic);
+  cr_assert_eq (ts_wait (&a, 60), 4, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  const char *fail = strstr (err, "avm: the guest did not boot within 1 s");
+  cr_assert (fail && strstr (fail, ts_fmt ("\navm: the screen at the boot failure: %s\n", pic)), "%s", err);
+  /* QEMU's note: the guest never set up the display.  */
+  struct png p;
+  png_read (pic, &p);
+  cr_assert (p.width == 640 && p.height == 480 && !p.one_colour, "%ux%u", p.width, p.height);
+}
+
+/* A QEMU that does not answer (stopped) cannot hold the stop up: the
+   picture is given up after 2 s, the stop goes on.  */
+Test (screenshot, failed_boot_hung_qemu, .timeout = TU_TIMEOUT (120))
+{
+  struct ts_avm a;
+  ts_start (&env, &a, gpu_boot_profile ("hung", 3), "--set", "display.gpu=virtio-gpu", "--set",
+            "services.stubborn.stop_timeout=1", NULL);
+  ts_wait_notify (&a, "STATUS=booting", 60);
+  pid_t q = ts_qemu_pid (&env);
+  cr_assert_gt (q, 0);
+  cr_assert_eq (kill (q, SIGSTOP), 0);
+  double t0 = ts_now ();
+  cr_assert_eq (ts_wait (&a, 60), 4, "%s", ts_stderr (&a));
+  char *err = ts_stderr (&a);
+  cr_assert (strstr (err, "avm: no picture of the screen at the boot failure: screenshot of output 0: QEMU did not "
+                          "answer within 2.0 s"),
+             "%s", err);
+  cr_assert_null (strstr (err, "the screen at the boot failure: /"), "%s", err);
+  char *logs = ts_fmt ("%s/1/logs", env.state);
+  cr_assert_eq (count_files (logs, "boot-failed-", NULL), 0);
+  /* Boot timeout (3 s from QEMU's start), 2 s for the picture, then quit,
+     SIGTERM and SIGKILL 5 s apart (a stopped QEMU answers none), the
+     helper's 1 s: well under the minute.  */
+  cr_assert_lt (ts_now () - t0, 30);
 }
