@@ -460,9 +460,50 @@ wait_socket_file (const char *path, double timeout_ms)
   return false;
 }
 
+/* While the demo guest runs: SHOTS rounds of `avm screenshot -o FILE`
+   (QMP screendump of the 1024x768 output, PNG, copied into FILE) and, as
+   the same-run baseline, `avm status --json` (the same CLI start and
+   control-socket round trip, without QEMU), interleaved; the times go to
+   S and B from index *N on.  */
+static int
+shot_rounds (const char *avm, char **extra, const char *dir, int shots, double *s, double *b, int *n)
+{
+  char *file = xasprintf ("%s/shot.png", dir);
+  char *shot_argv[] = { (char *) avm, "screenshot", "-o", file, NULL };
+  char *status_argv[] = { (char *) avm, "status", "--json", NULL };
+  int r = 0;
+  for (int i = 0; i < shots && !interrupted; i++)
+    for (int which = 0; which < 2; which++)
+      {
+        double t0 = mono_ms ();
+        pid_t pid = spawn_env (which ? status_argv : shot_argv, extra);
+        int st = pid > 0 ? wait_exit (pid, 30000) : -1;
+        double t = mono_ms () - t0;
+        if (st != 0)
+          {
+            fprintf (stderr, "avm-bench: demo: avm %s failed (exit %d)\n", which ? "status" : "screenshot", st);
+            failed = true;
+            r = -1;
+            goto out;
+          }
+        (which ? b : s)[*n] = t;
+        if (which)
+          (*n)++;
+      }
+out:
+  unlink (file);
+  free (file);
+  return r;
+}
+
 static int
 demo_series (const char *avm, const char *images, const char *dir, int runs)
 {
+  const char *e = getenv ("BENCH_SHOT_RUNS");
+  int shots = e && *e ? atoi (e) : 10;
+  double *shot_a = xmalloc ((runs * shots + 1) * sizeof *shot_a),
+         *shot_b = xmalloc ((runs * shots + 1) * sizeof *shot_b);
+  int nshots = 0;
   char *run = xasprintf ("%s/demo-run", dir), *state = xasprintf ("%s/demo-state", dir);
   char *env_run = xasprintf ("AVM_RUNTIME_DIR=%s", run), *env_state = xasprintf ("AVM_STATE_DIR=%s", state);
   char *npath = xasprintf ("%s/notify.sock", dir), *env_notify = xasprintf ("NOTIFY_SOCKET=%s", npath);
@@ -519,6 +560,8 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
       pid_t pid = spawn_env (argv, extra);
       bool ready = pid > 0 && wait_ready (nfd, 300000);
       a[i] = mono_ms () - t0;
+      if (ready && shots > 0 && shot_rounds (avm, extra, dir, shots, shot_a, shot_b, &nshots) < 0)
+        ready = false;
       if (pid > 0)
         {
           kill (pid, SIGTERM);
@@ -640,6 +683,19 @@ demo_series (const char *avm, const char *images, const char *dir, int runs)
   printf ("  avm / bare <= 1.05:         %.3f  %s\n", amed / bmed, verdict (amed / bmed <= 1.05));
   bench_summary_add ("demo time to READY (TCG)", "s", amin / 1e3, amed / 1e3, amax / 1e3,
                      "bare QEMU, same argv (avm/bare)", bmed / 1e3, amed / bmed, "<= 1.05x", amed / bmed <= 1.05);
+  if (nshots > 0)
+    {
+      double smin, smed, smax, tmin, tmed, tmax;
+      stats (shot_a, nshots, &smin, &smed, &smax);
+      stats (shot_b, nshots, &tmin, &tmed, &tmax);
+      printf ("\n== avm screenshot: demo guest at READY (TCG), 1024x768 PNG ==\n");
+      printf ("%-46s %5s %9s %9s %9s\n", "series (ms)", "runs", "min", "median", "max");
+      printf ("%-46s %5d %9.1f %9.1f %9.1f\n", "avm screenshot -o FILE", nshots, smin, smed, smax);
+      printf ("%-46s %5d %9.1f %9.1f %9.1f\n", "avm status --json (same round trip)", nshots, tmin, tmed, tmax);
+      printf ("  screendump + copy (median difference): %.1f ms\n", smed - tmed);
+    }
+  free (shot_a);
+  free (shot_b);
   free (a);
   free (b);
   return 0;

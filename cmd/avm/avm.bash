@@ -7,13 +7,14 @@
 # the test suite (tests/unit/test_completion.c); start-avm's options are
 # read from its own --help when completing.
 
-_avm_cmds='start profiles check cvd2img inspect status stop help'
+_avm_cmds='start profiles check cvd2img inspect status stop screenshot help'
 _avm_opts_start='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved -n --dry-run --json --stop-after-boot --log-target -v --verbose -q --quiet -h --help'
 _avm_opts_check='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --json -h --help'
 _avm_opts_cvd2img='-o --output -a --arch --key --pubkey -p --profile -O --option --set --no-virgl --seed -q --quiet -h --help'
 _avm_opts_inspect='--json --verify --manifest -h --help'
 _avm_opts_status='-i --instance -a --all --json -h --help'
 _avm_opts_stop='-i --instance --kill --no-wait --timeout -h --help'
+_avm_opts_screenshot='-i --instance -o --output-file --output -h --help'
 _avm_opts_profiles_list='--json --names'
 _avm_opts_profiles_show='-p --profile -O --option --set -h --help'
 _avm_opts_profiles_keys='--brief'
@@ -211,7 +212,8 @@ _avm ()
       _avm_files -d "$cur"
       return 0
       ;;
-    start:--caps | check:--caps | cvd2img:--key | cvd2img:--pubkey | inspect:--manifest)
+    start:--caps | check:--caps | cvd2img:--key | cvd2img:--pubkey | inspect:--manifest | screenshot:-o \
+      | screenshot:--output-file)
       _avm_files "$cur"
       return 0
       ;;
@@ -223,11 +225,11 @@ _avm ()
       _avm_words 'x86_64 aarch64' "$cur"
       return 0
       ;;
-    status:-i | status:--instance | stop:-i | stop:--instance)
+    status:-i | status:--instance | stop:-i | stop:--instance | screenshot:-i | screenshot:--instance)
       _avm_instances "$cur"
       return 0
       ;;
-    *:-O | *:--option | *:--set | *:-i | *:--instance | stop:--timeout | cvd2img:--seed)
+    *:-O | *:--option | *:--set | *:-i | *:--instance | stop:--timeout | cvd2img:--seed | screenshot:--output)
       return 0
       ;;
   esac
@@ -258,7 +260,7 @@ _avm ()
       fi
       return 0
       ;;
-    start | check | cvd2img | inspect | status | stop)
+    start | check | cvd2img | inspect | status | stop | screenshot)
       opts=_avm_opts_$cmd
       if [[ $cur == -* ]]; then
         _avm_words "${!opts}" "$cur"

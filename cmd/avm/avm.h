@@ -42,6 +42,7 @@ enum
   OPT_TIMEOUT,
   OPT_KILL,
   OPT_SEED,
+  OPT_OUTPUT,
 };
 
 /* clang-format off */
@@ -88,6 +89,7 @@ int avm_cmd_cvd2img_compat (int argc, char **argv);
 int avm_cmd_inspect (int argc, char **argv);
 int avm_cmd_status (int argc, char **argv);
 int avm_cmd_stop (int argc, char **argv);
+int avm_cmd_screenshot (int argc, char **argv);
 
 void avm_help_start (FILE *out);
 void avm_help_profiles (FILE *out);
@@ -96,6 +98,7 @@ void avm_help_cvd2img (FILE *out);
 void avm_help_inspect (FILE *out);
 void avm_help_status (FILE *out);
 void avm_help_stop (FILE *out);
+void avm_help_screenshot (FILE *out);
 
 /* --instance N: 1..64.  Anything else prints a usage error and returns
    -EINVAL (the caller exits with AVM_EXIT_USAGE).  */

@@ -19,6 +19,7 @@ static const struct
   { "inspect", avm_cmd_inspect, avm_help_inspect, "show (and verify) a disk: partitions, boot properties, AVB" },
   { "status", avm_cmd_status, avm_help_status, "show a running instance: state, processes, boot time, restarts" },
   { "stop", avm_cmd_stop, avm_help_stop, "stop a running instance (guest power-down, then helpers)" },
+  { "screenshot", avm_cmd_screenshot, avm_help_screenshot, "save a PNG of a running instance's screen" },
 };
 
 static void

@@ -10,7 +10,13 @@
  * buffer holding the lines not yet handled (at most one incomplete line of
  * AVM_CONTROL_MAX_LINE bytes plus one read) and an output buffer.  Lines are
  * handled as soon as they are complete, in order, and each reply is written
- * at once as far as the socket takes it.  A client is "closing" once no
+ * at once as far as the socket takes it.  Each request has a slot in the
+ * client's queue (struct avm_control_request): a synchronous reply fills
+ * its slot at once, a deferred one when avm_control_reply() comes; the
+ * queue is written out from its head as far as the slots are filled, which
+ * keeps replies in request order.  A pending slot outlives its client: the
+ * client's end only unhooks it (cl = NULL), and avm_control_reply() frees
+ * it.  A client is "closing" once no
  * more input is wanted from it (end of input, over-long line): it is freed
  * when its output is written.  Handlers always return 0 (sd-event disables
  * a source whose handler fails); failures drop the client concerned.
@@ -52,6 +58,16 @@
 #define ACCEPT_RETRY_USEC (100 * 1000ULL)
 #define TIMER_ACCURACY_USEC 1000ULL
 
+struct avm_control_request
+{
+  struct client *cl; /* NULL once the client is gone */
+  struct avm_control_request *next;
+  json_t *reply; /* once done */
+  bool done;
+};
+
+json_t avm_control_pending_ = { .type = JSON_NULL, .refcount = (size_t) -1 };
+
 struct client
 {
   struct avm_control *ctl;
@@ -63,6 +79,9 @@ struct client
   char *wbuf;
   size_t wpos, wlen, walloc; /* unwritten output is wbuf[wpos, wlen) */
   bool closing;
+  struct avm_control_request *qhead, *qtail; /* replies to send, in request order */
+  unsigned nqueued;
+  unsigned busy; /* handling a line: avm_control_reply only fills the slot */
 };
 
 struct avm_control
@@ -153,6 +172,21 @@ client_free (struct client *cl)
   if (cl->next)
     cl->next->prev = cl->prev;
   c->nclients--;
+  /* Filled slots go; pending ones stay with their handler, unhooked.  */
+  for (struct avm_control_request *rq = cl->qhead, *next; rq; rq = next)
+    {
+      next = rq->next;
+      if (rq->done)
+        {
+          json_decref (rq->reply);
+          free (rq);
+        }
+      else
+        {
+          rq->cl = NULL;
+          rq->next = NULL;
+        }
+    }
   avm_linebuf_free (&cl->in);
   free (cl->wbuf);
   free (cl);
@@ -228,8 +262,8 @@ client_rearm (struct client *cl)
     sym_sd_event_source_set_enabled (cl->timer, SD_EVENT_ONESHOT);
 }
 
-json_t *
-avm_control_handle_request (avm_control_fn fn, void *data, const char *line, size_t len)
+static json_t *
+handle_request (avm_control_fn fn, void *data, const char *line, size_t len, struct avm_control_request *rq)
 {
   json_error_t jerr;
   json_t *reply;
@@ -248,8 +282,12 @@ avm_control_handle_request (avm_control_fn fn, void *data, const char *line, siz
   else
     {
       const char *name = json_string_value (cmd);
-      reply = fn ? fn (data, name, req) : NULL;
-      if (!reply)
+      reply = fn ? fn (data, name, req, rq) : NULL;
+      if (reply == AVM_CONTROL_PENDING && rq)
+        return reply;
+      if (reply == AVM_CONTROL_PENDING)
+        reply = error_reply ("internal error: %s cannot be answered here", name);
+      else if (!reply)
         reply = error_reply ("unknown command: %s", name);
       else if (!json_is_object (reply))
         {
@@ -258,6 +296,32 @@ avm_control_handle_request (avm_control_fn fn, void *data, const char *line, siz
         }
     }
   return reply;
+}
+
+json_t *
+avm_control_handle_request (avm_control_fn fn, void *data, const char *line, size_t len)
+{
+  return handle_request (fn, data, line, len, NULL);
+}
+
+/* Send the filled slots at the head of the queue.  */
+static int
+client_drain (struct client *cl)
+{
+  while (cl->qhead && cl->qhead->done)
+    {
+      struct avm_control_request *rq = cl->qhead;
+      cl->qhead = rq->next;
+      if (!cl->qhead)
+        cl->qtail = NULL;
+      cl->nqueued--;
+      json_t *reply = rq->reply;
+      free (rq);
+      int r = client_reply (cl, reply);
+      if (r < 0)
+        return r;
+    }
+  return 0;
 }
 
 /* Handle one request line (LEN bytes, terminator removed).  */
@@ -269,14 +333,32 @@ client_handle_line (struct client *cl, const char *line, size_t len)
   if (len == 0)
     return 0;
   client_rearm (cl);
-  return client_reply (cl, avm_control_handle_request (c->fn, c->data, line, len));
+  struct avm_control_request *rq = calloc (1, sizeof *rq);
+  if (!rq)
+    return -ENOMEM;
+  rq->cl = cl;
+  if (cl->qtail)
+    cl->qtail->next = rq;
+  else
+    cl->qhead = rq;
+  cl->qtail = rq;
+  cl->nqueued++;
+  cl->busy++;
+  json_t *reply = handle_request (c->fn, c->data, line, len, rq);
+  cl->busy--;
+  if (reply != AVM_CONTROL_PENDING)
+    {
+      rq->reply = reply ? reply : error_reply ("internal error");
+      rq->done = true;
+    }
+  return client_drain (cl);
 }
 
 /* Handle the complete lines in the input buffer.  */
 static int
 client_handle_input (struct client *cl)
 {
-  while (!cl->closing)
+  while (!cl->closing && cl->nqueued < AVM_CONTROL_MAX_PENDING)
     {
       const char *line;
       size_t len;
@@ -298,7 +380,7 @@ client_handle_input (struct client *cl)
 static int
 client_read (struct client *cl)
 {
-  for (int i = 0; i < MAX_READS_PER_CALL && !cl->closing; i++)
+  for (int i = 0; i < MAX_READS_PER_CALL && !cl->closing && cl->nqueued < AVM_CONTROL_MAX_PENDING; i++)
     {
       char *tail;
       if (avm_linebuf_reserve (&cl->in, READ_CHUNK, &tail) < 0)
@@ -332,14 +414,50 @@ static void
 client_update (struct client *cl)
 {
   bool pending = cl->wpos < cl->wlen;
+  bool reading = !cl->closing && cl->nqueued < AVM_CONTROL_MAX_PENDING;
 
-  if (cl->closing && !pending)
+  if (cl->closing && !pending && !cl->qhead)
     {
       client_free (cl);
       return;
     }
-  if (sym_sd_event_source_set_io_events (cl->io, (cl->closing ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0)) < 0)
+  if (sym_sd_event_source_set_io_events (cl->io, (reading ? EPOLLIN : 0) | (pending ? EPOLLOUT : 0)) < 0)
     client_free (cl);
+}
+
+int
+avm_control_reply (struct avm_control_request *rq, json_t *reply)
+{
+  if (!rq)
+    {
+      json_decref (reply);
+      return -ENOTCONN;
+    }
+  struct client *cl = rq->cl;
+  if (!cl)
+    {
+      /* Its client is gone: nobody to tell.  */
+      json_decref (reply);
+      free (rq);
+      return -ENOTCONN;
+    }
+  if (!json_is_object (reply))
+    {
+      json_decref (reply);
+      reply = error_reply ("internal error: a deferred reply is not a JSON object");
+    }
+  rq->reply = reply ? reply : error_reply ("internal error");
+  rq->done = true;
+  if (cl->busy)
+    return 0; /* (given from within the handler: client_handle_line sends it) */
+  /* Send what is due, then the lines that waited behind a full queue.  */
+  if (client_drain (cl) < 0 || client_handle_input (cl) < 0)
+    {
+      client_free (cl);
+      return 0; /* (the reply was queued: the client failed after it) */
+    }
+  client_update (cl);
+  return 0;
 }
 
 static int
@@ -359,6 +477,13 @@ on_client_io (sd_event_source *s, int fd, uint32_t revents, void *userdata)
         client_free (cl);
         return 0;
       }
+  /* The peer is gone for good (EPOLLHUP is reported whatever is watched):
+     a client waiting for deferred replies, or not reading, would spin.  */
+  if ((revents & (EPOLLERR | EPOLLHUP)) && (cl->closing || cl->nqueued >= AVM_CONTROL_MAX_PENDING))
+    {
+      client_free (cl);
+      return 0;
+    }
   client_update (cl);
   return 0;
 }
@@ -370,8 +495,9 @@ on_client_idle (sd_event_source *s, uint64_t usec, void *userdata)
 
   if (cl->wpos == cl->wlen)
     {
-      _cleanup_json_ json_t *reply
-          = error_reply ("no complete request within %llu ms", (unsigned long long) (cl->ctl->idle_usec / 1000));
+      unsigned long long ms = cl->ctl->idle_usec / 1000;
+      _cleanup_json_ json_t *reply = cl->qhead ? error_reply ("no reply within %llu ms", ms)
+                                               : error_reply ("no complete request within %llu ms", ms);
       send_and_forget (cl->fd, reply);
     }
   client_free (cl);

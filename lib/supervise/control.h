@@ -29,6 +29,19 @@
  * AVM_CONTROL_MAX_OUTPUT bytes unread is dropped without further notice.
  * At end of input (the peer shut down writing) the replies already due are
  * still written, then the connection is closed.
+ *
+ * Deferred replies: a handler that cannot answer at once (it waits for
+ * QEMU) returns AVM_CONTROL_PENDING and later hands the reply to
+ * avm_control_reply() with the request handle it was given.  Replies still
+ * go out in request order on each connection: requests read after a
+ * pending one are handled at once, but their replies wait behind it.  At
+ * most AVM_CONTROL_MAX_PENDING replies wait per connection; further input
+ * is not read until they are sent.  The idle timeout still applies (from
+ * the last request): a reply that has not come by then gets an error reply
+ * (when nothing else is waiting to be written) and the connection is closed.
+ * A connection that ends (peer gone, idle, avm_control_free) before a
+ * deferred reply is given leaves the handle valid: avm_control_reply() then
+ * discards the reply and frees the handle.
  */
 #pragma once
 
@@ -50,17 +63,36 @@
 #define AVM_CONTROL_MAX_OUTPUT (1024 * 1024)
 /* Default idle timeout, microseconds.  */
 #define AVM_CONTROL_IDLE_TIMEOUT_USEC (5 * 1000000ULL)
+/* Replies waiting (deferred, or behind a deferred one) per connection.  */
+#define AVM_CONTROL_MAX_PENDING 32
 
 struct avm_control;
+/* One request whose reply is deferred (see the top of this file).  */
+struct avm_control_request;
+
+/* What a handler returns when it will reply later with avm_control_reply.  */
+extern json_t avm_control_pending_;
+#define AVM_CONTROL_PENDING (&avm_control_pending_)
 
 /* Handle one request.  COMMAND is the request's "command" string; REQUEST
    the whole request object (borrowed).  Returns the reply object (a new
    reference, which the server releases), including its "ok" member, or NULL
    for an unknown command.  A reply that is not an object is replaced by an
-   "internal error" reply.  The callback may call sd_event_exit() (the reply
-   is still sent if the socket takes it at once, which it normally does) but
-   must not call avm_control_free().  */
-typedef json_t *(*avm_control_fn) (void *data, const char *command, json_t *request);
+   "internal error" reply.  Or returns AVM_CONTROL_PENDING, and then calls
+   avm_control_reply (REQ, ...) exactly once, later or even before it
+   returns; REQ is NULL where replies cannot be deferred (the fuzz target):
+   AVM_CONTROL_PENDING is then answered with "internal error".  The callback
+   may call sd_event_exit() (the reply is still sent if the socket takes it
+   at once, which it normally does) but must not call avm_control_free().  */
+typedef json_t *(*avm_control_fn) (void *data, const char *command, json_t *request, struct avm_control_request *req);
+
+/* Complete the deferred request REQ with REPLY (an object with "ok"; the
+   reference is stolen; NULL or a non-object becomes "internal error") and
+   send it when the replies before it are sent.  REQ is freed: do not use it
+   again.  Returns 0, or -ENOTCONN when its connection is already gone and
+   the reply is dropped (what the reply named may then be cleaned up).  Not
+   to be called from within avm_control_free().  */
+int avm_control_reply (struct avm_control_request *req, json_t *reply);
 
 /* Listen on the unix socket NAME inside the directory DIRFD, whose full
    path is PATH (used for bind(), which needs a path, and in messages; it

@@ -36,6 +36,9 @@
 #define EXTEND_BY (30 * USEC_PER_SEC)
 #define BOOT_PROGRESS_INTERVAL (30 * USEC_PER_SEC) /* "still booting (N s)" */
 #define TAIL_LINES 4
+#define SV_SHOT_CONTROL_TIMEOUT (4 * USEC_PER_SEC) /* avm screenshot (the client waits 5 s) */
+#define SV_SHOT_FAILURE_TIMEOUT (2 * USEC_PER_SEC) /* the boot failure picture, before QEMU stops */
+#define SV_GPU_ID "gpu0"                           /* the plan's GPU device id (plan/qemu_display.c) */
 
 enum svc_state
 {
@@ -116,6 +119,7 @@ enum phase
 enum qemu_stop_stage
 {
   QSTOP_NONE,
+  QSTOP_SCREENSHOT, /* the boot failure picture, before anything else */
   QSTOP_POWERDOWN,
   QSTOP_QUIT,
   QSTOP_TERM,
@@ -147,6 +151,10 @@ struct guest
   char *shutdown_reason;
   enum qemu_stop_stage qstop;
   sd_event_source *stop_timer;
+  /* The boot failed (pattern, timeout, reset loop): a picture of the
+     screen is taken before QEMU is stopped, into the log directory.  */
+  bool failure_shot_wanted;
+  char *failure_shot; /* its path, once written */
 };
 
 struct sv
@@ -252,7 +260,24 @@ void guest_extend (struct sv *sv);
 void guest_watchdog_refresh (struct sv *sv);
 /* The boot timeout and progress timers: armed (QEMU started) or cancelled.  */
 void guest_boot_timers (struct sv *sv, bool arm);
+/* Watch the monitor for what it needs next (after a request).  */
+void guest_qmp_update_io (struct sv *sv);
+
+/* screenshot.c */
+/* Called once per picture: PATH when it is written, else ERROR (a message)
+   and EXIT_CODE (AVM_EXIT_*).  */
+typedef void (*sv_shot_fn) (struct sv *sv, void *data, const char *path, const char *error, int exit_code);
+/* Outputs (heads) of the plan's GPU; 0: no GPU.  */
+unsigned sv_gpu_outputs (const struct avm_plan *plan);
+/* Ask QEMU for a PNG of OUTPUT at PATH (QEMU writes it); DONE with DATA
+   follows (never before this returns), within TIMEOUT (0: QEMU's time).
+   Fails at once, without DONE, for no GPU or an output beyond it (exit code
+   2), QEMU not running, its monitor not connected, QEMU before 7.1.  */
+int sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t timeout, sv_shot_fn done, void *data,
+                   avm_error_t *err);
+/* {"command":"screenshot","output":K}: a reply, or AVM_CONTROL_PENDING.  */
+json_t *sv_control_screenshot (struct sv *sv, json_t *request, struct avm_control_request *req);
 
 /* status.c */
 json_t *sv_status_json (struct sv *sv);
-json_t *sv_control (void *data, const char *command, json_t *request);
+json_t *sv_control (void *data, const char *command, json_t *request, struct avm_control_request *req);

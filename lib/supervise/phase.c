@@ -15,7 +15,8 @@
 static void
 stop_budget_notify (struct sv *sv, const char *reason)
 {
-  uint64_t budget = sv->g.qemu.stop_timeout + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC;
+  uint64_t budget
+      = SV_SHOT_FAILURE_TIMEOUT + sv->g.qemu.stop_timeout + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC;
   for (size_t i = 0; i < sv->n; i++)
     budget += sv->svcs[i].stop_timeout;
   avm_notify (&sv->notifier, "STOPPING=1\nSTATUS=stopping (%s)\nEXTEND_TIMEOUT_USEC=%llu", reason,

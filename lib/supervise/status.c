@@ -4,6 +4,12 @@
  *   {"command":"status"}             the instance's state as JSON
  *   {"command":"stop"}               the graceful stop sequence
  *   {"command":"stop","kill":true}   everything killed at once
+ *   {"command":"screenshot","output":K}
+ *                                    a PNG of display output K (default 0),
+ *                                    written by QEMU into the runtime
+ *                                    directory: {"ok":true,"path":P,...};
+ *                                    errors carry "exit_code" (2: bad
+ *                                    output, no GPU; 1: runtime)
  */
 #include "supervise/internal.h"
 #include "util/cleanup.h"
@@ -77,6 +83,8 @@ sv_status_json (struct sv *sv)
   json_object_set_new (j, "boots", json_integer (sv->g.boots));
   if (sv->stop_reason)
     json_object_set_new (j, "stop_reason", json_string (sv->stop_reason));
+  if (sv->g.failure_shot)
+    json_object_set_new (j, "boot_failure_screenshot", json_string (sv->g.failure_shot));
   struct svc *q = &sv->g.qemu;
   json_t *qj = service_json (sv, q, now);
   json_object_del (qj, "critical");
@@ -106,7 +114,7 @@ sv_status_json (struct sv *sv)
 }
 
 json_t *
-sv_control (void *data, const char *command, json_t *request)
+sv_control (void *data, const char *command, json_t *request, struct avm_control_request *req)
 {
   struct sv *sv = data;
   if (streq (command, "status"))
@@ -116,6 +124,8 @@ sv_control (void *data, const char *command, json_t *request)
         guest_watchdog_refresh (sv);
       return sv_status_json (sv);
     }
+  if (streq (command, "screenshot"))
+    return sv_control_screenshot (sv, request, req);
   if (streq (command, "stop"))
     {
       int now = 0;

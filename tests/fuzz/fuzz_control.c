@@ -14,7 +14,7 @@
 #include <string.h>
 
 static json_t *
-handler (void *data, const char *command, json_t *request)
+handler (void *data, const char *command, json_t *request, struct avm_control_request *req)
 {
   if (!strcmp (command, "status"))
     return json_pack ("{s:b, s:O*}", "ok", 1, "echo", json_object_get (request, "verbose"));
@@ -22,6 +22,8 @@ handler (void *data, const char *command, json_t *request)
     return json_pack ("{s:b}", "ok", 1);
   if (!strcmp (command, "bad"))
     return json_string ("not an object");
+  if (!strcmp (command, "later"))
+    return AVM_CONTROL_PENDING; /* (REQ is NULL here: answered "internal error") */
   return NULL;
 }
 

@@ -82,15 +82,56 @@ struct server
   uint64_t idle_usec;
   int listen_r;
   char listen_msg[512];
-  int seq; /* server thread only */
+  int seq;           /* server thread only */
+  int deferred_done; /* deferred replies given (server thread) */
+  int deferred_r;    /* what avm_control_reply returned for the last */
 };
 
 static struct server srv;
 
+/* A deferred reply ("defer"), given by a timer of the server's loop.  */
+struct deferred
+{
+  struct server *s;
+  struct avm_control_request *req;
+  char *tag;
+};
+
+static int
+on_deferred (sd_event_source *es, uint64_t usec, void *userdata)
+{
+  struct deferred *d = userdata;
+  d->s->deferred_done++;
+  d->s->deferred_r
+      = avm_control_reply (d->req, json_pack ("{s:b, s:s, s:i}", "ok", 1, "tag", d->tag, "seq", ++d->s->seq));
+  free (d->tag);
+  free (d);
+  return 0;
+}
+
 static json_t *
-test_cb (void *data, const char *command, json_t *request)
+test_cb (void *data, const char *command, json_t *request, struct avm_control_request *req)
 {
   struct server *s = data;
+
+  if (streq (command, "defer"))
+    {
+      /* {"command":"defer","ms":N,"tag":T}: {"ok":true,"tag":T} after N ms
+         (0: given from within the callback, before it returns).  */
+      int ms = json_integer_value (json_object_get (request, "ms"));
+      const char *tag = json_string_value (json_object_get (request, "tag"));
+      if (ms == 0)
+        {
+          avm_control_reply (req, json_pack ("{s:b, s:s?, s:i}", "ok", 1, "tag", tag, "seq", ++s->seq));
+          return AVM_CONTROL_PENDING;
+        }
+      struct deferred *d = calloc (1, sizeof *d);
+      cr_assert_not_null (d);
+      *d = (struct deferred) { s, req, strdup (tag ? tag : "") };
+      cr_assert_geq (sd_event_add_time_relative (s->event, NULL, CLOCK_MONOTONIC, ms * 1000ULL, 1000, on_deferred, d),
+                     0);
+      return AVM_CONTROL_PENDING;
+    }
 
   if (streq (command, "status"))
     return json_pack ("{s:b, s:s, s:i}", "ok", 1, "state", "running", "pid", (int) getpid ());
@@ -543,6 +584,156 @@ Test (control, half_close, .init = setup, .fini = teardown, .timeout = TU_TIMEOU
   cr_assert (conn_wait_eof (&c, 2000));
   cr_assert_eq (c.len, 0, "unexpected data after the replies");
   conn_close (&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Deferred replies.  */
+
+/* What a reply stands for in the cases below: the "tag" of a deferred
+   reply, the "id" an echo saw, else its error.  */
+static const char *
+reply_label (json_t *j)
+{
+  const char *tag = json_string_value (json_object_get (j, "tag"));
+  const char *id = json_string_value (json_object_get (json_object_get (j, "request"), "id"));
+  const char *error = json_string_value (json_object_get (j, "error"));
+  return tag ? tag : id ? id : error ? error : "?";
+}
+
+#define DEFER(ms, tag) "{\"command\":\"defer\",\"ms\":" #ms ",\"tag\":\"" tag "\"}\n"
+#define ECHO(id) "{\"command\":\"echo\",\"id\":\"" id "\"}\n"
+
+static const struct defer_case
+{
+  const char *name;
+  const char *send;
+  bool half_close;     /* shutdown (SHUT_WR) after sending */
+  const char *want[5]; /* labels of the replies, in order */
+} defer_cases[] = {
+  { "sync reply waits behind a deferred one",
+    DEFER (150, "a") ECHO ("b") DEFER (20, "c") ECHO ("d"),
+    false,
+    { "a", "b", "c", "d" } },
+  { "given from within the callback", DEFER (0, "a") ECHO ("b") DEFER (0, "c"), false, { "a", "b", "c" } },
+  { "deferred replies completing out of order",
+    DEFER (150, "a") DEFER (10, "b") DEFER (80, "c"),
+    false,
+    { "a", "b", "c" } },
+  { "end of input waits for the deferred reply", ECHO ("a") DEFER (100, "b"), true, { "a", "b" } },
+  { "unknown command behind a deferred one",
+    DEFER (50, "a") "{\"command\":\"nope\"}\n",
+    false,
+    { "a", "unknown command: nope" } },
+};
+
+Test (control, deferred_replies_in_order, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+{
+  server_start (0);
+  for (size_t i = 0; i < ARRAY_SIZE (defer_cases); i++)
+    {
+      const struct defer_case *dc = &defer_cases[i];
+      struct conn c;
+      conn_open (&c, srv.path);
+      conn_send (&c, dc->send);
+      if (dc->half_close)
+        cr_assert_eq (shutdown (c.fd, SHUT_WR), 0);
+      for (size_t k = 0; k < ARRAY_SIZE (dc->want) && dc->want[k]; k++)
+        {
+          json_t *j = conn_reply (&c);
+          cr_assert_not_null (j, "%s: no reply %zu", dc->name, k);
+          cr_assert_str_eq (reply_label (j), dc->want[k], "%s: reply %zu", dc->name, k);
+          json_decref (j);
+        }
+      if (dc->half_close)
+        {
+          cr_assert (conn_wait_eof (&c, 2000), "%s: not closed", dc->name);
+          cr_assert_eq (c.len, 0, "%s: unexpected data after the replies", dc->name);
+        }
+      conn_close (&c);
+    }
+}
+
+/* The client goes before its deferred reply: the reply is dropped (no use
+   after free: the sanitizer build checks), the server goes on.  Table:
+   how the client goes.  */
+static const struct gone_case
+{
+  const char *name;
+  int idle_ms;     /* server's idle timeout */
+  int defer_ms;    /* when the reply comes */
+  bool close_fast; /* close at once (else wait for the idle timeout) */
+  const char *farewell;
+} gone_cases[] = {
+  { "client closes", 0, 200, true, NULL },
+  { "idle timeout before the reply", 100, 400, false, "no reply within 100 ms" },
+};
+
+Test (control, deferred_reply_client_gone, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+{
+  for (size_t i = 0; i < ARRAY_SIZE (gone_cases); i++)
+    {
+      const struct gone_case *gc = &gone_cases[i];
+      struct conn c;
+      char req[128];
+      server_start (gc->idle_ms);
+      snprintf (req, sizeof req, "{\"command\":\"defer\",\"ms\":%d,\"tag\":\"x\"}\n", gc->defer_ms);
+      conn_open (&c, srv.path);
+      conn_send (&c, req);
+      if (gc->farewell)
+        {
+          _cleanup_free_ char *line = conn_line (&c, 2000);
+          cr_assert_not_null (line, "%s: no farewell", gc->name);
+          cr_assert (strstr (line, gc->farewell), "%s: %s", gc->name, line);
+          cr_assert (conn_wait_eof (&c, 2000), "%s: not closed", gc->name);
+        }
+      conn_close (&c);
+      /* Past the deferred reply: the server still answers.  */
+      tu_sleep_ms (gc->defer_ms + 100);
+      _cleanup_json_ json_t *reply = call_ok ("status");
+      assert_ok (reply);
+      server_join (true);
+      cr_assert_eq (srv.deferred_done, 1, "%s: the deferred reply was not given", gc->name);
+      cr_assert_eq (srv.deferred_r, -ENOTCONN, "%s: a reply to nobody was not reported", gc->name);
+      srv.deferred_done = 0;
+    }
+}
+
+/* More requests than AVM_CONTROL_MAX_PENDING behind a deferred reply:
+   the server stops reading, then answers them all, in order.  */
+Test (control, deferred_queue_limit, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+{
+  struct conn c;
+  const int n = AVM_CONTROL_MAX_PENDING * 2;
+
+  server_start (0);
+  conn_open (&c, srv.path);
+  conn_send (&c, DEFER (200, "first"));
+  for (int i = 0; i < n; i++)
+    conn_send (&c, "{\"command\":\"seq\"}\n");
+  json_t *j = conn_reply (&c);
+  cr_assert_str_eq (reply_label (j), "first");
+  json_decref (j);
+  /* (The deferred reply takes its number when it is given: in between.)  */
+  long long last = 0;
+  for (int i = 0; i < n; i++)
+    {
+      j = conn_reply (&c);
+      cr_assert_not_null (j, "reply %d missing", i);
+      long long seq = json_integer_value (json_object_get (j, "seq"));
+      cr_assert_gt (seq, last, "reply %d out of order", i);
+      last = seq;
+      json_decref (j);
+    }
+  conn_close (&c);
+}
+
+/* Without a request handle (avm_control_handle_request, the fuzz target's
+   entry), a deferred reply cannot be given: "internal error".  */
+Test (control, deferred_without_handle, .init = setup, .fini = teardown)
+{
+  const char *line = "{\"command\":\"defer\",\"ms\":0}";
+  _cleanup_json_ json_t *reply = avm_control_handle_request (test_cb, &srv, line, strlen (line));
+  assert_error (reply, "internal error");
 }
 
 static char *
