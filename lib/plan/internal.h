@@ -64,6 +64,7 @@ struct plan_ctx
   size_t ngen;
   struct avm_argv macs;                    /* the guest NICs' MAC addresses, as given to QEMU */
   char *display_backend, *display_address; /* where a viewer connects, or NULL */
+  unsigned gpu_outputs;                    /* heads of the GPU; 0: none */
   struct avm_argv web_urls, vnc_sockets;   /* display.web: one each per output */
   char *web_listen;                        /* ... ADDRESS:PORT, or NULL */
   int next_slot;

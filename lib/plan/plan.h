@@ -183,6 +183,9 @@ struct avm_plan_skipped
   char *name, *reason, *description;
 };
 
+/* QEMU's id of the GPU device: VNC servers and screenshots name it.  */
+#define AVM_PLAN_GPU_ID "gpu0"
+
 /* Names of avm's own sockets in the runtime directory of an instance.  */
 #define AVM_CONTROL_SOCKET "control.sock"
 #define AVM_QMP_SOCKET "qmp.sock"
@@ -230,6 +233,7 @@ struct avm_plan
   char **macs;
   char *adb;                               /* "127.0.0.1:6520", or NULL */
   char *display_backend, *display_address; /* or NULL */
+  unsigned gpu_outputs;                    /* heads of the GPU (AVM_PLAN_GPU_ID); 0: no GPU */
   /* display.web: ADDRESS:PORT websockify serves, and per output its page
      and QEMU's VNC socket behind it (NULL-terminated); all NULL without.  */
   char *web_listen;

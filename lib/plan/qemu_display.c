@@ -82,6 +82,7 @@ plan_emit_gpu (struct plan_ctx *c)
 
   if (streq (gpu, "none"))
     return 0;
+  c->gpu_outputs = json_array_size (outputs) ? (unsigned) json_array_size (outputs) : 1;
   if (json_array_size (outputs) > 0)
     {
       json_t *o = json_array_get (outputs, 0);
@@ -94,12 +95,12 @@ plan_emit_gpu (struct plan_ctx *c)
         return avm_error_input (c->err, "%s: display.outputs: at most 16 outputs, got %zu", c->file, n);
     }
   if (streq (gpu, "virtio-gpu"))
-    return plan_device (c, "virtio-gpu-pci", "display.gpu", GPU_SLOT, "id=gpu0%s", res);
+    return plan_device (c, "virtio-gpu-pci", "display.gpu", GPU_SLOT, "id=" AVM_PLAN_GPU_ID "%s", res);
   if (streq (gpu, "virtio-gpu-gl"))
     {
       if (!pbool (c, "display.gl") && !streq (pstr (c, "display.backend"), "egl-headless"))
         return avm_error_input (c->err, "%s: display.gpu: virtio-gpu-gl needs display.gl=true", c->file);
-      return plan_device (c, "virtio-gpu-gl-pci", "display.gpu", GPU_SLOT, "id=gpu0%s", res);
+      return plan_device (c, "virtio-gpu-gl-pci", "display.gpu", GPU_SLOT, "id=" AVM_PLAN_GPU_ID "%s", res);
     }
   /* QEMU before 8.0 refuses vhost-user-gpu without KVM ("vhost
      initialization failed: requires kvm").  */
@@ -117,7 +118,7 @@ plan_emit_gpu (struct plan_ctx *c)
     return r;
   if ((r = plan_opt (c, "-chardev", "socket,id=vgpu,path=%s", q)) < 0)
     return r;
-  return plan_device (c, "vhost-user-gpu-pci", "display.gpu", GPU_SLOT, "chardev=vgpu,id=gpu0%s", res);
+  return plan_device (c, "vhost-user-gpu-pci", "display.gpu", GPU_SLOT, "chardev=vgpu,id=" AVM_PLAN_GPU_ID "%s", res);
 }
 
 /* chardev for a console port or the serial port.  */

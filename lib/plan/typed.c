@@ -307,6 +307,7 @@ plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
   plan->display_backend = steal_pointer (&c->display_backend);
   plan->display_address = steal_pointer (&c->display_address);
   plan->macs = avm_argv_steal (&c->macs);
+  plan->gpu_outputs = c->gpu_outputs;
   plan->web_listen = steal_pointer (&c->web_listen);
   plan->web_urls = c->web_urls.n ? avm_argv_steal (&c->web_urls) : NULL;
   plan->vnc_sockets = c->vnc_sockets.n ? avm_argv_steal (&c->vnc_sockets) : NULL;

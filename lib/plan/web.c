@@ -154,7 +154,7 @@ plan_emit_web (struct plan_ctx *c)
       _cleanup_free_ char *q = plan_qv (c->vnc_sockets.v[k]);
       if (!q)
         return avm_error_sys (c->err, ENOMEM, "plan");
-      if ((r = plan_opt (c, "-vnc", "unix:%s,id=vnc%zu,display=gpu0,head=%zu", q, k, k)) < 0)
+      if ((r = plan_opt (c, "-vnc", "unix:%s,id=vnc%zu,display=" AVM_PLAN_GPU_ID ",head=%zu", q, k, k)) < 0)
         return r;
     }
   return 0;

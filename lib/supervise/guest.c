@@ -60,7 +60,7 @@ static bool
 failure_shot_start (struct sv *sv)
 {
   sv->g.failure_shot_wanted = false;
-  if (!sv->g.qmp_ready || sv_gpu_outputs (sv->plan) == 0)
+  if (!sv->g.qmp_ready || sv->plan->gpu_outputs == 0)
     return false;
   char stamp[32];
   time_t now = time (NULL);

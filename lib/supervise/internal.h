@@ -38,7 +38,6 @@
 #define TAIL_LINES 4
 #define SV_SHOT_CONTROL_TIMEOUT (4 * USEC_PER_SEC) /* avm screenshot (the client waits 5 s) */
 #define SV_SHOT_FAILURE_TIMEOUT (2 * USEC_PER_SEC) /* the boot failure picture, before QEMU stops */
-#define SV_GPU_ID "gpu0"                           /* the plan's GPU device id (plan/qemu_display.c) */
 
 enum svc_state
 {
@@ -267,8 +266,6 @@ void guest_qmp_update_io (struct sv *sv);
 /* Called once per picture: PATH when it is written, else ERROR (a message)
    and EXIT_CODE (AVM_EXIT_*).  */
 typedef void (*sv_shot_fn) (struct sv *sv, void *data, const char *path, const char *error, int exit_code);
-/* Outputs (heads) of the plan's GPU; 0: no GPU.  */
-unsigned sv_gpu_outputs (const struct avm_plan *plan);
 /* Ask QEMU for a PNG of OUTPUT at PATH (QEMU writes it); DONE with DATA
    follows (never before this returns), within TIMEOUT (0: QEMU's time).
    Fails at once, without DONE, for no GPU or an output beyond it (exit code

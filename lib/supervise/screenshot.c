@@ -36,30 +36,6 @@ struct shot
   bool finished; /* DONE was called (reply, error or timeout) */
 };
 
-/* The GPU device's number of outputs (heads), from the approved command
-   line: 0 when the plan has no GPU (display.gpu none).  The device line
-   reads "virtio-gpu-pci,id=gpu0,xres=...,max_outputs=N,...".  */
-unsigned
-sv_gpu_outputs (const struct avm_plan *plan)
-{
-  char **argv = plan->qemu_argv;
-  for (size_t i = 0; argv && argv[i] && argv[i + 1]; i++)
-    {
-      if (!streq (argv[i], "-device"))
-        continue;
-      const char *dev = argv[i + 1];
-      const char *id = strstr (dev, ",id=" SV_GPU_ID);
-      if (!id || (id[4 + strlen (SV_GPU_ID)] != ',' && id[4 + strlen (SV_GPU_ID)] != '\0'))
-        continue;
-      const char *mo = strstr (dev, ",max_outputs=");
-      if (!mo)
-        return 1;
-      long n = strtol (mo + strlen (",max_outputs="), NULL, 10);
-      return n > 0 && n <= 16 ? (unsigned) n : 1;
-    }
-  return 0;
-}
-
 static void shot_finish (struct shot *s, const char *path, int exit_code, const char *fmt, ...)
     __attribute__ ((format (printf, 4, 5)));
 
@@ -137,7 +113,7 @@ int
 sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t timeout, sv_shot_fn done, void *data,
                avm_error_t *err)
 {
-  unsigned outputs = sv_gpu_outputs (sv->plan);
+  unsigned outputs = sv->plan->gpu_outputs;
   if (outputs == 0)
     return avm_error_input (err, "instance %d has no GPU (display.gpu is none): there is no screen to take",
                             sv->instance);
@@ -159,8 +135,8 @@ sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t timeou
   *s = (struct shot) { .sv = sv, .done = done, .data = data, .timeout = timeout };
   s->path = strdup (path);
   s->what = avm_strdupf ("screenshot of output %u", output);
-  json_t *args = json_pack ("{s:s, s:s, s:s, s:i}", "filename", path, "format", "png", "device", SV_GPU_ID, "head",
-                            (int) output);
+  json_t *args = json_pack ("{s:s, s:s, s:s, s:i}", "filename", path, "format", "png", "device", AVM_PLAN_GPU_ID,
+                            "head", (int) output);
   if (!s->path || !s->what || !args)
     {
       json_decref (args);
