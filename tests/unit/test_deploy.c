@@ -185,7 +185,8 @@ plan_budget (json_t *plan)
 {
   json_t *st = json_object_get (plan, "stop_timeout");
   cr_assert (json_is_number (st), "the plan has no stop_timeout");
-  double b = json_number_value (st) + (double) (QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT) / USEC_PER_SEC + 5;
+  double b = json_number_value (st)
+             + (double) (SV_SHOT_FAILURE_TIMEOUT + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT) / USEC_PER_SEC + 5;
   size_t i;
   json_t *s;
   json_array_foreach (json_object_get (plan, "services"), i, s)
@@ -199,7 +200,7 @@ plan_budget (json_t *plan)
 
 /* The dry-run plan of PROFILE (more avm arguments after it).  */
 static json_t *
-dry_plan (const char *profile, const char *extra_env)
+dry_plan (const char *profile, const char *extra_env, char *const more[])
 {
   char *images = ts_path (&env, "images");
   mkdir (images, 0755);
@@ -218,7 +219,23 @@ dry_plan (const char *profile, const char *extra_env)
                    "--set",
                    helpers,
                    strchr (profile, '/') ? "--allow-unapproved" : NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
                    NULL };
+  size_t k = 0;
+  while (argv[k])
+    k++;
+  for (size_t i = 0; more && more[i]; i++)
+    {
+      cr_assert (k + 1 < sizeof argv / sizeof argv[0], "too many arguments");
+      argv[k++] = more[i];
+    }
   char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
   char *envv[] = { extra_env ? (char *) extra_env : e1, e2, NULL };
   char *out, *err;
@@ -229,7 +246,28 @@ dry_plan (const char *profile, const char *extra_env)
 static long long
 aaos_budget (void)
 {
-  json_t *plan = dry_plan ("aaos-x86_64", NULL);
+  json_t *plan = dry_plan ("aaos-x86_64", NULL, NULL);
+  long long b = plan_budget (plan);
+  json_decref (plan);
+  return b;
+}
+
+/* The same for the quadlet's own command (its Exec=, which adds the web
+   display: one more helper to stop).  */
+static long long
+quadlet_budget (void)
+{
+  char *c = slurp (src ("quadlets/aaos.container"));
+  char *exec = ts_fmt ("%s", unit_value (c, "Exec"));
+  char *more[16];
+  size_t n = 0;
+  for (char *save = NULL, *w = strtok_r (exec, " ", &save); w; w = strtok_r (NULL, " ", &save))
+    if (streq (w, "--profile") || streq (w, "--images"))
+      cr_assert_not_null (strtok_r (NULL, " ", &save)); /* dry_plan gives them */
+    else if (n + 1 < sizeof more / sizeof more[0])
+      more[n++] = w;
+  more[n] = NULL;
+  json_t *plan = dry_plan ("aaos-x86_64", NULL, more);
   long long b = plan_budget (plan);
   json_decref (plan);
   return b;
@@ -335,16 +373,18 @@ Test (deploy, stop_budget_agrees_everywhere)
                 "Containerfile label io.avm.stop-timeout %s, avm's budget %lld s", label (in, n, "io.avm.stop-timeout"),
                 b);
   char *c = slurp (src ("quadlets/aaos.container"));
-  cr_assert_eq (atoll (unit_value (c, "StopTimeout")), b, "aaos.container StopTimeout=%s, avm's budget %lld s",
-                unit_value (c, "StopTimeout"), b);
+  long long qb = quadlet_budget ();
+  cr_assert_eq (qb, b + 5, "the quadlet's web display is one more helper (5 s): %lld s against %lld s", qb, b);
+  cr_assert_eq (atoll (unit_value (c, "StopTimeout")), qb, "aaos.container StopTimeout=%s, avm's budget %lld s",
+                unit_value (c, "StopTimeout"), qb);
   /* systemd's own limit must leave podman the time to stop and remove.  */
-  cr_assert_gt (atoll (unit_value (c, "TimeoutStopSec")), b);
+  cr_assert_gt (atoll (unit_value (c, "TimeoutStopSec")), qb);
   char *s = slurp (src ("quadlets/avm@.service"));
   cr_assert_eq (atoll (unit_value (s, "TimeoutStopSec")), b, "avm@.service TimeoutStopSec=%s, avm's budget %lld s",
                 unit_value (s, "TimeoutStopSec"), b);
   /* The comments say the same number.  */
   char *say = ts_fmt ("= %lld s", b);
-  cr_assert (strstr (c, say) && strstr (s, say)
+  cr_assert (strstr (c, ts_fmt ("= %lld s", qb)) && strstr (s, say)
                  && strstr (slurp (src ("containers/Containerfile")), ts_fmt ("is %lld s", b)),
              "a comment still names another budget than %lld s", b);
 }
@@ -470,7 +510,7 @@ Test (deploy, containerfile_static_checks)
 
 Test (deploy, quadlets_generate_and_verify)
 {
-  long long b = aaos_budget ();
+  long long b = quadlet_budget ();
   char *units = generate ();
   char *svc = slurp (ts_fmt ("%s/aaos.service", units));
   cr_assert_str_eq (unit_value (svc, "Type"), "notify");
@@ -486,6 +526,9 @@ Test (deploy, quadlets_generate_and_verify)
   cr_assert (strstr (exec, ts_fmt (" --stop-timeout %lld ", b)), "%s", exec);
   cr_assert (strstr (exec, " --stop-signal SIGTERM "), "%s", exec);
   cr_assert (!strstr (exec, "--privileged"), "%s", exec);
+  /* The web display, on the host's loopback only (no VNC password).  */
+  cr_assert (strstr (exec, " --publish 127.0.0.1:6080:6080 "), "%s", exec);
+  cr_assert (strstr (exec, " -O display=web ") && strstr (exec, " --set display.web.remote=true"), "%s", exec);
   /* The optional devices: passed when the host has them, and never fatal.  */
   const char *optional[] = { "/dev/dri/renderD128", "/dev/vhost-vsock" };
   for (size_t i = 0; i < 2; i++)
@@ -520,7 +563,7 @@ Test (deploy, quadlets_generate_and_verify)
   cr_assert (strstr (slurp (src ("containers/Containerfile")), "--gid 36 kvm")
                  && strstr (slurp (src ("containers/Containerfile")), "--uid 1000 --gid kvm"),
              "the image's user is not 1000:36");
-  json_t *plan = dry_plan ("aaos-x86_64", "AVM_RUNTIME_DIR=/run/avm");
+  json_t *plan = dry_plan ("aaos-x86_64", "AVM_RUNTIME_DIR=/run/avm", NULL);
   const char *bus = NULL;
   size_t i;
   json_t *s;
@@ -638,7 +681,7 @@ Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
   char *profile = ts_profile (&env, "entry", svc, ts_boot (0), NULL);
   long long budget;
   {
-    json_t *plan = dry_plan (profile, NULL);
+    json_t *plan = dry_plan (profile, NULL, NULL);
     budget = plan_budget (plan);
     json_decref (plan);
   }
