@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 extern char **child_env;                  /* the environment of every child */
 extern bool failed;                       /* a command failed: exit status 1 */
@@ -55,6 +56,25 @@ int bench_cvd2img (const char *avm);
    (BENCH_START_RUNS, BENCH_DEMO_RUNS; 0 skips).  0 when done or skipped,
    -1 when a command failed (reported, `failed` set).  */
 int bench_start (const char *avm, const char *qemu, const char *srcdir);
+
+/* bench/start.c's process helpers, shared with bench/web.c: the monotonic
+   clock in ms; spawn ARGV in its own process group with EXTRA added to the
+   environment and stdio on /dev/null (-1: reported); its exit status, or
+   -1 when it had to be killed after TIMEOUT_MS; min/median/max of V (sorted
+   in place); a NOTIFY_SOCKET at PATH and waiting on it for READY=1.  */
+double mono_ms (void);
+void nap_ms (double ms);
+pid_t spawn_env (char *const *argv, char *const *extra);
+int wait_exit (pid_t pid, double timeout_ms);
+void stats (double *v, int n, double *min, double *med, double *max);
+int notify_socket (const char *path);
+bool wait_ready (int fd, double timeout_ms);
+
+/* bench/web.c: the web display (BENCH_WEB_RUNS, default 3; 0 skips, and so
+   does a machine without chromium or playwright-core): from READY, the
+   time until the guest's first frame is on the page in headless Chromium,
+   against the same browser loading the page without connecting.  */
+int bench_web (const char *avm, const char *srcdir);
 
 /* The summary table printed at the end (bench_summary_print): one row per
    benchmark, WHAT measured in UNIT (min/median/max over its runs; a single

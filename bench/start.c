@@ -50,7 +50,7 @@
 
 extern char **environ;
 
-static double
+double
 mono_ms (void)
 {
   struct timespec ts;
@@ -58,7 +58,7 @@ mono_ms (void)
   return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }
 
-static void
+void
 nap_ms (double ms)
 {
   struct timespec ts = { (time_t) (ms / 1000), (long) ((ms - (double) (time_t) (ms / 1000) * 1000) * 1e6) };
@@ -67,7 +67,7 @@ nap_ms (double ms)
 
 /* Spawn ARGV in its own process group with ENV added, stdout/stderr to
    /dev/null.  */
-static pid_t
+pid_t
 spawn_env (char *const *argv, char *const *extra)
 {
   size_t n = 0, k = 0;
@@ -105,7 +105,7 @@ spawn_env (char *const *argv, char *const *extra)
   return pid;
 }
 
-static int
+int
 wait_exit (pid_t pid, double timeout_ms)
 {
   double end = mono_ms () + timeout_ms;
@@ -158,7 +158,7 @@ write_text (const char *path, const char *text)
     }
 }
 
-static void
+void
 stats (double *v, int n, double *min, double *med, double *max)
 {
   qsort (v, n, sizeof *v, cmp_double);
@@ -389,7 +389,7 @@ start_series (const char *avm, const char *qemu, const char *fake, const char *s
 
 /* ---- demo time to READY -------------------------------------------------- */
 
-static int
+int
 notify_socket (const char *path)
 {
   int fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -401,7 +401,7 @@ notify_socket (const char *path)
   return fd;
 }
 
-static bool
+bool
 wait_ready (int fd, double timeout_ms)
 {
   double end = mono_ms () + timeout_ms;

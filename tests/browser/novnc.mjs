@@ -4,15 +4,22 @@
 // screenshot, then click the middle of the screen and type a key.
 //
 //   node tests/browser/novnc.mjs URL SCREENSHOT.png [KEY]
+//   node tests/browser/novnc.mjs --page-only URL
 //
 // Prints one JSON line: {"connected_ms", "first_frame_ms", "width",
 // "height", "lit": pixels of the screen that are not black, "clicked":
-// [x, y] in the guest's pixels}.  Exit 1 with a message on stderr when the
-// page does not connect or shows nothing within the time limit.
+// [x, y] in the guest's pixels, "total_ms": from the script's start to the
+// first frame, browser start included}.  Exit 1 with a message on stderr
+// when the page does not connect or shows nothing within the time limit.
+// --page-only loads the page without connecting and prints {"total_ms"}
+// to that point: the browser's and the page's own cost (make bench's
+// baseline for the first frame).
 import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
-const [url, shot, key = 'a'] = process.argv.slice(2);
+const start = Date.now();
+const pageOnly = process.argv[2] === '--page-only';
+const [url, shot, key = 'a'] = pageOnly ? [process.argv[3], '-'] : process.argv.slice(2);
 if (!url || !shot) {
   console.error('usage: node novnc.mjs URL SCREENSHOT.png [KEY]');
   process.exit(2);
@@ -30,6 +37,13 @@ const browser = await chromium.launch({
 let status = 1;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  if (pageOnly) {
+    await page.goto(url.replace(/\?.*/, ''), { timeout: limit, waitUntil: 'load' });
+    await page.waitForSelector('#noVNC_container', { state: 'attached', timeout: limit });
+    console.log(JSON.stringify({ total_ms: Date.now() - start }));
+    status = 0;
+    throw null;
+  }
   const t0 = Date.now();
   await page.goto(url, { timeout: limit });
   // noVNC marks the document once the RFB handshake is done.
@@ -51,6 +65,7 @@ try {
     s = await lit();
   }
   const firstFrame = Date.now() - t0;
+  const total = Date.now() - start;
   // The guest's pixels as the page has them (the canvas, not the page's
   // overlays: noVNC's status bar and control handle lie over it).
   const png = await page.evaluate(() => document.querySelector('#noVNC_container canvas').toDataURL('image/png'));
@@ -64,10 +79,10 @@ try {
   // Let noVNC flush the events before the browser goes.
   await page.waitForTimeout(500);
   console.log(JSON.stringify({ connected_ms: connected, first_frame_ms: firstFrame, width: s.w, height: s.h,
-    lit: s.n, clicked: [Math.round(s.w / 2), Math.round(s.h / 2)] }));
+    lit: s.n, clicked: [Math.round(s.w / 2), Math.round(s.h / 2)], total_ms: total }));
   status = 0;
 } catch (e) {
-  console.error(`novnc.mjs: ${e.message}`);
+  if (e) console.error(`novnc.mjs: ${e.message}`);
 } finally {
   await browser.close();
 }
