@@ -65,6 +65,7 @@ struct svc
   enum avm_ready_type ready;
   const char *ready_path;
   bool ready_watched;  /* its directory is in sv->ready_inotify */
+  int ready_wd;        /* that directory's watch, or -1 */
   bool early;          /* spawned before the event loop existed: readiness not looked at yet */
   bool ready_resolved; /* ready_real is known */
   char *ready_real;    /* ready_path with its directory resolved, if that differs */
@@ -242,6 +243,10 @@ void svc_set_ready (struct svc *s);
 /* Look at every service waiting for a socket or a file once; true when
    one became ready (a scheduling pass is due: the caller asks for it).  */
 bool svc_check_ready (struct sv *sv);
+/* No more readiness wake-ups: the watches removed, the inotify descriptor
+   kept (closing it may block: service.c); svc_ready_watch_close closes it
+   (teardown).  */
+void svc_ready_watch_idle (struct sv *sv);
 void svc_ready_watch_close (struct sv *sv);
 void svc_stop (struct svc *s);
 void svc_kill (struct svc *s);

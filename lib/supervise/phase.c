@@ -85,7 +85,7 @@ sv_set_phase (struct sv *sv, enum phase p, const char *reason)
       guest_boot_timers (sv, false);
       sv_timer_cancel (&sv->extend_timer);
       sv_timer_cancel (&sv->ready_poll);
-      svc_ready_watch_close (sv);
+      svc_ready_watch_idle (sv);
       stop_budget_notify (sv, reason);
       break;
     }

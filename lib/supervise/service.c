@@ -66,6 +66,7 @@ svc_init (struct sv *sv, struct svc *s, const struct avm_plan_service *def, avm_
   s->pid = 0;
   s->out_fd = -1;
   s->notify_fd = -1;
+  s->ready_wd = -1;
   s->exit_code = -1;
   s->ready = def->ready;
   s->ready_path = def->ready_path;
@@ -326,9 +327,42 @@ on_ready_event (sd_event_source *src, int fd, uint32_t revents, void *data)
   /* A socket is created by bind() and listens only after listen(): when
      something is still waited for, look again very soon rather than at
      the next tick.  */
-  if (sv->ready_watch && sv->phase != PHASE_STOPPING)
+  bool watching = false;
+  for (size_t i = 0; i < sv->n; i++)
+    watching |= sv->svcs[i].ready_watched;
+  if (sv->ready_watch && watching && sv->phase != PHASE_STOPPING)
     sv_timer (sv, &sv->ready_poll, READY_RECHECK_USEC, on_ready_poll, sv);
   return 0;
+}
+
+/* Nothing is waited for any more: the watches go (inotify_rm_watch
+   returns at once) and the source is turned off, but the inotify
+   descriptor is kept for a later start (a restart) and closed only by
+   svc_ready_watch_close (teardown).  Closing a descriptor that has had
+   watches waits for the kernel to free their marks (fsnotify_destroy_group
+   flushes the mark reaper, an SRCU grace period): 14 to 18 ms in most
+   runs on 2 CPUs, right between the last helper found ready and QEMU's
+   spawn when it was closed here.  */
+void
+svc_ready_watch_idle (struct sv *sv)
+{
+  for (size_t i = 0; i < sv->n; i++)
+    {
+      struct svc *s = &sv->svcs[i];
+      if (!s->ready_watched)
+        continue;
+      s->ready_watched = false;
+      if (s->ready_wd < 0)
+        continue;
+      /* (Services waiting in one directory share its watch: removed once.)  */
+      for (size_t k = i + 1; k < sv->n; k++)
+        if (sv->svcs[k].ready_watched && sv->svcs[k].ready_wd == s->ready_wd)
+          sv->svcs[k].ready_wd = -1;
+      inotify_rm_watch (sv->ready_inotify, s->ready_wd);
+      s->ready_wd = -1;
+    }
+  if (sv->ready_watch)
+    sym_sd_event_source_set_enabled (sv->ready_watch, SD_EVENT_OFF);
 }
 
 void
@@ -339,7 +373,10 @@ svc_ready_watch_close (struct sv *sv)
     close (sv->ready_inotify);
   sv->ready_inotify = -1;
   for (size_t i = 0; i < sv->n; i++)
-    sv->svcs[i].ready_watched = false;
+    {
+      sv->svcs[i].ready_watched = false;
+      sv->svcs[i].ready_wd = -1;
+    }
 }
 
 /* Watch the directory of S's ready path (best effort: the tick remains).  */
@@ -347,6 +384,7 @@ static void
 ready_watch_add (struct svc *s)
 {
   struct sv *sv = s->sv;
+  s->ready_wd = -1;
   if (sv->ready_inotify < 0)
     {
       int fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
@@ -359,12 +397,14 @@ ready_watch_add (struct svc *s)
         }
       sv->ready_inotify = fd;
     }
+  else
+    sym_sd_event_source_set_enabled (sv->ready_watch, SD_EVENT_ON);
   _cleanup_free_ char *dir = strdup (s->ready_path);
   char *slash = dir ? strrchr (dir, '/') : NULL;
   if (!slash)
     return;
   *(slash == dir ? slash + 1 : slash) = '\0';
-  inotify_add_watch (sv->ready_inotify, dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+  s->ready_wd = inotify_add_watch (sv->ready_inotify, dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
 }
 
 bool
@@ -417,7 +457,7 @@ svc_check_ready (struct sv *sv)
     }
   if (!waiting || sv->phase == PHASE_STOPPING)
     {
-      svc_ready_watch_close (sv); /* nothing waited for: no more wake-ups */
+      svc_ready_watch_idle (sv); /* nothing waited for: no more wake-ups */
       return any;
     }
   if (sv->ready_poll)
