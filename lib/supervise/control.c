@@ -4,6 +4,13 @@
  * described in control_client.h, the server and its limits in control.h;
  * the blocking client is control_client.c.
  *
+ * One job, one file (about 760 lines): the server's clients.  Accepting,
+ * reading and framing lines, the ordered reply queue with its deferred
+ * slots, writing and the idle timer all work on the same struct client and
+ * its life cycle (a slot outlives its client, a client is freed only when
+ * its queue is written); split, that struct and its invariants would be
+ * shared through a header by files that each see only part of them.
+ *
  * Server structure: one listening socket (an io source) and a list of
  * clients, each with a non-blocking socket (an io source watching EPOLLIN,
  * plus EPOLLOUT while replies wait to be written), an idle timer, an input

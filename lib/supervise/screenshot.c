@@ -83,7 +83,8 @@ on_screendump (void *data, json_t *ret, json_t *error)
     shot_finish (s, s->path, 0, NULL);
   else if (error)
     {
-      const char *desc = json_string_value (json_object_get (error, "desc"));
+      const char *desc = NULL;
+      json_unpack (error, "{s?s}", "desc", &desc); /* (QMP's error object: desc may be missing) */
       int major = 0, minor = 0, micro = 0;
       if (sv->g.qmp)
         avm_qmp_qemu_version_numbers (sv->g.qmp, &major, &minor, &micro);
@@ -183,7 +184,8 @@ sv_control_screenshot (struct sv *sv, json_t *request, struct avm_control_reques
 {
   static unsigned counter;
   _cleanup_error_ avm_error_t err = NULL;
-  json_t *out = json_object_get (request, "output");
+  json_t *out = NULL;
+  json_unpack (request, "{s?o}", "output", &out); /* (checked below) */
   json_int_t output = out ? json_integer_value (out) : 0;
   if ((out && !json_is_integer (out)) || output < 0 || output > 15)
     return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", "\"output\" must be an integer 0..15", "exit_code",
