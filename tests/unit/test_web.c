@@ -105,6 +105,8 @@ Test (web, plan_per_output_and_instance)
   json_decref (j);
 
   /* Without the option: nothing of it.  */
+  free (err);
+  err = NULL;
   char *args[] = { "start", "-n", "--json", "-p", "aaos-x86_64", "--set", "machine.accel=tcg", NULL };
   char *out = NULL;
   cr_assert_eq (tu_avmv (args, &out, &err), 0, "%s", err);
@@ -255,9 +257,7 @@ exchange (int s, const char *request, bool to_eof)
    avm status; the page is served; its WebSocket reaches QEMU's VNC server.  */
 Test (web, demo_page_and_vnc_through_websockify, .timeout = 300)
 {
-  const char *img = tu_demo_image ();
-  if (!img)
-    cr_skip_test ("no demo image (make demo-image)");
+  char *img = tu_demo_image ();
   if (access ("/usr/bin/websockify", X_OK) != 0 || access ("/usr/share/novnc/vnc.html", R_OK) != 0)
     cr_skip_test ("websockify or novnc not installed (tests/deps.sh installs them)");
   int port = free_port ();
@@ -313,6 +313,7 @@ Test (web, demo_page_and_vnc_through_websockify, .timeout = 300)
 
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
   cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
+  free (img);
 }
 
 /* The whole path as a user takes it: Debian's headless Chromium (driven
@@ -322,9 +323,7 @@ Test (web, demo_page_and_vnc_through_websockify, .timeout = 300)
    reach the guest, which echoes them on its console.  */
 Test (web, chromium_sees_and_drives_the_demo, .timeout = 400)
 {
-  const char *img = tu_demo_image ();
-  if (!img)
-    cr_skip_test ("no demo image (make demo-image)");
+  char *img = tu_demo_image ();
   if (access ("/usr/bin/websockify", X_OK) != 0 || access ("/usr/share/novnc/vnc.html", R_OK) != 0)
     cr_skip_test ("websockify or novnc not installed (tests/deps.sh installs them)");
   const char *script = ts_fmt ("%s/tests/browser/novnc.mjs", tu_srcdir ());
@@ -355,6 +354,9 @@ Test (web, chromium_sees_and_drives_the_demo, .timeout = 400)
   cr_assert (f && fread (sig, 1, 8, f) == 8 && memcmp (sig, "\x89PNG\r\n\x1a\n", 8) == 0, "%s is not a PNG", shot);
   fclose (f);
   json_decref (r);
+  free (out);
+  free (err);
+  out = NULL;
 
   /* The click (the tablet's BTN_LEFT in the middle of the screen: absolute
      16384,16384 of 0..32767, give or take noVNC's rounding) and KEY_A.  */
@@ -375,4 +377,5 @@ Test (web, chromium_sees_and_drives_the_demo, .timeout = 400)
 
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
   cr_assert_eq (ts_wait (&a, 60), 0, "%s", ts_stderr (&a));
+  free (img);
 }
