@@ -67,6 +67,10 @@ int avm_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((form
 /* Report an option getopt_long rejected (C is '?' or ':'); exit code 2.  */
 int avm_bad_option (const char *cmd, int c, char **argv);
 int avm_json_print (json_t *j, FILE *out);
+/* Instance N's runtime directory and control socket (*DIR, *SOCK:
+   malloc'd, set also when it does not run) and whether avm start holds
+   it: 1 (its pid in *PID), 0 (not running), or -errno with ERR filled.  */
+int avm_instance_locate (int instance, char **dir, char **sock, pid_t *pid, avm_error_t *err);
 
 /* `avm start` once its options are parsed; start-avm runs it too.  */
 struct avm_start_run

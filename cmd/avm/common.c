@@ -2,8 +2,11 @@
 /* Option handling shared by the subcommands. */
 #include "avm.h"
 #include "cuttlefish/release.h"
+#include "supervise/control_client.h"
+#include "supervise/rundir.h"
 #include "util/cleanup.h"
 #include "util/escape.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -144,4 +147,15 @@ avm_bad_option (const char *cmd, int c, char **argv)
   if (optopt && optopt < 0x100)
     return avm_usage_error (cmd, "unknown option '-%c'", optopt);
   return avm_usage_error (cmd, "unknown option '%s'", arg);
+}
+
+int
+avm_instance_locate (int instance, char **dir, char **sock, pid_t *pid, avm_error_t *err)
+{
+  *pid = 0;
+  *dir = avm_instance_run_dir (instance);
+  *sock = *dir ? avm_path_join (*dir, AVM_CONTROL_SOCKET) : NULL;
+  if (!*sock)
+    return avm_error_sys (err, ENOMEM, "instance %d", instance);
+  return avm_rundir_holder (*dir, pid, err);
 }

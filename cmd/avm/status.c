@@ -165,12 +165,9 @@ print_status (FILE *out, json_t *st)
 static int
 query (int instance, json_t **st, avm_error_t *err)
 {
-  _cleanup_free_ char *dir = avm_instance_run_dir (instance);
-  _cleanup_free_ char *sock = dir ? avm_path_join (dir, AVM_CONTROL_SOCKET) : NULL;
+  _cleanup_free_ char *dir = NULL, *sock = NULL;
   pid_t pid = 0;
-  if (!sock)
-    return avm_error_sys (err, ENOMEM, "status");
-  int r = avm_rundir_holder (dir, &pid, err);
+  int r = avm_instance_locate (instance, &dir, &sock, &pid, err);
   if (r < 0)
     return r;
   if (r == 0)

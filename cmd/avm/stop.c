@@ -87,12 +87,9 @@ avm_cmd_stop (int argc, char **argv)
   if (optind < argc)
     return avm_usage_error ("stop", "unexpected argument \"%s\"", argv[optind]);
 
-  _cleanup_free_ char *dir = avm_instance_run_dir (instance);
-  _cleanup_free_ char *sock = dir ? avm_path_join (dir, AVM_CONTROL_SOCKET) : NULL;
+  _cleanup_free_ char *dir = NULL, *sock = NULL;
   pid_t pid = 0;
-  if (!sock)
-    return AVM_EXIT_FAILURE;
-  int r = avm_rundir_holder (dir, &pid, &err);
+  int r = avm_instance_locate (instance, &dir, &sock, &pid, &err);
   if (r < 0)
     return avm_error_report (&err);
   if (r == 0)
