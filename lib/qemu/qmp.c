@@ -17,8 +17,10 @@
  * Structure: one non-blocking socket, an input buffer holding at most one
  * incomplete line (util/linebuf.h, the framing the control socket uses too:
  * bounded by AVM_QMP_MAX_LINE plus one read), an output
- * buffer of requests not yet written, and a FIFO of pending requests, each
- * with a reply callback.  Everything that arrives goes through ingest(),
+ * buffer of requests not yet written (with at most one descriptor to pass,
+ * sent by sendmsg() with the first byte of its request, the bytes before it
+ * by plain send()), and a FIFO of pending requests, each with a reply
+ * callback.  Everything that arrives goes through ingest(),
  * which parses complete lines and dispatches greeting, replies and events.
  * The synchronous calls (connect, execute, quit, wait_event) are loops of
  * do_io() and poll() until a predicate holds (qmp_wait_for);
@@ -43,6 +45,7 @@
 #include "util/strfmt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +128,7 @@ qmp_fail_conn (struct avm_qmp *q, int errnum, bool with_strerror, const char *fm
     q->fail_msg = avm_strdupf ("QMP socket %s: %s", q->name, msg ? msg : "error");
   q->fail_code = -(errnum > 0 ? errnum : EIO);
   q->state = QMP_FAILED;
+  qmp_drop_pass_fd (q);
   qmp_fail_pending (q);
   return q->fail_code;
 }
@@ -154,6 +158,7 @@ mark_closed (struct avm_qmp *q)
   q->closed_in = q->state;
   q->discarded = avm_linebuf_pending (&q->in);
   q->state = QMP_CLOSED;
+  qmp_drop_pass_fd (q);
   qmp_fail_pending (q);
 }
 
@@ -189,6 +194,44 @@ qmp_reply_error (const char *command, json_t *error, avm_error_t *err)
 /* ------------------------------------------------------------------ */
 /* Output.  */
 
+void
+qmp_drop_pass_fd (struct avm_qmp *q)
+{
+  if (q->pass_fd >= 0)
+    close (q->pass_fd);
+  q->pass_fd = -1;
+}
+
+/* Send the output from WPOS on with the waiting descriptor attached (as
+   SCM_RIGHTS) to its first byte; the descriptor is closed once anything was
+   sent.  What send() returns.  */
+static ssize_t
+send_with_fd (struct avm_qmp *q)
+{
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } control;
+  struct iovec iov = { .iov_base = q->wbuf + q->wpos, .iov_len = q->wlen - q->wpos };
+  struct msghdr mh
+      = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  struct cmsghdr *c;
+  ssize_t w;
+
+  memset (&control, 0, sizeof control);
+  c = CMSG_FIRSTHDR (&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (c), &q->pass_fd, sizeof (int));
+  w = sendmsg (q->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  /* The descriptor went with the first byte, whatever else was taken.  */
+  if (w > 0)
+    qmp_drop_pass_fd (q);
+  return w;
+}
+
 int
 qmp_flush_output (struct avm_qmp *q)
 {
@@ -198,7 +241,12 @@ qmp_flush_output (struct avm_qmp *q)
     return 0;
   while (q->wpos < q->wlen)
     {
-      ssize_t w = send (q->fd, q->wbuf + q->wpos, q->wlen - q->wpos, MSG_NOSIGNAL | MSG_DONTWAIT);
+      bool with_fd = q->pass_fd >= 0 && q->wpos == q->pass_fd_at;
+      /* Plain bytes stop where the descriptor's request starts, so that
+         the descriptor arrives with that request and no earlier.  */
+      size_t end = q->pass_fd >= 0 && q->wpos < q->pass_fd_at ? q->pass_fd_at : q->wlen;
+      ssize_t w
+          = with_fd ? send_with_fd (q) : send (q->fd, q->wbuf + q->wpos, end - q->wpos, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0)
         {
           if (errno == EINTR)
@@ -212,8 +260,11 @@ qmp_flush_output (struct avm_qmp *q)
                  buffer, and the read side reports the close.  */
               q->write_dead = true;
               q->wpos = q->wlen = 0;
+              qmp_drop_pass_fd (q);
               return 0;
             }
+          if (with_fd)
+            return qmp_fail_conn (q, errno, true, "cannot send a descriptor");
           return qmp_fail_conn (q, errno, true, "cannot write");
         }
       q->wpos += w;
@@ -223,10 +274,11 @@ qmp_flush_output (struct avm_qmp *q)
 }
 
 /* Append a request to the output buffer and the pending list.  ARGS is
-   stolen.  No I/O.  */
+   stolen.  FD (unless -1) is duplicated to go out with the request's first
+   byte.  No I/O.  */
 int
-qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data, json_int_t *idp,
-             avm_error_t *err)
+qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, int fd, avm_qmp_reply_fn cb, void *data,
+             json_int_t *idp, avm_error_t *err)
 {
   _cleanup_json_ json_t *a = args;
   _cleanup_json_ json_t *msg = NULL;
@@ -238,6 +290,11 @@ qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply
     return avm_error_fail (err, EINVAL, "QMP socket %s: empty command name", q->name);
   if (a && !json_is_object (a))
     return avm_error_fail (err, EINVAL, "QMP %s: the arguments must be a JSON object", command);
+  if (fd >= 0 && q->pass_fd >= 0)
+    return avm_error_fail (err, EBUSY,
+                           "QMP socket %s: cannot send %s with a descriptor while the descriptor of an earlier "
+                           "request waits to be written",
+                           q->name, command);
   cmd = json_string (command);
   if (!cmd)
     return avm_error_fail (err, EINVAL, "QMP socket %s: command name is not valid UTF-8", q->name);
@@ -257,6 +314,8 @@ qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply
   if (q->wpos > 0)
     {
       memmove (q->wbuf, q->wbuf + q->wpos, q->wlen - q->wpos);
+      if (q->pass_fd >= 0) /* not written yet: at or after WPOS */
+        q->pass_fd_at -= q->wpos;
       q->wlen -= q->wpos;
       q->wpos = 0;
     }
@@ -270,6 +329,15 @@ qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply
         return avm_error_sys (err, ENOMEM, "QMP %s", command);
       q->wbuf = nb;
       q->walloc = na;
+    }
+  /* The last step that can fail: nothing is left to undo.  */
+  if (fd >= 0)
+    {
+      int d = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+      if (d < 0)
+        return avm_error_sys (err, errno, "QMP %s: cannot duplicate descriptor %d", command, fd);
+      q->pass_fd = d;
+      q->pass_fd_at = q->wlen;
     }
   memcpy (q->wbuf + q->wlen, text, n);
   q->wbuf[q->wlen + n] = '\n';

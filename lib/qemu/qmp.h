@@ -35,6 +35,9 @@
  *   -ENOBUFS      16 MiB of requests QEMU has not read yet (the request is
  *                 refused; the connection stays usable)
  *   -EINVAL       empty or non-UTF-8 command name, arguments not an object
+ *   -EBADF        a descriptor to pass that is not one (below 0, or closed)
+ *   -EBUSY        a descriptor to pass while another still waits to be written
+ *   -EAFNOSUPPORT a descriptor to pass over a socket that is not a unix one
  *   -ENOTSOCK, -ENAMETOOLONG, other errno: avm_qmp_connect (path problems)
  * A timeout_ms below 0 waits without limit; 0 does not wait.
  *
@@ -127,6 +130,23 @@ int avm_qmp_quit (struct avm_qmp *q, int timeout_ms, avm_error_t *err);
    On failure REPLY_CB is not called.  */
 int avm_qmp_send_async (struct avm_qmp *q, const char *command, json_t *arguments, avm_qmp_reply_fn reply_cb,
                         void *data, avm_error_t *err);
+
+/* Like avm_qmp_send_async, and FD (a descriptor of the caller's, duplicated:
+   the caller keeps and closes its own) travels with the request as
+   SCM_RIGHTS ancillary data on its first byte, as QEMU's getfd and add-fd
+   want ("getfd" {"fdname": NAME}; QEMU takes the descriptor that arrived
+   last, with or before the command's bytes, so requests written earlier do
+   not carry it).  The duplicate is closed once written, or when the
+   connection closes or fails, or by avm_qmp_close().  While one descriptor
+   waits to be written, another request with a descriptor is refused
+   (-EBUSY); requests without one queue as usual.  FD < 0: -EBADF.
+   ARGUMENTS is stolen, also on failure.  */
+int avm_qmp_send_fd_async (struct avm_qmp *q, const char *command, json_t *arguments, int fd, avm_qmp_reply_fn reply_cb,
+                           void *data, avm_error_t *err);
+
+/* The synchronous form: avm_qmp_execute with FD passed as above.  */
+int avm_qmp_execute_fd (struct avm_qmp *q, const char *command, json_t *arguments, int fd, int timeout_ms, json_t **ret,
+                        avm_error_t *err);
 
 /* Events go to FN (NULL: to the queue read by avm_qmp_wait_event).  Setting
    a handler hands it the events already queued, oldest first.  */

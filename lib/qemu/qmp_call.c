@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * QMP client: the requests (avm_qmp_send_async, avm_qmp_execute,
- * avm_qmp_quit) and the event API (avm_qmp_set_event_handler,
- * avm_qmp_wait_event), on top of the engine of qmp.c.
+ * QMP client: the requests (avm_qmp_send_async, avm_qmp_execute, their
+ * forms passing a descriptor, avm_qmp_quit) and the event API
+ * (avm_qmp_set_event_handler, avm_qmp_wait_event), on top of the engine of
+ * qmp.c.
  */
 #include "qemu/qmp_internal.h"
 #include "util/deadline.h"
@@ -10,6 +11,7 @@
 #include "util/json.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------------------ */
 /* Requests.  */
@@ -32,22 +34,62 @@ check_ready (struct avm_qmp *q, const char *command, avm_error_t *err)
     }
 }
 
-int
-avm_qmp_send_async (struct avm_qmp *q, const char *command, json_t *arguments, avm_qmp_reply_fn reply_cb, void *data,
-                    avm_error_t *err)
+/* Can FD be passed with COMMAND?  */
+static int
+check_pass_fd (struct avm_qmp *q, const char *command, int fd, avm_error_t *err)
+{
+  int domain = AF_UNIX;
+  socklen_t len = sizeof domain;
+
+  if (!command)
+    command = "a command";
+  if (fd < 0)
+    return avm_error_fail (err, EBADF, "QMP socket %s: cannot pass descriptor %d with %s: not a descriptor", q->name,
+                           fd, command);
+  /* Only a unix socket carries descriptors (a TCP socket would fail the
+     connection at the write).  No socket (fuzzing): output accumulates.  */
+  if (q->fd >= 0 && getsockopt (q->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain != AF_UNIX)
+    return avm_error_fail (err, EAFNOSUPPORT, "QMP socket %s: cannot pass a descriptor with %s: not a unix socket",
+                           q->name, command);
+  return 0;
+}
+
+/* avm_qmp_send_async, with FD (or -1) passed along.  */
+static int
+send_async (struct avm_qmp *q, const char *command, json_t *arguments, int fd, avm_qmp_reply_fn reply_cb, void *data,
+            avm_error_t *err)
 {
   _cleanup_json_ json_t *args = arguments;
   int r = check_ready (q, command, err);
 
   if (r < 0)
     return r;
-  r = qmp_enqueue (q, command, steal_pointer (&args), reply_cb, data, NULL, err);
+  r = qmp_enqueue (q, command, steal_pointer (&args), fd, reply_cb, data, NULL, err);
   if (r < 0)
     return r;
   /* A write failure fails the connection, and with it this request: its
      callback runs, so the request counts as sent.  */
   qmp_flush_output (q);
   return 0;
+}
+
+int
+avm_qmp_send_async (struct avm_qmp *q, const char *command, json_t *arguments, avm_qmp_reply_fn reply_cb, void *data,
+                    avm_error_t *err)
+{
+  return send_async (q, command, arguments, -1, reply_cb, data, err);
+}
+
+int
+avm_qmp_send_fd_async (struct avm_qmp *q, const char *command, json_t *arguments, int fd, avm_qmp_reply_fn reply_cb,
+                       void *data, avm_error_t *err)
+{
+  _cleanup_json_ json_t *args = arguments;
+  int r = check_pass_fd (q, command, fd, err);
+
+  if (r < 0)
+    return r;
+  return send_async (q, command, steal_pointer (&args), fd, reply_cb, data, err);
 }
 
 struct sync_reply
@@ -72,9 +114,10 @@ sync_done (struct avm_qmp *q, void *arg)
   return ((struct sync_reply *) arg)->done;
 }
 
-int
-avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int timeout_ms, json_t **ret,
-                 avm_error_t *err)
+/* avm_qmp_execute, with FD (or -1) passed along.  */
+static int
+execute (struct avm_qmp *q, const char *command, json_t *arguments, int fd, int timeout_ms, json_t **ret,
+         avm_error_t *err)
 {
   _cleanup_json_ json_t *args = arguments;
   long long deadline = avm_deadline_after (timeout_ms);
@@ -87,7 +130,7 @@ avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int 
   r = check_ready (q, command, err);
   if (r < 0)
     return r;
-  r = qmp_enqueue (q, command, steal_pointer (&args), sync_reply_cb, &s, &id, err);
+  r = qmp_enqueue (q, command, steal_pointer (&args), fd, sync_reply_cb, &s, &id, err);
   if (r < 0)
     return r;
   r = qmp_wait_for (q, sync_done, &s, deadline);
@@ -117,6 +160,28 @@ avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int 
   return avm_error_fail (err, r < 0 ? -r : EIO, "QMP socket %s: %s failed", q->name, command);
 }
 
+int
+avm_qmp_execute (struct avm_qmp *q, const char *command, json_t *arguments, int timeout_ms, json_t **ret,
+                 avm_error_t *err)
+{
+  return execute (q, command, arguments, -1, timeout_ms, ret, err);
+}
+
+int
+avm_qmp_execute_fd (struct avm_qmp *q, const char *command, json_t *arguments, int fd, int timeout_ms, json_t **ret,
+                    avm_error_t *err)
+{
+  _cleanup_json_ json_t *args = arguments;
+  int r;
+
+  if (ret)
+    *ret = NULL;
+  r = check_pass_fd (q, command, fd, err);
+  if (r < 0)
+    return r;
+  return execute (q, command, steal_pointer (&args), fd, timeout_ms, ret, err);
+}
+
 static bool
 quit_done (struct avm_qmp *q, void *arg)
 {
@@ -136,7 +201,7 @@ avm_qmp_quit (struct avm_qmp *q, int timeout_ms, avm_error_t *err)
   r = check_ready (q, "quit", err);
   if (r < 0)
     return r;
-  r = qmp_enqueue (q, "quit", NULL, sync_reply_cb, &s, &id, err);
+  r = qmp_enqueue (q, "quit", NULL, -1, sync_reply_cb, &s, &id, err);
   if (r < 0)
     return r;
   r = qmp_wait_for (q, quit_done, &s, deadline);

@@ -89,7 +89,7 @@ qmp_handle_greeting (struct avm_qmp *q, json_t *msg, const char *line, size_t le
   q->greeting = json_incref (msg);
   q->state = QMP_NEGOTIATING;
   avm_error_t e = NULL;
-  int r = qmp_enqueue (q, "qmp_capabilities", NULL, caps_reply, q, NULL, &e);
+  int r = qmp_enqueue (q, "qmp_capabilities", NULL, -1, caps_reply, q, NULL, &e);
   if (r < 0)
     {
       qmp_fail_conn (q, -r, false, "%s", e ? e->msg : "cannot send qmp_capabilities");
@@ -127,6 +127,7 @@ avm_qmp_new (int fd, const char *name, struct avm_qmp **out, avm_error_t *err)
   q->in.max_line = AVM_QMP_MAX_LINE;
   q->state = QMP_GREETING;
   q->next_id = 1;
+  q->pass_fd = -1;
   *out = q;
   return 0;
 }
@@ -258,6 +259,7 @@ avm_qmp_close (struct avm_qmp *q)
   if (q->state != QMP_FAILED)
     q->state = QMP_CLOSED;
   qmp_fail_pending (q);
+  qmp_drop_pass_fd (q);
   if (q->fd >= 0)
     close (q->fd);
   json_decref (q->greeting);

@@ -61,6 +61,11 @@ struct avm_qmp
   struct avm_linebuf in; /* framing (util/linebuf.h), at most AVM_QMP_MAX_LINE a message */
   char *wbuf;
   size_t wpos, wlen, walloc;
+  /* The descriptor of a request waiting to be written (avm_qmp_send_fd_async:
+     a duplicate, ours to close), or -1; it goes out as SCM_RIGHTS with the
+     byte at offset PASS_FD_AT of WBUF, the request's first.  One at a time.  */
+  int pass_fd;
+  size_t pass_fd_at;
 
   json_int_t next_id;
   struct pending *head, *tail;
@@ -100,9 +105,14 @@ int qmp_reply_error (const char *command, json_t *error, avm_error_t *err);
    the failure code.  */
 int qmp_flush_output (struct avm_qmp *q);
 /* Append a request to the output buffer and the pending list (its id into
- *IDP when IDP is not NULL).  ARGS is stolen.  No I/O.  */
-int qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, avm_qmp_reply_fn cb, void *data, json_int_t *idp,
-                 avm_error_t *err);
+ *IDP when IDP is not NULL).  ARGS is stolen.  FD, when not -1, is
+   duplicated to travel with the request's first byte (-EBUSY while another
+   descriptor waits).  No I/O.  */
+int qmp_enqueue (struct avm_qmp *q, const char *command, json_t *args, int fd, avm_qmp_reply_fn cb, void *data,
+                 json_int_t *idp, avm_error_t *err);
+/* Close the descriptor waiting to be written, if any (the connection
+   failed or closed, or the client is being freed).  */
+void qmp_drop_pass_fd (struct avm_qmp *q);
 /* Forget a pending request (timeout): a late reply is then ignored.  */
 void qmp_cancel_pending (struct avm_qmp *q, json_int_t id);
 

@@ -4,7 +4,9 @@
  * directly, and a fake server forked per test on a socketpair or a listening
  * socket, writing crafted bytes), the synchronous and asynchronous APIs, and
  * the real QEMU of this machine (-machine none and -machine pc), also driven
- * from an sd-event loop as the supervisor does.
+ * from an sd-event loop as the supervisor does.  Descriptors passed with a
+ * request (getfd): which byte they travel with, refusals, no leaks, and a
+ * migration into a file and back through them.
  */
 #include "qemu/qmp.h"
 #include "util/cleanup.h"
@@ -14,6 +16,7 @@
 #include "util/deadline.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -39,6 +42,7 @@
 
 static pid_t server_pid = -1;
 static pid_t qemu_pid = -1;
+static pid_t qemu2_pid = -1; /* a second QEMU (migration) */
 static char *tmp;
 
 static void
@@ -61,6 +65,12 @@ teardown (void)
       kill (qemu_pid, SIGKILL);
       waitpid (qemu_pid, NULL, 0);
       qemu_pid = -1;
+    }
+  if (qemu2_pid > 0)
+    {
+      kill (qemu2_pid, SIGKILL);
+      waitpid (qemu2_pid, NULL, 0);
+      qemu2_pid = -1;
     }
   tu_rmtree (tmp);
   free (tmp);
@@ -1305,6 +1315,363 @@ Test (qmp, fake_wait_event_close, .init = setup, .fini = teardown, .timeout = TU
 }
 
 /* ------------------------------------------------------------------ */
+/* Passing descriptors (getfd, add-fd).  */
+
+/* Open descriptors of this process.  */
+static int
+count_fds (void)
+{
+  _cleanup_closedir_ DIR *d = opendir ("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+
+  cr_assert_not_null (d);
+  while ((e = readdir (d)))
+    if (e->d_name[0] != '.')
+      n++;
+  return n - 1; /* the directory's own */
+}
+
+/* The fake server's reading side: request bytes are read one at a time
+   with recvmsg, so that a descriptor shows which byte it came with.  */
+struct srv
+{
+  int fd;
+  int nfds;   /* descriptors received */
+  long fd_at; /* offset in its line of the byte the last came with */
+  int got;    /* the last (the others are closed), or -1 */
+  size_t len; /* bytes of the current line */
+  char line[1 << 20];
+};
+
+/* Read one byte into the current line (or end it at a newline); the
+   byte, or -1 when NOWAIT and nothing is there.  Exits the server on a
+   problem.  */
+static int
+srv_byte (struct srv *s, bool nowait)
+{
+  for (;;)
+    {
+      union
+      {
+        char buf[CMSG_SPACE (4 * sizeof (int))];
+        struct cmsghdr align;
+      } control;
+      char c;
+      struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+      struct msghdr mh
+          = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+      ssize_t r = recvmsg (s->fd, &mh, MSG_CMSG_CLOEXEC | (nowait ? MSG_DONTWAIT : 0));
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0 && nowait && errno == EAGAIN)
+        return -1;
+      if (r <= 0 || (mh.msg_flags & MSG_CTRUNC))
+        _exit (20);
+      for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); cm; cm = CMSG_NXTHDR (&mh, cm))
+        {
+          if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            _exit (21);
+          size_t n = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+          for (size_t i = 0; i < n; i++)
+            {
+              if (s->got >= 0)
+                close (s->got);
+              memcpy (&s->got, CMSG_DATA (cm) + i * sizeof (int), sizeof (int));
+              s->nfds++;
+              s->fd_at = (long) s->len;
+            }
+        }
+      if (c == '\n')
+        s->line[s->len] = '\0';
+      else if (s->len + 1 < sizeof s->line)
+        s->line[s->len++] = c;
+      else
+        _exit (22);
+      return c;
+    }
+}
+
+/* Read the rest of a request line; the line (NUL-terminated) and its
+   length are in S until the next call.  */
+static void
+srv_line (struct srv *s)
+{
+  while (srv_byte (s, false) != '\n')
+    ;
+}
+
+/* A fake server for descriptor passing, on FD: the handshake; then, once a
+   byte arrives on GO, what the socket holds (the start of the next
+   request) and a byte written to ACK; then, once another byte arrives on GO, N requests (the
+   one begun included), each answered {"return": {}}.  Exactly one
+   descriptor must arrive, with the first byte of request FD_LINE (0 is the
+   first after qmp_capabilities), a getfd {"fdname": "f"}; "hello" is
+   written into it.  Exits 0, or with the number of the check that failed.  */
+static void
+fd_server (int fd, int go, int ack, int n, int fd_line)
+{
+  static struct srv s;
+  char c;
+
+  s.fd = fd;
+  s.got = -1;
+  s.fd_at = -1;
+  child_write (fd, GREETING, strlen (GREETING));
+  srv_line (&s);
+  if (s.nfds != 0 || !strstr (s.line, "qmp_capabilities"))
+    _exit (30);
+  child_write (fd, CAPS_OK, strlen (CAPS_OK));
+  s.len = 0;
+  if (read (go, &c, 1) != 1)
+    _exit (31);
+  for (int b; (b = srv_byte (&s, true)) >= 0;)
+    if (b == '\n' || s.nfds != 0)
+      _exit (39);
+  if (write (ack, "a", 1) != 1 || read (go, &c, 1) != 1)
+    _exit (31);
+  for (int i = 0; i < n; i++)
+    {
+      int before = s.nfds;
+      srv_line (&s);
+      json_t *req = json_loads (s.line, 0, NULL);
+      if (!req)
+        _exit (32);
+      if (i == fd_line)
+        {
+          if (s.nfds != before + 1 || s.fd_at != 0)
+            _exit (33);
+          if (!streq (json_string_value (json_object_get (req, "execute")) ?: "", "getfd")
+              || !streq (json_string_value (json_object_get (json_object_get (req, "arguments"), "fdname")) ?: "", "f"))
+            _exit (34);
+          if (write (s.got, "hello", 5) != 5)
+            _exit (35);
+          close (s.got);
+          s.got = -1;
+        }
+      else if (s.nfds != before)
+        _exit (36); /* a descriptor with the wrong request */
+      char *id = json_dumps (json_object_get (req, "id"), JSON_ENCODE_ANY | JSON_COMPACT);
+      char *reply = NULL;
+      if (!id || asprintf (&reply, "{\"return\": {}, \"id\": %s}\r\n", id) < 0)
+        _exit (37);
+      child_write (fd, reply, strlen (reply));
+      free (reply);
+      free (id);
+      json_decref (req);
+      s.len = 0;
+    }
+  if (s.nfds != 1)
+    _exit (38);
+  close (fd);
+  _exit (0);
+}
+
+/* A small send buffer, so that a request of 64 KiB fills the socket while
+   the server does not read.  */
+static void
+small_sndbuf (int fd)
+{
+  int size = 4096;
+  cr_assert_eq (setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size), 0);
+}
+
+static json_t *
+big_args (void)
+{
+  _cleanup_free_ char *big = malloc (64 * 1024 + 1);
+
+  memset (big, 'a', 64 * 1024);
+  big[64 * 1024] = '\0';
+  return json_pack ("{s:s}", "s", big);
+}
+
+/* What a read of FD gives within TIMEOUT_MS: the byte count, 0 at EOF, -1
+   when nothing came.  */
+static ssize_t
+read_within (int fd, char *buf, size_t len, int timeout_ms)
+{
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+  if (poll (&pfd, 1, timeout_ms) != 1)
+    return -1;
+  return read (fd, buf, len);
+}
+
+Test (qmp, fake_getfd_passes_descriptor, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+{
+  int fds_before = count_fds ();
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply replies[5] = { { 0 } };
+  int sv[2], go[2], ack[2], p[2];
+  char buf[16];
+  json_t *ret = NULL;
+
+  cr_assert_eq (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  cr_assert_eq (pipe2 (go, O_CLOEXEC), 0);
+  cr_assert_eq (pipe2 (ack, O_CLOEXEC), 0);
+  server_pid = fork ();
+  cr_assert_geq (server_pid, 0);
+  if (server_pid == 0)
+    {
+      child_setup ();
+      close (sv[0]);
+      close (go[1]);
+      close (ack[0]);
+      /* big, a, b, getfd, c, ping.  */
+      fd_server (sv[1], go[0], ack[1], 6, 3);
+    }
+  close (sv[1]);
+  close (go[0]);
+  close (ack[1]);
+  small_sndbuf (sv[0]);
+  cr_assert_eq (avm_qmp_connect_fd (sv[0], "fake.sock", 2000, &q, &err), 0, "%s", err ? err->msg : "");
+
+  /* The server does not read yet: "big" fills the socket, the rest waits
+     in the output buffer.  */
+  cr_assert_eq (avm_qmp_send_async (q, "big", big_args (), rec_reply, &replies[0], &err), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "a", NULL, rec_reply, &replies[1], &err), 0);
+  cr_assert_eq (avm_qmp_send_async (q, "b", NULL, rec_reply, &replies[2], &err), 0);
+  cr_assert_eq (pipe2 (p, O_CLOEXEC), 0);
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "f"), p[1], rec_reply, &replies[3],
+                                       &err),
+                0, "%s", err ? err->msg : "");
+  cr_assert (avm_qmp_io_events (q) & EPOLLOUT);
+  /* The caller's descriptor stays the caller's.  */
+  cr_assert_eq (fcntl (p[1], F_GETFD), FD_CLOEXEC);
+  close (p[1]);
+
+  /* A second descriptor while the first waits.  */
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "g"), p[0], NULL, NULL, &err), -EBUSY);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: cannot send getfd with a descriptor while the descriptor of an "
+                              "earlier request waits to be written");
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_execute_fd (q, "getfd", json_pack ("{s:s}", "fdname", "g"), p[0], 1000, &ret, &err), -EBUSY);
+  cr_assert_null (ret);
+  avm_error_freep (&err);
+  /* Not a descriptor.  */
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "g"), -1, NULL, NULL, &err), -EBADF);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: cannot pass descriptor -1 with getfd: not a descriptor");
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_execute_fd (q, "getfd", NULL, -1, 1000, &ret, &err), -EBADF);
+  cr_assert_null (ret);
+  avm_error_freep (&err);
+  /* Refusals do not break the connection.  */
+  cr_assert (avm_qmp_is_ready (q));
+
+  /* The server takes part of "big"; more of it is written, and the next
+     request moves the unwritten rest to the front of the output buffer,
+     the descriptor's place with it.  */
+  cr_assert_eq (write (go[1], "g", 1), 1);
+  cr_assert_eq (read (ack[0], buf, 1), 1);
+  cr_assert_eq (avm_qmp_process (q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_qmp_send_async (q, "c", NULL, rec_reply, &replies[4], &err), 0);
+  cr_assert (avm_qmp_io_events (q) & EPOLLOUT);
+
+  cr_assert_eq (write (go[1], "g", 1), 1);
+  close (go[1]);
+  close (ack[0]);
+  cr_assert_eq (avm_qmp_execute (q, "ping", NULL, 5000, NULL, &err), 0, "%s", err ? err->msg : "");
+  for (int i = 0; i < 5; i++)
+    {
+      cr_assert_eq (replies[i].calls, 1, "request %d", i);
+      cr_assert (json_is_object (replies[i].ret), "request %d", i);
+      reply_clear (&replies[i]);
+    }
+  cr_assert_eq (fake_finish (), 0);
+  /* What the server wrote into the descriptor comes out of the pipe; then
+     EOF: the client closed its duplicate once it was sent.  */
+  cr_assert_eq (read_within (p[0], buf, sizeof buf, 2000), 5);
+  cr_assert_eq (memcmp (buf, "hello", 5), 0);
+  cr_assert_eq (read_within (p[0], buf, sizeof buf, 2000), 0);
+  close (p[0]);
+  avm_qmp_close (q);
+  cr_assert_eq (count_fds (), fds_before);
+}
+
+Test (qmp, fake_getfd_descriptor_closed_unsent, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+{
+  static const struct step script[] = { HANDSHAKE, HOLD };
+  int fds_before = count_fds ();
+  struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply r = { 0 };
+  int fd = start_fake (script), p[2];
+  char c;
+
+  small_sndbuf (fd);
+  cr_assert_eq (avm_qmp_connect_fd (fd, "fake.sock", 2000, &q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_qmp_send_async (q, "big", big_args (), NULL, NULL, &err), 0);
+  /* A number that is not an open descriptor.  */
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "f"), 1000000, NULL, NULL, &err),
+                -EBADF);
+  cr_assert_str_eq (err->msg, "QMP getfd: cannot duplicate descriptor 1000000: Bad file descriptor");
+  avm_error_freep (&err);
+  cr_assert_eq (pipe2 (p, O_CLOEXEC), 0);
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "f"), p[1], rec_reply, &r, &err), 0);
+  close (p[1]);
+  /* The duplicate waits with its request: the pipe has a writer.  */
+  cr_assert_eq (read_within (p[0], &c, 1, 100), -1);
+  avm_qmp_close (q);
+  cr_assert_eq (r.calls, 1);
+  cr_assert_null (r.ret);
+  /* Closing the client closed it.  */
+  cr_assert_eq (read_within (p[0], &c, 1, 2000), 0);
+  close (p[0]);
+  cr_assert_eq (count_fds (), fds_before);
+}
+
+Test (qmp, getfd_needs_unix_socket)
+{
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (avm_qmp_new (fd, "tcp", &q, &err), 0);
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "f"), 0, NULL, NULL, &err),
+                -EAFNOSUPPORT);
+  cr_assert_str_eq (err->msg, "QMP socket tcp: cannot pass a descriptor with getfd: not a unix socket");
+}
+
+Test (qmp, fake_getfd_descriptor_closed_with_connection, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
+{
+  static const struct step script[] = { HANDSHAKE, SLEEP (200), END };
+  int fds_before = count_fds ();
+  _cleanup_qmp_ struct avm_qmp *q = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  struct reply r = { 0 };
+  int fd = start_fake (script), p[2];
+  char c;
+
+  small_sndbuf (fd);
+  cr_assert_eq (avm_qmp_connect_fd (fd, "fake.sock", 2000, &q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq (avm_qmp_send_async (q, "big", big_args (), NULL, NULL, &err), 0);
+  cr_assert_eq (pipe2 (p, O_CLOEXEC), 0);
+  cr_assert_eq (avm_qmp_send_fd_async (q, "getfd", json_pack ("{s:s}", "fdname", "f"), p[1], rec_reply, &r, &err), 0);
+  close (p[1]);
+  /* The server closes without reading: the request fails, its duplicate
+     is closed before the client is.  */
+  cr_assert_eq (avm_qmp_wait_event (q, NULL, 5000, NULL, &err), -ECONNRESET);
+  avm_error_freep (&err);
+  cr_assert_eq (r.calls, 1);
+  cr_assert_null (r.ret);
+  cr_assert_eq (read_within (p[0], &c, 1, 2000), 0);
+  close (p[0]);
+  /* getfd on the closed connection: refused, nothing kept.  */
+  cr_assert_eq (pipe2 (p, O_CLOEXEC), 0);
+  cr_assert_eq (avm_qmp_execute_fd (q, "getfd", json_pack ("{s:s}", "fdname", "f"), p[1], 1000, NULL, &err),
+                -ECONNRESET);
+  cr_assert_str_eq (err->msg, "QMP socket fake.sock: QEMU closed the monitor");
+  close (p[1]);
+  cr_assert_eq (read_within (p[0], &c, 1, 2000), 0);
+  close (p[0]);
+  cr_assert_eq (fake_finish (), 0);
+  avm_qmp_closep (&q);
+  cr_assert_eq (count_fds (), fds_before);
+}
+
+/* ------------------------------------------------------------------ */
 /* Connecting to a path.  */
 
 Test (qmp, connect_timeout_nobody_listens, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (20))
@@ -1376,16 +1743,18 @@ Test (qmp, connect_retries_until_listening, .init = setup, .fini = teardown, .ti
 /* ------------------------------------------------------------------ */
 /* The real QEMU.  */
 
+/* Start QEMU with a QMP socket TMP/SOCKNAME (returned, malloc'd) into
+ *PID; INCOMING (unless NULL) is the -incoming argument.  */
 static char *
-start_qemu (const char *machine, bool paused)
+start_qemu_at (const char *sockname, const char *machine, bool paused, const char *incoming, pid_t *pid)
 {
-  char *sock = avm_path_join (tmp, "qmp.sock");
+  char *sock = avm_path_join (tmp, sockname);
   _cleanup_free_ char *qmp = NULL;
 
   if (access (QEMU_X86, X_OK) != 0)
     cr_skip_test ("%s not installed", QEMU_X86);
   cr_assert_geq (asprintf (&qmp, "unix:%s,server=on,wait=off", sock), 0);
-  char *argv[16];
+  char *argv[18];
   int n = 0;
   argv[n++] = QEMU_X86;
   argv[n++] = "-machine";
@@ -1401,12 +1770,17 @@ start_qemu (const char *machine, bool paused)
   argv[n++] = "-nographic";
   if (paused)
     argv[n++] = "-S";
+  if (incoming)
+    {
+      argv[n++] = "-incoming";
+      argv[n++] = (char *) incoming;
+    }
   argv[n++] = "-qmp";
   argv[n++] = qmp;
   argv[n] = NULL;
-  qemu_pid = fork ();
-  cr_assert_geq (qemu_pid, 0);
-  if (qemu_pid == 0)
+  *pid = fork ();
+  cr_assert_geq (*pid, 0);
+  if (*pid == 0)
     {
       prctl (PR_SET_PDEATHSIG, SIGKILL);
       int null = open ("/dev/null", O_RDWR);
@@ -1416,6 +1790,12 @@ start_qemu (const char *machine, bool paused)
       _exit (127);
     }
   return sock;
+}
+
+static char *
+start_qemu (const char *machine, bool paused)
+{
+  return start_qemu_at ("qmp.sock", machine, paused, NULL, &qemu_pid);
 }
 
 static char *
@@ -1545,6 +1925,113 @@ Test (qmp, qemu_second_client, .init = setup, .fini = teardown, .timeout = TU_TI
   cr_assert_eq (avm_qmp_quit (q2, 10000, &err), 0);
   cr_assert_neq (wait_exit (qemu_pid, 10000), -1);
   qemu_pid = -1;
+}
+
+/* Migration into a file and back, the descriptors passed with getfd: the
+   way avm saves and restores a VM without an exec: shell.  */
+static void
+wait_migration (struct avm_qmp *q, const char *want)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  const char *status = "?";
+
+  for (long long end = avm_now_ms () + 5000 * AVM_TEST_TIME_SCALE; avm_now_ms () < end; tu_sleep_ms (10))
+    {
+      _cleanup_json_ json_t *ret = NULL;
+      cr_assert_eq (avm_qmp_execute (q, "query-migrate", NULL, 5000, &ret, &err), 0, "%s", err ? err->msg : "");
+      status = json_string_value (json_object_get (ret, "status"));
+      cr_assert_not_null (status, "query-migrate without a status");
+      cr_assert_str_neq (status, "failed");
+      if (streq (status, want))
+        return;
+    }
+  cr_assert_fail ("migration still %s after 5 s", status);
+}
+
+Test (qmp, qemu_migrate_through_passed_fd, .init = setup, .fini = teardown, .timeout = TU_TIMEOUT (60))
+{
+  /* The source runs (a paused one, in prelaunch, would be restored in
+     prelaunch too: the destination takes over the source's run state).  */
+  _cleanup_free_ char *sock = start_qemu ("pc", false);
+  _cleanup_free_ char *state = avm_path_join (tmp, "state");
+  _cleanup_free_ char *sock2 = NULL;
+  _cleanup_qmp_ struct avm_qmp *q = NULL, *q2 = NULL;
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_json_ json_t *ret = NULL;
+  struct stat st;
+  char magic[8];
+  int fd;
+
+  cr_assert_eq (avm_qmp_connect (sock, 10000, &q, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (status_of (q), "running");
+  /* getfd without a descriptor: QEMU's own refusal.  */
+  cr_assert_eq (avm_qmp_execute (q, "getfd", json_pack ("{s:s}", "fdname", "f"), 5000, NULL, &err), -EREMOTEIO);
+  tu_assert_err_has (err, "QMP getfd: GenericError: ");
+  avm_error_freep (&err);
+  /* The default limit (32 MiB/s) would be the slowest part.  */
+  cr_assert_eq (avm_qmp_execute (q, "migrate-set-parameters",
+                                 json_pack ("{s:I}", "max-bandwidth", (json_int_t) 1 << 40), 5000, NULL, &err),
+                0, "%s", err ? err->msg : "");
+
+  fd = open (state, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (avm_qmp_execute_fd (q, "getfd", json_pack ("{s:s}", "fdname", "f"), fd, 5000, &ret, &err), 0, "%s",
+                err ? err->msg : "");
+  close (fd);
+  cr_assert (json_is_object (ret) && json_object_size (ret) == 0);
+  cr_assert_eq (avm_qmp_execute (q, "migrate", json_pack ("{s:s}", "uri", "fd:f"), 5000, NULL, &err), 0, "%s",
+                err ? err->msg : "");
+  wait_migration (q, "completed");
+  cr_assert_str_eq (status_of (q), "postmigrate");
+  /* The descriptor was used up by migrate.  */
+  cr_assert_eq (avm_qmp_execute (q, "closefd", json_pack ("{s:s}", "fdname", "f"), 5000, NULL, &err), -EREMOTEIO);
+  avm_error_freep (&err);
+  cr_assert_eq (avm_qmp_quit (q, 10000, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_neq (wait_exit (qemu_pid, 10000), -1);
+  qemu_pid = -1;
+
+  /* QEMU's migration stream: magic "QEVM", version 3.  */
+  cr_assert_eq (stat (state, &st), 0);
+  cr_assert_gt (st.st_size, 8);
+  fd = open (state, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (read (fd, magic, sizeof magic), sizeof magic);
+  cr_assert_eq (memcmp (magic, "QEVM\0\0\0\3", sizeof magic), 0);
+  cr_assert_eq (lseek (fd, 0, SEEK_SET), 0);
+
+  /* Restore into a second QEMU, paused.  */
+  sock2 = start_qemu_at ("qmp2.sock", "pc", true, "defer", &qemu2_pid);
+  cr_assert_eq (avm_qmp_connect (sock2, 10000, &q2, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (status_of (q2), "inmigrate");
+  cr_assert_eq (avm_qmp_execute_fd (q2, "getfd", json_pack ("{s:s}", "fdname", "f"), fd, 5000, NULL, &err), 0, "%s",
+                err ? err->msg : "");
+  close (fd);
+  cr_assert_eq (avm_qmp_execute (q2, "migrate-incoming", json_pack ("{s:s}", "uri", "fd:f"), 5000, NULL, &err), 0, "%s",
+                err ? err->msg : "");
+  const char *status = "inmigrate";
+  for (long long end = avm_now_ms () + 5000 * AVM_TEST_TIME_SCALE; streq (status, "inmigrate") && avm_now_ms () < end;)
+    {
+      tu_sleep_ms (10);
+      status = status_of (q2);
+    }
+  cr_assert_str_eq (status, "paused");
+  wait_migration (q2, "completed");
+  cr_assert_eq (avm_qmp_execute (q2, "cont", NULL, 5000, NULL, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_str_eq (status_of (q2), "running");
+  cr_assert_eq (avm_qmp_quit (q2, 10000, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_neq (wait_exit (qemu2_pid, 10000), -1);
+  qemu2_pid = -1;
+
+  /* getfd on the closed monitor fails cleanly, without keeping the
+     descriptor.  */
+  int fds_before = count_fds ();
+  fd = open (state, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (avm_qmp_execute_fd (q2, "getfd", json_pack ("{s:s}", "fdname", "g"), fd, 5000, NULL, &err),
+                -ECONNRESET);
+  tu_assert_err_has (err, "QEMU closed the monitor");
+  close (fd);
+  cr_assert_eq (count_fds (), fds_before);
 }
 
 /* The supervisor's way: sd-event drives the client.  */
