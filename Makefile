@@ -216,7 +216,8 @@ install: $(AVM)
 	for d in $(DEMO_DIR):demo $(DEMO_ARM64_DIR):demo-arm64; do \
 		src=$${d%:*} dst=$(DESTDIR)$(DATADIR)/avm/$${d##*:}; \
 		test -f $$src/vmlinuz || continue; \
-		install -d $$dst/share && install -m 0644 $$src/vmlinuz $$src/initramfs.cpio.gz $$dst/ \
+		test -f $$src/data.img || { echo "install: no $$src/data.img: make its demo image again" >&2; exit 1; }; \
+		install -d $$dst/share && install -m 0644 $$src/vmlinuz $$src/initramfs.cpio.gz $$src/data.img $$dst/ \
 			&& install -m 0644 $$src/share/hello.txt $$dst/share/ || exit 1; \
 	done
 ifneq ($(INSTALL_QUADLETS),)
@@ -245,7 +246,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(QUADLETDIR)/,$(INSTALL_QUADLETS))
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(INSTALL_UNITS))
 	for d in demo demo-arm64; do \
-		rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/$$d/,vmlinuz initramfs.cpio.gz share/hello.txt) || exit 1; \
+		rm -f $(addprefix $(DESTDIR)$(DATADIR)/avm/$$d/,vmlinuz initramfs.cpio.gz data.img share/hello.txt) || exit 1; \
 	done
 	for d in $(DESTDIR)$(DATADIR)/avm/profiles $(DESTDIR)$(DATADIR)/avm/demo/share $(DESTDIR)$(DATADIR)/avm/demo \
 		$(DESTDIR)$(DATADIR)/avm/demo-arm64/share $(DESTDIR)$(DATADIR)/avm/demo-arm64 $(DESTDIR)$(DATADIR)/avm; do \
@@ -351,8 +352,10 @@ golden: $(AVM) $(TEST_BIN) $(FAKECF)
 
 # The demo guest's images (tests/demo/README.md), from this machine's Debian
 # packages: linux-image-amd64 (newest /boot/vmlinuz-*, and its modules),
-# busybox-static, cpio, kmod.  Builds $(DEMO_DIR)/vmlinuz, initramfs.cpio.gz
-# and share/hello.txt; `avm start -p demo --images $(DEMO_DIR)` boots them.
+# busybox-static, cpio, kmod.  Builds $(DEMO_DIR)/vmlinuz, initramfs.cpio.gz,
+# data.img (the guest's disk: 16 MiB of zeros, sparse, made once; the demo
+# profiles attach it with snapshot=on, so it stays zeros) and
+# share/hello.txt; `avm start -p demo --images $(DEMO_DIR)` boots them.
 DEMO_DIR := $(BUILD)/demo
 ifndef DEMO_KERNEL
 DEMO_KERNEL := $(shell ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n 1)
@@ -360,12 +363,12 @@ endif
 DEMO_KVER := $(patsubst /boot/vmlinuz-%,%,$(DEMO_KERNEL))
 DEMO_BUSYBOX ?= /bin/busybox
 # Loaded in this order, each after its dependencies (modprobe --show-depends).
-DEMO_MODULES := evdev button virtio_pci virtio_console virtio_rng virtio_input virtiofs virtio_gpu
+DEMO_MODULES := evdev button virtio_pci virtio_blk virtio_console virtio_rng virtio_input virtiofs virtio_gpu
 DEMO_HELLO := hello from the avm demo share
 DEMO_NOKERNEL := echo "demo-image: no kernel in /boot (vmlinuz-*): install linux-image-amd64" >&2; exit 1
 
 .PHONY: demo-image
-demo-image: $(DEMO_DIR)/vmlinuz $(DEMO_DIR)/initramfs.cpio.gz $(DEMO_DIR)/share/hello.txt
+demo-image: $(DEMO_DIR)/vmlinuz $(DEMO_DIR)/initramfs.cpio.gz $(DEMO_DIR)/data.img $(DEMO_DIR)/share/hello.txt
 
 $(DEMO_DIR)/vmlinuz: $(DEMO_KERNEL)
 	@test -n "$(DEMO_KERNEL)" || { $(DEMO_NOKERNEL); }
@@ -387,6 +390,13 @@ $(DEMO_DIR)/share/hello.txt:
 	@mkdir -p $(@D)
 	echo "$(DEMO_HELLO)" >$@
 
+# The guest's disk (/dev/vda): zeros, sparse; /init writes its boot token and
+# tick counter there (through QEMU's snapshot=on overlay, never to the file).
+DEMO_DISK_SIZE := 16M
+$(DEMO_DIR)/data.img:
+	@mkdir -p $(@D)
+	rm -f $@.tmp && truncate -s $(DEMO_DISK_SIZE) $@.tmp && mv $@.tmp $@
+
 # The arm64 demo guest (profiles/demo-arm64.json, tests/demo/README.md): the
 # same /init, from Debian's arm64 packages.  tests/demo/fetch-arm64.sh
 # downloads (never installs) linux-image-VER-arm64:arm64, VER this machine's
@@ -399,10 +409,11 @@ DEMO_ARM64_DIR := $(BUILD)/demo-arm64
 DEMO_ARM64_DEBS := $(DEMO_ARM64_DIR)/debs
 # The power button is the virt machine's PL061 GPIO (built in) through the
 # device tree's gpio-keys node.
-DEMO_ARM64_MODULES := evdev gpio_keys virtio_pci virtio_console virtio_rng virtio_input virtiofs virtio_gpu
+DEMO_ARM64_MODULES := evdev gpio_keys virtio_pci virtio_blk virtio_console virtio_rng virtio_input virtiofs virtio_gpu
 
 .PHONY: demo-image-arm64 FORCE
-demo-image-arm64: $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz $(DEMO_ARM64_DIR)/share/hello.txt
+demo-image-arm64: $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz $(DEMO_ARM64_DIR)/data.img \
+	$(DEMO_ARM64_DIR)/share/hello.txt
 
 # Run every time; rewritten only when the selected packages change.
 $(DEMO_ARM64_DEBS)/selected: FORCE
@@ -430,6 +441,10 @@ $(DEMO_ARM64_DIR)/vmlinuz $(DEMO_ARM64_DIR)/initramfs.cpio.gz &: $(DEMO_ARM64_DE
 $(DEMO_ARM64_DIR)/share/hello.txt:
 	@mkdir -p $(@D)
 	echo "$(DEMO_HELLO)" >$@
+
+$(DEMO_ARM64_DIR)/data.img:
+	@mkdir -p $(@D)
+	rm -f $@.tmp && truncate -s $(DEMO_DISK_SIZE) $@.tmp && mv $@.tmp $@
 
 FORCE:
 

@@ -6,13 +6,15 @@
  * out of date).
  *
  *   plain     QEMU alone: console and report ports on a virtio-serial
- *             device, no GPU, no share; the guest reports them absent and
- *             still completes its boot.
+ *             device, no GPU, no share, no disk; the guest reports them
+ *             absent, still completes its boot, then ticks every second.
  *   backends  the real helpers: virtiofsd sharing build/demo/share, and
- *             vhost-user-gpu.  QEMU before 8.0 refuses vhost-user-gpu
- *             without KVM ("vhost initialization failed: requires kvm");
- *             then the GPU is QEMU's own virtio-gpu-pci (an info line says
- *             so: not a warning, which would fail the run).  The guest's
+ *             vhost-user-gpu; the data disk (snapshot=on), where the guest
+ *             writes its boot token and its ticks and reads them back.
+ *             QEMU before 8.0 refuses vhost-user-gpu without KVM ("vhost
+ *             initialization failed: requires kvm"); then the GPU is
+ *             QEMU's own virtio-gpu-pci (an info line says so: not a
+ *             warning, which would fail the run).  The guest's
  *             screen (fbcon on virtio-gpu) shows its banner and report
  *             (QMP screendump); a key and a tablet click sent with QMP
  *             input-send-event are echoed on the console and the screen.
@@ -56,7 +58,7 @@ static pid_t procs[8];
 static size_t nprocs;
 static char *tmp;
 /* Strings made by fmt, freed by the fini.  */
-static char *garbage[64];
+static char *garbage[96];
 static size_t ngarbage;
 
 static void
@@ -388,6 +390,32 @@ wait_lines (const char *console, const char *const *lines)
     }
 }
 
+/* Ticks 1 and 2 (tests/demo/README.md) on the console, in this order: with
+   a disk, the boot token the guest said it wrote (in C) read back from the
+   disk, the second tick having read the first back; without one, the
+   counter alone.  */
+static void
+wait_ticks (const char *console, const char *c, bool disk)
+{
+  const char *lines[3] = { "AVM_DEMO tick 1", "AVM_DEMO tick 2", NULL };
+  if (disk)
+    {
+      const char *prefix = "AVM_DEMO: disk: vda 16 MiB, wrote boot ";
+      const char *p = strstr (c, prefix);
+      cr_assert_not_null (p, "console lacks \"%s\":\n%s", prefix, c);
+      p += strlen (prefix);
+      cr_assert (strcspn (p, "\r\n") == 36, "not a UUID: %.60s", p);
+      lines[0] = fmt ("AVM_DEMO tick 1 disk=%.36s last=none", p);
+      lines[1] = fmt ("AVM_DEMO tick 2 disk=%.36s last=1", p);
+    }
+  wait_lines (console, lines);
+  char *t = tu_read (console);
+  cr_assert_not_null (t);
+  const char *t1 = strstr (t, fmt ("%s\r\n", lines[0])), *t2 = strstr (t, fmt ("%s\r\n", lines[1]));
+  cr_assert (t1 && t2 && t1 < t2, "ticks 1 and 2 not in order:\n%s", t);
+  free (t);
+}
+
 /* The demo's screen and input echo (tests/demo/README.md): the banner and
    its report on the screen (fbcon on virtio-gpu's fb0), then keyboard and
    tablet events sent with QMP input-send-event echoed on the console and
@@ -493,6 +521,8 @@ Test (demo, plain, .timeout = TU_TIMEOUT (90))
   expect (c, "AVM_DEMO: share: absent");
   expect (c, "AVM_DEMO: port report: present (vport");
   expect (c, "AVM_DEMO: rng: absent");
+  expect (c, "AVM_DEMO: disk: absent (no virtio-blk device)");
+  wait_ticks (console, c, false);
   char *r = tu_read (report);
   cr_expect (r && strstr (r, "AVM_DEMO report: hello from the demo guest"), "report port got: %s", r ? r : "");
   free (r);
@@ -515,6 +545,7 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
   char *dir = fmt ("%s/run%d", tmp, attempt);
   mkdir (dir, 0755);
   char *kernel = pj (img, "vmlinuz"), *initrd = pj (img, "initramfs.cpio.gz"), *share = pj (img, "share");
+  char *disk = fmt ("file=%s/data.img,if=none,id=d0,format=raw,snapshot=on", img);
   char *gpu_sock = pj (dir, "gpu.sock"), *fs_sock = pj (dir, "fs.sock"), *report = pj (dir, "report");
   char *report_in = pj (dir, "report.in");
   run->console = pj (dir, "console.log");
@@ -592,6 +623,10 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
                    f0,
                    "-device",
                    "vhost-user-fs-pci,chardev=f,tag=demo",
+                   "-drive",
+                   disk,
+                   "-device",
+                   "virtio-blk-pci,drive=d0",
                    "-object",
                    "rng-random,id=rng0,filename=/dev/urandom",
                    "-device",
@@ -675,6 +710,7 @@ Test (demo, backends, .timeout = TU_TIMEOUT (90))
   expect (c, " (QEMU Virtio Tablet)");
   expect (c, " (QEMU Virtio Keyboard)");
   expect (c, "AVM_DEMO: input echo: ");
+  wait_ticks (run.console, c, true);
 
   /* QEMU holds both FIFOs open read-write: the guest's line waits there.  */
   int fd = open (run.report_out, O_RDONLY | O_NONBLOCK | O_CLOEXEC);

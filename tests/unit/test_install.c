@@ -665,13 +665,14 @@ Test (install, demo_images_when_built)
   char *share = fmt ("%s/share", img);
   free (tu_write (img, "vmlinuz", "kernel"));
   free (tu_write (img, "initramfs.cpio.gz", "initramfs"));
+  free (tu_write (img, "data.img", "disk"));
   free (tu_write (share, "hello.txt", "hello"));
   char *demo_dir = fmt ("DEMO_DIR=%s", img);
   lock_shared ();
   free (make_with (build, d, PREFIX, "install", demo_dir));
   unlock_shared ();
-  const char *files[] = { "vmlinuz", "initramfs.cpio.gz", "share/hello.txt" };
-  for (size_t i = 0; i < 3; i++)
+  const char *files[] = { "vmlinuz", "initramfs.cpio.gz", "data.img", "share/hello.txt" };
+  for (size_t i = 0; i < 4; i++)
     {
       char *f = fmt ("%s/usr/share/avm/demo/%s", d, files[i]);
       struct stat st;

@@ -549,6 +549,66 @@ Test (plan, vhost_user_gpu_needs_kvm_before_qemu_8)
   free (err);
 }
 
+/* The demo's option share=off, for snapshots (QEMU refuses to migrate or
+   save a guest with vhost-user-fs): no share, no virtiofsd, and the guest
+   RAM then needs no shared memory backend.  The default, share=on (the
+   same as not saying it), has both.  Its data disk is there either way,
+   with snapshot=on (the image file is never written).  */
+Test (plan, demo_share_off_leaves_out_virtiofs)
+{
+  char *err = NULL;
+  /* (virtiofsd runs only as root: the plan of root, whoever runs this.)  */
+  char *root = geteuid () == 0 ? "services.virtiofsd.requires_root=true" : "services.virtiofsd.requires_root=false";
+  char *dflt[] = { "--set", root, NULL }, *on[] = { "-O", "share=on", "--set", root, NULL };
+  char *off[] = { "-O", "share=off", "--set", root, NULL };
+  const char *names[] = { "default", "share=on", "share=off" };
+  json_t *plans[] = { plan_json ("demo", "10.0-x86_64", dflt, &err), plan_json ("demo", "10.0-x86_64", on, &err),
+                      plan_json ("demo", "10.0-x86_64", off, &err) };
+  for (size_t k = 0; k < 3; k++)
+    {
+      json_t *j = plans[k];
+      bool share = k < 2;
+      char *argv = json_dumps (json_object_get (json_object_get (j, "qemu"), "argv"), JSON_COMPACT);
+      cr_assert_not_null (argv, "%s: no qemu.argv", names[k]);
+      cr_expect_eq (strstr (argv, "vhost-user-fs-pci,") != NULL, share, "%s: %s", names[k], argv);
+      cr_expect_eq (strstr (argv, "tag=demo") != NULL, share, "%s: %s", names[k], argv);
+      /* The share's vhost-user device is what wants shared RAM.  */
+      cr_expect_eq (strstr (argv, "memory-backend-memfd") != NULL, share, "%s: %s", names[k], argv);
+      cr_expect (strstr (argv, ",snapshot=on\"") || strstr (argv, ",snapshot=on,"), "%s: %s", names[k], argv);
+      cr_expect (strstr (argv, "/images/data.img,"), "%s: %s", names[k], argv);
+      cr_expect (strstr (argv, "\"virtio-blk-pci-non-transitional,drive=drive-virtio-disk0,"), "%s: %s", names[k],
+                 argv);
+      free (argv);
+      bool fsd = false, dbus = false;
+      size_t i;
+      json_t *sv;
+      json_array_foreach (json_object_get (j, "services"), i, sv)
+        {
+          const char *n = json_string_value (json_object_get (sv, "name"));
+          fsd |= n && !strcmp (n, "virtiofsd");
+          dbus |= n && !strcmp (n, "dbus");
+        }
+      cr_expect_eq (fsd, share, "%s: virtiofsd service %s", names[k], fsd ? "started" : "not started");
+      cr_expect (dbus, "%s: no dbus service", names[k]);
+      cr_expect_eq (json_array_size (json_object_get (j, "skipped_services")), 0, "%s: services skipped", names[k]);
+    }
+  for (size_t k = 0; k < 3; k++)
+    json_decref (plans[k]);
+
+  /* The command line, as --dry-run says it.  */
+  char *out = NULL;
+  free (err);
+  err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--caps", caps ("10.0-x86_64"), "--images", images_dir (), "-p", "demo",
+                  "-O", "share=off", "--set", "machine.accel=tcg", NULL);
+  cr_assert_eq (r, 0, "%s", err);
+  assert_contains (out, "# started first, in this order: dbus\n");
+  cr_expect_null (strstr (out, "vhost-user-fs"), "%s", out);
+  cr_expect_null (strstr (out, "virtiofsd"), "%s", out);
+  free (out);
+  free (err);
+}
+
 Test (plan, accelerator_fallback)
 {
   /* The recorded aarch64 build has no KVM: kvm is skipped for tcg, with a warning.  */

@@ -8,7 +8,10 @@
  * once the guest prints its boot marker, the guest saw the GPU, the share
  * and its report port, an external display program would find QEMU's
  * display objects on the private bus (busctl), `avm status` and `avm stop`
- * work, the stop is clean and nothing is left running.
+ * work, the stop is clean and nothing is left running.  The guest wrote its
+ * boot token to its data disk and ticks every second, reading the token and
+ * its last tick back from the disk; the disk's image file (snapshot=on)
+ * stays zeros.
  *
  * The same for the arm64 demo guest (profile demo-arm64: Debian's arm64
  * kernel and busybox, make demo-image-arm64) on qemu-system-aarch64's virt
@@ -23,8 +26,10 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +67,55 @@ line_of (const char *log, const char *prefix)
 {
   const char *p = strstr (log, prefix);
   return p ? ts_fmt ("%.*s", (int) strcspn (p, "\n"), p) : "";
+}
+
+/* The guest's data disk: /init wrote this boot's token to it, and ticks
+   every second after the boot marker, each tick reading the token and the
+   tick before back from the disk (tests/demo/README.md).  Waits for ticks 1
+   and 2 in the console log: consecutive, with the token, the second having
+   read the first back.  Returns the token.  */
+static const char *
+check_disk_and_ticks (const char *what)
+{
+  const char *prefix = "AVM_DEMO: disk: vda 16 MiB, wrote boot ";
+  char *log = ts_read_log (&env, "console-console.log");
+  const char *line = line_of (log, prefix);
+  cr_assert (*line, "%s: no \"%s\":\n%s", what, prefix, log);
+  const char *boot = ts_fmt ("%s", line + strlen (prefix));
+  cr_assert_eq (strlen (boot), 36, "%s: not a UUID: %s", what, line);
+  const char *t1 = ts_fmt ("AVM_DEMO tick 1 disk=%s last=none\n", boot);
+  const char *t2 = ts_fmt ("AVM_DEMO tick 2 disk=%s last=1\n", boot);
+  double end = ts_now () + 30 * AVM_TEST_TIME_SCALE;
+  const char *p1, *p2;
+  while (!(p1 = strstr (log, t1)) || !(p2 = strstr (log, t2)))
+    {
+      cr_assert_lt (ts_now (), end, "%s: no \"%s\" and \"%s\" after 30 s:\n%s", what, t1, t2, log);
+      tu_sleep_ms (200);
+      log = ts_read_log (&env, "console-console.log");
+    }
+  cr_assert_lt (p1, p2, "%s: tick 2 before tick 1:\n%s", what, log);
+  return boot;
+}
+
+/* PATH is SIZE bytes of zeros.  */
+static void
+assert_zeros (const char *path, long size)
+{
+  FILE *f = fopen (path, "rb");
+  cr_assert_not_null (f, "%s: %s", path, strerror (errno));
+  static char buf[65536];
+  long n = 0, nonzero = -1;
+  size_t r;
+  while ((r = fread (buf, 1, sizeof buf, f)) > 0)
+    {
+      for (size_t i = 0; i < r && nonzero < 0; i++)
+        if (buf[i])
+          nonzero = n + (long) i;
+      n += (long) r;
+    }
+  fclose (f);
+  cr_assert_eq (nonzero, -1, "%s: byte %ld is not zero (the guest wrote through snapshot=on?)", path, nonzero);
+  cr_assert_eq (n, size, "%s: %ld bytes, not %ld", path, n, size);
 }
 
 /* Boot IMG with D's profile under `avm start` (TCG) to READY, waiting at
@@ -110,6 +164,7 @@ boot_and_stop (const struct demo *d, const char *img, double ready_timeout)
   cr_assert (strstr (echo, " (QEMU Virtio Keyboard)") && strstr (echo, " (QEMU Virtio Tablet)"), "%s", log);
   cr_assert (strstr (log, "AVM_DEMO: port report: present"), "%s", log);
   cr_assert (strstr (log, "VIRTUAL_DEVICE_BOOT_COMPLETED"), "%s", log);
+  check_disk_and_ticks (d->profile);
 
   /* The display on the private bus, as an external display program sees it.  */
   if (access ("/usr/bin/busctl", X_OK) == 0)
@@ -172,6 +227,8 @@ boot_and_stop (const struct demo *d, const char *img, double ready_timeout)
   cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
   log = ts_read_log (&env, "console-console.log");
   cr_assert (strstr (log, "AVM_DEMO: shutdown: poweroff"), "%s", log);
+  /* What the guest wrote went to QEMU's temporary overlay.  */
+  assert_zeros (ts_fmt ("%s/data.img", img), 16L << 20);
 }
 
 Test (start_demo, boots_with_real_helpers_and_stops_cleanly)
@@ -207,7 +264,7 @@ Test (start_demo, unprivileged_boots_without_the_share)
   char *img = ts_fmt ("%s", images);
   free (images);
   if (geteuid () == 0)
-    ts_env_as_user (&env, 65534, tu_avm_bin (), ts_fmt ("%s/vmlinuz", img),
+    ts_env_as_user (&env, 65534, tu_avm_bin (), ts_fmt ("%s/vmlinuz", img), ts_fmt ("%s/data.img", img),
                     ts_fmt ("%s/profiles/demo.json", tu_srcdir ()), NULL);
   struct ts_avm a;
   ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", NULL);
@@ -226,5 +283,6 @@ Test (start_demo, unprivileged_boots_without_the_share)
   /* What the guest saw, once avm has written all of it.  */
   char *log = ts_read_log (&env, "console-console.log");
   cr_assert (strstr (log, "AVM_DEMO: share: absent (no virtio-fs device)"), "%s", log);
+  cr_assert (strstr (log, "AVM_DEMO: disk: vda 16 MiB, wrote boot "), "%s", log);
   cr_assert (strstr (log, "VIRTUAL_DEVICE_BOOT_COMPLETED"), "%s", log);
 }
