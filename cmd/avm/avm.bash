@@ -7,14 +7,15 @@
 # the test suite (tests/unit/test_completion.c); start-avm's options are
 # read from its own --help when completing.
 
-_avm_cmds='start profiles check cvd2img inspect status stop screenshot help'
-_avm_opts_start='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved -n --dry-run --json --stop-after-boot --log-target -v --verbose -q --quiet -h --help'
+_avm_cmds='start profiles check cvd2img inspect status stop screenshot snapshot help'
+_avm_opts_start='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved -n --dry-run --json --stop-after-boot --restore --restore-or-boot --log-target -v --verbose -q --quiet -h --help'
 _avm_opts_check='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --json -h --help'
 _avm_opts_cvd2img='-o --output -a --arch --key --pubkey -p --profile -O --option --set --no-virgl --seed -q --quiet -h --help'
 _avm_opts_inspect='--json --verify --manifest -h --help'
 _avm_opts_status='-i --instance -a --all --json -h --help'
 _avm_opts_stop='-i --instance --kill --no-wait --timeout -h --help'
 _avm_opts_screenshot='-i --instance -o --output-file --output -h --help'
+_avm_opts_snapshot='-i --instance --replace --json -h --help'
 _avm_opts_profiles_list='--json --names'
 _avm_opts_profiles_show='-p --profile -O --option --set -h --help'
 _avm_opts_profiles_keys='--brief'
@@ -187,7 +188,7 @@ _avm ()
     [[ ${words[i]} == -* || ${words[i]} == = ]] && continue
     if [[ -z $cmd ]]; then
       cmd=${words[i]}
-    elif [[ $cmd == profiles && -z $sub ]]; then
+    elif [[ -z $sub && ($cmd == profiles || ($cmd == snapshot && ${words[i - 1]} != -i && ${words[i - 1]} != --instance)) ]]; then
       sub=${words[i]}
     fi
   done
@@ -225,11 +226,13 @@ _avm ()
       _avm_words 'x86_64 aarch64' "$cur"
       return 0
       ;;
-    status:-i | status:--instance | stop:-i | stop:--instance | screenshot:-i | screenshot:--instance)
+    status:-i | status:--instance | stop:-i | stop:--instance | screenshot:-i | screenshot:--instance \
+      | snapshot:-i | snapshot:--instance)
       _avm_instances "$cur"
       return 0
       ;;
-    *:-O | *:--option | *:--set | *:-i | *:--instance | stop:--timeout | cvd2img:--seed | screenshot:--output)
+    *:-O | *:--option | *:--set | *:-i | *:--instance | stop:--timeout | cvd2img:--seed | screenshot:--output \
+      | start:--restore | start:--restore-or-boot)
       return 0
       ;;
   esac
@@ -257,6 +260,14 @@ _avm ()
         _avm_words "${!opts}" "$cur"
       elif [[ $sub == show ]]; then
         _avm_profiles "$prog" "$cur"
+      fi
+      return 0
+      ;;
+    snapshot)
+      if [[ $cur == -* ]]; then
+        _avm_words "$_avm_opts_snapshot" "$cur"
+      elif [[ -z $sub ]]; then
+        _avm_words 'save list delete' "$cur"
       fi
       return 0
       ;;

@@ -43,6 +43,9 @@ enum
   OPT_KILL,
   OPT_SEED,
   OPT_OUTPUT,
+  OPT_REPLACE,
+  OPT_RESTORE,
+  OPT_RESTORE_OR_BOOT,
 };
 
 /* clang-format off */
@@ -81,6 +84,8 @@ struct avm_start_run
   bool stop_after_boot;
   enum avm_log_target log_target;
   bool verbose, quiet;
+  const char *restore;  /* --restore NAME, --restore-or-boot NAME */
+  bool restore_or_boot; /* ... a snapshot that is missing or does not fit: boot cold */
 };
 int avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr);
 
@@ -94,6 +99,7 @@ int avm_cmd_inspect (int argc, char **argv);
 int avm_cmd_status (int argc, char **argv);
 int avm_cmd_stop (int argc, char **argv);
 int avm_cmd_screenshot (int argc, char **argv);
+int avm_cmd_snapshot (int argc, char **argv);
 
 void avm_help_start (FILE *out);
 void avm_help_profiles (FILE *out);
@@ -103,6 +109,7 @@ void avm_help_inspect (FILE *out);
 void avm_help_status (FILE *out);
 void avm_help_stop (FILE *out);
 void avm_help_screenshot (FILE *out);
+void avm_help_snapshot (FILE *out);
 
 /* --instance N: 1..64.  Anything else prints a usage error and returns
    -EINVAL (the caller exits with AVM_EXIT_USAGE).  */

@@ -20,6 +20,7 @@ static const struct
   { "status", avm_cmd_status, avm_help_status, "show a running instance: state, processes, boot time, restarts" },
   { "stop", avm_cmd_stop, avm_help_stop, "stop a running instance (guest power-down, then helpers)" },
   { "screenshot", avm_cmd_screenshot, avm_help_screenshot, "save a PNG of a running instance's screen" },
+  { "snapshot", avm_cmd_snapshot, avm_help_snapshot, "save, list and delete snapshots of a booted platform" },
 };
 
 static void

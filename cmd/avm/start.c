@@ -2,6 +2,7 @@
 /* avm start: resolve a profile into a plan; --dry-run prints it, otherwise
    lib/supervise runs it. */
 #include "avm.h"
+#include "snapshot/snapshot.h"
 #include "supervise/peers.h"
 #include "supervise/prefetch.h"
 #include "supervise/supervisor.h"
@@ -30,6 +31,10 @@ avm_help_start (FILE *out)
          "  -n, --dry-run             print the QEMU command line and exit; nothing is started\n"
          "      --json                with --dry-run: print the whole plan as JSON\n"
          "      --stop-after-boot     power the guest down once it has booted and exit 0\n"
+         "      --restore NAME        start from snapshot NAME of the instance (avm snapshot save)\n"
+         "                            instead of booting; refused when it does not fit the plan\n"
+         "      --restore-or-boot NAME  the same, but boot cold when the snapshot is missing or\n"
+         "                            does not fit (says why)\n"
          "      --log-target TARGET   auto (default: files, and the journal when stderr is the journal),\n"
          "                            file, or journal (files and the journal)\n"
          "  -v, --verbose             also echo console and helper output to stderr\n"
@@ -74,9 +79,52 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
     .allow_unapproved = o->allow_unapproved,
     .dry_run = sr->dry_run,
   };
-  r = avm_plan_build (&req, &plan, &err);
-  if (r < 0)
-    return avm_error_report (&err);
+  /* --restore: the snapshot's layers go into the plan, which must then
+     fit the snapshot.  */
+  _cleanup_json_ json_t *meta = NULL;
+  _cleanup_free_ char *snapdir = NULL, *state = NULL;
+  _cleanup_free_ struct avm_plan_layer *layers = NULL;
+  _cleanup_strv_ char **layer_paths = NULL;
+  struct avm_plan_restore rs = { 0 };
+  if (sr->restore)
+    {
+      if (!(state = avm_instance_state_dir (o->instance)) || !(snapdir = avm_snapshot_dir (state, sr->restore)))
+        {
+          avm_error_sys (&err, ENOMEM, "start");
+          return avm_error_report (&err);
+        }
+      r = avm_snapshot_load (state, sr->restore, &meta, &err);
+      if (r == 0)
+        r = avm_snapshot_restore_request (meta, snapdir, &rs, &layers, &layer_paths, &err);
+      if (r == 0)
+        {
+          req.restore = &rs;
+          r = avm_plan_build (&req, &plan, &err);
+          if (r == 0 && (r = avm_snapshot_match (meta, plan, &err)) < 0)
+            avm_plan_freep (&plan);
+          if (r < 0 && err->exit_code == AVM_EXIT_USAGE && err->code != ESTALE && !plan)
+            {
+              /* The profile itself is wrong: said as such, no fallback.  */
+              return avm_error_report (&err);
+            }
+        }
+      if (r < 0 && !sr->restore_or_boot)
+        return avm_error_report (&err);
+      if (r < 0)
+        {
+          avm_fprintf_escaped (stderr, "avm: warning: %s; booting instead (--restore-or-boot)\n", err->msg);
+          avm_error_freep (&err);
+          json_decref (meta);
+          meta = NULL;
+          req.restore = NULL;
+        }
+    }
+  if (!plan)
+    {
+      r = avm_plan_build (&req, &plan, &err);
+      if (r < 0)
+        return avm_error_report (&err);
+    }
   /* A guest that would share a CID or MAC with a running one.  */
   _cleanup_json_ json_t *peers = json_array ();
   size_t i;
@@ -101,6 +149,8 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
         .log_target = sr->log_target,
         .verbose = sr->verbose,
         .quiet = sr->quiet,
+        .restore_meta = meta,
+        .restore_dir = snapdir,
       };
       if (sr->show_cmdline)
         avm_plan_print_cmdline (plan, stderr);
@@ -138,6 +188,8 @@ avm_cmd_start (int argc, char **argv)
     { "dry-run", no_argument, NULL, 'n' },
     { "json", no_argument, NULL, OPT_JSON },
     { "stop-after-boot", no_argument, NULL, OPT_STOP_AFTER_BOOT },
+    { "restore", required_argument, NULL, OPT_RESTORE },
+    { "restore-or-boot", required_argument, NULL, OPT_RESTORE_OR_BOOT },
     { "log-target", required_argument, NULL, OPT_LOG_TARGET },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
@@ -171,6 +223,21 @@ avm_cmd_start (int argc, char **argv)
           break;
         case OPT_STOP_AFTER_BOOT:
           sr.stop_after_boot = true;
+          break;
+        case OPT_RESTORE:
+        case OPT_RESTORE_OR_BOOT:
+          if (sr.restore)
+            {
+              ret = avm_usage_error ("start", "--restore or --restore-or-boot: once");
+              goto out;
+            }
+          if (avm_snapshot_name_check (optarg, &err) < 0)
+            {
+              ret = avm_error_report (&err);
+              goto out;
+            }
+          sr.restore = optarg;
+          sr.restore_or_boot = c == OPT_RESTORE_OR_BOOT;
           break;
         case OPT_LOG_TARGET:
           if (streq (optarg, "auto"))

@@ -62,6 +62,8 @@ struct plan_ctx
   json_t *bootprops;              /* {"androidboot.x": "v"} */
   struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
   size_t ngen;
+  struct avm_plan_disk *disks; /* disks[], as emitted */
+  size_t ndisks;
   struct avm_argv macs;                    /* the guest NICs' MAC addresses, as given to QEMU */
   char *display_backend, *display_address; /* where a viewer connects, or NULL */
   unsigned gpu_outputs;                    /* heads of the GPU; 0: none */
@@ -162,6 +164,7 @@ int plan_boot_properties (struct plan_ctx *c);
 /* Add *G (its strings taken, also on failure) to the generated disks.  */
 int plan_add_generated (struct plan_ctx *c, struct avm_plan_generated *g);
 void plan_generated_clear (struct avm_plan_generated *g);
+void plan_disk_clear (struct avm_plan_disk *d);
 /* The typed plan from the planner's state (typed.c); ADB is the guest's
    adb endpoint (a string or null).  */
 int plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb);

@@ -608,6 +608,9 @@ out:
   for (size_t i = 0; i < c.ngen; i++)
     plan_generated_clear (&c.gen[i]);
   free (c.gen);
+  for (size_t i = 0; i < c.ndisks; i++)
+    plan_disk_clear (&c.disks[i]);
+  free (c.disks);
   avm_argv_clear (&c.macs);
   avm_argv_clear (&c.web_urls);
   avm_argv_clear (&c.vnc_sockets);

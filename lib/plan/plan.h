@@ -17,18 +17,37 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A disk that runs on a layer of a snapshot (avm start --restore).  */
+struct avm_plan_layer
+{
+  const char *disk; /* disks[].name */
+  const char *path; /* the snapshot's qcow2 layer */
+};
+
+/* What `avm start --restore` asks of the plan: QEMU waits for the
+   snapshot's state (-incoming defer) and each disk listed runs on a fresh
+   top over the snapshot's layer (snapshot=on), so a restore never changes
+   the layer.  */
+struct avm_plan_restore
+{
+  const char *snapshot; /* its name */
+  const struct avm_plan_layer *layers;
+  size_t nlayers;
+};
+
 struct avm_plan_request
 {
   struct avm_profile *profile;
-  int instance;          /* 1.. */
-  const char *images;    /* --images, or NULL for paths.images */
-  const char *caps_file; /* --caps FILE, or NULL to probe/cache the binary */
-  bool allow_unapproved; /* --allow-unapproved */
-  bool dry_run;          /* missing files are warnings, not errors */
-  bool layout_only;      /* no QEMU needed: devices, displays and the first
-                            accelerator are assumed available, files and
-                            programs are not checked (cvd2img uses this to
-                            derive boot properties from a profile) */
+  int instance;                           /* 1.. */
+  const char *images;                     /* --images, or NULL for paths.images */
+  const char *caps_file;                  /* --caps FILE, or NULL to probe/cache the binary */
+  bool allow_unapproved;                  /* --allow-unapproved */
+  bool dry_run;                           /* missing files are warnings, not errors */
+  const struct avm_plan_restore *restore; /* or NULL: a cold boot */
+  bool layout_only;                       /* no QEMU needed: devices, displays and the first
+                                             accelerator are assumed available, files and
+                                             programs are not checked (cvd2img uses this to
+                                             derive boot properties from a profile) */
 };
 
 /* One argument of a service's command line, split at plan time: literal
@@ -178,6 +197,21 @@ struct avm_plan_generated
   uint64_t size; /* flash: both chips together (the bootloader padded to it); pstore: the file */
 };
 
+/* A disk of the profile (disks[]) as QEMU gets it.  */
+struct avm_plan_disk
+{
+  char *name;
+  char *path;    /* the image, expanded */
+  char *format;  /* the image's: "raw", "qcow2" */
+  bool snapshot; /* snapshot=on: the guest's writes are dropped when QEMU exits */
+  bool readonly;
+  size_t line; /* its -drive line (index into qemu_lines) */
+  char *layer; /* a restore: the snapshot layer it runs on instead, or NULL */
+};
+
+/* QEMU's id of the -drive of disks[I].  */
+#define AVM_PLAN_DRIVE_ID_FMT "drive-virtio-disk%zu"
+
 struct avm_plan_skipped
 {
   char *name, *reason, *description;
@@ -208,6 +242,9 @@ struct avm_plan
   struct avm_plan_stop stop;
   struct avm_plan_generated *generated;
   size_t ngenerated;
+  struct avm_plan_disk *disks; /* the profile's, in order */
+  size_t ndisks;
+  char *restore;                    /* the snapshot restored (-incoming defer), or NULL */
   struct avm_plan_pair *boot_props; /* in order */
   size_t nboot_props;
   bool has_boot_props;   /* the profile has boot_properties (maybe none) */

@@ -291,46 +291,83 @@ emit_machine (struct plan_ctx *c)
   return plan_opt (c, "-mon", "chardev=qmp,mode=control");
 }
 
+void
+plan_disk_clear (struct avm_plan_disk *d)
+{
+  free (d->name);
+  free (d->path);
+  free (d->format);
+  free (d->layer);
+  *d = (struct avm_plan_disk) { 0 };
+}
+
+/* The layer a restore puts disk NAME on, or NULL; marks it used.  */
+static const char *
+restore_layer (struct plan_ctx *c, const char *name, bool *used)
+{
+  const struct avm_plan_restore *rs = c->req->restore;
+  for (size_t i = 0; rs && i < rs->nlayers; i++)
+    if (streq (rs->layers[i].disk, name))
+      {
+        used[i] = true;
+        return rs->layers[i].path;
+      }
+  return NULL;
+}
+
 static int
 emit_disks (struct plan_ctx *c)
 {
   size_t i;
   json_t *d;
-  json_t *names = json_object ();
-  int r = 0;
-  json_array_foreach (avm_json_path (c->p, "disks"), i, d)
+  json_t *disks = avm_json_path (c->p, "disks");
+  const struct avm_plan_restore *rs = c->req->restore;
+  _cleanup_free_ bool *used = calloc (rs ? rs->nlayers + 1 : 1, sizeof *used);
+  if (!used || !(c->disks = calloc (json_array_size (disks) + 1, sizeof *c->disks)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  json_array_foreach (disks, i, d)
     {
       char where[48];
-      _cleanup_free_ char *path = NULL;
+      _cleanup_free_ char *path = NULL, *qpath = NULL;
       const char *name = json_string_value (json_object_get (d, "name"));
+      const char *format = json_string_value (json_object_get (d, "format"));
+      bool snapshot = json_is_true (json_object_get (d, "snapshot"));
+      bool readonly = json_is_true (json_object_get (d, "readonly"));
       snprintf (where, sizeof where, "disks[%zu]", i);
-      if (json_object_get (names, name))
-        {
-          r = avm_error_input (c->err, "%s: %s.name: \"%s\" is used twice", c->file, where, name);
-          break;
-        }
-      json_object_set_new (names, name, json_true ());
+      for (size_t j = 0; j < c->ndisks; j++)
+        if (streq (c->disks[j].name, name))
+          return avm_error_input (c->err, "%s: %s.name: \"%s\" is used twice", c->file, where, name);
       char wpath[64];
       snprintf (wpath, sizeof wpath, "%s.path", where);
-      if ((r = plan_expand_q (c, json_string_value (json_object_get (d, "path")), wpath, &path)) < 0)
-        break;
-      if ((r = plan_opt (c, "-drive", "file=%s,if=none,id=drive-virtio-disk%zu,format=%s,aio=%s%s%s", path, i,
-                         json_string_value (json_object_get (d, "format")),
-                         json_string_value (json_object_get (d, "aio")),
-                         json_is_true (json_object_get (d, "snapshot")) ? ",snapshot=on" : "",
-                         json_is_true (json_object_get (d, "readonly")) ? ",readonly=on" : ""))
+      int r = plan_expand (c, json_string_value (json_object_get (d, "path")), wpath, &path);
+      if (r < 0)
+        return r;
+      /* A restore runs a writable disk on the snapshot's layer (qcow2 over
+         the image), under a fresh top that QEMU drops at exit.  */
+      const char *layer = readonly ? NULL : restore_layer (c, name, used);
+      struct avm_plan_disk *pd = &c->disks[c->ndisks++];
+      *pd = (struct avm_plan_disk) { .snapshot = snapshot, .readonly = readonly, .line = c->n_lines };
+      if (!(pd->name = strdup (name)) || !(pd->path = strdup (path)) || !(pd->format = strdup (format))
+          || (layer && !(pd->layer = strdup (layer))) || !(qpath = plan_qv (layer ? layer : path)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      if ((r = plan_opt (c, "-drive", "file=%s,if=none,id=" AVM_PLAN_DRIVE_ID_FMT ",format=%s,aio=%s%s%s", qpath, i,
+                         layer ? "qcow2" : format, json_string_value (json_object_get (d, "aio")),
+                         snapshot || layer ? ",snapshot=on" : "", readonly ? ",readonly=on" : ""))
           < 0)
-        break;
+        return r;
       int slot = 0;
       if ((r = plan_alloc_slot (c, where, &slot)) < 0)
-        break;
+        return r;
       if ((r = plan_device (c, "virtio-blk-pci-non-transitional", where, slot,
-                            "drive=drive-virtio-disk%zu,id=virtio-disk%zu%s", i, i, i == 0 ? ",bootindex=1" : ""))
+                            "drive=" AVM_PLAN_DRIVE_ID_FMT ",id=virtio-disk%zu%s", i, i, i == 0 ? ",bootindex=1" : ""))
           < 0)
-        break;
+        return r;
     }
-  json_decref (names);
-  return r;
+  for (i = 0; rs && i < rs->nlayers; i++)
+    if (!used[i])
+      return avm_error_input (c->err, "snapshot %s has a layer for disk %s, which %s does not have as a writable disk",
+                              rs->snapshot, rs->layers[i].disk, c->file);
+  return 0;
 }
 
 /* x86 firmware in flash (launch_cvd from Android 15: qemu_manager.cpp,
@@ -438,6 +475,10 @@ plan_qemu_argv (struct plan_ctx *c)
   if ((r = emit_machine (c)) < 0 || (r = plan_emit_display (c)) < 0 || (r = plan_emit_gpu (c)) < 0
       || (r = plan_emit_web (c)) < 0 || (r = plan_emit_serial (c)) < 0 || (r = plan_emit_consoles (c)) < 0
       || (r = emit_disks (c)) < 0 || (r = plan_emit_devices (c)) < 0 || (r = emit_firmware (c)) < 0)
+    return r;
+  /* A restore: QEMU starts paused and waits for the saved state, which the
+     supervisor hands it over QMP (migrate-incoming).  */
+  if (c->req->restore && (r = plan_opt (c, "-incoming", "defer")) < 0)
     return r;
 
   size_t i;

@@ -198,6 +198,13 @@ generated_json (const struct avm_plan_generated *g)
   return json_pack ("{s:s?, s:s, s:s}", "name", g->name, "path", g->path, "key", g->key);
 }
 
+static json_t *
+disk_json (const struct avm_plan_disk *d)
+{
+  return json_pack ("{s:s, s:s, s:s, s:b, s:b, s:s*}", "name", d->name, "path", d->path, "format", d->format,
+                    "snapshot", d->snapshot, "readonly", d->readonly, "layer", d->layer);
+}
+
 json_t *
 avm_plan_to_json (const struct avm_plan *plan)
 {
@@ -253,6 +260,12 @@ avm_plan_to_json (const struct avm_plan *plan)
   for (size_t i = 0; i < plan->ngenerated; i++)
     json_array_append_new (gen, generated_json (&plan->generated[i]));
   json_object_set_new (j, "generated_disks", gen);
+  json_t *disks = json_array ();
+  for (size_t i = 0; i < plan->ndisks; i++)
+    json_array_append_new (disks, disk_json (&plan->disks[i]));
+  json_object_set_new (j, "disks", disks);
+  if (plan->restore)
+    json_object_set_new (j, "restore", json_string (plan->restore));
   json_object_set_new (j, "warnings", strv_json (plan->warnings));
   json_object_set (j, "missing_files", plan->missing);
   return j;

@@ -308,6 +308,9 @@ plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
   plan->display_address = steal_pointer (&c->display_address);
   plan->macs = avm_argv_steal (&c->macs);
   plan->gpu_outputs = c->gpu_outputs;
+  plan->disks = steal_pointer (&c->disks);
+  plan->ndisks = c->ndisks;
+  c->ndisks = 0;
   plan->web_listen = steal_pointer (&c->web_listen);
   plan->web_urls = c->web_urls.n ? avm_argv_steal (&c->web_urls) : NULL;
   plan->vnc_sockets = c->vnc_sockets.n ? avm_argv_steal (&c->vnc_sockets) : NULL;
@@ -323,8 +326,9 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
   plan->log_max_size = (uint64_t) pint (c, "logs.max_size") << 20;
   plan->log_files = (unsigned) pint (c, "logs.files");
   if (!(plan->profile = strdup (c->req->profile->name)) || !(plan->profile_path = strdup (c->file))
-      || !(plan->accel = dup_or_null (c->accel)) || !(plan->unapproved = strv_of (c->unapproved))
-      || !(plan->warnings = strv_of (c->warnings)))
+      || !(plan->accel = dup_or_null (c->accel))
+      || (c->req->restore && !(plan->restore = strdup (c->req->restore->snapshot)))
+      || !(plan->unapproved = strv_of (c->unapproved)) || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0
       || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
@@ -398,6 +402,10 @@ plan_typed_clear (struct avm_plan *plan)
   for (size_t i = 0; i < plan->ngenerated; i++)
     plan_generated_clear (&plan->generated[i]);
   free (plan->generated);
+  for (size_t i = 0; i < plan->ndisks; i++)
+    plan_disk_clear (&plan->disks[i]);
+  free (plan->disks);
+  free (plan->restore);
   pairs_free (plan->boot_props, plan->nboot_props);
   free (plan->run_dir);
   free (plan->state_dir);

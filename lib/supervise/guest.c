@@ -239,6 +239,8 @@ on_qmp_event (void *data, const char *event, json_t *obj, json_t *ts)
     }
   else if (streq (event, "GUEST_PANICKED"))
     sv_info (sv, "guest panicked");
+  else if (streq (event, "MIGRATION") || streq (event, "BLOCK_JOB_COMPLETED") || streq (event, "BLOCK_JOB_CANCELLED"))
+    sv_snapshot_event (sv, event, obj);
 }
 
 static void
@@ -258,7 +260,13 @@ qmp_became_ready (struct sv *sv)
       guest_stop (sv);
       return;
     }
-  if (!has_boot_patterns (sv))
+  if (sv->g.restore.name)
+    {
+      /* Booted already, in the snapshot: load it.  */
+      sv_set_phase (sv, PHASE_BOOTING, NULL);
+      sv_restore_start (sv);
+    }
+  else if (!has_boot_patterns (sv))
     {
       /* Nothing to wait for: QEMU running is as ready as it gets.  */
       sv->g.t_booted = sv->g.t_qmp;
@@ -492,6 +500,9 @@ guest_setup (struct sv *sv, avm_error_t *err)
 {
   sv->g.boot = &sv->plan->boot;
   sv->g.qmp_path = sv->plan->qmp_socket;
+  if (sv->o->restore_meta)
+    sv->g.restore
+        = (struct restore) { .name = sv->plan->restore, .dir = sv->o->restore_dir, .meta = sv->o->restore_meta };
   return consoles_setup (sv, err);
 }
 
@@ -540,6 +551,7 @@ guest_exited (struct sv *sv)
   sv_timer_cancel (&sv->g.boot_timer);
   sv_timer_cancel (&sv->g.progress_timer);
   sv_timer_cancel (&sv->g.stop_timer);
+  sv_timer_cancel (&sv->g.restore.timer);
   /* Whatever the guest wrote last is still in the FIFOs.  */
   for (size_t i = 0; i < sv->g.ncons; i++)
     if (sv->g.cons[i].src)
@@ -562,9 +574,13 @@ guest_exited (struct sv *sv)
   /* Some hosts give /dev/kvm but abort or hang QEMU once a vCPU runs.  */
   const char *accel = sv->plan->accel;
   bool kvm_hint = accel && streq (accel, "kvm") && sv->g.boots == 0;
-  sv_fail (sv, AVM_EXIT_QEMU, "qemu %s%s%s%s%s; log: %s%s", how, sv->g.shutdown_reason ? " after a shutdown: " : "",
-           sv->g.shutdown_reason ? sv->g.shutdown_reason : "", tail ? "; last output: " : "", tail ? tail : "",
-           avm_logsink_path (q->log),
+  /* A restore that QEMU could not load ends QEMU (7.2 exits on a bad
+     stream): say which snapshot.  */
+  const char *restoring = sv->g.restore.name && sv->g.boots == 0 ? sv->g.restore.name : NULL;
+  sv_fail (sv, AVM_EXIT_QEMU, "%s%s%sqemu %s%s%s%s%s; log: %s%s", restoring ? "snapshot " : "",
+           restoring ? restoring : "", restoring ? ": QEMU could not restore it: " : "", how,
+           sv->g.shutdown_reason ? " after a shutdown: " : "", sv->g.shutdown_reason ? sv->g.shutdown_reason : "",
+           tail ? "; last output: " : "", tail ? tail : "", avm_logsink_path (q->log),
            kvm_hint ? "; it ran under KVM before the guest booted: if this host's KVM cannot run guests (avm check "
                       "runs a vCPU to tell), --set machine.accel=tcg runs without it"
                     : "");
@@ -670,6 +686,7 @@ void
 guest_clear (struct sv *sv)
 {
   qmp_drop (sv);
+  sv_snapshot_clear (sv);
   sv_timer_cancel (&sv->g.boot_timer);
   sv_timer_cancel (&sv->g.progress_timer);
   sv_timer_cancel (&sv->g.stop_timer);

@@ -126,6 +126,19 @@ enum qemu_stop_stage
   QSTOP_KILL,
 };
 
+/* A restore of a snapshot (avm start --restore; snapshot.c).  */
+struct restore
+{
+  const char *name; /* the snapshot, or NULL: a cold boot */
+  const char *dir;
+  json_t *meta; /* its metadata (borrowed from the options) */
+  int step;
+  uint64_t t_incoming;
+  sd_event_source *timer; /* QEMU reported a failed load: its exit is due */
+};
+
+struct snapsave;
+
 /* The guest: QEMU, its monitor, its consoles and its boot.  */
 struct guest
 {
@@ -155,6 +168,8 @@ struct guest
      screen is taken before QEMU is stopped, into the log directory.  */
   bool failure_shot_wanted;
   char *failure_shot; /* its path, once written */
+  struct restore restore;
+  struct snapsave *save; /* a snapshot being saved, or NULL */
 };
 
 struct sv
@@ -279,6 +294,16 @@ int sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t ti
                    avm_error_t *err);
 /* {"command":"screenshot","output":K}: a reply, or AVM_CONTROL_PENDING.  */
 json_t *sv_control_screenshot (struct sv *sv, json_t *request, struct avm_control_request *req);
+
+/* snapshot.c: the control command {"command":"snapshot-save","name":N,
+   "replace":B} (a reply, or AVM_CONTROL_PENDING); the restore, started
+   when QEMU's monitor is up; the QMP events they wait for (MIGRATION,
+   BLOCK_JOB_COMPLETED); a save given up at teardown (after the monitor is
+   closed).  */
+json_t *sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_request *req);
+void sv_restore_start (struct sv *sv);
+void sv_snapshot_event (struct sv *sv, const char *event, json_t *data);
+void sv_snapshot_clear (struct sv *sv);
 
 /* status.c */
 json_t *sv_status_json (struct sv *sv);

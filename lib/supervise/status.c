@@ -10,6 +10,10 @@
  *                                    directory: {"ok":true,"path":P,...};
  *                                    errors carry "exit_code" (2: bad
  *                                    output, no GPU; 1: runtime)
+ *   {"command":"snapshot-save","name":N,"replace":B}
+ *                                    save the booted platform as snapshot
+ *                                    N (snapshot.c): {"ok":true,"path":P,
+ *                                    "seconds":S,"paused":S}
  */
 #include "supervise/internal.h"
 #include "util/cleanup.h"
@@ -68,6 +72,8 @@ sv_status_json (struct sv *sv)
                          sv->log_dir);
   if (!j)
     return NULL;
+  if (sv->plan->restore)
+    json_object_set_new (j, "restored_from", json_string (sv->plan->restore));
   /* The Functional Safety verdict of the plan this instance runs.  */
   json_object_set_new (j, "approved", json_boolean (sv->plan->approved));
   json_t *unapproved = json_array ();
@@ -126,6 +132,8 @@ sv_control (void *data, const char *command, json_t *request, struct avm_control
     }
   if (streq (command, "screenshot"))
     return sv_control_screenshot (sv, request, req);
+  if (streq (command, "snapshot-save"))
+    return sv_control_snapshot_save (sv, request, req);
   if (streq (command, "stop"))
     {
       int now = 0;

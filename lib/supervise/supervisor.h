@@ -59,6 +59,10 @@ struct avm_supervise_options
   enum avm_log_target log_target;
   bool verbose; /* echo console and helper lines to stderr */
   bool quiet;   /* no progress lines on stderr */
+  /* --restore: the snapshot's metadata (avm_snapshot_load; checked against
+     the plan, which was built with its restore request) and directory.  */
+  json_t *restore_meta;
+  const char *restore_dir;
 };
 
 /* Run the plan to the end.  Returns the exit status (0 after a clean stop,

@@ -14,7 +14,8 @@ allowed() {
 	imageset) echo "util profile cuttlefish disk" ;;
 	plan) echo "util profile qemu host helper cuttlefish imageset disk" ;;
 	cvd2img) echo "util profile cuttlefish disk imageset plan" ;;
-	supervise) echo "util qemu disk plan" ;;
+	snapshot) echo "util qemu plan" ;;
+	supervise) echo "util qemu disk plan snapshot" ;;
 	compat) echo "util profile plan" ;;
 	*) echo "?" ;;
 	esac

@@ -1,0 +1,967 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Snapshots of the running platform (avm-snapshot(1), lib/snapshot/), over
+ * the supervisor's own QMP connection, never blocking the loop for long:
+ *
+ * Save (control command {"command":"snapshot-save","name":N,"replace":B}),
+ * only once the guest has booted:
+ *   1. query-migrate: QEMU's blocked-reasons (a vhost-user-fs share, a
+ *      vhost-user-gpu) refuse the save with QEMU's words and the profile
+ *      key the device is for; qom-get /machine type: the versioned machine;
+ *   2. the events capability, no bandwidth limit; stop (vCPUs paused);
+ *   3. per writable disk, a qcow2 layer in the staging directory:
+ *      qemu-img makes it over the disk's image (or as a copy of the layer a
+ *      restored platform runs on), blockdev-add opens it without its
+ *      backing, blockdev-backup sync=top (sync=full for a disk written in
+ *      place) copies what the guest wrote into it, blockdev-del closes it.
+ *      (Not drive-backup: on a snapshot=on drive QEMU 7.2 opens its new
+ *      target as temporary and deletes the disk image at exit: verified.)
+ *   4. getfd with the state file (no shell: no exec: URI), migrate to
+ *      fd:, the MIGRATION event; QEMU is then "postmigrate";
+ *   5. fsync, the metadata written, the staging directory renamed into
+ *      place; cont.  Any failure after stop removes the staging directory
+ *      and continues the guest.
+ * Restore (avm start --restore): QEMU started with -incoming defer; when
+ * its monitor is up: the machine type checked, getfd with the state file,
+ * migrate-incoming fd:, the MIGRATION event, cont; the guest counts as
+ * booted (READY=1).
+ */
+#include "snapshot/snapshot.h"
+#include "supervise/internal.h"
+#include "util/analyzer.h"
+#include "util/capture.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/strfmt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SAVE_TIMEOUT (600 * USEC_PER_SEC)
+#define QEMU_IMG_TIMEOUT_MS 30000
+#define FDNAME "avm-snapshot"
+
+enum save_step
+{
+  SAVE_QUERY,   /* query-migrate */
+  SAVE_MACHINE, /* qom-get /machine type */
+  SAVE_CAPS,    /* migrate-set-capabilities */
+  SAVE_PARAMS,  /* migrate-set-parameters */
+  SAVE_STOP,    /* stop */
+  SAVE_DISK,    /* per disk: blockdev-add, blockdev-backup, the job, blockdev-del */
+  SAVE_GETFD,   /* getfd */
+  SAVE_MIGRATE, /* migrate, then the MIGRATION event */
+  SAVE_COMMIT,  /* files synced, metadata, rename */
+  SAVE_CONT,    /* cont */
+  SAVE_DONE,
+};
+
+enum disk_step
+{
+  DISK_ADD,
+  DISK_BACKUP,
+  DISK_JOB, /* waiting for BLOCK_JOB_COMPLETED */
+  DISK_DEL,
+};
+
+struct snapsave
+{
+  struct sv *sv;
+  struct avm_control_request *req;
+  char *name;
+  bool replace;
+  enum save_step step;
+  size_t disk; /* SAVE_DISK: index into plan->disks */
+  enum disk_step dstep;
+  bool node_added;   /* the layer's node is open in QEMU */
+  bool stopped;      /* we paused the guest */
+  bool waiting;      /* a request or event is outstanding */
+  unsigned inflight; /* requests QEMU has not answered: S lives on until they are */
+  bool finished;     /* replied to; freed when nothing is in flight */
+  char *staging;
+  char *machine;
+  int state_fd;
+  json_t *layers; /* disk name -> layer file name */
+  uint64_t t_start, t_stopped;
+  sd_event_source *timer;
+  char *error;
+  int exit_code;
+};
+
+static void save_next (struct snapsave *s);
+
+static void
+save_free (struct snapsave *s)
+{
+  if (!s)
+    return;
+  sv_timer_cancel (&s->timer);
+  if (s->state_fd >= 0)
+    close (s->state_fd);
+  free (s->name);
+  free (s->staging);
+  free (s->machine);
+  free (s->error);
+  json_decref (s->layers);
+  free (s);
+}
+
+static bool
+disk_layered (const struct avm_plan_disk *d)
+{
+  return !d->readonly;
+}
+
+/* The end: reply, clean up what a failure left.  */
+static void
+save_finish (struct snapsave *s)
+{
+  struct sv *sv = s->sv;
+  json_t *reply;
+  if (s->error)
+    {
+      _cleanup_error_ avm_error_t e = NULL;
+      if (s->staging)
+        avm_snapshot_remove_tree (s->staging, &e);
+      sv_info (sv, "snapshot %s: %s", s->name, s->error);
+      reply = json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", s->error, "exit_code", s->exit_code);
+    }
+  else
+    {
+      uint64_t now = sv_now (sv);
+      _cleanup_free_ char *dir = avm_snapshot_dir (sv->state_dir, s->name);
+      sv_info (sv, "snapshot %s saved in %.0f ms (guest paused %.0f ms): %s", s->name,
+               (double) (now - s->t_start) / USEC_PER_MSEC, (double) (now - s->t_stopped) / USEC_PER_MSEC,
+               dir ? dir : "?");
+      reply = json_pack ("{s:b, s:s, s:s?, s:f, s:f}", "ok", 1, "name", s->name, "path", dir, "seconds",
+                         (double) (now - s->t_start) / USEC_PER_SEC, "paused",
+                         (double) (now - s->t_stopped) / USEC_PER_SEC);
+    }
+  if (s->req)
+    avm_control_reply (s->req, reply);
+  else
+    json_decref (reply);
+  s->req = NULL;
+  if (sv->g.save == s)
+    sv->g.save = NULL;
+  s->finished = true;
+  if (s->inflight == 0)
+    save_free (s);
+}
+
+static void save_fail (struct snapsave *s, int exit_code, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+
+static void on_cont_after_failure (void *data, json_t *ret, json_t *error);
+
+/* Give up: undo what was done in QEMU (the layer node, the pause), then
+   reply.  make lint: false positive: s->error belongs to S, freed with it
+   (save_free); the analyzer loses S through the QMP callback data.  */
+AVM_ANALYZER_IGNORE_BEGIN ("-Wanalyzer-malloc-leak")
+static void
+save_fail (struct snapsave *s, int exit_code, const char *fmt, ...)
+{
+  struct sv *sv = s->sv;
+  if (!s->error)
+    {
+      va_list ap;
+      va_start (ap, fmt);
+      s->error = avm_vstrdupf (fmt, ap);
+      va_end (ap);
+      s->exit_code = exit_code;
+      if (!s->error)
+        s->error = strdup ("out of memory");
+    }
+  sv_timer_cancel (&s->timer);
+  s->step = SAVE_DONE;
+  _cleanup_error_ avm_error_t err = NULL;
+  if (s->node_added && sv->g.qmp)
+    {
+      _cleanup_free_ char *node = avm_strdupf ("avm-snap-%zu", s->disk);
+      if (node)
+        avm_qmp_send_async (sv->g.qmp, "blockdev-del", json_pack ("{s:s}", "node-name", node), NULL, NULL, &err);
+      s->node_added = false;
+    }
+  if (s->stopped && sv->g.qmp && sv->phase != PHASE_STOPPING
+      && avm_qmp_send_async (sv->g.qmp, "cont", NULL, on_cont_after_failure, s, &err) == 0)
+    {
+      s->stopped = false;
+      s->inflight++;
+      guest_qmp_update_io (sv);
+      return;
+    }
+  save_finish (s);
+}
+AVM_ANALYZER_IGNORE_END
+
+static void
+on_cont_after_failure (void *data, json_t *ret, json_t *error)
+{
+  struct snapsave *s = data;
+  s->inflight--;
+  if (!ret && !s->finished)
+    sv_info (s->sv, "snapshot %s: QEMU did not continue the guest after the failed save", s->name);
+  if (!s->finished)
+    save_finish (s);
+  else if (s->inflight == 0)
+    save_free (s);
+}
+
+static const char *
+qmp_desc (json_t *error)
+{
+  const char *desc = NULL;
+  json_unpack (error, "{s?s}", "desc", &desc); /* (QMP's error object: desc may be missing) */
+  return desc ? desc : "no reply (QEMU closed its monitor)";
+}
+
+/* The profile key of the PCI device QEMU names in REASON ("non-migratable
+   device: 0000:00:02.0/vhost-user-fs"), from the plan's PCI layout; or
+   NULL.  */
+static const char *
+blocker_key (struct sv *sv, const char *reason)
+{
+  const char *p = strstr (reason, "0000:00:");
+  unsigned slot;
+  if (!p || sscanf (p + 8, "%x", &slot) != 1)
+    return NULL;
+  size_t i;
+  json_t *e;
+  json_array_foreach (sv->plan->pci, i, e)
+    {
+      /* (the plan's slots are strings, "0x08") */
+      const char *sl = json_string_value (json_object_get (e, "slot"));
+      if (sl && strtoul (sl, NULL, 0) == slot)
+        return json_string_value (json_object_get (e, "for"));
+    }
+  return NULL;
+}
+
+static void
+on_reply (void *data, json_t *ret, json_t *error)
+{
+  struct snapsave *s = data;
+  struct sv *sv = s->sv;
+  s->inflight--;
+  if (s->finished)
+    {
+      if (s->inflight == 0)
+        save_free (s);
+      return;
+    }
+  s->waiting = false;
+  if (s->step == SAVE_DONE)
+    return;
+  if (!ret)
+    {
+      const char *what[] = { "query-migrate",
+                             "qom-get",
+                             "migrate-set-capabilities",
+                             "migrate-set-parameters",
+                             "stop",
+                             "block layer",
+                             "getfd",
+                             "migrate",
+                             "",
+                             "cont",
+                             "" };
+      save_fail (s, AVM_EXIT_FAILURE, "QEMU %s failed: %s", what[s->step], qmp_desc (error));
+      return;
+    }
+  switch (s->step)
+    {
+    case SAVE_QUERY:
+      {
+        json_t *reasons = json_object_get (ret, "blocked-reasons");
+        if (json_array_size (reasons) > 0)
+          {
+            _cleanup_free_ char *text = strdup ("");
+            size_t i;
+            json_t *r;
+            json_array_foreach (reasons, i, r)
+              {
+                const char *reason = json_string_value (r) ?: "?";
+                const char *key = blocker_key (sv, reason);
+                char *n = text ? avm_strdupf ("%s%s%s%s%s%s", text, i ? "; " : "", reason, key ? " (" : "",
+                                              key ? key : "", key ? ")" : "")
+                               : NULL;
+                free (text);
+                text = n;
+              }
+            save_fail (s, AVM_EXIT_FAILURE,
+                       "QEMU cannot save this platform: %s; start it without that device to snapshot it "
+                       "(avm check -p PROFILE lists what blocks snapshots)",
+                       text ? text : "?");
+            return;
+          }
+        s->step = SAVE_MACHINE;
+        break;
+      }
+    case SAVE_MACHINE:
+      {
+        const char *type = json_string_value (ret);
+        size_t n = type ? strlen (type) : 0;
+        /* "pc-i440fx-7.2-machine": the class name of the versioned type.  */
+        if (n > 8 && streq (type + n - 8, "-machine"))
+          n -= 8;
+        s->machine = type ? strndup (type, n) : NULL;
+        s->step = SAVE_CAPS;
+        break;
+      }
+    case SAVE_CAPS:
+      s->step = SAVE_PARAMS;
+      break;
+    case SAVE_PARAMS:
+      s->step = SAVE_STOP;
+      break;
+    case SAVE_STOP:
+      s->stopped = true;
+      s->t_stopped = sv_now (sv);
+      s->step = SAVE_DISK;
+      s->disk = 0;
+      s->dstep = DISK_ADD;
+      break;
+    case SAVE_DISK:
+      if (s->dstep == DISK_ADD)
+        {
+          s->node_added = true;
+          s->dstep = DISK_BACKUP;
+        }
+      else if (s->dstep == DISK_BACKUP)
+        {
+          s->dstep = DISK_JOB;
+          s->waiting = true; /* the event */
+          return;
+        }
+      else if (s->dstep == DISK_DEL)
+        {
+          s->node_added = false;
+          s->disk++;
+          s->dstep = DISK_ADD;
+        }
+      break;
+    case SAVE_GETFD:
+      s->step = SAVE_MIGRATE;
+      break;
+    case SAVE_MIGRATE:
+      s->waiting = true; /* the MIGRATION event */
+      return;
+    case SAVE_CONT:
+      s->stopped = false;
+      s->step = SAVE_DONE;
+      save_finish (s);
+      return;
+    default:
+      break;
+    }
+  save_next (s);
+}
+
+static int
+save_send (struct snapsave *s, const char *command, json_t *args)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  s->waiting = true;
+  if (avm_qmp_send_async (s->sv->g.qmp, command, args, on_reply, s, &err) < 0)
+    {
+      s->waiting = false;
+      save_fail (s, AVM_EXIT_FAILURE, "QEMU %s: %s", command, err->msg);
+      return -1;
+    }
+  s->inflight++;
+  guest_qmp_update_io (s->sv);
+  return 0;
+}
+
+/* Run qemu-img (next to QEMU, else on PATH) with ARGS; short, so run to
+   its end here.  */
+static int
+qemu_img (struct sv *sv, char *const *args, avm_error_t *err)
+{
+  _cleanup_free_ char *dir = strdup (sv->plan->qemu_argv[0]);
+  char *slash = dir ? strrchr (dir, '/') : NULL;
+  if (slash)
+    *slash = '\0';
+  _cleanup_free_ char *prog = avm_find_program ("qemu-img", dir);
+  if (!prog)
+    return avm_error_fail (err, ENOENT, "qemu-img is not installed (Debian: qemu-utils); snapshots need it");
+  const char *argv[16] = { prog };
+  size_t n = 1;
+  for (; args[n - 1] && n < 15; n++)
+    argv[n] = args[n - 1];
+  struct avm_capture job = { .argv = (char *const *) argv, .with_stderr = true };
+  int r = avm_capture_run (&job, 1, QEMU_IMG_TIMEOUT_MS, err);
+  if (r == 0 && !(WIFEXITED (job.status) && WEXITSTATUS (job.status) == 0))
+    {
+      size_t len = job.out ? strlen (job.out) : 0;
+      while (len && job.out[len - 1] == '\n')
+        job.out[--len] = '\0';
+      r = avm_error_fail (err, EIO, "qemu-img %s failed: %s", args[0], job.out && *job.out ? job.out : "?");
+    }
+  avm_capture_clear (&job, 1);
+  return r;
+}
+
+/* Copy FROM to TO (a new file), holes kept where the file system reports
+   them (copy_file_range).  */
+static int
+copy_file (const char *from, const char *to, avm_error_t *err)
+{
+  _cleanup_close_ int in = open (from, O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    return avm_error_sys (err, errno, "%s", from);
+  _cleanup_close_ int out = open (to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0)
+    return avm_error_sys (err, errno, "%s", to);
+  struct stat st;
+  if (fstat (in, &st) < 0)
+    return avm_error_sys (err, errno, "%s", from);
+  off_t left = st.st_size;
+  while (left > 0)
+    {
+      ssize_t n = copy_file_range (in, NULL, out, NULL, (size_t) left, 0);
+      if (n < 0)
+        return avm_error_sys (err, errno, "copying %s to %s", from, to);
+      if (n == 0)
+        break;
+      left -= n;
+    }
+  return 0;
+}
+
+/* The layer file of the current disk, made (empty over the image, a copy
+   of the layer a restore runs on, or empty of the disk's size).  */
+static int
+make_layer (struct snapsave *s, const struct avm_plan_disk *d, char **path, avm_error_t *err)
+{
+  struct sv *sv = s->sv;
+  _cleanup_free_ char *name = avm_snapshot_layer_name (d->name);
+  _cleanup_free_ char *p = name ? avm_path_join (s->staging, name) : NULL;
+  if (!p || json_object_set_new (s->layers, d->name, json_string (name)) < 0)
+    return avm_error_sys (err, ENOMEM, "snapshot");
+  int r;
+  if (d->layer)
+    r = copy_file (d->layer, p, err);
+  else if (d->snapshot)
+    {
+      char *args[] = { "create", "-q", "-f", "qcow2", "-F", d->format, "-b", d->path, p, NULL };
+      r = qemu_img (sv, args, err);
+    }
+  else
+    {
+      struct stat st;
+      if (stat (d->path, &st) < 0)
+        return avm_error_sys (err, errno, "disk %s: %s", d->name, d->path);
+      char size[32];
+      snprintf (size, sizeof size, "%lld", (long long) st.st_size);
+      char *args[] = { "create", "-q", "-f", "qcow2", p, size, NULL };
+      r = qemu_img (sv, args, err);
+    }
+  if (r < 0)
+    return r;
+  *path = steal_pointer (&p);
+  return 0;
+}
+
+static void
+disk_next (struct snapsave *s)
+{
+  struct sv *sv = s->sv;
+  while (s->disk < sv->plan->ndisks && !disk_layered (&sv->plan->disks[s->disk]))
+    s->disk++;
+  if (s->disk >= sv->plan->ndisks)
+    {
+      s->step = SAVE_GETFD;
+      save_next (s);
+      return;
+    }
+  const struct avm_plan_disk *d = &sv->plan->disks[s->disk];
+  _cleanup_free_ char *node = avm_strdupf ("avm-snap-%zu", s->disk);
+  _cleanup_free_ char *drive = avm_strdupf (AVM_PLAN_DRIVE_ID_FMT, s->disk);
+  if (!node || !drive)
+    {
+      save_fail (s, AVM_EXIT_FAILURE, "out of memory");
+      return;
+    }
+  switch (s->dstep)
+    {
+    case DISK_ADD:
+      {
+        _cleanup_error_ avm_error_t err = NULL;
+        _cleanup_free_ char *path = NULL;
+        if (make_layer (s, d, &path, &err) < 0)
+          {
+            save_fail (s, AVM_EXIT_FAILURE, "disk %s: %s", d->name, err->msg);
+            return;
+          }
+        save_send (s, "blockdev-add",
+                   json_pack ("{s:s, s:s, s:{s:s, s:s}, s:n}", "driver", "qcow2", "node-name", node, "file", "driver",
+                              "file", "filename", path, "backing"));
+        return;
+      }
+    case DISK_BACKUP:
+      /* What the guest wrote: the top of the drive (the temporary layer of
+         snapshot=on), or all of a disk written in place.  */
+      save_send (s, "blockdev-backup",
+                 json_pack ("{s:s, s:s, s:s, s:s, s:b}", "job-id", node, "device", drive, "target", node, "sync",
+                            d->snapshot || d->layer ? "top" : "full", "auto-dismiss", 1));
+      return;
+    case DISK_DEL:
+      save_send (s, "blockdev-del", json_pack ("{s:s}", "node-name", node));
+      return;
+    case DISK_JOB:
+      return;
+    }
+}
+
+static int
+fsync_path (const char *path, int flags, avm_error_t *err)
+{
+  _cleanup_close_ int fd = open (path, flags | O_CLOEXEC);
+  if (fd < 0 || fsync (fd) < 0)
+    return avm_error_sys (err, errno, "%s", path);
+  return 0;
+}
+
+static int
+save_commit (struct snapsave *s, avm_error_t *err)
+{
+  struct sv *sv = s->sv;
+  int r;
+  if (fsync (s->state_fd) < 0)
+    return avm_error_sys (err, errno, "%s/%s", s->staging, AVM_SNAPSHOT_STATE);
+  struct stat st;
+  if (fstat (s->state_fd, &st) < 0)
+    return avm_error_sys (err, errno, "%s/%s", s->staging, AVM_SNAPSHOT_STATE);
+  close (s->state_fd);
+  s->state_fd = -1;
+  const char *k;
+  json_t *v;
+  json_object_foreach (s->layers, k, v)
+    {
+      _cleanup_free_ char *p = avm_path_join (s->staging, json_string_value (v));
+      if (!p)
+        return avm_error_sys (err, ENOMEM, "snapshot");
+      if ((r = fsync_path (p, O_RDONLY, err)) < 0)
+        return r;
+    }
+  _cleanup_json_ json_t *meta = NULL;
+  if ((r = avm_snapshot_plan_facts (sv->plan, &meta, err)) < 0)
+    return r;
+  time_t now = time (NULL);
+  struct tm tm;
+  char created[32];
+  strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
+  json_t *qemu = json_object_get (meta, "qemu");
+  const char *package = sv->g.qmp ? avm_qmp_qemu_package (sv->g.qmp) : NULL;
+  if (json_object_set_new (meta, "format", json_integer (AVM_SNAPSHOT_FORMAT)) < 0
+      || json_object_set_new (meta, "name", json_string (s->name)) < 0
+      || json_object_set_new (meta, "created", json_string (created)) < 0
+      || json_object_set_new (meta, "created_unix", json_integer ((json_int_t) now)) < 0
+      || json_object_set_new (meta, "state",
+                              json_pack ("{s:s, s:I}", "file", AVM_SNAPSHOT_STATE, "size", (json_int_t) st.st_size))
+             < 0
+      || json_object_set_new (qemu, "machine", s->machine ? json_string (s->machine) : json_null ()) < 0
+      || json_object_set_new (qemu, "package", package ? json_string (package) : json_null ()) < 0
+      || (sv->plan->restore && json_object_set_new (meta, "restored_from", json_string (sv->plan->restore)) < 0)
+      || json_object_set_new (meta, "paused_ms",
+                              json_integer ((json_int_t) ((sv_now (sv) - s->t_stopped) / USEC_PER_MSEC)))
+             < 0)
+    return avm_error_sys (err, ENOMEM, "snapshot");
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (meta, "disks"), i, d)
+    {
+      json_t *layer = json_object_get (s->layers, json_string_value (json_object_get (d, "name")));
+      if (layer && json_object_set (d, "layer", layer) < 0)
+        return avm_error_sys (err, ENOMEM, "snapshot");
+    }
+  _cleanup_free_ char *text = json_dumps (meta, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+  _cleanup_free_ char *path = avm_path_join (s->staging, AVM_SNAPSHOT_META);
+  if (!text || !path)
+    return avm_error_sys (err, ENOMEM, "snapshot");
+  size_t len = strlen (text);
+  text[len] = '\0';
+  if ((r = avm_write_file_atomic (path, text, len, 0600, err)) < 0)
+    return r;
+  if ((r = fsync_path (s->staging, O_RDONLY | O_DIRECTORY, err)) < 0)
+    return r;
+  if ((r = avm_snapshot_commit (sv->state_dir, s->name, s->staging, s->replace, err)) < 0)
+    return r;
+  free (s->staging);
+  s->staging = NULL; /* (in place: not removed on a later failure) */
+  _cleanup_free_ char *store = avm_snapshot_store (sv->state_dir);
+  if (store)
+    fsync_path (store, O_RDONLY | O_DIRECTORY, err);
+  return 0;
+}
+
+static void
+save_next (struct snapsave *s)
+{
+  struct sv *sv = s->sv;
+  if (!sv->g.qmp || !sv->g.qmp_ready)
+    {
+      save_fail (s, AVM_EXIT_FAILURE, "QEMU's monitor went away");
+      return;
+    }
+  switch (s->step)
+    {
+    case SAVE_QUERY:
+      save_send (s, "query-migrate", NULL);
+      break;
+    case SAVE_MACHINE:
+      save_send (s, "qom-get", json_pack ("{s:s, s:s}", "path", "/machine", "property", "type"));
+      break;
+    case SAVE_CAPS:
+      save_send (s, "migrate-set-capabilities",
+                 json_pack ("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state", 1));
+      break;
+    case SAVE_PARAMS:
+      /* A file on this host: no reason to throttle (QEMU's default is
+         128 MiB/s).  */
+      save_send (s, "migrate-set-parameters", json_pack ("{s:I}", "max-bandwidth", (json_int_t) 1 << 50));
+      break;
+    case SAVE_STOP:
+      save_send (s, "stop", NULL);
+      break;
+    case SAVE_DISK:
+      disk_next (s);
+      break;
+    case SAVE_GETFD:
+      {
+        _cleanup_error_ avm_error_t err = NULL;
+        s->waiting = true;
+        if (avm_qmp_send_fd_async (sv->g.qmp, "getfd", json_pack ("{s:s}", "fdname", FDNAME), s->state_fd, on_reply, s,
+                                   &err)
+            < 0)
+          {
+            s->waiting = false;
+            save_fail (s, AVM_EXIT_FAILURE, "QEMU getfd: %s", err->msg);
+            return;
+          }
+        s->inflight++;
+        guest_qmp_update_io (sv);
+        break;
+      }
+    case SAVE_MIGRATE:
+      save_send (s, "migrate", json_pack ("{s:s}", "uri", "fd:" FDNAME));
+      break;
+    case SAVE_COMMIT:
+      {
+        _cleanup_error_ avm_error_t err = NULL;
+        if (save_commit (s, &err) < 0)
+          {
+            save_fail (s, AVM_EXIT_FAILURE, "%s", err->msg);
+            return;
+          }
+        s->step = SAVE_CONT;
+        save_send (s, "cont", NULL);
+        break;
+      }
+    default:
+      break;
+    }
+}
+
+static int
+on_save_timeout (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct snapsave *s = data;
+  s->timer = sym_sd_event_source_disable_unref (s->timer);
+  save_fail (s, AVM_EXIT_FAILURE, "QEMU did not finish within %llu s",
+             (unsigned long long) (SAVE_TIMEOUT / USEC_PER_SEC));
+  return 0;
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+enum restore_step
+{
+  RESTORE_MACHINE,
+  RESTORE_CAPS,
+  RESTORE_GETFD,
+  RESTORE_INCOMING, /* then the MIGRATION event */
+  RESTORE_CONT,
+  RESTORE_DONE,
+  RESTORE_FAILED, /* waiting for QEMU to exit (it does, on a failed load) */
+};
+
+/* How long QEMU may take to exit after a failed load before avm stops it.  */
+#define RESTORE_EXIT_WAIT (2 * USEC_PER_SEC)
+
+static void restore_next (struct sv *sv);
+
+static void
+on_restore_reply (void *data, json_t *ret, json_t *error)
+{
+  struct sv *sv = data;
+  struct restore *rs = &sv->g.restore;
+  if (rs->step == RESTORE_DONE || sv->phase == PHASE_STOPPING)
+    return;
+  if (!ret)
+    {
+      if (error)
+        sv_fail (sv, AVM_EXIT_QEMU, "snapshot %s: QEMU refused to restore it: %s", rs->name, qmp_desc (error));
+      return; /* (no reply: QEMU exited; guest_exited says why) */
+    }
+  switch (rs->step)
+    {
+    case RESTORE_MACHINE:
+      {
+        const char *type = json_string_value (ret) ?: "?";
+        const char *want = json_string_value (json_object_get (json_object_get (rs->meta, "qemu"), "machine"));
+        size_t n = strlen (type);
+        if (n > 8 && streq (type + n - 8, "-machine"))
+          n -= 8;
+        if (want && (strlen (want) != n || strncmp (want, type, n)))
+          {
+            sv_fail (sv, AVM_EXIT_QEMU,
+                     "snapshot %s was saved on machine type %s; this QEMU runs %.*s: save it again from a platform "
+                     "started as now",
+                     rs->name, want, (int) n, type);
+            return;
+          }
+        rs->step = RESTORE_CAPS;
+        break;
+      }
+    case RESTORE_CAPS:
+      rs->step = RESTORE_GETFD;
+      break;
+    case RESTORE_GETFD:
+      rs->step = RESTORE_INCOMING;
+      break;
+    case RESTORE_INCOMING:
+      return; /* the MIGRATION event */
+    case RESTORE_CONT:
+      {
+        rs->step = RESTORE_DONE;
+        uint64_t now = sv_now (sv);
+        sv->g.boots = 1;
+        sv->g.resets = 0;
+        sv->g.t_booted = now;
+        sv_info (sv, "guest restored from snapshot %s in %.0f ms (state loaded in %.0f ms)", rs->name,
+                 (double) (now - sv->g.t_qemu) / USEC_PER_MSEC, (double) (now - rs->t_incoming) / USEC_PER_MSEC);
+        for (size_t k = 0; sv->plan->web_urls && sv->plan->web_urls[k]; k++)
+          sv_info (sv, "web display, output %zu: %s", k, sv->plan->web_urls[k]);
+        sv_set_phase (sv, PHASE_RUNNING, NULL);
+        if (sv->o->stop_after_boot)
+          sv_request_stop (sv, "--stop-after-boot");
+        return;
+      }
+    default:
+      return;
+    }
+  restore_next (sv);
+}
+
+static void
+restore_send (struct sv *sv, const char *command, json_t *args, int fd)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  int r = fd >= 0 ? avm_qmp_send_fd_async (sv->g.qmp, command, args, fd, on_restore_reply, sv, &err)
+                  : avm_qmp_send_async (sv->g.qmp, command, args, on_restore_reply, sv, &err);
+  if (r < 0)
+    sv_fail (sv, AVM_EXIT_QEMU, "snapshot %s: %s", sv->g.restore.name, err->msg);
+  guest_qmp_update_io (sv);
+}
+
+static void
+restore_next (struct sv *sv)
+{
+  struct restore *rs = &sv->g.restore;
+  switch (rs->step)
+    {
+    case RESTORE_MACHINE:
+      restore_send (sv, "qom-get", json_pack ("{s:s, s:s}", "path", "/machine", "property", "type"), -1);
+      break;
+    case RESTORE_CAPS:
+      restore_send (sv, "migrate-set-capabilities",
+                    json_pack ("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state", 1), -1);
+      break;
+    case RESTORE_GETFD:
+      {
+        _cleanup_free_ char *path = avm_path_join (rs->dir, AVM_SNAPSHOT_STATE);
+        _cleanup_close_ int fd = path ? open (path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0)
+          {
+            sv_fail (sv, AVM_EXIT_FAILURE, "snapshot %s: %s: %s", rs->name, path ? path : "state",
+                     strerror (path ? errno : ENOMEM));
+            return;
+          }
+        restore_send (sv, "getfd", json_pack ("{s:s}", "fdname", FDNAME), fd);
+        break;
+      }
+    case RESTORE_INCOMING:
+      rs->t_incoming = sv_now (sv);
+      restore_send (sv, "migrate-incoming", json_pack ("{s:s}", "uri", "fd:" FDNAME), -1);
+      break;
+    case RESTORE_CONT:
+      restore_send (sv, "cont", NULL, -1);
+      break;
+    default:
+      break;
+    }
+}
+
+void
+sv_restore_start (struct sv *sv)
+{
+  struct restore *rs = &sv->g.restore;
+  rs->step = RESTORE_MACHINE;
+  sv_info (sv, "restoring snapshot %s", rs->name);
+  restore_next (sv);
+}
+
+/* ---- events and the control command ------------------------------------- */
+
+static int
+on_restore_failed (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct sv *sv = data;
+  struct restore *rs = &sv->g.restore;
+  rs->timer = sym_sd_event_source_disable_unref (rs->timer);
+  _cleanup_free_ char *tail = svc_tail (&sv->g.qemu);
+  sv_fail (sv, AVM_EXIT_QEMU, "snapshot %s: QEMU could not restore it: the migration failed%s%s; log: %s", rs->name,
+           tail ? "; last output: " : "", tail ? tail : "", avm_logsink_path (sv->g.qemu.log));
+  return 0;
+}
+
+void
+sv_snapshot_event (struct sv *sv, const char *event, json_t *data)
+{
+  struct snapsave *s = sv->g.save;
+  struct restore *rs = &sv->g.restore;
+  const char *status = json_string_value (json_object_get (data, "status"));
+  if (streq (event, "MIGRATION") && status)
+    {
+      bool done = streq (status, "completed"), failed = streq (status, "failed") || streq (status, "cancelled");
+      if (s && s->step == SAVE_MIGRATE && s->waiting && (done || failed))
+        {
+          s->waiting = false;
+          if (failed)
+            save_fail (s, AVM_EXIT_FAILURE, "QEMU's migration to the state file %s (see the QEMU log)", status);
+          else
+            {
+              s->step = SAVE_COMMIT;
+              save_next (s);
+            }
+        }
+      else if (rs->name && rs->step == RESTORE_INCOMING && (done || failed))
+        {
+          if (failed)
+            {
+              /* QEMU says why on its standard error and exits: its exit
+                 reports it (guest.c) with those lines.  */
+              rs->step = RESTORE_FAILED;
+              sv_timer (sv, &rs->timer, RESTORE_EXIT_WAIT, on_restore_failed, sv);
+            }
+          else
+            {
+              rs->step = RESTORE_CONT;
+              restore_next (sv);
+            }
+        }
+    }
+  else if ((streq (event, "BLOCK_JOB_COMPLETED") || streq (event, "BLOCK_JOB_CANCELLED")) && s && s->step == SAVE_DISK
+           && s->dstep == DISK_JOB)
+    {
+      const char *error = json_string_value (json_object_get (data, "error"));
+      s->waiting = false;
+      if (streq (event, "BLOCK_JOB_CANCELLED") || error)
+        {
+          save_fail (s, AVM_EXIT_FAILURE, "disk %s: QEMU's copy of the guest's writes failed: %s",
+                     sv->plan->disks[s->disk].name, error ? error : "cancelled");
+          return;
+        }
+      s->dstep = DISK_DEL;
+      save_next (s);
+    }
+}
+
+json_t *
+sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_request *req)
+{
+  const char *name = NULL;
+  int replace = 0;
+  _cleanup_error_ avm_error_t err = NULL;
+  if (json_unpack (request, "{s:s, s?b}", "name", &name, "replace", &replace) < 0
+      || avm_snapshot_name_check (name, &err) < 0)
+    return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", err ? err->msg : "\"name\" must be a string", "exit_code",
+                      AVM_EXIT_USAGE);
+  const char *why = NULL;
+  if (sv->g.save)
+    why = "a snapshot is being saved already; try again when it is done";
+  else if (sv->phase != PHASE_RUNNING || !sv->g.qmp_ready || !sv->g.qmp)
+    why = sv->phase == PHASE_STOPPING ? "the instance is stopping"
+                                      : "the guest has not booted yet: a snapshot is of a booted platform; try again "
+                                        "once avm status says running";
+  if (why)
+    return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", why, "exit_code", AVM_EXIT_FAILURE);
+  _cleanup_free_ char *dir = avm_snapshot_dir (sv->state_dir, name);
+  _cleanup_free_ char *store = avm_snapshot_store (sv->state_dir);
+  struct snapsave *s = calloc (1, sizeof *s);
+  if (!dir || !store || !s)
+    {
+      free (s);
+      return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", "out of memory", "exit_code", AVM_EXIT_FAILURE);
+    }
+  *s = (struct snapsave) { .sv = sv, .req = req, .replace = replace, .state_fd = -1, .t_start = sv_now (sv) };
+  struct stat st;
+  int r = 0;
+  if (!replace && lstat (dir, &st) == 0)
+    r = avm_error_fail (&err, EEXIST, "snapshot %s exists; delete it (avm snapshot delete %s) or save with --replace",
+                        name, name);
+  else if (!(s->name = strdup (name)) || !(s->staging = avm_snapshot_staging_dir (sv->state_dir, name))
+           || !(s->layers = json_object ()))
+    r = avm_error_sys (&err, ENOMEM, "snapshot");
+  else if ((r = avm_mkdir_p (store, 0700, &err)) == 0 && (r = avm_snapshot_remove_tree (s->staging, &err)) == 0)
+    {
+      if (mkdir (s->staging, 0700) < 0)
+        r = avm_error_sys (&err, errno, "snapshot %s: %s", name, s->staging);
+      else
+        {
+          _cleanup_free_ char *state = avm_path_join (s->staging, AVM_SNAPSHOT_STATE);
+          s->state_fd = state ? open (state, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+          if (s->state_fd < 0)
+            r = avm_error_sys (&err, state ? errno : ENOMEM, "snapshot %s: %s", name, state ? state : "state");
+        }
+    }
+  if (r < 0)
+    {
+      _cleanup_error_ avm_error_t e2 = NULL;
+      if (s->staging && s->state_fd >= 0)
+        avm_snapshot_remove_tree (s->staging, &e2);
+      json_t *reply = json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", err->msg, "exit_code", err->exit_code);
+      save_free (s);
+      return reply;
+    }
+  sv->g.save = s;
+  sv_info (sv, "snapshot %s: saving", name);
+  sv_timer (sv, &s->timer, SAVE_TIMEOUT, on_save_timeout, s);
+  s->step = SAVE_QUERY;
+  save_next (s);
+  return AVM_CONTROL_PENDING;
+}
+
+void
+sv_snapshot_clear (struct sv *sv)
+{
+  sv_timer_cancel (&sv->g.restore.timer);
+  struct snapsave *s = sv->g.save;
+  if (!s)
+    return;
+  /* QEMU's monitor is closed (its callbacks ran): no cont, and nothing in
+     flight.  */
+  s->stopped = false;
+  s->node_added = false;
+  s->inflight = 0;
+  save_fail (s, AVM_EXIT_FAILURE, "the instance stopped while the snapshot was being saved");
+}

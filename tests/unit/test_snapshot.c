@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Snapshots (avm-snapshot(1), avm start --restore), with the demo guest
+ * under real QEMU (TCG):
+ *   - the store: names, a missing snapshot, list and delete, a state file
+ *     of the wrong size;
+ *   - the demo with its virtiofs share: the save is refused with QEMU's
+ *     reason (vhost-user-fs) and the guest runs on;
+ *   - the demo without it (-O share=off): its /init writes a boot token to
+ *     its data disk (snapshot=on) and then ticks every second, reading the
+ *     token and the last tick back from the disk and writing the new one.
+ *     Saved, stopped and restored twice: each restore is READY at once,
+ *     its first tick continues the saved count, sees the token (the
+ *     snapshot's disk layer) and the tick saved last (not one the first
+ *     restore wrote: every restore runs on a fresh top layer); the image
+ *     itself stays zeros;
+ *   - a plan that differs (memory), a damaged state (its header flipped;
+ *     truncated): refused with the difference or QEMU's failure, the
+ *     snapshot kept; --restore-or-boot boots cold instead, saying why.
+ */
+#include "test_start.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct ts_env env;
+
+static void
+setup (void)
+{
+  ts_env_init (&env);
+}
+
+static void
+teardown (void)
+{
+  ts_env_fini (&env);
+}
+
+TestSuite (snapshot, .init = setup, .fini = teardown);
+
+/* `avm ARGS...` with this test's directories: exit status, stdout and
+   stderr (freed at the end of the test).  */
+static int
+run_avm (char **out, char **err, ...)
+{
+  const char *argv[32];
+  size_t n = 0;
+  argv[n++] = tu_avm_bin ();
+  va_list ap;
+  va_start (ap, err);
+  for (const char *s; (s = va_arg (ap, const char *)) && n < 31;)
+    argv[n++] = s;
+  va_end (ap);
+  argv[n] = NULL;
+  char *envv[] = { ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), ts_fmt ("AVM_STATE_DIR=%s", env.state), NULL };
+  char *o = NULL, *e = NULL;
+  int r = tu_run ((char **) argv, envv, &o, &e);
+  *out = ts_fmt ("%s", o ? o : "");
+  *err = ts_fmt ("%s", e ? e : "");
+  free (o);
+  free (e);
+  return r;
+}
+
+/* ---- the store, without QEMU -------------------------------------------- */
+
+Test (snapshot, names_and_store)
+{
+  char *out, *err;
+  int rc = ts_avm (&env, &out, "snapshot", "list", NULL);
+  cr_assert_eq (rc, 0);
+  cr_assert (strstr (out, "no snapshots of instance 1"), "%s", out);
+  rc = ts_avm (&env, &out, "snapshot", "list", "--json", NULL);
+  cr_assert_eq (rc, 0);
+  cr_assert (strstr (out, "[]"), "%s", out);
+
+  const char *bad[] = { "", ".hidden", "a/b", "-x", "x y", NULL };
+  for (size_t i = 0; bad[i]; i++)
+    {
+      rc = tu_avm (&out, &err, "snapshot", "delete", bad[i], NULL);
+      cr_expect_eq (rc, 2, "name \"%s\": exit %d", bad[i], rc);
+    }
+  rc = tu_avm (&out, &err, "snapshot", "save", NULL);
+  cr_assert_eq (rc, 2);
+  cr_assert (strstr (err, "missing snapshot NAME"), "%s", err);
+  rc = tu_avm (&out, &err, "snapshot", "frobnicate", NULL);
+  cr_assert_eq (rc, 2);
+
+  /* Not there: exit 1, and what there is.  */
+  rc = ts_avm (&env, &out, "snapshot", "delete", "nope", NULL);
+  cr_assert_eq (rc, 1);
+  /* Not running.  */
+  rc = ts_avm (&env, &out, "snapshot", "save", "x", NULL);
+  cr_assert_eq (rc, 1);
+}
+
+/* ---- the demo ------------------------------------------------------------- */
+
+static char *
+demo_images (void)
+{
+  char *images = tu_demo_image ();
+  char *img = ts_fmt ("%s", images);
+  free (images);
+  return img;
+}
+
+/* The console log of the current run (after its last run header).  */
+static const char *
+this_run (const char *log)
+{
+  const char *p = log, *q;
+  while ((q = strstr (p, "=== avm ")))
+    p = q + 1;
+  return p;
+}
+
+struct tick
+{
+  long n, last;
+  char disk[64];
+};
+
+/* The first (FIRST) or last tick line of TEXT, or false.  */
+static bool
+find_tick (const char *text, bool first, struct tick *t)
+{
+  const char *p = text, *hit = NULL, *q;
+  while ((q = strstr (p, "AVM_DEMO tick ")))
+    {
+      hit = q;
+      if (first)
+        break;
+      p = q + 1;
+    }
+  if (!hit)
+    return false;
+  char last[32] = "";
+  *t = (struct tick) { .n = -1, .last = -1 };
+  if (sscanf (hit, "AVM_DEMO tick %ld disk=%63s last=%31s", &t->n, t->disk, last) < 3)
+    return false;
+  t->last = strcmp (last, "none") ? strtol (last, NULL, 10) : -1;
+  return true;
+}
+
+/* Wait until the current run's console shows a tick after tick AFTER.  */
+static struct tick
+wait_tick (long after, bool first, double timeout)
+{
+  double end = ts_now () + timeout;
+  struct tick t = { 0 };
+  do
+    {
+      char *log = tu_read (ts_fmt ("%s/1/logs/console-console.log", env.state));
+      bool ok = log && find_tick (this_run (log), first, &t) && t.n > after;
+      free (log);
+      if (ok)
+        return t;
+      tu_sleep_ms (200);
+    }
+  while (ts_now () < end);
+  cr_assert_fail ("no tick after %ld within %.0f s", after, timeout);
+  return t;
+}
+
+static void
+assert_zeros (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  static char buf[1 << 16];
+  ssize_t n;
+  long long off = 0;
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    {
+      for (ssize_t i = 0; i < n; i++)
+        cr_assert_eq (buf[i], 0, "%s: byte %lld is not zero: the image was written", path, off + i);
+      off += n;
+    }
+  close (fd);
+}
+
+static void
+stop_avm (struct ts_avm *a)
+{
+  cr_assert_eq (kill (a->pid, SIGTERM), 0);
+  cr_assert_eq (ts_wait (a, 60), 0, "%s", ts_stderr (a));
+}
+
+Test (snapshot, share_blocks, .timeout = TU_TIMEOUT (300))
+{
+  char *img = demo_images ();
+  struct ts_avm a;
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 200);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *out, *err;
+  int rc = run_avm (&out, &err, "snapshot", "save", "boot", NULL);
+  if (getuid () != 0)
+    cr_skip_test ("not root: the demo has no virtiofs share to block the save");
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  /* QEMU's reason, and the profile key of the device.  */
+  cr_assert (strstr (err, "non-migratable device") && strstr (err, "vhost-user-fs") && strstr (err, "shares[0]"), "%s",
+             err);
+  char *status = NULL;
+  cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
+  cr_assert (strstr (status, "\"running\""), "%s", status);
+  /* Nothing left behind.  */
+  struct stat st;
+  cr_assert_neq (stat (ts_fmt ("%s/1/snapshots/boot", env.state), &st), 0);
+  cr_assert_neq (stat (ts_fmt ("%s/1/snapshots/.boot.new", env.state), &st), 0);
+  /* The guest runs on: ticks after the refusal.  */
+  struct tick t = wait_tick (0, false, 30);
+  wait_tick (t.n, false, 30);
+  stop_avm (&a);
+}
+
+/* Restore snapshot NAME: READY, said so, and the first tick.  */
+static struct tick
+restore (const char *img, struct ts_avm *a, const char *name)
+{
+  double t0 = ts_now ();
+  ts_start (&env, a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", "--restore", name, NULL);
+  char *msgs = ts_wait_notify (a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (a));
+  cr_log_info ("snapshot: restore of %s READY after %.2f s", name, ts_now () - t0);
+  cr_assert (strstr (ts_stderr (a), ts_fmt ("guest restored from snapshot %s", name)), "%s", ts_stderr (a));
+  return wait_tick (0, true, 30);
+}
+
+Test (snapshot, demo_save_restore, .timeout = TU_TIMEOUT (600))
+{
+  char *img = demo_images ();
+  char *data = ts_fmt ("%s/data.img", img);
+  struct ts_avm a;
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 200);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  /* The boot token /init wrote to the disk, read back by the ticks.  */
+  struct tick t = wait_tick (1, false, 30);
+  cr_assert (strcmp (t.disk, "none"), "the guest sees no token on its disk: %ld %s", t.n, t.disk);
+  char *token = ts_fmt ("%s", t.disk);
+
+  char *out, *err;
+  int rc = run_avm (&out, &err, "snapshot", "save", "boot", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  cr_assert (strstr (out, ts_fmt ("%s/1/snapshots/boot", env.state)), "%s", out);
+  /* Saving again under the name needs --replace.  */
+  rc = run_avm (&out, &err, "snapshot", "save", "boot", NULL);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "exists"), "%s", err);
+  /* The guest runs on after the save.  */
+  struct tick after_save = wait_tick (t.n, false, 30);
+  stop_avm (&a);
+  assert_zeros (data);
+
+  rc = run_avm (&out, &err, "snapshot", "list", NULL);
+  cr_assert_eq (rc, 0, "%s", err);
+  cr_assert (strstr (out, "boot") && strstr (out, "demo"), "%s", out);
+
+  /* First restore: the count goes on from the save, the token is there.  */
+  struct tick r1 = restore (img, &a, "boot");
+  cr_assert_str_eq (r1.disk, token);
+  cr_assert (r1.n > 1 && r1.n <= after_save.n, "tick %ld after the restore; saved around %ld", r1.n, after_save.n);
+  cr_assert_eq (r1.last, r1.n - 1);
+  /* It runs on, writing ticks to its disk.  */
+  struct tick later = wait_tick (r1.n + 2, false, 30);
+  cr_assert_eq (later.last, later.n - 1);
+  stop_avm (&a);
+
+  /* Second restore: the same state again; the first restore's writes are
+     gone (a fresh top layer each time).  */
+  struct tick r2 = restore (img, &a, "boot");
+  cr_assert_str_eq (r2.disk, token);
+  cr_assert_eq (r2.n, r1.n, "restores of one snapshot differ: tick %ld, then %ld", r1.n, r2.n);
+  cr_assert_eq (r2.last, r1.last, "the second restore sees tick %ld on its disk (the first restore wrote %ld)", r2.last,
+                later.n);
+  char *status = NULL;
+  cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
+  cr_assert (strstr (status, "\"running\""), "%s", status);
+  stop_avm (&a);
+  assert_zeros (data);
+
+  /* A plan that differs: refused before anything starts, naming it.  */
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--set", "machine.memory=640M", "--restore", "boot", NULL);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "snapshot boot has the QEMU line -m 512M") && strstr (err, "640M"), "%s", err);
+  /* ... or booted cold when asked (a dry run shows it).  */
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--set", "machine.memory=640M", "--restore-or-boot", "boot", "--dry-run", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "booting instead (--restore-or-boot)"), "%s", err);
+  cr_assert_null (strstr (out, "-incoming"), "%s", out);
+  /* The restore plan itself.  */
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--restore", "boot", "--dry-run", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  cr_assert (strstr (out, "-incoming defer"), "%s", out);
+  cr_assert (strstr (out, ts_fmt ("%s/1/snapshots/boot/disk-data.qcow2", env.state)), "%s", out);
+
+  /* A damaged copy: the stream's header flipped (flipped RAM pages would
+     load: QEMU has no checksum of them).  */
+  char *bad = ts_fmt ("%s/1/snapshots/bad", env.state);
+  char *cp[] = { "/bin/cp", "-a", ts_fmt ("%s/1/snapshots/boot", env.state), bad, NULL };
+  cr_assert_eq (tu_run (cp, NULL, NULL, NULL), 0);
+  struct stat st;
+  cr_assert_eq (stat (ts_fmt ("%s/state", bad), &st), 0);
+  for (long long off = 0; off < 8; off++)
+    tu_flip_bits (ts_fmt ("%s/state", bad), off, 0xff);
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", "--restore", "bad",
+            NULL);
+  rc = ts_wait (&a, 60);
+  cr_assert_eq (rc, 5, "exit %d: %s", rc, ts_stderr (&a));
+  cr_assert (strstr (ts_stderr (&a), "snapshot bad: QEMU could not restore it"), "%s", ts_stderr (&a));
+  cr_assert_eq (stat (ts_fmt ("%s/state", bad), &st), 0, "the damaged snapshot was removed");
+  /* Truncated: refused before QEMU starts.  */
+  cr_assert_eq (truncate (ts_fmt ("%s/state", bad), st.st_size / 2), 0);
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--restore", "bad", NULL);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "the state file is damaged"), "%s", err);
+
+  rc = run_avm (&out, &err, "snapshot", "delete", "bad", NULL);
+  cr_assert_eq (rc, 0, "%s", err);
+  rc = run_avm (&out, &err, "snapshot", "delete", "boot", NULL);
+  cr_assert_eq (rc, 0, "%s", err);
+  rc = run_avm (&out, &err, "snapshot", "list", "--json", NULL);
+  cr_assert (strstr (out, "[]"), "%s", out);
+}
