@@ -76,6 +76,11 @@ bool wait_ready (int fd, double timeout_ms);
    against the same browser loading the page without connecting.  */
 int bench_web (const char *avm, const char *srcdir);
 
+/* bench/snapshot.c: quick boot (BENCH_SNAP_RUNS rounds, default 2, of a
+   cold boot, a save and BENCH_SNAP_RESTORES restores, default 3; 0 skips):
+   the demo's time to READY restored against booted.  */
+int bench_snapshot (const char *avm, const char *srcdir);
+
 /* The summary table printed at the end (bench_summary_print): one row per
    benchmark, WHAT measured in UNIT (min/median/max over its runs; a single
    value has min = median = max), against BASELINE (its median, same unit

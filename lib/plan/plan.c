@@ -611,6 +611,7 @@ out:
   for (size_t i = 0; i < c.ndisks; i++)
     plan_disk_clear (&c.disks[i]);
   free (c.disks);
+  free (c.ram_file);
   avm_argv_clear (&c.macs);
   avm_argv_clear (&c.web_urls);
   avm_argv_clear (&c.vnc_sockets);

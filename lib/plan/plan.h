@@ -245,6 +245,7 @@ struct avm_plan
   struct avm_plan_disk *disks; /* the profile's, in order */
   size_t ndisks;
   char *restore;                    /* the snapshot restored (-incoming defer), or NULL */
+  char *ram_file;                   /* snapshot.fast: the file holding the guest RAM (${run_dir}/ram), or NULL */
   struct avm_plan_pair *boot_props; /* in order */
   size_t nboot_props;
   bool has_boot_props;   /* the profile has boot_properties (maybe none) */

@@ -8,6 +8,7 @@
  * androidboot.boot_devices (bootprops.c) is derived from the same table.
  */
 #include "plan/internal.h"
+#include "util/fs.h"
 #include "disk/props.h"
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
@@ -223,7 +224,14 @@ emit_machine (struct plan_ctx *c)
                             "%s: machine.memory_backend: vhost-user devices need shared guest RAM; use auto, memfd or "
                             "file",
                             c->file);
-  bool shared = c->shared_memory || streq (backend, "memfd") || streq (backend, "file");
+  /* snapshot.fast: the RAM in a file of its own that a snapshot copies.  */
+  bool fast = pbool (c, "snapshot.fast");
+  if (fast && (streq (backend, "default") || streq (backend, "memfd")))
+    return avm_error_input (c->err,
+                            "%s: snapshot.fast keeps the guest RAM in the file ${run_dir}/ram; machine.memory_backend "
+                            "%s contradicts it: use auto or file",
+                            c->file, backend);
+  bool shared = fast || c->shared_memory || streq (backend, "memfd") || streq (backend, "file");
   if (!x86 && !kvm && cpus > 8)
     return avm_error_input (c->err, "%s: machine.cpus: at most 8 vCPUs with GICv2 under TCG on aarch64", c->file);
 
@@ -252,7 +260,14 @@ emit_machine (struct plan_ctx *c)
   if ((r = plan_opt (c, "-cpu", "%s", cpu)) < 0)
     return r;
 
-  if (shared && !streq (backend, "file"))
+  if (fast)
+    {
+      _cleanup_free_ char *qfile = NULL;
+      if (!(c->ram_file = avm_path_join (c->run_dir, "ram")) || !(qfile = plan_qv (c->ram_file)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      r = plan_opt (c, "-object", "memory-backend-file,id=vm_ram,size=%lldM,mem-path=%s,share=on", mem, qfile);
+    }
+  else if (shared && !streq (backend, "file"))
     r = plan_opt (c, "-object", "memory-backend-memfd,id=vm_ram,size=%lldM,share=on", mem);
   else if (shared)
     {

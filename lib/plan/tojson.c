@@ -266,6 +266,8 @@ avm_plan_to_json (const struct avm_plan *plan)
   json_object_set_new (j, "disks", disks);
   if (plan->restore)
     json_object_set_new (j, "restore", json_string (plan->restore));
+  if (plan->ram_file)
+    json_object_set_new (j, "ram_file", json_string (plan->ram_file));
   json_object_set_new (j, "warnings", strv_json (plan->warnings));
   json_object_set (j, "missing_files", plan->missing);
   return j;

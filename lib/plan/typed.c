@@ -308,6 +308,7 @@ plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
   plan->display_address = steal_pointer (&c->display_address);
   plan->macs = avm_argv_steal (&c->macs);
   plan->gpu_outputs = c->gpu_outputs;
+  plan->ram_file = steal_pointer (&c->ram_file);
   plan->disks = steal_pointer (&c->disks);
   plan->ndisks = c->ndisks;
   c->ndisks = 0;
@@ -406,6 +407,7 @@ plan_typed_clear (struct avm_plan *plan)
     plan_disk_clear (&plan->disks[i]);
   free (plan->disks);
   free (plan->restore);
+  free (plan->ram_file);
   pairs_free (plan->boot_props, plan->nboot_props);
   free (plan->run_dir);
   free (plan->state_dir);

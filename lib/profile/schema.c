@@ -332,6 +332,14 @@ static const struct avm_skey stop_keys[] = {
   END,
 };
 
+static const struct avm_skey snapshot_keys[] = {
+  BOOL ("fast", "false",
+        "Guest RAM in the named file ${run_dir}/ram (share=on): a snapshot copies that file (holes kept) instead of "
+        "streaming the RAM, and a restore starts QEMU on a fresh copy of it (QEMU's x-ignore-shared), several times "
+        "faster; machine.memory_backend must be auto or file."),
+  END,
+};
+
 static const struct avm_skey choice_keys[] = {
   STR ("description", NULL, AVM_SF_TEXT, "What this choice selects."),
   { "set", AVM_ST_OBJECT, NULL, 0, 0, NULL, "{}", 0,
@@ -397,6 +405,7 @@ static const struct avm_skey root_keys[] = {
        OBJ (NULL, resource_keys, 0, "A resource.")),
   OBJ ("boot", boot_keys, 0, "Boot detection."),
   OBJ ("stop", stop_keys, 0, "Shutdown."),
+  OBJ ("snapshot", snapshot_keys, 0, "Snapshots of the booted platform (avm snapshot, avm start --restore)."),
   OBJ ("logs", logs_keys, 0, "Log files of the consoles, the helpers and QEMU (${state_dir}/logs)."),
   MAP ("boot_properties", AVM_SF_FLATKEYS | AVM_SF_PROPKEY,
        "androidboot.* boot properties written to the bootconfig partition; derived keys are added by avm.",

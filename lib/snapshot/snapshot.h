@@ -6,6 +6,8 @@
  * A snapshot lives in ${state_dir}/snapshots/NAME/ of its instance:
  *   snapshot.json    the metadata (below), written last
  *   state            QEMU's migration stream (RAM and device state)
+ *   ram              snapshot.fast: a copy of the guest RAM's file (holes
+ *                    kept); the state then leaves the RAM out
  *   disk-DISK.qcow2  per writable disk, the guest's writes up to the save:
  *                    a qcow2 layer over the disk's image (a disk that is
  *                    written in place gets a whole copy instead)
@@ -33,6 +35,7 @@
 #define AVM_SNAPSHOT_FORMAT 1
 #define AVM_SNAPSHOT_META "snapshot.json"
 #define AVM_SNAPSHOT_STATE "state"
+#define AVM_SNAPSHOT_RAM "ram"
 #define AVM_SNAPSHOT_NAME_MAX 64
 
 /* NAME is a snapshot name: 1-64 of [A-Za-z0-9._-], starting with a letter

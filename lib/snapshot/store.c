@@ -147,6 +147,10 @@ avm_snapshot_load (const char *state_dir, const char *name, json_t **meta, avm_e
                            "snapshot %s: %s/%s is %lld bytes, the metadata says %lld: the state file is damaged; "
                            "delete the snapshot (avm snapshot delete %s) and save it again",
                            name, dir, AVM_SNAPSHOT_STATE, (long long) st.st_size, (long long) state_size, name);
+  const char *ram = json_string_value (json_object_get (m, "ram"));
+  if (ram && (strcmp (ram, AVM_SNAPSHOT_RAM) || (r = stat_in (dir, ram, &st)) < 0))
+    return avm_error_fail (err, EBADMSG, "snapshot %s: its guest RAM file %s/%s is missing: delete the snapshot", name,
+                           dir, ram);
   size_t i;
   json_t *d;
   json_array_foreach (disks, i, d)

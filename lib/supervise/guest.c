@@ -501,8 +501,13 @@ guest_setup (struct sv *sv, avm_error_t *err)
   sv->g.boot = &sv->plan->boot;
   sv->g.qmp_path = sv->plan->qmp_socket;
   if (sv->o->restore_meta)
-    sv->g.restore
-        = (struct restore) { .name = sv->plan->restore, .dir = sv->o->restore_dir, .meta = sv->o->restore_meta };
+    {
+      sv->g.restore
+          = (struct restore) { .name = sv->plan->restore, .dir = sv->o->restore_dir, .meta = sv->o->restore_meta };
+      int r = sv_restore_prepare (sv, err);
+      if (r < 0)
+        return r;
+    }
   return consoles_setup (sv, err);
 }
 

@@ -409,33 +409,6 @@ qemu_img (struct sv *sv, char *const *args, avm_error_t *err)
   return r;
 }
 
-/* Copy FROM to TO (a new file), holes kept where the file system reports
-   them (copy_file_range).  */
-static int
-copy_file (const char *from, const char *to, avm_error_t *err)
-{
-  _cleanup_close_ int in = open (from, O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return avm_error_sys (err, errno, "%s", from);
-  _cleanup_close_ int out = open (to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0)
-    return avm_error_sys (err, errno, "%s", to);
-  struct stat st;
-  if (fstat (in, &st) < 0)
-    return avm_error_sys (err, errno, "%s", from);
-  off_t left = st.st_size;
-  while (left > 0)
-    {
-      ssize_t n = copy_file_range (in, NULL, out, NULL, (size_t) left, 0);
-      if (n < 0)
-        return avm_error_sys (err, errno, "copying %s to %s", from, to);
-      if (n == 0)
-        break;
-      left -= n;
-    }
-  return 0;
-}
-
 /* The layer file of the current disk, made (empty over the image, a copy
    of the layer a restore runs on, or empty of the disk's size).  */
 static int
@@ -448,7 +421,7 @@ make_layer (struct snapsave *s, const struct avm_plan_disk *d, char **path, avm_
     return avm_error_sys (err, ENOMEM, "snapshot");
   int r;
   if (d->layer)
-    r = copy_file (d->layer, p, err);
+    r = avm_copy_sparse (d->layer, p, 0600, err);
   else if (d->snapshot)
     {
       char *args[] = { "create", "-q", "-f", "qcow2", "-F", d->format, "-b", d->path, p, NULL };
@@ -544,6 +517,8 @@ save_commit (struct snapsave *s, avm_error_t *err)
   s->state_fd = -1;
   const char *k;
   json_t *v;
+  if (sv->plan->ram_file && json_object_set_new (s->layers, "", json_string (AVM_SNAPSHOT_RAM)) < 0)
+    return avm_error_sys (err, ENOMEM, "snapshot");
   json_object_foreach (s->layers, k, v)
     {
       _cleanup_free_ char *p = avm_path_join (s->staging, json_string_value (v));
@@ -571,6 +546,7 @@ save_commit (struct snapsave *s, avm_error_t *err)
       || json_object_set_new (qemu, "machine", s->machine ? json_string (s->machine) : json_null ()) < 0
       || json_object_set_new (qemu, "package", package ? json_string (package) : json_null ()) < 0
       || (sv->plan->restore && json_object_set_new (meta, "restored_from", json_string (sv->plan->restore)) < 0)
+      || (sv->plan->ram_file && json_object_set_new (meta, "ram", json_string (AVM_SNAPSHOT_RAM)) < 0)
       || json_object_set_new (meta, "paused_ms",
                               json_integer ((json_int_t) ((sv_now (sv) - s->t_stopped) / USEC_PER_MSEC)))
              < 0)
@@ -621,8 +597,10 @@ save_next (struct snapsave *s)
       save_send (s, "qom-get", json_pack ("{s:s, s:s}", "path", "/machine", "property", "type"));
       break;
     case SAVE_CAPS:
+      /* snapshot.fast: the RAM file is copied, not streamed.  */
       save_send (s, "migrate-set-capabilities",
-                 json_pack ("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state", 1));
+                 json_pack ("{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities", "capability", "events", "state", 1,
+                            "capability", "x-ignore-shared", "state", sv->plan->ram_file != NULL));
       break;
     case SAVE_PARAMS:
       /* A file on this host: no reason to throttle (QEMU's default is
@@ -638,6 +616,16 @@ save_next (struct snapsave *s)
     case SAVE_GETFD:
       {
         _cleanup_error_ avm_error_t err = NULL;
+        if (sv->plan->ram_file)
+          {
+            /* The guest is paused: its RAM file holds still.  */
+            _cleanup_free_ char *ram = avm_path_join (s->staging, AVM_SNAPSHOT_RAM);
+            if (!ram || avm_copy_sparse (sv->plan->ram_file, ram, 0600, &err) < 0)
+              {
+                save_fail (s, AVM_EXIT_FAILURE, "the guest RAM file: %s", err ? err->msg : "out of memory");
+                return;
+              }
+          }
         s->waiting = true;
         if (avm_qmp_send_fd_async (sv->g.qmp, "getfd", json_pack ("{s:s}", "fdname", FDNAME), s->state_fd, on_reply, s,
                                    &err)
@@ -784,7 +772,9 @@ restore_next (struct sv *sv)
       break;
     case RESTORE_CAPS:
       restore_send (sv, "migrate-set-capabilities",
-                    json_pack ("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state", 1), -1);
+                    json_pack ("{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities", "capability", "events", "state", 1,
+                               "capability", "x-ignore-shared", "state", json_object_get (rs->meta, "ram") != NULL),
+                    -1);
       break;
     case RESTORE_GETFD:
       {
@@ -809,6 +799,33 @@ restore_next (struct sv *sv)
     default:
       break;
     }
+}
+
+int
+sv_restore_prepare (struct sv *sv, avm_error_t *err)
+{
+  struct restore *rs = &sv->g.restore;
+  const char *ram = json_string_value (json_object_get (rs->meta, "ram"));
+  if (!rs->name || !ram)
+    return 0;
+  if (!sv->plan->ram_file)
+    return avm_error_fail (err, ESTALE, "snapshot %s keeps the guest RAM in a file (snapshot.fast); this plan has not",
+                           rs->name);
+  /* A fresh copy per restore: the guest writes to it.  */
+  _cleanup_free_ char *from = avm_path_join (rs->dir, ram);
+  if (!from)
+    return avm_error_sys (err, ENOMEM, "snapshot %s", rs->name);
+  if (unlink (sv->plan->ram_file) < 0 && errno != ENOENT)
+    return avm_error_sys (err, errno, "snapshot %s: %s", rs->name, sv->plan->ram_file);
+  uint64_t t0 = sv_now (sv);
+  int r = avm_copy_sparse (from, sv->plan->ram_file, 0600, err);
+  if (r < 0)
+    {
+      avm_error_prefix (err, "snapshot %s", rs->name);
+      return r;
+    }
+  sv_info (sv, "snapshot %s: guest RAM copied in %.0f ms", rs->name, (double) (sv_now (sv) - t0) / USEC_PER_MSEC);
+  return 0;
 }
 
 void

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 const char *
@@ -335,4 +337,54 @@ avm_xdg_dir (const char *env, const char *home_fallback)
   if (!home || !*home)
     home = "/";
   return avm_path_join (home, home_fallback);
+}
+
+int
+avm_copy_sparse (const char *from, const char *to, mode_t mode, avm_error_t *err)
+{
+  _cleanup_close_ int in = open (from, O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    return avm_error_sys (err, errno, "%s", from);
+  struct stat st;
+  if (fstat (in, &st) < 0)
+    return avm_error_sys (err, errno, "%s", from);
+  if (!S_ISREG (st.st_mode))
+    return avm_error_fail (err, EINVAL, "%s: not a regular file (%s)", from, avm_file_kind (st.st_mode));
+  _cleanup_close_ int out = open (to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (out < 0)
+    return avm_error_sys (err, errno, "%s", to);
+  int r = 0;
+  if (ioctl (out, FICLONE, in) == 0)
+    return 0;
+  if (ftruncate (out, st.st_size) < 0)
+    r = avm_error_sys (err, errno, "%s", to);
+  off_t pos = 0;
+  while (r == 0 && pos < st.st_size)
+    {
+      off_t data = lseek (in, pos, SEEK_DATA);
+      if (data < 0)
+        {
+          if (errno != ENXIO) /* ENXIO: no data after POS */
+            r = avm_error_sys (err, errno, "%s: SEEK_DATA", from);
+          break;
+        }
+      off_t hole = lseek (in, data, SEEK_HOLE);
+      if (hole < 0)
+        hole = st.st_size;
+      off_t src = data, dst = data;
+      while (r == 0 && src < hole)
+        {
+          ssize_t n = copy_file_range (in, &src, out, &dst, (size_t) (hole - src), 0);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            r = avm_error_sys (err, errno, "copying %s to %s", from, to);
+          else if (n == 0)
+            r = avm_error_fail (err, EIO, "copying %s to %s: %s shrank", from, to, from);
+        }
+      pos = hole;
+    }
+  if (r < 0)
+    unlink (to);
+  return r;
 }

@@ -41,6 +41,12 @@ int avm_write_file_atomic (const char *path, const void *data, size_t len, mode_
    makes files: an existing PATH is replaced whole or not at all.  */
 int avm_blank_file_atomic (const char *path, uint64_t size, mode_t mode, avm_error_t *err);
 
+/* Copy the regular file FROM to TO, a new file (O_EXCL, MODE): a reflink
+   (FICLONE) where the file system shares blocks, else the data extents
+   only (SEEK_DATA/SEEK_HOLE, copy_file_range), so holes stay holes (a
+   guest's RAM file is mostly holes).  TO is removed on failure.  */
+int avm_copy_sparse (const char *from, const char *to, mode_t mode, avm_error_t *err);
+
 /* mkdir -p with MODE for created components.  */
 int avm_mkdir_p (const char *path, mode_t mode, avm_error_t *err);
 

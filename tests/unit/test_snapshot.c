@@ -223,17 +223,25 @@ Test (snapshot, share_blocks, .timeout = TU_TIMEOUT (300))
   stop_avm (&a);
 }
 
-/* Restore snapshot NAME: READY, said so, and the first tick.  */
+/* Restore snapshot NAME (with one more --set SET, or NULL): READY, said
+   so, and the first tick.  */
 static struct tick
-restore (const char *img, struct ts_avm *a, const char *name)
+restore_with (const char *img, struct ts_avm *a, const char *name, const char *set)
 {
   double t0 = ts_now ();
-  ts_start (&env, a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", "--restore", name, NULL);
+  ts_start (&env, a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", "--restore", name,
+            set ? "--set" : NULL, set, NULL);
   char *msgs = ts_wait_notify (a, "READY=1", 60);
   cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (a));
   cr_log_info ("snapshot: restore of %s READY after %.2f s", name, ts_now () - t0);
   cr_assert (strstr (ts_stderr (a), ts_fmt ("guest restored from snapshot %s", name)), "%s", ts_stderr (a));
   return wait_tick (0, true, 30);
+}
+
+static struct tick
+restore (const char *img, struct ts_avm *a, const char *name)
+{
+  return restore_with (img, a, name, NULL);
 }
 
 Test (snapshot, demo_save_restore, .timeout = TU_TIMEOUT (600))
@@ -335,4 +343,50 @@ Test (snapshot, demo_save_restore, .timeout = TU_TIMEOUT (600))
   cr_assert_eq (rc, 0, "%s", err);
   rc = run_avm (&out, &err, "snapshot", "list", "--json", NULL);
   cr_assert (strstr (out, "[]"), "%s", out);
+}
+
+/* snapshot.fast: the RAM in ${run_dir}/ram, copied by the save (holes
+   kept) and put back by the restore, the state without it.  */
+Test (snapshot, fast_path, .timeout = TU_TIMEOUT (400))
+{
+  char *img = demo_images ();
+  struct ts_avm a;
+  ts_start (&env, &a, "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", "--set",
+            "snapshot.fast=true", NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 200);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  struct stat st;
+  cr_assert_eq (stat (ts_fmt ("%s/1/ram", env.run), &st), 0, "no RAM file in the runtime directory");
+  cr_assert_eq (st.st_size, 512 << 20);
+  struct tick t = wait_tick (1, false, 30);
+  char *out, *err;
+  int rc = run_avm (&out, &err, "snapshot", "save", "fast", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  stop_avm (&a);
+  char *dir = ts_fmt ("%s/1/snapshots/fast", env.state);
+  struct stat ram, state;
+  cr_assert_eq (stat (ts_fmt ("%s/ram", dir), &ram), 0);
+  cr_assert_eq (stat (ts_fmt ("%s/state", dir), &state), 0);
+  /* The copy kept the holes; the state left the RAM out.  */
+  cr_assert_eq (ram.st_size, 512 << 20);
+  cr_assert_lt ((long long) ram.st_blocks * 512, 400ll << 20, "the RAM copy is not sparse: %lld bytes allocated",
+                (long long) ram.st_blocks * 512);
+  cr_assert_lt (state.st_size, 32 << 20, "the state holds the RAM: %lld bytes", (long long) state.st_size);
+
+  struct tick r1 = restore_with (img, &a, "fast", "snapshot.fast=true");
+  cr_assert_str_eq (r1.disk, t.disk);
+  cr_assert (r1.n > t.n, "tick %ld after the restore; %ld before the save", r1.n, t.n);
+  cr_assert (strstr (ts_stderr (&a), "guest RAM copied in"), "%s", ts_stderr (&a));
+  stop_avm (&a);
+  /* The snapshot's RAM is a copy: the restored guest did not write it.  */
+  struct stat again;
+  cr_assert_eq (stat (ts_fmt ("%s/ram", dir), &again), 0);
+  cr_assert_eq (again.st_mtim.tv_sec, ram.st_mtim.tv_sec);
+  cr_assert_eq (again.st_mtim.tv_nsec, ram.st_mtim.tv_nsec);
+
+  /* Without snapshot.fast the plan's RAM line differs: refused.  */
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--restore", "fast", NULL);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "memory-backend-file"), "%s", err);
 }

@@ -399,5 +399,30 @@ Test (tour, readme_tour_on_a_fixture)
   cr_assert_not_null (strstr (out, ts_fmt ("web display, output 0: %s0", url)), "%s", out);
   cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
   cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
+
+  /* 5. Quick boot: the demo booted, saved, stopped, restored (test_snapshot.c
+     looks into the guest).  */
+  free (tu_demo_image ());
+  c = find (&t, &at, "avm start -p demo");
+  cr_assert (c->background && !strstr (c->line, "--restore"), "%s", c->line);
+  ts_start_argv (&env, &a, c->argv);
+  msgs = ts_wait_notify (&a, "READY=1", TU_TIMEOUT (200));
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  c = find (&t, &at, "avm snapshot save");
+  rc = run (c, &out, &err);
+  cr_assert_eq (rc, 0, "%s: exit %d\n%s%s", c->line, rc, out, err);
+  cr_assert_not_null (strstr (out, ts_fmt ("%s/1/snapshots/booted", env.state)), "%s", out);
+  c = find (&t, &at, "avm stop");
+  rc = run (c, &out, &err);
+  cr_assert_eq (rc, 0, "%s: exit %d\n%s%s", c->line, rc, out, err);
+  cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
+  c = find (&t, &at, "avm start -p demo");
+  cr_assert (c->background && strstr (c->line, "--restore booted"), "%s", c->line);
+  ts_start_argv (&env, &a, c->argv);
+  msgs = ts_wait_notify (&a, "READY=1", TU_TIMEOUT (60));
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  cr_assert_not_null (strstr (ts_stderr (&a), "guest restored from snapshot booted"), "%s", ts_stderr (&a));
+  cr_assert_eq (ts_avm (&env, &out, "stop", NULL), 0);
+  cr_assert_eq (ts_wait (&a, TU_TIMEOUT (60)), 0, "%s", ts_stderr (&a));
   cr_assert_eq (at, t.n, "README tour: %zu commands, %zu run", t.n, at);
 }
