@@ -6,6 +6,7 @@
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/strfmt.h"
+#include "util/strv.h"
 
 #include <errno.h>
 #include <string.h>
@@ -231,6 +232,27 @@ avm_cmd_check (int argc, char **argv)
             avm_host_report_addf (&rep, AVM_CHECK_WARN, name,
                                   "not critical: the platform starts without it (install it for its feature)",
                                   "skipped: %s", plan->skipped[i].reason);
+        }
+      /* What a snapshot cannot save (a warning: the platform runs).  */
+      size_t nb = avm_strv_length (plan->snapshot_blockers);
+      if (nb == 0)
+        avm_host_report_add (&rep, AVM_CHECK_OK, "snapshots", "possible (RAM, devices and disks can be saved)", NULL);
+      else
+        {
+          _cleanup_free_ char *list = strdup ("");
+          for (size_t k = 0; list && k < nb; k++)
+            {
+              char *n = avm_strdupf ("%s%s%s", list, k ? "; " : "", plan->snapshot_blockers[k]);
+              free (list);
+              list = n;
+            }
+          if (!list)
+            avm_host_report_lose (&rep);
+          else
+            avm_host_report_addf (&rep, AVM_CHECK_WARN, "snapshots",
+                                  "the platform runs, but avm snapshot save refuses it: leave these out (their "
+                                  "profile key or option) to snapshot it",
+                                  "not possible: %s", list);
         }
       /* What the guest asks of this host (not with --caps: a plan for
          another QEMU), and what it would share with a running guest.  */

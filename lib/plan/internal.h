@@ -172,3 +172,6 @@ int plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb);
 /* ... first moving what the planner made typed to PLAN.  */
 int plan_hand_over (struct plan_ctx *c, struct avm_plan *plan);
 void plan_typed_clear (struct avm_plan *plan);
+/* What blocks a snapshot (snapshot.c): plan->snapshot_blockers from the
+   PCI layout and PLAN's services; after plan_hand_over.  */
+int plan_snapshot_blockers (struct plan_ctx *c, struct avm_plan *plan);

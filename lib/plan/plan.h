@@ -277,6 +277,14 @@ struct avm_plan
   char *web_listen;
   char **web_urls, **vnc_sockets;
 
+  /* What a snapshot (avm snapshot save) cannot save, one line each
+     (NULL-terminated; NULL or empty: a snapshot is possible): a device
+     QEMU does not migrate, "shares[0]: vhost-user-fs-pci (virtiofs
+     (vhost-user-fs)): QEMU does not migrate its state (it lives in
+     virtiofsd)", or a helper holding guest state, "services.secure_env:
+     holds guest state (snapshot: refuse)" (always "services." first).  */
+  char **snapshot_blockers;
+
   char **warnings; /* grows: avm start adds the peers' */
   /* Output only (avm_plan_to_json).  */
   json_t *options, *detected, *pci, *missing;

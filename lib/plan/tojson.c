@@ -268,6 +268,9 @@ avm_plan_to_json (const struct avm_plan *plan)
     json_object_set_new (j, "restore", json_string (plan->restore));
   if (plan->ram_file)
     json_object_set_new (j, "ram_file", json_string (plan->ram_file));
+  size_t nb = avm_strv_length (plan->snapshot_blockers);
+  json_object_set_new (j, "snapshot",
+                       json_pack ("{s:b, s:o}", "possible", nb == 0, "blockers", strv_json (plan->snapshot_blockers)));
   json_object_set_new (j, "warnings", strv_json (plan->warnings));
   json_object_set (j, "missing_files", plan->missing);
   return j;

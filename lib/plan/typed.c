@@ -332,7 +332,8 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
       || !(plan->unapproved = strv_of (c->unapproved)) || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0
-      || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0)
+      || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0
+      || (r = plan_snapshot_blockers (c, plan)) < 0)
     return r;
   plan->options = json_incref (c->req->profile->options);
   plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
@@ -423,6 +424,7 @@ plan_typed_clear (struct avm_plan *plan)
   free (plan->web_listen);
   avm_strv_free (plan->web_urls);
   avm_strv_free (plan->vnc_sockets);
+  avm_strv_free (plan->snapshot_blockers);
   avm_strv_free (plan->warnings);
   json_decref (plan->options);
   json_decref (plan->detected);

@@ -273,6 +273,11 @@ static const struct avm_skey service_keys[] = {
     NULL, "[]", 0, "Services that must be ready before this one starts." },
   ENUM ("restart", V ("no", "on-failure", "always"), "\"on-failure\"", "Restart policy."),
   BOOL ("critical", "false", "Tear the platform down when this service fails for good."),
+  ENUM ("snapshot", V ("stateless", "refuse"), "\"stateless\"",
+        "What a snapshot (avm snapshot save) makes of this service: stateless, it keeps nothing the guest relies on "
+        "across a save and restore and is started anew on a restore; refuse, it holds guest state a restore would "
+        "lose (keys, property values, a simulated device's state), so a save is refused, naming it. A vhost-user "
+        "back-end's state is its device's: QEMU refuses that device itself (avm check lists both)."),
   BOOL ("requires_root", "false",
         "The program runs only as root (Debian 12's virtiofsd). When avm does not run as root, a critical service "
         "is refused with what to do; any other is skipped, and the shares it serves are left out."),

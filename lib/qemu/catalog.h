@@ -13,6 +13,8 @@ struct avm_qdev
   int since_major, since_minor; /* first upstream release; 0.0 = not upstream */
   const char *what;             /* what it is, for messages */
   const char *fix;              /* what the user can do instead, or NULL */
+  const char *no_migrate;       /* NULL: QEMU migrates it (a snapshot can save it); else why
+                                   not, in a few words (QEMU 7.2, see catalog.c) */
 };
 
 /* NULL when NAME is not in the catalog.  */

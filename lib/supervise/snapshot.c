@@ -5,6 +5,9 @@
  *
  * Save (control command {"command":"snapshot-save","name":N,"replace":B}),
  * only once the guest has booted:
+ *   0. a helper holding guest state (the plan's snapshot blockers that are
+ *      services, services.NAME.snapshot: refuse) refuses it at once,
+ *      naming each; the devices among the blockers are left to QEMU;
  *   1. query-migrate: QEMU's blocked-reasons (a vhost-user-fs share, a
  *      vhost-user-gpu) refuse the save with QEMU's words and the profile
  *      key the device is for; qom-get /machine type: the versioned machine;
@@ -297,8 +300,8 @@ on_reply (void *data, json_t *ret, json_t *error)
               }
             save_fail (s, AVM_EXIT_FAILURE,
                        "QEMU cannot save this platform: %s; start it without that device to snapshot it "
-                       "(avm check -p PROFILE lists what blocks snapshots)",
-                       text ? text : "?");
+                       "(avm check -p %s lists what blocks snapshots)",
+                       text ? text : "?", sv->plan->profile_path);
             return;
           }
         s->step = SAVE_MACHINE;
@@ -913,6 +916,34 @@ sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_req
       || avm_snapshot_name_check (name, &err) < 0)
     return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", err ? err->msg : "\"name\" must be a string", "exit_code",
                       AVM_EXIT_USAGE);
+  /* A helper holding guest state (services.NAME.snapshot: refuse): a
+     restore would lose it.  Devices QEMU does not migrate are QEMU's to
+     refuse (query-migrate), with its own words.  */
+  _cleanup_free_ char *held = NULL;
+  size_t nheld = 0;
+  for (char **b = sv->plan->snapshot_blockers; b && *b; b++)
+    if (strncmp (*b, "services.", 9) == 0)
+      {
+        const char *colon = strchr (*b, ':');
+        int len = colon ? (int) (colon - *b) : (int) strlen (*b);
+        char *n = avm_strdupf ("%s%s%.*s", held ? held : "", held ? ", " : "", len, *b);
+        if (!n)
+          return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", "out of memory", "exit_code", AVM_EXIT_FAILURE);
+        free (held);
+        held = n;
+        nheld++;
+      }
+  if (held)
+    {
+      _cleanup_free_ char *msg
+          = avm_strdupf ("snapshot %s: %s %s guest state (snapshot: refuse): a restore would start %s anew and "
+                         "lose it; disable %s to snapshot this platform (avm check -p %s lists what blocks "
+                         "snapshots)",
+                         name, held, nheld == 1 ? "holds" : "hold", nheld == 1 ? "it" : "them",
+                         nheld == 1 ? "it" : "them", sv->plan->profile_path);
+      return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", msg ? msg : "out of memory", "exit_code",
+                        AVM_EXIT_FAILURE);
+    }
   const char *why = NULL;
   if (sv->g.save)
     why = "a snapshot is being saved already; try again when it is done";

@@ -1459,3 +1459,174 @@ Test (plan, x86_pflash_refusals)
   tu_rmtree (dir);
   free (dir);
 }
+
+/* plan->snapshot_blockers ("snapshot" in the JSON plan): BLOCKERS of
+   PLAN as one string, "; " between them.  */
+static char *
+snapshot_blockers (json_t *plan)
+{
+  json_t *snap = json_object_get (plan, "snapshot");
+  json_t *b = json_object_get (snap, "blockers");
+  cr_assert (json_is_array (b), "the plan has no snapshot.blockers");
+  cr_assert_eq (json_is_true (json_object_get (snap, "possible")), json_array_size (b) == 0);
+  char *s = strdup ("");
+  size_t i;
+  json_t *e;
+  json_array_foreach (b, i, e)
+    {
+      char *n = NULL;
+      cr_assert_geq (asprintf (&n, "%s%s%s", s, i ? "; " : "", json_string_value (e)), 0);
+      free (s);
+      s = n;
+    }
+  return s;
+}
+
+Test (plan, snapshot_blockers_of_the_demo)
+{
+  /* The demo's share (virtiofsd runs only as root: as root, whoever runs
+     the tests).  */
+  const char *root = geteuid () ? "services.virtiofsd.requires_root=false" : "machine.cpus=2";
+  char *err = NULL;
+  char *const base[] = { "--set", (char *) root, NULL };
+  json_t *j = plan_json ("demo", "7.2-x86_64", base, &err);
+  char *b = snapshot_blockers (j);
+  cr_assert_str_eq (b, "shares[0]: vhost-user-fs-pci (virtiofs (vhost-user-fs)): QEMU does not migrate its state (it "
+                       "lives in virtiofsd)");
+  free (b);
+  json_decref (j);
+
+  char *const off[] = { "--set", (char *) root, "-O", "share=off", NULL };
+  j = plan_json ("demo", "7.2-x86_64", off, &err);
+  b = snapshot_blockers (j);
+  cr_assert_str_eq (b, "");
+  cr_assert (json_is_true (json_object_get (json_object_get (j, "snapshot"), "possible")));
+  free (b);
+  json_decref (j);
+
+  /* (QEMU 7.2 has vhost-user-gpu only with KVM: 10.0.)  */
+  char *const gpu[] = { "--set", (char *) root, "-O", "gpu=vhost-user", NULL };
+  j = plan_json ("demo", "10.0-x86_64", gpu, &err);
+  b = snapshot_blockers (j);
+  cr_assert_str_eq (b, "display.gpu: vhost-user-gpu-pci (vhost-user GPU): QEMU does not migrate its state (it lives in "
+                       "the GPU back-end); shares[0]: vhost-user-fs-pci (virtiofs (vhost-user-fs)): QEMU does not "
+                       "migrate its state (it lives in virtiofsd)");
+  free (b);
+  json_decref (j);
+
+  char *const gl[] = { "--set", (char *) root,     "-O", "share=off", "--set", "display.gpu=virtio-gpu-gl",
+                       "--set", "display.gl=true", NULL };
+  j = plan_json ("demo", "10.0-x86_64", gl, &err);
+  b = snapshot_blockers (j);
+  cr_assert_str_eq (b, "display.gpu: virtio-gpu-gl-pci (virtio GPU with virgl): virgl is not yet migratable (the GPU "
+                       "state is the host driver's)");
+  free (b);
+  json_decref (j);
+  free (err);
+}
+
+Test (plan, snapshot_blockers_of_aaos_are_its_stateful_helpers)
+{
+  char *err = NULL;
+  json_t *j = plan_json ("aaos-x86_64", "7.2-x86_64", NULL, &err);
+  char *b = snapshot_blockers (j);
+  assert_contains (b, "services.secure_env: holds guest state (snapshot: refuse)");
+  assert_contains (b, "services.modem_simulator: holds guest state (snapshot: refuse)");
+  assert_contains (b, "services.root-canal: holds guest state (snapshot: refuse)");
+  /* Stateless: logs, adb, a byte pipe, GNSS fed from the host.  */
+  for (const char *const *s = (const char *const[]) { "kernel_log_monitor", "logcat_receiver", "adb_connector",
+                                                      "socket_vsock_proxy", "tcp_connector", "gnss_grpc_proxy", NULL };
+       *s; s++)
+    {
+      char want[128];
+      snprintf (want, sizeof want, "services.%s:", *s);
+      cr_assert_null (strstr (b, want), "%s is stateless: %s", *s, b);
+    }
+  free (b);
+  json_decref (j);
+
+  char *const a16[] = { "-O", "release=android16", NULL };
+  j = plan_json ("aaos-x86_64", "7.2-x86_64", a16, &err);
+  b = snapshot_blockers (j);
+  assert_contains (b, "services.vhal_proxy_server: holds guest state (snapshot: refuse)");
+  assert_contains (b, "services.sensors_simulator: holds guest state (snapshot: refuse)");
+  free (b);
+  json_decref (j);
+
+  /* virgl: QEMU's migration blocker.  */
+  char *const virgl[] = { "-O", "gpu=virgl", NULL };
+  j = plan_json ("aaos-x86_64", "10.0-x86_64", virgl, &err);
+  b = snapshot_blockers (j);
+  assert_contains (b, "display.gpu: vhost-user-gpu-pci (vhost-user GPU): QEMU does not migrate its state");
+  free (b);
+  json_decref (j);
+  free (err);
+}
+
+Test (plan, snapshot_key_of_a_service)
+{
+  expect_error ("{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"sometimes\"}}}",
+                "services.fake.snapshot: expected one of stateless, refuse, got \"sometimes\"", 2, NULL);
+  char *dir = tu_tmpdir ();
+  char *path = tu_write (dir, "s.json",
+                         "{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"refuse\"},"
+                         " \"other\": {\"exec\": [\"/bin/sleep\", \"100\"]}}}");
+  char *out = NULL, *err = NULL;
+  int r = tu_avm (&out, &err, "start", "-n", "--json", "--caps", caps ("7.2-x86_64"), "--set", "machine.accel=tcg",
+                  "-p", path, "--allow-unapproved", NULL);
+  cr_assert_eq (r, 0, "%s", err);
+  json_t *j = json_loads (out, 0, NULL);
+  cr_assert_not_null (j);
+  char *b = snapshot_blockers (j);
+  cr_assert_str_eq (b, "services.fake: holds guest state (snapshot: refuse)");
+  free (b);
+  json_decref (j);
+  free (out);
+  free (err);
+
+  /* avm check: one item, a warning (the platform runs), text and JSON.  */
+  r = tu_avm (&out, &err, "check", "--caps", caps ("7.2-x86_64"), "--set", "machine.accel=tcg", "-p", path,
+              "--allow-unapproved", NULL);
+  assert_contains (out, "\nwarn  snapshots ");
+  assert_contains (out, " not possible: services.fake: holds guest state (snapshot: refuse)\n");
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "check", "--json", "--caps", caps ("7.2-x86_64"), "--set", "machine.accel=tcg", "-p", path,
+              "--allow-unapproved", "--set", "services.fake.snapshot=stateless", NULL);
+  j = json_loads (out, 0, NULL);
+  cr_assert_not_null (j, "%s", out);
+  size_t i, found = 0;
+  json_t *e;
+  json_array_foreach (json_object_get (j, "checks"), i, e)
+    if (strcmp (json_string_value (json_object_get (e, "name")), "snapshots") == 0)
+      {
+        found++;
+        cr_assert_str_eq (json_string_value (json_object_get (e, "status")), "ok");
+        cr_assert_str_eq (json_string_value (json_object_get (e, "detail")),
+                          "possible (RAM, devices and disks can be saved)");
+      }
+  cr_assert_eq (found, 1, "%s", out);
+  json_decref (j);
+  free (out);
+  free (err);
+  r = tu_avm (&out, &err, "check", "--json", "--caps", caps ("7.2-x86_64"), "--set", "machine.accel=tcg", "-p", "demo",
+              NULL);
+  (void) r;
+  j = json_loads (out, 0, NULL);
+  cr_assert_not_null (j, "%s", out);
+  found = 0;
+  json_array_foreach (json_object_get (j, "checks"), i, e)
+    if (strcmp (json_string_value (json_object_get (e, "name")), "snapshots") == 0)
+      {
+        found++;
+        cr_assert_str_eq (json_string_value (json_object_get (e, "status")), "warn");
+        assert_contains (json_string_value (json_object_get (e, "detail")), "not possible: ");
+      }
+  cr_assert_eq (found, 1, "%s", out);
+  json_decref (j);
+  free (out);
+  free (err);
+  free (path);
+  tu_rmtree (dir);
+  free (dir);
+}

@@ -4,6 +4,8 @@
  * under real QEMU (TCG):
  *   - the store: names, a missing snapshot, list and delete, a state file
  *     of the wrong size;
+ *   - a helper service marked "snapshot": "refuse" (a fast profile without
+ *     a guest): the save is refused naming it, the platform runs on;
  *   - the demo with its virtiofs share: the save is refused with QEMU's
  *     reason (vhost-user-fs) and the guest runs on;
  *   - the demo without it (-O share=off): its /init writes a boot token to
@@ -193,6 +195,32 @@ stop_avm (struct ts_avm *a)
 {
   cr_assert_eq (kill (a->pid, SIGTERM), 0);
   cr_assert_eq (ts_wait (a, 60), 0, "%s", ts_stderr (a));
+}
+
+/* A helper holding guest state (services.NAME.snapshot: refuse): the
+   supervisor refuses the save itself, naming it, before asking QEMU.  */
+Test (snapshot, stateful_helper_refuses, .timeout = TU_TIMEOUT (120))
+{
+  char *svc = ts_fmt ("{\"keys\": {\"exec\": [\"%s\", \"hang\"], \"snapshot\": \"refuse\"},"
+                      " \"logs\": {\"exec\": [\"%s\", \"hang\"]}}",
+                      env.fake, env.fake);
+  struct ts_avm a;
+  ts_start (&env, &a, ts_profile (&env, "stateful", svc, NULL, NULL), NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *out, *err;
+  int rc = run_avm (&out, &err, "snapshot", "save", "s1", NULL);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "snapshot s1: services.keys holds guest state (snapshot: refuse)"), "%s", err);
+  /* The hint names the profile as avm check takes it (its file).  */
+  cr_assert (strstr (err, "(avm check -p /") && strstr (err, "stateful.json lists what blocks snapshots)"), "%s", err);
+  cr_assert_null (strstr (err, "services.logs"), "%s", err);
+  struct stat st;
+  cr_assert_neq (stat (ts_fmt ("%s/1/snapshots/s1", env.state), &st), 0);
+  char *status = NULL;
+  cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
+  cr_assert (strstr (status, "\"running\""), "%s", status);
+  stop_avm (&a);
 }
 
 Test (snapshot, share_blocks, .timeout = TU_TIMEOUT (300))

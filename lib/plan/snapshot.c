@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What blocks a snapshot of the planned platform (plan->snapshot_blockers):
+ * each PCI device QEMU does not migrate (the device catalog's no_migrate,
+ * read in QEMU's sources), named by the profile key it is for, then each
+ * helper service that holds guest state (services.NAME.snapshot: refuse).
+ * avm check lists them; `avm snapshot save` refuses the services' itself
+ * and leaves the devices to QEMU's blocked-reasons.
+ */
+#include "plan/internal.h"
+#include "qemu/catalog.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+#include "util/strv.h"
+
+#include <errno.h>
+#include <string.h>
+
+int
+plan_snapshot_blockers (struct plan_ctx *c, struct avm_plan *plan)
+{
+  struct avm_argv v = { 0 };
+  size_t i;
+  json_t *e;
+  int r = 0;
+  json_array_foreach (c->pci, i, e)
+    {
+      const char *type = json_string_value (json_object_get (e, "device"));
+      const struct avm_qdev *d = type ? avm_qdev_lookup (type) : NULL;
+      if (d && d->no_migrate
+          && (r = avm_argv_pushf (&v, "%s: %s (%s): %s", json_string_value (json_object_get (e, "for")) ?: "?", type,
+                                  d->what, d->no_migrate))
+                 < 0)
+        goto fail;
+    }
+  json_t *defs = json_object_get (c->p, "services");
+  for (i = 0; i + 1 < plan->nservices; i++)
+    {
+      const char *name = plan->services[i].name;
+      const char *how = json_string_value (json_object_get (json_object_get (defs, name), "snapshot"));
+      if (how && streq (how, "refuse")
+          && (r = avm_argv_pushf (&v, "services.%s: holds guest state (snapshot: refuse)", name)) < 0)
+        goto fail;
+    }
+  if (!(plan->snapshot_blockers = avm_argv_steal (&v)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  return 0;
+fail:
+  avm_argv_clear (&v);
+  return avm_error_sys (c->err, -r, "plan");
+}
