@@ -18,7 +18,7 @@
 void
 avm_help_snapshot (FILE *out)
 {
-  fputs ("Usage: avm snapshot save NAME [-i N] [--replace]\n"
+  fputs ("Usage: avm snapshot save NAME [-i N] [--replace] [--compress]\n"
          "       avm snapshot list [-i N] [--json]\n"
          "       avm snapshot delete NAME [-i N]\n"
          "\n"
@@ -29,6 +29,7 @@ avm_help_snapshot (FILE *out)
          "\n"
          "  -i, --instance N   instance number 1..64 (default 1)\n"
          "      --replace      save: replace an existing snapshot NAME (atomically)\n"
+         "      --compress     save: the state through lz4 (smaller, a little slower)\n"
          "      --json         list: the snapshots' metadata as JSON\n"
          "  -h, --help         show this help\n"
          "\n"
@@ -40,7 +41,7 @@ avm_help_snapshot (FILE *out)
 }
 
 static int
-snapshot_save (int instance, const char *name, bool replace)
+snapshot_save (int instance, const char *name, bool replace, bool compress)
 {
   _cleanup_error_ avm_error_t err = NULL;
   if (avm_snapshot_name_check (name, &err) < 0)
@@ -55,8 +56,8 @@ snapshot_save (int instance, const char *name, bool replace)
       fprintf (stderr, "avm snapshot: instance %d is not running (start it, let it boot, then save)\n", instance);
       return AVM_EXIT_FAILURE;
     }
-  _cleanup_json_ json_t *req
-      = json_pack ("{s:s, s:s, s:b}", "command", "snapshot-save", "name", name, "replace", replace);
+  _cleanup_json_ json_t *req = json_pack ("{s:s, s:s, s:b, s:b}", "command", "snapshot-save", "name", name, "replace",
+                                          replace, "compress", compress);
   _cleanup_json_ json_t *reply = NULL;
   if (!req)
     {
@@ -171,12 +172,13 @@ avm_cmd_snapshot (int argc, char **argv)
   static const struct option longopts[] = {
     { "instance", required_argument, NULL, 'i' },
     { "replace", no_argument, NULL, OPT_REPLACE },
+    { "compress", no_argument, NULL, OPT_COMPRESS },
     { "json", no_argument, NULL, OPT_JSON },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   int instance = 1, c;
-  bool replace = false, as_json = false;
+  bool replace = false, as_json = false, compress = false;
 
   optind = 1;
   opterr = 0;
@@ -189,6 +191,9 @@ avm_cmd_snapshot (int argc, char **argv)
         break;
       case OPT_REPLACE:
         replace = true;
+        break;
+      case OPT_COMPRESS:
+        compress = true;
         break;
       case OPT_JSON:
         as_json = true;
@@ -214,12 +219,12 @@ avm_cmd_snapshot (int argc, char **argv)
     return avm_usage_error ("snapshot", "%s: missing snapshot NAME", action);
   if (!named && name)
     return avm_usage_error ("snapshot", "list: unexpected argument \"%s\"", name);
-  if (replace && !streq (action, "save"))
-    return avm_usage_error ("snapshot", "--replace goes with save");
+  if ((replace || compress) && !streq (action, "save"))
+    return avm_usage_error ("snapshot", "%s goes with save", replace ? "--replace" : "--compress");
   if (as_json && !streq (action, "list"))
     return avm_usage_error ("snapshot", "--json goes with list");
   if (streq (action, "save"))
-    return snapshot_save (instance, name, replace);
+    return snapshot_save (instance, name, replace, compress);
   if (streq (action, "delete"))
     return snapshot_delete (instance, name);
   return snapshot_list (instance, as_json);

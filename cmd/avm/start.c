@@ -125,6 +125,14 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
       if (r < 0)
         return avm_error_report (&err);
     }
+  /* --restore-or-boot: the cold plan too, for a state QEMU cannot load.  */
+  _cleanup_plan_ struct avm_plan *fallback = NULL;
+  if (req.restore && sr->restore_or_boot && !sr->dry_run)
+    {
+      req.restore = NULL;
+      if (avm_plan_build (&req, &fallback, &err) < 0)
+        return avm_error_report (&err);
+    }
   /* A guest that would share a CID or MAC with a running one.  */
   _cleanup_json_ json_t *peers = json_array ();
   size_t i;
@@ -151,6 +159,7 @@ avm_start_run (struct avm_profile_opts *o, const struct avm_start_run *sr)
         .quiet = sr->quiet,
         .restore_meta = meta,
         .restore_dir = snapdir,
+        .fallback_plan = fallback,
       };
       if (sr->show_cmdline)
         avm_plan_print_cmdline (plan, stderr);

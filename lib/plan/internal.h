@@ -62,7 +62,7 @@ struct plan_ctx
   json_t *bootprops;              /* {"androidboot.x": "v"} */
   struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
   size_t ngen;
-  char *ram_file;               /* snapshot.fast: the guest RAM's file, or NULL */
+  char *ram_file;              /* snapshot.fast: the guest RAM's file, or NULL */
   struct avm_plan_disk *disks; /* disks[], as emitted */
   size_t ndisks;
   struct avm_argv macs;                    /* the guest NICs' MAC addresses, as given to QEMU */

@@ -5,7 +5,8 @@
  *
  * A snapshot lives in ${state_dir}/snapshots/NAME/ of its instance:
  *   snapshot.json    the metadata (below), written last
- *   state            QEMU's migration stream (RAM and device state)
+ *   state            QEMU's migration stream (RAM and device state), or
+ *   state.lz4        the same compressed by lz4 (avm snapshot save --compress)
  *   ram              snapshot.fast: a copy of the guest RAM's file (holes
  *                    kept); the state then leaves the RAM out
  *   disk-DISK.qcow2  per writable disk, the guest's writes up to the save:
@@ -35,6 +36,7 @@
 #define AVM_SNAPSHOT_FORMAT 1
 #define AVM_SNAPSHOT_META "snapshot.json"
 #define AVM_SNAPSHOT_STATE "state"
+#define AVM_SNAPSHOT_STATE_LZ4 "state.lz4"
 #define AVM_SNAPSHOT_RAM "ram"
 #define AVM_SNAPSHOT_NAME_MAX 64
 

@@ -140,13 +140,17 @@ avm_snapshot_load (const char *state_dir, const char *name, json_t **meta, avm_e
   if (format != AVM_SNAPSHOT_FORMAT)
     return avm_error_fail (err, EBADMSG, "snapshot %s: %s has format %lld; this avm reads format %d", name, path,
                            (long long) format, AVM_SNAPSHOT_FORMAT);
-  if ((r = stat_in (dir, AVM_SNAPSHOT_STATE, &st)) < 0)
-    return avm_error_sys (err, -r, "snapshot %s: %s/%s", name, dir, AVM_SNAPSHOT_STATE);
+  const char *sfile = json_string_value (json_object_get (json_object_get (m, "state"), "file")) ?: "?";
+  if (strcmp (sfile, AVM_SNAPSHOT_STATE) && strcmp (sfile, AVM_SNAPSHOT_STATE_LZ4))
+    return avm_error_fail (err, EBADMSG, "snapshot %s: %s: state.file \"%s\" is not %s or %s", name, path, sfile,
+                           AVM_SNAPSHOT_STATE, AVM_SNAPSHOT_STATE_LZ4);
+  if ((r = stat_in (dir, sfile, &st)) < 0)
+    return avm_error_sys (err, -r, "snapshot %s: %s/%s", name, dir, sfile);
   if (st.st_size != state_size)
     return avm_error_fail (err, EBADMSG,
                            "snapshot %s: %s/%s is %lld bytes, the metadata says %lld: the state file is damaged; "
                            "delete the snapshot (avm snapshot delete %s) and save it again",
-                           name, dir, AVM_SNAPSHOT_STATE, (long long) st.st_size, (long long) state_size, name);
+                           name, dir, sfile, (long long) st.st_size, (long long) state_size, name);
   const char *ram = json_string_value (json_object_get (m, "ram"));
   if (ram && (strcmp (ram, AVM_SNAPSHOT_RAM) || (r = stat_in (dir, ram, &st)) < 0))
     return avm_error_fail (err, EBADMSG, "snapshot %s: its guest RAM file %s/%s is missing: delete the snapshot", name,

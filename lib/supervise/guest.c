@@ -547,12 +547,42 @@ guest_boot_timers (struct sv *sv, bool arm)
     sv_timer (sv, &sv->g.progress_timer, BOOT_PROGRESS_INTERVAL, on_boot_progress, sv);
 }
 
+/* --restore-or-boot: QEMU could not load the snapshot (it exited, or was
+   stopped for it); boot the cold plan instead, with the same helpers,
+   resources and consoles.  */
+static void
+guest_fall_back (struct sv *sv, const char *how)
+{
+  struct svc *q = &sv->g.qemu;
+  _cleanup_free_ char *tail = svc_tail (q);
+  sv_info (sv, "snapshot %s: QEMU could not restore it (qemu %s%s%s); booting instead (--restore-or-boot)",
+           sv->g.restore.name, how, tail ? "; last output: " : "", tail ? tail : "");
+  sv->plan = sv->o->fallback_plan;
+  q->def = avm_plan_qemu (sv->plan);
+  q->program = q->def->program;
+  q->state = SVC_WAITING;
+  q->killed = false;
+  sv->g.restore = (struct restore) { 0 };
+  sv->g.shutdown = false;
+  free (sv->g.shutdown_reason);
+  sv->g.shutdown_reason = NULL;
+  sv->g.resets = 0;
+  guest_start (sv);
+}
+
 void
 guest_exited (struct sv *sv)
 {
   struct svc *q = &sv->g.qemu;
   _cleanup_free_ char *how = sv_describe_exit (q->exit_code, q->exit_signal);
   qmp_drop (sv);
+  if (sv->phase != PHASE_STOPPING && sv->g.restore.name && sv->g.boots == 0 && sv->o->fallback_plan
+      && sv->plan != sv->o->fallback_plan)
+    {
+      sv_timer_cancel (&sv->g.restore.timer);
+      guest_fall_back (sv, how);
+      return;
+    }
   sv_timer_cancel (&sv->g.boot_timer);
   sv_timer_cancel (&sv->g.progress_timer);
   sv_timer_cancel (&sv->g.stop_timer);

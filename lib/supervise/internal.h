@@ -307,6 +307,9 @@ void sv_restore_start (struct sv *sv);
 int sv_restore_prepare (struct sv *sv, avm_error_t *err);
 void sv_snapshot_event (struct sv *sv, const char *event, json_t *data);
 void sv_snapshot_clear (struct sv *sv);
+/* A child the supervisor reaped that is none of its services: true when it
+   was the snapshot's compressor (STATUS: its wait status).  */
+bool sv_snapshot_child (struct sv *sv, pid_t pid, int status);
 
 /* status.c */
 json_t *sv_status_json (struct sv *sv);

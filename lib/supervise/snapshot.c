@@ -40,13 +40,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define SAVE_TIMEOUT (600 * USEC_PER_SEC)
 #define QEMU_IMG_TIMEOUT_MS 30000
@@ -92,6 +98,10 @@ struct snapsave
   char *staging;
   char *machine;
   int state_fd;
+  bool compress;  /* the state through lz4 (state.lz4) */
+  pid_t lz4;      /* the compressor while it runs, else 0 */
+  int lz4_status; /* its wait status once it exited, else -1 */
+  bool migrated;  /* QEMU reported the migration completed */
   json_t *layers; /* disk name -> layer file name */
   uint64_t t_start, t_stopped;
   sd_event_source *timer;
@@ -107,6 +117,8 @@ save_free (struct snapsave *s)
   if (!s)
     return;
   sv_timer_cancel (&s->timer);
+  if (s->lz4 > 0)
+    kill (s->lz4, SIGKILL); /* (reaped by the supervisor's SIGCHLD handler) */
   if (s->state_fd >= 0)
     close (s->state_fd);
   free (s->name);
@@ -397,7 +409,7 @@ qemu_img (struct sv *sv, char *const *args, avm_error_t *err)
     return avm_error_fail (err, ENOENT, "qemu-img is not installed (Debian: qemu-utils); snapshots need it");
   const char *argv[16] = { prog };
   size_t n = 1;
-  for (; args[n - 1] && n < 15; n++)
+  for (; n < 15 && args[n - 1]; n++)
     argv[n] = args[n - 1];
   struct avm_capture job = { .argv = (char *const *) argv, .with_stderr = true };
   int r = avm_capture_run (&job, 1, QEMU_IMG_TIMEOUT_MS, err);
@@ -410,6 +422,53 @@ qemu_img (struct sv *sv, char *const *args, avm_error_t *err)
     }
   avm_capture_clear (&job, 1);
   return r;
+}
+
+/* Start lz4 (on PATH; Debian: lz4) with ARGS, standard input on IN and
+   output on OUT, stderr on /dev/null, in its own process group, default
+   signals and an empty mask (the supervisor blocks the ones sd-event
+   handles).  Its pid, or -errno with ERR filled.  */
+static pid_t
+spawn_lz4 (const char *const *args, int in, int out, avm_error_t *err)
+{
+  _cleanup_free_ char *prog = avm_find_program ("lz4", NULL);
+  if (!prog)
+    return avm_error_fail (err, ENOENT, "lz4 is not installed (Debian: lz4); save without --compress");
+  const char *argv[8] = { prog };
+  for (size_t i = 0; i < 6 && args[i]; i++)
+    argv[i + 1] = args[i];
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, all;
+  sigemptyset (&none);
+  sigfillset (&all);
+  posix_spawn_file_actions_init (&fa);
+  posix_spawnattr_init (&at);
+  posix_spawn_file_actions_adddup2 (&fa, in, 0);
+  posix_spawn_file_actions_adddup2 (&fa, out, 1);
+  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_setsigmask (&at, &none);
+  posix_spawnattr_setsigdefault (&at, &all);
+  posix_spawnattr_setpgroup (&at, 0);
+  posix_spawnattr_setflags (&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  pid_t pid;
+  int e = posix_spawn (&pid, prog, &fa, &at, (char *const *) argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  posix_spawnattr_destroy (&at);
+  if (e)
+    return avm_error_sys (err, e, "cannot start %s", prog);
+  return pid;
+}
+
+/* A pipe for the state stream, its buffer widened (1 MiB) so that QEMU and
+   lz4 do not take turns every 64 KiB.  */
+static int
+state_pipe (int p[2], avm_error_t *err)
+{
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return avm_error_sys (err, errno, "pipe");
+  fcntl (p[1], F_SETPIPE_SZ, 1 << 20); /* (a smaller limit only costs speed) */
+  return 0;
 }
 
 /* The layer file of the current disk, made (empty over the image, a copy
@@ -544,7 +603,9 @@ save_commit (struct snapsave *s, avm_error_t *err)
       || json_object_set_new (meta, "created", json_string (created)) < 0
       || json_object_set_new (meta, "created_unix", json_integer ((json_int_t) now)) < 0
       || json_object_set_new (meta, "state",
-                              json_pack ("{s:s, s:I}", "file", AVM_SNAPSHOT_STATE, "size", (json_int_t) st.st_size))
+                              json_pack ("{s:s, s:I, s:s*}", "file",
+                                         s->compress ? AVM_SNAPSHOT_STATE_LZ4 : AVM_SNAPSHOT_STATE, "size",
+                                         (json_int_t) st.st_size, "compression", s->compress ? "lz4" : NULL))
              < 0
       || json_object_set_new (qemu, "machine", s->machine ? json_string (s->machine) : json_null ()) < 0
       || json_object_set_new (qemu, "package", package ? json_string (package) : json_null ()) < 0
@@ -629,10 +690,33 @@ save_next (struct snapsave *s)
                 return;
               }
           }
+        /* --compress: QEMU writes into a pipe, lz4 from it into the
+           state file.  */
+        int fd = s->state_fd, p[2] = { -1, -1 };
+        if (s->compress)
+          {
+            static const char *const args[] = { "-q", "-1", "-c", NULL };
+            pid_t pid = state_pipe (p, &err) < 0 ? -1 : spawn_lz4 (args, p[0], s->state_fd, &err);
+            if (pid < 0)
+              {
+                if (p[0] >= 0)
+                  {
+                    close (p[0]);
+                    close (p[1]);
+                  }
+                save_fail (s, AVM_EXIT_FAILURE, "%s", err->msg);
+                return;
+              }
+            s->lz4 = pid;
+            close (p[0]);
+            fd = p[1];
+          }
         s->waiting = true;
-        if (avm_qmp_send_fd_async (sv->g.qmp, "getfd", json_pack ("{s:s}", "fdname", FDNAME), s->state_fd, on_reply, s,
-                                   &err)
-            < 0)
+        int r
+            = avm_qmp_send_fd_async (sv->g.qmp, "getfd", json_pack ("{s:s}", "fdname", FDNAME), fd, on_reply, s, &err);
+        if (p[1] >= 0)
+          close (p[1]); /* (QMP has its own copy until it is sent; QEMU then its own) */
+        if (r < 0)
           {
             s->waiting = false;
             save_fail (s, AVM_EXIT_FAILURE, "QEMU getfd: %s", err->msg);
@@ -690,6 +774,26 @@ enum restore_step
 
 static void restore_next (struct sv *sv);
 
+static void restore_give_up (struct sv *sv, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+/* The restore cannot go on: with --restore-or-boot QEMU is stopped and the
+   cold plan boots (guest.c), else the start fails.  */
+static void
+restore_give_up (struct sv *sv, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  _cleanup_free_ char *msg = avm_vstrdupf (fmt, ap);
+  va_end (ap);
+  if (sv->o->fallback_plan && sv->g.qemu.pid > 0)
+    {
+      sv_info (sv, "%s", msg ? msg : "the restore failed");
+      svc_kill (&sv->g.qemu);
+      return;
+    }
+  sv_fail (sv, AVM_EXIT_QEMU, "%s", msg ? msg : "the restore failed");
+}
+
 static void
 on_restore_reply (void *data, json_t *ret, json_t *error)
 {
@@ -700,7 +804,7 @@ on_restore_reply (void *data, json_t *ret, json_t *error)
   if (!ret)
     {
       if (error)
-        sv_fail (sv, AVM_EXIT_QEMU, "snapshot %s: QEMU refused to restore it: %s", rs->name, qmp_desc (error));
+        restore_give_up (sv, "snapshot %s: QEMU refused to restore it: %s", rs->name, qmp_desc (error));
       return; /* (no reply: QEMU exited; guest_exited says why) */
     }
   switch (rs->step)
@@ -714,10 +818,10 @@ on_restore_reply (void *data, json_t *ret, json_t *error)
           n -= 8;
         if (want && (strlen (want) != n || strncmp (want, type, n)))
           {
-            sv_fail (sv, AVM_EXIT_QEMU,
-                     "snapshot %s was saved on machine type %s; this QEMU runs %.*s: save it again from a platform "
-                     "started as now",
-                     rs->name, want, (int) n, type);
+            restore_give_up (sv,
+                             "snapshot %s was saved on machine type %s; this QEMU runs %.*s: save it again from a "
+                             "platform started as now",
+                             rs->name, want, (int) n, type);
             return;
           }
         rs->step = RESTORE_CAPS;
@@ -760,7 +864,7 @@ restore_send (struct sv *sv, const char *command, json_t *args, int fd)
   int r = fd >= 0 ? avm_qmp_send_fd_async (sv->g.qmp, command, args, fd, on_restore_reply, sv, &err)
                   : avm_qmp_send_async (sv->g.qmp, command, args, on_restore_reply, sv, &err);
   if (r < 0)
-    sv_fail (sv, AVM_EXIT_QEMU, "snapshot %s: %s", sv->g.restore.name, err->msg);
+    restore_give_up (sv, "snapshot %s: %s", sv->g.restore.name, err->msg);
   guest_qmp_update_io (sv);
 }
 
@@ -781,12 +885,31 @@ restore_next (struct sv *sv)
       break;
     case RESTORE_GETFD:
       {
-        _cleanup_free_ char *path = avm_path_join (rs->dir, AVM_SNAPSHOT_STATE);
+        json_t *state = json_object_get (rs->meta, "state");
+        const char *file = json_string_value (json_object_get (state, "file")) ?: AVM_SNAPSHOT_STATE;
+        bool lz4 = json_object_get (state, "compression") != NULL;
+        _cleanup_free_ char *path = avm_path_join (rs->dir, file);
         _cleanup_close_ int fd = path ? open (path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd >= 0 && lz4)
+          {
+            /* lz4 -d from the file into a pipe QEMU reads.  */
+            _cleanup_error_ avm_error_t err = NULL;
+            static const char *const args[] = { "-d", "-q", "-c", NULL };
+            int p[2];
+            pid_t pid = state_pipe (p, &err) < 0 ? -1 : spawn_lz4 (args, fd, p[1], &err);
+            if (pid < 0)
+              {
+                restore_give_up (sv, "snapshot %s: %s", rs->name, err->msg);
+                return;
+              }
+            close (p[1]);
+            close (fd);
+            fd = p[0];
+          }
         if (fd < 0)
           {
-            sv_fail (sv, AVM_EXIT_FAILURE, "snapshot %s: %s: %s", rs->name, path ? path : "state",
-                     strerror (path ? errno : ENOMEM));
+            restore_give_up (sv, "snapshot %s: %s: %s", rs->name, path ? path : "state",
+                             strerror (path ? errno : ENOMEM));
             return;
           }
         restore_send (sv, "getfd", json_pack ("{s:s}", "fdname", FDNAME), fd);
@@ -849,9 +972,40 @@ on_restore_failed (sd_event_source *src, uint64_t usec, void *data)
   struct restore *rs = &sv->g.restore;
   rs->timer = sym_sd_event_source_disable_unref (rs->timer);
   _cleanup_free_ char *tail = svc_tail (&sv->g.qemu);
-  sv_fail (sv, AVM_EXIT_QEMU, "snapshot %s: QEMU could not restore it: the migration failed%s%s; log: %s", rs->name,
-           tail ? "; last output: " : "", tail ? tail : "", avm_logsink_path (sv->g.qemu.log));
+  restore_give_up (sv, "snapshot %s: QEMU could not restore it: the migration failed%s%s; log: %s", rs->name,
+                   tail ? "; last output: " : "", tail ? tail : "", avm_logsink_path (sv->g.qemu.log));
   return 0;
+}
+
+/* The migration completed: commit once the compressor (if any) is done
+   with what QEMU wrote.  */
+static void
+save_compressed (struct snapsave *s)
+{
+  if (!s->migrated || s->lz4 > 0)
+    return; /* (waiting for the other one) */
+  if (s->compress && !(WIFEXITED (s->lz4_status) && WEXITSTATUS (s->lz4_status) == 0))
+    {
+      _cleanup_free_ char *how = sv_describe_exit (WIFEXITED (s->lz4_status) ? WEXITSTATUS (s->lz4_status) : -1,
+                                                   WIFSIGNALED (s->lz4_status) ? WTERMSIG (s->lz4_status) : 0);
+      save_fail (s, AVM_EXIT_FAILURE, "lz4 %s while compressing the state", how ? how : "failed");
+      return;
+    }
+  s->step = SAVE_COMMIT;
+  save_next (s);
+}
+
+bool
+sv_snapshot_child (struct sv *sv, pid_t pid, int status)
+{
+  struct snapsave *s = sv->g.save;
+  if (!s || s->lz4 != pid)
+    return false;
+  s->lz4 = 0;
+  s->lz4_status = status;
+  if (s->step == SAVE_MIGRATE && !s->finished)
+    save_compressed (s);
+  return true;
 }
 
 void
@@ -870,8 +1024,8 @@ sv_snapshot_event (struct sv *sv, const char *event, json_t *data)
             save_fail (s, AVM_EXIT_FAILURE, "QEMU's migration to the state file %s (see the QEMU log)", status);
           else
             {
-              s->step = SAVE_COMMIT;
-              save_next (s);
+              s->migrated = true;
+              save_compressed (s);
             }
         }
       else if (rs->name && rs->step == RESTORE_INCOMING && (done || failed))
@@ -910,9 +1064,9 @@ json_t *
 sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_request *req)
 {
   const char *name = NULL;
-  int replace = 0;
+  int replace = 0, compress = 0;
   _cleanup_error_ avm_error_t err = NULL;
-  if (json_unpack (request, "{s:s, s?b}", "name", &name, "replace", &replace) < 0
+  if (json_unpack (request, "{s:s, s?b, s?b}", "name", &name, "replace", &replace, "compress", &compress) < 0
       || avm_snapshot_name_check (name, &err) < 0)
     return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", err ? err->msg : "\"name\" must be a string", "exit_code",
                       AVM_EXIT_USAGE);
@@ -961,7 +1115,13 @@ sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_req
       free (s);
       return json_pack ("{s:b, s:s, s:i}", "ok", 0, "error", "out of memory", "exit_code", AVM_EXIT_FAILURE);
     }
-  *s = (struct snapsave) { .sv = sv, .req = req, .replace = replace, .state_fd = -1, .t_start = sv_now (sv) };
+  *s = (struct snapsave) { .sv = sv,
+                           .req = req,
+                           .replace = replace,
+                           .compress = compress,
+                           .state_fd = -1,
+                           .lz4_status = -1,
+                           .t_start = sv_now (sv) };
   struct stat st;
   int r = 0;
   if (!replace && lstat (dir, &st) == 0)
@@ -976,7 +1136,8 @@ sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_req
         r = avm_error_sys (&err, errno, "snapshot %s: %s", name, s->staging);
       else
         {
-          _cleanup_free_ char *state = avm_path_join (s->staging, AVM_SNAPSHOT_STATE);
+          _cleanup_free_ char *state
+              = avm_path_join (s->staging, compress ? AVM_SNAPSHOT_STATE_LZ4 : AVM_SNAPSHOT_STATE);
           s->state_fd = state ? open (state, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
           if (s->state_fd < 0)
             r = avm_error_sys (&err, state ? errno : ENOMEM, "snapshot %s: %s", name, state ? state : "state");

@@ -234,7 +234,10 @@ on_sigchld (sd_event_source *src, const struct signalfd_siginfo *si, void *data)
         break;
       struct svc *s = find_pid (sv, pid);
       if (!s)
-        continue; /* an orphan: reaped, nothing else to do */
+        {
+          sv_snapshot_child (sv, pid, st); /* or an orphan: reaped, nothing else to do */
+          continue;
+        }
       int code = WIFEXITED (st) ? WEXITSTATUS (st) : -1;
       int sig = WIFSIGNALED (st) ? WTERMSIG (st) : 0;
       svc_exited (s, code, sig);

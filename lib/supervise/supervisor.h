@@ -63,6 +63,9 @@ struct avm_supervise_options
      the plan, which was built with its restore request) and directory.  */
   json_t *restore_meta;
   const char *restore_dir;
+  /* --restore-or-boot: the cold boot's plan (the same profile without the
+     restore), run when QEMU cannot load the snapshot; or NULL.  */
+  const struct avm_plan *fallback_plan;
 };
 
 /* Run the plan to the end.  Returns the exit status (0 after a clean stop,
