@@ -63,6 +63,7 @@ struct plan_ctx
   struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
   size_t ngen;
   char *ram_file;              /* snapshot.fast: the guest RAM's file, or NULL */
+  size_t ram_line;             /* snapshot.fast: the line of its -object, else 0 */
   struct avm_plan_disk *disks; /* disks[], as emitted */
   size_t ndisks;
   struct avm_argv macs;                    /* the guest NICs' MAC addresses, as given to QEMU */

@@ -33,6 +33,7 @@ struct avm_plan_restore
   const char *snapshot; /* its name */
   const struct avm_plan_layer *layers;
   size_t nlayers;
+  const char *ram; /* a snapshot.fast snapshot's RAM file (mapped private), or NULL */
 };
 
 struct avm_plan_request
@@ -244,8 +245,9 @@ struct avm_plan
   size_t ngenerated;
   struct avm_plan_disk *disks; /* the profile's, in order */
   size_t ndisks;
-  char *restore;                    /* the snapshot restored (-incoming defer), or NULL */
-  char *ram_file;                   /* snapshot.fast: the file holding the guest RAM (${run_dir}/ram), or NULL */
+  char *restore;   /* the snapshot restored (-incoming defer), or NULL */
+  char *ram_file;  /* snapshot.fast: the file holding the guest RAM (${run_dir}/ram), or NULL */
+  size_t ram_line; /* snapshot.fast: the line of the RAM's -object (a restore maps another file), else 0 */
   struct avm_plan_pair *boot_props; /* in order */
   size_t nboot_props;
   bool has_boot_props;   /* the profile has boot_properties (maybe none) */

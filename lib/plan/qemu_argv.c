@@ -260,11 +260,25 @@ emit_machine (struct plan_ctx *c)
   if ((r = plan_opt (c, "-cpu", "%s", cpu)) < 0)
     return r;
 
-  if (fast)
+  const char *snap_ram = c->req->restore ? c->req->restore->ram : NULL;
+  if (fast && snap_ram)
+    {
+      /* A restore of a snapshot.fast snapshot: its RAM file mapped private
+         (copy on write): the guest's pages come from it as they are
+         touched, nothing is copied up front, and the file never changes.
+         Such a guest's RAM is no longer shared: a save of it streams it.  */
+      _cleanup_free_ char *qfile = plan_qv (snap_ram);
+      if (!qfile)
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      c->ram_line = c->n_lines;
+      r = plan_opt (c, "-object", "memory-backend-file,id=vm_ram,size=%lldM,mem-path=%s,share=off", mem, qfile);
+    }
+  else if (fast)
     {
       _cleanup_free_ char *qfile = NULL;
       if (!(c->ram_file = avm_path_join (c->run_dir, "ram")) || !(qfile = plan_qv (c->ram_file)))
         return avm_error_sys (c->err, ENOMEM, "plan");
+      c->ram_line = c->n_lines;
       r = plan_opt (c, "-object", "memory-backend-file,id=vm_ram,size=%lldM,mem-path=%s,share=on", mem, qfile);
     }
   else if (shared && !streq (backend, "file"))

@@ -309,6 +309,7 @@ plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
   plan->macs = avm_argv_steal (&c->macs);
   plan->gpu_outputs = c->gpu_outputs;
   plan->ram_file = steal_pointer (&c->ram_file);
+  plan->ram_line = c->ram_line;
   plan->disks = steal_pointer (&c->disks);
   plan->ndisks = c->ndisks;
   c->ndisks = 0;

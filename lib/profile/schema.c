@@ -340,8 +340,8 @@ static const struct avm_skey stop_keys[] = {
 static const struct avm_skey snapshot_keys[] = {
   BOOL ("fast", "false",
         "Guest RAM in the named file ${run_dir}/ram (share=on): a snapshot copies that file (holes kept) instead of "
-        "streaming the RAM, and a restore starts QEMU on a fresh copy of it (QEMU's x-ignore-shared), several times "
-        "faster; machine.memory_backend must be auto or file."),
+        "streaming the RAM (QEMU's x-ignore-shared), and a restore maps the snapshot's copy private (copy on write) "
+        "instead of loading it; machine.memory_backend must be auto or file."),
   END,
 };
 

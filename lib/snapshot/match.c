@@ -37,12 +37,13 @@ line_json (const struct avm_plan *plan, size_t l)
 }
 
 /* Lines of the QEMU command line that a snapshot must match: all but the
-   binary (compared on its own), the disks' (their images are) and
-   -incoming.  */
+   binary (compared on its own), the disks' (their images are), the RAM
+   file's of snapshot.fast (a restore maps the snapshot's; the size is in
+   -m, the kind in -machine) and -incoming.  */
 static bool
 line_compared (const struct avm_plan *plan, size_t l)
 {
-  if (l == 0)
+  if (l == 0 || (plan->ram_line && l == plan->ram_line))
     return false;
   for (size_t i = 0; i < plan->ndisks; i++)
     if (plan->disks[i].line == l)

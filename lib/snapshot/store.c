@@ -199,12 +199,19 @@ avm_snapshot_restore_request (json_t *meta, const char *dir, struct avm_plan_res
         }
       l[k++] = (struct avm_plan_layer) { name, NULL };
     }
+  /* snapshot.fast: its RAM file, mapped by the restore's QEMU.  */
+  const char *ram = json_string_value (json_object_get (meta, "ram"));
+  if (ram && avm_argv_pushf (&p, "%s/%s", dir, ram) < 0)
+    {
+      avm_argv_clear (&p);
+      return avm_error_sys (err, ENOMEM, "snapshot");
+    }
   char **v = p.n ? avm_argv_steal (&p) : calloc (1, sizeof *v);
   if (!v)
     return avm_error_sys (err, ENOMEM, "snapshot");
   for (i = 0; i < k; i++)
     l[i].path = v[i];
-  *rs = (struct avm_plan_restore) { json_string_value (json_object_get (meta, "name")), l, k };
+  *rs = (struct avm_plan_restore) { json_string_value (json_object_get (meta, "name")), l, k, ram ? v[k] : NULL };
   *layers = steal_pointer (&l);
   *paths = v;
   return 0;

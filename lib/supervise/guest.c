@@ -504,9 +504,6 @@ guest_setup (struct sv *sv, avm_error_t *err)
     {
       sv->g.restore
           = (struct restore) { .name = sv->plan->restore, .dir = sv->o->restore_dir, .meta = sv->o->restore_meta };
-      int r = sv_restore_prepare (sv, err);
-      if (r < 0)
-        return r;
     }
   return consoles_setup (sv, err);
 }

@@ -302,9 +302,6 @@ json_t *sv_control_screenshot (struct sv *sv, json_t *request, struct avm_contro
    closed).  */
 json_t *sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_request *req);
 void sv_restore_start (struct sv *sv);
-/* Before QEMU starts: a restore of a snapshot.fast snapshot copies its RAM
-   file into place.  */
-int sv_restore_prepare (struct sv *sv, avm_error_t *err);
 void sv_snapshot_event (struct sv *sv, const char *event, json_t *data);
 void sv_snapshot_clear (struct sv *sv);
 /* A child the supervisor reaped that is none of its services: true when it

@@ -24,10 +24,11 @@
  *   5. fsync, the metadata written, the staging directory renamed into
  *      place; cont.  Any failure after stop removes the staging directory
  *      and continues the guest.
- * Restore (avm start --restore): QEMU started with -incoming defer; when
- * its monitor is up: the machine type checked, getfd with the state file,
- * migrate-incoming fd:, the MIGRATION event, cont; the guest counts as
- * booted (READY=1).
+ * Restore (avm start --restore): QEMU started with -incoming defer (with
+ * snapshot.fast, on the snapshot's RAM file mapped private: plan); when
+ * its monitor is up: the machine type checked, getfd with the state file
+ * (or a pipe from lz4 -d), migrate-incoming fd:, the MIGRATION event,
+ * cont; the guest counts as booted (READY=1).
  */
 #include "snapshot/snapshot.h"
 #include "supervise/internal.h"
@@ -925,33 +926,6 @@ restore_next (struct sv *sv)
     default:
       break;
     }
-}
-
-int
-sv_restore_prepare (struct sv *sv, avm_error_t *err)
-{
-  struct restore *rs = &sv->g.restore;
-  const char *ram = json_string_value (json_object_get (rs->meta, "ram"));
-  if (!rs->name || !ram)
-    return 0;
-  if (!sv->plan->ram_file)
-    return avm_error_fail (err, ESTALE, "snapshot %s keeps the guest RAM in a file (snapshot.fast); this plan has not",
-                           rs->name);
-  /* A fresh copy per restore: the guest writes to it.  */
-  _cleanup_free_ char *from = avm_path_join (rs->dir, ram);
-  if (!from)
-    return avm_error_sys (err, ENOMEM, "snapshot %s", rs->name);
-  if (unlink (sv->plan->ram_file) < 0 && errno != ENOENT)
-    return avm_error_sys (err, errno, "snapshot %s: %s", rs->name, sv->plan->ram_file);
-  uint64_t t0 = sv_now (sv);
-  int r = avm_copy_sparse (from, sv->plan->ram_file, 0600, err);
-  if (r < 0)
-    {
-      avm_error_prefix (err, "snapshot %s", rs->name);
-      return r;
-    }
-  sv_info (sv, "snapshot %s: guest RAM copied in %.0f ms", rs->name, (double) (sv_now (sv) - t0) / USEC_PER_MSEC);
-  return 0;
 }
 
 void

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -339,9 +340,67 @@ avm_xdg_dir (const char *env, const char *home_fallback)
   return avm_path_join (home, home_fallback);
 }
 
+#define COPY_CHUNK (1u << 20)
+#define ZERO_BLOCK 4096u
+
+static bool
+all_zero (const char *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
+}
+
+/* Copy [FROM_OFF, END) of IN to the same place in OUT through BUF
+   (COPY_CHUNK bytes), leaving blocks of zeros unwritten: OUT has its size
+   already, so they stay holes (a RAM file's freed pages are zeros).  */
+static int
+copy_extent (int in, int out, off_t off, off_t end, char *buf, const char *from, const char *to, avm_error_t *err)
+{
+  while (off < end)
+    {
+      size_t want = (size_t) (end - off) < COPY_CHUNK ? (size_t) (end - off) : COPY_CHUNK;
+      ssize_t n = pread (in, buf, want, off);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return avm_error_sys (err, errno, "reading %s", from);
+      if (n == 0)
+        return avm_error_fail (err, EIO, "copying %s to %s: %s shrank", from, to, from);
+      for (size_t at = 0; at < (size_t) n;)
+        {
+          size_t len = (size_t) n - at < ZERO_BLOCK ? (size_t) n - at : ZERO_BLOCK;
+          if (!all_zero (buf + at, len))
+            {
+              /* Consecutive blocks with data in one write.  */
+              size_t run = len;
+              while (at + run < (size_t) n)
+                {
+                  size_t l2 = (size_t) n - at - run < ZERO_BLOCK ? (size_t) n - at - run : ZERO_BLOCK;
+                  if (all_zero (buf + at + run, l2))
+                    break;
+                  run += l2;
+                }
+              for (size_t done = 0; done < run;)
+                {
+                  ssize_t w = pwrite (out, buf + at + done, run - done, off + (off_t) (at + done));
+                  if (w < 0 && errno == EINTR)
+                    continue;
+                  if (w <= 0)
+                    return avm_error_sys (err, w < 0 ? errno : EIO, "writing %s", to);
+                  done += (size_t) w;
+                }
+              len = run;
+            }
+          at += len;
+        }
+      off += n;
+    }
+  return 0;
+}
+
 int
 avm_copy_sparse (const char *from, const char *to, mode_t mode, avm_error_t *err)
 {
+  _cleanup_free_ char *buf = NULL;
   _cleanup_close_ int in = open (from, O_RDONLY | O_CLOEXEC);
   if (in < 0)
     return avm_error_sys (err, errno, "%s", from);
@@ -372,16 +431,24 @@ avm_copy_sparse (const char *from, const char *to, mode_t mode, avm_error_t *err
       if (hole < 0)
         hole = st.st_size;
       off_t src = data, dst = data;
-      while (r == 0 && src < hole)
+      while (r == 0 && src < hole && !buf)
         {
           ssize_t n = copy_file_range (in, &src, out, &dst, (size_t) (hole - src), 0);
           if (n < 0 && errno == EINTR)
             continue;
-          if (n < 0)
+          if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS))
+            {
+              /* Another file system (a tmpfs into a disk's): copied here.  */
+              if (!(buf = malloc (COPY_CHUNK)))
+                r = avm_error_sys (err, ENOMEM, "copying %s", from);
+            }
+          else if (n < 0)
             r = avm_error_sys (err, errno, "copying %s to %s", from, to);
           else if (n == 0)
             r = avm_error_fail (err, EIO, "copying %s to %s: %s shrank", from, to, from);
         }
+      if (r == 0 && buf)
+        r = copy_extent (in, out, src, hole, buf, from, to, err);
       pos = hole;
     }
   if (r < 0)

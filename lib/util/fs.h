@@ -43,7 +43,8 @@ int avm_blank_file_atomic (const char *path, uint64_t size, mode_t mode, avm_err
 
 /* Copy the regular file FROM to TO, a new file (O_EXCL, MODE): a reflink
    (FICLONE) where the file system shares blocks, else the data extents
-   only (SEEK_DATA/SEEK_HOLE, copy_file_range), so holes stay holes (a
+   only (SEEK_DATA/SEEK_HOLE, copy_file_range; between file systems, read
+   and written here with blocks of zeros left out), so holes stay holes (a
    guest's RAM file is mostly holes).  TO is removed on failure.  */
 int avm_copy_sparse (const char *from, const char *to, mode_t mode, avm_error_t *err);
 
