@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Deployment files: containers/Containerfile, quadlets/aaos.container,
-   avm-images.volume, avm-display.container and avm@.service.
+   avm-images.volume, avm-state.volume, avm-display.container and
+   avm@.service.
 
    - The stop budget (avm's own, the EXTEND_TIMEOUT_USEC it sends when it
      stops: the profile's stop.timeout, QMP quit, QEMU SIGTERM, a spare
@@ -13,7 +14,10 @@
      `systemd-analyze verify`; avm@.service through `systemd-analyze
      verify` with the binary of an install into a temporary DESTDIR.
    - The image's entrypoint runs as PID 1 of a new pid namespace, from the
-     installed tree, with the Containerfile's ENTRYPOINT and CMD.
+     installed tree, with the Containerfile's ENTRYPOINT and CMD; and so
+     does the demo guest (real QEMU, TCG), saved with `avm snapshot save`,
+     stopped as podman stops it and restored (issue 18: --restore in each
+     deployment; the state directory a volume that outlives the container).
    - The image is built with podman when it can build here.  */
 #include "supervise/internal.h"
 #include "util/cleanup.h"
@@ -23,6 +27,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,17 +314,24 @@ quadlet_bin (void)
   return q;
 }
 
-/* Generate the quadlets into a unit directory; returns it.  */
+/* The quadlet files of the tree, all given to the generator.  */
+static const char *const quadlet_files[]
+    = { "aaos.container", "avm-images.volume", "avm-state.volume", "avm-display.container" };
+
+/* Generate the quadlets into a unit directory NAME; returns it.  AAOS, when
+   not NULL, stands for quadlets/aaos.container.  */
 static char *
-generate (void)
+generate_as (const char *name, const char *aaos)
 {
   const char *q = quadlet_bin ();
-  char *in = ts_path (&env, "quadlets"), *outdir = ts_path (&env, "units");
+  char *in = ts_path (&env, ts_fmt ("quadlets-%s", name)), *outdir = ts_path (&env, name);
   mkdir (in, 0755);
   mkdir (outdir, 0755);
-  const char *files[] = { "aaos.container", "avm-images.volume", "avm-display.container" };
-  for (size_t i = 0; i < 3; i++)
-    free (tu_write (in, files[i], slurp (src (ts_fmt ("quadlets/%s", files[i])))));
+  for (size_t i = 0; i < sizeof quadlet_files / sizeof quadlet_files[0]; i++)
+    free (tu_write (in, quadlet_files[i],
+                    aaos && streq (quadlet_files[i], "aaos.container")
+                        ? aaos
+                        : slurp (src (ts_fmt ("quadlets/%s", quadlet_files[i])))));
   char *e = ts_fmt ("QUADLET_UNIT_DIRS=%s", in);
   char *envv[] = { e, NULL };
   char *out, *err;
@@ -329,12 +341,18 @@ generate (void)
   for (char *l = strtok (err, "\n"); l; l = strtok (NULL, "\n"))
     cr_assert (strstr (l, "Loading source unit file"), "quadlet complained: %s", l);
   cr_assert (strstr (out, "---aaos.service---") && strstr (out, "---avm-display.service---")
-                 && strstr (out, "---avm-images-volume.service---"),
+                 && strstr (out, "---avm-images-volume.service---") && strstr (out, "---avm-state-volume.service---"),
              "%s", out);
   /* Generator mode: the units written as systemd would get them.  */
   char *gen[] = { (char *) q, "-no-kmsg-log", outdir, outdir, outdir, NULL };
   cr_assert_eq (run (gen, envv, &out, &err), 0, "quadlet failed:\n%s", err);
   return outdir;
+}
+
+static char *
+generate (void)
+{
+  return generate_as ("units", NULL);
 }
 
 /* `systemd-analyze verify` of UNITS (NULL-terminated), man pages from the
@@ -394,7 +412,7 @@ Test (deploy, containerfile_static_checks)
   struct instr in[64];
   size_t n = containerfile (in, 64);
   size_t froms = 0;
-  bool stopsig = false, volume = false;
+  bool stopsig = false, volume = false, state_volume = false;
   const char *user = NULL;
   /* ARG defaults, for ${NAME} in package lists.  */
   const char *argn[16], *argv_[16];
@@ -419,7 +437,10 @@ Test (deploy, containerfile_static_checks)
       else if (streq (in[i].op, "STOPSIGNAL"))
         stopsig = streq (in[i].args, "SIGTERM");
       else if (streq (in[i].op, "VOLUME"))
-        volume = streq (in[i].args, "/images");
+        {
+          volume |= streq (in[i].args, "/images");
+          state_volume |= streq (in[i].args, "/var/lib/avm");
+        }
       else if (streq (in[i].op, "RUN"))
         {
           char *p = strstr (in[i].args, "apt-get install");
@@ -449,6 +470,9 @@ Test (deploy, containerfile_static_checks)
   cr_assert_eq (froms, 2, "not a two-stage build");
   cr_assert (stopsig, "no STOPSIGNAL SIGTERM");
   cr_assert (volume, "no VOLUME /images");
+  /* The state directory (snapshots, logs) outlives the container.  */
+  cr_assert (state_volume, "no VOLUME /var/lib/avm");
+  cr_assert (strstr (slurp (src ("containers/Containerfile")), "AVM_STATE_DIR=/var/lib/avm"));
   cr_assert (user && !streq (user, "root") && !streq (user, "0"), "the image runs as root");
   cr_assert (strstr (packages, " qemu-system-x86") && strstr (packages, " dbus-daemon")
                  && strstr (packages, " qemu-system-gui"),
@@ -523,7 +547,10 @@ Test (deploy, quadlets_generate_and_verify)
   cr_assert (strstr (exec, " --device /dev/kvm "), "%s", exec);
   cr_assert (strstr (exec, " -v avm-images:/images:ro "), "%s", exec);
   cr_assert (strstr (exec, " -v avm-run:/run/avm "), "%s", exec);
+  cr_assert (strstr (exec, " -v avm-state:/var/lib/avm "), "%s", exec);
   cr_assert (strstr (exec, ts_fmt (" --stop-timeout %lld ", b)), "%s", exec);
+  /* A cold boot unless the commented Exec= is taken (deploy/quadlet_restore).  */
+  cr_assert (!strstr (exec, "--restore"), "%s", exec);
   cr_assert (strstr (exec, " --stop-signal SIGTERM "), "%s", exec);
   cr_assert (!strstr (exec, "--privileged"), "%s", exec);
   /* The web display, on the host's loopback only (no VNC password).  */
@@ -545,6 +572,12 @@ Test (deploy, quadlets_generate_and_verify)
   cr_assert (strstr (unit_value (vol, "ExecStart"), "volume create")
                  && strstr (unit_value (vol, "ExecStart"), " avm-images"),
              "%s", vol);
+  /* The state volume, likewise: snapshots and logs outlive the container.  */
+  cr_assert (strstr (unit_values (svc, "Requires"), "avm-state-volume.service"), "%s", svc);
+  char *svol = slurp (ts_fmt ("%s/avm-state-volume.service", units));
+  cr_assert (strstr (unit_value (svol, "ExecStart"), "volume create")
+                 && strstr (unit_value (svol, "ExecStart"), " avm-state"),
+             "%s", svol);
   /* Enabled for the default target.  */
   struct stat st;
   cr_assert_eq (lstat (ts_fmt ("%s/default.target.wants/aaos.service", units), &st), 0);
@@ -575,8 +608,51 @@ Test (deploy, quadlets_generate_and_verify)
   json_decref (plan);
 
   char *dest = install_tree ();
-  const char *files[] = { ts_fmt ("%s/aaos.service", units), ts_fmt ("%s/avm-images-volume.service", units),
-                          ts_fmt ("%s/avm-display.service", units), NULL };
+  const char *files[]
+      = { ts_fmt ("%s/aaos.service", units), ts_fmt ("%s/avm-images-volume.service", units),
+          ts_fmt ("%s/avm-state-volume.service", units), ts_fmt ("%s/avm-display.service", units), NULL };
+  verify (dest, files);
+}
+
+/* aaos.container's commented Exec= with --restore-or-boot: the active one
+   plus that option, and, taken instead of it, in the generated ExecStart
+   (after the image: Exec= replaces the image's CMD).  */
+Test (deploy, quadlet_restore)
+{
+  char *c = slurp (src ("quadlets/aaos.container"));
+  char *active = ts_fmt ("%s", unit_value (c, "Exec"));
+  const char *p = strstr (c, "\n#Exec=");
+  cr_assert (p, "no commented Exec= in aaos.container");
+  p += strlen ("\n#");
+  char *line = ts_fmt ("%.*s", (int) strcspn (p, "\n"), p);
+  cr_assert_str_eq (line, ts_fmt ("Exec=%s --restore-or-boot booted", active),
+                    "the commented Exec= is not the active one with --restore-or-boot booted");
+  /* How to make the snapshot is said next to it.  */
+  cr_assert (strstr (c, "podman exec aaos avm snapshot save booted"), "%s", c);
+  char *copy = tu_replace (strdup (c), ts_fmt ("\nExec=%s\n", active), "\n");
+  copy = tu_replace (copy, ts_fmt ("\n#%s\n", line), ts_fmt ("\n%s\n", line));
+  char *text = ts_fmt ("%s", copy);
+  free (copy);
+  cr_assert_null (strstr (text, "\n#Exec="));
+  cr_assert_str_eq (unit_values (text, "Exec"), ts_fmt ("%s --restore-or-boot booted", active));
+
+  char *units = generate_as ("units-restore", text);
+  char *svc = slurp (ts_fmt ("%s/aaos.service", units));
+  char *exec = unit_value (svc, "ExecStart");
+  const char *image = strstr (exec, " localhost/avm:latest ");
+  cr_assert (image, "%s", exec);
+  cr_assert (strstr (image, " --restore-or-boot booted"), "%s", exec);
+  /* Its last arguments, as given to avm start.  */
+  const char *tail = " --restore-or-boot booted";
+  size_t el = strlen (exec), tl = strlen (tail);
+  while (el > 0 && isspace ((unsigned char) exec[el - 1]))
+    el--;
+  cr_assert (el > tl && strncmp (exec + el - tl, tail, tl) == 0, "%s", exec);
+  /* Everything else as in the shipped unit.  */
+  cr_assert (strstr (exec, " -v avm-state:/var/lib/avm ") && strstr (exec, " --sdnotify=container "), "%s", exec);
+  cr_assert_str_eq (unit_value (svc, "Type"), "notify");
+  char *dest = install_tree ();
+  const char *files[] = { ts_fmt ("%s/aaos.service", units), ts_fmt ("%s/avm-state-volume.service", units), NULL };
   verify (dest, files);
 }
 
@@ -647,6 +723,51 @@ Test (deploy, avm_service_unit_verifies)
   cr_assert (strstr (err, "mixd"), "the verifier did not notice a bad KillMode: %s", err);
 }
 
+/* avm@.service with the environment file its header documents for a quick
+   boot: AVM_OPTIONS=--restore-or-boot booted.  */
+Test (deploy, avm_service_restore_or_boot)
+{
+  char *unit = slurp (src ("quadlets/avm@.service"));
+  const char *opt = "AVM_OPTIONS=--restore-or-boot booted";
+  cr_assert (strstr (unit, ts_fmt ("\n#   %s\n", opt)), "avm@.service does not document %s", opt);
+  cr_assert (strstr (unit, "\n#   avm snapshot save booted -i 1\n"), "avm@.service does not say how to save");
+  /* The unit's state and runtime directories are the CLI's as root.  */
+  cr_assert (strstr (unit_values (unit, "Environment"), "AVM_RUNTIME_DIR=%t/avm AVM_STATE_DIR=%S/avm"));
+  cr_assert_str_eq (unit_value (unit, "EnvironmentFile"), "-/etc/avm/%i.env");
+  char *exec = unit_value (unit, "ExecStart");
+  cr_assert (strstr (exec, " $AVM_OPTIONS"), "%s", exec);
+
+  /* systemd-analyze verify, instantiated, with that environment file.  */
+  char *dest = install_tree ();
+  char *dir = ts_path (&env, "system"), *etc = ts_path (&env, "etc");
+  mkdir (dir, 0755);
+  free (tu_write (etc, "1.env", ts_fmt ("%s\n", opt)));
+  char *copy = tu_replace (strdup (unit), "/usr/bin/avm ", ts_fmt ("%s/usr/bin/avm ", dest));
+  copy = tu_replace (copy, "EnvironmentFile=-/etc/avm/%i.env", ts_fmt ("EnvironmentFile=%s/%%i.env", etc));
+  free (tu_write (dir, "avm@.service", copy));
+  free (copy);
+  const char *files[] = { ts_fmt ("%s/avm@1.service", dir), NULL };
+  verify (dest, files);
+
+  /* The command line systemd makes of it ($AVM_OPTIONS split at spaces):
+     accepted, and without a snapshot a cold boot, said so.  */
+  char *images = ts_path (&env, "images");
+  mkdir (images, 0755);
+  char *bin = ts_fmt ("%s/usr/bin/avm", dest);
+  /* Every helper present, as in dry_plan.  */
+  char *helpers = ts_fmt ("paths.helpers=%s", tu_fake_helpers ());
+  char *argv[] = { bin,     "start", "--instance",        "1",      "--images",  images,   "--profile", "aaos-x86_64",
+                   "--set", helpers, "--restore-or-boot", "booted", "--dry-run", "--json", NULL };
+  char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
+  char *envv[] = { e1, e2, "AVM_DATA_DIR", NULL };
+  char *out, *err;
+  cr_assert_eq (run (argv, envv, &out, &err), 0, "%s", err);
+  cr_assert (strstr (err, "booting instead (--restore-or-boot)"), "%s", err);
+  json_t *plan = ts_json (out);
+  cr_assert_null (json_object_get (plan, "restore"), "%s", out);
+  json_decref (plan);
+}
+
 Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
 {
   if (access ("/usr/bin/unshare", X_OK) != 0)
@@ -714,6 +835,134 @@ Test (deploy, entrypoint_as_pid1_from_the_installed_tree)
   cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
 }
 
+/* Start BIN (ARGS after `start --profile PROFILE`, NULL-terminated, at most
+   12) as PID 1 of a new pid namespace, as the container's entrypoint.  */
+static void
+start_pid1 (struct ts_avm *a, const char *bin, const char *profile, const char *const *args)
+{
+  const char *r[13] = { 0 };
+  for (size_t i = 0; args[i]; i++)
+    {
+      cr_assert_lt (i, 12);
+      r[i] = args[i];
+    }
+  const char *saved = getenv ("AVM_BIN");
+  char *saved_copy = saved ? ts_fmt ("%s", saved) : NULL;
+  setenv ("AVM_BIN", bin, 1);
+  ts_start_wrapped (&env, a, profile, "/usr/bin/unshare", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                    r[10], r[11], NULL);
+  if (saved_copy)
+    setenv ("AVM_BIN", saved_copy, 1);
+  else
+    unsetenv ("AVM_BIN");
+}
+
+/* podman stop: SIGTERM to PID 1 (avm, the child of unshare); exit 0 and
+   nothing left.  */
+static void
+stop_pid1 (struct ts_avm *a)
+{
+  pid_t avm = ts_child_of (a->pid);
+  cr_assert_gt (avm, 0, "no avm process under unshare");
+  cr_assert_eq (kill (avm, SIGTERM), 0);
+  cr_assert_eq (ts_wait (a, 90), 0, "%s", ts_stderr (a));
+  cr_assert (strstr (ts_notify_all (a), "STOPPING=1"), "%s", ts_notify_all (a));
+  cr_assert_eq (ts_count_procs_under (env.dir), 0, "processes left running");
+  cr_assert_eq (access (env.run1, F_OK), -1, "runtime directory left behind");
+}
+
+/* `BIN ARGS...` (NULL-terminated) with this test's directories, as
+   `podman exec` runs it in the container (the image's ENV).  */
+static int
+cli (const char *bin, char **out, char **err, ...)
+{
+  char *argv[16] = { (char *) bin };
+  size_t n = 1;
+  va_list ap;
+  va_start (ap, err);
+  for (char *s; (s = va_arg (ap, char *)) && n < 15;)
+    argv[n++] = s;
+  va_end (ap);
+  argv[n] = NULL;
+  char *e1 = ts_fmt ("AVM_RUNTIME_DIR=%s", env.run), *e2 = ts_fmt ("AVM_STATE_DIR=%s", env.state);
+  char *envv[] = { e1, e2, NULL };
+  return run (argv, envv, out, err);
+}
+
+/* Issue 18: the container's entrypoint (the installed avm as PID 1) boots
+   the demo, `avm snapshot save booted` (podman exec) saves it into the
+   state directory (the image's volume), podman stop; the next container
+   with --restore booted is READY as soon as QEMU has loaded the state;
+   --restore-or-boot of a snapshot that is not there boots cold.  */
+Test (deploy, restore_as_pid1_from_the_installed_tree, .timeout = TU_TIMEOUT (600))
+{
+  if (access ("/usr/bin/unshare", X_OK) != 0)
+    cr_skip_test ("no unshare (util-linux)");
+  char *images = tu_demo_image ();
+  char *img = ts_fmt ("%s", images);
+  free (images);
+  struct instr in[64];
+  size_t n = containerfile (in, 64);
+  json_t *ep = exec_form (in, n, "ENTRYPOINT");
+  char *dest = install_tree ();
+  char *bin = ts_fmt ("%s%s", dest, json_string_value (json_array_get (ep, 0)));
+  json_decref (ep);
+  cr_assert_eq (access (bin, X_OK), 0, "the ENTRYPOINT is not in the installed tree");
+  /* The demo profile comes from the installed tree (datadir/profiles).  */
+  cr_assert_eq (access (ts_fmt ("%s/usr/share/avm/profiles/demo.json", dest), R_OK), 0);
+
+  /* First container: a cold boot.  */
+  struct ts_avm a;
+  start_pid1 (&a, bin, "demo",
+              (const char *const[]) { "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", NULL });
+  char *msgs = ts_wait_notify (&a, "READY=1", 200);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *out, *err;
+  cr_assert_eq (cli (bin, &out, &err, "status", "--json", NULL), 0, "%s", err);
+  json_t *st = ts_json (out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "profile")), "demo");
+  cr_assert_null (json_object_get (st, "restored_from"));
+  json_decref (st);
+  /* podman exec CONTAINER avm snapshot save booted.  */
+  int rc = cli (bin, &out, &err, "snapshot", "save", "booted", NULL);
+  cr_assert_eq (rc, 0, "avm snapshot save: exit %d: %s", rc, err);
+  cr_assert (strstr (out, ts_fmt ("%s/1/snapshots/booted", env.state)), "%s", out);
+  stop_pid1 (&a);
+  /* In the state directory, which outlives the container.  */
+  struct stat stt;
+  cr_assert_eq (stat (ts_fmt ("%s/1/snapshots/booted/snapshot.json", env.state), &stt), 0);
+
+  /* Second container: restored.  */
+  double t0 = ts_now ();
+  start_pid1 (&a, bin, "demo",
+              (const char *const[]) { "--images", img, "--set", "machine.accel=tcg", "-O", "share=off", "--restore",
+                                      "booted", NULL });
+  msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  cr_log_info ("deploy: restore as PID 1 READY after %.2f s", ts_now () - t0);
+  cr_assert (strstr (ts_stderr (&a), "guest restored from snapshot booted"), "%s", ts_stderr (&a));
+  cr_assert_eq (cli (bin, &out, &err, "status", "--json", NULL), 0, "%s", err);
+  st = ts_json (out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "restored_from")), "booted", "%s", out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "state")), "running", "%s", out);
+  json_decref (st);
+  stop_pid1 (&a);
+
+  /* Third: --restore-or-boot of a snapshot that is not there boots cold.  */
+  start_pid1 (&a, bin, "demo",
+              (const char *const[]) { "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                                      "--restore-or-boot", "nosuch", NULL });
+  msgs = ts_wait_notify (&a, "READY=1", 200);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  cr_assert (strstr (ts_stderr (&a), "booting instead (--restore-or-boot)"), "%s", ts_stderr (&a));
+  cr_assert_null (strstr (ts_stderr (&a), "guest restored"), "%s", ts_stderr (&a));
+  cr_assert_eq (cli (bin, &out, &err, "status", "--json", NULL), 0, "%s", err);
+  st = ts_json (out);
+  cr_assert_null (json_object_get (st, "restored_from"), "%s", out);
+  json_decref (st);
+  stop_pid1 (&a);
+}
+
 Test (deploy, image_builds_with_podman)
 {
   if (access ("/usr/bin/podman", X_OK) != 0)
@@ -752,6 +1001,7 @@ Test (deploy, image_builds_with_podman)
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (conf, "Labels"), "io.avm.stop-timeout")),
                     ts_fmt ("%lld", aaos_budget ()));
   cr_assert (json_object_get (json_object_get (conf, "Volumes"), "/images"));
+  cr_assert (json_object_get (json_object_get (conf, "Volumes"), "/var/lib/avm"));
   json_decref (conf);
 
   /* `podman run` is blocked here: look inside the image instead.  Its avm
