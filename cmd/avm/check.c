@@ -4,6 +4,7 @@
 #include "host/hostcheck.h"
 #include "supervise/peers.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/json.h"
 #include "util/strfmt.h"
 #include "util/strv.h"
@@ -253,6 +254,23 @@ avm_cmd_check (int argc, char **argv)
                                   "the platform runs, but avm snapshot save refuses it: leave these out (their "
                                   "profile key or option) to snapshot it",
                                   "not possible: %s", list);
+        }
+      /* A snapshot of writable disks needs qemu-img (the layers).  */
+      bool writable = false;
+      for (size_t k = 0; k < plan->ndisks; k++)
+        writable |= !plan->disks[k].readonly;
+      if (writable && nb == 0)
+        {
+          _cleanup_free_ char *dir = strdup (plan->qemu_argv[0]);
+          char *slash = dir ? strrchr (dir, '/') : NULL;
+          if (slash)
+            *slash = '\0';
+          _cleanup_free_ char *img = avm_find_program ("qemu-img", dir);
+          if (img)
+            avm_host_report_add (&rep, AVM_CHECK_OK, "qemu-img", img, NULL);
+          else
+            avm_host_report_add (&rep, AVM_CHECK_WARN, "qemu-img",
+                                 "install qemu-utils: avm snapshot save makes the disks' layers with it", "not found");
         }
       /* What the guest asks of this host (not with --caps: a plan for
          another QEMU), and what it would share with a running guest.  */
