@@ -94,6 +94,22 @@ struct avm_plan_pair
   char *name, *value;
 };
 
+/* services.NAME.snapshot.  */
+enum avm_snapshot_mode
+{
+  AVM_SNAPSHOT_STATELESS,
+  AVM_SNAPSHOT_REFUSE,
+  AVM_SNAPSHOT_SUSPEND, /* suspends over its control socket; its files are copied */
+};
+
+/* services.NAME.snapshot_control_format: Cuttlefish's LauncherAction as
+   run_cvd writes it to secure_env's -snapshot_control_fd.  */
+enum avm_snapshot_control_format
+{
+  AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION,       /* 'A', u32 length, protobuf (Android 15+) */
+  AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION_TYPED, /* 'A', u32 type, u32 length, protobuf (14 QPR2/QPR3) */
+};
+
 struct avm_plan_service
 {
   enum avm_service_kind kind;
@@ -121,6 +137,11 @@ struct avm_plan_service
   char *missing_program; /* ... the program that is not installed, or NULL */
   char *description;     /* or NULL */
   char **serves;         /* the QEMU devices it backs ("display.gpu"), or NULL */
+  /* services.NAME.snapshot (avm snapshot save).  */
+  enum avm_snapshot_mode snapshot;
+  char *snapshot_control;                                   /* suspend: the socketpair resource (avm holds NAME.peer) */
+  enum avm_snapshot_control_format snapshot_control_format; /* suspend: how its requests are framed */
+  char **snapshot_files; /* suspend: its state files, absolute (NULL-terminated), or NULL */
 };
 
 enum avm_resource_type

@@ -53,6 +53,8 @@ plan_service_clear (struct plan_service *ps)
   free (s->missing);
   free (s->missing_program);
   free (s->description);
+  free (s->snapshot_control);
+  avm_strv_free (s->snapshot_files);
   for (size_t i = 0; i < s->argc; i++)
     avm_plan_arg_clear (&s->argv[i]);
   free (s->argv);
@@ -258,6 +260,70 @@ expand_policy (struct plan_ctx *c, json_t *def, const char *base, struct plan_se
   return 0;
 }
 
+/* services.NAME.snapshot and, for "suspend", its control socket (a
+   socketpair resource) and state files (absolute, base names distinct:
+   each is kept in the snapshot under its base name).  */
+static int
+expand_snapshot (struct plan_ctx *c, json_t *def, const char *base, struct avm_plan_service *s)
+{
+  const char *how = json_string_value (json_object_get (def, "snapshot"));
+  const char *ctl = json_string_value (json_object_get (def, "snapshot_control"));
+  const char *fmt = json_string_value (json_object_get (def, "snapshot_control_format"));
+  json_t *files = json_object_get (def, "snapshot_files");
+  s->snapshot = !how || streq (how, "stateless") ? AVM_SNAPSHOT_STATELESS
+                : streq (how, "refuse")          ? AVM_SNAPSHOT_REFUSE
+                                                 : AVM_SNAPSHOT_SUSPEND;
+  if (s->snapshot != AVM_SNAPSHOT_SUSPEND)
+    {
+      /* (snapshot_control_format has a default: not looked at.)  */
+      if (ctl || json_array_size (files) > 0)
+        return avm_error_input (c->err, "%s: %s.%s: only for \"snapshot\": \"suspend\"", c->file, base,
+                                ctl ? "snapshot_control" : "snapshot_files");
+      return 0;
+    }
+  if (!ctl)
+    return avm_error_input (c->err, "%s: %s.snapshot: \"suspend\" needs %s.snapshot_control (a socketpair resource)",
+                            c->file, base, base);
+  const struct avm_plan_resource *res = plan_resource (c, ctl);
+  if (!res || res->type != AVM_RES_SOCKETPAIR)
+    return avm_error_input (c->err, "%s: %s.snapshot_control: \"%s\" is %s", c->file, base, ctl,
+                            res ? "not a socketpair resource" : "no resource");
+  if (!(s->snapshot_control = strdup (ctl)))
+    return avm_error_sys (c->err, ENOMEM, "%s", base);
+  s->snapshot_control_format = fmt && streq (fmt, "launcher-action-typed") ? AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION_TYPED
+                                                                           : AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION;
+  struct avm_argv v = { 0 };
+  size_t i;
+  json_t *f;
+  int r = 0;
+  json_array_foreach (files, i, f)
+    {
+      _cleanup_free_ char *w = NULL, *path = NULL;
+      if (asprintf (&w, "%s.snapshot_files[%zu]", base, i) < 0)
+        r = avm_error_sys (c->err, ENOMEM, "%s", base);
+      else if ((r = plan_expand (c, json_string_value (f), w, &path)) < 0)
+        ;
+      else if (path[0] != '/' || path[strlen (path) - 1] == '/')
+        r = avm_error_input (c->err, "%s: %s: \"%s\" is not an absolute file path", c->file, w, path);
+      else
+        {
+          const char *b = strrchr (path, '/') + 1;
+          for (size_t k = 0; r == 0 && k < v.n; k++)
+            if (streq (strrchr (v.v[k], '/') + 1, b))
+              r = avm_error_input (c->err, "%s: %s: \"%s\" has the base name of %s", c->file, w, path, v.v[k]);
+          if (r == 0 && avm_argv_push (&v, path) < 0)
+            r = avm_error_sys (c->err, ENOMEM, "%s", base);
+        }
+      if (r < 0)
+        {
+          avm_argv_clear (&v);
+          return r;
+        }
+    }
+  s->snapshot_files = avm_argv_steal (&v);
+  return 0;
+}
+
 static int
 expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied, struct plan_service *ps)
 {
@@ -305,7 +371,7 @@ expand_service (struct plan_ctx *c, const char *name, json_t *def, bool implied,
       if ((r = plan_check_fd (c, in, c->file, w, c->err)) < 0)
         return r;
     }
-  if ((r = find_program (c, def, base, ps)) < 0)
+  if ((r = expand_snapshot (c, def, base, &ps->s)) < 0 || (r = find_program (c, def, base, ps)) < 0)
     return r;
   return expand_policy (c, def, base, ps);
 }

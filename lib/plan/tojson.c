@@ -123,6 +123,13 @@ service_json (const struct avm_plan *plan, const struct avm_plan_service *s)
     json_object_set_new (o, "workdir", json_string (s->workdir));
   if (s->stdin_res)
     json_object_set_new (o, "stdin", json_string (s->stdin_res));
+  if (s->snapshot == AVM_SNAPSHOT_SUSPEND)
+    json_object_set_new (o, "snapshot",
+                         json_pack ("{s:s, s:s, s:s, s:o}", "mode", "suspend", "control", s->snapshot_control, "format",
+                                    s->snapshot_control_format == AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION_TYPED
+                                        ? "launcher-action-typed"
+                                        : "launcher-action",
+                                    "files", strv_json (s->snapshot_files)));
   json_object_set_new (o, "program", s->program ? json_string (s->program) : json_null ());
   if (s->missing)
     json_object_set_new (o, "missing", json_string (s->missing));

@@ -273,11 +273,27 @@ static const struct avm_skey service_keys[] = {
     NULL, "[]", 0, "Services that must be ready before this one starts." },
   ENUM ("restart", V ("no", "on-failure", "always"), "\"on-failure\"", "Restart policy."),
   BOOL ("critical", "false", "Tear the platform down when this service fails for good."),
-  ENUM ("snapshot", V ("stateless", "refuse"), "\"stateless\"",
+  ENUM ("snapshot", V ("stateless", "refuse", "suspend"), "\"stateless\"",
         "What a snapshot (avm snapshot save) makes of this service: stateless, it keeps nothing the guest relies on "
         "across a save and restore and is started anew on a restore; refuse, it holds guest state a restore would "
-        "lose (keys, property values, a simulated device's state), so a save is refused, naming it. A vhost-user "
+        "lose (keys, property values, a simulated device's state), so a save is refused, naming it; suspend, it "
+        "holds guest state in files (snapshot_files) and suspends on request over its control socket "
+        "(snapshot_control, Cuttlefish's secure_env): while the guest is paused avm asks it to suspend, copies the "
+        "files into the snapshot and asks it to resume; a restore copies them back before it starts. A vhost-user "
         "back-end's state is its device's: QEMU refuses that device itself (avm check lists both)."),
+  STR ("snapshot_control", NULL, AVM_SF_NAME,
+       "snapshot: suspend: the socketpair resource whose end the service is given (${fd:NAME}) for suspend and "
+       "resume requests; avm holds the other end."),
+  ENUM ("snapshot_control_format", V ("launcher-action", "launcher-action-typed"), "\"launcher-action\"",
+        "How the requests on snapshot_control are framed (Cuttlefish's LauncherAction, answered with one byte, 'S' "
+        "for success): launcher-action ('A', a 32-bit length, the ExtendedLauncherAction protobuf: Android 15 and "
+        "later), launcher-action-typed (with a 32-bit ExtendedActionType before the length: Android 14 QPR2 and "
+        "QPR3)."),
+  ARR ("snapshot_files", 0,
+       "snapshot: suspend: the service's state files (absolute paths; profile variables expanded), copied into the "
+       "snapshot while it is suspended (one missing is recorded as absent) and copied back (or removed) before it "
+       "starts on avm start --restore. Their base names must differ.",
+       STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A file.")),
   BOOL ("requires_root", "false",
         "The program runs only as root (Debian 12's virtiofsd). When avm does not run as root, a critical service "
         "is refused with what to do; any other is skipped, and the shares it serves are left out."),

@@ -432,6 +432,14 @@ client_update (struct client *cl)
     client_free (cl);
 }
 
+void
+avm_control_request_wait (struct avm_control_request *rq, uint64_t usec)
+{
+  struct client *cl = rq ? rq->cl : NULL;
+  if (cl && cl->timer && sym_sd_event_source_set_time_relative (cl->timer, usec) >= 0)
+    sym_sd_event_source_set_enabled (cl->timer, SD_EVENT_ONESHOT);
+}
+
 int
 avm_control_reply (struct avm_control_request *rq, json_t *reply)
 {

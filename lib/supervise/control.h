@@ -94,6 +94,11 @@ typedef json_t *(*avm_control_fn) (void *data, const char *command, json_t *requ
    to be called from within avm_control_free().  */
 int avm_control_reply (struct avm_control_request *req, json_t *reply);
 
+/* A deferred request REQ that may take longer than the idle timeout (a
+   snapshot save): its connection waits USEC microseconds from now for the
+   reply instead (until its next request).  NULL is accepted.  */
+void avm_control_request_wait (struct avm_control_request *req, uint64_t usec);
+
 /* Listen on the unix socket NAME inside the directory DIRFD, whose full
    path is PATH (used for bind(), which needs a path, and in messages; it
    must name the entry NAME of the directory DIRFD, and fit in sun_path:

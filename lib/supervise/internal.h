@@ -302,6 +302,9 @@ json_t *sv_control_screenshot (struct sv *sv, json_t *request, struct avm_contro
    closed).  */
 json_t *sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_request *req);
 void sv_restore_start (struct sv *sv);
+/* The state files of the helpers that suspend, from the snapshot restored
+   (before the helpers start).  */
+int sv_restore_service_files (struct sv *sv, avm_error_t *err);
 void sv_snapshot_event (struct sv *sv, const char *event, json_t *data);
 void sv_snapshot_clear (struct sv *sv);
 /* A child the supervisor reaped that is none of its services: true when it

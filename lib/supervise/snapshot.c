@@ -12,6 +12,12 @@
  *      vhost-user-gpu) refuse the save with QEMU's words and the profile
  *      key the device is for; qom-get /machine type: the versioned machine;
  *   2. the events capability, no bandwidth limit; stop (vCPUs paused);
+ *   2b. each helper that suspends (services.NAME.snapshot: suspend) is
+ *      asked to, over its control socket, and its acknowledgement awaited
+ *      (HELPER_TIMEOUT: one that does not answer fails the save, naming
+ *      it); its state files (snapshot_files) are then copied into the
+ *      snapshot (service-NAME/BASENAME, listed in the metadata's
+ *      "services"); see "helpers that suspend" below for the protocol;
  *   3. per writable disk, a qcow2 layer in the staging directory:
  *      qemu-img makes it over the disk's image (or as a copy of the layer a
  *      restored platform runs on), blockdev-add opens it without its
@@ -22,13 +28,18 @@
  *   4. getfd with the state file (no shell: no exec: URI), migrate to
  *      fd:, the MIGRATION event; QEMU is then "postmigrate";
  *   5. fsync, the metadata written, the staging directory renamed into
- *      place; cont.  Any failure after stop removes the staging directory
- *      and continues the guest.
- * Restore (avm start --restore): QEMU started with -incoming defer (with
- * snapshot.fast, on the snapshot's RAM file mapped private: plan); when
- * its monitor is up: the machine type checked, getfd with the state file
- * (or a pipe from lz4 -d), migrate-incoming fd:, the MIGRATION event,
- * cont; the guest counts as booted (READY=1).
+ *      place; each suspended helper resumed (its acknowledgement awaited),
+ *      then cont: the order of Cuttlefish's run_cvd, which suspends the
+ *      guest before the host processes and resumes them before the guest
+ *      (server_loop_impl_snapshot.cpp HandleSuspend, HandleResume).  Any
+ *      failure after stop removes the staging directory, resumes the
+ *      helpers asked to suspend and continues the guest.
+ * Restore (avm start --restore): the helpers' state files are copied back
+ * before any helper starts (sv_restore_service_files); QEMU started with
+ * -incoming defer (with snapshot.fast, on the snapshot's RAM file mapped
+ * private: plan); when its monitor is up: the machine type checked, getfd
+ * with the state file (or a pipe from lz4 -d), migrate-incoming fd:, the
+ * MIGRATION event, cont; the guest counts as booted (READY=1).
  */
 #include "snapshot/snapshot.h"
 #include "supervise/internal.h"
@@ -48,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,10 +78,12 @@ enum save_step
   SAVE_CAPS,    /* migrate-set-capabilities */
   SAVE_PARAMS,  /* migrate-set-parameters */
   SAVE_STOP,    /* stop */
+  SAVE_SUSPEND, /* per helper that suspends: the request, its acknowledgement; then its files */
   SAVE_DISK,    /* per disk: blockdev-add, blockdev-backup, the job, blockdev-del */
   SAVE_GETFD,   /* getfd */
   SAVE_MIGRATE, /* migrate, then the MIGRATION event */
   SAVE_COMMIT,  /* files synced, metadata, rename */
+  SAVE_RESUME,  /* per suspended helper: the request, its acknowledgement (also after a failure) */
   SAVE_CONT,    /* cont */
   SAVE_DONE,
 };
@@ -108,6 +122,20 @@ struct snapsave
   sd_event_source *timer;
   char *error;
   int exit_code;
+  /* Helpers that suspend: per plan service, how far (enum held).  */
+  unsigned char *held;
+  size_t helper;           /* SAVE_SUSPEND, SAVE_RESUME: the plan service asked */
+  bool failing;            /* resuming the helpers after a failure, then cont */
+  sd_event_source *ctl_io; /* its control socket, while its answer is awaited */
+  sd_event_source *ctl_timer;
+  json_t *services; /* the metadata's "services": name -> {"files": [...]} */
+};
+
+enum held
+{
+  HELD_NO,        /* not asked (or resumed) */
+  HELD_ASKED,     /* the suspend request sent, not acknowledged */
+  HELD_SUSPENDED, /* acknowledged: its resume is owed */
 };
 
 static void save_next (struct snapsave *s);
@@ -118,6 +146,10 @@ save_free (struct snapsave *s)
   if (!s)
     return;
   sv_timer_cancel (&s->timer);
+  sv_timer_cancel (&s->ctl_io);
+  sv_timer_cancel (&s->ctl_timer);
+  free (s->held);
+  json_decref (s->services);
   if (s->lz4 > 0)
     kill (s->lz4, SIGKILL); /* (reaped by the supervisor's SIGCHLD handler) */
   if (s->state_fd >= 0)
@@ -176,6 +208,8 @@ save_finish (struct snapsave *s)
 static void save_fail (struct snapsave *s, int exit_code, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
 static void on_cont_after_failure (void *data, json_t *ret, json_t *error);
+static void save_fail_cont (struct snapsave *s);
+static void helper_next (struct snapsave *s);
 
 /* Give up: undo what was done in QEMU (the layer node, the pause), then
    reply.  make lint: false positive: s->error belongs to S, freed with it
@@ -196,6 +230,8 @@ save_fail (struct snapsave *s, int exit_code, const char *fmt, ...)
         s->error = strdup ("out of memory");
     }
   sv_timer_cancel (&s->timer);
+  sv_timer_cancel (&s->ctl_io);
+  sv_timer_cancel (&s->ctl_timer);
   s->step = SAVE_DONE;
   _cleanup_error_ avm_error_t err = NULL;
   if (s->node_added && sv->g.qmp)
@@ -205,6 +241,31 @@ save_fail (struct snapsave *s, int exit_code, const char *fmt, ...)
         avm_qmp_send_async (sv->g.qmp, "blockdev-del", json_pack ("{s:s}", "node-name", node), NULL, NULL, &err);
       s->node_added = false;
     }
+  /* The helpers asked to suspend are resumed before the guest goes on.  */
+  if (!s->failing)
+    {
+      s->failing = true;
+      for (size_t i = 0; s->held && i < sv->plan->nservices; i++)
+        if (s->held[i] != HELD_NO)
+          {
+            s->step = SAVE_RESUME;
+            s->helper = 0;
+            helper_next (s);
+            return;
+          }
+    }
+  save_fail_cont (s);
+}
+AVM_ANALYZER_IGNORE_END
+
+/* After a failure, once the helpers are resumed: continue the guest, then
+   reply.  */
+static void
+save_fail_cont (struct snapsave *s)
+{
+  struct sv *sv = s->sv;
+  _cleanup_error_ avm_error_t err = NULL;
+  s->step = SAVE_DONE;
   if (s->stopped && sv->g.qmp && sv->phase != PHASE_STOPPING
       && avm_qmp_send_async (sv->g.qmp, "cont", NULL, on_cont_after_failure, s, &err) == 0)
     {
@@ -215,7 +276,6 @@ save_fail (struct snapsave *s, int exit_code, const char *fmt, ...)
     }
   save_finish (s);
 }
-AVM_ANALYZER_IGNORE_END
 
 static void
 on_cont_after_failure (void *data, json_t *ret, json_t *error)
@@ -273,8 +333,8 @@ on_reply (void *data, json_t *ret, json_t *error)
       return;
     }
   s->waiting = false;
-  if (s->step == SAVE_DONE)
-    return;
+  if (s->step == SAVE_DONE || s->failing)
+    return; /* (a late answer: the failure is being handled) */
   if (!ret)
     {
       const char *what[] = { "query-migrate",
@@ -282,9 +342,11 @@ on_reply (void *data, json_t *ret, json_t *error)
                              "migrate-set-capabilities",
                              "migrate-set-parameters",
                              "stop",
+                             "",
                              "block layer",
                              "getfd",
                              "migrate",
+                             "",
                              "",
                              "cont",
                              "" };
@@ -340,9 +402,8 @@ on_reply (void *data, json_t *ret, json_t *error)
     case SAVE_STOP:
       s->stopped = true;
       s->t_stopped = sv_now (sv);
-      s->step = SAVE_DISK;
-      s->disk = 0;
-      s->dstep = DISK_ADD;
+      s->step = SAVE_SUSPEND;
+      s->helper = 0;
       break;
     case SAVE_DISK:
       if (s->dstep == DISK_ADD)
@@ -612,6 +673,7 @@ save_commit (struct snapsave *s, avm_error_t *err)
       || json_object_set_new (qemu, "package", package ? json_string (package) : json_null ()) < 0
       || (sv->plan->restore && json_object_set_new (meta, "restored_from", json_string (sv->plan->restore)) < 0)
       || (sv->plan->ram_file && json_object_set_new (meta, "ram", json_string (AVM_SNAPSHOT_RAM)) < 0)
+      || (s->services && json_object_set (meta, "services", s->services) < 0)
       || json_object_set_new (meta, "paused_ms",
                               json_integer ((json_int_t) ((sv_now (sv) - s->t_stopped) / USEC_PER_MSEC)))
              < 0)
@@ -642,6 +704,284 @@ save_commit (struct snapsave *s, avm_error_t *err)
   if (store)
     fsync_path (store, O_RDONLY | O_DIRECTORY, err);
   return 0;
+}
+
+/* ---- helpers that suspend ---------------------------------------------- */
+/*
+ * services.NAME.snapshot: suspend, with snapshot_control naming a
+ * socketpair resource: the service has one end (${fd:NAME}), avm the other
+ * (NAME.peer).  The requests are Cuttlefish's, as run_cvd writes them to
+ * secure_env's -snapshot_control_fd: a LauncherAction (one byte, 'A' =
+ * kExtended) followed by an ExtendedLauncherAction protobuf with its
+ * suspend (field 5) or resume (field 6) member set to the empty message,
+ * serialized as 2a 00 or 32 00; the answer is one byte, LauncherResponse
+ * 'S' (kSuccess).  The framing between the two differs by release:
+ *   launcher-action (Android 15, 15 QPR1/QPR2, 16 and google/android-
+ *     cuttlefish main): 'A', a host-order uint32 length, the protobuf:
+ *     41 02 00 00 00 2a 00 (suspend), 41 02 00 00 00 32 00 (resume);
+ *   launcher-action-typed (Android 14 QPR2, QPR3): 'A', a host-order
+ *     uint32 ExtendedActionType (kSuspend 5, kResume 6), the uint32 length,
+ *     the protobuf: 41 05 00 00 00 02 00 00 00 2a 00 (suspend),
+ *     41 06 00 00 00 02 00 00 00 32 00 (resume).
+ * (android14-release and QPR1 have no snapshot control: secure_env ignores
+ * the flag, --undefok, so the profile refuses the save there.)  Sources:
+ * google/android-cuttlefish 9b10c273 (2026-08-22)
+ * base/cvd/cuttlefish/host/libs/command_util/util.cc RunLauncherAction,
+ * ReadLauncherActionFromFd; .../command_util/runner/defs.h LauncherAction,
+ * LauncherResponse; .../runner/run_cvd.proto; .../process_monitor/
+ * process_monitor.cc SuspendResumeImpl (run_cvd's side: the request, then
+ * the response awaited, for suspend and for resume);
+ * .../commands/secure_env/suspend_resume_handler.cpp (secure_env's side:
+ * suspend answers 'S' once its worker threads acknowledged, resume at once;
+ * an unexpected request ends its handler thread, unanswered);
+ * device.google.cuttlefish android14-qpr2-release 45db0625
+ * host/libs/command_util/launcher_message.cc WriteToFd,
+ * host/libs/command_util/runner/defs.h ExtendedActionType.
+ * The exchange is event driven (an sd-event io source and a timer): a
+ * suspend waits for secure_env's worker threads to finish what they do,
+ * which may be a KeyMint operation of seconds.
+ */
+
+#define HELPER_TIMEOUT (5 * USEC_PER_SEC)
+#define LAUNCHER_ACTION_EXTENDED 'A'
+#define LAUNCHER_RESPONSE_SUCCESS 'S'
+
+/* The request for SUSPEND (else resume) in FORMAT, into BUF; its length.  */
+static size_t
+helper_request (enum avm_snapshot_control_format format, bool suspend, unsigned char buf[16])
+{
+  uint32_t len = 2, type = suspend ? 5 : 6; /* ExtendedActionType kSuspend, kResume */
+  size_t n = 0;
+  buf[n++] = LAUNCHER_ACTION_EXTENDED;
+  if (format == AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION_TYPED)
+    {
+      memcpy (buf + n, &type, 4); /* (host order, as the C++ struct is written) */
+      n += 4;
+    }
+  memcpy (buf + n, &len, 4);
+  n += 4;
+  buf[n++] = suspend ? 0x2a : 0x32; /* field 5 or 6, length-delimited */
+  buf[n++] = 0x00;                  /* the empty Suspend or Resume message */
+  return n;
+}
+
+static const struct avm_plan_service *
+helper_def (struct snapsave *s)
+{
+  return &s->sv->plan->services[s->helper];
+}
+
+static void
+helper_done (struct snapsave *s)
+{
+  sv_timer_cancel (&s->ctl_io);
+  sv_timer_cancel (&s->ctl_timer);
+  s->helper++;
+  helper_next (s);
+}
+
+/* An answer on the control socket.  */
+static int
+on_helper_io (sd_event_source *src, int fd, uint32_t revents, void *data)
+{
+  struct snapsave *s = data;
+  const struct avm_plan_service *d = helper_def (s);
+  bool suspend = s->step == SAVE_SUSPEND;
+  unsigned char c;
+  ssize_t n = recv (fd, &c, 1, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return 0;
+  if (n == 1 && c == LAUNCHER_RESPONSE_SUCCESS)
+    {
+      if (suspend)
+        s->held[s->helper] = HELD_SUSPENDED;
+      else
+        {
+          s->held[s->helper] = HELD_NO;
+          sv_info (s->sv, "snapshot %s: services.%s resumed", s->name, d->name);
+        }
+      helper_done (s);
+      return 0;
+    }
+  char what[64];
+  if (n == 1)
+    snprintf (what, sizeof what, "answered %s0x%02x", c == 'E' ? "'E' (error), " : "", c);
+  else
+    snprintf (what, sizeof what, "%s", n == 0 ? "closed its control socket" : strerror (errno));
+  if (suspend)
+    save_fail (s, AVM_EXIT_FAILURE, "services.%s did not suspend for the save: it %s (snapshot_control %s)", d->name,
+               what, d->snapshot_control);
+  else
+    {
+      sv_info (s->sv, "snapshot %s: services.%s did not acknowledge its resume: it %s", s->name, d->name, what);
+      s->held[s->helper] = HELD_NO;
+      helper_done (s);
+    }
+  return 0;
+}
+
+static int
+on_helper_timeout (sd_event_source *src, uint64_t usec, void *data)
+{
+  struct snapsave *s = data;
+  const struct avm_plan_service *d = helper_def (s);
+  s->ctl_timer = sym_sd_event_source_disable_unref (s->ctl_timer);
+  if (s->step == SAVE_SUSPEND)
+    save_fail (s, AVM_EXIT_FAILURE,
+               "services.%s did not acknowledge the suspend request within %llu s (snapshot_control %s); the guest "
+               "runs on",
+               d->name, (unsigned long long) (HELPER_TIMEOUT / USEC_PER_SEC), d->snapshot_control);
+  else
+    {
+      sv_info (s->sv, "snapshot %s: services.%s did not acknowledge its resume within %llu s", s->name, d->name,
+               (unsigned long long) (HELPER_TIMEOUT / USEC_PER_SEC));
+      s->held[s->helper] = HELD_NO;
+      helper_done (s);
+    }
+  return 0;
+}
+
+/* Copy the state files of suspended helper D into the staging directory
+   (service-NAME/BASENAME), recording them (or their absence) in
+   S->services.  */
+static int
+helper_files (struct snapsave *s, const struct avm_plan_service *d, avm_error_t *err)
+{
+  if (!d->snapshot_files || !d->snapshot_files[0])
+    return 0;
+  _cleanup_free_ char *sub = avm_strdupf ("service-%s", d->name);
+  _cleanup_free_ char *dir = sub ? avm_path_join (s->staging, sub) : NULL;
+  json_t *files = json_array ();
+  if (!dir || !files || (!s->services && !(s->services = json_object ()))
+      || json_object_set_new (s->services, d->name, json_pack ("{s:o}", "files", files)) < 0)
+    return avm_error_sys (err, ENOMEM, "snapshot");
+  if (mkdir (dir, 0700) < 0)
+    return avm_error_sys (err, errno, "%s", dir);
+  for (char **f = d->snapshot_files; *f; f++)
+    {
+      const char *base = strrchr (*f, '/') + 1;
+      _cleanup_free_ char *rel = avm_strdupf ("%s/%s", sub, base);
+      _cleanup_free_ char *to = avm_path_join (dir, base);
+      struct stat st;
+      int r;
+      if (!rel || !to)
+        return avm_error_sys (err, ENOMEM, "snapshot");
+      if (stat (*f, &st) < 0 && errno == ENOENT)
+        {
+          if (json_array_append_new (files, json_pack ("{s:s, s:b}", "path", *f, "absent", 1)) < 0)
+            return avm_error_sys (err, ENOMEM, "snapshot");
+          continue;
+        }
+      if ((r = avm_copy_sparse (*f, to, 0600, err)) < 0 || (r = fsync_path (to, O_RDONLY, err)) < 0)
+        {
+          avm_error_prefix (err, "services.%s: state file", d->name);
+          return r;
+        }
+      if (json_array_append_new (files, json_pack ("{s:s, s:s}", "path", *f, "file", rel)) < 0)
+        return avm_error_sys (err, ENOMEM, "snapshot");
+    }
+  return fsync_path (dir, O_RDONLY | O_DIRECTORY, err);
+}
+
+/* The next helper to ask (SAVE_SUSPEND: each that suspends; SAVE_RESUME:
+   each asked), else the next step.  */
+static void
+helper_next (struct snapsave *s)
+{
+  struct sv *sv = s->sv;
+  const struct avm_plan *plan = sv->plan;
+  bool suspend = s->step == SAVE_SUSPEND;
+  for (; s->helper < plan->nservices && s->helper < sv->n; s->helper++)
+    {
+      const struct avm_plan_service *d = &plan->services[s->helper];
+      struct svc *svc = &sv->svcs[s->helper];
+      if (d->snapshot != AVM_SNAPSHOT_SUSPEND || (!suspend && s->held[s->helper] == HELD_NO))
+        continue;
+      _cleanup_free_ char *peer = avm_strdupf ("%s.peer", d->snapshot_control);
+      int fd = avm_resources_fd (sv->res, peer);
+      bool running = svc->pid > 0 && (svc->state == SVC_STARTING || svc->state == SVC_READY);
+      if (suspend && (!running || fd < 0))
+        {
+          save_fail (s, AVM_EXIT_FAILURE, "services.%s cannot suspend for the save: %s", d->name,
+                     fd < 0 ? "its control socket is not open" : svc_state_name (svc->state));
+          return;
+        }
+      if (!running || fd < 0)
+        {
+          s->held[s->helper] = HELD_NO; /* (gone: nothing to resume) */
+          continue;
+        }
+      /* What a request that timed out earlier left unread goes first.  */
+      unsigned char junk[64];
+      while (recv (fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
+      unsigned char req[16];
+      size_t len = helper_request (d->snapshot_control_format, suspend, req);
+      ssize_t n = send (fd, req, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n != (ssize_t) len)
+        {
+          const char *why = n < 0 ? strerror (errno) : "a short write";
+          if (suspend)
+            {
+              save_fail (s, AVM_EXIT_FAILURE, "services.%s: the suspend request: %s", d->name, why);
+              return;
+            }
+          sv_info (sv, "snapshot %s: services.%s: the resume request: %s", s->name, d->name, why);
+          s->held[s->helper] = HELD_NO;
+          continue;
+        }
+      if (suspend)
+        s->held[s->helper] = HELD_ASKED;
+      else if (s->held[s->helper] == HELD_ASKED)
+        {
+          /* It never acknowledged the suspend: its late answer would be
+             taken for this one's; not awaited.  */
+          sv_info (sv, "snapshot %s: services.%s asked to resume", s->name, d->name);
+          s->held[s->helper] = HELD_NO;
+          continue;
+        }
+      int r = sym_sd_event_add_io (sv->e, &s->ctl_io, fd, EPOLLIN, on_helper_io, s);
+      if (r >= 0)
+        r = sv_timer (sv, &s->ctl_timer, HELPER_TIMEOUT, on_helper_timeout, s);
+      if (r < 0)
+        {
+          if (suspend)
+            save_fail (s, AVM_EXIT_FAILURE, "services.%s: %s", d->name, strerror (-r));
+          else
+            {
+              s->held[s->helper] = HELD_NO;
+              sv_timer_cancel (&s->ctl_io);
+              continue;
+            }
+        }
+      return; /* on_helper_io or on_helper_timeout goes on */
+    }
+  if (suspend)
+    {
+      /* All suspended: their files hold still.  */
+      for (size_t i = 0; i < plan->nservices && i < sv->n; i++)
+        if (s->held[i] == HELD_SUSPENDED)
+          {
+            _cleanup_error_ avm_error_t err = NULL;
+            if (helper_files (s, &plan->services[i], &err) < 0)
+              {
+                save_fail (s, AVM_EXIT_FAILURE, "%s", err->msg);
+                return;
+              }
+            sv_info (sv, "snapshot %s: services.%s suspended", s->name, plan->services[i].name);
+          }
+      s->step = SAVE_DISK;
+      s->disk = 0;
+      s->dstep = DISK_ADD;
+      save_next (s);
+    }
+  else if (s->failing)
+    save_fail_cont (s);
+  else
+    {
+      s->step = SAVE_CONT;
+      save_next (s);
+    }
 }
 
 static void
@@ -730,6 +1070,9 @@ save_next (struct snapsave *s)
     case SAVE_MIGRATE:
       save_send (s, "migrate", json_pack ("{s:s}", "uri", "fd:" FDNAME));
       break;
+    case SAVE_SUSPEND:
+      helper_next (s);
+      break;
     case SAVE_COMMIT:
       {
         _cleanup_error_ avm_error_t err = NULL;
@@ -738,10 +1081,14 @@ save_next (struct snapsave *s)
             save_fail (s, AVM_EXIT_FAILURE, "%s", err->msg);
             return;
           }
-        s->step = SAVE_CONT;
-        save_send (s, "cont", NULL);
+        s->step = SAVE_RESUME;
+        s->helper = 0;
+        helper_next (s);
         break;
       }
+    case SAVE_CONT:
+      save_send (s, "cont", NULL);
+      break;
     default:
       break;
     }
@@ -928,6 +1275,74 @@ restore_next (struct sv *sv)
     }
 }
 
+/* The state files of the helpers that suspend (services.NAME.snapshot:
+   suspend), as the snapshot restored has them: copied back (through a
+   temporary file renamed into place), or removed when the save found
+   none; before any helper starts.  A file the snapshot does not list is
+   left as it is (a service that did not suspend then).  */
+int
+sv_restore_service_files (struct sv *sv, avm_error_t *err)
+{
+  json_t *meta = sv->o->restore_meta;
+  json_t *saved = json_object_get (meta, "services");
+  const char *name = sv->plan->restore ?: "?";
+  if (!meta)
+    return 0;
+  for (size_t i = 0; i + 1 < sv->plan->nservices; i++)
+    {
+      const struct avm_plan_service *d = &sv->plan->services[i];
+      if (d->snapshot != AVM_SNAPSHOT_SUSPEND || !d->snapshot_files)
+        continue;
+      json_t *files = json_object_get (json_object_get (saved, d->name), "files");
+      if (!files)
+        {
+          sv_info (sv, "snapshot %s has no state files of services.%s: it starts with those it has", name, d->name);
+          continue;
+        }
+      for (char **f = d->snapshot_files; *f; f++)
+        {
+          const char *base = strrchr (*f, '/') + 1;
+          json_t *e, *hit = NULL;
+          size_t k;
+          json_array_foreach (files, k, e)
+            {
+              const char *p = json_string_value (json_object_get (e, "path"));
+              const char *b = p ? strrchr (p, '/') : NULL;
+              if (b && streq (b + 1, base))
+                hit = e;
+            }
+          if (!hit)
+            continue;
+          const char *file = json_string_value (json_object_get (hit, "file"));
+          if (!file)
+            {
+              if (unlink (*f) < 0 && errno != ENOENT)
+                return avm_error_sys (err, errno, "snapshot %s: services.%s: %s", name, d->name, *f);
+              continue;
+            }
+          _cleanup_free_ char *from = avm_path_join (sv->o->restore_dir, file);
+          _cleanup_free_ char *tmp = avm_strdupf ("%s.avm-restore", *f);
+          _cleanup_free_ char *dir = strndup (*f, (size_t) (base - *f));
+          int r;
+          if (!from || !tmp || !dir)
+            return avm_error_sys (err, ENOMEM, "snapshot %s", name);
+          if (strstr (file, "..") || (r = avm_mkdir_p (dir, 0755, err)) == 0)
+            r = strstr (file, "..") ? avm_error_fail (err, EINVAL, "\"%s\" is outside the snapshot", file)
+                                    : avm_copy_sparse (from, tmp, 0600, err);
+          if (r == 0 && rename (tmp, *f) < 0)
+            r = avm_error_sys (err, errno, "%s", *f);
+          if (r < 0)
+            {
+              unlink (tmp);
+              avm_error_prefix (err, "snapshot %s: services.%s: state file", name, d->name);
+              return r;
+            }
+        }
+      sv_info (sv, "snapshot %s: state files of services.%s restored", name, d->name);
+    }
+  return 0;
+}
+
 void
 sv_restore_start (struct sv *sv)
 {
@@ -1102,7 +1517,7 @@ sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_req
     r = avm_error_fail (&err, EEXIST, "snapshot %s exists; delete it (avm snapshot delete %s) or save with --replace",
                         name, name);
   else if (!(s->name = strdup (name)) || !(s->staging = avm_snapshot_staging_dir (sv->state_dir, name))
-           || !(s->layers = json_object ()))
+           || !(s->layers = json_object ()) || !(s->held = calloc (sv->plan->nservices + 1, 1)))
     r = avm_error_sys (&err, ENOMEM, "snapshot");
   else if ((r = avm_mkdir_p (store, 0700, &err)) == 0 && (r = avm_snapshot_remove_tree (s->staging, &err)) == 0)
     {
@@ -1129,6 +1544,9 @@ sv_control_snapshot_save (struct sv *sv, json_t *request, struct avm_control_req
   sv->g.save = s;
   sv_info (sv, "snapshot %s: saving", name);
   sv_timer (sv, &s->timer, SAVE_TIMEOUT, on_save_timeout, s);
+  /* The reply comes when the save is done (or failed): the connection
+     waits for it beyond the control socket's idle timeout (5 s).  */
+  avm_control_request_wait (req, SAVE_TIMEOUT + 10 * USEC_PER_SEC);
   s->step = SAVE_QUERY;
   save_next (s);
   return AVM_CONTROL_PENDING;
@@ -1142,9 +1560,23 @@ sv_snapshot_clear (struct sv *sv)
   if (!s)
     return;
   /* QEMU's monitor is closed (its callbacks ran): no cont, and nothing in
-     flight.  */
+     flight; the helpers asked to suspend are asked to resume, not
+     awaited.  */
   s->stopped = false;
   s->node_added = false;
   s->inflight = 0;
+  for (size_t i = 0; s->held && i < sv->plan->nservices && i < sv->n; i++)
+    if (s->held[i] != HELD_NO)
+      {
+        const struct avm_plan_service *d = &sv->plan->services[i];
+        _cleanup_free_ char *peer = avm_strdupf ("%s.peer", d->snapshot_control);
+        int fd = avm_resources_fd (sv->res, peer);
+        unsigned char req[16];
+        size_t len = helper_request (d->snapshot_control_format, false, req);
+        if (fd >= 0 && send (fd, req, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+          sv_info (sv, "snapshot %s: services.%s: the resume request: %s", s->name, d->name, strerror (errno));
+        s->held[i] = HELD_NO;
+      }
+  s->failing = true;
   save_fail (s, AVM_EXIT_FAILURE, "the instance stopped while the snapshot was being saved");
 }

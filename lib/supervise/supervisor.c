@@ -543,7 +543,7 @@ avm_supervise (const struct avm_supervise_options *o, avm_error_t *err)
   sv_info (&sv, "instance %d: profile %s, runtime directory %s, logs in %s", sv.instance, sv.profile, sv.run_dir,
            sv.log_dir);
   avm_notify (&sv.notifier, "STATUS=preparing");
-  if ((r = sync_generated_disks (&sv, err)) < 0)
+  if ((r = sync_generated_disks (&sv, err)) < 0 || (r = sv_restore_service_files (&sv, err)) < 0)
     goto fail;
   if ((r = avm_resources_create_plan (sv.plan->resources, sv.plan->nresources, &sv.res, err)) < 0
       || (r = setup_services (&sv, err)) < 0)

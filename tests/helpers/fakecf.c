@@ -35,7 +35,10 @@
    Not emulated: --flagfile/--fromenv (exit 2), CF_*_SEVERITY, jsoncpp's
    comments in the config, tombstones written, tcp_connector's relaying,
    adb_connector's 'adb connect', config_server's DeviceConfig reply,
-   logcat_receiver's android14-qpr3 restore handshake, AT commands.  */
+   logcat_receiver's android14-qpr3 restore handshake, AT commands.
+   secure_env answers run_cvd's suspend and resume requests on
+   -snapshot_control_fd (snapshot_request), and writes a recognisable
+   default state into its state files when they do not exist.  */
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -1158,6 +1161,76 @@ read_event (int fd, int *event)
 
 /* ---- The tools -------------------------------------------------------------- */
 
+/* A state file of secure_env's in the CWD (the instance directory): FILE
+   with LINE when it does not exist (its default state), else left as it is
+   (a restored snapshot's state is kept).  0, or -1 with errno.  */
+static int
+state_default (const char *file, const char *line)
+{
+  int fd = open (file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno == EEXIST ? 0 : -1;
+  dprintf (fd, "%s (pid %d)\n", line, (int) getpid ());
+  close (fd);
+  return 0;
+}
+
+/* secure_env's snapshot control (-snapshot_control_fd): one request from
+   run_cvd, answered.  google/android-cuttlefish 9b10c273 base/cvd/
+   cuttlefish/host/commands/secure_env/suspend_resume_handler.cpp
+   SuspendResumeHandler reads a LauncherAction (command_util/util.cc
+   ReadLauncherActionFromFd: 'A' kExtended, a host-order uint32 length, the
+   serialized ExtendedLauncherAction of runner/run_cvd.proto: suspend is
+   field 5, resume field 6); on suspend it asks its worker threads to
+   suspend and, once they all acknowledged, writes LauncherResponse
+   kSuccess 'S'; on resume it asks them to resume and writes 'S'; anything
+   else ends the handler thread without an answer ("Unsupported run_cvd
+   snapshot command.", or "Channel to run_cvd closed unexpectedly" at end
+   of file).  Android 14 QPR2/QPR3 (DGC android14-qpr2-release
+   host/libs/command_util/launcher_message.cc ReadFromFd) have a uint32
+   ExtendedActionType (kSuspend 5, kResume 6) between the action and the
+   length, and take the type from it.  While suspended the worker threads
+   block, so the state files (NVChip, the *_secure and *_insecure storage)
+   are not written: this double writes them only at start anyway.  0 when
+   answered, -1 when the handler thread ended.  */
+static int
+snapshot_request (int fd)
+{
+  const char *src = "suspend_resume_handler.cpp";
+  unsigned char action, msg[64];
+  uint32_t type = 0, len = 0;
+  ssize_t n = read_full (fd, &action, 1);
+  if (n == 0)
+    {
+      lg ('E', src, "Channel to run_cvd closed unexpectedly");
+      return -1;
+    }
+  if (n != 1 || action != 'A' || (R == A14Q2 && read_full (fd, &type, 4) != 4) || read_full (fd, &len, 4) != 4
+      || len > sizeof msg || read_full (fd, msg, len) != (ssize_t) len)
+    {
+      lg ('E', src, "Failed to read LauncherAction from run_cvd");
+      return -1;
+    }
+  /* The protobuf: one empty length-delimited member (2a 00 or 32 00).  */
+  bool suspend = len == 2 && msg[0] == 0x2a && msg[1] == 0, resume = len == 2 && msg[0] == 0x32 && msg[1] == 0;
+  if (R == A14Q2 && !((type == 5 && suspend) || (type == 6 && resume)))
+    suspend = resume = false;
+  if (!suspend && !resume)
+    {
+      lg ('E', src, "Unsupported run_cvd snapshot command.");
+      return -1;
+    }
+  /* VLOG(0): absl's INFO (A14Q2: LOG(DEBUG), shown here the same) */
+  lg ('I', src, suspend ? "Handling suspended..." : "Handling resume...");
+  char ok = 'S';
+  if (write (fd, &ok, 1) != 1)
+    {
+      lg ('E', src, "socket write failed: %s", strerror (errno));
+      return -1;
+    }
+  return 0;
+}
+
 /* secure_env (r2 §2, r1 §2.3), in SecureEnvMain's order.  */
 static void
 run_secure_env (void)
@@ -1174,18 +1247,16 @@ run_secure_env (void)
     FATALF (AT (R == A14 ? 153 : 211), "Unknown TPM implementation: %s", tpm);
   if (!strcmp (tpm, "host_device") && access ("/dev/tpm0", R_OK | W_OK) != 0)
     FATALF (AT (R == A14 ? 159 : 216), "Unable to connect to TPM implementation.");
-  if (!strcmp (tpm, "in_memory"))
-    close (open ("NVChip", O_CREAT | O_RDWR | O_CLOEXEC, 0600)); /* the in-process TPM's NV file, in the CWD (I) */
+  if (!strcmp (tpm, "in_memory")) /* the in-process TPM's NV file, in the CWD (I); manufactured when new */
+    state_default ("NVChip", "avm-fakecf secure_env NVChip (manufactured)");
   if (R >= A14Q2)
     { /* OemLock writes its default state at startup, in the CWD (oemlock.cpp:45-50) */
       const char *oi = F ("oemlock_impl"), *file = !strcmp (oi, "tpm") ? "oemlock_secure" : "oemlock_insecure";
       if (strcmp (oi, "software") && strcmp (oi, "tpm"))
         FATALF (AT (190), "Invalid oemlock implementation: %s", oi);
-      int fd = open (file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-      if (fd < 0)
+      if (state_default (file, "avm-fakecf secure_env oemlock default state") < 0)
         FATALF ("oemlock.cpp:47", "Failed to initialize default state for OemLock TEE storage: %s: %s", file,
                 strerror (errno));
-      close (fd);
     }
   bool rust = R == A14 && !strncmp (km, "rust-", 5);
   if (rust ? strcmp (km, "rust-tpm") && strcmp (km, "rust-software") : strcmp (km, "tpm") && strcmp (km, "software"))
@@ -1237,12 +1308,8 @@ run_secure_env (void)
           FATALF (AT (R == A14 ? 98 : 118), "Exec failed, secure_env is out of sync with the guest: %d(%s)", errno,
                   strerror (errno));
         }
-      char buf[256];
-      if (p[1].revents && read (snap, buf, sizeof buf) <= 0)
-        { /* a LauncherAction from run_cvd: its end stops the handler thread only */
-          lg ('E', "suspend_resume_handler.cpp:67", "Channel to run_cvd closed unexpectedly");
-          p[1].fd = -1;
-        }
+      if (p[1].revents && snapshot_request (snap) < 0)
+        p[1].fd = -1; /* (the real one's handler thread ends; the rest goes on) */
       if (p[2].revents)
         close (accept (confui, NULL, NULL));
     }

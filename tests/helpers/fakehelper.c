@@ -27,6 +27,16 @@
      fds                 print "fds: 0 1 2 ..." (the open descriptors)
      echo-fd=N           copy descriptor N to stdout until end of file
      write-fd=N:TEXT     write TEXT and a newline to descriptor N
+     write-file=PATH:TEXT  write TEXT and a newline to PATH (replacing it)
+     cat=PATH            print "cat PATH: " and PATH's first line, or
+                         "cat PATH: absent"
+     snapshot-control=N  serve Cuttlefish's snapshot control on descriptor N
+                         as secure_env does (a LauncherAction: 'A', a u32
+                         length, the ExtendedLauncherAction protobuf with
+                         suspend or resume set), forever: print "snapshot:
+                         suspend" or "snapshot: resume" and answer 'S'
+     snapshot-mute=N     the same, printing "snapshot: suspend (mute)",
+                         never answering
 
    An unknown action or a malformed value: a message and exit status 2.  A
    failing system call: a message and exit status 1.  After the last action
@@ -38,7 +48,9 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,6 +483,78 @@ do_echo_fd (int fd)
 }
 
 static void
+do_write_file (const char *path, const char *text)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    die_errno ("open");
+  write_line (fd, text);
+  close (fd);
+}
+
+static void
+do_cat (const char *path)
+{
+  char buf[256], line[512];
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read (fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0)
+    close (fd);
+  if (n < 0)
+    n = 0;
+  buf[n] = '\0';
+  buf[strcspn (buf, "\n")] = '\0';
+  snprintf (line, sizeof line, "cat %s: %s", path, fd >= 0 ? buf : "absent");
+  write_line (STDOUT_FILENO, line);
+}
+
+static int
+read_exact (int fd, void *buf, size_t len)
+{
+  size_t got = 0;
+  while (got < len)
+    {
+      ssize_t n = read (fd, (char *) buf + got, len - got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return -1;
+      got += (size_t) n;
+    }
+  return 0;
+}
+
+/* secure_env's SnapshotCommandHandler (google/android-cuttlefish
+   base/cvd/cuttlefish/host/commands/secure_env/suspend_resume_handler.cpp):
+   a LauncherAction read with ReadLauncherActionFromFd (command_util/
+   util.cc: 'A', a host-order uint32 length, the serialized
+   ExtendedLauncherAction: suspend is field 5, resume field 6), answered
+   with LauncherResponse::kSuccess ('S').  */
+static void
+do_snapshot_control (int fd, bool mute)
+{
+  for (;;)
+    {
+      unsigned char action, msg[64];
+      uint32_t len;
+      if (read_exact (fd, &action, 1) < 0 || action != 'A' || read_exact (fd, &len, 4) < 0 || len > sizeof msg
+          || read_exact (fd, msg, len) < 0 || len < 1)
+        die (1, "%s: not a LauncherAction (or end of file)", current);
+      const char *what = msg[0] == 0x2a ? "suspend" : msg[0] == 0x32 ? "resume" : "unsupported";
+      char line[64];
+      snprintf (line, sizeof line, "snapshot: %s%s", what, mute ? " (mute)" : "");
+      write_line (STDOUT_FILENO, line);
+      if (mute)
+        continue;
+      if (!strcmp (what, "unsupported"))
+        die (1, "Unsupported run_cvd snapshot command.");
+      char ok = 'S';
+      if (write (fd, &ok, 1) != 1)
+        die_errno ("write");
+    }
+}
+
+static void
 run_action (char *arg)
 {
   current = arg;
@@ -484,9 +568,11 @@ run_action (char *arg)
   /* Actions without a value.  */
   static const char *const bare[] = { "crash", "ignore-term", "hang", "fds", NULL };
   /* Actions with one.  */
-  static const char *const valued[]
-      = { "print",      "stderr",      "listen", "touch",      "notify",  "sleep", "exit",    "kill",     "flood",
-          "flood-nolf", "fork-orphan", "count",  "fail-first", "pidfile", "env",   "echo-fd", "write-fd", NULL };
+  static const char *const valued[] = { "print",         "stderr",   "listen",     "touch",   "notify",
+                                        "sleep",         "exit",     "kill",       "flood",   "flood-nolf",
+                                        "fork-orphan",   "count",    "fail-first", "pidfile", "env",
+                                        "echo-fd",       "write-fd", "write-file", "cat",     "snapshot-control",
+                                        "snapshot-mute", NULL };
   int known = 0;
   for (const char *const *k = value ? valued : bare; *k; k++)
     known |= !strcmp (*k, name);
@@ -541,6 +627,15 @@ run_action (char *arg)
     do_fds ();
   else if (!strcmp (name, "echo-fd"))
     do_echo_fd (parse_fd (value));
+  else if (!strcmp (name, "write-file"))
+    {
+      char *text = split_colon (value, 1);
+      do_write_file (value, text);
+    }
+  else if (!strcmp (name, "cat"))
+    do_cat (value);
+  else if (!strcmp (name, "snapshot-control") || !strcmp (name, "snapshot-mute"))
+    do_snapshot_control (parse_fd (value), !strcmp (name, "snapshot-mute"));
   else if (!strcmp (name, "write-fd"))
     {
       char *text = split_colon (value, 1);

@@ -1530,7 +1530,9 @@ Test (plan, snapshot_blockers_of_aaos_are_its_stateful_helpers)
   char *err = NULL;
   json_t *j = plan_json ("aaos-x86_64", "7.2-x86_64", NULL, &err);
   char *b = snapshot_blockers (j);
-  assert_contains (b, "services.secure_env: holds guest state (snapshot: refuse)");
+  /* secure_env suspends over its snapshot control (android14-qpr2 on):
+     no blocker; its state files and the framing are planned.  */
+  cr_assert_null (strstr (b, "services.secure_env"), "%s", b);
   assert_contains (b, "services.modem_simulator: holds guest state (snapshot: refuse)");
   assert_contains (b, "services.root-canal: holds guest state (snapshot: refuse)");
   /* Stateless: logs, adb, a byte pipe, GNSS fed from the host.  */
@@ -1542,10 +1544,43 @@ Test (plan, snapshot_blockers_of_aaos_are_its_stateful_helpers)
       snprintf (want, sizeof want, "services.%s:", *s);
       cr_assert_null (strstr (b, want), "%s is stateless: %s", *s, b);
     }
+
+  size_t i;
+  json_t *e, *snap = NULL;
+  json_array_foreach (json_object_get (j, "services"), i, e)
+    if (!strcmp (json_string_value (json_object_get (e, "name")), "secure_env"))
+      snap = json_object_get (e, "snapshot");
+  cr_assert_not_null (snap);
+  cr_assert_str_eq (json_string_value (json_object_get (snap, "mode")), "suspend");
+  cr_assert_str_eq (json_string_value (json_object_get (snap, "control")), "secure_env_snapshot");
+  cr_assert_str_eq (json_string_value (json_object_get (snap, "format")), "launcher-action");
+  json_t *files = json_object_get (snap, "files");
+  cr_assert_eq (json_array_size (files), 6);
+  const char *nv = json_string_value (json_array_get (files, 0));
+  cr_assert (nv && strstr (nv, "/cuttlefish/instances/cvd-1/NVChip"), "%s", nv ? nv : "?");
   free (b);
   json_decref (j);
 
+  /* android14 (QPR1): secure_env has no snapshot control: refused.  */
+  char *const a14[] = { "-O", "release=android14", NULL };
+  j = plan_json ("aaos-x86_64", "7.2-x86_64", a14, &err);
+  b = snapshot_blockers (j);
+  assert_contains (b, "services.secure_env: holds guest state (snapshot: refuse)");
+  free (b);
+  json_decref (j);
+  /* android14-qpr2: the typed framing.  */
+  char *const a14q2[] = { "-O", "release=android14-qpr2", NULL };
+  j = plan_json ("aaos-x86_64", "7.2-x86_64", a14q2, &err);
+  b = snapshot_blockers (j);
+  cr_assert_null (strstr (b, "services.secure_env"), "%s", b);
+  json_array_foreach (json_object_get (j, "services"), i, e)
+    if (!strcmp (json_string_value (json_object_get (e, "name")), "secure_env"))
+      cr_assert_str_eq (json_string_value (json_object_get (json_object_get (e, "snapshot"), "format")),
+                        "launcher-action-typed");
+
   char *const a16[] = { "-O", "release=android16", NULL };
+  free (b);
+  json_decref (j);
   j = plan_json ("aaos-x86_64", "7.2-x86_64", a16, &err);
   b = snapshot_blockers (j);
   assert_contains (b, "services.vhal_proxy_server: holds guest state (snapshot: refuse)");
@@ -1566,7 +1601,29 @@ Test (plan, snapshot_blockers_of_aaos_are_its_stateful_helpers)
 Test (plan, snapshot_key_of_a_service)
 {
   expect_error ("{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"sometimes\"}}}",
-                "services.fake.snapshot: expected one of stateless, refuse, got \"sometimes\"", 2, NULL);
+                "services.fake.snapshot: expected one of stateless, refuse, suspend, got \"sometimes\"", 2, NULL);
+  /* "suspend": a socketpair to ask it over, state files with distinct
+     absolute names; those keys only with it.  */
+  expect_error ("{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"suspend\"}}}",
+                "services.fake.snapshot: \"suspend\" needs services.fake.snapshot_control (a socketpair resource)", 2,
+                NULL);
+  expect_error ("{\"resources\": {\"p\": {\"type\": \"pipe\"}}, \"services\": {\"fake\": {\"exec\": [\"/bin/sleep\","
+                " \"100\"], \"snapshot\": \"suspend\", \"snapshot_control\": \"p\"}}}",
+                "services.fake.snapshot_control: \"p\" is not a socketpair resource", 2, NULL);
+  expect_error ("{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"suspend\","
+                " \"snapshot_control\": \"nope\"}}}",
+                "services.fake.snapshot_control: \"nope\" is no resource", 2, NULL);
+  expect_error ("{\"resources\": {\"c\": {\"type\": \"socketpair\"}}, \"services\": {\"fake\": {\"exec\": "
+                "[\"/bin/sleep\", \"100\"], \"snapshot\": \"suspend\", \"snapshot_control\": \"c\", \"snapshot_files\":"
+                " [\"/a/state\", \"/b/state\"]}}}",
+                "services.fake.snapshot_files[1]: \"/b/state\" has the base name of /a/state", 2, NULL);
+  expect_error ("{\"resources\": {\"c\": {\"type\": \"socketpair\"}}, \"services\": {\"fake\": {\"exec\": "
+                "[\"/bin/sleep\", \"100\"], \"snapshot\": \"suspend\", \"snapshot_control\": \"c\", \"snapshot_files\":"
+                " [\"state\"]}}}",
+                "services.fake.snapshot_files[0]: \"state\" is not an absolute file path", 2, NULL);
+  expect_error ("{\"resources\": {\"c\": {\"type\": \"socketpair\"}}, \"services\": {\"fake\": {\"exec\": "
+                "[\"/bin/sleep\", \"100\"], \"snapshot\": \"refuse\", \"snapshot_control\": \"c\"}}}",
+                "services.fake.snapshot_control: only for \"snapshot\": \"suspend\"", 2, NULL);
   char *dir = tu_tmpdir ();
   char *path = tu_write (dir, "s.json",
                          "{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"refuse\"},"

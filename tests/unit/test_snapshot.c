@@ -6,6 +6,12 @@
  *     of the wrong size;
  *   - a helper service marked "snapshot": "refuse" (a fast profile without
  *     a guest): the save is refused naming it, the platform runs on;
+ *   - a helper marked "snapshot": "suspend" (the fake helper speaking
+ *     secure_env's snapshot control on a socketpair): the save asks it to
+ *     suspend, then to resume, in that order; its state file is in the
+ *     snapshot and copied back before it starts on a restore, one absent
+ *     at the save is removed; one that never answers fails the save naming
+ *     it within the timeout, and the guest runs on;
  *   - the demo with its virtiofs share: the save is refused with QEMU's
  *     reason (vhost-user-fs) and the guest runs on;
  *   - the demo without it (-O share=off): its /init writes a boot token to
@@ -219,6 +225,127 @@ Test (snapshot, stateful_helper_refuses, .timeout = TU_TIMEOUT (120))
   cr_assert_null (strstr (err, "services.logs"), "%s", err);
   struct stat st;
   cr_assert_neq (stat (ts_fmt ("%s/1/snapshots/s1", env.state), &st), 0);
+  char *status = NULL;
+  cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
+  cr_assert (strstr (status, "\"running\""), "%s", status);
+  stop_avm (&a);
+}
+
+/* A profile with one helper that suspends (services.keys, the fake
+   helper's snapshot control, ACTION: snapshot-control or snapshot-mute)
+   and its state files STATE and GONE.  */
+static char *
+suspend_profile (const char *name, const char *action, const char *state, const char *gone)
+{
+  char *svc = ts_fmt ("{\"keys\": {\"exec\": [\"%s\", \"cat=%s\", \"write-file=%s:written at start\","
+                      " \"%s=${fd:keys_snapshot}\"],"
+                      " \"snapshot\": \"suspend\", \"snapshot_control\": \"keys_snapshot\","
+                      " \"snapshot_files\": [\"%s\", \"%s\"]},"
+                      " \"logs\": {\"exec\": [\"%s\", \"hang\"]}}",
+                      env.fake, state, state, action, state, gone, env.fake);
+  return ts_profile (&env, name, svc, NULL,
+                     "\"stop\": {\"timeout\": 1}, \"resources\": {\"keys_snapshot\": {\"type\": \"socketpair\"}}");
+}
+
+/* The lines of services.keys's log so far.  */
+static char *
+keys_log (void)
+{
+  char *log = tu_read (ts_fmt ("%s/1/logs/keys.log", env.state));
+  char *r = ts_fmt ("%s", log ? log : "");
+  free (log);
+  return r;
+}
+
+static void
+wait_log (const char *what, double timeout)
+{
+  double end = ts_now () + timeout;
+  while (!strstr (keys_log (), what) && ts_now () < end)
+    tu_sleep_ms (100);
+  cr_assert (strstr (keys_log (), what), "no \"%s\" in keys.log: %s", what, keys_log ());
+}
+
+/* services.NAME.snapshot: suspend: suspend, then resume, around the save;
+   the state file in the snapshot, copied back before the helper starts on
+   a restore.  */
+Test (snapshot, helper_suspends, .timeout = TU_TIMEOUT (180))
+{
+  char *state = ts_fmt ("%s/keys-state", env.dir), *gone = ts_fmt ("%s/keys-gone", env.dir);
+  char *profile = suspend_profile ("suspending", "snapshot-control", state, gone);
+  struct ts_avm a;
+  ts_start (&env, &a, profile, NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  wait_log ("cat ", 10);
+  cr_assert (strstr (keys_log (), ts_fmt ("cat %s: absent", state)), "%s", keys_log ());
+  char *out, *err;
+  int rc = run_avm (&out, &err, "snapshot", "save", "s1", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s\n%s", rc, err, ts_stderr (&a));
+  wait_log ("snapshot: resume", 10);
+  /* Suspended, then resumed: once each, in that order.  */
+  char *log = keys_log ();
+  char *sus = strstr (log, "snapshot: suspend"), *res = strstr (log, "snapshot: resume");
+  cr_assert (sus && res && sus < res, "%s", log);
+  cr_assert_null (strstr (sus + 1, "snapshot: suspend"), "%s", log);
+  cr_assert_null (strstr (res + 1, "snapshot: resume"), "%s", log);
+  cr_assert (strstr (ts_stderr (&a), "snapshot s1: services.keys suspended"), "%s", ts_stderr (&a));
+  cr_assert (strstr (ts_stderr (&a), "snapshot s1: services.keys resumed"), "%s", ts_stderr (&a));
+  /* The state file in the snapshot, listed in its metadata with the one
+     that was absent.  */
+  char *dir = ts_fmt ("%s/1/snapshots/s1", env.state);
+  char *copy = tu_read (ts_fmt ("%s/service-keys/keys-state", dir));
+  cr_assert (copy && !strcmp (copy, "written at start\n"), "%s", copy ? copy : "(no copy)");
+  free (copy);
+  json_t *meta = ts_json (tu_read (ts_fmt ("%s/snapshot.json", dir)));
+  json_t *files = json_object_get (json_object_get (json_object_get (meta, "services"), "keys"), "files");
+  cr_assert_eq (json_array_size (files), 2);
+  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (files, 0), "file")), "service-keys/keys-state");
+  cr_assert_str_eq (json_string_value (json_object_get (json_array_get (files, 0), "path")), state);
+  cr_assert (json_is_true (json_object_get (json_array_get (files, 1), "absent")));
+  char *status = NULL;
+  cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
+  cr_assert (strstr (status, "\"running\""), "%s", status);
+  stop_avm (&a);
+
+  /* Changed since: the restore puts the saved state back before the
+     helper starts (it prints what it finds), and removes the file the
+     save found absent.  */
+  tu_write (env.dir, "keys-state", "changed after the save\n");
+  tu_write (env.dir, "keys-gone", "made after the save\n");
+  struct ts_avm b;
+  ts_start (&env, &b, profile, "--restore", "s1", NULL);
+  msgs = ts_wait_notify (&b, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&b));
+  cr_assert (strstr (ts_stderr (&b), "snapshot s1: state files of services.keys restored"), "%s", ts_stderr (&b));
+  wait_log (ts_fmt ("cat %s: written at start", state), 10);
+  cr_assert_null (strstr (this_run (keys_log ()), "changed after the save"), "%s", keys_log ());
+  struct stat st;
+  cr_assert_neq (stat (gone, &st), 0, "%s was not removed", gone);
+  stop_avm (&b);
+}
+
+/* A helper that never acknowledges the suspend request: the save fails
+   naming it within the timeout (5 s), nothing is left behind, the guest
+   runs on and the helper is asked to resume.  */
+Test (snapshot, helper_mute, .timeout = TU_TIMEOUT (120))
+{
+  char *state = ts_fmt ("%s/keys-state", env.dir), *gone = ts_fmt ("%s/keys-gone", env.dir);
+  struct ts_avm a;
+  ts_start (&env, &a, suspend_profile ("mute", "snapshot-mute", state, gone), NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *out, *err;
+  double t0 = ts_now ();
+  int rc = run_avm (&out, &err, "snapshot", "save", "s1", NULL);
+  double took = ts_now () - t0;
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "services.keys did not acknowledge the suspend request within 5 s"), "%s", err);
+  cr_assert (took >= 4.5 && took < 30, "the save failed after %.1f s", took);
+  wait_log ("snapshot: resume (mute)", 10);
+  struct stat st;
+  cr_assert_neq (stat (ts_fmt ("%s/1/snapshots/s1", env.state), &st), 0);
+  cr_assert_neq (stat (ts_fmt ("%s/1/snapshots/.s1.new", env.state), &st), 0);
   char *status = NULL;
   cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
   cr_assert (strstr (status, "\"running\""), "%s", status);
