@@ -308,6 +308,7 @@ struct avm_plan
      holds guest state (snapshot: refuse)" (always "services." first).  */
   char **snapshot_blockers;
 
+  char **sets;     /* the --set PATH=VALUE overrides the profile was resolved with (NULL-terminated) */
   char **warnings; /* grows: avm start adds the peers' */
   /* Output only (avm_plan_to_json).  */
   json_t *options, *detected, *pci, *missing;

@@ -337,6 +337,8 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
       || (r = plan_snapshot_blockers (c, plan)) < 0)
     return r;
   plan->options = json_incref (c->req->profile->options);
+  if (!(plan->sets = c->req->profile->sets ? avm_strv_copy (c->req->profile->sets) : calloc (1, sizeof (char *))))
+    return avm_error_sys (c->err, ENOMEM, "plan");
   plan->detected = c->req->profile->detected && json_object_size (c->req->profile->detected)
                        ? json_incref (c->req->profile->detected)
                        : NULL;
@@ -409,6 +411,7 @@ plan_typed_clear (struct avm_plan *plan)
     plan_disk_clear (&plan->disks[i]);
   free (plan->disks);
   free (plan->restore);
+  avm_strv_free (plan->sets);
   free (plan->ram_file);
   pairs_free (plan->boot_props, plan->nboot_props);
   free (plan->run_dir);

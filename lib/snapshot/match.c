@@ -89,9 +89,18 @@ avm_snapshot_plan_facts (const struct avm_plan *plan, json_t **out, avm_error_t 
       if (!o || json_array_append_new (disks, o) < 0)
         return avm_error_sys (err, ENOMEM, "snapshot");
     }
-  json_t *f = json_pack ("{s:s, s:s, s:i, s:O, s:s?, s:O, s:O, s:O}", "profile", plan->profile, "profile_path",
-                         plan->profile_path, "instance", plan->instance, "options", plan->options, "accel", plan->accel,
-                         "qemu", qemu, "devices", devices, "disks", disks);
+  json_t *sets = json_array ();
+  for (size_t i = 0; sets && plan->sets && plan->sets[i]; i++)
+    if (json_array_append_new (sets, json_string (plan->sets[i])) < 0)
+      {
+        json_decref (sets);
+        sets = NULL;
+      }
+  json_t *f = sets
+                  ? json_pack ("{s:s, s:s, s:i, s:O, s:o, s:s?, s:O, s:O, s:O}", "profile", plan->profile,
+                               "profile_path", plan->profile_path, "instance", plan->instance, "options", plan->options,
+                               "sets", sets, "accel", plan->accel, "qemu", qemu, "devices", devices, "disks", disks)
+                  : NULL;
   if (!f)
     return avm_error_sys (err, ENOMEM, "snapshot");
   *out = f;
