@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* avm snapshot save|list|delete: snapshots of a booted platform
-   (lib/snapshot/ for the store, lib/supervise/snapshot.c for the save).  */
+   (lib/snapshot/ for the store, lib/supervise/snapshot_save.c for the save).  */
 #include "avm.h"
 #include "snapshot/snapshot.h"
 #include "supervise/control_client.h"
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The supervisor gives up on a save after 600 s (lib/supervise/snapshot.c).  */
+/* The supervisor gives up on a save after 600 s (lib/supervise/snapshot_save.c).  */
 #define SAVE_WAIT_MS 610000
 
 void

@@ -5,7 +5,7 @@
  * read in QEMU's sources), named by the profile key it is for, then each
  * helper service that holds guest state (services.NAME.snapshot: refuse;
  * one that suspends for a save, "suspend", is no blocker: avm asks it over
- * its control socket and copies its files, supervise/snapshot.c).
+ * its control socket and copies its files, supervise/snapshot_helpers.c).
  * avm check lists them; `avm snapshot save` refuses the services' itself
  * and leaves the devices to QEMU's blocked-reasons.
  */

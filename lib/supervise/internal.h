@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Shared between the supervisor's files: supervisor.c (setup, phases,
    signals, stop sequence), service.c (helper life cycle), guest.c (QEMU,
-   QMP, consoles, boot detection), status.c (`avm status`).  */
+   QMP, consoles, boot detection), status.c (`avm status`), snapshot_*.c
+   (snapshots: snapshot_save.c, snapshot_disk.c, snapshot_helpers.c,
+   snapshot_restore.c, sharing snapshot_internal.h).  */
 #pragma once
 
 #include "plan/plan.h"
@@ -126,7 +128,7 @@ enum qemu_stop_stage
   QSTOP_KILL,
 };
 
-/* A restore of a snapshot (avm start --restore; snapshot.c).  */
+/* A restore of a snapshot (avm start --restore; snapshot_restore.c).  */
 struct restore
 {
   const char *name; /* the snapshot, or NULL: a cold boot */
@@ -295,7 +297,7 @@ int sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t ti
 /* {"command":"screenshot","output":K}: a reply, or AVM_CONTROL_PENDING.  */
 json_t *sv_control_screenshot (struct sv *sv, json_t *request, struct avm_control_request *req);
 
-/* snapshot.c: the control command {"command":"snapshot-save","name":N,
+/* snapshot_*.c: the control command {"command":"snapshot-save","name":N,
    "replace":B} (a reply, or AVM_CONTROL_PENDING); the restore, started
    when QEMU's monitor is up; the QMP events they wait for (MIGRATION,
    BLOCK_JOB_COMPLETED); a save given up at teardown (after the monitor is

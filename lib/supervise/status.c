@@ -12,7 +12,7 @@
  *                                    output, no GPU; 1: runtime)
  *   {"command":"snapshot-save","name":N,"replace":B}
  *                                    save the booted platform as snapshot
- *                                    N (snapshot.c): {"ok":true,"path":P,
+ *                                    N (snapshot_save.c): {"ok":true,"path":P,
  *                                    "seconds":S,"paused":S}
  */
 #include "supervise/internal.h"

@@ -594,7 +594,7 @@ exchange (int fd, const unsigned char *req, size_t len)
 }
 
 /* secure_env's snapshot control as run_cvd speaks it (the bytes avm sends,
-   supervise/snapshot.c): suspend and resume answered 'S'; the other
+   supervise/snapshot_helpers.c): suspend and resume answered 'S'; the other
    release's framing is not answered; its state files hold a recognisable
    default state, kept when they exist (a restored snapshot's).  */
 Test (fakecf, secure_env_snapshot_control)
