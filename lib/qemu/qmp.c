@@ -5,9 +5,9 @@
  *
  * Files: qmp.c (this one) is the protocol engine: the error helpers, the
  * output buffer and the pending list, reading and dispatching what QEMU
- * sends, the I/O loops (do_io, qmp_wait_for), the event-loop interface and
- * the state accessors.  qmp_connect.c creates, connects and closes a client
- * and holds the handshake (the greeting, qmp_capabilities).  qmp_call.c
+ * sends, the I/O loops (do_io, qmp_wait_for) and the event-loop interface.
+ * qmp_connect.c creates, connects and closes a client, holds the handshake
+ * (the greeting, qmp_capabilities) and the state accessors.  qmp_call.c
  * holds the requests (avm_qmp_send_async, avm_qmp_execute, avm_qmp_quit)
  * and the event API (avm_qmp_set_event_handler, avm_qmp_wait_event).
  * qmp_internal.h is what they share: struct avm_qmp and the engine's qmp_*
@@ -659,54 +659,4 @@ avm_qmp_feed (struct avm_qmp *q, const void *buf, size_t len, avm_error_t *err)
   if (r >= 0)
     r = qmp_flush_output (q);
   return process_result (q, r, err);
-}
-
-/* ------------------------------------------------------------------ */
-/* State.  */
-
-bool
-avm_qmp_is_ready (const struct avm_qmp *q)
-{
-  return q->state == QMP_READY;
-}
-
-bool
-avm_qmp_is_closed (const struct avm_qmp *q)
-{
-  return q->state == QMP_CLOSED;
-}
-
-const char *
-avm_qmp_name (const struct avm_qmp *q)
-{
-  return q->name;
-}
-
-const char *
-avm_qmp_qemu_version (const struct avm_qmp *q)
-{
-  return q->version;
-}
-
-void
-avm_qmp_qemu_version_numbers (const struct avm_qmp *q, int *major, int *minor, int *micro)
-{
-  if (major)
-    *major = q->major;
-  if (minor)
-    *minor = q->minor;
-  if (micro)
-    *micro = q->micro;
-}
-
-const char *
-avm_qmp_qemu_package (const struct avm_qmp *q)
-{
-  return q->package;
-}
-
-json_t *
-avm_qmp_greeting (const struct avm_qmp *q)
-{
-  return q->greeting;
 }

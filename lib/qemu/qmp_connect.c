@@ -2,7 +2,8 @@
 /*
  * QMP client: creating a client, connecting it (to a socket path, or on a
  * descriptor already connected), the handshake (QEMU's greeting, then
- * qmp_capabilities) and closing.  The engine is qmp.c; the non-blocking
+ * qmp_capabilities), closing, and the state accessors (ready, closed, name,
+ * QEMU's version and greeting).  The engine is qmp.c; the non-blocking
  * connection attempt for event loops is in qmploop.c.
  */
 #include "qemu/qmp_internal.h"
@@ -277,4 +278,54 @@ avm_qmp_closep (struct avm_qmp **q)
 {
   avm_qmp_close (*q);
   *q = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* State.  */
+
+bool
+avm_qmp_is_ready (const struct avm_qmp *q)
+{
+  return q->state == QMP_READY;
+}
+
+bool
+avm_qmp_is_closed (const struct avm_qmp *q)
+{
+  return q->state == QMP_CLOSED;
+}
+
+const char *
+avm_qmp_name (const struct avm_qmp *q)
+{
+  return q->name;
+}
+
+const char *
+avm_qmp_qemu_version (const struct avm_qmp *q)
+{
+  return q->version;
+}
+
+void
+avm_qmp_qemu_version_numbers (const struct avm_qmp *q, int *major, int *minor, int *micro)
+{
+  if (major)
+    *major = q->major;
+  if (minor)
+    *minor = q->minor;
+  if (micro)
+    *micro = q->micro;
+}
+
+const char *
+avm_qmp_qemu_package (const struct avm_qmp *q)
+{
+  return q->package;
+}
+
+json_t *
+avm_qmp_greeting (const struct avm_qmp *q)
+{
+  return q->greeting;
 }

@@ -23,62 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the boot failure picture ------------------------------------------- */
-
-/* The boot failed: guest_stop takes a picture of the screen first (the
-   first failure only; nothing when the stop was already under way).  */
-static void
-want_failure_shot (struct sv *sv)
-{
-  if (sv->phase != PHASE_STOPPING && sv->exit_status == 0)
-    sv->g.failure_shot_wanted = true;
-}
-
-static void
-on_failure_shot (struct sv *sv, void *data, const char *path, const char *error, int exit_code)
-{
-  if (path)
-    {
-      free (sv->g.failure_shot);
-      sv->g.failure_shot = strdup (path);
-      sv_info (sv, "the screen at the boot failure: %s", path);
-      if (sv->error)
-        avm_error_append (&sv->error, sv->error->exit_code, 0, "the screen at the boot failure: %s", path);
-    }
-  else
-    sv_info (sv, "no picture of the screen at the boot failure: %s", error);
-  if (sv->g.qstop == QSTOP_SCREENSHOT)
-    {
-      sv->g.qstop = QSTOP_NONE;
-      guest_stop (sv);
-    }
-}
-
-/* Start the picture (LOGDIR/boot-failed-YYYYmmdd-HHMMSS.png, output 0):
-   true when guest_stop is to wait for it.  */
-static bool
-failure_shot_start (struct sv *sv)
-{
-  sv->g.failure_shot_wanted = false;
-  if (!sv->g.qmp_ready || sv->plan->gpu_outputs == 0)
-    return false;
-  char stamp[32];
-  time_t now = time (NULL);
-  struct tm tm;
-  strftime (stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r (&now, &tm));
-  _cleanup_free_ char *path = avm_strdupf ("%s/boot-failed-%s.png", sv->log_dir, stamp);
-  _cleanup_error_ avm_error_t err = NULL;
-  if (!path)
-    return false;
-  if (sv_screenshot (sv, path, 0, SV_SHOT_FAILURE_TIMEOUT, on_failure_shot, NULL, &err) < 0)
-    {
-      sv_info (sv, "no picture of the screen at the boot failure: %s", err->msg);
-      return false;
-    }
-  sv->g.qstop = QSTOP_SCREENSHOT;
-  return true;
-}
-
 /* ---- consoles ---------------------------------------------------------- */
 
 static bool
@@ -136,7 +80,7 @@ on_console_line (void *data, const char *line, size_t len)
     {
       if (sv->g.boots == 0)
         {
-          want_failure_shot (sv);
+          sv_want_failure_shot (sv);
           sv_fail (sv, AVM_EXIT_BOOT_FAILED, "the guest reported a boot failure on console %s: %.*s (see %s)", c->name,
                    (int) (len > 300 ? 300 : len), line, avm_logsink_path (c->log));
         }
@@ -230,7 +174,7 @@ on_qmp_event (void *data, const char *event, json_t *obj, json_t *ts)
           for (size_t i = 0; i < sv->g.ncons; i++)
             if (sv->g.cons[i].boot)
               log = avm_logsink_path (sv->g.cons[i].log);
-          want_failure_shot (sv);
+          sv_want_failure_shot (sv);
           sv_fail (sv, AVM_EXIT_BOOT_FAILED,
                    "the guest reset %u times without completing a boot (a boot loop; last reset: %s); see %s "
                    "(boot.reset_limit is %u)",
@@ -409,7 +353,7 @@ on_boot_timeout (sd_event_source *src, uint64_t usec, void *data)
   for (size_t i = 0; i < sv->g.ncons; i++)
     if (sv->g.cons[i].boot)
       log = avm_logsink_path (sv->g.cons[i].log);
-  want_failure_shot (sv);
+  sv_want_failure_shot (sv);
   sv_fail (sv, AVM_EXIT_BOOT_TIMEOUT,
            "the guest did not boot within %.0f s (no \"%s\" on console %s); see %s, or raise boot.timeout",
            (double) sv->g.boot->timeout / USEC_PER_SEC, sv->g.boot->completed[0], console, log);
@@ -681,7 +625,7 @@ guest_stop (struct sv *sv)
   q->state = SVC_STOPPING;
   /* A failed boot: the screen first (bounded: a hung QEMU does not hold
      the stop up), then on as usual (on_failure_shot).  */
-  if (sv->g.failure_shot_wanted && failure_shot_start (sv))
+  if (sv->g.failure_shot_wanted && sv_failure_shot_start (sv))
     return;
   /* A guest that has not booted yet cannot act on the power button (an
      Android guest handles it once its system server runs): waiting for it

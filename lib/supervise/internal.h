@@ -294,6 +294,11 @@ typedef void (*sv_shot_fn) (struct sv *sv, void *data, const char *path, const c
    2), QEMU not running, its monitor not connected, QEMU before 7.1.  */
 int sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t timeout, sv_shot_fn done, void *data,
                    avm_error_t *err);
+/* The boot failed: guest_stop takes a picture of the screen first (the
+   first failure only).  Starting it (LOGDIR/boot-failed-*.png, output 0):
+   true when guest_stop is to wait for it.  */
+void sv_want_failure_shot (struct sv *sv);
+bool sv_failure_shot_start (struct sv *sv);
 /* {"command":"screenshot","output":K}: a reply, or AVM_CONTROL_PENDING.  */
 json_t *sv_control_screenshot (struct sv *sv, json_t *request, struct avm_control_request *req);
 

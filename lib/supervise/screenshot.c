@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct shot
@@ -154,6 +155,62 @@ sv_screenshot (struct sv *sv, const char *path, unsigned output, uint64_t timeou
   if (timeout > 0)
     sv_timer (sv, &s->timer, timeout, on_shot_timeout, s);
   return 0;
+}
+
+/* ---- the boot failure picture ------------------------------------------- */
+
+/* The boot failed: guest_stop takes a picture of the screen first (the
+   first failure only; nothing when the stop was already under way).  */
+void
+sv_want_failure_shot (struct sv *sv)
+{
+  if (sv->phase != PHASE_STOPPING && sv->exit_status == 0)
+    sv->g.failure_shot_wanted = true;
+}
+
+static void
+on_failure_shot (struct sv *sv, void *data, const char *path, const char *error, int exit_code)
+{
+  if (path)
+    {
+      free (sv->g.failure_shot);
+      sv->g.failure_shot = strdup (path);
+      sv_info (sv, "the screen at the boot failure: %s", path);
+      if (sv->error)
+        avm_error_append (&sv->error, sv->error->exit_code, 0, "the screen at the boot failure: %s", path);
+    }
+  else
+    sv_info (sv, "no picture of the screen at the boot failure: %s", error);
+  if (sv->g.qstop == QSTOP_SCREENSHOT)
+    {
+      sv->g.qstop = QSTOP_NONE;
+      guest_stop (sv);
+    }
+}
+
+/* Start the picture (LOGDIR/boot-failed-YYYYmmdd-HHMMSS.png, output 0):
+   true when guest_stop is to wait for it.  */
+bool
+sv_failure_shot_start (struct sv *sv)
+{
+  sv->g.failure_shot_wanted = false;
+  if (!sv->g.qmp_ready || sv->plan->gpu_outputs == 0)
+    return false;
+  char stamp[32];
+  time_t now = time (NULL);
+  struct tm tm;
+  strftime (stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r (&now, &tm));
+  _cleanup_free_ char *path = avm_strdupf ("%s/boot-failed-%s.png", sv->log_dir, stamp);
+  _cleanup_error_ avm_error_t err = NULL;
+  if (!path)
+    return false;
+  if (sv_screenshot (sv, path, 0, SV_SHOT_FAILURE_TIMEOUT, on_failure_shot, NULL, &err) < 0)
+    {
+      sv_info (sv, "no picture of the screen at the boot failure: %s", err->msg);
+      return false;
+    }
+  sv->g.qstop = QSTOP_SCREENSHOT;
+  return true;
 }
 
 /* ---- the control command ------------------------------------------------ */
