@@ -379,6 +379,8 @@ service_clear (struct avm_plan_service *s)
   free (s->missing_program);
   free (s->description);
   avm_strv_free (s->serves);
+  free (s->snapshot_control);
+  avm_strv_free (s->snapshot_files);
 }
 
 void

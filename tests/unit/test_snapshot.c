@@ -97,12 +97,18 @@ Test (snapshot, names_and_store)
     {
       rc = tu_avm (&out, &err, "snapshot", "delete", bad[i], NULL);
       cr_expect_eq (rc, 2, "name \"%s\": exit %d", bad[i], rc);
+      free (out);
+      free (err);
     }
   rc = tu_avm (&out, &err, "snapshot", "save", NULL);
   cr_assert_eq (rc, 2);
   cr_assert (strstr (err, "missing snapshot NAME"), "%s", err);
+  free (out);
+  free (err);
   rc = tu_avm (&out, &err, "snapshot", "frobnicate", NULL);
   cr_assert_eq (rc, 2);
+  free (out);
+  free (err);
 
   /* Not there: exit 1, and what there is.  */
   rc = ts_avm (&env, &out, "snapshot", "delete", "nope", NULL);
@@ -297,12 +303,15 @@ Test (snapshot, helper_suspends, .timeout = TU_TIMEOUT (180))
   char *copy = tu_read (ts_fmt ("%s/service-keys/keys-state", dir));
   cr_assert (copy && !strcmp (copy, "written at start\n"), "%s", copy ? copy : "(no copy)");
   free (copy);
-  json_t *meta = ts_json (tu_read (ts_fmt ("%s/snapshot.json", dir)));
+  char *text = tu_read (ts_fmt ("%s/snapshot.json", dir));
+  json_t *meta = ts_json (text);
+  free (text);
   json_t *files = json_object_get (json_object_get (json_object_get (meta, "services"), "keys"), "files");
   cr_assert_eq (json_array_size (files), 2);
   cr_assert_str_eq (json_string_value (json_object_get (json_array_get (files, 0), "file")), "service-keys/keys-state");
   cr_assert_str_eq (json_string_value (json_object_get (json_array_get (files, 0), "path")), state);
   cr_assert (json_is_true (json_object_get (json_array_get (files, 1), "absent")));
+  json_decref (meta);
   char *status = NULL;
   cr_assert_eq (ts_avm (&env, &status, "status", "--json", NULL), 0);
   cr_assert (strstr (status, "\"running\""), "%s", status);
@@ -311,8 +320,8 @@ Test (snapshot, helper_suspends, .timeout = TU_TIMEOUT (180))
   /* Changed since: the restore puts the saved state back before the
      helper starts (it prints what it finds), and removes the file the
      save found absent.  */
-  tu_write (env.dir, "keys-state", "changed after the save\n");
-  tu_write (env.dir, "keys-gone", "made after the save\n");
+  free (tu_write (env.dir, "keys-state", "changed after the save\n"));
+  free (tu_write (env.dir, "keys-gone", "made after the save\n"));
   struct ts_avm b;
   ts_start (&env, &b, profile, "--restore", "s1", NULL);
   msgs = ts_wait_notify (&b, "READY=1", 60);
