@@ -261,11 +261,7 @@ avm_cmd_check (int argc, char **argv)
         writable |= !plan->disks[k].readonly;
       if (writable && nb == 0)
         {
-          _cleanup_free_ char *dir = strdup (plan->qemu_argv[0]);
-          char *slash = dir ? strrchr (dir, '/') : NULL;
-          if (slash)
-            *slash = '\0';
-          _cleanup_free_ char *img = avm_find_program ("qemu-img", dir);
+          _cleanup_free_ char *img = avm_plan_qemu_tool (plan, "qemu-img");
           if (img)
             avm_host_report_add (&rep, AVM_CHECK_OK, "qemu-img", img, NULL);
           else

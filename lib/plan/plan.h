@@ -325,6 +325,9 @@ json_t *avm_plan_boot_props_json (const struct avm_plan *plan);
 const char *avm_plan_caps_source_name (enum avm_caps_source s);
 /* Append a warning (a copy of MSG).  */
 int avm_plan_add_warning (struct avm_plan *plan, const char *msg);
+/* A tool of QEMU's ("qemu-img"): next to the plan's QEMU binary, else on
+   $PATH; malloc'd, or NULL when it is not installed.  */
+char *avm_plan_qemu_tool (const struct avm_plan *plan, const char *name);
 /* The QEMU service (the last one).  */
 const struct avm_plan_service *avm_plan_qemu (const struct avm_plan *plan);
 

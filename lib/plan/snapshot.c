@@ -12,6 +12,7 @@
 #include "plan/internal.h"
 #include "qemu/catalog.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/json.h"
 #include "util/strv.h"
 
@@ -50,4 +51,14 @@ plan_snapshot_blockers (struct plan_ctx *c, struct avm_plan *plan)
 fail:
   avm_argv_clear (&v);
   return avm_error_sys (c->err, -r, "plan");
+}
+
+char *
+avm_plan_qemu_tool (const struct avm_plan *plan, const char *name)
+{
+  _cleanup_free_ char *dir = strdup (plan->qemu_argv[0]);
+  char *slash = dir ? strrchr (dir, '/') : NULL;
+  if (slash)
+    *slash = '\0';
+  return avm_find_program (name, dir);
 }

@@ -40,11 +40,7 @@ disk_layered (const struct avm_plan_disk *d)
 static int
 qemu_img (struct sv *sv, char *const *args, avm_error_t *err)
 {
-  _cleanup_free_ char *dir = strdup (sv->plan->qemu_argv[0]);
-  char *slash = dir ? strrchr (dir, '/') : NULL;
-  if (slash)
-    *slash = '\0';
-  _cleanup_free_ char *prog = avm_find_program ("qemu-img", dir);
+  _cleanup_free_ char *prog = avm_plan_qemu_tool (sv->plan, "qemu-img");
   if (!prog)
     return avm_error_fail (err, ENOENT, "qemu-img is not installed (Debian: qemu-utils); snapshots need it");
   const char *argv[16] = { prog };
