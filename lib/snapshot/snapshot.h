@@ -78,9 +78,9 @@ int avm_snapshot_restore_request (json_t *meta, const char *dir, struct avm_plan
    metadata objects; an unreadable one is listed as {"name", "error"}.  */
 int avm_snapshot_list (const char *state_dir, json_t **out, avm_error_t *err);
 
-/* Remove snapshot NAME: refused (-EBUSY) while another snapshot's layers
-   are made over its own (its "parent"), naming them.  Renamed away first,
-   then removed, so a crash leaves no half snapshot under the name.  */
+/* Remove snapshot NAME (every snapshot stands alone: a save of a restored
+   platform copies the layers it runs on).  Renamed away first, then
+   removed, so a crash leaves no half snapshot under the name.  */
 int avm_snapshot_delete (const char *state_dir, const char *name, avm_error_t *err);
 
 /* Remove a directory tree of the store (a staging or deleted snapshot):

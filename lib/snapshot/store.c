@@ -297,7 +297,7 @@ avm_snapshot_remove_tree (const char *dir, avm_error_t *err)
 int
 avm_snapshot_delete (const char *state_dir, const char *name, avm_error_t *err)
 {
-  _cleanup_json_ json_t *meta = NULL, *list = NULL;
+  _cleanup_json_ json_t *meta = NULL;
   int r;
   if ((r = avm_snapshot_name_check (name, err)) < 0)
     return r;
@@ -313,33 +313,8 @@ avm_snapshot_delete (const char *state_dir, const char *name, avm_error_t *err)
         return avm_snapshot_load (state_dir, name, &meta, err);
       return avm_error_sys (err, errno, "snapshot %s: %s", name, dir);
     }
-  if ((r = avm_snapshot_list (state_dir, &list, err)) < 0)
+  if ((r = avm_snapshot_remove_tree (gone, err)) < 0)
     return r;
-  struct avm_argv children = { 0 };
-  size_t i;
-  json_t *m;
-  json_array_foreach (list, i, m)
-    {
-      const char *parent = json_string_value (json_object_get (m, "parent"));
-      if (parent && !strcmp (parent, name)
-          && avm_argv_push (&children, json_string_value (json_object_get (m, "name"))) < 0)
-        {
-          avm_argv_clear (&children);
-          return avm_error_sys (err, ENOMEM, "snapshot %s", name);
-        }
-    }
-  if (children.n)
-    {
-      _cleanup_free_ char *names = avm_strv_join_prose (children.v, children.n);
-      avm_argv_clear (&children);
-      return avm_error_fail (err, EBUSY,
-                             "snapshot %s: snapshot %s was saved from a platform restored from it and its disk layers "
-                             "are made over its own; delete %s first",
-                             name, names ? names : "?", names ? names : "them");
-    }
-  avm_argv_clear (&children);
-  if (avm_snapshot_remove_tree (gone, err) < 0)
-    return -EIO;
   if (rename (dir, gone) < 0)
     return avm_error_sys (err, errno, "snapshot %s: cannot rename %s", name, dir);
   return avm_snapshot_remove_tree (gone, err);
