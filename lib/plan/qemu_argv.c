@@ -394,8 +394,11 @@ emit_disks (struct plan_ctx *c)
     }
   for (i = 0; rs && i < rs->nlayers; i++)
     if (!used[i])
-      return avm_error_input (c->err, "snapshot %s has a layer for disk %s, which %s does not have as a writable disk",
-                              rs->snapshot, rs->layers[i].disk, c->file);
+      /* (Not bad input: a snapshot that does not fit, as avm_snapshot_match
+         says it; --restore-or-boot then boots.)  */
+      return avm_error_fail (c->err, ESTALE,
+                             "snapshot %s has a layer for disk %s, which %s does not have as a writable disk",
+                             rs->snapshot, rs->layers[i].disk, c->file);
   return 0;
 }
 

@@ -491,6 +491,15 @@ Test (snapshot, demo_save_restore, .timeout = TU_TIMEOUT (600))
   cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
   cr_assert (strstr (err, "booting instead (--restore-or-boot)"), "%s", err);
   cr_assert_null (strstr (out, "-incoming"), "%s", out);
+  /* A disk that is no longer writable: its layer fits nothing.  */
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--set", "disks[0].readonly=true", "--restore", "boot", "--dry-run", NULL);
+  cr_assert_eq (rc, 1, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "has a layer for disk data, which"), "%s", err);
+  rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
+                "--set", "disks[0].readonly=true", "--restore-or-boot", "boot", "--dry-run", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
+  cr_assert (strstr (err, "booting instead (--restore-or-boot)"), "%s", err);
   /* The restore plan itself.  */
   rc = run_avm (&out, &err, "start", "-p", "demo", "--images", img, "--set", "machine.accel=tcg", "-O", "share=off",
                 "--restore", "boot", "--dry-run", NULL);
