@@ -260,9 +260,12 @@ expand_policy (struct plan_ctx *c, json_t *def, const char *base, struct plan_se
   return 0;
 }
 
-/* services.NAME.snapshot and, for "suspend", its control socket (a
-   socketpair resource) and state files (absolute, base names distinct:
-   each is kept in the snapshot under its base name).  */
+/* services.NAME.snapshot; for "suspend", its control socket (a
+   socketpair resource); for "suspend" and "stateless", state files
+   (absolute, base names distinct: each is kept in the snapshot under its
+   base name), which a stateless helper's snapshot carries as Cuttlefish's
+   carries the instance directory (its files as they are while the guest
+   is paused; the helper starts anew on them on a restore).  */
 static int
 expand_snapshot (struct plan_ctx *c, json_t *def, const char *base, struct avm_plan_service *s)
 {
@@ -273,25 +276,29 @@ expand_snapshot (struct plan_ctx *c, json_t *def, const char *base, struct avm_p
   s->snapshot = !how || streq (how, "stateless") ? AVM_SNAPSHOT_STATELESS
                 : streq (how, "refuse")          ? AVM_SNAPSHOT_REFUSE
                                                  : AVM_SNAPSHOT_SUSPEND;
-  if (s->snapshot != AVM_SNAPSHOT_SUSPEND)
+  /* (snapshot_control_format has a default: not looked at.)  */
+  if (s->snapshot != AVM_SNAPSHOT_SUSPEND && ctl)
+    return avm_error_input (c->err, "%s: %s.snapshot_control: only for \"snapshot\": \"suspend\"", c->file, base);
+  if (s->snapshot == AVM_SNAPSHOT_REFUSE && json_array_size (files) > 0)
+    return avm_error_input (c->err, "%s: %s.snapshot_files: not for \"snapshot\": \"refuse\"", c->file, base);
+  if (s->snapshot == AVM_SNAPSHOT_SUSPEND)
     {
-      /* (snapshot_control_format has a default: not looked at.)  */
-      if (ctl || json_array_size (files) > 0)
-        return avm_error_input (c->err, "%s: %s.%s: only for \"snapshot\": \"suspend\"", c->file, base,
-                                ctl ? "snapshot_control" : "snapshot_files");
-      return 0;
+      if (!ctl)
+        return avm_error_input (c->err,
+                                "%s: %s.snapshot: \"suspend\" needs %s.snapshot_control (a socketpair resource)",
+                                c->file, base, base);
+      const struct avm_plan_resource *res = plan_resource (c, ctl);
+      if (!res || res->type != AVM_RES_SOCKETPAIR)
+        return avm_error_input (c->err, "%s: %s.snapshot_control: \"%s\" is %s", c->file, base, ctl,
+                                res ? "not a socketpair resource" : "no resource");
+      if (!(s->snapshot_control = strdup (ctl)))
+        return avm_error_sys (c->err, ENOMEM, "%s", base);
+      s->snapshot_control_format = fmt && streq (fmt, "launcher-action-typed")
+                                       ? AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION_TYPED
+                                       : AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION;
     }
-  if (!ctl)
-    return avm_error_input (c->err, "%s: %s.snapshot: \"suspend\" needs %s.snapshot_control (a socketpair resource)",
-                            c->file, base, base);
-  const struct avm_plan_resource *res = plan_resource (c, ctl);
-  if (!res || res->type != AVM_RES_SOCKETPAIR)
-    return avm_error_input (c->err, "%s: %s.snapshot_control: \"%s\" is %s", c->file, base, ctl,
-                            res ? "not a socketpair resource" : "no resource");
-  if (!(s->snapshot_control = strdup (ctl)))
-    return avm_error_sys (c->err, ENOMEM, "%s", base);
-  s->snapshot_control_format = fmt && streq (fmt, "launcher-action-typed") ? AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION_TYPED
-                                                                           : AVM_SNAPSHOT_CONTROL_LAUNCHER_ACTION;
+  if (json_array_size (files) == 0)
+    return 0;
   struct avm_argv v = { 0 };
   size_t i;
   json_t *f;

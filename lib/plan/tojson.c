@@ -130,6 +130,9 @@ service_json (const struct avm_plan *plan, const struct avm_plan_service *s)
                                         ? "launcher-action-typed"
                                         : "launcher-action",
                                     "files", strv_json (s->snapshot_files)));
+  else if (s->snapshot_files)
+    json_object_set_new (o, "snapshot",
+                         json_pack ("{s:s, s:o}", "mode", "stateless", "files", strv_json (s->snapshot_files)));
   json_object_set_new (o, "program", s->program ? json_string (s->program) : json_null ());
   if (s->missing)
     json_object_set_new (o, "missing", json_string (s->missing));

@@ -290,9 +290,10 @@ static const struct avm_skey service_keys[] = {
         "later), launcher-action-typed (with a 32-bit ExtendedActionType before the length: Android 14 QPR2 and "
         "QPR3)."),
   ARR ("snapshot_files", 0,
-       "snapshot: suspend: the service's state files (absolute paths; profile variables expanded), copied into the "
-       "snapshot while it is suspended (one missing is recorded as absent) and copied back (or removed) before it "
-       "starts on avm start --restore. Their base names must differ.",
+       "snapshot: suspend or stateless: the service's state files (absolute paths; profile variables expanded), "
+       "copied into the snapshot while the guest is paused (a suspending service suspended; one missing is recorded "
+       "as absent) and copied back (or removed) before the service starts on avm start --restore. Their base names "
+       "must differ.",
        STR (NULL, NULL, AVM_SF_TEXT | AVM_SF_NOTEMPTY, "A file.")),
   BOOL ("requires_root", "false",
         "The program runs only as root (Debian 12's virtiofsd). When avm does not run as root, a critical service "

@@ -154,9 +154,9 @@ on_helper_timeout (sd_event_source *src, uint64_t usec, void *data)
   return 0;
 }
 
-/* Copy the state files of suspended helper D into the staging directory
-   (service-NAME/BASENAME), recording them (or their absence) in
-   S->services.  */
+/* Copy the state files of helper D (suspended, or stateless) into the
+   staging directory (service-NAME/BASENAME), recording them (or their
+   absence) in S->services.  */
 static int
 helper_files (struct snapsave *s, const struct avm_plan_service *d, avm_error_t *err)
 {
@@ -271,18 +271,24 @@ helper_next (struct snapsave *s)
     }
   if (suspend)
     {
-      /* All suspended: their files hold still.  */
+      /* All suspended: their files hold still.  A stateless helper's files
+         are taken as they are, the guest paused (Cuttlefish's snapshot
+         copies the instance directory so, its helpers stopped).  */
       for (size_t i = 0; i < plan->nservices && i < sv->n; i++)
-        if (s->held[i] == HELD_SUSPENDED)
-          {
-            _cleanup_error_ avm_error_t err = NULL;
-            if (helper_files (s, &plan->services[i], &err) < 0)
-              {
-                save_fail (s, AVM_EXIT_FAILURE, "%s", err->msg);
-                return;
-              }
-            sv_info (sv, "snapshot %s: services.%s suspended", s->name, plan->services[i].name);
-          }
+        {
+          const struct avm_plan_service *d = &plan->services[i];
+          bool stateless = d->snapshot == AVM_SNAPSHOT_STATELESS && d->snapshot_files;
+          if (s->held[i] != HELD_SUSPENDED && !stateless)
+            continue;
+          _cleanup_error_ avm_error_t err = NULL;
+          if (helper_files (s, d, &err) < 0)
+            {
+              save_fail (s, AVM_EXIT_FAILURE, "%s", err->msg);
+              return;
+            }
+          if (!stateless)
+            sv_info (sv, "snapshot %s: services.%s suspended", s->name, d->name);
+        }
       s->step = SAVE_DISK;
       s->disk = 0;
       s->dstep = DISK_ADD;
@@ -297,8 +303,8 @@ helper_next (struct snapsave *s)
     }
 }
 
-/* The state files of the helpers that suspend (services.NAME.snapshot:
-   suspend), as the snapshot restored has them: copied back (through a
+/* The state files of the helpers (services.NAME.snapshot_files), as the
+   snapshot restored has them: copied back (through a
    temporary file renamed into place), or removed when the save found
    none; before any helper starts.  A file the snapshot does not list is
    left as it is (a service that did not suspend then).  */
@@ -313,7 +319,7 @@ sv_restore_service_files (struct sv *sv, avm_error_t *err)
   for (size_t i = 0; i + 1 < sv->plan->nservices; i++)
     {
       const struct avm_plan_service *d = &sv->plan->services[i];
-      if (d->snapshot != AVM_SNAPSHOT_SUSPEND || !d->snapshot_files)
+      if (!d->snapshot_files)
         continue;
       json_t *files = json_object_get (json_object_get (saved, d->name), "files");
       if (!files)

@@ -1646,6 +1646,9 @@ Test (plan, snapshot_key_of_a_service)
   expect_error ("{\"resources\": {\"c\": {\"type\": \"socketpair\"}}, \"services\": {\"fake\": {\"exec\": "
                 "[\"/bin/sleep\", \"100\"], \"snapshot\": \"refuse\", \"snapshot_control\": \"c\"}}}",
                 "services.fake.snapshot_control: only for \"snapshot\": \"suspend\"", 2, NULL);
+  expect_error ("{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"refuse\","
+                " \"snapshot_files\": [\"/a/state\"]}}}",
+                "services.fake.snapshot_files: not for \"snapshot\": \"refuse\"", 2, NULL);
   char *dir = tu_tmpdir ();
   char *path = tu_write (dir, "s.json",
                          "{\"services\": {\"fake\": {\"exec\": [\"/bin/sleep\", \"100\"], \"snapshot\": \"refuse\"},"

@@ -657,3 +657,43 @@ Test (snapshot, copy_sparse)
   if (access ("/dev/shm", W_OK) == 0)
     copy_case (ts_fmt ("/dev/shm/avm-test-copy-%d", (int) getpid ()), ts_fmt ("%s/c", env.dir));
 }
+
+/* services.NAME.snapshot_files on a stateless helper (the AAOS modem
+   simulator's files): taken as they are while the guest is paused, put
+   back before the helper starts anew on a restore; no suspend request.  */
+Test (snapshot, helper_files_stateless, .timeout = TU_TIMEOUT (120))
+{
+  char *state = ts_fmt ("%s/modem-state", env.dir);
+  free (tu_write (env.dir, "modem-state", "at the save\n"));
+  char *svc = ts_fmt ("{\"keys\": {\"exec\": [\"%s\", \"cat=%s\", \"hang\"], \"snapshot_files\": [\"%s\"]}}", env.fake,
+                      state, state);
+  char *profile = ts_profile (&env, "stateless-files", svc, NULL, "\"stop\": {\"timeout\": 1}");
+  struct ts_avm a;
+  ts_start (&env, &a, profile, NULL);
+  char *msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  wait_log ("cat ", 10);
+  char *out, *err;
+  int rc = run_avm (&out, &err, "snapshot", "save", "s1", NULL);
+  cr_assert_eq (rc, 0, "exit %d: %s\n%s", rc, err, ts_stderr (&a));
+  char *copy = tu_read (ts_fmt ("%s/1/snapshots/s1/service-keys/modem-state", env.state));
+  cr_assert (copy && !strcmp (copy, "at the save\n"), "%s", copy ? copy : "(no copy)");
+  free (copy);
+  cr_assert_null (strstr (keys_log (), "snapshot: suspend"), "%s", keys_log ());
+  stop_avm (&a);
+
+  free (tu_write (env.dir, "modem-state", "changed since\n"));
+  ts_start (&env, &a, profile, "--restore", "s1", NULL);
+  msgs = ts_wait_notify (&a, "READY=1", 60);
+  cr_assert (strstr (msgs, "READY=1"), "%s\n%s", msgs, ts_stderr (&a));
+  char *now = tu_read (state);
+  cr_assert (now && !strcmp (now, "at the save\n"), "%s", now ? now : "(none)");
+  free (now);
+  stop_avm (&a);
+  char *log = keys_log ();
+  const char *last = strstr (log, "=== avm ");
+  for (const char *q; last && (q = strstr (last + 1, "=== avm "));)
+    last = q;
+  cr_assert (last && strstr (last, ts_fmt ("cat %s: at the save", state)),
+             "the helper did not start on the saved file:\n%s", log);
+}
