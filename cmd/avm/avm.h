@@ -75,6 +75,11 @@ int avm_json_print (json_t *j, FILE *out);
    malloc'd, set also when it does not run) and whether avm start holds
    it: 1 (its pid in *PID), 0 (not running), or -errno with ERR filled.  */
 int avm_instance_locate (int instance, char **dir, char **sock, pid_t *pid, avm_error_t *err);
+/* The same for command CMD that needs the instance running: 1 when it
+   runs; 0 when not, said on stderr ("avm CMD: instance N is not running"
+   and HINT, which may be ""); or minus the exit status after reporting a
+   failure.  */
+int avm_instance_running (const char *cmd, int instance, const char *hint, char **dir, char **sock, pid_t *pid);
 
 /* `avm start` once its options are parsed; start-avm runs it too.  */
 struct avm_start_run

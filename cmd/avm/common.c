@@ -159,3 +159,15 @@ avm_instance_locate (int instance, char **dir, char **sock, pid_t *pid, avm_erro
     return avm_error_sys (err, ENOMEM, "instance %d", instance);
   return avm_rundir_holder (*dir, pid, err);
 }
+
+int
+avm_instance_running (const char *cmd, int instance, const char *hint, char **dir, char **sock, pid_t *pid)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  int r = avm_instance_locate (instance, dir, sock, pid, &err);
+  if (r < 0)
+    return -avm_error_report (&err);
+  if (r == 0)
+    fprintf (stderr, "avm %s: instance %d is not running%s\n", cmd, instance, hint);
+  return r;
+}

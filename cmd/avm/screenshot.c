@@ -115,14 +115,9 @@ avm_cmd_screenshot (int argc, char **argv)
 
   _cleanup_free_ char *dir = NULL, *sock = NULL;
   pid_t pid = 0;
-  int r = avm_instance_locate (instance, &dir, &sock, &pid, &err);
-  if (r < 0)
-    return avm_error_report (&err);
-  if (r == 0)
-    {
-      fprintf (stderr, "avm screenshot: instance %d is not running\n", instance);
-      return AVM_EXIT_FAILURE;
-    }
+  int r = avm_instance_running ("screenshot", instance, "", &dir, &sock, &pid);
+  if (r <= 0)
+    return r < 0 ? -r : AVM_EXIT_FAILURE;
 
   /* The default name, from the time of the request.  */
   _cleanup_free_ char *def = NULL;

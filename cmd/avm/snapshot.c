@@ -48,14 +48,9 @@ snapshot_save (int instance, const char *name, bool replace, bool compress)
     return avm_error_report (&err);
   _cleanup_free_ char *dir = NULL, *sock = NULL;
   pid_t pid = 0;
-  int r = avm_instance_locate (instance, &dir, &sock, &pid, &err);
-  if (r < 0)
-    return avm_error_report (&err);
-  if (r == 0)
-    {
-      fprintf (stderr, "avm snapshot: instance %d is not running (start it, let it boot, then save)\n", instance);
-      return AVM_EXIT_FAILURE;
-    }
+  int r = avm_instance_running ("snapshot", instance, " (start it, let it boot, then save)", &dir, &sock, &pid);
+  if (r <= 0)
+    return r < 0 ? -r : AVM_EXIT_FAILURE;
   _cleanup_json_ json_t *req = json_pack ("{s:s, s:s, s:b, s:b}", "command", "snapshot-save", "name", name, "replace",
                                           replace, "compress", compress);
   _cleanup_json_ json_t *reply = NULL;

@@ -89,14 +89,9 @@ avm_cmd_stop (int argc, char **argv)
 
   _cleanup_free_ char *dir = NULL, *sock = NULL;
   pid_t pid = 0;
-  int r = avm_instance_locate (instance, &dir, &sock, &pid, &err);
-  if (r < 0)
-    return avm_error_report (&err);
-  if (r == 0)
-    {
-      fprintf (stderr, "avm stop: instance %d is not running\n", instance);
-      return AVM_EXIT_OK;
-    }
+  int r = avm_instance_running ("stop", instance, "", &dir, &sock, &pid);
+  if (r <= 0)
+    return r < 0 ? -r : AVM_EXIT_OK;
   _cleanup_json_ json_t *req = json_pack ("{s:s, s:b}", "command", "stop", "kill", kill_now);
   _cleanup_json_ json_t *reply = NULL;
   if (!req)
