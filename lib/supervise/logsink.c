@@ -302,9 +302,6 @@ emit_line (struct avm_logsink *s, bool strip_cr)
   for (char *z = memchr (line, '\0', len); z; z = memchr (z, '\0', len - (size_t) (z - line)))
     *z = ' ';
 
-  if (s->cb)
-    s->cb (s->cb_data, line, len);
-
   if (s->timestamps)
     {
       /* UTC to the millisecond, ISO 8601: "2026-12-07T03:55:01.123Z ".  */
@@ -348,6 +345,11 @@ emit_line (struct avm_logsink *s, bool strip_cr)
       };
       (void) writev_nosigpipe (s->echo_fd, iov, (int) ARRAY_SIZE (iov));
     }
+
+  /* Last: what the callback does (the boot marker's READY=1) comes after
+     the line is in the log, where whoever READY wakes may look for it.  */
+  if (s->cb)
+    s->cb (s->cb_data, line, len);
 }
 
 /* Add N bytes without a newline to the pending line.  A full buffer is
