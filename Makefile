@@ -362,6 +362,9 @@ DEMO_KERNEL := $(shell ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n 1)
 endif
 DEMO_KVER := $(patsubst /boot/vmlinuz-%,%,$(DEMO_KERNEL))
 DEMO_BUSYBOX ?= /bin/busybox
+# The QEMU guest agent in the x86_64 guest (qemu-guest-agent): a restored
+# guest's clock is set through it (snapshot.clock guest-agent).
+DEMO_AGENT ?= /usr/sbin/qemu-ga
 # Loaded in this order, each after its dependencies (modprobe --show-depends).
 DEMO_MODULES := evdev button virtio_pci virtio_blk virtio_console virtio_rng virtio_input virtiofs virtio_gpu
 DEMO_HELLO := hello from the avm demo share
@@ -376,14 +379,15 @@ $(DEMO_DIR)/vmlinuz: $(DEMO_KERNEL)
 	@mkdir -p $(@D)
 	cp $(DEMO_KERNEL) $@.tmp && mv $@.tmp $@
 
-$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init tests/demo/mkinitramfs.sh $(DEMO_KERNEL) $(DEMO_BUSYBOX)
+$(DEMO_DIR)/initramfs.cpio.gz: tests/demo/init tests/demo/mkinitramfs.sh $(DEMO_KERNEL) $(DEMO_BUSYBOX) $(DEMO_AGENT)
 	@test -n "$(DEMO_KERNEL)" || { $(DEMO_NOKERNEL); }
 	@test -d /lib/modules/$(DEMO_KVER) || { echo "demo-image: no /lib/modules/$(DEMO_KVER): install linux-image-amd64" >&2; exit 1; }
 	@test -x $(DEMO_BUSYBOX) || { echo "demo-image: no $(DEMO_BUSYBOX): install busybox-static" >&2; exit 1; }
 	@! ldd $(DEMO_BUSYBOX) >/dev/null 2>&1 || { echo "demo-image: $(DEMO_BUSYBOX) is not static: install busybox-static" >&2; exit 1; }
-	@echo "demo-image: initramfs for $(DEMO_KVER): busybox, modules $(DEMO_MODULES)"
+	@test -x $(DEMO_AGENT) || { echo "demo-image: no $(DEMO_AGENT): install qemu-guest-agent" >&2; exit 1; }
+	@echo "demo-image: initramfs for $(DEMO_KVER): busybox, qemu-ga, modules $(DEMO_MODULES)"
 	@mkdir -p $(@D)
-	tests/demo/mkinitramfs.sh $@ tests/demo/init $(DEMO_BUSYBOX) / $(DEMO_KVER) $(DEMO_MODULES)
+	DEMO_AGENT=$(DEMO_AGENT) tests/demo/mkinitramfs.sh $@ tests/demo/init $(DEMO_BUSYBOX) / $(DEMO_KVER) $(DEMO_MODULES)
 	@ls -l $@
 
 $(DEMO_DIR)/share/hello.txt:

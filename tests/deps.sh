@@ -15,7 +15,7 @@ libcriterion-dev
 android-sdk-libsparse-utils gdisk fdisk mkbootimg openssl zip unzip
 busybox-static cpio kmod
 libguestfs-dev libguestfs0 supermin linux-image-amd64
-qemu-system-x86 qemu-system-arm qemu-system-gui u-boot-qemu qemu-utils lz4
+qemu-system-x86 qemu-system-arm qemu-system-gui u-boot-qemu qemu-utils lz4 qemu-guest-agent
 dbus-daemon websockify novnc
 mandoc man-db shellcheck bash
 cppcheck

@@ -63,6 +63,7 @@ struct plan_ctx
   struct avm_plan_generated *gen; /* disks avm builds: from bootprops, the x86 flash variables */
   size_t ngen;
   char *ram_file;              /* snapshot.fast: the guest RAM's file, or NULL */
+  char *agent_socket;          /* the console port of kind agent: QEMU's socket, or NULL */
   size_t ram_line;             /* snapshot.fast: the line of its -object, else 0 */
   struct avm_plan_disk *disks; /* disks[], as emitted */
   size_t ndisks;
@@ -176,3 +177,6 @@ void plan_typed_clear (struct avm_plan *plan);
 /* What blocks a snapshot (snapshot.c): plan->snapshot_blockers from the
    PCI layout and PLAN's services; after plan_hand_over.  */
 int plan_snapshot_blockers (struct plan_ctx *c, struct avm_plan *plan);
+/* ... and what sets the guest clock after a restore (snapshot.clock), with
+   its requirements checked: an agent port, or a service started anew.  */
+int plan_snapshot_clock (struct plan_ctx *c, struct avm_plan *plan);

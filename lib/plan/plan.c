@@ -612,6 +612,7 @@ out:
     plan_disk_clear (&c.disks[i]);
   free (c.disks);
   free (c.ram_file);
+  free (c.agent_socket);
   avm_argv_clear (&c.macs);
   avm_argv_clear (&c.web_urls);
   avm_argv_clear (&c.vnc_sockets);

@@ -94,6 +94,14 @@ struct avm_plan_pair
   char *name, *value;
 };
 
+/* snapshot.clock: what sets the guest's wall clock after a restore.  */
+enum avm_plan_clock
+{
+  AVM_PLAN_CLOCK_NONE,        /* nothing: it goes on from the save */
+  AVM_PLAN_CLOCK_GUEST_AGENT, /* avm, through the QEMU guest agent (guest-set-time) */
+  AVM_PLAN_CLOCK_SERVICE,     /* a helper started anew (modem_simulator's NITZ) */
+};
+
 /* services.NAME.snapshot.  */
 enum avm_snapshot_mode
 {
@@ -307,6 +315,10 @@ struct avm_plan
      virtiofsd)", or a helper holding guest state, "services.secure_env:
      holds guest state (snapshot: refuse)" (always "services." first).  */
   char **snapshot_blockers;
+  /* How the guest clock is set after a restore (snapshot.clock).  */
+  enum avm_plan_clock clock;
+  char *clock_service; /* AVM_PLAN_CLOCK_SERVICE: the helper that does it */
+  char *agent_socket;  /* the console port of kind agent: the socket QEMU listens on, or NULL */
 
   char **sets;     /* the --set PATH=VALUE overrides the profile was resolved with (NULL-terminated) */
   char **warnings; /* grows: avm start adds the peers' */

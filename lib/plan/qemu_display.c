@@ -188,6 +188,42 @@ plan_emit_serial (struct plan_ctx *c)
   return plan_opt (c, "-serial", "chardev:serial0");
 }
 
+/* The QEMU guest agent's port: a virtserialport (qemu-ga opens
+   /dev/virtio-ports/NAME, which a console port has not) on a socket QEMU
+   listens on, where avm talks to the agent (supervise/snapshot_clock.c).
+   PER_PORT: the port's index, for a virtio-serial device of its own.  */
+static int
+emit_agent (struct plan_ctx *c, json_t *port, const char *id, const char *where, const size_t *per_port)
+{
+  const char *name = json_string_value (json_object_get (port, "name"));
+  const char *tmpl = json_string_value (json_object_get (port, "path")) ?: "${run_dir}/agent.sock";
+  _cleanup_free_ char *key = NULL, *path = NULL, *q = NULL;
+  char bus[48] = "virtio-serial";
+  int r;
+  if (c->agent_socket)
+    return avm_error_input (c->err, "%s: %s.kind: a second port of kind agent (one guest agent)", c->file, where);
+  if (asprintf (&key, "%s.path", where) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if ((r = plan_expand (c, tmpl, key, &path)) < 0)
+    return r;
+  if (!(q = plan_qv (path)))
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  if ((r = plan_opt (c, "-chardev", "socket,id=%s,path=%s,server=on,wait=off", id, q)) < 0)
+    return r;
+  if (per_port)
+    {
+      int slot = 0;
+      snprintf (bus, sizeof bus, "virtio-serial%zu", *per_port);
+      if ((r = plan_alloc_slot (c, where, &slot)) < 0
+          || (r = plan_device (c, "virtio-serial-pci-non-transitional", where, slot, "max_ports=1,id=%s", bus)) < 0)
+        return r;
+    }
+  if ((r = plan_device (c, "virtserialport", where, -1, "bus=%s.0,chardev=%s,name=%s", bus, id, name)) < 0)
+    return r;
+  c->agent_socket = steal_pointer (&path);
+  return 0;
+}
+
 int
 plan_emit_consoles (struct plan_ctx *c)
 {
@@ -227,6 +263,13 @@ plan_emit_consoles (struct plan_ctx *c)
           goto out;
         }
       json_object_set_new (names, name, json_string (kind));
+      if (streq (kind, "agent"))
+        {
+          r = emit_agent (c, port, id, where, multiport ? NULL : &i);
+          if (r < 0)
+            goto out;
+          continue;
+        }
       bool has_res = streq (kind, "log") || streq (kind, "pipe");
       if ((r = emit_chardev (c, id, kind, json_string_value (json_object_get (port, "path")), has_res ? name : NULL,
                              where))

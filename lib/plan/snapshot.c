@@ -14,6 +14,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/strfmt.h"
 #include "util/strv.h"
 
 #include <errno.h>
@@ -51,6 +52,58 @@ plan_snapshot_blockers (struct plan_ctx *c, struct avm_plan *plan)
 fail:
   avm_argv_clear (&v);
   return avm_error_sys (c->err, -r, "plan");
+}
+
+/* snapshot.clock.  The guest agent's socket is the console port of kind
+   agent (qemu_display.c); a clock service must run in this plan and be
+   started anew by every restore, which a stateless one is (a helper that
+   suspends is restored with its state, one that refuses blocks the save).  */
+int
+plan_snapshot_clock (struct plan_ctx *c, struct avm_plan *plan)
+{
+  const char *how = pstr (c, "snapshot.clock");
+  const char *name = pstr (c, "snapshot.clock_service");
+  if (!how || streq (how, "none"))
+    return 0;
+  if (streq (how, "guest-agent"))
+    {
+      if (!plan->agent_socket)
+        return avm_error_input (c->err,
+                                "%s: snapshot.clock: guest-agent needs a console port of kind agent (the guest's "
+                                "qemu-ga talks on it; consoles.ports)",
+                                c->file);
+      plan->clock = AVM_PLAN_CLOCK_GUEST_AGENT;
+      return 0;
+    }
+  if (!name)
+    return avm_error_input (c->err, "%s: snapshot.clock_service: required with snapshot.clock service", c->file);
+  for (size_t i = 0; i + 1 < plan->nservices; i++)
+    {
+      if (!streq (plan->services[i].name, name))
+        continue;
+      if (plan->services[i].snapshot != AVM_SNAPSHOT_STATELESS)
+        return avm_error_input (c->err,
+                                "%s: snapshot.clock_service: service %s is not started anew by a restore (its "
+                                "snapshot mode is not stateless)",
+                                c->file, name);
+      if (!(plan->clock_service = strdup (name)))
+        return avm_error_sys (c->err, ENOMEM, "plan");
+      plan->clock = AVM_PLAN_CLOCK_SERVICE;
+      return 0;
+    }
+  /* Not started: skipped (its program is missing: said already) or
+     disabled.  A restore then leaves the clock as saved.  */
+  if (!json_object_get (json_object_get (c->p, "services"), name))
+    return avm_error_input (c->err, "%s: snapshot.clock_service: no service %s (services)", c->file, name);
+  for (size_t i = 0; i < plan->nskipped; i++)
+    if (streq (plan->skipped[i].name, name))
+      return 0;
+  _cleanup_free_ char *w = avm_strdupf ("snapshot.clock_service: service %s is disabled: a restored guest's clock "
+                                        "goes on from the snapshot",
+                                        name);
+  if (!w || avm_plan_add_warning (plan, w) < 0)
+    return avm_error_sys (c->err, ENOMEM, "plan");
+  return 0;
 }
 
 char *

@@ -61,7 +61,9 @@ check_port (struct plan_ctx *c, json_t *port, const char *where)
   const char *path = json_string_value (json_object_get (port, "path"));
   _cleanup_free_ char *key = NULL, *p = NULL;
   int r;
-  if (!kind || !streq (kind, "socket") || !path)
+  if (kind && streq (kind, "agent") && !path)
+    path = "${run_dir}/agent.sock";
+  if (!kind || !(streq (kind, "socket") || streq (kind, "agent")) || !path)
     return 0;
   if (asprintf (&key, "%s.path", where) < 0)
     return avm_error_sys (c->err, ENOMEM, "plan");

@@ -279,8 +279,16 @@ avm_plan_to_json (const struct avm_plan *plan)
   if (plan->ram_file)
     json_object_set_new (j, "ram_file", json_string (plan->ram_file));
   size_t nb = avm_strv_length (plan->snapshot_blockers);
-  json_object_set_new (j, "snapshot",
-                       json_pack ("{s:b, s:o}", "possible", nb == 0, "blockers", strv_json (plan->snapshot_blockers)));
+  static const char *const clocks[] = {
+    [AVM_PLAN_CLOCK_NONE] = "none", [AVM_PLAN_CLOCK_GUEST_AGENT] = "guest-agent", [AVM_PLAN_CLOCK_SERVICE] = "service"
+  };
+  json_t *snap = json_pack ("{s:b, s:o, s:s}", "possible", nb == 0, "blockers", strv_json (plan->snapshot_blockers),
+                            "clock", clocks[plan->clock]);
+  if (plan->clock_service)
+    json_object_set_new (snap, "clock_service", json_string (plan->clock_service));
+  if (plan->agent_socket)
+    json_object_set_new (snap, "agent_socket", json_string (plan->agent_socket));
+  json_object_set_new (j, "snapshot", snap);
   json_object_set_new (j, "warnings", strv_json (plan->warnings));
   json_object_set (j, "missing_files", plan->missing);
   return j;

@@ -309,6 +309,7 @@ plan_hand_over (struct plan_ctx *c, struct avm_plan *plan)
   plan->macs = avm_argv_steal (&c->macs);
   plan->gpu_outputs = c->gpu_outputs;
   plan->ram_file = steal_pointer (&c->ram_file);
+  plan->agent_socket = steal_pointer (&c->agent_socket);
   plan->ram_line = c->ram_line;
   plan->disks = steal_pointer (&c->disks);
   plan->ndisks = c->ndisks;
@@ -333,8 +334,8 @@ plan_make_typed (struct plan_ctx *c, struct avm_plan *plan, json_t *adb)
       || !(plan->unapproved = strv_of (c->unapproved)) || !(plan->warnings = strv_of (c->warnings)))
     return avm_error_sys (c->err, ENOMEM, "plan");
   if ((r = paths_of (c, plan)) < 0 || (r = services_of (c, plan)) < 0 || (r = boot_of (c, plan)) < 0
-      || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0
-      || (r = plan_snapshot_blockers (c, plan)) < 0)
+      || (r = disks_of (c, plan)) < 0 || (r = reach_of (c, plan, adb)) < 0 || (r = plan_snapshot_blockers (c, plan)) < 0
+      || (r = plan_snapshot_clock (c, plan)) < 0)
     return r;
   plan->options = json_incref (c->req->profile->options);
   if (!(plan->sets = c->req->profile->sets ? avm_strv_copy (c->req->profile->sets) : calloc (1, sizeof (char *))))
@@ -415,6 +416,8 @@ plan_typed_clear (struct avm_plan *plan)
   free (plan->restore);
   avm_strv_free (plan->sets);
   free (plan->ram_file);
+  free (plan->agent_socket);
+  free (plan->clock_service);
   pairs_free (plan->boot_props, plan->nboot_props);
   free (plan->run_dir);
   free (plan->state_dir);

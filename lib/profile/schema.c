@@ -176,12 +176,17 @@ static const struct avm_skey video_keys[] = {
 };
 
 static const struct avm_skey port_keys[] = {
-  STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_NAME, "Port name (unique)."),
-  ENUM ("kind", V ("null", "log", "file", "pipe", "socket"), "\"null\"",
+  STR ("name", NULL, AVM_SF_REQUIRED | AVM_SF_PORTNAME,
+       "Port name (unique; the guest sees it in /sys/class/virtio-ports)."),
+  ENUM ("kind", V ("null", "log", "file", "pipe", "socket", "agent"), "\"null\"",
         "null: discarded; log: read by avm into a size-capped log and matched for boot patterns; "
         "file: written by QEMU to path; pipe: FIFO pair path.in/path.out for a helper; socket: unix socket QEMU "
-        "listens on."),
-  STR ("path", NULL, AVM_SF_TEXT, "Path (file, pipe base name, socket); log ports default to ${run_dir}/NAME.fifo."),
+        "listens on; agent: the QEMU guest agent's port (a virtio-serial port, not a console: the guest's qemu-ga "
+        "opens /dev/virtio-ports/NAME, so name it org.qemu.guest_agent.0), a unix socket QEMU listens on that avm "
+        "talks to (snapshot.clock guest-agent); at most one."),
+  STR ("path", NULL, AVM_SF_TEXT,
+       "Path (file, pipe base name, socket); log ports default to ${run_dir}/NAME.fifo, agent ports to "
+       "${run_dir}/agent.sock."),
   STR ("tee", NULL, AVM_SF_NAME,
        "Log ports: a pipe resource that also receives everything read (for a helper such as kernel_log_monitor)."),
   END,
@@ -359,6 +364,13 @@ static const struct avm_skey snapshot_keys[] = {
         "Guest RAM in the named file ${run_dir}/ram (share=on): a snapshot copies that file (holes kept) instead of "
         "streaming the RAM (QEMU's x-ignore-shared), and a restore maps the snapshot's copy private (copy on write) "
         "instead of loading it; machine.memory_backend must be auto or file."),
+  ENUM ("clock", V ("none", "guest-agent", "service"), "\"none\"",
+        "How the guest's wall clock is set after a restore (it goes on from the save otherwise): guest-agent: avm "
+        "sets it to the host's time through the QEMU guest agent (guest-set-time on the console port of kind agent); "
+        "service: a helper started anew with every restore does (clock_service; Cuttlefish's modem_simulator sends "
+        "the network time, NITZ, on the guest's first signal strength query); none: nothing does."),
+  STR ("clock_service", NULL, AVM_SF_NAME,
+       "clock service: the helper that sets the guest clock (started by the plan, snapshot: stateless)."),
   END,
 };
 

@@ -33,6 +33,7 @@ enum
   AVM_SF_FLATKEYS = 1 << 3, /* map whose keys may contain dots (--set takes the rest of the path) */
   AVM_SF_PROPKEY = 1 << 4,  /* map keys are [A-Za-z0-9_.-]+ (boot properties) */
   AVM_SF_NOTEMPTY = 1 << 5, /* string or array must not be empty */
+  AVM_SF_PORTNAME = 1 << 6, /* a name that may also hold dots, not first (org.qemu.guest_agent.0), 1..63 chars */
 };
 
 struct avm_skey

@@ -209,6 +209,8 @@ validate_string (struct vctx *c, const struct avm_skey *s, json_t *v, const stru
     verror (c, path, "must not be empty");
   else if ((s->flags & AVM_SF_NAME) && !valid_name (str, false))
     verror (c, path, "expected a name of letters, digits, '_' and '-' (at most 63), got \"%s\"", str);
+  else if ((s->flags & AVM_SF_PORTNAME) && (!valid_name (str, true) || *str == '.' || strlen (str) > 63))
+    verror (c, path, "expected a name of letters, digits, '_', '-' and '.' (not first; at most 63), got \"%s\"", str);
   else if (has_control (str))
     verror (c, path, "control characters are not allowed");
 }

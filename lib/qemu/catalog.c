@@ -70,6 +70,7 @@ static const struct avm_qdev catalog[] = {
   { "virtio-sound-pci", 8, 2, "virtio sound", "--set audio.model=ac97 or a newer QEMU",
     "QEMU marks virtio-sound unmigratable" },
   { "virtio-tablet-pci", 2, 4, "virtio tablet", "--set input.touch=mouse", NULL },
+  { "virtserialport", 0, 13, "virtio serial port (the guest agent's)", NULL, NULL },
 };
 
 const struct avm_qdev *

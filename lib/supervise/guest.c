@@ -528,6 +528,7 @@ guest_exited (struct sv *sv)
   sv_timer_cancel (&sv->g.progress_timer);
   sv_timer_cancel (&sv->g.stop_timer);
   sv_timer_cancel (&sv->g.restore.timer);
+  sv_clock_clear (sv);
   /* Whatever the guest wrote last is still in the FIFOs.  */
   for (size_t i = 0; i < sv->g.ncons; i++)
     if (sv->g.cons[i].src)
@@ -663,6 +664,7 @@ guest_clear (struct sv *sv)
 {
   qmp_drop (sv);
   sv_snapshot_clear (sv);
+  sv_clock_free (sv);
   sv_timer_cancel (&sv->g.boot_timer);
   sv_timer_cancel (&sv->g.progress_timer);
   sv_timer_cancel (&sv->g.stop_timer);

@@ -137,6 +137,13 @@ struct restore
   int step;
   uint64_t t_incoming;
   sd_event_source *timer; /* QEMU reported a failed load: its exit is due */
+  /* The guest clock, set after cont (snapshot_clock.c).  */
+  struct avm_qga *qga;
+  sd_event_source *clock_io, *clock_timer;
+  const char *clock; /* "pending", "set", "failed", "service", "none"; NULL: nothing yet */
+  char *clock_error; /* "failed": why */
+  int64_t behind_ns; /* the host's clock minus the guest's after cont */
+  bool behind_known;
 };
 
 struct snapsave;
@@ -314,6 +321,13 @@ void sv_restore_start (struct sv *sv);
 int sv_restore_service_files (struct sv *sv, avm_error_t *err);
 void sv_snapshot_event (struct sv *sv, const char *event, json_t *data);
 void sv_snapshot_clear (struct sv *sv);
+/* snapshot_clock.c: the guest's clock once a restored guest runs
+   (snapshot.clock), its state in the status JSON ("clock"), and its
+   client closed (QEMU gone, teardown).  */
+void sv_clock_after_restore (struct sv *sv);
+void sv_clock_json (struct sv *sv, json_t *status);
+void sv_clock_clear (struct sv *sv);
+void sv_clock_free (struct sv *sv);
 /* A child the supervisor reaped that is none of its services: true when it
    was the snapshot's compressor (STATUS: its wait status).  */
 bool sv_snapshot_child (struct sv *sv, pid_t pid, int status);

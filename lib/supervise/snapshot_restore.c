@@ -108,6 +108,8 @@ on_restore_reply (void *data, json_t *ret, json_t *error)
         sv_set_phase (sv, PHASE_RUNNING, NULL);
         if (sv->o->stop_after_boot)
           sv_request_stop (sv, "--stop-after-boot");
+        else
+          sv_clock_after_restore (sv);
         return;
       }
     default:

@@ -74,6 +74,7 @@ sv_status_json (struct sv *sv)
     return NULL;
   if (sv->plan->restore)
     json_object_set_new (j, "restored_from", json_string (sv->plan->restore));
+  sv_clock_json (sv, j);
   /* The Functional Safety verdict of the plan this instance runs.  */
   json_object_set_new (j, "approved", json_boolean (sv->plan->approved));
   json_t *unapproved = json_array ();

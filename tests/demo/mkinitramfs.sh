@@ -18,9 +18,13 @@
 # The modules go to /lib/modules/KVER/... uncompressed, their load order to
 # /lib/modules/demo.order.  Busybox's applets become symlinks when BUSYBOX
 # runs here (--list-full); a busybox for another architecture gets /bin/sh
-# only and /init installs the links at boot (busybox --install -s).  The
-# archive is reproducible: mtimes zeroed, sorted names, owner 0:0,
-# cpio --reproducible, gzip -n.
+# only and /init installs the links at boot (busybox --install -s).
+# With DEMO_AGENT set (the x86_64 image: /usr/sbin/qemu-ga, Debian's
+# qemu-guest-agent), that program goes to /usr/sbin/qemu-ga with the
+# shared libraries ldd finds for it (and their loader), so that /init can
+# run the QEMU guest agent: it must be built for the guest's architecture,
+# which is this machine's.  The archive is reproducible: mtimes zeroed,
+# sorted names, owner 0:0, cpio --reproducible, gzip -n.
 set -eu
 
 [ $# -ge 5 ] || { echo "usage: mkinitramfs.sh OUT INIT BUSYBOX MODROOT KVER MODULE..." >&2; exit 2; }
@@ -82,6 +86,18 @@ awk '$1 == "insmod" && !seen[$2]++ { print $2 }' "$work/deps" | while read -r ko
   esac
   echo "$dst" >>"$root/lib/modules/demo.order"
 done
+
+if [ -n "${DEMO_AGENT:-}" ]; then
+  [ -x "$DEMO_AGENT" ] || die "no guest agent $DEMO_AGENT: install qemu-guest-agent"
+  install -D -m 0755 "$DEMO_AGENT" "$root/usr/sbin/qemu-ga"
+  # ldd prints "name => /path (addr)" and "/lib64/ld-linux-x86-64.so.2 (addr)".
+  libs=$(ldd "$DEMO_AGENT" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }') \
+    || die "ldd $DEMO_AGENT failed"
+  for l in $libs; do
+    # Under its own path (the loader's is fixed), symlinks resolved.
+    install -D -m 0755 "$(readlink -f "$l")" "$root$l"
+  done
+fi
 
 find "$root" -exec touch -h -d @0 {} +
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \

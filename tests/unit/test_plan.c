@@ -1712,3 +1712,54 @@ Test (plan, snapshot_key_of_a_service)
   tu_rmtree (dir);
   free (dir);
 }
+
+/* snapshot.clock: the guest agent's port (a virtserialport on a socket QEMU
+   listens on, one only) and the service that sets the clock (defined,
+   stateless; disabled: a warning).  */
+Test (plan, snapshot_clock)
+{
+  expect_error ("{\"snapshot\": {\"clock\": \"guest-agent\"}}",
+                "snapshot.clock: guest-agent needs a console port of kind agent", 2, NULL);
+  expect_error ("{\"consoles\": {\"ports\": [{\"name\": \"a\", \"kind\": \"agent\"}, {\"name\": \"b\", \"kind\": "
+                "\"agent\"}]}}",
+                "consoles.ports[1].kind: a second port of kind agent (one guest agent)", 2, NULL);
+  expect_error ("{\"consoles\": {\"ports\": [{\"name\": \".hidden\", \"kind\": \"agent\"}]}}",
+                "consoles.ports[0].name: expected a name of letters, digits, '_', '-' and '.' (not first; at most "
+                "63), got \".hidden\"",
+                2, NULL);
+  expect_error ("{\"snapshot\": {\"clock\": \"service\"}}",
+                "snapshot.clock_service: required with snapshot.clock service", 2, NULL);
+  expect_error ("{\"snapshot\": {\"clock\": \"service\", \"clock_service\": \"ntp\"}}",
+                "snapshot.clock_service: no service ntp (services)", 2, NULL);
+  expect_error ("{\"resources\": {\"c\": {\"type\": \"socketpair\"}}, \"services\": {\"t\": {\"exec\": "
+                "[\"/bin/sleep\", \"100\"], \"snapshot\": \"suspend\", \"snapshot_control\": \"c\"}},"
+                " \"snapshot\": {\"clock\": \"service\", \"clock_service\": \"t\"}}",
+                "snapshot.clock_service: service t is not started anew by a restore", 2,
+                (const char *const[]) { "--allow-unapproved", NULL });
+  expect_error ("{\"services\": {\"t\": {\"exec\": [\"/bin/sleep\", \"100\"], \"enabled\": false}},"
+                " \"snapshot\": {\"clock\": \"service\", \"clock_service\": \"t\"}}",
+                "warning: snapshot.clock_service: service t is disabled: a restored guest's clock goes on from the "
+                "snapshot",
+                0, (const char *const[]) { "--allow-unapproved", NULL });
+
+  /* The demo: the agent's port and socket; the JSON plan says how.  */
+  char *err = NULL;
+  char *const off[] = { "-O", "share=off", NULL };
+  json_t *j = plan_json ("demo", "7.2-x86_64", off, &err);
+  json_t *snap = json_object_get (j, "snapshot");
+  cr_assert_str_eq (json_string_value (json_object_get (snap, "clock")), "guest-agent");
+  const char *sock = json_string_value (json_object_get (snap, "agent_socket"));
+  cr_assert (sock && strstr (sock, "/1/agent.sock"), "%s", sock ? sock : "(none)");
+  char *argv = json_dumps (json_object_get (json_object_get (j, "qemu"), "argv"), 0);
+  assert_contains (argv, ",name=org.qemu.guest_agent.0\"");
+  assert_contains (argv, "\"virtserialport,bus=virtio-serial.0,chardev=hvc2,");
+  free (argv);
+  json_decref (j);
+  /* AAOS: modem_simulator's network time (the fake host package has it).  */
+  j = plan_json ("aaos-x86_64", "7.2-x86_64", NULL, &err);
+  snap = json_object_get (j, "snapshot");
+  cr_assert_str_eq (json_string_value (json_object_get (snap, "clock")), "service");
+  cr_assert_str_eq (json_string_value (json_object_get (snap, "clock_service")), "modem_simulator");
+  json_decref (j);
+  free (err);
+}

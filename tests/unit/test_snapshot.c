@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct ts_env env;
@@ -143,6 +144,7 @@ struct tick
 {
   long n, last;
   char disk[64];
+  long long time; /* the guest's clock */
 };
 
 /* The first (FIRST) or last tick line of TEXT, or false.  */
@@ -161,7 +163,7 @@ find_tick (const char *text, bool first, struct tick *t)
     return false;
   char last[32] = "";
   *t = (struct tick) { .n = -1, .last = -1 };
-  if (sscanf (hit, "AVM_DEMO tick %ld disk=%63s last=%31s", &t->n, t->disk, last) < 3)
+  if (sscanf (hit, "AVM_DEMO tick %ld disk=%63s last=%31s time=%lld", &t->n, t->disk, last, &t->time) < 4)
     return false;
   t->last = strcmp (last, "none") ? strtol (last, NULL, 10) : -1;
   return true;
@@ -433,11 +435,15 @@ Test (snapshot, demo_save_restore, .timeout = TU_TIMEOUT (600))
   cr_assert (strstr (err, "exists"), "%s", err);
   /* The guest runs on after the save.  */
   struct tick after_save = wait_tick (t.n, false, 30);
+  double saved = ts_now ();
   /* A second one, compressed (lz4).  */
   rc = run_avm (&out, &err, "snapshot", "save", "packed", "--compress", NULL);
   cr_assert_eq (rc, 0, "exit %d: %s", rc, err);
   stop_avm (&a);
   assert_zeros (data);
+  /* Let the host's clock run ahead of the saved guest's.  */
+  while (ts_now () - saved < 4)
+    tu_sleep_ms (200);
 
   rc = run_avm (&out, &err, "snapshot", "list", NULL);
   cr_assert_eq (rc, 0, "%s", err);
@@ -451,6 +457,19 @@ Test (snapshot, demo_save_restore, .timeout = TU_TIMEOUT (600))
   /* It runs on, writing ticks to its disk.  */
   struct tick later = wait_tick (r1.n + 2, false, 30);
   cr_assert_eq (later.last, later.n - 1);
+  /* Its clock was set to the host's through the guest agent (it was 4 s
+     or more behind), and says so.  */
+  long long host = (long long) time (NULL);
+  cr_assert (later.time >= host - 3 && later.time <= host + 1, "the guest's clock says %lld, the host's %lld",
+             later.time, host);
+  cr_assert (strstr (ts_stderr (&a), "guest clock set through the guest agent (it was "), "%s", ts_stderr (&a));
+  char *stj = NULL;
+  cr_assert_eq (ts_avm (&env, &stj, "status", "--json", NULL), 0);
+  json_t *sj = json_loads (stj, 0, NULL);
+  json_t *clock = json_object_get (sj, "clock");
+  cr_assert_str_eq (json_string_value (json_object_get (clock, "state")), "set", "%s", stj);
+  cr_assert_geq (json_real_value (json_object_get (clock, "behind")), 3.0, "%s", stj);
+  json_decref (sj);
   stop_avm (&a);
 
   /* Second restore: the same state again; the first restore's writes are

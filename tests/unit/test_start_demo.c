@@ -83,8 +83,8 @@ check_disk_and_ticks (const char *what)
   cr_assert (*line, "%s: no \"%s\":\n%s", what, prefix, log);
   const char *boot = ts_fmt ("%s", line + strlen (prefix));
   cr_assert_eq (strlen (boot), 36, "%s: not a UUID: %s", what, line);
-  const char *t1 = ts_fmt ("AVM_DEMO tick 1 disk=%s last=none\n", boot);
-  const char *t2 = ts_fmt ("AVM_DEMO tick 2 disk=%s last=1\n", boot);
+  const char *t1 = ts_fmt ("AVM_DEMO tick 1 disk=%s last=none time=", boot);
+  const char *t2 = ts_fmt ("AVM_DEMO tick 2 disk=%s last=1 time=", boot);
   double end = ts_now () + 30 * AVM_TEST_TIME_SCALE;
   const char *p1, *p2;
   while (!(p1 = strstr (log, t1)) || !(p2 = strstr (log, t2)))
@@ -163,6 +163,10 @@ boot_and_stop (const struct demo *d, const char *img, double ready_timeout)
   const char *echo = line_of (log, "AVM_DEMO: input echo: ");
   cr_assert (strstr (echo, " (QEMU Virtio Keyboard)") && strstr (echo, " (QEMU Virtio Tablet)"), "%s", log);
   cr_assert (strstr (log, "AVM_DEMO: port report: present"), "%s", log);
+  /* The guest agent on the profile's agent port (x86_64 only).  */
+  cr_assert (strstr (log, strcmp (d->profile, "demo") ? "AVM_DEMO: agent: absent (no port org.qemu.guest_agent.0)"
+                                                      : "AVM_DEMO: agent: QEMU Guest Agent "),
+             "%s", log);
   cr_assert (strstr (log, "VIRTUAL_DEVICE_BOOT_COMPLETED"), "%s", log);
   check_disk_and_ticks (d->profile);
 
