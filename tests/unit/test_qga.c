@@ -226,4 +226,7 @@ Test (qga, real_agent, .timeout = 60)
   cr_assert (behind > -1000000000LL && behind < 1000000000LL, "behind %lld ns on one clock", (long long) behind);
   avm_qga_close (q);
   tu_rmtree (dir);
+  free (sock);
+  free (pidf);
+  free (dir);
 }
