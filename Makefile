@@ -143,11 +143,40 @@ container-base-soft:
 	@command -v podman >/dev/null 2>&1 && tests/tools/container-base.sh \
 		|| echo "container-base: no base images; the image build test will be skipped" >&2
 
+# The image of containers/Containerfile for the deploy tests, built once
+# for all of them and again only when what it copies changes
+# (tests/tools/container-image.sh): tagged with this tree's own name,
+# localhost/avm-check:<cksum of its path>, its ID in build/container-image.id
+# (whatever BUILD is).  A stamp whose image is gone from podman's storage
+# is rebuilt.  The tests run `make container-image` themselves (under a
+# lock; a no-op after make check's).
+CONTAINER_TAG := localhost/avm-check:$(firstword $(shell printf '%s' '$(CURDIR)' | cksum))
+CONTAINER_STAMP := build/container-image.id
+CONTAINER_INPUTS := containers/Containerfile Makefile LICENSE \
+	$(shell find cmd lib profiles man quadlets -type f 2>/dev/null)
+.PHONY: container-image container-image-soft
+container-image:
+	@if [ -f $(CONTAINER_STAMP) ] && ! podman image exists "$$(cat $(CONTAINER_STAMP))"; then \
+		rm -f $(CONTAINER_STAMP); fi
+	@$(MAKE) -s --no-print-directory $(CONTAINER_STAMP)
+
+$(CONTAINER_STAMP): $(CONTAINER_INPUTS)
+	@tests/tools/container-image.sh $(CONTAINER_TAG) $@
+
+# For make check: the image, before the suite, when podman and the base
+# images are there; otherwise (or when it fails) the tests say why.
+container-image-soft: container-base-soft
+	@if command -v podman >/dev/null 2>&1 && podman image exists docker.io/library/debian:bookworm \
+		&& podman image exists docker.io/library/debian:bookworm-slim; then \
+		$(MAKE) --no-print-directory container-image \
+			|| echo "container-image: not built; the image tests will say why" >&2; \
+	else echo "container-image: no podman or no base images; the image tests will be skipped" >&2; fi
+
 # The suite runs the CLI too: AVM_BIN points it at the binary of this build.
 # make check ends with a short smoke of every fuzz target (CHECK_FUZZ_TIME
 # seconds each; CHECK_FUZZ_TIME=0 skips it, as check-asan does).
 CHECK_FUZZ_TIME ?= 15
-check: lint $(AVM) $(TEST_BIN) $(FAKEHELPER) $(FAKECF) quadlet container-base-soft
+check: lint $(AVM) $(TEST_BIN) $(FAKEHELPER) $(FAKECF) quadlet container-image-soft
 	AVM_BIN=$(abspath $(AVM)) AVM_SRCDIR=$(CURDIR) AVM_FAKEHELPER=$(abspath $(FAKEHELPER)) \
 		AVM_FAKECF=$(abspath $(FAKECF)) AVM_QUADLET=$(abspath $(QUADLET)) $(TEST_BIN) $(TESTFLAGS)
 	@if [ "$(CHECK_FUZZ_TIME)" != 0 ]; then $(MAKE) --no-print-directory fuzz-smoke FUZZ_TIME=$(CHECK_FUZZ_TIME); fi

@@ -18,7 +18,8 @@
      does the demo guest (real QEMU, TCG), saved with `avm snapshot save`,
      stopped as podman stops it and restored (issue 18: --restore in each
      deployment; the state directory a volume that outlives the container).
-   - The image is built with podman when it can build here.  */
+   - The image is built with podman when it can build here, once for the
+     suite (make container-image).  */
 #include "supervise/internal.h"
 #include "util/cleanup.h"
 #include "test_start.h"
@@ -963,36 +964,47 @@ Test (deploy, restore_as_pid1_from_the_installed_tree, .timeout = TU_TIMEOUT (60
   stop_pid1 (&a);
 }
 
-Test (deploy, image_builds_with_podman)
+/* ---- the image under podman -------------------------------------------- */
+
+static const char *const base_images[]
+    = { "docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim" };
+
+/* The image of containers/Containerfile (its ID), built once for the suite:
+   `make container-image` (tests/tools/container-image.sh; make check has
+   run it before the suite, so this finds it up to date), under a lock
+   shared by the tests.  A failed build fails the test; skipped only when
+   podman or the base images are missing.  */
+static char *
+podman_image (void)
 {
   if (access ("/usr/bin/podman", X_OK) != 0)
     cr_skip_test ("no podman (Debian package podman)");
   char *out, *err;
-  const char *bases[] = { "docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim" };
-  for (size_t i = 0; i < 2; i++)
+  for (size_t i = 0; i < sizeof base_images / sizeof base_images[0]; i++)
     {
-      char *argv[] = { "podman", "image", "exists", (char *) bases[i], NULL };
+      char *argv[] = { "podman", "image", "exists", (char *) base_images[i], NULL };
       if (run (argv, NULL, &out, &err) != 0)
         cr_skip_test ("no %s in podman's storage and no container registry reachable here: "
                       "tests/tools/container-base.sh makes it with debootstrap",
-                      bases[i]);
+                      base_images[i]);
     }
-  /* RUN steps cannot use crun here (it cannot set rlimits in this sandbox):
-     buildah's chroot isolation runs them without an OCI runtime.  */
-  char *tag = ts_fmt ("localhost/avm-test:%d", (int) getpid ());
-  char *argv[] = { "podman",
-                   "build",
-                   "--pull=never",
-                   "--isolation=chroot",
-                   "-q",
-                   "-t",
-                   tag,
-                   "-f",
-                   src ("containers/Containerfile"),
-                   (char *) tu_srcdir (),
-                   NULL };
-  cr_assert_eq (run (argv, NULL, &out, &err), 0, "podman build:\n%s", err);
-  char *insp[] = { "podman", "image", "inspect", "--format", "{{json .Config}}", tag, NULL };
+  char *o = NULL, *e = NULL;
+  int r = tu_make_locked ("container-image", "build/.container-image.lock", &o, &e);
+  out = ts_fmt ("%s%s", o ? o : "", e ? e : "");
+  free (o);
+  free (e);
+  cr_assert_eq (r, 0, "make container-image failed (%d):\n%s", r, out);
+  char *id = slurp (src ("build/container-image.id"));
+  id[strcspn (id, "\n")] = '\0';
+  cr_assert (*id, "empty build/container-image.id");
+  return id;
+}
+
+Test (deploy, image_builds_with_podman, .timeout = TU_TIMEOUT (1200))
+{
+  char *id = podman_image ();
+  char *out, *err;
+  char *insp[] = { "podman", "image", "inspect", "--format", "{{json .Config}}", id, NULL };
   cr_assert_eq (run (insp, NULL, &out, &err), 0, "%s", err);
   json_t *conf = ts_json (out);
   cr_assert_str_eq (json_string_value (json_object_get (conf, "User")), "avm");
@@ -1004,14 +1016,15 @@ Test (deploy, image_builds_with_podman)
   cr_assert (json_object_get (json_object_get (conf, "Volumes"), "/var/lib/avm"));
   json_decref (conf);
 
-  /* `podman run` is blocked here: look inside the image instead.  Its avm
-     runs (as the image's user) and finds QEMU, the display bus daemon and
-     the vhost-user GPU backend for the default profile.  */
-  char *mnt[] = { "podman", "image", "mount", tag, NULL };
+  /* Inside the image: its avm runs (as the image's user) and finds QEMU,
+     the display bus daemon and the vhost-user GPU backend for the default
+     profile.  */
+  char *mnt[] = { "podman", "image", "mount", id, NULL };
   cr_assert_eq (run (mnt, NULL, &out, &err), 0, "%s", err);
   char *root = ts_fmt ("%.*s", (int) strcspn (out, "\n"), out);
   const char *files[] = { "/usr/bin/avm",
                           "/usr/share/avm/profiles/aaos-x86_64.json",
+                          "/usr/share/avm/profiles/demo.json",
                           "/usr/bin/qemu-system-x86_64",
                           "/usr/bin/dbus-daemon",
                           "/usr/lib/qemu/vhost-user-gpu",
@@ -1021,11 +1034,9 @@ Test (deploy, image_builds_with_podman)
     cr_assert_eq (access (ts_fmt ("%s%s", root, files[i]), F_OK), 0, "%s is not in the image", files[i]);
   char *chroot_argv[] = { "chroot", "--userspec=avm:kvm", root, "/usr/bin/avm", "--version", NULL };
   int r = run (chroot_argv, NULL, &out, &err);
-  char *um[] = { "podman", "image", "unmount", tag, NULL };
+  char *um[] = { "podman", "image", "unmount", id, NULL };
   char *o2, *e2;
   run (um, NULL, &o2, &e2);
-  char *rm[] = { "podman", "rmi", "-f", tag, NULL };
-  run (rm, NULL, &o2, &e2);
   cr_assert_eq (r, 0, "avm --version in the image: %s", err);
   cr_assert (strstr (out, "avm"), "%s", out);
 }

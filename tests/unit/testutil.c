@@ -348,12 +348,10 @@ tu_join (const char *a, const char *b)
   return s;
 }
 
-/* Run `make TARGET` in $AVM_SRCDIR under the lock build/.LOCK (shared by
-   parallel tests); its exit status, its output in *OUT and *ERR.  Not the
-   BUILD=... of a `make check` this runs under: the images are always in
-   build/.  */
-static int
-make_demo (const char *target, const char *lock_name, char **out, char **err)
+/* Not the BUILD=... of a `make check` this runs under: the images are
+   always in build/.  */
+int
+tu_make_locked (const char *target, const char *lock_name, char **out, char **err)
 {
   const char *src = tu_srcdir ();
   char *lock = tu_join (src, lock_name);
@@ -387,7 +385,7 @@ tu_demo_image (void)
     cr_skip_test ("no /bin/busybox: install busybox-static to build the demo guest");
 
   char *out = NULL, *err = NULL;
-  int r = make_demo ("demo-image", "build/.demo-image.lock", &out, &err);
+  int r = tu_make_locked ("demo-image", "build/.demo-image.lock", &out, &err);
   cr_assert_eq (r, 0, "make demo-image failed (%d): %s%s", r, out, err);
   free (out);
   free (err);
@@ -412,7 +410,7 @@ tu_demo_image_arm64 (void)
     cr_skip_test ("no qemu-system-aarch64: install qemu-system-arm to boot the arm64 demo guest");
 
   const char *src = tu_srcdir ();
-  int r = make_demo ("demo-image-arm64", "build/.demo-image-arm64.lock", &out, &err);
+  int r = tu_make_locked ("demo-image-arm64", "build/.demo-image-arm64.lock", &out, &err);
   if (r != 0)
     {
       char *why_path = tu_join (src, "build/demo-arm64/debs/unavailable");

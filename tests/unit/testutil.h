@@ -67,6 +67,11 @@ const char *tu_fakecf (void);
 /* Replace every occurrence of FROM in S by TO (S is freed, result malloc'd).  */
 char *tu_replace (char *s, const char *from, const char *to);
 
+/* Run `make TARGET` in $AVM_SRCDIR (BUILD=build) under the lock LOCK_NAME,
+   a path relative to it (shared by parallel tests); its exit status, its
+   output in *OUT and *ERR (malloc'd).  */
+int tu_make_locked (const char *target, const char *lock_name, char **out, char **err);
+
 /* $AVM_SRCDIR/build/demo (malloc'd), built by `make demo-image` first when
    missing or out of date (under a lock); skips the test when the kernel or
    busybox-static is not installed.  */
