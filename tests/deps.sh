@@ -20,10 +20,12 @@ dbus-daemon websockify novnc
 mandoc man-db shellcheck bash
 cppcheck
 systemd util-linux debian-archive-keyring
-podman debootstrap
+podman runc catatonit debootstrap
 clang clang-format valgrind
 chromium
 "
+# runc (and catatonit, podman's --init) runs the image in the deploy tests
+# where crun cannot (containers/containers.conf says why).
 # The browser test (tests/browser/) drives chromium with npm's
 # playwright-core: Node.js and npm from Debian, unless the machine has its
 # own (a nodesource nodejs bundles npm and conflicts with Debian's npm).

@@ -279,6 +279,12 @@ start (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wr
 }
 
 void
+ts_spawn (struct ts_env *env, struct ts_avm *a, char *const argv[])
+{
+  spawn_avm (env, a, (const char *const *) argv);
+}
+
+void
 ts_start_argv (struct ts_env *env, struct ts_avm *a, char *const args[])
 {
   const char *argv[64];

@@ -19,7 +19,10 @@
      stopped as podman stops it and restored (issue 18: --restore in each
      deployment; the state directory a volume that outlives the container).
    - The image is built with podman when it can build here, once for the
-     suite (make container-image).  */
+     suite (make container-image), and runs under podman with the
+     project's containers/containers.conf (runc, the host's rlimits): the
+     demo guest to READY=1 through --sdnotify=container, then podman stop
+     (issue 19).  */
 #include "supervise/internal.h"
 #include "util/cleanup.h"
 #include "test_start.h"
@@ -1000,6 +1003,22 @@ podman_image (void)
   return id;
 }
 
+/* `podman ARGS...` (NULL-terminated) with the project's containers.conf
+   (set by the test that needs it); its exit status, *OUT and *ERR.  */
+static int
+podman (char **out, char **err, ...)
+{
+  char *argv[24] = { "podman" };
+  size_t n = 1;
+  va_list ap;
+  va_start (ap, err);
+  for (char *s; (s = va_arg (ap, char *)) && n < 23;)
+    argv[n++] = s;
+  va_end (ap);
+  argv[n] = NULL;
+  return run (argv, NULL, out, err);
+}
+
 Test (deploy, image_builds_with_podman, .timeout = TU_TIMEOUT (1200))
 {
   char *id = podman_image ();
@@ -1039,4 +1058,136 @@ Test (deploy, image_builds_with_podman, .timeout = TU_TIMEOUT (1200))
   run (um, NULL, &o2, &e2);
   cr_assert_eq (r, 0, "avm --version in the image: %s", err);
   cr_assert (strstr (out, "avm"), "%s", out);
+}
+
+/* What image_runs_with_podman made in podman's storage, removed by its
+   .fini (which Criterion runs before the suite's) when it fails half-way.  */
+static char *run_container, *run_volume;
+
+static void
+podman_cleanup (void)
+{
+  char *out, *err;
+  if (run_container)
+    podman (&out, &err, "rm", "--force", "--time", "0", run_container, NULL);
+  if (run_volume)
+    podman (&out, &err, "volume", "rm", "--force", run_volume, NULL);
+  run_container = run_volume = NULL;
+}
+
+/* Issue 19: the image runs under podman, as documented for hosts whose
+   crun cannot start containers (containers/containers.conf: runc, the
+   host's rlimits): the demo guest (make demo-image, read-only at /images;
+   the demo profile of the image's own tree) under TCG without the share
+   (virtiofsd runs as root only), as the image's user avm, not privileged.
+   `podman run --sdnotify=container` passes avm's READY=1 on to the test's
+   NOTIFY_SOCKET when the guest has booted; `podman stop`, with the image's
+   stop timeout (its io.avm.stop-timeout label), stops it cleanly within
+   the demo's stop budget: exit status 0, the guest powered itself off (its
+   console log, in the state volume).  Container and volume are removed.  */
+Test (deploy, image_runs_with_podman, .fini = podman_cleanup, .timeout = TU_TIMEOUT (1200))
+{
+  char *id = podman_image ();
+  if (access ("/usr/sbin/runc", X_OK) != 0 && access ("/usr/bin/runc", X_OK) != 0)
+    cr_skip_test ("no runc (Debian package runc): containers/containers.conf runs the image with it");
+  char *demo = tu_demo_image ();
+  char *images = ts_fmt ("%s", demo);
+  free (demo);
+  cr_assert_eq (setenv ("CONTAINERS_CONF", src ("containers/containers.conf"), 1), 0);
+
+  char *out, *err;
+  cr_assert_eq (podman (&out, &err, "image", "inspect", "--format", "{{index .Config.Labels \"io.avm.stop-timeout\"}}",
+                        id, NULL),
+                0, "%s", err);
+  long long stop_timeout = atoll (out);
+  cr_assert_gt (stop_timeout, 10, "io.avm.stop-timeout %s", out);
+  /* KVM guests hang here; virtiofsd (the share) runs as root only.  */
+  char *args[] = { "--set", "machine.accel=tcg", "-O", "share=off", NULL };
+  long long budget;
+  {
+    json_t *plan = dry_plan ("demo", NULL, args);
+    budget = plan_budget (plan);
+    json_decref (plan);
+  }
+  cr_assert_leq (budget, stop_timeout, "the demo's stop budget %lld s, the image's stop timeout %lld s", budget,
+                 stop_timeout);
+
+  run_container = ts_fmt ("avm-test-%d", (int) getpid ());
+  run_volume = ts_fmt ("avm-test-state-%d", (int) getpid ());
+  podman (&out, &err, "rm", "--force", "--time", "0", run_container, NULL);
+  podman (&out, &err, "volume", "rm", "--force", run_volume, NULL);
+  char *argv[] = { "/usr/bin/podman",
+                   "run",
+                   "--name",
+                   run_container,
+                   "--sdnotify=container",
+                   "--stop-timeout",
+                   ts_fmt ("%lld", stop_timeout),
+                   "-v",
+                   ts_fmt ("%s:/images:ro", images),
+                   "-v",
+                   ts_fmt ("%s:/var/lib/avm", run_volume),
+                   id,
+                   "--profile",
+                   "demo",
+                   "--images",
+                   "/images",
+                   args[0],
+                   args[1],
+                   args[2],
+                   args[3],
+                   NULL };
+  struct ts_avm a;
+  double t0 = ts_now ();
+  ts_spawn (&env, &a, argv);
+  ts_wait_notify (&a, "READY=1", 300);
+  double ready = ts_now () - t0;
+  cr_log_info ("deploy: the image under podman READY after %.1f s", ready);
+
+  /* Booted (not merely started, as --sdnotify=conmon would say), in the
+     container, as the image's user, unprivileged.  */
+  cr_assert_eq (podman (&out, &err, "exec", run_container, "avm", "status", "--json", NULL), 0, "%s%s\n%s", out, err,
+                ts_stderr (&a));
+  json_t *st = ts_json (out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "profile")), "demo", "%s", out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "state")), "running", "%s", out);
+  json_decref (st);
+  cr_assert_eq (podman (&out, &err, "exec", run_container, "id", "-un", NULL), 0, "%s", err);
+  cr_assert_str_eq (out, "avm\n");
+  cr_assert_eq (podman (&out, &err, "inspect", "--format", "{{.HostConfig.Privileged}} {{.Config.StopTimeout}}",
+                        run_container, NULL),
+                0, "%s", err);
+  cr_assert_str_eq (out, ts_fmt ("false %lld\n", stop_timeout));
+
+  /* podman stop: the container's stop timeout, SIGTERM to avm as PID 1.  */
+  double t1 = ts_now ();
+  cr_assert_eq (podman (&out, &err, "stop", run_container, NULL), 0, "podman stop: %s", err);
+  double stopped = ts_now () - t1;
+  cr_log_info ("deploy: podman stop took %.1f s (budget %lld s)", stopped, budget);
+  cr_assert_eq (ts_wait (&a, 60), 0, "podman run exited %d:\n%s", a.status, ts_stderr (&a));
+  cr_assert_lt (stopped, (double) budget, "podman stop took %.1f s, the demo's budget is %lld s:\n%s", stopped, budget,
+                ts_stderr (&a));
+  cr_assert_eq (podman (&out, &err, "wait", run_container, NULL), 0, "%s", err);
+  cr_assert_str_eq (out, "0\n", "podman wait: %s", out);
+  cr_assert_eq (podman (&out, &err, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", run_container,
+                        NULL),
+                0, "%s", err);
+  cr_assert_str_eq (out, "0 false\n");
+  char *log = ts_stderr (&a);
+  cr_assert (strstr (log, "guest booted in"), "%s", log);
+  cr_assert (strstr (log, "avm: stopping: SIGTERM"), "%s", log);
+  cr_assert (strstr (log, "qemu: system_powerdown"), "%s", log);
+  cr_assert (strstr (log, "qemu: exited with status 0"), "%s", log);
+  cr_assert (strstr (log, "avm: stopped"), "%s", log);
+  /* The guest shut itself down: its console log, in the state volume.  */
+  cr_assert_eq (podman (&out, &err, "volume", "inspect", "--format", "{{.Mountpoint}}", run_volume, NULL), 0, "%s",
+                err);
+  char *console = ts_fmt ("%.*s/1/logs/console-console.log", (int) strcspn (out, "\n"), out);
+  char *c = slurp (console);
+  cr_assert (strstr (c, "AVM_DEMO: shutdown: poweroff"), "the guest did not power off:\n%s", c);
+
+  cr_assert_eq (podman (&out, &err, "rm", run_container, NULL), 0, "podman rm: %s", err);
+  cr_assert_eq (podman (&out, &err, "volume", "rm", run_volume, NULL), 0, "podman volume rm: %s", err);
+  run_container = run_volume = NULL;
+  cr_assert_neq (podman (&out, &err, "container", "exists", ts_fmt ("avm-test-%d", (int) getpid ()), NULL), 0);
 }

@@ -63,6 +63,10 @@ void ts_start_argv (struct ts_env *env, struct ts_avm *a, char *const args[]);
    namespace (--pid --fork --mount-proc).  */
 void ts_start_wrapped (struct ts_env *env, struct ts_avm *a, const char *profile, const char *wrapper, ...)
     __attribute__ ((sentinel));
+/* Run ARGV (argv[0] a path; NULL-terminated) in the background as avm
+   would be: stderr kept, NOTIFY_SOCKET A's socket (podman run
+   --sdnotify=container passes it on to the container).  */
+void ts_spawn (struct ts_env *env, struct ts_avm *a, char *const argv[]);
 /* Wait for a notification containing WHAT; returns all notifications so far.  */
 char *ts_wait_notify (struct ts_avm *a, const char *what, double timeout);
 char *ts_notify_all (struct ts_avm *a);
