@@ -1060,6 +1060,48 @@ Test (deploy, image_builds_with_podman, .timeout = TU_TIMEOUT (1200))
   cr_assert (strstr (out, "avm"), "%s", out);
 }
 
+/* The image's name in the documentation's commands.  */
+static bool
+image_word (const char *w)
+{
+  return streq (w, "avm") || streq (w, "localhost/avm:latest");
+}
+
+/* The podman run line the documentation gives for hosts whose crun cannot
+   start containers: the words from "CONTAINERS_CONF=containers/
+   containers.conf" to the end of the command in WHAT's TEXT (continuation
+   lines joined, comment marks and roff escapes dropped), at most MAX into
+   WORDS; returns their number.  */
+static size_t
+doc_run_line (const char *what, const char *text, char *words[], size_t max)
+{
+  const char *start = strstr (text, "CONTAINERS_CONF=containers/containers.conf podman run");
+  cr_assert (start, "%s has no `CONTAINERS_CONF=containers/containers.conf podman run` line", what);
+  char *line = ts_fmt ("%s", "");
+  for (const char *p = start;;)
+    {
+      const char *nl = strchrnul (p, '\n');
+      char *plain = tu_replace (tu_replace (strndup (p, (size_t) (nl - p)), "\\-", "-"), "\\e", "\\");
+      char *l = ts_fmt ("%s", plain);
+      free (plain);
+      size_t len = strlen (l);
+      bool cont = len > 0 && l[len - 1] == '\\';
+      if (cont)
+        l[len - 1] = ' ';
+      line = ts_fmt ("%s %s", line, l);
+      if (!cont || !*nl)
+        break;
+      p = nl + 1 + strspn (nl + 1, " #");
+    }
+  size_t n = 0;
+  for (char *save = NULL, *w = strtok_r (line, " ", &save); w; w = strtok_r (NULL, " ", &save))
+    {
+      cr_assert_lt (n, max, "%s: a longer podman run line than %zu words", what, max);
+      words[n++] = w;
+    }
+  return n;
+}
+
 /* What image_runs_with_podman made in podman's storage, removed by its
    .fini (which Criterion runs before the suite's) when it fails half-way.  */
 static char *run_container, *run_volume;
@@ -1084,7 +1126,9 @@ podman_cleanup (void)
    NOTIFY_SOCKET when the guest has booted; `podman stop`, with the image's
    stop timeout (its io.avm.stop-timeout label), stops it cleanly within
    the demo's stop budget: exit status 0, the guest powered itself off (its
-   console log, in the state volume).  Container and volume are removed.  */
+   console log, in the state volume).  Container and volume are removed.
+   The command is the one the Containerfile's header, README.md and
+   avm-start(1) give for such hosts, word for word.  */
 Test (deploy, image_runs_with_podman, .fini = podman_cleanup, .timeout = TU_TIMEOUT (1200))
 {
   char *id = podman_image ();
@@ -1112,31 +1156,62 @@ Test (deploy, image_runs_with_podman, .fini = podman_cleanup, .timeout = TU_TIME
   cr_assert_leq (budget, stop_timeout, "the demo's stop budget %lld s, the image's stop timeout %lld s", budget,
                  stop_timeout);
 
+  /* The command the documentation gives: the same words in the
+     Containerfile's header, README.md and avm-start(1) (the image's name
+     aside), run as given but for --rm (the container is inspected after
+     it stops), with the demo images made here, the image built, and a
+     name and a state volume of the test's own.  */
+  char *doc[48];
+  size_t nd = doc_run_line ("containers/Containerfile", slurp (src ("containers/Containerfile")), doc, 48);
+  const char *others[] = { "README.md", "man/avm-start.1" };
+  for (size_t k = 0; k < sizeof others / sizeof others[0]; k++)
+    {
+      char *w[48];
+      size_t nw = doc_run_line (others[k], slurp (src (others[k])), w, 48);
+      cr_assert_eq (nw, nd, "%s and the Containerfile give podman run lines of %zu and %zu words", others[k], nw, nd);
+      for (size_t i = 0; i < nd; i++)
+        cr_assert (streq (w[i], doc[i]) || (image_word (w[i]) && image_word (doc[i])),
+                   "%s's podman run line says %s where the Containerfile says %s", others[k], w[i], doc[i]);
+    }
+  cr_assert (nd > 3 && streq (doc[1], "podman") && streq (doc[2], "run"));
   run_container = ts_fmt ("avm-test-%d", (int) getpid ());
   run_volume = ts_fmt ("avm-test-state-%d", (int) getpid ());
+  char *argv[64] = { "/usr/bin/podman", "run", "--name", run_container, "-v", ts_fmt ("%s:/var/lib/avm", run_volume) };
+  size_t na = 6;
+  const char *profile_args = NULL;
+  bool sdnotify = false, stop = false;
+  for (size_t i = 3; i < nd; i++)
+    {
+      char *w = doc[i];
+      if (streq (w, "--rm"))
+        continue;
+      if (image_word (w))
+        {
+          w = id;
+          profile_args = ts_fmt ("%s", "");
+          for (size_t j = i + 1; j < nd; j++)
+            profile_args = ts_fmt ("%s%s%s", profile_args, *profile_args ? " " : "", doc[j]);
+        }
+      else if (strncmp (w, "./build/demo:", 13) == 0)
+        w = ts_fmt ("%s%s", images, w + strlen ("./build/demo"));
+      sdnotify |= streq (w, "--sdnotify=container");
+      if (streq (w, "--stop-timeout") && i + 1 < nd)
+        {
+          cr_assert_eq (atoll (doc[i + 1]), stop_timeout, "the documented --stop-timeout %s, the image's label %lld",
+                        doc[i + 1], stop_timeout);
+          stop = true;
+        }
+      cr_assert_lt (na, 63);
+      argv[na++] = w;
+    }
+  argv[na] = NULL;
+  cr_assert (sdnotify && stop, "the documented podman run line has no --sdnotify=container or --stop-timeout");
+  cr_assert (profile_args, "no image (avm, localhost/avm:latest) in the documented podman run line");
+  cr_assert_str_eq (profile_args, "--profile demo --images /images --set machine.accel=tcg -O share=off",
+                    "the documented podman run line runs something else than the demo this test runs");
+  cr_assert_str_eq (doc[0], "CONTAINERS_CONF=containers/containers.conf");
   podman (&out, &err, "rm", "--force", "--time", "0", run_container, NULL);
   podman (&out, &err, "volume", "rm", "--force", run_volume, NULL);
-  char *argv[] = { "/usr/bin/podman",
-                   "run",
-                   "--name",
-                   run_container,
-                   "--sdnotify=container",
-                   "--stop-timeout",
-                   ts_fmt ("%lld", stop_timeout),
-                   "-v",
-                   ts_fmt ("%s:/images:ro", images),
-                   "-v",
-                   ts_fmt ("%s:/var/lib/avm", run_volume),
-                   id,
-                   "--profile",
-                   "demo",
-                   "--images",
-                   "/images",
-                   args[0],
-                   args[1],
-                   args[2],
-                   args[3],
-                   NULL };
   struct ts_avm a;
   double t0 = ts_now ();
   ts_spawn (&env, &a, argv);
