@@ -1233,6 +1233,10 @@ Test (deploy, image_runs_with_podman, .fini = podman_cleanup, .timeout = TU_TIME
                         run_container, NULL),
                 0, "%s", err);
   cr_assert_str_eq (out, ts_fmt ("false %lld\n", stop_timeout));
+  /* Quick boot (avm-snapshot(1)): saved into the state volume.  */
+  cr_assert_eq (podman (&out, &err, "exec", run_container, "avm", "snapshot", "save", "booted", NULL), 0, "%s%s", out,
+                err);
+  cr_assert (strstr (out, "/var/lib/avm/1/snapshots/booted"), "%s", out);
 
   /* podman stop: the container's stop timeout, SIGTERM to avm as PID 1.  */
   double t1 = ts_now ();
@@ -1260,6 +1264,28 @@ Test (deploy, image_runs_with_podman, .fini = podman_cleanup, .timeout = TU_TIME
   char *console = ts_fmt ("%.*s/1/logs/console-console.log", (int) strcspn (out, "\n"), out);
   char *c = slurp (console);
   cr_assert (strstr (c, "AVM_DEMO: shutdown: poweroff"), "the guest did not power off:\n%s", c);
+
+  /* A new container on the same volume, as the Containerfile says:
+     --restore-or-boot after the profile arguments.  READY once QEMU has
+     loaded the state, the guest's clock set through its agent.  */
+  cr_assert_eq (podman (&out, &err, "rm", run_container, NULL), 0, "podman rm: %s", err);
+  cr_assert_lt (na, 61);
+  argv[na++] = "--restore-or-boot";
+  argv[na++] = "booted";
+  argv[na] = NULL;
+  t0 = ts_now ();
+  ts_spawn (&env, &a, argv);
+  ts_wait_notify (&a, "READY=1", 120);
+  cr_log_info ("deploy: the image under podman restored, READY after %.1f s (a boot: %.1f s)", ts_now () - t0, ready);
+  cr_assert_eq (podman (&out, &err, "exec", run_container, "avm", "status", "--json", NULL), 0, "%s%s\n%s", out, err,
+                ts_stderr (&a));
+  st = ts_json (out);
+  cr_assert_str_eq (json_string_value (json_object_get (st, "restored_from")), "booted", "%s", out);
+  json_decref (st);
+  cr_assert (strstr (ts_stderr (&a), "guest restored from snapshot booted in"), "%s", ts_stderr (&a));
+  cr_assert_eq (podman (&out, &err, "stop", run_container, NULL), 0, "podman stop: %s", err);
+  cr_assert_eq (ts_wait (&a, 60), 0, "podman run --restore-or-boot exited %d:\n%s", a.status, ts_stderr (&a));
+  cr_assert_null (strstr (ts_stderr (&a), "booting instead"), "%s", ts_stderr (&a));
 
   cr_assert_eq (podman (&out, &err, "rm", run_container, NULL), 0, "podman rm: %s", err);
   cr_assert_eq (podman (&out, &err, "volume", "rm", run_volume, NULL), 0, "podman volume rm: %s", err);
