@@ -47,6 +47,8 @@ enum
   OPT_COMPRESS,
   OPT_RESTORE,
   OPT_RESTORE_OR_BOOT,
+  OPT_READY,
+  OPT_LIVE,
 };
 
 /* clang-format off */

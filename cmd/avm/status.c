@@ -15,6 +15,11 @@
 
 /* Not running: like systemctl status (LSB "program is not running").  */
 #define EXIT_NOT_RUNNING 3
+/* --ready: running but the guest has not booted (yet), or stopping;
+   --live: the supervisor or QEMU's monitor did not answer in time.  */
+#define EXIT_NOT_YET 4
+/* How long --live waits for the supervisor and QEMU's monitor.  */
+#define LIVE_TIMEOUT_MS 5000
 
 void
 avm_help_status (FILE *out)
@@ -27,9 +32,14 @@ avm_help_status (FILE *out)
          "  -i, --instance N   instance number 1..64 (default 1)\n"
          "  -a, --all          every running instance\n"
          "      --json         print the state as JSON\n"
+         "      --ready        no output; exit 0 when the guest has booted (readiness probe)\n"
+         "      --live         no output; exit 0 while the supervisor and QEMU's monitor\n"
+         "                     answer (liveness probe, as avm's watchdog)\n"
          "  -h, --help         show this help\n"
          "\n"
-         "Exit status: 0 running, 3 not running, 1 failure, 2 bad usage.\n"
+         "Exit status: 0 running (--ready: booted; --live: answering), 3 not running,\n"
+         "4 --ready: not booted yet or stopping, --live: no answer within 5 s,\n"
+         "1 failure, 2 bad usage.\n"
          "See avm-status(1).\n",
          out);
 }
@@ -196,6 +206,40 @@ query (int instance, json_t **st, avm_error_t *err)
   return r;
 }
 
+/* --ready and --live: quiet, the answer is the exit status.  */
+static int
+probe (int instance, bool live)
+{
+  _cleanup_error_ avm_error_t err = NULL;
+  _cleanup_free_ char *dir = NULL, *sock = NULL;
+  pid_t pid = 0;
+  int r = avm_instance_locate (instance, &dir, &sock, &pid, &err);
+  if (r < 0)
+    return avm_error_report (&err);
+  if (r == 0)
+    return EXIT_NOT_RUNNING;
+  _cleanup_json_ json_t *req = json_pack ("{s:s}", "command", live ? "live" : "status");
+  _cleanup_json_ json_t *reply = NULL;
+  if (!req)
+    {
+      avm_error_sys (&err, ENOMEM, "status");
+      return avm_error_report (&err);
+    }
+  r = avm_control_call (sock, req, &reply, LIVE_TIMEOUT_MS, &err);
+  if (r == -ENOENT || r == -ECONNREFUSED)
+    /* Locked, no control socket: setting up (live, as the watchdog
+       says while starting) or tearing down.  */
+    return live ? AVM_EXIT_OK : EXIT_NOT_YET;
+  if (r < 0 || !json_is_true (json_object_get (reply, "ok")))
+    return EXIT_NOT_YET;
+  if (live)
+    return json_is_true (json_object_get (reply, "live")) ? AVM_EXIT_OK : EXIT_NOT_YET;
+  /* "running" is the phase of READY=1: booted (also restored from a
+     snapshot), or QMP answers for a profile without boot patterns.  */
+  const char *state = json_string_value (json_object_get (reply, "state"));
+  return state && streq (state, "running") ? AVM_EXIT_OK : EXIT_NOT_YET;
+}
+
 int
 avm_cmd_status (int argc, char **argv)
 {
@@ -203,12 +247,14 @@ avm_cmd_status (int argc, char **argv)
     { "instance", required_argument, NULL, 'i' },
     { "all", no_argument, NULL, 'a' },
     { "json", no_argument, NULL, OPT_JSON },
+    { "ready", no_argument, NULL, OPT_READY },
+    { "live", no_argument, NULL, OPT_LIVE },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   _cleanup_error_ avm_error_t err = NULL;
   int instance = 1, c;
-  bool json = false, all = false;
+  bool json = false, all = false, ready = false, live = false;
 
   optind = 1;
   opterr = 0;
@@ -225,6 +271,12 @@ avm_cmd_status (int argc, char **argv)
       case OPT_JSON:
         json = true;
         break;
+      case OPT_READY:
+        ready = true;
+        break;
+      case OPT_LIVE:
+        live = true;
+        break;
       case 'h':
         avm_help_status (stdout);
         return 0;
@@ -233,6 +285,10 @@ avm_cmd_status (int argc, char **argv)
       }
   if (optind < argc)
     return avm_usage_error ("status", "unexpected argument \"%s\"", argv[optind]);
+  if (ready + live + json > 1 || ((ready || live) && all))
+    return avm_usage_error ("status", "--ready and --live go alone (not with each other, --json or --all)");
+  if (ready || live)
+    return probe (instance, live);
 
   _cleanup_json_ json_t *list = json_array ();
   int first = all ? 1 : instance, last = all ? 64 : instance;

@@ -365,12 +365,14 @@ enum probe_mode
   PROBE_WATCHDOG, /* WATCHDOG=1 when QEMU answers */
   PROBE_EXTEND,   /* EXTEND_TIMEOUT_USEC= while booting, when QEMU answers */
   PROBE_REFRESH,  /* only the cached status (avm status) */
+  PROBE_LIVE,     /* reply to {"command":"live"} when QEMU answers (avm status --live) */
 };
 
 struct probe
 {
   struct sv *sv;
   enum probe_mode mode;
+  struct avm_control_request *req; /* PROBE_LIVE */
 };
 
 /* make lint: false positive: sv->g.qemu_status belongs to the supervisor (freed
@@ -382,7 +384,17 @@ on_query_status (void *data, json_t *ret, json_t *error)
   struct probe *p = data;
   struct sv *sv = p->sv;
   enum probe_mode mode = p->mode;
+  struct avm_control_request *req = p->req;
   free (p);
+  if (mode == PROBE_LIVE)
+    {
+      /* (NULL, NULL): the monitor closed before answering.  */
+      const char *st = ret ? avm_qmp_status_name (ret) : NULL;
+      json_t *reply = ret ? json_pack ("{s:b, s:b, s:s?}", "ok", 1, "live", 1, "qemu", st)
+                          : json_pack ("{s:b, s:s}", "ok", 0, "error",
+                                       error ? "QEMU's monitor refused query-status" : "QEMU's monitor closed");
+      avm_control_reply (req, reply);
+    }
   if (!ret)
     return;
   const char *st = avm_qmp_status_name (ret);
@@ -400,17 +412,41 @@ on_query_status (void *data, json_t *ret, json_t *error)
 }
 AVM_ANALYZER_IGNORE_END
 
-static void
-query_status (struct sv *sv, enum probe_mode mode)
+/* 0, or -errno when the request could not go out (then nothing is called).  */
+static int
+query_status_for (struct sv *sv, enum probe_mode mode, struct avm_control_request *req)
 {
   struct probe *p = calloc (1, sizeof *p);
   if (!p)
-    return;
-  *p = (struct probe) { sv, mode };
+    return -ENOMEM;
+  *p = (struct probe) { sv, mode, req };
   _cleanup_error_ avm_error_t err = NULL;
-  if (avm_qmp_send_async (sv->g.qmp, "query-status", NULL, on_query_status, p, &err) < 0)
+  int r = avm_qmp_send_async (sv->g.qmp, "query-status", NULL, on_query_status, p, &err);
+  if (r < 0)
     free (p);
   guest_qmp_update_io (sv);
+  return r;
+}
+
+static void
+query_status (struct sv *sv, enum probe_mode mode)
+{
+  (void) query_status_for (sv, mode, NULL);
+}
+
+json_t *
+guest_control_live (struct sv *sv, struct avm_control_request *req)
+{
+  /* As the watchdog sees it: before QEMU's monitor is up (helpers, QEMU
+     starting) the readiness timeouts bound the wait, and stopping is
+     bounded by the stop budget; otherwise QEMU must answer.  The client
+     gives up after its own timeout: a wedged monitor then leaves this
+     request pending until the monitor closes.  */
+  if (!sv->g.qmp_ready)
+    return json_pack ("{s:b, s:b, s:n}", "ok", 1, "live", 1, "qemu");
+  if (query_status_for (sv, PROBE_LIVE, req) < 0)
+    return json_pack ("{s:b, s:s}", "ok", 0, "error", "cannot ask QEMU's monitor");
+  return AVM_CONTROL_PENDING;
 }
 
 void

@@ -286,6 +286,9 @@ void guest_clear (struct sv *sv);
 void guest_watchdog (struct sv *sv);
 void guest_extend (struct sv *sv);
 void guest_watchdog_refresh (struct sv *sv);
+/* {"command":"live"} (avm status --live): a reply, or AVM_CONTROL_PENDING
+   until QEMU's monitor answers query-status (the watchdog's probe).  */
+json_t *guest_control_live (struct sv *sv, struct avm_control_request *req);
 /* The boot timeout and progress timers: armed (QEMU started) or cancelled.  */
 void guest_boot_timers (struct sv *sv, bool arm);
 /* Watch the monitor for what it needs next (after a request).  */

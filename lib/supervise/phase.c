@@ -11,12 +11,28 @@
 
 #include <string.h>
 
-/* STOPPING=1: tell the manager how long the whole sequence may take.  */
+/* The stop sequence's fixed part: a failed boot's screenshot, QMP quit,
+   QEMU's SIGTERM and 5 s to spare; QEMU's stop timeout and each helper's
+   come on top.  */
+#define STOP_BUDGET_FIXED (SV_SHOT_FAILURE_TIMEOUT + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC)
+
+uint64_t
+avm_supervise_stop_budget (const struct avm_plan *plan)
+{
+  uint64_t budget = STOP_BUDGET_FIXED + plan->stop.powerdown_timeout;
+  for (size_t i = 0; i < plan->nservices; i++)
+    if (plan->services[i].kind == AVM_SERVICE_HELPER)
+      budget += plan->services[i].stop_timeout;
+  return budget;
+}
+
+/* STOPPING=1: tell the manager how long the whole sequence may take (what
+   avm_supervise_stop_budget says of the plan, from the services as they
+   run).  */
 static void
 stop_budget_notify (struct sv *sv, const char *reason)
 {
-  uint64_t budget
-      = SV_SHOT_FAILURE_TIMEOUT + sv->g.qemu.stop_timeout + QMP_QUIT_TIMEOUT + QEMU_TERM_TIMEOUT + 5 * USEC_PER_SEC;
+  uint64_t budget = STOP_BUDGET_FIXED + sv->g.qemu.stop_timeout;
   for (size_t i = 0; i < sv->n; i++)
     budget += sv->svcs[i].stop_timeout;
   avm_notify (&sv->notifier, "STOPPING=1\nSTATUS=stopping (%s)\nEXTEND_TIMEOUT_USEC=%llu", reason,

@@ -2,6 +2,10 @@
 /*
  * What the control socket serves (avm-status(1), avm-stop(1)):
  *   {"command":"status"}             the instance's state as JSON
+ *   {"command":"live"}               {"ok":true,"live":true,"qemu":S} once
+ *                                    QEMU's monitor answers query-status
+ *                                    (at once before it is up), as the
+ *                                    watchdog probes it (avm status --live)
  *   {"command":"stop"}               the graceful stop sequence
  *   {"command":"stop","kill":true}   everything killed at once
  *   {"command":"screenshot","output":K}
@@ -131,6 +135,8 @@ sv_control (void *data, const char *command, json_t *request, struct avm_control
         guest_watchdog_refresh (sv);
       return sv_status_json (sv);
     }
+  if (streq (command, "live"))
+    return guest_control_live (sv, req);
   if (streq (command, "screenshot"))
     return sv_control_screenshot (sv, request, req);
   if (streq (command, "snapshot-save"))

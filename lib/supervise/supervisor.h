@@ -34,6 +34,7 @@
 #include "util/error.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Exit statuses of `avm start` (avm-start(1), EXIT STATUS).  */
 enum
@@ -67,6 +68,12 @@ struct avm_supervise_options
      restore), run when QEMU cannot load the snapshot; or NULL.  */
   const struct avm_plan *fallback_plan;
 };
+
+/* avm's stop budget for PLAN, in microseconds: the longest the stop
+   sequence may take (the EXTEND_TIMEOUT_USEC= sent with STOPPING=1); what
+   a container's stop timeout, a unit's TimeoutStopSec= and a pod's
+   terminationGracePeriodSeconds must give it.  */
+uint64_t avm_supervise_stop_budget (const struct avm_plan *plan);
 
 /* Run the plan to the end.  Returns the exit status (0 after a clean stop,
    AVM_EXIT_* otherwise); *ERR holds the reason when it is not 0.  */
