@@ -7,7 +7,7 @@
 # the test suite (tests/unit/test_completion.c); start-avm's options are
 # read from its own --help when completing.
 
-_avm_cmds='start profiles check cvd2img inspect status stop screenshot snapshot help'
+_avm_cmds='start profiles check cvd2img inspect status stop screenshot snapshot kube help'
 _avm_opts_start='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved -n --dry-run --json --stop-after-boot --restore --restore-or-boot --log-target -v --verbose -q --quiet -h --help'
 _avm_opts_check='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --json -h --help'
 _avm_opts_cvd2img='-o --output -a --arch --key --pubkey -p --profile -O --option --set --no-virgl --seed -q --quiet -h --help'
@@ -16,6 +16,7 @@ _avm_opts_status='-i --instance -a --all --json --ready --live -h --help'
 _avm_opts_stop='-i --instance --kill --no-wait --timeout -h --help'
 _avm_opts_screenshot='-i --instance -o --output-file --output -h --help'
 _avm_opts_snapshot='-i --instance --replace --compress --json -h --help'
+_avm_opts_kube='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --kind --replicas --name --image --kvm-resource --kvm-hostpath --images-claim --images-image -h --help'
 _avm_opts_profiles_list='--json --names'
 _avm_opts_profiles_show='-p --profile -O --option --set -h --help'
 _avm_opts_profiles_keys='--brief'
@@ -205,21 +206,28 @@ _avm ()
   # Arguments of options.
   case $cmd:$prev in
     start:-p | start:--profile | check:-p | check:--profile | cvd2img:-p | cvd2img:--profile \
-      | profiles:-p | profiles:--profile)
+      | profiles:-p | profiles:--profile | kube:-p | kube:--profile)
       _avm_profiles "$prog" "$cur"
       return 0
       ;;
-    start:--images | check:--images | cvd2img:-o | cvd2img:--output)
+    start:--images | check:--images | kube:--images | cvd2img:-o | cvd2img:--output)
       _avm_files -d "$cur"
       return 0
       ;;
-    start:--caps | check:--caps | cvd2img:--key | cvd2img:--pubkey | inspect:--manifest | screenshot:-o \
+    start:--caps | check:--caps | kube:--caps | cvd2img:--key | cvd2img:--pubkey | inspect:--manifest | screenshot:-o \
       | screenshot:--output-file)
       _avm_files "$cur"
       return 0
       ;;
     start:--log-target)
       _avm_words 'auto file journal' "$cur"
+      return 0
+      ;;
+    kube:--kind)
+      _avm_words 'statefulset pod' "$cur"
+      return 0
+      ;;
+    kube:--replicas | kube:--name | kube:--image | kube:--kvm-resource | kube:--images-claim | kube:--images-image)
       return 0
       ;;
     cvd2img:-a | cvd2img:--arch)
@@ -271,7 +279,7 @@ _avm ()
       fi
       return 0
       ;;
-    start | check | cvd2img | inspect | status | stop | screenshot)
+    start | check | cvd2img | inspect | status | stop | screenshot | kube)
       opts=_avm_opts_$cmd
       if [[ $cur == -* ]]; then
         _avm_words "${!opts}" "$cur"

@@ -108,6 +108,7 @@ int avm_cmd_status (int argc, char **argv);
 int avm_cmd_stop (int argc, char **argv);
 int avm_cmd_screenshot (int argc, char **argv);
 int avm_cmd_snapshot (int argc, char **argv);
+int avm_cmd_kube (int argc, char **argv);
 
 void avm_help_start (FILE *out);
 void avm_help_profiles (FILE *out);
@@ -118,7 +119,12 @@ void avm_help_status (FILE *out);
 void avm_help_stop (FILE *out);
 void avm_help_screenshot (FILE *out);
 void avm_help_snapshot (FILE *out);
+void avm_help_kube (FILE *out);
 
+/* The instance a command takes without --instance: 1, or in a pod of a
+   StatefulSet (avm kube) $AVM_POD_ORDINAL + 1.  A bad value prints a usage
+   error and returns -EINVAL.  */
+int avm_instance_default (const char *cmd, int *out);
 /* --instance N: 1..64.  Anything else prints a usage error and returns
    -EINVAL (the caller exits with AVM_EXIT_USAGE).  */
 int avm_parse_instance (const char *cmd, const char *arg, int *out);

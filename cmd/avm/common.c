@@ -27,6 +27,25 @@ instance_number (const char *arg, int *out)
 }
 
 int
+avm_instance_default (const char *cmd, int *out)
+{
+  const char *ord = getenv ("AVM_POD_ORDINAL");
+  *out = 1;
+  if (!ord || !*ord)
+    return 0;
+  char *end;
+  errno = 0;
+  long v = strtol (ord, &end, 10);
+  if (errno || *end || end == ord || v < 0 || v > 63)
+    {
+      avm_usage_error (cmd, "AVM_POD_ORDINAL=%s: expected an integer 0..63 (the pod's ordinal)", ord);
+      return -EINVAL;
+    }
+  *out = (int) v + 1;
+  return 0;
+}
+
+int
 avm_parse_instance (const char *cmd, const char *arg, int *out)
 {
   if (instance_number (arg, out))

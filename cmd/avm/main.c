@@ -21,6 +21,7 @@ static const struct
   { "stop", avm_cmd_stop, avm_help_stop, "stop a running instance (guest power-down, then helpers)" },
   { "screenshot", avm_cmd_screenshot, avm_help_screenshot, "save a PNG of a running instance's screen" },
   { "snapshot", avm_cmd_snapshot, avm_help_snapshot, "save, list and delete snapshots of a booted platform" },
+  { "kube", avm_cmd_kube, avm_help_kube, "print a Kubernetes StatefulSet or Pod that runs a profile" },
 };
 
 static void

@@ -84,6 +84,8 @@ avm_cmd_screenshot (int argc, char **argv)
   const char *file = NULL;
   char *end;
 
+  if (avm_instance_default ("screenshot", &instance) < 0)
+    return AVM_EXIT_USAGE;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+:i:o:h", longopts, NULL)) != -1)

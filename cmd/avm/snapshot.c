@@ -175,6 +175,8 @@ avm_cmd_snapshot (int argc, char **argv)
   int instance = 1, c;
   bool replace = false, as_json = false, compress = false;
 
+  if (avm_instance_default ("snapshot", &instance) < 0)
+    return AVM_EXIT_USAGE;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, ":i:h", longopts, NULL)) != -1)

@@ -210,6 +210,8 @@ avm_cmd_start (int argc, char **argv)
   struct avm_start_run sr = { .log_target = AVM_LOG_AUTO };
   int c, r, ret = AVM_EXIT_USAGE;
 
+  if (avm_instance_default ("start", &o.instance) < 0)
+    return AVM_EXIT_USAGE;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+:p:O:i:nvqh", longopts, NULL)) != -1)

@@ -256,6 +256,8 @@ avm_cmd_status (int argc, char **argv)
   int instance = 1, c;
   bool json = false, all = false, ready = false, live = false;
 
+  if (avm_instance_default ("status", &instance) < 0)
+    return AVM_EXIT_USAGE;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+:i:ah", longopts, NULL)) != -1)

@@ -58,6 +58,8 @@ avm_cmd_stop (int argc, char **argv)
   double timeout = 300;
   char *end;
 
+  if (avm_instance_default ("stop", &instance) < 0)
+    return AVM_EXIT_USAGE;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+:i:h", longopts, NULL)) != -1)

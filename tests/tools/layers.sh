@@ -16,6 +16,7 @@ allowed() {
 	cvd2img) echo "util profile cuttlefish disk imageset plan" ;;
 	snapshot) echo "util qemu plan" ;;
 	supervise) echo "util qemu disk plan snapshot" ;;
+	kube) echo "util profile plan supervise" ;;
 	compat) echo "util profile plan" ;;
 	*) echo "?" ;;
 	esac
