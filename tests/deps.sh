@@ -27,7 +27,8 @@ chromium
 # runc (and catatonit, podman's --init) runs the image in the deploy tests
 # where crun cannot (containers/containers.conf says why).
 # The browser test (tests/browser/) drives chromium with npm's
-# playwright-core: Node.js and npm from Debian, unless the machine has its
+# playwright-core, the kube test (tests/kube/) validates manifests with
+# npm's kubernetes-models: Node.js and npm from Debian, unless the machine has its
 # own (a nodesource nodejs bundles npm and conflicts with Debian's npm).
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
@@ -48,6 +49,13 @@ browser_modules () {
   if [ ! -d tests/browser/node_modules/playwright-core ] && command -v npm >/dev/null 2>&1; then
     echo "deps: npm ci in tests/browser (playwright-core)"
     (cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts)
+  fi
+  # kubernetes-models, as tests/kube/package-lock.json pins it: the
+  # Kubernetes API schemas avm kube's manifests are checked against
+  # (tests/unit/test_kube.c, offline).
+  if [ ! -d tests/kube/node_modules/kubernetes-models ] && command -v npm >/dev/null 2>&1; then
+    echo "deps: npm ci in tests/kube (kubernetes-models)"
+    (cd tests/kube && npm ci --no-audit --no-fund --ignore-scripts)
   fi
 }
 
