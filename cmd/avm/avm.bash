@@ -16,7 +16,7 @@ _avm_opts_status='-i --instance -a --all --json --ready --live -h --help'
 _avm_opts_stop='-i --instance --kill --no-wait --timeout -h --help'
 _avm_opts_screenshot='-i --instance -o --output-file --output -h --help'
 _avm_opts_snapshot='-i --instance --replace --compress --json -h --help'
-_avm_opts_kube='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --kind --replicas --name --image --kvm-resource --kvm-hostpath --images-claim --images-image -h --help'
+_avm_opts_kube='-p --profile -O --option --set -i --instance --images --caps --allow-unapproved --kind --replicas --name --image --kvm-resource --kvm-hostpath --kvm-group --images-claim --images-image -h --help'
 _avm_opts_profiles_list='--json --names'
 _avm_opts_profiles_show='-p --profile -O --option --set -h --help'
 _avm_opts_profiles_keys='--brief'
@@ -227,7 +227,7 @@ _avm ()
       _avm_words 'statefulset pod' "$cur"
       return 0
       ;;
-    kube:--replicas | kube:--name | kube:--image | kube:--kvm-resource | kube:--images-claim | kube:--images-image)
+    kube:--replicas | kube:--name | kube:--image | kube:--kvm-resource | kube:--kvm-group | kube:--images-claim | kube:--images-image)
       return 0
       ;;
     cvd2img:-a | cvd2img:--arch)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DEFAULT_IMAGE "localhost/avm:latest"
 #define DEFAULT_KVM_RESOURCE "devices.kubevirt.io/kvm"
@@ -37,6 +38,8 @@ avm_help_kube (FILE *out)
          "      --kvm-resource NAME   device plugin resource for /dev/kvm (default\n"
          "                            " DEFAULT_KVM_RESOURCE ")\n"
          "      --kvm-hostpath        /dev/kvm as a hostPath volume instead (podman kube play)\n"
+         "      --kvm-group GID       the group of /dev/kvm on the node (default with --kvm-hostpath:\n"
+         "                            this host's)\n"
          "      --images-claim NAME   PersistentVolumeClaim with the images (default avm-images)\n"
          "      --images-image REF    an OCI image with the images instead (an image volume)\n"
          "  -h, --help                show this help\n"
@@ -54,6 +57,7 @@ enum
   OPT_IMAGE,
   OPT_KVM_RESOURCE,
   OPT_KVM_HOSTPATH,
+  OPT_KVM_GROUP,
   OPT_IMAGES_CLAIM,
   OPT_IMAGES_IMAGE,
 };
@@ -63,6 +67,7 @@ struct kube_opts
   enum avm_kube_kind kind;
   int replicas;
   bool instance_given;
+  long long kvm_gid; /* -1: none given */
   const char *name, *image, *kvm_resource, *images_claim, *images_image;
 };
 
@@ -104,6 +109,13 @@ parse (struct kube_opts *k, int c, const char *arg)
     case OPT_KVM_HOSTPATH:
       k->kvm_resource = NULL;
       return 0;
+    case OPT_KVM_GROUP:
+      errno = 0;
+      v = strtol (arg, &end, 10);
+      if (errno || *end || end == arg || v < 1 || v > 2147483647L)
+        return avm_usage_error ("kube", "--kvm-group %s: expected a group id (getent group kvm)", arg);
+      k->kvm_gid = v;
+      return 0;
     case OPT_IMAGES_CLAIM:
       k->images_claim = arg;
       k->images_image = NULL;
@@ -137,6 +149,11 @@ run (struct avm_profile_opts *o, struct kube_opts *k)
     return avm_error_report (&err);
   if (k->images_claim && avm_kube_name_check ("--images-claim", k->images_claim, 253, &err) < 0)
     return avm_error_report (&err);
+
+  /* A hostPath /dev/kvm is this host's (podman kube play): its group.  */
+  struct stat st;
+  if (k->kvm_gid < 0 && !k->kvm_resource && stat ("/dev/kvm", &st) == 0)
+    k->kvm_gid = st.st_gid;
 
   o->profile = pname;
   if (avm_profile_opts_load (o, &profile, &err) < 0)
@@ -175,6 +192,7 @@ run (struct avm_profile_opts *o, struct kube_opts *k)
         .nplans = n,
         .image = k->image,
         .kvm_resource = k->kvm_resource,
+        .kvm_gid = k->kvm_gid,
         .images_claim = k->images_claim,
         .images_image = k->images_image,
       };
@@ -199,6 +217,7 @@ avm_cmd_kube (int argc, char **argv)
     { "image", required_argument, NULL, OPT_IMAGE },
     { "kvm-resource", required_argument, NULL, OPT_KVM_RESOURCE },
     { "kvm-hostpath", no_argument, NULL, OPT_KVM_HOSTPATH },
+    { "kvm-group", required_argument, NULL, OPT_KVM_GROUP },
     { "images-claim", required_argument, NULL, OPT_IMAGES_CLAIM },
     { "images-image", required_argument, NULL, OPT_IMAGES_IMAGE },
     { "help", no_argument, NULL, 'h' },
@@ -210,6 +229,7 @@ avm_cmd_kube (int argc, char **argv)
     .replicas = 1,
     .image = DEFAULT_IMAGE,
     .kvm_resource = DEFAULT_KVM_RESOURCE,
+    .kvm_gid = -1,
   };
   _cleanup_error_ avm_error_t err = NULL;
   int c, r, ret = AVM_EXIT_USAGE;

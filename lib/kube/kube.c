@@ -305,9 +305,16 @@ pod_spec (const struct avm_kube_request *req, avm_error_t *err)
                    json_incref (res), "volumeMounts", mounts, "readinessProbe", probe (req, "--ready", 5, 5),
                    "livenessProbe", probe (req, "--live", 20, 10), "securityContext", "allowPrivilegeEscalation", 0,
                    "privileged", 0, "capabilities", "drop", "ALL");
-  return json_pack ("{s:I, s:{s:b, s:i, s:i, s:i}, s:[o], s:o}", "terminationGracePeriodSeconds", (json_int_t) grace,
-                    "securityContext", "runAsNonRoot", 1, "runAsUser", AVM_KUBE_UID, "runAsGroup", AVM_KUBE_GID,
-                    "fsGroup", AVM_KUBE_GID, "containers", container, "volumes", volumes);
+  json_t *spec
+      = json_pack ("{s:I, s:{s:b, s:i, s:i, s:i}, s:[o], s:o}", "terminationGracePeriodSeconds", (json_int_t) grace,
+                   "securityContext", "runAsNonRoot", 1, "runAsUser", AVM_KUBE_UID, "runAsGroup", AVM_KUBE_GID,
+                   "fsGroup", AVM_KUBE_GID, "containers", container, "volumes", volumes);
+  /* /dev/kvm keeps the node's group, which is kvm's GID there (Debian
+     allocates it dynamically), not the image's 36.  */
+  if (spec && kvm && req->kvm_gid >= 0 && req->kvm_gid != AVM_KUBE_GID)
+    json_object_set_new (json_object_get (spec, "securityContext"), "supplementalGroups",
+                         json_pack ("[I]", (json_int_t) req->kvm_gid));
+  return spec;
 }
 
 int

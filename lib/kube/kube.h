@@ -56,6 +56,7 @@ struct avm_kube_request
   size_t nplans;
   const char *image;        /* the container image */
   const char *kvm_resource; /* device plugin resource for /dev/kvm, or NULL: a hostPath */
+  long long kvm_gid;        /* the group of /dev/kvm on the node (supplementalGroups), or -1 */
   const char *images_claim; /* PersistentVolumeClaim with the images, or NULL */
   const char *images_image; /* ... or an OCI image with them (an image volume) */
 };

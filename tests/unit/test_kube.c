@@ -373,8 +373,8 @@ Test (kube, pod_instance_and_kvm)
 {
   char *err = NULL;
   int rc;
-  char *args[] = { "-p",   "aaos-x86_64",    "--images",        tmp, "--kind", "pod", "-i", "4", "--name",
-                   "hu-4", "--kvm-resource", "example.com/kvm", NULL };
+  char *args[] = { "-p",   "aaos-x86_64",    "--images",        tmp,           "--kind", "pod", "-i", "4", "--name",
+                   "hu-4", "--kvm-resource", "example.com/kvm", "--kvm-group", "107",    NULL };
   json_t *m = kube_json (args, &rc, &err);
   cr_assert_eq (rc, 0, "%s", err);
   cr_assert_str_eq (json_string_value (json_object_get (m, "kind")), "Pod");
@@ -390,6 +390,10 @@ Test (kube, pod_instance_and_kvm)
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (json_object_get (c, "resources"), "limits"),
                                                         "example.com/kvm")),
                     "1");
+  /* /dev/kvm keeps the node's group.  */
+  json_t *groups
+      = json_object_get (json_object_get (json_object_get (m, "spec"), "securityContext"), "supplementalGroups");
+  cr_assert_eq (json_integer_value (json_array_get (groups, 0)), 107);
   json_t *labels = json_object_get (json_object_get (m, "metadata"), "labels");
   cr_assert_str_eq (json_string_value (json_object_get (labels, "io.avm/profile")), "aaos-x86_64");
   cr_assert_not_null (json_object_get (labels, "io.avm/option.release"));
@@ -409,6 +413,7 @@ Test (kube, usage_errors_are_one_line_exit_2)
     { "-p", "./demo.json" },
     { "--bogus" },
     { "-p", "demo", "-O", "share=maybe" },
+    { "--kvm-group", "0" },
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {
