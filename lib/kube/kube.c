@@ -9,8 +9,9 @@
  *     7.2.22 (Debian 12) running the demo profile (512 MiB guest, TCG,
  *     virtio-gpu on -display dbus) after its boot: VmRSS 260628 kB, of
  *     which the guest RAM's mapping 137216 kB and the TCG translation
- *     cache 57344 kB, leaving 66068 kB (64.5 MiB) for QEMU itself; 96 MiB
- *     leaves a half again for the devices of the AAOS profiles;
+ *     cache 57344 kB, leaving 66068 kB (64.5 MiB) for QEMU itself; with
+ *     a 2 GiB guest 66000 kB (it does not grow with the guest's RAM); 96
+ *     MiB leaves a half again for the devices of the AAOS profiles;
  *   - AVM_KUBE_HELPER_MIB for avm and for each helper (measured: avm 3.9
  *     MiB, dbus-daemon 4.6 MiB; Cuttlefish's helpers get the same);
  *   - under TCG, in the limit only, AVM_KUBE_TCG_CACHE_MIB: QEMU 7.2's
