@@ -522,3 +522,28 @@ Test (kube, pod_ordinal_picks_the_instance)
   free (err);
   free (rt);
 }
+
+/* The grace period of the default profile is the stop budget the
+   Containerfile's label io.avm.stop-timeout (and so the quadlets and
+   avm@.service, test_deploy.c) give it.  */
+Test (kube, grace_period_is_the_containerfile_budget)
+{
+  char *path = fmt ("%s/containers/Containerfile", tu_srcdir ());
+  char *cf = tu_read (path);
+  const char *l = strstr (cf, "io.avm.stop-timeout=\"");
+  cr_assert_not_null (l, "no io.avm.stop-timeout label in %s", path);
+  long long label = atoll (l + strlen ("io.avm.stop-timeout=\""));
+  char *err = NULL;
+  int rc;
+  char *args[] = { "-p", "aaos-x86_64", "--images", tmp, NULL };
+  json_t *m = kube_json (args, &rc, &err);
+  cr_assert_eq (rc, 0, "%s", err);
+  json_t *spec = json_object_get (json_object_get (json_object_get (m, "spec"), "template"), "spec");
+  cr_assert_eq (json_integer_value (json_object_get (spec, "terminationGracePeriodSeconds")), label,
+                "avm kube: %lld s, the Containerfile's label: %lld s",
+                (long long) json_integer_value (json_object_get (spec, "terminationGracePeriodSeconds")), label);
+  json_decref (m);
+  free (err);
+  free (cf);
+  free (path);
+}
