@@ -969,40 +969,6 @@ Test (deploy, restore_as_pid1_from_the_installed_tree, .timeout = TU_TIMEOUT (60
 
 /* ---- the image under podman -------------------------------------------- */
 
-static const char *const base_images[]
-    = { "docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim" };
-
-/* The image of containers/Containerfile (its ID), built once for the suite:
-   `make container-image` (tests/tools/container-image.sh; make check has
-   run it before the suite, so this finds it up to date), under a lock
-   shared by the tests.  A failed build fails the test; skipped only when
-   podman or the base images are missing.  */
-static char *
-podman_image (void)
-{
-  if (access ("/usr/bin/podman", X_OK) != 0)
-    cr_skip_test ("no podman (Debian package podman)");
-  char *out, *err;
-  for (size_t i = 0; i < sizeof base_images / sizeof base_images[0]; i++)
-    {
-      char *argv[] = { "podman", "image", "exists", (char *) base_images[i], NULL };
-      if (run (argv, NULL, &out, &err) != 0)
-        cr_skip_test ("no %s in podman's storage and no container registry reachable here: "
-                      "tests/tools/container-base.sh makes it with debootstrap",
-                      base_images[i]);
-    }
-  char *o = NULL, *e = NULL;
-  int r = tu_make_locked ("container-image", "build/.container-image.lock", &o, &e);
-  out = ts_fmt ("%s%s", o ? o : "", e ? e : "");
-  free (o);
-  free (e);
-  cr_assert_eq (r, 0, "make container-image failed (%d):\n%s", r, out);
-  char *id = slurp (src ("build/container-image.id"));
-  id[strcspn (id, "\n")] = '\0';
-  cr_assert (*id, "empty build/container-image.id");
-  return id;
-}
-
 /* `podman ARGS...` (NULL-terminated) with the project's containers.conf
    (set by the test that needs it); its exit status, *OUT and *ERR.  */
 static int
@@ -1021,7 +987,7 @@ podman (char **out, char **err, ...)
 
 Test (deploy, image_builds_with_podman, .timeout = TU_TIMEOUT (1200))
 {
-  char *id = podman_image ();
+  char *id = tu_container_image ();
   char *out, *err;
   char *insp[] = { "podman", "image", "inspect", "--format", "{{json .Config}}", id, NULL };
   cr_assert_eq (run (insp, NULL, &out, &err), 0, "%s", err);
@@ -1131,7 +1097,7 @@ podman_cleanup (void)
    avm-start(1) give for such hosts, word for word.  */
 Test (deploy, image_runs_with_podman, .fini = podman_cleanup, .timeout = TU_TIMEOUT (1200))
 {
-  char *id = podman_image ();
+  char *id = tu_container_image ();
   if (access ("/usr/sbin/runc", X_OK) != 0 && access ("/usr/bin/runc", X_OK) != 0)
     cr_skip_test ("no runc (Debian package runc): containers/containers.conf runs the image with it");
   char *demo = tu_demo_image ();

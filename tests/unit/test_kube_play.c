@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The manifest of avm kube run for real, on one host (issue 19): the
- * image built from containers/Containerfile, `avm kube --kind pod` of the
- * demo played by `podman kube play` (runc, through a containers.conf of
- * the test's own: crun cannot set rlimits in this sandbox), the guest
+ * image built from containers/Containerfile (once for the suite:
+ * tu_container_image), `avm kube --kind pod` of the demo played by
+ * `podman kube play` (runc, through the project's containers/containers.conf:
+ * crun cannot set rlimits in this sandbox), the guest
  * booted to `avm status --ready` inside the pod, alive, then stopped
  * cleanly by `podman pod stop -t GRACE` (podman 4.3 does not take the
  * grace period from the manifest) and removed by `podman kube down`.
@@ -21,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *tmp, *tag, *vol, *name, *manifest, *conf_env;
-static bool played, built, volume;
+static char *tmp, *vol, *name, *manifest, *conf_env;
+static bool played, volume;
 
 static char *fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
 static char *
@@ -68,14 +69,10 @@ setup (void)
 {
   tmp = tu_tmpdir ();
   int id = (int) getpid ();
-  tag = fmt ("localhost/avm-kube-test:%d", id);
   vol = fmt ("avm-kube-test-images-%d", id);
   name = fmt ("avm-kube-test-%d", id);
   manifest = fmt ("%s/pod.json", tmp);
-  conf_env = fmt ("CONTAINERS_CONF=%s/containers.conf", tmp);
-  tu_write (tmp, "containers.conf",
-            "[engine]\nruntime = \"runc\"\n"
-            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n");
+  conf_env = fmt ("CONTAINERS_CONF=%s/containers/containers.conf", tu_srcdir ());
 }
 
 static void
@@ -88,8 +85,6 @@ teardown (void)
     }
   if (volume)
     podman (NULL, NULL, "volume", "rm", "-f", vol, NULL);
-  if (built)
-    podman (NULL, NULL, "rmi", "-f", tag, NULL);
   tu_rmtree (tmp);
 }
 
@@ -109,20 +104,9 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
     if (access (need[i], X_OK) != 0)
       cr_skip_test ("no %s (tests/deps.sh installs it)", need[i]);
-  const char *bases[] = { "docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim" };
-  for (size_t i = 0; i < 2; i++)
-    if (podman (NULL, NULL, "image", "exists", bases[i], NULL) != 0)
-      cr_skip_test ("no %s in podman's storage: tests/tools/container-base.sh makes it", bases[i]);
+  char *tag = tu_container_image ();
   char *demo = tu_demo_image ();
   char *err = NULL, *out = NULL;
-
-  /* The image (chroot isolation: no OCI runtime for its RUN steps).  */
-  char *cf = fmt ("%s/containers/Containerfile", tu_srcdir ());
-  built = true;
-  cr_assert_eq (podman (NULL, &err, "build", "--pull=never", "--isolation=chroot", "-q", "-t", tag, "-f", cf,
-                        tu_srcdir (), NULL),
-                0, "podman build: %s", err);
-  free (err);
   /* The images: the claim is a podman volume of that name.  */
   char *tar = fmt ("%s/demo.tar", tmp);
   char *targv[] = { "tar", "-C", demo, "-cf", tar, ".", NULL };
@@ -204,6 +188,6 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   free (g);
   free (container);
   free (tar);
-  free (cf);
+  free (tag);
   free (demo);
 }

@@ -570,3 +570,32 @@ tu_run_on_pty (char *const argv[], char *const envp[], int *rc)
   *rc = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
   return buf;
 }
+
+char *
+tu_container_image (void)
+{
+  static const char *const bases[] = { "docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim" };
+  if (access ("/usr/bin/podman", X_OK) != 0)
+    cr_skip_test ("no podman (Debian package podman)");
+  for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+    {
+      char *argv[] = { "podman", "image", "exists", (char *) bases[i], NULL };
+      if (tu_run (argv, NULL, NULL, NULL) != 0)
+        cr_skip_test ("no %s in podman's storage and no container registry reachable here: "
+                      "tests/tools/container-base.sh makes it with debootstrap",
+                      bases[i]);
+    }
+  char *out = NULL, *err = NULL;
+  int r = tu_make_locked ("container-image", "build/.container-image.lock", &out, &err);
+  cr_assert_eq (r, 0, "make container-image failed (%d):\n%s%s", r, out ? out : "", err ? err : "");
+  free (out);
+  free (err);
+  char *path = NULL;
+  cr_assert_geq (asprintf (&path, "%s/build/container-image.id", tu_srcdir ()), 0);
+  char *id = tu_read (path);
+  cr_assert_not_null (id, "no %s after make container-image", path);
+  free (path);
+  id[strcspn (id, "\n")] = '\0';
+  cr_assert (*id, "empty build/container-image.id");
+  return id;
+}

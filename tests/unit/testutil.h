@@ -71,6 +71,12 @@ char *tu_replace (char *s, const char *from, const char *to);
    a path relative to it (shared by parallel tests); its exit status, its
    output in *OUT and *ERR (malloc'd).  */
 int tu_make_locked (const char *target, const char *lock_name, char **out, char **err);
+/* The image of containers/Containerfile (its ID, allocated), built once
+   for the suite by `make container-image` (tests/tools/container-image.sh;
+   make check runs it before the suite, so this finds it up to date) under
+   a lock the tests share.  A failed build fails the test; skipped when
+   podman or the Debian base images are missing.  */
+char *tu_container_image (void);
 
 /* $AVM_SRCDIR/build/demo (malloc'd), built by `make demo-image` first when
    missing or out of date (under a lock); skips the test when the kernel or
