@@ -301,8 +301,8 @@ pod_spec (const struct avm_kube_request *req, avm_error_t *err)
     json_array_append_new (env, json_pack ("{s:s, s:{s:{s:s}}}", "name", AVM_KUBE_ORDINAL_ENV, "valueFrom", "fieldRef",
                                            "fieldPath", "metadata.labels['apps.kubernetes.io/pod-index']"));
   json_t *container
-      = json_pack ("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:{s:[s]}}}", "name", "avm", "image",
-                   req->image, "args", container_args (req), "env", env, "ports", ports (req), "resources",
+      = json_pack ("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:{s:[s]}}}", "name", AVM_KUBE_CONTAINER,
+                   "image", req->image, "args", container_args (req), "env", env, "ports", ports (req), "resources",
                    json_incref (res), "volumeMounts", mounts, "readinessProbe", probe (req, "--ready", 5, 5),
                    "livenessProbe", probe (req, "--live", 20, 10), "securityContext", "allowPrivilegeEscalation", 0,
                    "privileged", 0, "capabilities", "drop", "ALL");
@@ -329,16 +329,22 @@ avm_kube_manifest (const struct avm_kube_request *req, json_t **out, avm_error_t
   json_t *spec = pod_spec (req, err);
   if (!spec)
     return *err ? -EINVAL : avm_error_sys (err, ENOMEM, "avm kube");
+  /* podman kube play (and a quadlet's .kube unit) relays the container's
+     sd_notify READY=1, which avm sends when the guest has booted: the play
+     returns, and the unit is active, once the guest has booted, as with
+     podman run --sdnotify=container.  Kubernetes ignores it (its readiness
+     is the probe's).  */
   json_t *m;
   if (req->kind == AVM_KUBE_POD)
-    m = json_pack ("{s:s, s:s, s:{s:s, s:o}, s:o}", "apiVersion", "v1", "kind", "Pod", "metadata", "name", req->name,
-                   "labels", labels (req, false), "spec", spec);
+    m = json_pack ("{s:s, s:s, s:{s:s, s:o, s:{s:s}}, s:o}", "apiVersion", "v1", "kind", "Pod", "metadata", "name",
+                   req->name, "labels", labels (req, false), "annotations", AVM_KUBE_SDNOTIFY, "container", "spec",
+                   spec);
   else
-    m = json_pack ("{s:s, s:s, s:{s:s, s:o}, s:{s:s, s:I, s:s, s:{s:o}, s:{s:{s:o}, s:o}}}", "apiVersion", "apps/v1",
-                   "kind", "StatefulSet", "metadata", "name", req->name, "labels", labels (req, false), "spec",
-                   "serviceName", req->name, "replicas", (json_int_t) req->nplans, "podManagementPolicy", "Parallel",
-                   "selector", "matchLabels", labels (req, true), "template", "metadata", "labels", labels (req, false),
-                   "spec", spec);
+    m = json_pack ("{s:s, s:s, s:{s:s, s:o}, s:{s:s, s:I, s:s, s:{s:o}, s:{s:{s:o, s:{s:s}}, s:o}}}", "apiVersion",
+                   "apps/v1", "kind", "StatefulSet", "metadata", "name", req->name, "labels", labels (req, false),
+                   "spec", "serviceName", req->name, "replicas", (json_int_t) req->nplans, "podManagementPolicy",
+                   "Parallel", "selector", "matchLabels", labels (req, true), "template", "metadata", "labels",
+                   labels (req, false), "annotations", AVM_KUBE_SDNOTIFY, "container", "spec", spec);
   if (!m)
     return avm_error_sys (err, ENOMEM, "avm kube");
   *out = m;

@@ -30,6 +30,9 @@
    label apps.kubernetes.io/pod-index): avm's commands then default to
    instance ordinal + 1.  */
 #define AVM_KUBE_ORDINAL_ENV "AVM_POD_ORDINAL"
+/* The pod's container, and podman's annotation that relays its READY=1.  */
+#define AVM_KUBE_CONTAINER "avm"
+#define AVM_KUBE_SDNOTIFY "io.containers.sdnotify/" AVM_KUBE_CONTAINER
 
 /* QEMU's memory beyond the guest's RAM, in MiB, as limits and requests
    add it (see kube.c for the measurements).  */

@@ -618,6 +618,76 @@ Test (deploy, quadlets_generate_and_verify)
   verify (dest, files);
 }
 
+/* quadlets/aaos-pod.kube: the manifest made as its comment says (avm kube
+   of aaos-x86_64), through Debian 13's quadlet generator: podman kube
+   play as a notify service (the manifest's sdnotify annotation relays
+   avm's READY=1), kube down after it stops, and before that a pod stop
+   with the manifest's grace period (podman 4.3's kube play ignores it);
+   systemd-analyze verify of the result.  */
+Test (deploy, kube_quadlet_generates)
+{
+  char *kube = slurp (src ("quadlets/aaos-pod.kube"));
+  /* The command of the comment, run here.  */
+  const char *cmd[] = { "avm",      "kube",           "-p",      "aaos-x86_64",          "--kind", "pod", "--name",
+                        "aaos-pod", "--kvm-hostpath", "--image", "localhost/avm:latest", NULL };
+  char *said = ts_fmt ("%s", "");
+  for (size_t i = 0; cmd[i]; i++)
+    said = ts_fmt ("%s%s%s", said, i ? " " : "", cmd[i]);
+  char *flat = ts_fmt ("%s", kube);
+  /* The comment's lines joined: "\\\n#   " continues it.  */
+  for (char *p; (p = strstr (flat, " \\\n#     "));)
+    memmove (p + 1, p + 9, strlen (p + 9) + 1);
+  cr_assert (strstr (flat, said), "aaos-pod.kube does not say `%s`:\n%s", said, kube);
+  char *out, *err;
+  cr_assert_eq (ts_avm (&env, &out, "kube", "-p", "aaos-x86_64", "--kind", "pod", "--name", "aaos-pod",
+                        "--kvm-hostpath", "--image", "localhost/avm:latest", NULL),
+                0, "%s", out);
+  json_t *m = ts_json (out);
+  long long grace = json_integer_value (json_object_get (json_object_get (m, "spec"), "terminationGracePeriodSeconds"));
+  cr_assert_eq (grace, aaos_budget ());
+  cr_assert_str_eq (json_string_value (
+                        json_object_get (json_object_get (json_object_get (m, "metadata"), "annotations"),
+                                         "io.containers.sdnotify/avm")),
+                    "container");
+
+  char *in = ts_path (&env, "quadlets-kube"), *outdir = ts_path (&env, "units-kube");
+  mkdir (in, 0755);
+  mkdir (outdir, 0755);
+  free (tu_write (in, "aaos-pod.kube", kube));
+  free (tu_write (in, "aaos-pod.yaml", out));
+  free (tu_write (in, "avm-images.volume", slurp (src ("quadlets/avm-images.volume"))));
+  json_decref (m);
+  char *e = ts_fmt ("QUADLET_UNIT_DIRS=%s", in);
+  char *envv[] = { e, NULL };
+  char *dry[] = { (char *) quadlet_bin (), "-dryrun", "-no-kmsg-log", NULL };
+  cr_assert_eq (run (dry, envv, &out, &err), 0, "quadlet -dryrun failed:\n%s", err);
+  for (char *l = strtok (err, "\n"); l; l = strtok (NULL, "\n"))
+    cr_assert (strstr (l, "Loading source unit file"), "quadlet complained: %s", l);
+  char *gen[] = { (char *) quadlet_bin (), "-no-kmsg-log", outdir, outdir, outdir, NULL };
+  cr_assert_eq (run (gen, envv, &out, &err), 0, "quadlet failed:\n%s", err);
+
+  char *svc = slurp (ts_fmt ("%s/aaos-pod.service", outdir));
+  cr_assert_str_eq (unit_value (svc, "Type"), "notify");
+  cr_assert_str_eq (unit_value (svc, "NotifyAccess"), "all");
+  char *exec = unit_value (svc, "ExecStart");
+  cr_assert (strstr (exec, " kube play ") && strstr (exec, " --replace ") && strstr (exec, " --service-container=true ")
+                 && strstr (exec, ts_fmt ("%s/aaos-pod.yaml", in)),
+             "%s", exec);
+  cr_assert (strstr (unit_value (svc, "ExecStopPost"), " kube down ") != NULL, "%s", svc);
+  cr_assert_str_eq (unit_value (svc, "ExecStop"), ts_fmt ("/usr/bin/podman pod stop --time %lld aaos-pod", grace));
+  cr_assert_gt (atoll (unit_value (svc, "TimeoutStopSec")), grace, "%s", svc);
+  cr_assert_geq (atoll (unit_value (svc, "TimeoutStartSec")), 600, "too short for a cold boot");
+  cr_assert (strstr (unit_values (svc, "After"), "avm-images-volume.service"), "%s", svc);
+  /* Not started at boot: aaos.container is the platform's default unit.  */
+  struct stat st;
+  cr_assert_neq (lstat (ts_fmt ("%s/default.target.wants/aaos-pod.service", outdir), &st), 0);
+
+  char *dest = install_tree ();
+  const char *files[]
+      = { ts_fmt ("%s/aaos-pod.service", outdir), ts_fmt ("%s/avm-images-volume.service", outdir), NULL };
+  verify (dest, files);
+}
+
 /* aaos.container's commented Exec= with --restore-or-boot: the active one
    plus that option, and, taken instead of it, in the generated ExecStart
    (after the image: Exec= replaces the image's CMD).  */

@@ -4,10 +4,17 @@
  * image built from containers/Containerfile (once for the suite:
  * tu_container_image), `avm kube --kind pod` of the demo played by
  * `podman kube play` (runc, through the project's containers/containers.conf:
- * crun cannot set rlimits in this sandbox), the guest
- * booted to `avm status --ready` inside the pod, alive, then stopped
- * cleanly by `podman pod stop -t GRACE` (podman 4.3 does not take the
- * grace period from the manifest) and removed by `podman kube down`.
+ * crun cannot set rlimits in this sandbox) as quadlets/aaos-pod.kube has
+ * systemd run it: that unit, pointed at the demo's manifest, through
+ * Debian 13's quadlet generator, and the commands it generated run here as
+ * systemd would (no systemd runs as PID 1 here): ExecStart with a
+ * NOTIFY_SOCKET, which must get READY=1 (the manifest's sdnotify
+ * annotation relays avm's, sent when the guest has booted), ExecStop,
+ * ExecStopPost.  The guest has booted when ExecStart returns (`avm status
+ * --ready` inside the pod), is alive, runs as the image's user; ExecStop
+ * (`podman pod stop --time GRACE`: podman 4.3 does not take the grace
+ * period from the manifest) stops it cleanly within it, and ExecStopPost
+ * (`podman kube down`) removes the pod.
  * Skipped where podman, runc, catatonit or the Debian base images are
  * missing (tests/deps.sh; tests/tools/container-base.sh).
  */
@@ -20,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char *tmp, *vol, *name, *manifest, *conf_env;
@@ -62,6 +72,55 @@ podman (char **out, char **err, ...)
   else
     free (e);
   return r;
+}
+
+/* The argv of unit TEXT's KEY= line (the generator's words: no quoting
+   needed for the paths of this test).  */
+static char **
+exec_line (const char *text, const char *key)
+{
+  char *k = fmt ("\n%s=", key);
+  const char *p = strstr (text, k);
+  cr_assert (p, "no %s= in the generated unit:\n%s", key, text);
+  p += strlen (k);
+  char *line = fmt ("%.*s", (int) strcspn (p, "\n"), p);
+  char **argv = calloc (32, sizeof *argv);
+  size_t n = 0;
+  for (char *w = strtok (line, " "); w && n < 31; w = strtok (NULL, " "))
+    argv[n++] = w;
+  cr_assert (n > 1 && argv[0][0] == '/', "%s=%s", key, p);
+  free (k);
+  return argv;
+}
+
+/* A datagram socket at PATH, as systemd's NOTIFY_SOCKET.  */
+static int
+notify_socket (const char *path)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  cr_assert_lt (strlen (path), sizeof sa.sun_path);
+  strcpy (sa.sun_path, path);
+  int fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0, "%s: %s", path, strerror (errno));
+  return fd;
+}
+
+/* Everything sent to it so far.  */
+static char *
+notify_read (int fd)
+{
+  char *all = fmt ("%s", "");
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv (fd, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0)
+    {
+      buf[n] = '\0';
+      char *next = fmt ("%s%s\n", all, buf);
+      free (all);
+      all = next;
+    }
+  return all;
 }
 
 static void
@@ -146,22 +205,48 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   free (out);
   free (err);
 
+  /* The unit: quadlets/aaos-pod.kube with the demo's manifest and pod.  */
+  char *unit = tu_read (fmt ("%s/quadlets/aaos-pod.kube", tu_srcdir ()));
+  cr_assert_not_null (unit);
+  const char *from[] = { "Yaml=aaos-pod.yaml\n", "ExecStop=/usr/bin/podman pod stop --time 112 aaos-pod\n" };
+  const char *to[] = { "Yaml=pod.json\n", fmt ("ExecStop=/usr/bin/podman pod stop --time %lld %s\n", grace, name) };
+  for (size_t i = 0; i < 2; i++)
+    {
+      cr_assert (strstr (unit, from[i]), "quadlets/aaos-pod.kube has no line %s", from[i]);
+      unit = tu_replace (unit, from[i], to[i]);
+    }
+  tu_write (tmp, "avm-kube-test.kube", unit);
+  char *units = fmt ("%s/units", tmp);
+  char *qenv[] = { fmt ("QUADLET_UNIT_DIRS=%s", tmp), NULL };
+  const char *quadlet = getenv ("AVM_QUADLET");
+  cr_assert (quadlet && *quadlet, "AVM_QUADLET is not set (run the suite with `make check`)");
+  char *gen[] = { (char *) quadlet, "-no-kmsg-log", units, units, units, NULL };
+  cr_assert_eq (tu_run (gen, qenv, NULL, &err), 0, "quadlet: %s", err);
+  free (err);
+  char *svc = tu_read (fmt ("%s/avm-kube-test.service", units));
+  cr_assert_not_null (svc, "the generator made no avm-kube-test.service");
+  char **start = exec_line (svc, "ExecStart"), **stop = exec_line (svc, "ExecStop"),
+       **stop_post = exec_line (svc, "ExecStopPost");
+  cr_assert (strstr (svc, "\nType=notify\n") && strstr (svc, "\nNotifyAccess=all\n"), "%s", svc);
+
+  /* ExecStart, with the notification socket systemd would give it.  */
+  char *sock = fmt ("%s/notify.sock", tmp);
+  int nfd = notify_socket (sock);
+  char *senv[] = { conf_env, fmt ("NOTIFY_SOCKET=%s", sock), NULL };
   double t0 = now ();
   played = true;
-  cr_assert_eq (podman (NULL, &err, "kube", "play", manifest, NULL), 0, "podman kube play: %s", err);
+  cr_assert_eq (tu_run (start, senv, NULL, &err), 0, "ExecStart (podman kube play): %s", err);
   free (err);
+  char *said = notify_read (nfd);
+  cr_assert (strstr (said, "READY=1"), "ExecStart returned without READY=1: \"%s\"", said);
+  /* The manifest's sdnotify annotation: the play returned once avm said
+     READY=1, so the guest has booted now.  */
+  cr_log_info ("podman kube play to READY: %.1f s", now () - t0);
   char *container = fmt ("%s-avm", name);
-  int r = -1;
-  while (now () - t0 < 240 && r != 0)
-    {
-      r = podman (NULL, NULL, "exec", container, "avm", "status", "--ready", "-i", "1", NULL);
-      if (r != 0)
-        tu_sleep_ms (500);
-    }
+  int r = podman (NULL, NULL, "exec", container, "avm", "status", "--ready", "-i", "1", NULL);
   char *logs = NULL;
   podman (&logs, &err, "logs", container, NULL);
-  cr_assert_eq (r, 0, "not ready within 240 s (last: %d):\n%s%s", r, logs, err);
-  cr_log_info ("podman kube play to READY: %.1f s", now () - t0);
+  cr_assert_eq (r, 0, "podman kube play returned, the guest is not ready (%d):\n%s%s", r, logs, err);
   free (logs);
   free (err);
   cr_assert_eq (podman (NULL, NULL, "exec", container, "avm", "status", "--live", "-i", "1", NULL), 0);
@@ -169,10 +254,11 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   cr_assert_str_eq (out, "1000\n", "the pod runs as %s", out);
   free (out);
 
-  /* A clean stop within the grace period: avm powers the guest down.  */
-  char *g = fmt ("%lld", grace);
+  /* ExecStop: a clean stop within the grace period, avm powers the guest
+     down.  */
   t0 = now ();
-  cr_assert_eq (podman (NULL, &err, "pod", "stop", "-t", g, name, NULL), 0, "%s", err);
+  char *cenv[] = { conf_env, NULL };
+  cr_assert_eq (tu_run (stop, cenv, NULL, &err), 0, "ExecStop: %s", err);
   free (err);
   cr_assert_lt (now () - t0, (double) grace);
   cr_assert_eq (podman (&out, NULL, "inspect", "--format", "{{.State.ExitCode}}", container, NULL), 0);
@@ -182,10 +268,12 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   cr_assert (strstr (logs, "avm: stopped") || strstr (err, "avm: stopped"), "%s%s", logs, err);
   free (logs);
   free (err);
-  cr_assert_eq (podman (NULL, &err, "kube", "down", manifest, NULL), 0, "%s", err);
+  /* ExecStopPost: podman kube down.  */
+  cr_assert_eq (tu_run (stop_post, cenv, NULL, &err), 0, "ExecStopPost: %s", err);
   played = false;
   free (err);
-  free (g);
+  cr_assert_neq (podman (NULL, NULL, "pod", "exists", name, NULL), 0, "the pod is still there");
+  close (nfd);
   free (container);
   free (tar);
   free (tag);
