@@ -356,7 +356,7 @@ $(BENCH_STAMP): bench/qemu-stamp.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARNFLAGS) -O2 $(CFLAGS) -o $@ $<
 
-bench: $(AVM) $(BENCH_BIN) $(BENCH_STAMP) $(FAKEHELPER) demo-image
+bench: $(AVM) $(BENCH_BIN) $(BENCH_STAMP) $(FAKEHELPER) demo-image container-image-soft
 	AVM_SRCDIR=$(CURDIR) BENCH_FAKEHELPER=$(abspath $(FAKEHELPER)) BENCH_STAMP=$(abspath $(BENCH_STAMP)) \
 		BENCH_DEMO_IMAGES=$(abspath $(BUILD)/demo) $(BENCH_BIN) $(abspath $(AVM))
 

@@ -743,6 +743,13 @@ main (int argc, char **argv)
       return 128 + interrupted;
     }
 
+  /* The container's cost, and three pods on this host.  */
+  if (bench_kube (avm, srcdir && *srcdir ? srcdir : ".") < 0 && interrupted)
+    {
+      fprintf (stderr, "avm-bench: interrupted (signal %d)\n", (int) interrupted);
+      return 128 + interrupted;
+    }
+
   /* The web display: READY to the first frame in a browser.  */
   if (bench_web (avm, srcdir && *srcdir ? srcdir : ".") < 0 && interrupted)
     {

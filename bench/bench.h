@@ -81,6 +81,12 @@ int bench_web (const char *avm, const char *srcdir);
    the demo's time to READY restored against booted.  */
 int bench_snapshot (const char *avm, const char *srcdir);
 
+/* bench/kube.c: the container's cost (BENCH_KUBE_RUNS rounds, default 2;
+   0 skips, and so does a host without podman, runc or the image built by
+   make container-image): podman kube play of avm kube's demo Pod to READY
+   against avm start on the host, and three pods side by side.  */
+int bench_kube (const char *avm, const char *srcdir);
+
 /* The summary table printed at the end (bench_summary_print): one row per
    benchmark, WHAT measured in UNIT (min/median/max over its runs; a single
    value has min = median = max), against BASELINE (its median, same unit
