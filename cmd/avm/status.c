@@ -171,6 +171,54 @@ print_status (FILE *out, json_t *st)
   avm_fprintf_escaped (out, "  runtime directory %s\n  logs %s\n", field (st, "run_dir"), field (st, "log_dir"));
 }
 
+/* --all: the host's instances, a line each (the fleet view): instance,
+   profile, state, boot time, uptime, helper restarts, where to reach it.  */
+static void
+print_fleet (FILE *out, json_t *list)
+{
+  _cleanup_strbuf_ struct avm_strbuf b = { 0 };
+  avm_strbuf_addf (&b, "%-8s %-14s %-10s %-16s %-9s %-8s %s", "INSTANCE", "PROFILE", "STATE", "BOOTED IN", "UP",
+                   "RESTARTS", "ENDPOINTS");
+  put_line (out, &b);
+  size_t i, k;
+  json_t *st, *s;
+  json_array_foreach (list, i, st)
+    {
+      char up[32] = "-", boot[40] = "-", restarts[16] = "-";
+      if (json_is_number (json_object_get (st, "uptime")))
+        format_duration (json_number_value (json_object_get (st, "uptime")), up, sizeof up);
+      json_t *bt = json_object_get (st, "boot_time");
+      if (json_is_number (bt))
+        {
+          format_duration (json_number_value (bt), boot, sizeof boot);
+          if (json_object_get (st, "restored_from"))
+            strncat (boot, " restored", sizeof boot - strlen (boot) - 1);
+        }
+      if (json_object_get (st, "qemu"))
+        {
+          long long n = 0;
+          json_array_foreach (json_object_get (st, "services"), k, s)
+            n += json_integer_value (json_object_get (s, "restarts"));
+          snprintf (restarts, sizeof restarts, "%lld", n);
+        }
+      _cleanup_strbuf_ struct avm_strbuf reach = { 0 };
+      const char *adb = json_string_value (json_object_get (st, "adb"));
+      const char *web = json_string_value (json_array_get (json_object_get (json_object_get (st, "web"), "urls"), 0));
+      json_t *display = json_object_get (st, "display");
+      if (adb)
+        avm_strbuf_addf (&reach, "adb %s", adb);
+      if (web)
+        avm_strbuf_addf (&reach, "%sweb %s", reach.len ? ", " : "", web);
+      else if (json_is_object (display) && json_string_value (json_object_get (display, "address")))
+        avm_strbuf_addf (&reach, "%sdisplay %s", reach.len ? ", " : "", field (display, "address"));
+      _cleanup_free_ char *where = avm_strbuf_steal (&reach);
+      avm_strbuf_addf (&b, "%-8lld %-14s %-10s %-16s %-9s %-8s %s",
+                       (long long) json_integer_value (json_object_get (st, "instance")), field (st, "profile"),
+                       field (st, "state"), boot, up, restarts, where ? where : "-");
+      put_line (out, &b);
+    }
+}
+
 /* Ask instance N for its status: 0 and *ST, or 1 when it is not running.  */
 static int
 query (int instance, json_t **st, avm_error_t *err)
@@ -327,8 +375,11 @@ avm_cmd_status (int argc, char **argv)
     {
       size_t i;
       json_t *st;
-      json_array_foreach (list, i, st)
-        print_status (stdout, st);
+      if (all && json_array_size (list))
+        print_fleet (stdout, list);
+      else
+        json_array_foreach (list, i, st)
+          print_status (stdout, st);
       if (json_array_size (list) == 0)
         {
           if (all)

@@ -740,6 +740,11 @@ Test (start, second_instance_refused_and_two_side_by_side)
   json_t *all = ts_json (out);
   cr_assert_eq (json_array_size (all), 2, "%s", out);
   json_decref (all);
+  /* The fleet view: a header, then a line per instance.  */
+  cr_assert_eq (ts_avm (&env, &out, "status", "--all", NULL), 0);
+  cr_assert (strncmp (out, "INSTANCE PROFILE ", 17) == 0, "%s", out);
+  char *l1 = strstr (out, "\n1 "), *l2 = strstr (out, "\n2 ");
+  cr_assert (l1 && l2 && l1 < l2 && strstr (l1, " pair ") && strstr (l1, " running "), "%s", out);
   cr_assert_eq (ts_avm (&env, &out, "stop", "-i", "2", NULL), 0);
   cr_assert_eq (ts_wait (&c, 30), 0, "%s", ts_stderr (&c));
   cr_assert_eq (ts_avm (&env, &out, "status", NULL), 0);
