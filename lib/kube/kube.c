@@ -158,21 +158,33 @@ labels (const struct avm_kube_request *req, bool selector)
   return l;
 }
 
+/* Append OPTION and VALUE to the array A.  */
+static void
+add_arg (json_t *a, const char *option, const char *value)
+{
+  if (a)
+    {
+      json_array_append_new (a, json_string (option));
+      json_array_append_new (a, json_string (value));
+    }
+}
+
 /* avm start's arguments after its entrypoint (/usr/bin/avm start).  */
 static json_t *
 container_args (const struct avm_kube_request *req)
 {
-  json_t *a = json_pack ("[s, s]", "--profile", req->profile);
-  for (size_t i = 0; a && req->options && req->options[i]; i++)
-    json_array_extend (a, json_pack ("[s, s]", "--option", req->options[i]));
-  for (size_t i = 0; a && req->sets && req->sets[i]; i++)
-    json_array_extend (a, json_pack ("[s, s]", "--set", req->sets[i]));
-  json_array_extend (a, json_pack ("[s, s]", "--images", AVM_KUBE_IMAGES_DIR));
+  json_t *a = json_array ();
+  add_arg (a, "--profile", req->profile);
+  for (size_t i = 0; req->options && req->options[i]; i++)
+    add_arg (a, "--option", req->options[i]);
+  for (size_t i = 0; req->sets && req->sets[i]; i++)
+    add_arg (a, "--set", req->sets[i]);
+  add_arg (a, "--images", AVM_KUBE_IMAGES_DIR);
   if (req->kind == AVM_KUBE_POD)
     {
       char n[16];
       snprintf (n, sizeof n, "%d", req->plans[0]->instance);
-      json_array_extend (a, json_pack ("[s, s]", "--instance", n));
+      add_arg (a, "--instance", n);
     }
   if (req->allow_unapproved)
     json_array_append_new (a, json_string ("--allow-unapproved"));
@@ -187,7 +199,7 @@ probe (const struct avm_kube_request *req, const char *what, int period, int del
     {
       char n[16];
       snprintf (n, sizeof n, "%d", req->plans[0]->instance);
-      json_array_extend (cmd, json_pack ("[s, s]", "-i", n));
+      add_arg (cmd, "-i", n);
     }
   return json_pack ("{s:{s:o}, s:i, s:i, s:i, s:i}", "exec", "command", cmd, "initialDelaySeconds", delay,
                     "periodSeconds", period, "timeoutSeconds", PROBE_TIMEOUT_S, "failureThreshold", 3);
