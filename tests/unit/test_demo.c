@@ -109,24 +109,10 @@ nap (void)
 }
 
 /* A formatted string, freed by the fini.  */
-static char *fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
-static char *
-fmt (const char *f, ...)
-{
-  char *s;
-  va_list ap;
-  va_start (ap, f);
-  int r = vasprintf (&s, f, ap);
-  va_end (ap);
-  if (r < 0 || ngarbage == sizeof garbage / sizeof garbage[0])
-    abort ();
-  return garbage[ngarbage++] = s;
-}
-
 static char *
 pj (const char *a, const char *b)
 {
-  return fmt ("%s/%s", a, b);
+  return tu_fmt ("%s/%s", a, b);
 }
 
 /* Start ARGV (argv[0] a path, or a name in $PATH) with stdin /dev/null and
@@ -190,7 +176,7 @@ static char *
 demo_image (void)
 {
   char *dir = tu_demo_image ();
-  char *kept = fmt ("%s", dir);
+  char *kept = tu_fmt ("%s", dir);
   free (dir);
   return kept;
 }
@@ -406,8 +392,8 @@ wait_ticks (const char *console, const char *c, bool disk)
       cr_assert_not_null (p, "console lacks \"%s\":\n%s", prefix, c);
       p += strlen (prefix);
       cr_assert (strcspn (p, "\r\n") == 36, "not a UUID: %.60s", p);
-      lines[0] = fmt ("AVM_DEMO tick 1 disk=%.36s last=none time=", p);
-      lines[1] = fmt ("AVM_DEMO tick 2 disk=%.36s last=1 time=", p);
+      lines[0] = tu_fmt ("AVM_DEMO tick 1 disk=%.36s last=none time=", p);
+      lines[1] = tu_fmt ("AVM_DEMO tick 2 disk=%.36s last=1 time=", p);
     }
   wait_lines (console, lines);
   char *t = tu_read (console);
@@ -477,8 +463,8 @@ Test (demo, plain, .timeout = TU_TIMEOUT (90))
   char *kernel = pj (img, "vmlinuz"), *initrd = pj (img, "initramfs.cpio.gz");
   char *console = pj (tmp, "console.log"), *report = pj (tmp, "report.log"), *log = pj (tmp, "qemu.log");
   char *qmp_path = pj (tmp, "qmp.sock");
-  char *c0 = fmt ("file,id=c0,path=%s", console), *r0 = fmt ("file,id=r0,path=%s", report);
-  char *qmparg = fmt ("unix:%s,server=on,wait=off", qmp_path);
+  char *c0 = tu_fmt ("file,id=c0,path=%s", console), *r0 = tu_fmt ("file,id=r0,path=%s", report);
+  char *qmparg = tu_fmt ("unix:%s,server=on,wait=off", qmp_path);
   char *argv[] = { QEMU,
                    "-accel",
                    "tcg",
@@ -544,10 +530,10 @@ struct run
 static void
 start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
 {
-  char *dir = fmt ("%s/run%d", tmp, attempt);
+  char *dir = tu_fmt ("%s/run%d", tmp, attempt);
   mkdir (dir, 0755);
   char *kernel = pj (img, "vmlinuz"), *initrd = pj (img, "initramfs.cpio.gz"), *share = pj (img, "share");
-  char *disk = fmt ("file=%s/data.img,if=none,id=d0,format=raw,snapshot=on", img);
+  char *disk = tu_fmt ("file=%s/data.img,if=none,id=d0,format=raw,snapshot=on", img);
   char *gpu_sock = pj (dir, "gpu.sock"), *fs_sock = pj (dir, "fs.sock"), *report = pj (dir, "report");
   char *report_in = pj (dir, "report.in");
   run->console = pj (dir, "console.log");
@@ -558,7 +544,7 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
   cr_assert_eq (mkfifo (run->report_out, 0600), 0);
 
   /* virtiofsd: chroot sandbox as root (the demo profile's), none otherwise.  */
-  char *fs_sockarg = fmt ("--socket-path=%s", fs_sock), *srcarg = fmt ("source=%s", share);
+  char *fs_sockarg = tu_fmt ("--socket-path=%s", fs_sock), *srcarg = tu_fmt ("source=%s", share);
   char *fsargv[] = { VIRTIOFSD, fs_sockarg,   "-o", srcarg,
                      "-o",      "cache=auto", "-o", geteuid () == 0 ? "sandbox=chroot" : "sandbox=none",
                      NULL };
@@ -569,12 +555,12 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
   char *gpu_chardev = NULL, *gpu_device;
   if (real_gpu)
     {
-      char *gpu_sockarg = fmt ("--socket-path=%s", gpu_sock);
+      char *gpu_sockarg = tu_fmt ("--socket-path=%s", gpu_sock);
       char *gargv[] = { VHOST_USER_GPU, gpu_sockarg, NULL };
       char *glog = pj (dir, "vhost-user-gpu.log");
       run->gpu = spawn (gargv, glog);
       wait_socket (gpu_sock, run->gpu, glog);
-      gpu_chardev = fmt ("socket,id=g,path=%s", gpu_sock);
+      gpu_chardev = tu_fmt ("socket,id=g,path=%s", gpu_sock);
       gpu_device = "vhost-user-gpu-pci,chardev=g,xres=1024,yres=768";
     }
   else
@@ -584,8 +570,8 @@ start_backends (struct run *run, const char *img, bool real_gpu, int attempt)
       gpu_device = "virtio-gpu-pci,xres=1024,yres=768";
     }
 
-  char *c0 = fmt ("file,id=c0,path=%s", run->console), *r0 = fmt ("pipe,id=r0,path=%s", report);
-  char *f0 = fmt ("socket,id=f,path=%s", fs_sock), *qmparg = fmt ("unix:%s,server=on,wait=off", run->qmp_path);
+  char *c0 = tu_fmt ("file,id=c0,path=%s", run->console), *r0 = tu_fmt ("pipe,id=r0,path=%s", report);
+  char *f0 = tu_fmt ("socket,id=f,path=%s", fs_sock), *qmparg = tu_fmt ("unix:%s,server=on,wait=off", run->qmp_path);
   /* Like avm's demo plan: shared guest memory for the vhost-user
      backends, the report port a virtconsole on a FIFO pair.  */
   char *argv[] = { QEMU,
@@ -704,7 +690,7 @@ Test (demo, backends, .timeout = TU_TIMEOUT (90))
   expect (c, "AVM_DEMO: gpu: card0 virtio_gpu Virtual-1 connected 1024x768");
   /* fbcon on virtio-gpu's framebuffer, 16x32 characters (fbcon=font:).  */
   expect (c, "AVM_DEMO: screen: fb0 1024x768 (virtio_gpudrmfb), tty1 64x24\r\n");
-  expect (c, fmt ("AVM_DEMO: share: %s", hello));
+  expect (c, tu_fmt ("AVM_DEMO: share: %s", hello));
   expect (c, "AVM_DEMO: port report: present");
   expect (c, "AVM_DEMO: rng: virtio_rng");
   expect (c, "QEMU Virtio Tablet");

@@ -1039,20 +1039,18 @@ Test (deploy, restore_as_pid1_from_the_installed_tree, .timeout = TU_TIMEOUT (60
 
 /* ---- the image under podman -------------------------------------------- */
 
-/* `podman ARGS...` (NULL-terminated) with the project's containers.conf
-   (set by the test that needs it); its exit status, *OUT and *ERR.  */
+/* `podman ARGS...` (NULL-terminated), tu_podman's; *OUT and *ERR kept
+   until the test ends, never NULL.  */
+#define podman(out, err, ...) kept (tu_podman (out, err, __VA_ARGS__), out, err)
 static int
-podman (char **out, char **err, ...)
+kept (int r, char **out, char **err)
 {
-  char *argv[24] = { "podman" };
-  size_t n = 1;
-  va_list ap;
-  va_start (ap, err);
-  for (char *s; (s = va_arg (ap, char *)) && n < 23;)
-    argv[n++] = s;
-  va_end (ap);
-  argv[n] = NULL;
-  return run (argv, NULL, out, err);
+  char *o = *out, *e = *err;
+  *out = ts_fmt ("%s", o ? o : "");
+  *err = ts_fmt ("%s", e ? e : "");
+  free (o);
+  free (e);
+  return r;
 }
 
 Test (deploy, image_builds_with_podman, .timeout = TU_TIMEOUT (1200))

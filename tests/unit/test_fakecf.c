@@ -70,17 +70,6 @@ keep (void *p)
   return kept[nkept++] = p;
 }
 
-static char *
-fmt (const char *f, ...)
-{
-  char *s = NULL;
-  va_list ap;
-  va_start (ap, f);
-  cr_assert (vasprintf (&s, f, ap) > 0);
-  va_end (ap);
-  return keep (s);
-}
-
 /* The file's content (kept), or NULL.  */
 static char *
 rd (const char *path)
@@ -98,24 +87,24 @@ fx_init (struct fx *f, const char *release)
         dirs[i] = f->dir;
         break;
       }
-  f->images = keep (tu_cf_imageset (fmt ("%s/images", f->dir), release, "x86_64"));
-  f->root = fmt ("%s/run", f->dir);
-  f->idir = fmt ("%s/instances/cvd-1", f->root);
-  char *logs = fmt ("%s/logs", f->idir), *internal = fmt ("%s/internal", f->idir);
-  cr_assert (mkdir (f->root, 0755) == 0 && mkdir (fmt ("%s/instances", f->root), 0755) == 0
+  f->images = keep (tu_cf_imageset (tu_fmt ("%s/images", f->dir), release, "x86_64"));
+  f->root = tu_fmt ("%s/run", f->dir);
+  f->idir = tu_fmt ("%s/instances/cvd-1", f->root);
+  char *logs = tu_fmt ("%s/logs", f->idir), *internal = tu_fmt ("%s/internal", f->idir);
+  cr_assert (mkdir (f->root, 0755) == 0 && mkdir (tu_fmt ("%s/instances", f->root), 0755) == 0
              && mkdir (f->idir, 0755) == 0 && mkdir (logs, 0755) == 0 && mkdir (internal, 0755) == 0);
   f->host_id = 5000 + getpid () % 4000; /* the modem's abstract socket: one per test worker */
-  f->config = fmt ("%s/cuttlefish_config.json", f->dir);
-  char *json = fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"run_as_daemon\": false, "
-                    "\"modem_simulator_host_id\": %d}}}\n",
-                    f->root, f->host_id);
+  f->config = tu_fmt ("%s/cuttlefish_config.json", f->dir);
+  char *json = tu_fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"run_as_daemon\": false, "
+                       "\"modem_simulator_host_id\": %d}}}\n",
+                       f->root, f->host_id);
   free (tu_write (f->dir, "cuttlefish_config.json", json));
-  f->log = fmt ("%s/fakecf.log", f->dir);
-  char *env[] = { fmt ("CUTTLEFISH_CONFIG_FILE=%s", f->config),
+  f->log = tu_fmt ("%s/fakecf.log", f->dir);
+  char *env[] = { tu_fmt ("CUTTLEFISH_CONFIG_FILE=%s", f->config),
                   "CUTTLEFISH_INSTANCE=1",
-                  fmt ("ANDROID_HOST_OUT=%s", f->images),
-                  fmt ("HOME=%s", f->dir),
-                  fmt ("AVM_FAKECF_LOG=%s", f->log),
+                  tu_fmt ("ANDROID_HOST_OUT=%s", f->images),
+                  tu_fmt ("HOME=%s", f->dir),
+                  tu_fmt ("AVM_FAKECF_LOG=%s", f->log),
                   NULL };
   memcpy (f->env, env, sizeof env);
 }
@@ -123,7 +112,7 @@ fx_init (struct fx *f, const char *release)
 static char *
 tool (struct fx *f, const char *name)
 {
-  return fmt ("%s/bin/%s", f->images, name);
+  return tu_fmt ("%s/bin/%s", f->images, name);
 }
 
 /* A tool run with stdout and stderr captured.  */
@@ -400,16 +389,16 @@ Test (fakecf, flag_parser_and_positional_tools)
   assert_has (err, "Check failed: server_fd->IsOpen() Did not receive a server fd");
 
   char *v15 = tool (&f15, "vhal_proxy_server"), *v16 = tool (&f16, "vhal_proxy_server");
-  char *cfg = fmt ("%s/etc/automotive/vhalconfig", f16.images);
+  char *cfg = tu_fmt ("%s/etc/automotive/vhalconfig", f16.images);
   cr_assert_eq (RUN (&f15, &out, &err, v15, cfg), 128 + SIGABRT);
   assert_has (err, "Check failed: argc >= 3 Not enough arguments, require at least 2");
   cr_assert_eq (RUN (&f16, &out, &err, v16, cfg, "127.0.0.1:0"), 128 + SIGABRT);
   assert_has (err, "Check failed: argc >= 4 Not enough arguments, require at least 3");
   /* android15's host package has no vhalconfig: FakeVehicleHardware exits.  */
-  cr_assert_eq (RUN (&f15, &out, &err, v15, fmt ("%s/etc/automotive/vhalconfig", f15.images), "9300"), 1);
+  cr_assert_eq (RUN (&f15, &out, &err, v15, tu_fmt ("%s/etc/automotive/vhalconfig", f15.images), "9300"), 1);
   assert_has (err, "Failed to load default config, exiting");
   /* android15-qpr2 with its config: listens on unix:// and ip:port.  */
-  char *sock = fmt ("%s/vhal.sock", f16.dir), *unix_addr = fmt ("unix://%s", sock);
+  char *sock = tu_fmt ("%s/vhal.sock", f16.dir), *unix_addr = tu_fmt ("unix://%s", sock);
   struct proc p;
   spawn (&f16, &p, NULL, NULL, (char *[]) { v16, cfg, "127.0.0.1:0", unix_addr, NULL });
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
@@ -418,7 +407,7 @@ Test (fakecf, flag_parser_and_positional_tools)
   ready_then_term (&p);
   /* A bind failure is the gRPC server's CHECK.  */
   int port, busy = listen_tcp (&port);
-  cr_assert_eq (RUN (&f16, &out, &err, v16, cfg, fmt ("127.0.0.1:%d", port), unix_addr), 128 + SIGABRT);
+  cr_assert_eq (RUN (&f16, &out, &err, v16, cfg, tu_fmt ("127.0.0.1:%d", port), unix_addr), 128 + SIGABRT);
   assert_has (err, "Check failed: mServer");
   close (busy);
 }
@@ -430,7 +419,7 @@ Test (fakecf, config_is_required)
 {
   struct fx f;
   fx_init (&f, "android16");
-  char *out, *err, *missing[] = { fmt ("CUTTLEFISH_CONFIG_FILE=%s/nope.json", f.dir), NULL };
+  char *out, *err, *missing[] = { tu_fmt ("CUTTLEFISH_CONFIG_FILE=%s/nope.json", f.dir), NULL };
   cr_assert_eq (run (&f, f.idir, missing, &out, &err, (char *[]) { tool (&f, "logcat_receiver"), NULL }),
                 128 + SIGABRT);
   assert_has (err, " F ");
@@ -446,16 +435,16 @@ Test (fakecf, config_is_required)
   char *unset[] = { "CUTTLEFISH_CONFIG_FILE", NULL };
   cr_assert_eq (run (&f, f.idir, unset, &out, &err, (char *[]) { tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
   assert_has (err, "Could not open cuttlefish config");
-  cr_assert_eq (rename (f.config, fmt ("%s/.cuttlefish_config.json", f.dir)), 0);
+  cr_assert_eq (rename (f.config, tu_fmt ("%s/.cuttlefish_config.json", f.dir)), 0);
   cr_assert_eq (run (&f, f.idir, unset, &out, &err, (char *[]) { tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
   assert_has (err, "Check failed: !FLAGS_addresses.empty() Must specify --addresses flag");
-  cr_assert_eq (rename (fmt ("%s/.cuttlefish_config.json", f.dir), f.config), 0);
+  cr_assert_eq (rename (tu_fmt ("%s/.cuttlefish_config.json", f.dir), f.config), 0);
   /* The logs directory must exist; run_as_daemon must be a bool.  */
   char *other[] = { "CUTTLEFISH_INSTANCE=2", NULL };
   cr_assert_eq (run (&f, f.idir, other, &out, &err, (char *[]) { tool (&f, "adb_connector"), NULL }), 128 + SIGABRT);
-  assert_has (err, fmt ("Failed to create log file '%s/instances/cvd-2/logs/launcher.log'", f.root));
+  assert_has (err, tu_fmt ("Failed to create log file '%s/instances/cvd-2/logs/launcher.log'", f.root));
   free (tu_write (f.dir, "cuttlefish_config.json",
-                  fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"run_as_daemon\": \"no\"}}}", f.root)));
+                  tu_fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"run_as_daemon\": \"no\"}}}", f.root)));
   cr_assert_eq (RUN (&f, &out, &err, tool (&f, "adb_connector")), 128 + SIGABRT);
   assert_has (err, "Json::LogicError: Value is not convertible to bool.");
 }
@@ -476,7 +465,7 @@ secure_env_args (struct fx *f, struct se *s, const char *release)
   int snap[2], km_in[2], km_out[2], gk_in[2], gk_out[2], ol_in[2], ol_out[2], ev[2];
   cr_assert (socketpair (AF_UNIX, SOCK_STREAM, 0, snap) == 0 && pipe (km_in) == 0 && pipe (km_out) == 0
              && pipe (gk_in) == 0 && pipe (gk_out) == 0 && pipe (ol_in) == 0 && pipe (ol_out) == 0 && pipe (ev) == 0);
-  int confui = listen_unix (fmt ("%s/internal/confui_sign.sock", f->idir));
+  int confui = listen_unix (tu_fmt ("%s/internal/confui_sign.sock", f->idir));
   int mine[] = { snap[0], km_in[1], km_out[0], gk_in[1], gk_out[0], ol_in[1], ol_out[0], ev[1] };
   for (size_t i = 0; i < sizeof mine / sizeof *mine; i++)
     cloexec (mine[i]);
@@ -484,20 +473,20 @@ secure_env_args (struct fx *f, struct se *s, const char *release)
   s->snap = snap[0];
   size_t n = 0;
   s->argv[n++] = tool (f, "secure_env");
-  s->argv[n++] = fmt ("-confui_server_fd=%d", confui);
+  s->argv[n++] = tu_fmt ("-confui_server_fd=%d", confui);
   if (strcmp (release, "android14"))
-    s->argv[n++] = fmt ("-snapshot_control_fd=%d", snap[1]);
-  s->argv[n++] = fmt ("-keymaster_fd_out=%d", km_out[1]);
-  s->argv[n++] = fmt ("-keymaster_fd_in=%d", km_in[0]);
-  s->argv[n++] = fmt ("-gatekeeper_fd_out=%d", gk_out[1]);
-  s->argv[n++] = fmt ("-gatekeeper_fd_in=%d", gk_in[0]);
+    s->argv[n++] = tu_fmt ("-snapshot_control_fd=%d", snap[1]);
+  s->argv[n++] = tu_fmt ("-keymaster_fd_out=%d", km_out[1]);
+  s->argv[n++] = tu_fmt ("-keymaster_fd_in=%d", km_in[0]);
+  s->argv[n++] = tu_fmt ("-gatekeeper_fd_out=%d", gk_out[1]);
+  s->argv[n++] = tu_fmt ("-gatekeeper_fd_in=%d", gk_in[0]);
   if (strcmp (release, "android14"))
     {
-      s->argv[n++] = fmt ("-oemlock_fd_out=%d", ol_out[1]);
-      s->argv[n++] = fmt ("-oemlock_fd_in=%d", ol_in[0]);
+      s->argv[n++] = tu_fmt ("-oemlock_fd_out=%d", ol_out[1]);
+      s->argv[n++] = tu_fmt ("-oemlock_fd_in=%d", ol_in[0]);
       s->argv[n++] = "-keymint_impl=software";
     }
-  s->argv[n++] = fmt ("-kernel_events_fd=%d", ev[0]);
+  s->argv[n++] = tu_fmt ("-kernel_events_fd=%d", ev[0]);
   s->argv[n] = NULL;
 }
 
@@ -521,10 +510,10 @@ Test (fakecf, secure_env_descriptors)
   cloexec (bad[0]);
   for (char **a = s.argv; *a; a++)
     if (!strncmp (*a, "-kernel_events_fd=", 18))
-      *a = fmt ("-kernel_events_fd=%d", bad[1]);
-  s.argv[2] = fmt ("-snapshot_control_fd=%d", atoi (strchr (s.argv[1], '=') + 1)); /* any socket will do */
+      *a = tu_fmt ("-kernel_events_fd=%d", bad[1]);
+  s.argv[2] = tu_fmt ("-snapshot_control_fd=%d", atoi (strchr (s.argv[1], '=') + 1)); /* any socket will do */
   cr_assert_eq (run (&f, f.idir, NULL, &out, &err, s.argv), 128 + SIGABRT);
-  assert_has (err, fmt ("avm-fakecf: -kernel_events_fd=%d is not readable", bad[1]));
+  assert_has (err, tu_fmt ("avm-fakecf: -kernel_events_fd=%d is not readable", bad[1]));
   assert_has (err, "Check failed: read_result.has_value() Bad file descriptor");
   /* oemlock writes its state into the CWD: not writable, LOG(FATAL).  */
   cr_assert_eq (chmod (f.idir, 0555), 0);
@@ -548,7 +537,7 @@ Test (fakecf, secure_env_runs)
       struct proc p;
       spawn (&f, &p, f.idir, NULL, s.argv);
       cr_assert (wait_stderr (&p, ") ready", 10), "%s: %s", rels[r], p.errs);
-      cr_assert_eq (access (fmt ("%s/oemlock_secure", f.idir), F_OK), r ? 0 : -1, "%s", rels[r]);
+      cr_assert_eq (access (tu_fmt ("%s/oemlock_secure", f.idir), F_OK), r ? 0 : -1, "%s", rels[r]);
       if (r == 1)
         { /* BootloaderLoaded: the same process runs $ANDROID_HOST_OUT/bin/secure_env again */
           write_event (s.events_w, 5);
@@ -613,7 +602,7 @@ Test (fakecf, secure_env_snapshot_control)
       struct proc p;
       spawn (&f, &p, f.idir, NULL, s.argv);
       cr_assert (wait_stderr (&p, ") ready", 10), "%s: %s", rels[r], p.errs);
-      char *nv = rd (fmt ("%s/NVChip", f.idir)), *ol = rd (fmt ("%s/oemlock_insecure", f.idir));
+      char *nv = rd (tu_fmt ("%s/NVChip", f.idir)), *ol = rd (tu_fmt ("%s/oemlock_insecure", f.idir));
       cr_assert (nv && strstr (nv, "avm-fakecf secure_env NVChip"), "%s: %s", rels[r], nv ? nv : "no NVChip");
       cr_assert (ol && !strcmp (ol, "restored state\n"), "%s: %s", rels[r], ol ? ol : "no oemlock_insecure");
       bool typed = r == 0;
@@ -645,8 +634,8 @@ Test (fakecf, kernel_log_monitor_events)
   cloexec (logp[1]), cloexec (s1[0]), cloexec (s2[0]);
   struct proc p;
   spawn (&f, &p, NULL, NULL,
-         (char *[]) { tool (&f, "kernel_log_monitor"), fmt ("-log_pipe_fd=%d", logp[0]),
-                      fmt ("--subscriber_fds=%d,%d", s1[1], s2[1]), NULL });
+         (char *[]) { tool (&f, "kernel_log_monitor"), tu_fmt ("-log_pipe_fd=%d", logp[0]),
+                      tu_fmt ("--subscriber_fds=%d,%d", s1[1], s2[1]), NULL });
   close (logp[0]), close (s1[1]), close (s2[1]);
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   const char *text = "[    0.000000] Linux version 6.6\ninit: x\nVIRTUAL_DEVICE_BOOT_COMPLETED\n"
@@ -678,10 +667,10 @@ Test (fakecf, kernel_log_monitor_events)
       }
   char *klog = NULL;
   for (int i = 0; i < 100 && !(klog && strstr (klog, "mode=on")); i++, tu_sleep_ms (20))
-    klog = rd (fmt ("%s/logs/kernel.log", f.idir));
+    klog = rd (tu_fmt ("%s/logs/kernel.log", f.idir));
   cr_assert_str_eq (klog, text);
   ready_then_term (&p);
-  char *launcher = rd (fmt ("%s/logs/launcher.log", f.idir));
+  char *launcher = rd (tu_fmt ("%s/logs/launcher.log", f.idir));
   assert_has (launcher, "kernel_log_monitor I ");
   assert_has (launcher, "avm-fakecf: kernel_log_monitor (android15-qpr2) ready");
   /* An unopened subscriber is only logged; an empty list is std::stoi("").  */
@@ -702,13 +691,13 @@ Test (fakecf, logcat_receiver)
   cr_assert_eq (pipe (lp), 0);
   cloexec (lp[1]);
   struct proc p;
-  spawn (&f, &p, NULL, NULL, (char *[]) { tool (&f, "logcat_receiver"), fmt ("-log_pipe_fd=%d", lp[0]), NULL });
+  spawn (&f, &p, NULL, NULL, (char *[]) { tool (&f, "logcat_receiver"), tu_fmt ("-log_pipe_fd=%d", lp[0]), NULL });
   close (lp[0]);
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   cr_assert_eq (write (lp[1], "12-07 I/init: hello\n", 20), 20);
   char *logcat = NULL;
   for (int i = 0; i < 100 && !(logcat && *logcat); i++, tu_sleep_ms (20))
-    logcat = rd (fmt ("%s/logs/logcat", f.idir));
+    logcat = rd (tu_fmt ("%s/logs/logcat", f.idir));
   cr_assert_str_eq (logcat, "12-07 I/init: hello\n");
   ready_then_term (&p);
   char *out, *err;
@@ -731,9 +720,10 @@ Test (fakecf, socket_vsock_proxy_waits_for_start)
   cr_assert_eq (fcntl (server, F_SETFD, 0), 0);
   struct proc p;
   spawn (&f, &p, NULL, NULL,
-         (char *[]) { tool (&f, "socket_vsock_proxy"), "--label=adb", fmt ("--events_fd=%d", ev[0]),
-                      "--start_event_id=5", "--stop_event_id=11", "--server_type=tcp", fmt ("--server_fd=%d", server),
-                      "--client_type=tcp", "--client_tcp_host=127.0.0.1", fmt ("--client_tcp_port=%d", tport), NULL });
+         (char *[]) { tool (&f, "socket_vsock_proxy"), "--label=adb", tu_fmt ("--events_fd=%d", ev[0]),
+                      "--start_event_id=5", "--stop_event_id=11", "--server_type=tcp",
+                      tu_fmt ("--server_fd=%d", server), "--client_type=tcp", "--client_tcp_host=127.0.0.1",
+                      tu_fmt ("--client_tcp_port=%d", tport), NULL });
   close (ev[0]), close (server);
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   assert_has (p.errs, "proxy_adb] avm-fakecf: socket_vsock_proxy (android15-qpr2) ready");
@@ -769,22 +759,22 @@ Test (fakecf, modem_simulator_host_id)
 {
   struct fx f;
   fx_init (&f, "android16");
-  int s1 = listen_unix (fmt ("%s/m1.sock", f.dir)), s2 = listen_unix (fmt ("%s/m2.sock", f.dir));
+  int s1 = listen_unix (tu_fmt ("%s/m1.sock", f.dir)), s2 = listen_unix (tu_fmt ("%s/m2.sock", f.dir));
   struct proc p;
-  spawn (&f, &p, NULL, NULL, (char *[]) { tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s1), NULL });
+  spawn (&f, &p, NULL, NULL, (char *[]) { tool (&f, "modem_simulator"), tu_fmt ("-server_fds=%d", s1), NULL });
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   assert_lacks (p.errs, "SIM");
   char *out, *err;
-  cr_assert_eq (RUN (&f, &out, &err, tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s2)), 2);
+  cr_assert_eq (RUN (&f, &out, &err, tool (&f, "modem_simulator"), tu_fmt ("-server_fds=%d", s2)), 2);
   assert_has (err, "Unable to create monitor socket for modem simulator");
   /* No profile anywhere: the guest has no SIM.  */
-  char *nohost[] = { "ANDROID_HOST_OUT=/nonexistent", fmt ("CUTTLEFISH_CONFIG_FILE=%s", f.config), NULL };
+  char *nohost[] = { "ANDROID_HOST_OUT=/nonexistent", tu_fmt ("CUTTLEFISH_CONFIG_FILE=%s", f.config), NULL };
   free (tu_write (f.dir, "other.json",
-                  fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"modem_simulator_host_id\": %d}}}", f.root,
-                       f.host_id + 1)));
-  nohost[1] = fmt ("CUTTLEFISH_CONFIG_FILE=%s/other.json", f.dir);
+                  tu_fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"modem_simulator_host_id\": %d}}}", f.root,
+                          f.host_id + 1)));
+  nohost[1] = tu_fmt ("CUTTLEFISH_CONFIG_FILE=%s/other.json", f.dir);
   struct proc q;
-  spawn (&f, &q, NULL, nohost, (char *[]) { tool (&f, "modem_simulator"), fmt ("-server_fds=%d", s2), NULL });
+  spawn (&f, &q, NULL, nohost, (char *[]) { tool (&f, "modem_simulator"), tu_fmt ("-server_fds=%d", s2), NULL });
   cr_assert (wait_stderr (&q, ") ready", 10), "%s", q.errs);
   assert_has (q.errs, "the guest sees no SIM 0");
   ready_then_term (&q);
@@ -827,8 +817,8 @@ Test (fakecf, other_tools)
   assert_has (err, "Error dupping fd -1: Bad file descriptor");
   /* config_server (android14): the mobile interface must exist.  */
   free (tu_write (f14.dir, "cuttlefish_config.json",
-                  fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"mobile_tap_name\": \"cvd-nope-01\"}}}",
-                       f14.root)));
+                  tu_fmt ("{\"root_dir\": \"%s\", \"instances\": {\"1\": {\"mobile_tap_name\": \"cvd-nope-01\"}}}",
+                          f14.root)));
   cr_assert_eq (RUN (&f14, &out, &err, tool (&f14, "config_server"), "-server_fd=0"), 128 + SIGABRT);
   assert_has (err, "Unable to obtain the network configuration");
   assert_has (err, "Check failed: device_config_helper Could not open device config");
@@ -836,12 +826,12 @@ Test (fakecf, other_tools)
   cr_assert_eq (RUN (&f14, &out, &err, tool (&f14, "root-canal"), "--hci_port=70000"), 255);
   assert_has (err, "hci_port out of range: 70000");
   /* vhost_device_vsock (android14-qpr2 on): --vm with socket and uds-path.  */
-  char *vm = fmt ("guest-cid=3,socket=%s/vhost.socket,uds-path=%s/vm.vsock", f16.dir, f16.dir);
+  char *vm = tu_fmt ("guest-cid=3,socket=%s/vhost.socket,uds-path=%s/vm.vsock", f16.dir, f16.dir);
   spawn (&f16, &p, NULL, NULL, (char *[]) { tool (&f16, "vhost_device_vsock"), "--vm", vm, NULL });
   cr_assert (wait_stderr (&p, ") ready", 10), "%s", p.errs);
   struct stat st;
-  cr_assert (stat (fmt ("%s/vhost.socket", f16.dir), &st) == 0 && S_ISSOCK (st.st_mode));
-  cr_assert (stat (fmt ("%s/vm.vsock", f16.dir), &st) == 0 && S_ISSOCK (st.st_mode));
+  cr_assert (stat (tu_fmt ("%s/vhost.socket", f16.dir), &st) == 0 && S_ISSOCK (st.st_mode));
+  cr_assert (stat (tu_fmt ("%s/vm.vsock", f16.dir), &st) == 0 && S_ISSOCK (st.st_mode));
   ready_then_term (&p);
   cr_assert_eq (RUN (&f16, &out, &err, tool (&f16, "vhost_device_vsock"), "--bogus"), 2);
   assert_has (err, "error: unexpected argument '--bogus' found");
@@ -852,7 +842,7 @@ Test (fakecf, other_tools)
   assert_has (log, "{\"tool\":\"adb_connector\",\"release\":\"android14\",\"pid\":");
   assert_has (log, "\"argv\":[\"");
   assert_has (log, "/bin/adb_connector\",\"--addresses=0.0.0.0:6520\"]");
-  assert_has (log, fmt ("\"CUTTLEFISH_CONFIG_FILE\":\"%s\"", f14.config));
+  assert_has (log, tu_fmt ("\"CUTTLEFISH_CONFIG_FILE\":\"%s\"", f14.config));
 }
 
 /* ------------------------------------------------------------------ */
@@ -915,21 +905,22 @@ Test (fakecf, imagesets)
   dirs[0] = tmp;
   for (size_t r = 0; r < sizeof want / sizeof *want; r++)
     {
-      char *dir = fmt ("%s/%s", tmp, want[r].release), *got = keep (tu_cf_imageset (dir, want[r].release, "x86_64"));
+      char *dir = tu_fmt ("%s/%s", tmp, want[r].release), *got = keep (tu_cf_imageset (dir, want[r].release, "x86_64"));
       cr_assert_str_eq (got, dir);
-      cr_assert_str_eq (listing (fmt ("%s/bin", dir)), want[r].bin);
-      cr_assert_str_eq (rd (fmt ("%s/android-info.txt", dir)), want[r].info);
-      cr_assert_str_eq (rd (fmt ("%s/bin/.fakecf-release", dir)), fmt ("%s\n", want[r].release));
-      char *key = rd (fmt ("%s/etc/%s", dir, want[r].key)), *copy = rd (fmt ("%s/avb_key.pem", dir));
+      cr_assert_str_eq (listing (tu_fmt ("%s/bin", dir)), want[r].bin);
+      cr_assert_str_eq (rd (tu_fmt ("%s/android-info.txt", dir)), want[r].info);
+      cr_assert_str_eq (rd (tu_fmt ("%s/bin/.fakecf-release", dir)), tu_fmt ("%s\n", want[r].release));
+      char *key = rd (tu_fmt ("%s/etc/%s", dir, want[r].key)), *copy = rd (tu_fmt ("%s/avb_key.pem", dir));
       cr_assert (key && strstr (key, "-----BEGIN PRIVATE KEY-----"), "%s", want[r].key);
       cr_assert_str_eq (key, copy);
-      cr_assert_eq (access (fmt ("%s/etc/automotive/vhalconfig/DefaultProperties.json", dir), R_OK) == 0, want[r].vhal);
-      cr_assert_eq (access (fmt ("%s/etc/modem_simulator/files/iccprofile_for_sim0.xml", dir), R_OK), 0);
+      cr_assert_eq (access (tu_fmt ("%s/etc/automotive/vhalconfig/DefaultProperties.json", dir), R_OK) == 0,
+                    want[r].vhal);
+      cr_assert_eq (access (tu_fmt ("%s/etc/modem_simulator/files/iccprofile_for_sim0.xml", dir), R_OK), 0);
       struct stat st;
-      cr_assert (stat (fmt ("%s/etc/bootloader_x86_64/bootloader.qemu", dir), &st) == 0 && st.st_size >= 65536);
-      cr_assert (stat (fmt ("%s/system.img", dir), &st) == 0 && st.st_size == 64 << 20 && st.st_blocks == 0);
+      cr_assert (stat (tu_fmt ("%s/etc/bootloader_x86_64/bootloader.qemu", dir), &st) == 0 && st.st_size >= 65536);
+      cr_assert (stat (tu_fmt ("%s/system.img", dir), &st) == 0 && st.st_size == 64 << 20 && st.st_blocks == 0);
       /* boot.img: ANDROID! and os_version (A<<25 | B<<18 | C<<11 | ...) at byte 16.  */
-      FILE *b = fopen (fmt ("%s/boot.img", dir), "rb");
+      FILE *b = fopen (tu_fmt ("%s/boot.img", dir), "rb");
       unsigned char h[20];
       cr_assert (b && fread (h, 1, 20, b) == 20);
       fclose (b);
@@ -939,12 +930,12 @@ Test (fakecf, imagesets)
       /* Every tool is the double, told its release (root-canal needs no
          config).  */
       char *out, *err;
-      cr_assert_eq (tu_run ((char *[]) { fmt ("%s/bin/root-canal", dir), "--version", NULL }, NULL, &out, &err), 0);
+      cr_assert_eq (tu_run ((char *[]) { tu_fmt ("%s/bin/root-canal", dir), "--version", NULL }, NULL, &out, &err), 0);
       keep (out), keep (err);
       cr_assert_str_eq (out, "root-canal\n");
     }
   /* arm64: U-Boot's qemu_arm64 build.  */
-  char *arm = keep (tu_cf_imageset (fmt ("%s/arm", tmp), "android16", "arm64"));
+  char *arm = keep (tu_cf_imageset (tu_fmt ("%s/arm", tmp), "android16", "arm64"));
   struct stat st;
-  cr_assert (stat (fmt ("%s/etc/bootloader_aarch64/bootloader.qemu", arm), &st) == 0 && st.st_size > 0);
+  cr_assert (stat (tu_fmt ("%s/etc/bootloader_aarch64/bootloader.qemu", arm), &st) == 0 && st.st_size > 0);
 }

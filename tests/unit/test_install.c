@@ -29,19 +29,6 @@
 
 #define PREFIX "/usr"
 
-static char *fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
-static char *
-fmt (const char *f, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, f);
-  int r = vasprintf (&s, f, ap);
-  va_end (ap);
-  cr_assert_geq (r, 0);
-  return s;
-}
-
 /* The environment of make: none of the outer make's variables.  */
 static char *const make_env[] = {
   "MAKEFLAGS", "MFLAGS", "MAKELEVEL",  "MAKEOVERRIDES",  "GNUMAKEFLAGS", "BUILD",    "DESTDIR",  "PREFIX", "BINDIR",
@@ -54,7 +41,7 @@ static char *const make_env[] = {
 static char *
 make_with (const char *build, const char *dest, const char *pfx, const char *target, const char *extra)
 {
-  char *b = fmt ("BUILD=%s", build), *d = fmt ("DESTDIR=%s", dest), *p = fmt ("PREFIX=%s", pfx);
+  char *b = tu_fmt ("BUILD=%s", build), *d = tu_fmt ("DESTDIR=%s", dest), *p = tu_fmt ("PREFIX=%s", pfx);
   char *argv[] = { "make", "-C", (char *) tu_srcdir (), b, d, p, (char *) target, (char *) extra, NULL };
   char *out = NULL, *err = NULL;
   int rc = tu_run (argv, make_env, &out, &err);
@@ -81,7 +68,7 @@ static int lock_fd = -1;
 static void
 lock_shared (void)
 {
-  char *lock = fmt ("%s/lock", shared);
+  char *lock = tu_fmt ("%s/lock", shared);
   lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   cr_assert_geq (lock_fd, 0, "%s: %s", lock, strerror (errno));
   cr_assert_eq (flock (lock_fd, LOCK_EX), 0);
@@ -100,11 +87,11 @@ static void
 setup (void)
 {
   shared = tu_run_shared_dir ("install");
-  build = fmt ("%s/build", shared);
-  dest = fmt ("%s/dest", shared);
+  build = tu_fmt ("%s/build", shared);
+  dest = tu_fmt ("%s/dest", shared);
   mkdir (shared, 0755);
   lock_shared ();
-  char *done = fmt ("%s/installed", shared);
+  char *done = tu_fmt ("%s/installed", shared);
   if (access (done, F_OK) != 0)
     {
       free (make (build, dest, PREFIX, "install"));
@@ -227,7 +214,7 @@ want_link (char *rel, const char *target)
 static size_t
 want_dir (const char *dir, const char *const *suffixes, const char *install_dir)
 {
-  char *src = fmt ("%s/%s", tu_srcdir (), dir);
+  char *src = tu_fmt ("%s/%s", tu_srcdir (), dir);
   DIR *d = opendir (src);
   size_t n = 0;
   if (!d)
@@ -241,7 +228,7 @@ want_dir (const char *dir, const char *const *suffixes, const char *install_dir)
     for (const char *const *s = suffixes; *s; s++)
       if (de->d_name[0] != '.' && ends_with (de->d_name, *s))
         {
-          want_file (fmt ("%s/%s", install_dir, de->d_name), fmt ("%s/%s", src, de->d_name), 0644);
+          want_file (tu_fmt ("%s/%s", install_dir, de->d_name), tu_fmt ("%s/%s", src, de->d_name), 0644);
           n++;
         }
   closedir (d);
@@ -256,7 +243,7 @@ wants_build (void)
   want_file (strdup ("usr/bin/avm"), NULL, 0755);
   want_link (strdup ("usr/bin/start-avm"), "avm");
   want_link (strdup ("usr/bin/cvd2img"), "avm");
-  want_file (strdup ("usr/share/bash-completion/completions/avm"), fmt ("%s/cmd/avm/avm.bash", tu_srcdir ()), 0644);
+  want_file (strdup ("usr/share/bash-completion/completions/avm"), tu_fmt ("%s/cmd/avm/avm.bash", tu_srcdir ()), 0644);
   want_link (strdup ("usr/share/bash-completion/completions/start-avm"), "avm");
   want_link (strdup ("usr/share/bash-completion/completions/cvd2img"), "avm");
   cr_assert_geq (want_dir ("profiles", (const char *const[]) { ".json", NULL }, "usr/share/avm/profiles"), 5);
@@ -320,7 +307,7 @@ Test (install, tree)
       cr_expect_eq (got[i].mode, w->mode, "%s: mode %04o, want %04o", got[i].rel, got[i].mode, w->mode);
       if (w->source)
         {
-          char *path = fmt ("%s/%s", dest, got[i].rel);
+          char *path = tu_fmt ("%s/%s", dest, got[i].rel);
           cr_expect (same_content (path, w->source), "%s differs from %s", path, w->source);
           free (path);
         }
@@ -333,8 +320,8 @@ Test (install, tree)
 
 Test (install, binary_and_personalities)
 {
-  char *avm = fmt ("%s/usr/bin/avm", dest), *start_avm = fmt ("%s/usr/bin/start-avm", dest);
-  char *cvd2img = fmt ("%s/usr/bin/cvd2img", dest);
+  char *avm = tu_fmt ("%s/usr/bin/avm", dest), *start_avm = tu_fmt ("%s/usr/bin/start-avm", dest);
+  char *cvd2img = tu_fmt ("%s/usr/bin/cvd2img", dest);
   char *out = NULL, *err = NULL, *ref = NULL;
 
   /* The version of this build.  */
@@ -355,7 +342,7 @@ Test (install, binary_and_personalities)
   free (err);
 
   /* start-avm: what a start-avm link to this build's avm does.  */
-  char *dir = tu_tmpdir (), *link = fmt ("%s/start-avm", dir), abs[4096];
+  char *dir = tu_tmpdir (), *link = tu_fmt ("%s/start-avm", dir), abs[4096];
   cr_assert_not_null (realpath (tu_avm_bin (), abs));
   cr_assert_eq (symlink (abs, link), 0);
   char *s1[] = { start_avm, "--help", NULL }, *s2[] = { link, "--help", NULL };
@@ -380,11 +367,11 @@ Test (install, finds_installed_profiles)
 {
   /* The installed avm finds DEST/usr/share/avm/profiles next to itself:
      no AVM_DATA_DIR, no per-user profiles.  */
-  char *avm = fmt ("%s/usr/bin/avm", dest), *tmp = tu_tmpdir ();
-  char *conf = fmt ("XDG_CONFIG_HOME=%s/config", tmp), *cache = fmt ("XDG_CACHE_HOME=%s/cache", tmp);
-  char *run = fmt ("AVM_RUNTIME_DIR=%s/run", tmp);
+  char *avm = tu_fmt ("%s/usr/bin/avm", dest), *tmp = tu_tmpdir ();
+  char *conf = tu_fmt ("XDG_CONFIG_HOME=%s/config", tmp), *cache = tu_fmt ("XDG_CACHE_HOME=%s/cache", tmp);
+  char *run = tu_fmt ("AVM_RUNTIME_DIR=%s/run", tmp);
   char *env[] = { "AVM_DATA_DIR", "AVM_PROFILE", conf, cache, run, NULL };
-  char *pdir = fmt ("%s/usr/share/avm/profiles/", dest);
+  char *pdir = tu_fmt ("%s/usr/share/avm/profiles/", dest);
   char *out = NULL, *err = NULL;
 
   char *list[] = { avm, "profiles", "list", "--json", NULL };
@@ -412,12 +399,12 @@ Test (install, finds_installed_profiles)
   free (err);
 
   /* A dry run of the demo with the installed profile.  */
-  char *images = fmt ("%s/images", tmp);
+  char *images = tu_fmt ("%s/images", tmp);
   char *dry[] = { avm, "start", "--dry-run", "--json", "-p", "demo", "--images", images, NULL };
   cr_assert_eq (tu_run (dry, env, &out, &err), 0, "%s start --dry-run -p demo: %s", avm, err);
   json_t *plan = json_loads (out, 0, NULL);
   cr_assert_not_null (plan);
-  char *want = fmt ("%sdemo.json", pdir);
+  char *want = tu_fmt ("%sdemo.json", pdir);
   cr_expect_str_eq (json_string_value (json_object_get (plan, "profile_path")), want);
   json_decref (plan);
   free (out);
@@ -444,10 +431,10 @@ Test (install, finds_installed_profiles)
 static char *
 compiled_in_dirs (const char *bin)
 {
-  char *tmp = tu_tmpdir (), *copy = fmt ("%s/avm", tmp);
+  char *tmp = tu_tmpdir (), *copy = tu_fmt ("%s/avm", tmp);
   char *cp[] = { "cp", (char *) bin, copy, NULL };
   cr_assert_eq (tu_run (cp, NULL, NULL, NULL), 0);
-  char *conf = fmt ("XDG_CONFIG_HOME=%s/config", tmp);
+  char *conf = tu_fmt ("XDG_CONFIG_HOME=%s/config", tmp);
   char *env[] = { "AVM_DATA_DIR", conf, NULL };
   char *argv[] = { copy, "start", "-n", "-p", "no-such-profile", NULL };
   char *out = NULL, *err = NULL;
@@ -467,7 +454,7 @@ compiled_in_dirs (const char *bin)
 Test (install, datadir_follows_prefix)
 {
   /* Built with PREFIX=/usr: /usr/share/avm when not relocatable.  */
-  char *bin = fmt ("%s/usr/bin/avm", dest);
+  char *bin = tu_fmt ("%s/usr/bin/avm", dest);
   char *dirs = compiled_in_dirs (bin);
   cr_expect (strncmp (dirs, "(searched /usr/share/avm/profiles,", 34) == 0, "PREFIX=/usr build: %s", dirs);
   free (dirs);
@@ -476,7 +463,7 @@ Test (install, datadir_follows_prefix)
   /* Another PREFIX on the same build directory: rebuilt and relinked, not
      merely copied; the same PREFIX again: copied only.  */
   lock_shared ();
-  char *dest2 = fmt ("%s/dest-opt", shared);
+  char *dest2 = tu_fmt ("%s/dest-opt", shared);
   char *out = make (build, dest2, "/opt/avm", "install");
   cr_expect (strstr (out, "lib/profile/profile.c") != NULL, "PREFIX changed, profile.c not recompiled:\n%s", out);
   free (out);
@@ -485,7 +472,7 @@ Test (install, datadir_follows_prefix)
              "the same PREFIX again rebuilt something:\n%s", out);
   free (out);
   unlock_shared ();
-  bin = fmt ("%s/opt/avm/bin/avm", dest2);
+  bin = tu_fmt ("%s/opt/avm/bin/avm", dest2);
   dirs = compiled_in_dirs (bin);
   cr_expect (strncmp (dirs, "(searched /opt/avm/share/avm/profiles,", 38) == 0, "PREFIX=/opt/avm build: %s", dirs);
   free (dirs);
@@ -498,7 +485,7 @@ Test (install, man_pages)
 {
   /* Every installed page renders with man -l, and man finds them by name
      in the installed tree.  */
-  char *mandir = fmt ("%s/usr/share/man", dest);
+  char *mandir = tu_fmt ("%s/usr/share/man", dest);
   char *env[] = { "MANPAGER=cat", "PAGER=cat", "MANWIDTH=80", "LC_ALL=C.UTF-8", "MANOPT", NULL };
   wants_build ();
   size_t pages = 0;
@@ -506,7 +493,7 @@ Test (install, man_pages)
     {
       if (strncmp (wants[k].rel, "usr/share/man/", 14) != 0)
         continue;
-      char *path = fmt ("%s/%s", dest, wants[k].rel);
+      char *path = tu_fmt ("%s/%s", dest, wants[k].rel);
       char *argv[] = { "man", "-l", path, NULL };
       char *out = NULL, *err = NULL;
       int rc = tu_run (argv, env, &out, &err);
@@ -536,9 +523,9 @@ Test (install, completion_with_installed_avm)
 {
   /* The installed completion, run by bash for the installed avm: the
      installed profiles complete.  */
-  char *file = fmt ("%s/usr/share/bash-completion/completions/avm", dest);
-  char *avm = fmt ("%s/usr/bin/avm", dest), *tmp = tu_tmpdir ();
-  char *conf = fmt ("XDG_CONFIG_HOME=%s/config", tmp);
+  char *file = tu_fmt ("%s/usr/share/bash-completion/completions/avm", dest);
+  char *avm = tu_fmt ("%s/usr/bin/avm", dest), *tmp = tu_tmpdir ();
+  char *conf = tu_fmt ("XDG_CONFIG_HOME=%s/config", tmp);
   char *env[] = { "AVM_DATA_DIR", conf, NULL };
   static const char script[] = "source \"$1\" || exit 1\n"
                                "COMP_WORDS=(\"$2\" start -p '') COMP_CWORD=3\n"
@@ -555,7 +542,7 @@ Test (install, completion_with_installed_avm)
       {
         char *name = strdup (wants[k].rel + 23);
         name[strlen (name) - 5] = '\0';
-        char *line = fmt ("\n%s\n", name);
+        char *line = tu_fmt ("\n%s\n", name);
         cr_expect (strstr (out, line) || strncmp (out, line + 1, strlen (line) - 1) == 0,
                    "avm start -p <TAB> lacks %s:\n%s", name, out);
         free (line);
@@ -579,11 +566,11 @@ Test (install, uninstall)
   /* Install into a tree of its own, add files of the host's, uninstall:
      only the host's files are left, and of avm's directories only the one
      that still holds a host file.  */
-  char *d = fmt ("%s/dest-uninstall-%d", shared, (int) getpid ());
+  char *d = tu_fmt ("%s/dest-uninstall-%d", shared, (int) getpid ());
   lock_shared ();
   free (make (build, d, PREFIX, "install"));
   unlock_shared ();
-  char *bin = fmt ("%s/usr/bin", d), *share = fmt ("%s/usr/share", d);
+  char *bin = tu_fmt ("%s/usr/bin", d), *share = tu_fmt ("%s/usr/share", d);
   free (tu_write (bin, "other-tool", "#!/bin/sh\n"));
   free (tu_write (share, "other.txt", "x\n"));
 
@@ -602,7 +589,7 @@ Test (install, uninstall)
     cr_expect (strcmp (got[i].rel, "usr/bin/other-tool") == 0 || strcmp (got[i].rel, "usr/share/other.txt") == 0,
                "make uninstall left %s", got[i].rel);
   entries_free (got, n);
-  char *avmdir = fmt ("%s/usr/share/avm", d);
+  char *avmdir = tu_fmt ("%s/usr/share/avm", d);
   struct stat st;
   cr_expect (lstat (avmdir, &st) < 0 && errno == ENOENT, "make uninstall left %s", avmdir);
   free (avmdir);
@@ -610,14 +597,14 @@ Test (install, uninstall)
   /* A profile added by hand keeps its directory, and uninstall succeeds. */
   lock_shared ();
   free (make (build, d, PREFIX, "install"));
-  char *pdir = fmt ("%s/usr/share/avm/profiles", d);
+  char *pdir = tu_fmt ("%s/usr/share/avm/profiles", d);
   free (tu_write (pdir, "local.json", "{}\n"));
   free (make (build, d, PREFIX, "uninstall"));
   unlock_shared ();
   walk (d, &got, &n);
   cr_expect_eq (n, 3, "make uninstall left %zu files (want the 3 of the host)", n);
   entries_free (got, n);
-  char *local = fmt ("%s/local.json", pdir);
+  char *local = tu_fmt ("%s/local.json", pdir);
   cr_expect_eq (access (local, F_OK), 0, "make uninstall removed %s", local);
   free (local);
   free (pdir);
@@ -637,7 +624,7 @@ Test (install, quadlets_where_quadlet_reads_them)
                                              { "/usr", "/usr/share/containers/systemd" } };
   for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
     {
-      char *p = fmt ("PREFIX=%s", prefixes[i][0]), *want = fmt ("/x%s/", prefixes[i][1]);
+      char *p = tu_fmt ("PREFIX=%s", prefixes[i][0]), *want = tu_fmt ("/x%s/", prefixes[i][1]);
       char *targets[] = { "install", "uninstall" };
       for (size_t t = 0; t < 2; t++)
         {
@@ -661,33 +648,34 @@ Test (install, quadlets_where_quadlet_reads_them)
    image directory: what is checked is where the files go.  */
 Test (install, demo_images_when_built)
 {
-  char *d = fmt ("%s/dest-demo-%d", shared, (int) getpid ()), *img = fmt ("%s/demo-image-%d", shared, (int) getpid ());
-  char *share = fmt ("%s/share", img);
+  char *d = tu_fmt ("%s/dest-demo-%d", shared, (int) getpid ()),
+       *img = tu_fmt ("%s/demo-image-%d", shared, (int) getpid ());
+  char *share = tu_fmt ("%s/share", img);
   free (tu_write (img, "vmlinuz", "kernel"));
   free (tu_write (img, "initramfs.cpio.gz", "initramfs"));
   free (tu_write (img, "data.img", "disk"));
   free (tu_write (share, "hello.txt", "hello"));
-  char *demo_dir = fmt ("DEMO_DIR=%s", img);
+  char *demo_dir = tu_fmt ("DEMO_DIR=%s", img);
   lock_shared ();
   free (make_with (build, d, PREFIX, "install", demo_dir));
   unlock_shared ();
   const char *files[] = { "vmlinuz", "initramfs.cpio.gz", "data.img", "share/hello.txt" };
   for (size_t i = 0; i < 4; i++)
     {
-      char *f = fmt ("%s/usr/share/avm/demo/%s", d, files[i]);
+      char *f = tu_fmt ("%s/usr/share/avm/demo/%s", d, files[i]);
       struct stat st;
       cr_expect (stat (f, &st) == 0 && (st.st_mode & 07777) == 0644, "%s not installed (0644)", f);
       free (f);
     }
 
-  char *avm = fmt ("%s/usr/bin/avm", d), *tmp = tu_tmpdir ();
-  char *conf = fmt ("XDG_CONFIG_HOME=%s/config", tmp), *cache = fmt ("XDG_CACHE_HOME=%s/cache", tmp);
+  char *avm = tu_fmt ("%s/usr/bin/avm", d), *tmp = tu_tmpdir ();
+  char *conf = tu_fmt ("XDG_CONFIG_HOME=%s/config", tmp), *cache = tu_fmt ("XDG_CACHE_HOME=%s/cache", tmp);
   char *env[] = { "AVM_DATA_DIR", "AVM_PROFILE", conf, cache, NULL };
-  char *caps = fmt ("%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ());
+  char *caps = tu_fmt ("%s/tests/data/caps-qemu-10.0-x86_64.json", tu_srcdir ());
   char *argv[] = { avm, "start", "--dry-run", "-p", "demo", "--caps", caps, "--set", "machine.accel=tcg", NULL };
   char *out = NULL, *err = NULL;
   cr_assert_eq (tu_run (argv, env, &out, &err), 0, "%s", err);
-  char *want = fmt ("-kernel %s/usr/share/avm/demo/vmlinuz", d);
+  char *want = tu_fmt ("-kernel %s/usr/share/avm/demo/vmlinuz", d);
   cr_expect (strstr (out, want), "the installed demo does not boot %s:\n%s", want, out);
   cr_expect_null (strstr (err, "does not exist"), "%s", err);
   free (out);
@@ -696,7 +684,7 @@ Test (install, demo_images_when_built)
   lock_shared ();
   free (make_with (build, d, PREFIX, "uninstall", demo_dir));
   unlock_shared ();
-  char *avmdir = fmt ("%s/usr/share/avm", d);
+  char *avmdir = tu_fmt ("%s/usr/share/avm", d);
   struct stat st;
   cr_expect (lstat (avmdir, &st) < 0 && errno == ENOENT, "make uninstall left %s", avmdir);
   free (avmdir);

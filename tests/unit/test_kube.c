@@ -40,22 +40,10 @@ teardown (void)
 
 TestSuite (kube, .init = setup, .fini = teardown);
 
-static char *fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
-static char *
-fmt (const char *f, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, f);
-  cr_assert_geq (vasprintf (&s, f, ap), 0);
-  va_end (ap);
-  return s;
-}
-
 static void
 need_validator (void)
 {
-  char *mods = fmt ("%s/tests/kube/node_modules/kubernetes-models", tu_srcdir ());
+  char *mods = tu_fmt ("%s/tests/kube/node_modules/kubernetes-models", tu_srcdir ());
   char *argv[] = { "node", "--version", NULL };
   char *out = NULL, *err = NULL;
   bool node = tu_run (argv, NULL, &out, &err) == 0;
@@ -72,7 +60,7 @@ need_validator (void)
 static int
 validate_argv (char *const args[], char **out)
 {
-  char *script = fmt ("%s/tests/kube/validate.mjs", tu_srcdir ());
+  char *script = tu_fmt ("%s/tests/kube/validate.mjs", tu_srcdir ());
   size_t n = 0;
   while (args[n])
     n++;
@@ -93,7 +81,7 @@ validate_argv (char *const args[], char **out)
 static int
 validate (long long budget, char *const files[], char **out)
 {
-  char *b = fmt ("%lld", budget);
+  char *b = tu_fmt ("%lld", budget);
   char *args[40] = { "--budget", b };
   size_t n = 2;
   for (size_t i = 0; files[i] && n < 39; i++)
@@ -114,7 +102,7 @@ common_args (char **v, size_t *n, const char *profile, const char *option)
   v[(*n)++] = "--images";
   v[(*n)++] = tmp;
   v[(*n)++] = "--set";
-  v[(*n)++] = fmt ("paths.helpers=%s", tu_fake_helpers ());
+  v[(*n)++] = tu_fmt ("paths.helpers=%s", tu_fake_helpers ());
   if (option)
     {
       v[(*n)++] = "-O";
@@ -129,10 +117,10 @@ common_args (char **v, size_t *n, const char *profile, const char *option)
 static char *
 caps_for (const char *arch)
 {
-  char *dst = fmt ("%s/caps-%s.json", tmp, arch);
+  char *dst = tu_fmt ("%s/caps-%s.json", tmp, arch);
   if (access (dst, R_OK) == 0)
     return dst;
-  char *src = fmt ("%s/tests/data/caps-qemu-10.0-%s.json", tu_srcdir (), arch);
+  char *src = tu_fmt ("%s/tests/data/caps-qemu-10.0-%s.json", tu_srcdir (), arch);
   json_t *j = json_load_file (src, 0, NULL);
   cr_assert_not_null (j, "%s", src);
   json_array_append_new (json_object_get (j, "devices"), json_string ("virtio-rotary-pci"));
@@ -206,7 +194,7 @@ kube_file (const char *profile, const char *option, const char *tag, char *const
   int r = tu_avmv (v, &out, &err);
   cr_assert_eq (r, 0, "avm kube -p %s -O %s: exit %d: %s", profile, option ? option : "-", r, err);
   cr_assert_str_eq (err, "", "avm kube -p %s: %s", profile, err);
-  char *name = fmt ("%s-%s-%s.json", profile, option ? option : "default", tag);
+  char *name = tu_fmt ("%s-%s-%s.json", profile, option ? option : "default", tag);
   char *path = tu_write (tmp, name, out);
   free (name);
   free (out);
@@ -227,7 +215,7 @@ add (char ***args, size_t *n, const char *profile, const char *option)
   *args = realloc (*args, (*n + 5) * sizeof **args);
   cr_assert_not_null (*args);
   (*args)[(*n)++] = "--budget";
-  (*args)[(*n)++] = fmt ("%lld", b);
+  (*args)[(*n)++] = tu_fmt ("%lld", b);
   (*args)[(*n)++] = kube_file (profile, option, "sts", sts);
   (*args)[(*n)++] = kube_file (profile, option, "pod", pod);
   (*args)[*n] = NULL;
@@ -254,7 +242,7 @@ Test (kube, every_shipped_profile_and_option_validates, .timeout = TU_TIMEOUT (3
       json_object_foreach (json_object_get (p, "options"), opt, o)
         json_object_foreach (json_object_get (o, "choices"), choice, c)
           {
-            char *oc = fmt ("%s=%s", opt, choice);
+            char *oc = tu_fmt ("%s=%s", opt, choice);
             add (&args, &na, name, oc);
             choices++;
             free (oc);
@@ -349,7 +337,7 @@ Test (kube, statefulset_ports_resources_and_probes)
   json_t *res = json_object_get (c, "resources");
   long long want
       = 512 + AVM_KUBE_QEMU_OVERHEAD_MIB + AVM_KUBE_HELPER_MIB * (long long) (helpers_of ("demo", "display=web") + 1);
-  char *mem = fmt ("%lldMi", want), *lim = fmt ("%lldMi", want + 1024);
+  char *mem = tu_fmt ("%lldMi", want), *lim = tu_fmt ("%lldMi", want + 1024);
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (res, "requests"), "memory")), mem);
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (res, "limits"), "memory")), lim);
   cr_assert_str_eq (json_string_value (json_object_get (json_object_get (res, "requests"), "cpu")), "1");
@@ -492,7 +480,7 @@ Test (kube, broken_manifests_are_rejected, .timeout = TU_TIMEOUT (60))
       json_t *m = json_load_file (good, 0, NULL);
       cr_assert_not_null (m);
       breaks (m, i);
-      char *path = fmt ("%s/broken-%d.json", tmp, i);
+      char *path = tu_fmt ("%s/broken-%d.json", tmp, i);
       cr_assert_eq (json_dump_file (m, path, 0), 0);
       json_decref (m);
       char *one[] = { path, NULL };
@@ -507,7 +495,7 @@ Test (kube, broken_manifests_are_rejected, .timeout = TU_TIMEOUT (60))
 /* In a StatefulSet's pod, commands take instance $AVM_POD_ORDINAL + 1.  */
 Test (kube, pod_ordinal_picks_the_instance)
 {
-  char *rt = fmt ("AVM_RUNTIME_DIR=%s", tmp);
+  char *rt = tu_fmt ("AVM_RUNTIME_DIR=%s", tmp);
   char *ord[] = { "AVM_POD_ORDINAL=2", rt, NULL };
   char *argv[] = { (char *) tu_avm_bin (), "status", NULL };
   char *out = NULL, *err = NULL;
@@ -528,7 +516,7 @@ Test (kube, pod_ordinal_picks_the_instance)
    avm@.service, test_deploy.c) give it.  */
 Test (kube, grace_period_is_the_containerfile_budget)
 {
-  char *path = fmt ("%s/containers/Containerfile", tu_srcdir ());
+  char *path = tu_fmt ("%s/containers/Containerfile", tu_srcdir ());
   char *cf = tu_read (path);
   const char *l = strstr (cf, "io.avm.stop-timeout=\"");
   cr_assert_not_null (l, "no io.avm.stop-timeout label in %s", path);

@@ -35,55 +35,18 @@
 static char *tmp, *vol, *name, *manifest, *conf_env;
 static bool played, volume;
 
-static char *fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
-static char *
-fmt (const char *f, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, f);
-  cr_assert_geq (vasprintf (&s, f, ap), 0);
-  va_end (ap);
-  return s;
-}
-
-/* podman ARGS... (NULL-ended) under the test's containers.conf.  */
-static int podman (char **out, char **err, ...) __attribute__ ((sentinel));
-static int
-podman (char **out, char **err, ...)
-{
-  char *argv[24] = { "podman" };
-  size_t n = 1;
-  va_list ap;
-  va_start (ap, err);
-  for (char *a; (a = va_arg (ap, char *)) && n < 23;)
-    argv[n++] = a;
-  va_end (ap);
-  argv[n] = NULL;
-  char *env[] = { conf_env, NULL };
-  char *o = NULL, *e = NULL;
-  int r = tu_run (argv, env, &o, &e);
-  if (out)
-    *out = o;
-  else
-    free (o);
-  if (err)
-    *err = e;
-  else
-    free (e);
-  return r;
-}
+#define podman tu_podman
 
 /* The argv of unit TEXT's KEY= line (the generator's words: no quoting
    needed for the paths of this test).  */
 static char **
 exec_line (const char *text, const char *key)
 {
-  char *k = fmt ("\n%s=", key);
+  char *k = tu_fmt ("\n%s=", key);
   const char *p = strstr (text, k);
   cr_assert (p, "no %s= in the generated unit:\n%s", key, text);
   p += strlen (k);
-  char *line = fmt ("%.*s", (int) strcspn (p, "\n"), p);
+  char *line = tu_fmt ("%.*s", (int) strcspn (p, "\n"), p);
   char **argv = calloc (32, sizeof *argv);
   size_t n = 0;
   for (char *w = strtok (line, " "); w && n < 31; w = strtok (NULL, " "))
@@ -110,13 +73,13 @@ notify_socket (const char *path)
 static char *
 notify_read (int fd)
 {
-  char *all = fmt ("%s", "");
+  char *all = tu_fmt ("%s", "");
   char buf[4096];
   ssize_t n;
   while ((n = recv (fd, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0)
     {
       buf[n] = '\0';
-      char *next = fmt ("%s%s\n", all, buf);
+      char *next = tu_fmt ("%s%s\n", all, buf);
       free (all);
       all = next;
     }
@@ -128,10 +91,10 @@ setup (void)
 {
   tmp = tu_tmpdir ();
   int id = (int) getpid ();
-  vol = fmt ("avm-kube-test-images-%d", id);
-  name = fmt ("avm-kube-test-%d", id);
-  manifest = fmt ("%s/pod.json", tmp);
-  conf_env = fmt ("CONTAINERS_CONF=%s/containers/containers.conf", tu_srcdir ());
+  vol = tu_fmt ("avm-kube-test-images-%d", id);
+  name = tu_fmt ("avm-kube-test-%d", id);
+  manifest = tu_fmt ("%s/pod.json", tmp);
+  conf_env = tu_fmt ("CONTAINERS_CONF=%s/containers/containers.conf", tu_srcdir ());
 }
 
 static void
@@ -167,7 +130,7 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   char *demo = tu_demo_image ();
   char *err = NULL, *out = NULL;
   /* The images: the claim is a podman volume of that name.  */
-  char *tar = fmt ("%s/demo.tar", tmp);
+  char *tar = tu_fmt ("%s/demo.tar", tmp);
   char *targv[] = { "tar", "-C", demo, "-cf", tar, ".", NULL };
   cr_assert_eq (tu_run (targv, NULL, NULL, NULL), 0);
   volume = true;
@@ -206,33 +169,33 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   free (err);
 
   /* The unit: quadlets/aaos-pod.kube with the demo's manifest and pod.  */
-  char *unit = tu_read (fmt ("%s/quadlets/aaos-pod.kube", tu_srcdir ()));
+  char *unit = tu_read (tu_fmt ("%s/quadlets/aaos-pod.kube", tu_srcdir ()));
   cr_assert_not_null (unit);
   const char *from[] = { "Yaml=aaos-pod.yaml\n", "ExecStop=/usr/bin/podman pod stop --time 112 aaos-pod\n" };
-  const char *to[] = { "Yaml=pod.json\n", fmt ("ExecStop=/usr/bin/podman pod stop --time %lld %s\n", grace, name) };
+  const char *to[] = { "Yaml=pod.json\n", tu_fmt ("ExecStop=/usr/bin/podman pod stop --time %lld %s\n", grace, name) };
   for (size_t i = 0; i < 2; i++)
     {
       cr_assert (strstr (unit, from[i]), "quadlets/aaos-pod.kube has no line %s", from[i]);
       unit = tu_replace (unit, from[i], to[i]);
     }
   tu_write (tmp, "avm-kube-test.kube", unit);
-  char *units = fmt ("%s/units", tmp);
-  char *qenv[] = { fmt ("QUADLET_UNIT_DIRS=%s", tmp), NULL };
+  char *units = tu_fmt ("%s/units", tmp);
+  char *qenv[] = { tu_fmt ("QUADLET_UNIT_DIRS=%s", tmp), NULL };
   const char *quadlet = getenv ("AVM_QUADLET");
   cr_assert (quadlet && *quadlet, "AVM_QUADLET is not set (run the suite with `make check`)");
   char *gen[] = { (char *) quadlet, "-no-kmsg-log", units, units, units, NULL };
   cr_assert_eq (tu_run (gen, qenv, NULL, &err), 0, "quadlet: %s", err);
   free (err);
-  char *svc = tu_read (fmt ("%s/avm-kube-test.service", units));
+  char *svc = tu_read (tu_fmt ("%s/avm-kube-test.service", units));
   cr_assert_not_null (svc, "the generator made no avm-kube-test.service");
   char **start = exec_line (svc, "ExecStart"), **stop = exec_line (svc, "ExecStop"),
        **stop_post = exec_line (svc, "ExecStopPost");
   cr_assert (strstr (svc, "\nType=notify\n") && strstr (svc, "\nNotifyAccess=all\n"), "%s", svc);
 
   /* ExecStart, with the notification socket systemd would give it.  */
-  char *sock = fmt ("%s/notify.sock", tmp);
+  char *sock = tu_fmt ("%s/notify.sock", tmp);
   int nfd = notify_socket (sock);
-  char *senv[] = { conf_env, fmt ("NOTIFY_SOCKET=%s", sock), NULL };
+  char *senv[] = { conf_env, tu_fmt ("NOTIFY_SOCKET=%s", sock), NULL };
   double t0 = now ();
   played = true;
   cr_assert_eq (tu_run (start, senv, NULL, &err), 0, "ExecStart (podman kube play): %s", err);
@@ -242,7 +205,7 @@ Test (kube_play, demo_pod_boots_and_stops_under_podman, .timeout = TU_TIMEOUT (6
   /* The manifest's sdnotify annotation: the play returned once avm said
      READY=1, so the guest has booted now.  */
   cr_log_info ("podman kube play to READY: %.1f s", now () - t0);
-  char *container = fmt ("%s-avm", name);
+  char *container = tu_fmt ("%s-avm", name);
   int r = podman (NULL, NULL, "exec", container, "avm", "status", "--ready", "-i", "1", NULL);
   char *logs = NULL;
   podman (&logs, &err, "logs", container, NULL);

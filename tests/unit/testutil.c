@@ -599,3 +599,41 @@ tu_container_image (void)
   cr_assert (*id, "empty build/container-image.id");
   return id;
 }
+
+char *
+tu_fmt (const char *f, ...)
+{
+  va_list ap;
+  char *s = NULL;
+  va_start (ap, f);
+  cr_assert_geq (vasprintf (&s, f, ap), 0);
+  va_end (ap);
+  return s;
+}
+
+int
+tu_podman (char **out, char **err, ...)
+{
+  char *argv[32] = { "podman" };
+  size_t n = 1;
+  va_list ap;
+  va_start (ap, err);
+  for (char *a; (a = va_arg (ap, char *)) && n < 31;)
+    argv[n++] = a;
+  va_end (ap);
+  argv[n] = NULL;
+  char *conf = tu_fmt ("CONTAINERS_CONF=%s/containers/containers.conf", tu_srcdir ());
+  char *env[] = { conf, NULL };
+  char *o = NULL, *e = NULL;
+  int r = tu_run (argv, env, &o, &e);
+  free (conf);
+  if (out)
+    *out = o;
+  else
+    free (o);
+  if (err)
+    *err = e;
+  else
+    free (e);
+  return r;
+}

@@ -21,6 +21,8 @@ void tu_rmtree (const char *dir);
 char *tu_write (const char *dir, const char *name, const char *content);
 /* Read a whole file (malloc'd, NUL-terminated) or NULL.  */
 char *tu_read (const char *path);
+/* asprintf that fails the test instead of returning NULL.  */
+char *tu_fmt (const char *f, ...) __attribute__ ((format (printf, 1, 2)));
 
 /* Run ARGV (argv[0] a path, or a name searched in $PATH) with environment
    changes ENV ("K=V" sets, "K" unsets; NULL-terminated, may be NULL);
@@ -77,6 +79,10 @@ int tu_make_locked (const char *target, const char *lock_name, char **out, char 
    a lock the tests share.  A failed build fails the test; skipped when
    podman or the Debian base images are missing.  */
 char *tu_container_image (void);
+/* `podman ARGS...` (NULL-terminated) under the project's
+   containers/containers.conf (runc: crun fails on some hosts); its exit
+   status, *OUT and *ERR (allocated; either may be NULL: dropped).  */
+int tu_podman (char **out, char **err, ...) __attribute__ ((sentinel));
 
 /* $AVM_SRCDIR/build/demo (malloc'd), built by `make demo-image` first when
    missing or out of date (under a lock); skips the test when the kernel or
