@@ -907,3 +907,38 @@ Test (logsink, run_header_and_timestamps)
   free (text);
   free (path);
 }
+
+/* The line callback runs once the line is in the log file: the boot
+   marker's callback sends READY=1, and whoever that wakes may read the
+   log for the line.  */
+struct in_log
+{
+  struct avm_logsink *s;
+  int calls, found;
+};
+
+static void
+check_in_log (void *data, const char *line, size_t len)
+{
+  struct in_log *c = data;
+  char *log = tu_read (avm_logsink_path (c->s));
+  c->calls++;
+  if (log && memmem (log, strlen (log), line, len))
+    c->found++;
+  free (log);
+}
+
+Test (logsink, line_in_the_log_before_its_callback)
+{
+  struct in_log c = { 0 };
+  /* As the consoles' logs: lines, stamped (the raw bytes otherwise).  */
+  struct avm_logsink_config cfg = { .dir = dir, .echo_fd = -1, .timestamps = true };
+  avm_error_t err = NULL;
+  cr_assert_eq (avm_logsink_open (&cfg, "con", "svc", 6, &c.s, &err), 0, "%s", err ? err->msg : "?");
+  avm_logsink_set_line_cb (c.s, check_in_log, &c);
+  feed_str (c.s, "VIRTUAL_DEVICE_BOOT_");
+  feed_str (c.s, "COMPLETED\r\nnext line\n");
+  cr_assert_eq (c.calls, 2);
+  cr_assert_eq (c.found, 2, "the callback ran before its line was in %s", avm_logsink_path (c.s));
+  avm_logsink_free (c.s);
+}
