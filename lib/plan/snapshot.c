@@ -57,7 +57,12 @@ fail:
 /* snapshot.clock.  The guest agent's socket is the console port of kind
    agent (qemu_display.c); a clock service must run in this plan and be
    started anew by every restore, which a stateless one is (a helper that
-   suspends is restored with its state, one that refuses blocks the save).  */
+   suspends is restored with its state, one that refuses blocks the save).
+   The AAOS profiles name modem_simulator: a fresh one sends the network
+   time (%CTZV, NITZ) on the guest's first signal strength query
+   (google/android-cuttlefish base/cvd/cuttlefish/host/commands/
+   modem_simulator/network_service.cpp, HandleSignalStrength, and
+   misc_service.cpp, TimeUpdate; also on AT+CFUN=1, HandleRadioPower).  */
 int
 plan_snapshot_clock (struct plan_ctx *c, struct avm_plan *plan)
 {
